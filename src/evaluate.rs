@@ -1,0 +1,197 @@
+//! One evaluation of a rule set against one rollout at one moment: build each rule's queries
+//! for the new and the old ReplicaSets, ask the metric source, judge.
+//!
+//! Owns the mapping from a rule to the queries it needs and from their answers to an
+//! [`Observation`]. Generic over [`MetricSource`], so the controller (Prometheus), `backtest`
+//! (Prometheus, at past times) and the tests (fixed data) share it; it never talks HTTP itself.
+
+use futures::future::join_all;
+use jiff::{SignedDuration, Timestamp};
+use serde::{Deserialize, Serialize};
+
+use crate::judge::{self, Counts, Observation, SentQuery, Verdict, Window};
+use crate::rules::{Check, Rule, RuleSet};
+use crate::source::{MetricSource, Series, SourceError, unix_seconds};
+use crate::template::{Bindings, Template};
+
+/// The rollout being judged: a Deployment, its new ReplicaSet and the old ones that still count.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Target {
+    pub namespace: String,
+    pub deployment: String,
+    pub new_replicaset: String,
+    /// Empty once no old pods remain (after the rollout); comparisons are then inconclusive and
+    /// only absolute checks decide.
+    pub old_replicasets: Vec<String>,
+}
+
+/// All verdicts of one evaluation.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Evaluation {
+    pub at: Timestamp,
+    pub verdicts: Vec<Verdict>,
+}
+
+/// Evaluates every rule at `at`, queries of different rules concurrently.
+pub async fn evaluate<S: MetricSource>(
+    rules: &RuleSet,
+    target: &Target,
+    at: Timestamp,
+    source: &S,
+) -> Evaluation {
+    let verdicts = join_all(
+        rules
+            .rules
+            .iter()
+            .map(|r| evaluate_rule(r, target, at, source)),
+    )
+    .await;
+    Evaluation { at, verdicts }
+}
+
+/// Evaluates one rule at `at`.
+pub async fn evaluate_rule<S: MetricSource>(
+    rule: &Rule,
+    target: &Target,
+    at: Timestamp,
+    source: &S,
+) -> Verdict {
+    let window = window_of(rule, at);
+    let new_rs = std::slice::from_ref(&target.new_replicaset);
+    let has_old = !target.old_replicasets.is_empty();
+    let bind = |replicasets| Bindings {
+        namespace: &target.namespace,
+        deployment: &target.deployment,
+        replicasets,
+        window: rule.window,
+    };
+    let mut sent = Vec::new();
+    let observation = match &rule.check {
+        Check::ErrorRate(c) => {
+            let mut sides = Vec::new();
+            for (side, rs) in [("new", new_rs), ("old", &target.old_replicasets[..])] {
+                if side == "old" && !has_old {
+                    continue;
+                }
+                let b = bind(rs);
+                let errors = record(&mut sent, side, "errors", &c.errors, &b);
+                let requests = record(&mut sent, side, "requests", &c.requests, &b);
+                sides.push(async move {
+                    let (e, r) =
+                        futures::join!(source.instant(&errors, at), source.instant(&requests, at));
+                    Ok::<_, SourceError>(Counts {
+                        errors: sum(&e?),
+                        requests: sum(&r?),
+                    })
+                });
+            }
+            let mut results = join_all(sides).await.into_iter();
+            match (results.next(), results.next()) {
+                (Some(Ok(new)), Some(Ok(old))) => Observation::Counts {
+                    new,
+                    old: Some(old),
+                },
+                (Some(Ok(new)), None) => Observation::Counts { new, old: None },
+                (Some(Err(e)), _) | (_, Some(Err(e))) => Observation::Failed(e.to_string()),
+                (None, _) => Observation::Failed("internal: no query for the new side".into()),
+            }
+        }
+        Check::Compare(c) => {
+            let old = has_old.then_some(&target.old_replicasets[..]);
+            series_pair(
+                &mut sent, &c.query, new_rs, old, &bind, &window, c.step, source,
+            )
+            .await
+        }
+        Check::Absolute(c) => {
+            let old = (has_old && c.unless_old_too).then_some(&target.old_replicasets[..]);
+            series_pair(
+                &mut sent, &c.query, new_rs, old, &bind, &window, c.step, source,
+            )
+            .await
+        }
+    };
+    let mut verdict = judge::judge(rule, &window, &observation);
+    verdict.queries = sent;
+    verdict
+}
+
+/// The window a rule looks at when evaluated at `at`.
+pub fn window_of(rule: &Rule, at: Timestamp) -> Window {
+    let (warmup, step) = match &rule.check {
+        Check::ErrorRate(_) => (0.0, 0.0),
+        Check::Compare(c) => (c.warmup.as_secs_f64(), c.step.as_secs_f64()),
+        Check::Absolute(c) => (c.warmup.as_secs_f64(), c.step.as_secs_f64()),
+    };
+    let at_s = unix_seconds(at);
+    let start = at_s - rule.window.as_secs_f64();
+    Window {
+        at: at_s,
+        start,
+        query_start: start - warmup,
+        warmup,
+        step,
+    }
+}
+
+fn record(
+    sent: &mut Vec<SentQuery>,
+    side: &str,
+    name: &str,
+    t: &Template,
+    b: &Bindings<'_>,
+) -> String {
+    let promql = t.render(b);
+    sent.push(SentQuery {
+        side: side.into(),
+        name: name.into(),
+        promql: promql.clone(),
+    });
+    promql
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn series_pair<'a, S: MetricSource>(
+    sent: &mut Vec<SentQuery>,
+    query: &Template,
+    new_rs: &'a [String],
+    old_rs: Option<&'a [String]>,
+    bind: &impl Fn(&'a [String]) -> Bindings<'a>,
+    window: &Window,
+    step: crate::duration::PromDuration,
+    source: &S,
+) -> Observation {
+    let start = from_unix(window.query_start);
+    let end = from_unix(window.at);
+    let new_q = record(sent, "new", "query", query, &bind(new_rs));
+    let old_q = old_rs.map(|rs| record(sent, "old", "query", query, &bind(rs)));
+    let new_f = source.range(&new_q, start, end, step);
+    let old_f = async {
+        match &old_q {
+            Some(q) => source.range(q, start, end, step).await.map(Some),
+            None => Ok(None),
+        }
+    };
+    match futures::join!(new_f, old_f) {
+        (Ok(new), Ok(old)) => Observation::Series { new, old },
+        (Err(e), _) | (_, Err(e)) => Observation::Failed(e.to_string()),
+    }
+}
+
+fn from_unix(seconds: f64) -> Timestamp {
+    Timestamp::UNIX_EPOCH + SignedDuration::from_millis((seconds * 1000.0).round() as i64)
+}
+
+/// The sum of all finite values of an instant result; `None` if there are none (absent data).
+fn sum(series: &[Series]) -> Option<f64> {
+    let values: Vec<f64> = series
+        .iter()
+        .filter_map(|s| s.points.last())
+        .map(|p| p.v)
+        .filter(|v| v.is_finite())
+        .collect();
+    (!values.is_empty()).then(|| values.iter().sum())
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,161 @@
+use std::sync::Mutex;
+
+use super::*;
+use crate::judge::Outcome;
+use crate::rules::RuleSet;
+use crate::source::Point;
+
+/// Answers from a function of the query, and remembers every call.
+struct Fake<F> {
+    answer: F,
+    calls: Mutex<Vec<String>>,
+}
+
+impl<F> Fake<F>
+where
+    F: Fn(&str, f64, f64) -> Result<Vec<Series>, SourceError> + Sync,
+{
+    fn new(answer: F) -> Self {
+        Fake {
+            answer,
+            calls: Mutex::new(Vec::new()),
+        }
+    }
+}
+
+impl<F> MetricSource for Fake<F>
+where
+    F: Fn(&str, f64, f64) -> Result<Vec<Series>, SourceError> + Sync,
+{
+    async fn instant(&self, query: &str, at: Timestamp) -> Result<Vec<Series>, SourceError> {
+        self.calls.lock().unwrap().push(format!("instant {query}"));
+        (self.answer)(query, unix_seconds(at), unix_seconds(at))
+    }
+
+    async fn range(
+        &self,
+        query: &str,
+        start: Timestamp,
+        end: Timestamp,
+        step: crate::duration::PromDuration,
+    ) -> Result<Vec<Series>, SourceError> {
+        self.calls
+            .lock()
+            .unwrap()
+            .push(format!("range {step} {query}"));
+        (self.answer)(query, unix_seconds(start), unix_seconds(end))
+    }
+}
+
+fn scalar(v: f64) -> Vec<Series> {
+    vec![Series {
+        labels: Default::default(),
+        points: vec![Point { t: 0.0, v }],
+    }]
+}
+
+fn target(old: &[&str]) -> Target {
+    Target {
+        namespace: "shop".into(),
+        deployment: "web".into(),
+        new_replicaset: "web-new".into(),
+        old_replicasets: old.iter().map(|s| s.to_string()).collect(),
+    }
+}
+
+fn at() -> Timestamp {
+    "2026-11-20T10:00:00Z".parse().unwrap()
+}
+
+fn only(rules: &RuleSet, name: &str) -> RuleSet {
+    RuleSet {
+        rules: vec![rules.get(name).unwrap().clone()],
+        files: vec![],
+    }
+}
+
+#[tokio::test]
+async fn error_rate_queries_each_side_and_judges() {
+    let rules = only(&RuleSet::defaults(), "class-loading-errors");
+    let fake = Fake::new(|q: &str, _, _| {
+        let new = q.contains("web-new");
+        Ok(match (q.contains("php_errors_total"), new) {
+            (true, true) => scalar(40.0),
+            (true, false) => vec![],
+            (false, true) => scalar(4000.0),
+            (false, false) => scalar(12000.0),
+        })
+    });
+    let eval = evaluate(&rules, &target(&["web-old1", "web-old2"]), at(), &fake).await;
+    let v = &eval.verdicts[0];
+    assert_eq!(v.outcome, Outcome::Fail, "{}", v.reason);
+    assert_eq!(v.queries.len(), 4);
+    let calls = fake.calls.lock().unwrap().clone();
+    assert_eq!(calls.len(), 4);
+    assert!(calls.iter().all(|c| c.starts_with("instant ")), "{calls:?}");
+    let old_errors = &v
+        .queries
+        .iter()
+        .find(|q| q.side == "old" && q.name == "errors")
+        .unwrap()
+        .promql;
+    assert!(
+        old_errors.contains(r#"pod=~"(?:web-old1-[a-z0-9]{5}|web-old2-[a-z0-9]{5})""#),
+        "{old_errors}"
+    );
+    assert!(old_errors.contains("[10m]"), "{old_errors}");
+}
+
+#[tokio::test]
+async fn without_old_pods_comparisons_skip_the_old_side() {
+    let rules = RuleSet::defaults();
+    let fake = Fake::new(|_: &str, _, _| Ok(scalar(1.0)));
+    let eval = evaluate(&rules, &target(&[]), at(), &fake).await;
+    for v in &eval.verdicts {
+        assert!(
+            v.queries.iter().all(|q| q.side == "new"),
+            "{}: {:?}",
+            v.rule,
+            v.queries
+        );
+        let rule = rules.get(&v.rule).unwrap();
+        if rule.check.needs_baseline() {
+            assert_eq!(v.outcome, Outcome::Inconclusive, "{}", v.rule);
+        }
+    }
+}
+
+#[tokio::test]
+async fn range_queries_reach_back_over_the_warm_up() {
+    let rules = only(&RuleSet::defaults(), "cpu-saturation");
+    let seen = Mutex::new(None);
+    let fake = Fake::new(|_: &str, start, end| {
+        *seen.lock().unwrap() = Some((start, end));
+        Ok(vec![])
+    });
+    let eval = evaluate(&rules, &target(&["web-old"]), at(), &fake).await;
+    let (start, end) = seen.lock().unwrap().unwrap();
+    assert_eq!(end, unix_seconds(at()));
+    assert_eq!(end - start, 300.0 + 120.0, "5m window plus 2m warm-up");
+    assert_eq!(eval.verdicts[0].outcome, Outcome::Inconclusive);
+    assert!(
+        fake.calls
+            .lock()
+            .unwrap()
+            .iter()
+            .all(|c| c.starts_with("range 30s "))
+    );
+}
+
+#[tokio::test]
+async fn a_failing_source_makes_every_rule_inconclusive() {
+    let rules = RuleSet::defaults();
+    let fake =
+        Fake::new(|_: &str, _, _| Err(SourceError::Unreachable("connection refused".into())));
+    let eval = evaluate(&rules, &target(&["web-old"]), at(), &fake).await;
+    assert_eq!(eval.verdicts.len(), rules.rules.len());
+    for v in &eval.verdicts {
+        assert_eq!(v.outcome, Outcome::Inconclusive, "{}", v.rule);
+        assert!(v.error.as_deref().unwrap().contains("connection refused"));
+    }
+}

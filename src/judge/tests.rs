@@ -1,0 +1,479 @@
+use super::*;
+use crate::rules::RuleSet;
+use std::path::PathBuf;
+
+fn rule(yaml: &str) -> Rule {
+    let text = format!("version: 1\nrules:\n{yaml}");
+    RuleSet::from_sources(&[(PathBuf::from("t.yaml"), text)])
+        .unwrap()
+        .rules
+        .remove(0)
+}
+
+fn error_rule(extra: &str) -> Rule {
+    rule(&format!(
+        "  - name: errs\n    action: rollback\n{extra}    check:\n      error_rate:\n        errors: e\n        requests: r\n        min_requests: 50\n"
+    ))
+}
+
+fn counts(errors: Option<f64>, requests: Option<f64>) -> Counts {
+    Counts { errors, requests }
+}
+
+fn window() -> Window {
+    Window {
+        at: 1000.0,
+        start: 700.0,
+        query_start: 580.0,
+        warmup: 120.0,
+        step: 30.0,
+    }
+}
+
+fn judge_counts(
+    r: &Rule,
+    new: (Option<f64>, Option<f64>),
+    old: Option<(Option<f64>, Option<f64>)>,
+) -> Verdict {
+    let obs = Observation::Counts {
+        new: counts(new.0, new.1),
+        old: old.map(|o| counts(o.0, o.1)),
+    };
+    judge(r, &window(), &obs)
+}
+
+#[test]
+fn class_errors_only_in_the_new_pods_fail_with_the_numbers() {
+    let r = error_rule("");
+    let v = judge_counts(&r, (Some(30.0), Some(5000.0)), Some((None, Some(15000.0))));
+    assert_eq!(v.outcome, Outcome::Fail, "{}", v.reason);
+    let Some(Evidence::ErrorRate(e)) = &v.evidence else {
+        panic!("evidence")
+    };
+    assert_eq!(
+        (e.new.errors, e.new.requests, e.old.errors),
+        (30.0, 5000.0, 0.0)
+    );
+    assert_eq!(
+        e.ratio, None,
+        "errors where the old side had none: infinite ratio"
+    );
+    // 30 errors, each new with probability 1/4 under the null.
+    assert!((e.p_value - 0.25f64.powi(30)).abs() < 1e-25);
+    assert!(v.reason.contains("0.6% (30/5000)"), "{}", v.reason);
+    assert!(v.reason.contains("×∞"), "{}", v.reason);
+}
+
+#[test]
+fn a_shared_incident_is_not_blamed_on_the_release() {
+    let r = error_rule("");
+    // Both sides at 1%: a database outage hits old and new alike.
+    let v = judge_counts(
+        &r,
+        (Some(50.0), Some(5000.0)),
+        Some((Some(150.0), Some(15000.0))),
+    );
+    assert_eq!(v.outcome, Outcome::Pass, "{}", v.reason);
+}
+
+#[test]
+fn low_traffic_neither_fails_nor_pretends() {
+    let r = error_rule("");
+    // Too few requests for any conclusion.
+    let v = judge_counts(&r, (Some(1.0), Some(40.0)), Some((Some(0.0), Some(400.0))));
+    assert_eq!(v.outcome, Outcome::Inconclusive);
+    assert!(
+        v.reason.contains("fewer than min_requests 50"),
+        "{}",
+        v.reason
+    );
+    // Two errors out of 200 against none out of 600: p = 1/16, not evidence.
+    let v = judge_counts(&r, (Some(2.0), Some(200.0)), Some((Some(0.0), Some(600.0))));
+    assert_eq!(v.outcome, Outcome::Pass, "{}", v.reason);
+}
+
+#[test]
+fn significant_but_tiny_differences_do_not_fail() {
+    let r = error_rule("");
+    // 0.012% against 0.010% on a million requests each: real, but far below ×2.
+    let v = judge_counts(
+        &r,
+        (Some(1200.0), Some(1e7)),
+        Some((Some(1000.0), Some(1e7))),
+    );
+    let Some(Evidence::ErrorRate(e)) = &v.evidence else {
+        panic!()
+    };
+    assert!(e.p_value < 0.001, "{}", e.p_value);
+    assert_eq!(v.outcome, Outcome::Pass);
+    assert!(
+        v.reason.contains("significant but ratio below min_ratio 2"),
+        "{}",
+        v.reason
+    );
+}
+
+#[test]
+fn fisher_gives_the_same_answer_on_clear_cases() {
+    let r = error_rule("");
+    let mut r2 = r.clone();
+    let Check::ErrorRate(c) = &mut r2.check else {
+        panic!()
+    };
+    c.test = ProportionTest::Fisher;
+    for (new, old, want) in [
+        ((30.0, 5000.0), (0.0, 15000.0), Outcome::Fail),
+        ((50.0, 5000.0), (150.0, 15000.0), Outcome::Pass),
+    ] {
+        let v = judge_counts(
+            &r2,
+            (Some(new.0), Some(new.1)),
+            Some((Some(old.0), Some(old.1))),
+        );
+        assert_eq!(v.outcome, want, "{}", v.reason);
+        let Some(Evidence::ErrorRate(e)) = &v.evidence else {
+            panic!()
+        };
+        assert_eq!(e.test, ProportionTest::Fisher);
+    }
+}
+
+#[test]
+fn missing_data_follows_on_missing_and_never_fails_by_default() {
+    let r = error_rule("");
+    // Absent errors are zero errors (the counter does not exist yet).
+    let v = judge_counts(&r, (None, Some(5000.0)), Some((None, Some(5000.0))));
+    assert_eq!(v.outcome, Outcome::Pass, "{}", v.reason);
+    // Absent requests, or NaN, are missing data.
+    for new in [
+        (Some(1.0), None),
+        (Some(f64::NAN), Some(100.0)),
+        (Some(1.0), Some(f64::NAN)),
+    ] {
+        let v = judge_counts(&r, new, Some((Some(0.0), Some(5000.0))));
+        assert_eq!(v.outcome, Outcome::Inconclusive, "{new:?}: {}", v.reason);
+        assert!(v.reason.starts_with("missing data"), "{}", v.reason);
+    }
+    let fail_when_missing = error_rule("    on_missing: fail\n");
+    let v = judge_counts(
+        &fail_when_missing,
+        (Some(1.0), None),
+        Some((Some(0.0), Some(5000.0))),
+    );
+    assert_eq!(v.outcome, Outcome::Fail);
+    let pass_when_missing = error_rule("    on_missing: pass\n");
+    let v = judge_counts(
+        &pass_when_missing,
+        (Some(1.0), None),
+        Some((Some(0.0), Some(5000.0))),
+    );
+    assert_eq!(v.outcome, Outcome::Pass);
+}
+
+#[test]
+fn no_baseline_and_failed_queries_are_always_inconclusive() {
+    let r = error_rule("    on_missing: fail\n");
+    let v = judge_counts(&r, (Some(30.0), Some(5000.0)), None);
+    assert_eq!(v.outcome, Outcome::Inconclusive);
+    assert!(v.reason.contains("no old ReplicaSet"), "{}", v.reason);
+    let v = judge(
+        &r,
+        &window(),
+        &Observation::Failed("metric source unreachable: refused".into()),
+    );
+    assert_eq!(v.outcome, Outcome::Inconclusive);
+    assert_eq!(
+        v.error.as_deref(),
+        Some("metric source unreachable: refused")
+    );
+    // A check handed the wrong kind of observation does not panic either.
+    let v = judge(
+        &r,
+        &window(),
+        &Observation::Series {
+            new: vec![],
+            old: None,
+        },
+    );
+    assert_eq!(
+        v.outcome,
+        Outcome::Fail,
+        "on_missing: fail applies to unusable data"
+    );
+    assert!(v.reason.contains("internal"), "{}", v.reason);
+}
+
+/// A pod whose series covers the whole query range, values from `f`.
+fn pod(name: &str, f: impl Fn(usize) -> f64) -> Series {
+    Series::for_pod(name, (0..=14).map(|i| (580.0 + 30.0 * i as f64, f(i))))
+}
+
+fn cpu_rule(extra: &str) -> Rule {
+    rule(&format!(
+        "  - name: cpu\n    action: pause\n    check:\n      compare:\n        query: 'x{{pod=~\"{{{{ pods }}}}\"}}'\n        warmup: 2m\n{extra}"
+    ))
+}
+
+fn noisy(base: f64, seed: usize) -> impl Fn(usize) -> f64 {
+    move |i| base * (1.0 + 0.05 * (((i * 7 + seed * 13) % 11) as f64 / 10.0 - 0.5))
+}
+
+#[test]
+fn compare_fails_a_clear_regression_and_passes_equal_sides() {
+    let r = cpu_rule("");
+    let old: Vec<Series> = (0..4)
+        .map(|p| pod(&format!("old-{p}"), noisy(1.0, p)))
+        .collect();
+    let worse: Vec<Series> = (0..2)
+        .map(|p| pod(&format!("new-{p}"), noisy(1.5, p + 7)))
+        .collect();
+    let v = judge(
+        &r,
+        &window(),
+        &Observation::Series {
+            new: worse,
+            old: Some(old.clone()),
+        },
+    );
+    assert_eq!(v.outcome, Outcome::Fail, "{}", v.reason);
+    let Some(Evidence::Compare(e)) = &v.evidence else {
+        panic!()
+    };
+    assert_eq!((e.new.pods, e.old.pods), (2, 4));
+    // Only the 11 points inside [700, 1000] count.
+    assert_eq!((e.new.samples, e.old.samples), (22, 44));
+    assert!(e.median_ratio.unwrap() > 1.4 && e.shift > 0.4, "{e:?}");
+
+    let same: Vec<Series> = (0..2)
+        .map(|p| pod(&format!("new-{p}"), noisy(1.0, p + 7)))
+        .collect();
+    let v = judge(
+        &r,
+        &window(),
+        &Observation::Series {
+            new: same,
+            old: Some(old),
+        },
+    );
+    assert_eq!(v.outcome, Outcome::Pass, "{}", v.reason);
+}
+
+#[test]
+fn compare_respects_direction() {
+    let r = cpu_rule("        direction: lower_is_worse\n");
+    let old: Vec<Series> = (0..4)
+        .map(|p| pod(&format!("old-{p}"), noisy(1.0, p)))
+        .collect();
+    let higher: Vec<Series> = (0..2)
+        .map(|p| pod(&format!("new-{p}"), noisy(1.5, p)))
+        .collect();
+    let v = judge(
+        &r,
+        &window(),
+        &Observation::Series {
+            new: higher,
+            old: Some(old.clone()),
+        },
+    );
+    assert_eq!(v.outcome, Outcome::Pass, "{}", v.reason);
+    let lower: Vec<Series> = (0..2)
+        .map(|p| pod(&format!("new-{p}"), noisy(0.5, p)))
+        .collect();
+    let v = judge(
+        &r,
+        &window(),
+        &Observation::Series {
+            new: lower,
+            old: Some(old),
+        },
+    );
+    assert_eq!(v.outcome, Outcome::Fail, "{}", v.reason);
+}
+
+#[test]
+fn warm_up_of_young_pods_is_left_out() {
+    let r = cpu_rule("");
+    let old: Vec<Series> = (0..4)
+        .map(|p| pod(&format!("old-{p}"), noisy(1.0, p)))
+        .collect();
+    // New pods started at t = 640 (inside the query range): three times the CPU for their first
+    // two minutes (opcache priming), normal after.
+    let young = |name: &str| {
+        Series::for_pod(
+            name,
+            (0..=12).map(|i| {
+                let t = 640.0 + 30.0 * i as f64;
+                (
+                    t,
+                    if t < 760.0 {
+                        3.0
+                    } else {
+                        1.0 + 0.001 * i as f64
+                    },
+                )
+            }),
+        )
+    };
+    let new = vec![young("new-a"), young("new-b"), young("new-c")];
+    let v = judge(
+        &r,
+        &window(),
+        &Observation::Series {
+            new: new.clone(),
+            old: Some(old.clone()),
+        },
+    );
+    let Some(Evidence::Compare(e)) = &v.evidence else {
+        panic!("{}", v.reason)
+    };
+    assert_eq!(e.new.warmup_dropped, 6, "points at 700 and 730 of each pod");
+    assert_eq!(e.new.samples, 27);
+    assert!(e.new.max < 1.1, "{e:?}");
+    assert_eq!(v.outcome, Outcome::Pass, "{}", v.reason);
+    // Without the warm-up allowance the spikes count.
+    let mut w = window();
+    w.warmup = 0.0;
+    let v = judge(
+        &r,
+        &w,
+        &Observation::Series {
+            new,
+            old: Some(old),
+        },
+    );
+    let Some(Evidence::Compare(e)) = &v.evidence else {
+        panic!("{}", v.reason)
+    };
+    assert_eq!(
+        (e.new.samples, e.new.warmup_dropped, e.new.max),
+        (33, 0, 3.0)
+    );
+}
+
+#[test]
+fn compare_needs_enough_samples_and_drops_nan() {
+    let r = cpu_rule("        min_samples: 10\n");
+    let old: Vec<Series> = (0..4)
+        .map(|p| pod(&format!("old-{p}"), noisy(1.0, p)))
+        .collect();
+    let nan_pod = pod("new-0", |i| if i % 2 == 0 { f64::NAN } else { 9.0 });
+    let v = judge(
+        &r,
+        &window(),
+        &Observation::Series {
+            new: vec![nan_pod],
+            old: Some(old),
+        },
+    );
+    assert_eq!(v.outcome, Outcome::Inconclusive, "{}", v.reason);
+    assert!(
+        v.reason.contains("5 usable samples from the new pods"),
+        "{}",
+        v.reason
+    );
+}
+
+fn saturation_rule(extra: &str) -> Rule {
+    rule(&format!(
+        "  - name: sat\n    action: rollback\n    check:\n      absolute:\n        query: 'x{{pod=~\"{{{{ pods }}}}\"}}'\n        threshold: 0.9\n        min_samples: 6\n{extra}"
+    ))
+}
+
+#[test]
+fn absolute_saturation_needs_no_baseline_but_spares_shared_load() {
+    let r = saturation_rule("");
+    let pegged: Vec<Series> = (0..2).map(|p| pod(&format!("new-{p}"), |_| 0.97)).collect();
+    let calm: Vec<Series> = (0..3).map(|p| pod(&format!("old-{p}"), |_| 0.4)).collect();
+    let v = judge(
+        &r,
+        &window(),
+        &Observation::Series {
+            new: pegged.clone(),
+            old: None,
+        },
+    );
+    assert_eq!(v.outcome, Outcome::Fail, "{}", v.reason);
+    let v = judge(
+        &r,
+        &window(),
+        &Observation::Series {
+            new: pegged.clone(),
+            old: Some(calm),
+        },
+    );
+    assert_eq!(v.outcome, Outcome::Fail, "{}", v.reason);
+    assert!(
+        v.reason.contains("0.97") && v.reason.contains("old pods 0.4"),
+        "{}",
+        v.reason
+    );
+    let hot: Vec<Series> = (0..3).map(|p| pod(&format!("old-{p}"), |_| 0.95)).collect();
+    let v = judge(
+        &r,
+        &window(),
+        &Observation::Series {
+            new: pegged.clone(),
+            old: Some(hot.clone()),
+        },
+    );
+    assert_eq!(v.outcome, Outcome::Pass, "{}", v.reason);
+    assert!(v.reason.contains("shared"), "{}", v.reason);
+    let strict = saturation_rule("        unless_old_too: false\n");
+    let v = judge(
+        &strict,
+        &window(),
+        &Observation::Series {
+            new: pegged,
+            old: Some(hot),
+        },
+    );
+    assert_eq!(v.outcome, Outcome::Fail, "{}", v.reason);
+}
+
+#[test]
+fn absolute_with_no_data_is_inconclusive() {
+    let r = saturation_rule("");
+    let v = judge(
+        &r,
+        &window(),
+        &Observation::Series {
+            new: vec![],
+            old: None,
+        },
+    );
+    assert_eq!(v.outcome, Outcome::Inconclusive);
+    let v = judge(
+        &r,
+        &window(),
+        &Observation::Series {
+            new: vec![pod("p", |_| f64::NAN)],
+            old: None,
+        },
+    );
+    assert_eq!(v.outcome, Outcome::Inconclusive);
+}
+
+#[test]
+fn verdicts_serialise_with_their_evidence() {
+    let r = error_rule("");
+    let v = judge_counts(&r, (Some(30.0), Some(5000.0)), Some((None, Some(15000.0))));
+    let json = serde_json::to_value(&v).unwrap();
+    assert_eq!(json["outcome"], "fail");
+    assert_eq!(json["action"], "rollback");
+    assert_eq!(json["evidence"]["check"], "error_rate");
+    assert_eq!(json["evidence"]["new"]["errors"], 30.0);
+    assert_eq!(json["evidence"]["ratio"], serde_json::Value::Null);
+    let back: Verdict = serde_json::from_value(json).unwrap();
+    assert_eq!(back, v);
+}
+
+#[test]
+fn numbers_read_well() {
+    assert_eq!(fmt_num(5000.0), "5000");
+    assert_eq!(fmt_num(0.123456), "0.1235");
+    assert_eq!(fmt_num(1.5), "1.5");
+    assert_eq!(fmt_num(1234.5678), "1235");
+    assert_eq!(fmt_num(0.0000123), "1.230e-5");
+    assert_eq!(fmt_p(0.0123), "0.012");
+    assert_eq!(fmt_p(1.5e-9), "1.5e-9");
+}

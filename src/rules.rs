@@ -1,0 +1,595 @@
+//! Rule files: the thresholds SREs tune, their model, loading, and lint.
+//!
+//! Owns the YAML format of `rules/*.yaml` (versioned, unknown keys refused), the checks that make
+//! a rule well formed, and the errors that name the file, the rule and the line. It does not run
+//! queries or judge anything: [`crate::judge`] gives a rule its meaning.
+
+use std::collections::BTreeSet;
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::duration::PromDuration;
+use crate::template::Template;
+
+/// The rule-file format version this build reads.
+pub const FORMAT_VERSION: u32 = 1;
+
+/// What a failing rule asks for. Ordered by severity: the verdict of an evaluation is the most
+/// severe action among its failing rules.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Action {
+    /// Record and report only.
+    Warn,
+    /// Pause the rollout (`spec.paused`).
+    Pause,
+    /// Return the Deployment to the previous revision.
+    Rollback,
+}
+
+impl fmt::Display for Action {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Action::Warn => "warn",
+            Action::Pause => "pause",
+            Action::Rollback => "rollback",
+        })
+    }
+}
+
+/// What a rule concludes when its data is missing (empty results, NaN, too few samples).
+/// Query errors are always inconclusive, whatever this says.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OnMissing {
+    /// No conclusion: the rule neither passes nor counts towards an action.
+    #[default]
+    Inconclusive,
+    /// Absent data is fine (e.g. an optional metric).
+    Pass,
+    /// Absent data is itself a failure (e.g. the new pods stopped exporting metrics).
+    Fail,
+}
+
+/// Which way is worse for a continuous metric.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Direction {
+    #[default]
+    HigherIsWorse,
+    LowerIsWorse,
+}
+
+/// The exact test used on error counts.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ProportionTest {
+    /// Binomial test on the new side's share of all errors, conditional on the total, with the
+    /// request counts as exposures (Poisson counts). Works with the fractional counts that
+    /// `increase()` returns.
+    #[default]
+    Binomial,
+    /// Fisher's exact test on the 2×2 table errors / other requests, counts rounded.
+    Fisher,
+}
+
+/// One file: `version` and its `rules`.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RuleFile {
+    pub version: u32,
+    pub rules: Vec<Rule>,
+}
+
+/// One rule.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Rule {
+    /// Unique across the loaded set; used in decisions, metrics and annotations.
+    pub name: String,
+    #[serde(default)]
+    pub description: String,
+    /// What to do when the rule fails.
+    pub action: Action,
+    /// How far back each evaluation looks (`{{ window }}`).
+    #[serde(default = "defaults::window")]
+    pub window: PromDuration,
+    /// Failing evaluations in a row before acting.
+    #[serde(default = "defaults::consecutive")]
+    pub consecutive: u32,
+    #[serde(default)]
+    pub on_missing: OnMissing,
+    pub check: Check,
+}
+
+/// The comparison a rule makes.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", deny_unknown_fields)]
+pub enum Check {
+    ErrorRate(ErrorRate),
+    Compare(Compare),
+    Absolute(Absolute),
+}
+
+/// Errors per request, new ReplicaSet against old, with an exact test.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ErrorRate {
+    /// Instant query: errors of one ReplicaSet over the window (summed if several series).
+    pub errors: Template,
+    /// Instant query: requests of one ReplicaSet over the window.
+    pub requests: Template,
+    /// An empty errors result means zero errors (error counters often do not exist until the
+    /// first error). Requests are never assumed.
+    #[serde(default = "defaults::yes")]
+    pub absent_errors_are_zero: bool,
+    #[serde(default)]
+    pub test: ProportionTest,
+    /// Per-evaluation significance level, one-sided.
+    #[serde(default = "defaults::alpha")]
+    pub alpha: f64,
+    /// Null hypothesis: new rate ≤ tolerance × old rate.
+    #[serde(default = "defaults::one")]
+    pub tolerance: f64,
+    /// Effect floor: the observed new/old rate ratio must reach this.
+    #[serde(default = "defaults::error_ratio")]
+    pub min_ratio: f64,
+    /// Effect floor: new rate − old rate must reach this (a fraction of requests).
+    #[serde(default)]
+    pub min_rate_increase: f64,
+    /// The new side must show at least this many errors to fail.
+    #[serde(default = "defaults::min_errors")]
+    pub min_errors: f64,
+    /// Each side needs at least this many requests for a conclusion.
+    #[serde(default = "defaults::min_requests")]
+    pub min_requests: f64,
+}
+
+/// A continuous per-pod series (CPU, latency), new against old, with Mann-Whitney U.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Compare {
+    /// Range query: one series per pod of one ReplicaSet.
+    pub query: Template,
+    /// Resolution of the range query.
+    #[serde(default = "defaults::step")]
+    pub step: PromDuration,
+    /// Samples of a pod younger than this are left out (opcache priming, JIT warm-up).
+    #[serde(default)]
+    pub warmup: PromDuration,
+    #[serde(default)]
+    pub direction: Direction,
+    #[serde(default = "defaults::alpha")]
+    pub alpha: f64,
+    /// Effect floor: median(new) / median(old) must reach this (its inverse for lower-is-worse).
+    #[serde(default = "defaults::compare_ratio")]
+    pub min_ratio: f64,
+    /// Effect floor: the Hodges-Lehmann shift must reach this, in the series' unit.
+    #[serde(default)]
+    pub min_shift: f64,
+    /// Samples needed on each side.
+    #[serde(default = "defaults::min_samples")]
+    pub min_samples: usize,
+}
+
+/// A per-pod series of the new ReplicaSet against a fixed threshold: saturation needs no
+/// baseline.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Absolute {
+    /// Range query: one series per pod of one ReplicaSet.
+    pub query: Template,
+    #[serde(default = "defaults::step")]
+    pub step: PromDuration,
+    #[serde(default)]
+    pub warmup: PromDuration,
+    /// Which quantile of the new side's samples is compared (0.5 = median).
+    #[serde(default = "defaults::median")]
+    pub quantile: f64,
+    /// Fails when the quantile is at or above this (below, for lower-is-worse).
+    pub threshold: f64,
+    #[serde(default)]
+    pub direction: Direction,
+    #[serde(default = "defaults::min_samples")]
+    pub min_samples: usize,
+    /// When the old pods breach the threshold too, the cause is shared (load, a dependency),
+    /// not the release: pass.
+    #[serde(default = "defaults::yes")]
+    pub unless_old_too: bool,
+}
+
+mod defaults {
+    use crate::duration::PromDuration;
+    pub fn window() -> PromDuration {
+        PromDuration::from_secs(300)
+    }
+    pub fn step() -> PromDuration {
+        PromDuration::from_secs(30)
+    }
+    pub fn consecutive() -> u32 {
+        2
+    }
+    pub fn yes() -> bool {
+        true
+    }
+    pub fn alpha() -> f64 {
+        0.001
+    }
+    pub fn one() -> f64 {
+        1.0
+    }
+    pub fn error_ratio() -> f64 {
+        2.0
+    }
+    pub fn compare_ratio() -> f64 {
+        1.2
+    }
+    pub fn min_errors() -> f64 {
+        3.0
+    }
+    pub fn min_requests() -> f64 {
+        100.0
+    }
+    pub fn min_samples() -> usize {
+        10
+    }
+    pub fn median() -> f64 {
+        0.5
+    }
+}
+
+impl Check {
+    /// True for checks that need the old ReplicaSet as a baseline.
+    pub fn needs_baseline(&self) -> bool {
+        !matches!(self, Check::Absolute(_))
+    }
+
+    /// The check's kind as written in rule files.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Check::ErrorRate(_) => "error_rate",
+            Check::Compare(_) => "compare",
+            Check::Absolute(_) => "absolute",
+        }
+    }
+}
+
+/// A problem in a rule file. Names the file, and the rule and line where known.
+#[derive(Clone, Debug, PartialEq, thiserror::Error)]
+pub struct RuleError {
+    pub file: PathBuf,
+    pub rule: Option<String>,
+    pub line: Option<u64>,
+    pub message: String,
+}
+
+impl fmt::Display for RuleError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.file.display())?;
+        if let Some(line) = self.line {
+            write!(f, ":{line}")?;
+        }
+        if let Some(rule) = &self.rule {
+            write!(f, ": rule `{rule}`")?;
+        }
+        write!(f, ": {}", self.message)
+    }
+}
+
+/// All problems found in a set of rule files (lint reports every one, not just the first).
+#[derive(Clone, Debug, PartialEq, thiserror::Error)]
+pub struct RuleErrors(pub Vec<RuleError>);
+
+impl fmt::Display for RuleErrors {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, e) in self.0.iter().enumerate() {
+            if i > 0 {
+                writeln!(f)?;
+            }
+            write!(f, "{e}")?;
+        }
+        Ok(())
+    }
+}
+
+/// A loaded, checked set of rules, with the files they came from.
+#[derive(Clone, Debug, Default)]
+pub struct RuleSet {
+    pub rules: Vec<Rule>,
+    pub files: Vec<PathBuf>,
+}
+
+/// The default rules, compiled in so that the binary works with no files at hand.
+pub const DEFAULT_RULES: &str = include_str!("../rules/default.yaml");
+
+impl RuleSet {
+    /// The bundled default rules.
+    pub fn defaults() -> RuleSet {
+        RuleSet::from_sources(&[(
+            PathBuf::from("rules/default.yaml"),
+            DEFAULT_RULES.to_string(),
+        )])
+        .expect("the bundled default rules are checked by the test suite")
+    }
+
+    /// Loads rule files and folders (their `*.yaml` / `*.yml` files, recursively, in name
+    /// order). Every problem in every file is reported.
+    pub fn load(paths: &[PathBuf]) -> Result<RuleSet, RuleErrors> {
+        let mut sources = Vec::new();
+        let mut errors = Vec::new();
+        for path in paths {
+            match collect_files(path) {
+                Ok(files) => {
+                    for file in files {
+                        match std::fs::read_to_string(&file) {
+                            Ok(text) => sources.push((file, text)),
+                            Err(e) => errors.push(file_error(&file, format!("cannot read: {e}"))),
+                        }
+                    }
+                }
+                Err(e) => errors.push(file_error(path, e)),
+            }
+        }
+        if sources.is_empty() && errors.is_empty() {
+            let shown = paths
+                .iter()
+                .map(|p| p.display().to_string())
+                .collect::<Vec<_>>();
+            errors.push(file_error(
+                paths
+                    .first()
+                    .map(PathBuf::as_path)
+                    .unwrap_or(Path::new(".")),
+                format!(
+                    "no rule files (*.yaml, *.yml) found in {}",
+                    shown.join(", ")
+                ),
+            ));
+        }
+        match RuleSet::from_sources(&sources) {
+            Ok(set) if errors.is_empty() => Ok(set),
+            Ok(_) => Err(RuleErrors(errors)),
+            Err(RuleErrors(more)) => {
+                errors.extend(more);
+                Err(RuleErrors(errors))
+            }
+        }
+    }
+
+    /// Parses and checks rule texts, each with the path it is reported under.
+    pub fn from_sources(sources: &[(PathBuf, String)]) -> Result<RuleSet, RuleErrors> {
+        let mut set = RuleSet::default();
+        let mut errors = Vec::new();
+        let mut seen = BTreeSet::new();
+        for (path, text) in sources {
+            let file: RuleFile = match serde_saphyr::from_str(text) {
+                Ok(f) => f,
+                Err(e) => {
+                    errors.push(RuleError {
+                        file: path.clone(),
+                        rule: rule_name_near(text, e.location().map(|l| l.line())),
+                        line: e.location().map(|l| l.line()),
+                        message: first_line(&e.to_string()),
+                    });
+                    continue;
+                }
+            };
+            if file.version != FORMAT_VERSION {
+                errors.push(file_error(
+                    path,
+                    format!(
+                        "version {} is not supported (this build reads version {FORMAT_VERSION})",
+                        file.version
+                    ),
+                ));
+                continue;
+            }
+            for rule in file.rules {
+                let line = line_of_rule(text, &rule.name);
+                for message in rule.problems() {
+                    errors.push(RuleError {
+                        file: path.clone(),
+                        rule: Some(rule.name.clone()),
+                        line,
+                        message,
+                    });
+                }
+                if !seen.insert(rule.name.clone()) {
+                    errors.push(RuleError {
+                        file: path.clone(),
+                        rule: Some(rule.name.clone()),
+                        line,
+                        message: "a rule with this name is already loaded; names must be unique"
+                            .into(),
+                    });
+                }
+                set.rules.push(rule);
+            }
+            set.files.push(path.clone());
+        }
+        if errors.is_empty() {
+            Ok(set)
+        } else {
+            Err(RuleErrors(errors))
+        }
+    }
+
+    /// A rule by name.
+    pub fn get(&self, name: &str) -> Option<&Rule> {
+        self.rules.iter().find(|r| r.name == name)
+    }
+}
+
+impl Rule {
+    /// What is wrong with this rule beyond what the YAML schema already refuses.
+    pub fn problems(&self) -> Vec<String> {
+        let mut p = Vec::new();
+        let valid_name = !self.name.is_empty()
+            && self.name.len() <= 63
+            && self
+                .name
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_')
+            && self.name.as_bytes()[0].is_ascii_alphanumeric();
+        if !valid_name {
+            p.push("name must be 1-63 characters of a-z, 0-9, '-' and '_', starting with a letter or digit".into());
+        }
+        if self.window.is_zero() {
+            p.push("window must be longer than 0s".into());
+        }
+        if self.consecutive == 0 {
+            p.push("consecutive must be at least 1".into());
+        }
+        let check_alpha = |alpha: f64, p: &mut Vec<String>| {
+            if !(alpha > 0.0 && alpha <= 0.5) {
+                p.push(format!(
+                    "check.{}.alpha must be in (0, 0.5], got {alpha}",
+                    self.check.kind()
+                ));
+            }
+        };
+        match &self.check {
+            Check::ErrorRate(c) => {
+                check_alpha(c.alpha, &mut p);
+                positive(&mut p, "error_rate.tolerance", c.tolerance);
+                at_least(&mut p, "error_rate.min_ratio", c.min_ratio, 1.0);
+                at_least(
+                    &mut p,
+                    "error_rate.min_rate_increase",
+                    c.min_rate_increase,
+                    0.0,
+                );
+                at_least(&mut p, "error_rate.min_errors", c.min_errors, 0.0);
+                at_least(&mut p, "error_rate.min_requests", c.min_requests, 0.0);
+                if c.min_rate_increase > 1.0 {
+                    p.push("check.error_rate.min_rate_increase is a fraction of requests and must be at most 1".into());
+                }
+            }
+            Check::Compare(c) => {
+                check_alpha(c.alpha, &mut p);
+                at_least(&mut p, "compare.min_ratio", c.min_ratio, 1.0);
+                at_least(&mut p, "compare.min_shift", c.min_shift, 0.0);
+                self.check_step(&mut p, c.step);
+                if c.min_samples < 2 {
+                    p.push("check.compare.min_samples must be at least 2".into());
+                }
+            }
+            Check::Absolute(c) => {
+                if !(0.0..=1.0).contains(&c.quantile) {
+                    p.push(format!(
+                        "check.absolute.quantile must be in [0, 1], got {}",
+                        c.quantile
+                    ));
+                }
+                if !c.threshold.is_finite() {
+                    p.push("check.absolute.threshold must be a finite number".into());
+                }
+                self.check_step(&mut p, c.step);
+                if c.min_samples < 1 {
+                    p.push("check.absolute.min_samples must be at least 1".into());
+                }
+            }
+        }
+        p
+    }
+
+    fn check_step(&self, p: &mut Vec<String>, step: PromDuration) {
+        if step.is_zero() || step > self.window {
+            p.push(format!(
+                "check.{}.step must be longer than 0s and at most the window ({}), got {step}",
+                self.check.kind(),
+                self.window
+            ));
+        }
+    }
+}
+
+fn positive(p: &mut Vec<String>, what: &str, v: f64) {
+    if !(v.is_finite() && v > 0.0) {
+        p.push(format!("check.{what} must be a positive number, got {v}"));
+    }
+}
+
+fn at_least(p: &mut Vec<String>, what: &str, v: f64, min: f64) {
+    if !(v.is_finite() && v >= min) {
+        p.push(format!(
+            "check.{what} must be a number of at least {min}, got {v}"
+        ));
+    }
+}
+
+fn file_error(path: &Path, message: String) -> RuleError {
+    RuleError {
+        file: path.to_path_buf(),
+        rule: None,
+        line: None,
+        message,
+    }
+}
+
+fn first_line(s: &str) -> String {
+    s.lines()
+        .find(|l| !l.trim().is_empty())
+        .unwrap_or(s)
+        .trim()
+        .to_string()
+}
+
+fn collect_files(path: &Path) -> Result<Vec<PathBuf>, String> {
+    let meta = std::fs::metadata(path).map_err(|e| format!("cannot read: {e}"))?;
+    if meta.is_file() {
+        return Ok(vec![path.to_path_buf()]);
+    }
+    let mut out = Vec::new();
+    let mut entries: Vec<_> = std::fs::read_dir(path)
+        .map_err(|e| format!("cannot list: {e}"))?
+        .filter_map(Result::ok)
+        .map(|e| e.path())
+        .collect();
+    entries.sort();
+    for entry in entries {
+        if entry.is_dir() {
+            out.extend(collect_files(&entry)?);
+        } else if matches!(
+            entry.extension().and_then(|e| e.to_str()),
+            Some("yaml" | "yml")
+        ) {
+            out.push(entry);
+        }
+    }
+    Ok(out)
+}
+
+/// The line where `name: <rule>` is written, for messages about a parsed rule.
+fn line_of_rule(text: &str, name: &str) -> Option<u64> {
+    text.lines().enumerate().find_map(|(i, l)| {
+        let l = l.trim_start().trim_start_matches("- ").trim_start();
+        let v = l
+            .strip_prefix("name:")?
+            .trim()
+            .trim_matches(|c| c == '"' || c == '\'');
+        (v == name).then_some(i as u64 + 1)
+    })
+}
+
+/// The rule whose `name:` precedes a line, for syntax errors inside a rule.
+fn rule_name_near(text: &str, line: Option<u64>) -> Option<String> {
+    let line = line? as usize;
+    text.lines()
+        .take(line)
+        .filter_map(|l| {
+            let l = l.trim_start().trim_start_matches("- ").trim_start();
+            Some(
+                l.strip_prefix("name:")?
+                    .trim()
+                    .trim_matches(|c| c == '"' || c == '\'')
+                    .to_string(),
+            )
+        })
+        .last()
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,170 @@
+use super::*;
+
+fn parse(text: &str) -> Result<RuleSet, RuleErrors> {
+    RuleSet::from_sources(&[(PathBuf::from("team.yaml"), text.to_string())])
+}
+
+const MINIMAL: &str = r#"
+version: 1
+rules:
+  - name: cpu
+    action: pause
+    check:
+      absolute:
+        query: 'up{pod=~"{{ pods }}"}'
+        threshold: 0.9
+"#;
+
+#[test]
+fn bundled_defaults_load_and_cover_the_documented_rules() {
+    let set = RuleSet::defaults();
+    let names: Vec<_> = set.rules.iter().map(|r| r.name.as_str()).collect();
+    assert_eq!(
+        names,
+        [
+            "class-loading-errors",
+            "php-error-rate",
+            "cpu-saturation",
+            "cpu-throttling",
+            "cpu-per-request"
+        ]
+    );
+    let class = set.get("class-loading-errors").unwrap();
+    assert_eq!(class.action, Action::Rollback);
+    assert!(
+        matches!(&class.check, Check::ErrorRate(c) if c.errors.as_str().contains("class_not_found"))
+    );
+}
+
+#[test]
+fn defaults_apply_when_keys_are_left_out() {
+    let set = parse(MINIMAL).unwrap();
+    let rule = &set.rules[0];
+    assert_eq!(rule.window.to_string(), "5m");
+    assert_eq!(rule.consecutive, 2);
+    assert_eq!(rule.on_missing, OnMissing::Inconclusive);
+    let Check::Absolute(a) = &rule.check else {
+        panic!("absolute expected")
+    };
+    assert_eq!(
+        (a.quantile, a.min_samples, a.unless_old_too),
+        (0.5, 10, true)
+    );
+}
+
+#[test]
+fn unknown_keys_are_errors_with_file_and_line() {
+    let text = MINIMAL.replace("threshold: 0.9", "threshold: 0.9\n        treshold: 0.8");
+    let err = parse(&text).unwrap_err();
+    assert_eq!(err.0.len(), 1);
+    let e = &err.0[0];
+    assert_eq!(e.file, PathBuf::from("team.yaml"));
+    assert_eq!(e.line, Some(10), "{e}");
+    assert_eq!(e.rule.as_deref(), Some("cpu"));
+    assert!(e.message.contains("treshold"), "{e}");
+    assert!(
+        e.to_string().starts_with("team.yaml:10: rule `cpu`: "),
+        "{e}"
+    );
+}
+
+#[test]
+fn yaml_syntax_errors_name_the_line() {
+    let text = "version: 1\nrules:\n  - name: a\n    action: [pause\n";
+    let e = &parse(text).unwrap_err().0[0];
+    assert!(e.line.is_some(), "{e}");
+    assert!(e.to_string().starts_with("team.yaml:"), "{e}");
+}
+
+#[test]
+fn bad_templates_are_refused_when_loading() {
+    let text = MINIMAL.replace(r#"pod=~"{{ pods }}""#, r#"pod="{{ pods }}""#);
+    let e = parse(&text).unwrap_err().to_string();
+    assert!(e.contains("=~"), "{e}");
+    let text = MINIMAL.replace("{{ pods }}", "{{ pod }}");
+    let e = parse(&text).unwrap_err().to_string();
+    assert!(e.contains("unknown variable"), "{e}");
+}
+
+#[test]
+fn semantic_problems_are_all_reported() {
+    let text = r#"
+version: 1
+rules:
+  - name: Bad Name
+    action: rollback
+    consecutive: 0
+    window: 1m
+    check:
+      compare:
+        query: 'x{pod=~"{{ pods }}"}'
+        step: 2m
+        alpha: 2
+        min_ratio: 0.5
+  - name: ok
+    action: warn
+    check:
+      error_rate:
+        errors: 'e'
+        requests: 'r'
+        min_rate_increase: 5
+"#;
+    let errs = parse(text).unwrap_err().0;
+    let all: Vec<String> = errs.iter().map(|e| e.to_string()).collect();
+    let joined = all.join("\n");
+    for needle in [
+        "name must be",
+        "consecutive",
+        "alpha",
+        "min_ratio",
+        "step",
+        "min_rate_increase",
+    ] {
+        assert!(joined.contains(needle), "missing {needle} in\n{joined}");
+    }
+    assert!(
+        all.iter().any(|e| e.contains("rule `Bad Name`")),
+        "{joined}"
+    );
+    assert!(all.iter().any(|e| e.contains("rule `ok`")), "{joined}");
+}
+
+#[test]
+fn duplicate_names_and_versions() {
+    let two = format!(
+        "{MINIMAL}\n  - name: cpu\n    action: warn\n    check:\n      absolute:\n        query: up\n        threshold: 1\n"
+    );
+    let e = parse(&two).unwrap_err().to_string();
+    assert!(e.contains("already loaded"), "{e}");
+    let e = parse(&MINIMAL.replace("version: 1", "version: 2"))
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("version 2 is not supported"), "{e}");
+}
+
+#[test]
+fn load_reads_folders_and_reports_missing_paths() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("a.yaml"), MINIMAL).unwrap();
+    std::fs::create_dir(dir.path().join("sub")).unwrap();
+    std::fs::write(
+        dir.path().join("sub/b.yml"),
+        MINIMAL.replace("name: cpu", "name: cpu2"),
+    )
+    .unwrap();
+    std::fs::write(dir.path().join("notes.txt"), "not a rule").unwrap();
+    let set = RuleSet::load(&[dir.path().to_path_buf()]).unwrap();
+    assert_eq!(set.rules.len(), 2);
+    assert_eq!(set.files.len(), 2);
+
+    let missing = dir.path().join("nope.yaml");
+    let e = RuleSet::load(std::slice::from_ref(&missing)).unwrap_err();
+    assert_eq!(e.0[0].file, missing);
+    assert!(e.0[0].message.contains("cannot read"), "{e}");
+
+    let empty = tempfile::tempdir().unwrap();
+    let e = RuleSet::load(&[empty.path().to_path_buf()])
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("no rule files"), "{e}");
+}

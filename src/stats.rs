@@ -1,0 +1,346 @@
+//! The statistics: exact tests on error counts, Mann-Whitney U with an effect size on
+//! continuous samples, quantiles.
+//!
+//! Plain functions over numbers, checked against SciPy reference values
+//! (`tests/data/stats/reference.json`). Distributions and Fisher's test come from `statrs`; this
+//! module arranges their inputs so that each stays cheap at production counts, and adds what
+//! `statrs` lacks or gets wrong (Hodges-Lehmann, a conditional Poisson rate test, Mann-Whitney U;
+//! see [`mann_whitney`]). It knows nothing of rules, queries or Kubernetes.
+
+use statrs::distribution::{Binomial, ContinuousCDF, DiscreteCDF, Normal};
+use statrs::stats_tests::Alternative;
+use statrs::stats_tests::fisher::fishers_exact;
+
+/// A statistical computation that could not be made.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum StatsError {
+    #[error("no samples on one side")]
+    Empty,
+    #[error("a sample is NaN or infinite")]
+    NotFinite,
+    #[error("invalid input: {0}")]
+    Invalid(String),
+}
+
+/// P(X ≥ k) for X ~ Binomial(n, p): the one-sided binomial test that the success probability
+/// exceeds `p` (SciPy's `binomtest(k, n, p, alternative="greater")`).
+pub fn binomial_greater(k: u64, n: u64, p: f64) -> Result<f64, StatsError> {
+    if k > n {
+        return Err(StatsError::Invalid(format!("k = {k} exceeds n = {n}")));
+    }
+    if k == 0 {
+        return Ok(1.0);
+    }
+    let dist = Binomial::new(p, n).map_err(|e| StatsError::Invalid(e.to_string()))?;
+    Ok(dist.sf(k - 1).clamp(0.0, 1.0))
+}
+
+/// P(X ≤ k) for X ~ Binomial(n, p) (SciPy's `alternative="less"`).
+pub fn binomial_less(k: u64, n: u64, p: f64) -> Result<f64, StatsError> {
+    if k > n {
+        return Err(StatsError::Invalid(format!("k = {k} exceeds n = {n}")));
+    }
+    let dist = Binomial::new(p, n).map_err(|e| StatsError::Invalid(e.to_string()))?;
+    Ok(dist.cdf(k).clamp(0.0, 1.0))
+}
+
+/// One-sided test that the new side's event rate exceeds `tolerance` times the old side's.
+///
+/// Event counts are modelled as Poisson with the exposures (request counts) as their scale. Given
+/// the total `k_new + k_old`, the new side's count is then binomial with success probability
+/// `t·E_new / (t·E_new + E_old)` under the null hypothesis `rate_new = t·rate_old`: an exact
+/// test at any count, and as cheap at a billion requests as at ten. Counts are rounded (the
+/// `increase()` of a counter is extrapolated, hence fractional).
+pub fn poisson_rate_greater(
+    k_new: f64,
+    exposure_new: f64,
+    k_old: f64,
+    exposure_old: f64,
+    tolerance: f64,
+) -> Result<f64, StatsError> {
+    for v in [k_new, exposure_new, k_old, exposure_old, tolerance] {
+        if !v.is_finite() {
+            return Err(StatsError::NotFinite);
+        }
+        if v < 0.0 {
+            return Err(StatsError::Invalid("negative count or exposure".into()));
+        }
+    }
+    if exposure_new <= 0.0 || exposure_old <= 0.0 || tolerance <= 0.0 {
+        return Err(StatsError::Invalid(
+            "exposures and tolerance must be positive".into(),
+        ));
+    }
+    let k = k_new.round() as u64;
+    let n = k + k_old.round() as u64;
+    let p = tolerance * exposure_new / (tolerance * exposure_new + exposure_old);
+    binomial_greater(k, n, p)
+}
+
+/// Fisher's exact test, one-sided: are the odds in the first row greater than in the second?
+/// Table `[[a, b], [c, d]]` in SciPy's order; returns SciPy's `fisher_exact(..., "greater")`.
+///
+/// `statrs` sums the hypergeometric CDF up to one cell; the table is turned around so that the
+/// sum runs over the small error counts, never over the millions of good requests.
+pub fn fisher_greater(table: [[u64; 2]; 2]) -> Result<f64, StatsError> {
+    let [[a, b], [c, d]] = table;
+    // P(A ≥ a) with margins fixed = P(C ≤ c) on the swapped table.
+    fishers_exact(&[c, d, a, b], Alternative::Less)
+        .map(|p| p.clamp(0.0, 1.0))
+        .map_err(|e| StatsError::Invalid(e.to_string()))
+}
+
+/// Which side a one-sided continuous test looks at.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Tail {
+    /// Is `x` stochastically greater than `y`?
+    Greater,
+    /// Is `x` stochastically smaller than `y`?
+    Less,
+}
+
+/// Mann-Whitney U: the U statistic of `x` (ties counted half) and the one-sided p-value, as
+/// SciPy's `mannwhitneyu` computes them.
+///
+/// Tie-free samples of up to [`EXACT_MAX`] values in all get the exact null distribution of U;
+/// larger samples, or samples with ties, the normal approximation with tie and continuity
+/// corrections. Both are computed here rather than by `statrs` 0.19, whose exact method returns
+/// the wrong tail whenever `x` is not the larger sample and whose approximation computes
+/// `1 − cdf` and so reports p = 0 below about 1e-16; the SciPy reference tests caught both.
+pub fn mann_whitney(x: &[f64], y: &[f64], tail: Tail) -> Result<(f64, f64), StatsError> {
+    if x.is_empty() || y.is_empty() {
+        return Err(StatsError::Empty);
+    }
+    if x.iter().chain(y).any(|v| !v.is_finite()) {
+        return Err(StatsError::NotFinite);
+    }
+    let (m, n) = (x.len(), y.len());
+    let (rank_sum_x, tie_term) = rank_sum(x, y);
+    let u = rank_sum_x - (m * (m + 1)) as f64 / 2.0;
+    let mn = (m * n) as f64;
+    // Orient so that the upper tail of `u_tail` is the alternative.
+    let u_tail = match tail {
+        Tail::Greater => u,
+        Tail::Less => mn - u,
+    };
+    if tie_term == 0.0 && m + n <= EXACT_MAX {
+        return Ok((u, exact_upper_tail(m, n, u_tail.round() as usize)));
+    }
+    let total = (m + n) as f64;
+    let variance = mn / 12.0 * ((total + 1.0) - tie_term / (total * (total - 1.0)));
+    if variance <= 0.0 {
+        // Every value equal: no evidence either way.
+        return Ok((u, 1.0));
+    }
+    let z = (u_tail - mn / 2.0 - 0.5) / variance.sqrt();
+    let p = Normal::standard().sf(z);
+    Ok((u, p.clamp(0.0, 1.0)))
+}
+
+/// The rank sum of `x` in the pooled sample (mid-ranks for ties) and Σ(t³ − t) over tie groups.
+fn rank_sum(x: &[f64], y: &[f64]) -> (f64, f64) {
+    let mut pooled: Vec<(f64, bool)> = x
+        .iter()
+        .map(|&v| (v, true))
+        .chain(y.iter().map(|&v| (v, false)))
+        .collect();
+    pooled.sort_by(|a, b| a.0.total_cmp(&b.0));
+    let mut rank_sum = 0.0;
+    let mut tie_term = 0.0;
+    let mut i = 0;
+    while i < pooled.len() {
+        let mut j = i + 1;
+        while j < pooled.len() && pooled[j].0 == pooled[i].0 {
+            j += 1;
+        }
+        // Positions i..j (0-based) share the mid-rank of ranks i+1..=j.
+        let mid_rank = (i + 1 + j) as f64 / 2.0;
+        let from_x = pooled[i..j].iter().filter(|p| p.1).count();
+        rank_sum += mid_rank * from_x as f64;
+        let t = (j - i) as f64;
+        tie_term += t * t * t - t;
+        i = j;
+    }
+    (rank_sum, tie_term)
+}
+
+/// Largest total sample size for the exact distribution: the counts stay within `i128`
+/// (C(120, 60) ≈ 1e35) and the work within m·n·min(m, n) steps.
+pub const EXACT_MAX: usize = 120;
+
+/// P(U ≥ u) under the null hypothesis for sample sizes `m` and `n` without ties.
+///
+/// The number of arrangements with U = k is the coefficient of q^k in the Gaussian binomial
+/// coefficient [m+n choose m]_q = ∏_{i=1..m} (1 − q^(n+i)) / (1 − q^i), built one factor at a
+/// time with exact integer arithmetic.
+fn exact_upper_tail(m: usize, n: usize, u: usize) -> f64 {
+    let (m, n) = (m.min(n), m.max(n));
+    let top = m * n;
+    if u == 0 {
+        return 1.0;
+    }
+    if u > top {
+        return 0.0;
+    }
+    let mut poly = vec![0i128; top + 1];
+    poly[0] = 1;
+    for i in 1..=m {
+        // Multiply by (1 − q^(n+i)), then divide by (1 − q^i); the quotient stays a polynomial
+        // of degree i·n with non-negative coefficients.
+        let shift = n + i;
+        for k in (shift..=top).rev() {
+            poly[k] -= poly[k - shift];
+        }
+        for k in i..=top {
+            poly[k] += poly[k - i];
+        }
+    }
+    let total: i128 = poly.iter().sum();
+    let upper: i128 = poly[u..].iter().sum();
+    upper as f64 / total as f64
+}
+
+/// Hodges-Lehmann estimate of the shift of `x` over `y`: the median of all pairwise differences
+/// `x_i − y_j`. Robust to outliers, in the series' own unit.
+pub fn hodges_lehmann(x: &[f64], y: &[f64]) -> Result<f64, StatsError> {
+    if x.is_empty() || y.is_empty() {
+        return Err(StatsError::Empty);
+    }
+    let mut diffs = Vec::with_capacity(x.len() * y.len());
+    for a in x {
+        for b in y {
+            diffs.push(a - b);
+        }
+    }
+    median_in_place(&mut diffs)
+}
+
+/// The median (average of the two middle values for an even count).
+pub fn median(values: &[f64]) -> Result<f64, StatsError> {
+    median_in_place(&mut values.to_vec())
+}
+
+fn median_in_place(v: &mut [f64]) -> Result<f64, StatsError> {
+    if v.is_empty() {
+        return Err(StatsError::Empty);
+    }
+    if v.iter().any(|x| !x.is_finite()) {
+        return Err(StatsError::NotFinite);
+    }
+    let mid = v.len() / 2;
+    let odd = v.len() % 2 == 1;
+    let (lower, m, _) = v.select_nth_unstable_by(mid, f64::total_cmp);
+    let m = *m;
+    if odd {
+        Ok(m)
+    } else {
+        let below = lower.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+        Ok(below + (m - below) / 2.0)
+    }
+}
+
+/// The `q` quantile with linear interpolation between order statistics (NumPy's default,
+/// Hyndman & Fan type 7).
+pub fn quantile(values: &[f64], q: f64) -> Result<f64, StatsError> {
+    if values.is_empty() {
+        return Err(StatsError::Empty);
+    }
+    if !(0.0..=1.0).contains(&q) {
+        return Err(StatsError::Invalid(format!(
+            "quantile {q} is outside [0, 1]"
+        )));
+    }
+    if values.iter().any(|x| !x.is_finite()) {
+        return Err(StatsError::NotFinite);
+    }
+    let mut v = values.to_vec();
+    v.sort_by(f64::total_cmp);
+    let h = q * (v.len() - 1) as f64;
+    let lo = h.floor() as usize;
+    let hi = h.ceil() as usize;
+    Ok(v[lo] + (h - lo as f64) * (v[hi] - v[lo]))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn quantile_matches_numpy_linear() {
+        let v = [1.0, 2.0, 3.0, 4.0];
+        assert_eq!(quantile(&v, 0.5).unwrap(), 2.5);
+        assert_eq!(quantile(&v, 0.9).unwrap(), 3.7);
+        assert_eq!(quantile(&v, 0.0).unwrap(), 1.0);
+        assert_eq!(quantile(&v, 1.0).unwrap(), 4.0);
+        assert_eq!(quantile(&[5.0], 0.3).unwrap(), 5.0);
+        assert!(quantile(&[], 0.5).is_err());
+        assert!(quantile(&[1.0, f64::NAN], 0.5).is_err());
+        assert!(quantile(&v, 1.5).is_err());
+    }
+
+    #[test]
+    fn median_of_even_and_odd_counts() {
+        assert_eq!(median(&[3.0, 1.0, 2.0]).unwrap(), 2.0);
+        assert_eq!(median(&[4.0, 1.0, 3.0, 2.0]).unwrap(), 2.5);
+        assert_eq!(median(&[f64::MAX, f64::MAX]).unwrap(), f64::MAX);
+    }
+
+    #[test]
+    fn rate_test_is_the_binomial_on_the_error_split() {
+        // 10 errors in 1000 new requests, none in 3000 old: under the null each error is new
+        // with probability 1/4, so p = (1/4)^10.
+        let p = poisson_rate_greater(10.0, 1000.0, 0.0, 3000.0, 1.0).unwrap();
+        assert!((p - 0.25f64.powi(10)).abs() < 1e-15, "{p}");
+        // A tolerance of 3 makes the same split unremarkable: p0 = 1/2.
+        let p = poisson_rate_greater(10.0, 1000.0, 0.0, 3000.0, 3.0).unwrap();
+        assert!((p - 0.5f64.powi(10)).abs() < 1e-15, "{p}");
+        assert_eq!(
+            poisson_rate_greater(0.0, 10.0, 0.0, 10.0, 1.0).unwrap(),
+            1.0
+        );
+        assert!(poisson_rate_greater(f64::NAN, 10.0, 0.0, 10.0, 1.0).is_err());
+        assert!(poisson_rate_greater(1.0, 0.0, 0.0, 10.0, 1.0).is_err());
+    }
+
+    #[test]
+    fn exact_distribution_of_u() {
+        // m = n = 2: U takes 0, 1, 2, 2, 3, 4 over the six arrangements.
+        assert_eq!(exact_upper_tail(2, 2, 4), 1.0 / 6.0);
+        assert_eq!(exact_upper_tail(2, 2, 2), 4.0 / 6.0);
+        assert_eq!(exact_upper_tail(2, 2, 0), 1.0);
+        assert_eq!(exact_upper_tail(2, 2, 5), 0.0);
+        // All of x above all of y, 8 against 8: one arrangement in C(16, 8) = 12870.
+        assert_eq!(exact_upper_tail(8, 8, 64), 1.0 / 12870.0);
+        // The largest size allowed stays finite and sums to one.
+        let p = exact_upper_tail(60, 60, 0);
+        assert_eq!(p, 1.0);
+        let mid = exact_upper_tail(60, 60, 1800);
+        assert!(mid > 0.5 && mid < 0.52, "{mid}");
+    }
+
+    #[test]
+    fn large_unbalanced_samples_use_the_approximation() {
+        // 3 against 200 exactly would be fine here, but 3 against 300 must not enumerate.
+        let x: Vec<f64> = (0..3).map(|i| 10.0 + i as f64).collect();
+        let y: Vec<f64> = (0..300).map(|i| i as f64 / 100.0).collect();
+        let (u, p) = mann_whitney(&x, &y, Tail::Greater).unwrap();
+        assert_eq!(u, 900.0);
+        assert!(p < 0.01, "{p}");
+        let (_, p_less) = mann_whitney(&x, &y, Tail::Less).unwrap();
+        assert!(p_less > 0.99, "{p_less}");
+    }
+
+    #[test]
+    fn refuses_empty_and_non_finite_samples() {
+        assert_eq!(
+            mann_whitney(&[], &[1.0], Tail::Greater),
+            Err(StatsError::Empty)
+        );
+        assert_eq!(
+            mann_whitney(&[f64::NAN], &[1.0], Tail::Greater),
+            Err(StatsError::NotFinite)
+        );
+        assert_eq!(hodges_lehmann(&[1.0], &[]), Err(StatsError::Empty));
+        assert!(binomial_greater(5, 3, 0.5).is_err());
+    }
+}

@@ -1,0 +1,2 @@
+//! Shared helpers for the integration tests (`mod support;` in each test file).
+pub mod prometheus;
