@@ -1,1 +1,265 @@
-//! placeholder
+//! The command line: flags, their help, and one function per command.
+//!
+//! Owns argument parsing (`clap`), turning flags into the core's plain settings, printing, and
+//! exit codes: 0 for success whatever a backtest decides, 1 when `rules lint` finds problems, 2
+//! for usage, configuration or connection errors. Business logic lives in the modules it calls.
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::{Context, Result, bail};
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use jiff::Timestamp;
+
+use crate::backtest::{Replay, replay};
+use crate::duration::PromDuration;
+use crate::evaluate::Target;
+use crate::prometheus::{BasicAuth, PrometheusConfig, PrometheusSource};
+use crate::rules::{DEFAULT_RULES, RuleSet};
+
+/// Watches Kubernetes rollouts of PHP services and pauses or rolls back a plain Deployment when
+/// its new ReplicaSet does worse than the old one.
+#[derive(Debug, Parser)]
+#[command(name = "rollout-guard", version, about, long_about = None, propagate_version = true)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+
+    /// Log format on stderr.
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Replay the rules on a past rollout and report the first moment they would have acted.
+    ///
+    /// Evaluates, every --step from --from to --to, exactly what the live controller would
+    /// have evaluated at that moment, using only the data Prometheus had then, and stops at the
+    /// first pause or rollback. Exits 0 whatever the decision; 2 on usage or connection errors.
+    Backtest(BacktestArgs),
+    /// Check and show rule files.
+    #[command(subcommand)]
+    Rules(RulesCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum RulesCommand {
+    /// Check rule files and folders without running anything; exits 1 on any problem.
+    Lint {
+        /// Rule files, or folders of *.yaml / *.yml files.
+        #[arg(required = true)]
+        paths: Vec<PathBuf>,
+    },
+    /// Print the bundled default rules (a starting point for your own).
+    Defaults,
+}
+
+#[derive(Debug, Args)]
+pub struct BacktestArgs {
+    #[command(flatten)]
+    pub prometheus: PrometheusArgs,
+    /// Namespace of the Deployment.
+    #[arg(long)]
+    pub namespace: String,
+    /// Name of the Deployment.
+    #[arg(long)]
+    pub deployment: String,
+    /// The ReplicaSet of the previous version (repeat for several).
+    #[arg(long = "old-replicaset", required = true)]
+    pub old_replicasets: Vec<String>,
+    /// The ReplicaSet of the new version.
+    #[arg(long = "new-replicaset")]
+    pub new_replicaset: String,
+    /// Start of the replay (RFC 3339, e.g. 2026-11-20T10:00:00Z).
+    #[arg(long)]
+    pub from: Timestamp,
+    /// End of the replay (RFC 3339).
+    #[arg(long)]
+    pub to: Timestamp,
+    /// Time between evaluations; match the controller's interval.
+    #[arg(long, default_value = "30s")]
+    pub step: PromDuration,
+    /// Rule files or folders; the bundled default rules when left out.
+    #[arg(long = "rules")]
+    pub rules: Vec<PathBuf>,
+    /// `text`: a readable timeline; `json`: one JSON object (see the README for its fields).
+    #[arg(long, value_enum, default_value_t = Output::Text)]
+    pub output: Output,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Output {
+    Text,
+    Json,
+}
+
+/// How to reach Prometheus, as flags.
+#[derive(Debug, Args)]
+pub struct PrometheusArgs {
+    /// Prometheus base URL, with a path prefix if it has one.
+    #[arg(long, env = "ROLLOUT_GUARD_PROMETHEUS_URL")]
+    pub prometheus_url: String,
+    /// Timeout of each query.
+    #[arg(long, default_value = "10s")]
+    pub prometheus_timeout: PromDuration,
+    /// File with a bearer token sent with every query.
+    #[arg(long)]
+    pub bearer_token_file: Option<PathBuf>,
+    /// Basic-auth user name (with --basic-auth-password-file).
+    #[arg(long, requires = "basic_auth_password_file")]
+    pub basic_auth_user: Option<String>,
+    /// File holding the basic-auth password.
+    #[arg(long, requires = "basic_auth_user")]
+    pub basic_auth_password_file: Option<PathBuf>,
+    /// Extra header NAME=VALUE on every query, e.g. X-Scope-OrgID=tenant-1 (repeatable).
+    #[arg(long = "header", value_parser = parse_header)]
+    pub headers: Vec<(String, String)>,
+    /// PEM file of CA certificates to trust besides the system's.
+    #[arg(long)]
+    pub ca_file: Option<PathBuf>,
+}
+
+fn parse_header(s: &str) -> Result<(String, String), String> {
+    let (k, v) = s.split_once('=').ok_or_else(|| format!("expected NAME=VALUE, got {s:?}"))?;
+    if k.trim().is_empty() {
+        return Err(format!("empty header name in {s:?}"));
+    }
+    Ok((k.trim().to_string(), v.to_string()))
+}
+
+impl PrometheusArgs {
+    /// The adapter's settings.
+    pub fn config(&self) -> PrometheusConfig {
+        let mut cfg = PrometheusConfig::new(&self.prometheus_url);
+        cfg.timeout = self.prometheus_timeout;
+        cfg.bearer_token_file = self.bearer_token_file.clone();
+        cfg.basic_auth = self
+            .basic_auth_user
+            .clone()
+            .zip(self.basic_auth_password_file.clone())
+            .map(|(username, password_file)| BasicAuth {
+                username,
+                password_file,
+            });
+        cfg.headers = self.headers.iter().cloned().collect();
+        cfg.ca_file = self.ca_file.clone();
+        cfg
+    }
+}
+
+/// Parses the arguments, runs the command and returns the exit code.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logging(cli.log_format);
+    match run(cli) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("rollout-guard: {e:#}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn init_logging(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let _ = match format {
+        LogFormat::Text => builder.try_init(),
+        LogFormat::Json => builder.json().try_init(),
+    };
+}
+
+/// Runs a parsed command.
+pub fn run(cli: Cli) -> Result<ExitCode> {
+    match cli.command {
+        Command::Backtest(args) => backtest(args),
+        Command::Rules(RulesCommand::Lint { paths }) => Ok(lint(&paths)),
+        Command::Rules(RulesCommand::Defaults) => {
+            print!("{DEFAULT_RULES}");
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+fn lint(paths: &[PathBuf]) -> ExitCode {
+    match RuleSet::load(paths) {
+        Ok(set) => {
+            println!("{} rule(s) in {} file(s): ok", set.rules.len(), set.files.len());
+            ExitCode::SUCCESS
+        }
+        Err(errors) => {
+            for e in &errors.0 {
+                eprintln!("error: {e}");
+            }
+            eprintln!("{} problem(s) found", errors.0.len());
+            ExitCode::from(1)
+        }
+    }
+}
+
+/// Loads the rules named on the command line, or the bundled defaults.
+pub fn load_rules(paths: &[PathBuf]) -> Result<RuleSet> {
+    if paths.is_empty() {
+        return Ok(RuleSet::defaults());
+    }
+    RuleSet::load(paths).map_err(|e| anyhow::anyhow!("invalid rules:\n{e}"))
+}
+
+fn backtest(args: BacktestArgs) -> Result<ExitCode> {
+    let rules = load_rules(&args.rules)?;
+    let spec = Replay {
+        target: Target {
+            namespace: args.namespace,
+            deployment: args.deployment,
+            new_replicaset: args.new_replicaset,
+            old_replicasets: args.old_replicasets,
+        },
+        from: args.from,
+        to: args.to,
+        step: args.step,
+    };
+    let total = spec.times()?.len();
+    let source = PrometheusSource::new(&args.prometheus.config()).context("invalid Prometheus settings")?;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    let report = runtime.block_on(async {
+        source
+            .check()
+            .await
+            .with_context(|| format!("cannot query Prometheus at {}", source.url()))?;
+        let show_progress = total >= 20;
+        let mut last_shown = 0;
+        let report = replay(&rules, &spec, &source, |done, total| {
+            // Every tenth of the way, and at the end.
+            if show_progress && (done * 10 / total > last_shown || done == total) {
+                last_shown = done * 10 / total;
+                eprintln!("backtest: {done}/{total} evaluations");
+            }
+        })
+        .await?;
+        anyhow::Ok(report)
+    })?;
+    let mut stdout = std::io::stdout().lock();
+    let text = match args.output {
+        Output::Json => serde_json::to_string(&report).context("cannot serialise the report")? + "\n",
+        Output::Text => report.to_text(&spec, &rules),
+    };
+    if let Err(e) = stdout.write_all(text.as_bytes()).and_then(|_| stdout.flush()) {
+        // A closed pipe (`| head`) is not a failure.
+        if e.kind() != std::io::ErrorKind::BrokenPipe {
+            bail!("cannot write the report: {e}");
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
