@@ -92,7 +92,10 @@ impl Replay {
         let step = self.step.as_std().as_millis() as u64;
         let steps = span / step + 1;
         if steps > MAX_STEPS {
-            return Err(ReplayError::TooManySteps { steps, max: MAX_STEPS });
+            return Err(ReplayError::TooManySteps {
+                steps,
+                max: MAX_STEPS,
+            });
         }
         Ok((0..steps)
             .map(|i| self.from + SignedDuration::from_millis((i * step) as i64))
@@ -191,7 +194,9 @@ impl Report {
                     format!("{}={m}", v.rule)
                 })
                 .collect();
-            let action = step.action.map_or(String::new(), |a| format!("  → {}", a.to_string().to_uppercase()));
+            let action = step.action.map_or(String::new(), |a| {
+                format!("  → {}", a.to_string().to_uppercase())
+            });
             let _ = writeln!(out, "\n{}  {}{}", step.at, marks.join("  "), action);
             // Reasons for anything not passing, printed when they change, to keep long replays short.
             let detail: Vec<String> = step
@@ -210,7 +215,11 @@ impl Report {
         let _ = writeln!(out);
         match (&self.decided_at, &self.rule) {
             (Some(at), Some(rule)) => {
-                let reason = self.timeline.last().map(|s| s.reason.as_str()).unwrap_or("");
+                let reason = self
+                    .timeline
+                    .last()
+                    .map(|s| s.reason.as_str())
+                    .unwrap_or("");
                 let _ = writeln!(
                     out,
                     "decision: {} at {at} (rule {rule})\n  {reason}",
@@ -218,7 +227,12 @@ impl Report {
                 );
             }
             _ => {
-                let _ = writeln!(out, "decision: {} (no action in {} evaluations)", decision_word(self.decision), self.timeline.len());
+                let _ = writeln!(
+                    out,
+                    "decision: {} (no action in {} evaluations)",
+                    decision_word(self.decision),
+                    self.timeline.len()
+                );
             }
         }
         out

@@ -128,7 +128,9 @@ pub struct PrometheusArgs {
 }
 
 fn parse_header(s: &str) -> Result<(String, String), String> {
-    let (k, v) = s.split_once('=').ok_or_else(|| format!("expected NAME=VALUE, got {s:?}"))?;
+    let (k, v) = s
+        .split_once('=')
+        .ok_or_else(|| format!("expected NAME=VALUE, got {s:?}"))?;
     if k.trim().is_empty() {
         return Err(format!("empty header name in {s:?}"));
     }
@@ -171,7 +173,9 @@ pub fn main() -> ExitCode {
 fn init_logging(format: LogFormat) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
     let _ = match format {
         LogFormat::Text => builder.try_init(),
         LogFormat::Json => builder.json().try_init(),
@@ -193,7 +197,11 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
 fn lint(paths: &[PathBuf]) -> ExitCode {
     match RuleSet::load(paths) {
         Ok(set) => {
-            println!("{} rule(s) in {} file(s): ok", set.rules.len(), set.files.len());
+            println!(
+                "{} rule(s) in {} file(s): ok",
+                set.rules.len(),
+                set.files.len()
+            );
             ExitCode::SUCCESS
         }
         Err(errors) => {
@@ -228,7 +236,8 @@ fn backtest(args: BacktestArgs) -> Result<ExitCode> {
         step: args.step,
     };
     let total = spec.times()?.len();
-    let source = PrometheusSource::new(&args.prometheus.config()).context("invalid Prometheus settings")?;
+    let source =
+        PrometheusSource::new(&args.prometheus.config()).context("invalid Prometheus settings")?;
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -252,10 +261,15 @@ fn backtest(args: BacktestArgs) -> Result<ExitCode> {
     })?;
     let mut stdout = std::io::stdout().lock();
     let text = match args.output {
-        Output::Json => serde_json::to_string(&report).context("cannot serialise the report")? + "\n",
+        Output::Json => {
+            serde_json::to_string(&report).context("cannot serialise the report")? + "\n"
+        }
         Output::Text => report.to_text(&spec, &rules),
     };
-    if let Err(e) = stdout.write_all(text.as_bytes()).and_then(|_| stdout.flush()) {
+    if let Err(e) = stdout
+        .write_all(text.as_bytes())
+        .and_then(|_| stdout.flush())
+    {
         // A closed pipe (`| head`) is not a failure.
         if e.kind() != std::io::ErrorKind::BrokenPipe {
             bail!("cannot write the report: {e}");

@@ -15,6 +15,7 @@ pub mod evaluate;
 pub mod judge;
 pub mod prometheus;
 pub mod rules;
+pub mod simulate;
 pub mod source;
 pub mod stats;
 pub mod template;

@@ -1,0 +1,135 @@
+use super::*;
+use crate::evaluate::{Target, evaluate};
+use crate::judge::Outcome;
+use crate::rules::RuleSet;
+use crate::source::MetricSource;
+
+fn noise() -> Noise {
+    Noise::load_dir(&std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/nab"))
+        .unwrap()
+}
+
+#[test]
+fn generation_is_deterministic_and_follows_the_rolling_update() {
+    let noise = noise();
+    let s = Scenario::healthy("h", 7);
+    let a = generate(&s, &noise);
+    let b = generate(&s, &noise);
+    assert_eq!(a.pods, b.pods);
+    assert_eq!(a.pods.len(), 2 * s.replicas);
+    let old: Vec<_> = a.pods.iter().filter(|p| !p.new).collect();
+    let new: Vec<_> = a.pods.iter().filter(|p| p.new).collect();
+    // Old pods go one by one during the rollout; new ones arrive one by one and stay.
+    assert!(old.iter().all(|p| p.end() < s.rollout_end()));
+    assert!(
+        new.iter()
+            .all(|p| p.start >= s.rollout_start() && (p.end() - s.end()).abs() < SCRAPE)
+    );
+    assert!(
+        a.pods
+            .iter()
+            .all(|p| p.name.starts_with(&p.replicaset) && p.name.len() == p.replicaset.len() + 6)
+    );
+    // Counters only go up.
+    for p in &a.pods {
+        assert!(p.requests.windows(2).all(|w| w[1] >= w[0]));
+        assert!(p.cpu_seconds.windows(2).all(|w| w[1] >= w[0]));
+    }
+    // About rps × scrape requests per sample.
+    let per_sample = old[0].requests[20] / 21.0;
+    assert!(per_sample > 100.0 && per_sample < 700.0, "{per_sample}");
+}
+
+#[test]
+fn faults_show_only_in_the_new_pods() {
+    let noise = noise();
+    let mut s = Scenario::healthy("bad", 3);
+    s.fault = Fault::ClassErrors { fraction: 0.01 };
+    let h = generate(&s, &noise);
+    for p in &h.pods {
+        let class: f64 = p.errors.last().unwrap()[..4].iter().sum();
+        if p.new {
+            assert!(class > 0.0, "{}", p.name);
+        } else {
+            assert_eq!(class, 0.0, "{}", p.name);
+        }
+    }
+}
+
+fn target(h: &History, with_old: bool) -> Target {
+    Target {
+        namespace: h.scenario.namespace.clone(),
+        deployment: h.scenario.deployment.clone(),
+        new_replicaset: h.new_replicaset.clone(),
+        old_replicasets: if with_old {
+            vec![h.old_replicaset.clone()]
+        } else {
+            vec![]
+        },
+    }
+}
+
+fn at(t: f64) -> jiff::Timestamp {
+    jiff::Timestamp::from_second(t as i64).unwrap()
+}
+
+#[tokio::test]
+async fn the_default_rules_see_the_simulated_fault() {
+    let noise = noise();
+    let rules = RuleSet::defaults();
+    let mut s = Scenario::healthy("bad", 11);
+    s.fault = Fault::ClassErrors { fraction: 0.01 };
+    let h = generate(&s, &noise);
+    let source = SimSource::new(&h);
+    let mid = s.rollout_start() + 5.0 * s.pod_interval;
+    let eval = evaluate(&rules, &target(&h, true), at(mid), &source).await;
+    let by = |n: &str| eval.verdicts.iter().find(|v| v.rule == n).unwrap();
+    assert_eq!(
+        by("class-loading-errors").outcome,
+        Outcome::Fail,
+        "{}",
+        by("class-loading-errors").reason
+    );
+    for name in ["cpu-saturation", "cpu-throttling", "cpu-per-request"] {
+        assert_eq!(
+            by(name).outcome,
+            Outcome::Pass,
+            "{name}: {}",
+            by(name).reason
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_healthy_history_passes_every_default_rule() {
+    let noise = noise();
+    let rules = RuleSet::defaults();
+    let s = Scenario::healthy("ok", 5);
+    let h = generate(&s, &noise);
+    let source = SimSource::new(&h);
+    let mid = s.rollout_start() + 5.0 * s.pod_interval;
+    let eval = evaluate(&rules, &target(&h, true), at(mid), &source).await;
+    for v in &eval.verdicts {
+        assert_eq!(v.outcome, Outcome::Pass, "{}: {}", v.rule, v.reason);
+    }
+}
+
+#[tokio::test]
+async fn unknown_queries_are_refused_not_guessed() {
+    let noise = noise();
+    let h = generate(&Scenario::healthy("x", 1), &noise);
+    let source = SimSource::new(&h);
+    let e = source
+        .instant("up", at(h.scenario.end()))
+        .await
+        .unwrap_err();
+    assert!(matches!(e, crate::source::SourceError::BadQuery(_)));
+    let e = source
+        .instant(
+            r#"sum(increase(php_requests_total{pod=~"(["}[5m]))"#,
+            at(h.scenario.end()),
+        )
+        .await
+        .unwrap_err();
+    assert!(matches!(e, crate::source::SourceError::BadQuery(_)));
+}
