@@ -58,11 +58,12 @@ impl Streaks {
                 continue;
             };
             let streak = self.0.get(&rule.name).copied().unwrap_or(0);
+            // The verdict's action: the rule's, unless the judge allowed only a warning.
             if v.outcome == Outcome::Fail
                 && streak >= rule.consecutive
-                && best.is_none_or(|(a, _, _)| rule.action > a)
+                && best.is_none_or(|(a, _, _)| v.action > a)
             {
-                best = Some((rule.action, v, streak));
+                best = Some((v.action, v, streak));
             }
         }
         let streaks = self.0.clone();

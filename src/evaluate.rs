@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::judge::{self, Counts, Observation, SentQuery, Verdict, Window};
 use crate::rules::{Check, Rule, RuleSet};
-use crate::source::{MetricSource, Series, SourceError, unix_seconds};
+use crate::source::{MetricSource, SourceError, unix_seconds};
 use crate::template::{Bindings, Template};
 
 /// The rollout being judged: a Deployment, its new ReplicaSet and the old ones that still count.
@@ -64,10 +64,13 @@ pub async fn evaluate_rule<S: MetricSource>(
         deployment: &target.deployment,
         replicasets,
         window: rule.window,
+        interval: interval_of(rule),
     };
     let mut sent = Vec::new();
     let observation = match &rule.check {
         Check::ErrorRate(c) => {
+            // One point per interval: the first covers the window's first interval.
+            let start = from_unix(window.start + c.interval.as_secs_f64());
             let mut sides = Vec::new();
             for (side, rs) in [("new", new_rs), ("old", &target.old_replicasets[..])] {
                 if side == "old" && !has_old {
@@ -77,11 +80,13 @@ pub async fn evaluate_rule<S: MetricSource>(
                 let errors = record(&mut sent, side, "errors", &c.errors, &b);
                 let requests = record(&mut sent, side, "requests", &c.requests, &b);
                 sides.push(async move {
-                    let (e, r) =
-                        futures::join!(source.instant(&errors, at), source.instant(&requests, at));
+                    let (e, r) = futures::join!(
+                        source.range(&errors, start, at, c.interval),
+                        source.range(&requests, start, at, c.interval)
+                    );
                     Ok::<_, SourceError>(Counts {
-                        errors: sum(&e?),
-                        requests: sum(&r?),
+                        errors: e?,
+                        requests: r?,
                     })
                 });
             }
@@ -182,15 +187,13 @@ fn from_unix(seconds: f64) -> Timestamp {
     Timestamp::UNIX_EPOCH + SignedDuration::from_millis((seconds * 1000.0).round() as i64)
 }
 
-/// The sum of all finite values of an instant result; `None` if there are none (absent data).
-fn sum(series: &[Series]) -> Option<f64> {
-    let values: Vec<f64> = series
-        .iter()
-        .filter_map(|s| s.points.last())
-        .map(|p| p.v)
-        .filter(|v| v.is_finite())
-        .collect();
-    (!values.is_empty()).then(|| values.iter().sum())
+/// The `{{ interval }}` of a rule: its stratum for error rates, its step otherwise.
+fn interval_of(rule: &Rule) -> crate::duration::PromDuration {
+    match &rule.check {
+        Check::ErrorRate(c) => c.interval,
+        Check::Compare(c) => c.step,
+        Check::Absolute(c) => c.step,
+    }
 }
 
 #[cfg(test)]

@@ -6,6 +6,7 @@
 //! [`judge`]. Missing data never fails a rule unless the rule says so, and a broken query is
 //! always inconclusive.
 
+use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
 use serde::{Deserialize, Serialize};
@@ -14,7 +15,7 @@ use crate::rules::{
     Absolute, Action, Check, Compare, Direction, ErrorRate, OnMissing, ProportionTest, Rule,
 };
 use crate::source::Series;
-use crate::stats::{self, Tail};
+use crate::stats::{self, Stratum, Tail};
 
 /// What a rule concluded.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -35,12 +36,12 @@ impl std::fmt::Display for Outcome {
     }
 }
 
-/// Error and request counts of one side over the window; `None` where the query returned no
-/// series (or only NaN).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize)]
+/// Error and request counts of one side: one point per interval of the window, each the count
+/// in that interval (series are summed). Empty where the query returned nothing.
+#[derive(Clone, Debug, Default, PartialEq)]
 pub struct Counts {
-    pub errors: Option<f64>,
-    pub requests: Option<f64>,
+    pub errors: Vec<Series>,
+    pub requests: Vec<Series>,
 }
 
 /// What was fetched for one rule. The old side is `None` when the rollout has no old ReplicaSet
@@ -121,11 +122,22 @@ pub struct SideCounts {
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct ErrorRateEvidence {
+    /// Totals over the window.
     pub new: SideCounts,
     pub old: SideCounts,
-    /// new rate / old rate (`null` for infinity: errors where the old side had none).
+    /// Intervals in which both sides served requests: the strata of the test.
+    pub strata: usize,
+    /// New errors in those intervals.
+    pub observed_errors: f64,
+    /// New errors the old pods' rate in each interval predicts for the new pods' traffic.
+    pub expected_errors: f64,
+    /// observed / expected (`null` for infinity: errors where the old side had none).
     pub ratio: Option<f64>,
+    /// (observed − expected) / the new pods' requests in those intervals.
     pub rate_increase: f64,
+    /// How much more than Poisson the counts scatter between intervals (≥ 1); the test's
+    /// variance is widened by it.
+    pub dispersion: f64,
     pub test: ProportionTest,
     pub p_value: f64,
     pub alpha: f64,
@@ -152,11 +164,11 @@ pub struct CompareEvidence {
     pub new: SampleSummary,
     pub old: SampleSummary,
     pub direction: Direction,
-    /// Worse side's median over the better side's, oriented so that > 1 is worse.
+    /// Median of the worse-oriented side's time-aligned ratios over the other's (> 1 is worse).
     pub median_ratio: Option<f64>,
-    /// Hodges-Lehmann shift, oriented so that > 0 is worse.
+    /// Hodges-Lehmann shift of the time-aligned differences, in the series' unit (> 0 is worse).
     pub shift: f64,
-    /// U of the side tested as worse (new for higher-is-worse, old for lower-is-worse).
+    /// U of the new side's time-aligned samples.
     pub u_statistic: f64,
     pub p_value: f64,
     pub alpha: f64,
@@ -207,10 +219,14 @@ pub fn judge(rule: &Rule, window: &Window, observation: &Observation) -> Verdict
             fail,
             reason,
             evidence,
+            warn_only,
         } => {
             let outcome = if fail { Outcome::Fail } else { Outcome::Pass };
             let mut v = verdict(rule, outcome, reason);
             v.evidence = Some(evidence);
+            if warn_only {
+                v.action = Action::Warn;
+            }
             v
         }
         Judged::NoBaseline(reason) => verdict(rule, Outcome::Inconclusive, reason),
@@ -246,6 +262,8 @@ enum Judged {
         fail: bool,
         reason: String,
         evidence: Evidence,
+        /// A failure that may only warn, whatever the rule's action.
+        warn_only: bool,
     },
     /// Missing or insufficient data: what is missing.
     Missing(String),
@@ -257,88 +275,137 @@ fn no_baseline() -> Judged {
     Judged::NoBaseline("no old ReplicaSet to compare with".into())
 }
 
-/// The usable value of a count: finite and non-negative.
-fn count(v: Option<f64>) -> Option<f64> {
-    v.filter(|x| x.is_finite() && *x >= 0.0)
+/// Counts by interval end (milliseconds): finite, non-negative values of all series summed.
+fn by_time(series: &[Series]) -> BTreeMap<i64, f64> {
+    let mut out = BTreeMap::new();
+    for s in series {
+        for p in &s.points {
+            if p.v.is_finite() && p.v >= 0.0 {
+                *out.entry((p.t * 1000.0).round() as i64).or_insert(0.0) += p.v;
+            }
+        }
+    }
+    out
 }
 
-fn side(name: &str, c: &Counts, rule: &ErrorRate) -> Result<SideCounts, String> {
-    let requests =
-        count(c.requests).ok_or_else(|| format!("no request count for the {name} pods"))?;
-    if requests < rule.min_requests || requests <= 0.0 {
+/// One side's counts by interval, or what is missing.
+fn side(
+    name: &str,
+    c: &Counts,
+    rule: &ErrorRate,
+) -> Result<(BTreeMap<i64, f64>, BTreeMap<i64, f64>, SideCounts), String> {
+    let requests = by_time(&c.requests);
+    if requests.is_empty() {
+        return Err(format!("no request counts for the {name} pods"));
+    }
+    let errors = by_time(&c.errors);
+    if errors.is_empty()
+        && !(rule.absent_errors_are_zero && c.errors.iter().all(|s| s.points.is_empty()))
+    {
+        return Err(format!("no error counts for the {name} pods"));
+    }
+    let total_requests: f64 = requests.values().sum();
+    if total_requests < rule.min_requests || total_requests <= 0.0 {
         return Err(format!(
             "the {name} pods served {} requests, fewer than min_requests {}",
-            fmt_num(requests),
+            fmt_num(total_requests),
             fmt_num(rule.min_requests)
         ));
     }
-    let errors = match count(c.errors) {
-        Some(e) => e,
-        None if rule.absent_errors_are_zero && c.errors.is_none() => 0.0,
-        None => return Err(format!("no error count for the {name} pods")),
+    // increase() extrapolates both counters separately: errors never exceed requests.
+    let total_errors: f64 = requests
+        .iter()
+        .map(|(t, r)| errors.get(t).copied().unwrap_or(0.0).min(*r))
+        .sum();
+    let totals = SideCounts {
+        errors: total_errors,
+        requests: total_requests,
+        rate: total_errors / total_requests,
     };
-    // increase() extrapolates both counters separately; errors can never exceed requests.
-    let errors = errors.min(requests);
-    Ok(SideCounts {
-        errors,
-        requests,
-        rate: errors / requests,
-    })
+    Ok((errors, requests, totals))
 }
 
 fn error_rate(rule: &ErrorRate, new: &Counts, old: Option<&Counts>) -> Judged {
     let Some(old) = old else { return no_baseline() };
-    let new = match side("new", new, rule) {
+    let (new_errors, new_requests, new_totals) = match side("new", new, rule) {
         Ok(s) => s,
         Err(e) => return Judged::Missing(e),
     };
-    let old = match side("old", old, rule) {
+    let (old_errors, old_requests, old_totals) = match side("old", old, rule) {
         Ok(s) => s,
         Err(e) => return Judged::Missing(e),
     };
+    let strata: Vec<Stratum> = new_requests
+        .iter()
+        .filter_map(|(t, rn)| {
+            let ro = *old_requests.get(t)?;
+            (*rn > 0.0 && ro > 0.0).then(|| Stratum {
+                errors_new: new_errors.get(t).copied().unwrap_or(0.0).min(*rn),
+                requests_new: *rn,
+                errors_old: old_errors.get(t).copied().unwrap_or(0.0).min(ro),
+                requests_old: ro,
+            })
+        })
+        .collect();
+    if strata.is_empty() {
+        return Judged::Missing(
+            "the new and old pods never served requests in the same interval".into(),
+        );
+    }
+    let dispersion = stats::dispersion(&strata);
+    let observed: f64 = strata.iter().map(|s| s.errors_new).sum();
+    let expected: f64 = strata
+        .iter()
+        .map(|s| s.errors_old / s.requests_old * s.requests_new)
+        .sum();
+    let aligned_requests: f64 = strata.iter().map(|s| s.requests_new).sum();
     let p_value = match rule.test {
-        ProportionTest::Binomial => stats::poisson_rate_greater(
-            new.errors,
-            new.requests,
-            old.errors,
-            old.requests,
-            rule.tolerance,
-        ),
+        ProportionTest::Binomial => {
+            stats::poisson_rate_greater_stratified(&strata, rule.tolerance, dispersion)
+        }
         ProportionTest::Fisher => {
-            let row = |s: &SideCounts| {
-                [
-                    s.errors.round() as u64,
-                    (s.requests - s.errors).round().max(0.0) as u64,
-                ]
-            };
-            stats::fisher_greater([row(&new), row(&old)])
+            let sum = |f: fn(&Stratum) -> f64| strata.iter().map(f).sum::<f64>();
+            let row = |e: f64, r: f64| [e.round() as u64, (r - e).round().max(0.0) as u64];
+            stats::fisher_greater([
+                row(sum(|s| s.errors_new), sum(|s| s.requests_new)),
+                row(sum(|s| s.errors_old), sum(|s| s.requests_old)),
+            ])
         }
     };
     let p_value = match p_value {
         Ok(p) => p,
         Err(e) => return Judged::Missing(format!("the test could not be computed: {e}")),
     };
-    let ratio = rate_ratio(new.rate, old.rate);
-    let rate_increase = new.rate - old.rate;
+    let ratio = rate_ratio(observed, expected);
+    let rate_increase = (observed - expected) / aligned_requests;
     let significant = p_value < rule.alpha;
-    let large = ratio.is_none_or(|r| r >= rule.min_ratio) && new.errors > 0.0;
+    let large = ratio.is_none_or(|r| r >= rule.min_ratio) && observed > 0.0;
     let material = rate_increase >= rule.min_rate_increase;
-    let enough = new.errors >= rule.min_errors;
+    let enough = observed >= rule.min_errors;
     let fail = significant && large && material && enough;
 
     let mut reason = format!(
-        "new {} ({}/{}) vs old {} ({}/{}): ×{}, p={} {} α={}",
-        fmt_pct(new.rate),
-        fmt_num(new.errors),
-        fmt_num(new.requests),
-        fmt_pct(old.rate),
-        fmt_num(old.errors),
-        fmt_num(old.requests),
+        "new {} ({}/{}) vs old {} ({}/{}); over {} interval(s) the new pods made {} errors where the old pods' rate predicts {}: ×{}, p={} {} α={}",
+        fmt_pct(new_totals.rate),
+        fmt_num(new_totals.errors),
+        fmt_num(new_totals.requests),
+        fmt_pct(old_totals.rate),
+        fmt_num(old_totals.errors),
+        fmt_num(old_totals.requests),
+        strata.len(),
+        fmt_num(observed),
+        fmt_num(expected),
         ratio.map_or("∞".to_string(), |r| format!("{r:.2}")),
         fmt_p(p_value),
         if significant { "<" } else { "≥" },
         rule.alpha
     );
+    if dispersion > 1.0 {
+        let _ = write!(
+            reason,
+            " (errors come in bursts: test widened ×{dispersion:.1})"
+        );
+    }
     if significant && !fail {
         let mut why = Vec::new();
         if !large {
@@ -361,9 +428,16 @@ fn error_rate(rule: &ErrorRate, new: &Counts, old: Option<&Counts>) -> Judged {
     Judged::Decided {
         fail,
         reason,
+        warn_only: false,
         evidence: Evidence::ErrorRate(ErrorRateEvidence {
+            new: new_totals,
+            old: old_totals,
+            strata: strata.len(),
+            observed_errors: observed,
+            expected_errors: expected,
             ratio,
             rate_increase,
+            dispersion,
             test: rule.test,
             p_value,
             alpha: rule.alpha,
@@ -371,8 +445,6 @@ fn error_rate(rule: &ErrorRate, new: &Counts, old: Option<&Counts>) -> Judged {
             min_ratio: rule.min_ratio,
             min_rate_increase: rule.min_rate_increase,
             min_errors: rule.min_errors,
-            new,
-            old,
         }),
     }
 }
@@ -391,14 +463,19 @@ fn rate_ratio(new: f64, old: f64) -> Option<f64> {
 /// The finite samples of a side inside the window, with each pod's warm-up left out.
 struct Samples {
     values: Vec<f64>,
+    /// The time of each value, in milliseconds (the range query's grid).
+    times: Vec<i64>,
     pods: usize,
     warmup_dropped: usize,
 }
 
 fn samples(series: &[Series], w: &Window) -> Samples {
-    let mut values = Vec::new();
-    let mut pods = 0;
-    let mut warmup_dropped = 0;
+    let mut out = Samples {
+        values: Vec::new(),
+        times: Vec::new(),
+        pods: 0,
+        warmup_dropped: 0,
+    };
     for s in series {
         let Some(first) = s.points.iter().find(|p| p.v.is_finite()) else {
             continue;
@@ -410,26 +487,23 @@ fn samples(series: &[Series], w: &Window) -> Samples {
         } else {
             f64::NEG_INFINITY
         };
-        let before = values.len();
+        let before = out.values.len();
         for p in &s.points {
             if p.t < w.start || p.t > w.at || !p.v.is_finite() {
                 continue;
             }
             if p.t < warm_from {
-                warmup_dropped += 1;
+                out.warmup_dropped += 1;
                 continue;
             }
-            values.push(p.v);
+            out.values.push(p.v);
+            out.times.push((p.t * 1000.0).round() as i64);
         }
-        if values.len() > before {
-            pods += 1;
+        if out.values.len() > before {
+            out.pods += 1;
         }
     }
-    Samples {
-        values,
-        pods,
-        warmup_dropped,
-    }
+    out
 }
 
 fn summary(s: &Samples) -> SampleSummary {
@@ -444,41 +518,83 @@ fn summary(s: &Samples) -> SampleSummary {
     }
 }
 
-fn enough(s: &Samples, name: &str, min: usize) -> Result<(), String> {
-    if s.values.len() < min {
+fn enough(count: usize, name: &str, min: usize) -> Result<(), String> {
+    if count < min {
         Err(format!(
-            "{} usable samples from the {name} pods, fewer than min_samples {min}",
-            s.values.len()
+            "{count} usable samples from the {name} pods, fewer than min_samples {min}"
         ))
     } else {
         Ok(())
     }
 }
 
+/// Samples expressed against the old pods' median at the same moment, both as a ratio and as a
+/// difference; moments where the old side has no positive median are left out.
+struct Aligned {
+    ratio: Vec<f64>,
+    diff: Vec<f64>,
+}
+
+fn align(s: &Samples, old_median: &BTreeMap<i64, f64>) -> Aligned {
+    let mut a = Aligned {
+        ratio: Vec::with_capacity(s.values.len()),
+        diff: Vec::with_capacity(s.values.len()),
+    };
+    for (v, t) in s.values.iter().zip(&s.times) {
+        if let Some(m) = old_median.get(t).filter(|m| **m > 0.0) {
+            a.ratio.push(v / m);
+            a.diff.push(v - m);
+        }
+    }
+    a
+}
+
+/// The old side's median at each moment.
+fn medians_by_time(s: &Samples) -> BTreeMap<i64, f64> {
+    let mut by: BTreeMap<i64, Vec<f64>> = BTreeMap::new();
+    for (v, t) in s.values.iter().zip(&s.times) {
+        by.entry(*t).or_default().push(*v);
+    }
+    by.into_iter()
+        .filter_map(|(t, vs)| stats::median(&vs).ok().map(|m| (t, m)))
+        .collect()
+}
+
+/// New against old, moment by moment. Each sample is divided by the old pods' median at the
+/// same moment before ranking: load changes over the window move both sides alike, while the
+/// new pods' samples crowd the end of the window (they are younger), so raw samples would blame
+/// the new version for whatever the load did late in the window.
 fn compare(rule: &Compare, w: &Window, new: &[Series], old: Option<&[Series]>) -> Judged {
     let Some(old) = old else { return no_baseline() };
     let n = samples(new, w);
     let o = samples(old, w);
-    if let Err(e) = enough(&n, "new", rule.min_samples).and(enough(&o, "old", rule.min_samples)) {
+    let baseline = medians_by_time(&o);
+    let na = align(&n, &baseline);
+    let oa = align(&o, &baseline);
+    if let Err(e) = enough(na.ratio.len(), "new", rule.min_samples).and(enough(
+        oa.ratio.len(),
+        "old",
+        rule.min_samples,
+    )) {
         return Judged::Missing(e);
     }
-    // Orient everything so that "greater" is worse: (a, b) = (new, old) when higher is worse.
-    let (a, b) = match rule.direction {
-        Direction::HigherIsWorse => (&n.values, &o.values),
-        Direction::LowerIsWorse => (&o.values, &n.values),
+    // `worse` pairs the side that would be worse first.
+    let (tail, worse) = match rule.direction {
+        Direction::HigherIsWorse => (Tail::Greater, (&na, &oa)),
+        Direction::LowerIsWorse => (Tail::Less, (&oa, &na)),
     };
-    let (u, p_value) = match stats::mann_whitney(a, b, Tail::Greater) {
+    let (u, p_value) = match stats::mann_whitney(&na.ratio, &oa.ratio, tail) {
         Ok(r) => r,
         Err(e) => return Judged::Missing(format!("the test could not be computed: {e}")),
     };
     let (Ok(shift), Ok(m_worse), Ok(m_better)) = (
-        stats::hodges_lehmann(a, b),
-        stats::median(a),
-        stats::median(b),
+        stats::hodges_lehmann(&worse.0.diff, &worse.1.diff),
+        stats::median(&worse.0.ratio),
+        stats::median(&worse.1.ratio),
     ) else {
         return Judged::Missing("no finite samples".into());
     };
-    let median_ratio = rate_ratio(m_worse, m_better).filter(|_| m_worse >= 0.0 && m_better >= 0.0);
+    let median_ratio = rate_ratio(m_worse, m_better);
     let new_summary = summary(&n);
     let old_summary = summary(&o);
     let significant = p_value < rule.alpha;
@@ -486,11 +602,11 @@ fn compare(rule: &Compare, w: &Window, new: &[Series], old: Option<&[Series]>) -
     let material = shift >= rule.min_shift && shift > 0.0;
     let fail = significant && large && material;
     let reason = format!(
-        "median new {} vs old {} ({} vs {} samples from {} vs {} pods): ratio {}, shift {}, p={} {} α={}{}",
+        "median new {} vs old {} ({} vs {} samples from {} vs {} pods); against the old pods' median at the same moments: ratio {}, shift {}, p={} {} α={}{}",
         fmt_num(new_summary.median),
         fmt_num(old_summary.median),
-        new_summary.samples,
-        old_summary.samples,
+        na.ratio.len(),
+        oa.ratio.len(),
         new_summary.pods,
         old_summary.pods,
         median_ratio.map_or("∞".to_string(), |r| format!("{r:.2}")),
@@ -510,6 +626,7 @@ fn compare(rule: &Compare, w: &Window, new: &[Series], old: Option<&[Series]>) -
     Judged::Decided {
         fail,
         reason,
+        warn_only: false,
         evidence: Evidence::Compare(CompareEvidence {
             new: new_summary,
             old: old_summary,
@@ -534,7 +651,7 @@ fn breaches(value: f64, threshold: f64, direction: Direction) -> bool {
 
 fn absolute(rule: &Absolute, w: &Window, new: &[Series], old: Option<&[Series]>) -> Judged {
     let n = samples(new, w);
-    if let Err(e) = enough(&n, "new", rule.min_samples) {
+    if let Err(e) = enough(n.values.len(), "new", rule.min_samples) {
         return Judged::Missing(e);
     }
     let Ok(value) = stats::quantile(&n.values, rule.quantile) else {
@@ -550,8 +667,14 @@ fn absolute(rule: &Absolute, w: &Window, new: &[Series], old: Option<&[Series]>)
         .as_ref()
         .filter(|o| o.values.len() >= rule.min_samples)
         .and_then(|o| stats::quantile(&o.values, rule.quantile).ok());
-    let shared = breach && old_value.is_some_and(|v| breaches(v, rule.threshold, rule.direction));
+    let near = match rule.direction {
+        Direction::HigherIsWorse => rule.threshold * rule.old_too_at,
+        Direction::LowerIsWorse => rule.threshold / rule.old_too_at,
+    };
+    let shared = breach && old_value.is_some_and(|v| breaches(v, near, rule.direction));
     let fail = breach && !shared;
+    // Nothing to rule out a shared cause with: warn, unless told to act anyway.
+    let warn_only = fail && rule.unless_old_too && old.is_none() && !rule.act_without_baseline;
     let cmp = match rule.direction {
         Direction::HigherIsWorse => "≥",
         Direction::LowerIsWorse => "≤",
@@ -570,11 +693,19 @@ fn absolute(rule: &Absolute, w: &Window, new: &[Series], old: Option<&[Series]>)
         let _ = write!(reason, "; old pods {}", fmt_num(ov));
     }
     if shared {
-        reason.push_str(": the old pods breach it too, so the cause is shared, not the release");
+        let _ = write!(
+            reason,
+            ": the old pods are under the same pressure (at least {} of the threshold), so the cause is shared, not the release",
+            rule.old_too_at
+        );
+    }
+    if warn_only {
+        reason.push_str("; no old pods to rule out a shared cause (load, a dependency), so this only warns (act_without_baseline: false)");
     }
     Judged::Decided {
         fail,
         reason,
+        warn_only,
         evidence: Evidence::Absolute(AbsoluteEvidence {
             new: new_summary,
             old: old_summary,

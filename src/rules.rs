@@ -117,10 +117,16 @@ pub enum Check {
 #[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ErrorRate {
-    /// Instant query: errors of one ReplicaSet over the window (summed if several series).
+    /// Errors of one ReplicaSet in each `interval`, e.g.
+    /// `sum(increase(php_errors_total{...}[{{ interval }}]))`; evaluated as a range query over
+    /// the window, one point per interval (series are summed).
     pub errors: Template,
-    /// Instant query: requests of one ReplicaSet over the window.
+    /// Requests of one ReplicaSet in each `interval`, likewise.
     pub requests: Template,
+    /// The stretch of time the two sides are compared over, minute by minute by default: see
+    /// `stats::poisson_rate_greater_stratified` for why not the whole window at once.
+    #[serde(default = "defaults::interval")]
+    pub interval: PromDuration,
     /// An empty errors result means zero errors (error counters often do not exist until the
     /// first error). Requests are never assumed.
     #[serde(default = "defaults::yes")]
@@ -194,10 +200,18 @@ pub struct Absolute {
     pub direction: Direction,
     #[serde(default = "defaults::min_samples")]
     pub min_samples: usize,
-    /// When the old pods breach the threshold too, the cause is shared (load, a dependency),
-    /// not the release: pass.
+    /// When the old pods are under the same pressure, the cause is shared (load, a
+    /// dependency), not the release: pass. With this set and no old pods left (after the
+    /// rollout), a breach only warns, unless `act_without_baseline` is set.
     #[serde(default = "defaults::yes")]
     pub unless_old_too: bool,
+    /// The old pods count as under the same pressure when their quantile reaches this fraction
+    /// of the threshold (its inverse, for lower-is-worse).
+    #[serde(default = "defaults::old_too_at")]
+    pub old_too_at: f64,
+    /// Act on a breach even when there are no old pods to rule out a shared cause.
+    #[serde(default)]
+    pub act_without_baseline: bool,
 }
 
 mod defaults {
@@ -207,6 +221,9 @@ mod defaults {
     }
     pub fn step() -> PromDuration {
         PromDuration::from_secs(30)
+    }
+    pub fn interval() -> PromDuration {
+        PromDuration::from_secs(60)
     }
     pub fn consecutive() -> u32 {
         2
@@ -237,6 +254,9 @@ mod defaults {
     }
     pub fn median() -> f64 {
         0.5
+    }
+    pub fn old_too_at() -> f64 {
+        0.8
     }
 }
 
@@ -463,6 +483,15 @@ impl Rule {
                 );
                 at_least(&mut p, "error_rate.min_errors", c.min_errors, 0.0);
                 at_least(&mut p, "error_rate.min_requests", c.min_requests, 0.0);
+                if c.interval.is_zero()
+                    || c.interval > self.window
+                    || self.window.as_secs_f64() / c.interval.as_secs_f64() > 120.0
+                {
+                    p.push(format!(
+                        "check.error_rate.interval must be longer than 0s, at most the window ({}) and at least 1/120 of it, got {}",
+                        self.window, c.interval
+                    ));
+                }
                 if c.min_rate_increase > 1.0 {
                     p.push("check.error_rate.min_rate_increase is a fraction of requests and must be at most 1".into());
                 }
@@ -489,6 +518,12 @@ impl Rule {
                 self.check_step(&mut p, c.step);
                 if c.min_samples < 1 {
                     p.push("check.absolute.min_samples must be at least 1".into());
+                }
+                if !(c.old_too_at > 0.0 && c.old_too_at <= 1.0) {
+                    p.push(format!(
+                        "check.absolute.old_too_at must be in (0, 1], got {}",
+                        c.old_too_at
+                    ));
                 }
             }
         }

@@ -7,7 +7,7 @@
 //! `statrs` lacks or gets wrong (Hodges-Lehmann, a conditional Poisson rate test, Mann-Whitney U;
 //! see [`mann_whitney`]). It knows nothing of rules, queries or Kubernetes.
 
-use statrs::distribution::{Binomial, ContinuousCDF, DiscreteCDF, Normal};
+use statrs::distribution::{Binomial, ContinuousCDF, Discrete, DiscreteCDF, Normal};
 use statrs::stats_tests::Alternative;
 use statrs::stats_tests::fisher::fishers_exact;
 
@@ -75,6 +75,146 @@ pub fn poisson_rate_greater(
     let n = k + k_old.round() as u64;
     let p = tolerance * exposure_new / (tolerance * exposure_new + exposure_old);
     binomial_greater(k, n, p)
+}
+
+/// Error and request counts of both sides over one stretch of time (one stratum).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Stratum {
+    pub errors_new: f64,
+    pub requests_new: f64,
+    pub errors_old: f64,
+    pub requests_old: f64,
+}
+
+/// Largest total error count for which the stratified test is computed exactly; above it the
+/// normal approximation of the sum (with continuity correction) is used, whose error at that
+/// size is far below any significance level in use.
+pub const STRATIFIED_EXACT_MAX: u64 = 2_000;
+
+/// One-sided test that the new side's event rate exceeds `tolerance` times the old side's,
+/// minute by minute.
+///
+/// A rollout's two sides do not spread their traffic alike over a window: the new pods serve
+/// mostly its end. If the error rate of both changes within the window (a shared incident, a
+/// traffic surge), comparing window totals blames the side that served more of the bad minutes.
+/// So each stratum (a short stretch of time in which both sides served requests) gets the
+/// conditional binomial of [`poisson_rate_greater`], and the test is on the sum of the new side's
+/// errors over strata, whose null distribution is the convolution of the strata's binomials
+/// (a Poisson-binomial sum): exact up to [`STRATIFIED_EXACT_MAX`] errors.
+///
+/// `dispersion` (φ ≥ 1, see [`dispersion`]) widens the test for errors that come in bursts: the
+/// sum's variance is multiplied by φ (quasi-Poisson) and the normal approximation is used. At
+/// φ = 1 the test is the exact one.
+pub fn poisson_rate_greater_stratified(
+    strata: &[Stratum],
+    tolerance: f64,
+    dispersion: f64,
+) -> Result<f64, StatsError> {
+    stratified(strata, tolerance, dispersion, STRATIFIED_EXACT_MAX)
+}
+
+/// How much more the error counts scatter between intervals than Poisson counts would: the
+/// Pearson statistic of each side's per-interval counts around that side's own rate, pooled over
+/// both sides and divided by its degrees of freedom, never below 1. Bursty errors (one pod
+/// throwing a hundred at once) make it large; a steady regression does not.
+pub fn dispersion(strata: &[Stratum]) -> f64 {
+    let side = |e: fn(&Stratum) -> f64, r: fn(&Stratum) -> f64| -> (f64, f64) {
+        let rows: Vec<(f64, f64)> = strata
+            .iter()
+            .map(|s| (e(s), r(s)))
+            .filter(|(_, r)| *r > 0.0)
+            .collect();
+        let (errors, requests) = rows.iter().fold((0.0, 0.0), |a, (e, r)| (a.0 + e, a.1 + r));
+        if rows.len() < 2 || errors <= 0.0 {
+            return (0.0, 0.0);
+        }
+        let rate = errors / requests;
+        let chi2: f64 = rows
+            .iter()
+            .map(|(e, r)| (e - r * rate).powi(2) / (r * rate))
+            .sum();
+        (chi2, (rows.len() - 1) as f64)
+    };
+    let (c1, d1) = side(|s| s.errors_new, |s| s.requests_new);
+    let (c2, d2) = side(|s| s.errors_old, |s| s.requests_old);
+    if d1 + d2 < 1.0 {
+        return 1.0;
+    }
+    let phi = (c1 + c2) / (d1 + d2);
+    if phi.is_finite() { phi.max(1.0) } else { 1.0 }
+}
+
+fn stratified(
+    strata: &[Stratum],
+    tolerance: f64,
+    dispersion: f64,
+    exact_max: u64,
+) -> Result<f64, StatsError> {
+    if !(tolerance.is_finite() && tolerance > 0.0) {
+        return Err(StatsError::Invalid("tolerance must be positive".into()));
+    }
+    let mut parts = Vec::with_capacity(strata.len());
+    let mut observed = 0u64;
+    for s in strata {
+        let values = [s.errors_new, s.requests_new, s.errors_old, s.requests_old];
+        if values.iter().any(|v| !v.is_finite()) {
+            return Err(StatsError::NotFinite);
+        }
+        if values.iter().any(|v| *v < 0.0) {
+            return Err(StatsError::Invalid("negative count or exposure".into()));
+        }
+        if s.requests_new <= 0.0 || s.requests_old <= 0.0 {
+            continue; // no comparison possible in this stretch
+        }
+        let k = s.errors_new.round() as u64;
+        let n = k + s.errors_old.round() as u64;
+        if n == 0 {
+            continue;
+        }
+        let p = tolerance * s.requests_new / (tolerance * s.requests_new + s.requests_old);
+        observed += k;
+        parts.push((n, p));
+    }
+    if observed == 0 {
+        return Ok(1.0);
+    }
+    let total: u64 = parts.iter().map(|(n, _)| n).sum();
+    let phi = if dispersion.is_finite() {
+        dispersion.max(1.0)
+    } else {
+        1.0
+    };
+    if total > exact_max || phi > 1.0 {
+        let mean: f64 = parts.iter().map(|(n, p)| *n as f64 * p).sum();
+        let var: f64 = phi
+            * parts
+                .iter()
+                .map(|(n, p)| *n as f64 * p * (1.0 - p))
+                .sum::<f64>();
+        if var <= 0.0 {
+            return Ok(if observed as f64 <= mean { 1.0 } else { 0.0 });
+        }
+        let z = (observed as f64 - 0.5 - mean) / var.sqrt();
+        return Ok(Normal::standard().sf(z).clamp(0.0, 1.0));
+    }
+    // Exact: convolve the binomial pmfs of the strata.
+    let mut dist = vec![1.0f64];
+    for (n, p) in parts {
+        let b = Binomial::new(p, n).map_err(|e| StatsError::Invalid(e.to_string()))?;
+        let pmf: Vec<f64> = (0..=n).map(|k| b.pmf(k)).collect();
+        let mut next = vec![0.0; dist.len() + n as usize];
+        for (i, a) in dist.iter().enumerate() {
+            if *a == 0.0 {
+                continue;
+            }
+            for (j, b) in pmf.iter().enumerate() {
+                next[i + j] += a * b;
+            }
+        }
+        dist = next;
+    }
+    let upper: f64 = dist[observed as usize..].iter().sum();
+    Ok(upper.clamp(0.0, 1.0))
 }
 
 /// Fisher's exact test, one-sided: are the odds in the first row greater than in the second?
@@ -300,6 +440,101 @@ mod tests {
         );
         assert!(poisson_rate_greater(f64::NAN, 10.0, 0.0, 10.0, 1.0).is_err());
         assert!(poisson_rate_greater(1.0, 0.0, 0.0, 10.0, 1.0).is_err());
+    }
+
+    fn stratum(errors_new: f64, requests_new: f64, errors_old: f64, requests_old: f64) -> Stratum {
+        Stratum {
+            errors_new,
+            requests_new,
+            errors_old,
+            requests_old,
+        }
+    }
+
+    #[test]
+    fn one_stratum_is_the_plain_rate_test() {
+        for (k_new, e_new, k_old, e_old, t) in [
+            (10.0, 1000.0, 0.0, 3000.0, 1.0),
+            (7.0, 500.0, 9.0, 1500.0, 1.5),
+            (0.0, 9.0, 4.0, 9.0, 1.0),
+        ] {
+            let plain = poisson_rate_greater(k_new, e_new, k_old, e_old, t).unwrap();
+            let strat =
+                poisson_rate_greater_stratified(&[stratum(k_new, e_new, k_old, e_old)], t, 1.0)
+                    .unwrap();
+            assert!((plain - strat).abs() < 1e-12, "{plain} vs {strat}");
+        }
+    }
+
+    #[test]
+    fn stratified_sum_matches_brute_force() {
+        // Two strata, n = 2 with p = 1/2 and n = 1 with p = 1/4: P(X1 + X2 >= 2) by hand.
+        let strata = [
+            stratum(1.0, 100.0, 1.0, 100.0),
+            stratum(1.0, 100.0, 0.0, 300.0),
+        ];
+        let p = poisson_rate_greater_stratified(&strata, 1.0, 1.0).unwrap();
+        // P(sum >= 2) = P(X1=2) + P(X1=1)P(X2=1) = 1/4 + 1/2 * 1/4.
+        assert!((p - (0.25 + 0.125)).abs() < 1e-12, "{p}");
+    }
+
+    #[test]
+    fn a_shared_incident_late_in_the_window_is_not_the_new_sides_fault() {
+        // Minute 1: calm, old serves most. Minute 2: incident at 5% for everyone, new serves most.
+        let strata = [
+            stratum(0.0, 100.0, 1.0, 900.0),
+            stratum(40.0, 800.0, 10.0, 200.0),
+        ];
+        let pooled = poisson_rate_greater(40.0, 900.0, 11.0, 1100.0, 1.0).unwrap();
+        let stratified = poisson_rate_greater_stratified(&strata, 1.0, 1.0).unwrap();
+        assert!(pooled < 1e-4, "the pooled test is fooled: {pooled}");
+        assert!(stratified > 0.3, "{stratified}");
+    }
+
+    #[test]
+    fn stratified_normal_approximation_is_close_to_exact() {
+        // 1,000 errors over 10 minutes, new 12% worse: both ways on the same data.
+        let strata: Vec<Stratum> = (0..10)
+            .map(|_| stratum(53.0, 1000.0, 47.0, 1000.0))
+            .collect();
+        let exact = stratified(&strata, 1.0, 1.0, u64::MAX).unwrap();
+        let approx = stratified(&strata, 1.0, 1.0, 0).unwrap();
+        assert!(exact > 0.01 && exact < 0.1, "{exact}");
+        assert!((approx / exact - 1.0).abs() < 0.05, "{approx} vs {exact}");
+        assert!(
+            poisson_rate_greater_stratified(&[stratum(f64::NAN, 1.0, 0.0, 1.0)], 1.0, 1.0).is_err()
+        );
+        assert_eq!(poisson_rate_greater_stratified(&[], 1.0, 1.0).unwrap(), 1.0);
+    }
+
+    #[test]
+    fn dispersion_sees_bursts_not_steady_regressions() {
+        // Steady: every interval at the side's own rate.
+        let steady: Vec<Stratum> = (0..10)
+            .map(|_| stratum(20.0, 1000.0, 10.0, 1000.0))
+            .collect();
+        assert_eq!(dispersion(&steady), 1.0);
+        // Bursty: same totals, but all in two intervals.
+        let bursty: Vec<Stratum> = (0..10)
+            .map(|i| {
+                if i < 2 {
+                    stratum(100.0, 1000.0, 50.0, 1000.0)
+                } else {
+                    stratum(0.0, 1000.0, 0.0, 1000.0)
+                }
+            })
+            .collect();
+        let phi = dispersion(&bursty);
+        assert!(phi > 30.0, "{phi}");
+        // Widening makes the bursty case unremarkable while the exact test calls it certain.
+        let exact = poisson_rate_greater_stratified(&bursty, 1.0, 1.0).unwrap();
+        let widened = poisson_rate_greater_stratified(&bursty, 1.0, phi).unwrap();
+        assert!(exact < 1e-4 && widened > 0.05, "{exact} {widened}");
+        assert_eq!(
+            dispersion(&steady[..1]),
+            1.0,
+            "one interval has no degrees of freedom"
+        );
     }
 
     #[test]

@@ -13,7 +13,14 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use crate::duration::PromDuration;
 
 /// The variables a template may use.
-pub const VARIABLES: [&str; 5] = ["namespace", "deployment", "replicaset", "pods", "window"];
+pub const VARIABLES: [&str; 6] = [
+    "namespace",
+    "deployment",
+    "replicaset",
+    "pods",
+    "window",
+    "interval",
+];
 
 /// A checked query template. Only constructible through [`Template::parse`], so every template
 /// in a loaded rule is known to be well formed.
@@ -36,6 +43,7 @@ enum Var {
     ReplicaSet,
     Pods,
     Window,
+    Interval,
 }
 
 /// Why a template was refused.
@@ -44,7 +52,7 @@ pub enum TemplateError {
     #[error("unclosed `{{{{` at byte {0}")]
     Unclosed(usize),
     #[error(
-        "unknown variable `{{{{ {0} }}}}` (known: namespace, deployment, replicaset, pods, window)"
+        "unknown variable `{{{{ {0} }}}}` (known: namespace, deployment, replicaset, pods, window, interval)"
     )]
     Unknown(String),
     #[error(
@@ -55,10 +63,8 @@ pub enum TemplateError {
         "`{{{{ {0} }}}}` is a regular expression: match it with =~, e.g. pod=~\"{{{{ pods }}}}\""
     )]
     NeedsRegexMatch(&'static str),
-    #[error(
-        "`{{{{ window }}}}` is a duration and must stand outside quotes, e.g. [{{{{ window }}}}]"
-    )]
-    WindowInString,
+    #[error("`{{{{ {0} }}}}` is a duration and must stand outside quotes, e.g. [{{{{ {0} }}}}]")]
+    WindowInString(&'static str),
     #[error("the query is empty")]
     Empty,
 }
@@ -71,6 +77,8 @@ pub struct Bindings<'a> {
     /// The ReplicaSet names whose pods are selected; several for the old side of a rollout.
     pub replicasets: &'a [String],
     pub window: PromDuration,
+    /// The stretch of time each point of a stratified (error-rate) query covers.
+    pub interval: PromDuration,
 }
 
 impl Var {
@@ -81,6 +89,7 @@ impl Var {
             Var::ReplicaSet => "replicaset",
             Var::Pods => "pods",
             Var::Window => "window",
+            Var::Interval => "interval",
         }
     }
 
@@ -91,6 +100,7 @@ impl Var {
             "replicaset" => Var::ReplicaSet,
             "pods" => Var::Pods,
             "window" => Var::Window,
+            "interval" => Var::Interval,
             _ => return None,
         })
     }
@@ -159,8 +169,10 @@ impl Template {
                 }
                 Part::Var(v) => {
                     match (v, lexer.state) {
-                        (Var::Window, Quote::None) => {}
-                        (Var::Window, _) => return Err(TemplateError::WindowInString),
+                        (Var::Window | Var::Interval, Quote::None) => {}
+                        (Var::Window | Var::Interval, _) => {
+                            return Err(TemplateError::WindowInString(v.name()));
+                        }
                         (_, Quote::Double) => {}
                         (other, _) => return Err(TemplateError::NotInString(other.name())),
                     }
@@ -193,6 +205,7 @@ impl Template {
                 }
                 Part::Var(Var::Pods) => out.push_str(&escape_string(&pods_regex(b.replicasets))),
                 Part::Var(Var::Window) => out.push_str(&b.window.to_string()),
+                Part::Var(Var::Interval) => out.push_str(&b.interval.to_string()),
             }
         }
         out
@@ -343,23 +356,31 @@ mod tests {
             deployment: "web",
             replicasets: rs,
             window: "5m".parse().unwrap(),
+            interval: "1m".parse().unwrap(),
         }
     }
 
     #[test]
     fn renders_every_variable() {
         let t = Template::parse(
-            r#"sum(increase(php_errors_total{namespace="{{ namespace }}", deployment="{{deployment}}", replicaset=~"{{ replicaset }}", pod=~"{{ pods }}"}[{{ window }}]))"#,
+            r#"sum(increase(php_errors_total{namespace="{{ namespace }}", deployment="{{deployment}}", replicaset=~"{{ replicaset }}", pod=~"{{ pods }}"}[{{ window }}])) / {{interval}}"#,
         )
         .unwrap();
         let rs = names(&["web-7d4b9c"]);
         assert_eq!(
             t.render(&bindings("shop", &rs)),
-            r#"sum(increase(php_errors_total{namespace="shop", deployment="web", replicaset=~"web-7d4b9c", pod=~"web-7d4b9c-[a-z0-9]{5}"}[5m]))"#
+            r#"sum(increase(php_errors_total{namespace="shop", deployment="web", replicaset=~"web-7d4b9c", pod=~"web-7d4b9c-[a-z0-9]{5}"}[5m])) / 1m"#
         );
         assert_eq!(
             t.variables().into_iter().collect::<Vec<_>>(),
-            ["deployment", "namespace", "pods", "replicaset", "window"]
+            [
+                "deployment",
+                "interval",
+                "namespace",
+                "pods",
+                "replicaset",
+                "window"
+            ]
         );
     }
 
@@ -442,7 +463,14 @@ mod tests {
                 r#"up{replicaset = "{{ replicaset }}"}"#,
                 TemplateError::NeedsRegexMatch("replicaset"),
             ),
-            (r#"rate(up["{{ window }}"])"#, TemplateError::WindowInString),
+            (
+                r#"rate(up["{{ window }}"])"#,
+                TemplateError::WindowInString("window"),
+            ),
+            (
+                r#"rate(up['{{ interval }}'])"#,
+                TemplateError::WindowInString("interval"),
+            ),
             ("up{{ nope }}", TemplateError::Unknown("nope".into())),
             ("up{x=\"{{ pods\"}", TemplateError::Unclosed(6)),
             ("   ", TemplateError::Empty),

@@ -3,7 +3,7 @@ use std::sync::Mutex;
 use super::*;
 use crate::judge::Outcome;
 use crate::rules::RuleSet;
-use crate::source::Point;
+use crate::source::{Point, Series};
 
 /// Answers from a function of the query, and remembers every call.
 struct Fake<F> {
@@ -54,6 +54,18 @@ fn scalar(v: f64) -> Vec<Series> {
     }]
 }
 
+/// One count per minute from `start` to `end`.
+fn per_minute(v: f64, start: f64, end: f64) -> Vec<Series> {
+    let points = (0..)
+        .map(|i| start + 60.0 * i as f64)
+        .take_while(|t| *t <= end)
+        .map(|t| Point { t, v });
+    vec![Series {
+        labels: Default::default(),
+        points: points.collect(),
+    }]
+}
+
 fn target(old: &[&str]) -> Target {
     Target {
         namespace: "shop".into(),
@@ -77,22 +89,32 @@ fn only(rules: &RuleSet, name: &str) -> RuleSet {
 #[tokio::test]
 async fn error_rate_queries_each_side_and_judges() {
     let rules = only(&RuleSet::defaults(), "class-loading-errors");
-    let fake = Fake::new(|q: &str, _, _| {
+    let fake = Fake::new(|q: &str, start, end| {
         let new = q.contains("web-new");
         Ok(match (q.contains("php_errors_total"), new) {
-            (true, true) => scalar(40.0),
+            (true, true) => per_minute(4.0, start, end),
             (true, false) => vec![],
-            (false, true) => scalar(4000.0),
-            (false, false) => scalar(12000.0),
+            (false, true) => per_minute(400.0, start, end),
+            (false, false) => per_minute(1200.0, start, end),
         })
     });
     let eval = evaluate(&rules, &target(&["web-old1", "web-old2"]), at(), &fake).await;
     let v = &eval.verdicts[0];
     assert_eq!(v.outcome, Outcome::Fail, "{}", v.reason);
+    let Some(crate::judge::Evidence::ErrorRate(e)) = &v.evidence else {
+        panic!("{}", v.reason)
+    };
+    assert_eq!(
+        (e.strata, e.observed_errors, e.new.requests),
+        (10, 40.0, 4000.0)
+    );
     assert_eq!(v.queries.len(), 4);
     let calls = fake.calls.lock().unwrap().clone();
     assert_eq!(calls.len(), 4);
-    assert!(calls.iter().all(|c| c.starts_with("instant ")), "{calls:?}");
+    assert!(
+        calls.iter().all(|c| c.starts_with("range 1m ")),
+        "{calls:?}"
+    );
     let old_errors = &v
         .queries
         .iter()
@@ -103,7 +125,7 @@ async fn error_rate_queries_each_side_and_judges() {
         old_errors.contains(r#"pod=~"(?:web-old1-[a-z0-9]{5}|web-old2-[a-z0-9]{5})""#),
         "{old_errors}"
     );
-    assert!(old_errors.contains("[10m]"), "{old_errors}");
+    assert!(old_errors.contains("[1m]"), "{old_errors}");
 }
 
 #[tokio::test]
@@ -136,7 +158,7 @@ async fn range_queries_reach_back_over_the_warm_up() {
     let eval = evaluate(&rules, &target(&["web-old"]), at(), &fake).await;
     let (start, end) = seen.lock().unwrap().unwrap();
     assert_eq!(end, unix_seconds(at()));
-    assert_eq!(end - start, 300.0 + 120.0, "5m window plus 2m warm-up");
+    assert_eq!(end - start, 300.0 + 180.0, "5m window plus 3m warm-up");
     assert_eq!(eval.verdicts[0].outcome, Outcome::Inconclusive);
     assert!(
         fake.calls

@@ -16,8 +16,86 @@ fn error_rule(extra: &str) -> Rule {
     ))
 }
 
+/// One interval's counts; `None` is an absent series.
 fn counts(errors: Option<f64>, requests: Option<f64>) -> Counts {
-    Counts { errors, requests }
+    let one = |v: Option<f64>| {
+        v.map(|v| Series::for_pod("", [(1000.0, v)]))
+            .into_iter()
+            .collect()
+    };
+    Counts {
+        errors: one(errors),
+        requests: one(requests),
+    }
+}
+
+/// Counts per interval: (time, errors, requests).
+fn strata(points: &[(f64, f64, f64)]) -> Counts {
+    Counts {
+        errors: vec![Series::for_pod("", points.iter().map(|p| (p.0, p.1)))],
+        requests: vec![Series::for_pod("", points.iter().map(|p| (p.0, p.2)))],
+    }
+}
+
+#[test]
+fn intervals_are_compared_with_intervals_not_the_window_with_the_window() {
+    let r = error_rule("");
+    // Minute one: calm; the old pods serve most. Minute two: a shared incident at 5%, and the
+    // new pods now serve most. In window totals the new side looks four times worse.
+    let new = strata(&[(940.0, 0.0, 100.0), (1000.0, 40.0, 800.0)]);
+    let old = strata(&[(940.0, 1.0, 900.0), (1000.0, 10.0, 200.0)]);
+    let v = judge(
+        &r,
+        &window(),
+        &Observation::Counts {
+            new,
+            old: Some(old),
+        },
+    );
+    assert_eq!(v.outcome, Outcome::Pass, "{}", v.reason);
+    let Some(Evidence::ErrorRate(e)) = &v.evidence else {
+        panic!()
+    };
+    assert_eq!(e.strata, 2);
+    assert_eq!(e.expected_errors, 40.0 + 1.0 / 9.0);
+    assert!(
+        e.new.rate > 3.0 * e.old.rate,
+        "window totals mislead: {e:?}"
+    );
+    // The same minutes with the new pods alone at 5% do fail.
+    let new = strata(&[(940.0, 5.0, 100.0), (1000.0, 40.0, 800.0)]);
+    let old = strata(&[(940.0, 0.0, 900.0), (1000.0, 0.0, 200.0)]);
+    let v = judge(
+        &r,
+        &window(),
+        &Observation::Counts {
+            new,
+            old: Some(old),
+        },
+    );
+    assert_eq!(v.outcome, Outcome::Fail, "{}", v.reason);
+}
+
+#[test]
+fn sides_that_never_overlap_are_missing_data() {
+    let r = error_rule("");
+    let new = strata(&[(1000.0, 5.0, 800.0)]);
+    let old = strata(&[(940.0, 0.0, 900.0)]);
+    let v = judge(
+        &r,
+        &window(),
+        &Observation::Counts {
+            new,
+            old: Some(old),
+        },
+    );
+    assert_eq!(v.outcome, Outcome::Inconclusive);
+    assert!(
+        v.reason
+            .contains("never served requests in the same interval"),
+        "{}",
+        v.reason
+    );
 }
 
 fn window() -> Window {
@@ -61,6 +139,12 @@ fn class_errors_only_in_the_new_pods_fail_with_the_numbers() {
     // 30 errors, each new with probability 1/4 under the null.
     assert!((e.p_value - 0.25f64.powi(30)).abs() < 1e-25);
     assert!(v.reason.contains("0.6% (30/5000)"), "{}", v.reason);
+    assert!(
+        v.reason
+            .contains("made 30 errors where the old pods' rate predicts 0"),
+        "{}",
+        v.reason
+    );
     assert!(v.reason.contains("×∞"), "{}", v.reason);
 }
 

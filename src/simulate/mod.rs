@@ -70,6 +70,15 @@ pub struct Incident {
     pub cpu_multiplier: f64,
 }
 
+/// A canary gate: the rollout stops after its first new pods for an analysis, then goes on.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Gate {
+    /// New pods started before the pause.
+    pub pods: usize,
+    /// Length of the pause, in seconds.
+    pub seconds: f64,
+}
+
 /// One simulated rollout.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Scenario {
@@ -98,11 +107,17 @@ pub struct Scenario {
     pub idle_cpu: f64,
     /// CPU limit per pod, in cores.
     pub cpu_limit: f64,
-    /// Amplitude of the NAB CPU noise around each pod's demand (0 = none, 1 = the trace's own).
+    /// Amplitude of the deployment-wide CPU pattern, one NAB CPU trace shared by every pod (what
+    /// load and shared dependencies do to all of them): 0 = flat, 1 = the trace's own swings.
     pub cpu_noise: f64,
+    /// Amplitude of each pod's own NAB CPU trace (noisy neighbours, uneven balancing), drawn
+    /// from the traces of machines under steady load ([`Trace::is_steady`]).
+    pub pod_cpu_noise: f64,
     pub fault: Fault,
     pub warmup: Option<Warmup>,
     pub incident: Option<Incident>,
+    /// Pause after the first new pods (gate mode); `None` for a natural rollout (guard mode).
+    pub gate: Option<Gate>,
 }
 
 impl Scenario {
@@ -125,9 +140,11 @@ impl Scenario {
             idle_cpu: 0.03,
             cpu_limit: 1.0,
             cpu_noise: 0.3,
+            pod_cpu_noise: 1.0,
             fault: Fault::None,
             warmup: None,
             incident: None,
+            gate: None,
         }
     }
 
@@ -136,9 +153,27 @@ impl Scenario {
         self.start + self.before
     }
 
+    /// Unix seconds when the `i`-th new pod starts (0-based); `i = replicas` is when the last
+    /// old pod is gone.
+    pub fn new_pod_start(&self, i: usize) -> f64 {
+        let pause = match self.gate {
+            Some(g) if i >= g.pods.max(1) => g.seconds,
+            _ => 0.0,
+        };
+        self.rollout_start() + i as f64 * self.pod_interval + pause
+    }
+
+    /// Unix seconds when the gate's pause ends (the rollout start without a gate).
+    pub fn gate_end(&self) -> f64 {
+        match self.gate {
+            Some(g) => self.rollout_start() + g.pods.max(1) as f64 * self.pod_interval + g.seconds,
+            None => self.rollout_start(),
+        }
+    }
+
     /// Unix seconds when the last old pod is gone.
     pub fn rollout_end(&self) -> f64 {
-        self.rollout_start() + self.replicas as f64 * self.pod_interval
+        self.new_pod_start(self.replicas)
     }
 
     /// Unix seconds where the history ends.
@@ -219,8 +254,9 @@ pub fn generate(scenario: &Scenario, noise: &Noise) -> History {
     let ticks_total = ((end - s.start) / SCRAPE).floor() as usize + 1;
     let trace_len = ((end - s.start) / nab::TRACE_STEP).ceil() as usize + 2;
 
-    // Shared load pattern from the request-count trace.
+    // Shared load pattern from the request-count trace, shared CPU pattern from a CPU trace.
     let load = pick_segment(&noise.requests, &mut rng, trace_len);
+    let shared_cpu = pick_segment(&noise.cpu, &mut rng, trace_len);
 
     struct Plan {
         name: String,
@@ -231,25 +267,31 @@ pub fn generate(scenario: &Scenario, noise: &Noise) -> History {
         noise: Vec<f64>,
     }
     let pod_factor = LogNormal::new(0.0, 0.05).expect("valid lognormal");
+    let steady: Vec<Trace> = noise
+        .cpu
+        .iter()
+        .filter(|t| t.is_steady())
+        .cloned()
+        .collect();
     let mut plans = Vec::new();
     for i in 0..s.replicas {
         plans.push(Plan {
             name: format!("{old_rs}-{}", suffix(&mut rng, 5)),
             new: false,
             start: s.start,
-            end: r0 + (i + 1) as f64 * s.pod_interval - SCRAPE,
+            end: s.new_pod_start(i + 1) - SCRAPE,
             factor: pod_factor.sample(&mut rng),
-            noise: pick_segment(&noise.cpu, &mut rng, trace_len),
+            noise: pick_segment(&steady, &mut rng, trace_len),
         });
     }
     for i in 0..s.replicas {
         plans.push(Plan {
             name: format!("{new_rs}-{}", suffix(&mut rng, 5)),
             new: true,
-            start: r0 + i as f64 * s.pod_interval,
+            start: s.new_pod_start(i),
             end,
             factor: pod_factor.sample(&mut rng),
-            noise: pick_segment(&noise.cpu, &mut rng, trace_len),
+            noise: pick_segment(&steady, &mut rng, trace_len),
         });
     }
 
@@ -326,8 +368,9 @@ pub fn generate(scenario: &Scenario, noise: &Noise) -> History {
             // CPU.
             let age = t - pod.start;
             let mut demand = rps * s.cpu_per_request * plan.factor;
-            demand *= 1.0
-                + s.cpu_noise * (interpolate(&plan.noise, (t - s.start) / nab::TRACE_STEP) - 1.0);
+            let x = (t - s.start) / nab::TRACE_STEP;
+            demand *= 1.0 + s.cpu_noise * (interpolate(&shared_cpu, x) - 1.0);
+            demand *= 1.0 + s.pod_cpu_noise * (interpolate(&plan.noise, x) - 1.0);
             demand = demand.max(0.0) + s.idle_cpu;
             if plan.new {
                 if let Fault::Cpu { multiplier } = s.fault {

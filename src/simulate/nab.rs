@@ -74,6 +74,28 @@ impl Trace {
         })
     }
 
+    /// True for a machine under steady load: over two-hour stretches, 80% of its samples stay
+    /// within 25% of the stretch's mean (p10 ≥ 0.75, p90 ≤ 1.25). Idle-or-busy batch machines
+    /// are not; their traces make good deployment-wide load patterns but not pod-to-pod noise,
+    /// since the pods behind one Service share their load.
+    pub fn is_steady(&self) -> bool {
+        let len = 24;
+        let mut rel = Vec::new();
+        for seg in self.values.chunks(len).filter(|c| c.len() == len) {
+            let mean = seg.iter().sum::<f64>() / len as f64;
+            if mean > 0.0 {
+                rel.extend(seg.iter().map(|v| v / mean));
+            }
+        }
+        let (Ok(p10), Ok(p90)) = (
+            crate::stats::quantile(&rel, 0.1),
+            crate::stats::quantile(&rel, 0.9),
+        ) else {
+            return false;
+        };
+        p10 >= 0.75 && p90 <= 1.25
+    }
+
     /// A random healthy segment of `len` samples as fluctuation around 1 (each value over the
     /// segment's mean). `None` if the trace has no such segment.
     pub fn healthy_segment(&self, rng: &mut impl RngExt, len: usize) -> Option<Vec<f64>> {
@@ -200,5 +222,13 @@ mod tests {
         assert_eq!(noise.cpu.len(), 10);
         assert_eq!(noise.requests.len(), 1);
         assert!(noise.cpu.iter().all(|t| t.values.len() > 3000));
+        let steady: Vec<&str> = noise
+            .cpu
+            .iter()
+            .filter(|t| t.is_steady())
+            .map(|t| t.name.as_str())
+            .collect();
+        assert_eq!(steady.len(), 6, "{steady:?}");
+        assert!(!steady.contains(&"ec2_cpu_utilization_77c1ca.csv"));
     }
 }

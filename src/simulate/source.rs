@@ -121,44 +121,67 @@ fn rate_1m(pod: &PodHistory, series: &[f64], t: f64) -> Option<f64> {
     (i > j).then(|| (series[i] - series[j]) / ((i - j) as f64 * SCRAPE))
 }
 
+/// The increase of a count over `(t − window, t]`, summed over the pods present at `t`; `None`
+/// when no pod had the series (error counters exist from their first error on).
+fn count_at(kind: Kind, pods: &[&PodHistory], t: f64, window: f64) -> Option<f64> {
+    let mut total = 0.0;
+    let mut present = false;
+    for pod in pods {
+        let series = match kind {
+            Kind::ClassErrors => error_counter(pod, 0..4),
+            Kind::AllErrors => error_counter(pod, 0..ERROR_TYPES.len()),
+            _ => pod.requests.clone(),
+        };
+        let (Some(now), Some(then)) = (counter(pod, &series, t), counter(pod, &series, t - window))
+        else {
+            continue;
+        };
+        let exists = match kind {
+            Kind::Requests => true,
+            _ => now > 0.0,
+        };
+        if exists {
+            present = true;
+            total += now - then;
+        }
+    }
+    present.then_some(total)
+}
+
+/// The value of a per-pod ratio at `t`.
+fn per_pod_at(kind: Kind, pod: &PodHistory, t: f64) -> Option<f64> {
+    match kind {
+        Kind::Utilisation => rate_1m(pod, &pod.cpu_seconds, t).map(|r| r / pod.cpu_limit),
+        Kind::Throttling => rate_1m(pod, &pod.cfs_throttled, t)
+            .zip(rate_1m(pod, &pod.cfs_periods, t))
+            .map(|(a, b)| a / b),
+        Kind::CpuPerRequest => rate_1m(pod, &pod.cpu_seconds, t)
+            .zip(rate_1m(pod, &pod.requests, t))
+            .map(|(a, b)| a / b),
+        _ => None,
+    }
+}
+
+fn is_count(kind: Kind) -> bool {
+    matches!(kind, Kind::ClassErrors | Kind::AllErrors | Kind::Requests)
+}
+
 impl MetricSource for SimSource<'_> {
     async fn instant(&self, query: &str, at: Timestamp) -> Result<Vec<Series>, SourceError> {
         let kind = kind(query)?;
-        let pods = selected(self.history, query)?;
-        let window = range_of(query)?;
-        let t = unix_seconds(at);
-        let mut total = 0.0;
-        let mut present = false;
-        for pod in pods {
-            let series = match kind {
-                Kind::ClassErrors => error_counter(pod, 0..4),
-                Kind::AllErrors => error_counter(pod, 0..ERROR_TYPES.len()),
-                Kind::Requests => pod.requests.clone(),
-                _ => return Err(SourceError::BadQuery(format!("{query} is a range query"))),
-            };
-            let (Some(now), Some(then)) =
-                (counter(pod, &series, t), counter(pod, &series, t - window))
-            else {
-                continue;
-            };
-            // Error counters exist only from their first error on, as in Prometheus.
-            let exists = match kind {
-                Kind::Requests => pod.index_at(t).is_some(),
-                _ => now > 0.0,
-            };
-            if exists {
-                present = true;
-                total += now - then;
-            }
+        if !is_count(kind) {
+            return Err(SourceError::BadQuery(format!("{query} is a range query")));
         }
-        Ok(if present {
-            vec![Series {
-                labels: Default::default(),
-                points: vec![Point { t, v: total }],
-            }]
-        } else {
-            Vec::new()
-        })
+        let pods = selected(self.history, query)?;
+        let t = unix_seconds(at);
+        Ok(count_at(kind, &pods, t, range_of(query)?)
+            .map(|v| {
+                vec![Series {
+                    labels: Default::default(),
+                    points: vec![Point { t, v }],
+                }]
+            })
+            .unwrap_or_default())
     }
 
     async fn range(
@@ -174,39 +197,34 @@ impl MetricSource for SimSource<'_> {
         if step <= 0.0 {
             return Err(SourceError::BadQuery("zero step".into()));
         }
-        let mut out = Vec::new();
-        for pod in pods {
-            let mut points = Vec::new();
-            let mut t = start;
-            while t <= end + 1e-6 {
-                let v = match kind {
-                    Kind::Utilisation => {
-                        rate_1m(pod, &pod.cpu_seconds, t).map(|r| r / pod.cpu_limit)
-                    }
-                    Kind::Throttling => rate_1m(pod, &pod.cfs_throttled, t)
-                        .zip(rate_1m(pod, &pod.cfs_periods, t))
-                        .map(|(a, b)| a / b),
-                    Kind::CpuPerRequest => rate_1m(pod, &pod.cpu_seconds, t)
-                        .zip(rate_1m(pod, &pod.requests, t))
-                        .map(|(a, b)| a / b),
-                    _ => {
-                        return Err(SourceError::BadQuery(format!(
-                            "{query} is an instant query"
-                        )));
-                    }
-                };
-                if let Some(v) = v {
-                    points.push(Point { t, v });
-                }
-                t += step;
-            }
-            if !points.is_empty() {
-                out.push(Series::for_pod(
-                    &pod.name,
-                    points.into_iter().map(|p| (p.t, p.v)),
-                ));
-            }
+        let grid: Vec<f64> = (0..)
+            .map(|i| start + i as f64 * step)
+            .take_while(|t| *t <= end + 1e-6)
+            .collect();
+        if is_count(kind) {
+            // sum(increase(...[range])): one series.
+            let window = range_of(query)?;
+            let points: Vec<(f64, f64)> = grid
+                .iter()
+                .filter_map(|&t| count_at(kind, &pods, t, window).map(|v| (t, v)))
+                .collect();
+            return Ok(if points.is_empty() {
+                Vec::new()
+            } else {
+                let mut s = Series::for_pod("", points);
+                s.labels.clear();
+                vec![s]
+            });
         }
-        Ok(out)
+        Ok(pods
+            .iter()
+            .filter_map(|pod| {
+                let points: Vec<(f64, f64)> = grid
+                    .iter()
+                    .filter_map(|&t| per_pod_at(kind, pod, t).map(|v| (t, v)))
+                    .collect();
+                (!points.is_empty()).then(|| Series::for_pod(&pod.name, points))
+            })
+            .collect())
     }
 }

@@ -78,10 +78,11 @@ async fn the_default_rules_see_the_simulated_fault() {
     let noise = noise();
     let rules = RuleSet::defaults();
     let mut s = Scenario::healthy("bad", 11);
+    s.pod_interval = 90.0;
     s.fault = Fault::ClassErrors { fraction: 0.01 };
     let h = generate(&s, &noise);
     let source = SimSource::new(&h);
-    let mid = s.rollout_start() + 5.0 * s.pod_interval;
+    let mid = s.rollout_start() + 500.0;
     let eval = evaluate(&rules, &target(&h, true), at(mid), &source).await;
     let by = |n: &str| eval.verdicts.iter().find(|v| v.rule == n).unwrap();
     assert_eq!(
@@ -104,10 +105,11 @@ async fn the_default_rules_see_the_simulated_fault() {
 async fn a_healthy_history_passes_every_default_rule() {
     let noise = noise();
     let rules = RuleSet::defaults();
-    let s = Scenario::healthy("ok", 5);
+    let mut s = Scenario::healthy("ok", 5);
+    s.pod_interval = 90.0;
     let h = generate(&s, &noise);
     let source = SimSource::new(&h);
-    let mid = s.rollout_start() + 5.0 * s.pod_interval;
+    let mid = s.rollout_start() + 500.0;
     let eval = evaluate(&rules, &target(&h, true), at(mid), &source).await;
     for v in &eval.verdicts {
         assert_eq!(v.outcome, Outcome::Pass, "{}: {}", v.rule, v.reason);
