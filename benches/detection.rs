@@ -517,7 +517,10 @@ fn run(mode: Mode, cases: &[Case], noise: &Noise, rules: &RuleSet, trace: Option
         };
         let h = generate(&case.scenario, noise);
         if trace.is_some() {
-            eprintln!("{mode:?} {:#?}", case.scenario);
+            eprintln!(
+                "{mode:?} {}",
+                serde_json::to_string(&case.scenario).unwrap_or_default()
+            );
         }
         let (mine, rule) = runtime.block_on(ours(rules, &case, &h, trace.is_some()));
         let outcomes = [
@@ -614,17 +617,31 @@ fn print(mode: Mode, r: &Results) {
 fn main() {
     let noise = Noise::load_dir(&Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/nab"))
         .expect("NAB traces");
-    let rules = RuleSet::defaults();
+    // DETECTION_RULES=<file or folder> measures other rules than the bundled defaults.
+    let rules = match std::env::var_os("DETECTION_RULES") {
+        Some(path) => RuleSet::load(&[path.into()]).expect("valid rules"),
+        None => RuleSet::defaults(),
+    };
     let cases = corpus();
     // DETECTION_TRACE=<seed> prints rollout-guard's evaluations of that rollout, for tuning.
     let trace: Option<u64> = std::env::var("DETECTION_TRACE")
         .ok()
         .and_then(|s| s.parse().ok());
     let started = std::time::Instant::now();
-    let results: Vec<(Mode, Results)> = [Mode::Gate, Mode::Guard]
-        .into_iter()
-        .map(|m| (m, run(m, &cases, &noise, &rules, trace)))
-        .collect();
+    // One thread per mode (the machine has two cores).
+    let results: Vec<(Mode, Results)> = std::thread::scope(|scope| {
+        let handles: Vec<_> = [Mode::Gate, Mode::Guard]
+            .into_iter()
+            .map(|m| {
+                let (cases, noise, rules) = (&cases, &noise, &rules);
+                scope.spawn(move || (m, run(m, cases, noise, rules, trace)))
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().expect("bench thread"))
+            .collect()
+    });
     let bad = cases.iter().filter(|c| c.bad).count();
     println!(
         "Corpus: {} rollouts ({} bad, {} healthy), each replayed in both modes every {STEP} s; {:.1} s in all.",

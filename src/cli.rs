@@ -44,7 +44,7 @@ pub enum Command {
     /// Evaluates, every --step from --from to --to, exactly what the live controller would
     /// have evaluated at that moment, using only the data Prometheus had then, and stops at the
     /// first pause or rollback. Exits 0 whatever the decision; 2 on usage or connection errors.
-    Backtest(BacktestArgs),
+    Backtest(Box<BacktestArgs>),
     /// Check and show rule files.
     #[command(subcommand)]
     Rules(RulesCommand),
@@ -185,7 +185,7 @@ fn init_logging(format: LogFormat) {
 /// Runs a parsed command.
 pub fn run(cli: Cli) -> Result<ExitCode> {
     match cli.command {
-        Command::Backtest(args) => backtest(args),
+        Command::Backtest(args) => backtest(*args),
         Command::Rules(RulesCommand::Lint { paths }) => Ok(lint(&paths)),
         Command::Rules(RulesCommand::Defaults) => {
             print!("{DEFAULT_RULES}");

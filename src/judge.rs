@@ -288,12 +288,11 @@ fn by_time(series: &[Series]) -> BTreeMap<i64, f64> {
     out
 }
 
+/// One side's errors and requests by interval end, and its totals.
+type SideData = (BTreeMap<i64, f64>, BTreeMap<i64, f64>, SideCounts);
+
 /// One side's counts by interval, or what is missing.
-fn side(
-    name: &str,
-    c: &Counts,
-    rule: &ErrorRate,
-) -> Result<(BTreeMap<i64, f64>, BTreeMap<i64, f64>, SideCounts), String> {
+fn side(name: &str, c: &Counts, rule: &ErrorRate) -> Result<SideData, String> {
     let requests = by_time(&c.requests);
     if requests.is_empty() {
         return Err(format!("no request counts for the {name} pods"));
@@ -325,6 +324,70 @@ fn side(
     Ok((errors, requests, totals))
 }
 
+/// One side's (errors, requests) per series and interval: per pod and interval when the queries
+/// keep the `pod` label (`sum by (pod)`), per interval otherwise. Error series are matched to
+/// request series by their labels; a pod without an error series had no errors.
+fn cells(c: &Counts) -> Vec<(f64, f64)> {
+    let mut errors: BTreeMap<(&BTreeMap<String, String>, i64), f64> = BTreeMap::new();
+    for s in &c.errors {
+        for p in &s.points {
+            if p.v.is_finite() {
+                errors.insert((&s.labels, (p.t * 1000.0).round() as i64), p.v);
+            }
+        }
+    }
+    let mut out = Vec::new();
+    for s in &c.requests {
+        for p in &s.points {
+            if p.v.is_finite() && p.v > 0.0 {
+                let e = errors
+                    .get(&(&s.labels, (p.t * 1000.0).round() as i64))
+                    .copied()
+                    .unwrap_or(0.0);
+                out.push((e.min(p.v), p.v));
+            }
+        }
+    }
+    out
+}
+
+/// The new side's (series, interval) cell with the largest excess of errors over what the old
+/// pods' rate in that interval predicts: (interval end, errors, requests, pod).
+fn largest_excess(new: &Counts, timed: &[(i64, Stratum)]) -> Option<(i64, f64, f64, String)> {
+    let old_rate: BTreeMap<i64, f64> = timed
+        .iter()
+        .map(|(t, s)| (*t, s.errors_old / s.requests_old))
+        .collect();
+    let cells = new
+        .requests
+        .iter()
+        .flat_map(|s| &s.points)
+        .filter(|p| p.v.is_finite() && p.v > 0.0)
+        .count();
+    if cells < 2 {
+        return None; // nothing to tell a burst from
+    }
+    let mut best: Option<(f64, (i64, f64, f64, String))> = None;
+    for s in &new.requests {
+        let errors = new.errors.iter().find(|e| e.labels == s.labels);
+        for p in &s.points {
+            let t = (p.t * 1000.0).round() as i64;
+            let (Some(rate), true) = (old_rate.get(&t), p.v.is_finite() && p.v > 0.0) else {
+                continue;
+            };
+            let e = errors
+                .and_then(|e| e.points.iter().find(|q| (q.t * 1000.0).round() as i64 == t))
+                .map_or(0.0, |q| q.v)
+                .min(p.v);
+            let excess = e - p.v * rate;
+            if excess > 0.0 && best.as_ref().is_none_or(|(b, _)| excess > *b) {
+                best = Some((excess, (t, e, p.v, s.name())));
+            }
+        }
+    }
+    best.map(|(_, cell)| cell)
+}
+
 fn error_rate(rule: &ErrorRate, new: &Counts, old: Option<&Counts>) -> Judged {
     let Some(old) = old else { return no_baseline() };
     let (new_errors, new_requests, new_totals) = match side("new", new, rule) {
@@ -335,33 +398,38 @@ fn error_rate(rule: &ErrorRate, new: &Counts, old: Option<&Counts>) -> Judged {
         Ok(s) => s,
         Err(e) => return Judged::Missing(e),
     };
-    let strata: Vec<Stratum> = new_requests
+    // Interval end (ms) and the stratum of that interval.
+    let timed: Vec<(i64, Stratum)> = new_requests
         .iter()
         .filter_map(|(t, rn)| {
             let ro = *old_requests.get(t)?;
-            (*rn > 0.0 && ro > 0.0).then(|| Stratum {
-                errors_new: new_errors.get(t).copied().unwrap_or(0.0).min(*rn),
-                requests_new: *rn,
-                errors_old: old_errors.get(t).copied().unwrap_or(0.0).min(ro),
-                requests_old: ro,
+            (*rn > 0.0 && ro > 0.0).then(|| {
+                let stratum = Stratum {
+                    errors_new: new_errors.get(t).copied().unwrap_or(0.0).min(*rn),
+                    requests_new: *rn,
+                    errors_old: old_errors.get(t).copied().unwrap_or(0.0).min(ro),
+                    requests_old: ro,
+                };
+                (*t, stratum)
             })
         })
         .collect();
+    let strata: Vec<Stratum> = timed.iter().map(|(_, s)| *s).collect();
     if strata.is_empty() {
         return Judged::Missing(
             "the new and old pods never served requests in the same interval".into(),
         );
     }
-    let dispersion = stats::dispersion(&strata);
+    let dispersion = stats::dispersion(&[&cells(new), &cells(old)]);
     let observed: f64 = strata.iter().map(|s| s.errors_new).sum();
     let expected: f64 = strata
         .iter()
         .map(|s| s.errors_old / s.requests_old * s.requests_new)
         .sum();
     let aligned_requests: f64 = strata.iter().map(|s| s.requests_new).sum();
-    let p_value = match rule.test {
+    let test = |strata: &[Stratum]| match rule.test {
         ProportionTest::Binomial => {
-            stats::poisson_rate_greater_stratified(&strata, rule.tolerance, dispersion)
+            stats::poisson_rate_greater_stratified(strata, rule.tolerance, dispersion)
         }
         ProportionTest::Fisher => {
             let sum = |f: fn(&Stratum) -> f64| strata.iter().map(f).sum::<f64>();
@@ -372,17 +440,40 @@ fn error_rate(rule: &ErrorRate, new: &Counts, old: Option<&Counts>) -> Judged {
             ])
         }
     };
-    let p_value = match p_value {
+    let p_value = match test(&strata) {
         Ok(p) => p,
         Err(e) => return Judged::Missing(format!("the test could not be computed: {e}")),
     };
+    // A burst guard: the excess must not hang on one pod in one interval. The new side's cell
+    // with the largest excess over the old pods' rate is taken out and the test run again.
+    let burst = (p_value < rule.alpha)
+        .then(|| largest_excess(new, &timed))
+        .flatten()
+        .and_then(|(t, e, r, pod)| {
+            let without: Vec<Stratum> = timed
+                .iter()
+                .map(|(st, s)| {
+                    if *st == t {
+                        Stratum {
+                            errors_new: (s.errors_new - e).max(0.0),
+                            requests_new: (s.requests_new - r).max(0.0),
+                            ..*s
+                        }
+                    } else {
+                        *s
+                    }
+                })
+                .collect();
+            let p = test(&without).ok()?;
+            (p >= rule.alpha).then_some((pod, t, e, p))
+        });
     let ratio = rate_ratio(observed, expected);
     let rate_increase = (observed - expected) / aligned_requests;
     let significant = p_value < rule.alpha;
     let large = ratio.is_none_or(|r| r >= rule.min_ratio) && observed > 0.0;
     let material = rate_increase >= rule.min_rate_increase;
     let enough = observed >= rule.min_errors;
-    let fail = significant && large && material && enough;
+    let fail = significant && large && material && enough && burst.is_none();
 
     let mut reason = format!(
         "new {} ({}/{}) vs old {} ({}/{}); over {} interval(s) the new pods made {} errors where the old pods' rate predicts {}: ×{}, p={} {} α={}",
@@ -421,6 +512,15 @@ fn error_rate(rule: &ErrorRate, new: &Counts, old: Option<&Counts>) -> Judged {
             why.push(format!(
                 "fewer than min_errors {}",
                 fmt_num(rule.min_errors)
+            ));
+        }
+        if let Some((pod, t, e, p)) = &burst {
+            let at = jiff::Timestamp::from_millisecond(*t)
+                .map_or_else(|_| t.to_string(), |ts| ts.to_string());
+            why.push(format!(
+                "carried by one burst ({} errors from {pod} in the interval ending {at}; p={} without it)",
+                fmt_num(*e),
+                fmt_p(*p)
             ));
         }
         let _ = write!(reason, "; significant but {}", why.join(", "));
@@ -649,23 +749,60 @@ fn breaches(value: f64, threshold: f64, direction: Direction) -> bool {
     }
 }
 
+/// The samples of `s` taken at one of `times`.
+fn restricted(s: &Samples, times: &std::collections::BTreeSet<i64>) -> Samples {
+    let mut out = Samples {
+        values: Vec::new(),
+        times: Vec::new(),
+        pods: s.pods,
+        warmup_dropped: s.warmup_dropped,
+    };
+    for (v, t) in s.values.iter().zip(&s.times) {
+        if times.contains(t) {
+            out.values.push(*v);
+            out.times.push(*t);
+        }
+    }
+    out
+}
+
+/// The new pods against a fixed threshold. When the old pods are there to compare with, both
+/// sides are looked at over the same moments only: the old pods leave as the new ones arrive, so
+/// over a whole window the old side's samples are older, and a load that rose meanwhile would
+/// look like the release's doing.
 fn absolute(rule: &Absolute, w: &Window, new: &[Series], old: Option<&[Series]>) -> Judged {
-    let n = samples(new, w);
-    if let Err(e) = enough(n.values.len(), "new", rule.min_samples) {
+    let all_new = samples(new, w);
+    if let Err(e) = enough(all_new.values.len(), "new", rule.min_samples) {
         return Judged::Missing(e);
     }
+    let old_samples = old.filter(|_| rule.unless_old_too).map(|o| samples(o, w));
+    // Moments both sides were measured; with too few of them there is no baseline.
+    let (n, old_aligned) = match &old_samples {
+        Some(o) => {
+            let old_times: std::collections::BTreeSet<i64> = o.times.iter().copied().collect();
+            let new_times: std::collections::BTreeSet<i64> = all_new
+                .times
+                .iter()
+                .copied()
+                .filter(|t| old_times.contains(t))
+                .collect();
+            let n = restricted(&all_new, &new_times);
+            let o = restricted(o, &new_times);
+            if n.values.len() >= rule.min_samples && !o.values.is_empty() {
+                (n, Some(o))
+            } else {
+                (all_new, None)
+            }
+        }
+        None => (all_new, None),
+    };
     let Ok(value) = stats::quantile(&n.values, rule.quantile) else {
         return Judged::Missing("no finite samples".into());
     };
     let breach = breaches(value, rule.threshold, rule.direction);
-    let old_samples = old.filter(|_| rule.unless_old_too).map(|o| samples(o, w));
-    let old_summary = old_samples
+    let old_summary = old_aligned.as_ref().map(summary);
+    let old_value = old_aligned
         .as_ref()
-        .filter(|o| o.values.len() >= rule.min_samples)
-        .map(summary);
-    let old_value = old_samples
-        .as_ref()
-        .filter(|o| o.values.len() >= rule.min_samples)
         .and_then(|o| stats::quantile(&o.values, rule.quantile).ok());
     let near = match rule.direction {
         Direction::HigherIsWorse => rule.threshold * rule.old_too_at,
@@ -674,7 +811,8 @@ fn absolute(rule: &Absolute, w: &Window, new: &[Series], old: Option<&[Series]>)
     let shared = breach && old_value.is_some_and(|v| breaches(v, near, rule.direction));
     let fail = breach && !shared;
     // Nothing to rule out a shared cause with: warn, unless told to act anyway.
-    let warn_only = fail && rule.unless_old_too && old.is_none() && !rule.act_without_baseline;
+    let warn_only =
+        fail && rule.unless_old_too && old_value.is_none() && !rule.act_without_baseline;
     let cmp = match rule.direction {
         Direction::HigherIsWorse => "≥",
         Direction::LowerIsWorse => "≤",
@@ -690,7 +828,7 @@ fn absolute(rule: &Absolute, w: &Window, new: &[Series], old: Option<&[Series]>)
         fmt_num(rule.threshold)
     );
     if let Some(ov) = old_value {
-        let _ = write!(reason, "; old pods {}", fmt_num(ov));
+        let _ = write!(reason, "; old pods {} at the same moments", fmt_num(ov));
     }
     if shared {
         let _ = write!(

@@ -113,34 +113,37 @@ pub fn poisson_rate_greater_stratified(
     stratified(strata, tolerance, dispersion, STRATIFIED_EXACT_MAX)
 }
 
-/// How much more the error counts scatter between intervals than Poisson counts would: the
-/// Pearson statistic of each side's per-interval counts around that side's own rate, pooled over
-/// both sides and divided by its degrees of freedom, never below 1. Bursty errors (one pod
-/// throwing a hundred at once) make it large; a steady regression does not.
-pub fn dispersion(strata: &[Stratum]) -> f64 {
-    let side = |e: fn(&Stratum) -> f64, r: fn(&Stratum) -> f64| -> (f64, f64) {
-        let rows: Vec<(f64, f64)> = strata
+/// How much more error counts scatter than Poisson counts would: the Pearson statistic of each
+/// group's cells (errors, requests) around that group's own rate, pooled over the groups and
+/// divided by its degrees of freedom, never below 1. Cells are best one per pod and interval: then
+/// both bursts (one pod throwing a hundred errors at once) and pods that differ from each other
+/// raise it, while a steady regression of the whole new side does not.
+pub fn dispersion(groups: &[&[(f64, f64)]]) -> f64 {
+    let mut chi2 = 0.0;
+    let mut df = 0.0;
+    for cells in groups {
+        let cells: Vec<(f64, f64)> = cells
             .iter()
-            .map(|s| (e(s), r(s)))
-            .filter(|(_, r)| *r > 0.0)
+            .copied()
+            .filter(|(e, r)| *r > 0.0 && e.is_finite() && r.is_finite())
             .collect();
-        let (errors, requests) = rows.iter().fold((0.0, 0.0), |a, (e, r)| (a.0 + e, a.1 + r));
-        if rows.len() < 2 || errors <= 0.0 {
-            return (0.0, 0.0);
+        let (errors, requests) = cells
+            .iter()
+            .fold((0.0, 0.0), |a, (e, r)| (a.0 + e, a.1 + r));
+        if cells.len() < 2 || errors <= 0.0 {
+            continue;
         }
         let rate = errors / requests;
-        let chi2: f64 = rows
+        chi2 += cells
             .iter()
             .map(|(e, r)| (e - r * rate).powi(2) / (r * rate))
-            .sum();
-        (chi2, (rows.len() - 1) as f64)
-    };
-    let (c1, d1) = side(|s| s.errors_new, |s| s.requests_new);
-    let (c2, d2) = side(|s| s.errors_old, |s| s.requests_old);
-    if d1 + d2 < 1.0 {
+            .sum::<f64>();
+        df += (cells.len() - 1) as f64;
+    }
+    if df < 1.0 {
         return 1.0;
     }
-    let phi = (c1 + c2) / (d1 + d2);
+    let phi = chi2 / df;
     if phi.is_finite() { phi.max(1.0) } else { 1.0 }
 }
 
@@ -509,11 +512,25 @@ mod tests {
 
     #[test]
     fn dispersion_sees_bursts_not_steady_regressions() {
-        // Steady: every interval at the side's own rate.
+        let cells = |v: &[Stratum], new: bool| -> Vec<(f64, f64)> {
+            v.iter()
+                .map(|s| {
+                    if new {
+                        (s.errors_new, s.requests_new)
+                    } else {
+                        (s.errors_old, s.requests_old)
+                    }
+                })
+                .collect()
+        };
+        // Steady: every interval at the side's own rate, the new side twice the old.
         let steady: Vec<Stratum> = (0..10)
             .map(|_| stratum(20.0, 1000.0, 10.0, 1000.0))
             .collect();
-        assert_eq!(dispersion(&steady), 1.0);
+        assert_eq!(
+            dispersion(&[&cells(&steady, true), &cells(&steady, false)]),
+            1.0
+        );
         // Bursty: same totals, but all in two intervals.
         let bursty: Vec<Stratum> = (0..10)
             .map(|i| {
@@ -524,16 +541,16 @@ mod tests {
                 }
             })
             .collect();
-        let phi = dispersion(&bursty);
+        let phi = dispersion(&[&cells(&bursty, true), &cells(&bursty, false)]);
         assert!(phi > 30.0, "{phi}");
         // Widening makes the bursty case unremarkable while the exact test calls it certain.
         let exact = poisson_rate_greater_stratified(&bursty, 1.0, 1.0).unwrap();
         let widened = poisson_rate_greater_stratified(&bursty, 1.0, phi).unwrap();
         assert!(exact < 1e-4 && widened > 0.05, "{exact} {widened}");
         assert_eq!(
-            dispersion(&steady[..1]),
+            dispersion(&[&cells(&steady[..1], true)]),
             1.0,
-            "one interval has no degrees of freedom"
+            "one cell has no degrees of freedom"
         );
     }
 

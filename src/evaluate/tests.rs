@@ -165,7 +165,7 @@ async fn range_queries_reach_back_over_the_warm_up() {
             .lock()
             .unwrap()
             .iter()
-            .all(|c| c.starts_with("range 30s "))
+            .all(|c| c.starts_with("range 1m "))
     );
 }
 

@@ -561,3 +561,135 @@ fn numbers_read_well() {
     assert_eq!(fmt_p(0.0123), "0.012");
     assert_eq!(fmt_p(1.5e-9), "1.5e-9");
 }
+
+#[test]
+fn absolute_compares_the_old_pods_at_the_same_moments() {
+    let r = saturation_rule("");
+    // Load climbs through the window; three old pods leave as it climbs, one stays. Where both
+    // sides were measured (after the new pods' warm-up, t ≥ 940) the old pod is as hot as the new
+    // ones, though the old side's whole-window median is not: the load, not the release.
+    let load = |t: f64| 0.3 + 0.7 * ((t - 700.0) / 300.0).clamp(0.0, 1.0);
+    let old: Vec<Series> = (0..3)
+        .map(|p| {
+            Series::for_pod(
+                &format!("old-{p}"),
+                (0..=8)
+                    .map(|i| 580.0 + 30.0 * i as f64)
+                    .map(|t| (t, load(t))),
+            )
+        })
+        .chain([Series::for_pod(
+            "old-late",
+            (0..=14)
+                .map(|i| 580.0 + 30.0 * i as f64)
+                .map(|t| (t, load(t))),
+        )])
+        .collect();
+    let new: Vec<Series> = (0..3)
+        .map(|p| {
+            Series::for_pod(
+                &format!("new-{p}"),
+                (8..=14)
+                    .map(|i| 580.0 + 30.0 * i as f64)
+                    .map(|t| (t, load(t) * 1.02)),
+            )
+        })
+        .collect();
+    let v = judge(
+        &r,
+        &window(),
+        &Observation::Series {
+            new: new.clone(),
+            old: Some(old),
+        },
+    );
+    assert_eq!(v.outcome, Outcome::Pass, "{}", v.reason);
+    assert!(v.reason.contains("shared"), "{}", v.reason);
+    // Had the old pods left before the new ones came, there would be nothing to compare with:
+    // the breach only warns.
+    let gone: Vec<Series> = (0..3)
+        .map(|p| {
+            Series::for_pod(
+                &format!("old-{p}"),
+                (0..=5).map(|i| (580.0 + 30.0 * i as f64, 0.3)),
+            )
+        })
+        .collect();
+    let v = judge(
+        &r,
+        &window(),
+        &Observation::Series {
+            new,
+            old: Some(gone),
+        },
+    );
+    assert_eq!(
+        (v.outcome, v.action),
+        (Outcome::Fail, Action::Warn),
+        "{}",
+        v.reason
+    );
+    assert!(v.reason.contains("only warns"), "{}", v.reason);
+}
+
+/// Per-pod counts: (pod, time, errors, requests).
+fn by_pod(cells: &[(&str, f64, f64, f64)]) -> Counts {
+    let mut pods: Vec<&str> = cells.iter().map(|c| c.0).collect();
+    pods.dedup();
+    let series = |pick: fn(&(&str, f64, f64, f64)) -> f64| -> Vec<Series> {
+        pods.iter()
+            .map(|p| {
+                Series::for_pod(
+                    p,
+                    cells.iter().filter(|c| c.0 == *p).map(|c| (c.1, pick(c))),
+                )
+            })
+            .collect()
+    };
+    Counts {
+        errors: series(|c| c.2),
+        requests: series(|c| c.3),
+    }
+}
+
+#[test]
+fn one_burst_in_one_pod_is_not_a_regression() {
+    let r = error_rule("");
+    let times = [760.0, 820.0, 880.0, 940.0, 1000.0];
+    let old_cells: Vec<(&str, f64, f64, f64)> = times
+        .iter()
+        .flat_map(|t| [("old-a", *t, 2.0, 1000.0), ("old-b", *t, 2.0, 1000.0)])
+        .collect();
+    // One new pod throws 40 errors in one minute and is quiet otherwise.
+    let bursty: Vec<(&str, f64, f64, f64)> = times
+        .iter()
+        .map(|t| ("new-a", *t, if *t == 880.0 { 40.0 } else { 2.0 }, 1000.0))
+        .collect();
+    let v = judge(
+        &r,
+        &window(),
+        &Observation::Counts {
+            new: by_pod(&bursty),
+            old: Some(by_pod(&old_cells)),
+        },
+    );
+    assert_eq!(v.outcome, Outcome::Pass, "{}", v.reason);
+    assert!(
+        v.reason
+            .contains("carried by one burst (40 errors from new-a"),
+        "{}",
+        v.reason
+    );
+    // The same excess spread over every minute is a regression.
+    let steady: Vec<(&str, f64, f64, f64)> =
+        times.iter().map(|t| ("new-a", *t, 9.6, 1000.0)).collect();
+    let v = judge(
+        &r,
+        &window(),
+        &Observation::Counts {
+            new: by_pod(&steady),
+            old: Some(by_pod(&old_cells)),
+        },
+    );
+    assert_eq!(v.outcome, Outcome::Fail, "{}", v.reason);
+}

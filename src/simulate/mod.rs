@@ -340,10 +340,10 @@ pub fn generate(scenario: &Scenario, noise: &Noise) -> History {
             let requests = poisson(&mut rng, rps * SCRAPE);
             // Errors.
             let mut rate = s.base_error_rate;
-            if plan.new {
-                if let Fault::ErrorRate { multiplier } = s.fault {
-                    rate *= multiplier;
-                }
+            if plan.new
+                && let Fault::ErrorRate { multiplier } = s.fault
+            {
+                rate *= multiplier;
             }
             rate *= burst.sample(&mut rng);
             if let Some(inc) = incident {
@@ -354,32 +354,34 @@ pub fn generate(scenario: &Scenario, noise: &Noise) -> History {
             let warnings = (base * 0.6).round();
             errs[4] = warnings;
             errs[5] = base - warnings;
-            if plan.new {
-                if let Fault::ClassErrors { fraction } = s.fault {
-                    let n = poisson(&mut rng, requests * fraction);
-                    // Mostly classes, some interfaces and traits, as a removed library shows.
-                    let interfaces = (n * 0.1).floor();
-                    let traits = (n * 0.1).floor();
-                    errs[0] = n - interfaces - traits;
-                    errs[1] = interfaces;
-                    errs[2] = traits;
-                }
+            if plan.new
+                && let Fault::ClassErrors { fraction } = s.fault
+            {
+                let n = poisson(&mut rng, requests * fraction);
+                // Mostly classes, some interfaces and traits, as a removed library shows.
+                let interfaces = (n * 0.1).floor();
+                let traits = (n * 0.1).floor();
+                errs[0] = n - interfaces - traits;
+                errs[1] = interfaces;
+                errs[2] = traits;
             }
             // CPU.
             let age = t - pod.start;
             let mut demand = rps * s.cpu_per_request * plan.factor;
             let x = (t - s.start) / nab::TRACE_STEP;
-            demand *= 1.0 + s.cpu_noise * (interpolate(&shared_cpu, x) - 1.0);
+            // A healthy service keeps headroom: its own load pattern moves it within ×0.5-×1.6
+            // (shared overloads are modelled as incidents).
+            demand *= (1.0 + s.cpu_noise * (interpolate(&shared_cpu, x) - 1.0)).clamp(0.5, 1.6);
             demand *= 1.0 + s.pod_cpu_noise * (interpolate(&plan.noise, x) - 1.0);
             demand = demand.max(0.0) + s.idle_cpu;
             if plan.new {
                 if let Fault::Cpu { multiplier } = s.fault {
                     demand *= multiplier;
                 }
-                if let Some(w) = s.warmup {
-                    if age < w.seconds {
-                        demand *= w.cpu_multiplier;
-                    }
+                if let Some(w) = s.warmup
+                    && age < w.seconds
+                {
+                    demand *= w.cpu_multiplier;
                 }
             }
             if let Some(inc) = incident {

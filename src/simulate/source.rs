@@ -202,19 +202,30 @@ impl MetricSource for SimSource<'_> {
             .take_while(|t| *t <= end + 1e-6)
             .collect();
         if is_count(kind) {
-            // sum(increase(...[range])): one series.
+            // sum(increase(...[range])): one series; sum by (pod) (...): one per pod.
             let window = range_of(query)?;
-            let points: Vec<(f64, f64)> = grid
-                .iter()
-                .filter_map(|&t| count_at(kind, &pods, t, window).map(|v| (t, v)))
-                .collect();
-            return Ok(if points.is_empty() {
-                Vec::new()
+            let groups: Vec<(Option<&str>, Vec<&PodHistory>)> = if query.contains("by (pod)") {
+                pods.iter()
+                    .map(|p| (Some(p.name.as_str()), vec![*p]))
+                    .collect()
             } else {
-                let mut s = Series::for_pod("", points);
-                s.labels.clear();
-                vec![s]
-            });
+                vec![(None, pods.clone())]
+            };
+            let mut out = Vec::new();
+            for (name, group) in groups {
+                let points: Vec<(f64, f64)> = grid
+                    .iter()
+                    .filter_map(|&t| count_at(kind, &group, t, window).map(|v| (t, v)))
+                    .collect();
+                if !points.is_empty() {
+                    let mut s = Series::for_pod(name.unwrap_or(""), points);
+                    if name.is_none() {
+                        s.labels.clear();
+                    }
+                    out.push(s);
+                }
+            }
+            return Ok(out);
         }
         Ok(pods
             .iter()
