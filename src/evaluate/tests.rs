@@ -158,7 +158,7 @@ async fn range_queries_reach_back_over_the_warm_up() {
     let eval = evaluate(&rules, &target(&["web-old"]), at(), &fake).await;
     let (start, end) = seen.lock().unwrap().unwrap();
     assert_eq!(end, unix_seconds(at()));
-    assert_eq!(end - start, 300.0 + 180.0, "5m window plus 3m warm-up");
+    assert_eq!(end - start, 300.0 + 120.0, "5m window plus 2m warm-up");
     assert_eq!(eval.verdicts[0].outcome, Outcome::Inconclusive);
     assert!(
         fake.calls
