@@ -8,6 +8,7 @@
 //! every time.
 
 mod nab;
+mod openmetrics;
 mod source;
 
 pub use nab::{Noise, Trace, TraceError, parse_windows};
