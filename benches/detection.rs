@@ -268,11 +268,7 @@ async fn ours(
         let d = streaks.update(rules, &eval.verdicts);
         if trace {
             eprintln!("t+{:.0}s {:?}", t - case.scenario.rollout_start(), d.action);
-            for v in eval
-                .verdicts
-                .iter()
-                .filter(|v| v.outcome != rollout_guard::judge::Outcome::Pass)
-            {
+            for v in &eval.verdicts {
                 eprintln!("    {} {}: {}", v.rule, v.outcome, v.reason);
             }
         }

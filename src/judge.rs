@@ -385,7 +385,13 @@ fn largest_excess(new: &Counts, timed: &[(i64, Stratum)]) -> Option<(i64, f64, f
             }
         }
     }
-    best.map(|(_, cell)| cell)
+    // A burst is a cell that carries at least half of the whole excess.
+    let total_excess: f64 = timed
+        .iter()
+        .map(|(_, s)| s.errors_new - s.errors_old / s.requests_old * s.requests_new)
+        .sum();
+    best.filter(|(excess, _)| *excess >= 0.5 * total_excess)
+        .map(|(_, cell)| cell)
 }
 
 fn error_rate(rule: &ErrorRate, new: &Counts, old: Option<&Counts>) -> Judged {
@@ -444,8 +450,9 @@ fn error_rate(rule: &ErrorRate, new: &Counts, old: Option<&Counts>) -> Judged {
         Ok(p) => p,
         Err(e) => return Judged::Missing(format!("the test could not be computed: {e}")),
     };
-    // A burst guard: the excess must not hang on one pod in one interval. The new side's cell
-    // with the largest excess over the old pods' rate is taken out and the test run again.
+    // A burst guard: the excess must not hang on one pod in one interval. If the new side's cell
+    // with the largest excess over the old pods' rate carries half the excess or more, it is
+    // taken out and the test run again.
     let burst = (p_value < rule.alpha)
         .then(|| largest_excess(new, &timed))
         .flatten()

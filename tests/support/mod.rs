@@ -1,2 +1,3 @@
 //! Shared helpers for the integration tests (`mod support;` in each test file).
 pub mod prometheus;
+pub mod rollout;

@@ -1,0 +1,512 @@
+//! `backtest` and the evaluation layer against a real Prometheus.
+//!
+//! Each test simulates a rollout with real NAB noise (`rollout_guard::simulate`), backfills its
+//! samples into a fresh Prometheus (`support::prometheus`), and replays the canary gate, from the
+//! first new pod to the end of the pause, every 30 s with the default rules: once through the
+//! library (`backtest::replay`) and once through the `rollout-guard` binary, which must print the
+//! same report. Prometheus is required: the tests fail, never skip, when it is missing.
+
+mod support;
+
+use jiff::SignedDuration;
+use rollout_guard::backtest::{FinalDecision, Replay, Report};
+use rollout_guard::evaluate::evaluate;
+use rollout_guard::judge::{Evidence, Outcome};
+use rollout_guard::rules::{Action, RuleSet};
+use rollout_guard::simulate::{Fault, History, Incident};
+use serde_json::Value;
+use support::prometheus::{Prometheus, dead_url};
+use support::rollout::{
+    assert_no_failure, backtest_args, backtest_json, backtest_text, decisive_verdict, gate_replay,
+    gated, history, openmetrics, openmetrics_with, replay_library, run_binary, same_report, source,
+    text, verdicts,
+};
+
+/// The error-rate rules of the default set.
+const ERROR_RATE_RULES: [&str; 2] = ["class-loading-errors", "php-error-rate"];
+
+/// Steps of a 30 s replay of the 11-minute gate (the first new pod's `pod_interval` of a minute
+/// plus the 10-minute pause), both ends included.
+const GATE_STEPS: usize = 23;
+
+fn start(history: &History) -> Prometheus {
+    Prometheus::start(&openmetrics(history)).expect("start Prometheus with the simulated history")
+}
+
+fn class_errors() -> History {
+    let mut s = gated("class-errors", 1);
+    s.fault = Fault::ClassErrors { fraction: 0.01 };
+    history(&s)
+}
+
+/// No action: the replay ran to its end without pausing or rolling back.
+fn assert_no_action(report: &Report, spec: &Replay, why: &str) {
+    assert!(
+        matches!(
+            report.decision,
+            FinalDecision::Pass | FinalDecision::Inconclusive
+        ),
+        "expected no action, got {:?}:\n{why}",
+        report.decision
+    );
+    assert_eq!(report.decided_at, None, "{why}");
+    assert_eq!(report.rule, None, "{why}");
+    assert_eq!(
+        report.timeline.len(),
+        spec.times().expect("valid replay").len(),
+        "{why}"
+    );
+    for step in &report.timeline {
+        assert!(
+            !matches!(step.action, Some(Action::Pause | Action::Rollback)),
+            "step {} acts: {}\n{why}",
+            step.at,
+            step.reason
+        );
+    }
+}
+
+#[tokio::test]
+async fn class_loading_errors_in_the_new_replicaset_roll_back_within_minutes() {
+    let h = class_errors();
+    let prometheus = start(&h);
+    let spec = gate_replay(&h);
+    let report = replay_library(&prometheus.url(), &spec).await;
+    let why = text(&report, &spec);
+
+    assert_eq!(report.decision, FinalDecision::Rollback, "{why}");
+    assert_eq!(
+        report.rule.as_deref(),
+        Some("class-loading-errors"),
+        "{why}"
+    );
+    let decided = report.decided_at.expect("a decision time");
+    assert_eq!(Some(decided), report.timeline.last().map(|s| s.at), "{why}");
+    let after = decided.duration_since(spec.from);
+    assert!(
+        after > SignedDuration::ZERO && after <= SignedDuration::from_mins(5),
+        "decided {after} after the first new pod, expected within 5 minutes:\n{why}"
+    );
+    let last = report.timeline.last().unwrap();
+    assert_eq!(last.action, Some(Action::Rollback), "{why}");
+    assert!(
+        last.reason
+            .starts_with("class-loading-errors: failed 2 evaluation(s) in a row"),
+        "{}",
+        last.reason
+    );
+
+    // The failing verdict carries the numbers behind it.
+    let v = decisive_verdict(&report, "class-loading-errors");
+    assert_eq!(v.outcome, Outcome::Fail, "{why}");
+    assert_eq!(v.action, Action::Rollback);
+    assert_eq!(v.error, None);
+    let Some(Evidence::ErrorRate(e)) = &v.evidence else {
+        panic!("no error-rate evidence: {v:?}");
+    };
+    assert!(
+        e.new.errors >= e.min_errors && e.new.requests >= 50.0,
+        "{e:?}"
+    );
+    assert!(
+        (0.003..0.03).contains(&e.new.rate),
+        "1% of the new pod's requests fail to load a class: {e:?}"
+    );
+    assert_eq!(
+        e.old.errors, 0.0,
+        "the old pods never fail to load a class: {e:?}"
+    );
+    assert!(
+        e.old.requests > 3.0 * e.new.requests,
+        "six old pods against one new: {e:?}"
+    );
+    assert!(e.p_value < e.alpha, "{e:?}");
+    assert_eq!(e.ratio, None, "errors where the old pods had none: {e:?}");
+    assert!(
+        e.strata >= 1 && e.observed_errors > e.expected_errors,
+        "{e:?}"
+    );
+    for side in ["new", "old"] {
+        let rs = if side == "new" {
+            &h.new_replicaset
+        } else {
+            &h.old_replicaset
+        };
+        assert!(
+            v.queries
+                .iter()
+                .any(|q| q.side == side && q.name == "errors" && q.promql.contains(rs.as_str())),
+            "no {side} errors query for {rs}: {:?}",
+            v.queries
+        );
+    }
+
+    // The binary, as a user runs it, says the same.
+    let json = backtest_json(&prometheus.url(), &spec);
+    same_report(&json, &report);
+    assert_eq!(json["decision"], "rollback");
+    assert_eq!(json["rule"], "class-loading-errors");
+    assert_eq!(json["decided_at"], decided.to_string());
+    let failing = json["timeline"]
+        .as_array()
+        .and_then(|t| t.last())
+        .and_then(|s| s["verdicts"].as_array())
+        .and_then(|vs| {
+            vs.iter()
+                .find(|v| v["rule"] == "class-loading-errors")
+                .cloned()
+        })
+        .expect("the class-loading-errors verdict in the JSON timeline");
+    assert_eq!(failing["outcome"], "fail");
+    let evidence = &failing["evidence"];
+    assert_eq!(evidence["check"], "error_rate", "{evidence}");
+    for path in [
+        "/new/errors",
+        "/new/requests",
+        "/old/errors",
+        "/old/requests",
+        "/p_value",
+    ] {
+        assert!(
+            evidence.pointer(path).is_some_and(Value::is_f64),
+            "evidence{path} is not a number: {evidence}"
+        );
+    }
+    assert!(evidence["new"]["errors"].as_f64().unwrap() > 0.0);
+
+    // And `--output text` shows the decision with its rule.
+    let out = backtest_text(&prometheus.url(), &spec);
+    assert!(
+        out.contains(&format!(
+            "decision: rollback at {decided} (rule class-loading-errors)"
+        )),
+        "{out}"
+    );
+    assert!(out.contains("class-loading-errors=FAIL"), "{out}");
+    assert!(out.contains(&h.new_replicaset), "{out}");
+}
+
+#[tokio::test]
+async fn cpu_saturation_in_the_new_replicaset_rolls_back() {
+    // Base utilisation ~0.4 of the 1-core limit; three times the CPU per request puts the new
+    // pod's demand past the limit, so it runs at the limit and is throttled.
+    let mut s = gated("cpu-saturation", 1);
+    s.cpu_per_request = 0.013;
+    s.fault = Fault::Cpu { multiplier: 3.0 };
+    let h = history(&s);
+    let prometheus = start(&h);
+    let spec = gate_replay(&h);
+    let report = replay_library(&prometheus.url(), &spec).await;
+    let why = text(&report, &spec);
+
+    assert_eq!(report.decision, FinalDecision::Rollback, "{why}");
+    assert_eq!(report.rule.as_deref(), Some("cpu-saturation"), "{why}");
+    let after = report.decided_at.unwrap().duration_since(spec.from);
+    assert!(
+        after <= SignedDuration::from_mins(8),
+        "decided {after} after the first new pod:\n{why}"
+    );
+    let v = decisive_verdict(&report, "cpu-saturation");
+    assert_eq!(v.outcome, Outcome::Fail, "{why}");
+    let Some(Evidence::Absolute(e)) = &v.evidence else {
+        panic!("no absolute evidence: {v:?}");
+    };
+    assert!(e.value >= 0.9, "new pods at the limit: {e:?}");
+    let old = e
+        .old_value
+        .expect("the old pods measured at the same moments");
+    assert!(old < 0.6, "the old pods keep their headroom: {e:?}\n{why}");
+    // Throttling fails alongside (a pause), but the rollback is the more severe action.
+    assert_eq!(
+        decisive_verdict(&report, "cpu-throttling").outcome,
+        Outcome::Fail,
+        "{why}"
+    );
+
+    let json = backtest_json(&prometheus.url(), &spec);
+    same_report(&json, &report);
+    assert_eq!(json["decision"], "rollback");
+    assert_eq!(json["rule"], "cpu-saturation");
+}
+
+#[tokio::test]
+async fn healthy_rollout_with_real_noise_passes() {
+    // The default healthy scenario, seed 1 (the CLI's default), chosen once and never tuned.
+    let h = history(&gated("healthy", 1));
+    let prometheus = start(&h);
+    let spec = gate_replay(&h);
+    let report = replay_library(&prometheus.url(), &spec).await;
+    let why = text(&report, &spec);
+
+    assert_eq!(report.decision, FinalDecision::Pass, "{why}");
+    assert_eq!(report.timeline.len(), GATE_STEPS, "{why}");
+    assert_no_action(&report, &spec, &why);
+    // Pass means every rule reached a conclusion at least once.
+    for rule in RuleSet::defaults().rules {
+        assert!(
+            verdicts(&report).any(|(_, v)| v.rule == rule.name && v.outcome == Outcome::Pass),
+            "{} never passed:\n{why}",
+            rule.name
+        );
+    }
+
+    let json = backtest_json(&prometheus.url(), &spec);
+    same_report(&json, &report);
+    assert_eq!(json["decision"], "pass");
+    assert_eq!(json["decided_at"], Value::Null);
+    assert_eq!(json["rule"], Value::Null);
+}
+
+#[tokio::test]
+async fn shared_incident_on_old_and_new_pods_is_not_blamed_on_the_release() {
+    let mut s = gated("shared-incident", 1);
+    s.incident = Some(Incident {
+        starts_after: 120.0,
+        seconds: 240.0,
+        extra_error_rate: 0.03,
+        cpu_multiplier: 1.0,
+    });
+    let h = history(&s);
+    let prometheus = start(&h);
+    let spec = gate_replay(&h);
+    let report = replay_library(&prometheus.url(), &spec).await;
+    let why = text(&report, &spec);
+
+    assert_no_action(&report, &spec, &why);
+    // Not vacuous: the incident is in the data the rule judged, on the old pods too.
+    let worst_old = verdicts(&report)
+        .filter(|(_, v)| v.rule == "php-error-rate")
+        .filter_map(|(_, v)| match &v.evidence {
+            Some(Evidence::ErrorRate(e)) => Some(e.old.rate),
+            _ => None,
+        })
+        .fold(0.0_f64, f64::max);
+    assert!(
+        worst_old > 0.01,
+        "the old pods' error rate never showed the incident (max {worst_old}):\n{why}"
+    );
+
+    let json = backtest_json(&prometheus.url(), &spec);
+    same_report(&json, &report);
+}
+
+#[tokio::test]
+async fn low_traffic_rollout_takes_no_action() {
+    let mut s = gated("low-traffic", 1);
+    s.rps_per_pod = 0.5;
+    let h = history(&s);
+    let prometheus = start(&h);
+    let spec = gate_replay(&h);
+    let report = replay_library(&prometheus.url(), &spec).await;
+    let why = text(&report, &spec);
+
+    assert_no_action(&report, &spec, &why);
+
+    let json = backtest_json(&prometheus.url(), &spec);
+    same_report(&json, &report);
+    assert!(
+        json["decision"] == "pass" || json["decision"] == "inconclusive",
+        "{}",
+        json["decision"]
+    );
+}
+
+#[test]
+fn binary_exits_2_naming_the_url_when_prometheus_is_down() {
+    let h = class_errors();
+    let url = dead_url();
+    for output in ["json", "text"] {
+        let out = run_binary(backtest_args(&url, &gate_replay(&h), output));
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "stderr:\n{stderr}");
+        assert!(
+            stderr.contains(&format!("cannot query Prometheus at {url}")),
+            "the message should name {url}:\n{stderr}"
+        );
+        assert!(
+            out.stdout.is_empty(),
+            "no report on stdout: {}",
+            String::from_utf8_lossy(&out.stdout)
+        );
+    }
+}
+
+#[test]
+fn binary_exits_2_on_usage_errors() {
+    let h = class_errors();
+    let mut spec = gate_replay(&h);
+    std::mem::swap(&mut spec.from, &mut spec.to);
+    let out = run_binary(backtest_args(&dead_url(), &spec, "json"));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "stderr:\n{stderr}");
+    assert!(stderr.contains("must be before --to"), "{stderr}");
+    assert!(out.stdout.is_empty());
+
+    let out = run_binary(["backtest", "--prometheus-url", "http://127.0.0.1:9"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "stderr:\n{stderr}");
+    assert!(stderr.contains("--namespace"), "{stderr}");
+}
+
+#[tokio::test]
+async fn evaluation_against_a_dead_prometheus_is_inconclusive_never_failing() {
+    let h = class_errors();
+    let url = dead_url();
+    let src = source(&url);
+    assert!(src.check().await.is_err());
+    let spec = gate_replay(&h);
+    let rules = RuleSet::defaults();
+    let evaluation = evaluate(&rules, &spec.target, spec.to, &src).await;
+    assert_eq!(evaluation.verdicts.len(), rules.rules.len());
+    for v in &evaluation.verdicts {
+        assert_eq!(v.outcome, Outcome::Inconclusive, "{}: {}", v.rule, v.reason);
+        let error = v
+            .error
+            .as_deref()
+            .unwrap_or_else(|| panic!("{} has no error: {}", v.rule, v.reason));
+        assert!(error.contains("unreachable"), "{}: {error}", v.rule);
+        assert!(v.reason.starts_with("query failed:"), "{}", v.reason);
+        assert!(
+            !v.queries.is_empty(),
+            "{}: the queries are recorded",
+            v.rule
+        );
+    }
+
+    // A whole replay against it acts on nothing and concludes nothing.
+    let report = replay_library(&url, &spec).await;
+    let why = text(&report, &spec);
+    assert_eq!(report.decision, FinalDecision::Inconclusive, "{why}");
+    assert_no_action(&report, &spec, &why);
+    assert!(
+        verdicts(&report).all(|(_, v)| v.outcome == Outcome::Inconclusive && v.error.is_some()),
+        "{why}"
+    );
+}
+
+#[tokio::test]
+async fn empty_prometheus_gives_an_inconclusive_replay() {
+    let prometheus = Prometheus::start_empty().expect("start an empty Prometheus");
+    let h = class_errors();
+    let spec = gate_replay(&h);
+    let report = replay_library(&prometheus.url(), &spec).await;
+    let why = text(&report, &spec);
+
+    assert_eq!(report.decision, FinalDecision::Inconclusive, "{why}");
+    assert_no_action(&report, &spec, &why);
+    for (at, v) in verdicts(&report) {
+        assert_eq!(
+            v.outcome,
+            Outcome::Inconclusive,
+            "{at} {}: {}",
+            v.rule,
+            v.reason
+        );
+        assert_eq!(v.error, None, "an empty answer is not a query error: {v:?}");
+        assert!(
+            v.reason.contains("missing data"),
+            "{at} {}: {}",
+            v.rule,
+            v.reason
+        );
+    }
+
+    let json = backtest_json(&prometheus.url(), &spec);
+    same_report(&json, &report);
+    assert_eq!(json["decision"], "inconclusive");
+}
+
+#[tokio::test]
+async fn nan_request_counts_make_error_rates_inconclusive_not_failing() {
+    // The new pod really does fail to load classes, but its request counter reads NaN: without
+    // the denominator the error-rate rules cannot conclude, and nothing may act on it.
+    let h = class_errors();
+    let new_pods = format!("{}-", h.new_replicaset);
+    let mut replaced = 0;
+    let om = openmetrics_with(&h, |metric, labels, _, v| {
+        let new = labels
+            .iter()
+            .any(|(k, p)| *k == "pod" && p.starts_with(&new_pods));
+        if metric == "php_requests_total" && new {
+            replaced += 1;
+            Some(f64::NAN)
+        } else {
+            Some(v)
+        }
+    });
+    assert!(replaced > 0, "no php_requests_total samples of new pods");
+    let prometheus = Prometheus::start(&om).expect("start Prometheus with NaN request counts");
+    let spec = gate_replay(&h);
+    let report = replay_library(&prometheus.url(), &spec).await;
+    let why = text(&report, &spec);
+
+    assert_no_action(&report, &spec, &why);
+    assert_no_failure(&report, "NaN request counts");
+    for (at, v) in verdicts(&report).filter(|(_, v)| ERROR_RATE_RULES.contains(&v.rule.as_str())) {
+        assert_eq!(
+            v.outcome,
+            Outcome::Inconclusive,
+            "{at} {}: {}",
+            v.rule,
+            v.reason
+        );
+        assert!(
+            v.reason.contains("no request counts for the new pods"),
+            "{at} {}: {}",
+            v.rule,
+            v.reason
+        );
+    }
+
+    let json = backtest_json(&prometheus.url(), &spec);
+    same_report(&json, &report);
+}
+
+#[tokio::test]
+async fn base_url_with_or_without_a_trailing_slash_works() {
+    let h = class_errors();
+    let prometheus = start(&h);
+    let spec = gate_replay(&h);
+    let plain = prometheus.url();
+    assert!(!plain.ends_with('/'));
+    let slash = format!("{plain}/");
+
+    let report = replay_library(&plain, &spec).await;
+    let why = text(&report, &spec);
+    assert_eq!(report.decision, FinalDecision::Rollback, "{why}");
+    assert_eq!(replay_library(&slash, &spec).await, report);
+    source(&slash)
+        .check()
+        .await
+        .expect("check with a trailing slash");
+
+    for url in [&plain, &slash] {
+        let json = backtest_json(url, &spec);
+        same_report(&json, &report);
+    }
+}
+
+#[tokio::test]
+async fn replay_sees_only_the_data_that_existed_at_each_step() {
+    // The same broken release, replayed over the five minutes before its first pod started:
+    // Prometheus holds the new pod's errors, but no step may see them.
+    let h = class_errors();
+    let prometheus = start(&h);
+    let mut spec = gate_replay(&h);
+    spec.to = spec.from - SignedDuration::from_secs(30);
+    spec.from = spec.to - SignedDuration::from_mins(5);
+    let report = replay_library(&prometheus.url(), &spec).await;
+    let why = text(&report, &spec);
+
+    assert_eq!(report.decision, FinalDecision::Inconclusive, "{why}");
+    assert_no_action(&report, &spec, &why);
+    assert_no_failure(&report, "before the rollout");
+    for (at, v) in verdicts(&report).filter(|(_, v)| ERROR_RATE_RULES.contains(&v.rule.as_str())) {
+        assert!(
+            v.reason.contains("no request counts for the new pods"),
+            "{at} {}: {}",
+            v.rule,
+            v.reason
+        );
+    }
+}
