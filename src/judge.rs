@@ -782,39 +782,62 @@ fn absolute(rule: &Absolute, w: &Window, new: &[Series], old: Option<&[Series]>)
     if let Err(e) = enough(all_new.values.len(), "new", rule.min_samples) {
         return Judged::Missing(e);
     }
+    let near = match rule.direction {
+        Direction::HigherIsWorse => rule.threshold * rule.old_too_at,
+        Direction::LowerIsWorse => rule.threshold / rule.old_too_at,
+    };
     let old_samples = old.filter(|_| rule.unless_old_too).map(|o| samples(o, w));
-    // Moments both sides were measured; with too few of them there is no baseline.
+    // Moment by moment: where the old pods' median was itself near the threshold, the pressure
+    // was shared. Only the new pods' samples from the other moments can blame the release.
+    let mut shared_moments = 0;
     let (n, old_aligned) = match &old_samples {
         Some(o) => {
-            let old_times: std::collections::BTreeSet<i64> = o.times.iter().copied().collect();
-            let new_times: std::collections::BTreeSet<i64> = all_new
+            let old_median = medians_by_time(o);
+            let calm: std::collections::BTreeSet<i64> = old_median
+                .iter()
+                .filter(|(_, m)| !breaches(**m, near, rule.direction))
+                .map(|(t, _)| *t)
+                .collect();
+            shared_moments = all_new
                 .times
                 .iter()
-                .copied()
-                .filter(|t| old_times.contains(t))
-                .collect();
-            let n = restricted(&all_new, &new_times);
-            let o = restricted(o, &new_times);
-            if n.values.len() >= rule.min_samples && !o.values.is_empty() {
+                .filter(|t| old_median.contains_key(t) && !calm.contains(t))
+                .count();
+            let n = restricted(&all_new, &calm);
+            if n.values.len() >= rule.min_samples {
+                let o = restricted(o, &calm);
                 (n, Some(o))
+            } else if shared_moments > 0 {
+                // Too few calm moments: judge by the moments both sides were measured, which had
+                // the old pods under pressure too.
+                let both: std::collections::BTreeSet<i64> = all_new
+                    .times
+                    .iter()
+                    .copied()
+                    .filter(|t| old_median.contains_key(t))
+                    .collect();
+                (restricted(&all_new, &both), Some(restricted(o, &both)))
             } else {
                 (all_new, None)
             }
         }
         None => (all_new, None),
     };
+    if n.values.is_empty() {
+        return Judged::Missing("no finite samples".into());
+    }
     let Ok(value) = stats::quantile(&n.values, rule.quantile) else {
         return Judged::Missing("no finite samples".into());
     };
     let breach = breaches(value, rule.threshold, rule.direction);
-    let old_summary = old_aligned.as_ref().map(summary);
+    let old_summary = old_aligned
+        .as_ref()
+        .filter(|o| !o.values.is_empty())
+        .map(summary);
     let old_value = old_aligned
         .as_ref()
         .and_then(|o| stats::quantile(&o.values, rule.quantile).ok());
-    let near = match rule.direction {
-        Direction::HigherIsWorse => rule.threshold * rule.old_too_at,
-        Direction::LowerIsWorse => rule.threshold / rule.old_too_at,
-    };
+    // Shared when the moments left to judge by were all under shared pressure.
     let shared = breach && old_value.is_some_and(|v| breaches(v, near, rule.direction));
     let fail = breach && !shared;
     // Nothing to rule out a shared cause with: warn, unless told to act anyway.
@@ -836,6 +859,13 @@ fn absolute(rule: &Absolute, w: &Window, new: &[Series], old: Option<&[Series]>)
     );
     if let Some(ov) = old_value {
         let _ = write!(reason, "; old pods {} at the same moments", fmt_num(ov));
+    }
+    if shared_moments > 0 && !shared {
+        let _ = write!(
+            reason,
+            " ({shared_moments} new samples left out: the old pods were at {} of the threshold or more then too)",
+            rule.old_too_at
+        );
     }
     if shared {
         let _ = write!(

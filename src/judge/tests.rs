@@ -693,3 +693,50 @@ fn one_burst_in_one_pod_is_not_a_regression() {
     );
     assert_eq!(v.outcome, Outcome::Fail, "{}", v.reason);
 }
+
+#[test]
+fn absolute_blames_the_release_only_at_moments_the_old_pods_were_calm() {
+    let r = saturation_rule("");
+    let mut w = window();
+    w.warmup = 0.0;
+    let grid = |from: f64| {
+        (0..=10)
+            .map(move |i| 700.0 + 30.0 * i as f64)
+            .filter(move |t| *t >= from)
+    };
+    // The load climbs to the limit for everyone; most new samples come late, when it is high.
+    let load = |t: f64| 0.3 + 0.7 * ((t - 700.0) / 300.0);
+    let old: Vec<Series> = (0..3)
+        .map(|p| Series::for_pod(&format!("old-{p}"), grid(700.0).map(|t| (t, load(t)))))
+        .collect();
+    let new: Vec<Series> = (0..6)
+        .map(|p| {
+            Series::for_pod(
+                &format!("new-{p}"),
+                grid(if p == 0 { 700.0 } else { 910.0 }).map(|t| (t, load(t))),
+            )
+        })
+        .collect();
+    let v = judge(
+        &r,
+        &w,
+        &Observation::Series {
+            new,
+            old: Some(old.clone()),
+        },
+    );
+    assert_eq!(v.outcome, Outcome::Pass, "{}", v.reason);
+    // New pods pegged while the old ones were calm: the release.
+    let pegged: Vec<Series> = (0..3)
+        .map(|p| Series::for_pod(&format!("new-{p}"), grid(700.0).map(|t| (t, 0.97))))
+        .collect();
+    let v = judge(
+        &r,
+        &w,
+        &Observation::Series {
+            new: pegged,
+            old: Some(old),
+        },
+    );
+    assert_eq!(v.outcome, Outcome::Fail, "{}", v.reason);
+}
