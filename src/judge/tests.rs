@@ -271,20 +271,18 @@ fn no_baseline_and_failed_queries_are_always_inconclusive() {
         Some("metric source unreachable: refused")
     );
     // A check handed the wrong kind of observation does not panic either.
-    let v = judge(
-        &r,
-        &window(),
-        &Observation::Series {
-            new: vec![],
-            old: None,
-        },
-    );
+    let v = judge_series(&r, vec![], None);
     assert_eq!(
         v.outcome,
         Outcome::Fail,
         "on_missing: fail applies to unusable data"
     );
     assert!(v.reason.contains("internal"), "{}", v.reason);
+}
+
+/// Judges series observations over the standard window.
+fn judge_series(r: &Rule, new: Vec<Series>, old: Option<Vec<Series>>) -> Verdict {
+    judge(r, &window(), &Observation::Series { new, old })
 }
 
 /// A pod whose series covers the whole query range, values from `f`.
@@ -298,6 +296,13 @@ fn cpu_rule(extra: &str) -> Rule {
     ))
 }
 
+/// `n` pods named `<prefix>-<i>` around `base`, each with its own wobble.
+fn noisy_pods(prefix: &str, n: usize, base: f64, seed: usize) -> Vec<Series> {
+    (0..n)
+        .map(|p| pod(&format!("{prefix}-{p}"), noisy(base, p + seed)))
+        .collect()
+}
+
 fn noisy(base: f64, seed: usize) -> impl Fn(usize) -> f64 {
     move |i| base * (1.0 + 0.05 * (((i * 7 + seed * 13) % 11) as f64 / 10.0 - 0.5))
 }
@@ -305,20 +310,9 @@ fn noisy(base: f64, seed: usize) -> impl Fn(usize) -> f64 {
 #[test]
 fn compare_fails_a_clear_regression_and_passes_equal_sides() {
     let r = cpu_rule("");
-    let old: Vec<Series> = (0..4)
-        .map(|p| pod(&format!("old-{p}"), noisy(1.0, p)))
-        .collect();
-    let worse: Vec<Series> = (0..2)
-        .map(|p| pod(&format!("new-{p}"), noisy(1.5, p + 7)))
-        .collect();
-    let v = judge(
-        &r,
-        &window(),
-        &Observation::Series {
-            new: worse,
-            old: Some(old.clone()),
-        },
-    );
+    let old: Vec<Series> = noisy_pods("old", 4, 1.0, 0);
+    let worse: Vec<Series> = noisy_pods("new", 2, 1.5, 7);
+    let v = judge_series(&r, worse, Some(old.clone()));
     assert_eq!(v.outcome, Outcome::Fail, "{}", v.reason);
     let Some(Evidence::Compare(e)) = &v.evidence else {
         panic!()
@@ -328,58 +322,27 @@ fn compare_fails_a_clear_regression_and_passes_equal_sides() {
     assert_eq!((e.new.samples, e.old.samples), (22, 44));
     assert!(e.median_ratio.unwrap() > 1.4 && e.shift > 0.4, "{e:?}");
 
-    let same: Vec<Series> = (0..2)
-        .map(|p| pod(&format!("new-{p}"), noisy(1.0, p + 7)))
-        .collect();
-    let v = judge(
-        &r,
-        &window(),
-        &Observation::Series {
-            new: same,
-            old: Some(old),
-        },
-    );
+    let same: Vec<Series> = noisy_pods("new", 2, 1.0, 7);
+    let v = judge_series(&r, same, Some(old));
     assert_eq!(v.outcome, Outcome::Pass, "{}", v.reason);
 }
 
 #[test]
 fn compare_respects_direction() {
     let r = cpu_rule("        direction: lower_is_worse\n");
-    let old: Vec<Series> = (0..4)
-        .map(|p| pod(&format!("old-{p}"), noisy(1.0, p)))
-        .collect();
-    let higher: Vec<Series> = (0..2)
-        .map(|p| pod(&format!("new-{p}"), noisy(1.5, p)))
-        .collect();
-    let v = judge(
-        &r,
-        &window(),
-        &Observation::Series {
-            new: higher,
-            old: Some(old.clone()),
-        },
-    );
+    let old: Vec<Series> = noisy_pods("old", 4, 1.0, 0);
+    let higher: Vec<Series> = noisy_pods("new", 2, 1.5, 0);
+    let v = judge_series(&r, higher, Some(old.clone()));
     assert_eq!(v.outcome, Outcome::Pass, "{}", v.reason);
-    let lower: Vec<Series> = (0..2)
-        .map(|p| pod(&format!("new-{p}"), noisy(0.5, p)))
-        .collect();
-    let v = judge(
-        &r,
-        &window(),
-        &Observation::Series {
-            new: lower,
-            old: Some(old),
-        },
-    );
+    let lower: Vec<Series> = noisy_pods("new", 2, 0.5, 0);
+    let v = judge_series(&r, lower, Some(old));
     assert_eq!(v.outcome, Outcome::Fail, "{}", v.reason);
 }
 
 #[test]
 fn warm_up_of_young_pods_is_left_out() {
     let r = cpu_rule("");
-    let old: Vec<Series> = (0..4)
-        .map(|p| pod(&format!("old-{p}"), noisy(1.0, p)))
-        .collect();
+    let old: Vec<Series> = noisy_pods("old", 4, 1.0, 0);
     // New pods started at t = 640 (inside the query range): three times the CPU for their first
     // two minutes (opcache priming), normal after.
     let young = |name: &str| {
@@ -399,14 +362,7 @@ fn warm_up_of_young_pods_is_left_out() {
         )
     };
     let new = vec![young("new-a"), young("new-b"), young("new-c")];
-    let v = judge(
-        &r,
-        &window(),
-        &Observation::Series {
-            new: new.clone(),
-            old: Some(old.clone()),
-        },
-    );
+    let v = judge_series(&r, new.clone(), Some(old.clone()));
     let Some(Evidence::Compare(e)) = &v.evidence else {
         panic!("{}", v.reason)
     };
@@ -437,18 +393,9 @@ fn warm_up_of_young_pods_is_left_out() {
 #[test]
 fn compare_needs_enough_samples_and_drops_nan() {
     let r = cpu_rule("        min_samples: 10\n");
-    let old: Vec<Series> = (0..4)
-        .map(|p| pod(&format!("old-{p}"), noisy(1.0, p)))
-        .collect();
+    let old: Vec<Series> = noisy_pods("old", 4, 1.0, 0);
     let nan_pod = pod("new-0", |i| if i % 2 == 0 { f64::NAN } else { 9.0 });
-    let v = judge(
-        &r,
-        &window(),
-        &Observation::Series {
-            new: vec![nan_pod],
-            old: Some(old),
-        },
-    );
+    let v = judge_series(&r, vec![nan_pod], Some(old));
     assert_eq!(v.outcome, Outcome::Inconclusive, "{}", v.reason);
     assert!(
         v.reason.contains("5 usable samples from the new pods"),
@@ -468,23 +415,9 @@ fn absolute_saturation_needs_no_baseline_but_spares_shared_load() {
     let r = saturation_rule("");
     let pegged: Vec<Series> = (0..2).map(|p| pod(&format!("new-{p}"), |_| 0.97)).collect();
     let calm: Vec<Series> = (0..3).map(|p| pod(&format!("old-{p}"), |_| 0.4)).collect();
-    let v = judge(
-        &r,
-        &window(),
-        &Observation::Series {
-            new: pegged.clone(),
-            old: None,
-        },
-    );
+    let v = judge_series(&r, pegged.clone(), None);
     assert_eq!(v.outcome, Outcome::Fail, "{}", v.reason);
-    let v = judge(
-        &r,
-        &window(),
-        &Observation::Series {
-            new: pegged.clone(),
-            old: Some(calm),
-        },
-    );
+    let v = judge_series(&r, pegged.clone(), Some(calm));
     assert_eq!(v.outcome, Outcome::Fail, "{}", v.reason);
     assert!(
         v.reason.contains("0.97") && v.reason.contains("old pods 0.4"),
@@ -492,14 +425,7 @@ fn absolute_saturation_needs_no_baseline_but_spares_shared_load() {
         v.reason
     );
     let hot: Vec<Series> = (0..3).map(|p| pod(&format!("old-{p}"), |_| 0.95)).collect();
-    let v = judge(
-        &r,
-        &window(),
-        &Observation::Series {
-            new: pegged.clone(),
-            old: Some(hot.clone()),
-        },
-    );
+    let v = judge_series(&r, pegged.clone(), Some(hot.clone()));
     assert_eq!(v.outcome, Outcome::Pass, "{}", v.reason);
     assert!(v.reason.contains("shared"), "{}", v.reason);
     let strict = saturation_rule("        unless_old_too: false\n");
@@ -517,14 +443,7 @@ fn absolute_saturation_needs_no_baseline_but_spares_shared_load() {
 #[test]
 fn absolute_with_no_data_is_inconclusive() {
     let r = saturation_rule("");
-    let v = judge(
-        &r,
-        &window(),
-        &Observation::Series {
-            new: vec![],
-            old: None,
-        },
-    );
+    let v = judge_series(&r, vec![], None);
     assert_eq!(v.outcome, Outcome::Inconclusive);
     let v = judge(
         &r,
@@ -595,14 +514,7 @@ fn absolute_compares_the_old_pods_at_the_same_moments() {
             )
         })
         .collect();
-    let v = judge(
-        &r,
-        &window(),
-        &Observation::Series {
-            new: new.clone(),
-            old: Some(old),
-        },
-    );
+    let v = judge_series(&r, new.clone(), Some(old));
     assert_eq!(v.outcome, Outcome::Pass, "{}", v.reason);
     assert!(v.reason.contains("shared"), "{}", v.reason);
     // Had the old pods left before the new ones came, there would be nothing to compare with:
