@@ -45,11 +45,14 @@ impl Streaks {
     /// Folds one evaluation's verdicts in and says what they call for.
     pub fn update(&mut self, rules: &RuleSet, verdicts: &[Verdict]) -> Decision {
         for v in verdicts {
+            // A failure the judge let only warn (no baseline to rule out a shared cause) is not
+            // evidence for the rule's own action: it holds the streak like an inconclusive one.
+            let full = rules.get(&v.rule).is_none_or(|r| r.action == v.action);
             let streak = self.0.entry(v.rule.clone()).or_insert(0);
             match v.outcome {
-                Outcome::Fail => *streak += 1,
+                Outcome::Fail if full => *streak += 1,
                 Outcome::Pass => *streak = 0,
-                Outcome::Inconclusive => {}
+                Outcome::Fail | Outcome::Inconclusive => {}
             }
         }
         let mut best: Option<(Action, &Verdict, u32)> = None;
@@ -163,6 +166,23 @@ mod tests {
         assert_eq!(s.0[name], 0);
         let d = s.update(&rules, &[v(name, Outcome::Fail, Action::Rollback)]);
         assert_eq!(d.action, None, "a pass in between starts the count again");
+    }
+
+    #[test]
+    fn warn_only_failures_do_not_build_a_rollback_streak() {
+        let rules = rules();
+        let mut s = Streaks::default();
+        let warn = v("cpu-saturation", Outcome::Fail, Action::Warn);
+        let full = v("cpu-saturation", Outcome::Fail, Action::Rollback);
+        s.update(&rules, std::slice::from_ref(&warn));
+        s.update(&rules, std::slice::from_ref(&warn));
+        let d = s.update(&rules, std::slice::from_ref(&full));
+        assert_eq!(
+            d.action, None,
+            "one real failure after two warnings: {}",
+            d.reason
+        );
+        assert_eq!(s.0["cpu-saturation"], 1);
     }
 
     #[test]

@@ -183,8 +183,17 @@ async fn series_pair<'a, S: MetricSource>(
     }
 }
 
+/// A unix time as a timestamp; times outside jiff's range (a window reaching back past year
+/// -9999) are clamped rather than panicking, and the query then finds nothing.
 fn from_unix(seconds: f64) -> Timestamp {
-    Timestamp::UNIX_EPOCH + SignedDuration::from_millis((seconds * 1000.0).round() as i64)
+    let millis = (seconds * 1000.0).round();
+    Timestamp::UNIX_EPOCH
+        .checked_add(SignedDuration::from_millis(millis as i64))
+        .unwrap_or(if millis < 0.0 {
+            Timestamp::MIN
+        } else {
+            Timestamp::MAX
+        })
 }
 
 /// The `{{ interval }}` of a rule: its stratum for error rates, its step otherwise.

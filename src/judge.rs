@@ -324,74 +324,97 @@ fn side(name: &str, c: &Counts, rule: &ErrorRate) -> Result<SideData, String> {
     Ok((errors, requests, totals))
 }
 
-/// One side's (errors, requests) per series and interval: per pod and interval when the queries
-/// keep the `pod` label (`sum by (pod)`), per interval otherwise. Error series are matched to
-/// request series by their labels; a pod without an error series had no errors.
-fn cells(c: &Counts) -> Vec<(f64, f64)> {
-    let mut errors: BTreeMap<(&BTreeMap<String, String>, i64), f64> = BTreeMap::new();
+/// One side's errors and requests in one interval, for one pod (or for all, see [`cells`]).
+struct Cell {
+    pod: String,
+    /// Interval end, in milliseconds.
+    t: i64,
+    errors: f64,
+    requests: f64,
+}
+
+/// Which pod a series belongs to: its `pod` label, or all its labels if it has none.
+fn series_key(s: &Series) -> String {
+    s.labels
+        .get("pod")
+        .cloned()
+        .unwrap_or_else(|| format!("{:?}", s.labels))
+}
+
+/// One side's cells: per pod and interval when the queries keep the `pod` label
+/// (`sum by (pod)`) and every error series belongs to a pod that has a request series; per
+/// interval (all pods together) otherwise. Errors are matched to requests by pod; a pod without
+/// an error series had none. Non-finite or negative values are left out.
+fn cells(c: &Counts) -> Vec<Cell> {
+    let usable = |v: f64| v.is_finite() && v >= 0.0;
+    let request_pods: std::collections::BTreeSet<String> =
+        c.requests.iter().map(series_key).collect();
+    let by_pod = c
+        .errors
+        .iter()
+        .all(|e| request_pods.contains(&series_key(e)));
+    if !by_pod {
+        let errors = by_time(&c.errors);
+        return by_time(&c.requests)
+            .into_iter()
+            .filter(|(_, r)| *r > 0.0)
+            .map(|(t, r)| Cell {
+                pod: "all pods".into(),
+                t,
+                errors: errors.get(&t).copied().unwrap_or(0.0).min(r),
+                requests: r,
+            })
+            .collect();
+    }
+    let mut errors: BTreeMap<(String, i64), f64> = BTreeMap::new();
     for s in &c.errors {
-        for p in &s.points {
-            if p.v.is_finite() {
-                errors.insert((&s.labels, (p.t * 1000.0).round() as i64), p.v);
-            }
+        for p in s.points.iter().filter(|p| usable(p.v)) {
+            *errors
+                .entry((series_key(s), (p.t * 1000.0).round() as i64))
+                .or_insert(0.0) += p.v;
         }
     }
     let mut out = Vec::new();
     for s in &c.requests {
-        for p in &s.points {
-            if p.v.is_finite() && p.v > 0.0 {
-                let e = errors
-                    .get(&(&s.labels, (p.t * 1000.0).round() as i64))
-                    .copied()
-                    .unwrap_or(0.0);
-                out.push((e.min(p.v), p.v));
-            }
+        let pod = series_key(s);
+        for p in s.points.iter().filter(|p| usable(p.v) && p.v > 0.0) {
+            let t = (p.t * 1000.0).round() as i64;
+            let e = errors.get(&(pod.clone(), t)).copied().unwrap_or(0.0);
+            out.push(Cell {
+                pod: pod.clone(),
+                t,
+                errors: e.min(p.v),
+                requests: p.v,
+            });
         }
     }
     out
 }
 
-/// The new side's (series, interval) cell with the largest excess of errors over what the old
-/// pods' rate in that interval predicts: (interval end, errors, requests, pod).
+/// The new side's cell with the largest excess of errors over what the old pods' rate in that
+/// interval predicts, if it carries at least half of the whole excess: (interval end, errors,
+/// requests, pod).
 fn largest_excess(new: &Counts, timed: &[(i64, Stratum)]) -> Option<(i64, f64, f64, String)> {
     let old_rate: BTreeMap<i64, f64> = timed
         .iter()
         .map(|(t, s)| (*t, s.errors_old / s.requests_old))
         .collect();
-    let cells = new
-        .requests
-        .iter()
-        .flat_map(|s| &s.points)
-        .filter(|p| p.v.is_finite() && p.v > 0.0)
-        .count();
-    if cells < 2 {
+    let cells = cells(new);
+    if cells.len() < 2 {
         return None; // nothing to tell a burst from
     }
-    let mut best: Option<(f64, (i64, f64, f64, String))> = None;
-    for s in &new.requests {
-        let errors = new.errors.iter().find(|e| e.labels == s.labels);
-        for p in &s.points {
-            let t = (p.t * 1000.0).round() as i64;
-            let (Some(rate), true) = (old_rate.get(&t), p.v.is_finite() && p.v > 0.0) else {
-                continue;
-            };
-            let e = errors
-                .and_then(|e| e.points.iter().find(|q| (q.t * 1000.0).round() as i64 == t))
-                .map_or(0.0, |q| q.v)
-                .min(p.v);
-            let excess = e - p.v * rate;
-            if excess > 0.0 && best.as_ref().is_none_or(|(b, _)| excess > *b) {
-                best = Some((excess, (t, e, p.v, s.name())));
-            }
-        }
-    }
-    // A burst is a cell that carries at least half of the whole excess.
+    let excess = |c: &Cell| old_rate.get(&c.t).map(|rate| c.errors - c.requests * rate);
+    let best = cells
+        .iter()
+        .filter_map(|c| excess(c).map(|x| (x, c)))
+        .filter(|(x, _)| *x > 0.0)
+        .max_by(|a, b| a.0.total_cmp(&b.0))?;
     let total_excess: f64 = timed
         .iter()
         .map(|(_, s)| s.errors_new - s.errors_old / s.requests_old * s.requests_new)
         .sum();
-    best.filter(|(excess, _)| *excess >= 0.5 * total_excess)
-        .map(|(_, cell)| cell)
+    (best.0 >= 0.5 * total_excess)
+        .then(|| (best.1.t, best.1.errors, best.1.requests, best.1.pod.clone()))
 }
 
 fn error_rate(rule: &ErrorRate, new: &Counts, old: Option<&Counts>) -> Judged {
@@ -426,7 +449,13 @@ fn error_rate(rule: &ErrorRate, new: &Counts, old: Option<&Counts>) -> Judged {
             "the new and old pods never served requests in the same interval".into(),
         );
     }
-    let dispersion = stats::dispersion(&[&cells(new), &cells(old)]);
+    let pairs = |c: &Counts| {
+        cells(c)
+            .iter()
+            .map(|c| (c.errors, c.requests))
+            .collect::<Vec<_>>()
+    };
+    let dispersion = stats::dispersion(&[&pairs(new), &pairs(old)]);
     let observed: f64 = strata.iter().map(|s| s.errors_new).sum();
     let expected: f64 = strata
         .iter()

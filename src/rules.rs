@@ -429,6 +429,15 @@ impl RuleSet {
             }
             set.files.push(path.clone());
         }
+        if errors.is_empty() && set.rules.is_empty() {
+            let file = sources
+                .first()
+                .map_or_else(|| PathBuf::from("."), |(p, _)| p.clone());
+            errors.push(file_error(
+                &file,
+                "no rules: a rule set needs at least one rule".into(),
+            ));
+        }
         if errors.is_empty() {
             Ok(set)
         } else {
@@ -446,6 +455,7 @@ impl Rule {
     /// What is wrong with this rule beyond what the YAML schema already refuses.
     pub fn problems(&self) -> Vec<String> {
         let mut p = Vec::new();
+        self.check_queries(&mut p);
         let valid_name = !self.name.is_empty()
             && self.name.len() <= 63
             && self
@@ -456,8 +466,11 @@ impl Rule {
         if !valid_name {
             p.push("name must be 1-63 characters of a-z, 0-9, '-' and '_', starting with a letter or digit".into());
         }
-        if self.window.is_zero() {
-            p.push("window must be longer than 0s".into());
+        if self.window.is_zero() || self.window > MAX_WINDOW {
+            p.push(format!(
+                "window must be longer than 0s and at most {MAX_WINDOW}, got {}",
+                self.window
+            ));
         }
         if self.consecutive == 0 {
             p.push("consecutive must be at least 1".into());
@@ -485,10 +498,11 @@ impl Rule {
                 at_least(&mut p, "error_rate.min_requests", c.min_requests, 0.0);
                 if c.interval.is_zero()
                     || c.interval > self.window
+                    || !divides(c.interval, self.window)
                     || self.window.as_secs_f64() / c.interval.as_secs_f64() > 120.0
                 {
                     p.push(format!(
-                        "check.error_rate.interval must be longer than 0s, at most the window ({}) and at least 1/120 of it, got {}",
+                        "check.error_rate.interval must divide the window ({}) evenly into at most 120 intervals, got {}",
                         self.window, c.interval
                     ));
                 }
@@ -500,7 +514,7 @@ impl Rule {
                 check_alpha(c.alpha, &mut p);
                 at_least(&mut p, "compare.min_ratio", c.min_ratio, 1.0);
                 at_least(&mut p, "compare.min_shift", c.min_shift, 0.0);
-                self.check_step(&mut p, c.step);
+                self.check_step(&mut p, c.step, c.warmup);
                 if c.min_samples < 2 {
                     p.push("check.compare.min_samples must be at least 2".into());
                 }
@@ -515,7 +529,7 @@ impl Rule {
                 if !c.threshold.is_finite() {
                     p.push("check.absolute.threshold must be a finite number".into());
                 }
-                self.check_step(&mut p, c.step);
+                self.check_step(&mut p, c.step, c.warmup);
                 if c.min_samples < 1 {
                     p.push("check.absolute.min_samples must be at least 1".into());
                 }
@@ -530,15 +544,52 @@ impl Rule {
         p
     }
 
-    fn check_step(&self, p: &mut Vec<String>, step: PromDuration) {
-        if step.is_zero() || step > self.window {
+    fn check_step(&self, p: &mut Vec<String>, step: PromDuration, warmup: PromDuration) {
+        let kind = self.check.kind();
+        if step.is_zero() || step > self.window || !divides(step, self.window) {
             p.push(format!(
-                "check.{}.step must be longer than 0s and at most the window ({}), got {step}",
-                self.check.kind(),
+                "check.{kind}.step must be longer than 0s and divide the window ({}) evenly, got {step}",
                 self.window
             ));
         }
+        if warmup > MAX_WINDOW || !divides(step, warmup) {
+            p.push(format!(
+                "check.{kind}.warmup must be a multiple of the step ({step}) and at most {MAX_WINDOW}, got {warmup}"
+            ));
+        }
     }
+
+    /// Every query must select one side's pods, and error-rate queries must count per interval.
+    fn check_queries(&self, p: &mut Vec<String>) {
+        let queries: Vec<(&str, &Template)> = match &self.check {
+            Check::ErrorRate(c) => vec![("errors", &c.errors), ("requests", &c.requests)],
+            Check::Compare(c) => vec![("query", &c.query)],
+            Check::Absolute(c) => vec![("query", &c.query)],
+        };
+        for (name, t) in queries {
+            let vars = t.variables();
+            if !vars.contains("pods") && !vars.contains("replicaset") {
+                p.push(format!(
+                    "check.{}.{name} selects neither {{{{ pods }}}} nor {{{{ replicaset }}}}: it would compare the same data on both sides",
+                    self.check.kind()
+                ));
+            }
+            if matches!(self.check, Check::ErrorRate(_)) && !vars.contains("interval") {
+                p.push(format!(
+                    "check.error_rate.{name} must count per {{{{ interval }}}} (e.g. increase(x[{{{{ interval }}}}])): it is evaluated once per interval"
+                ));
+            }
+        }
+    }
+}
+
+/// The longest window (and warm-up) a rule may have.
+pub const MAX_WINDOW: PromDuration = PromDuration::from_secs(24 * 3600);
+
+/// True when `part` divides `whole` into whole steps.
+fn divides(part: PromDuration, whole: PromDuration) -> bool {
+    let (part, whole) = (part.as_std().as_millis(), whole.as_std().as_millis());
+    part > 0 && whole % part == 0
 }
 
 fn positive(p: &mut Vec<String>, what: &str, v: f64) {

@@ -65,6 +65,10 @@ pub enum TemplateError {
     NeedsRegexMatch(&'static str),
     #[error("`{{{{ {0} }}}}` is a duration and must stand outside quotes, e.g. [{{{{ {0} }}}}]")]
     WindowInString(&'static str),
+    #[error(
+        "`{{{{ {0} }}}}` is a name, not a regular expression: match it with =, e.g. namespace=\"{{{{ namespace }}}}\""
+    )]
+    NameInRegex(&'static str),
     #[error("the query is empty")]
     Empty,
 }
@@ -175,6 +179,12 @@ impl Template {
                         }
                         (_, Quote::Double) => {}
                         (other, _) => return Err(TemplateError::NotInString(other.name())),
+                    }
+                    let head = before.trim_end_matches(|c: char| c != '"');
+                    let head = head.strip_suffix('"').unwrap_or(head).trim_end();
+                    let regex_match = head.ends_with("=~") || head.ends_with("!~");
+                    if matches!(v, Var::Namespace | Var::Deployment) && regex_match {
+                        return Err(TemplateError::NameInRegex(v.name()));
                     }
                     if matches!(v, Var::Pods | Var::ReplicaSet) {
                         let head = before.trim_end_matches(|c: char| c != '"');
@@ -481,5 +491,9 @@ mod tests {
         // Spacing around =~ and a quote inside an earlier string are fine.
         Template::parse(r#"up{a="x\"y", pod =~ "{{ pods }}"}"#).unwrap();
         Template::parse(r#"up{pod!~"{{ pods }}"}"#).unwrap();
+        assert_eq!(
+            Template::parse(r#"up{namespace=~"{{ namespace }}"}"#),
+            Err(TemplateError::NameInRegex("namespace"))
+        );
     }
 }

@@ -106,7 +106,7 @@ rules:
     check:
       error_rate:
         errors: 'e'
-        requests: 'r'
+        requests: 'r{pod=~"{{ pods }}"}[{{ interval }}]'
         min_rate_increase: 5
 "#;
     let errs = parse(text).unwrap_err().0;
@@ -132,7 +132,7 @@ rules:
 #[test]
 fn duplicate_names_and_versions() {
     let two = format!(
-        "{MINIMAL}\n  - name: cpu\n    action: warn\n    check:\n      absolute:\n        query: up\n        threshold: 1\n"
+        "{MINIMAL}\n  - name: cpu\n    action: warn\n    check:\n      absolute:\n        query: up{{pod=~\"{{{{ pods }}}}\"}}\n        threshold: 1\n"
     );
     let e = parse(&two).unwrap_err().to_string();
     assert!(e.contains("already loaded"), "{e}");
@@ -167,4 +167,22 @@ fn load_reads_folders_and_reports_missing_paths() {
         .unwrap_err()
         .to_string();
     assert!(e.contains("no rule files"), "{e}");
+}
+
+#[test]
+fn empty_sets_huge_windows_and_uneven_steps_are_refused() {
+    let e = parse("version: 1\nrules: []\n").unwrap_err().to_string();
+    assert!(e.contains("at least one rule"), "{e}");
+    let e = parse(&MINIMAL.replace("action: pause", "action: pause\n    window: 20000y"))
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("window must be"), "{e}");
+    let e = parse(&MINIMAL.replace("threshold: 0.9", "threshold: 0.9\n        step: 7m"))
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("divide the window"), "{e}");
+    let e = parse(&MINIMAL.replace("threshold: 0.9", "threshold: 0.9\n        warmup: 45s"))
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("warmup must be a multiple of the step"), "{e}");
 }
