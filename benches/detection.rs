@@ -14,6 +14,9 @@
 //!   metric when significant and the Hodges-Lehmann shift points the bad way; the canary fails
 //!   when any metric fails (score < 95 with four metrics), acting after two failing
 //!   evaluations in a row, like our defaults.
+//!
+//! Both baselines also run "strict" (error rate < 3%, CPU < 95%, `failureLimit: 3`; 99.9%
+//! confidence, three failing evaluations in a row), to compare them at a like false-action rate.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -359,17 +362,34 @@ fn aggregate(series: &[Series]) -> Vec<f64> {
     by_t.values().map(|(sum, n)| sum / *n as f64).collect()
 }
 
-async fn argo(case: &Case, h: &rollout_guard::simulate::History) -> Outcome {
+/// Settings of the threshold baseline: error rate and CPU limits, and failed measurements
+/// tolerated before aborting.
+#[derive(Clone, Copy)]
+struct Argo {
+    max_error_rate: f64,
+    max_cpu: f64,
+    failure_limit: u32,
+}
+
+/// Settings of the Mann-Whitney baseline: two-sided level and failing evaluations in a row.
+#[derive(Clone, Copy)]
+struct Kayenta {
+    alpha: f64,
+    consecutive: u32,
+}
+
+async fn argo(case: &Case, h: &rollout_guard::simulate::History, cfg: Argo) -> Outcome {
     let source = SimSource::new(h);
     let mut failures = 0;
     for t in times(&case.scenario) {
         let rate = error_rate(&source, &h.new_replicaset, t, "1m").await;
         let cpu = per_pod(&source, UTILISATION, &h.new_replicaset, t, t, STEP).await;
         let cpu = aggregate(&cpu).first().copied();
-        let failed = rate.is_some_and(|r| r >= 0.01) || cpu.is_some_and(|c| c >= 0.8);
+        let failed =
+            rate.is_some_and(|r| r >= cfg.max_error_rate) || cpu.is_some_and(|c| c >= cfg.max_cpu);
         if failed {
             failures += 1;
-            if failures > 1 {
+            if failures > cfg.failure_limit {
                 return Some(t - case.scenario.rollout_start());
             }
         }
@@ -379,7 +399,7 @@ async fn argo(case: &Case, h: &rollout_guard::simulate::History) -> Outcome {
 
 /// Kayenta-style classification of one metric: two-sided Mann-Whitney at 98% confidence, worse
 /// when significant and shifted the bad way (higher).
-fn kayenta_worse(new: &[f64], old: &[f64]) -> bool {
+fn kayenta_worse(new: &[f64], old: &[f64], alpha: f64) -> bool {
     if new.len() < 3 || old.len() < 3 {
         return false;
     }
@@ -391,10 +411,10 @@ fn kayenta_worse(new: &[f64], old: &[f64]) -> bool {
     };
     let p = (2.0 * p_greater.min(p_less)).min(1.0);
     let shift = stats::hodges_lehmann(new, old).unwrap_or(0.0);
-    p < 0.02 && shift > 0.0
+    p < alpha && shift > 0.0
 }
 
-async fn kayenta(case: &Case, h: &rollout_guard::simulate::History) -> Outcome {
+async fn kayenta(case: &Case, h: &rollout_guard::simulate::History, cfg: Kayenta) -> Outcome {
     let source = SimSource::new(h);
     let mut streak = 0;
     for t in times(&case.scenario) {
@@ -423,17 +443,17 @@ async fn kayenta(case: &Case, h: &rollout_guard::simulate::History) -> Outcome {
                 old.extend(o);
                 u += 60.0;
             }
-            worse |= kayenta_worse(&new, &old);
+            worse |= kayenta_worse(&new, &old, cfg.alpha);
         }
         for query in [UTILISATION, CPU_PER_REQUEST] {
             let new =
                 aggregate(&per_pod(&source, query, &h.new_replicaset, t - 300.0, t, 60.0).await);
             let old =
                 aggregate(&per_pod(&source, query, &h.old_replicaset, t - 300.0, t, 60.0).await);
-            worse |= kayenta_worse(&new, &old);
+            worse |= kayenta_worse(&new, &old, cfg.alpha);
         }
         streak = if worse { streak + 1 } else { 0 };
-        if streak >= 2 {
+        if streak >= cfg.consecutive {
             return Some(t - case.scenario.rollout_start());
         }
     }
@@ -486,11 +506,34 @@ struct Results {
     missed: Vec<String>,
 }
 
-const JUDGES: [&str; 3] = [
+const JUDGES: [&str; 5] = [
     "rollout-guard defaults",
     "threshold (Argo-style)",
     "Mann-Whitney (Kayenta-style)",
+    "threshold, strict",
+    "Mann-Whitney, strict",
 ];
+
+/// The baselines as the issue describes them.
+const ARGO: Argo = Argo {
+    max_error_rate: 0.01,
+    max_cpu: 0.8,
+    failure_limit: 1,
+};
+const KAYENTA: Kayenta = Kayenta {
+    alpha: 0.02,
+    consecutive: 2,
+};
+/// The same baselines tuned towards few false actions, to compare at a like operating point.
+const ARGO_STRICT: Argo = Argo {
+    max_error_rate: 0.03,
+    max_cpu: 0.95,
+    failure_limit: 3,
+};
+const KAYENTA_STRICT: Kayenta = Kayenta {
+    alpha: 0.001,
+    consecutive: 3,
+};
 
 fn run(mode: Mode, cases: &[Case], noise: &Noise, rules: &RuleSet, trace: Option<u64>) -> Results {
     let runtime = tokio::runtime::Builder::new_current_thread()
@@ -521,8 +564,10 @@ fn run(mode: Mode, cases: &[Case], noise: &Noise, rules: &RuleSet, trace: Option
         let (mine, rule) = runtime.block_on(ours(rules, &case, &h, trace.is_some()));
         let outcomes = [
             mine,
-            runtime.block_on(argo(&case, &h)),
-            runtime.block_on(kayenta(&case, &h)),
+            runtime.block_on(argo(&case, &h, ARGO)),
+            runtime.block_on(kayenta(&case, &h, KAYENTA)),
+            runtime.block_on(argo(&case, &h, ARGO_STRICT)),
+            runtime.block_on(kayenta(&case, &h, KAYENTA_STRICT)),
         ];
         if let Some(rule) = &rule {
             *r.deciding_rules
