@@ -192,7 +192,12 @@ pub struct AbsoluteEvidence {
 
 /// Judges one rule on one observation.
 pub fn judge(rule: &Rule, window: &Window, observation: &Observation) -> Verdict {
+    let duplicate = duplicate_pod(observation);
     let judged = match (&rule.check, observation) {
+        (_, _) if duplicate.is_some() => Judged::Missing(format!(
+            "two series for pod {}: the query must return one series per pod (aggregate it, e.g. sum by (pod) (...)), or the pod would count twice",
+            duplicate.as_deref().unwrap_or_default()
+        )),
         (_, Observation::Failed(error)) => {
             let mut v = verdict(
                 rule,
@@ -243,6 +248,30 @@ pub fn judge(rule: &Rule, window: &Window, observation: &Observation) -> Verdict
             )
         }
     }
+}
+
+/// A pod that two series of the same query belong to (a pod scraped by two jobs, a query that
+/// keeps a label the rule does not expect), if any.
+fn duplicate_pod(obs: &Observation) -> Option<String> {
+    let groups: Vec<&Vec<Series>> = match obs {
+        Observation::Counts { new, old } => {
+            let mut g = vec![&new.errors, &new.requests];
+            if let Some(o) = old {
+                g.extend([&o.errors, &o.requests]);
+            }
+            g
+        }
+        Observation::Series { new, old } => std::iter::once(new).chain(old.as_ref()).collect(),
+        Observation::Failed(_) => Vec::new(),
+    };
+    groups.into_iter().find_map(|series| {
+        let mut seen = std::collections::BTreeSet::new();
+        series
+            .iter()
+            .filter_map(|s| s.labels.get("pod"))
+            .find(|pod| !seen.insert(pod.as_str()))
+            .cloned()
+    })
 }
 
 fn verdict(rule: &Rule, outcome: Outcome, reason: String) -> Verdict {

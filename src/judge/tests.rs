@@ -693,3 +693,19 @@ fn error_series_with_other_labels_fall_back_to_intervals() {
     };
     assert!(e.dispersion > 5.0, "{e:?}");
 }
+
+#[test]
+fn a_pod_counted_twice_is_missing_data_not_evidence() {
+    let r = cpu_rule("");
+    let old = noisy_pods("old", 4, 1.0, 0);
+    // The same new pod scraped by two jobs: its samples would weigh double.
+    let mut new = noisy_pods("new", 2, 1.5, 7);
+    new.push(new[0].clone());
+    let v = judge_series(&r, new, Some(old));
+    assert_eq!(v.outcome, Outcome::Inconclusive, "{}", v.reason);
+    assert!(
+        v.reason.contains("two series for pod new-0"),
+        "{}",
+        v.reason
+    );
+}
