@@ -280,6 +280,27 @@ fn no_baseline_and_failed_queries_are_always_inconclusive() {
     assert!(v.reason.contains("internal"), "{}", v.reason);
 }
 
+/// Judges count observations over a window, with an old side.
+fn judge_counts_in(r: &Rule, w: &Window, new: Counts, old: Counts) -> Verdict {
+    judge(
+        r,
+        w,
+        &Observation::Counts {
+            new,
+            old: Some(old),
+        },
+    )
+}
+
+/// Two old pods at 2 errors per 1,000 requests in each of five minutes ending at 1000.
+fn steady_old() -> Counts {
+    let cells: Vec<(&str, f64, f64, f64)> = [760.0, 820.0, 880.0, 940.0, 1000.0]
+        .iter()
+        .flat_map(|t| [("old-a", *t, 2.0, 1000.0), ("old-b", *t, 2.0, 1000.0)])
+        .collect();
+    by_pod(&cells)
+}
+
 /// Judges series observations over the standard window.
 fn judge_series(r: &Rule, new: Vec<Series>, old: Option<Vec<Series>>) -> Verdict {
     judge(r, &window(), &Observation::Series { new, old })
@@ -604,14 +625,7 @@ fn one_burst_in_one_pod_is_not_a_regression() {
     let old = cells("old", 0.0);
     // One new pod throws 30 errors in one minute; every other minute and pod looks like the old.
     let new = cells("new", 30.0);
-    let v = judge(
-        &r,
-        &w,
-        &Observation::Counts {
-            new: as_ref(&new),
-            old: Some(as_ref(&old)),
-        },
-    );
+    let v = judge_counts_in(&r, &w, as_ref(&new), as_ref(&old));
     assert_eq!(v.outcome, Outcome::Pass, "{}", v.reason);
     assert!(
         v.reason
@@ -622,14 +636,7 @@ fn one_burst_in_one_pod_is_not_a_regression() {
     // The same excess spread over every minute is a regression.
     let spread: Vec<(String, f64, f64, f64)> =
         new.iter().map(|c| (c.0.clone(), c.1, 4.8, c.3)).collect();
-    let v = judge(
-        &r,
-        &w,
-        &Observation::Counts {
-            new: as_ref(&spread),
-            old: Some(as_ref(&old)),
-        },
-    );
+    let v = judge_counts_in(&r, &w, as_ref(&spread), as_ref(&old));
     assert_eq!(v.outcome, Outcome::Fail, "{}", v.reason);
 }
 
@@ -637,10 +644,6 @@ fn one_burst_in_one_pod_is_not_a_regression() {
 fn a_nan_cell_neither_hides_a_burst_nor_fails_a_rule() {
     let r = error_rule("");
     let times = [760.0, 820.0, 880.0, 940.0, 1000.0];
-    let old_cells: Vec<(&str, f64, f64, f64)> = times
-        .iter()
-        .flat_map(|t| [("old-a", *t, 2.0, 1000.0), ("old-b", *t, 2.0, 1000.0)])
-        .collect();
     let bursty: Vec<(&str, f64, f64, f64)> = times
         .iter()
         .map(|t| match *t {
@@ -649,14 +652,7 @@ fn a_nan_cell_neither_hides_a_burst_nor_fails_a_rule() {
             _ => ("new-a", *t, 2.0, 1000.0),
         })
         .collect();
-    let v = judge(
-        &r,
-        &window(),
-        &Observation::Counts {
-            new: by_pod(&bursty),
-            old: Some(by_pod(&old_cells)),
-        },
-    );
+    let v = judge_counts_in(&r, &window(), by_pod(&bursty), steady_old());
     assert_eq!(v.outcome, Outcome::Pass, "{}", v.reason);
 }
 
@@ -664,10 +660,6 @@ fn a_nan_cell_neither_hides_a_burst_nor_fails_a_rule() {
 fn error_series_with_other_labels_fall_back_to_intervals() {
     let r = error_rule("");
     let times = [760.0, 820.0, 880.0, 940.0, 1000.0];
-    let old_cells: Vec<(&str, f64, f64, f64)> = times
-        .iter()
-        .flat_map(|t| [("old-a", *t, 2.0, 1000.0), ("old-b", *t, 2.0, 1000.0)])
-        .collect();
     let bursty: Vec<(&str, f64, f64, f64)> = times
         .iter()
         .map(|t| ("new-a", *t, if *t == 880.0 { 60.0 } else { 2.0 }, 1000.0))
@@ -683,7 +675,7 @@ fn error_series_with_other_labels_fall_back_to_intervals() {
         &window(),
         &Observation::Counts {
             new,
-            old: Some(by_pod(&old_cells)),
+            old: Some(steady_old()),
         },
     );
     assert_eq!(v.outcome, Outcome::Pass, "{}", v.reason);
