@@ -353,7 +353,7 @@ fn simulate(args: &SimulateArgs) -> Result<ExitCode> {
         .map_err(|e| anyhow::anyhow!("cannot load the NAB traces: {e}"))?;
     let scenario = story(args.scenario, args.seed);
     let history = generate(&scenario, &noise);
-    std::fs::write(&args.openmetrics, history.to_openmetrics())
+    std::fs::write(&args.openmetrics, history.to_openmetrics().render())
         .with_context(|| format!("cannot write {}", args.openmetrics.display()))?;
     let time = |t: f64| {
         Timestamp::from_second(t as i64)

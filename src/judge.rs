@@ -423,12 +423,11 @@ fn cells(c: &Counts) -> Vec<Cell> {
 /// The new side's cell with the largest excess of errors over what the old pods' rate in that
 /// interval predicts, if it carries at least half of the whole excess: (interval end, errors,
 /// requests, pod).
-fn largest_excess(new: &Counts, timed: &[(i64, Stratum)]) -> Option<(i64, f64, f64, String)> {
+fn largest_excess(cells: &[Cell], timed: &[(i64, Stratum)]) -> Option<(i64, f64, f64, String)> {
     let old_rate: BTreeMap<i64, f64> = timed
         .iter()
         .map(|(t, s)| (*t, s.errors_old / s.requests_old))
         .collect();
-    let cells = cells(new);
     if cells.len() < 2 {
         return None; // nothing to tell a burst from
     }
@@ -478,13 +477,15 @@ fn error_rate(rule: &ErrorRate, new: &Counts, old: Option<&Counts>) -> Judged {
             "the new and old pods never served requests in the same interval".into(),
         );
     }
-    let pairs = |c: &Counts| {
-        cells(c)
+    // Each side's cells, read once: for the dispersion, and the new side's for the burst guard.
+    let new_cells = cells(new);
+    let pairs = |cells: &[Cell]| {
+        cells
             .iter()
             .map(|c| (c.errors, c.requests))
             .collect::<Vec<_>>()
     };
-    let dispersion = stats::dispersion(&[&pairs(new), &pairs(old)]);
+    let dispersion = stats::dispersion(&[&pairs(&new_cells), &pairs(&cells(old))]);
     let observed: f64 = strata.iter().map(|s| s.errors_new).sum();
     let expected: f64 = strata
         .iter()
@@ -512,7 +513,7 @@ fn error_rate(rule: &ErrorRate, new: &Counts, old: Option<&Counts>) -> Judged {
     // with the largest excess over the old pods' rate carries half the excess or more, it is
     // taken out and the test run again.
     let burst = (p_value < rule.alpha)
-        .then(|| largest_excess(new, &timed))
+        .then(|| largest_excess(&new_cells, &timed))
         .flatten()
         .and_then(|(t, e, r, pod)| {
             let without: Vec<Stratum> = timed

@@ -648,16 +648,21 @@ fn collect_files(path: &Path) -> Result<Vec<PathBuf>, String> {
     Ok(out)
 }
 
+/// The rule name a line declares (`name: x` or `- name: "x"`), if it declares one.
+fn declared_name(line: &str) -> Option<&str> {
+    let l = line.trim_start().trim_start_matches("- ").trim_start();
+    Some(
+        l.strip_prefix("name:")?
+            .trim()
+            .trim_matches(|c| c == '"' || c == '\''),
+    )
+}
+
 /// The line where `name: <rule>` is written, for messages about a parsed rule.
 fn line_of_rule(text: &str, name: &str) -> Option<u64> {
-    text.lines().enumerate().find_map(|(i, l)| {
-        let l = l.trim_start().trim_start_matches("- ").trim_start();
-        let v = l
-            .strip_prefix("name:")?
-            .trim()
-            .trim_matches(|c| c == '"' || c == '\'');
-        (v == name).then_some(i as u64 + 1)
-    })
+    text.lines()
+        .position(|l| declared_name(l) == Some(name))
+        .map(|i| i as u64 + 1)
 }
 
 /// The rule whose `name:` precedes a line, for syntax errors inside a rule.
@@ -665,16 +670,9 @@ fn rule_name_near(text: &str, line: Option<u64>) -> Option<String> {
     let line = line? as usize;
     text.lines()
         .take(line)
-        .filter_map(|l| {
-            let l = l.trim_start().trim_start_matches("- ").trim_start();
-            Some(
-                l.strip_prefix("name:")?
-                    .trim()
-                    .trim_matches(|c| c == '"' || c == '\'')
-                    .to_string(),
-            )
-        })
+        .filter_map(declared_name)
         .last()
+        .map(str::to_string)
 }
 
 #[cfg(test)]

@@ -12,6 +12,7 @@ mod openmetrics;
 mod source;
 
 pub use nab::{Noise, Trace, TraceError, parse_windows};
+pub use openmetrics::OpenMetrics;
 pub use source::SimSource;
 
 use rand::rngs::StdRng;

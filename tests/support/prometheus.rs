@@ -65,9 +65,7 @@
 // Each test binary uses only part of this module.
 #![allow(dead_code)]
 
-use std::collections::BTreeMap;
 use std::ffi::OsString;
-use std::fmt::Write as _;
 use std::fs::{self, File};
 use std::io::{Read, Write};
 use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
@@ -92,135 +90,7 @@ const MISSING_HINT: &str = "Prometheus is required for the integration tests, wh
      run them with `scripts/test`, which installs `prometheus` and `promtool` \
      (Debian: `apt-get install prometheus`)";
 
-/// Label pairs of one series, sorted by name.
-type LabelSet = Vec<(String, String)>;
-
-/// Builds an OpenMetrics text exposition of historical samples, in the form
-/// `promtool tsdb create-blocks-from openmetrics` needs.
-///
-/// Every metric is written as a gauge (including `_total` names, see the
-/// module docs). Families, series and samples are written in sorted order,
-/// whatever order [`sample`](Self::sample) was called in.
-#[derive(Debug, Clone, Default)]
-pub struct OpenMetrics {
-    /// metric name → label set → unix seconds → value
-    families: BTreeMap<String, BTreeMap<LabelSet, BTreeMap<i64, f64>>>,
-}
-
-impl OpenMetrics {
-    /// An empty history.
-    pub fn new() -> Self {
-        Self::default()
-    }
-
-    /// Adds a sample of the series `metric{labels}` at `unix_seconds`.
-    ///
-    /// Label order doesn't matter. Adding the same series and timestamp twice
-    /// keeps the last value. `value` may be `NaN` or infinite. As in
-    /// Prometheus, a label with an empty value means the label is absent.
-    ///
-    /// # Panics
-    ///
-    /// If the metric name or a label name is invalid, or a label name is repeated
-    /// or reserved (starts with `__`).
-    pub fn sample(
-        &mut self,
-        metric: &str,
-        labels: &[(&str, &str)],
-        unix_seconds: i64,
-        value: f64,
-    ) -> &mut Self {
-        assert!(
-            is_valid_name(metric, true),
-            "invalid metric name {metric:?}"
-        );
-        let mut set: LabelSet = labels
-            .iter()
-            .map(|&(name, value)| (name.to_owned(), value.to_owned()))
-            .collect();
-        set.sort();
-        for (name, _) in &set {
-            assert!(
-                is_valid_name(name, false) && !name.starts_with("__"),
-                "invalid label name {name:?} on {metric}"
-            );
-        }
-        for pair in set.windows(2) {
-            assert!(
-                pair[0].0 != pair[1].0,
-                "label {:?} given twice on {metric}",
-                pair[0].0
-            );
-        }
-        self.families
-            .entry(metric.to_owned())
-            .or_default()
-            .entry(set)
-            .or_default()
-            .insert(unix_seconds, value);
-        self
-    }
-
-    /// Renders the exposition: one `# TYPE <name> gauge` per metric, each
-    /// series in increasing time order, timestamps in seconds, `# EOF` at the end.
-    pub fn render(&self) -> String {
-        let mut out = String::new();
-        for (name, series) in &self.families {
-            let _ = writeln!(out, "# TYPE {name} gauge");
-            for (labels, samples) in series {
-                let labels = render_labels(labels);
-                for (time, value) in samples {
-                    let _ = writeln!(out, "{name}{labels} {} {time}", render_value(*value));
-                }
-            }
-        }
-        out.push_str("# EOF\n");
-        out
-    }
-}
-
-/// `[a-zA-Z_:][a-zA-Z0-9_:]*` for metric names, without `:` for label names.
-fn is_valid_name(name: &str, colon_allowed: bool) -> bool {
-    let allowed = |c: char| c == '_' || c.is_ascii_alphanumeric() || (colon_allowed && c == ':');
-    name.chars().next().is_some_and(|c| !c.is_ascii_digit()) && name.chars().all(allowed)
-}
-
-fn render_labels(labels: &LabelSet) -> String {
-    if labels.is_empty() {
-        return String::new();
-    }
-    let pairs: Vec<String> = labels
-        .iter()
-        .map(|(name, value)| format!("{name}=\"{}\"", escape_label_value(value)))
-        .collect();
-    format!("{{{}}}", pairs.join(","))
-}
-
-fn escape_label_value(value: &str) -> String {
-    let mut out = String::with_capacity(value.len());
-    for c in value.chars() {
-        match c {
-            '\\' => out.push_str("\\\\"),
-            '"' => out.push_str("\\\""),
-            '\n' => out.push_str("\\n"),
-            c => out.push(c),
-        }
-    }
-    out
-}
-
-fn render_value(value: f64) -> String {
-    if value.is_nan() {
-        "NaN".to_owned()
-    } else if value == f64::INFINITY {
-        "+Inf".to_owned()
-    } else if value == f64::NEG_INFINITY {
-        "-Inf".to_owned()
-    } else {
-        // `Display` prints the shortest exact representation, without exponent.
-        value.to_string()
-    }
-}
+pub use rollout_guard::simulate::OpenMetrics;
 
 /// A running `prometheus` process with its own temporary data directory.
 ///

@@ -52,7 +52,7 @@ pub fn history(scenario: &Scenario) -> History {
 
 /// Every sample of the history, as Prometheus would have scraped it.
 pub fn openmetrics(history: &History) -> OpenMetrics {
-    openmetrics_with(history, |_, _, _, v| Some(v))
+    history.to_openmetrics()
 }
 
 /// The history's samples, each passed through `edit(metric, labels, unix_seconds, value)`:
@@ -295,6 +295,21 @@ pub fn decisive_verdict<'a>(report: &'a Report, rule: &str) -> &'a Verdict {
 }
 
 /// Every verdict of the report, with the time of its step.
+/// Asserts that a verdict's reason says `why`, and (when `inconclusive`) that it concluded nothing.
+#[track_caller]
+pub fn assert_reason(at: Timestamp, v: &Verdict, inconclusive: bool, why: &str) {
+    if inconclusive {
+        assert_eq!(
+            v.outcome,
+            Outcome::Inconclusive,
+            "{at} {}: {}",
+            v.rule,
+            v.reason
+        );
+    }
+    assert!(v.reason.contains(why), "{at} {}: {}", v.rule, v.reason);
+}
+
 pub fn verdicts(report: &Report) -> impl Iterator<Item = (Timestamp, &Verdict)> {
     report
         .timeline
