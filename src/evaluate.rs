@@ -102,18 +102,30 @@ pub async fn evaluate_rule<S: MetricSource>(
             }
         }
         Check::Compare(c) => {
-            let old = has_old.then_some(&target.old_replicasets[..]);
-            series_pair(
-                &mut sent, &c.query, new_rs, old, &bind, &window, c.step, source,
-            )
-            .await
+            let new_q = record(&mut sent, "new", "query", &c.query, &bind(new_rs));
+            let old_q = has_old.then(|| {
+                record(
+                    &mut sent,
+                    "old",
+                    "query",
+                    &c.query,
+                    &bind(&target.old_replicasets),
+                )
+            });
+            series_pair(&new_q, old_q.as_deref(), &window, c.step, source).await
         }
         Check::Absolute(c) => {
-            let old = (has_old && c.unless_old_too).then_some(&target.old_replicasets[..]);
-            series_pair(
-                &mut sent, &c.query, new_rs, old, &bind, &window, c.step, source,
-            )
-            .await
+            let new_q = record(&mut sent, "new", "query", &c.query, &bind(new_rs));
+            let old_q = (has_old && c.unless_old_too).then(|| {
+                record(
+                    &mut sent,
+                    "old",
+                    "query",
+                    &c.query,
+                    &bind(&target.old_replicasets),
+                )
+            });
+            series_pair(&new_q, old_q.as_deref(), &window, c.step, source).await
         }
     };
     let mut verdict = judge::judge(rule, &window, &observation);
@@ -155,22 +167,17 @@ fn record(
     promql
 }
 
-#[allow(clippy::too_many_arguments)]
-async fn series_pair<'a, S: MetricSource>(
-    sent: &mut Vec<SentQuery>,
-    query: &Template,
-    new_rs: &'a [String],
-    old_rs: Option<&'a [String]>,
-    bind: &impl Fn(&'a [String]) -> Bindings<'a>,
+/// Runs one side's range query, and the other's if there is one, over the rule's window.
+async fn series_pair<S: MetricSource>(
+    new_q: &str,
+    old_q: Option<&str>,
     window: &Window,
     step: crate::duration::PromDuration,
     source: &S,
 ) -> Observation {
     let start = from_unix(window.query_start);
     let end = from_unix(window.at);
-    let new_q = record(sent, "new", "query", query, &bind(new_rs));
-    let old_q = old_rs.map(|rs| record(sent, "old", "query", query, &bind(rs)));
-    let new_f = source.range(&new_q, start, end, step);
+    let new_f = source.range(new_q, start, end, step);
     let old_f = async {
         match &old_q {
             Some(q) => source.range(q, start, end, step).await.map(Some),
