@@ -14,6 +14,7 @@ pub mod duration;
 pub mod evaluate;
 pub mod judge;
 pub mod prometheus;
+pub mod rollout;
 pub mod rules;
 pub mod simulate;
 pub mod source;
