@@ -12,6 +12,7 @@ pub mod cli;
 pub mod decision;
 pub mod duration;
 pub mod evaluate;
+pub mod guard;
 pub mod judge;
 pub mod prometheus;
 pub mod rollout;

@@ -1,0 +1,970 @@
+//! The controller's policy for one Deployment: given where its rollout stands, what was
+//! decided and done before, the mode, and the latest evaluation, say what to do now.
+//!
+//! Owns the per-revision state machine (analysing, gated, baking, passed, paused, rolled back,
+//! overridden, skipped), the memory the controller keeps on the Deployment so that a restarted
+//! or newly elected controller never acts twice nor undoes a human's later change, the rate
+//! limit on rollbacks, and the gate's steps. Pure: it takes the rollout view, the memory, the
+//! settings, the verdicts and the time, and returns a [`Plan`]; the controller evaluates and
+//! the actuator writes. It must not call Kubernetes, Prometheus or the clock.
+
+use std::time::Duration;
+
+use jiff::{SignedDuration, Timestamp};
+use serde::{Deserialize, Serialize};
+
+use crate::decision::{Decision, Streaks, overall};
+use crate::evaluate::Target;
+use crate::judge::{Outcome, Verdict};
+use crate::rollout::{Generation, Phase, RolloutView};
+use crate::rules::{Action, RuleSet};
+
+/// The schema version of [`Memory`] as written to the Deployment.
+pub const MEMORY_VERSION: u32 = 1;
+/// Actions kept in [`Memory::history`]: enough for the hourly rate limit and to remember
+/// rolled-back revisions across several releases.
+pub const HISTORY_LEN: usize = 20;
+
+/// How the controller treats one Deployment.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Mode {
+    /// Decide and record, never write to the Deployment.
+    Observe,
+    /// Act during the natural rollout.
+    #[default]
+    Guard,
+    /// Pause the rollout at its first pods (or at listed percentages), analyse for the bake
+    /// time, then resume or roll back.
+    Gate,
+}
+
+impl std::str::FromStr for Mode {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s.trim() {
+            "observe" => Ok(Mode::Observe),
+            "guard" => Ok(Mode::Guard),
+            "gate" => Ok(Mode::Gate),
+            other => Err(format!(
+                "unknown mode {other:?} (expected observe, guard or gate)"
+            )),
+        }
+    }
+}
+
+impl std::fmt::Display for Mode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Mode::Observe => "observe",
+            Mode::Guard => "guard",
+            Mode::Gate => "gate",
+        })
+    }
+}
+
+/// The settings that apply to one Deployment (config defaults with its annotations applied).
+#[derive(Clone, Debug, PartialEq)]
+pub struct Settings {
+    pub mode: Mode,
+    /// Time between evaluations while a rollout is analysed.
+    pub interval: Duration,
+    /// How long a gate step is analysed before it resumes, and how long a completed rollout
+    /// keeps being checked (absolute checks only, as no old pods remain).
+    pub bake: Duration,
+    /// Gate steps as percentages of the desired replicas; empty means one step at the first
+    /// new pods.
+    pub gate_steps: Vec<u32>,
+    /// Rollbacks per Deployment in any hour beyond which the controller only records.
+    pub max_rollbacks_per_hour: u32,
+    /// Turns every action into a record (as in `observe`), globally or for this Deployment.
+    pub kill_switch: bool,
+    /// How long a rollback may take to show the old ReplicaSet available again.
+    pub verify_timeout: Duration,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            mode: Mode::Guard,
+            interval: Duration::from_secs(30),
+            bake: Duration::from_secs(600),
+            gate_steps: Vec::new(),
+            max_rollbacks_per_hour: 3,
+            kill_switch: false,
+            verify_timeout: Duration::from_secs(600),
+        }
+    }
+}
+
+impl Settings {
+    /// Whether actions are only recorded.
+    pub fn dry_run(&self) -> bool {
+        self.mode == Mode::Observe || self.kill_switch
+    }
+}
+
+/// What the controller remembers of one Deployment, written to it as an annotation with every
+/// action, so that a restarted or newly elected controller carries on where it stood.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Memory {
+    pub version: u32,
+    /// Bumped on every change; a copy with a higher `seq` is the newer one.
+    pub seq: u64,
+    /// The revision under analysis (or last analysed).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub current: Option<RevisionState>,
+    /// The latest actions, newest last, at most [`HISTORY_LEN`].
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub history: Vec<ActionRecord>,
+}
+
+/// One revision's analysis.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct RevisionState {
+    /// The new ReplicaSet's `pod-template-hash`.
+    pub hash: String,
+    pub revision: u64,
+    pub replicaset: String,
+    /// When the controller first saw this revision rolling.
+    pub since: Timestamp,
+    /// The generation that served before it (where a rollback lands).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub baseline: Option<String>,
+    pub stage: Stage,
+    #[serde(default)]
+    pub streaks: Streaks,
+    #[serde(default)]
+    pub evaluations: u32,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last: Option<LastVerdict>,
+}
+
+/// Where one revision's analysis stands.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "stage", rename_all = "snake_case")]
+pub enum Stage {
+    /// Rolling out; evaluated every interval.
+    Analysing,
+    /// Gate: resumed towards step `step`; paused again when the new pods reach its percentage.
+    GateRolling { step: usize },
+    /// Gate: paused by the controller at step `step`; analysed from `ready_since` (the first
+    /// moment new pods were available) for the bake time.
+    GateHold {
+        step: usize,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        ready_since: Option<Timestamp>,
+    },
+    /// Rolled out; absolute checks until `since` + bake time.
+    Baking { since: Timestamp },
+    /// Analysed to the end with no action.
+    Passed { at: Timestamp },
+    /// Paused by the controller on a failing rule; a person decides what comes next.
+    Paused { at: Timestamp, rule: String },
+    /// Rolled back by the controller to `to_hash`.
+    RolledBack {
+        at: Timestamp,
+        to_hash: String,
+        to_revision: u64,
+        /// `None` while the old ReplicaSet is coming back, then whether it did in time.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        verified: Option<bool>,
+    },
+    /// Someone changed the Deployment after the controller acted (resumed what it paused):
+    /// the controller keeps its hands off this revision.
+    Overridden { at: Timestamp, why: String },
+    /// Not analysed, and why (e.g. a revision rolled back before, deployed again).
+    Skipped { at: Timestamp, why: String },
+}
+
+impl Stage {
+    /// Stages in which the controller no longer evaluates this revision.
+    pub fn is_final(&self) -> bool {
+        matches!(
+            self,
+            Stage::Passed { .. }
+                | Stage::Paused { .. }
+                | Stage::RolledBack { .. }
+                | Stage::Overridden { .. }
+                | Stage::Skipped { .. }
+        )
+    }
+
+    /// A short name for metrics and messages.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Stage::Analysing => "analysing",
+            Stage::GateRolling { .. } => "gate_rolling",
+            Stage::GateHold { .. } => "gate_hold",
+            Stage::Baking { .. } => "baking",
+            Stage::Passed { .. } => "passed",
+            Stage::Paused { .. } => "paused",
+            Stage::RolledBack { .. } => "rolled_back",
+            Stage::Overridden { .. } => "overridden",
+            Stage::Skipped { .. } => "skipped",
+        }
+    }
+}
+
+/// The latest evaluation, in one line.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct LastVerdict {
+    pub at: Timestamp,
+    pub outcome: Outcome,
+    pub reason: String,
+}
+
+/// A write the controller asks for.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Act {
+    Pause,
+    Resume,
+    /// Back to the ReplicaSet with this pod-template hash.
+    Rollback {
+        to_hash: String,
+        to_revision: u64,
+    },
+}
+
+impl Act {
+    pub fn name(&self) -> &'static str {
+        match self {
+            Act::Pause => "pause",
+            Act::Resume => "resume",
+            Act::Rollback { .. } => "rollback",
+        }
+    }
+}
+
+/// An action taken (or, when `executed` is false, only recorded).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ActionRecord {
+    pub at: Timestamp,
+    pub act: Act,
+    /// The revision acted on, by pod-template hash.
+    pub hash: String,
+    pub revision: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rule: Option<String>,
+    pub executed: bool,
+}
+
+/// A Kubernetes Event to publish: reason (CamelCase) and a one-line note.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Note {
+    pub reason: String,
+    pub message: String,
+    pub warning: bool,
+}
+
+/// What to do now.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Plan {
+    /// The memory after this step (to keep in process, and to write when `write` is set).
+    pub memory: Memory,
+    /// The writes to make, in order; none in a dry run.
+    pub acts: Vec<Act>,
+    /// Actions decided but not made (dry run, rate limit), for records and events.
+    pub suppressed: Vec<Act>,
+    pub notes: Vec<Note>,
+    /// Whether the memory changed enough to be written to the Deployment.
+    pub write: bool,
+    /// The decision of this step's evaluation, if there was one.
+    pub decision: Option<Decision>,
+    /// When to look again.
+    pub requeue: Duration,
+}
+
+/// What the controller should evaluate now, if anything: the new ReplicaSet against the old
+/// ones with pods (or alone, once none remain).
+pub fn wants_evaluation(
+    view: &RolloutView,
+    memory: &Memory,
+    settings: &Settings,
+    now: Timestamp,
+) -> Option<Target> {
+    let new = view.new.as_ref()?;
+    let state = match &memory.current {
+        Some(s) if s.hash == new.hash => s.clone(),
+        // Our own rollback rolling out: verified, not analysed.
+        Some(RevisionState {
+            stage: Stage::RolledBack { to_hash, .. },
+            ..
+        }) if *to_hash == new.hash => return None,
+        // Not seen yet: `plan` decides whether it starts an analysis; evaluate only if it would.
+        _ => start_state(view, memory, settings, now)?,
+    };
+    let evaluate = match &state.stage {
+        Stage::Analysing | Stage::GateRolling { .. } | Stage::Baking { .. } => true,
+        Stage::GateHold { .. } => new.available > 0,
+        _ => false,
+    };
+    evaluate.then(|| target(view, new))
+}
+
+fn target(view: &RolloutView, new: &Generation) -> Target {
+    Target {
+        namespace: view.namespace.clone(),
+        deployment: view.name.clone(),
+        new_replicaset: new.name.clone(),
+        old_replicasets: view.old_with_pods().map(|g| g.name.clone()).collect(),
+    }
+}
+
+/// The state a revision starts in when first seen, or `None` when there is nothing to analyse
+/// (no rollout under way).
+fn start_state(
+    view: &RolloutView,
+    memory: &Memory,
+    settings: &Settings,
+    now: Timestamp,
+) -> Option<RevisionState> {
+    let new = view.new.as_ref()?;
+    let rolled_back_before = memory
+        .history
+        .iter()
+        .rev()
+        .find(|r| r.executed && r.hash == new.hash && matches!(r.act, Act::Rollback { .. }));
+    let stage = if let Some(r) = rolled_back_before {
+        Stage::Skipped {
+            at: now,
+            why: format!(
+                "revision {} ({}) was rolled back at {}; deployed again, it is not analysed again",
+                new.revision, new.hash, r.at
+            ),
+        }
+    } else if !view.is_rolling() || view.old_with_pods().next().is_none() {
+        return None;
+    } else if settings.mode == Mode::Gate {
+        Stage::GateHold {
+            step: 0,
+            ready_since: None,
+        }
+    } else {
+        Stage::Analysing
+    };
+    Some(RevisionState {
+        hash: new.hash.clone(),
+        revision: new.revision,
+        replicaset: new.name.clone(),
+        since: now,
+        baseline: view.serving_before().map(|g| g.hash.clone()),
+        stage,
+        streaks: Streaks::default(),
+        evaluations: 0,
+        last: None,
+    })
+}
+
+/// Decides the next step for one Deployment. `evaluation` is the result of evaluating the
+/// target [`wants_evaluation`] returned (with the rules it was evaluated with), if any.
+pub fn plan(
+    view: &RolloutView,
+    memory: &Memory,
+    settings: &Settings,
+    evaluation: Option<(&RuleSet, &[Verdict])>,
+    now: Timestamp,
+) -> Plan {
+    let mut p = Planner {
+        view,
+        settings,
+        now,
+        memory: memory.clone(),
+        acts: Vec::new(),
+        suppressed: Vec::new(),
+        notes: Vec::new(),
+        write: false,
+        decision: None,
+    };
+    let requeue = p.step(evaluation);
+    let changed = p.memory != *memory;
+    if changed {
+        p.memory.version = MEMORY_VERSION;
+        p.memory.seq = memory.seq + 1;
+    }
+    let dry = settings.dry_run();
+    let mut acts = std::mem::take(&mut p.acts);
+    if dry {
+        p.suppressed.append(&mut acts);
+    }
+    Plan {
+        write: p.write && changed && !dry,
+        memory: p.memory,
+        acts,
+        suppressed: p.suppressed,
+        notes: p.notes,
+        decision: p.decision,
+        requeue,
+    }
+}
+
+/// Requeue time when nothing is under way: the watch wakes the controller on any change, so
+/// this is only a safety net.
+pub const IDLE_REQUEUE: Duration = Duration::from_secs(300);
+
+struct Planner<'a> {
+    view: &'a RolloutView,
+    settings: &'a Settings,
+    now: Timestamp,
+    memory: Memory,
+    acts: Vec<Act>,
+    suppressed: Vec<Act>,
+    notes: Vec<Note>,
+    write: bool,
+    decision: Option<Decision>,
+}
+
+impl Planner<'_> {
+    fn step(&mut self, evaluation: Option<(&RuleSet, &[Verdict])>) -> Duration {
+        let Some(new) = self.view.new.clone() else {
+            return self.settings.interval;
+        };
+        // A rollback we made is verified while the Deployment runs the revision we went back to.
+        if let Some(state) = &self.memory.current
+            && let Stage::RolledBack { to_hash, .. } = &state.stage
+            && *to_hash == new.hash
+        {
+            return self.verify_rollback(&new);
+        }
+        let seen = self
+            .memory
+            .current
+            .as_ref()
+            .is_some_and(|s| s.hash == new.hash);
+        if !seen {
+            match start_state(self.view, &self.memory, self.settings, self.now) {
+                None => return IDLE_REQUEUE,
+                Some(state) => {
+                    let msg = match &state.stage {
+                        Stage::Skipped { why, .. } => {
+                            self.note("RevisionSkipped", why.clone(), true);
+                            None
+                        }
+                        _ => Some(format!(
+                            "analysing revision {} ({}) against {} in {} mode",
+                            new.revision,
+                            new.name,
+                            names(self.view.old_with_pods()),
+                            self.settings.mode
+                        )),
+                    };
+                    if let Some(m) = msg {
+                        self.note("AnalysisStarted", m, false);
+                    }
+                    self.memory.current = Some(state);
+                    self.write = true;
+                }
+            }
+        }
+        if let Some((rules, verdicts)) = evaluation {
+            self.fold(rules, verdicts);
+        }
+        let stage = self.state().stage.clone();
+        match stage {
+            Stage::Analysing => self.analysing(&new),
+            Stage::GateRolling { step } => self.gate_rolling(&new, step),
+            Stage::GateHold { step, ready_since } => self.gate_hold(&new, step, ready_since),
+            Stage::Baking { since } => self.baking(since),
+            Stage::Paused { .. } => {
+                if !self.view.paused {
+                    self.override_by_human("resumed after the controller paused it");
+                }
+                IDLE_REQUEUE
+            }
+            _ => IDLE_REQUEUE,
+        }
+    }
+
+    fn state(&mut self) -> &mut RevisionState {
+        self.memory
+            .current
+            .as_mut()
+            .expect("the planner sets the current revision before using it")
+    }
+
+    fn note(&mut self, reason: &str, message: String, warning: bool) {
+        self.notes.push(Note {
+            reason: reason.into(),
+            message,
+            warning,
+        });
+    }
+
+    /// Folds an evaluation into the streaks and keeps its one-line summary.
+    fn fold(&mut self, rules: &RuleSet, verdicts: &[Verdict]) {
+        let now = self.now;
+        let state = self.state();
+        let decision = state.streaks.update(rules, verdicts);
+        state.evaluations += 1;
+        let outcome = overall(verdicts);
+        let changed = state.last.as_ref().is_none_or(|l| l.outcome != outcome);
+        state.last = Some(LastVerdict {
+            at: now,
+            outcome,
+            reason: decision.reason.clone(),
+        });
+        // Written when the outcome changes, not on every evaluation: the Deployment is not a
+        // log (the decision records are).
+        self.write |= changed;
+        self.decision = Some(decision);
+    }
+
+    /// The action the latest decision asks for, if it asks for pause or rollback.
+    fn decided(&self) -> Option<(Action, String)> {
+        let d = self.decision.as_ref()?;
+        match d.action {
+            Some(a @ (Action::Pause | Action::Rollback)) => {
+                Some((a, d.rule.clone().unwrap_or_default()))
+            }
+            _ => None,
+        }
+    }
+
+    fn analysing(&mut self, new: &Generation) -> Duration {
+        if self.act_on_decision(new) {
+            return self.settings.interval;
+        }
+        self.warn_on_decision();
+        if self.view.phase == Phase::Complete {
+            let revision = new.revision;
+            self.state().stage = Stage::Baking { since: self.now };
+            self.write = true;
+            self.note(
+                "RolloutComplete",
+                format!(
+                    "revision {revision} is fully rolled out; checking it alone for {}",
+                    human(self.settings.bake)
+                ),
+                false,
+            );
+        }
+        self.settings.interval
+    }
+
+    fn baking(&mut self, since: Timestamp) -> Duration {
+        let new = self.view.new.clone().expect("checked by step");
+        if self.act_on_decision(&new) {
+            return self.settings.interval;
+        }
+        self.warn_on_decision();
+        if self.now >= add(since, self.settings.bake) {
+            let evaluations = self.state().evaluations;
+            self.state().stage = Stage::Passed { at: self.now };
+            self.write = true;
+            self.note(
+                "AnalysisPassed",
+                format!(
+                    "revision {} passed: {evaluations} evaluation(s), no action",
+                    new.revision
+                ),
+                false,
+            );
+            return IDLE_REQUEUE;
+        }
+        self.settings.interval
+    }
+
+    fn gate_rolling(&mut self, new: &Generation, step: usize) -> Duration {
+        if self.act_on_decision(new) {
+            return self.settings.interval;
+        }
+        self.warn_on_decision();
+        let Some(&pct) = self.settings.gate_steps.get(step) else {
+            self.state().stage = Stage::Analysing;
+            self.write = true;
+            return self.analysing(new);
+        };
+        let reached =
+            i64::from(new.available) * 100 >= i64::from(pct) * i64::from(self.view.desired);
+        if reached && self.view.phase != Phase::Complete {
+            self.pause_for_gate(step, Some(self.now));
+        } else if self.view.phase == Phase::Complete {
+            self.state().stage = Stage::Analysing;
+            return self.analysing(new);
+        }
+        self.settings.interval
+    }
+
+    fn pause_for_gate(&mut self, step: usize, ready_since: Option<Timestamp>) {
+        if !self.view.paused {
+            self.acts.push(Act::Pause);
+            let of = self.settings.gate_steps.len().max(1);
+            self.note(
+                "GatePaused",
+                format!(
+                    "gate step {} of {of}: paused to analyse for {}",
+                    step + 1,
+                    human(self.settings.bake)
+                ),
+                false,
+            );
+            self.record(Act::Pause, None);
+        }
+        self.state().stage = Stage::GateHold { step, ready_since };
+        self.write = true;
+    }
+
+    fn gate_hold(
+        &mut self,
+        new: &Generation,
+        step: usize,
+        ready_since: Option<Timestamp>,
+    ) -> Duration {
+        let paused_by_us = self.paused_by_us(&new.hash);
+        if !self.view.paused {
+            if paused_by_us && !self.settings.dry_run() {
+                self.override_by_human("resumed during the gate's analysis");
+                return IDLE_REQUEUE;
+            }
+            if !self.settings.dry_run() || !self.already_recorded(&Act::Pause) {
+                self.pause_for_gate(step, ready_since);
+            }
+        }
+        if self.act_on_decision(new) {
+            return self.settings.interval;
+        }
+        self.warn_on_decision();
+        if new.available == 0 {
+            return self.settings.interval;
+        }
+        let Some(since) = ready_since else {
+            self.state().stage = Stage::GateHold {
+                step,
+                ready_since: Some(self.now),
+            };
+            self.write = true;
+            return self.settings.interval;
+        };
+        if self.now < add(since, self.settings.bake) {
+            return self.settings.interval;
+        }
+        // Resume only on evidence: the latest evaluation passed with nothing failing. An
+        // inconclusive gate (Prometheus down, too little traffic) holds, and says so once.
+        let passed = self
+            .state()
+            .last
+            .as_ref()
+            .is_some_and(|l| l.outcome == Outcome::Pass);
+        if !passed {
+            let already = self.notes.iter().any(|n| n.reason == "GateInconclusive");
+            if !already && self.decision.is_some() {
+                let last = self
+                    .state()
+                    .last
+                    .as_ref()
+                    .map_or("no evaluation".into(), |l| l.reason.clone());
+                self.note(
+                    "GateInconclusive",
+                    format!(
+                        "gate step {}: the bake time is over but the analysis has not passed ({}); holding the rollout paused",
+                        step + 1,
+                        last
+                    ),
+                    true,
+                );
+            }
+            return self.settings.interval;
+        }
+        self.acts.push(Act::Resume);
+        self.record(Act::Resume, None);
+        let next = step + 1;
+        self.state().stage = if next < self.settings.gate_steps.len() {
+            Stage::GateRolling { step: next }
+        } else {
+            Stage::Analysing
+        };
+        self.write = true;
+        self.note(
+            "GateResumed",
+            format!(
+                "gate step {} passed after {}: resuming the rollout",
+                step + 1,
+                human(self.settings.bake)
+            ),
+            false,
+        );
+        self.settings.interval
+    }
+
+    /// Pauses or rolls back when the decision says so. Returns whether it did (or recorded).
+    fn act_on_decision(&mut self, new: &Generation) -> bool {
+        let Some((action, rule)) = self.decided() else {
+            return false;
+        };
+        let reason = self
+            .decision
+            .as_ref()
+            .map(|d| d.reason.clone())
+            .unwrap_or_default();
+        match action {
+            Action::Rollback => self.rollback(new, &rule, &reason),
+            Action::Pause => {
+                if self.settings.dry_run() {
+                    if self.already_recorded(&Act::Pause) {
+                        return false;
+                    }
+                } else if !self.view.paused {
+                    self.acts.push(Act::Pause);
+                }
+                self.record(Act::Pause, Some(rule.clone()));
+                self.note("RolloutPaused", reason, true);
+                if !self.settings.dry_run() {
+                    self.state().stage = Stage::Paused { at: self.now, rule };
+                }
+                self.write = true;
+                true
+            }
+            Action::Warn => false,
+        }
+    }
+
+    fn rollback(&mut self, new: &Generation, rule: &str, reason: &str) -> bool {
+        let baseline = self.state().baseline.clone();
+        let target = baseline
+            .as_deref()
+            .and_then(|h| self.view.old_by_hash(h))
+            .or_else(|| self.view.serving_before())
+            .cloned();
+        let Some(target) = target else {
+            // Nothing to go back to (revision history cleaned up): pausing is the safe part.
+            if self.settings.dry_run() && self.already_recorded(&Act::Pause) {
+                return false;
+            }
+            if !self.view.paused && !self.settings.dry_run() {
+                self.acts.push(Act::Pause);
+            }
+            self.record(Act::Pause, Some(rule.into()));
+            self.note(
+                "RollbackImpossible",
+                format!("{reason}; no earlier ReplicaSet is left to roll back to, so the rollout is paused instead"),
+                true,
+            );
+            if !self.settings.dry_run() {
+                self.state().stage = Stage::Paused {
+                    at: self.now,
+                    rule: rule.into(),
+                };
+            }
+            self.write = true;
+            return true;
+        };
+        let act = Act::Rollback {
+            to_hash: target.hash.clone(),
+            to_revision: target.revision,
+        };
+        if self.settings.dry_run() {
+            if self.already_recorded(&act) {
+                return false;
+            }
+            self.record(act.clone(), Some(rule.into()));
+            self.suppressed.push(act);
+            self.note(
+                "RollbackRecorded",
+                format!(
+                    "{reason}; would roll back to revision {} ({}) but actions are off ({})",
+                    target.revision,
+                    target.name,
+                    if self.settings.kill_switch {
+                        "kill switch"
+                    } else {
+                        "observe mode"
+                    }
+                ),
+                true,
+            );
+            return true;
+        }
+        let hour_ago = self.now - SignedDuration::from_hours(1);
+        let recent = self
+            .memory
+            .history
+            .iter()
+            .filter(|r| r.executed && matches!(r.act, Act::Rollback { .. }) && r.at > hour_ago)
+            .count();
+        if recent >= self.settings.max_rollbacks_per_hour as usize {
+            if self.already_recorded(&act) {
+                return false;
+            }
+            self.record_as(act.clone(), Some(rule.into()), false);
+            self.suppressed.push(act);
+            self.note(
+                "RollbackRateLimited",
+                format!(
+                    "{reason}; not rolling back: {recent} rollback(s) in the last hour reached the limit of {}",
+                    self.settings.max_rollbacks_per_hour
+                ),
+                true,
+            );
+            self.write = true;
+            return true;
+        }
+        self.acts.push(act.clone());
+        self.record(act, Some(rule.into()));
+        self.note(
+            "RolledBack",
+            format!(
+                "{reason}; rolling back from revision {} ({}) to revision {} ({})",
+                new.revision, new.name, target.revision, target.name
+            ),
+            true,
+        );
+        self.state().stage = Stage::RolledBack {
+            at: self.now,
+            to_hash: target.hash.clone(),
+            to_revision: target.revision,
+            verified: None,
+        };
+        self.write = true;
+        true
+    }
+
+    /// Whether the controller's latest pause-or-resume of this revision was a pause it made.
+    fn paused_by_us(&self, hash: &str) -> bool {
+        self.memory
+            .history
+            .iter()
+            .rev()
+            .find(|r| r.hash == hash && matches!(r.act, Act::Pause | Act::Resume))
+            .is_some_and(|r| r.act == Act::Pause && r.executed)
+    }
+
+    /// Whether this revision already has a record of the same action not carried out (dry
+    /// runs and rate limits keep evaluating after deciding, and say so once).
+    fn already_recorded(&self, act: &Act) -> bool {
+        let hash = self.memory.current.as_ref().map(|s| s.hash.as_str());
+        self.memory
+            .history
+            .iter()
+            .any(|r| !r.executed && Some(r.hash.as_str()) == hash && r.act.name() == act.name())
+    }
+
+    fn warn_on_decision(&mut self) {
+        if let Some(d) = &self.decision
+            && d.action == Some(Action::Warn)
+        {
+            let reason = d.reason.clone();
+            self.note("RuleWarning", reason, true);
+        }
+    }
+
+    fn record(&mut self, act: Act, rule: Option<String>) {
+        let executed = !self.settings.dry_run();
+        self.record_as(act, rule, executed);
+    }
+
+    fn record_as(&mut self, act: Act, rule: Option<String>, executed: bool) {
+        let (hash, revision) = {
+            let s = self.state();
+            (s.hash.clone(), s.revision)
+        };
+        self.memory.history.push(ActionRecord {
+            at: self.now,
+            act,
+            hash,
+            revision,
+            rule,
+            executed,
+        });
+        let excess = self.memory.history.len().saturating_sub(HISTORY_LEN);
+        self.memory.history.drain(..excess);
+    }
+
+    fn override_by_human(&mut self, what: &str) {
+        let revision = self.state().revision;
+        self.state().stage = Stage::Overridden {
+            at: self.now,
+            why: format!("someone {what}"),
+        };
+        self.write = true;
+        self.note(
+            "AnalysisOverridden",
+            format!("revision {revision} was {what}; the controller keeps its hands off it"),
+            false,
+        );
+    }
+
+    fn verify_rollback(&mut self, new: &Generation) -> Duration {
+        let Some(Stage::RolledBack { at, verified, .. }) =
+            self.memory.current.as_ref().map(|s| s.stage.clone())
+        else {
+            return IDLE_REQUEUE;
+        };
+        if verified.is_some() {
+            return IDLE_REQUEUE;
+        }
+        let bad = self.state().hash.clone();
+        let bad_pods: i32 = self
+            .view
+            .old
+            .iter()
+            .filter(|g| g.hash == bad)
+            .map(|g| g.pods)
+            .sum();
+        let back = new.available >= self.view.desired && bad_pods == 0;
+        let result = if back {
+            self.note(
+                "RollbackComplete",
+                format!(
+                    "revision {} ({}) is available again on all {} pod(s)",
+                    new.revision, new.name, self.view.desired
+                ),
+                false,
+            );
+            Some(true)
+        } else if self.now >= add(at, self.settings.verify_timeout) {
+            self.note(
+                "RollbackNotTaking",
+                format!(
+                    "{} after the rollback, revision {} ({}) has {} of {} pod(s) available and the bad revision still has {bad_pods}: check the Deployment",
+                    human(self.settings.verify_timeout),
+                    new.revision,
+                    new.name,
+                    new.available,
+                    self.view.desired
+                ),
+                true,
+            );
+            Some(false)
+        } else {
+            None
+        };
+        if let Some(ok) = result
+            && let Stage::RolledBack { verified, .. } = &mut self.state().stage
+        {
+            *verified = Some(ok);
+            self.write = true;
+            return IDLE_REQUEUE;
+        }
+        self.settings.interval
+    }
+}
+
+fn names<'a>(gens: impl Iterator<Item = &'a Generation>) -> String {
+    let v: Vec<&str> = gens.map(|g| g.name.as_str()).collect();
+    if v.is_empty() {
+        "no old pods".into()
+    } else {
+        v.join(", ")
+    }
+}
+
+fn add(t: Timestamp, d: Duration) -> Timestamp {
+    t.checked_add(SignedDuration::try_from(d).unwrap_or(SignedDuration::MAX))
+        .unwrap_or(Timestamp::MAX)
+}
+
+/// A duration for people: `90s`, `10m`, `1h30m`.
+pub fn human(d: Duration) -> String {
+    let s = d.as_secs();
+    match (s / 3600, (s % 3600) / 60, s % 60) {
+        (0, 0, s) => format!("{s}s"),
+        (0, m, 0) => format!("{m}m"),
+        (0, m, s) => format!("{m}m{s}s"),
+        (h, 0, 0) => format!("{h}h"),
+        (h, m, _) => format!("{h}h{m}m"),
+    }
+}
+
+#[cfg(test)]
+mod tests;

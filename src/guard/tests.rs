@@ -1,0 +1,531 @@
+use super::*;
+use crate::rollout::Generation;
+
+const T0: i64 = 1_790_000_000;
+
+fn at(secs: i64) -> Timestamp {
+    Timestamp::from_second(T0 + secs).unwrap()
+}
+
+fn gen_(hash: &str, revision: u64, desired: i32, available: i32) -> Generation {
+    Generation {
+        name: format!("shop-{hash}"),
+        revision,
+        hash: hash.into(),
+        desired,
+        pods: desired,
+        ready: available,
+        available,
+    }
+}
+
+/// Revision 2 (`new22`) rolling out over revision 1 (`old11`), `new_pods` of 4 available.
+fn rolling(new_pods: i32) -> RolloutView {
+    RolloutView {
+        namespace: "web".into(),
+        name: "shop".into(),
+        desired: 4,
+        paused: false,
+        phase: Phase::Progressing,
+        new: Some(gen_("new22", 2, new_pods.max(1), new_pods)),
+        old: vec![gen_("old11", 1, 4 - new_pods, 4 - new_pods)],
+    }
+}
+
+fn complete() -> RolloutView {
+    RolloutView {
+        phase: Phase::Complete,
+        new: Some(gen_("new22", 2, 4, 4)),
+        old: vec![gen_("old11", 1, 0, 0)],
+        ..rolling(4)
+    }
+}
+
+fn verdict(rule: &str, outcome: Outcome, action: Action) -> Verdict {
+    Verdict {
+        rule: rule.into(),
+        outcome,
+        action,
+        reason: format!("{rule} {outcome}"),
+        evidence: None,
+        queries: Vec::new(),
+        error: None,
+    }
+}
+
+fn rules() -> RuleSet {
+    RuleSet::defaults()
+}
+
+/// Every default rule with the given outcome, except `failing`, which fails.
+fn verdicts(outcome: Outcome, failing: Option<&str>) -> Vec<Verdict> {
+    rules()
+        .rules
+        .iter()
+        .map(|r| {
+            let o = if Some(r.name.as_str()) == failing {
+                Outcome::Fail
+            } else {
+                outcome
+            };
+            verdict(&r.name, o, r.action)
+        })
+        .collect()
+}
+
+/// Runs one controller step: evaluate when the policy asks, with the given verdicts.
+fn step(view: &RolloutView, memory: &Memory, settings: &Settings, v: &[Verdict], t: i64) -> Plan {
+    let rules = rules();
+    let wants = wants_evaluation(view, memory, settings, at(t));
+    let evaluation = wants.as_ref().map(|_| (&rules, v));
+    plan(view, memory, settings, evaluation, at(t))
+}
+
+fn reasons(p: &Plan) -> Vec<&str> {
+    p.notes.iter().map(|n| n.reason.as_str()).collect()
+}
+
+fn stage(p: &Plan) -> &Stage {
+    &p.memory.current.as_ref().unwrap().stage
+}
+
+#[test]
+fn a_deployment_at_rest_is_neither_evaluated_nor_written() {
+    let m = Memory::default();
+    let s = Settings::default();
+    assert_eq!(wants_evaluation(&complete(), &m, &s, at(0)), None);
+    let p = plan(&complete(), &m, &s, None, at(0));
+    assert!(p.acts.is_empty() && p.notes.is_empty() && !p.write);
+    assert_eq!(p.memory, m);
+    assert_eq!(p.requeue, IDLE_REQUEUE);
+}
+
+#[test]
+fn a_rollout_is_evaluated_against_the_old_pods_and_started_once() {
+    let s = Settings::default();
+    let view = rolling(1);
+    let target = wants_evaluation(&view, &Memory::default(), &s, at(0)).unwrap();
+    assert_eq!(target.new_replicaset, "shop-new22");
+    assert_eq!(target.old_replicasets, ["shop-old11"]);
+    let p = step(
+        &view,
+        &Memory::default(),
+        &s,
+        &verdicts(Outcome::Pass, None),
+        0,
+    );
+    assert_eq!(reasons(&p), ["AnalysisStarted"]);
+    assert!(p.acts.is_empty() && p.write);
+    assert_eq!(stage(&p), &Stage::Analysing);
+    assert_eq!(p.requeue, s.interval);
+    let state = p.memory.current.as_ref().unwrap();
+    assert_eq!(
+        (state.hash.as_str(), state.baseline.as_deref()),
+        ("new22", Some("old11"))
+    );
+    // The next pass changes nothing worth writing.
+    let p2 = step(&view, &p.memory, &s, &verdicts(Outcome::Pass, None), 30);
+    assert!(p2.notes.is_empty() && !p2.write, "{:?}", p2.notes);
+    assert_eq!(p2.memory.current.as_ref().unwrap().evaluations, 2);
+}
+
+/// Runs the class-loading rule failing until the plan acts; returns the acting plan and how
+/// many evaluations it took.
+fn fail_until_act(view: &RolloutView, settings: &Settings, mut memory: Memory) -> (Plan, u32) {
+    let v = verdicts(Outcome::Pass, Some("class-loading-errors"));
+    for i in 0..10 {
+        let p = step(view, &memory, settings, &v, i * 30);
+        if !p.acts.is_empty() || !p.suppressed.is_empty() {
+            return (p, i as u32 + 1);
+        }
+        memory = p.memory;
+    }
+    panic!("never acted");
+}
+
+#[test]
+fn a_failing_rule_rolls_back_to_the_serving_generation_after_its_streak() {
+    let s = Settings::default();
+    let (p, n) = fail_until_act(&rolling(1), &s, Memory::default());
+    let consecutive = rules().get("class-loading-errors").unwrap().consecutive;
+    assert_eq!(n, consecutive);
+    assert_eq!(
+        p.acts,
+        [Act::Rollback {
+            to_hash: "old11".into(),
+            to_revision: 1
+        }]
+    );
+    assert!(p.write && reasons(&p).contains(&"RolledBack"));
+    assert!(matches!(
+        stage(&p),
+        Stage::RolledBack { verified: None, .. }
+    ));
+    let rec = p.memory.history.last().unwrap();
+    assert_eq!(
+        (rec.hash.as_str(), rec.rule.as_deref(), rec.executed),
+        ("new22", Some("class-loading-errors"), true)
+    );
+    assert_eq!(p.decision.unwrap().action, Some(Action::Rollback));
+}
+
+#[test]
+fn after_a_rollback_a_restarted_controller_verifies_and_never_acts_again() {
+    let s = Settings::default();
+    let (p, _) = fail_until_act(&rolling(1), &s, Memory::default());
+    // As read back from the annotation by a new process.
+    let json = serde_json::to_string(&p.memory).unwrap();
+    let memory: Memory = serde_json::from_str(&json).unwrap();
+    // The Deployment now runs revision 1's template again (renumbered 3 by the controller).
+    let mut back = rolling(1);
+    back.new = Some(gen_("old11", 3, 4, 2));
+    back.old = vec![gen_("new22", 2, 2, 2)];
+    assert_eq!(wants_evaluation(&back, &memory, &s, at(100)), None);
+    let p1 = step(&back, &memory, &s, &[], 100);
+    assert!(p1.acts.is_empty() && p1.notes.is_empty() && !p1.write);
+    // Done: the old generation is back on every pod.
+    back.new = Some(gen_("old11", 3, 4, 4));
+    back.old = vec![gen_("new22", 2, 0, 0)];
+    back.phase = Phase::Complete;
+    let p2 = step(&back, &p1.memory, &s, &[], 130);
+    assert_eq!(reasons(&p2), ["RollbackComplete"]);
+    assert!(matches!(
+        stage(&p2),
+        Stage::RolledBack {
+            verified: Some(true),
+            ..
+        }
+    ));
+    assert!(p2.acts.is_empty() && p2.write);
+    let p3 = step(&back, &p2.memory, &s, &[], 160);
+    assert!(p3.notes.is_empty() && !p3.write && p3.acts.is_empty());
+}
+
+#[test]
+fn a_rollback_that_does_not_take_is_reported() {
+    let s = Settings::default();
+    let (p, _) = fail_until_act(&rolling(1), &s, Memory::default());
+    let mut back = rolling(1);
+    back.new = Some(gen_("old11", 3, 4, 1));
+    back.old = vec![gen_("new22", 2, 3, 3)];
+    let late = s.verify_timeout.as_secs() as i64 + 100;
+    let p2 = step(&back, &p.memory, &s, &[], late);
+    assert_eq!(reasons(&p2), ["RollbackNotTaking"]);
+    assert!(p2.notes[0].warning && p2.acts.is_empty());
+}
+
+#[test]
+fn a_rolled_back_revision_deployed_again_is_skipped_not_rolled_back_in_a_loop() {
+    let s = Settings::default();
+    let (p, _) = fail_until_act(&rolling(1), &s, Memory::default());
+    let mut memory = p.memory;
+    // A later, different release came and went...
+    let mut other = rolling(1);
+    other.new = Some(gen_("new33", 4, 1, 1));
+    let p = step(&other, &memory, &s, &verdicts(Outcome::Pass, None), 1000);
+    memory = p.memory;
+    // ...then someone deploys the rolled-back template again.
+    let view = rolling(1);
+    assert_eq!(wants_evaluation(&view, &memory, &s, at(2000)), None);
+    let p = step(&view, &memory, &s, &[], 2000);
+    assert_eq!(reasons(&p), ["RevisionSkipped"]);
+    assert!(p.acts.is_empty() && p.write);
+    assert!(matches!(stage(&p), Stage::Skipped { .. }));
+}
+
+#[test]
+fn observe_mode_records_once_and_never_writes() {
+    let s = Settings {
+        mode: Mode::Observe,
+        ..Settings::default()
+    };
+    let (p, _) = fail_until_act(&rolling(1), &s, Memory::default());
+    assert!(p.acts.is_empty() && !p.write);
+    assert!(matches!(p.suppressed[..], [Act::Rollback { .. }]));
+    assert_eq!(reasons(&p), ["RollbackRecorded"]);
+    assert!(!p.memory.history.last().unwrap().executed);
+    // It keeps analysing (for tuning) without recording the same action again.
+    assert_eq!(stage(&p), &Stage::Analysing);
+    let v = verdicts(Outcome::Pass, Some("class-loading-errors"));
+    let p2 = step(&rolling(1), &p.memory, &s, &v, 500);
+    assert!(p2.acts.is_empty() && p2.suppressed.is_empty() && p2.notes.is_empty());
+}
+
+#[test]
+fn the_kill_switch_turns_actions_into_records() {
+    let s = Settings {
+        kill_switch: true,
+        ..Settings::default()
+    };
+    let (p, _) = fail_until_act(&rolling(1), &s, Memory::default());
+    assert!(p.acts.is_empty() && !p.write);
+    assert!(p.notes[0].message.contains("kill switch"));
+}
+
+#[test]
+fn rollbacks_beyond_the_hourly_limit_are_only_recorded() {
+    let s = Settings {
+        max_rollbacks_per_hour: 2,
+        ..Settings::default()
+    };
+    let past = |secs: i64, hash: &str| ActionRecord {
+        at: at(secs),
+        act: Act::Rollback {
+            to_hash: "x".into(),
+            to_revision: 1,
+        },
+        hash: hash.into(),
+        revision: 1,
+        rule: None,
+        executed: true,
+    };
+    // Two within the hour before the failing evaluations: limited.
+    let memory = Memory {
+        history: vec![past(-3000, "aaaaa"), past(-60, "bbbbb")],
+        ..Memory::default()
+    };
+    let (p, _) = fail_until_act(&rolling(1), &s, memory);
+    assert!(p.acts.is_empty());
+    assert_eq!(reasons(&p), ["RollbackRateLimited"]);
+    // And said only once.
+    let v = verdicts(Outcome::Pass, Some("class-loading-errors"));
+    let p2 = step(&rolling(1), &p.memory, &s, &v, 60);
+    assert!(p2.notes.is_empty() && p2.acts.is_empty(), "{:?}", p2.notes);
+    // One of them older than an hour: allowed.
+    let memory = Memory {
+        history: vec![past(-4000, "aaaaa"), past(-60, "bbbbb")],
+        ..Memory::default()
+    };
+    let (p, _) = fail_until_act(&rolling(1), &s, memory);
+    assert!(matches!(p.acts[..], [Act::Rollback { .. }]));
+}
+
+#[test]
+fn a_pause_rule_pauses_and_a_human_resume_is_respected() {
+    let s = Settings::default();
+    let v = verdicts(Outcome::Pass, Some("cpu-per-request"));
+    let mut memory = Memory::default();
+    let mut paused = None;
+    for i in 0..10 {
+        let p = step(&rolling(2), &memory, &s, &v, i * 30);
+        memory = p.memory.clone();
+        if !p.acts.is_empty() {
+            paused = Some(p);
+            break;
+        }
+    }
+    let p = paused.expect("paused");
+    assert_eq!(p.acts, [Act::Pause]);
+    assert!(matches!(stage(&p), Stage::Paused { rule, .. } if rule == "cpu-per-request"));
+    // Still paused: nothing more.
+    let mut view = rolling(2);
+    view.paused = true;
+    view.phase = Phase::Paused;
+    let p2 = step(&view, &memory, &s, &v, 1000);
+    assert!(p2.acts.is_empty() && p2.notes.is_empty());
+    // Someone resumed it: hands off, no second pause.
+    let p3 = step(&rolling(2), &memory, &s, &v, 1100);
+    assert!(p3.acts.is_empty());
+    assert_eq!(reasons(&p3), ["AnalysisOverridden"]);
+    let p4 = step(&rolling(3), &p3.memory, &s, &v, 1200);
+    assert!(p4.acts.is_empty() && p4.notes.is_empty());
+}
+
+#[test]
+fn a_completed_rollout_bakes_then_passes() {
+    let s = Settings::default();
+    let pass = verdicts(Outcome::Pass, None);
+    let p = step(&rolling(3), &Memory::default(), &s, &pass, 0);
+    let p = step(&complete(), &p.memory, &s, &pass, 30);
+    assert_eq!(reasons(&p), ["RolloutComplete"]);
+    assert!(matches!(stage(&p), Stage::Baking { .. }));
+    // Baking evaluates the new pods alone.
+    let t = wants_evaluation(&complete(), &p.memory, &s, at(60)).unwrap();
+    assert!(t.old_replicasets.is_empty());
+    let p = step(&complete(), &p.memory, &s, &pass, 60);
+    assert!(p.notes.is_empty());
+    let done = 30 + s.bake.as_secs() as i64;
+    let p = step(&complete(), &p.memory, &s, &pass, done);
+    assert_eq!(reasons(&p), ["AnalysisPassed"]);
+    assert!(matches!(stage(&p), Stage::Passed { .. }));
+    assert_eq!(
+        wants_evaluation(&complete(), &p.memory, &s, at(done + 30)),
+        None
+    );
+}
+
+#[test]
+fn a_saturation_found_while_baking_still_rolls_back() {
+    let s = Settings::default();
+    let pass = verdicts(Outcome::Pass, None);
+    let p = step(&rolling(3), &Memory::default(), &s, &pass, 0);
+    let (p, _) = fail_until_act(&complete(), &s, p.memory);
+    assert!(matches!(&p.acts[..], [Act::Rollback { to_hash, .. }] if to_hash == "old11"));
+}
+
+#[test]
+fn with_no_earlier_replicaset_left_a_rollback_becomes_a_pause() {
+    let s = Settings::default();
+    let mut view = rolling(1);
+    let first = step(
+        &view,
+        &Memory::default(),
+        &s,
+        &verdicts(Outcome::Pass, None),
+        0,
+    );
+    view.old.clear();
+    view.old.push(gen_("other", 0, 0, 0));
+    let mut m = first.memory;
+    m.current.as_mut().unwrap().baseline = Some("gone1".into());
+    view.old.clear();
+    let (p, _) = fail_until_act(&view, &s, m);
+    assert_eq!(p.acts, [Act::Pause]);
+    assert_eq!(reasons(&p), ["RollbackImpossible"]);
+}
+
+#[test]
+fn a_new_template_mid_analysis_starts_a_new_analysis() {
+    let s = Settings::default();
+    let v = verdicts(Outcome::Pass, Some("class-loading-errors"));
+    let p = step(&rolling(1), &Memory::default(), &s, &v, 0);
+    assert_eq!(
+        p.memory.current.as_ref().unwrap().streaks.0["class-loading-errors"],
+        1
+    );
+    let mut view = rolling(1);
+    view.new = Some(gen_("new33", 3, 1, 1));
+    view.old.push(gen_("new22", 2, 1, 1));
+    let p2 = step(&view, &p.memory, &s, &v, 30);
+    assert_eq!(reasons(&p2), ["AnalysisStarted"]);
+    let state = p2.memory.current.as_ref().unwrap();
+    assert_eq!(state.hash, "new33");
+    assert_eq!(
+        state.streaks.0["class-loading-errors"], 1,
+        "streaks restart"
+    );
+    assert_eq!(
+        state.baseline.as_deref(),
+        Some("old11"),
+        "the serving one, not new22"
+    );
+}
+
+#[test]
+fn the_gate_pauses_bakes_and_resumes_on_a_pass() {
+    let s = Settings {
+        mode: Mode::Gate,
+        ..Settings::default()
+    };
+    let pass = verdicts(Outcome::Pass, None);
+    // New ReplicaSet created, its pod not ready yet: pause at once, nothing to evaluate.
+    let view = rolling(0);
+    assert_eq!(wants_evaluation(&view, &Memory::default(), &s, at(0)), None);
+    let p = step(&view, &Memory::default(), &s, &[], 0);
+    assert_eq!(p.acts, [Act::Pause]);
+    assert_eq!(reasons(&p), ["AnalysisStarted", "GatePaused"]);
+    let mut view = rolling(1);
+    view.paused = true;
+    view.phase = Phase::Paused;
+    // First ready pod: the bake starts.
+    let p = step(&view, &p.memory, &s, &pass, 20);
+    assert!(p.acts.is_empty());
+    assert_eq!(
+        stage(&p),
+        &Stage::GateHold {
+            step: 0,
+            ready_since: Some(at(20))
+        }
+    );
+    let p = step(&view, &p.memory, &s, &pass, 300);
+    assert!(p.acts.is_empty());
+    let end = 20 + s.bake.as_secs() as i64;
+    let p = step(&view, &p.memory, &s, &pass, end);
+    assert_eq!(p.acts, [Act::Resume]);
+    assert_eq!(reasons(&p), ["GateResumed"]);
+    assert_eq!(stage(&p), &Stage::Analysing);
+}
+
+#[test]
+fn an_inconclusive_gate_holds_and_says_so() {
+    let s = Settings {
+        mode: Mode::Gate,
+        ..Settings::default()
+    };
+    let unsure = verdicts(Outcome::Inconclusive, None);
+    let mut view = rolling(1);
+    let p = step(&view, &Memory::default(), &s, &unsure, 0);
+    assert_eq!(p.acts, [Act::Pause]);
+    view.paused = true;
+    let end = s.bake.as_secs() as i64;
+    let p = step(&view, &p.memory, &s, &unsure, end);
+    assert!(p.acts.is_empty());
+    assert_eq!(reasons(&p), ["GateInconclusive"]);
+    assert!(matches!(stage(&p), Stage::GateHold { .. }));
+}
+
+#[test]
+fn the_gate_rolls_back_a_failing_canary() {
+    let s = Settings {
+        mode: Mode::Gate,
+        ..Settings::default()
+    };
+    let p = step(&rolling(1), &Memory::default(), &s, &[], 0);
+    let mut view = rolling(1);
+    view.paused = true;
+    let (p, _) = fail_until_act(&view, &s, p.memory);
+    assert!(matches!(&p.acts[..], [Act::Rollback { to_hash, .. }] if to_hash == "old11"));
+}
+
+#[test]
+fn gate_steps_pause_again_at_each_percentage() {
+    let s = Settings {
+        mode: Mode::Gate,
+        gate_steps: vec![25, 75],
+        ..Settings::default()
+    };
+    let pass = verdicts(Outcome::Pass, None);
+    let p = step(&rolling(1), &Memory::default(), &s, &pass, 0);
+    let mut view = rolling(1);
+    view.paused = true;
+    let end = s.bake.as_secs() as i64;
+    let p = step(&view, &p.memory, &s, &pass, end + 10);
+    assert_eq!(p.acts, [Act::Resume]);
+    assert_eq!(stage(&p), &Stage::GateRolling { step: 1 });
+    // 2 of 4 is below 75%: keep rolling.
+    let p = step(&rolling(2), &p.memory, &s, &pass, end + 40);
+    assert!(p.acts.is_empty());
+    let p = step(&rolling(3), &p.memory, &s, &pass, end + 70);
+    assert_eq!(p.acts, [Act::Pause]);
+    assert!(matches!(stage(&p), Stage::GateHold { step: 1, .. }));
+    // A human resuming during the hold is respected.
+    let p = step(&rolling(3), &p.memory, &s, &pass, end + 100);
+    assert!(p.acts.is_empty());
+    assert_eq!(reasons(&p), ["AnalysisOverridden"]);
+}
+
+#[test]
+fn memory_survives_the_annotation_round_trip() {
+    let s = Settings::default();
+    let (p, _) = fail_until_act(&rolling(1), &s, Memory::default());
+    let json = serde_json::to_string(&p.memory).unwrap();
+    assert!(json.contains(r#""stage":"rolled_back""#), "{json}");
+    let back: Memory = serde_json::from_str(&json).unwrap();
+    assert_eq!(back, p.memory);
+    assert_eq!(back.version, MEMORY_VERSION);
+    assert!(back.seq > 0);
+}
+
+#[test]
+fn modes_parse_and_durations_print_for_people() {
+    assert_eq!("gate".parse::<Mode>(), Ok(Mode::Gate));
+    assert!(
+        "canary"
+            .parse::<Mode>()
+            .unwrap_err()
+            .contains("observe, guard or gate")
+    );
+    assert_eq!(human(Duration::from_secs(90)), "1m30s");
+    assert_eq!(human(Duration::from_secs(600)), "10m");
+    assert_eq!(human(Duration::from_secs(5400)), "1h30m");
+}
