@@ -9,6 +9,7 @@
 
 pub mod backtest;
 pub mod cli;
+pub mod config;
 pub mod decision;
 pub mod duration;
 pub mod evaluate;

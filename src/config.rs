@@ -1,0 +1,288 @@
+//! The daemon's configuration: one file plus `ROLLOUT_GUARD__...` environment overrides, read
+//! with the `config` crate and checked as a whole before anything starts.
+//!
+//! Owns the configuration schema, its defaults and its validation. Keys are snake_case because
+//! the `config` crate's environment overrides cannot reach camelCase keys:
+//! `ROLLOUT_GUARD__PROMETHEUS__URL` sets `prometheus.url`, `ROLLOUT_GUARD__DEFAULTS__MODE` sets
+//! `defaults.mode`, lists are comma-separated (`ROLLOUT_GUARD__NAMESPACES=shop,billing`).
+//! Unknown keys are errors, so a typo in a file or a variable name is caught at start rather
+//! than silently ignored. Reads files; performs no other I/O.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::duration::PromDuration;
+use crate::guard::{Mode, Settings};
+use crate::prometheus::PrometheusConfig;
+
+/// The environment prefix of overrides; nested keys are separated by `__`.
+pub const ENV_PREFIX: &str = "ROLLOUT_GUARD";
+
+/// The whole configuration.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    pub prometheus: PrometheusConfig,
+    /// Rule files or folders; empty means the rules bundled with the binary.
+    #[serde(default)]
+    pub rules: Vec<PathBuf>,
+    /// Namespaces to watch; empty means all (cluster-wide RBAC).
+    #[serde(default)]
+    pub namespaces: Vec<String>,
+    /// A label selector that opts Deployments in, in addition to the
+    /// `rollout-guard.io/enabled: "true"` annotation; it also narrows what is watched.
+    #[serde(default)]
+    pub selector: Option<String>,
+    #[serde(default)]
+    pub defaults: Defaults,
+    #[serde(default)]
+    pub limits: Limits,
+    /// Turns every action into a record, for every Deployment. Re-read while running.
+    #[serde(default)]
+    pub kill_switch: bool,
+    #[serde(default)]
+    pub server: Server,
+    #[serde(default)]
+    pub leader_election: LeaderElection,
+    #[serde(default)]
+    pub records: Records,
+    #[serde(default)]
+    pub log: Log,
+}
+
+/// Per-Deployment defaults; annotations override them.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Defaults {
+    pub mode: Mode,
+    pub interval: PromDuration,
+    pub bake_time: PromDuration,
+    /// Gate steps, percentages of the desired replicas; empty means one step at the first pods.
+    pub gate_steps: Vec<u32>,
+    pub verify_timeout: PromDuration,
+}
+
+impl Default for Defaults {
+    fn default() -> Self {
+        let s = Settings::default();
+        Defaults {
+            mode: s.mode,
+            interval: s.interval.into(),
+            bake_time: s.bake.into(),
+            gate_steps: s.gate_steps,
+            verify_timeout: s.verify_timeout.into(),
+        }
+    }
+}
+
+/// Limits on actions.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Limits {
+    /// Rollbacks per Deployment in any hour beyond which the controller only records.
+    pub max_rollbacks_per_hour: u32,
+    /// Evaluations running at once across all Deployments.
+    pub max_concurrent_evaluations: u16,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_rollbacks_per_hour: Settings::default().max_rollbacks_per_hour,
+            max_concurrent_evaluations: 8,
+        }
+    }
+}
+
+/// The HTTP server for `/metrics`, `/healthz` and `/readyz`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Server {
+    pub listen: String,
+}
+
+impl Default for Server {
+    fn default() -> Self {
+        Server {
+            listen: "0.0.0.0:8080".into(),
+        }
+    }
+}
+
+/// Leader election on a `coordination.k8s.io` Lease: only the holder acts.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LeaderElection {
+    pub enabled: bool,
+    /// The Lease's namespace; empty means the pod's own (`POD_NAMESPACE`), else `default`.
+    pub namespace: String,
+    pub lease_name: String,
+    /// This replica's identity; empty means the pod name (`HOSTNAME`).
+    pub identity: String,
+    pub lease_duration: PromDuration,
+}
+
+impl Default for LeaderElection {
+    fn default() -> Self {
+        LeaderElection {
+            enabled: true,
+            namespace: String::new(),
+            lease_name: "rollout-guard".into(),
+            identity: String::new(),
+            lease_duration: PromDuration::from_secs(15),
+        }
+    }
+}
+
+/// Decision records: one JSON line per evaluation and action.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Records {
+    /// Append-only file; none means records go to the log only.
+    pub path: Option<PathBuf>,
+}
+
+/// Logging.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Log {
+    /// `text` or `json`.
+    pub format: LogFormat,
+    /// A `tracing` filter, e.g. `info` or `rollout_guard=debug,kube=warn`; `RUST_LOG` wins.
+    pub level: String,
+}
+
+impl Default for Log {
+    fn default() -> Self {
+        Log {
+            format: LogFormat::Text,
+            level: "info".into(),
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LogFormat {
+    #[default]
+    Text,
+    Json,
+}
+
+/// A configuration that cannot be used, with every problem found.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read the configuration: {0}")]
+    Read(String),
+    #[error("invalid configuration:\n  {}", .0.join("\n  "))]
+    Invalid(Vec<String>),
+}
+
+impl Config {
+    /// Reads `file` (YAML or TOML by extension; optional) and the environment, then validates.
+    pub fn load(file: Option<&Path>) -> Result<Config, ConfigError> {
+        Config::load_with_env(file, std::env::vars())
+    }
+
+    /// As [`Config::load`], with the environment given (for tests).
+    pub fn load_with_env(
+        file: Option<&Path>,
+        env: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<Config, ConfigError> {
+        let mut builder = config::Config::builder();
+        if let Some(f) = file {
+            if !f.exists() {
+                return Err(ConfigError::Read(format!("{}: no such file", f.display())));
+            }
+            builder = builder.add_source(config::File::from(f).required(true));
+        }
+        let vars: config::Map<String, String> = env
+            .into_iter()
+            .filter(|(k, _)| k.starts_with(&format!("{ENV_PREFIX}__")))
+            .collect();
+        builder = builder.add_source(
+            config::Environment::with_prefix(ENV_PREFIX)
+                .prefix_separator("__")
+                .separator("__")
+                .list_separator(",")
+                .with_list_parse_key("rules")
+                .with_list_parse_key("namespaces")
+                .with_list_parse_key("defaults.gate_steps")
+                .try_parsing(true)
+                .source(Some(vars)),
+        );
+        let raw = builder
+            .build()
+            .map_err(|e| ConfigError::Read(e.to_string()))?;
+        let cfg: Config = raw
+            .try_deserialize()
+            .map_err(|e| ConfigError::Invalid(vec![e.to_string()]))?;
+        cfg.validate()?;
+        Ok(cfg)
+    }
+
+    /// Every problem that would make the daemon misbehave, found before it starts.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let mut problems = Vec::new();
+        if let Err(e) = crate::prometheus::PrometheusSource::new(&self.prometheus) {
+            problems.push(format!("prometheus: {e}"));
+        }
+        if self.defaults.interval.is_zero() {
+            problems.push("defaults.interval: must be longer than 0s".into());
+        }
+        if let Err(e) = gate_steps_ok(&self.defaults.gate_steps) {
+            problems.push(format!("defaults.gate_steps: {e}"));
+        }
+        if self.server.listen.parse::<SocketAddr>().is_err() {
+            problems.push(format!(
+                "server.listen: {:?} is not an address:port",
+                self.server.listen
+            ));
+        }
+        if self.leader_election.enabled && self.leader_election.lease_duration.as_secs() < 2 {
+            problems.push("leader_election.lease_duration: at least 2s".into());
+        }
+        if self.limits.max_concurrent_evaluations == 0 {
+            problems.push("limits.max_concurrent_evaluations: at least 1".into());
+        }
+        if let Some(sel) = &self.selector
+            && sel.trim().is_empty()
+        {
+            problems.push("selector: empty; leave it out to rely on the annotation".into());
+        }
+        if problems.is_empty() {
+            Ok(())
+        } else {
+            Err(ConfigError::Invalid(problems))
+        }
+    }
+
+    /// The settings a Deployment gets before its annotations are applied.
+    pub fn base_settings(&self) -> Settings {
+        Settings {
+            mode: self.defaults.mode,
+            interval: self.defaults.interval.as_std(),
+            bake: self.defaults.bake_time.as_std(),
+            gate_steps: self.defaults.gate_steps.clone(),
+            max_rollbacks_per_hour: self.limits.max_rollbacks_per_hour,
+            kill_switch: self.kill_switch,
+            verify_timeout: self.defaults.verify_timeout.as_std(),
+        }
+    }
+}
+
+/// Gate steps must be percentages in 1..=100, strictly increasing.
+pub fn gate_steps_ok(steps: &[u32]) -> Result<(), String> {
+    if let Some(bad) = steps.iter().find(|s| !(1..=100).contains(*s)) {
+        return Err(format!("{bad} is not a percentage in 1..=100"));
+    }
+    if steps.windows(2).any(|w| w[0] >= w[1]) {
+        return Err(format!("{steps:?} must be strictly increasing"));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests;
