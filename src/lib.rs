@@ -7,6 +7,7 @@
 //! - adapters: [`prometheus`] (the metric source over HTTP);
 //! - the command line: [`cli`], used by the thin `main.rs`.
 
+pub mod annotations;
 pub mod backtest;
 pub mod cli;
 pub mod config;
