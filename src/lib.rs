@@ -7,6 +7,7 @@
 //! - adapters: [`prometheus`] (the metric source over HTTP);
 //! - the command line: [`cli`], used by the thin `main.rs`.
 
+pub mod actions;
 pub mod annotations;
 pub mod backtest;
 pub mod cli;
@@ -22,4 +23,5 @@ pub mod rules;
 pub mod simulate;
 pub mod source;
 pub mod stats;
+pub mod telemetry;
 pub mod template;
