@@ -56,6 +56,21 @@ pub enum Command {
     /// KEY=value lines. `scripts/example` does all of it. The simulation takes its noise from
     /// the real production traces in --nab.
     Simulate(SimulateArgs),
+    /// Run the controller: watch Deployments that opted in and guard their rollouts.
+    ///
+    /// Reads the configuration file (YAML or TOML) and `ROLLOUT_GUARD__...` environment
+    /// overrides, connects to Kubernetes (in-cluster, or the kubeconfig) and Prometheus, and
+    /// serves /metrics, /healthz and /readyz. Stops cleanly on SIGTERM or Ctrl-C. Exits 2 when
+    /// the configuration or the rules are invalid.
+    Run(RunArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// The configuration file; without one, the environment alone must set at least
+    /// ROLLOUT_GUARD__PROMETHEUS__URL.
+    #[arg(long, env = "ROLLOUT_GUARD_CONFIG")]
+    pub config: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]
@@ -201,7 +216,10 @@ impl PrometheusArgs {
 /// Parses the arguments, runs the command and returns the exit code.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
-    init_logging(cli.log_format);
+    if let Command::Run(args) = &cli.command {
+        return run_daemon(args, cli.log_format);
+    }
+    init_logging(cli.log_format, "warn");
     match run(cli) {
         Ok(code) => code,
         Err(e) => {
@@ -211,9 +229,45 @@ pub fn main() -> ExitCode {
     }
 }
 
-fn init_logging(format: LogFormat) {
+/// `run`: the configuration decides the log level and format (`--log-format json` or
+/// `RUST_LOG` win), so logging starts once it is read.
+fn run_daemon(args: &RunArgs, flag: LogFormat) -> ExitCode {
+    let config = match crate::config::Config::load(args.config.as_deref()) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("rollout-guard: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let format = match (flag, config.log.format) {
+        (LogFormat::Json, _) | (_, crate::config::LogFormat::Json) => LogFormat::Json,
+        _ => LogFormat::Text,
+    };
+    init_logging(format, &config.log.level);
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("rollout-guard: cannot start the async runtime: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    match runtime.block_on(crate::daemon::run(args.config.clone(), config)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!("{e:#}");
+            eprintln!("rollout-guard: {e:#}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn init_logging(format: LogFormat, default_filter: &str) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_filter));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr);
@@ -229,6 +283,7 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         Command::Backtest(args) => backtest(*args),
         Command::Rules(RulesCommand::Lint { paths }) => Ok(lint(&paths)),
         Command::Simulate(args) => simulate(&args),
+        Command::Run(_) => bail!("`run` starts from `main`, which reads its configuration first"),
         Command::Rules(RulesCommand::Defaults) => {
             print!("{DEFAULT_RULES}");
             Ok(ExitCode::SUCCESS)
@@ -258,10 +313,7 @@ fn lint(paths: &[PathBuf]) -> ExitCode {
 
 /// Loads the rules named on the command line, or the bundled defaults.
 pub fn load_rules(paths: &[PathBuf]) -> Result<RuleSet> {
-    if paths.is_empty() {
-        return Ok(RuleSet::defaults());
-    }
-    RuleSet::load(paths).map_err(|e| anyhow::anyhow!("invalid rules:\n{e}"))
+    RuleSet::load_or_defaults(paths).map_err(|e| anyhow::anyhow!("invalid rules:\n{e}"))
 }
 
 fn backtest(args: BacktestArgs) -> Result<ExitCode> {

@@ -334,6 +334,15 @@ impl RuleSet {
         .expect("the bundled default rules are checked by the test suite")
     }
 
+    /// Loads the given files and folders, or the bundled defaults when none are given.
+    pub fn load_or_defaults(paths: &[PathBuf]) -> Result<RuleSet, RuleErrors> {
+        if paths.is_empty() {
+            Ok(RuleSet::defaults())
+        } else {
+            RuleSet::load(paths)
+        }
+    }
+
     /// Loads rule files and folders (their `*.yaml` / `*.yml` files, recursively, in name
     /// order). Every problem in every file is reported.
     pub fn load(paths: &[PathBuf]) -> Result<RuleSet, RuleErrors> {

@@ -1,0 +1,464 @@
+//! The `run` loop: watch Deployments through kube's runtime, and for each one that opted in,
+//! read its rollout, evaluate the rules when the guard asks, plan, and hand the plan to the
+//! actuator.
+//!
+//! Owns the wiring between the adapters (Kubernetes watches, the metric source, the actuator,
+//! telemetry, leader election) and the pure core (`rollout`, `guard`, `evaluate`). Decides
+//! nothing itself. Costs: it keeps a store of the watched Deployments (without their
+//! `managedFields`), watches ReplicaSets only as metadata to wake up their owners (nothing is
+//! stored), and lists the ReplicaSets of a Deployment only while that Deployment is being
+//! analysed; Pods are never watched (the pod regex of a ReplicaSet is all the queries need),
+//! so memory and queries grow with the rollouts under analysis, not with the cluster.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use futures::StreamExt;
+use jiff::Timestamp;
+use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet};
+use kube::api::{Api, ListParams};
+use kube::core::PartialObjectMeta;
+use kube::runtime::controller::{Action, Controller};
+use kube::runtime::reflector::ObjectRef;
+use kube::runtime::{WatchStreamExt, reflector, watcher};
+use kube::{Client, ResourceExt};
+use tokio::sync::watch;
+
+use crate::actions::{ActError, Actuator};
+use crate::annotations;
+use crate::evaluate::evaluate;
+use crate::guard::{self, Memory, Plan, Settings};
+use crate::judge::Verdict;
+use crate::rollout::{self, RolloutView};
+use crate::rules::RuleSet;
+use crate::source::MetricSource;
+use crate::telemetry::{Metrics, RuleLabels, VerdictLabels};
+
+/// What every reconciliation shares.
+pub struct Context<S> {
+    pub client: Client,
+    pub actuator: Actuator,
+    pub source: S,
+    /// The loaded rules; replaced when the files change and still load.
+    pub rules: watch::Receiver<Arc<RuleSet>>,
+    /// The settings before annotations (the kill switch can change while running).
+    pub base: watch::Receiver<Settings>,
+    /// Whether a label selector (rather than the annotation) opts Deployments in.
+    pub selector: Option<String>,
+    /// True while this replica may act.
+    pub leader: watch::Receiver<bool>,
+    pub metrics: Arc<Metrics>,
+    /// The time; the system clock in `run`, a simulated one in tests and the demo.
+    pub clock: fn() -> Timestamp,
+    /// What this process remembers per Deployment, between reconciliations.
+    memories: Mutex<HashMap<ObjectRef<Deployment>, Kept>>,
+}
+
+/// The memory of one Deployment, with the sequence number last written to it.
+#[derive(Clone, Default)]
+struct Kept {
+    memory: Memory,
+    written: Option<u64>,
+    /// The annotation problems last reported, to report each once.
+    problems: Vec<String>,
+}
+
+/// A reconciliation that failed; retried with a delay.
+#[derive(Debug, thiserror::Error)]
+pub enum ReconcileError {
+    #[error("listing ReplicaSets of {0}: {1}")]
+    List(String, kube::Error),
+    #[error("writing to {0}: {1}")]
+    Write(String, ActError),
+}
+
+impl<S> Context<S> {
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        client: Client,
+        actuator: Actuator,
+        source: S,
+        rules: watch::Receiver<Arc<RuleSet>>,
+        base: watch::Receiver<Settings>,
+        selector: Option<String>,
+        leader: watch::Receiver<bool>,
+        metrics: Arc<Metrics>,
+    ) -> Self {
+        Context {
+            client,
+            actuator,
+            source,
+            rules,
+            base,
+            selector,
+            leader,
+            metrics,
+            clock: Timestamp::now,
+            memories: Mutex::new(HashMap::new()),
+        }
+    }
+
+    fn kept(&self, key: &ObjectRef<Deployment>) -> Option<Kept> {
+        self.memories
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(key)
+            .cloned()
+    }
+
+    fn keep(&self, key: ObjectRef<Deployment>, kept: Kept) {
+        self.memories
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(key, kept);
+    }
+
+    fn forget_all(&self) {
+        self.memories
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clear();
+    }
+
+    fn analysing(&self) -> i64 {
+        self.memories
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .values()
+            .filter(|k| {
+                k.memory
+                    .current
+                    .as_ref()
+                    .is_some_and(|s| !s.stage.is_final())
+            })
+            .count() as i64
+    }
+}
+
+/// How long to wait before looking again after our own write, for the watch to catch up.
+const AFTER_WRITE: Duration = Duration::from_millis(500);
+/// How long to wait after a failed reconciliation.
+const AFTER_ERROR: Duration = Duration::from_secs(10);
+/// How often a replica that does not lead checks again.
+const NOT_LEADER: Duration = Duration::from_secs(5);
+
+/// Whether the Deployment opted in.
+pub fn opted_in(d: &Deployment, by_selector: bool) -> bool {
+    by_selector || annotations::enabled(d.metadata.annotations.as_ref().unwrap_or(&BTreeMap::new()))
+}
+
+/// Reconciles one Deployment.
+pub async fn reconcile<S: MetricSource + Send + Sync + 'static>(
+    d: Arc<Deployment>,
+    ctx: Arc<Context<S>>,
+) -> Result<Action, ReconcileError> {
+    if !opted_in(&d, ctx.selector.is_some()) {
+        // Never written to, never analysed.
+        return Ok(Action::await_change());
+    }
+    if !*ctx.leader.borrow() {
+        return Ok(Action::requeue(NOT_LEADER));
+    }
+    let key = ObjectRef::from_obj(&*d);
+    let name = format!("{}/{}", d.namespace().unwrap_or_default(), d.name_any());
+    let empty = BTreeMap::new();
+    let ann = d.metadata.annotations.as_ref().unwrap_or(&empty);
+    let stored = read_memory(ann);
+    let mut kept = ctx.kept(&key).unwrap_or_default();
+    // Our last write is not in the store yet: decide on what we wrote, not on older news.
+    if let Some(w) = kept.written
+        && stored.as_ref().is_none_or(|m| m.seq < w)
+    {
+        return Ok(Action::requeue(AFTER_WRITE));
+    }
+    match stored {
+        Some(m) if m.seq >= kept.memory.seq || kept.written.is_some() => kept.memory = m,
+        Some(_) | None => {}
+    }
+
+    let rules = ctx.rules.borrow().clone();
+    let base = ctx.base.borrow().clone();
+    let resolved = annotations::resolve(ann, &base, &rules);
+    if resolved.problems != kept.problems {
+        for p in &resolved.problems {
+            tracing::warn!(deployment = %name, problem = %p, "annotation ignored; observing only");
+        }
+        if !resolved.problems.is_empty() && !resolved.settings.dry_run() {
+            // Unreachable: problems force observe. Kept as a guard against future edits.
+            return Ok(Action::requeue(AFTER_ERROR));
+        }
+        kept.problems = resolved.problems.clone();
+    }
+    let settings = resolved.settings;
+
+    // Quick exit for Deployments at rest that the controller has nothing pending on.
+    let at_rest = deployment_at_rest(&d);
+    let pending = kept.memory.current.as_ref().is_some_and(|s| {
+        !s.stage.is_final() || matches!(s.stage, guard::Stage::RolledBack { verified: None, .. })
+    });
+    if at_rest && !pending {
+        ctx.keep(key, kept);
+        return Ok(Action::requeue(guard::IDLE_REQUEUE));
+    }
+
+    let replicasets = list_replicasets(&ctx.client, &d)
+        .await
+        .map_err(|e| ReconcileError::List(name.clone(), e))?;
+    let view = rollout::view(&d, &replicasets);
+    let now = (ctx.clock)();
+    let verdicts: Option<Vec<Verdict>> =
+        match guard::wants_evaluation(&view, &kept.memory, &settings, now) {
+            Some(target) => {
+                let started = Instant::now();
+                let evaluation = evaluate(&resolved.rules, &target, now, &ctx.source).await;
+                ctx.metrics
+                    .evaluation_seconds
+                    .observe(started.elapsed().as_secs_f64());
+                for v in &evaluation.verdicts {
+                    ctx.metrics
+                        .verdicts
+                        .get_or_create(&VerdictLabels {
+                            rule: v.rule.clone(),
+                            outcome: v.outcome.to_string(),
+                        })
+                        .inc();
+                    if v.error.is_some() {
+                        ctx.metrics
+                            .query_errors
+                            .get_or_create(&RuleLabels {
+                                rule: v.rule.clone(),
+                            })
+                            .inc();
+                    }
+                }
+                Some(evaluation.verdicts)
+            }
+            None => None,
+        };
+    let plan = guard::plan(
+        &view,
+        &kept.memory,
+        &settings,
+        verdicts.as_deref().map(|v| (&resolved.rules, v)),
+        now,
+    );
+    log_step(&name, &view, &settings, verdicts.as_deref(), &plan);
+
+    // Leadership may have moved while evaluating.
+    if !*ctx.leader.borrow() {
+        return Ok(Action::requeue(NOT_LEADER));
+    }
+    let requeue = plan.requeue;
+    match ctx.actuator.write(&d, &replicasets, &plan).await {
+        Ok(written) => {
+            for a in &plan.acts {
+                ctx.metrics.action(a.name(), "ok");
+            }
+            for a in &plan.suppressed {
+                ctx.metrics.action(a.name(), "recorded");
+            }
+            if written.is_some() {
+                kept.written = Some(plan.memory.seq);
+            }
+            if !settings.dry_run() {
+                ctx.actuator.publish(&d, &plan.notes).await;
+            }
+            kept.memory = plan.memory;
+            ctx.keep(key, kept);
+            ctx.metrics.rollouts_analysed.set(ctx.analysing());
+            Ok(Action::requeue(if written.is_some() {
+                AFTER_WRITE.max(Duration::from_millis(1)).min(requeue)
+            } else {
+                requeue
+            }))
+        }
+        Err(ActError::Conflict) => {
+            // Someone else wrote first: re-read and re-decide, never overwrite.
+            for a in &plan.acts {
+                ctx.metrics.action(a.name(), "conflict");
+            }
+            tracing::info!(deployment = %name, "conflict writing the plan; re-reading");
+            ctx.keep(key, kept);
+            Ok(Action::requeue(AFTER_WRITE))
+        }
+        Err(ActError::Gone) => Ok(Action::await_change()),
+        Err(e) => {
+            for a in &plan.acts {
+                ctx.metrics.action(a.name(), e.kind());
+            }
+            ctx.keep(key, kept);
+            Err(ReconcileError::Write(name, e))
+        }
+    }
+}
+
+/// What to do after a failed reconciliation: count it, log it, retry later.
+pub fn error_policy<S>(_d: Arc<Deployment>, e: &ReconcileError, ctx: Arc<Context<S>>) -> Action {
+    ctx.metrics.reconcile_errors.inc();
+    tracing::warn!(error = %e, "reconcile failed; retrying");
+    Action::requeue(AFTER_ERROR)
+}
+
+/// A Deployment whose latest spec is fully rolled out, so there is nothing to analyse unless
+/// the controller has something pending on it.
+fn deployment_at_rest(d: &Deployment) -> bool {
+    let Some(status) = &d.status else {
+        return false;
+    };
+    let desired = d.spec.as_ref().and_then(|s| s.replicas).unwrap_or(1);
+    status.observed_generation.unwrap_or(0) >= d.metadata.generation.unwrap_or(0)
+        && status.updated_replicas.unwrap_or(0) == desired
+        && status.replicas.unwrap_or(0) == desired
+        && status.available_replicas.unwrap_or(0) == desired
+}
+
+fn read_memory(ann: &BTreeMap<String, String>) -> Option<Memory> {
+    let raw = ann.get(annotations::STATE)?;
+    match serde_json::from_str::<Memory>(raw) {
+        Ok(m) => Some(m),
+        Err(e) => {
+            tracing::warn!(error = %e, "unreadable {} annotation; ignoring it", annotations::STATE);
+            None
+        }
+    }
+}
+
+/// The ReplicaSets matching the Deployment's selector (the Deployment controller's own query).
+async fn list_replicasets(client: &Client, d: &Deployment) -> Result<Vec<ReplicaSet>, kube::Error> {
+    let ns = d.namespace().unwrap_or_default();
+    let api: Api<ReplicaSet> = Api::namespaced(client.clone(), &ns);
+    let mut lp = ListParams::default();
+    if let Some(sel) = d
+        .spec
+        .as_ref()
+        .and_then(|s| s.selector.match_labels.as_ref())
+    {
+        let s: Vec<String> = sel.iter().map(|(k, v)| format!("{k}={v}")).collect();
+        lp = lp.labels(&s.join(","));
+    }
+    Ok(api.list(&lp).await?.items)
+}
+
+fn log_step(
+    name: &str,
+    view: &RolloutView,
+    settings: &Settings,
+    verdicts: Option<&[Verdict]>,
+    plan: &Plan,
+) {
+    let stage = plan
+        .memory
+        .current
+        .as_ref()
+        .map_or("none", |s| s.stage.name());
+    if let Some(v) = verdicts {
+        let summary: Vec<String> = v
+            .iter()
+            .map(|v| format!("{}={}", v.rule, v.outcome))
+            .collect();
+        tracing::info!(
+            deployment = %name,
+            phase = %view.phase,
+            mode = %settings.mode,
+            stage,
+            verdicts = %summary.join(","),
+            decision = plan.decision.as_ref().map_or("", |d| d.reason.as_str()),
+            acts = ?plan.acts,
+            suppressed = ?plan.suppressed,
+            "evaluated"
+        );
+    }
+    for n in &plan.notes {
+        tracing::info!(deployment = %name, reason = %n.reason, "{}", n.message);
+    }
+}
+
+/// Where to watch: every namespace, or the listed ones.
+pub fn deployment_apis(
+    client: &Client,
+    namespaces: &[String],
+) -> Vec<(Api<Deployment>, Api<PartialObjectMeta<ReplicaSet>>)> {
+    if namespaces.is_empty() {
+        vec![(Api::all(client.clone()), Api::all(client.clone()))]
+    } else {
+        namespaces
+            .iter()
+            .map(|ns| {
+                (
+                    Api::namespaced(client.clone(), ns),
+                    Api::namespaced(client.clone(), ns),
+                )
+            })
+            .collect()
+    }
+}
+
+/// Runs the controller until `shutdown` resolves. One kube `Controller` per watched namespace
+/// (or one for all), sharing the context.
+pub async fn run_controller<S: MetricSource + Send + Sync + 'static>(
+    ctx: Arc<Context<S>>,
+    namespaces: &[String],
+    stop: watch::Receiver<bool>,
+    synced: impl Fn() + Send + Sync + 'static,
+) {
+    let mut leader = ctx.leader.clone();
+    let forget = ctx.clone();
+    // A replica that loses the lease forgets what it kept: the next leader's writes win.
+    tokio::spawn(async move {
+        while leader.changed().await.is_ok() {
+            let is = *leader.borrow();
+            forget.metrics.leader.set(i64::from(is));
+            if !is {
+                forget.forget_all();
+            }
+        }
+    });
+    ctx.metrics.leader.set(i64::from(*ctx.leader.borrow()));
+    let synced = Arc::new(synced);
+    let mut runs = Vec::new();
+    for (deployments, replicasets) in deployment_apis(&ctx.client, namespaces) {
+        let mut wc = watcher::Config::default();
+        if let Some(sel) = &ctx.selector {
+            wc = wc.labels(sel);
+        }
+        let (reader, writer) = reflector::store();
+        let stream = watcher(deployments, wc.clone())
+            .default_backoff()
+            .modify(|d: &mut Deployment| {
+                // Not needed, and often half of an object's size.
+                d.metadata.managed_fields = None;
+            })
+            .reflect(writer)
+            .touched_objects();
+        let owners = watcher(replicasets, watcher::Config::default())
+            .default_backoff()
+            .touched_objects();
+        let ready_reader = reader.clone();
+        let synced = synced.clone();
+        let ctx_count = ctx.clone();
+        let selector = ctx.selector.is_some();
+        tokio::spawn(async move {
+            if ready_reader.wait_until_ready().await.is_ok() {
+                let n = ready_reader
+                    .state()
+                    .iter()
+                    .filter(|d| opted_in(d, selector))
+                    .count();
+                ctx_count.metrics.deployments_opted_in.set(n as i64);
+                synced();
+            }
+        });
+        let fut = Controller::for_stream(stream, reader)
+            .owns_stream(owners)
+            .graceful_shutdown_on(crate::daemon::stopped(stop.clone()))
+            .run(reconcile, error_policy, ctx.clone())
+            .for_each(|res| async move {
+                if let Err(e) = res {
+                    tracing::debug!(error = %e, "controller event");
+                }
+            });
+        runs.push(fut);
+    }
+    futures::future::join_all(runs).await;
+}

@@ -1,0 +1,291 @@
+//! `rollout-guard run`: assembles the daemon from its configuration — rules (re-read when
+//! their files change), leader election, the metrics server, the actuator and the controller —
+//! and takes it down cleanly on SIGTERM.
+//!
+//! Owns start-up order, reloading and shutdown. [`run_with`] takes the Kubernetes client and
+//! the metric source as arguments, so the tests and the demo run exactly this code against the
+//! fake API server and a simulated source.
+
+use std::collections::hash_map::DefaultHasher;
+use std::hash::{Hash, Hasher};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context as _, Result};
+use kube::Client;
+use tokio::sync::watch;
+
+use crate::actions::Actuator;
+use crate::config::Config;
+use crate::controller::{Context, run_controller};
+use crate::guard::Settings;
+use crate::leader::Leadership;
+use crate::rules::RuleSet;
+use crate::source::MetricSource;
+use crate::telemetry::{Health, Metrics, ResultLabels};
+
+/// Knobs of the daemon that are not configuration (tests shorten them).
+#[derive(Clone, Debug)]
+pub struct Options {
+    /// How often rule files and the config file are checked for changes.
+    pub reload_every: Duration,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            reload_every: Duration::from_secs(10),
+        }
+    }
+}
+
+/// A running daemon's handles, for tests and the demo.
+pub struct Running {
+    pub metrics: Arc<Metrics>,
+    pub health: Health,
+    /// The address the metrics server is bound to.
+    pub addr: SocketAddr,
+}
+
+/// Runs the daemon until `stop` becomes true. `started` is called once the metrics server is
+/// bound.
+pub async fn run_with<S: MetricSource + Send + Sync + 'static>(
+    client: Client,
+    config: Config,
+    config_path: Option<PathBuf>,
+    source: S,
+    options: Options,
+    stop: watch::Receiver<bool>,
+    started: impl FnOnce(Running) + Send,
+) -> Result<()> {
+    let rules = RuleSet::load_or_defaults(&config.rules)
+        .map_err(|e| anyhow::anyhow!("invalid rules:\n{e}"))?;
+    tracing::info!(rules = rules.rules.len(), files = ?rules.files, "rules loaded");
+    let (rules_tx, rules_rx) = watch::channel(Arc::new(rules));
+    let (base_tx, base_rx) = watch::channel(config.base_settings());
+    let metrics = Arc::new(Metrics::new());
+    let health = Health::default();
+
+    let listen: SocketAddr = config
+        .server
+        .listen
+        .parse()
+        .with_context(|| format!("server.listen {:?}", config.server.listen))?;
+    let (addr, server) = crate::telemetry::serve(
+        listen,
+        metrics.clone(),
+        health.clone(),
+        stopped(stop.clone()),
+    )
+    .await
+    .with_context(|| format!("binding the metrics server on {listen}"))?;
+    let server = tokio::spawn(server);
+    tracing::info!(%addr, "serving /metrics, /healthz, /readyz");
+    started(Running {
+        metrics: metrics.clone(),
+        health: health.clone(),
+        addr,
+    });
+
+    let leadership = Leadership::elect(client.clone(), &config.leader_election)
+        .await
+        .context("starting leader election")?;
+    let identity = std::env::var("HOSTNAME").ok();
+    let ctx = Arc::new(Context::new(
+        client.clone(),
+        Actuator::new(client, identity),
+        source,
+        rules_rx,
+        base_rx,
+        config.selector.clone(),
+        leadership.is_leader.clone(),
+        metrics.clone(),
+    ));
+    let reloader = tokio::spawn(reload_loop(
+        config.rules.clone(),
+        config_path,
+        config.clone(),
+        rules_tx,
+        base_tx,
+        metrics.clone(),
+        options.reload_every,
+        stop.clone(),
+    ));
+    let ready = health.clone();
+    run_controller(ctx, &config.namespaces, stop.clone(), move || {
+        ready.set_ready(true)
+    })
+    .await;
+    health.set_ready(false);
+    tracing::info!("controller stopped; releasing the lease");
+    leadership.release().await;
+    reloader.abort();
+    match server.await {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) => tracing::warn!(error = %e, "metrics server"),
+        Err(e) => tracing::warn!(error = %e, "metrics server task"),
+    }
+    Ok(())
+}
+
+/// A future that resolves once `stop` is true (or its sender is gone).
+pub async fn stopped(mut stop: watch::Receiver<bool>) {
+    let _ = stop.wait_for(|s| *s).await;
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn reload_loop(
+    rule_paths: Vec<PathBuf>,
+    config_path: Option<PathBuf>,
+    config: Config,
+    rules_tx: watch::Sender<Arc<RuleSet>>,
+    base_tx: watch::Sender<Settings>,
+    metrics: Arc<Metrics>,
+    every: Duration,
+    mut stop: watch::Receiver<bool>,
+) {
+    let mut rules_seen = fingerprint(&rule_paths);
+    let mut config_seen = config_path
+        .as_deref()
+        .map(|p| fingerprint(&[p.to_path_buf()]));
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep(every) => {}
+            _ = stop.wait_for(|s| *s) => return,
+        }
+        let now = fingerprint(&rule_paths);
+        if !rule_paths.is_empty() && now != rules_seen {
+            rules_seen = now;
+            match RuleSet::load(&rule_paths) {
+                Ok(r) => {
+                    tracing::info!(rules = r.rules.len(), "rule files changed: reloaded");
+                    rules_tx.send_replace(Arc::new(r));
+                    metrics
+                        .rule_reloads
+                        .get_or_create(&ResultLabels {
+                            result: "ok".into(),
+                        })
+                        .inc();
+                }
+                Err(e) => {
+                    tracing::error!(errors = %e, "rule files changed but do not load; keeping the last good rules");
+                    metrics
+                        .rule_reloads
+                        .get_or_create(&ResultLabels {
+                            result: "kept_last_good".into(),
+                        })
+                        .inc();
+                }
+            }
+        }
+        if let Some(path) = &config_path {
+            let now = Some(fingerprint(std::slice::from_ref(path)));
+            if now != config_seen {
+                config_seen = now;
+                match Config::load(Some(path)) {
+                    Ok(c) => {
+                        if c.prometheus != config.prometheus
+                            || c.namespaces != config.namespaces
+                            || c.selector != config.selector
+                            || c.server != config.server
+                            || c.leader_election != config.leader_election
+                        {
+                            tracing::warn!(
+                                "configuration changed in parts that need a restart (prometheus, namespaces, selector, server, leader_election); applying only defaults, limits and the kill switch"
+                            );
+                        }
+                        tracing::info!(kill_switch = c.kill_switch, "configuration reloaded");
+                        base_tx.send_replace(c.base_settings());
+                    }
+                    Err(e) => {
+                        tracing::error!(error = %e, "configuration changed but is invalid; keeping the last good one")
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// A hash of the names and contents of the files under `paths` (missing ones included as
+/// such), to tell when anything changed — also through the symlink swaps of a ConfigMap.
+fn fingerprint(paths: &[PathBuf]) -> u64 {
+    let mut h = DefaultHasher::new();
+    for p in paths {
+        hash_path(p, &mut h, 0);
+    }
+    h.finish()
+}
+
+fn hash_path(p: &Path, h: &mut DefaultHasher, depth: usize) {
+    p.hash(h);
+    if depth > 8 {
+        return;
+    }
+    if p.is_dir() {
+        let mut entries: Vec<PathBuf> = std::fs::read_dir(p)
+            .map(|rd| rd.filter_map(|e| e.ok()).map(|e| e.path()).collect())
+            .unwrap_or_default();
+        entries.sort();
+        for e in entries {
+            // Kubernetes mounts ConfigMaps with `..data` links and dated folders; the files
+            // themselves are what matter.
+            if e.file_name()
+                .is_some_and(|n| n.to_string_lossy().starts_with(".."))
+            {
+                continue;
+            }
+            hash_path(&e, h, depth + 1);
+        }
+    } else {
+        std::fs::read(p).ok().hash(h);
+    }
+}
+
+/// `rollout-guard run`: the daemon with the real cluster and Prometheus.
+pub async fn run(config_path: Option<PathBuf>, config: Config) -> Result<()> {
+    let source = crate::prometheus::PrometheusSource::new(&config.prometheus)
+        .context("configuring the Prometheus client")?;
+    let client = Client::try_default()
+        .await
+        .context("connecting to Kubernetes (in-cluster config or kubeconfig)")?;
+    let (stop_tx, stop_rx) = watch::channel(false);
+    tokio::spawn(async move {
+        wait_for_signal().await;
+        tracing::info!("signal received; shutting down");
+        stop_tx.send_replace(true);
+    });
+    run_with(
+        client,
+        config,
+        config_path,
+        source,
+        Options::default(),
+        stop_rx,
+        |_| {},
+    )
+    .await
+}
+
+async fn wait_for_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = term.recv() => {}
+                    _ = tokio::signal::ctrl_c() => {}
+                }
+            }
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}
