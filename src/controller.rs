@@ -50,10 +50,13 @@ pub struct Context<S> {
     pub leader: watch::Receiver<bool>,
     pub metrics: Arc<Metrics>,
     /// The time; the system clock in `run`, a simulated one in tests and the demo.
-    pub clock: fn() -> Timestamp,
+    pub clock: Clock,
     /// What this process remembers per Deployment, between reconciliations.
     memories: Mutex<HashMap<ObjectRef<Deployment>, Kept>>,
 }
+
+/// Where the controller reads the time.
+pub type Clock = Arc<dyn Fn() -> Timestamp + Send + Sync>;
 
 /// The memory of one Deployment, with the sequence number last written to it.
 #[derive(Clone, Default)]
@@ -94,9 +97,15 @@ impl<S> Context<S> {
             selector,
             leader,
             metrics,
-            clock: Timestamp::now,
+            clock: Arc::new(Timestamp::now),
             memories: Mutex::new(HashMap::new()),
         }
+    }
+
+    /// Replaces the clock (tests and the demo run on simulated time).
+    pub fn with_clock(mut self, clock: Clock) -> Self {
+        self.clock = clock;
+        self
     }
 
     fn kept(&self, key: &ObjectRef<Deployment>) -> Option<Kept> {

@@ -19,7 +19,7 @@ use tokio::sync::watch;
 
 use crate::actions::Actuator;
 use crate::config::Config;
-use crate::controller::{Context, run_controller};
+use crate::controller::{Clock, Context, run_controller};
 use crate::guard::Settings;
 use crate::leader::Leadership;
 use crate::rules::RuleSet;
@@ -27,16 +27,19 @@ use crate::source::MetricSource;
 use crate::telemetry::{Health, Metrics, ResultLabels};
 
 /// Knobs of the daemon that are not configuration (tests shorten them).
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct Options {
     /// How often rule files and the config file are checked for changes.
     pub reload_every: Duration,
+    /// The controller's clock; the system clock when `None`.
+    pub clock: Option<Clock>,
 }
 
 impl Default for Options {
     fn default() -> Self {
         Options {
             reload_every: Duration::from_secs(10),
+            clock: None,
         }
     }
 }
@@ -93,7 +96,7 @@ pub async fn run_with<S: MetricSource + Send + Sync + 'static>(
         .await
         .context("starting leader election")?;
     let identity = std::env::var("HOSTNAME").ok();
-    let ctx = Arc::new(Context::new(
+    let mut ctx = Context::new(
         client.clone(),
         Actuator::new(client, identity),
         source,
@@ -102,7 +105,11 @@ pub async fn run_with<S: MetricSource + Send + Sync + 'static>(
         config.selector.clone(),
         leadership.is_leader.clone(),
         metrics.clone(),
-    ));
+    );
+    if let Some(clock) = options.clock.clone() {
+        ctx = ctx.with_clock(clock);
+    }
+    let ctx = Arc::new(ctx);
     let reloader = tokio::spawn(reload_loop(
         config.rules.clone(),
         config_path,

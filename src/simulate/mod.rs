@@ -7,6 +7,7 @@
 //! demo. Pure: the caller supplies the noise traces and a seed, and gets the same history back
 //! every time.
 
+pub mod live;
 mod nab;
 mod openmetrics;
 mod source;
@@ -432,7 +433,7 @@ pub fn throttle_fraction(x: f64) -> f64 {
     (0.3 * below * below + over).min(0.95)
 }
 
-fn poisson(rng: &mut StdRng, mean: f64) -> f64 {
+pub(crate) fn poisson(rng: &mut StdRng, mean: f64) -> f64 {
     if mean <= 0.0 || !mean.is_finite() {
         return 0.0;
     }
