@@ -119,13 +119,16 @@ impl Default for Profile {
     }
 }
 
+/// A pod seen, with the simulated time it was found gone.
+type Seen = (LivePod, Option<f64>);
+
 /// The metric source of a live simulated cluster.
 pub struct LiveSource<L> {
     lister: L,
     clock: DilatedClock,
     profile: Profile,
     /// Every pod seen, with the simulated time it was last seen while gone.
-    seen: Arc<Mutex<HashMap<String, (LivePod, Option<f64>)>>>,
+    seen: Arc<Mutex<HashMap<String, Seen>>>,
 }
 
 impl<L: PodLister> LiveSource<L> {
