@@ -51,6 +51,8 @@ pub struct Context<S> {
     pub metrics: Arc<Metrics>,
     /// The time; the system clock in `run`, a simulated one in tests and the demo.
     pub clock: Clock,
+    /// Simulated seconds per wall-clock second (1 in `run`).
+    speed: f64,
     /// What this process remembers per Deployment, between reconciliations.
     memories: Mutex<HashMap<ObjectRef<Deployment>, Kept>>,
 }
@@ -98,14 +100,22 @@ impl<S> Context<S> {
             leader,
             metrics,
             clock: Arc::new(Timestamp::now),
+            speed: 1.0,
             memories: Mutex::new(HashMap::new()),
         }
     }
 
-    /// Replaces the clock (tests and the demo run on simulated time).
-    pub fn with_clock(mut self, clock: Clock) -> Self {
+    /// Replaces the clock (tests and the demo run on simulated time): `speed` simulated
+    /// seconds pass per wall-clock second, and waits shrink by as much.
+    pub fn with_clock(mut self, clock: Clock, speed: f64) -> Self {
         self.clock = clock;
+        self.speed = speed.max(1e-3);
         self
+    }
+
+    /// A wait in simulated time as a wall-clock wait.
+    fn wall(&self, d: Duration) -> Duration {
+        d.div_f64(self.speed)
     }
 
     fn kept(&self, key: &ObjectRef<Deployment>) -> Option<Kept> {
@@ -208,7 +218,7 @@ pub async fn reconcile<S: MetricSource + Send + Sync + 'static>(
     });
     if at_rest && !pending {
         ctx.keep(key, kept);
-        return Ok(Action::requeue(guard::IDLE_REQUEUE));
+        return Ok(Action::requeue(ctx.wall(guard::IDLE_REQUEUE)));
     }
 
     let replicasets = list_replicasets(&ctx.client, &d)
@@ -258,7 +268,7 @@ pub async fn reconcile<S: MetricSource + Send + Sync + 'static>(
     if !*ctx.leader.borrow() {
         return Ok(Action::requeue(NOT_LEADER));
     }
-    let requeue = plan.requeue;
+    let requeue = ctx.wall(plan.requeue);
     match ctx.actuator.write(&d, &replicasets, &plan).await {
         Ok(written) => {
             for a in &plan.acts {

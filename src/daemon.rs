@@ -31,8 +31,9 @@ use crate::telemetry::{Health, Metrics, ResultLabels};
 pub struct Options {
     /// How often rule files and the config file are checked for changes.
     pub reload_every: Duration,
-    /// The controller's clock; the system clock when `None`.
-    pub clock: Option<Clock>,
+    /// The controller's clock and its speed (simulated seconds per second); the system clock
+    /// when `None`.
+    pub clock: Option<(Clock, f64)>,
 }
 
 impl Default for Options {
@@ -106,8 +107,8 @@ pub async fn run_with<S: MetricSource + Send + Sync + 'static>(
         leadership.is_leader.clone(),
         metrics.clone(),
     );
-    if let Some(clock) = options.clock.clone() {
-        ctx = ctx.with_clock(clock);
+    if let Some((clock, speed)) = options.clock.clone() {
+        ctx = ctx.with_clock(clock, speed);
     }
     let ctx = Arc::new(ctx);
     let reloader = tokio::spawn(reload_loop(

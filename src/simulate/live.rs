@@ -342,3 +342,60 @@ mod tests {
         assert_eq!(LiveFault::parse(Some("nonsense")), LiveFault::None);
     }
 }
+
+/// Lists the pods of a namespace through the Kubernetes API (the fake API server in tests and
+/// the demo; a real cluster works the same).
+#[derive(Clone)]
+pub struct KubePods {
+    pub api: kube::Api<k8s_openapi::api::core::v1::Pod>,
+}
+
+impl KubePods {
+    pub fn new(client: kube::Client, namespace: &str) -> Self {
+        KubePods {
+            api: kube::Api::namespaced(client, namespace),
+        }
+    }
+}
+
+impl PodLister for KubePods {
+    async fn pods(&self) -> Result<Vec<LivePod>, SourceError> {
+        let list = self
+            .api
+            .list(&kube::api::ListParams::default())
+            .await
+            .map_err(|e| SourceError::Unreachable(format!("listing pods: {e}")))?;
+        Ok(list
+            .items
+            .into_iter()
+            .filter_map(|p| {
+                let replicaset = p
+                    .metadata
+                    .owner_references
+                    .iter()
+                    .flatten()
+                    .find(|o| o.kind == "ReplicaSet")
+                    .map(|o| o.name.clone())?;
+                let started = p
+                    .status
+                    .as_ref()
+                    .and_then(|s| s.start_time.as_ref())
+                    .or(p.metadata.creation_timestamp.as_ref())
+                    .map(|t| t.0)?;
+                let fault = LiveFault::parse(
+                    p.metadata
+                        .annotations
+                        .as_ref()
+                        .and_then(|a| a.get(FAULT_ANNOTATION))
+                        .map(String::as_str),
+                );
+                Some(LivePod {
+                    name: p.metadata.name?,
+                    replicaset,
+                    started,
+                    fault,
+                })
+            })
+            .collect())
+    }
+}
