@@ -30,6 +30,7 @@ use crate::annotations;
 use crate::evaluate::evaluate;
 use crate::guard::{self, Memory, Plan, Settings};
 use crate::judge::Verdict;
+use crate::records::{Kind, Record, Recorder, SCHEMA};
 use crate::rollout::{self, RolloutView};
 use crate::rules::RuleSet;
 use crate::source::MetricSource;
@@ -53,6 +54,8 @@ pub struct Context<S> {
     pub clock: Clock,
     /// Simulated seconds per wall-clock second (1 in `run`).
     speed: f64,
+    /// The decision log.
+    records: Recorder,
     /// What this process remembers per Deployment, between reconciliations.
     memories: Mutex<HashMap<ObjectRef<Deployment>, Kept>>,
 }
@@ -101,6 +104,7 @@ impl<S> Context<S> {
             metrics,
             clock: Arc::new(Timestamp::now),
             speed: 1.0,
+            records: Recorder::log_only(),
             memories: Mutex::new(HashMap::new()),
         }
     }
@@ -110,6 +114,12 @@ impl<S> Context<S> {
     pub fn with_clock(mut self, clock: Clock, speed: f64) -> Self {
         self.clock = clock;
         self.speed = speed.max(1e-3);
+        self
+    }
+
+    /// Writes decision records to `records` (the log only by default).
+    pub fn with_records(mut self, records: Recorder) -> Self {
+        self.records = records;
         self
     }
 
@@ -263,13 +273,53 @@ pub async fn reconcile<S: MetricSource + Send + Sync + 'static>(
         now,
     );
     log_step(&name, &view, &settings, verdicts.as_deref(), &plan);
+    let record = |kind: Kind, verdicts: Vec<Verdict>, result: Option<String>| Record {
+        schema: SCHEMA,
+        kind,
+        at: now,
+        namespace: view.namespace.clone(),
+        deployment: view.name.clone(),
+        mode: settings.mode,
+        phase: view.phase,
+        revision: view.new.as_ref().map(|g| g.revision),
+        new_replicaset: view.new.as_ref().map(|g| g.name.clone()),
+        old_replicasets: view.old_with_pods().map(|g| g.name.clone()).collect(),
+        stage: plan
+            .memory
+            .current
+            .as_ref()
+            .map(|s| s.stage.name().to_string()),
+        verdicts,
+        decision: plan.decision.clone(),
+        acts: plan.acts.clone(),
+        suppressed: plan.suppressed.clone(),
+        notes: plan.notes.clone(),
+        result,
+    };
+    let has_news = !plan.acts.is_empty() || !plan.suppressed.is_empty() || !plan.notes.is_empty();
+    if verdicts.is_some() || has_news {
+        ctx.records.write(&record(
+            Kind::Evaluation,
+            verdicts.clone().unwrap_or_default(),
+            None,
+        ));
+    }
 
     // Leadership may have moved while evaluating.
     if !*ctx.leader.borrow() {
         return Ok(Action::requeue(NOT_LEADER));
     }
     let requeue = ctx.wall(plan.requeue);
-    match ctx.actuator.write(&d, &replicasets, &plan).await {
+    let outcome = ctx.actuator.write(&d, &replicasets, &plan).await;
+    if !plan.acts.is_empty() {
+        let result = match &outcome {
+            Ok(_) => "ok".to_string(),
+            Err(e) => e.to_string(),
+        };
+        ctx.records
+            .write(&record(Kind::Action, Vec::new(), Some(result)));
+    }
+    match outcome {
         Ok(written) => {
             for a in &plan.acts {
                 ctx.metrics.action(a.name(), "ok");

@@ -22,6 +22,7 @@ use crate::config::Config;
 use crate::controller::{Clock, Context, run_controller};
 use crate::guard::Settings;
 use crate::leader::Leadership;
+use crate::records::Recorder;
 use crate::rules::RuleSet;
 use crate::source::MetricSource;
 use crate::telemetry::{Health, Metrics, ResultLabels};
@@ -107,6 +108,10 @@ pub async fn run_with<S: MetricSource + Send + Sync + 'static>(
         leadership.is_leader.clone(),
         metrics.clone(),
     );
+    if let Some(path) = &config.records.path {
+        ctx = ctx.with_records(Recorder::open(path)?);
+        tracing::info!(path = %path.display(), "writing decision records");
+    }
     if let Some((clock, speed)) = options.clock.clone() {
         ctx = ctx.with_clock(clock, speed);
     }

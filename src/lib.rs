@@ -21,6 +21,7 @@ pub mod guard;
 pub mod judge;
 pub mod leader;
 pub mod prometheus;
+pub mod records;
 pub mod rollout;
 pub mod rules;
 pub mod simulate;
