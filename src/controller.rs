@@ -201,9 +201,13 @@ pub async fn reconcile<S: MetricSource + Send + Sync + 'static>(
     {
         return Ok(Action::requeue(AFTER_WRITE));
     }
-    match stored {
-        Some(m) if m.seq >= kept.memory.seq || kept.written.is_some() => kept.memory = m,
-        Some(_) | None => {}
+    // A newer memory on the Deployment than ours: another replica (or an earlier life of this
+    // one) wrote it. Ours runs ahead of what we wrote (streaks change every evaluation but are
+    // written only with news), so an equal or older stored copy is ours, already known.
+    if let Some(m) = stored
+        && m.seq > kept.memory.seq
+    {
+        kept.memory = m;
     }
 
     let rules = ctx.rules.borrow().clone();

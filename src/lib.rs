@@ -5,6 +5,9 @@
 //! - core (no Kubernetes, no HTTP): [`duration`], [`template`], [`rules`], [`stats`],
 //!   [`source`] (the metric-source trait), [`judge`], [`decision`], [`evaluate`], [`backtest`];
 //! - adapters: [`prometheus`] (the metric source over HTTP);
+//! - simulation adapters: [`simulate`] (simulated rollouts' metrics), [`fakeapi`] (an
+//!   in-process fake Kubernetes API server with a simulated Deployment controller, for the
+//!   end-to-end tests, the cost benchmark and the demo);
 //! - the command line: [`cli`], used by the thin `main.rs`.
 
 pub mod actions;
@@ -17,6 +20,7 @@ pub mod daemon;
 pub mod decision;
 pub mod duration;
 pub mod evaluate;
+pub mod fakeapi;
 pub mod guard;
 pub mod judge;
 pub mod leader;

@@ -1,0 +1,382 @@
+//! End-to-end: the real `run` loop against the fake API server (or a real cluster with
+//! `ROLLOUT_GUARD_TEST_KUBECONFIG`), a simulated PHP service whose pods produce metrics, and a
+//! clock 60× faster than the wall clock. Timeouts are generous wall-clock bounds; what is
+//! asserted is what the controller did, never how fast.
+
+mod support;
+
+use std::time::Duration;
+
+use rollout_guard::annotations;
+use rollout_guard::prometheus::{PrometheusConfig, PrometheusSource};
+use rollout_guard::records::{self, Kind};
+use support::cluster::{
+    Cluster, guarded, memory, metric, rollbacks, rolled_out, stage, version,
+};
+
+const LONG: Duration = Duration::from_secs(90);
+
+fn ann<'a>(v: &'a [(&'static str, String)]) -> Vec<(&'static str, &'a str)> {
+    v.iter().map(|(k, v)| (*k, v.as_str())).collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_class_loading_regression_is_rolled_back_to_the_previous_template() {
+    let c = Cluster::start("class-errors", Duration::from_millis(1500)).await;
+    c.deploy("shop", 4, &ann(&guarded("guard"))).await;
+    let daemon = c.daemon(c.config()).await;
+    c.release("shop", "v2", Some("class-errors")).await;
+
+    let d = c
+        .wait("shop", "the rollback to v1", LONG, |d| {
+            version(d) == "v1" && rolled_out(d) && stage(d).as_deref() == Some("rolled_back")
+        })
+        .await;
+    assert_eq!(rollbacks(&d), 1);
+    let m = memory(&d).unwrap();
+    let rec = m.history.last().unwrap();
+    assert_eq!(rec.rule.as_deref(), Some("class-loading-errors"));
+    // The previous template exactly, as `kubectl rollout undo` would write it.
+    let d = c
+        .wait("shop", "the rollback verified", LONG, |d| {
+            memory(d).is_some_and(|m| {
+                matches!(
+                    m.current.unwrap().stage,
+                    rollout_guard::guard::Stage::RolledBack {
+                        verified: Some(true),
+                        ..
+                    }
+                )
+            })
+        })
+        .await;
+    let tmpl = &d.spec.as_ref().unwrap().template;
+    let labels = tmpl.metadata.as_ref().unwrap().labels.as_ref().unwrap();
+    assert!(!labels.contains_key("pod-template-hash"));
+    assert!(
+        tmpl.metadata
+            .as_ref()
+            .unwrap()
+            .annotations
+            .as_ref()
+            .is_none_or(|a| !a.contains_key("sim.rollout-guard.io/fault")),
+        "the bad release's annotation is gone"
+    );
+    let reasons: Vec<String> = c.events("shop").await.into_iter().map(|e| e.0).collect();
+    for want in ["AnalysisStarted", "RolledBack", "RollbackComplete"] {
+        assert!(reasons.iter().any(|r| r == want), "{want} missing: {reasons:?}");
+    }
+    // The decision records tell the same story, with the numbers.
+    let (recs, skipped) = records::read(&c.records_path()).unwrap();
+    assert_eq!(skipped, 0);
+    // Writes may meet conflicts (the Deployment controller updates the status meanwhile);
+    // exactly one rollback went through.
+    let rollbacks_ok = recs
+        .iter()
+        .filter(|r| {
+            r.kind == Kind::Action
+                && r.result.as_deref() == Some("ok")
+                && r.acts.iter().any(|a| a.name() == "rollback")
+        })
+        .count();
+    assert_eq!(rollbacks_ok, 1);
+    let evaluation = recs
+        .iter()
+        .rev()
+        .find(|r| r.kind == Kind::Evaluation && !r.acts.is_empty())
+        .expect("the deciding evaluation");
+    let class = evaluation
+        .verdicts
+        .iter()
+        .find(|v| v.rule == "class-loading-errors")
+        .unwrap();
+    assert!(class.evidence.is_some() && !class.queries.is_empty());
+    let text = daemon.metrics().await;
+    assert_eq!(
+        metric(&text, r#"rollout_guard_actions_total{action="rollback",result="ok"}"#),
+        1.0
+    );
+    daemon.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cpu_saturation_rolls_back_and_a_pause_rule_pauses() {
+    let c = Cluster::start("cpu", Duration::from_millis(2500)).await;
+    c.deploy("shop", 4, &ann(&guarded("guard"))).await;
+    // Only the pause rule for the second Deployment.
+    let mut pausing = guarded("guard");
+    pausing.push((annotations::RULES, "cpu-throttling".into()));
+    c.deploy("cart", 4, &ann(&pausing)).await;
+    let daemon = c.daemon(c.config()).await;
+    c.release("shop", "v2", Some("cpu-saturation")).await;
+    c.release("cart", "v2", Some("cpu-saturation")).await;
+
+    let d = c
+        .wait("shop", "the rollback to v1", LONG, |d| {
+            version(d) == "v1" && stage(d).as_deref() == Some("rolled_back")
+        })
+        .await;
+    assert_eq!(
+        memory(&d).unwrap().history.last().unwrap().rule.as_deref(),
+        Some("cpu-saturation")
+    );
+    let cart = c
+        .wait("cart", "the pause", LONG, |d| {
+            d.spec.as_ref().unwrap().paused == Some(true) && stage(d).as_deref() == Some("paused")
+        })
+        .await;
+    assert_eq!(version(&cart), "v2", "paused, not rolled back");
+    daemon.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_healthy_rollout_is_left_alone_and_passes() {
+    let c = Cluster::start("healthy", Duration::from_millis(1000)).await;
+    c.deploy("shop", 4, &ann(&guarded("guard"))).await;
+    let daemon = c.daemon(c.config()).await;
+    c.release("shop", "v2", None).await;
+    let d = c
+        .wait("shop", "the analysis to pass", LONG, |d| {
+            stage(d).as_deref() == Some("passed")
+        })
+        .await;
+    assert_eq!(version(&d), "v2");
+    assert!(rolled_out(&d));
+    assert_eq!(rollbacks(&d), 0);
+    assert!(memory(&d).unwrap().history.is_empty(), "no action at all");
+    assert_ne!(d.spec.as_ref().unwrap().paused, Some(true));
+    daemon.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_gate_pauses_analyses_and_resumes() {
+    let c = Cluster::start("gate", Duration::from_millis(500)).await;
+    c.deploy("shop", 4, &ann(&guarded("gate"))).await;
+    let daemon = c.daemon(c.config()).await;
+    c.release("shop", "v2", None).await;
+    let held = c
+        .wait("shop", "the gate to pause", LONG, |d| {
+            d.spec.as_ref().unwrap().paused == Some(true)
+                && stage(d).as_deref() == Some("gate_hold")
+        })
+        .await;
+    // Paused with the canary alone: at most maxSurge new pods.
+    let new_pods: i32 = c
+        .replicasets("shop")
+        .await
+        .iter()
+        .filter(|rs| {
+            rs.spec.as_ref().unwrap().template.as_ref().is_some_and(|t| {
+                t.spec.as_ref().unwrap().containers[0].env.as_ref().unwrap()[0]
+                    .value
+                    .as_deref()
+                    == Some("v2")
+            })
+        })
+        .map(|rs| rs.spec.as_ref().unwrap().replicas.unwrap_or(0))
+        .sum();
+    assert!(new_pods <= 1, "{new_pods} new pods while gated");
+    assert_eq!(version(&held), "v2");
+    let d = c
+        .wait("shop", "the gate to resume and the rollout to pass", LONG, |d| {
+            rolled_out(d) && stage(d).as_deref() == Some("passed")
+        })
+        .await;
+    assert_eq!(version(&d), "v2");
+    let reasons: Vec<String> = c.events("shop").await.into_iter().map(|e| e.0).collect();
+    for want in ["GatePaused", "GateResumed", "AnalysisPassed"] {
+        assert!(reasons.iter().any(|r| r == want), "{want} missing: {reasons:?}");
+    }
+    daemon.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn observe_mode_decides_and_records_but_never_writes() {
+    let c = Cluster::fake("observe", Duration::from_millis(1500)).await;
+    c.deploy("shop", 4, &ann(&guarded("observe"))).await;
+    let daemon = c.daemon(c.config()).await;
+    let fake = c.fake.as_ref().unwrap();
+    fake.reset_requests();
+    c.release("shop", "v2", Some("class-errors")).await;
+    let d = c
+        .wait("shop", "the bad release to roll out", LONG, rolled_out)
+        .await;
+    assert_eq!(version(&d), "v2", "observed, not rolled back");
+    // Wait for the decision the controller only records.
+    let deadline = tokio::time::Instant::now() + LONG;
+    let recorded = loop {
+        let (recs, _) = records::read(&c.records_path()).unwrap_or_default();
+        if let Some(r) = recs.into_iter().find(|r| !r.suppressed.is_empty()) {
+            break r;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "no recorded decision");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    assert!(recorded.acts.is_empty());
+    assert_eq!(recorded.suppressed[0].name(), "rollback");
+    daemon.stop().await;
+    let stats = fake.requests();
+    let writes: Vec<_> = stats
+        .log
+        .iter()
+        .filter(|r| !matches!(r.verb.as_str(), "get" | "list" | "watch"))
+        .collect();
+    assert_eq!(writes.len(), 1, "only the test's own release: {writes:#?}");
+    assert_eq!(writes[0].verb, "patch");
+    assert!(memory(&c.deployments().get("shop").await.unwrap()).is_none());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_prometheus_down_nothing_is_done() {
+    let c = Cluster::start("promdown", Duration::from_millis(1000)).await;
+    c.deploy("shop", 4, &ann(&guarded("guard"))).await;
+    // Nothing listens on port 9 of the loopback.
+    let down = PrometheusSource::new(&PrometheusConfig::new("http://127.0.0.1:9")).unwrap();
+    let daemon = c.daemon_with(c.config(), down).await;
+    c.release("shop", "v2", Some("class-errors")).await;
+    let d = c
+        .wait("shop", "the release to roll out and bake", LONG, |d| {
+            rolled_out(d) && stage(d).as_deref() == Some("passed")
+        })
+        .await;
+    assert_eq!(version(&d), "v2");
+    assert_eq!(rollbacks(&d), 0);
+    let last = memory(&d).unwrap().current.unwrap().last.unwrap();
+    assert_eq!(last.outcome.to_string(), "inconclusive");
+    let text = daemon.metrics().await;
+    assert!(
+        metric(&text, r#"rollout_guard_query_errors_total{rule="class-loading-errors"}"#) > 0.0,
+        "{text}"
+    );
+    daemon.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_conflict_is_re_read_and_re_decided() {
+    let c = Cluster::fake("conflict", Duration::from_millis(1500)).await;
+    c.deploy("shop", 4, &ann(&guarded("guard"))).await;
+    let daemon = c.daemon(c.config()).await;
+    c.release("shop", "v2", Some("class-errors")).await;
+    // Someone else writes first, three times in a row.
+    c.fake
+        .as_ref()
+        .unwrap()
+        .inject_conflicts::<k8s_openapi::api::apps::v1::Deployment>(&c.namespace, "shop", 3)
+        .unwrap();
+    let d = c
+        .wait("shop", "the rollback despite conflicts", LONG, |d| {
+            version(d) == "v1" && stage(d).as_deref() == Some("rolled_back")
+        })
+        .await;
+    assert_eq!(rollbacks(&d), 1);
+    let stats = c.fake.as_ref().unwrap().requests();
+    let refused = stats
+        .log
+        .iter()
+        .filter(|r| r.verb == "patch" && r.status == 409)
+        .count();
+    // The injected ones, and any the Deployment controller's status updates caused.
+    assert!(refused >= 3, "every injected conflict was met: {refused}");
+    daemon.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restarted_controller_does_not_act_twice() {
+    let c = Cluster::start("restart", Duration::from_millis(1500)).await;
+    c.deploy("shop", 4, &ann(&guarded("guard"))).await;
+    let first = c.daemon(c.config()).await;
+    c.release("shop", "v2", Some("class-errors")).await;
+    let d = c
+        .wait("shop", "the rollback", LONG, |d| {
+            version(d) == "v1" && stage(d).as_deref() == Some("rolled_back")
+        })
+        .await;
+    first.stop().await;
+    // (Annotation writes bump a Deployment's generation, so the spec itself is compared.)
+    let spec = serde_json::to_value(&d.spec).unwrap();
+    // A new process, with nothing in memory but what is on the Deployment.
+    let second = c.daemon(c.config()).await;
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    let d = c.deployments().get("shop").await.unwrap();
+    assert_eq!(rollbacks(&d), 1);
+    assert_eq!(
+        serde_json::to_value(&d.spec).unwrap(),
+        spec,
+        "the spec was not touched again"
+    );
+    assert_eq!(version(&d), "v1");
+    second.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_replicas_with_leader_election_act_once() {
+    let c = Cluster::start("ha", Duration::from_millis(1500)).await;
+    c.deploy("shop", 4, &ann(&guarded("guard"))).await;
+    let mut a = c.config();
+    a.leader_election.enabled = true;
+    a.leader_election.identity = "replica-a".into();
+    a.leader_election.lease_duration = "3s".parse().unwrap();
+    let mut b = a.clone();
+    b.leader_election.identity = "replica-b".into();
+    b.records.path = Some(c.dir.path().join("records-b.jsonl"));
+    let ra = c.daemon(a).await;
+    let rb = c.daemon(b).await;
+    c.release("shop", "v2", Some("class-errors")).await;
+    let d = c
+        .wait("shop", "the rollback", LONG, |d| {
+            version(d) == "v1" && stage(d).as_deref() == Some("rolled_back")
+        })
+        .await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let d2 = c.deployments().get("shop").await.unwrap();
+    assert_eq!(rollbacks(&d2), 1);
+    assert_eq!(
+        serde_json::to_value(&d2.spec).unwrap(),
+        serde_json::to_value(&d.spec).unwrap()
+    );
+    // One rollback renumbers the old ReplicaSet once: 1 -> 3.
+    let revisions: Vec<u64> = c
+        .replicasets("shop")
+        .await
+        .iter()
+        .map(|rs| rollout_guard::rollout::revision_of(&rs.metadata))
+        .collect();
+    assert_eq!(revisions.iter().max(), Some(&3), "{revisions:?}");
+    let leaders = metric(&ra.metrics().await, "rollout_guard_leader")
+        + metric(&rb.metrics().await, "rollout_guard_leader");
+    assert_eq!(leaders, 1.0, "exactly one leader");
+    ra.stop().await;
+    rb.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_deployment_that_did_not_opt_in_is_never_touched() {
+    let c = Cluster::fake("untouched", Duration::from_millis(1500)).await;
+    c.deploy("shop", 4, &ann(&guarded("guard"))).await;
+    c.deploy("legacy", 3, &[]).await;
+    let daemon = c.daemon(c.config()).await;
+    c.fake.as_ref().unwrap().reset_requests();
+    c.release("legacy", "v2", Some("class-errors")).await;
+    c.release("shop", "v2", Some("class-errors")).await;
+    c.wait("shop", "the guarded one rolled back", LONG, |d| {
+        version(d) == "v1" && stage(d).as_deref() == Some("rolled_back")
+    })
+    .await;
+    let legacy = c
+        .wait("legacy", "the unguarded one rolled out", LONG, rolled_out)
+        .await;
+    assert_eq!(version(&legacy), "v2");
+    assert!(memory(&legacy).is_none());
+    daemon.stop().await;
+    let writes_to_legacy: Vec<_> = c
+        .fake
+        .as_ref()
+        .unwrap()
+        .requests()
+        .log
+        .into_iter()
+        .filter(|r| r.uri.contains("/deployments/legacy") && r.verb != "get")
+        .collect();
+    assert_eq!(writes_to_legacy.len(), 1, "only the test's release: {writes_to_legacy:#?}");
+    assert!(c.events("legacy").await.is_empty());
+}

@@ -1,0 +1,368 @@
+//! A cluster for the controller's end-to-end tests: the in-process fake API server (or a real
+//! cluster when `ROLLOUT_GUARD_TEST_KUBECONFIG` names a kubeconfig), Deployments of a
+//! simulated PHP service, and the real `run` loop (`daemon::run_with`) driven on a clock 60×
+//! faster than the wall clock, with a metric source computed from the pods that exist.
+//!
+//! "Releasing a bad version" is a template change that sets the pod annotation
+//! `sim.rollout-guard.io/fault`; the live source makes such pods throw `Class not found` or
+//! saturate their CPU. Tests that inject faults into the API itself (conflicts) or count its
+//! requests use [`Cluster::fake`], which is always the fake.
+
+#![allow(dead_code)]
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet};
+use k8s_openapi::api::events::v1::Event;
+use kube::api::{Api, ListParams, Patch, PatchParams, PostParams};
+use kube::{Client, ResourceExt};
+use rollout_guard::annotations;
+use rollout_guard::config::Config;
+use rollout_guard::daemon::{Options, Running, run_with};
+use rollout_guard::fakeapi::{FakeApiServer, FakeOptions};
+use rollout_guard::guard::{Act, Memory};
+use rollout_guard::simulate::live::{DilatedClock, FAULT_ANNOTATION, KubePods, LiveSource, Profile};
+use rollout_guard::source::MetricSource;
+use serde_json::json;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+/// Logs to the test's output when `RUST_LOG` is set (`RUST_LOG=rollout_guard=info`).
+fn init_logging() {
+    if std::env::var_os("RUST_LOG").is_some() {
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+            .with_test_writer()
+            .try_init();
+    }
+}
+
+/// Simulated seconds per wall-clock second.
+pub const SPEED: f64 = 60.0;
+
+/// The environment variable that points the tests at a real cluster.
+pub const REAL_CLUSTER: &str = "ROLLOUT_GUARD_TEST_KUBECONFIG";
+
+pub struct Cluster {
+    pub client: Client,
+    pub fake: Option<FakeApiServer>,
+    pub namespace: String,
+    pub clock: DilatedClock,
+    pub dir: tempfile::TempDir,
+}
+
+impl Cluster {
+    /// The fake API server (containers ready `ready_after` after they start), or the real
+    /// cluster of `ROLLOUT_GUARD_TEST_KUBECONFIG`.
+    pub async fn start(namespace: &str, ready_after: Duration) -> Cluster {
+        init_logging();
+        match std::env::var_os(REAL_CLUSTER) {
+            Some(path) => Cluster::real(namespace, PathBuf::from(path)).await,
+            None => Cluster::fake(namespace, ready_after).await,
+        }
+    }
+
+    /// Always the fake API server.
+    pub async fn fake(namespace: &str, ready_after: Duration) -> Cluster {
+        init_logging();
+        let opts = FakeOptions {
+            ready_after,
+            ..FakeOptions::fast()
+        };
+        let fake = FakeApiServer::start(opts).await.expect("fake API server");
+        Cluster {
+            client: fake.client(),
+            fake: Some(fake),
+            namespace: namespace.into(),
+            clock: DilatedClock::new(SPEED),
+            dir: tempfile::tempdir().unwrap(),
+        }
+    }
+
+    async fn real(namespace: &str, kubeconfig: PathBuf) -> Cluster {
+        let kc = kube::config::Kubeconfig::read_from(&kubeconfig).expect("kubeconfig");
+        let cfg = kube::Config::from_custom_kubeconfig(kc, &Default::default())
+            .await
+            .expect("kubeconfig");
+        let client = Client::try_from(cfg).expect("client");
+        let ns = format!("{namespace}-{}", std::process::id());
+        let api: Api<k8s_openapi::api::core::v1::Namespace> = Api::all(client.clone());
+        let obj = serde_json::from_value(json!({"metadata": {"name": ns}})).unwrap();
+        api.create(&PostParams::default(), &obj)
+            .await
+            .expect("creating the test namespace");
+        Cluster {
+            client,
+            fake: None,
+            namespace: ns,
+            clock: DilatedClock::new(SPEED),
+            dir: tempfile::tempdir().unwrap(),
+        }
+    }
+
+    pub fn deployments(&self) -> Api<Deployment> {
+        Api::namespaced(self.client.clone(), &self.namespace)
+    }
+
+    /// A Deployment of the simulated PHP service at `v1`, with the given annotations, rolled
+    /// out one pod at a time (maxSurge 1, maxUnavailable 0); waits until it is available.
+    pub async fn deploy(&self, name: &str, replicas: i32, ann: &[(&str, &str)]) -> Deployment {
+        let annotations: BTreeMap<&str, &str> = ann.iter().copied().collect();
+        let d: Deployment = serde_json::from_value(json!({
+            "metadata": {"name": name, "namespace": self.namespace, "annotations": annotations},
+            "spec": {
+                "replicas": replicas,
+                "selector": {"matchLabels": {"app": name}},
+                "strategy": {"type": "RollingUpdate", "rollingUpdate": {"maxSurge": 1, "maxUnavailable": 0}},
+                "template": {
+                    "metadata": {"labels": {"app": name}},
+                    "spec": {"containers": [{
+                        "name": "php",
+                        "image": "registry.k8s.io/pause:3.10",
+                        "env": [{"name": "VERSION", "value": "v1"}]
+                    }]}
+                }
+            }
+        }))
+        .unwrap();
+        self.deployments()
+            .create(&PostParams::default(), &d)
+            .await
+            .expect("creating the Deployment");
+        self.wait(name, "the first rollout to complete", Duration::from_secs(60), |d| {
+            rolled_out(d) && version(d) == "v1"
+        })
+        .await
+    }
+
+    /// Releases `version` of the service, whose pods have `fault` (`class-errors`,
+    /// `cpu-saturation`) or none.
+    pub async fn release(&self, name: &str, version: &str, fault: Option<&str>) {
+        let ann = match fault {
+            Some(f) => json!({ FAULT_ANNOTATION: f }),
+            None => json!({ FAULT_ANNOTATION: null }),
+        };
+        let patch = json!({"spec": {"template": {
+            "metadata": {"annotations": ann},
+            "spec": {"containers": [{"name": "php", "env": [{"name": "VERSION", "value": version}]}]}
+        }}});
+        self.deployments()
+            .patch(name, &PatchParams::default(), &Patch::Strategic(patch))
+            .await
+            .expect("releasing");
+    }
+
+    /// Waits until the Deployment satisfies `pred`; on timeout, fails with its state and
+    /// Events.
+    pub async fn wait(
+        &self,
+        name: &str,
+        what: &str,
+        timeout: Duration,
+        pred: impl Fn(&Deployment) -> bool,
+    ) -> Deployment {
+        let api = self.deployments();
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            if let Ok(d) = api.get(name).await
+                && pred(&d)
+            {
+                return d;
+            }
+            if tokio::time::Instant::now() > deadline {
+                let d = api.get(name).await.ok();
+                panic!(
+                    "timed out after {timeout:?} waiting for {what}\nDeployment: {}\nEvents: {:#?}",
+                    serde_json::to_string_pretty(&d).unwrap(),
+                    self.events(name).await
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// (reason, note) of the Events on the Deployment, oldest first.
+    pub async fn events(&self, name: &str) -> Vec<(String, String)> {
+        let api: Api<Event> = Api::namespaced(self.client.clone(), &self.namespace);
+        let mut evs: Vec<Event> = api
+            .list(&ListParams::default())
+            .await
+            .map(|l| l.items)
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|e| e.regarding.as_ref().and_then(|r| r.name.as_deref()) == Some(name))
+            .collect();
+        evs.sort_by(|a, b| a.metadata.creation_timestamp.cmp(&b.metadata.creation_timestamp));
+        evs.into_iter()
+            .map(|e| (e.reason.unwrap_or_default(), e.note.unwrap_or_default()))
+            .collect()
+    }
+
+    pub async fn replicasets(&self, name: &str) -> Vec<ReplicaSet> {
+        let api: Api<ReplicaSet> = Api::namespaced(self.client.clone(), &self.namespace);
+        api.list(&ListParams::default().labels(&format!("app={name}")))
+            .await
+            .unwrap()
+            .items
+    }
+
+    /// The daemon's configuration for this cluster: one namespace, no leader election, the
+    /// metrics server on a free port, decision records in the test's folder.
+    pub fn config(&self) -> Config {
+        let mut c = Config::load_with_env(
+            None,
+            [(
+                "ROLLOUT_GUARD__PROMETHEUS__URL".to_string(),
+                "http://127.0.0.1:9".to_string(),
+            )],
+        )
+        .unwrap();
+        c.namespaces = vec![self.namespace.clone()];
+        c.server.listen = "127.0.0.1:0".into();
+        c.leader_election.enabled = false;
+        c.leader_election.namespace = self.namespace.clone();
+        c.records.path = Some(self.records_path());
+        c
+    }
+
+    pub fn records_path(&self) -> PathBuf {
+        self.dir.path().join("records.jsonl")
+    }
+
+    /// The live simulated metric source of this cluster's pods.
+    pub fn source(&self) -> LiveSource<KubePods> {
+        LiveSource::new(
+            KubePods::new(self.client.clone(), &self.namespace),
+            self.clock,
+            Profile::default(),
+        )
+    }
+
+    /// Starts the real `run` loop with the live source.
+    pub async fn daemon(&self, config: Config) -> Daemon {
+        self.daemon_with(config, self.source()).await
+    }
+
+    /// Starts the real `run` loop with the given metric source.
+    pub async fn daemon_with<S: MetricSource + Send + Sync + 'static>(
+        &self,
+        config: Config,
+        source: S,
+    ) -> Daemon {
+        let (stop, stop_rx) = watch::channel(false);
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let clock = self.clock;
+        let options = Options {
+            reload_every: Duration::from_millis(200),
+            clock: Some((Arc::new(move || clock.now()), SPEED)),
+        };
+        let client = self.client.clone();
+        let task = tokio::spawn(async move {
+            run_with(client, config, None, source, options, stop_rx, move |r| {
+                let _ = tx.send(r);
+            })
+            .await
+        });
+        let running = tokio::time::timeout(Duration::from_secs(10), rx)
+            .await
+            .expect("daemon started")
+            .expect("daemon started");
+        Daemon {
+            stop,
+            task,
+            running,
+        }
+    }
+}
+
+pub struct Daemon {
+    stop: watch::Sender<bool>,
+    task: JoinHandle<anyhow::Result<()>>,
+    pub running: Running,
+}
+
+impl Daemon {
+    /// Stops it as SIGTERM would, and waits for it to finish.
+    pub async fn stop(self) {
+        self.stop.send_replace(true);
+        tokio::time::timeout(Duration::from_secs(15), self.task)
+            .await
+            .expect("daemon stopped in time")
+            .expect("daemon task")
+            .expect("daemon ran cleanly");
+    }
+
+    /// The daemon's `/metrics` text, fetched over HTTP.
+    pub async fn metrics(&self) -> String {
+        reqwest::get(format!("http://{}/metrics", self.running.addr))
+            .await
+            .expect("GET /metrics")
+            .text()
+            .await
+            .unwrap()
+    }
+}
+
+/// The value of a metric line (`name{labels} value`) in an OpenMetrics text; 0 when absent.
+pub fn metric(text: &str, series: &str) -> f64 {
+    text.lines()
+        .find_map(|l| l.strip_prefix(series).and_then(|v| v.trim().parse().ok()))
+        .unwrap_or(0.0)
+}
+
+/// The `VERSION` the Deployment's template runs.
+pub fn version(d: &Deployment) -> String {
+    d.spec
+        .as_ref()
+        .and_then(|s| s.template.spec.as_ref())
+        .and_then(|s| s.containers.first())
+        .and_then(|c| c.env.as_ref())
+        .and_then(|e| e.iter().find(|v| v.name == "VERSION"))
+        .and_then(|v| v.value.clone())
+        .unwrap_or_default()
+}
+
+/// Every replica updated and available, none old.
+pub fn rolled_out(d: &Deployment) -> bool {
+    let want = d.spec.as_ref().and_then(|s| s.replicas).unwrap_or(1);
+    let Some(s) = &d.status else { return false };
+    s.observed_generation.unwrap_or(0) >= d.metadata.generation.unwrap_or(0)
+        && s.updated_replicas.unwrap_or(0) == want
+        && s.replicas.unwrap_or(0) == want
+        && s.available_replicas.unwrap_or(0) == want
+}
+
+/// The controller's memory on the Deployment.
+pub fn memory(d: &Deployment) -> Option<Memory> {
+    d.annotations()
+        .get(annotations::STATE)
+        .map(|m| serde_json::from_str(m).expect("a readable state annotation"))
+}
+
+/// The stage name of the revision under analysis.
+pub fn stage(d: &Deployment) -> Option<String> {
+    memory(d)?.current.map(|s| s.stage.name().to_string())
+}
+
+/// Executed rollbacks in the controller's memory.
+pub fn rollbacks(d: &Deployment) -> usize {
+    memory(d).map_or(0, |m| {
+        m.history
+            .iter()
+            .filter(|r| r.executed && matches!(r.act, Act::Rollback { .. }))
+            .count()
+    })
+}
+
+/// Annotations that opt in, in `mode`, evaluating every 30 simulated seconds.
+pub fn guarded(mode: &str) -> Vec<(&'static str, String)> {
+    vec![
+        (annotations::ENABLED, "true".into()),
+        (annotations::MODE, mode.into()),
+        (annotations::INTERVAL, "30s".into()),
+        (annotations::BAKE_TIME, "3m".into()),
+    ]
+}
