@@ -17,7 +17,8 @@
 //! - `patch`: JSON, merge and strategic merge patches;
 //! - `selectors`: label and field selectors;
 //! - `http`, `handlers`, `watch`, `podlogs`: the HTTP API;
-//! - `sim`, `deployments`, `replicasets`, `kubelet`: the simulated control plane;
+//! - `sim`, `deployments` (with `rollout_status` and `template_hash`), `replicasets`,
+//!   `kubelet`: the simulated control plane;
 //! - `faults`, `stats`: injected faults and request accounting.
 //!
 //! # What it serves
@@ -104,12 +105,14 @@ mod patch;
 mod podlogs;
 mod replicasets;
 mod resources;
+mod rollout_status;
 mod selectors;
 mod sim;
 mod stats;
 mod status;
 mod store;
 mod strategy;
+mod template_hash;
 mod watch;
 
 use std::net::SocketAddr;
