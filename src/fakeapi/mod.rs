@@ -54,8 +54,9 @@
 //!   are now rather than a snapshot at the first page's resourceVersion; the pages keep
 //!   that first page's resourceVersion, so a watch started from it still sees every change.
 //! - The watch history is a fixed number of events (`history_size`) across all kinds, like
-//!   etcd compaction; a watch or a `continue` from before it answers 410 `Expired` (the real
-//!   server's reason, not `Gone`). `timeoutSeconds` is obeyed exactly (the real server adds
+//!   etcd compaction; a watch from before it answers 410 `Expired` as an `ERROR` event in
+//!   a 200 stream, and a `continue` from before it a 410 (the real server's reason is
+//!   `Expired`, not `Gone`). `timeoutSeconds` is obeyed exactly (the real server adds
 //!   jitter and a default timeout). Bookmarks come every `bookmark_interval`.
 //! - Finalizers, `deletionTimestamp` and graceful deletion are not modelled: delete removes
 //!   at once, pods included. Delete propagation policies are ignored; dependents are
@@ -69,6 +70,15 @@
 //!   `fieldManager` is owned by the User-Agent's product name, or `unknown`.
 //! - Strategic merge patch knows the merge keys by field name (not from the OpenAPI schema);
 //!   `$setElementOrder` is ignored.
+//! - Objects are schemaless JSON: unknown fields are kept as sent, neither dropped nor
+//!   refused (a real server prunes them, or refuses them with `fieldValidation=Strict`);
+//!   wrong types are caught only where the simulation or a validation rule reads the field.
+//! - Field selectors: `metadata.name` and `metadata.namespace` on every kind, plus the
+//!   per-kind fields the real server supports for pods and events.
+//! - Events are never expired (a real server drops them after an hour by default).
+//! - Pod logs: a container the kubelet has not started answers an empty log, not 400
+//!   "waiting to start"; `limitBytes` never cuts inside a UTF-8 character; `sinceSeconds`
+//!   counts from the server's clock.
 //! - Injected faults (`inject_conflicts`, `inject_failures`) are, of course, not real.
 //!
 //! The simulated control plane (when `simulate_controllers` is on):
@@ -286,7 +296,7 @@ impl FakeApiServer {
     }
 
     /// A new `kube::Client` with its own connection pool (for instance one per leader
-    /// election contender).
+    /// election contender). Must be called inside a Tokio runtime.
     pub fn new_client(&self) -> Result<kube::Client, FakeError> {
         build_client(self.addr)
     }
@@ -360,7 +370,8 @@ impl FakeApiServer {
     }
 
     /// Restarts a container: its current log becomes the previous one (`previous=true`), its
-    /// `restartCount` goes up, and it is unready until `ready_after` has passed again.
+    /// `restartCount` goes up, and it is unready until `ready_after` has passed again. The
+    /// container must have a status, i.e. the simulated kubelet must have started the pod.
     pub fn restart_container(
         &self,
         namespace: &str,

@@ -327,3 +327,26 @@ async fn streaming_list_watcher_starts_from_initial_events() {
             .any(|r| r.uri.contains("sendInitialEvents=true"))
     );
 }
+
+#[tokio::test]
+async fn shutdown_ends_open_watches_promptly() {
+    let server = api_server().await;
+    let leases: Api<Lease> = Api::default_namespaced(server.client());
+    create(&leases, "a").await;
+    let stream = leases.watch(&WatchParams::default(), "0").await.unwrap();
+    let started = std::time::Instant::now();
+    server.shutdown().await;
+    // Graceful: the watch ends by itself, well before the five-second abort.
+    assert!(
+        started.elapsed() < Duration::from_secs(4),
+        "shutdown took {:?}",
+        started.elapsed()
+    );
+    let events: Vec<_> = tokio::time::timeout(PATIENCE, stream.collect())
+        .await
+        .expect("the watch ends with the server");
+    assert!(
+        matches!(events.first(), Some(Ok(WatchEvent::Added(l))) if l.name_any() == "a"),
+        "{events:?}"
+    );
+}
