@@ -27,8 +27,8 @@ pub async fn sim_server() -> FakeApiServer {
         .expect("fake API server starts")
 }
 
-/// Polls `probe` every 20 ms until it returns `Some`, failing the test with `what` (and the
-/// last value seen, through `probe`'s own reporting) after [`PATIENCE`].
+/// Polls `probe` every 20 ms until it returns `Some`, failing the test with `what` after
+/// [`PATIENCE`].
 pub async fn eventually<T, F, Fut>(what: &str, mut probe: F) -> T
 where
     F: FnMut() -> Fut,

@@ -1,6 +1,7 @@
-//! Leader election with `kube-lease-manager` against the fake server: its orphaned-lease lock
-//! is a server-side apply, and only the fake's field-ownership conflicts keep two contenders
-//! from both winning it.
+//! Leader election with `kube-lease-manager` against the fake server. Two managers take
+//! turns end to end; and because a manager locks a free Lease with a server-side apply, the
+//! interleaving where a contender's view is stale is replayed request by request: only the
+//! apply conflict keeps it from taking a Lease another manager already holds.
 
 use k8s_openapi::api::coordination::v1::Lease;
 use kube::api::Api;
@@ -103,4 +104,61 @@ async fn two_lease_managers_take_turns() {
     assert_eq!(held_by.as_deref(), Some("c"));
     assert_eq!(transitions, Some(3));
     c_task.abort();
+}
+
+/// The interleaving the apply conflict exists for, replayed request by request as
+/// `kube-lease-manager` 0.13 sends them: `b` read the Lease while it was free, `a` locked it
+/// first, then `b`'s lock arrives. It must fail with 409 and leave `a` holding the Lease.
+#[tokio::test]
+async fn a_stale_contender_cannot_take_a_held_lease() {
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::MicroTime;
+    use kube::api::{Patch, PatchParams, PostParams};
+    use serde_json::json;
+
+    let server = api_server().await;
+    let leases: Api<Lease> = Api::default_namespaced(server.client());
+    let empty: Lease =
+        serde_json::from_value(json!({"metadata": {"name": LEASE}, "spec": {}})).unwrap();
+    leases.create(&PostParams::default(), &empty).await.unwrap();
+    let lock = |id: &str| {
+        let now = MicroTime(jiff::Timestamp::now());
+        Patch::Apply(json!({
+            "apiVersion": "coordination.k8s.io/v1",
+            "kind": "Lease",
+            "spec": {"acquireTime": now, "renewTime": now, "holderIdentity": id, "leaseDurationSeconds": 2},
+        }))
+    };
+    let manager = |id: &str| PatchParams {
+        field_manager: Some(format!("kube-lease-manager-{id}")),
+        ..PatchParams::default()
+    };
+    leases
+        .patch(LEASE, &manager("a"), &lock("a"))
+        .await
+        .unwrap();
+    let transitions = Patch::Strategic(json!({
+        "apiVersion": "coordination.k8s.io/v1", "kind": "Lease", "spec": {"leaseTransitions": 1}
+    }));
+    leases
+        .patch(LEASE, &manager("a"), &transitions)
+        .await
+        .unwrap();
+
+    match leases.patch(LEASE, &manager("b"), &lock("b")).await {
+        Err(kube::Error::Api(s)) => assert_eq!((s.code, s.reason.as_str()), (409, "Conflict")),
+        other => panic!("b's stale lock must conflict, got {other:?}"),
+    }
+    assert_eq!(holder(&leases).await.0.as_deref(), Some("a"));
+
+    // Once a releases (a strategic patch to nulls), b's lock goes through.
+    let release = Patch::Strategic(json!({
+        "apiVersion": "coordination.k8s.io/v1", "kind": "Lease",
+        "spec": {"acquireTime": null, "renewTime": null, "holderIdentity": null, "leaseDurationSeconds": null},
+    }));
+    leases.patch(LEASE, &manager("a"), &release).await.unwrap();
+    leases
+        .patch(LEASE, &manager("b"), &lock("b"))
+        .await
+        .unwrap();
+    assert_eq!(holder(&leases).await.0.as_deref(), Some("b"));
 }
