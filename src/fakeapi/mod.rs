@@ -217,8 +217,8 @@ pub enum FakeError {
     Refused(String),
 }
 
-/// A running fake API server. Dropping it stops the server; [`FakeApiServer::shutdown`]
-/// also waits for it.
+/// A running fake API server. Dropping it stops the server in the background;
+/// [`FakeApiServer::shutdown`] also waits for it.
 pub struct FakeApiServer {
     addr: SocketAddr,
     client: kube::Client,
@@ -468,11 +468,10 @@ impl FakeApiServer {
 }
 
 impl Drop for FakeApiServer {
+    /// Signals shutdown and lets the server and the simulation wind down in the background
+    /// (aborting the server task would leave its connection tasks serving).
     fn drop(&mut self) {
         self.shutdown.send_replace(true);
-        for task in [self.server.take(), self.sim.take()].into_iter().flatten() {
-            task.abort();
-        }
     }
 }
 
