@@ -6,27 +6,24 @@
 //! `<deployment>-<pod-template-hash>`; revision annotations (max + 1, re-used ReplicaSets
 //! bumped and their old revision kept in `revision-history`); scaling new and old ReplicaSets
 //! within `maxSurge` / `maxUnavailable`; Recreate; old-ReplicaSet cleanup beyond
-//! `revisionHistoryLimit`; and the status with its `Available` and `Progressing` conditions
-//! (`NewReplicaSetCreated`, `FoundNewReplicaSet`, `ReplicaSetUpdated`,
-//! `NewReplicaSetAvailable`, `ProgressDeadlineExceeded`, `DeploymentPaused`,
-//! `DeploymentResumed`). Pods are the ReplicaSet controller's business.
+//! `revisionHistoryLimit`; the `NewReplicaSetCreated` and `FoundNewReplicaSet` conditions.
+//! The status and the rest of its conditions are [`super::rollout_status`]'; the template
+//! hash is [`super::template_hash`]'; pods are the ReplicaSet controller's business.
 
 use std::collections::BTreeMap;
 
-use jiff::{SignedDuration, Timestamp};
-use k8s_openapi::api::apps::v1::{
-    Deployment, DeploymentCondition, DeploymentStatus, ReplicaSet, ReplicaSetSpec,
-};
-use k8s_openapi::api::core::v1::PodTemplateSpec;
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference, Time};
+use jiff::Timestamp;
+use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet, ReplicaSetSpec};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use serde_json::Value;
 
-use super::replicasets::nonzero;
 use super::resources::FakeResource;
+use super::rollout_status::{condition, new_condition, set_condition};
 use super::sim::{CONTROLLER_MANAGER, controller_uid, create, key_of, read_all, write};
 use super::status::ApiError;
-use super::store::{NAME_ALPHABET, Store, WriteOpts};
+use super::store::{Store, WriteOpts};
+use super::template_hash::{pod_template_hash, template_value};
 
 /// The label that tells a ReplicaSet's pods from another's.
 pub const POD_TEMPLATE_HASH: &str = "pod-template-hash";
@@ -57,14 +54,14 @@ pub(crate) fn tick(store: &Store) {
 }
 
 /// One Deployment's sync, on copies that the writes keep up to date.
-struct Sync<'a> {
-    store: &'a Store,
-    d: Deployment,
+pub(super) struct Sync<'a> {
+    pub(super) store: &'a Store,
+    pub(super) d: Deployment,
     /// Owned ReplicaSets, oldest first.
-    rss: Vec<ReplicaSet>,
+    pub(super) rss: Vec<ReplicaSet>,
     /// Index of the new ReplicaSet in `rss`.
-    new: Option<usize>,
-    now: Timestamp,
+    pub(super) new: Option<usize>,
+    pub(super) now: Timestamp,
 }
 
 fn sync(store: &Store, d: &Deployment, all: &[ReplicaSet], now: Timestamp) -> Result<(), ApiError> {
@@ -119,21 +116,21 @@ fn sync(store: &Store, d: &Deployment, all: &[ReplicaSet], now: Timestamp) -> Re
 }
 
 impl Sync<'_> {
-    fn spec(&self) -> k8s_openapi::api::apps::v1::DeploymentSpec {
+    pub(super) fn spec(&self) -> k8s_openapi::api::apps::v1::DeploymentSpec {
         self.d.spec.clone().unwrap_or_default()
     }
 
-    fn replicas(&self) -> i32 {
+    pub(super) fn replicas(&self) -> i32 {
         self.spec().replicas.unwrap_or(1)
     }
 
-    fn old_indices(&self) -> Vec<usize> {
+    pub(super) fn old_indices(&self) -> Vec<usize> {
         (0..self.rss.len())
             .filter(|i| Some(*i) != self.new)
             .collect()
     }
 
-    fn rs_replicas(&self, i: usize) -> i32 {
+    pub(super) fn rs_replicas(&self, i: usize) -> i32 {
         self.rss[i]
             .spec
             .as_ref()
@@ -141,7 +138,7 @@ impl Sync<'_> {
             .unwrap_or(0)
     }
 
-    fn rs_available(&self, i: usize) -> i32 {
+    pub(super) fn rs_available(&self, i: usize) -> i32 {
         self.rss[i]
             .status
             .as_ref()
@@ -149,11 +146,11 @@ impl Sync<'_> {
             .unwrap_or(0)
     }
 
-    fn sum(&self, idx: &[usize], f: impl Fn(&Self, usize) -> i32) -> i32 {
+    pub(super) fn sum(&self, idx: &[usize], f: impl Fn(&Self, usize) -> i32) -> i32 {
         idx.iter().map(|i| f(self, *i)).sum()
     }
 
-    fn all(&self) -> Vec<usize> {
+    pub(super) fn all(&self) -> Vec<usize> {
         (0..self.rss.len()).collect()
     }
 
@@ -176,7 +173,7 @@ impl Sync<'_> {
         }
     }
 
-    fn max_unavailable(&self) -> i32 {
+    pub(super) fn max_unavailable(&self) -> i32 {
         let recreate = self
             .spec()
             .strategy
@@ -189,7 +186,7 @@ impl Sync<'_> {
         self.fenceposts().1.min(self.replicas())
     }
 
-    fn max_surge(&self) -> i32 {
+    pub(super) fn max_surge(&self) -> i32 {
         let recreate = self
             .spec()
             .strategy
@@ -199,48 +196,10 @@ impl Sync<'_> {
         if recreate { 0 } else { self.fenceposts().0 }
     }
 
-    fn has_deadline(&self) -> bool {
+    pub(super) fn has_deadline(&self) -> bool {
         self.spec()
             .progress_deadline_seconds
             .is_some_and(|s| s != i32::MAX)
-    }
-
-    /// Paused deployments get `Progressing=Unknown DeploymentPaused`; resumed ones
-    /// `DeploymentResumed` (a timed-out condition is left alone).
-    fn check_paused_condition(&mut self) {
-        if !self.has_deadline() {
-            return;
-        }
-        let paused = self.spec().paused == Some(true);
-        let status = self.d.status.get_or_insert_with(Default::default);
-        let reason = condition(status, "Progressing").and_then(|c| c.reason.clone());
-        if reason.as_deref() == Some("ProgressDeadlineExceeded") {
-            return;
-        }
-        let paused_cond = reason.as_deref() == Some("DeploymentPaused");
-        if paused && !paused_cond {
-            set_condition(
-                status,
-                new_condition(
-                    "Progressing",
-                    "Unknown",
-                    "DeploymentPaused",
-                    "Deployment is paused",
-                    self.now,
-                ),
-            );
-        } else if !paused && paused_cond {
-            set_condition(
-                status,
-                new_condition(
-                    "Progressing",
-                    "Unknown",
-                    "DeploymentResumed",
-                    "Deployment is resumed",
-                    self.now,
-                ),
-            );
-        }
     }
 
     /// Finds (and updates the annotations of) or, with `create`, creates the new ReplicaSet.
@@ -609,183 +568,6 @@ impl Sync<'_> {
         }
         Ok(())
     }
-
-    /// Replica counts and the `Available` condition (k8s `calculateStatus`).
-    fn calculate_status(&self) -> DeploymentStatus {
-        let all = self.all();
-        let available = self.sum(&all, Self::rs_available);
-        let total = self.sum(&all, Self::rs_replicas);
-        let actual = |idx: &[usize]| {
-            idx.iter()
-                .map(|i| self.rss[*i].status.as_ref().map_or(0, |s| s.replicas))
-                .sum::<i32>()
-        };
-        let ready: i32 = all
-            .iter()
-            .map(|i| {
-                self.rss[*i]
-                    .status
-                    .as_ref()
-                    .and_then(|s| s.ready_replicas)
-                    .unwrap_or(0)
-            })
-            .sum();
-        let old = self.d.status.clone().unwrap_or_default();
-        let mut status = DeploymentStatus {
-            observed_generation: self.d.metadata.generation,
-            replicas: nonzero(actual(&all)),
-            updated_replicas: nonzero(self.new.map_or(0, |n| actual(&[n]))),
-            ready_replicas: nonzero(ready),
-            available_replicas: nonzero(available),
-            unavailable_replicas: nonzero((total - available).max(0)),
-            collision_count: old.collision_count,
-            conditions: old.conditions.clone(),
-            terminating_replicas: old.terminating_replicas,
-        };
-        if available >= self.replicas() - self.max_unavailable() {
-            set_condition(
-                &mut status,
-                new_condition(
-                    "Available",
-                    "True",
-                    "MinimumReplicasAvailable",
-                    "Deployment has minimum availability.",
-                    self.now,
-                ),
-            );
-        } else {
-            set_condition(
-                &mut status,
-                new_condition(
-                    "Available",
-                    "False",
-                    "MinimumReplicasUnavailable",
-                    "Deployment does not have minimum availability.",
-                    self.now,
-                ),
-            );
-        }
-        status
-    }
-
-    /// `Progressing` from how the rollout moved since the last status (k8s
-    /// `syncRolloutStatus`).
-    fn rollout_status(&self) -> DeploymentStatus {
-        let mut status = self.calculate_status();
-        if !self.has_deadline() {
-            if let Some(cs) = status.conditions.as_mut() {
-                cs.retain(|c| c.type_ != "Progressing");
-            }
-            return status;
-        }
-        let old = self.d.status.clone().unwrap_or_default();
-        let current = condition(&status, "Progressing").cloned();
-        let done = status.replicas == status.updated_replicas
-            && current.as_ref().and_then(|c| c.reason.as_deref()) == Some("NewReplicaSetAvailable");
-        if done {
-            return status;
-        }
-        let rs_name = self
-            .new
-            .and_then(|n| self.rss[n].metadata.name.clone())
-            .unwrap_or_default();
-        if self.complete(status.clone()) {
-            let msg = format!("ReplicaSet \"{rs_name}\" has successfully progressed.");
-            set_condition(
-                &mut status,
-                new_condition(
-                    "Progressing",
-                    "True",
-                    "NewReplicaSetAvailable",
-                    &msg,
-                    self.now,
-                ),
-            );
-        } else if progressed(&old, &status) {
-            let msg = format!("ReplicaSet \"{rs_name}\" is progressing.");
-            let mut c = new_condition("Progressing", "True", "ReplicaSetUpdated", &msg, self.now);
-            if let Some(cur) = &current
-                && cur.status == "True"
-            {
-                c.last_transition_time = cur.last_transition_time.clone();
-            }
-            if let Some(cs) = status.conditions.as_mut() {
-                cs.retain(|x| x.type_ != "Progressing");
-            }
-            set_condition(&mut status, c);
-        } else if self.timed_out(current.as_ref()) {
-            let msg = format!("ReplicaSet \"{rs_name}\" has timed out progressing.");
-            set_condition(
-                &mut status,
-                new_condition(
-                    "Progressing",
-                    "False",
-                    "ProgressDeadlineExceeded",
-                    &msg,
-                    self.now,
-                ),
-            );
-        }
-        status
-    }
-
-    fn complete(&self, status: DeploymentStatus) -> bool {
-        let r = self.replicas();
-        status.updated_replicas.unwrap_or(0) == r
-            && status.replicas.unwrap_or(0) == r
-            && status.available_replicas.unwrap_or(0) == r
-            && status.observed_generation.unwrap_or(0) >= self.d.metadata.generation.unwrap_or(0)
-    }
-
-    fn timed_out(&self, current: Option<&DeploymentCondition>) -> bool {
-        let Some(c) = current else { return false };
-        match c.reason.as_deref() {
-            Some("NewReplicaSetAvailable") => false,
-            Some("ProgressDeadlineExceeded") => true,
-            _ => {
-                let deadline = i64::from(self.spec().progress_deadline_seconds.unwrap_or(600));
-                c.last_update_time
-                    .as_ref()
-                    .is_some_and(|t| t.0 + SignedDuration::from_secs(deadline) < self.now)
-            }
-        }
-    }
-
-    /// Writes the status (and the revision annotation) when they changed.
-    fn write_status(&self, status: DeploymentStatus) -> Result<(), ApiError> {
-        let mut d = self.d.clone();
-        d.status = Some(status);
-        let original = self.store.get(&key_of(
-            FakeResource::Deployments,
-            &serde_json::to_value(&self.d).unwrap_or_default(),
-        ));
-        let unchanged = original
-            .as_deref()
-            .and_then(|o| serde_json::from_value::<Deployment>(o.clone()).ok())
-            .is_some_and(|o| {
-                o.status == d.status && o.metadata.annotations == d.metadata.annotations
-            });
-        if !unchanged {
-            write(
-                self.store,
-                FakeResource::Deployments,
-                &d,
-                &WriteOpts::status(CONTROLLER_MANAGER),
-            )?;
-        }
-        Ok(())
-    }
-}
-
-/// Any sign of progress between two statuses (k8s `DeploymentProgressing`).
-fn progressed(old: &DeploymentStatus, new: &DeploymentStatus) -> bool {
-    let n = |v: Option<i32>| v.unwrap_or(0);
-    let old_old = n(old.replicas) - n(old.updated_replicas);
-    let new_old = n(new.replicas) - n(new.updated_replicas);
-    n(new.updated_replicas) > n(old.updated_replicas)
-        || new_old < old_old
-        || n(new.ready_replicas) > n(old.ready_replicas)
-        || n(new.available_replicas) > n(old.available_replicas)
 }
 
 fn parse<T: serde::de::DeserializeOwned>(v: Value) -> Result<T, ApiError> {
@@ -827,137 +609,9 @@ fn scaled(v: Option<&IntOrString>, total: i32, round_up: bool) -> i32 {
     }
 }
 
-fn condition<'a>(status: &'a DeploymentStatus, type_: &str) -> Option<&'a DeploymentCondition> {
-    status
-        .conditions
-        .as_ref()?
-        .iter()
-        .find(|c| c.type_ == type_)
-}
-
-fn new_condition(
-    type_: &str,
-    status: &str,
-    reason: &str,
-    message: &str,
-    now: Timestamp,
-) -> DeploymentCondition {
-    // Conditions carry whole seconds, like metav1.Time on the wire.
-    let now = Time(Timestamp::from_second(now.as_second()).unwrap_or(now));
-    DeploymentCondition {
-        type_: type_.into(),
-        status: status.into(),
-        reason: Some(reason.into()),
-        message: Some(message.into()),
-        last_update_time: Some(now.clone()),
-        last_transition_time: Some(now),
-    }
-}
-
-/// k8s `SetDeploymentCondition`: same status and reason is no change; same status keeps the
-/// transition time; the condition moves to the end.
-fn set_condition(status: &mut DeploymentStatus, mut c: DeploymentCondition) {
-    let conditions = status.conditions.get_or_insert_with(Vec::new);
-    if let Some(cur) = conditions.iter().find(|x| x.type_ == c.type_) {
-        if cur.status == c.status && cur.reason == c.reason {
-            return;
-        }
-        if cur.status == c.status {
-            c.last_transition_time = cur.last_transition_time.clone();
-        }
-    }
-    conditions.retain(|x| x.type_ != c.type_);
-    conditions.push(c);
-}
-
-/// A template as compared and hashed: the `pod-template-hash` label dropped, and nulls, empty
-/// objects and empty lists removed (Kubernetes' semantic equality treats empty and unset
-/// alike).
-fn template_value(t: Option<&PodTemplateSpec>) -> Value {
-    let mut v = t
-        .map(|t| serde_json::to_value(t).unwrap_or_default())
-        .unwrap_or_default();
-    if let Some(labels) = v
-        .pointer_mut("/metadata/labels")
-        .and_then(Value::as_object_mut)
-    {
-        labels.remove(POD_TEMPLATE_HASH);
-    }
-    normalize(&mut v);
-    v
-}
-
-fn normalize(v: &mut Value) {
-    match v {
-        Value::Object(m) => {
-            for child in m.values_mut() {
-                normalize(child);
-            }
-            m.retain(|_, c| {
-                !(c.is_null()
-                    || c.as_object().is_some_and(|o| o.is_empty())
-                    || c.as_array().is_some_and(|a| a.is_empty()))
-            });
-        }
-        Value::Array(a) => a.iter_mut().for_each(normalize),
-        _ => {}
-    }
-}
-
-/// The pod-template hash the real controller computes: FNV-1a (32 bit) of the template (here
-/// its canonical JSON, where Kubernetes hashes a printout of the Go struct, so the values
-/// differ from a real cluster's), then the collision count, printed in decimal and each
-/// digit mapped into [`NAME_ALPHABET`] (`SafeEncodeString`). Usually 10 characters, fewer
-/// when the hash is below 10⁹, exactly as in Kubernetes.
-pub(crate) fn pod_template_hash(template: &Value, collision_count: Option<i32>) -> String {
-    let mut h: u32 = 0x811c_9dc5;
-    let mut feed = |bytes: &[u8]| {
-        for b in bytes {
-            h ^= u32::from(*b);
-            h = h.wrapping_mul(0x0100_0193);
-        }
-    };
-    // serde_json's map keeps keys sorted, so this text is canonical.
-    feed(template.to_string().as_bytes());
-    if let Some(c) = collision_count {
-        feed(&(c as u32).to_le_bytes());
-    }
-    h.to_string()
-        .bytes()
-        .map(|b| NAME_ALPHABET[usize::from(b) % NAME_ALPHABET.len()] as char)
-        .collect()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use serde_json::json;
-
-    #[test]
-    fn hash_is_deterministic_and_ignores_its_own_label() {
-        let t: PodTemplateSpec = serde_json::from_value(json!({
-            "metadata": {"labels": {"app": "web"}},
-            "spec": {"containers": [{"name": "php", "image": "php:1"}]}
-        }))
-        .unwrap();
-        let mut labelled = t.clone();
-        labelled
-            .metadata
-            .as_mut()
-            .unwrap()
-            .labels
-            .as_mut()
-            .unwrap()
-            .insert(POD_TEMPLATE_HASH.into(), "x".into());
-        let a = pod_template_hash(&template_value(Some(&t)), None);
-        assert_eq!(a, pod_template_hash(&template_value(Some(&labelled)), None));
-        assert!(a.len() <= 10 && !a.is_empty());
-        assert!(a.bytes().all(|b| NAME_ALPHABET.contains(&b)));
-        assert_ne!(a, pod_template_hash(&template_value(Some(&t)), Some(1)));
-        let mut other = t.clone();
-        other.spec.as_mut().unwrap().containers[0].image = Some("php:2".into());
-        assert_ne!(a, pod_template_hash(&template_value(Some(&other)), None));
-    }
 
     #[test]
     fn surge_rounds_up_and_unavailable_down() {
@@ -967,24 +621,5 @@ mod tests {
         assert_eq!(scaled(Some(&pct), 1, true), 1);
         assert_eq!(scaled(Some(&pct), 1, false), 0);
         assert_eq!(scaled(Some(&IntOrString::Int(2)), 10, true), 2);
-    }
-
-    #[test]
-    fn set_condition_keeps_transition_time_for_same_status() {
-        let t0 = "2025-01-01T00:00:00Z".parse().unwrap();
-        let t1 = "2025-01-01T00:01:00Z".parse().unwrap();
-        let mut s = DeploymentStatus::default();
-        set_condition(
-            &mut s,
-            new_condition("Progressing", "True", "ReplicaSetUpdated", "a", t0),
-        );
-        set_condition(
-            &mut s,
-            new_condition("Progressing", "True", "NewReplicaSetAvailable", "b", t1),
-        );
-        let c = condition(&s, "Progressing").unwrap();
-        assert_eq!(c.reason.as_deref(), Some("NewReplicaSetAvailable"));
-        assert_eq!(c.last_transition_time.as_ref().unwrap().0, t0);
-        assert_eq!(c.last_update_time.as_ref().unwrap().0, t1);
     }
 }

@@ -135,10 +135,7 @@ fn walk<'a>(
 pub(crate) fn value_at<'a>(obj: &'a Value, path: &[Seg]) -> Option<&'a Value> {
     path.iter().try_fold(obj, |v, seg| match seg {
         Seg::Field(f) => v.get(f),
-        Seg::Key { field, value } => v
-            .as_array()?
-            .iter()
-            .find(|e| key_matches(e, field, value)),
+        Seg::Key { field, value } => v.as_array()?.iter().find(|e| key_matches(e, field, value)),
     })
 }
 

@@ -174,6 +174,7 @@ impl From<Result<Reply, ApiError>> for Reply {
 /// Everything a handler needs to know about the request.
 pub(crate) struct Req<'a> {
     pub app: &'a Arc<App>,
+    pub path: &'a str,
     pub method: &'a Method,
     pub headers: &'a HeaderMap,
     pub query: &'a Query,
@@ -244,6 +245,7 @@ async fn dispatch(State(app): State<Arc<App>>, req: Request) -> Response {
         None => {
             let req = Req {
                 app: &app,
+                path: &path,
                 method: &parts.method,
                 headers: &parts.headers,
                 query: &query,
@@ -283,7 +285,7 @@ async fn route_request(req: &Req<'_>, route: Route) -> Reply {
             None => Reply::error(ApiError::no_route(&format!("/apis/{group}/v1"))),
         },
         Route::Resource(t) => handlers::handle(req, t).await.into(),
-        Route::Unknown => Reply::error(ApiError::no_route("unknown path")),
+        Route::Unknown => Reply::error(ApiError::no_route(req.path)),
     }
 }
 

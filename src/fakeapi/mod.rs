@@ -17,7 +17,8 @@
 //! - `patch`: JSON, merge and strategic merge patches;
 //! - `selectors`: label and field selectors;
 //! - `http`, `handlers`, `watch`, `podlogs`: the HTTP API;
-//! - `sim`, `deployments`, `replicasets`, `kubelet`: the simulated control plane;
+//! - `sim`, `deployments` (with `rollout_status` and `template_hash`), `replicasets`,
+//!   `kubelet`: the simulated control plane;
 //! - `faults`, `stats`: injected faults and request accounting.
 //!
 //! # What it serves
@@ -53,8 +54,9 @@
 //!   are now rather than a snapshot at the first page's resourceVersion; the pages keep
 //!   that first page's resourceVersion, so a watch started from it still sees every change.
 //! - The watch history is a fixed number of events (`history_size`) across all kinds, like
-//!   etcd compaction; a watch or a `continue` from before it answers 410 `Expired` (the real
-//!   server's reason, not `Gone`). `timeoutSeconds` is obeyed exactly (the real server adds
+//!   etcd compaction; a watch from before it answers 410 `Expired` as an `ERROR` event in
+//!   a 200 stream, and a `continue` from before it a 410 (the real server's reason is
+//!   `Expired`, not `Gone`). `timeoutSeconds` is obeyed exactly (the real server adds
 //!   jitter and a default timeout). Bookmarks come every `bookmark_interval`.
 //! - Finalizers, `deletionTimestamp` and graceful deletion are not modelled: delete removes
 //!   at once, pods included. Delete propagation policies are ignored; dependents are
@@ -68,6 +70,15 @@
 //!   `fieldManager` is owned by the User-Agent's product name, or `unknown`.
 //! - Strategic merge patch knows the merge keys by field name (not from the OpenAPI schema);
 //!   `$setElementOrder` is ignored.
+//! - Objects are schemaless JSON: unknown fields are kept as sent, neither dropped nor
+//!   refused (a real server prunes them, or refuses them with `fieldValidation=Strict`);
+//!   wrong types are caught only where the simulation or a validation rule reads the field.
+//! - Field selectors: `metadata.name` and `metadata.namespace` on every kind, plus the
+//!   per-kind fields the real server supports for pods and events.
+//! - Events are never expired (a real server drops them after an hour by default).
+//! - Pod logs: a container the kubelet has not started answers an empty log, not 400
+//!   "waiting to start"; `limitBytes` never cuts inside a UTF-8 character; `sinceSeconds`
+//!   counts from the server's clock.
 //! - Injected faults (`inject_conflicts`, `inject_failures`) are, of course, not real.
 //!
 //! The simulated control plane (when `simulate_controllers` is on):
@@ -104,12 +115,14 @@ mod patch;
 mod podlogs;
 mod replicasets;
 mod resources;
+mod rollout_status;
 mod selectors;
 mod sim;
 mod stats;
 mod status;
 mod store;
 mod strategy;
+mod template_hash;
 mod watch;
 
 use std::net::SocketAddr;
@@ -204,8 +217,8 @@ pub enum FakeError {
     Refused(String),
 }
 
-/// A running fake API server. Dropping it stops the server; [`FakeApiServer::shutdown`]
-/// also waits for it.
+/// A running fake API server. Dropping it stops the server in the background;
+/// [`FakeApiServer::shutdown`] also waits for it.
 pub struct FakeApiServer {
     addr: SocketAddr,
     client: kube::Client,
@@ -283,7 +296,7 @@ impl FakeApiServer {
     }
 
     /// A new `kube::Client` with its own connection pool (for instance one per leader
-    /// election contender).
+    /// election contender). Must be called inside a Tokio runtime.
     pub fn new_client(&self) -> Result<kube::Client, FakeError> {
         build_client(self.addr)
     }
@@ -357,7 +370,8 @@ impl FakeApiServer {
     }
 
     /// Restarts a container: its current log becomes the previous one (`previous=true`), its
-    /// `restartCount` goes up, and it is unready until `ready_after` has passed again.
+    /// `restartCount` goes up, and it is unready until `ready_after` has passed again. The
+    /// container must have a status, i.e. the simulated kubelet must have started the pod.
     pub fn restart_container(
         &self,
         namespace: &str,
@@ -454,11 +468,10 @@ impl FakeApiServer {
 }
 
 impl Drop for FakeApiServer {
+    /// Signals shutdown and lets the server and the simulation wind down in the background
+    /// (aborting the server task would leave its connection tasks serving).
     fn drop(&mut self) {
         self.shutdown.send_replace(true);
-        for task in [self.server.take(), self.sim.take()].into_iter().flatten() {
-            task.abort();
-        }
     }
 }
 

@@ -83,6 +83,7 @@ fn sync(store: &Store, rs: &ReplicaSet, pods: &[Pod], now: Timestamp) -> Result<
         .filter(|p| is_active(p))
         .collect();
     let desired = usize::try_from(spec.replicas.unwrap_or(1)).unwrap_or(0);
+    let mut deleted = Vec::new();
     if owned.len() < desired {
         for _ in 0..(desired - owned.len()).min(BURST) {
             create(store, FakeResource::Pods, &new_pod(rs, uid))?;
@@ -102,10 +103,17 @@ fn sync(store: &Store, rs: &ReplicaSet, pods: &[Pod], now: Timestamp) -> Result<
         for pod in ranked.iter().take((owned.len() - desired).min(BURST)) {
             let value = serde_json::to_value(pod).unwrap_or_default();
             store.delete(&key_of(FakeResource::Pods, &value), None, None, false)?;
+            deleted.push(pod.metadata.uid.clone());
         }
     }
 
-    // Status reports the pods this sync observed; the ones it created count next tick.
+    // Status reports the pods this sync observed, less those it deleted (so the Deployment
+    // controller never counts a deleted pod as available); the ones it created count on the
+    // next tick, once they exist.
+    let owned: Vec<&Pod> = owned
+        .into_iter()
+        .filter(|p| !deleted.contains(&p.metadata.uid))
+        .collect();
     let labels = spec
         .template
         .as_ref()

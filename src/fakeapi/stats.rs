@@ -99,12 +99,11 @@ impl Stats {
     pub fn sent(&self, verb: &str, resource: &str, bytes: u64) {
         let mut s = self.inner.lock().unwrap_or_else(PoisonError::into_inner);
         s.total.bytes_sent += bytes;
-        if let Some(c) = s
-            .by_verb_resource
-            .get_mut(&(verb.to_string(), resource.to_string()))
-        {
-            c.bytes_sent += bytes;
-        }
+        // A stream opened before a reset still counts its bytes (with no request).
+        s.by_verb_resource
+            .entry((verb.to_string(), resource.to_string()))
+            .or_default()
+            .bytes_sent += bytes;
     }
 
     pub fn snapshot(&self) -> RequestStats {

@@ -363,10 +363,11 @@ impl Store {
             Timestamp::now(),
         )
         .map_err(|c| ApiError::apply_conflict(key.resource, &key.name, &c))?;
-        let mut obj = applied.object;
+        let (mut obj, mut fields) = (applied.object, applied.fields);
         obj["metadata"]["name"] = json!(key.name);
         strategy::prepare_create(key.resource, &mut obj);
-        let out = inner.insert_new(key.clone(), obj, applied.fields, opts.dry_run)?;
+        fields.prune_to(&obj);
+        let out = inner.insert_new(key.clone(), obj, fields, opts.dry_run)?;
         drop(inner);
         self.wake();
         Ok((out, true))
