@@ -3,7 +3,8 @@
 //!
 //! The crate is a pure core with thin adapters around it:
 //! - core (no Kubernetes, no HTTP): [`duration`], [`template`], [`rules`], [`stats`],
-//!   [`source`] (the metric-source trait), [`judge`], [`decision`], [`evaluate`], [`backtest`];
+//!   [`source`] (the metric-source trait), [`judge`], [`decision`], [`evaluate`], [`backtest`],
+//!   [`phplog`] (PHP errors parsed from container logs);
 //! - adapters: [`prometheus`] (the metric source over HTTP);
 //! - the command line: [`cli`], used by the thin `main.rs`.
 
@@ -13,6 +14,7 @@ pub mod decision;
 pub mod duration;
 pub mod evaluate;
 pub mod judge;
+pub mod phplog;
 pub mod prometheus;
 pub mod rules;
 pub mod simulate;
