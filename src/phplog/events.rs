@@ -10,11 +10,18 @@
 //!   messages; every other message is emitted at once;
 //! - PHP-FPM's decorated lines carry the worker's pid, so a trace line joins the pending event
 //!   of the same worker, whatever other workers wrote in between;
+//! - PHP writes an uncaught throwable's message and its whole trace in one go, so a worker's
+//!   lines up to `thrown in` all belong to its pending event, including what is not a trace
+//!   line: the rest of a message FPM wrapped at its `log_limit`, the second line of a
+//!   multi-line exception message. They are absorbed, not counted;
 //! - bare, PHP-dated and nginx lines carry no writer, so a trace line joins the pending event
-//!   only if nothing but trace and blank lines came in between (adjacency);
-//! - an event is complete at `  thrown in ...`, when its writer starts another message or
-//!   writes anything that is not a trace line, when FPM says the worker exited, when the
-//!   per-worker table is full and it is the least recently used, or at [`LogParser::finish`].
+//!   only if nothing but trace and blank lines came in between (adjacency), and any other
+//!   line completes it;
+//! - an event is complete at `  thrown in ...`, when its writer starts another message
+//!   (including an application's `error_log()` line), when FPM says the worker exited, when
+//!   the per-worker table is full and it is the least recently used, or at
+//!   [`LogParser::finish`]. PHP before 8.1 cut messages at `log_errors_max_len` (1024 bytes by
+//!   default), so `thrown in` may never come; the event then completes by one of the others.
 //!
 //! Events are emitted in the order they complete, which for interleaved workers is not always
 //! the order their first lines came in; [`PhpError::time`] tells when each started.
@@ -71,7 +78,10 @@ impl LogParser {
                     self.flush(Writer::Child(pid), out);
                 }
             }
-            Body::Text(text) => self.text(unwrapped.time, unwrapped.writer, text, out),
+            Body::Text(text) => {
+                let times = [unwrapped.kubelet, unwrapped.time];
+                self.text(times, unwrapped.writer, text, out);
+            }
         }
     }
 
@@ -95,14 +105,19 @@ impl LogParser {
 
     fn text(
         &mut self,
-        time: Option<RawTime<'_>>,
+        times: [Option<RawTime<'_>>; 2],
         writer: Writer,
         text: &str,
         out: &mut Vec<PhpError>,
     ) {
         match parse::content(text) {
             Content::Blank => {}
-            Content::Other => self.flush(writer, out),
+            Content::Other => match writer {
+                Writer::Adjacent => self.flush(writer, out),
+                Writer::Child(_) => {
+                    self.pending_mut(writer);
+                }
+            },
             Content::Trace { ends } => {
                 let max = self.limits.max_trace_lines;
                 match self.pending_mut(writer) {
@@ -119,7 +134,7 @@ impl LogParser {
                 for segment in segments {
                     self.flush(writer, out);
                     if let Some(message) = segment {
-                        self.start(time, writer, message, out);
+                        self.start(times, writer, message, out);
                     }
                 }
             }
@@ -129,19 +144,24 @@ impl LogParser {
     /// A new message: emitted now, or kept pending when a stack trace may follow.
     fn start(
         &mut self,
-        time: Option<RawTime<'_>>,
+        times: [Option<RawTime<'_>>; 2],
         writer: Writer,
         message: Message<'_>,
         out: &mut Vec<PhpError>,
     ) {
         let (kind, signature) =
             signature::classify(message.level, message.body, self.limits.max_signature_bytes);
-        let first_line = &message.text[..floor_boundary(message.text, self.limits.max_message_bytes)];
+        let first_line =
+            &message.text[..floor_boundary(message.text, self.limits.max_message_bytes)];
         let error = PhpError {
             kind,
             signature,
             first_line: first_line.to_owned(),
-            time: time.or(message.time).and_then(parse::parse_time),
+            // The outermost time that parses: the kubelet's, then FPM's or nginx's, then PHP's.
+            time: [times[0], times[1], message.time]
+                .into_iter()
+                .flatten()
+                .find_map(parse::parse_time),
             trace_lines: 0,
         };
         self.stats.errors += 1;

@@ -40,7 +40,9 @@ pub(super) enum RawTime<'a> {
 /// A physical line with its wrappers taken off.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(super) struct Unwrapped<'a> {
-    /// The outermost time found: the kubelet's before FPM's before PHP's.
+    /// The kubelet's timestamp, if the line has one.
+    pub kubelet: Option<RawTime<'a>>,
+    /// FPM's, PHP's or nginx's date around the text, if any.
     pub time: Option<RawTime<'a>>,
     pub writer: Writer,
     pub body: Body<'a>,
@@ -100,16 +102,16 @@ const FASTCGI: &str = "FastCGI sent in stderr: \"";
 /// Takes a physical line (already capped in length, line ending removed) apart.
 pub(super) fn unwrap(line: &str) -> Unwrapped<'_> {
     let (kubelet, rest) = split_kubelet(line);
-    let mut unwrapped = unwrap_inner(rest);
-    if kubelet.is_some() {
-        unwrapped.time = kubelet;
+    Unwrapped {
+        kubelet,
+        ..unwrap_inner(rest)
     }
-    unwrapped
 }
 
 fn unwrap_inner(line: &str) -> Unwrapped<'_> {
     let b = line.as_bytes();
     let adjacent = |time, text| Unwrapped {
+        kubelet: None,
         time,
         writer: Writer::Adjacent,
         body: Body::Text(text),
@@ -179,11 +181,16 @@ fn split_php_date(line: &str) -> Option<(&str, &str)> {
 /// `None` when the line does not start with an upper-case level and a colon.
 fn fpm_line(line: &str) -> Option<Unwrapped<'_>> {
     let level_end = line.bytes().take(10).position(|c| c == b':')?;
-    if level_end == 0 || !line.as_bytes()[..level_end].iter().all(u8::is_ascii_uppercase) {
+    if level_end == 0
+        || !line.as_bytes()[..level_end]
+            .iter()
+            .all(u8::is_ascii_uppercase)
+    {
         return None;
     }
     let rest = line[level_end + 1..].trim_start_matches(' ');
     let fpm = Unwrapped {
+        kubelet: None,
         time: None,
         writer: Writer::Adjacent,
         body: Body::Fpm { exited_child: None },
@@ -214,6 +221,7 @@ fn fpm_line(line: &str) -> Option<Unwrapped<'_>> {
         .or_else(|| after.strip_prefix(" said into stdout: \""));
     match said {
         Some(payload) => Some(Unwrapped {
+            kubelet: None,
             time: None,
             writer: Writer::Child(pid),
             body: Body::Text(strip_decoration_end(payload)),
@@ -231,7 +239,7 @@ fn fpm_line(line: &str) -> Option<Unwrapped<'_>> {
 /// The end of a decorated payload: the closing quote, `", pipe is closed` on a worker's last
 /// words, or `...` where an older FPM cut a line longer than its buffer (no quote then). Where
 /// FPM 7.3+ wraps a long line instead, every piece is quoted and the pieces after the first
-/// arrive as lines of their own; they are not PHP messages and simply close the event.
+/// arrive as lines of their own, which `events` absorbs into the worker's pending event.
 fn strip_decoration_end(payload: &str) -> &str {
     payload
         .strip_suffix("\", pipe is closed")
@@ -305,7 +313,11 @@ pub(super) fn content(text: &str) -> Content<'_> {
 /// `NOTICE: PHP message: ...` → `PHP message: ...`; anything else unchanged.
 fn strip_worker_level(text: &str) -> &str {
     let b = text.as_bytes();
-    let upper = b.iter().take(8).take_while(|c| c.is_ascii_uppercase()).count();
+    let upper = b
+        .iter()
+        .take(8)
+        .take_while(|c| c.is_ascii_uppercase())
+        .count();
     if upper > 0 && b.get(upper) == Some(&b':') && b.get(upper + 1) == Some(&b' ') {
         let rest = &text[upper + 2..];
         if rest.starts_with(PHP_MESSAGE) {
@@ -445,7 +457,12 @@ fn parse_nginx_date(s: &str) -> Option<Timestamp> {
     if b.len() < 19 || b[4] != b'/' || b[7] != b'/' || b[10] != b' ' {
         return None;
     }
-    utc(number(&b[0..4])?, number(&b[5..7])?, number(&b[8..10])?, &b[11..])
+    utc(
+        number(&b[0..4])?,
+        number(&b[5..7])?,
+        number(&b[8..10])?,
+        &b[11..],
+    )
 }
 
 /// `HH:MM:SS[.fraction]` on the given day, in UTC.
@@ -461,7 +478,11 @@ fn utc(year: i64, month: i64, day: i64, clock: &[u8]) -> Option<Timestamp> {
     let mut nanos = 0i64;
     if clock.get(8) == Some(&b'.') {
         let digits = &clock[9..];
-        let n = digits.iter().take_while(|c| c.is_ascii_digit()).count().min(9);
+        let n = digits
+            .iter()
+            .take_while(|c| c.is_ascii_digit())
+            .count()
+            .min(9);
         if n > 0 {
             nanos = number(&digits[..n])? * 10i64.pow(9 - n as u32);
         }

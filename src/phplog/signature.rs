@@ -163,7 +163,11 @@ fn class_loading(msg: &str, cap: usize) -> Option<(ErrorKind, String)> {
                     .take_while(|&c| is_name_byte(c) || c == b':')
                     .count();
                 let name = &rest[..n];
-                let what = if name.contains("::") { "method" } else { "function" };
+                let what = if name.contains("::") {
+                    "method"
+                } else {
+                    "function"
+                };
                 (n > 0).then(|| format!("Cannot redeclare {what} {name}()"))
             })
     } else {
@@ -222,7 +226,7 @@ fn failed_to_open(msg: &str, cap: usize) -> Option<(ErrorKind, String)> {
     let mut sig = Normaliser::new(cap);
     sig.raw(function);
     sig.raw("(");
-    sig.raw(basename(&msg[open + 1..close]));
+    sig.text(basename(&msg[open + 1..close]));
     sig.raw("): Failed to open stream: ");
     sig.text(reason.strip_prefix(": ").unwrap_or(reason));
     Some((kind, sig.finish()))
@@ -379,7 +383,14 @@ impl Normaliser {
                         .position(|c| {
                             matches!(
                                 c,
-                                b' ' | b'\t' | b')' | b'(' | b',' | b';' | b'"' | b'\'' | b']'
+                                b' ' | b'\t'
+                                    | b')'
+                                    | b'('
+                                    | b','
+                                    | b';'
+                                    | b'"'
+                                    | b'\''
+                                    | b']'
                                     | b':'
                             )
                         })
@@ -400,10 +411,12 @@ impl Normaliser {
                     }
                 }
                 _ => {
-                    let end = i + 1 + b[i + 1..]
-                        .iter()
-                        .position(|&c| c.is_ascii() && !c.is_ascii_graphic() || special(c))
-                        .unwrap_or(b.len() - i - 1);
+                    let end = i
+                        + 1
+                        + b[i + 1..]
+                            .iter()
+                            .position(|&c| c.is_ascii() && !c.is_ascii_graphic() || special(c))
+                            .unwrap_or(b.len() - i - 1);
                     self.raw(&s[i..end]);
                     i = end;
                 }
@@ -463,9 +476,8 @@ fn special(c: u8) -> bool {
 fn closing_quote(b: &[u8], open: usize) -> Option<usize> {
     let quote = b[open];
     let limit = b.len().min(open + 1 + MAX_QUOTED);
-    (open + 1..limit).find(|&j| {
-        b[j] == quote && b.get(j + 1).is_none_or(|n| !n.is_ascii_alphanumeric())
-    })
+    (open + 1..limit)
+        .find(|&j| b[j] == quote && b.get(j + 1).is_none_or(|n| !n.is_ascii_alphanumeric()))
 }
 
 /// `123e4567-e89b-12d3-a456-426614174000`.
