@@ -142,7 +142,8 @@ fn unwrap_inner(line: &str) -> Unwrapped<'_> {
     if b.len() > 20 && b[4] == b'/' && b[7] == b'/' && b[10] == b' ' && b[0].is_ascii_digit() {
         if let Some(at) = memmem::find(b, FASTCGI.as_bytes()) {
             let content = nginx_content(&line[at + FASTCGI.len()..]);
-            return adjacent(Some(RawTime::Nginx(&line[..19])), content);
+            // `get`: byte 19 need not be a char boundary in a line that only looks dated.
+            return adjacent(line.get(..19).map(RawTime::Nginx), content);
         }
         return adjacent(None, line);
     }

@@ -410,6 +410,7 @@ impl Normaliser {
                         i = end;
                     }
                 }
+                c if c.is_ascii_control() => i += 1,
                 _ => {
                     let end = i
                         + 1

@@ -159,3 +159,28 @@ fn pending_state_stays_bounded() {
     assert_eq!(out.last().unwrap().trace_lines, 5);
     assert_eq!(parser.pending(), 0);
 }
+
+#[test]
+fn multi_byte_characters_anywhere_in_every_format() {
+    let samples = [
+        "2026-11-25T16:00:05.123456789Z [25-Nov-2026 16:00:05] WARNING: [pool www] child 4517 said into stderr: \"NOTICE: PHP message: PHP Fatal error:  Uncaught Error: Class \"App\\A\" not found in /a/x.php:7\"",
+        "[25-Nov-2026 16:00:05 UTC] PHP Warning:  require(/a/b.php): Failed to open stream: No such file or directory in /a/x.php on line 3",
+        "2026/11/25 16:00:05 [error] 12#12: *3 FastCGI sent in stderr: \"PHP message: PHP Warning:  w in /a/x.php on line 3; PHP message: PHP Notice:  n in /a/x.php on line 4\" while reading upstream, client: 10.0.0.7",
+        "NOTICE: PHP message: PHP Fatal error:  Cannot declare class App\\Foo, because the name is already in use in /a/x.php on line 3",
+        "PHP Fatal error:  Uncaught exception 'E' with message 'id 123e4567-e89b-12d3-a456-426614174000 (include_path='.:/x') 0x1f' in /a/x.php:3",
+    ];
+    let expected = [1, 1, 2, 1, 1];
+    for (sample, expected) in samples.into_iter().zip(expected) {
+        assert_eq!(events(&[sample]).len(), expected, "{sample}");
+        for inserted in ["é", "€", "😀", "\u{0}"] {
+            for at in (0..=sample.len()).filter(|&at| sample.is_char_boundary(at)) {
+                let line = format!("{}{inserted}{}", &sample[..at], &sample[at..]);
+                let (found, _) = events_with(small(), &[line.as_str()]);
+                assert!(found.len() <= expected, "{line}: {found:#?}");
+                for e in &found {
+                    assert!(e.first_line.len() <= 64 && e.signature.len() <= 64);
+                }
+            }
+        }
+    }
+}
