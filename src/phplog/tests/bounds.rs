@@ -161,7 +161,7 @@ fn pending_state_stays_bounded() {
 }
 
 #[test]
-fn multi_byte_characters_anywhere_in_every_format() {
+fn every_format_survives_a_multi_byte_character_anywhere_and_a_cut_anywhere() {
     let samples = [
         "2026-11-25T16:00:05.123456789Z [25-Nov-2026 16:00:05] WARNING: [pool www] child 4517 said into stderr: \"NOTICE: PHP message: PHP Fatal error:  Uncaught Error: Class \"App\\A\" not found in /a/x.php:7\"",
         "[25-Nov-2026 16:00:05 UTC] PHP Warning:  require(/a/b.php): Failed to open stream: No such file or directory in /a/x.php on line 3",
@@ -172,6 +172,10 @@ fn multi_byte_characters_anywhere_in_every_format() {
     let expected = [1, 1, 2, 1, 1];
     for (sample, expected) in samples.into_iter().zip(expected) {
         assert_eq!(events(&[sample]).len(), expected, "{sample}");
+        for at in (0..=sample.len()).filter(|&at| sample.is_char_boundary(at)) {
+            let (found, _) = events_with(small(), &[&sample[..at]]);
+            assert!(found.len() <= expected, "{}: {found:#?}", &sample[..at]);
+        }
         for inserted in ["é", "€", "😀", "\u{0}"] {
             for at in (0..=sample.len()).filter(|&at| sample.is_char_boundary(at)) {
                 let line = format!("{}{inserted}{}", &sample[..at], &sample[at..]);
