@@ -3,8 +3,15 @@
 //!
 //! The crate is a pure core with thin adapters around it:
 //! - core (no Kubernetes, no HTTP): [`duration`], [`template`], [`rules`], [`stats`],
-//!   [`source`] (the metric-source trait), [`judge`], [`decision`], [`evaluate`], [`backtest`];
-//! - adapters: [`prometheus`] (the metric source over HTTP);
+//!   [`source`] (the metric-source trait), [`judge`], [`decision`], [`evaluate`], [`backtest`],
+//!   [`phplog`] (PHP errors parsed from container logs);
+//! - the controller's core (plain functions over Kubernetes objects, no client): [`rollout`]
+//!   (new and old ReplicaSets, phase), [`guard`] (the per-revision policy), [`annotations`],
+//!   [`config`];
+//! - adapters: [`prometheus`] (the metric source over HTTP), [`controller`] (kube watches and
+//!   reconcile), [`actions`] (writes to Deployments, Events), [`leader`] (the Lease),
+//!   [`telemetry`] (metrics and health over HTTP), [`records`] (the decision log), [`daemon`]
+//!   (`run`'s assembly);
 //! - simulation adapters: [`simulate`] (simulated rollouts' metrics), [`fakeapi`] (an
 //!   in-process fake Kubernetes API server with a simulated Deployment controller, for the
 //!   end-to-end tests, the cost benchmark and the demo);
@@ -24,6 +31,7 @@ pub mod fakeapi;
 pub mod guard;
 pub mod judge;
 pub mod leader;
+pub mod phplog;
 pub mod prometheus;
 pub mod records;
 pub mod rollout;

@@ -10,9 +10,7 @@ use std::time::Duration;
 use rollout_guard::annotations;
 use rollout_guard::prometheus::{PrometheusConfig, PrometheusSource};
 use rollout_guard::records::{self, Kind};
-use support::cluster::{
-    Cluster, guarded, memory, metric, rollbacks, rolled_out, stage, version,
-};
+use support::cluster::{Cluster, guarded, memory, metric, rollbacks, rolled_out, stage, version};
 
 const LONG: Duration = Duration::from_secs(90);
 
@@ -64,7 +62,10 @@ async fn a_class_loading_regression_is_rolled_back_to_the_previous_template() {
     );
     let reasons: Vec<String> = c.events("shop").await.into_iter().map(|e| e.0).collect();
     for want in ["AnalysisStarted", "RolledBack", "RollbackComplete"] {
-        assert!(reasons.iter().any(|r| r == want), "{want} missing: {reasons:?}");
+        assert!(
+            reasons.iter().any(|r| r == want),
+            "{want} missing: {reasons:?}"
+        );
     }
     // The decision records tell the same story, with the numbers.
     let (recs, skipped) = records::read(&c.records_path()).unwrap();
@@ -93,7 +94,10 @@ async fn a_class_loading_regression_is_rolled_back_to_the_previous_template() {
     assert!(class.evidence.is_some() && !class.queries.is_empty());
     let text = daemon.metrics().await;
     assert_eq!(
-        metric(&text, r#"rollout_guard_actions_total{action="rollback",result="ok"}"#),
+        metric(
+            &text,
+            r#"rollout_guard_actions_total{action="rollback",result="ok"}"#
+        ),
         1.0
     );
     daemon.stop().await;
@@ -166,26 +170,37 @@ async fn the_gate_pauses_analyses_and_resumes() {
         .await
         .iter()
         .filter(|rs| {
-            rs.spec.as_ref().unwrap().template.as_ref().is_some_and(|t| {
-                t.spec.as_ref().unwrap().containers[0].env.as_ref().unwrap()[0]
-                    .value
-                    .as_deref()
-                    == Some("v2")
-            })
+            rs.spec
+                .as_ref()
+                .unwrap()
+                .template
+                .as_ref()
+                .is_some_and(|t| {
+                    t.spec.as_ref().unwrap().containers[0].env.as_ref().unwrap()[0]
+                        .value
+                        .as_deref()
+                        == Some("v2")
+                })
         })
         .map(|rs| rs.spec.as_ref().unwrap().replicas.unwrap_or(0))
         .sum();
     assert!(new_pods <= 1, "{new_pods} new pods while gated");
     assert_eq!(version(&held), "v2");
     let d = c
-        .wait("shop", "the gate to resume and the rollout to pass", LONG, |d| {
-            rolled_out(d) && stage(d).as_deref() == Some("passed")
-        })
+        .wait(
+            "shop",
+            "the gate to resume and the rollout to pass",
+            LONG,
+            |d| rolled_out(d) && stage(d).as_deref() == Some("passed"),
+        )
         .await;
     assert_eq!(version(&d), "v2");
     let reasons: Vec<String> = c.events("shop").await.into_iter().map(|e| e.0).collect();
     for want in ["GatePaused", "GateResumed", "AnalysisPassed"] {
-        assert!(reasons.iter().any(|r| r == want), "{want} missing: {reasons:?}");
+        assert!(
+            reasons.iter().any(|r| r == want),
+            "{want} missing: {reasons:?}"
+        );
     }
     daemon.stop().await;
 }
@@ -209,7 +224,10 @@ async fn observe_mode_decides_and_records_but_never_writes() {
         if let Some(r) = recs.into_iter().find(|r| !r.suppressed.is_empty()) {
             break r;
         }
-        assert!(tokio::time::Instant::now() < deadline, "no recorded decision");
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no recorded decision"
+        );
         tokio::time::sleep(Duration::from_millis(200)).await;
     };
     assert!(recorded.acts.is_empty());
@@ -245,7 +263,10 @@ async fn with_prometheus_down_nothing_is_done() {
     assert_eq!(last.outcome.to_string(), "inconclusive");
     let text = daemon.metrics().await;
     assert!(
-        metric(&text, r#"rollout_guard_query_errors_total{rule="class-loading-errors"}"#) > 0.0,
+        metric(
+            &text,
+            r#"rollout_guard_query_errors_total{rule="class-loading-errors"}"#
+        ) > 0.0,
         "{text}"
     );
     daemon.stop().await;
@@ -377,6 +398,10 @@ async fn a_deployment_that_did_not_opt_in_is_never_touched() {
         .into_iter()
         .filter(|r| r.uri.contains("/deployments/legacy") && r.verb != "get")
         .collect();
-    assert_eq!(writes_to_legacy.len(), 1, "only the test's release: {writes_to_legacy:#?}");
+    assert_eq!(
+        writes_to_legacy.len(),
+        1,
+        "only the test's release: {writes_to_legacy:#?}"
+    );
     assert!(c.events("legacy").await.is_empty());
 }

@@ -24,7 +24,9 @@ use rollout_guard::config::Config;
 use rollout_guard::daemon::{Options, Running, run_with};
 use rollout_guard::fakeapi::{FakeApiServer, FakeOptions};
 use rollout_guard::guard::{Act, Memory};
-use rollout_guard::simulate::live::{DilatedClock, FAULT_ANNOTATION, KubePods, LiveSource, Profile};
+use rollout_guard::simulate::live::{
+    DilatedClock, FAULT_ANNOTATION, KubePods, LiveSource, Profile,
+};
 use rollout_guard::source::MetricSource;
 use serde_json::json;
 use tokio::sync::watch;
@@ -132,9 +134,12 @@ impl Cluster {
             .create(&PostParams::default(), &d)
             .await
             .expect("creating the Deployment");
-        self.wait(name, "the first rollout to complete", Duration::from_secs(60), |d| {
-            rolled_out(d) && version(d) == "v1"
-        })
+        self.wait(
+            name,
+            "the first rollout to complete",
+            Duration::from_secs(60),
+            |d| rolled_out(d) && version(d) == "v1",
+        )
         .await
     }
 
@@ -195,7 +200,11 @@ impl Cluster {
             .into_iter()
             .filter(|e| e.regarding.as_ref().and_then(|r| r.name.as_deref()) == Some(name))
             .collect();
-        evs.sort_by(|a, b| a.metadata.creation_timestamp.cmp(&b.metadata.creation_timestamp));
+        evs.sort_by(|a, b| {
+            a.metadata
+                .creation_timestamp
+                .cmp(&b.metadata.creation_timestamp)
+        });
         evs.into_iter()
             .map(|e| (e.reason.unwrap_or_default(), e.note.unwrap_or_default()))
             .collect()

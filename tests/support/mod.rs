@@ -1,4 +1,4 @@
 //! Shared helpers for the integration tests (`mod support;` in each test file).
+pub mod cluster;
 pub mod prometheus;
 pub mod rollout;
-pub mod cluster;
