@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::judge::{self, Counts, Observation, SentQuery, Verdict, Window};
 use crate::rules::{Check, Rule, RuleSet};
-use crate::source::{MetricSource, SourceError, unix_seconds};
+use crate::source::{LogCounts, LogQuery, MetricSource, SourceError, unix_seconds};
 use crate::template::{Bindings, Template};
 
 /// The rollout being judged: a Deployment, its new ReplicaSet and the old ones that still count.
@@ -127,6 +127,49 @@ pub async fn evaluate_rule<S: MetricSource>(
             });
             series_pair(&new_q, old_q.as_deref(), &window, c.step, source).await
         }
+        Check::Logs(c) => {
+            let query = |rs: &str, new: bool| LogQuery {
+                namespace: target.namespace.clone(),
+                replicaset: rs.to_string(),
+                container: c.container.clone(),
+                new,
+                start: from_unix(window.start),
+                end: at,
+            };
+            let new_q = query(&target.new_replicaset, true);
+            let old_qs: Vec<LogQuery> = target
+                .old_replicasets
+                .iter()
+                .map(|rs| query(rs, false))
+                .collect();
+            for (side, q) in
+                std::iter::once(("new", &new_q)).chain(old_qs.iter().map(|q| ("old", q)))
+            {
+                sent.push(SentQuery {
+                    side: side.into(),
+                    name: "logs".into(),
+                    promql: q.describe(),
+                });
+            }
+            let (new, olds) = futures::join!(
+                source.logs(&new_q),
+                join_all(old_qs.iter().map(|q| source.logs(q)))
+            );
+            let old = if has_old {
+                olds.into_iter()
+                    .try_fold(LogCounts::default(), |mut acc, c| {
+                        acc.merge(c?);
+                        Ok::<_, SourceError>(acc)
+                    })
+                    .map(Some)
+            } else {
+                Ok(None)
+            };
+            match (new, old) {
+                (Ok(new), Ok(old)) => Observation::Logs { new, old },
+                (Err(e), _) | (_, Err(e)) => Observation::Failed(e.to_string()),
+            }
+        }
     };
     let mut verdict = judge::judge(rule, &window, &observation);
     verdict.queries = sent;
@@ -136,7 +179,7 @@ pub async fn evaluate_rule<S: MetricSource>(
 /// The window a rule looks at when evaluated at `at`.
 pub fn window_of(rule: &Rule, at: Timestamp) -> Window {
     let (warmup, step) = match &rule.check {
-        Check::ErrorRate(_) => (0.0, 0.0),
+        Check::ErrorRate(_) | Check::Logs(_) => (0.0, 0.0),
         Check::Compare(c) => (c.warmup.as_secs_f64(), c.step.as_secs_f64()),
         Check::Absolute(c) => (c.warmup.as_secs_f64(), c.step.as_secs_f64()),
     };
@@ -209,6 +252,8 @@ fn interval_of(rule: &Rule) -> crate::duration::PromDuration {
         Check::ErrorRate(c) => c.interval,
         Check::Compare(c) => c.step,
         Check::Absolute(c) => c.step,
+        // Not used by any query: logs are read over the window as a whole.
+        Check::Logs(_) => rule.window,
     }
 }
 

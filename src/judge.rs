@@ -14,7 +14,7 @@ use serde::{Deserialize, Serialize};
 use crate::rules::{
     Absolute, Action, Check, Compare, Direction, ErrorRate, OnMissing, ProportionTest, Rule,
 };
-use crate::source::Series;
+use crate::source::{LogCounts, Series};
 use crate::stats::{self, Stratum, Tail};
 
 /// What a rule concluded.
@@ -55,6 +55,11 @@ pub enum Observation {
     Series {
         new: Vec<Series>,
         old: Option<Vec<Series>>,
+    },
+    /// PHP errors from pod logs.
+    Logs {
+        new: LogCounts,
+        old: Option<LogCounts>,
     },
     /// A query failed: the error, as the source reported it.
     Failed(String),
@@ -110,6 +115,7 @@ pub enum Evidence {
     ErrorRate(ErrorRateEvidence),
     Compare(CompareEvidence),
     Absolute(AbsoluteEvidence),
+    Logs(LogsEvidence),
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -214,6 +220,7 @@ pub fn judge(rule: &Rule, window: &Window, observation: &Observation) -> Verdict
         (Check::Absolute(c), Observation::Series { new, old }) => {
             absolute(c, window, new, old.as_deref())
         }
+        (Check::Logs(c), Observation::Logs { new, old }) => logs::judge_logs(c, new, old.as_ref()),
         (check, _) => Judged::Missing(format!(
             "internal: a {} check was given the wrong kind of observation",
             check.kind()
@@ -262,7 +269,7 @@ fn duplicate_pod(obs: &Observation) -> Option<String> {
             g
         }
         Observation::Series { new, old } => std::iter::once(new).chain(old.as_ref()).collect(),
-        Observation::Failed(_) => Vec::new(),
+        Observation::Failed(_) | Observation::Logs { .. } => Vec::new(),
     };
     groups.into_iter().find_map(|series| {
         let mut seen = std::collections::BTreeSet::new();
@@ -982,6 +989,9 @@ fn fmt_p(p: f64) -> String {
         format!("{p:.1e}")
     }
 }
+
+mod logs;
+pub use logs::{LogsEvidence, SignatureRow};
 
 #[cfg(test)]
 mod tests;

@@ -11,6 +11,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use crate::duration::PromDuration;
+use crate::phplog::ErrorKind;
 use crate::template::Template;
 
 /// The rule-file format version this build reads.
@@ -111,6 +112,7 @@ pub enum Check {
     ErrorRate(ErrorRate),
     Compare(Compare),
     Absolute(Absolute),
+    Logs(Logs),
 }
 
 /// Errors per request, new ReplicaSet against old, with an exact test.
@@ -214,7 +216,46 @@ pub struct Absolute {
     pub act_without_baseline: bool,
 }
 
+/// PHP errors read from the containers' logs (no metrics needed), new ReplicaSet against old,
+/// signature by signature, per pod-minute of log.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Logs {
+    /// The container whose log is read; the pod's only (or first) container when unset.
+    #[serde(default)]
+    pub container: Option<String>,
+    /// The error kinds that count (see `phplog::ErrorKind`); the class-loading ones by default.
+    #[serde(default = "defaults::class_loading_kinds")]
+    pub kinds: Vec<ErrorKind>,
+    /// Per-evaluation significance level, one-sided, shared by the signatures tested
+    /// (Bonferroni).
+    #[serde(default = "defaults::alpha")]
+    pub alpha: f64,
+    /// Null hypothesis: new rate ≤ tolerance × old rate, per pod-minute.
+    #[serde(default = "defaults::one")]
+    pub tolerance: f64,
+    /// Effect floor: the new/old rate ratio of the deciding signature must reach this.
+    #[serde(default = "defaults::error_ratio")]
+    pub min_ratio: f64,
+    /// The new side must print at least this many errors of the deciding signature.
+    #[serde(default = "defaults::min_errors")]
+    pub min_errors: f64,
+    /// Each side needs at least this many pod-minutes of log read for a conclusion.
+    #[serde(default = "defaults::min_pod_minutes")]
+    pub min_pod_minutes: f64,
+}
+
 mod defaults {
+    use crate::phplog::ErrorKind;
+    pub fn class_loading_kinds() -> Vec<ErrorKind> {
+        ErrorKind::ALL
+            .into_iter()
+            .filter(|k| k.is_class_loading())
+            .collect()
+    }
+    pub fn min_pod_minutes() -> f64 {
+        2.0
+    }
     use crate::duration::PromDuration;
     pub fn window() -> PromDuration {
         PromDuration::from_secs(300)
@@ -272,6 +313,7 @@ impl Check {
             Check::ErrorRate(_) => "error_rate",
             Check::Compare(_) => "compare",
             Check::Absolute(_) => "absolute",
+            Check::Logs(_) => "logs",
         }
     }
 }
@@ -528,6 +570,22 @@ impl Rule {
                     p.push("check.compare.min_samples must be at least 2".into());
                 }
             }
+            Check::Logs(c) => {
+                check_alpha(c.alpha, &mut p);
+                positive(&mut p, "logs.tolerance", c.tolerance);
+                at_least(&mut p, "logs.min_ratio", c.min_ratio, 1.0);
+                at_least(&mut p, "logs.min_errors", c.min_errors, 0.0);
+                at_least(&mut p, "logs.min_pod_minutes", c.min_pod_minutes, 0.0);
+                if c.kinds.is_empty() {
+                    p.push("check.logs.kinds names no error kind: nothing would count".into());
+                }
+                if c.container.as_deref().is_some_and(|n| n.trim().is_empty()) {
+                    p.push(
+                        "check.logs.container is empty; leave it out for the default container"
+                            .into(),
+                    );
+                }
+            }
             Check::Absolute(c) => {
                 if !(0.0..=1.0).contains(&c.quantile) {
                     p.push(format!(
@@ -574,6 +632,7 @@ impl Rule {
             Check::ErrorRate(c) => vec![("errors", &c.errors), ("requests", &c.requests)],
             Check::Compare(c) => vec![("query", &c.query)],
             Check::Absolute(c) => vec![("query", &c.query)],
+            Check::Logs(_) => Vec::new(),
         };
         for (name, t) in queries {
             let vars = t.variables();

@@ -11,6 +11,7 @@ use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 
 use crate::duration::PromDuration;
+use crate::phplog::ErrorKind;
 
 /// One sample: unix time in seconds and a value (which may be NaN; the judge drops those).
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
@@ -85,6 +86,142 @@ pub trait MetricSource: Sync {
         end: Timestamp,
         step: PromDuration,
     ) -> impl Future<Output = Result<Vec<Series>, SourceError>> + Send;
+
+    /// The PHP errors of one ReplicaSet's pod logs, for `logs` rules. Sources without logs
+    /// refuse, and the rule is inconclusive.
+    fn logs(
+        &self,
+        query: &LogQuery,
+    ) -> impl Future<Output = Result<LogCounts, SourceError>> + Send {
+        let _ = query;
+        async {
+            Err(SourceError::BadQuery(
+                "no pod-log source is configured, so `logs` rules cannot be evaluated".into(),
+            ))
+        }
+    }
+}
+
+/// What a `logs` rule asks of one ReplicaSet: the PHP errors its pods printed in a window.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct LogQuery {
+    pub namespace: String,
+    pub replicaset: String,
+    /// The container to read; the pod's only (or first) container when `None`.
+    pub container: Option<String>,
+    /// Whether this is the new ReplicaSet (all of whose pods are read while they are few) or
+    /// an old one (a sample of pods is enough for a baseline).
+    pub new: bool,
+    pub start: Timestamp,
+    pub end: Timestamp,
+}
+
+impl LogQuery {
+    /// A description for decision records, in place of a PromQL text.
+    pub fn describe(&self) -> String {
+        format!(
+            "pods/log of {}/{}-* container={} from {} to {}",
+            self.namespace,
+            self.replicaset,
+            self.container.as_deref().unwrap_or("(default)"),
+            self.start,
+            self.end
+        )
+    }
+}
+
+/// The PHP errors one ReplicaSet's pods printed over a window.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct LogCounts {
+    /// Pods whose logs were read, and pods the ReplicaSet has.
+    pub pods_read: u32,
+    pub pods_total: u32,
+    /// Minutes of log covered, summed over the pods read: the exposure errors are counted on.
+    pub pod_minutes: f64,
+    /// Errors by signature, most frequent first.
+    pub errors: Vec<SignatureCount>,
+    /// Whether some log was cut (`limitBytes`) or a pod's signatures overflowed their cap.
+    pub truncated: bool,
+    /// Pods that could not be read and why (gone, no such container).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub skipped: Vec<String>,
+}
+
+/// How often one error signature was printed.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct SignatureCount {
+    pub kind: ErrorKind,
+    pub signature: String,
+    pub count: u64,
+    /// Pods that printed it.
+    pub pods: u32,
+    /// One occurrence as written.
+    pub example: String,
+}
+
+impl LogCounts {
+    /// Merges another ReplicaSet's counts into these (the old side may be several).
+    pub fn merge(&mut self, other: LogCounts) {
+        self.pods_read += other.pods_read;
+        self.pods_total += other.pods_total;
+        self.pod_minutes += other.pod_minutes;
+        self.truncated |= other.truncated;
+        self.skipped.extend(other.skipped);
+        for e in other.errors {
+            match self
+                .errors
+                .iter_mut()
+                .find(|m| m.kind == e.kind && m.signature == e.signature)
+            {
+                Some(m) => {
+                    m.count += e.count;
+                    m.pods += e.pods;
+                }
+                None => self.errors.push(e),
+            }
+        }
+        self.errors
+            .sort_by(|a, b| b.count.cmp(&a.count).then(a.signature.cmp(&b.signature)));
+    }
+}
+
+/// Reads the PHP errors of a ReplicaSet's pods from their logs.
+pub trait LogSource: Sync {
+    fn logs(&self, query: &LogQuery)
+    -> impl Future<Output = Result<LogCounts, SourceError>> + Send;
+}
+
+/// A metric source with a log source beside it, for rule sets with `logs` rules.
+pub struct WithLogs<M, L> {
+    pub metrics: M,
+    pub logs: L,
+}
+
+impl<M: MetricSource, L: LogSource> MetricSource for WithLogs<M, L> {
+    fn instant(
+        &self,
+        query: &str,
+        at: Timestamp,
+    ) -> impl Future<Output = Result<Vec<Series>, SourceError>> + Send {
+        self.metrics.instant(query, at)
+    }
+
+    fn range(
+        &self,
+        query: &str,
+        start: Timestamp,
+        end: Timestamp,
+        step: PromDuration,
+    ) -> impl Future<Output = Result<Vec<Series>, SourceError>> + Send {
+        self.metrics.range(query, start, end, step)
+    }
+
+    fn logs(
+        &self,
+        query: &LogQuery,
+    ) -> impl Future<Output = Result<LogCounts, SourceError>> + Send {
+        self.logs.logs(query)
+    }
 }
 
 /// Unix seconds of a timestamp, as sample times are kept.
