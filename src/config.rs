@@ -48,6 +48,9 @@ pub struct Config {
     pub leader_election: LeaderElection,
     #[serde(default)]
     pub records: Records,
+    /// Bounds on reading pod logs for `logs` rules.
+    #[serde(default)]
+    pub logs: crate::podlogs::LogLimits,
     #[serde(default)]
     pub log: Log,
 }
@@ -243,6 +246,17 @@ impl Config {
         }
         if self.leader_election.enabled && self.leader_election.lease_duration.as_secs() < 2 {
             problems.push("leader_election.lease_duration: at least 2s".into());
+        }
+        if self.logs.concurrency == 0 || self.logs.max_pods_new == 0 || self.logs.max_pods_old == 0
+        {
+            problems
+                .push("logs: concurrency, max_pods_new and max_pods_old must be at least 1".into());
+        }
+        if self.logs.limit_bytes < 1024 {
+            problems.push(format!(
+                "logs.limit_bytes: at least 1024, got {}",
+                self.logs.limit_bytes
+            ));
         }
         if self.limits.max_concurrent_evaluations == 0 {
             problems.push("limits.max_concurrent_evaluations: at least 1".into());

@@ -22,9 +22,10 @@ use crate::config::Config;
 use crate::controller::{Clock, Context, run_controller};
 use crate::guard::Settings;
 use crate::leader::Leadership;
+use crate::podlogs::KubeLogs;
 use crate::records::Recorder;
 use crate::rules::RuleSet;
-use crate::source::MetricSource;
+use crate::source::{MetricSource, WithLogs};
 use crate::telemetry::{Health, Metrics, ResultLabels};
 
 /// Knobs of the daemon that are not configuration (tests shorten them).
@@ -258,11 +259,15 @@ fn hash_path(p: &Path, h: &mut DefaultHasher, depth: usize) {
 
 /// `rollout-guard run`: the daemon with the real cluster and Prometheus.
 pub async fn run(config_path: Option<PathBuf>, config: Config) -> Result<()> {
-    let source = crate::prometheus::PrometheusSource::new(&config.prometheus)
+    let prometheus = crate::prometheus::PrometheusSource::new(&config.prometheus)
         .context("configuring the Prometheus client")?;
     let client = Client::try_default()
         .await
         .context("connecting to Kubernetes (in-cluster config or kubeconfig)")?;
+    let source = WithLogs {
+        metrics: prometheus,
+        logs: KubeLogs::new(client.clone(), config.logs.clone()),
+    };
     let (stop_tx, stop_rx) = watch::channel(false);
     tokio::spawn(async move {
         wait_for_signal().await;

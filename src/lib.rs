@@ -32,6 +32,7 @@ pub mod guard;
 pub mod judge;
 pub mod leader;
 pub mod phplog;
+pub mod podlogs;
 pub mod prometheus;
 pub mod records;
 pub mod rollout;

@@ -24,10 +24,11 @@ use rollout_guard::config::Config;
 use rollout_guard::daemon::{Options, Running, run_with};
 use rollout_guard::fakeapi::{FakeApiServer, FakeOptions};
 use rollout_guard::guard::{Act, Memory};
+use rollout_guard::podlogs::{KubeLogs, LogLimits};
 use rollout_guard::simulate::live::{
     DilatedClock, FAULT_ANNOTATION, KubePods, LiveSource, Profile,
 };
-use rollout_guard::source::MetricSource;
+use rollout_guard::source::{MetricSource, WithLogs};
 use serde_json::json;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
@@ -248,6 +249,21 @@ impl Cluster {
             self.clock,
             Profile::default(),
         )
+    }
+
+    /// The pod-log reader, on the simulated clock.
+    pub fn logs(&self) -> KubeLogs {
+        let clock = self.clock;
+        KubeLogs::new(self.client.clone(), LogLimits::default())
+            .with_time_map(Arc::new(move |t| clock.sim(t)))
+    }
+
+    /// The live metric source with the pod-log reader beside it.
+    pub fn source_with_logs(&self) -> WithLogs<LiveSource<KubePods>, KubeLogs> {
+        WithLogs {
+            metrics: self.source(),
+            logs: self.logs(),
+        }
     }
 
     /// Starts the real `run` loop with the live source.

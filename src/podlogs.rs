@@ -1,0 +1,383 @@
+//! The pod-log adapter: reads containers' logs through the Kubernetes API
+//! (`GET .../pods/{pod}/log?timestamps=true&sinceTime=...&limitBytes=...`) and counts the PHP
+//! errors in them, for `logs` rules. No sidecar, no log pipeline.
+//!
+//! Owns what it costs: at most `max_pods_new` pods of a new ReplicaSet and a sample of
+//! `max_pods_old` of an old one per evaluation, at most `limit_bytes` per request, at most
+//! `concurrency` requests at once; reading resumes where the last read ended; a restarted
+//! container's previous log is read once; a pod that is gone is skipped and forgotten. What it
+//! keeps per pod is a bounded table of error counts per minute and signature, never log text,
+//! so memory stays bounded however much a pod prints. Parsing is [`crate::phplog`]'s; judging
+//! is the judge's.
+
+use std::collections::{BTreeMap, HashMap};
+use std::hash::{Hash, Hasher};
+use std::sync::{Arc, Mutex};
+
+use jiff::{SignedDuration, Timestamp};
+use k8s_openapi::api::core::v1::Pod;
+use kube::api::{Api, ListParams, LogParams};
+use kube::{Client, ResourceExt};
+use serde::{Deserialize, Serialize};
+use tokio::sync::Semaphore;
+
+use crate::phplog::{ErrorKind, LogParser, ParserLimits, PhpError};
+use crate::rules::MAX_WINDOW;
+use crate::source::{LogCounts, LogQuery, LogSource, SignatureCount, SourceError};
+
+/// The bounds of log reading.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LogLimits {
+    /// Pods of a new ReplicaSet read per evaluation (all of them while they are few).
+    pub max_pods_new: usize,
+    /// Pods of an old ReplicaSet read per evaluation (a stable sample is enough for a
+    /// baseline).
+    pub max_pods_old: usize,
+    /// Bytes per log request (`limitBytes`).
+    pub limit_bytes: i64,
+    /// Log requests at once, across all evaluations.
+    pub concurrency: usize,
+    /// Distinct signatures remembered per pod; more are counted as truncated.
+    pub max_signatures_per_pod: usize,
+}
+
+impl Default for LogLimits {
+    fn default() -> Self {
+        LogLimits {
+            max_pods_new: 10,
+            max_pods_old: 5,
+            limit_bytes: 1 << 20,
+            concurrency: 4,
+            max_signatures_per_pod: 100,
+        }
+    }
+}
+
+/// Maps a time from the cluster (pod start times) to the controller's clock; the identity
+/// outside simulations.
+pub type TimeMap = Arc<dyn Fn(Timestamp) -> Timestamp + Send + Sync>;
+
+/// Counts PHP errors in pod logs through the Kubernetes API.
+pub struct KubeLogs {
+    client: Client,
+    limits: LogLimits,
+    permits: Arc<Semaphore>,
+    pods: Mutex<HashMap<(String, String, String), PodState>>,
+    time_map: TimeMap,
+}
+
+/// What is kept of one container's log.
+#[derive(Default)]
+struct PodState {
+    /// The timestamp of the last line read.
+    cursor: Option<Timestamp>,
+    /// The restart count when last read.
+    restarts: i32,
+    /// Errors per minute (unix minute) and signature index.
+    minutes: BTreeMap<i64, HashMap<usize, u64>>,
+    signatures: Vec<(ErrorKind, String, String)>,
+    truncated: bool,
+}
+
+impl KubeLogs {
+    pub fn new(client: Client, limits: LogLimits) -> Self {
+        KubeLogs {
+            client,
+            permits: Arc::new(Semaphore::new(limits.concurrency.max(1))),
+            limits,
+            pods: Mutex::new(HashMap::new()),
+            time_map: Arc::new(|t| t),
+        }
+    }
+
+    /// Uses `map` for the cluster's times (tests and the demo run on a faster clock).
+    pub fn with_time_map(mut self, map: TimeMap) -> Self {
+        self.time_map = map;
+        self
+    }
+
+    /// Pods kept in memory (for tests of the bounds).
+    pub fn pods_tracked(&self) -> usize {
+        self.pods.lock().unwrap_or_else(|p| p.into_inner()).len()
+    }
+
+    async fn read_pod(
+        &self,
+        api: &Api<Pod>,
+        pod: &Pod,
+        container: &str,
+        q: &LogQuery,
+    ) -> Result<(f64, Vec<SignatureCount>, bool), String> {
+        let name = pod.name_any();
+        let key = (q.namespace.clone(), name.clone(), container.to_string());
+        let restarts = pod
+            .status
+            .as_ref()
+            .and_then(|s| s.container_statuses.as_ref())
+            .and_then(|cs| cs.iter().find(|c| c.name == container))
+            .map_or(0, |c| c.restart_count);
+        let (cursor, known_restarts, fresh) = {
+            let pods = self.pods.lock().unwrap_or_else(|p| p.into_inner());
+            match pods.get(&key) {
+                Some(s) => (s.cursor, s.restarts, false),
+                None => (None, restarts, true),
+            }
+        };
+        let since = cursor.unwrap_or(q.start).min(q.end);
+        let mut errors = Vec::new();
+        let mut last = cursor;
+        let mut truncated = false;
+        let _permit = self.permits.acquire().await.map_err(|e| e.to_string())?;
+        // A restart since the last read: what the previous container printed after the cursor.
+        if !fresh && restarts > known_restarts {
+            match self.fetch(api, &name, container, since, true).await {
+                Ok(text) => {
+                    truncated |= text.len() as i64 >= self.limits.limit_bytes;
+                    parse(&text, cursor, &mut errors, &mut last);
+                }
+                Err(e) => tracing::debug!(pod = %name, error = %e, "no previous log"),
+            }
+        }
+        let text = self.fetch(api, &name, container, since, false).await?;
+        truncated |= text.len() as i64 >= self.limits.limit_bytes;
+        parse(&text, cursor, &mut errors, &mut last);
+        drop(_permit);
+
+        let started = pod
+            .status
+            .as_ref()
+            .and_then(|s| s.start_time.as_ref())
+            .map(|t| (self.time_map)(t.0))
+            .unwrap_or(q.start);
+        let covered = (q.end.duration_since(started.max(q.start)).as_secs_f64() / 60.0).max(0.0);
+
+        let mut pods = self.pods.lock().unwrap_or_else(|p| p.into_inner());
+        let state = pods.entry(key).or_default();
+        state.cursor = last.or(state.cursor);
+        state.restarts = restarts;
+        state.truncated |= truncated;
+        for e in errors {
+            let at = e.time.unwrap_or(q.end);
+            let idx = match state
+                .signatures
+                .iter()
+                .position(|(k, s, _)| *k == e.kind && *s == e.signature)
+            {
+                Some(i) => i,
+                None if state.signatures.len() < self.limits.max_signatures_per_pod => {
+                    state.signatures.push((e.kind, e.signature, e.first_line));
+                    state.signatures.len() - 1
+                }
+                None => {
+                    state.truncated = true;
+                    continue;
+                }
+            };
+            *state
+                .minutes
+                .entry(at.as_second().div_euclid(60))
+                .or_default()
+                .entry(idx)
+                .or_default() += 1;
+        }
+        // Nothing older than the longest window can be asked for again.
+        let horizon = (q.end - SignedDuration::try_from(MAX_WINDOW.as_std()).unwrap_or_default())
+            .as_second()
+            .div_euclid(60);
+        state.minutes = state.minutes.split_off(&horizon);
+        let (from, to) = (
+            q.start.as_second().div_euclid(60),
+            q.end.as_second().div_euclid(60),
+        );
+        let mut by_sig: HashMap<usize, u64> = HashMap::new();
+        for (_, counts) in state.minutes.range(from..=to) {
+            for (i, n) in counts {
+                *by_sig.entry(*i).or_default() += n;
+            }
+        }
+        let found = by_sig
+            .into_iter()
+            .map(|(i, count)| {
+                let (kind, signature, example) = state.signatures[i].clone();
+                SignatureCount {
+                    kind,
+                    signature,
+                    count,
+                    pods: 1,
+                    example,
+                }
+            })
+            .collect();
+        Ok((covered, found, state.truncated))
+    }
+
+    async fn fetch(
+        &self,
+        api: &Api<Pod>,
+        pod: &str,
+        container: &str,
+        since: Timestamp,
+        previous: bool,
+    ) -> Result<String, String> {
+        let lp = LogParams {
+            container: Some(container.to_string()),
+            // The API takes whole seconds: lines already read are skipped by time.
+            since_time: Some(Timestamp::from_second(since.as_second()).unwrap_or(since)),
+            timestamps: true,
+            limit_bytes: Some(self.limits.limit_bytes),
+            previous,
+            ..LogParams::default()
+        };
+        api.logs(pod, &lp).await.map_err(|e| match &e {
+            kube::Error::Api(s) if s.code == 404 => "gone".to_string(),
+            _ => e.to_string(),
+        })
+    }
+}
+
+/// Parses a log read, skipping lines at or before the cursor; moves the cursor on.
+fn parse(
+    text: &str,
+    cursor: Option<Timestamp>,
+    out: &mut Vec<PhpError>,
+    last: &mut Option<Timestamp>,
+) {
+    let mut parser = LogParser::new(ParserLimits::default());
+    for line in text.lines() {
+        let t = line
+            .split_once(' ')
+            .and_then(|(ts, _)| ts.parse::<Timestamp>().ok());
+        if let (Some(t), Some(c)) = (t, cursor)
+            && t <= c
+        {
+            continue;
+        }
+        if let Some(t) = t {
+            *last = Some(last.map_or(t, |l| l.max(t)));
+        }
+        parser.push_line(line, out);
+    }
+    parser.finish(out);
+}
+
+/// A stable sample of `n` pods: the same pods are read evaluation after evaluation (so their
+/// cursors keep working), spread by a hash of the name rather than by age.
+fn sample(mut pods: Vec<Pod>, n: usize) -> Vec<Pod> {
+    if pods.len() <= n {
+        return pods;
+    }
+    pods.sort_by_key(|p| {
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        p.name_any().hash(&mut h);
+        h.finish()
+    });
+    pods.truncate(n);
+    pods
+}
+
+impl LogSource for KubeLogs {
+    async fn logs(&self, q: &LogQuery) -> Result<LogCounts, SourceError> {
+        let api: Api<Pod> = Api::namespaced(self.client.clone(), &q.namespace);
+        let hash = q
+            .replicaset
+            .rsplit_once('-')
+            .map(|(_, h)| h)
+            .unwrap_or_default();
+        let listed = api
+            .list(&ListParams::default().labels(&format!("pod-template-hash={hash}")))
+            .await
+            .map_err(|e| {
+                SourceError::Unreachable(format!("listing the pods of {}: {e}", q.replicaset))
+            })?;
+        let owned: Vec<Pod> = listed
+            .items
+            .into_iter()
+            .filter(|p| {
+                p.owner_references()
+                    .iter()
+                    .any(|o| o.kind == "ReplicaSet" && o.name == q.replicaset)
+            })
+            .filter(|p| {
+                p.status
+                    .as_ref()
+                    .and_then(|s| s.start_time.as_ref())
+                    .is_some()
+            })
+            .collect();
+        self.forget_gone(q, &owned);
+        let total = owned.len() as u32;
+        let max = if q.new {
+            self.limits.max_pods_new
+        } else {
+            self.limits.max_pods_old
+        };
+        let chosen = sample(owned, max);
+        let reads = futures::future::join_all(chosen.iter().map(|pod| {
+            let container = q.container.clone().or_else(|| {
+                pod.spec
+                    .as_ref()
+                    .and_then(|s| s.containers.first())
+                    .map(|c| c.name.clone())
+            });
+            let api = api.clone();
+            async move {
+                let Some(container) = container else {
+                    return (pod.name_any(), Err("no container".to_string()));
+                };
+                (
+                    pod.name_any(),
+                    self.read_pod(&api, pod, &container, q).await,
+                )
+            }
+        }))
+        .await;
+        let mut out = LogCounts {
+            pods_total: total,
+            ..LogCounts::default()
+        };
+        for (name, r) in reads {
+            match r {
+                Ok((minutes, errors, truncated)) => {
+                    out.merge(LogCounts {
+                        pods_read: 1,
+                        pods_total: 0,
+                        pod_minutes: minutes,
+                        errors,
+                        truncated,
+                        skipped: Vec::new(),
+                    });
+                }
+                Err(why) => {
+                    if why == "gone" {
+                        self.forget(&q.namespace, &name);
+                    }
+                    out.skipped.push(format!("{name}: {why}"));
+                }
+            }
+        }
+        Ok(out)
+    }
+}
+
+impl KubeLogs {
+    /// Drops what is kept of this ReplicaSet's pods that no longer exist: churn must not grow
+    /// memory.
+    fn forget_gone(&self, q: &LogQuery, listed: &[Pod]) {
+        let prefix = format!("{}-", q.replicaset);
+        let names: Vec<String> = listed.iter().map(|p| p.name_any()).collect();
+        self.pods
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .retain(|(ns, pod, _), _| {
+                !(ns == &q.namespace && pod.starts_with(&prefix) && !names.contains(pod))
+            });
+    }
+
+    fn forget(&self, namespace: &str, pod: &str) {
+        self.pods
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .retain(|(ns, p, _), _| !(ns == namespace && p == pod));
+    }
+}

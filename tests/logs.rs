@@ -1,0 +1,204 @@
+//! End-to-end for `logs` rules: the fake API server's pods print PHP-FPM output (the new
+//! release's pods a missing class, every pod the same unrelated errors), the real `run` loop
+//! reads it through `pods/log` and judges it. Also the bounds of reading a pod that prints
+//! megabytes.
+
+mod support;
+
+use std::time::Duration;
+
+use k8s_openapi::api::core::v1::Pod;
+use kube::ResourceExt;
+use kube::api::{Api, ListParams};
+use rollout_guard::annotations;
+use rollout_guard::podlogs::{KubeLogs, LogLimits};
+use rollout_guard::simulate::live::FAULT_ANNOTATION;
+use rollout_guard::source::{LogQuery, LogSource};
+use support::cluster::{Cluster, guarded, rollbacks, rolled_out, stage, version};
+
+const LONG: Duration = Duration::from_secs(90);
+
+/// Real PHP-FPM 8.2 lines (decorated), as in tests/data/php-fpm-logs.
+const MISSING_CLASS: [&str; 4] = [
+    r##"[25-Nov-2026 16:00:05] WARNING: [pool www] child 4517 said into stderr: "NOTICE: PHP message: PHP Fatal error:  Uncaught Error: Class "App\Billing\LegacyTaxCalculator" not found in /var/www/html/index.php:7""##,
+    r##"[25-Nov-2026 16:00:05] WARNING: [pool www] child 4517 said into stderr: "Stack trace:""##,
+    r##"[25-Nov-2026 16:00:05] WARNING: [pool www] child 4517 said into stderr: "#0 {main}""##,
+    r##"[25-Nov-2026 16:00:05] WARNING: [pool www] child 4517 said into stderr: "  thrown in /var/www/html/index.php on line 7""##,
+];
+const SHARED: &str = r##"[25-Nov-2026 16:00:05] WARNING: [pool www] child 4518 said into stderr: "NOTICE: PHP message: PHP Warning:  Undefined variable $total in /var/www/html/src/Cart.php on line 12""##;
+const SHARED_FATAL: [&str; 2] = [
+    r##"[25-Nov-2026 16:00:06] WARNING: [pool www] child 4519 said into stderr: "NOTICE: PHP message: PHP Fatal error:  Uncaught Error: Class "App\Legacy\Reports" not found in /var/www/html/reports.php:3""##,
+    r##"[25-Nov-2026 16:00:06] WARNING: [pool www] child 4519 said into stderr: "  thrown in /var/www/html/reports.php on line 3""##,
+];
+
+/// Every 100 ms (6 simulated seconds), each running pod prints: all of them the shared lines
+/// (a warning, and with `shared_fatal` a missing class both releases hit); pods with the
+/// `class-errors` fault also the new release's missing class. Runs until dropped.
+async fn printing(c: &Cluster, shared_fatal: bool) {
+    let fake = c.fake.as_ref().expect("fake API server");
+    let api: Api<Pod> = Api::namespaced(c.client.clone(), &c.namespace);
+    loop {
+        if let Ok(pods) = api.list(&ListParams::default()).await {
+            for p in pods.items {
+                if p.status
+                    .as_ref()
+                    .and_then(|s| s.start_time.as_ref())
+                    .is_none()
+                {
+                    continue;
+                }
+                let faulty = p.annotations().get(FAULT_ANNOTATION).map(String::as_str)
+                    == Some("class-errors");
+                let now = c.clock.now();
+                let mut lines: Vec<&str> = vec![SHARED];
+                if shared_fatal {
+                    lines.extend(SHARED_FATAL);
+                }
+                if faulty {
+                    lines.extend(MISSING_CLASS);
+                }
+                for l in lines {
+                    // A pod deleted meanwhile is no error.
+                    let _ = fake.append_log(&c.namespace, &p.name_any(), "php", now, l);
+                }
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+fn logs_config(c: &Cluster) -> rollout_guard::config::Config {
+    let mut cfg = c.config();
+    cfg.rules = vec![concat!(env!("CARGO_MANIFEST_DIR"), "/rules/php-logs.yaml").into()];
+    cfg
+}
+
+fn ann<'a>(v: &'a [(&'static str, String)]) -> Vec<(&'static str, &'a str)> {
+    v.iter().map(|(k, v)| (*k, v.as_str())).collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_class_missing_only_in_the_new_pods_logs_is_rolled_back() {
+    let c = Cluster::fake("logs-class", Duration::from_millis(1500)).await;
+    c.deploy("shop", 4, &ann(&guarded("guard"))).await;
+    let daemon = c.daemon_with(logs_config(&c), c.source_with_logs()).await;
+    c.release("shop", "v2", Some("class-errors")).await;
+    let d = tokio::select! {
+        _ = printing(&c, true) => unreachable!(),
+        d = c.wait("shop", "the rollback to v1", LONG, |d| {
+            version(d) == "v1" && stage(d).as_deref() == Some("rolled_back")
+        }) => d,
+    };
+    assert_eq!(rollbacks(&d), 1);
+    let m = support::cluster::memory(&d).unwrap();
+    assert_eq!(
+        m.history.last().unwrap().rule.as_deref(),
+        Some("php-log-class-errors")
+    );
+    let reason = m.current.unwrap().last.unwrap().reason;
+    assert!(reason.contains("LegacyTaxCalculator"), "{reason}");
+    assert!(!reason.contains("App\\Legacy\\Reports"), "{reason}");
+    daemon.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_error_old_and_new_pods_print_alike_is_no_reason_to_act() {
+    let c = Cluster::fake("logs-shared", Duration::from_millis(1000)).await;
+    c.deploy("shop", 4, &ann(&guarded("guard"))).await;
+    let daemon = c.daemon_with(logs_config(&c), c.source_with_logs()).await;
+    c.release("shop", "v2", None).await;
+    let d = tokio::select! {
+        _ = printing(&c, true) => unreachable!(),
+        d = c.wait("shop", "the release to roll out and pass", LONG, |d| {
+            rolled_out(d) && stage(d).as_deref() == Some("passed")
+        }) => d,
+    };
+    assert_eq!(version(&d), "v2");
+    assert_eq!(rollbacks(&d), 0);
+    // The logs were read and judged, not merely missing.
+    let (records, _) = rollout_guard::records::read(&c.records_path()).unwrap();
+    let passes = records
+        .iter()
+        .flat_map(|r| &r.verdicts)
+        .filter(|v| v.rule == "php-log-class-errors" && v.outcome.to_string() == "pass")
+        .count();
+    assert!(
+        passes > 0,
+        "no passing log verdict in {} records",
+        records.len()
+    );
+    daemon.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pod_printing_megabytes_is_read_within_its_bounds() {
+    let c = Cluster::fake("logs-noise", Duration::from_millis(100)).await;
+    c.deploy("shop", 2, &[(annotations::ENABLED, "true")]).await;
+    let fake = c.fake.as_ref().unwrap();
+    let api: Api<Pod> = Api::namespaced(c.client.clone(), &c.namespace);
+    let pods = api.list(&ListParams::default()).await.unwrap().items;
+    let noisy = pods[0].name_any();
+    let rs = pods[0].owner_references()[0].name.clone();
+    let start = jiff::Timestamp::now();
+    // 8 MB of noise, 1,000 different missing classes among it, then one known error.
+    let noise = format!("{} {}", "x".repeat(990), "noise");
+    for i in 0..8_000 {
+        let t = start + jiff::SignedDuration::from_millis(i);
+        fake.append_log(&c.namespace, &noisy, "php", t, &noise)
+            .unwrap();
+        if i % 8 == 0 {
+            let line = format!(
+                "PHP Fatal error:  Uncaught Error: Class \"App\\Gen{}\" not found in /app/x.php:1",
+                i / 8
+            );
+            fake.append_log(&c.namespace, &noisy, "php", t, &line)
+                .unwrap();
+        }
+    }
+    let limits = LogLimits {
+        limit_bytes: 256 * 1024,
+        max_signatures_per_pod: 50,
+        ..LogLimits::default()
+    };
+    let logs = KubeLogs::new(c.client.clone(), limits.clone());
+    fake.reset_requests();
+    let q = LogQuery {
+        namespace: c.namespace.clone(),
+        replicaset: rs,
+        container: Some("php".into()),
+        new: true,
+        start: start - jiff::SignedDuration::from_mins(1),
+        end: start + jiff::SignedDuration::from_mins(1),
+    };
+    let first = logs.logs(&q).await.unwrap();
+    assert!(first.truncated, "the read was cut at limitBytes");
+    let stats = fake.requests();
+    let log_reads = stats.counter("get", "pods/log");
+    assert_eq!(log_reads.requests, 2, "one request per pod: {stats:?}");
+    assert!(
+        log_reads.bytes_sent <= 2 * limits.limit_bytes as u64,
+        "{} bytes read for a {} byte limit",
+        log_reads.bytes_sent,
+        limits.limit_bytes
+    );
+    let sigs = first.errors.len();
+    assert!(
+        sigs > 0 && sigs <= limits.max_signatures_per_pod,
+        "{sigs} signatures kept"
+    );
+    // Reading resumes where it stopped: the next evaluation reads on, never from the start.
+    let second = logs.logs(&q).await.unwrap();
+    let stats = fake.requests();
+    assert_eq!(stats.counter("get", "pods/log").requests, 4);
+    assert!(second.errors.len() <= limits.max_signatures_per_pod);
+    assert!(
+        second.errors.iter().map(|e| e.count).sum::<u64>()
+            >= first.errors.iter().map(|e| e.count).sum::<u64>()
+    );
+    assert_eq!(logs.pods_tracked(), 2);
+    // A pod that is gone is skipped, and forgotten.
+    api.delete(&noisy, &Default::default()).await.unwrap();
+    let third = logs.logs(&q).await.unwrap();
+    assert!(third.pods_read <= 2);
+    assert!(logs.pods_tracked() <= 2);
+}
