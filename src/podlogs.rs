@@ -58,12 +58,18 @@ impl Default for LogLimits {
 /// outside simulations.
 pub type TimeMap = Arc<dyn Fn(Timestamp) -> Timestamp + Send + Sync>;
 
+/// The pods sampled from a ReplicaSet, and how many it had.
+type Sample = (Vec<String>, u32);
+
 /// Counts PHP errors in pod logs through the Kubernetes API.
 pub struct KubeLogs {
     client: Client,
     limits: LogLimits,
     permits: Arc<Semaphore>,
     pods: Mutex<HashMap<(String, String, String), PodState>>,
+    /// Per (namespace, ReplicaSet): the pods sampled, and how many it had, while it has more
+    /// pods than are read.
+    samples: Mutex<HashMap<(String, String), Sample>>,
     time_map: TimeMap,
 }
 
@@ -87,6 +93,7 @@ impl KubeLogs {
             permits: Arc::new(Semaphore::new(limits.concurrency.max(1))),
             limits,
             pods: Mutex::new(HashMap::new()),
+            samples: Mutex::new(HashMap::new()),
             time_map: Arc::new(|t| t),
         }
     }
@@ -279,6 +286,25 @@ fn sample(mut pods: Vec<Pod>, n: usize) -> Vec<Pod> {
 impl LogSource for KubeLogs {
     async fn logs(&self, q: &LogQuery) -> Result<LogCounts, SourceError> {
         let api: Api<Pod> = Api::namespaced(self.client.clone(), &q.namespace);
+        let max = if q.new {
+            self.limits.max_pods_new
+        } else {
+            self.limits.max_pods_old
+        };
+        // A ReplicaSet larger than its sample: read the same pods by name rather than list
+        // them all again (a list of 100 pods costs ten times the logs read).
+        let cached = self.sampled(q);
+        if let Some((names, total)) = cached {
+            let gets = futures::future::join_all(names.iter().map(|n| api.get_opt(n))).await;
+            let pods: Option<Vec<Pod>> = gets
+                .into_iter()
+                .map(|r| r.ok().flatten())
+                .collect::<Option<Vec<Pod>>>()
+                .filter(|ps| ps.iter().all(|p| owned_by(p, &q.replicaset)));
+            if let Some(pods) = pods {
+                return Ok(self.read_all(&api, pods, total, q).await);
+            }
+        }
         let hash = q
             .replicaset
             .rsplit_once('-')
@@ -293,11 +319,7 @@ impl LogSource for KubeLogs {
         let owned: Vec<Pod> = listed
             .items
             .into_iter()
-            .filter(|p| {
-                p.owner_references()
-                    .iter()
-                    .any(|o| o.kind == "ReplicaSet" && o.name == q.replicaset)
-            })
+            .filter(|p| owned_by(p, &q.replicaset))
             .filter(|p| {
                 p.status
                     .as_ref()
@@ -307,12 +329,56 @@ impl LogSource for KubeLogs {
             .collect();
         self.forget_gone(q, &owned);
         let total = owned.len() as u32;
-        let max = if q.new {
-            self.limits.max_pods_new
-        } else {
-            self.limits.max_pods_old
-        };
+        let sampled = owned.len() > max;
         let chosen = sample(owned, max);
+        self.remember_sample(
+            q,
+            sampled.then(|| chosen.iter().map(|p| p.name_any()).collect()),
+            total,
+        );
+        Ok(self.read_all(&api, chosen, total, q).await)
+    }
+}
+
+fn owned_by(p: &Pod, replicaset: &str) -> bool {
+    p.owner_references()
+        .iter()
+        .any(|o| o.kind == "ReplicaSet" && o.name == replicaset)
+}
+
+impl KubeLogs {
+    fn sampled(&self, q: &LogQuery) -> Option<Sample> {
+        self.samples
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&(q.namespace.clone(), q.replicaset.clone()))
+            .cloned()
+    }
+
+    fn remember_sample(&self, q: &LogQuery, names: Option<Vec<String>>, total: u32) {
+        let mut samples = self.samples.lock().unwrap_or_else(|p| p.into_inner());
+        let key = (q.namespace.clone(), q.replicaset.clone());
+        match names {
+            Some(n) => {
+                samples.insert(key, (n, total));
+            }
+            None => {
+                samples.remove(&key);
+            }
+        }
+        // Bounded whatever the churn of ReplicaSets.
+        if samples.len() > 1000 {
+            samples.clear();
+        }
+    }
+
+    async fn read_all(
+        &self,
+        api: &Api<Pod>,
+        chosen: Vec<Pod>,
+        total: u32,
+        q: &LogQuery,
+    ) -> LogCounts {
         let reads = futures::future::join_all(chosen.iter().map(|pod| {
             let container = q.container.clone().or_else(|| {
                 pod.spec
@@ -320,15 +386,11 @@ impl LogSource for KubeLogs {
                     .and_then(|s| s.containers.first())
                     .map(|c| c.name.clone())
             });
-            let api = api.clone();
             async move {
                 let Some(container) = container else {
                     return (pod.name_any(), Err("no container".to_string()));
                 };
-                (
-                    pod.name_any(),
-                    self.read_pod(&api, pod, &container, q).await,
-                )
+                (pod.name_any(), self.read_pod(api, pod, &container, q).await)
             }
         }))
         .await;
@@ -356,7 +418,7 @@ impl LogSource for KubeLogs {
                 }
             }
         }
-        Ok(out)
+        out
     }
 }
 
