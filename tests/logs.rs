@@ -202,3 +202,53 @@ async fn a_pod_printing_megabytes_is_read_within_its_bounds() {
     assert!(third.pods_read <= 2);
     assert!(logs.pods_tracked() <= 2);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restarted_container_s_last_words_are_read_from_its_previous_log() {
+    let c = Cluster::fake("logs-restart", Duration::from_millis(100)).await;
+    c.deploy("shop", 1, &[]).await;
+    let fake = c.fake.as_ref().unwrap();
+    let api: Api<Pod> = Api::namespaced(c.client.clone(), &c.namespace);
+    let pod = api
+        .list(&ListParams::default())
+        .await
+        .unwrap()
+        .items
+        .remove(0);
+    let (name, rs) = (pod.name_any(), pod.owner_references()[0].name.clone());
+    let start = jiff::Timestamp::now();
+    let at = |s: i64| start + jiff::SignedDuration::from_secs(s);
+    let fatal = MISSING_CLASS[0];
+    for s in 0..4 {
+        fake.append_log(&c.namespace, &name, "php", at(s), fatal)
+            .unwrap();
+    }
+    let logs = KubeLogs::new(c.client.clone(), LogLimits::default());
+    let q = LogQuery {
+        namespace: c.namespace.clone(),
+        replicaset: rs,
+        container: None,
+        new: true,
+        start: at(-60),
+        end: at(120),
+    };
+    let count =
+        |l: &rollout_guard::source::LogCounts| l.errors.iter().map(|e| e.count).sum::<u64>();
+    assert_eq!(count(&logs.logs(&q).await.unwrap()), 4);
+    // Two more, then the container dies (out of memory, say) and a new one prints one.
+    for s in 10..12 {
+        fake.append_log(&c.namespace, &name, "php", at(s), fatal)
+            .unwrap();
+    }
+    fake.restart_container(&c.namespace, &name, "php").unwrap();
+    fake.append_log(&c.namespace, &name, "php", at(30), fatal)
+        .unwrap();
+    let after = logs.logs(&q).await.unwrap();
+    assert_eq!(
+        count(&after),
+        7,
+        "4 read before, 2 from the previous container, 1 new"
+    );
+    // Nothing is counted twice on the next read.
+    assert_eq!(count(&logs.logs(&q).await.unwrap()), 7);
+}
