@@ -192,7 +192,10 @@ fn load_reads_a_configmap_volume_once() {
     assert_eq!(set.rules.len(), 2);
     assert_eq!(
         set.files,
-        vec![dir.path().join("default.yaml"), dir.path().join("extra.yaml")]
+        vec![
+            dir.path().join("default.yaml"),
+            dir.path().join("extra.yaml")
+        ]
     );
 }
 
