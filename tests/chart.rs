@@ -613,6 +613,29 @@ fn optional_resources_follow_the_values() {
 }
 
 #[test]
+fn the_notes_tell_how_to_opt_a_deployment_in() {
+    use rollout_guard::annotations::{ENABLED, LAST_VERDICT, MODE};
+    let notes = &render("defaults").notes;
+    assert!(
+        notes.contains(&format!(
+            "kubectl annotate deployment/<app> -n <namespace> {ENABLED}=true"
+        )),
+        "{notes}"
+    );
+    for mode in [Mode::Observe, Mode::Guard, Mode::Gate] {
+        let mode = serde_json::to_value(mode).unwrap();
+        let line = format!("{MODE}={}", mode.as_str().unwrap());
+        assert!(notes.contains(&line), "{line}: {notes}");
+    }
+    let jsonpath = LAST_VERDICT.replace('.', "\\.");
+    assert!(notes.contains(&jsonpath), "{jsonpath}: {notes}");
+    assert!(
+        notes.contains(&format!("http://{FULLNAME}.{NAMESPACE}.svc:8080/metrics")),
+        "{notes}"
+    );
+}
+
+#[test]
 fn values_that_cannot_work_are_refused() {
     for (case, message) in [
         (

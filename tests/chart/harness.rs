@@ -240,7 +240,13 @@ pub fn cases() -> Vec<(&'static str, Value)> {
     ]
 }
 
-pub type Rendered = BTreeMap<String, Result<Vec<Value>, String>>;
+/// A case rendered: its resources and the release notes (NOTES.txt).
+pub struct Render {
+    pub docs: Vec<Value>,
+    pub notes: String,
+}
+
+pub type Rendered = BTreeMap<String, Result<Render, String>>;
 
 /// Every case rendered once (one Helm process for the whole test binary).
 pub fn rendered_all() -> &'static Rendered {
@@ -260,7 +266,10 @@ pub fn rendered_all() -> &'static Rendered {
             .map(|r| {
                 let name = r["name"].as_str().expect("a name").to_string();
                 let result = match (r["manifest"].as_str(), r["error"].as_str()) {
-                    (Some(manifest), _) => Ok(parse_manifest(&name, manifest)),
+                    (Some(manifest), _) => Ok(Render {
+                        docs: parse_manifest(&name, manifest),
+                        notes: r["notes"].as_str().unwrap_or_default().to_string(),
+                    }),
                     (None, Some(error)) => Err(error.to_string()),
                     _ => panic!("neither manifest nor error: {r}"),
                 };
@@ -280,8 +289,13 @@ pub fn parse_manifest(name: &str, manifest: &str) -> Vec<Value> {
 
 /// The resources a case renders to; fails if Helm refused the values.
 pub fn rendered(case: &str) -> &'static [Value] {
+    &render(case).docs
+}
+
+/// A case rendered; fails if Helm refused the values.
+pub fn render(case: &str) -> &'static Render {
     match rendered_all().get(case) {
-        Some(Ok(docs)) => docs,
+        Some(Ok(render)) => render,
         Some(Err(e)) => panic!("case {case}: Helm refused the values: {e}"),
         None => panic!("no case {case}"),
     }

@@ -10,7 +10,7 @@
 
     helm.py render CHART < CASES
         CASES is a JSON list of {"name", "release", "namespace", "values"}; prints a JSON list
-        of {"name", "manifest"} or {"name", "error"}. helm-sdkpy has no `helm template`, so this
+        of {"name", "manifest", "notes"} or {"name", "error"}. helm-sdkpy has no `helm template`, so this
         runs a real `helm install` (no wait) against a fake API server in this process that
         answers discovery, has no existing objects, and accepts every write: the manifest Helm
         returns is the chart rendered with those values. Template failures (`fail`, `required`)
@@ -161,7 +161,8 @@ def render(chart, cases):
                 release = asyncio.run(install.run(case["release"], chart,
                                                   values=case.get("values") or None,
                                                   wait=False, timeout=60))
-                out.append({"name": case["name"], "manifest": release["manifest"]})
+                out.append({"name": case["name"], "manifest": release["manifest"],
+                            "notes": release.get("info", {}).get("notes", "")})
             except helm_sdkpy.HelmError as e:
                 out.append({"name": case["name"], "error": str(e)})
     finally:
