@@ -386,7 +386,9 @@ impl RuleSet {
     }
 
     /// Loads rule files and folders (their `*.yaml` / `*.yml` files, recursively, in name
-    /// order). Every problem in every file is reported.
+    /// order, leaving out entries whose names start with `..`: the `..data` link and dated
+    /// folders through which Kubernetes mounts a ConfigMap hold a second copy of every file).
+    /// Every problem in every file is reported.
     pub fn load(paths: &[PathBuf]) -> Result<RuleSet, RuleErrors> {
         let mut sources = Vec::new();
         let mut errors = Vec::new();
@@ -704,6 +706,12 @@ fn collect_files(path: &Path) -> Result<Vec<PathBuf>, String> {
         .collect();
     entries.sort();
     for entry in entries {
+        if entry
+            .file_name()
+            .is_some_and(|n| n.to_string_lossy().starts_with(".."))
+        {
+            continue;
+        }
         if entry.is_dir() {
             out.extend(collect_files(&entry)?);
         } else if matches!(

@@ -169,6 +169,36 @@ fn load_reads_folders_and_reports_missing_paths() {
     assert!(e.contains("no rule files"), "{e}");
 }
 
+#[cfg(unix)]
+#[test]
+fn load_reads_a_configmap_volume_once() {
+    // How the kubelet lays out a ConfigMap mounted as a directory: the files live in a dated
+    // folder, `..data` links to it, and each key is a link through `..data`. Walking into the
+    // `..` entries would load every rule two more times and refuse the duplicates.
+    use std::os::unix::fs::symlink;
+    let dir = tempfile::tempdir().unwrap();
+    let dated = dir.path().join("..2026_01_02_03_04_05.123456789");
+    std::fs::create_dir(&dated).unwrap();
+    std::fs::write(dated.join("default.yaml"), MINIMAL).unwrap();
+    std::fs::write(
+        dated.join("extra.yaml"),
+        MINIMAL.replace("name: cpu", "name: cpu2"),
+    )
+    .unwrap();
+    symlink(dated.file_name().unwrap(), dir.path().join("..data")).unwrap();
+    symlink("..data/default.yaml", dir.path().join("default.yaml")).unwrap();
+    symlink("..data/extra.yaml", dir.path().join("extra.yaml")).unwrap();
+    let set = RuleSet::load(&[dir.path().to_path_buf()]).unwrap();
+    assert_eq!(set.rules.len(), 2);
+    assert_eq!(
+        set.files,
+        vec![
+            dir.path().join("default.yaml"),
+            dir.path().join("extra.yaml")
+        ]
+    );
+}
+
 #[test]
 fn empty_sets_huge_windows_and_uneven_steps_are_refused() {
     let e = parse("version: 1\nrules: []\n").unwrap_err().to_string();

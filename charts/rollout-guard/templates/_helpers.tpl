@@ -1,0 +1,86 @@
+{{/*
+Names and labels shared by the templates.
+*/}}
+
+{{/* The chart name, or nameOverride. */}}
+{{- define "rollout-guard.name" -}}
+{{- default .Chart.Name .Values.nameOverride | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{/*
+The full name of the release's resources (and of the leader-election Lease): fullnameOverride,
+else "<release>-<name>", or the release name alone when it already contains the name.
+Truncated to 63 characters, the limit of a label value and a DNS label.
+*/}}
+{{- define "rollout-guard.fullname" -}}
+{{- if .Values.fullnameOverride }}
+{{- .Values.fullnameOverride | trunc 63 | trimSuffix "-" }}
+{{- else }}
+{{- $name := default .Chart.Name .Values.nameOverride }}
+{{- if contains $name .Release.Name }}
+{{- .Release.Name | trunc 63 | trimSuffix "-" }}
+{{- else }}
+{{- printf "%s-%s" .Release.Name $name | trunc 63 | trimSuffix "-" }}
+{{- end }}
+{{- end }}
+{{- end }}
+
+{{/* "<chart>-<version>" for the helm.sh/chart label. */}}
+{{- define "rollout-guard.chart" -}}
+{{- printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{/* Labels on every resource. */}}
+{{- define "rollout-guard.labels" -}}
+helm.sh/chart: {{ include "rollout-guard.chart" . }}
+{{ include "rollout-guard.selectorLabels" . }}
+app.kubernetes.io/version: {{ .Values.image.tag | default .Chart.AppVersion | quote }}
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+{{- end }}
+
+{{/* The labels that select the controller's pods (stable across upgrades). */}}
+{{- define "rollout-guard.selectorLabels" -}}
+app.kubernetes.io/name: {{ include "rollout-guard.name" . }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+{{- end }}
+
+{{/* The ServiceAccount the controller runs as. */}}
+{{- define "rollout-guard.serviceAccountName" -}}
+{{- if .Values.serviceAccount.create }}
+{{- default (include "rollout-guard.fullname" .) .Values.serviceAccount.name }}
+{{- else }}
+{{- required "serviceAccount.name is required when serviceAccount.create is false" .Values.serviceAccount.name }}
+{{- end }}
+{{- end }}
+
+{{/* The container image reference. */}}
+{{- define "rollout-guard.image" -}}
+{{- printf "%s:%s" .Values.image.repository (.Values.image.tag | default .Chart.AppVersion) }}
+{{- end }}
+
+{{/*
+Refuses values that would give a controller that cannot start or could act twice. Included by
+the Deployment template.
+*/}}
+{{- define "rollout-guard.validate" -}}
+{{- if and (gt (int .Values.replicaCount) 1) (not .Values.leaderElection.enabled) }}
+{{- fail "replicaCount > 1 needs leaderElection.enabled: every replica would act" }}
+{{- end }}
+{{- if and (not .Values.rules.defaults) (empty .Values.rules.extra) }}
+{{- fail "rules.defaults is false and rules.extra is empty: the controller would have no rules" }}
+{{- end }}
+{{- range $file, $_ := .Values.rules.extra }}
+{{- if not (or (hasSuffix ".yaml" $file) (hasSuffix ".yml" $file)) }}
+{{- fail (printf "rules.extra.%s: rule file names must end in .yaml or .yml (others are not loaded)" $file) }}
+{{- end }}
+{{- if and $.Values.rules.defaults (eq $file "default.yaml") }}
+{{- fail "rules.extra.default.yaml: the name of the bundled rules; choose another name or set rules.defaults to false" }}
+{{- end }}
+{{- end }}
+{{- if and .Values.records.enabled (or (not (isAbs .Values.records.path)) (eq (dir .Values.records.path) "/")) }}
+{{- fail "records.path must be a file in a folder below / (the folder becomes a writable emptyDir)" }}
+{{- end }}
+{{- if not .Values.prometheus.url }}
+{{- fail "prometheus.url is required" }}
+{{- end }}
+{{- end }}
