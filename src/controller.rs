@@ -489,8 +489,11 @@ pub async fn run_controller<S: MetricSource + Send + Sync + 'static>(
     });
     ctx.metrics.leader.set(i64::from(*ctx.leader.borrow()));
     let synced = Arc::new(synced);
+    let apis = deployment_apis(&ctx.client, namespaces);
+    // Ready once every namespace's watch has listed.
+    let unsynced = Arc::new(std::sync::atomic::AtomicUsize::new(apis.len()));
     let mut runs = Vec::new();
-    for (deployments, replicasets) in deployment_apis(&ctx.client, namespaces) {
+    for (deployments, replicasets) in apis {
         let mut wc = watcher::Config::default();
         if let Some(sel) = &ctx.selector {
             wc = wc.labels(sel);
@@ -509,17 +512,33 @@ pub async fn run_controller<S: MetricSource + Send + Sync + 'static>(
             .touched_objects();
         let ready_reader = reader.clone();
         let synced = synced.clone();
+        let unsynced = unsynced.clone();
         let ctx_count = ctx.clone();
         let selector = ctx.selector.is_some();
         tokio::spawn(async move {
-            if ready_reader.wait_until_ready().await.is_ok() {
+            // kube's store readiness wakes only its latest waiter (the controller's own
+            // applier also waits on it), so look again every 200 ms rather than wait once.
+            let ready = loop {
+                match tokio::time::timeout(
+                    Duration::from_millis(200),
+                    ready_reader.wait_until_ready(),
+                )
+                .await
+                {
+                    Ok(r) => break r.is_ok(),
+                    Err(_) => continue,
+                }
+            };
+            if ready {
                 let n = ready_reader
                     .state()
                     .iter()
                     .filter(|d| opted_in(d, selector))
                     .count();
-                ctx_count.metrics.deployments_opted_in.set(n as i64);
-                synced();
+                ctx_count.metrics.deployments_opted_in.inc_by(n as i64);
+                if unsynced.fetch_sub(1, std::sync::atomic::Ordering::SeqCst) == 1 {
+                    synced();
+                }
             }
         });
         let fut = Controller::for_stream(stream, reader)
