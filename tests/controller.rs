@@ -115,11 +115,7 @@ async fn cpu_saturation_rolls_back_and_a_pause_rule_pauses() {
     c.release("shop", "v2", Some("cpu-saturation")).await;
     c.release("cart", "v2", Some("cpu-saturation")).await;
 
-    let d = c
-        .wait("shop", "the rollback to v1", LONG, |d| {
-            version(d) == "v1" && stage(d).as_deref() == Some("rolled_back")
-        })
-        .await;
+    let d = c.wait_rolled_back("shop").await;
     assert_eq!(
         memory(&d).unwrap().history.last().unwrap().rule.as_deref(),
         Some("cpu-saturation")
@@ -284,11 +280,7 @@ async fn a_conflict_is_re_read_and_re_decided() {
         .unwrap()
         .inject_conflicts::<k8s_openapi::api::apps::v1::Deployment>(&c.namespace, "shop", 3)
         .unwrap();
-    let d = c
-        .wait("shop", "the rollback despite conflicts", LONG, |d| {
-            version(d) == "v1" && stage(d).as_deref() == Some("rolled_back")
-        })
-        .await;
+    let d = c.wait_rolled_back("shop").await;
     assert_eq!(rollbacks(&d), 1);
     let stats = c.fake.as_ref().unwrap().requests();
     let refused = stats
@@ -307,11 +299,7 @@ async fn a_restarted_controller_does_not_act_twice() {
     c.deploy("shop", 4, &ann(&guarded("guard"))).await;
     let first = c.daemon(c.config()).await;
     c.release("shop", "v2", Some("class-errors")).await;
-    let d = c
-        .wait("shop", "the rollback", LONG, |d| {
-            version(d) == "v1" && stage(d).as_deref() == Some("rolled_back")
-        })
-        .await;
+    let d = c.wait_rolled_back("shop").await;
     first.stop().await;
     // (Annotation writes bump a Deployment's generation, so the spec itself is compared.)
     let spec = serde_json::to_value(&d.spec).unwrap();
@@ -343,11 +331,7 @@ async fn two_replicas_with_leader_election_act_once() {
     let ra = c.daemon(a).await;
     let rb = c.daemon(b).await;
     c.release("shop", "v2", Some("class-errors")).await;
-    let d = c
-        .wait("shop", "the rollback", LONG, |d| {
-            version(d) == "v1" && stage(d).as_deref() == Some("rolled_back")
-        })
-        .await;
+    let d = c.wait_rolled_back("shop").await;
     tokio::time::sleep(Duration::from_secs(2)).await;
     let d2 = c.deployments().get("shop").await.unwrap();
     assert_eq!(rollbacks(&d2), 1);
@@ -379,10 +363,7 @@ async fn a_deployment_that_did_not_opt_in_is_never_touched() {
     c.fake.as_ref().unwrap().reset_requests();
     c.release("legacy", "v2", Some("class-errors")).await;
     c.release("shop", "v2", Some("class-errors")).await;
-    c.wait("shop", "the guarded one rolled back", LONG, |d| {
-        version(d) == "v1" && stage(d).as_deref() == Some("rolled_back")
-    })
-    .await;
+    c.wait_rolled_back("shop").await;
     let legacy = c
         .wait("legacy", "the unguarded one rolled out", LONG, rolled_out)
         .await;

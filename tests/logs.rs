@@ -85,9 +85,7 @@ async fn a_class_missing_only_in_the_new_pods_logs_is_rolled_back() {
     c.release("shop", "v2", Some("class-errors")).await;
     let d = tokio::select! {
         _ = printing(&c, true) => unreachable!(),
-        d = c.wait("shop", "the rollback to v1", LONG, |d| {
-            version(d) == "v1" && stage(d).as_deref() == Some("rolled_back")
-        }) => d,
+        d = c.wait_rolled_back("shop") => d,
     };
     assert_eq!(rollbacks(&d), 1);
     let m = support::cluster::memory(&d).unwrap();

@@ -190,6 +190,14 @@ impl Cluster {
         }
     }
 
+    /// Waits until the controller has rolled the Deployment back to `v1`.
+    pub async fn wait_rolled_back(&self, name: &str) -> Deployment {
+        self.wait(name, "the rollback to v1", Duration::from_secs(90), |d| {
+            version(d) == "v1" && stage(d).as_deref() == Some("rolled_back")
+        })
+        .await
+    }
+
     /// (reason, note) of the Events on the Deployment, oldest first.
     pub async fn events(&self, name: &str) -> Vec<(String, String)> {
         let api: Api<Event> = Api::namespaced(self.client.clone(), &self.namespace);
