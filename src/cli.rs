@@ -63,6 +63,58 @@ pub enum Command {
     /// serves /metrics, /healthz and /readyz. Stops cleanly on SIGTERM or Ctrl-C. Exits 2 when
     /// the configuration or the rules are invalid.
     Run(RunArgs),
+    /// Turn the decision records into a post-incident report: Markdown, or one HTML page with plots.
+    ///
+    /// Reads the records file that `run` writes (`records.path`), picks one Deployment and one
+    /// revision of it, and writes what happened in a form a person would rather read than the raw
+    /// lines: a summary paragraph (which rule acted, when, on what numbers), for each rule that
+    /// failed the evidence of the deciding evaluation (counts, rates, ratio, p-value, every
+    /// threshold and whether it was met, signature tables for log rules) with the queries as sent
+    /// and its series over the evaluations, new pods against old (a plot in HTML, a table in
+    /// Markdown) with the decision moments marked, then the timeline of evaluations, actions and
+    /// Events. The HTML is self-contained (inline CSS and SVG, nothing fetched) and prints as it
+    /// reads.
+    ///
+    /// Exits 2 when the file cannot be read, holds no records for the Deployment or revision
+    /// asked for (the message lists what it does hold), or holds more unreadable lines than
+    /// records. A few unreadable lines (a write cut short by a crash) are skipped and counted in
+    /// the report's notes.
+    Report(ReportArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ReportArgs {
+    /// The decision-record file (JSON lines, as `run` writes them).
+    #[arg(long)]
+    pub records: PathBuf,
+    /// The Deployment to report on; may be left out when the file holds only one.
+    #[arg(long)]
+    pub deployment: Option<String>,
+    /// Its namespace; needed only when Deployments of that name are in several namespaces.
+    #[arg(long)]
+    pub namespace: Option<String>,
+    /// The revision to report on (the new ReplicaSet's `deployment.kubernetes.io/revision`).
+    ///
+    /// Default: the latest revision that had an action (taken or only recorded), else the latest
+    /// analysed.
+    #[arg(long)]
+    pub revision: Option<u64>,
+    /// `markdown`, or `html` (one self-contained page with SVG plots). Default: html when
+    /// --output ends in .html or .htm, else markdown.
+    #[arg(long, value_enum)]
+    pub format: Option<ReportFormat>,
+    /// Write the report to this file instead of stdout.
+    #[arg(long)]
+    pub output: Option<PathBuf>,
+    /// HTML: leave the plots out and list each failing rule's series as a table instead.
+    #[arg(long)]
+    pub no_plots: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ReportFormat {
+    Markdown,
+    Html,
 }
 
 #[derive(Debug, Args)]
@@ -283,6 +335,7 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         Command::Backtest(args) => backtest(*args),
         Command::Rules(RulesCommand::Lint { paths }) => Ok(lint(&paths)),
         Command::Simulate(args) => simulate(&args),
+        Command::Report(args) => report(&args),
         Command::Run(_) => bail!("`run` starts from `main`, which reads its configuration first"),
         Command::Rules(RulesCommand::Defaults) => {
             print!("{DEFAULT_RULES}");
@@ -367,6 +420,76 @@ fn backtest(args: BacktestArgs) -> Result<ExitCode> {
         // A closed pipe (`| head`) is not a failure.
         if e.kind() != std::io::ErrorKind::BrokenPipe {
             bail!("cannot write the report: {e}");
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn report(args: &ReportArgs) -> Result<ExitCode> {
+    let name = args.records.display().to_string();
+    let text = std::fs::read_to_string(&args.records)
+        .with_context(|| format!("cannot read the records file {name}"))?;
+    let (records, unreadable) = crate::records::parse(&text);
+    if records.is_empty() && unreadable.is_empty() {
+        bail!("{name} is empty: no decision records to report on");
+    }
+    if unreadable.len() > records.len() {
+        bail!(
+            "{name} does not look like a decision-record file (schema {}): {} of its {} lines are not records",
+            crate::records::SCHEMA,
+            unreadable.len(),
+            unreadable.len() + records.len()
+        );
+    }
+    let selection = crate::report::Selection {
+        namespace: args.namespace.clone(),
+        deployment: args.deployment.clone(),
+        revision: args.revision,
+    };
+    let source = crate::report::Source {
+        name: args
+            .records
+            .file_name()
+            .map_or(name.clone(), |f| f.to_string_lossy().into_owned()),
+        records: records.len(),
+        unreadable,
+    };
+    let report = crate::report::build(&records, &selection, source)
+        .map_err(|e| anyhow::anyhow!("{name}: {e}"))?;
+    let format = args.format.unwrap_or_else(|| {
+        match args
+            .output
+            .as_ref()
+            .and_then(|p| p.extension())
+            .and_then(|e| e.to_str())
+        {
+            Some(e) if e.eq_ignore_ascii_case("html") || e.eq_ignore_ascii_case("htm") => {
+                ReportFormat::Html
+            }
+            _ => ReportFormat::Markdown,
+        }
+    });
+    let document = match format {
+        ReportFormat::Markdown => crate::report::markdown(&report),
+        ReportFormat::Html => crate::report::html(
+            &report,
+            crate::report::HtmlOptions {
+                plots: !args.no_plots,
+            },
+        ),
+    };
+    match &args.output {
+        Some(path) => std::fs::write(path, document)
+            .with_context(|| format!("cannot write the report to {}", path.display()))?,
+        None => {
+            let mut stdout = std::io::stdout().lock();
+            if let Err(e) = stdout
+                .write_all(document.as_bytes())
+                .and_then(|_| stdout.flush())
+                && e.kind() != std::io::ErrorKind::BrokenPipe
+            {
+                bail!("cannot write the report: {e}");
+            }
         }
     }
     Ok(ExitCode::SUCCESS)

@@ -15,6 +15,7 @@
 //! - simulation adapters: [`simulate`] (simulated rollouts' metrics), [`fakeapi`] (an
 //!   in-process fake Kubernetes API server with a simulated Deployment controller, for the
 //!   end-to-end tests, the cost benchmark and the demo);
+//! - the post-incident report: [`report`] (decision records in, Markdown or HTML out; pure);
 //! - the command line: [`cli`], used by the thin `main.rs`.
 
 pub mod actions;
@@ -35,6 +36,7 @@ pub mod phplog;
 pub mod podlogs;
 pub mod prometheus;
 pub mod records;
+pub mod report;
 pub mod rollout;
 pub mod rules;
 pub mod simulate;

@@ -132,15 +132,25 @@ impl Recorder {
 /// Reads a record file, skipping (and counting) lines that are not records of this schema.
 pub fn read(path: &Path) -> std::io::Result<(Vec<Record>, usize)> {
     let text = std::fs::read_to_string(path)?;
+    let (records, unreadable) = parse(&text);
+    Ok((records, unreadable.len()))
+}
+
+/// The records in a record file's text, and the numbers (from 1) of the non-blank lines that
+/// are not records of this schema (a line cut short by a crash, another schema version).
+pub fn parse(text: &str) -> (Vec<Record>, Vec<usize>) {
     let mut out = Vec::new();
-    let mut skipped = 0;
-    for line in text.lines().filter(|l| !l.trim().is_empty()) {
+    let mut unreadable = Vec::new();
+    for (i, line) in text.lines().enumerate() {
+        if line.trim().is_empty() {
+            continue;
+        }
         match serde_json::from_str::<Record>(line) {
             Ok(r) if r.schema == SCHEMA => out.push(r),
-            _ => skipped += 1,
+            _ => unreadable.push(i + 1),
         }
     }
-    Ok((out, skipped))
+    (out, unreadable)
 }
 
 #[cfg(test)]
@@ -190,6 +200,8 @@ mod tests {
         assert_eq!(records.len(), 3);
         assert_eq!(skipped, 2);
         assert_eq!(records[0], record(Kind::Evaluation));
+        let (_, unreadable) = parse(&std::fs::read_to_string(&path).unwrap());
+        assert_eq!(unreadable, vec![4, 5], "line numbers from 1");
         let text = std::fs::read_to_string(&path).unwrap();
         assert!(
             text.starts_with(r#"{"schema":1,"kind":"evaluation","#),

@@ -1,0 +1,414 @@
+//! A verdict's evidence as tables (the numbers, and each threshold with whether it was met) and
+//! as one line for the summary. Both renderers draw these same tables.
+
+use crate::judge::{
+    AbsoluteEvidence, CompareEvidence, ErrorRateEvidence, Evidence, LogsEvidence, SampleSummary,
+    SignatureRow,
+};
+use crate::rules::Direction;
+
+use super::{num, pct, pval};
+
+/// A table of the report.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Table {
+    pub title: String,
+    pub header: Vec<String>,
+    pub rows: Vec<Vec<Cell>>,
+}
+
+/// A cell: plain text, or code (signatures, examples), shown in a monospace font.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Cell {
+    Text(String),
+    Code(String),
+}
+
+fn t(s: impl Into<String>) -> Cell {
+    Cell::Text(s.into())
+}
+
+fn row(cells: impl IntoIterator<Item = String>) -> Vec<Cell> {
+    cells.into_iter().map(Cell::Text).collect()
+}
+
+fn met(ok: bool) -> String {
+    if ok { "yes" } else { "no" }.into()
+}
+
+fn ratio(r: Option<f64>, any: bool) -> String {
+    match r {
+        Some(r) => format!("×{}", num(r)),
+        None if any => "×∞".into(),
+        None => "—".into(),
+    }
+}
+
+/// The evidence in one line: the numbers that decided.
+pub fn numbers(e: &Evidence) -> String {
+    match e {
+        Evidence::ErrorRate(x) => format!(
+            "new {} ({}/{}) vs old {} ({}/{}), {} errors where the old pods' rate predicts {} ({}), p={} {} α={}",
+            pct(x.new.rate),
+            num(x.new.errors),
+            num(x.new.requests),
+            pct(x.old.rate),
+            num(x.old.errors),
+            num(x.old.requests),
+            num(x.observed_errors),
+            num(x.expected_errors),
+            ratio(x.ratio, x.observed_errors > 0.0),
+            pval(x.p_value),
+            if x.p_value < x.alpha { "<" } else { "≥" },
+            num(x.alpha)
+        ),
+        Evidence::Compare(x) => format!(
+            "new median {} vs old {} (p90 {} vs {}), {} against the old pods at the same moments, shift {}, p={} {} α={}",
+            num(x.new.median),
+            num(x.old.median),
+            num(x.new.p90),
+            num(x.old.p90),
+            ratio(x.median_ratio, true),
+            num(x.shift),
+            pval(x.p_value),
+            if x.p_value < x.alpha { "<" } else { "≥" },
+            num(x.alpha)
+        ),
+        Evidence::Absolute(x) => {
+            let mut s = format!(
+                "new pods' p{} {} {} threshold {}",
+                quantile_name(x.quantile),
+                num(x.value),
+                if breaches(x) { cmp(x.direction) } else { "within" },
+                num(x.threshold)
+            );
+            match x.old_value {
+                Some(o) => s.push_str(&format!(" (old pods {} at the same moments)", num(o))),
+                None => s.push_str(" (no old pods to compare with)"),
+            }
+            s
+        }
+        Evidence::Logs(x) => {
+            let r = x.signatures.first().unwrap_or(&x.total);
+            format!(
+                "{} `{}` printed {} time(s) by the new pods ({}/pod-minute) vs {} by the old ({}/pod-minute), {}, p={}",
+                r.kind,
+                r.signature,
+                r.new,
+                per_minute(r.new, x.new_pod_minutes),
+                r.old,
+                per_minute(r.old, x.old_pod_minutes),
+                ratio(r.ratio, r.new > 0),
+                pval(r.p_value)
+            )
+        }
+    }
+}
+
+fn per_minute(k: u64, minutes: f64) -> String {
+    if minutes > 0.0 {
+        num(k as f64 / minutes)
+    } else {
+        "—".into()
+    }
+}
+
+fn quantile_name(q: f64) -> String {
+    num((q * 100.0).round())
+}
+
+fn cmp(d: Direction) -> &'static str {
+    match d {
+        Direction::HigherIsWorse => "≥",
+        Direction::LowerIsWorse => "≤",
+    }
+}
+
+fn breaches(x: &AbsoluteEvidence) -> bool {
+    match x.direction {
+        Direction::HigherIsWorse => x.value >= x.threshold,
+        Direction::LowerIsWorse => x.value <= x.threshold,
+    }
+}
+
+/// The evidence as tables.
+pub fn tables(e: &Evidence) -> Vec<Table> {
+    match e {
+        Evidence::ErrorRate(x) => error_rate(x),
+        Evidence::Compare(x) => compare(x),
+        Evidence::Absolute(x) => absolute(x),
+        Evidence::Logs(x) => logs(x),
+    }
+}
+
+fn error_rate(x: &ErrorRateEvidence) -> Vec<Table> {
+    let ratio_met = x.observed_errors > 0.0 && x.ratio.is_none_or(|r| r >= x.min_ratio);
+    vec![
+        Table {
+            title: "Counts over the window".into(),
+            header: vec!["".into(), "new pods".into(), "old pods".into()],
+            rows: vec![
+                row(["errors".into(), num(x.new.errors), num(x.old.errors)]),
+                row(["requests".into(), num(x.new.requests), num(x.old.requests)]),
+                row(["error rate".into(), pct(x.new.rate), pct(x.old.rate)]),
+            ],
+        },
+        Table {
+            title: format!(
+                "The test ({}, one-sided; fails only when every condition is met)",
+                match x.test {
+                    crate::rules::ProportionTest::Binomial =>
+                        "stratified binomial test per interval",
+                    crate::rules::ProportionTest::Fisher => "Fisher's exact test",
+                }
+            ),
+            header: vec![
+                "".into(),
+                "value".into(),
+                "to fail".into(),
+                "met".into(),
+            ],
+            rows: vec![
+                row([
+                    "p-value".into(),
+                    pval(x.p_value),
+                    format!("< α = {}", num(x.alpha)),
+                    met(x.p_value < x.alpha),
+                ]),
+                row([
+                    "observed / expected errors".into(),
+                    ratio(x.ratio, x.observed_errors > 0.0),
+                    format!("≥ ×{}", num(x.min_ratio)),
+                    met(ratio_met),
+                ]),
+                row([
+                    "new errors in the compared intervals".into(),
+                    num(x.observed_errors),
+                    format!("≥ {}", num(x.min_errors)),
+                    met(x.observed_errors >= x.min_errors),
+                ]),
+                row([
+                    "rate increase over expected".into(),
+                    pct(x.rate_increase),
+                    format!("≥ {}", pct(x.min_rate_increase)),
+                    met(x.rate_increase >= x.min_rate_increase),
+                ]),
+                row([
+                    "errors the old pods' rate predicts".into(),
+                    num(x.expected_errors),
+                    String::new(),
+                    String::new(),
+                ]),
+                row([
+                    "intervals compared (strata)".into(),
+                    x.strata.to_string(),
+                    String::new(),
+                    String::new(),
+                ]),
+                row([
+                    "dispersion φ (counts divided by it)".into(),
+                    num(x.dispersion),
+                    String::new(),
+                    String::new(),
+                ]),
+                row([
+                    "tolerance (null: new rate ≤ tolerance × old)".into(),
+                    num(x.tolerance),
+                    String::new(),
+                    String::new(),
+                ]),
+            ],
+        },
+    ]
+}
+
+fn samples_table(new: &SampleSummary, old: Option<&SampleSummary>) -> Table {
+    let o = |f: fn(&SampleSummary) -> String| old.map_or("—".to_string(), f);
+    Table {
+        title: "Samples over the window".into(),
+        header: vec!["".into(), "new pods".into(), "old pods".into()],
+        rows: vec![
+            row([
+                "samples".into(),
+                new.samples.to_string(),
+                o(|s| s.samples.to_string()),
+            ]),
+            row(["pods".into(), new.pods.to_string(), o(|s| s.pods.to_string())]),
+            row(["median".into(), num(new.median), o(|s| num(s.median))]),
+            row(["p90".into(), num(new.p90), o(|s| num(s.p90))]),
+            row(["max".into(), num(new.max), o(|s| num(s.max))]),
+            row([
+                "left out as warm-up".into(),
+                new.warmup_dropped.to_string(),
+                o(|s| s.warmup_dropped.to_string()),
+            ]),
+        ],
+    }
+}
+
+fn direction(d: Direction) -> String {
+    match d {
+        Direction::HigherIsWorse => "higher is worse".into(),
+        Direction::LowerIsWorse => "lower is worse".into(),
+    }
+}
+
+fn compare(x: &CompareEvidence) -> Vec<Table> {
+    vec![
+        samples_table(&x.new, Some(&x.old)),
+        Table {
+            title: format!(
+                "The test (Mann-Whitney U on time-aligned samples, one-sided, {}; fails only when every condition is met)",
+                direction(x.direction)
+            ),
+            header: vec![
+                "".into(),
+                "value".into(),
+                "to fail".into(),
+                "met".into(),
+            ],
+            rows: vec![
+                row([
+                    format!("p-value (U = {})", num(x.u_statistic)),
+                    pval(x.p_value),
+                    format!("< α = {}", num(x.alpha)),
+                    met(x.p_value < x.alpha),
+                ]),
+                row([
+                    "median ratio, time-aligned".into(),
+                    ratio(x.median_ratio, true),
+                    format!("≥ ×{}", num(x.min_ratio)),
+                    met(x.median_ratio.is_none_or(|r| r >= x.min_ratio)),
+                ]),
+                row([
+                    "Hodges-Lehmann shift".into(),
+                    num(x.shift),
+                    format!("≥ {} and > 0", num(x.min_shift)),
+                    met(x.shift >= x.min_shift && x.shift > 0.0),
+                ]),
+            ],
+        },
+    ]
+}
+
+fn absolute(x: &AbsoluteEvidence) -> Vec<Table> {
+    let mut rows = vec![row([
+        format!("new pods' p{}", quantile_name(x.quantile)),
+        num(x.value),
+        format!("{} {}", cmp(x.direction), num(x.threshold)),
+        met(breaches(x)),
+    ])];
+    rows.push(row([
+        format!("old pods' p{} at the same moments", quantile_name(x.quantile)),
+        x.old_value.map_or("no old pods".into(), num),
+        "(a breach the old pods share is spared)".into(),
+        String::new(),
+    ]));
+    vec![
+        samples_table(&x.new, x.old.as_ref()),
+        Table {
+            title: format!("Against the threshold ({})", direction(x.direction)),
+            header: vec![
+                "".into(),
+                "value".into(),
+                "to fail".into(),
+                "met".into(),
+            ],
+            rows,
+        },
+    ]
+}
+
+fn logs(x: &LogsEvidence) -> Vec<Table> {
+    let sig = |r: &SignatureRow, total: bool| {
+        vec![
+            t(if total {
+                "all counted kinds".to_string()
+            } else {
+                r.kind.to_string()
+            }),
+            if total {
+                t("(total)")
+            } else {
+                Cell::Code(r.signature.clone())
+            },
+            t(r.new.to_string()),
+            t(r.old.to_string()),
+            t(per_minute(r.new, x.new_pod_minutes)),
+            t(per_minute(r.old, x.old_pod_minutes)),
+            t(ratio(r.ratio, r.new > 0)),
+            t(pval(r.p_value)),
+            t(met(r.p_value < x.alpha_per_test
+                && r.new as f64 >= x.min_errors
+                && r.ratio.is_none_or(|q| q >= x.min_ratio))),
+        ]
+    };
+    let mut rows: Vec<Vec<Cell>> = x.signatures.iter().map(|r| sig(r, false)).collect();
+    rows.push(sig(&x.total, true));
+    let mut tables = vec![
+        Table {
+            title: "Logs read".into(),
+            header: vec!["".into(), "new pods".into(), "old pods".into()],
+            rows: vec![
+                row([
+                    "pods read / total".into(),
+                    format!("{} / {}", x.new_pods_read, x.new_pods_total),
+                    format!("{} / {}", x.old_pods_read, x.old_pods_total),
+                ]),
+                row([
+                    "pod-minutes of log".into(),
+                    num(x.new_pod_minutes),
+                    num(x.old_pod_minutes),
+                ]),
+            ],
+        },
+        Table {
+            title: format!(
+                "Signatures (the deciding one first); a signature fails with p < {} (α shared among the tests), ≥ {} errors and ≥ ×{}{}",
+                pval(x.alpha_per_test),
+                num(x.min_errors),
+                num(x.min_ratio),
+                if x.truncated {
+                    "; some logs were cut at the byte limit"
+                } else {
+                    ""
+                }
+            ),
+            header: [
+                "kind",
+                "signature",
+                "new",
+                "old",
+                "new /pod-min",
+                "old /pod-min",
+                "ratio",
+                "p-value",
+                "fails",
+            ]
+            .map(String::from)
+            .to_vec(),
+            rows,
+        },
+    ];
+    let examples: Vec<Vec<Cell>> = x
+        .signatures
+        .iter()
+        .filter(|r| !r.example.is_empty())
+        .map(|r| vec![Cell::Code(r.signature.clone()), Cell::Code(clip(&r.example, 300))])
+        .collect();
+    if !examples.is_empty() {
+        tables.push(Table {
+            title: "An example line of each signature".into(),
+            header: vec!["signature".into(), "example".into()],
+            rows: examples,
+        });
+    }
+    tables
+}
+
+fn clip(s: &str, max: usize) -> String {
+    match s.char_indices().nth(max) {
+        Some((i, _)) => format!("{}…", &s[..i]),
+        None => s.to_string(),
+    }
+}

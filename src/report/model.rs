@@ -1,0 +1,789 @@
+//! The report's model: what happened to one revision, built from its records. Everything a
+//! renderer shows is decided here (the ending, the summary paragraph, the timeline, which
+//! verdict's evidence each rule shows, the series to plot), so Markdown and HTML say the same.
+
+use jiff::Timestamp;
+
+use super::select::{Selected, plural};
+use super::series::{SeriesSet, series_of};
+use super::{hms, numbers};
+use crate::guard::{Act, Mode};
+use crate::judge::{Evidence, Outcome, Verdict};
+use crate::records::{Kind, Record};
+use crate::rollout::Phase;
+use crate::rules::Action;
+
+/// A post-incident report of one revision of one Deployment.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Report {
+    pub namespace: String,
+    pub deployment: String,
+    pub revision: u64,
+    pub new_replicaset: Option<String>,
+    /// Every old ReplicaSet it was compared with, in order of appearance.
+    pub old_replicasets: Vec<String>,
+    pub mode: Mode,
+    /// The first and last record shown.
+    pub first: Timestamp,
+    pub last: Timestamp,
+    /// Records with verdicts.
+    pub evaluations: usize,
+    pub ending: Ending,
+    /// What happened, in one paragraph.
+    pub summary: String,
+    /// Every rule evaluated, those that failed first (the deciding one before the others).
+    pub rules: Vec<RuleReport>,
+    /// Evaluations, actions and events, in time order.
+    pub timeline: Vec<Entry>,
+    /// The decision moments: the deciding evaluation and the actions written.
+    pub marks: Vec<Mark>,
+    /// About the input: unreadable lines, the other revisions in the file.
+    pub notes: Vec<String>,
+    pub source: Source,
+}
+
+/// Where the records came from.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Source {
+    /// The file, as named on the command line.
+    pub name: String,
+    /// Records read from it (all Deployments).
+    pub records: usize,
+    /// Numbers of the lines that were not records.
+    pub unreadable: Vec<usize>,
+}
+
+/// How the revision's analysis ended (or stood at the last record).
+#[derive(Clone, Debug, PartialEq)]
+pub enum Ending {
+    RolledBack {
+        at: Timestamp,
+        rule: Option<String>,
+        to_revision: u64,
+        /// The ReplicaSet it went back to (its name when known, else its hash).
+        to: String,
+    },
+    Paused {
+        at: Timestamp,
+        rule: Option<String>,
+    },
+    /// An action decided but only recorded (observe mode, kill switch, rate limit).
+    Recorded {
+        at: Timestamp,
+        rule: Option<String>,
+        act: String,
+        why: String,
+    },
+    /// An action decided whose write never went through.
+    ActionFailed {
+        at: Timestamp,
+        rule: Option<String>,
+        act: String,
+        error: String,
+    },
+    /// Analysed to the end with no action (`resumed`: a gate let it through).
+    Passed { resumed: bool },
+    /// No action, and no end of analysis in the records.
+    NoAction { stage: Option<String> },
+}
+
+impl Ending {
+    /// A few words for a title or a badge.
+    pub fn headline(&self) -> &'static str {
+        match self {
+            Ending::RolledBack { .. } => "rolled back",
+            Ending::Paused { .. } => "paused",
+            Ending::Recorded { .. } => "action recorded, not taken",
+            Ending::ActionFailed { .. } => "action failed",
+            Ending::Passed { .. } => "passed",
+            Ending::NoAction { .. } => "no action",
+        }
+    }
+
+    /// The rule that decided, if one did.
+    pub fn rule(&self) -> Option<&str> {
+        match self {
+            Ending::RolledBack { rule, .. }
+            | Ending::Paused { rule, .. }
+            | Ending::Recorded { rule, .. }
+            | Ending::ActionFailed { rule, .. } => rule.as_deref(),
+            Ending::Passed { .. } | Ending::NoAction { .. } => None,
+        }
+    }
+}
+
+/// One rule over the revision's evaluations.
+#[derive(Clone, Debug, PartialEq)]
+pub struct RuleReport {
+    pub name: String,
+    /// What a failure asks for.
+    pub action: Action,
+    /// `error_rate`, `compare`, `absolute` or `logs`, when any verdict had evidence.
+    pub check: Option<&'static str>,
+    pub pass: usize,
+    pub inconclusive: usize,
+    pub fail: usize,
+    /// The longest streak of failing evaluations the decisions counted.
+    pub longest_streak: u32,
+    /// This rule decided the action.
+    pub decided: bool,
+    /// The verdict whose evidence is shown: the deciding evaluation's, else the latest
+    /// failing one's (failing rules only).
+    pub shown: Option<Shown>,
+    /// Its numbers at every evaluation (failing rules only).
+    pub series: Option<SeriesSet>,
+    /// The reason of its latest verdict.
+    pub last_reason: String,
+}
+
+/// A verdict and the evaluation it comes from.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Shown {
+    pub at: Timestamp,
+    /// The evaluation's number in the revision (from 1).
+    pub evaluation: usize,
+    /// Whether it is the evaluation that decided the action.
+    pub deciding: bool,
+    pub verdict: Verdict,
+}
+
+/// One line of the timeline.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Entry {
+    pub at: Timestamp,
+    pub kind: EntryKind,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub enum EntryKind {
+    Evaluation {
+        number: usize,
+        phase: Phase,
+        stage: Option<String>,
+        /// Per rule of [`Report::rules`], in that order: the outcome and the streak after it.
+        outcomes: Vec<Option<(Outcome, Option<u32>)>>,
+        /// What the evaluation concluded.
+        what: String,
+        deciding: bool,
+    },
+    Action {
+        what: String,
+        ok: bool,
+    },
+    Event {
+        reason: String,
+        message: String,
+        warning: bool,
+    },
+}
+
+/// A decision moment to mark on the plots.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Mark {
+    pub at: Timestamp,
+    pub label: String,
+}
+
+/// The evaluation that decided the revision's action, and how it ended.
+struct Decided<'a> {
+    record: &'a Record,
+    ending: Ending,
+}
+
+/// Builds the report of the selected records.
+pub fn build(selected: &Selected<'_>, source: Source) -> Report {
+    let records = &selected.records;
+    let evaluations: Vec<&Record> = records
+        .iter()
+        .copied()
+        .filter(|r| r.kind == Kind::Evaluation && !r.verdicts.is_empty())
+        .collect();
+    let decided = decided(records);
+    let rules = rules(&evaluations, decided.as_ref().map(|d| d.record));
+    let rule_order: Vec<&str> = rules.iter().map(|r| r.name.as_str()).collect();
+    let timeline = timeline(records, &selected.aftermath, &rule_order, decided.as_ref());
+    let marks = marks(records, decided.as_ref());
+    let ending = decided.as_ref().map_or_else(
+        || Ending::NoAction {
+            stage: records.iter().rev().find_map(|r| r.stage.clone()),
+        },
+        |d| d.ending.clone(),
+    );
+    let ending = match ending {
+        Ending::NoAction { stage } if stage.as_deref() == Some("passed") => Ending::Passed {
+            resumed: records
+                .iter()
+                .any(|r| r.acts.iter().any(|a| matches!(a, Act::Resume))),
+        },
+        e => e,
+    };
+    let mut old_replicasets: Vec<String> = Vec::new();
+    for r in records {
+        for o in &r.old_replicasets {
+            if !old_replicasets.contains(o) {
+                old_replicasets.push(o.clone());
+            }
+        }
+    }
+    let all = || records.iter().chain(&selected.aftermath);
+    let first = all().map(|r| r.at).min().unwrap_or_default();
+    let last = all().map(|r| r.at).max().unwrap_or_default();
+    let mode = decided
+        .as_ref()
+        .map(|d| d.record.mode)
+        .or(records.last().map(|r| r.mode))
+        .unwrap_or_default();
+    let mut report = Report {
+        namespace: selected.namespace.clone(),
+        deployment: selected.deployment.clone(),
+        revision: selected.revision,
+        new_replicaset: records.iter().find_map(|r| r.new_replicaset.clone()),
+        old_replicasets,
+        mode,
+        first,
+        last,
+        evaluations: evaluations.len(),
+        ending,
+        summary: String::new(),
+        rules,
+        timeline,
+        marks,
+        notes: notes(selected, &source),
+        source,
+    };
+    report.summary = summary(&report, decided.as_ref().map(|d| d.record), &evaluations);
+    report
+}
+
+/// The evaluation whose decision acted: the first whose write went through, else the latest
+/// whose write failed, else the latest that only recorded its action.
+fn decided<'a>(records: &[&'a Record]) -> Option<Decided<'a>> {
+    let deciding = |r: &&Record| {
+        r.kind == Kind::Evaluation
+            && r.decision
+                .as_ref()
+                .is_some_and(|d| matches!(d.action, Some(Action::Pause | Action::Rollback)))
+    };
+    let result = |r: &Record| {
+        records
+            .iter()
+            .find(|a| a.kind == Kind::Action && a.at == r.at && a.acts == r.acts)
+            .and_then(|a| a.result.clone())
+    };
+    let rule = |r: &Record| r.decision.as_ref().and_then(|d| d.rule.clone());
+    let acting: Vec<&Record> = records
+        .iter()
+        .copied()
+        .filter(deciding)
+        .filter(|r| !r.acts.is_empty())
+        .collect();
+    if let Some(r) = acting
+        .iter()
+        .find(|r| result(r).as_deref() == Some("ok"))
+        .copied()
+    {
+        let ending = match r.acts.iter().find(|a| !matches!(a, Act::Resume)) {
+            Some(Act::Rollback {
+                to_hash,
+                to_revision,
+            }) => Ending::RolledBack {
+                at: r.at,
+                rule: rule(r),
+                to_revision: *to_revision,
+                to: r
+                    .old_replicasets
+                    .iter()
+                    .find(|o| o.ends_with(&format!("-{to_hash}")))
+                    .cloned()
+                    .unwrap_or_else(|| format!("pod-template-hash {to_hash}")),
+            },
+            _ => Ending::Paused {
+                at: r.at,
+                rule: rule(r),
+            },
+        };
+        return Some(Decided { record: r, ending });
+    }
+    if let Some(r) = acting.last().copied() {
+        return Some(Decided {
+            record: r,
+            ending: Ending::ActionFailed {
+                at: r.at,
+                rule: rule(r),
+                act: acts(&r.acts),
+                error: result(r).unwrap_or_else(|| "no result recorded".into()),
+            },
+        });
+    }
+    let r = records
+        .iter()
+        .copied()
+        .filter(deciding)
+        .rfind(|r| !r.suppressed.is_empty())?;
+    let why = if r.mode == Mode::Observe {
+        "observe mode".to_string()
+    } else if r.notes.is_empty() {
+        "the kill switch or the rollback rate limit".to_string()
+    } else {
+        r.notes
+            .iter()
+            .map(|n| n.reason.as_str())
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    Some(Decided {
+        record: r,
+        ending: Ending::Recorded {
+            at: r.at,
+            rule: rule(r),
+            act: acts(&r.suppressed),
+            why,
+        },
+    })
+}
+
+fn acts(acts: &[Act]) -> String {
+    acts.iter()
+        .map(|a| match a {
+            Act::Rollback { to_revision, .. } => format!("rollback to revision {to_revision}"),
+            a => a.name().to_string(),
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+fn check_name(e: &Evidence) -> &'static str {
+    match e {
+        Evidence::ErrorRate(_) => "error_rate",
+        Evidence::Compare(_) => "compare",
+        Evidence::Absolute(_) => "absolute",
+        Evidence::Logs(_) => "logs",
+    }
+}
+
+fn rules(evaluations: &[&Record], deciding: Option<&Record>) -> Vec<RuleReport> {
+    let mut out: Vec<RuleReport> = Vec::new();
+    for (i, r) in evaluations.iter().enumerate() {
+        for v in &r.verdicts {
+            let rule = match out.iter_mut().position(|x| x.name == v.rule) {
+                Some(p) => &mut out[p],
+                None => {
+                    out.push(RuleReport {
+                        name: v.rule.clone(),
+                        action: v.action,
+                        check: None,
+                        pass: 0,
+                        inconclusive: 0,
+                        fail: 0,
+                        longest_streak: 0,
+                        decided: false,
+                        shown: None,
+                        series: None,
+                        last_reason: String::new(),
+                    });
+                    out.last_mut().expect("just pushed")
+                }
+            };
+            match v.outcome {
+                Outcome::Pass => rule.pass += 1,
+                Outcome::Inconclusive => rule.inconclusive += 1,
+                Outcome::Fail => rule.fail += 1,
+            }
+            // A failure the judge let only warn is reported with the rule's own action.
+            if v.action > rule.action {
+                rule.action = v.action;
+            }
+            if rule.check.is_none() {
+                rule.check = v.evidence.as_ref().map(check_name);
+            }
+            if let Some(s) = r.decision.as_ref().and_then(|d| d.streaks.get(&v.rule)) {
+                rule.longest_streak = rule.longest_streak.max(*s);
+            }
+            rule.last_reason = v.reason.clone();
+            let is_deciding = deciding.is_some_and(|d| std::ptr::eq(d, *r));
+            if v.outcome == Outcome::Fail && rule.shown.as_ref().is_none_or(|s| !s.deciding) {
+                rule.shown = Some(Shown {
+                    at: r.at,
+                    evaluation: i + 1,
+                    deciding: is_deciding,
+                    verdict: v.clone(),
+                });
+            }
+        }
+    }
+    let decider = deciding
+        .and_then(|d| d.decision.as_ref())
+        .and_then(|d| d.rule.clone());
+    for rule in &mut out {
+        rule.decided = decider.as_deref() == Some(rule.name.as_str());
+        if rule.fail > 0 {
+            rule.series = series_of(&rule.name, evaluations, rule.shown.as_ref());
+        }
+    }
+    // The deciding rule first, then the other failing ones, then the rest; stable otherwise.
+    out.sort_by_key(|r| (!r.decided, r.fail == 0));
+    out
+}
+
+fn timeline(
+    records: &[&Record],
+    aftermath: &[&Record],
+    rules: &[&str],
+    decided: Option<&Decided<'_>>,
+) -> Vec<Entry> {
+    let mut out = Vec::new();
+    let mut number = 0;
+    let mut seen_notes: Vec<(&str, &str)> = Vec::new();
+    let mut all: Vec<&Record> = records.iter().chain(aftermath).copied().collect();
+    all.sort_by_key(|r| r.at);
+    for r in all {
+        match r.kind {
+            Kind::Evaluation => {
+                if !r.verdicts.is_empty() {
+                    number += 1;
+                    let outcomes = rules
+                        .iter()
+                        .map(|name| {
+                            r.verdicts.iter().find(|v| v.rule == *name).map(|v| {
+                                let streak = r
+                                    .decision
+                                    .as_ref()
+                                    .and_then(|d| d.streaks.get(*name).copied());
+                                (v.outcome, streak)
+                            })
+                        })
+                        .collect();
+                    out.push(Entry {
+                        at: r.at,
+                        kind: EntryKind::Evaluation {
+                            number,
+                            phase: r.phase,
+                            stage: r.stage.clone(),
+                            outcomes,
+                            what: evaluation_what(r),
+                            deciding: decided.is_some_and(|d| std::ptr::eq(d.record, r)),
+                        },
+                    });
+                }
+                // The same Event is planned again when a write had to be retried.
+                for n in &r.notes {
+                    let key = (n.reason.as_str(), n.message.as_str());
+                    if seen_notes.contains(&key) {
+                        continue;
+                    }
+                    seen_notes.push(key);
+                    out.push(Entry {
+                        at: r.at,
+                        kind: EntryKind::Event {
+                            reason: n.reason.clone(),
+                            message: n.message.clone(),
+                            warning: n.warning,
+                        },
+                    });
+                }
+            }
+            Kind::Action => {
+                let result = r.result.as_deref().unwrap_or("no result recorded");
+                let ok = result == "ok";
+                out.push(Entry {
+                    at: r.at,
+                    kind: EntryKind::Action {
+                        what: if ok {
+                            format!("{}: written", acts(&r.acts))
+                        } else {
+                            format!("{}: not written: {result}", acts(&r.acts))
+                        },
+                        ok,
+                    },
+                });
+            }
+        }
+    }
+    out
+}
+
+fn evaluation_what(r: &Record) -> String {
+    let Some(d) = &r.decision else {
+        return String::new();
+    };
+    let mut what = match (&d.action, &d.rule) {
+        (Some(a), Some(rule)) => format!("{rule} decides: {a}"),
+        _ => d.reason.clone(),
+    };
+    if !r.acts.is_empty() {
+        what.push_str(&format!("; asks for {}", acts(&r.acts)));
+    }
+    if !r.suppressed.is_empty() {
+        what.push_str(&format!("; only recorded: {}", acts(&r.suppressed)));
+    }
+    what
+}
+
+fn marks(records: &[&Record], decided: Option<&Decided<'_>>) -> Vec<Mark> {
+    let mut out: Vec<Mark> = Vec::new();
+    let mut add = |at: Timestamp, label: String| match out.iter_mut().find(|m| m.at == at) {
+        Some(m) => {
+            m.label.push_str(", ");
+            m.label.push_str(&label);
+        }
+        None => out.push(Mark { at, label }),
+    };
+    if let Some(d) = decided {
+        let act = d
+            .record
+            .decision
+            .as_ref()
+            .and_then(|x| x.action)
+            .map_or("action".to_string(), |a| a.to_string());
+        let verb = if matches!(d.ending, Ending::Recorded { .. }) {
+            "recorded"
+        } else {
+            "decided"
+        };
+        add(d.record.at, format!("{act} {verb}"));
+    }
+    for r in records.iter().filter(|r| r.kind == Kind::Action) {
+        let names: Vec<&str> = r.acts.iter().map(|a| a.name()).collect();
+        let status = if r.result.as_deref() == Some("ok") {
+            "written"
+        } else {
+            "failed"
+        };
+        add(r.at, format!("{} {status}", names.join("+")));
+    }
+    out.sort_by_key(|m| m.at);
+    out
+}
+
+fn notes(selected: &Selected<'_>, source: &Source) -> Vec<String> {
+    let mut out = Vec::new();
+    if !source.unreadable.is_empty() {
+        let shown: Vec<String> = source
+            .unreadable
+            .iter()
+            .take(10)
+            .map(|n| n.to_string())
+            .collect();
+        let more = if source.unreadable.len() > 10 {
+            ", …"
+        } else {
+            ""
+        };
+        out.push(format!(
+            "{} of {} were not decision records of this version and were skipped (line {}{more}).",
+            plural(source.unreadable.len(), "line"),
+            source.name,
+            shown.join(", ")
+        ));
+    }
+    if !selected.others.is_empty() {
+        let list: Vec<String> = selected
+            .others
+            .iter()
+            .map(|r| {
+                let acted = if r.actions.is_empty() {
+                    String::new()
+                } else {
+                    format!("; {}", r.actions.join(", "))
+                };
+                format!(
+                    "{} ({}{acted})",
+                    r.revision,
+                    plural(r.evaluations, "evaluation")
+                )
+            })
+            .collect();
+        out.push(format!(
+            "The file also holds revision {} of this Deployment (see `--revision`).",
+            list.join(", ")
+        ));
+    }
+    out
+}
+
+fn summary(report: &Report, deciding: Option<&Record>, evaluations: &[&Record]) -> String {
+    let subject = format!(
+        "Revision {} ({}) of {}/{}",
+        report.revision,
+        report.new_replicaset.as_deref().unwrap_or("ReplicaSet unknown"),
+        report.namespace,
+        report.deployment
+    );
+    let rule_name = report.ending.rule().unwrap_or("a rule");
+    let streak = deciding
+        .and_then(|d| d.decision.as_ref())
+        .and_then(|d| d.rule.as_ref().and_then(|r| d.streaks.get(r)))
+        .copied()
+        .unwrap_or(0);
+    let after = format!(
+        "after {} in a row",
+        plural(streak as usize, "failing evaluation")
+    );
+    let evidence = deciding
+        .and_then(|d| d.verdicts.iter().find(|v| Some(v.rule.as_str()) == report.ending.rule()))
+        .map(|v| {
+            v.evidence
+                .as_ref()
+                .map_or_else(|| v.reason.clone(), numbers)
+        })
+        .map_or(String::new(), |n| format!(": {n}"));
+    let span = match (evaluations.first(), evaluations.last()) {
+        (Some(a), Some(b)) => format!(
+            "{} from {} to {} UTC",
+            plural(evaluations.len(), "evaluation"),
+            hms(a.at),
+            hms(b.at)
+        ),
+        _ => "no evaluation".to_string(),
+    };
+    let mut s = match &report.ending {
+        Ending::RolledBack {
+            at,
+            to_revision,
+            to,
+            ..
+        } => format!(
+            "{subject} was rolled back to revision {to_revision} ({to}) at {} UTC by {rule_name} {after}{evidence}.",
+            hms(*at)
+        ),
+        Ending::Paused { at, .. } => format!(
+            "{subject} was paused at {} UTC by {rule_name} {after}{evidence}. A person decides what comes next: resume it, or roll it back.",
+            hms(*at)
+        ),
+        Ending::Recorded { at, act, why, .. } => format!(
+            "{rule_name} called for {act} of {subject} at {} UTC {after}{evidence}; the action was only recorded ({why}).",
+            hms(*at)
+        ),
+        Ending::ActionFailed { at, act, error, .. } => format!(
+            "{rule_name} called for {act} of {subject} at {} UTC {after}{evidence}; the write did not go through: {error}.",
+            hms(*at)
+        ),
+        Ending::Passed { resumed } => format!(
+            "{subject} passed its analysis in {} mode: {span}, and no rule acted{}.",
+            report.mode,
+            if *resumed {
+                "; the gate resumed the rollout"
+            } else {
+                ""
+            }
+        ),
+        Ending::NoAction { stage } => format!(
+            "{subject} was analysed in {} mode ({span}) and no rule acted; at the last record its analysis stood at stage {}.",
+            report.mode,
+            stage.as_deref().unwrap_or("unknown")
+        ),
+    };
+    let others: Vec<String> = report
+        .rules
+        .iter()
+        .filter(|r| r.fail > 0 && !r.decided)
+        .map(|r| {
+            format!(
+                "{} (failed {} of {}, at most {} in a row)",
+                r.name,
+                r.fail,
+                plural(r.pass + r.inconclusive + r.fail, "evaluation"),
+                r.longest_streak
+            )
+        })
+        .collect();
+    if !others.is_empty() {
+        let also = if report.ending.rule().is_some() {
+            "Also failing"
+        } else {
+            "Failing, but never for long enough to act"
+        };
+        s.push_str(&format!(" {also}: {}.", others.join("; ")));
+    }
+    if report.ending.rule().is_some() {
+        s.push_str(&format!(
+            " Analysed in {} mode: {span}.",
+            report.mode
+        ));
+    }
+    for e in &report.timeline {
+        if let EntryKind::Event {
+            reason, message, ..
+        } = &e.kind
+        {
+            let what = match reason.as_str() {
+                "RollbackComplete" => "the rollback was confirmed",
+                "RollbackNotTaking" => "the rollback was not taking",
+                "AnalysisOverridden" => "someone changed the Deployment after the controller acted",
+                _ => continue,
+            };
+            s.push_str(&format!(" At {} UTC {what}: {message}", hms(e.at)));
+            if !message.ends_with('.') {
+                s.push('.');
+            }
+        }
+    }
+    if evaluations.is_empty() {
+        s.push_str(" No evaluation of this revision is in the records.");
+    }
+    s
+}
+
+impl Report {
+    /// The key facts, as (label, value) pairs, for the table under the summary.
+    pub fn facts(&self) -> Vec<(&'static str, String)> {
+        let mut out = vec![
+            (
+                "Deployment",
+                format!("{}/{}", self.namespace, self.deployment),
+            ),
+            (
+                "New ReplicaSet",
+                format!(
+                    "{} (revision {})",
+                    self.new_replicaset.as_deref().unwrap_or("unknown"),
+                    self.revision
+                ),
+            ),
+            (
+                "Compared with",
+                if self.old_replicasets.is_empty() {
+                    "no old ReplicaSet with pods".to_string()
+                } else {
+                    self.old_replicasets.join(", ")
+                },
+            ),
+            ("Mode", self.mode.to_string()),
+            (
+                "Records",
+                format!(
+                    "{} to {}, {}",
+                    super::datetime(self.first),
+                    super::datetime(self.last),
+                    plural(self.evaluations, "evaluation")
+                ),
+            ),
+            ("Outcome", self.ending.headline().to_string()),
+        ];
+        if let Some(rule) = self.ending.rule() {
+            out.push(("Decided by", rule.to_string()));
+        }
+        out
+    }
+}
+
+impl RuleReport {
+    /// The rule in a sentence: its check, action and record over the evaluations.
+    pub fn line(&self) -> String {
+        let evaluations = self.pass + self.inconclusive + self.fail;
+        let mut s = format!(
+            "{} check, action {}: failed {} of {} (passed {}, inconclusive {}), at most {} in a row as the decisions counted them.",
+            self.check.unwrap_or("unknown"),
+            self.action,
+            self.fail,
+            plural(evaluations, "evaluation"),
+            self.pass,
+            self.inconclusive,
+            self.longest_streak
+        );
+        if self.decided {
+            s.push_str(" It decided the action.");
+        }
+        s
+    }
+}

@@ -1,0 +1,173 @@
+//! A rule's series as an SVG line plot (plotters' SVG backend, which writes text as SVG
+//! `<text>`, so no font library is involved): new pods in orange, old pods in blue, p90 dashed,
+//! a threshold as a grey dashed line, and the decision moments as purple vertical lines with
+//! their labels. Time runs along x in UTC.
+
+use plotters::prelude::*;
+use plotters::style::text_anchor::{HPos, Pos, VPos};
+
+use super::model::Mark;
+use super::series::{SeriesSet, Side};
+use super::{hms, num};
+use crate::source::unix_seconds;
+
+/// The size of every plot, in CSS pixels.
+pub const SIZE: (u32, u32) = (720, 280);
+/// The new pods' colour (`#e6550d`).
+pub const NEW: RGBColor = RGBColor(0xe6, 0x55, 0x0d);
+/// The old pods' colour (`#1f6fb4`).
+pub const OLD: RGBColor = RGBColor(0x1f, 0x6f, 0xb4);
+/// Decision moments (`#7b2d8e`).
+pub const MARK: RGBColor = RGBColor(0x7b, 0x2d, 0x8e);
+const THRESHOLD: RGBColor = RGBColor(0x55, 0x55, 0x55);
+const GRID: RGBColor = RGBColor(0xe4, 0xe4, 0xe4);
+
+/// The plot of `set`, with `marks`, as an `<svg>` element.
+pub fn svg(set: &SeriesSet, marks: &[Mark]) -> Result<String, String> {
+    let mut out = String::new();
+    draw(set, marks, &mut out).map_err(|e| format!("cannot draw the plot: {e}"))?;
+    Ok(out)
+}
+
+fn draw(
+    set: &SeriesSet,
+    marks: &[Mark],
+    out: &mut String,
+) -> Result<(), Box<dyn std::error::Error>> {
+    let times: Vec<f64> = set.times.iter().map(|t| unix_seconds(*t)).collect();
+    let marks: Vec<(f64, &str)> = marks
+        .iter()
+        .map(|m| (unix_seconds(m.at), m.label.as_str()))
+        .collect();
+    let (mut x0, mut x1) = times
+        .iter()
+        .chain(marks.iter().map(|m| &m.0))
+        .fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), t| {
+            (a.min(*t), b.max(*t))
+        });
+    if !x0.is_finite() {
+        return Err("nothing to plot".into());
+    }
+    // Room on both sides; a single evaluation gets a minute around it.
+    let pad = ((x1 - x0) * 0.04).max(if x1 > x0 { 1.0 } else { 30.0 });
+    x0 -= pad;
+    x1 += pad;
+    let top = set.max().filter(|m| *m > 0.0).unwrap_or(1.0);
+    // Head room for the legend and the marks' labels.
+    let y1 = top * 1.45;
+
+    let root = SVGBackend::with_string(out, SIZE).into_drawing_area();
+    root.fill(&WHITE)?;
+    let mut chart = ChartBuilder::on(&root)
+        .margin(10)
+        .margin_right(20)
+        .x_label_area_size(42)
+        .y_label_area_size(70)
+        // A little below zero, so that a series at zero is not hidden by the axis.
+        .build_cartesian_2d(x0..x1, -0.03 * y1..y1)?;
+    let time_label = |t: &f64| {
+        jiff::Timestamp::from_millisecond((t * 1000.0).round() as i64)
+            .map(hms)
+            .unwrap_or_default()
+    };
+    let value_label = |v: &f64| if *v < 0.0 { String::new() } else { num(*v) };
+    chart
+        .configure_mesh()
+        .x_labels(6)
+        .y_labels(6)
+        .x_label_formatter(&time_label)
+        .y_label_formatter(&value_label)
+        .x_desc("time (UTC)")
+        .y_desc(set.y_label.as_str())
+        .max_light_lines(0)
+        .bold_line_style(GRID)
+        .label_style(("sans-serif", 13))
+        .axis_desc_style(("sans-serif", 13))
+        .draw()?;
+
+    if let Some(t) = set.threshold {
+        let style = THRESHOLD.stroke_width(2);
+        chart
+            .draw_series(DashedLineSeries::new([(x0, t), (x1, t)], 8, 5, style))?
+            .label(format!("threshold {}", num(t)))
+            .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 18, y)], style));
+    }
+    for line in &set.lines {
+        let colour = match line.side {
+            Side::New => NEW,
+            Side::Old => OLD,
+        };
+        let style = colour.stroke_width(if line.dashed { 2 } else { 3 });
+        let points: Vec<Option<(f64, f64)>> = times
+            .iter()
+            .zip(&line.values)
+            .map(|(t, v)| v.map(|v| (*t, v)))
+            .collect();
+        if points.iter().all(Option::is_none) {
+            continue;
+        }
+        // Gaps (evaluations without the number) break the line.
+        let segments: Vec<Vec<(f64, f64)>> = points
+            .split(Option::is_none)
+            .filter(|s| !s.is_empty())
+            .map(|s| s.iter().flatten().copied().collect())
+            .collect();
+        let mut labelled = false;
+        for segment in segments {
+            let drawn = if line.dashed {
+                chart.draw_series(DashedLineSeries::new(segment.clone(), 7, 4, style))?
+            } else {
+                chart.draw_series(LineSeries::new(segment.clone(), style))?
+            };
+            if !labelled {
+                labelled = true;
+                let dashed = line.dashed;
+                drawn.label(line.label.as_str()).legend(move |(x, y)| {
+                    if dashed {
+                        PathElement::new(vec![(x, y), (x + 7, y)], style)
+                    } else {
+                        PathElement::new(vec![(x, y), (x + 18, y)], style)
+                    }
+                });
+            }
+            if !line.dashed {
+                chart.draw_series(
+                    segment
+                        .into_iter()
+                        .map(|p| Circle::new(p, 4, colour.filled())),
+                )?;
+            }
+        }
+    }
+    let label_font = ("sans-serif", 12).into_font().color(&MARK);
+    for (i, (t, label)) in marks.iter().enumerate() {
+        chart.draw_series(std::iter::once(PathElement::new(
+            vec![(*t, -0.03 * y1), (*t, y1)],
+            MARK.stroke_width(2),
+        )))?;
+        // Labels step down so that close marks stay readable; right of the line unless the
+        // line is in the right half.
+        let y = y1 * (0.97 - 0.07 * (i % 3) as f64);
+        let right_half = *t > (x0 + x1) / 2.0;
+        let pos = if right_half {
+            Pos::new(HPos::Right, VPos::Top)
+        } else {
+            Pos::new(HPos::Left, VPos::Top)
+        };
+        let dx = (x1 - x0) * if right_half { -0.006 } else { 0.006 };
+        chart.draw_series(std::iter::once(Text::new(
+            label.to_string(),
+            (*t + dx, y),
+            label_font.clone().pos(pos),
+        )))?;
+    }
+    chart
+        .configure_series_labels()
+        .position(SeriesLabelPosition::UpperLeft)
+        .label_font(("sans-serif", 12))
+        .background_style(WHITE.mix(0.85))
+        .border_style(GRID)
+        .draw()?;
+    root.present()?;
+    Ok(())
+}
