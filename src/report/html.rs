@@ -8,7 +8,7 @@
 use std::fmt::Write as _;
 
 use super::evidence::{Cell, Table, tables};
-use super::model::{Ending, Entry, EntryKind, Report, RuleReport};
+use super::model::{Ending, Entry, EntryKind, Report, RuleReport, capitalised};
 use super::series::SeriesSet;
 use super::{datetime, hms, num, plot};
 
@@ -268,14 +268,6 @@ fn write_plot(
             )
         }
         Err(e) => writeln!(out, "<p class=\"muted\">{}</p>", esc(&e)),
-    }
-}
-
-fn capitalised(s: &str) -> String {
-    let mut c = s.chars();
-    match c.next() {
-        Some(f) => f.to_uppercase().chain(c).collect(),
-        None => String::new(),
     }
 }
 

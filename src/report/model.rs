@@ -601,9 +601,16 @@ fn notes(selected: &Selected<'_>, source: &Source) -> Vec<String> {
     out
 }
 
+/// The text with its first letter in upper case.
+pub(super) fn capitalised(s: &str) -> String {
+    let mut c = s.chars();
+    c.next()
+        .map_or(String::new(), |f| f.to_uppercase().chain(c).collect())
+}
+
 fn summary(report: &Report, deciding: Option<&Record>, evaluations: &[&Record]) -> String {
     let subject = format!(
-        "Revision {} ({}) of {}/{}",
+        "revision {} ({}) of {}/{}",
         report.revision,
         report.new_replicaset.as_deref().unwrap_or("ReplicaSet unknown"),
         report.namespace,
@@ -636,6 +643,7 @@ fn summary(report: &Report, deciding: Option<&Record>, evaluations: &[&Record]) 
         ),
         _ => "no evaluation".to_string(),
     };
+    let first = capitalised(&subject);
     let mut s = match &report.ending {
         Ending::RolledBack {
             at,
@@ -643,11 +651,11 @@ fn summary(report: &Report, deciding: Option<&Record>, evaluations: &[&Record]) 
             to,
             ..
         } => format!(
-            "{subject} was rolled back to revision {to_revision} ({to}) at {} UTC by {rule_name} {after}{evidence}.",
+            "{first} was rolled back to revision {to_revision} ({to}) at {} UTC by {rule_name} {after}{evidence}.",
             hms(*at)
         ),
         Ending::Paused { at, .. } => format!(
-            "{subject} was paused at {} UTC by {rule_name} {after}{evidence}. A person decides what comes next: resume it, or roll it back.",
+            "{first} was paused at {} UTC by {rule_name} {after}{evidence}. A person decides what comes next: resume it, or roll it back.",
             hms(*at)
         ),
         Ending::Recorded { at, act, why, .. } => format!(
@@ -659,7 +667,7 @@ fn summary(report: &Report, deciding: Option<&Record>, evaluations: &[&Record]) 
             hms(*at)
         ),
         Ending::Passed { resumed } => format!(
-            "{subject} passed its analysis in {} mode: {span}, and no rule acted{}.",
+            "{first} passed its analysis in {} mode: {span}, and no rule acted{}.",
             report.mode,
             if *resumed {
                 "; the gate resumed the rollout"
@@ -668,7 +676,7 @@ fn summary(report: &Report, deciding: Option<&Record>, evaluations: &[&Record]) 
             }
         ),
         Ending::NoAction { stage } => format!(
-            "{subject} was analysed in {} mode ({span}) and no rule acted; at the last record its analysis stood at stage {}.",
+            "{first} was analysed in {} mode ({span}) and no rule acted; at the last record its analysis stood at stage {}.",
             report.mode,
             stage.as_deref().unwrap_or("unknown")
         ),

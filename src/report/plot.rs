@@ -81,8 +81,8 @@ fn draw(
         .y_desc(set.y_label.as_str())
         .max_light_lines(0)
         .bold_line_style(GRID)
-        .label_style(("sans-serif", 13))
-        .axis_desc_style(("sans-serif", 13))
+        .label_style(("sans-serif", 16))
+        .axis_desc_style(("sans-serif", 16))
         .draw()?;
 
     if let Some(t) = set.threshold {
@@ -139,7 +139,7 @@ fn draw(
             }
         }
     }
-    let label_font = ("sans-serif", 12).into_font().color(&MARK);
+    let label_font = ("sans-serif", 15).into_font().color(&MARK);
     for (i, (t, label)) in marks.iter().enumerate() {
         chart.draw_series(std::iter::once(PathElement::new(
             vec![(*t, -0.03 * y1), (*t, y1)],
@@ -164,7 +164,7 @@ fn draw(
     chart
         .configure_series_labels()
         .position(SeriesLabelPosition::UpperLeft)
-        .label_font(("sans-serif", 12))
+        .label_font(("sans-serif", 15))
         .background_style(WHITE.mix(0.85))
         .border_style(GRID)
         .draw()?;

@@ -1,1 +1,650 @@
-//! Unit tests of the report: selection, summary and rendering on hand-made records.
+//! Unit tests of the report: selection, the model and its summary, and both renderings, on
+//! hand-made records.
+
+use std::collections::BTreeMap;
+
+use jiff::Timestamp;
+
+use super::*;
+use crate::decision::Decision;
+use crate::guard::{Act, Mode, Note};
+use crate::judge::{
+    AbsoluteEvidence, CompareEvidence, ErrorRateEvidence, Evidence, LogsEvidence, Outcome,
+    SampleSummary, SentQuery, SideCounts, SignatureRow, Verdict,
+};
+use crate::phplog::ErrorKind;
+use crate::records::{Kind, Record, SCHEMA};
+use crate::rollout::Phase;
+use crate::rules::{Action, Direction, ProportionTest};
+
+/// 2027-01-15 10:13:00 UTC plus `s` seconds.
+fn at(s: i64) -> Timestamp {
+    Timestamp::from_second(1_800_007_980 + s).unwrap()
+}
+
+const NEW_RS: &str = "shop-7d4f9c8b6f";
+const OLD_RS: &str = "shop-5c6d7e8f90";
+const CLASS: &str = "class-loading-errors";
+
+fn record(kind: Kind, secs: i64, deployment: &str, revision: u64) -> Record {
+    Record {
+        schema: SCHEMA,
+        kind,
+        at: at(secs),
+        namespace: "web".into(),
+        deployment: deployment.into(),
+        mode: Mode::Guard,
+        phase: Phase::Progressing,
+        revision: Some(revision),
+        new_replicaset: Some(if deployment == "shop" {
+            NEW_RS.to_string()
+        } else {
+            format!("{deployment}-{revision}abcde")
+        }),
+        old_replicasets: vec![OLD_RS.into()],
+        stage: Some("analysing".into()),
+        verdicts: Vec::new(),
+        decision: None,
+        acts: Vec::new(),
+        suppressed: Vec::new(),
+        notes: Vec::new(),
+        result: None,
+    }
+}
+
+fn error_rate(new: (f64, f64), old: (f64, f64)) -> Evidence {
+    let side = |(errors, requests): (f64, f64)| SideCounts {
+        errors,
+        requests,
+        rate: errors / requests,
+    };
+    let expected = old.0 / old.1 * new.1;
+    Evidence::ErrorRate(ErrorRateEvidence {
+        new: side(new),
+        old: side(old),
+        strata: 10,
+        observed_errors: new.0,
+        expected_errors: expected,
+        ratio: (expected > 0.0).then(|| new.0 / expected),
+        rate_increase: (new.0 - expected) / new.1,
+        dispersion: 1.0,
+        test: ProportionTest::Binomial,
+        p_value: 1.5e-8,
+        alpha: 0.001,
+        tolerance: 1.0,
+        min_ratio: 2.0,
+        min_rate_increase: 0.0001,
+        min_errors: 3.0,
+    })
+}
+
+fn verdict(rule: &str, outcome: Outcome, evidence: Option<Evidence>) -> Verdict {
+    Verdict {
+        rule: rule.into(),
+        outcome,
+        action: Action::Rollback,
+        reason: format!("{rule} is {outcome}"),
+        evidence,
+        queries: vec![SentQuery {
+            side: "new".into(),
+            name: "errors".into(),
+            promql: r#"sum by (pod) (increase(php_errors_total{type=~"class_not_found|trait_not_found"}[1m]))"#.into(),
+        }],
+        error: None,
+    }
+}
+
+fn decision(action: Option<Action>, rule: Option<&str>, streaks: &[(&str, u32)]) -> Decision {
+    Decision {
+        action,
+        rule: rule.map(String::from),
+        reason: "r".into(),
+        streaks: streaks
+            .iter()
+            .map(|(k, v)| (k.to_string(), *v))
+            .collect::<BTreeMap<_, _>>(),
+    }
+}
+
+/// An evaluation of shop revision 7 in which `class-loading-errors` has `new`/`old` counts.
+fn evaluation(secs: i64, outcome: Outcome, new: (f64, f64), streak: u32) -> Record {
+    let mut r = record(Kind::Evaluation, secs, "shop", 7);
+    r.verdicts = vec![
+        verdict(CLASS, outcome, Some(error_rate(new, (0.0, 9000.0)))),
+        verdict("cpu-saturation", Outcome::Inconclusive, None),
+    ];
+    r.decision = Some(decision(None, None, &[(CLASS, streak)]));
+    r
+}
+
+/// shop revision 7: a failing evaluation, the deciding one, its rollback written, and the
+/// rollback confirmed against the ReplicaSet it went back to (renumbered 8).
+fn rollback_story() -> Vec<Record> {
+    let e1 = evaluation(33, Outcome::Fail, (8.0, 700.0), 1);
+    let mut e2 = evaluation(63, Outcome::Fail, (13.0, 1000.0), 2);
+    let rollback = Act::Rollback {
+        to_hash: "5c6d7e8f90".into(),
+        to_revision: 6,
+    };
+    e2.decision = Some(decision(
+        Some(Action::Rollback),
+        Some(CLASS),
+        &[(CLASS, 2)],
+    ));
+    e2.acts = vec![rollback.clone()];
+    e2.stage = Some("rolled_back".into());
+    e2.notes = vec![Note {
+        reason: "RolledBack".into(),
+        message: "class-loading-errors failed".into(),
+        warning: true,
+    }];
+    let mut action = e2.clone();
+    action.kind = Kind::Action;
+    action.verdicts.clear();
+    action.result = Some("ok".into());
+    let mut done = record(Kind::Evaluation, 95, "shop", 8);
+    done.new_replicaset = Some(OLD_RS.into());
+    done.old_replicasets.clear();
+    done.stage = Some("rolled_back".into());
+    done.phase = Phase::Complete;
+    done.notes = vec![Note {
+        reason: "RollbackComplete".into(),
+        message: "revision 8 (shop-5c6d7e8f90) is available again on all 4 pod(s)".into(),
+        warning: false,
+    }];
+    vec![e1, e2, action, done]
+}
+
+fn source() -> Source {
+    Source {
+        name: "records.jsonl".into(),
+        records: 4,
+        unreadable: Vec::new(),
+    }
+}
+
+fn report_of(records: &[Record], selection: &Selection) -> Report {
+    build(records, selection, source()).unwrap()
+}
+
+#[test]
+fn the_summary_of_a_rollback_names_the_rule_the_revisions_and_the_numbers() {
+    let r = report_of(&rollback_story(), &Selection::default());
+    assert_eq!(r.revision, 7);
+    assert!(matches!(
+        r.ending,
+        Ending::RolledBack { to_revision: 6, .. }
+    ));
+    let want = "Revision 7 (shop-7d4f9c8b6f) of web/shop was rolled back to revision 6 (shop-5c6d7e8f90) at 10:14:03 UTC by class-loading-errors after 2 failing evaluations in a row: new 1.3% (13/1000) vs old 0% (0/9000), 13 errors where the old pods' rate predicts 0 (×∞), p=1.5e-8 < α=0.001.";
+    assert!(r.summary.starts_with(want), "{}", r.summary);
+    assert!(
+        r.summary
+            .contains("At 10:14:35 UTC the rollback was confirmed: revision 8"),
+        "the aftermath, recorded against the renumbered ReplicaSet: {}",
+        r.summary
+    );
+    assert!(
+        r.summary
+            .contains("2 evaluations from 10:13:33 to 10:14:03 UTC"),
+        "{}",
+        r.summary
+    );
+    // The deciding rule first, with the deciding evaluation's evidence.
+    assert_eq!(r.rules[0].name, CLASS);
+    assert!(r.rules[0].decided);
+    let shown = r.rules[0].shown.as_ref().unwrap();
+    assert!(shown.deciding);
+    assert_eq!(shown.evaluation, 2);
+    assert_eq!(r.rules[0].fail, 2);
+    assert_eq!(r.rules[0].longest_streak, 2);
+    assert_eq!(r.rules[1].name, "cpu-saturation");
+    assert!(r.rules[1].series.is_none(), "never failed: no plot");
+}
+
+#[test]
+fn the_timeline_interleaves_evaluations_actions_and_events() {
+    let r = report_of(&rollback_story(), &Selection::default());
+    let steps: Vec<String> = r
+        .timeline
+        .iter()
+        .map(|e| match &e.kind {
+            EntryKind::Evaluation {
+                number, deciding, ..
+            } => format!("evaluation {number}{}", if *deciding { "*" } else { "" }),
+            EntryKind::Action { what, ok } => format!("action {what} {ok}"),
+            EntryKind::Event { reason, .. } => format!("event {reason}"),
+        })
+        .collect();
+    assert_eq!(
+        steps,
+        [
+            "evaluation 1",
+            "evaluation 2*",
+            "event RolledBack",
+            "action rollback to revision 6: written true",
+            "event RollbackComplete",
+        ]
+    );
+    let EntryKind::Evaluation { outcomes, .. } = &r.timeline[1].kind else {
+        panic!()
+    };
+    assert_eq!(outcomes[0], Some((Outcome::Fail, Some(2))));
+    assert_eq!(outcomes[1], Some((Outcome::Inconclusive, None)));
+    // Decided and written at the same moment: one mark.
+    assert_eq!(r.marks.len(), 1);
+    assert_eq!(r.marks[0].at, at(63));
+    assert_eq!(r.marks[0].label, "rollback decided, rollback written");
+}
+
+#[test]
+fn a_conflicting_write_is_not_the_decision_the_retry_is() {
+    let mut recs = rollback_story();
+    // The first try of the rollback met a conflict; the controller re-read and decided again.
+    let mut first = recs[1].clone();
+    first.at = at(60);
+    let mut refused = first.clone();
+    refused.kind = Kind::Action;
+    refused.verdicts.clear();
+    refused.result = Some("conflict: the Deployment changed".into());
+    recs.insert(1, refused);
+    recs.insert(1, first);
+    let r = report_of(&recs, &Selection::default());
+    assert!(matches!(r.ending, Ending::RolledBack { at: t, .. } if t == at(63)));
+    let failed: Vec<&Entry> = r
+        .timeline
+        .iter()
+        .filter(|e| matches!(e.kind, EntryKind::Action { ok: false, .. }))
+        .collect();
+    assert_eq!(failed.len(), 1);
+    assert_eq!(failed[0].at, at(60));
+    // The Event planned twice appears once.
+    let rolled_back = r
+        .timeline
+        .iter()
+        .filter(|e| matches!(&e.kind, EntryKind::Event { reason, .. } if reason == "RolledBack"))
+        .count();
+    assert_eq!(rolled_back, 1);
+    assert_eq!(r.marks.len(), 2, "{:?}", r.marks);
+    assert_eq!(r.marks[0].label, "rollback failed");
+}
+
+#[test]
+fn a_write_that_never_went_through_is_reported_as_failed() {
+    let mut recs = rollback_story();
+    recs[2].result = Some("timed out".into());
+    recs.truncate(3);
+    let r = report_of(&recs, &Selection::default());
+    assert!(matches!(r.ending, Ending::ActionFailed { .. }), "{:?}", r.ending);
+    assert!(
+        r.summary
+            .contains("class-loading-errors called for rollback to revision 6 of revision 7"),
+        "{}",
+        r.summary
+    );
+    assert!(
+        r.summary
+            .contains("the write did not go through: timed out."),
+        "{}",
+        r.summary
+    );
+}
+
+#[test]
+fn observe_mode_reports_the_action_as_only_recorded() {
+    let mut recs = rollback_story();
+    recs.truncate(2);
+    for r in &mut recs {
+        r.mode = Mode::Observe;
+    }
+    recs[1].suppressed = std::mem::take(&mut recs[1].acts);
+    let r = report_of(&recs, &Selection::default());
+    let Ending::Recorded { why, act, .. } = &r.ending else {
+        panic!("{:?}", r.ending)
+    };
+    assert_eq!(why, "observe mode");
+    assert_eq!(act, "rollback to revision 6");
+    assert!(
+        r.summary.contains("the action was only recorded (observe mode)"),
+        "{}",
+        r.summary
+    );
+    assert_eq!(r.marks[0].label, "rollback recorded");
+}
+
+#[test]
+fn a_pause_and_a_pass_have_their_own_summaries() {
+    let mut recs = rollback_story();
+    recs.truncate(3);
+    recs[1].acts = vec![Act::Pause];
+    recs[1].decision.as_mut().unwrap().action = Some(Action::Pause);
+    recs[2].acts = vec![Act::Pause];
+    let r = report_of(&recs, &Selection::default());
+    assert!(matches!(r.ending, Ending::Paused { .. }));
+    assert!(
+        r.summary
+            .starts_with("Revision 7 (shop-7d4f9c8b6f) of web/shop was paused at 10:14:03 UTC by class-loading-errors after 2 failing evaluations in a row"),
+        "{}",
+        r.summary
+    );
+
+    let mut passing = vec![
+        evaluation(30, Outcome::Pass, (0.0, 700.0), 0),
+        evaluation(60, Outcome::Fail, (5.0, 1000.0), 1),
+        evaluation(90, Outcome::Pass, (0.0, 1300.0), 0),
+    ];
+    passing[2].stage = Some("passed".into());
+    let r = report_of(&passing, &Selection::default());
+    assert_eq!(r.ending, Ending::Passed { resumed: false });
+    assert!(
+        r.summary.starts_with(
+            "Revision 7 (shop-7d4f9c8b6f) of web/shop passed its analysis in guard mode: 3 evaluations from 10:13:30 to 10:14:30 UTC, and no rule acted."
+        ),
+        "{}",
+        r.summary
+    );
+    assert!(
+        r.summary.contains(
+            "Failing, but never for long enough to act: class-loading-errors (failed 1 of 3 evaluations, at most 1 in a row)."
+        ),
+        "{}",
+        r.summary
+    );
+    let shown = r.rules[0].shown.as_ref().unwrap();
+    assert!(!shown.deciding, "no deciding evaluation: its latest failure");
+    assert_eq!(shown.evaluation, 2);
+}
+
+/// Two Deployments, shop with three revisions (7 rolled back; 9 analysed later, no action),
+/// and the same name in another namespace.
+fn crowded_file() -> Vec<Record> {
+    let mut recs = rollback_story();
+    recs.push(evaluation(300, Outcome::Pass, (0.0, 100.0), 0));
+    recs.last_mut().unwrap().revision = Some(9);
+    recs.push(record(Kind::Evaluation, 310, "cart", 2));
+    recs.last_mut().unwrap().verdicts = vec![verdict(CLASS, Outcome::Pass, None)];
+    recs
+}
+
+#[test]
+fn the_default_revision_is_the_latest_that_acted_else_the_latest_analysed() {
+    let recs = crowded_file();
+    let shop = Selection {
+        deployment: Some("shop".into()),
+        ..Selection::default()
+    };
+    assert_eq!(report_of(&recs, &shop).revision, 7, "9 came later, but did nothing");
+    let r = report_of(
+        &recs,
+        &Selection {
+            revision: Some(9),
+            ..shop.clone()
+        },
+    );
+    assert_eq!(r.revision, 9);
+    assert_eq!(r.ending, Ending::NoAction { stage: Some("analysing".into()) });
+    assert!(
+        r.notes
+            .iter()
+            .any(|n| n.contains("also holds revision 7 (2 evaluations; rollback), 8 (0 evaluations)")),
+        "{:?}",
+        r.notes
+    );
+    // Without any action, the latest analysed.
+    let quiet: Vec<Record> = recs
+        .into_iter()
+        .filter(|r| r.acts.is_empty() && r.deployment == "shop")
+        .collect();
+    assert_eq!(report_of(&quiet, &Selection::default()).revision, 9);
+}
+
+#[test]
+fn nothing_selected_lists_what_the_file_holds() {
+    let mut recs = crowded_file();
+    let e = build(&recs, &Selection::default(), source()).unwrap_err();
+    assert!(matches!(e, SelectError::Ambiguous { .. }));
+    let text = e.to_string();
+    assert!(text.contains("choose one with --deployment"), "{text}");
+    assert!(text.contains("  web/cart: revision 2 (1 evaluation, 10:18:10 to 10:18:10)"), "{text}");
+    assert!(
+        text.contains("  web/shop: revision 7 (2 evaluations, rollback, 10:13:33 to 10:14:03); revision 8 (0 evaluations, 10:14:35 to 10:14:35); revision 9"),
+        "{text}"
+    );
+
+    let named = |d: &str, rev: Option<u64>| Selection {
+        deployment: Some(d.into()),
+        revision: rev,
+        ..Selection::default()
+    };
+    let e = build(&recs, &named("nope", None), source()).unwrap_err();
+    assert!(e.to_string().starts_with("no records of Deployment nope; the file holds:\n  web/cart"), "{e}");
+    let e = build(&recs, &named("shop", Some(3)), source()).unwrap_err();
+    assert!(
+        e.to_string()
+            .starts_with("no records of revision 3 of web/shop; the file holds:\n"),
+        "{e}"
+    );
+
+    // The same name in two namespaces needs --namespace.
+    let mut other = recs[0].clone();
+    other.namespace = "staging".into();
+    recs.push(other);
+    assert!(matches!(
+        build(&recs, &named("shop", None), source()).unwrap_err(),
+        SelectError::Ambiguous { .. }
+    ));
+    let r = build(
+        &recs,
+        &Selection {
+            namespace: Some("staging".into()),
+            ..named("shop", None)
+        },
+        source(),
+    )
+    .unwrap();
+    assert_eq!(r.namespace, "staging");
+    assert_eq!(r.evaluations, 1);
+    assert!(matches!(
+        build(&[], &Selection::default(), source()).unwrap_err(),
+        SelectError::Empty
+    ));
+}
+
+#[test]
+fn unreadable_lines_are_counted_in_a_note() {
+    let s = Source {
+        unreadable: vec![3, 17],
+        ..source()
+    };
+    let r = build(&rollback_story(), &Selection::default(), s).unwrap();
+    assert_eq!(
+        r.notes[0],
+        "2 lines of records.jsonl were not decision records of this version and were skipped (line 3, 17)."
+    );
+}
+
+#[test]
+fn error_rate_series_follow_each_evaluation_with_gaps_where_there_was_no_number() {
+    let mut recs = rollback_story();
+    recs[0].verdicts[0].evidence = None;
+    let r = report_of(&recs, &Selection::default());
+    let s = r.rules[0].series.as_ref().unwrap();
+    assert_eq!(s.times, vec![at(33), at(63)]);
+    assert_eq!(s.lines[0].side, Side::New);
+    assert_eq!(s.lines[0].values, vec![None, Some(1.3)]);
+    assert_eq!(s.lines[1].values, vec![None, Some(0.0)]);
+    assert_eq!(s.y_label, "errors, % of requests");
+}
+
+fn summary(median: f64, p90: f64) -> SampleSummary {
+    SampleSummary {
+        samples: 40,
+        pods: 4,
+        median,
+        p90,
+        max: p90 * 1.2,
+        warmup_dropped: 0,
+    }
+}
+
+#[test]
+fn compare_absolute_and_logs_series() {
+    let mut recs: Vec<Record> = (0..3)
+        .map(|i| {
+            let mut r = record(Kind::Evaluation, 30 * i, "shop", 7);
+            let f = 1.0 + i as f64;
+            r.verdicts = vec![
+                verdict(
+                    "cpu-per-request",
+                    Outcome::Fail,
+                    Some(Evidence::Compare(CompareEvidence {
+                        new: summary(0.03 * f, 0.05 * f),
+                        old: summary(0.02, 0.03),
+                        direction: Direction::HigherIsWorse,
+                        median_ratio: Some(1.5 * f),
+                        shift: 0.01,
+                        u_statistic: 1200.0,
+                        p_value: 1e-5,
+                        alpha: 0.001,
+                        min_ratio: 1.15,
+                        min_shift: 0.0,
+                    })),
+                ),
+                verdict(
+                    "cpu-saturation",
+                    Outcome::Fail,
+                    Some(Evidence::Absolute(AbsoluteEvidence {
+                        new: summary(0.95, 0.99),
+                        old: (i < 2).then(|| summary(0.4, 0.5)),
+                        quantile: 0.5,
+                        value: 0.95,
+                        old_value: (i < 2).then_some(0.4),
+                        threshold: 0.9,
+                        direction: Direction::HigherIsWorse,
+                    })),
+                ),
+                verdict("php-log-class-errors", Outcome::Fail, Some(logs(i))),
+            ];
+            r
+        })
+        .collect();
+    recs[2].stage = Some("passed".into());
+    let r = report_of(&recs, &Selection::default());
+    let series = |name: &str| {
+        r.rules
+            .iter()
+            .find(|x| x.name == name)
+            .and_then(|x| x.series.clone())
+            .unwrap()
+    };
+    let c = series("cpu-per-request");
+    let labels: Vec<&str> = c.lines.iter().map(|l| l.label.as_str()).collect();
+    assert_eq!(labels, ["new median", "old median", "new p90", "old p90"]);
+    assert_eq!(c.lines[0].values, vec![Some(0.03), Some(0.06), Some(0.09)]);
+    assert!(c.lines[2].dashed && !c.lines[0].dashed);
+    assert_eq!(c.threshold, None);
+    let a = series("cpu-saturation");
+    assert_eq!(a.threshold, Some(0.9));
+    assert_eq!(a.lines[1].values, vec![Some(0.4), Some(0.4), None], "no old pods left");
+    let l = series("php-log-class-errors");
+    // The signature that decided the verdict shown (the latest failure), per pod-minute: absent
+    // at first (printed by no new pod: 0; the old pods' count is not recorded), then 1/4, 3/6.
+    assert!(l.title.contains(r#"`Class "A|B<b>" not found`"#), "{}", l.title);
+    assert_eq!(l.lines[0].values, vec![Some(0.0), Some(0.25), Some(0.5)]);
+    assert_eq!(l.lines[1].values, vec![None, Some(0.0), Some(0.0)]);
+    assert_eq!(l.y_label, "errors per pod-minute");
+}
+
+fn logs(i: i64) -> Evidence {
+    let row = |signature: &str, new: u64, old: u64| SignatureRow {
+        kind: ErrorKind::ClassNotFound,
+        signature: signature.into(),
+        new,
+        old,
+        ratio: None,
+        p_value: 1e-6,
+        example: format!("PHP Fatal error:  Uncaught Error: {signature} in /app/src/Billing.php:12"),
+    };
+    let minutes = 2.0 * (i + 1) as f64;
+    let signatures = match i {
+        0 => vec![row(r#"Class "App\Billing\Tax" not found"#, 4, 0)],
+        1 => vec![
+            row(r#"Class "App\Billing\Tax" not found"#, 8, 0),
+            row("Class \"A|B<b>\" not found", 1, 0),
+        ],
+        _ => vec![row("Class \"A|B<b>\" not found", 3, 0)],
+    };
+    Evidence::Logs(LogsEvidence {
+        new_pods_read: 2,
+        new_pods_total: 2,
+        new_pod_minutes: minutes,
+        old_pods_read: 3,
+        old_pods_total: 3,
+        old_pod_minutes: 3.0 * minutes,
+        total: row("(all counted kinds)", 4, 0),
+        signatures,
+        alpha_per_test: 0.0005,
+        min_ratio: 2.0,
+        min_errors: 3.0,
+        truncated: false,
+    })
+}
+
+#[test]
+fn markdown_keeps_queries_whole_and_escapes_table_cells() {
+    let mut recs = rollback_story();
+    recs[1].verdicts.push(verdict("php-log-class-errors", Outcome::Fail, Some(logs(1))));
+    let md = markdown(&report_of(&recs, &Selection::default()));
+    assert!(md.starts_with("# Rollout report: web/shop revision 7: rolled back\n"), "{md}");
+    // A query with `|` in a fence, untouched.
+    assert!(
+        md.contains("```promql\nsum by (pod) (increase(php_errors_total{type=~\"class_not_found|trait_not_found\"}[1m]))\n```"),
+        "{md}"
+    );
+    // A signature with `|` in a table cell, escaped so the table keeps its columns.
+    assert!(md.contains(r#"| class_not_found | `Class "A\|B<b>" not found` | 1 | 0 |"#), "{md}");
+    assert!(md.contains("| 10:14:03 | **evaluation 2** (decides) | **fail** (2) | **fail** | inconclusive |"), "{md}");
+    assert!(md.contains("| time (UTC) | new pods | old pods |\n|---|---|---|\n| 10:13:33 | 1.143 | 0 |\n| 10:14:03 | 1.3 | 0 |"), "{md}");
+    assert!(!md.contains("<svg"), "no plots in Markdown");
+}
+
+#[test]
+fn html_is_one_self_contained_page_with_a_plot_per_failing_rule() {
+    let mut recs = rollback_story();
+    recs[1].verdicts.push(verdict("php-log-class-errors", Outcome::Fail, Some(logs(1))));
+    let r = report_of(&recs, &Selection::default());
+    let page = html(&r, HtmlOptions::default());
+    assert!(page.starts_with("<!DOCTYPE html>"));
+    for external in ["<script", "<link", " src=", " href=", "url(", "@import"] {
+        assert!(!page.contains(external), "{external} in the page");
+    }
+    assert_eq!(page.matches("<svg ").count(), 2, "class-loading-errors and the logs rule");
+    assert!(page.contains(r#"<svg class="plot" data-rule="class-loading-errors" role="img""#));
+    // Text from the records is escaped, in the tables and in the plot's title.
+    assert!(page.contains("<code>Class &quot;A|B&lt;b&gt;&quot; not found</code>"));
+    assert!(!page.contains("<b>\""));
+    assert!(page.contains(&html::esc(&r.summary)));
+
+    let bare = html(&r, HtmlOptions { plots: false });
+    assert!(!bare.contains("<svg"));
+    assert!(bare.contains("<h4>Series as the judge saw it: error rate of the new and the old pods"));
+}
+
+#[test]
+fn a_plot_draws_both_sides_in_their_colours_with_the_decision_marked() {
+    let r = report_of(&rollback_story(), &Selection::default());
+    let svg = plot::svg(r.rules[0].series.as_ref().unwrap(), &r.marks).unwrap();
+    let hex = |c: plotters::style::RGBColor| format!("#{:02X}{:02X}{:02X}", c.0, c.1, c.2);
+    for (colour, what) in [(plot::NEW, "new"), (plot::OLD, "old"), (plot::MARK, "mark")] {
+        assert!(
+            svg.contains(&format!("<polyline fill=\"none\" opacity=\"1\" stroke=\"{}\"", hex(colour))),
+            "no {what} line in {svg}"
+        );
+    }
+    for text in ["rollback decided, rollback written", "time (UTC)", "errors, % of requests", "new pods", "old pods", "10:13:40"] {
+        assert!(svg.contains(text), "{text} missing: {svg}");
+    }
+    assert!(svg.starts_with("<svg width=\"720\" height=\"280\""), "{svg}");
+    // One evaluation alone still makes a plot.
+    let one = report_of(&rollback_story()[..1], &Selection::default());
+    assert!(plot::svg(one.rules[0].series.as_ref().unwrap(), &one.marks).is_ok());
+}
