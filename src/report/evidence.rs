@@ -79,7 +79,11 @@ pub fn numbers(e: &Evidence) -> String {
                 "new pods' p{} {} {} threshold {}",
                 quantile_name(x.quantile),
                 num(x.value),
-                if breaches(x) { cmp(x.direction) } else { "within" },
+                if breaches(x) {
+                    cmp(x.direction)
+                } else {
+                    "within"
+                },
                 num(x.threshold)
             );
             match x.old_value {
@@ -162,12 +166,7 @@ fn error_rate(x: &ErrorRateEvidence) -> Vec<Table> {
                     crate::rules::ProportionTest::Fisher => "Fisher's exact test",
                 }
             ),
-            header: vec![
-                "".into(),
-                "value".into(),
-                "to fail".into(),
-                "met".into(),
-            ],
+            header: vec!["".into(), "value".into(), "to fail".into(), "met".into()],
             rows: vec![
                 row([
                     "p-value".into(),
@@ -233,7 +232,11 @@ fn samples_table(new: &SampleSummary, old: Option<&SampleSummary>) -> Table {
                 new.samples.to_string(),
                 o(|s| s.samples.to_string()),
             ]),
-            row(["pods".into(), new.pods.to_string(), o(|s| s.pods.to_string())]),
+            row([
+                "pods".into(),
+                new.pods.to_string(),
+                o(|s| s.pods.to_string()),
+            ]),
             row(["median".into(), num(new.median), o(|s| num(s.median))]),
             row(["p90".into(), num(new.p90), o(|s| num(s.p90))]),
             row(["max".into(), num(new.max), o(|s| num(s.max))]),
@@ -261,12 +264,7 @@ fn compare(x: &CompareEvidence) -> Vec<Table> {
                 "The test (Mann-Whitney U on time-aligned samples, one-sided, {}; fails only when every condition is met)",
                 direction(x.direction)
             ),
-            header: vec![
-                "".into(),
-                "value".into(),
-                "to fail".into(),
-                "met".into(),
-            ],
+            header: vec!["".into(), "value".into(), "to fail".into(), "met".into()],
             rows: vec![
                 row([
                     format!("p-value (U = {})", num(x.u_statistic)),
@@ -299,7 +297,10 @@ fn absolute(x: &AbsoluteEvidence) -> Vec<Table> {
         met(breaches(x)),
     ])];
     rows.push(row([
-        format!("old pods' p{} at the same moments", quantile_name(x.quantile)),
+        format!(
+            "old pods' p{} at the same moments",
+            quantile_name(x.quantile)
+        ),
         x.old_value.map_or("no old pods".into(), num),
         "(a breach the old pods share is spared)".into(),
         String::new(),
@@ -308,12 +309,7 @@ fn absolute(x: &AbsoluteEvidence) -> Vec<Table> {
         samples_table(&x.new, x.old.as_ref()),
         Table {
             title: format!("Against the threshold ({})", direction(x.direction)),
-            header: vec![
-                "".into(),
-                "value".into(),
-                "to fail".into(),
-                "met".into(),
-            ],
+            header: vec!["".into(), "value".into(), "to fail".into(), "met".into()],
             rows,
         },
     ]
@@ -394,7 +390,12 @@ fn logs(x: &LogsEvidence) -> Vec<Table> {
         .signatures
         .iter()
         .filter(|r| !r.example.is_empty())
-        .map(|r| vec![Cell::Code(r.signature.clone()), Cell::Code(clip(&r.example, 300))])
+        .map(|r| {
+            vec![
+                Cell::Code(r.signature.clone()),
+                Cell::Code(clip(&r.example, 300)),
+            ]
+        })
         .collect();
     if !examples.is_empty() {
         tables.push(Table {

@@ -104,7 +104,11 @@ fn write_page(out: &mut String, r: &Report, options: HtmlOptions) -> std::fmt::R
         badge(&r.ending),
         esc(r.ending.headline())
     )?;
-    writeln!(out, "<p class=\"summary\" id=\"summary\">{}</p>", esc(&r.summary))?;
+    writeln!(
+        out,
+        "<p class=\"summary\" id=\"summary\">{}</p>",
+        esc(&r.summary)
+    )?;
     writeln!(out, "<table class=\"facts\">")?;
     for (k, v) in r.facts() {
         writeln!(out, "<tr><th>{k}</th><td>{}</td></tr>", esc(&v))?;
@@ -144,7 +148,10 @@ fn write_page(out: &mut String, r: &Report, options: HtmlOptions) -> std::fmt::R
         writeln!(out, "</table></section>")?;
     }
     if !r.notes.is_empty() {
-        writeln!(out, "<section id=\"notes\"><h2>Notes</h2><ul class=\"notes\">")?;
+        writeln!(
+            out,
+            "<section id=\"notes\"><h2>Notes</h2><ul class=\"notes\">"
+        )?;
         for n in &r.notes {
             writeln!(out, "<li>{}</li>", esc(n))?;
         }
@@ -303,7 +310,11 @@ fn write_series_table(out: &mut String, s: &SeriesSet) -> std::fmt::Result {
 }
 
 fn write_table(out: &mut String, t: &Table) -> std::fmt::Result {
-    writeln!(out, "<table class=\"evidence\"><caption>{}</caption>", esc(&t.title))?;
+    writeln!(
+        out,
+        "<table class=\"evidence\"><caption>{}</caption>",
+        esc(&t.title)
+    )?;
     write!(out, "<tr>")?;
     for h in &t.header {
         write!(out, "<th>{}</th>", esc(h))?;
@@ -332,7 +343,10 @@ fn looks_numeric(s: &str) -> bool {
 }
 
 fn write_timeline(out: &mut String, r: &Report) -> std::fmt::Result {
-    write!(out, "<table class=\"timeline\"><tr><th>time (UTC)</th><th>step</th>")?;
+    write!(
+        out,
+        "<table class=\"timeline\"><tr><th>time (UTC)</th><th>step</th>"
+    )?;
     for rule in &r.rules {
         write!(out, "<th>{}</th>", esc(&rule.name))?;
     }

@@ -82,9 +82,13 @@ pub enum Ending {
         error: String,
     },
     /// Analysed to the end with no action (`resumed`: a gate let it through).
-    Passed { resumed: bool },
+    Passed {
+        resumed: bool,
+    },
     /// No action, and no end of analysis in the records.
-    NoAction { stage: Option<String> },
+    NoAction {
+        stage: Option<String>,
+    },
 }
 
 impl Ending {
@@ -522,10 +526,14 @@ fn evaluation_what(r: &Record) -> String {
 fn marks(records: &[&Record], decided: Option<&Decided<'_>>) -> Vec<Mark> {
     let mut out: Vec<Mark> = Vec::new();
     let mut add = |at: Timestamp, label: String| match out.iter_mut().find(|m| m.at == at) {
-        Some(m) => {
-            m.label.push_str(", ");
-            m.label.push_str(&label);
-        }
+        // The controller writes in the step that decides: one mark says both.
+        Some(m) => match (m.label.strip_suffix(" decided"), label.strip_suffix(" written")) {
+            (Some(a), Some(b)) if a == b => m.label.push_str(" and written"),
+            _ => {
+                m.label.push_str(", ");
+                m.label.push_str(&label);
+            }
+        },
         None => out.push(Mark { at, label }),
     };
     if let Some(d) = decided {
@@ -570,7 +578,7 @@ fn notes(selected: &Selected<'_>, source: &Source) -> Vec<String> {
             ""
         };
         out.push(format!(
-            "{} of {} were not decision records of this version and were skipped (line {}{more}).",
+            "Skipped {} of {} that could not be read as decision records of this version (line {}{more}).",
             plural(source.unreadable.len(), "line"),
             source.name,
             shown.join(", ")
@@ -612,7 +620,10 @@ fn summary(report: &Report, deciding: Option<&Record>, evaluations: &[&Record]) 
     let subject = format!(
         "revision {} ({}) of {}/{}",
         report.revision,
-        report.new_replicaset.as_deref().unwrap_or("ReplicaSet unknown"),
+        report
+            .new_replicaset
+            .as_deref()
+            .unwrap_or("ReplicaSet unknown"),
         report.namespace,
         report.deployment
     );
@@ -627,7 +638,11 @@ fn summary(report: &Report, deciding: Option<&Record>, evaluations: &[&Record]) 
         plural(streak as usize, "failing evaluation")
     );
     let evidence = deciding
-        .and_then(|d| d.verdicts.iter().find(|v| Some(v.rule.as_str()) == report.ending.rule()))
+        .and_then(|d| {
+            d.verdicts
+                .iter()
+                .find(|v| Some(v.rule.as_str()) == report.ending.rule())
+        })
         .map(|v| {
             v.evidence
                 .as_ref()
@@ -704,10 +719,7 @@ fn summary(report: &Report, deciding: Option<&Record>, evaluations: &[&Record]) 
         s.push_str(&format!(" {also}: {}.", others.join("; ")));
     }
     if report.ending.rule().is_some() {
-        s.push_str(&format!(
-            " Analysed in {} mode: {span}.",
-            report.mode
-        ));
+        s.push_str(&format!(" Analysed in {} mode: {span}.", report.mode));
     }
     for e in &report.timeline {
         if let EntryKind::Event {

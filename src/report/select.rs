@@ -24,13 +24,18 @@ pub enum SelectError {
     #[error("the file holds no decision records")]
     Empty,
     #[error("no records of Deployment {wanted}; the file holds:\n{inventory}")]
-    NoDeployment { wanted: String, inventory: Inventory },
+    NoDeployment {
+        wanted: String,
+        inventory: Inventory,
+    },
     #[error(
         "the file holds records of {} Deployments; choose one with --deployment (and --namespace when a name is in several namespaces):\n{inventory}",
         inventory.0.len()
     )]
     Ambiguous { inventory: Inventory },
-    #[error("no records of revision {revision} of {namespace}/{deployment}; the file holds:\n{inventory}")]
+    #[error(
+        "no records of revision {revision} of {namespace}/{deployment}; the file holds:\n{inventory}"
+    )]
     NoRevision {
         namespace: String,
         deployment: String,
@@ -254,7 +259,12 @@ fn aftermath<'a>(deployment: impl Iterator<Item = &'a Record>, own: &[&Record]) 
             _ => None,
         })
         .collect();
-    let Some(since) = own.iter().filter(|r| !r.acts.is_empty()).map(|r| r.at).min() else {
+    let Some(since) = own
+        .iter()
+        .filter(|r| !r.acts.is_empty())
+        .map(|r| r.at)
+        .min()
+    else {
         return Vec::new();
     };
     let mut out: Vec<&Record> = deployment

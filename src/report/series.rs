@@ -130,8 +130,18 @@ pub fn series_of(rule: &str, evaluations: &[&Record], shown: Option<&Shown>) -> 
                 y_label: "value, in the query's unit".into(),
                 times,
                 lines: vec![
-                    line("new median", Side::New, false, stat(Side::New, |s| s.median)),
-                    line("old median", Side::Old, false, stat(Side::Old, |s| s.median)),
+                    line(
+                        "new median",
+                        Side::New,
+                        false,
+                        stat(Side::New, |s| s.median),
+                    ),
+                    line(
+                        "old median",
+                        Side::Old,
+                        false,
+                        stat(Side::Old, |s| s.median),
+                    ),
                     line("new p90", Side::New, true, stat(Side::New, |s| s.p90)),
                     line("old p90", Side::Old, true, stat(Side::Old, |s| s.p90)),
                 ],

@@ -126,11 +126,7 @@ fn rollback_story() -> Vec<Record> {
         to_hash: "5c6d7e8f90".into(),
         to_revision: 6,
     };
-    e2.decision = Some(decision(
-        Some(Action::Rollback),
-        Some(CLASS),
-        &[(CLASS, 2)],
-    ));
+    e2.decision = Some(decision(Some(Action::Rollback), Some(CLASS), &[(CLASS, 2)]));
     e2.acts = vec![rollback.clone()];
     e2.stage = Some("rolled_back".into());
     e2.notes = vec![Note {
@@ -233,7 +229,7 @@ fn the_timeline_interleaves_evaluations_actions_and_events() {
     // Decided and written at the same moment: one mark.
     assert_eq!(r.marks.len(), 1);
     assert_eq!(r.marks[0].at, at(63));
-    assert_eq!(r.marks[0].label, "rollback decided, rollback written");
+    assert_eq!(r.marks[0].label, "rollback decided and written");
 }
 
 #[test]
@@ -274,7 +270,11 @@ fn a_write_that_never_went_through_is_reported_as_failed() {
     recs[2].result = Some("timed out".into());
     recs.truncate(3);
     let r = report_of(&recs, &Selection::default());
-    assert!(matches!(r.ending, Ending::ActionFailed { .. }), "{:?}", r.ending);
+    assert!(
+        matches!(r.ending, Ending::ActionFailed { .. }),
+        "{:?}",
+        r.ending
+    );
     assert!(
         r.summary
             .contains("class-loading-errors called for rollback to revision 6 of revision 7"),
@@ -304,7 +304,8 @@ fn observe_mode_reports_the_action_as_only_recorded() {
     assert_eq!(why, "observe mode");
     assert_eq!(act, "rollback to revision 6");
     assert!(
-        r.summary.contains("the action was only recorded (observe mode)"),
+        r.summary
+            .contains("the action was only recorded (observe mode)"),
         "{}",
         r.summary
     );
@@ -350,7 +351,10 @@ fn a_pause_and_a_pass_have_their_own_summaries() {
         r.summary
     );
     let shown = r.rules[0].shown.as_ref().unwrap();
-    assert!(!shown.deciding, "no deciding evaluation: its latest failure");
+    assert!(
+        !shown.deciding,
+        "no deciding evaluation: its latest failure"
+    );
     assert_eq!(shown.evaluation, 2);
 }
 
@@ -372,7 +376,11 @@ fn the_default_revision_is_the_latest_that_acted_else_the_latest_analysed() {
         deployment: Some("shop".into()),
         ..Selection::default()
     };
-    assert_eq!(report_of(&recs, &shop).revision, 7, "9 came later, but did nothing");
+    assert_eq!(
+        report_of(&recs, &shop).revision,
+        7,
+        "9 came later, but did nothing"
+    );
     let r = report_of(
         &recs,
         &Selection {
@@ -381,11 +389,17 @@ fn the_default_revision_is_the_latest_that_acted_else_the_latest_analysed() {
         },
     );
     assert_eq!(r.revision, 9);
-    assert_eq!(r.ending, Ending::NoAction { stage: Some("analysing".into()) });
+    assert_eq!(
+        r.ending,
+        Ending::NoAction {
+            stage: Some("analysing".into())
+        }
+    );
     assert!(
         r.notes
             .iter()
-            .any(|n| n.contains("also holds revision 7 (2 evaluations; rollback), 8 (0 evaluations)")),
+            .any(|n| n
+                .contains("also holds revision 7 (2 evaluations; rollback), 8 (0 evaluations)")),
         "{:?}",
         r.notes
     );
@@ -404,7 +418,10 @@ fn nothing_selected_lists_what_the_file_holds() {
     assert!(matches!(e, SelectError::Ambiguous { .. }));
     let text = e.to_string();
     assert!(text.contains("choose one with --deployment"), "{text}");
-    assert!(text.contains("  web/cart: revision 2 (1 evaluation, 10:18:10 to 10:18:10)"), "{text}");
+    assert!(
+        text.contains("  web/cart: revision 2 (1 evaluation, 10:18:10 to 10:18:10)"),
+        "{text}"
+    );
     assert!(
         text.contains("  web/shop: revision 7 (2 evaluations, rollback, 10:13:33 to 10:14:03); revision 8 (0 evaluations, 10:14:35 to 10:14:35); revision 9"),
         "{text}"
@@ -416,7 +433,11 @@ fn nothing_selected_lists_what_the_file_holds() {
         ..Selection::default()
     };
     let e = build(&recs, &named("nope", None), source()).unwrap_err();
-    assert!(e.to_string().starts_with("no records of Deployment nope; the file holds:\n  web/cart"), "{e}");
+    assert!(
+        e.to_string()
+            .starts_with("no records of Deployment nope; the file holds:\n  web/cart"),
+        "{e}"
+    );
     let e = build(&recs, &named("shop", Some(3)), source()).unwrap_err();
     assert!(
         e.to_string()
@@ -458,7 +479,7 @@ fn unreadable_lines_are_counted_in_a_note() {
     let r = build(&rollback_story(), &Selection::default(), s).unwrap();
     assert_eq!(
         r.notes[0],
-        "2 lines of records.jsonl were not decision records of this version and were skipped (line 3, 17)."
+        "Skipped 2 lines of records.jsonl that could not be read as decision records of this version (line 3, 17)."
     );
 }
 
@@ -544,11 +565,19 @@ fn compare_absolute_and_logs_series() {
     assert_eq!(c.threshold, None);
     let a = series("cpu-saturation");
     assert_eq!(a.threshold, Some(0.9));
-    assert_eq!(a.lines[1].values, vec![Some(0.4), Some(0.4), None], "no old pods left");
+    assert_eq!(
+        a.lines[1].values,
+        vec![Some(0.4), Some(0.4), None],
+        "no old pods left"
+    );
     let l = series("php-log-class-errors");
     // The signature that decided the verdict shown (the latest failure), per pod-minute: absent
     // at first (printed by no new pod: 0; the old pods' count is not recorded), then 1/4, 3/6.
-    assert!(l.title.contains(r#"`Class "A|B<b>" not found`"#), "{}", l.title);
+    assert!(
+        l.title.contains(r#"`Class "A|B<b>" not found`"#),
+        "{}",
+        l.title
+    );
     assert_eq!(l.lines[0].values, vec![Some(0.0), Some(0.25), Some(0.5)]);
     assert_eq!(l.lines[1].values, vec![None, Some(0.0), Some(0.0)]);
     assert_eq!(l.y_label, "errors per pod-minute");
@@ -562,7 +591,9 @@ fn logs(i: i64) -> Evidence {
         old,
         ratio: None,
         p_value: 1e-6,
-        example: format!("PHP Fatal error:  Uncaught Error: {signature} in /app/src/Billing.php:12"),
+        example: format!(
+            "PHP Fatal error:  Uncaught Error: {signature} in /app/src/Billing.php:12"
+        ),
     };
     let minutes = 2.0 * (i + 1) as f64;
     let signatures = match i {
@@ -592,17 +623,32 @@ fn logs(i: i64) -> Evidence {
 #[test]
 fn markdown_keeps_queries_whole_and_escapes_table_cells() {
     let mut recs = rollback_story();
-    recs[1].verdicts.push(verdict("php-log-class-errors", Outcome::Fail, Some(logs(1))));
+    recs[1].verdicts.push(verdict(
+        "php-log-class-errors",
+        Outcome::Fail,
+        Some(logs(1)),
+    ));
     let md = markdown(&report_of(&recs, &Selection::default()));
-    assert!(md.starts_with("# Rollout report: web/shop revision 7: rolled back\n"), "{md}");
+    assert!(
+        md.starts_with("# Rollout report: web/shop revision 7: rolled back\n"),
+        "{md}"
+    );
     // A query with `|` in a fence, untouched.
     assert!(
         md.contains("```promql\nsum by (pod) (increase(php_errors_total{type=~\"class_not_found|trait_not_found\"}[1m]))\n```"),
         "{md}"
     );
     // A signature with `|` in a table cell, escaped so the table keeps its columns.
-    assert!(md.contains(r#"| class_not_found | `Class "A\|B<b>" not found` | 1 | 0 |"#), "{md}");
-    assert!(md.contains("| 10:14:03 | **evaluation 2** (decides) | **fail** (2) | **fail** | inconclusive |"), "{md}");
+    assert!(
+        md.contains(r#"| class_not_found | `Class "A\|B<b>" not found` | 1 | 0 |"#),
+        "{md}"
+    );
+    assert!(
+        md.contains(
+            "| 10:14:03 | **evaluation 2** (decides) | **fail** (2) | **fail** | inconclusive |"
+        ),
+        "{md}"
+    );
     assert!(md.contains("| time (UTC) | new pods | old pods |\n|---|---|---|\n| 10:13:33 | 1.143 | 0 |\n| 10:14:03 | 1.3 | 0 |"), "{md}");
     assert!(!md.contains("<svg"), "no plots in Markdown");
 }
@@ -610,14 +656,22 @@ fn markdown_keeps_queries_whole_and_escapes_table_cells() {
 #[test]
 fn html_is_one_self_contained_page_with_a_plot_per_failing_rule() {
     let mut recs = rollback_story();
-    recs[1].verdicts.push(verdict("php-log-class-errors", Outcome::Fail, Some(logs(1))));
+    recs[1].verdicts.push(verdict(
+        "php-log-class-errors",
+        Outcome::Fail,
+        Some(logs(1)),
+    ));
     let r = report_of(&recs, &Selection::default());
     let page = html(&r, HtmlOptions::default());
     assert!(page.starts_with("<!DOCTYPE html>"));
     for external in ["<script", "<link", " src=", " href=", "url(", "@import"] {
         assert!(!page.contains(external), "{external} in the page");
     }
-    assert_eq!(page.matches("<svg ").count(), 2, "class-loading-errors and the logs rule");
+    assert_eq!(
+        page.matches("<svg ").count(),
+        2,
+        "class-loading-errors and the logs rule"
+    );
     assert!(page.contains(r#"<svg class="plot" data-rule="class-loading-errors" role="img""#));
     // Text from the records is escaped, in the tables and in the plot's title.
     assert!(page.contains("<code>Class &quot;A|B&lt;b&gt;&quot; not found</code>"));
@@ -626,7 +680,9 @@ fn html_is_one_self_contained_page_with_a_plot_per_failing_rule() {
 
     let bare = html(&r, HtmlOptions { plots: false });
     assert!(!bare.contains("<svg"));
-    assert!(bare.contains("<h4>Series as the judge saw it: error rate of the new and the old pods"));
+    assert!(
+        bare.contains("<h4>Series as the judge saw it: error rate of the new and the old pods")
+    );
 }
 
 #[test]
@@ -636,14 +692,27 @@ fn a_plot_draws_both_sides_in_their_colours_with_the_decision_marked() {
     let hex = |c: plotters::style::RGBColor| format!("#{:02X}{:02X}{:02X}", c.0, c.1, c.2);
     for (colour, what) in [(plot::NEW, "new"), (plot::OLD, "old"), (plot::MARK, "mark")] {
         assert!(
-            svg.contains(&format!("<polyline fill=\"none\" opacity=\"1\" stroke=\"{}\"", hex(colour))),
+            svg.contains(&format!(
+                "<polyline fill=\"none\" opacity=\"1\" stroke=\"{}\"",
+                hex(colour)
+            )),
             "no {what} line in {svg}"
         );
     }
-    for text in ["rollback decided, rollback written", "time (UTC)", "errors, % of requests", "new pods", "old pods", "10:13:40"] {
+    for text in [
+        "rollback decided and written",
+        "time (UTC)",
+        "errors, % of requests",
+        "new pods",
+        "old pods",
+        "10:13:40",
+    ] {
         assert!(svg.contains(text), "{text} missing: {svg}");
     }
-    assert!(svg.starts_with("<svg width=\"720\" height=\"280\""), "{svg}");
+    assert!(
+        svg.starts_with("<svg width=\"720\" height=\"280\""),
+        "{svg}"
+    );
     // One evaluation alone still makes a plot.
     let one = report_of(&rollback_story()[..1], &Selection::default());
     assert!(plot::svg(one.rules[0].series.as_ref().unwrap(), &one.marks).is_ok());
