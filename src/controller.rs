@@ -277,7 +277,10 @@ pub async fn reconcile<S: MetricSource + Send + Sync + 'static>(
         now,
     );
     log_step(&name, &view, &settings, verdicts.as_deref(), &plan);
-    let record = |kind: Kind, verdicts: Vec<Verdict>, result: Option<String>| Record {
+    let record = |kind: Kind,
+                  verdicts: Vec<Verdict>,
+                  result: Option<String>,
+                  notes: Vec<crate::guard::Note>| Record {
         schema: SCHEMA,
         kind,
         at: now,
@@ -297,15 +300,18 @@ pub async fn reconcile<S: MetricSource + Send + Sync + 'static>(
         decision: plan.decision.clone(),
         acts: plan.acts.clone(),
         suppressed: plan.suppressed.clone(),
-        notes: plan.notes.clone(),
+        notes,
         result,
     };
+    // The evaluation and what it asks for, before anything is written; what was said and done
+    // (notes, the write's result) after, so a plan that met a conflict leaves no false news.
     let has_news = !plan.acts.is_empty() || !plan.suppressed.is_empty() || !plan.notes.is_empty();
     if verdicts.is_some() || has_news {
         ctx.records.write(&record(
             Kind::Evaluation,
             verdicts.clone().unwrap_or_default(),
             None,
+            Vec::new(),
         ));
     }
 
@@ -315,13 +321,13 @@ pub async fn reconcile<S: MetricSource + Send + Sync + 'static>(
     }
     let requeue = ctx.wall(plan.requeue);
     let outcome = ctx.actuator.write(&d, &replicasets, &plan).await;
-    if !plan.acts.is_empty() {
-        let result = match &outcome {
-            Ok(_) => "ok".to_string(),
-            Err(e) => e.to_string(),
+    if !plan.acts.is_empty() || !plan.notes.is_empty() {
+        let (result, notes) = match &outcome {
+            Ok(_) => ("ok".to_string(), plan.notes.clone()),
+            Err(e) => (e.to_string(), Vec::new()),
         };
         ctx.records
-            .write(&record(Kind::Action, Vec::new(), Some(result)));
+            .write(&record(Kind::Action, Vec::new(), Some(result), notes));
     }
     match outcome {
         Ok(written) => {
