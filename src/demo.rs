@@ -110,7 +110,7 @@ pub async fn run(opts: &DemoOptions, out: &mut (dyn Write + Send)) -> Result<Out
         service::create(&api, &d).await?;
     }
     wait(&api, "every service to run v1", |ds| {
-        ds.iter().all(|d| service::rolled_out(d))
+        ds.iter().all(service::rolled_out)
     })
     .await?;
     writeln!(
