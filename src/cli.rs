@@ -80,6 +80,21 @@ pub enum Command {
     /// records. A few unreadable lines (a write cut short by a crash) are skipped and counted in
     /// the report's notes.
     Report(ReportArgs),
+    /// Play the whole story in about a minute, with nothing else installed.
+    ///
+    /// An embedded simulated cluster (the fake API server the tests use, with its Deployment
+    /// controller) runs a simulated PHP service, and the real controller loop watches three
+    /// releases: one whose new pods still load a class a library upgrade removed (rolled back),
+    /// one that saturates its CPU (rolled back), and a healthy one (passes). Prints the timeline
+    /// as it goes and leaves the decision records in --output-dir.
+    Demo(DemoArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct DemoArgs {
+    /// Where to leave the decision records and the report.
+    #[arg(long, default_value = "rollout-guard-demo")]
+    pub output_dir: PathBuf,
 }
 
 #[derive(Debug, Args)]
@@ -337,11 +352,26 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         Command::Simulate(args) => simulate(&args),
         Command::Report(args) => report(&args),
         Command::Run(_) => bail!("`run` starts from `main`, which reads its configuration first"),
+        Command::Demo(args) => demo(&args),
         Command::Rules(RulesCommand::Defaults) => {
             print!("{DEFAULT_RULES}");
             Ok(ExitCode::SUCCESS)
         }
     }
+}
+
+fn demo(args: &DemoArgs) -> Result<ExitCode> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    let opts = crate::demo::DemoOptions {
+        output: args.output_dir.clone(),
+    };
+    let mut out = std::io::stdout();
+    runtime.block_on(crate::demo::run(&opts, &mut out))?;
+    Ok(ExitCode::SUCCESS)
 }
 
 fn lint(paths: &[PathBuf]) -> ExitCode {

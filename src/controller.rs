@@ -277,7 +277,10 @@ pub async fn reconcile<S: MetricSource + Send + Sync + 'static>(
         now,
     );
     log_step(&name, &view, &settings, verdicts.as_deref(), &plan);
-    let record = |kind: Kind, verdicts: Vec<Verdict>, result: Option<String>| Record {
+    let record = |kind: Kind,
+                  verdicts: Vec<Verdict>,
+                  result: Option<String>,
+                  notes: Vec<crate::guard::Note>| Record {
         schema: SCHEMA,
         kind,
         at: now,
@@ -297,15 +300,18 @@ pub async fn reconcile<S: MetricSource + Send + Sync + 'static>(
         decision: plan.decision.clone(),
         acts: plan.acts.clone(),
         suppressed: plan.suppressed.clone(),
-        notes: plan.notes.clone(),
+        notes,
         result,
     };
+    // The evaluation and what it asks for, before anything is written; what was said and done
+    // (notes, the write's result) after, so a plan that met a conflict leaves no false news.
     let has_news = !plan.acts.is_empty() || !plan.suppressed.is_empty() || !plan.notes.is_empty();
     if verdicts.is_some() || has_news {
         ctx.records.write(&record(
             Kind::Evaluation,
             verdicts.clone().unwrap_or_default(),
             None,
+            Vec::new(),
         ));
     }
 
@@ -315,13 +321,13 @@ pub async fn reconcile<S: MetricSource + Send + Sync + 'static>(
     }
     let requeue = ctx.wall(plan.requeue);
     let outcome = ctx.actuator.write(&d, &replicasets, &plan).await;
-    if !plan.acts.is_empty() {
-        let result = match &outcome {
-            Ok(_) => "ok".to_string(),
-            Err(e) => e.to_string(),
+    if !plan.acts.is_empty() || !plan.notes.is_empty() {
+        let (result, notes) = match &outcome {
+            Ok(_) => ("ok".to_string(), plan.notes.clone()),
+            Err(e) => (e.to_string(), Vec::new()),
         };
         ctx.records
-            .write(&record(Kind::Action, Vec::new(), Some(result)));
+            .write(&record(Kind::Action, Vec::new(), Some(result), notes));
     }
     match outcome {
         Ok(written) => {
@@ -490,8 +496,7 @@ pub async fn run_controller<S: MetricSource + Send + Sync + 'static>(
     ctx.metrics.leader.set(i64::from(*ctx.leader.borrow()));
     let synced = Arc::new(synced);
     let apis = deployment_apis(&ctx.client, namespaces);
-    // Ready once every namespace's watch has listed.
-    let unsynced = Arc::new(std::sync::atomic::AtomicUsize::new(apis.len()));
+    let mut readers = Vec::new();
     let mut runs = Vec::new();
     for (deployments, replicasets) in apis {
         let mut wc = watcher::Config::default();
@@ -510,37 +515,7 @@ pub async fn run_controller<S: MetricSource + Send + Sync + 'static>(
         let owners = watcher(replicasets, watcher::Config::default())
             .default_backoff()
             .touched_objects();
-        let ready_reader = reader.clone();
-        let synced = synced.clone();
-        let unsynced = unsynced.clone();
-        let ctx_count = ctx.clone();
-        let selector = ctx.selector.is_some();
-        tokio::spawn(async move {
-            // kube's store readiness wakes only its latest waiter (the controller's own
-            // applier also waits on it), so look again every 200 ms rather than wait once.
-            let ready = loop {
-                match tokio::time::timeout(
-                    Duration::from_millis(200),
-                    ready_reader.wait_until_ready(),
-                )
-                .await
-                {
-                    Ok(r) => break r.is_ok(),
-                    Err(_) => continue,
-                }
-            };
-            if ready {
-                let n = ready_reader
-                    .state()
-                    .iter()
-                    .filter(|d| opted_in(d, selector))
-                    .count();
-                ctx_count.metrics.deployments_opted_in.inc_by(n as i64);
-                if unsynced.fetch_sub(1, std::sync::atomic::Ordering::SeqCst) == 1 {
-                    synced();
-                }
-            }
-        });
+        readers.push(reader.clone());
         let fut = Controller::for_stream(stream, reader)
             .owns_stream(owners)
             .graceful_shutdown_on(crate::daemon::stopped(stop.clone()))
@@ -552,5 +527,43 @@ pub async fn run_controller<S: MetricSource + Send + Sync + 'static>(
             });
         runs.push(fut);
     }
+    let counting = tokio::spawn(watch_stores(readers, ctx.clone(), synced));
     futures::future::join_all(runs).await;
+    counting.abort();
+}
+
+/// Calls `synced` once every namespace's watch has listed, then keeps the opted-in gauge
+/// up to date from the stores (no API calls).
+async fn watch_stores<S>(
+    readers: Vec<reflector::Store<Deployment>>,
+    ctx: Arc<Context<S>>,
+    synced: Arc<impl Fn() + Send + Sync + 'static>,
+) {
+    for reader in &readers {
+        // kube's store readiness wakes only its latest waiter (the controller's own applier
+        // also waits on it), so look again every 200 ms rather than wait once.
+        loop {
+            match tokio::time::timeout(Duration::from_millis(200), reader.wait_until_ready()).await
+            {
+                Ok(Ok(())) => break,
+                Ok(Err(_)) => return,
+                Err(_) => continue,
+            }
+        }
+    }
+    synced();
+    let by_selector = ctx.selector.is_some();
+    loop {
+        let n: usize = readers
+            .iter()
+            .map(|r| {
+                r.state()
+                    .iter()
+                    .filter(|d| opted_in(d, by_selector))
+                    .count()
+            })
+            .sum();
+        ctx.metrics.deployments_opted_in.set(n as i64);
+        tokio::time::sleep(Duration::from_secs(15)).await;
+    }
 }

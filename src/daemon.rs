@@ -66,6 +66,11 @@ pub async fn run_with<S: MetricSource + Send + Sync + 'static>(
     stop: watch::Receiver<bool>,
     started: impl FnOnce(Running) + Send,
 ) -> Result<()> {
+    // What the files were when read, so that an edit made while starting is still noticed.
+    let rules_seen = fingerprint(&config.rules);
+    let config_seen = config_path
+        .as_deref()
+        .map(|p| fingerprint(&[p.to_path_buf()]));
     let rules = RuleSet::load_or_defaults(&config.rules)
         .map_err(|e| anyhow::anyhow!("invalid rules:\n{e}"))?;
     tracing::info!(rules = rules.rules.len(), files = ?rules.files, "rules loaded");
@@ -117,16 +122,19 @@ pub async fn run_with<S: MetricSource + Send + Sync + 'static>(
         ctx = ctx.with_clock(clock, speed);
     }
     let ctx = Arc::new(ctx);
-    let reloader = tokio::spawn(reload_loop(
-        config.rules.clone(),
-        config_path,
-        config.clone(),
-        rules_tx,
-        base_tx,
-        metrics.clone(),
-        options.reload_every,
-        stop.clone(),
-    ));
+    let reloader = tokio::spawn(
+        Reloader {
+            rule_paths: config.rules.clone(),
+            rules_seen,
+            config_path,
+            config_seen,
+            config: config.clone(),
+            rules_tx,
+            base_tx,
+            metrics: metrics.clone(),
+        }
+        .run(options.reload_every, stop.clone()),
+    );
     let ready = health.clone();
     run_controller(ctx, &config.namespaces, stop.clone(), move || {
         ready.set_ready(true)
@@ -149,72 +157,83 @@ pub async fn stopped(mut stop: watch::Receiver<bool>) {
     let _ = stop.wait_for(|s| *s).await;
 }
 
-#[allow(clippy::too_many_arguments)]
-async fn reload_loop(
+/// Re-reads the rule files and the configuration file when they change.
+struct Reloader {
     rule_paths: Vec<PathBuf>,
+    rules_seen: u64,
     config_path: Option<PathBuf>,
+    config_seen: Option<u64>,
+    /// The configuration the daemon started with.
     config: Config,
     rules_tx: watch::Sender<Arc<RuleSet>>,
     base_tx: watch::Sender<Settings>,
     metrics: Arc<Metrics>,
-    every: Duration,
-    mut stop: watch::Receiver<bool>,
-) {
-    let mut rules_seen = fingerprint(&rule_paths);
-    let mut config_seen = config_path
-        .as_deref()
-        .map(|p| fingerprint(&[p.to_path_buf()]));
-    loop {
-        tokio::select! {
-            _ = tokio::time::sleep(every) => {}
-            _ = stop.wait_for(|s| *s) => return,
-        }
-        let now = fingerprint(&rule_paths);
-        if !rule_paths.is_empty() && now != rules_seen {
-            rules_seen = now;
-            match RuleSet::load(&rule_paths) {
-                Ok(r) => {
-                    tracing::info!(rules = r.rules.len(), "rule files changed: reloaded");
-                    rules_tx.send_replace(Arc::new(r));
-                    metrics
-                        .rule_reloads
-                        .get_or_create(&ResultLabels {
-                            result: "ok".into(),
-                        })
-                        .inc();
-                }
-                Err(e) => {
-                    tracing::error!(errors = %e, "rule files changed but do not load; keeping the last good rules");
-                    metrics
-                        .rule_reloads
-                        .get_or_create(&ResultLabels {
-                            result: "kept_last_good".into(),
-                        })
-                        .inc();
-                }
+}
+
+impl Reloader {
+    async fn run(self, every: Duration, mut stop: watch::Receiver<bool>) {
+        let Reloader {
+            rule_paths,
+            mut rules_seen,
+            config_path,
+            mut config_seen,
+            config,
+            rules_tx,
+            base_tx,
+            metrics,
+        } = self;
+        loop {
+            tokio::select! {
+                _ = tokio::time::sleep(every) => {}
+                _ = stop.wait_for(|s| *s) => return,
             }
-        }
-        if let Some(path) = &config_path {
-            let now = Some(fingerprint(std::slice::from_ref(path)));
-            if now != config_seen {
-                config_seen = now;
-                match Config::load(Some(path)) {
-                    Ok(c) => {
-                        if c.prometheus != config.prometheus
-                            || c.namespaces != config.namespaces
-                            || c.selector != config.selector
-                            || c.server != config.server
-                            || c.leader_election != config.leader_election
-                        {
-                            tracing::warn!(
-                                "configuration changed in parts that need a restart (prometheus, namespaces, selector, server, leader_election); applying only defaults, limits and the kill switch"
-                            );
-                        }
-                        tracing::info!(kill_switch = c.kill_switch, "configuration reloaded");
-                        base_tx.send_replace(c.base_settings());
+            let now = fingerprint(&rule_paths);
+            if !rule_paths.is_empty() && now != rules_seen {
+                rules_seen = now;
+                match RuleSet::load(&rule_paths) {
+                    Ok(r) => {
+                        tracing::info!(rules = r.rules.len(), "rule files changed: reloaded");
+                        rules_tx.send_replace(Arc::new(r));
+                        metrics
+                            .rule_reloads
+                            .get_or_create(&ResultLabels {
+                                result: "ok".into(),
+                            })
+                            .inc();
                     }
                     Err(e) => {
-                        tracing::error!(error = %e, "configuration changed but is invalid; keeping the last good one")
+                        tracing::error!(errors = %e, "rule files changed but do not load; keeping the last good rules");
+                        metrics
+                            .rule_reloads
+                            .get_or_create(&ResultLabels {
+                                result: "kept_last_good".into(),
+                            })
+                            .inc();
+                    }
+                }
+            }
+            if let Some(path) = &config_path {
+                let now = Some(fingerprint(std::slice::from_ref(path)));
+                if now != config_seen {
+                    config_seen = now;
+                    match Config::load(Some(path)) {
+                        Ok(c) => {
+                            if c.prometheus != config.prometheus
+                                || c.namespaces != config.namespaces
+                                || c.selector != config.selector
+                                || c.server != config.server
+                                || c.leader_election != config.leader_election
+                            {
+                                tracing::warn!(
+                                    "configuration changed in parts that need a restart (prometheus, namespaces, selector, server, leader_election); applying only defaults, limits and the kill switch"
+                                );
+                            }
+                            tracing::info!(kill_switch = c.kill_switch, "configuration reloaded");
+                            base_tx.send_replace(c.base_settings());
+                        }
+                        Err(e) => {
+                            tracing::error!(error = %e, "configuration changed but is invalid; keeping the last good one")
+                        }
                     }
                 }
             }

@@ -138,6 +138,10 @@ pub struct RevisionState {
     pub evaluations: u32,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last: Option<LastVerdict>,
+    /// Whether the Deployment controller gave up on this rollout (`ProgressDeadlineExceeded`)
+    /// and the controller said so.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub stalled: bool,
 }
 
 /// Where one revision's analysis stands.
@@ -354,6 +358,7 @@ fn start_state(
         streaks: Streaks::default(),
         evaluations: 0,
         last: None,
+        stalled: false,
     })
 }
 
@@ -461,6 +466,18 @@ impl Planner<'_> {
             self.fold(rules, verdicts);
         }
         let stage = self.state().stage.clone();
+        if !stage.is_final() && self.view.phase == Phase::Stalled && !self.state().stalled {
+            self.state().stalled = true;
+            self.write = true;
+            self.note(
+                "RolloutStalled",
+                format!(
+                    "revision {} is stuck: the Deployment controller gave up waiting for its pods (ProgressDeadlineExceeded); the analysis goes on with the pods that run",
+                    new.revision
+                ),
+                true,
+            );
+        }
         match stage {
             Stage::Analysing => self.analysing(&new),
             Stage::GateRolling { step } => self.gate_rolling(&new, step),

@@ -26,6 +26,7 @@ pub mod config;
 pub mod controller;
 pub mod daemon;
 pub mod decision;
+pub mod demo;
 pub mod duration;
 pub mod evaluate;
 pub mod fakeapi;

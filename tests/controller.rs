@@ -136,12 +136,12 @@ async fn a_healthy_rollout_is_left_alone_and_passes() {
     let daemon = c.daemon(c.config()).await;
     c.release("shop", "v2", None).await;
     let d = c
-        .wait("shop", "the analysis to pass", LONG, |d| {
-            stage(d).as_deref() == Some("passed")
+        .wait("shop", "the analysis to pass, all pods on v2", LONG, |d| {
+            // (Annotation writes bump the generation: wait for the status to catch up too.)
+            stage(d).as_deref() == Some("passed") && rolled_out(d)
         })
         .await;
     assert_eq!(version(&d), "v2");
-    assert!(rolled_out(&d));
     assert_eq!(rollbacks(&d), 0);
     assert!(memory(&d).unwrap().history.is_empty(), "no action at all");
     assert_ne!(d.spec.as_ref().unwrap().paused, Some(true));

@@ -529,3 +529,17 @@ fn modes_parse_and_durations_print_for_people() {
     assert_eq!(human(Duration::from_secs(600)), "10m");
     assert_eq!(human(Duration::from_secs(5400)), "1h30m");
 }
+
+#[test]
+fn a_stalled_rollout_is_said_once() {
+    let s = Settings::default();
+    let pass = verdicts(Outcome::Pass, None);
+    let p = step(&rolling(1), &Memory::default(), &s, &pass, 0);
+    let mut stuck = rolling(1);
+    stuck.phase = Phase::Stalled;
+    let p = step(&stuck, &p.memory, &s, &pass, 30);
+    assert_eq!(reasons(&p), ["RolloutStalled"]);
+    assert!(p.write && p.acts.is_empty());
+    let p = step(&stuck, &p.memory, &s, &pass, 60);
+    assert!(p.notes.is_empty());
+}

@@ -10,6 +10,7 @@
 pub mod live;
 mod nab;
 mod openmetrics;
+pub mod service;
 mod source;
 
 pub use nab::{Noise, Trace, TraceError, parse_windows};

@@ -10,24 +10,22 @@
 
 #![allow(dead_code)]
 
-use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
 use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet};
 use k8s_openapi::api::events::v1::Event;
-use kube::api::{Api, ListParams, Patch, PatchParams, PostParams};
+use kube::api::{Api, ListParams, PostParams};
 use kube::{Client, ResourceExt};
 use rollout_guard::annotations;
 use rollout_guard::config::Config;
 use rollout_guard::daemon::{Options, Running, run_with};
 use rollout_guard::fakeapi::{FakeApiServer, FakeOptions};
-use rollout_guard::guard::{Act, Memory};
+use rollout_guard::guard::Memory;
 use rollout_guard::podlogs::{KubeLogs, LogLimits};
-use rollout_guard::simulate::live::{
-    DilatedClock, FAULT_ANNOTATION, KubePods, LiveSource, Profile,
-};
+use rollout_guard::simulate::live::{DilatedClock, KubePods, LiveSource, Profile};
+use rollout_guard::simulate::service;
 use rollout_guard::source::{MetricSource, WithLogs};
 use serde_json::json;
 use tokio::sync::watch;
@@ -111,28 +109,10 @@ impl Cluster {
     }
 
     /// A Deployment of the simulated PHP service at `v1`, with the given annotations, rolled
-    /// out one pod at a time (maxSurge 1, maxUnavailable 0); waits until it is available.
+    /// out one pod at a time; waits until it is available.
     pub async fn deploy(&self, name: &str, replicas: i32, ann: &[(&str, &str)]) -> Deployment {
-        let annotations: BTreeMap<&str, &str> = ann.iter().copied().collect();
-        let d: Deployment = serde_json::from_value(json!({
-            "metadata": {"name": name, "namespace": self.namespace, "annotations": annotations},
-            "spec": {
-                "replicas": replicas,
-                "selector": {"matchLabels": {"app": name}},
-                "strategy": {"type": "RollingUpdate", "rollingUpdate": {"maxSurge": 1, "maxUnavailable": 0}},
-                "template": {
-                    "metadata": {"labels": {"app": name}},
-                    "spec": {"containers": [{
-                        "name": "php",
-                        "image": "registry.k8s.io/pause:3.10",
-                        "env": [{"name": "VERSION", "value": "v1"}]
-                    }]}
-                }
-            }
-        }))
-        .unwrap();
-        self.deployments()
-            .create(&PostParams::default(), &d)
+        let d = service::manifest(&self.namespace, name, replicas, ann);
+        service::create(&self.deployments(), &d)
             .await
             .expect("creating the Deployment");
         self.wait(
@@ -147,16 +127,7 @@ impl Cluster {
     /// Releases `version` of the service, whose pods have `fault` (`class-errors`,
     /// `cpu-saturation`) or none.
     pub async fn release(&self, name: &str, version: &str, fault: Option<&str>) {
-        let ann = match fault {
-            Some(f) => json!({ FAULT_ANNOTATION: f }),
-            None => json!({ FAULT_ANNOTATION: null }),
-        };
-        let patch = json!({"spec": {"template": {
-            "metadata": {"annotations": ann},
-            "spec": {"containers": [{"name": "php", "env": [{"name": "VERSION", "value": version}]}]}
-        }}});
-        self.deployments()
-            .patch(name, &PatchParams::default(), &Patch::Strategic(patch))
+        service::release(&self.deployments(), name, version, fault)
             .await
             .expect("releasing");
     }
@@ -346,48 +317,14 @@ pub fn metric(text: &str, series: &str) -> f64 {
         .unwrap_or(0.0)
 }
 
-/// The `VERSION` the Deployment's template runs.
-pub fn version(d: &Deployment) -> String {
-    d.spec
-        .as_ref()
-        .and_then(|s| s.template.spec.as_ref())
-        .and_then(|s| s.containers.first())
-        .and_then(|c| c.env.as_ref())
-        .and_then(|e| e.iter().find(|v| v.name == "VERSION"))
-        .and_then(|v| v.value.clone())
-        .unwrap_or_default()
-}
-
-/// Every replica updated and available, none old.
-pub fn rolled_out(d: &Deployment) -> bool {
-    let want = d.spec.as_ref().and_then(|s| s.replicas).unwrap_or(1);
-    let Some(s) = &d.status else { return false };
-    s.observed_generation.unwrap_or(0) >= d.metadata.generation.unwrap_or(0)
-        && s.updated_replicas.unwrap_or(0) == want
-        && s.replicas.unwrap_or(0) == want
-        && s.available_replicas.unwrap_or(0) == want
-}
+#[allow(unused_imports)]
+pub use rollout_guard::simulate::service::{rollbacks, rolled_out, stage, version};
 
 /// The controller's memory on the Deployment.
 pub fn memory(d: &Deployment) -> Option<Memory> {
     d.annotations()
         .get(annotations::STATE)
         .map(|m| serde_json::from_str(m).expect("a readable state annotation"))
-}
-
-/// The stage name of the revision under analysis.
-pub fn stage(d: &Deployment) -> Option<String> {
-    memory(d)?.current.map(|s| s.stage.name().to_string())
-}
-
-/// Executed rollbacks in the controller's memory.
-pub fn rollbacks(d: &Deployment) -> usize {
-    memory(d).map_or(0, |m| {
-        m.history
-            .iter()
-            .filter(|r| r.executed && matches!(r.act, Act::Rollback { .. }))
-            .count()
-    })
 }
 
 /// Annotations that opt in, in `mode`, evaluating every 30 simulated seconds.
