@@ -62,6 +62,7 @@ figcaption { font-size: 13px; color: #444; margin-top: 4px; max-width: 720px; }
 td.o-fail { background: #fbe9e9; color: #8f1d1d; font-weight: 600; }
 td.o-pass { background: #e9f5e9; color: #1e5a1e; }
 td.o-inconclusive { background: #f1f1f1; color: #555; }
+table.timeline td:nth-child(-n+2) { white-space: nowrap; }
 tr.deciding td { border-top: 2px solid #333; border-bottom: 2px solid #333; }
 tr.action td, tr.event td { background: #fafafa; }
 tr.action.failed td:first-child, tr.event.warning td:first-child { border-left: 4px solid #b08800; }

@@ -324,16 +324,25 @@ fn decided<'a>(records: &[&'a Record]) -> Option<Decided<'a>> {
         .copied()
         .filter(deciding)
         .rfind(|r| !r.suppressed.is_empty())?;
+    // The Events of that step say why (older files put them on the evaluation, newer ones on
+    // the record of the write that follows it).
+    let reasons: Vec<&str> = records
+        .iter()
+        .filter(|x| x.at == r.at)
+        .flat_map(|x| &x.notes)
+        .map(|n| n.reason.as_str())
+        .fold(Vec::new(), |mut v, n| {
+            if !v.contains(&n) {
+                v.push(n);
+            }
+            v
+        });
     let why = if r.mode == Mode::Observe {
         "observe mode".to_string()
-    } else if r.notes.is_empty() {
+    } else if reasons.is_empty() {
         "the kill switch or the rollback rate limit".to_string()
     } else {
-        r.notes
-            .iter()
-            .map(|n| n.reason.as_str())
-            .collect::<Vec<_>>()
-            .join(", ")
+        reasons.join(", ")
     };
     Some(Decided {
         record: r,
@@ -441,66 +450,67 @@ fn timeline(
     let mut all: Vec<&Record> = records.iter().chain(aftermath).copied().collect();
     all.sort_by_key(|r| r.at);
     for r in all {
-        match r.kind {
-            Kind::Evaluation => {
-                if !r.verdicts.is_empty() {
-                    number += 1;
-                    let outcomes = rules
-                        .iter()
-                        .map(|name| {
-                            r.verdicts.iter().find(|v| v.rule == *name).map(|v| {
-                                let streak = r
-                                    .decision
-                                    .as_ref()
-                                    .and_then(|d| d.streaks.get(*name).copied());
-                                (v.outcome, streak)
-                            })
-                        })
-                        .collect();
-                    out.push(Entry {
-                        at: r.at,
-                        kind: EntryKind::Evaluation {
-                            number,
-                            phase: r.phase,
-                            stage: r.stage.clone(),
-                            outcomes,
-                            what: evaluation_what(r),
-                            deciding: decided.is_some_and(|d| std::ptr::eq(d.record, r)),
-                        },
-                    });
-                }
-                // The same Event is planned again when a write had to be retried.
-                for n in &r.notes {
-                    let key = (n.reason.as_str(), n.message.as_str());
-                    if seen_notes.contains(&key) {
-                        continue;
-                    }
-                    seen_notes.push(key);
-                    out.push(Entry {
-                        at: r.at,
-                        kind: EntryKind::Event {
-                            reason: n.reason.clone(),
-                            message: n.message.clone(),
-                            warning: n.warning,
-                        },
-                    });
-                }
-            }
-            Kind::Action => {
-                let result = r.result.as_deref().unwrap_or("no result recorded");
-                let ok = result == "ok";
-                out.push(Entry {
-                    at: r.at,
-                    kind: EntryKind::Action {
-                        what: if ok {
-                            format!("{}: written", acts(&r.acts))
-                        } else {
-                            format!("{}: not written: {result}", acts(&r.acts))
-                        },
-                        ok,
+        if r.kind == Kind::Evaluation && !r.verdicts.is_empty() {
+            number += 1;
+            let outcomes = rules
+                .iter()
+                .map(|name| {
+                    r.verdicts.iter().find(|v| v.rule == *name).map(|v| {
+                        let streak = r
+                            .decision
+                            .as_ref()
+                            .and_then(|d| d.streaks.get(*name).copied());
+                        (v.outcome, streak)
+                    })
+                })
+                .collect();
+            out.push(Entry {
+                at: r.at,
+                kind: EntryKind::Evaluation {
+                    number,
+                    phase: r.phase,
+                    stage: r.stage.clone(),
+                    outcomes,
+                    what: evaluation_what(r),
+                    deciding: decided.is_some_and(|d| std::ptr::eq(d.record, r)),
+                },
+            });
+        }
+        if r.kind == Kind::Action && !r.acts.is_empty() {
+            let result = r.result.as_deref().unwrap_or("no result recorded");
+            let ok = result == "ok";
+            out.push(Entry {
+                at: r.at,
+                kind: EntryKind::Action {
+                    what: if ok {
+                        format!("{}: written", acts(&r.acts))
+                    } else {
+                        format!("{}: not written: {result}", acts(&r.acts))
                     },
-                });
+                    ok,
+                },
+            });
+        }
+        // Events: on the record of the write that published them, or (older files) on the
+        // evaluation that planned them, where an Event is published only if the write went
+        // through, and a retried write plans the same Event again.
+        let failed = |a: &Record| a.kind == Kind::Action && a.result.as_deref() != Some("ok");
+        let unpublished = failed(r)
+            || (r.kind == Kind::Evaluation && records.iter().any(|a| a.at == r.at && failed(a)));
+        for n in r.notes.iter().filter(|_| !unpublished) {
+            let key = (n.reason.as_str(), n.message.as_str());
+            if seen_notes.contains(&key) {
+                continue;
             }
+            seen_notes.push(key);
+            out.push(Entry {
+                at: r.at,
+                kind: EntryKind::Event {
+                    reason: n.reason.clone(),
+                    message: n.message.clone(),
+                    warning: n.warning,
+                },
+            });
         }
     }
     out
@@ -527,7 +537,10 @@ fn marks(records: &[&Record], decided: Option<&Decided<'_>>) -> Vec<Mark> {
     let mut out: Vec<Mark> = Vec::new();
     let mut add = |at: Timestamp, label: String| match out.iter_mut().find(|m| m.at == at) {
         // The controller writes in the step that decides: one mark says both.
-        Some(m) => match (m.label.strip_suffix(" decided"), label.strip_suffix(" written")) {
+        Some(m) => match (
+            m.label.strip_suffix(" decided"),
+            label.strip_suffix(" written"),
+        ) {
             (Some(a), Some(b)) if a == b => m.label.push_str(" and written"),
             _ => {
                 m.label.push_str(", ");
@@ -550,12 +563,15 @@ fn marks(records: &[&Record], decided: Option<&Decided<'_>>) -> Vec<Mark> {
         };
         add(d.record.at, format!("{act} {verb}"));
     }
-    for r in records.iter().filter(|r| r.kind == Kind::Action) {
+    for r in records
+        .iter()
+        .filter(|r| r.kind == Kind::Action && !r.acts.is_empty())
+    {
         let names: Vec<&str> = r.acts.iter().map(|a| a.name()).collect();
         let status = if r.result.as_deref() == Some("ok") {
             "written"
         } else {
-            "failed"
+            "not written"
         };
         add(r.at, format!("{} {status}", names.join("+")));
     }
@@ -720,6 +736,20 @@ fn summary(report: &Report, deciding: Option<&Record>, evaluations: &[&Record]) 
     }
     if report.ending.rule().is_some() {
         s.push_str(&format!(" Analysed in {} mode: {span}.", report.mode));
+    }
+    if matches!(
+        report.ending,
+        Ending::RolledBack { .. } | Ending::Paused { .. }
+    ) {
+        for e in &report.timeline {
+            if let EntryKind::Action { what, ok: false } = &e.kind {
+                s.push_str(&format!(
+                    " An earlier try at {} UTC was not written ({}); the controller read the Deployment again and decided again.",
+                    hms(e.at),
+                    what.rsplit_once(": not written: ").map_or(what.as_str(), |(_, why)| why)
+                ));
+            }
+        }
     }
     for e in &report.timeline {
         if let EntryKind::Event {

@@ -35,11 +35,19 @@ fn draw(
     out: &mut String,
 ) -> Result<(), Box<dyn std::error::Error>> {
     let times: Vec<f64> = set.times.iter().map(|t| unix_seconds(*t)).collect();
+    // From the evaluation before the rule's first numbers (a rule without data for most of a
+    // rollout would otherwise be squeezed into its last few pixels) to the last evaluation or
+    // decision moment.
+    let first = (0..times.len())
+        .find(|i| set.lines.iter().any(|l| l.values[*i].is_some()))
+        .ok_or("nothing to plot")?;
+    let from = times[first.saturating_sub(1)];
     let marks: Vec<(f64, &str)> = marks
         .iter()
         .map(|m| (unix_seconds(m.at), m.label.as_str()))
+        .filter(|m| m.0 >= from)
         .collect();
-    let (mut x0, mut x1) = times
+    let (mut x0, mut x1) = times[first.saturating_sub(1)..]
         .iter()
         .chain(marks.iter().map(|m| &m.0))
         .fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), t| {
@@ -53,8 +61,10 @@ fn draw(
     x0 -= pad;
     x1 += pad;
     let top = set.max().filter(|m| *m > 0.0).unwrap_or(1.0);
-    // Head room for the legend and the marks' labels.
-    let y1 = top * 1.45;
+    // Head room for the legend (a line per series) and the marks' labels, above the data.
+    let entries = set.lines.len() + usize::from(set.threshold.is_some());
+    let reserved = (0.08 * entries as f64 + 0.1).max(0.3);
+    let y1 = top / (1.0 - reserved);
 
     let root = SVGBackend::with_string(out, SIZE).into_drawing_area();
     root.fill(&WHITE)?;
@@ -101,6 +111,7 @@ fn draw(
         let points: Vec<Option<(f64, f64)>> = times
             .iter()
             .zip(&line.values)
+            .skip(first)
             .map(|(t, v)| v.map(|v| (*t, v)))
             .collect();
         if points.iter().all(Option::is_none) {

@@ -162,7 +162,7 @@ pub struct Selected<'a> {
     /// The revision's own records, in time order.
     pub records: Vec<&'a Record>,
     /// What happened after a rollback of it, recorded against the ReplicaSet it went back to
-    /// (`RollbackComplete`, `RollbackNotTaking`): records with notes only.
+    /// (`RollbackComplete`, `RollbackNotTaking`): the records that carry those Events.
     pub aftermath: Vec<&'a Record>,
     /// The Deployment's other revisions in the file.
     pub others: Vec<RevisionInfo>,
@@ -268,7 +268,7 @@ fn aftermath<'a>(deployment: impl Iterator<Item = &'a Record>, own: &[&Record]) 
         return Vec::new();
     };
     let mut out: Vec<&Record> = deployment
-        .filter(|r| r.at >= since && r.kind == Kind::Evaluation && !r.notes.is_empty())
+        .filter(|r| r.at >= since && !r.notes.is_empty())
         .filter(|r| r.stage.as_deref() == Some("rolled_back"))
         .filter(|r| r.revision != own.first().and_then(|o| o.revision))
         .filter(|r| {

@@ -117,8 +117,9 @@ fn evaluation(secs: i64, outcome: Outcome, new: (f64, f64), streak: u32) -> Reco
     r
 }
 
-/// shop revision 7: a failing evaluation, the deciding one, its rollback written, and the
-/// rollback confirmed against the ReplicaSet it went back to (renumbered 8).
+/// shop revision 7, recorded as the controller does: a failing evaluation, the deciding one, its
+/// rollback written (with the Event it published), and the rollback confirmed against the
+/// ReplicaSet it went back to (renumbered 8).
 fn rollback_story() -> Vec<Record> {
     let e1 = evaluation(33, Outcome::Fail, (8.0, 700.0), 1);
     let mut e2 = evaluation(63, Outcome::Fail, (13.0, 1000.0), 2);
@@ -129,26 +130,51 @@ fn rollback_story() -> Vec<Record> {
     e2.decision = Some(decision(Some(Action::Rollback), Some(CLASS), &[(CLASS, 2)]));
     e2.acts = vec![rollback.clone()];
     e2.stage = Some("rolled_back".into());
-    e2.notes = vec![Note {
-        reason: "RolledBack".into(),
-        message: "class-loading-errors failed".into(),
-        warning: true,
-    }];
     let mut action = e2.clone();
     action.kind = Kind::Action;
     action.verdicts.clear();
     action.result = Some("ok".into());
+    action.notes = vec![Note {
+        reason: "RolledBack".into(),
+        message: "class-loading-errors failed".into(),
+        warning: true,
+    }];
     let mut done = record(Kind::Evaluation, 95, "shop", 8);
     done.new_replicaset = Some(OLD_RS.into());
     done.old_replicasets.clear();
     done.stage = Some("rolled_back".into());
     done.phase = Phase::Complete;
-    done.notes = vec![Note {
+    let mut done_written = done.clone();
+    done_written.kind = Kind::Action;
+    done_written.result = Some("ok".into());
+    done_written.notes = vec![Note {
         reason: "RollbackComplete".into(),
         message: "revision 8 (shop-5c6d7e8f90) is available again on all 4 pod(s)".into(),
         warning: false,
     }];
-    vec![e1, e2, action, done]
+    vec![e1, e2, action, done, done_written]
+}
+
+/// The same records as an older controller wrote them: the Events on the evaluation that
+/// planned them (and on the action record), no record for a step that only published Events.
+fn as_older_files_have_it(recs: Vec<Record>) -> Vec<Record> {
+    let mut out: Vec<Record> = Vec::new();
+    for r in recs {
+        if r.kind == Kind::Action {
+            if let Some(e) = out
+                .iter_mut()
+                .rev()
+                .find(|e| e.kind == Kind::Evaluation && e.at == r.at)
+            {
+                e.notes = r.notes.clone();
+            }
+            if r.acts.is_empty() {
+                continue;
+            }
+        }
+        out.push(r);
+    }
+    out
 }
 
 fn source() -> Source {
@@ -216,8 +242,8 @@ fn the_timeline_interleaves_evaluations_actions_and_events() {
         [
             "evaluation 1",
             "evaluation 2*",
-            "event RolledBack",
             "action rollback to revision 6: written true",
+            "event RolledBack",
             "event RollbackComplete",
         ]
     );
@@ -233,11 +259,38 @@ fn the_timeline_interleaves_evaluations_actions_and_events() {
 }
 
 #[test]
+fn older_files_with_the_events_on_the_evaluation_tell_the_same_story() {
+    let new = report_of(&rollback_story(), &Selection::default());
+    let old = report_of(
+        &as_older_files_have_it(rollback_story()),
+        &Selection::default(),
+    );
+    assert_eq!(old.summary, new.summary);
+    assert_eq!(old.marks, new.marks);
+    let events = |r: &Report| -> Vec<String> {
+        r.timeline
+            .iter()
+            .filter_map(|e| match &e.kind {
+                EntryKind::Event { reason, .. } => Some(format!("{} {reason}", hms(e.at))),
+                _ => None,
+            })
+            .collect()
+    };
+    assert_eq!(
+        events(&old),
+        ["10:14:03 RolledBack", "10:14:35 RollbackComplete"]
+    );
+    assert_eq!(events(&old), events(&new));
+}
+
+#[test]
 fn a_conflicting_write_is_not_the_decision_the_retry_is() {
-    let mut recs = rollback_story();
+    // As older files have it: the Events on the evaluations, so both tries carry RolledBack.
+    let mut recs = as_older_files_have_it(rollback_story());
     // The first try of the rollback met a conflict; the controller re-read and decided again.
     let mut first = recs[1].clone();
     first.at = at(60);
+    assert_eq!(first.notes.len(), 1);
     let mut refused = first.clone();
     refused.kind = Kind::Action;
     refused.verdicts.clear();
@@ -253,15 +306,23 @@ fn a_conflicting_write_is_not_the_decision_the_retry_is() {
         .collect();
     assert_eq!(failed.len(), 1);
     assert_eq!(failed[0].at, at(60));
-    // The Event planned twice appears once.
-    let rolled_back = r
+    // The Event planned twice appears once, with the try that went through.
+    let rolled_back: Vec<Timestamp> = r
         .timeline
         .iter()
         .filter(|e| matches!(&e.kind, EntryKind::Event { reason, .. } if reason == "RolledBack"))
-        .count();
-    assert_eq!(rolled_back, 1);
+        .map(|e| e.at)
+        .collect();
+    assert_eq!(rolled_back, [at(63)]);
     assert_eq!(r.marks.len(), 2, "{:?}", r.marks);
-    assert_eq!(r.marks[0].label, "rollback failed");
+    assert_eq!(r.marks[0].label, "rollback not written");
+    assert!(
+        r.summary.contains(
+            " An earlier try at 10:14:00 UTC was not written (conflict: the Deployment changed); the controller read the Deployment again and decided again."
+        ),
+        "{}",
+        r.summary
+    );
 }
 
 #[test]
