@@ -8,8 +8,9 @@
 use std::fmt::Write as _;
 
 use super::evidence::{Cell, Table, tables};
-use super::model::{Ending, Entry, EntryKind, Report, RuleReport, capitalised};
+use super::model::{Ending, Entry, EntryKind, Report, RuleReport};
 use super::series::SeriesSet;
+use super::summary::capitalised;
 use super::{datetime, hms, num, plot};
 
 /// How to render the HTML.

@@ -16,6 +16,7 @@ mod model;
 pub mod plot;
 mod select;
 mod series;
+mod summary;
 
 #[cfg(test)]
 mod tests;

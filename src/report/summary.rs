@@ -1,0 +1,160 @@
+//! The summary paragraph: what happened to the revision, in the words a person would use in
+//! a post-incident review, with the numbers that decided.
+
+use super::model::{Ending, EntryKind, Report};
+use super::select::plural;
+use super::{hms, numbers};
+use crate::records::Record;
+
+/// The text with its first letter in upper case.
+pub(super) fn capitalised(s: &str) -> String {
+    let mut c = s.chars();
+    c.next()
+        .map_or(String::new(), |f| f.to_uppercase().chain(c).collect())
+}
+
+pub(super) fn summary(
+    report: &Report,
+    deciding: Option<&Record>,
+    evaluations: &[&Record],
+) -> String {
+    let subject = format!(
+        "revision {} ({}) of {}/{}",
+        report.revision,
+        report
+            .new_replicaset
+            .as_deref()
+            .unwrap_or("ReplicaSet unknown"),
+        report.namespace,
+        report.deployment
+    );
+    let rule_name = report.ending.rule().unwrap_or("a rule");
+    let streak = deciding
+        .and_then(|d| d.decision.as_ref())
+        .and_then(|d| d.rule.as_ref().and_then(|r| d.streaks.get(r)))
+        .copied()
+        .unwrap_or(0);
+    let after = format!(
+        "after {} in a row",
+        plural(streak as usize, "failing evaluation")
+    );
+    let evidence = deciding
+        .and_then(|d| {
+            d.verdicts
+                .iter()
+                .find(|v| Some(v.rule.as_str()) == report.ending.rule())
+        })
+        .map(|v| {
+            v.evidence
+                .as_ref()
+                .map_or_else(|| v.reason.clone(), numbers)
+        })
+        .map_or(String::new(), |n| format!(": {n}"));
+    let span = match (evaluations.first(), evaluations.last()) {
+        (Some(a), Some(b)) => format!(
+            "{} from {} to {} UTC",
+            plural(evaluations.len(), "evaluation"),
+            hms(a.at),
+            hms(b.at)
+        ),
+        _ => "no evaluation".to_string(),
+    };
+    let first = capitalised(&subject);
+    let mut s = match &report.ending {
+        Ending::RolledBack {
+            at,
+            to_revision,
+            to,
+            ..
+        } => format!(
+            "{first} was rolled back to revision {to_revision} ({to}) at {} UTC by {rule_name} {after}{evidence}.",
+            hms(*at)
+        ),
+        Ending::Paused { at, .. } => format!(
+            "{first} was paused at {} UTC by {rule_name} {after}{evidence}. A person decides what comes next: resume it, or roll it back.",
+            hms(*at)
+        ),
+        Ending::Recorded { at, act, why, .. } => format!(
+            "{rule_name} called for {act} of {subject} at {} UTC {after}{evidence}; the action was only recorded ({why}).",
+            hms(*at)
+        ),
+        Ending::ActionFailed { at, act, error, .. } => format!(
+            "{rule_name} called for {act} of {subject} at {} UTC {after}{evidence}; the write did not go through: {error}.",
+            hms(*at)
+        ),
+        Ending::Passed { resumed } => format!(
+            "{first} passed its analysis in {} mode: {span}, and no rule acted{}.",
+            report.mode,
+            if *resumed {
+                "; the gate resumed the rollout"
+            } else {
+                ""
+            }
+        ),
+        Ending::NoAction { stage } => format!(
+            "{first} was analysed in {} mode ({span}) and no rule acted; at the last record its analysis stood at stage {}.",
+            report.mode,
+            stage.as_deref().unwrap_or("unknown")
+        ),
+    };
+    let others: Vec<String> = report
+        .rules
+        .iter()
+        .filter(|r| r.fail > 0 && !r.decided)
+        .map(|r| {
+            format!(
+                "{} (failed {} of {}, at most {} in a row)",
+                r.name,
+                r.fail,
+                plural(r.pass + r.inconclusive + r.fail, "evaluation"),
+                r.longest_streak
+            )
+        })
+        .collect();
+    if !others.is_empty() {
+        let also = if report.ending.rule().is_some() {
+            "Also failing"
+        } else {
+            "Failing, but never for long enough to act"
+        };
+        s.push_str(&format!(" {also}: {}.", others.join("; ")));
+    }
+    if report.ending.rule().is_some() {
+        s.push_str(&format!(" Analysed in {} mode: {span}.", report.mode));
+    }
+    if matches!(
+        report.ending,
+        Ending::RolledBack { .. } | Ending::Paused { .. }
+    ) {
+        for e in &report.timeline {
+            if let EntryKind::Action { what, ok: false } = &e.kind {
+                s.push_str(&format!(
+                    " An earlier try at {} UTC was not written ({}); the controller read the Deployment again and decided again.",
+                    hms(e.at),
+                    what.rsplit_once(": not written: ").map_or(what.as_str(), |(_, why)| why)
+                ));
+            }
+        }
+    }
+    for e in &report.timeline {
+        if let EntryKind::Event {
+            reason, message, ..
+        } = &e.kind
+        {
+            let what = match reason.as_str() {
+                "RollbackComplete" => "the rollback was confirmed",
+                "RollbackNotTaking" => "the rollback was not taking",
+                "AnalysisOverridden" => "someone changed the Deployment after the controller acted",
+                _ => continue,
+            };
+            s.push_str(&format!(" At {} UTC {what}: {message}", hms(e.at)));
+            if !message.ends_with('.') {
+                s.push('.');
+            }
+        }
+    }
+    if evaluations.is_empty() {
+        s.push_str(" No evaluation of this revision is in the records.");
+    }
+    s
+}
