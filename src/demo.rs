@@ -24,6 +24,7 @@ use crate::config::Config;
 use crate::daemon::{Options, run_with};
 use crate::fakeapi::{FakeApiServer, FakeOptions};
 use crate::records::{self, Kind, Record};
+use crate::report;
 use crate::simulate::live::{DilatedClock, KubePods, LiveSource, Profile};
 use crate::simulate::service;
 
@@ -44,6 +45,7 @@ pub struct Outcome {
     /// (deployment, version it ended on, stage of the analysis) per act.
     pub acts: Vec<(String, String, String)>,
     pub records: PathBuf,
+    pub reports: Vec<PathBuf>,
 }
 
 struct Act {
@@ -233,6 +235,27 @@ pub async fn run(opts: &DemoOptions, out: &mut (dyn Write + Send)) -> Result<Out
         "\nDecision records (one JSON line per evaluation and action): {}",
         records_path.display()
     )?;
+    // A post-incident report per act, as `rollout-guard report` writes it.
+    let (recs, unreadable) = records::parse(&std::fs::read_to_string(&records_path)?);
+    for act in &ACTS {
+        let selection = report::Selection {
+            namespace: Some(NAMESPACE.into()),
+            deployment: Some(act.deployment.into()),
+            revision: None,
+        };
+        let source = report::Source {
+            name: "records.jsonl".into(),
+            records: recs.len(),
+            unreadable: unreadable.clone(),
+        };
+        let r = report::build(&recs, &selection, source)
+            .map_err(|e| anyhow::anyhow!("the report of {}: {e}", act.deployment))?;
+        let path = opts.output.join(format!("report-{}.html", act.deployment));
+        std::fs::write(&path, report::html(&r, report::HtmlOptions::default()))
+            .with_context(|| format!("writing {}", path.display()))?;
+        writeln!(out, "Report of {}: {}", act.deployment, path.display())?;
+        outcome.reports.push(path);
+    }
     Ok(outcome)
 }
 

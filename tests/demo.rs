@@ -43,4 +43,12 @@ fn the_demo_rolls_back_two_bad_releases_and_keeps_the_good_one() {
         .collect();
     assert_eq!(rollbacks, ["billing", "search"]);
     assert!(stdout.contains(&dir.path().join("records.jsonl").display().to_string()));
+    // A report per act, self-contained, with the failing rule's plot where there was one.
+    let billing = std::fs::read_to_string(dir.path().join("report-billing.html")).unwrap();
+    assert!(
+        billing.contains("class-loading-errors") && billing.contains("<svg"),
+        "{billing}"
+    );
+    let cart = std::fs::read_to_string(dir.path().join("report-cart.html")).unwrap();
+    assert!(cart.contains("cart") && !cart.contains("<script"));
 }
