@@ -107,6 +107,10 @@ fn every_command_explains_itself() {
         &["backtest", "--help"],
         &["rules", "lint", "--help"],
         &["simulate", "--help"],
+        &["run", "--help"],
+        &["demo", "--help"],
+        &["report", "--help"],
+        &["rules", "defaults", "--help"],
     ] {
         let out = run(args);
         assert!(out.status.success(), "{args:?}");
