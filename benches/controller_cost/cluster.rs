@@ -19,7 +19,8 @@ use rollout_guard::annotations;
 use rollout_guard::fakeapi::{FakeApiServer, FakeResource};
 use serde_json::{Value, json};
 
-/// The shape of the fleet.
+/// The shape of the fleet: `deployments` spread evenly over `namespaces` (`team-0`, ...),
+/// of which `opted_in`, all in `team-0`, opted in.
 #[derive(Clone, Debug)]
 pub struct Fleet {
     pub deployments: usize,
@@ -28,6 +29,9 @@ pub struct Fleet {
     pub namespaces: usize,
     pub mode: String,
 }
+
+/// The namespace that holds every opted-in Deployment.
+pub const FIRST: &str = "team-0";
 
 /// One Deployment of the fleet.
 #[derive(Clone, Debug)]
@@ -38,15 +42,20 @@ pub struct Member {
 }
 
 impl Fleet {
-    /// Every Deployment, namespace by namespace; the opted-in ones evenly spread.
+    /// Deployments per namespace.
+    pub fn per_namespace(&self) -> usize {
+        self.deployments.div_ceil(self.namespaces)
+    }
+
+    /// Every Deployment, namespace by namespace; the opted-in ones evenly spread over the first.
     pub fn members(&self) -> Vec<Member> {
-        let per_ns = self.deployments.div_ceil(self.namespaces);
-        let every = (self.deployments / self.opted_in.max(1)).max(1);
+        let per_ns = self.per_namespace();
+        let every = (per_ns / self.opted_in.max(1)).max(1);
         (0..self.deployments)
             .map(|i| Member {
                 namespace: format!("team-{}", i / per_ns),
                 name: format!("svc-{i:04}"),
-                opted_in: i % every == 0 && i / every < self.opted_in,
+                opted_in: i < per_ns && i % every == 0 && i / every < self.opted_in,
             })
             .collect()
     }

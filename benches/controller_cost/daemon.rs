@@ -18,6 +18,8 @@ pub struct Settings {
     pub prometheus: SocketAddr,
     pub interval: Duration,
     pub mode: String,
+    /// Namespaces to watch; empty means all.
+    pub namespaces: Vec<String>,
     /// Extra environment variables.
     pub env: Vec<(String, String)>,
 }
@@ -52,6 +54,7 @@ impl Daemon {
             &config,
             format!(
                 "prometheus: {{url: \"http://{prom}\", timeout: 10s}}\n\
+                 namespaces: [{namespaces}]\n\
                  defaults: {{mode: {mode}, interval: {interval}s}}\n\
                  server: {{listen: \"{metrics}\"}}\n\
                  leader_election: {{enabled: true, namespace: rollout-guard, identity: bench}}\n\
@@ -59,6 +62,7 @@ impl Daemon {
                 prom = s.prometheus,
                 mode = s.mode,
                 interval = s.interval.as_secs(),
+                namespaces = s.namespaces.join(", "),
             ),
         )?;
         let log = dir.join("daemon.log");
@@ -206,7 +210,7 @@ pub fn metric_sum(text: &str, family: &str) -> f64 {
         .sum()
 }
 
-fn read_proc(pid: u32) -> Result<Proc> {
+pub fn read_proc(pid: u32) -> Result<Proc> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))?;
     // Fields after the command name (which may hold spaces) start at field 3, `state`.
     let rest = &stat[stat.rfind(')').context("/proc/<pid>/stat")? + 1..];
