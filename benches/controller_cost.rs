@@ -53,6 +53,7 @@ use rollout_guard::fakeapi::{FakeApiServer, FakeOptions, FakeResource};
 
 use cluster::{FIRST, Fleet, Member};
 use daemon::Daemon;
+use heap::Keep;
 use report::{Phase, Startup};
 
 /// What to run.
@@ -230,10 +231,14 @@ async fn run(args: Args) -> Result<()> {
             .iter()
             .map(|o| report::StoreHeap {
                 watched: o.len(),
-                full: heap::store_of(o, false),
-                slim: heap::store_of(o, true),
+                full: heap::store_of(o, Keep::Store),
+                slim: heap::store_of(o, Keep::Slim),
             })
             .collect(),
+        page: (
+            objects.len().min(500),
+            heap::store_of(&objects[..objects.len().min(500)], Keep::Page),
+        ),
     };
     drop((objects, first));
     eprintln!(
@@ -275,6 +280,7 @@ async fn run(args: Args) -> Result<()> {
             args.replicas,
             args.cycles
         ),
+        args.interval,
         &facts,
         &startups,
         &phases,
@@ -406,6 +412,7 @@ impl Bench<'_> {
                 .map(|(_, c)| c.bytes_sent)
                 .sum(),
             ready: false,
+            gaps: Vec::new(),
             cpu_seconds: at_sync.cpu_ticks as f64 / self.ticks,
             at_sync,
         };
@@ -424,6 +431,7 @@ impl Bench<'_> {
         let ready = d.ready().await;
         if let Some(s) = self.startups.last_mut() {
             s.ready = ready;
+            s.gaps = d.evaluation_gaps();
         }
         let warnings = d.log_warnings();
         if warnings > 0 {

@@ -5,6 +5,7 @@
 //! here; its log goes to a file. Memory is `VmRSS`/`VmHWM` (and the anonymous/file split) from
 //! `/proc/<pid>/status`, CPU is `utime + stime` from `/proc/<pid>/stat` (all threads).
 
+use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
@@ -170,6 +171,30 @@ impl Daemon {
         let text = std::fs::read_to_string(&self.log).unwrap_or_default();
         let lines: Vec<&str> = text.lines().collect();
         lines[lines.len().saturating_sub(30)..].join("\n")
+    }
+
+    /// The time between consecutive evaluations of the same rollout, in seconds, from the
+    /// daemon's `evaluated` log lines.
+    pub fn evaluation_gaps(&self) -> Vec<f64> {
+        let text = std::fs::read_to_string(&self.log).unwrap_or_default();
+        let mut last: HashMap<String, jiff::Timestamp> = HashMap::new();
+        let mut gaps = Vec::new();
+        for line in text
+            .lines()
+            .filter(|l| l.contains("\"message\":\"evaluated\""))
+        {
+            let Ok(v) = serde_json::from_str::<serde_json::Value>(line) else {
+                continue;
+            };
+            let at = v["timestamp"].as_str().and_then(|t| t.parse().ok());
+            let deployment = v["fields"]["deployment"].as_str();
+            if let (Some(at), Some(deployment)) = (at, deployment)
+                && let Some(prev) = last.insert(deployment.to_string(), at)
+            {
+                gaps.push(at.duration_since(prev).as_secs_f64());
+            }
+        }
+        gaps
     }
 
     /// Log lines at WARN or ERROR, counted.

@@ -67,11 +67,21 @@ pub struct Heap {
     pub allocations: usize,
 }
 
-/// Live heap of the Deployments as the daemon's store keeps them (by reference, behind an
-/// `Arc`).
-/// `slim` keeps the pod template only of opted-in Deployments (a change the benchmark
-/// suggests; the daemon keeps every template).
-pub fn store_of(objects: &[Value], slim: bool) -> Heap {
+/// What to keep of each Deployment.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Keep {
+    /// Everything but `managedFields`, as the daemon's watcher keeps it.
+    Store,
+    /// The same, and the pod template of opted-in Deployments only (a change the benchmark
+    /// suggests).
+    Slim,
+    /// Everything, as a list page is deserialized before the watcher strips `managedFields`.
+    Page,
+}
+
+/// Live heap of the Deployments, each kept as `keep` says, by reference behind an `Arc` as in
+/// the daemon's store.
+pub fn store_of(objects: &[Value], keep: Keep) -> Heap {
     let texts: Vec<Vec<u8>> = objects
         .iter()
         .map(|o| serde_json::to_vec(o).expect("JSON"))
@@ -81,13 +91,15 @@ pub fn store_of(objects: &[Value], slim: bool) -> Heap {
         .iter()
         .filter_map(|t| serde_json::from_slice::<Deployment>(t).ok())
         .map(|mut d| {
-            d.metadata.managed_fields = None;
+            if keep != Keep::Page {
+                d.metadata.managed_fields = None;
+            }
             let opted_in = d
                 .metadata
                 .annotations
                 .as_ref()
                 .is_some_and(|a| a.get(annotations::ENABLED).is_some_and(|v| v == "true"));
-            if slim
+            if keep == Keep::Slim
                 && !opted_in
                 && let Some(spec) = d.spec.as_mut()
             {

@@ -71,6 +71,8 @@ pub struct Startup {
     pub ready: bool,
     pub cpu_seconds: f64,
     pub at_sync: Proc,
+    /// Seconds between consecutive evaluations of the same rollout, over the daemon's life.
+    pub gaps: Vec<f64>,
 }
 
 /// Facts about the fake cluster.
@@ -82,6 +84,9 @@ pub struct Cluster {
     pub bytes: (usize, usize),
     /// Heap of the Deployment store, by the number watched.
     pub heap: Vec<StoreHeap>,
+    /// Heap of one list page (kube's watcher asks for 500 at a time) as deserialized,
+    /// `managedFields` included: (Deployments, heap).
+    pub page: (usize, Heap),
 }
 
 /// The heap of a daemon's Deployment store, rebuilt in the benchmark process.
@@ -122,7 +127,13 @@ pub fn phase_line(p: &Phase, interval: Duration) {
 }
 
 /// Prints the Markdown tables.
-pub fn print(heading: &str, cluster: &Cluster, startups: &[Startup], phases: &[Phase]) {
+pub fn print(
+    heading: &str,
+    interval: Duration,
+    cluster: &Cluster,
+    startups: &[Startup],
+    phases: &[Phase],
+) {
     println!("\n{heading}\n");
     println!(
         "| watched Deployments | rollouts | analysed | evaluations / cycle | Prometheus queries / cycle (fewest–most) | queries / evaluation | ReplicaSets queried | API requests / cycle | daemon CPU / cycle | RSS | peak RSS |"
@@ -200,6 +211,22 @@ pub fn print(heading: &str, cluster: &Cluster, startups: &[Startup], phases: &[P
                 "never answered ready"
             }
         );
+        if !s.gaps.is_empty() {
+            let mut g = s.gaps.clone();
+            g.sort_by(f64::total_cmp);
+            let under = g
+                .iter()
+                .filter(|&&x| x < interval.as_secs_f64() / 2.0)
+                .count();
+            println!(
+                "  evaluations of the same rollout ({} pairs): {:.0}% less than half an interval apart; shortest {:.3} s, median {:.1} s, longest {:.1} s",
+                g.len(),
+                100.0 * under as f64 / g.len() as f64,
+                g[0],
+                g[g.len() / 2],
+                g[g.len() - 1]
+            );
+        }
     }
     for h in &cluster.heap {
         println!(
@@ -212,4 +239,10 @@ pub fn print(heading: &str, cluster: &Cluster, startups: &[Startup], phases: &[P
             h.slim.allocations
         );
     }
+    println!(
+        "- one page of the initial list ({} Deployments) as deserialized, before `managedFields` are dropped: {:.1} MiB of heap in {} allocations",
+        cluster.page.0,
+        cluster.page.1.bytes as f64 / 1048576.0,
+        cluster.page.1.allocations
+    );
 }
