@@ -136,17 +136,18 @@ pub fn print(
 ) {
     println!("\n{heading}\n");
     println!(
-        "| watched Deployments | rollouts | analysed | evaluations / cycle | Prometheus queries / cycle (fewest–most) | queries / evaluation | ReplicaSets queried | API requests / cycle | daemon CPU / cycle | RSS | peak RSS |"
+        "| watched Deployments | rollouts | analysed | cluster writes / cycle | evaluations / cycle | Prometheus queries / cycle (fewest–most) | queries / evaluation | ReplicaSets queried | API requests / cycle | daemon CPU / cycle | RSS | peak RSS |"
     );
-    println!("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
+    println!("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
     for p in phases {
         let fewest = p.per_cycle.iter().map(|c| c.0).min().unwrap_or(0);
         let most = p.per_cycle.iter().map(|c| c.0).max().unwrap_or(0);
         println!(
-            "| {} | {} | {} | {:.1} | {:.0} ({fewest}–{most}) | {} | {} | {:.1} | {:.0} ms | {:.1} MiB | {:.1} MiB |",
+            "| {} | {} | {} | {:.0} | {:.1} | {:.0} ({fewest}–{most}) | {} | {} | {:.1} | {:.0} ms | {:.1} MiB | {:.1} MiB |",
             p.watched,
             p.label(),
             p.analysed,
+            p.per_cycle(p.cluster_writes as f64),
             p.per_cycle(p.evaluations),
             p.per_cycle(p.queries.queries() as f64),
             if p.evaluations > 0.0 {
@@ -169,7 +170,7 @@ pub fn print(
             .map(|((verb, res), n)| format!("{verb} {res} {:.1}", p.per_cycle(*n as f64)))
             .collect();
         println!(
-            "- {} watched, {} rollouts: {}; watch streams {:.0} KiB; the cluster wrote {:.0} objects; at most {} Prometheus queries at once; {} rollouts still in flight at the end; errors {}, other Prometheus paths {}",
+            "- {} watched, {} rollouts: {}; watch streams {:.0} KiB; at most {} Prometheus queries at once; {} rollouts still in flight at the end; errors {}, other Prometheus paths {}",
             p.watched,
             p.label(),
             if parts.is_empty() {
@@ -178,7 +179,6 @@ pub fn print(
                 parts.join(", ")
             },
             p.per_cycle(p.watch_bytes as f64) / 1024.0,
-            p.per_cycle(p.cluster_writes as f64),
             p.max_in_flight,
             p.in_flight,
             p.errors,
