@@ -178,8 +178,9 @@ struct Bench<'a> {
     prom: Arc<prom::Counts>,
     ticks: f64,
     dir: tempfile::TempDir,
-    /// Released Deployments: opted in, and not.
+    /// Opted-in Deployments released so far.
     released: Vec<Member>,
+    /// Deployments that did not opt in, released in the last phase.
     others: Vec<Member>,
     startups: Vec<Startup>,
     phases: Vec<Phase>,
@@ -273,7 +274,7 @@ async fn run(args: Args) -> Result<()> {
     result?;
     report::print(
         &format!(
-            "Controller cost: `rollout-guard run` in {} mode with the default rules, every {} s; {} opted in, {} replicas each; per cycle = mean over {} intervals",
+            "Controller cost: `rollout-guard run` in {} mode with the default rules, every {} s; {} opted in, {} replicas each; per cycle = mean over {} intervals (2 when nothing rolls out)",
             args.mode,
             args.interval.as_secs(),
             args.opted_in,
