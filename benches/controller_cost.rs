@@ -49,6 +49,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, Result, bail};
+use rollout_guard::controller::LIST_PAGE;
 use rollout_guard::fakeapi::{FakeApiServer, FakeOptions, FakeResource};
 
 use cluster::{FIRST, Fleet, Member};
@@ -232,13 +233,13 @@ async fn run(args: Args) -> Result<()> {
             .iter()
             .map(|o| report::StoreHeap {
                 watched: o.len(),
-                full: heap::store_of(o, Keep::Store),
-                slim: heap::store_of(o, Keep::Slim),
+                full: heap::store_of(o, Keep::Whole),
+                slim: heap::store_of(o, Keep::Store),
             })
             .collect(),
         page: (
-            objects.len().min(500),
-            heap::store_of(&objects[..objects.len().min(500)], Keep::Page),
+            objects.len().min(LIST_PAGE as usize),
+            heap::store_of(&objects[..objects.len().min(LIST_PAGE as usize)], Keep::Page),
         ),
     };
     drop((objects, first));

@@ -304,7 +304,25 @@ pub fn wants_evaluation(
         Stage::GateHold { .. } => new.available > 0,
         _ => false,
     };
-    evaluate.then(|| target(view, new))
+    (evaluate && until_due(&state, settings, now).is_zero()).then(|| target(view, new))
+}
+
+/// How long until the revision's next evaluation is due: zero when it is (or it was never
+/// evaluated). Evaluations are paced by the interval, whatever wakes the controller: a
+/// rollout's own watch events (every step changes the Deployment's and its ReplicaSets'
+/// status) would otherwise evaluate it several times per interval, multiplying the queries
+/// and shortening the `consecutive` streaks, which count evaluations one interval apart.
+/// A wake-up up to a twentieth of the interval early (timer rounding) counts as due.
+pub fn until_due(state: &RevisionState, settings: &Settings, now: Timestamp) -> Duration {
+    let Some(last) = &state.last else {
+        return Duration::ZERO;
+    };
+    let due = add(last.at, settings.interval - settings.interval / 20);
+    if now >= due {
+        return Duration::ZERO;
+    }
+    let exact = add(last.at, settings.interval);
+    Duration::try_from(exact.duration_since(now)).unwrap_or(Duration::ZERO)
 }
 
 fn target(view: &RolloutView, new: &Generation) -> Target {
@@ -382,7 +400,17 @@ pub fn plan(
         write: false,
         decision: None,
     };
-    let requeue = p.step(evaluation);
+    let mut requeue = p.step(evaluation);
+    // Woken between evaluations (a watch event): look again when the next one is due, not a
+    // whole interval later.
+    if let Some(state) = &p.memory.current
+        && !state.stage.is_final()
+    {
+        let due = until_due(state, settings, now);
+        if !due.is_zero() {
+            requeue = requeue.min(due);
+        }
+    }
     let changed = p.memory != *memory;
     if changed {
         p.memory.version = MEMORY_VERSION;

@@ -10,7 +10,7 @@ use std::sync::Arc;
 
 use k8s_openapi::api::apps::v1::Deployment;
 use kube::runtime::reflector::ObjectRef;
-use rollout_guard::annotations;
+use rollout_guard::controller::slim;
 use serde_json::Value;
 
 /// The system allocator, counting live bytes and allocations per thread.
@@ -70,12 +70,12 @@ pub struct Heap {
 /// What to keep of each Deployment.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub enum Keep {
-    /// Everything but `managedFields`, as the daemon's watcher keeps it.
+    /// What the daemon's store keeps (`controller::slim`, watching by annotation).
     Store,
-    /// The same, and the pod template of opted-in Deployments only (a change the benchmark
-    /// suggests).
-    Slim,
-    /// Everything, as a list page is deserialized before the watcher strips `managedFields`.
+    /// Everything but `managedFields`, as the store kept every Deployment before `slim` (for
+    /// comparison).
+    Whole,
+    /// Everything, as a list page is deserialized before the watcher slims it.
     Page,
 }
 
@@ -91,19 +91,10 @@ pub fn store_of(objects: &[Value], keep: Keep) -> Heap {
         .iter()
         .filter_map(|t| serde_json::from_slice::<Deployment>(t).ok())
         .map(|mut d| {
-            if keep != Keep::Page {
-                d.metadata.managed_fields = None;
-            }
-            let opted_in = d
-                .metadata
-                .annotations
-                .as_ref()
-                .is_some_and(|a| a.get(annotations::ENABLED).is_some_and(|v| v == "true"));
-            if keep == Keep::Slim
-                && !opted_in
-                && let Some(spec) = d.spec.as_mut()
-            {
-                spec.template = Default::default();
+            match keep {
+                Keep::Store => slim(&mut d, false),
+                Keep::Whole => d.metadata.managed_fields = None,
+                Keep::Page => {}
             }
             (ObjectRef::from_obj(&d), Arc::new(d))
         })

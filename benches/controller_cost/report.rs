@@ -92,8 +92,9 @@ pub struct Cluster {
 /// The heap of a daemon's Deployment store, rebuilt in the benchmark process.
 pub struct StoreHeap {
     pub watched: usize,
+    /// Whole but for `managedFields` (as before `slim`).
     pub full: Heap,
-    /// Keeping the pod template of opted-in Deployments only.
+    /// As the daemon keeps them (`controller::slim`).
     pub slim: Heap,
 }
 
@@ -230,7 +231,7 @@ pub fn print(
     }
     for h in &cluster.heap {
         println!(
-            "- the store of {} Deployments, rebuilt in the benchmark process: {:.1} MiB of heap in {} allocations ({:.1} KiB per Deployment); keeping the pod template of opted-in Deployments only: {:.1} MiB in {} allocations",
+            "- the store of {} Deployments, rebuilt in the benchmark process, whole but for `managedFields`: {:.1} MiB of heap in {} allocations ({:.1} KiB per Deployment); as the daemon keeps them (only name and opt-in of those that did not opt in): {:.1} MiB in {} allocations",
             h.watched,
             h.full.bytes as f64 / 1048576.0,
             h.full.allocations,

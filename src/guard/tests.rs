@@ -129,6 +129,47 @@ fn a_rollout_is_evaluated_against_the_old_pods_and_started_once() {
     assert_eq!(p2.memory.current.as_ref().unwrap().evaluations, 2);
 }
 
+#[test]
+fn evaluations_are_paced_by_the_interval_whatever_wakes_the_controller() {
+    let s = Settings::default(); // 30 s
+    let view = rolling(1);
+    let v = verdicts(Outcome::Pass, Some("class-loading-errors"));
+    let p = step(&view, &Memory::default(), &s, &v, 0);
+    assert_eq!(p.memory.current.as_ref().unwrap().evaluations, 1);
+    // A watch event 5 s later (the rollout stepped): no evaluation, and the next look is when
+    // the next one is due, not a whole interval later.
+    assert_eq!(wants_evaluation(&view, &p.memory, &s, at(5)), None);
+    let early = step(&view, &p.memory, &s, &v, 5);
+    assert!(early.decision.is_none());
+    assert_eq!(early.memory.current.as_ref().unwrap().evaluations, 1);
+    assert_eq!(early.requeue, Duration::from_secs(25));
+    // A timer that fires a little early (within a twentieth of the interval) is on time.
+    assert!(wants_evaluation(&view, &p.memory, &s, at(29)).is_some());
+    let on_time = step(&view, &early.memory, &s, &v, 29);
+    let state = on_time.memory.current.as_ref().unwrap();
+    assert_eq!(state.evaluations, 2);
+    // So a streak of `consecutive` failures spans at least that many intervals, however many
+    // events arrive in between.
+    let mut memory = Memory::default();
+    let mut acted_at = None;
+    for t in (0..600).step_by(3) {
+        let p = step(&view, &memory, &s, &v, t);
+        if !p.acts.is_empty() {
+            acted_at = Some(t);
+            break;
+        }
+        memory = p.memory;
+    }
+    let streak = rules()
+        .rules
+        .iter()
+        .find(|r| r.name == "class-loading-errors")
+        .unwrap()
+        .consecutive as i64;
+    let acted_at = acted_at.expect("the failing rule acts in the end");
+    assert!(acted_at >= (streak - 1) * 30 - 2, "acted at {acted_at} s");
+}
+
 /// Runs the class-loading rule failing until the plan acts; returns the acting plan and how
 /// many evaluations it took.
 fn fail_until_act(view: &RolloutView, settings: &Settings, mut memory: Memory) -> (Plan, u32) {
