@@ -239,7 +239,10 @@ async fn run(args: Args) -> Result<()> {
             .collect(),
         page: (
             objects.len().min(LIST_PAGE as usize),
-            heap::store_of(&objects[..objects.len().min(LIST_PAGE as usize)], Keep::Page),
+            heap::store_of(
+                &objects[..objects.len().min(LIST_PAGE as usize)],
+                Keep::Page,
+            ),
         ),
     };
     drop((objects, first));

@@ -86,7 +86,8 @@ impl Default for Defaults {
 pub struct Limits {
     /// Rollbacks per Deployment in any hour beyond which the controller only records.
     pub max_rollbacks_per_hour: u32,
-    /// Evaluations running at once across all Deployments.
+    /// Evaluations running at once across all Deployments (read at start). Each sends its
+    /// rules' queries together, so this bounds the queries in flight to Prometheus.
     pub max_concurrent_evaluations: u16,
 }
 
@@ -94,7 +95,7 @@ impl Default for Limits {
     fn default() -> Self {
         Limits {
             max_rollbacks_per_hour: Settings::default().max_rollbacks_per_hour,
-            max_concurrent_evaluations: 8,
+            max_concurrent_evaluations: crate::controller::DEFAULT_CONCURRENT_EVALUATIONS as u16,
         }
     }
 }

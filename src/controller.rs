@@ -29,7 +29,7 @@ use tokio::sync::watch;
 
 use crate::actions::{ActError, Actuator};
 use crate::annotations;
-use crate::evaluate::evaluate;
+use crate::evaluate::{Target, evaluate};
 use crate::guard::{self, Memory, Plan, Settings};
 use crate::judge::Verdict;
 use crate::records::{Kind, Record, Recorder, SCHEMA};
@@ -60,6 +60,10 @@ pub struct Context<S> {
     records: Recorder,
     /// What this process remembers per Deployment, between reconciliations.
     memories: Mutex<HashMap<ObjectRef<Deployment>, Kept>>,
+    /// Permits for evaluations running at once (`limits.max_concurrent_evaluations`): a
+    /// controller that starts with 50 rollouts under way would otherwise send all their
+    /// queries to Prometheus at the same moment, and hold all their responses in memory.
+    evaluations: tokio::sync::Semaphore,
 }
 
 /// Where the controller reads the time.
@@ -72,6 +76,18 @@ struct Kept {
     written: Option<u64>,
     /// The annotation problems last reported, to report each once.
     problems: Vec<String>,
+    /// An evaluation whose plan met a conflict: the next reconciliation re-reads the
+    /// Deployment and decides again on these verdicts rather than querying again (the
+    /// metrics did not change because someone wrote to the Deployment).
+    unwritten: Option<Unwritten>,
+}
+
+#[derive(Clone)]
+struct Unwritten {
+    at: Timestamp,
+    target: Target,
+    rules: RuleSet,
+    verdicts: Vec<Verdict>,
 }
 
 /// A reconciliation that failed; retried with a delay.
@@ -108,7 +124,14 @@ impl<S> Context<S> {
             speed: 1.0,
             records: Recorder::log_only(),
             memories: Mutex::new(HashMap::new()),
+            evaluations: tokio::sync::Semaphore::new(DEFAULT_CONCURRENT_EVALUATIONS),
         }
+    }
+
+    /// At most `n` evaluations at once (at least one).
+    pub fn with_max_evaluations(mut self, n: usize) -> Self {
+        self.evaluations = tokio::sync::Semaphore::new(n.max(1));
+        self
     }
 
     /// Replaces the clock (tests and the demo run on simulated time): `speed` simulated
@@ -167,6 +190,8 @@ impl<S> Context<S> {
     }
 }
 
+/// Evaluations at once unless configured (`limits.max_concurrent_evaluations`).
+pub const DEFAULT_CONCURRENT_EVALUATIONS: usize = 8;
 /// How long to wait before looking again after our own write, for the watch to catch up.
 const AFTER_WRITE: Duration = Duration::from_millis(500);
 /// How long to wait after a failed reconciliation.
@@ -268,43 +293,47 @@ pub async fn reconcile<S: MetricSource + Send + Sync + 'static>(
         .map_err(|e| ReconcileError::List(name.clone(), e))?;
     let view = rollout::view(&d, &replicasets);
     let now = (ctx.clock)();
-    let verdicts: Option<Vec<Verdict>> =
+    // The verdicts to decide on, and whether they are new (recorded) or those of an evaluation
+    // whose plan met a conflict less than an interval ago (already recorded). That evaluation
+    // counts for the pacing: if the rollout moved on since (another target), the next
+    // evaluation waits until it is due.
+    let unwritten = kept
+        .unwritten
+        .take()
+        .filter(|u| now < guard::after(u.at, settings.interval));
+    let mut rules_used = resolved.rules.clone();
+    let (verdicts, fresh): (Option<Vec<Verdict>>, bool) =
         match guard::wants_evaluation(&view, &kept.memory, &settings, now) {
-            Some(target) => {
-                let started = Instant::now();
-                let evaluation = evaluate(&resolved.rules, &target, now, &ctx.source).await;
-                ctx.metrics
-                    .evaluation_seconds
-                    .observe(started.elapsed().as_secs_f64());
-                for v in &evaluation.verdicts {
-                    ctx.metrics
-                        .verdicts
-                        .get_or_create(&VerdictLabels {
-                            rule: v.rule.clone(),
-                            outcome: v.outcome.to_string(),
-                        })
-                        .inc();
-                    if v.error.is_some() {
-                        ctx.metrics
-                            .query_errors
-                            .get_or_create(&RuleLabels {
-                                rule: v.rule.clone(),
-                            })
-                            .inc();
-                    }
+            Some(target) => match unwritten {
+                Some(u) if u.target == target => {
+                    rules_used = u.rules;
+                    (Some(u.verdicts), false)
                 }
-                Some(evaluation.verdicts)
-            }
-            None => None,
+                Some(u) => {
+                    kept.unwritten = Some(u);
+                    (None, false)
+                }
+                None => {
+                    let verdicts = evaluate_now(&ctx, &resolved.rules, &target, now).await;
+                    (Some(verdicts), true)
+                }
+            },
+            None => (None, false),
         };
     let plan = guard::plan(
         &view,
         &kept.memory,
         &settings,
-        verdicts.as_deref().map(|v| (&resolved.rules, v)),
+        verdicts.as_deref().map(|v| (&rules_used, v)),
         now,
     );
-    log_step(&name, &view, &settings, verdicts.as_deref(), &plan);
+    log_step(
+        &name,
+        &view,
+        &settings,
+        verdicts.as_deref().filter(|_| fresh),
+        &plan,
+    );
     let record = |kind: Kind,
                   verdicts: Vec<Verdict>,
                   result: Option<String>,
@@ -334,10 +363,10 @@ pub async fn reconcile<S: MetricSource + Send + Sync + 'static>(
     // The evaluation and what it asks for, before anything is written; what was said and done
     // (notes, the write's result) after, so a plan that met a conflict leaves no false news.
     let has_news = !plan.acts.is_empty() || !plan.suppressed.is_empty() || !plan.notes.is_empty();
-    if verdicts.is_some() || has_news {
+    if fresh || has_news {
         ctx.records.write(&record(
             Kind::Evaluation,
-            verdicts.clone().unwrap_or_default(),
+            verdicts.clone().filter(|_| fresh).unwrap_or_default(),
             None,
             Vec::new(),
         ));
@@ -347,7 +376,12 @@ pub async fn reconcile<S: MetricSource + Send + Sync + 'static>(
     if !*ctx.leader.borrow() {
         return Ok(Action::requeue(NOT_LEADER));
     }
-    let requeue = ctx.wall(plan.requeue);
+    let mut requeue = plan.requeue;
+    if let Some(u) = &kept.unwritten {
+        let due = guard::after(u.at, settings.interval).duration_since(now);
+        requeue = requeue.min(Duration::try_from(due).unwrap_or_default());
+    }
+    let requeue = ctx.wall(requeue);
     let outcome = ctx.actuator.write(&d, &replicasets, &plan).await;
     if !plan.acts.is_empty() || !plan.notes.is_empty() {
         let (result, notes) = match &outcome {
@@ -386,6 +420,17 @@ pub async fn reconcile<S: MetricSource + Send + Sync + 'static>(
                 ctx.metrics.action(a.name(), "conflict");
             }
             tracing::info!(deployment = %name, "conflict writing the plan; re-reading");
+            if let (Some(target), Some(verdicts)) = (
+                guard::wants_evaluation(&view, &kept.memory, &settings, now),
+                verdicts,
+            ) {
+                kept.unwritten = Some(Unwritten {
+                    at: now,
+                    target,
+                    rules: rules_used,
+                    verdicts,
+                });
+            }
             ctx.keep(key, kept);
             Ok(Action::requeue(AFTER_WRITE))
         }
@@ -398,6 +443,41 @@ pub async fn reconcile<S: MetricSource + Send + Sync + 'static>(
             Err(ReconcileError::Write(name, e))
         }
     }
+}
+
+/// Evaluates the rules for `target` now, within the limit of evaluations at once, and counts
+/// the verdicts and query errors.
+async fn evaluate_now<S: MetricSource>(
+    ctx: &Context<S>,
+    rules: &RuleSet,
+    target: &Target,
+    now: Timestamp,
+) -> Vec<Verdict> {
+    // Never closed, so acquiring fails only if it were; evaluate anyway then.
+    let _permit = ctx.evaluations.acquire().await.ok();
+    let started = Instant::now();
+    let evaluation = evaluate(rules, target, now, &ctx.source).await;
+    ctx.metrics
+        .evaluation_seconds
+        .observe(started.elapsed().as_secs_f64());
+    for v in &evaluation.verdicts {
+        ctx.metrics
+            .verdicts
+            .get_or_create(&VerdictLabels {
+                rule: v.rule.clone(),
+                outcome: v.outcome.to_string(),
+            })
+            .inc();
+        if v.error.is_some() {
+            ctx.metrics
+                .query_errors
+                .get_or_create(&RuleLabels {
+                    rule: v.rule.clone(),
+                })
+                .inc();
+        }
+    }
+    evaluation.verdicts
 }
 
 /// What to do after a failed reconciliation: count it, log it, retry later.
@@ -623,7 +703,10 @@ mod tests {
         assert!(d.spec.is_none() && d.status.is_none() && d.metadata.labels.is_none());
         assert!(d.metadata.managed_fields.is_none());
         assert_eq!(d.metadata.annotations, Some(BTreeMap::new()));
-        assert_eq!(ObjectRef::from_obj(&d), ObjectRef::new("shop").within("team"));
+        assert_eq!(
+            ObjectRef::from_obj(&d),
+            ObjectRef::new("shop").within("team")
+        );
         assert_eq!(d.metadata.resource_version.as_deref(), Some("7"));
         assert!(!opted_in(&d, false));
     }

@@ -113,7 +113,8 @@ pub async fn run_with<S: MetricSource + Send + Sync + 'static>(
         config.selector.clone(),
         leadership.is_leader.clone(),
         metrics.clone(),
-    );
+    )
+    .with_max_evaluations(usize::from(config.limits.max_concurrent_evaluations));
     if let Some(path) = &config.records.path {
         ctx = ctx.with_records(Recorder::open(path)?);
         tracing::info!(path = %path.display(), "writing decision records");
@@ -223,9 +224,11 @@ impl Reloader {
                                 || c.selector != config.selector
                                 || c.server != config.server
                                 || c.leader_election != config.leader_election
+                                || c.limits.max_concurrent_evaluations
+                                    != config.limits.max_concurrent_evaluations
                             {
                                 tracing::warn!(
-                                    "configuration changed in parts that need a restart (prometheus, namespaces, selector, server, leader_election); applying only defaults, limits and the kill switch"
+                                    "configuration changed in parts that need a restart (prometheus, namespaces, selector, server, leader_election, limits.max_concurrent_evaluations); applying only defaults, max_rollbacks_per_hour and the kill switch"
                                 );
                             }
                             tracing::info!(kill_switch = c.kill_switch, "configuration reloaded");

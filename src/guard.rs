@@ -317,11 +317,11 @@ pub fn until_due(state: &RevisionState, settings: &Settings, now: Timestamp) -> 
     let Some(last) = &state.last else {
         return Duration::ZERO;
     };
-    let due = add(last.at, settings.interval - settings.interval / 20);
+    let due = after(last.at, settings.interval - settings.interval / 20);
     if now >= due {
         return Duration::ZERO;
     }
-    let exact = add(last.at, settings.interval);
+    let exact = after(last.at, settings.interval);
     Duration::try_from(exact.duration_since(now)).unwrap_or(Duration::ZERO)
 }
 
@@ -593,7 +593,7 @@ impl Planner<'_> {
             return self.settings.interval;
         }
         self.warn_on_decision();
-        if self.now >= add(since, self.settings.bake) {
+        if self.now >= after(since, self.settings.bake) {
             let evaluations = self.state().evaluations;
             self.state().stage = Stage::Passed { at: self.now };
             self.write = true;
@@ -681,7 +681,7 @@ impl Planner<'_> {
             self.write = true;
             return self.settings.interval;
         };
-        if self.now < add(since, self.settings.bake) {
+        if self.now < after(since, self.settings.bake) {
             return self.settings.interval;
         }
         // Resume only on evidence: the latest evaluation passed with nothing failing. An
@@ -957,7 +957,7 @@ impl Planner<'_> {
                 false,
             );
             Some(true)
-        } else if self.now >= add(at, self.settings.verify_timeout) {
+        } else if self.now >= after(at, self.settings.verify_timeout) {
             self.note(
                 "RollbackNotTaking",
                 format!(
@@ -994,7 +994,8 @@ fn names<'a>(gens: impl Iterator<Item = &'a Generation>) -> String {
     }
 }
 
-fn add(t: Timestamp, d: Duration) -> Timestamp {
+/// `t` plus `d`, saturating.
+pub fn after(t: Timestamp, d: Duration) -> Timestamp {
     t.checked_add(SignedDuration::try_from(d).unwrap_or(SignedDuration::MAX))
         .unwrap_or(Timestamp::MAX)
 }

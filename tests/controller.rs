@@ -8,8 +8,10 @@ mod support;
 use std::time::Duration;
 
 use rollout_guard::annotations;
+use rollout_guard::duration::PromDuration;
 use rollout_guard::prometheus::{PrometheusConfig, PrometheusSource};
 use rollout_guard::records::{self, Kind};
+use rollout_guard::source::{MetricSource, Series, SourceError};
 use support::cluster::{Cluster, guarded, memory, metric, rollbacks, rolled_out, stage, version};
 
 const LONG: Duration = Duration::from_secs(90);
@@ -385,4 +387,107 @@ async fn a_deployment_that_did_not_opt_in_is_never_touched() {
         "only the test's release: {writes_to_legacy:#?}"
     );
     assert!(c.events("legacy").await.is_empty());
+}
+
+/// A metric source that watches how the controller uses another: which rollouts have queries
+/// in flight at once, and at which moments each rollout is evaluated (every query of one
+/// evaluation is made at the same `now`). Each query takes 50 ms of wall time, so that
+/// evaluations that run together overlap.
+struct Watching<S> {
+    inner: S,
+    names: Vec<&'static str>,
+    seen: std::sync::Mutex<Seen>,
+}
+
+#[derive(Default)]
+struct Seen {
+    in_flight: std::collections::BTreeMap<&'static str, usize>,
+    most_rollouts_at_once: usize,
+    evaluated_at: std::collections::BTreeMap<&'static str, std::collections::BTreeSet<i64>>,
+}
+
+impl<S: MetricSource> Watching<S> {
+    fn begin(&self, query: &str, at: jiff::Timestamp) -> Option<&'static str> {
+        let name = *self.names.iter().find(|n| query.contains(*n))?;
+        let mut s = self.seen.lock().unwrap();
+        *s.in_flight.entry(name).or_default() += 1;
+        let busy = s.in_flight.values().filter(|n| **n > 0).count();
+        s.most_rollouts_at_once = s.most_rollouts_at_once.max(busy);
+        s.evaluated_at
+            .entry(name)
+            .or_default()
+            .insert(at.as_millisecond());
+        Some(name)
+    }
+
+    async fn end(&self, name: Option<&'static str>) {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        if let Some(n) = name {
+            *self.seen.lock().unwrap().in_flight.get_mut(n).unwrap() -= 1;
+        }
+    }
+}
+
+impl<S: MetricSource + Send + Sync> MetricSource for Watching<S> {
+    async fn instant(&self, query: &str, at: jiff::Timestamp) -> Result<Vec<Series>, SourceError> {
+        let name = self.begin(query, at);
+        let out = self.inner.instant(query, at).await;
+        self.end(name).await;
+        out
+    }
+
+    async fn range(
+        &self,
+        query: &str,
+        start: jiff::Timestamp,
+        end: jiff::Timestamp,
+        step: PromDuration,
+    ) -> Result<Vec<Series>, SourceError> {
+        let name = self.begin(query, end);
+        let out = self.inner.range(query, start, end, step).await;
+        self.end(name).await;
+        out
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn evaluations_are_bounded_in_number_and_paced_by_the_interval() {
+    let c = Cluster::start("paced", Duration::from_millis(1500)).await;
+    let names = ["alpha", "bravo", "charlie"];
+    for n in names {
+        c.deploy(n, 3, &ann(&guarded("guard"))).await;
+    }
+    let mut config = c.config();
+    config.limits.max_concurrent_evaluations = 1;
+    let source = std::sync::Arc::new(Watching {
+        inner: c.source(),
+        names: names.to_vec(),
+        seen: Default::default(),
+    });
+    let daemon = c.daemon_with(config, source.clone()).await;
+    for n in names {
+        c.release(n, "v2", None).await;
+    }
+    for n in names {
+        c.wait(n, "the analysis to pass", LONG, |d| {
+            stage(d).as_deref() == Some("passed")
+        })
+        .await;
+    }
+    daemon.stop().await;
+
+    let seen = source.seen.lock().unwrap();
+    assert_eq!(
+        seen.most_rollouts_at_once, 1,
+        "one evaluation at a time, as configured"
+    );
+    for n in names {
+        let at: Vec<i64> = seen.evaluated_at[n].iter().copied().collect();
+        assert!(at.len() >= 4, "{n}: evaluated {} times", at.len());
+        // Every step of a 3-pod rollout wakes the controller; still, one evaluation per
+        // 30-s interval (a twentieth early at most).
+        let gaps: Vec<i64> = at.windows(2).map(|w| w[1] - w[0]).collect();
+        let closest = *gaps.iter().min().unwrap();
+        assert!(closest >= 28_500, "{n}: evaluations {gaps:?} ms apart");
+    }
 }
