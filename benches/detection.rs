@@ -230,6 +230,73 @@ fn corpus() -> Vec<Case> {
 /// When (seconds after the first new pod) a judge acted, if it did.
 type Outcome = Option<f64>;
 
+/// Level of the oracle test: the same as each of our rules' α.
+const ORACLE_ALPHA: f64 = 0.001;
+
+/// Detectability reference: the power of an oracle that knows the generating model (the
+/// healthy error rate and its Gamma burstiness exactly, and the fault), tests the new pods'
+/// total count of the fault's errors once, at the last moment old pods exist (the most
+/// favourable single look), at level [`ORACLE_ALPHA`], and needs no baseline. Most powerful for
+/// the total count of the new pods' errors; no judge comparing the new pods with the old ones
+/// over the same data does better by much. `None` for faults it does not model (CPU).
+///
+/// Given each scrape's requests `r`, the simulation draws errors as Poisson(r·b·G) with G ~
+/// Gamma(k, 1/k): negative binomial with mean μ = r·b and variance μ + μ²/k. The sum over the
+/// new pods' scrapes is taken as negative binomial with the same mean and variance. Class-loading
+/// errors never happen on healthy pods, so the oracle's test is "any class error", and its power
+/// the chance of at least one.
+fn oracle_power(h: &rollout_guard::simulate::History) -> Option<f64> {
+    use statrs::distribution::{DiscreteCDF, NegativeBinomial};
+    let s = &h.scenario;
+    let (from, to) = (s.rollout_start(), s.rollout_end().min(s.end()));
+    let mut requests = Vec::new();
+    for pod in h.pods.iter().filter(|p| p.new) {
+        for i in 0..pod.requests.len() {
+            let t = pod.start + i as f64 * rollout_guard::simulate::SCRAPE;
+            if t > from && t <= to {
+                let before = if i == 0 { 0.0 } else { pod.requests[i - 1] };
+                requests.push(pod.requests[i] - before);
+            }
+        }
+    }
+    let total: f64 = requests.iter().sum();
+    match s.fault {
+        Fault::ClassErrors { fraction } => Some(1.0 - (-total * fraction).exp()),
+        Fault::ErrorRate { multiplier } => {
+            let k = s.error_burstiness.max(0.05);
+            let nb = |m: f64| {
+                let mean: f64 = requests.iter().map(|r| r * s.base_error_rate * m).sum();
+                let var: f64 = requests
+                    .iter()
+                    .map(|r| {
+                        let mu = r * s.base_error_rate * m;
+                        mu + mu * mu / k
+                    })
+                    .sum();
+                let shape = mean * mean / (var - mean).max(1e-12);
+                NegativeBinomial::new(shape, shape / (shape + mean)).ok()
+            };
+            let (h0, h1) = (nb(1.0)?, nb(multiplier)?);
+            // Smallest c with P0(X ≥ c) ≤ α; power P1(X ≥ c). P(X ≥ c) = sf(c − 1).
+            let tail = |d: &NegativeBinomial, c: u64| if c == 0 { 1.0 } else { d.sf(c - 1) };
+            let (mut lo, mut hi) = (0u64, 1u64);
+            while tail(&h0, hi) > ORACLE_ALPHA {
+                hi *= 2;
+            }
+            while lo < hi {
+                let mid = (lo + hi) / 2;
+                if tail(&h0, mid) > ORACLE_ALPHA {
+                    lo = mid + 1;
+                } else {
+                    hi = mid;
+                }
+            }
+            Some(tail(&h1, lo))
+        }
+        Fault::None | Fault::Cpu { .. } => None,
+    }
+}
+
 fn times(s: &Scenario) -> Vec<f64> {
     let mut t = s.rollout_start() + STEP;
     let mut out = Vec::new();
@@ -504,6 +571,8 @@ struct Results {
     deciding_rules: BTreeMap<String, usize>,
     false_alarms: Vec<String>,
     missed: Vec<String>,
+    /// Per category: the oracle's summed power (its expected catches) and the rollouts.
+    oracle: BTreeMap<String, (f64, usize)>,
 }
 
 const JUDGES: [&str; 5] = [
@@ -535,7 +604,19 @@ const KAYENTA_STRICT: Kayenta = Kayenta {
     consecutive: 3,
 };
 
-fn run(mode: Mode, cases: &[Case], noise: &Noise, rules: &RuleSet, trace: Option<u64>) -> Results {
+/// Options for tuning runs, from the environment.
+#[derive(Clone, Debug, Default)]
+struct Options {
+    /// `DETECTION_TRACE=<seed>`: print rollout-guard's evaluations of that rollout.
+    trace: Option<u64>,
+    /// `DETECTION_OURS_ONLY=1`: skip the baselines (their columns stay empty).
+    ours_only: bool,
+    /// `DETECTION_CATEGORY=<text>`: only the categories whose name contains it.
+    category: Option<String>,
+}
+
+fn run(mode: Mode, cases: &[Case], noise: &Noise, rules: &RuleSet, opts: &Options) -> Results {
+    let trace = opts.trace;
     let runtime = tokio::runtime::Builder::new_current_thread()
         .build()
         .expect("runtime");
@@ -545,9 +626,15 @@ fn run(mode: Mode, cases: &[Case], noise: &Noise, rules: &RuleSet, trace: Option
         deciding_rules: BTreeMap::new(),
         false_alarms: Vec::new(),
         missed: Vec::new(),
+        oracle: BTreeMap::new(),
     };
     for (i, case) in cases.iter().enumerate() {
-        if trace.is_some_and(|seed| seed != case.scenario.seed) {
+        if trace.is_some_and(|seed| seed != case.scenario.seed)
+            || opts
+                .category
+                .as_ref()
+                .is_some_and(|c| !case.category.contains(c.as_str()))
+        {
             continue;
         }
         let case = Case {
@@ -562,13 +649,17 @@ fn run(mode: Mode, cases: &[Case], noise: &Noise, rules: &RuleSet, trace: Option
             );
         }
         let (mine, rule) = runtime.block_on(ours(rules, &case, &h, trace.is_some()));
-        let outcomes = [
-            mine,
-            runtime.block_on(argo(&case, &h, ARGO)),
-            runtime.block_on(kayenta(&case, &h, KAYENTA)),
-            runtime.block_on(argo(&case, &h, ARGO_STRICT)),
-            runtime.block_on(kayenta(&case, &h, KAYENTA_STRICT)),
-        ];
+        let outcomes = if opts.ours_only {
+            [mine, None, None, None, None]
+        } else {
+            [
+                mine,
+                runtime.block_on(argo(&case, &h, ARGO)),
+                runtime.block_on(kayenta(&case, &h, KAYENTA)),
+                runtime.block_on(argo(&case, &h, ARGO_STRICT)),
+                runtime.block_on(kayenta(&case, &h, KAYENTA_STRICT)),
+            ]
+        };
         if let Some(rule) = &rule {
             *r.deciding_rules
                 .entry(format!(
@@ -579,8 +670,23 @@ fn run(mode: Mode, cases: &[Case], noise: &Noise, rules: &RuleSet, trace: Option
                 .or_default() += 1;
         }
         let name = format!("{} (seed {})", case.scenario.name, case.scenario.seed);
+        let power = oracle_power(&h);
+        if let Some(p) = power {
+            let o = r.oracle.entry(case.category.clone()).or_default();
+            o.0 += p;
+            o.1 += 1;
+        }
         if case.bad && mine.is_none() {
-            r.missed.push(name);
+            let s = &case.scenario;
+            r.missed.push(format!(
+                "{name} [{} replicas, {:.0} s apart, {:.1} req/s/pod, errors {:.2}%, shape {:.1}; oracle power {}]",
+                s.replicas,
+                s.pod_interval,
+                s.rps_per_pod,
+                s.base_error_rate * 100.0,
+                s.error_burstiness,
+                power.map_or("-".into(), |p| format!("{:.0}%", p * 100.0))
+            ));
         } else if !case.bad && mine.is_some() {
             r.false_alarms
                 .push(format!("{name}, rule {}", rule.unwrap_or_default()));
@@ -637,14 +743,25 @@ fn print(mode: Mode, r: &Results) {
             .collect();
         println!("| {cat} | {} |", cells.join(" | "));
     }
+    if !r.oracle.is_empty() {
+        println!(
+            "\nDetectability: the expected catches of an oracle that knows the healthy error rate and its burstiness, tests the new pods' errors once when the last old pod leaves, at α = {ORACLE_ALPHA} (error faults only):\n"
+        );
+        println!("| category | oracle (expected catches) | rollout-guard defaults |");
+        println!("|---|---|---|");
+        for (cat, (power, n)) in &r.oracle {
+            let caught = r.by_category.get(cat).map_or(0, |t| t[0].caught);
+            println!("| {cat} | {power:.1}/{n} | {caught}/{n} |");
+        }
+    }
     println!("\nRules behind rollout-guard's actions:");
     for (rule, n) in &r.deciding_rules {
         println!("- {rule}: {n}");
     }
     if !r.missed.is_empty() {
         println!(
-            "\nBad rollouts rollout-guard let through: {}",
-            r.missed.join("; ")
+            "\nBad rollouts rollout-guard let through:\n- {}",
+            r.missed.join("\n- ")
         );
     }
     if !r.false_alarms.is_empty() {
@@ -664,18 +781,21 @@ fn main() {
         None => RuleSet::defaults(),
     };
     let cases = corpus();
-    // DETECTION_TRACE=<seed> prints rollout-guard's evaluations of that rollout, for tuning.
-    let trace: Option<u64> = std::env::var("DETECTION_TRACE")
-        .ok()
-        .and_then(|s| s.parse().ok());
+    let opts = Options {
+        trace: std::env::var("DETECTION_TRACE")
+            .ok()
+            .and_then(|s| s.parse().ok()),
+        ours_only: std::env::var_os("DETECTION_OURS_ONLY").is_some(),
+        category: std::env::var("DETECTION_CATEGORY").ok(),
+    };
     let started = std::time::Instant::now();
     // One thread per mode (the machine has two cores).
     let results: Vec<(Mode, Results)> = std::thread::scope(|scope| {
         let handles: Vec<_> = [Mode::Gate, Mode::Guard]
             .into_iter()
             .map(|m| {
-                let (cases, noise, rules) = (&cases, &noise, &rules);
-                scope.spawn(move || (m, run(m, cases, noise, rules, trace)))
+                let (cases, noise, rules, opts) = (&cases, &noise, &rules, &opts);
+                scope.spawn(move || (m, run(m, cases, noise, rules, opts)))
             })
             .collect();
         handles

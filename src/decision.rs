@@ -1,10 +1,12 @@
 //! From verdicts to a decision: how many failing evaluations in a row each rule has seen, and
 //! which action (if any) the latest evaluation calls for.
 //!
-//! Owns the answer to repeated looks during one rollout (see the README, "Repeated looks"): a
-//! rule acts only after `consecutive` failing evaluations in a row; a pass resets its count; an
-//! inconclusive evaluation (Prometheus down, too little data) neither adds nor resets, so an
-//! outage can neither cause an action nor wipe out evidence already seen. Pure state, no I/O.
+//! Owns the streak half of the answer to repeated looks during one rollout (see the README,
+//! "Repeated looks"; error-rate rules with `test: sequential` carry the other half in their
+//! p-value, valid over every look): a rule acts only after `consecutive` failing evaluations in
+//! a row; a pass resets its count; an inconclusive evaluation (Prometheus down, too little data)
+//! neither adds nor resets, so an outage can neither cause an action nor wipe out evidence
+//! already seen. Pure state, no I/O.
 
 use std::collections::BTreeMap;
 

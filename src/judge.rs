@@ -503,6 +503,9 @@ fn error_rate(rule: &ErrorRate, new: &Counts, old: Option<&Counts>) -> Judged {
         ProportionTest::Binomial => {
             stats::poisson_rate_greater_stratified(strata, rule.tolerance, dispersion)
         }
+        ProportionTest::Sequential => {
+            stats::rate_ratio_sequential_p(strata, rule.tolerance, dispersion)
+        }
         ProportionTest::Fisher => {
             let sum = |f: fn(&Stratum) -> f64| strata.iter().map(f).sum::<f64>();
             let row = |e: f64, r: f64| [e.round() as u64, (r - e).round().max(0.0) as u64];

@@ -74,6 +74,11 @@ pub enum ProportionTest {
     Binomial,
     /// Fisher's exact test on the 2×2 table errors / other requests, counts rounded.
     Fisher,
+    /// The stratified binomial model as a sequential test: a mixture likelihood ratio (mSPRT)
+    /// whose p-value is valid at every look at once, so `alpha` bounds the false alarms of a
+    /// whole analysis rather than of one evaluation (see `stats::rate_ratio_log_evalue`). Needs
+    /// a window that reaches back to the first new pod.
+    Sequential,
 }
 
 /// One file: `version` and its `rules`.

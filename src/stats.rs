@@ -142,9 +142,16 @@ pub fn dispersion(groups: &[&[(f64, f64)]]) -> f64 {
     if df < 1.0 {
         return 1.0;
     }
-    let phi = chi2 / df;
+    // Moderated towards Poisson: a Pearson ratio on d degrees of freedom scatters by √(2/d)
+    // around the truth even for Poisson counts (with two cells, φ > 4 one time in twenty), so
+    // it is pooled with DISPERSION_PRIOR_DF degrees of freedom at φ = 1.
+    let phi = (chi2 + DISPERSION_PRIOR_DF) / (df + DISPERSION_PRIOR_DF);
     if phi.is_finite() { phi.max(1.0) } else { 1.0 }
 }
+
+/// Degrees of freedom of the prior "Poisson" (φ = 1) that [`dispersion`] pools the measured
+/// Pearson ratio with: a handful of cells barely move it, hundreds decide it.
+pub const DISPERSION_PRIOR_DF: f64 = 10.0;
 
 fn stratified(
     strata: &[Stratum],
@@ -221,6 +228,89 @@ fn stratified(
         })
         .collect();
     Ok(plain.max(upper_tail(&scaled)?))
+}
+
+/// The alternatives of the sequential test: rate ratios (new over `tolerance` × old) that the
+/// mixture gives equal weight. From ×1.25 (a regression the test can only confirm on thousands
+/// of errors) to ×10,000 (errors the old pods never make: class-loading errors), evenly spread on
+/// a log scale where the corpus' faults lie.
+pub const MIXTURE_RATIOS: [f64; 10] = [
+    1.25, 1.5, 2.0, 3.0, 5.0, 10.0, 30.0, 100.0, 1_000.0, 10_000.0,
+];
+
+/// Always-valid evidence that the new side's event rate exceeds `tolerance` times the old side's:
+/// the natural logarithm of an e-value, a mixture likelihood ratio (mSPRT) over
+/// [`MIXTURE_RATIOS`].
+///
+/// Each stratum contributes the conditional binomial of [`poisson_rate_greater`]: given its
+/// `n` errors, the new side's `k` is Binomial(n, p(θ)) with p(θ) = θ·t·E_new / (θ·t·E_new +
+/// E_old). The likelihood ratio of θ against θ = 1 multiplies over strata; under the null
+/// hypothesis it is a non-negative martingale as strata accrue, and so is any mixture of them, so
+/// by Ville's inequality the chance that it EVER reaches 1/α, however often it is looked at, is
+/// at most α. `exp(−result)` (capped at 1) is therefore a p-value valid at every look at once,
+/// for data that only grow (a window that reaches back to the first stratum).
+///
+/// `dispersion` (φ ≥ 1, see [`dispersion`]) tempers the log-likelihood ratios by 1/φ
+/// (quasi-likelihood): for counts whose variance is φ times the Poisson one, a tempered ratio is
+/// a martingale again in the normal limit. Counts need not be whole (`increase()` extrapolates).
+pub fn rate_ratio_log_evalue(
+    strata: &[Stratum],
+    tolerance: f64,
+    dispersion: f64,
+) -> Result<f64, StatsError> {
+    if !(tolerance.is_finite() && tolerance > 0.0) {
+        return Err(StatsError::Invalid("tolerance must be positive".into()));
+    }
+    let phi = if dispersion.is_finite() {
+        dispersion.max(1.0)
+    } else {
+        1.0
+    };
+    let mut log_lr = [0.0f64; MIXTURE_RATIOS.len()];
+    for s in strata {
+        let values = [s.errors_new, s.requests_new, s.errors_old, s.requests_old];
+        if values.iter().any(|v| !v.is_finite()) {
+            return Err(StatsError::NotFinite);
+        }
+        if values.iter().any(|v| *v < 0.0) {
+            return Err(StatsError::Invalid("negative count or exposure".into()));
+        }
+        if s.requests_new <= 0.0 || s.requests_old <= 0.0 {
+            continue;
+        }
+        let k = s.errors_new;
+        let rest = s.errors_old;
+        if k + rest <= 0.0 {
+            continue;
+        }
+        // Odds of an error being the new side's under the null hypothesis.
+        let odds = tolerance * s.requests_new / s.requests_old;
+        for (l, theta) in log_lr.iter_mut().zip(MIXTURE_RATIOS) {
+            // k·ln(p_θ/p_1) + rest·ln((1 − p_θ)/(1 − p_1)), with p = o/(1 + o):
+            // ln(p_θ/p_1) = ln θ − ln((1 + θo)/(1 + o)), ln((1−p_θ)/(1−p_1)) = −ln((1 + θo)/(1 + o)).
+            let norm = ((1.0 + theta * odds) / (1.0 + odds)).ln();
+            *l += k * (theta.ln() - norm) - rest * norm;
+        }
+    }
+    // ln( mean_θ exp(log_lr_θ / φ) ), computed without overflow.
+    let tempered: Vec<f64> = log_lr.iter().map(|l| l / phi).collect();
+    let max = tempered.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+    let sum: f64 = tempered.iter().map(|l| (l - max).exp()).sum();
+    let log_e = max + (sum / MIXTURE_RATIOS.len() as f64).ln();
+    if log_e.is_nan() {
+        return Err(StatsError::NotFinite);
+    }
+    Ok(log_e)
+}
+
+/// The always-valid p-value of [`rate_ratio_log_evalue`]: 1 / e-value, at most 1.
+pub fn rate_ratio_sequential_p(
+    strata: &[Stratum],
+    tolerance: f64,
+    dispersion: f64,
+) -> Result<f64, StatsError> {
+    let log_e = rate_ratio_log_evalue(strata, tolerance, dispersion)?;
+    Ok((-log_e).exp().clamp(0.0, 1.0))
 }
 
 /// P(Σ X_j ≥ Σ k_j) for independent X_j ~ Binomial(n_j, p_j): the binomial pmfs convolved.
@@ -623,6 +713,102 @@ mod tests {
             1.0,
             "one cell has no degrees of freedom"
         );
+    }
+
+    #[test]
+    fn sequential_evalue_of_one_stratum_by_hand() {
+        // 3 errors on the new side, none on the old, a quarter of the traffic: for each θ the
+        // likelihood ratio is (p_θ / p_1)^3 with p_θ = θ/(θ + 3).
+        let s = [stratum(3.0, 100.0, 0.0, 300.0)];
+        let mean: f64 = MIXTURE_RATIOS
+            .iter()
+            .map(|t| (t / (t + 3.0) / 0.25).powi(3))
+            .sum::<f64>()
+            / MIXTURE_RATIOS.len() as f64;
+        let got = rate_ratio_log_evalue(&s, 1.0, 1.0).unwrap();
+        assert!((got - mean.ln()).abs() < 1e-12, "{got} vs {}", mean.ln());
+        // Dispersion 2 tempers each ratio to its square root.
+        let tempered: f64 = MIXTURE_RATIOS
+            .iter()
+            .map(|t| (t / (t + 3.0) / 0.25).powf(1.5))
+            .sum::<f64>()
+            / MIXTURE_RATIOS.len() as f64;
+        let got = rate_ratio_log_evalue(&s, 1.0, 2.0).unwrap();
+        assert!((got - tempered.ln()).abs() < 1e-12);
+        // No errors: no evidence either way (e = 1, p = 1).
+        assert_eq!(rate_ratio_log_evalue(&[], 1.0, 1.0).unwrap(), 0.0);
+        assert_eq!(
+            rate_ratio_sequential_p(&[stratum(0.0, 10.0, 0.0, 10.0)], 1.0, 1.0).unwrap(),
+            1.0
+        );
+        assert!(rate_ratio_log_evalue(&[stratum(f64::NAN, 1.0, 0.0, 1.0)], 1.0, 1.0).is_err());
+        assert!(rate_ratio_log_evalue(&[stratum(-1.0, 1.0, 0.0, 1.0)], 1.0, 1.0).is_err());
+        assert!(rate_ratio_log_evalue(&s, 0.0, 1.0).is_err());
+        // A huge count stays finite.
+        let huge = [stratum(1e7, 1e8, 0.0, 1e8)];
+        assert!(rate_ratio_log_evalue(&huge, 1.0, 1.0).unwrap().is_finite());
+    }
+
+    /// Poisson draws (Knuth's method; the means here are small).
+    fn poisson_draw(rng: &mut rand::rngs::StdRng, mean: f64) -> f64 {
+        use rand::RngExt;
+        let limit = (-mean).exp();
+        let mut k = 0.0;
+        let mut p: f64 = rng.random();
+        while p > limit {
+            k += 1.0;
+            p *= rng.random::<f64>();
+        }
+        k
+    }
+
+    /// `rollouts` of 40 one-minute strata, looked at after every stratum: how many ever reach
+    /// p < α, with the new side's rate `ratio` times the old side's.
+    fn crossings(rollouts: usize, ratio: f64, alpha: f64, sequential: bool) -> usize {
+        use rand::SeedableRng;
+        let mut rng = rand::rngs::StdRng::seed_from_u64(7);
+        let mut crossed = 0;
+        for _ in 0..rollouts {
+            let mut strata = Vec::new();
+            for _ in 0..40 {
+                let (rn, ro) = (400.0, 3600.0);
+                let rate = 0.005;
+                strata.push(stratum(
+                    poisson_draw(&mut rng, rn * rate * ratio),
+                    rn,
+                    poisson_draw(&mut rng, ro * rate),
+                    ro,
+                ));
+                let p = if sequential {
+                    rate_ratio_sequential_p(&strata, 1.0, 1.0).unwrap()
+                } else {
+                    poisson_rate_greater_stratified(&strata, 1.0, 1.0).unwrap()
+                };
+                if p < alpha {
+                    crossed += 1;
+                    break;
+                }
+            }
+        }
+        crossed
+    }
+
+    #[test]
+    fn sequential_test_holds_its_level_over_every_look() {
+        // Under the null hypothesis, the chance of EVER crossing α over 40 looks stays below α
+        // (Ville's inequality); the fixed-sample test, looked at as often, crosses far more.
+        let alpha = 0.05;
+        // (Measured: 6 of 400 sequential, 92 of 400 fixed; 400 of 400 found at ×2.)
+        let sequential = crossings(400, 1.0, alpha, true);
+        assert!(sequential <= 20, "{sequential} of 400 crossed");
+        let fixed = crossings(100, 1.0, alpha, false);
+        assert!(
+            fixed > 10,
+            "{fixed} of 100: the per-look test should overshoot"
+        );
+        // And it still finds a doubled error rate in most rollouts.
+        let power = crossings(400, 2.0, 0.001, true);
+        assert!(power > 360, "{power} of 400");
     }
 
     #[test]

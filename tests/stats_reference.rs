@@ -190,3 +190,65 @@ fn hodges_lehmann_agrees_with_numpy() {
         );
     }
 }
+
+#[derive(Deserialize)]
+struct Sequential {
+    scipy_version: String,
+    ratios: Vec<f64>,
+    cases: Vec<SequentialCase>,
+}
+
+#[derive(Deserialize)]
+struct SequentialCase {
+    name: String,
+    /// [errors_new, requests_new, errors_old, requests_old] per stratum.
+    strata: Vec<[f64; 4]>,
+    tolerance: f64,
+    dispersion: f64,
+    log_evalue: f64,
+}
+
+/// The sequential test's e-value against SciPy's binomial pmf
+/// (`tests/data/stats/make_sequential_reference.py`).
+#[test]
+fn sequential_evalue_agrees_with_scipy() {
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/data/stats/sequential.json"
+    );
+    let text = std::fs::read_to_string(path).expect("sequential.json");
+    let r: Sequential = serde_json::from_str(&text).expect("valid JSON");
+    assert!(!r.scipy_version.is_empty());
+    assert_eq!(
+        r.ratios,
+        stats::MIXTURE_RATIOS.to_vec(),
+        "the fixtures were made for other mixture ratios: rerun the script"
+    );
+    assert!(r.cases.len() >= 10);
+    for c in &r.cases {
+        let strata: Vec<stats::Stratum> = c
+            .strata
+            .iter()
+            .map(|s| stats::Stratum {
+                errors_new: s[0],
+                requests_new: s[1],
+                errors_old: s[2],
+                requests_old: s[3],
+            })
+            .collect();
+        let got = stats::rate_ratio_log_evalue(&strata, c.tolerance, c.dispersion)
+            .unwrap_or_else(|e| panic!("{}: {e}", c.name));
+        assert!(
+            (got - c.log_evalue).abs() <= 1e-9 * c.log_evalue.abs().max(1.0),
+            "{}: got {got}, SciPy {}",
+            c.name,
+            c.log_evalue
+        );
+        let p = stats::rate_ratio_sequential_p(&strata, c.tolerance, c.dispersion).unwrap();
+        assert!(
+            (p - (-c.log_evalue).exp().min(1.0)).abs() < 1e-12,
+            "{}: {p}",
+            c.name
+        );
+    }
+}

@@ -104,10 +104,10 @@ async fn error_rate_queries_each_side_and_judges() {
     let Some(crate::judge::Evidence::ErrorRate(e)) = &v.evidence else {
         panic!("{}", v.reason)
     };
-    // Thirty one-minute intervals in the rule's 30-minute window.
+    // Sixty one-minute intervals in the rule's one-hour window.
     assert_eq!(
         (e.strata, e.observed_errors, e.new.requests),
-        (30, 120.0, 12000.0)
+        (60, 240.0, 24000.0)
     );
     assert_eq!(v.queries.len(), 4);
     let calls = fake.calls.lock().unwrap().clone();

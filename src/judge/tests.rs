@@ -701,3 +701,42 @@ fn a_pod_counted_twice_is_missing_data_not_evidence() {
         v.reason
     );
 }
+
+#[test]
+fn sequential_test_is_stricter_than_one_look_but_decides_clear_cases() {
+    let r = error_rule("");
+    let mut seq = r.clone();
+    let Check::ErrorRate(c) = &mut seq.check else {
+        panic!()
+    };
+    c.test = ProportionTest::Sequential;
+    for (new, old, want) in [
+        ((30.0, 5000.0), (0.0, 15000.0), Outcome::Fail),
+        ((50.0, 5000.0), (150.0, 15000.0), Outcome::Pass),
+    ] {
+        let v = judge_counts(
+            &seq,
+            (Some(new.0), Some(new.1)),
+            Some((Some(old.0), Some(old.1))),
+        );
+        assert_eq!(v.outcome, want, "{}", v.reason);
+        let Some(Evidence::ErrorRate(e)) = &v.evidence else {
+            panic!()
+        };
+        assert_eq!(e.test, ProportionTest::Sequential);
+    }
+    // Its p-value (valid over every look) is never below the one-look test's.
+    let counts = ((12.0, 5000.0), (10.0, 15000.0));
+    let p = |rule: &Rule| {
+        let v = judge_counts(
+            rule,
+            (Some(counts.0.0), Some(counts.0.1)),
+            Some((Some(counts.1.0), Some(counts.1.1))),
+        );
+        let Some(Evidence::ErrorRate(e)) = v.evidence else {
+            panic!()
+        };
+        e.p_value
+    };
+    assert!(p(&seq) > p(&r), "{} vs {}", p(&seq), p(&r));
+}

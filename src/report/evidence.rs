@@ -164,6 +164,8 @@ fn error_rate(x: &ErrorRateEvidence) -> Vec<Table> {
                     crate::rules::ProportionTest::Binomial =>
                         "stratified binomial test per interval",
                     crate::rules::ProportionTest::Fisher => "Fisher's exact test",
+                    crate::rules::ProportionTest::Sequential =>
+                        "sequential test per interval, valid at every look",
                 }
             ),
             header: vec!["".into(), "value".into(), "to fail".into(), "met".into()],

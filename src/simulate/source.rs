@@ -105,6 +105,16 @@ fn counter(pod: &PodHistory, series: &[f64], t: f64) -> Option<f64> {
     pod.index_at(t).map(|i| series[i])
 }
 
+/// Counter value at the end of the window `(t − window, t]`: as [`counter`], but a pod that was
+/// gone by `t` and scraped inside the window gives its last value, as `increase()` in Prometheus
+/// uses every sample in the range, including those of a series that ended within it.
+fn counter_at_end(pod: &PodHistory, series: &[f64], t: f64, window: f64) -> Option<f64> {
+    if t > pod.end() + 1e-6 && t - window < pod.end() - 1e-6 {
+        return series.last().copied();
+    }
+    counter(pod, series, t)
+}
+
 fn error_counter(pod: &PodHistory, types: std::ops::Range<usize>) -> Vec<f64> {
     pod.errors
         .iter()
@@ -132,8 +142,10 @@ fn count_at(kind: Kind, pods: &[&PodHistory], t: f64, window: f64) -> Option<f64
             Kind::AllErrors => error_counter(pod, 0..ERROR_TYPES.len()),
             _ => pod.requests.clone(),
         };
-        let (Some(now), Some(then)) = (counter(pod, &series, t), counter(pod, &series, t - window))
-        else {
+        let (Some(now), Some(then)) = (
+            counter_at_end(pod, &series, t, window),
+            counter(pod, &series, t - window),
+        ) else {
             continue;
         };
         let exists = match kind {

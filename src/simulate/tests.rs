@@ -135,3 +135,37 @@ async fn unknown_queries_are_refused_not_guessed() {
         .unwrap_err();
     assert!(matches!(e, crate::source::SourceError::BadQuery(_)));
 }
+
+#[tokio::test]
+async fn a_pod_gone_inside_the_window_still_counts_its_samples() {
+    // As increase() in Prometheus: a series that ended inside the range contributes the samples
+    // it has there; one that ended before the range contributes nothing.
+    let noise = noise();
+    let s = Scenario::healthy("gone", 2);
+    let h = generate(&s, &noise);
+    let source = SimSource::new(&h);
+    let pod = h.pods.iter().find(|p| !p.new).unwrap();
+    let end = pod.end();
+    let q = format!(
+        r#"sum(increase(php_requests_total{{pod=~"{}"}}[1m]))"#,
+        pod.name
+    );
+    let value = |t: f64| {
+        let source = &source;
+        let q = &q;
+        async move {
+            source
+                .instant(q, at(t))
+                .await
+                .unwrap()
+                .first()
+                .map(|s| s.points[0].v)
+        }
+    };
+    let last = pod.requests[pod.requests.len() - 1];
+    let before = pod.requests[pod.requests.len() - 3];
+    // 30 s after its last sample: the last two scrapes are inside (t − 1m, t].
+    assert_eq!(value(end + 30.0).await, Some(last - before));
+    // 90 s after: nothing of it is inside the range.
+    assert_eq!(value(end + 90.0).await, None);
+}
