@@ -293,6 +293,7 @@ pub async fn reconcile<S: MetricSource + Send + Sync + 'static>(
         .map_err(|e| ReconcileError::List(name.clone(), e))?;
     let view = rollout::view(&d, &replicasets);
     let now = (ctx.clock)();
+    let began = Instant::now();
     // The verdicts to decide on, and whether they are new (recorded) or those of an evaluation
     // whose plan met a conflict less than an interval ago (already recorded). That evaluation
     // counts for the pacing: if the rollout moved on since (another target), the next
@@ -381,7 +382,9 @@ pub async fn reconcile<S: MetricSource + Send + Sync + 'static>(
         let due = guard::after(u.at, settings.interval).duration_since(now);
         requeue = requeue.min(Duration::try_from(due).unwrap_or_default());
     }
-    let requeue = ctx.wall(requeue);
+    // The plan counts from `now`, taken before evaluating: count the time that took (and
+    // the write), so that evaluations stay one interval apart rather than drift later every cycle.
+    let requeue = ctx.wall(requeue).saturating_sub(began.elapsed());
     let outcome = ctx.actuator.write(&d, &replicasets, &plan).await;
     if !plan.acts.is_empty() || !plan.notes.is_empty() {
         let (result, notes) = match &outcome {

@@ -10,13 +10,14 @@ static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 
 /// jemalloc's settings, read by jemalloc at its first allocation (a C `const char *`; the
 /// `_RJEM_MALLOC_CONF` environment variable still overrides them). One arena is plenty for a
-/// daemon that mostly waits; freed pages go back to the system after a second, by a
-/// background thread, so an idle daemon gives back what its start-up lists used.
+/// daemon that mostly waits. Freed pages go back to the system at once: with a decay of 1 s,
+/// the garbage of the start-up lists (2,000 Deployments in under 3 s) was still resident at
+/// the peak, 65 MiB against 8 MiB of store.
 #[cfg(all(target_os = "linux", not(target_env = "msvc")))]
 #[allow(non_upper_case_globals)]
 #[unsafe(export_name = "_rjem_malloc_conf")]
-pub static malloc_conf: &[u8; 70] =
-    b"background_thread:true,narenas:1,dirty_decay_ms:1000,muzzy_decay_ms:0\0";
+pub static malloc_conf: &[u8; 67] =
+    b"background_thread:true,narenas:1,dirty_decay_ms:0,muzzy_decay_ms:0\0";
 
 fn main() -> std::process::ExitCode {
     rollout_guard::cli::main()
