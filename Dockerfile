@@ -8,13 +8,15 @@ FROM rust:1.95-bookworm AS builder
 WORKDIR /src
 
 # Dependencies first, in their own layer: build them against stub targets with only the
-# manifests, so that editing the sources does not rebuild every crate.
+# manifests, so that editing the sources does not rebuild every crate. Cargo refuses a manifest
+# whose targets are missing, so every `[[bench]]` it declares gets a stub.
 COPY Cargo.toml Cargo.lock ./
 RUN mkdir -p src benches \
  && echo 'fn main() {}' > src/main.rs \
  && touch src/lib.rs \
- && echo 'fn main() {}' > benches/detection.rs \
- && echo 'fn main() {}' > benches/phplog.rs \
+ && for b in $(sed -n '/^\[\[bench\]\]/{n;s/^name = "\(.*\)"/\1/p}' Cargo.toml); do \
+      echo 'fn main() {}' > "benches/$b.rs"; \
+    done \
  && cargo build --release --locked \
  && rm -rf src benches
 
