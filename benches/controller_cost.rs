@@ -308,30 +308,14 @@ impl Bench<'_> {
         for target in levels {
             self.release_to(target).await?;
             for view in order {
-                let d = match running.take() {
-                    Some((v, d)) if v == view => d,
-                    other => {
-                        if let Some((_, d)) = other {
-                            self.stop(d).await?;
-                        }
-                        self.start(view).await?
-                    }
-                };
+                let d = self.daemon_for(running.take(), view).await?;
                 let d = self.phase(view, d).await?;
                 running = Some((view, d));
             }
             order.reverse();
         }
         if self.args.others > 0 {
-            let d = match running.take() {
-                Some((View::All, d)) => d,
-                other => {
-                    if let Some((_, d)) = other {
-                        self.stop(d).await?;
-                    }
-                    self.start(View::All).await?
-                }
-            };
+            let d = self.daemon_for(running.take(), View::All).await?;
             let others: Vec<Member> = self
                 .fleet
                 .members()
@@ -387,6 +371,20 @@ impl Bench<'_> {
     }
 
     /// Starts a daemon watching `view` and waits until its store is synced and it leads.
+    /// The running daemon if it watches `view`; otherwise it is stopped and one that does is
+    /// started.
+    async fn daemon_for(&mut self, running: Option<(View, Daemon)>, view: View) -> Result<Daemon> {
+        match running {
+            Some((v, d)) if v == view => Ok(d),
+            other => {
+                if let Some((_, d)) = other {
+                    self.stop(d).await?;
+                }
+                self.start(view).await
+            }
+        }
+    }
+
     async fn start(&mut self, view: View) -> Result<Daemon> {
         let kubeconfig = self.dir.path().join("kubeconfig");
         self.fake.write_kubeconfig(&kubeconfig)?;
@@ -410,12 +408,7 @@ impl Bench<'_> {
         let s = Startup {
             watched: self.watched(view),
             synced,
-            list_bytes: initial
-                .by_verb_resource
-                .iter()
-                .filter(|((verb, _), _)| verb == "list")
-                .map(|(_, c)| c.bytes_sent)
-                .sum(),
+            list_bytes: initial.bytes_sent_for("list"),
             ready: false,
             gaps: Vec::new(),
             cpu_seconds: at_sync.cpu_ticks as f64 / self.ticks,
@@ -564,12 +557,7 @@ async fn measure(b: &Bench<'_>, d: &Daemon, watched: usize, cycles: u32) -> Resu
             .filter(|(_, c)| c.requests > 0)
             .map(|(k, c)| (k.clone(), c.requests))
             .collect(),
-        watch_bytes: stats
-            .by_verb_resource
-            .iter()
-            .filter(|((verb, _), _)| verb == "watch")
-            .map(|(_, c)| c.bytes_sent)
-            .sum(),
+        watch_bytes: stats.bytes_sent_for("watch"),
         cluster_writes: fake.resource_version() - rv0,
         fake_cpu_seconds: (daemon::read_proc(std::process::id())?.cpu_ticks - own0) as f64 / ticks,
         cpu_seconds: (p_prev.cpu_ticks - p0.cpu_ticks) as f64 / ticks,

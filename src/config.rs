@@ -274,6 +274,33 @@ impl Config {
         }
     }
 
+    /// The parts of `new` that differ from `self` and take effect only at the next start:
+    /// everything but `defaults`, `limits.max_rollbacks_per_hour` and `kill_switch`.
+    pub fn restart_only_changes(&self, new: &Config) -> Vec<&'static str> {
+        let differs = [
+            ("prometheus", self.prometheus != new.prometheus),
+            ("rules", self.rules != new.rules),
+            ("namespaces", self.namespaces != new.namespaces),
+            ("selector", self.selector != new.selector),
+            (
+                "limits.max_concurrent_evaluations",
+                self.limits.max_concurrent_evaluations != new.limits.max_concurrent_evaluations,
+            ),
+            ("server", self.server != new.server),
+            (
+                "leader_election",
+                self.leader_election != new.leader_election,
+            ),
+            ("records", self.records != new.records),
+            ("logs", self.logs != new.logs),
+            ("log", self.log != new.log),
+        ];
+        differs
+            .into_iter()
+            .filter_map(|(name, changed)| changed.then_some(name))
+            .collect()
+    }
+
     /// The settings a Deployment gets before its annotations are applied.
     pub fn base_settings(&self) -> Settings {
         Settings {

@@ -279,7 +279,7 @@ pub async fn reconcile<S: MetricSource + Send + Sync + 'static>(
     let settings = resolved.settings;
 
     // Quick exit for Deployments at rest that the controller has nothing pending on.
-    let at_rest = deployment_at_rest(&d);
+    let at_rest = rollout::rolled_out(&d);
     let pending = kept.memory.current.as_ref().is_some_and(|s| {
         !s.stage.is_final() || matches!(s.stage, guard::Stage::RolledBack { verified: None, .. })
     });
@@ -294,47 +294,38 @@ pub async fn reconcile<S: MetricSource + Send + Sync + 'static>(
     let view = rollout::view(&d, &replicasets);
     let now = (ctx.clock)();
     let began = Instant::now();
-    // The verdicts to decide on, and whether they are new (recorded) or those of an evaluation
-    // whose plan met a conflict less than an interval ago (already recorded). That evaluation
-    // counts for the pacing: if the rollout moved on since (another target), the next
-    // evaluation waits until it is due.
+    // The verdicts to decide on: new ones, or those of an evaluation whose plan met a conflict
+    // less than an interval ago (already recorded, and they count for the pacing: if the
+    // rollout moved on since, to another target, the next evaluation waits until it is due).
     let unwritten = kept
         .unwritten
         .take()
         .filter(|u| now < guard::after(u.at, settings.interval));
-    let mut rules_used = resolved.rules.clone();
-    let (verdicts, fresh): (Option<Vec<Verdict>>, bool) =
-        match guard::wants_evaluation(&view, &kept.memory, &settings, now) {
-            Some(target) => match unwritten {
-                Some(u) if u.target == target => {
-                    rules_used = u.rules;
-                    (Some(u.verdicts), false)
-                }
-                Some(u) => {
-                    kept.unwritten = Some(u);
-                    (None, false)
-                }
-                None => {
-                    let verdicts = evaluate_now(&ctx, &resolved.rules, &target, now).await;
-                    (Some(verdicts), true)
-                }
-            },
-            None => (None, false),
-        };
+    let wanted = guard::wants_evaluation(&view, &kept.memory, &settings, now);
+    let (reused, evaluated) = match (&wanted, unwritten) {
+        (Some(target), Some(u)) if u.target == *target => (Some(u), None),
+        (Some(_), Some(u)) => {
+            kept.unwritten = Some(u);
+            (None, None)
+        }
+        (Some(target), None) => (
+            None,
+            Some(evaluate_now(&ctx, &resolved.rules, target, now).await),
+        ),
+        (None, _) => (None, None),
+    };
+    let (rules, verdicts) = match &reused {
+        Some(u) => (&u.rules, Some(u.verdicts.as_slice())),
+        None => (&resolved.rules, evaluated.as_deref()),
+    };
     let plan = guard::plan(
         &view,
         &kept.memory,
         &settings,
-        verdicts.as_deref().map(|v| (&rules_used, v)),
+        verdicts.map(|v| (rules, v)),
         now,
     );
-    log_step(
-        &name,
-        &view,
-        &settings,
-        verdicts.as_deref().filter(|_| fresh),
-        &plan,
-    );
+    log_step(&name, &view, &settings, evaluated.as_deref(), &plan);
     let record = |kind: Kind,
                   verdicts: Vec<Verdict>,
                   result: Option<String>,
@@ -364,10 +355,10 @@ pub async fn reconcile<S: MetricSource + Send + Sync + 'static>(
     // The evaluation and what it asks for, before anything is written; what was said and done
     // (notes, the write's result) after, so a plan that met a conflict leaves no false news.
     let has_news = !plan.acts.is_empty() || !plan.suppressed.is_empty() || !plan.notes.is_empty();
-    if fresh || has_news {
+    if evaluated.is_some() || has_news {
         ctx.records.write(&record(
             Kind::Evaluation,
-            verdicts.clone().filter(|_| fresh).unwrap_or_default(),
+            evaluated.clone().unwrap_or_default(),
             None,
             Vec::new(),
         ));
@@ -379,8 +370,7 @@ pub async fn reconcile<S: MetricSource + Send + Sync + 'static>(
     }
     let mut requeue = plan.requeue;
     if let Some(u) = &kept.unwritten {
-        let due = guard::after(u.at, settings.interval).duration_since(now);
-        requeue = requeue.min(Duration::try_from(due).unwrap_or_default());
+        requeue = requeue.min(guard::until(guard::after(u.at, settings.interval), now));
     }
     // The plan counts from `now`, taken before evaluating: count the time that took (and
     // the write), so that evaluations stay one interval apart rather than drift later every cycle.
@@ -423,14 +413,14 @@ pub async fn reconcile<S: MetricSource + Send + Sync + 'static>(
                 ctx.metrics.action(a.name(), "conflict");
             }
             tracing::info!(deployment = %name, "conflict writing the plan; re-reading");
-            if let (Some(target), Some(verdicts)) = (
-                guard::wants_evaluation(&view, &kept.memory, &settings, now),
-                verdicts,
-            ) {
+            // Reused verdicts keep their time: conflict after conflict never makes them new.
+            if reused.is_some() {
+                kept.unwritten = reused;
+            } else if let (Some(target), Some(verdicts)) = (wanted, evaluated) {
                 kept.unwritten = Some(Unwritten {
                     at: now,
                     target,
-                    rules: rules_used,
+                    rules: resolved.rules,
                     verdicts,
                 });
             }
@@ -488,19 +478,6 @@ pub fn error_policy<S>(_d: Arc<Deployment>, e: &ReconcileError, ctx: Arc<Context
     ctx.metrics.reconcile_errors.inc();
     tracing::warn!(error = %e, "reconcile failed; retrying");
     Action::requeue(AFTER_ERROR)
-}
-
-/// A Deployment whose latest spec is fully rolled out, so there is nothing to analyse unless
-/// the controller has something pending on it.
-fn deployment_at_rest(d: &Deployment) -> bool {
-    let Some(status) = &d.status else {
-        return false;
-    };
-    let desired = d.spec.as_ref().and_then(|s| s.replicas).unwrap_or(1);
-    status.observed_generation.unwrap_or(0) >= d.metadata.generation.unwrap_or(0)
-        && status.updated_replicas.unwrap_or(0) == desired
-        && status.replicas.unwrap_or(0) == desired
-        && status.available_replicas.unwrap_or(0) == desired
 }
 
 fn read_memory(ann: &BTreeMap<String, String>) -> Option<Memory> {

@@ -172,73 +172,68 @@ struct Reloader {
 }
 
 impl Reloader {
-    async fn run(self, every: Duration, mut stop: watch::Receiver<bool>) {
-        let Reloader {
-            rule_paths,
-            mut rules_seen,
-            config_path,
-            mut config_seen,
-            config,
-            rules_tx,
-            base_tx,
-            metrics,
-        } = self;
+    async fn run(mut self, every: Duration, mut stop: watch::Receiver<bool>) {
         loop {
             tokio::select! {
                 _ = tokio::time::sleep(every) => {}
                 _ = stop.wait_for(|s| *s) => return,
             }
-            let now = fingerprint(&rule_paths);
-            if !rule_paths.is_empty() && now != rules_seen {
-                rules_seen = now;
-                match RuleSet::load(&rule_paths) {
-                    Ok(r) => {
-                        tracing::info!(rules = r.rules.len(), "rule files changed: reloaded");
-                        rules_tx.send_replace(Arc::new(r));
-                        metrics
-                            .rule_reloads
-                            .get_or_create(&ResultLabels {
-                                result: "ok".into(),
-                            })
-                            .inc();
-                    }
-                    Err(e) => {
-                        tracing::error!(errors = %e, "rule files changed but do not load; keeping the last good rules");
-                        metrics
-                            .rule_reloads
-                            .get_or_create(&ResultLabels {
-                                result: "kept_last_good".into(),
-                            })
-                            .inc();
-                    }
-                }
+            self.reload_rules();
+            self.reload_config();
+        }
+    }
+
+    /// Loads the rule files again if they changed; a broken edit keeps the last good rules.
+    fn reload_rules(&mut self) {
+        let now = fingerprint(&self.rule_paths);
+        if self.rule_paths.is_empty() || now == self.rules_seen {
+            return;
+        }
+        self.rules_seen = now;
+        let result = match RuleSet::load(&self.rule_paths) {
+            Ok(r) => {
+                tracing::info!(rules = r.rules.len(), "rule files changed: reloaded");
+                self.rules_tx.send_replace(Arc::new(r));
+                "ok"
             }
-            if let Some(path) = &config_path {
-                let now = Some(fingerprint(std::slice::from_ref(path)));
-                if now != config_seen {
-                    config_seen = now;
-                    match Config::load(Some(path)) {
-                        Ok(c) => {
-                            if c.prometheus != config.prometheus
-                                || c.namespaces != config.namespaces
-                                || c.selector != config.selector
-                                || c.server != config.server
-                                || c.leader_election != config.leader_election
-                                || c.limits.max_concurrent_evaluations
-                                    != config.limits.max_concurrent_evaluations
-                            {
-                                tracing::warn!(
-                                    "configuration changed in parts that need a restart (prometheus, namespaces, selector, server, leader_election, limits.max_concurrent_evaluations); applying only defaults, max_rollbacks_per_hour and the kill switch"
-                                );
-                            }
-                            tracing::info!(kill_switch = c.kill_switch, "configuration reloaded");
-                            base_tx.send_replace(c.base_settings());
-                        }
-                        Err(e) => {
-                            tracing::error!(error = %e, "configuration changed but is invalid; keeping the last good one")
-                        }
-                    }
+            Err(e) => {
+                tracing::error!(errors = %e, "rule files changed but do not load; keeping the last good rules");
+                "kept_last_good"
+            }
+        };
+        self.metrics
+            .rule_reloads
+            .get_or_create(&ResultLabels {
+                result: result.into(),
+            })
+            .inc();
+    }
+
+    /// Loads the configuration file again if it changed and applies what can change while
+    /// running (defaults, the rollback limit, the kill switch).
+    fn reload_config(&mut self) {
+        let Some(path) = &self.config_path else {
+            return;
+        };
+        let now = Some(fingerprint(std::slice::from_ref(path)));
+        if now == self.config_seen {
+            return;
+        }
+        self.config_seen = now;
+        match Config::load(Some(path)) {
+            Ok(c) => {
+                let restart = self.config.restart_only_changes(&c);
+                if !restart.is_empty() {
+                    tracing::warn!(
+                        parts = %restart.join(", "),
+                        "configuration changed in parts that need a restart; applying only defaults, max_rollbacks_per_hour and the kill switch"
+                    );
                 }
+                tracing::info!(kill_switch = c.kill_switch, "configuration reloaded");
+                self.base_tx.send_replace(c.base_settings());
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "configuration changed but is invalid; keeping the last good one")
             }
         }
     }

@@ -321,8 +321,12 @@ pub fn until_due(state: &RevisionState, settings: &Settings, now: Timestamp) -> 
     if now >= due {
         return Duration::ZERO;
     }
-    let exact = after(last.at, settings.interval);
-    Duration::try_from(exact.duration_since(now)).unwrap_or(Duration::ZERO)
+    until(after(last.at, settings.interval), now)
+}
+
+/// The time from `now` to `t`; zero once `t` has passed.
+pub fn until(t: Timestamp, now: Timestamp) -> Duration {
+    Duration::try_from(t.duration_since(now)).unwrap_or(Duration::ZERO)
 }
 
 fn target(view: &RolloutView, new: &Generation) -> Target {

@@ -203,6 +203,20 @@ pub fn annotations_for_rollback(
     out
 }
 
+/// Whether the Deployment's latest spec is fully rolled out: observed, every replica updated
+/// and available, none old. The controller has nothing to analyse in a Deployment at rest
+/// unless it has something pending on it.
+pub fn rolled_out(d: &Deployment) -> bool {
+    let Some(status) = &d.status else {
+        return false;
+    };
+    let desired = d.spec.as_ref().and_then(|s| s.replicas).unwrap_or(1);
+    status.observed_generation.unwrap_or(0) >= d.metadata.generation.unwrap_or(0)
+        && status.updated_replicas.unwrap_or(0) == desired
+        && status.replicas.unwrap_or(0) == desired
+        && status.available_replicas.unwrap_or(0) == desired
+}
+
 /// Reads a ReplicaSet as a generation.
 pub fn generation(rs: &ReplicaSet) -> Generation {
     let status = rs.status.as_ref();

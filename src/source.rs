@@ -224,35 +224,6 @@ impl<M: MetricSource, L: LogSource> MetricSource for WithLogs<M, L> {
     }
 }
 
-/// A shared source is a source (the daemon owns its source; a caller that wants to look at it
-/// too keeps an `Arc`).
-impl<M: MetricSource + Send + Sync> MetricSource for std::sync::Arc<M> {
-    fn instant(
-        &self,
-        query: &str,
-        at: Timestamp,
-    ) -> impl Future<Output = Result<Vec<Series>, SourceError>> + Send {
-        M::instant(self, query, at)
-    }
-
-    fn range(
-        &self,
-        query: &str,
-        start: Timestamp,
-        end: Timestamp,
-        step: PromDuration,
-    ) -> impl Future<Output = Result<Vec<Series>, SourceError>> + Send {
-        M::range(self, query, start, end, step)
-    }
-
-    fn logs(
-        &self,
-        query: &LogQuery,
-    ) -> impl Future<Output = Result<LogCounts, SourceError>> + Send {
-        M::logs(self, query)
-    }
-}
-
 /// Unix seconds of a timestamp, as sample times are kept.
 pub fn unix_seconds(t: Timestamp) -> f64 {
     t.as_millisecond() as f64 / 1000.0

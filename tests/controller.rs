@@ -12,13 +12,11 @@ use rollout_guard::duration::PromDuration;
 use rollout_guard::prometheus::{PrometheusConfig, PrometheusSource};
 use rollout_guard::records::{self, Kind};
 use rollout_guard::source::{MetricSource, Series, SourceError};
-use support::cluster::{Cluster, guarded, memory, metric, rollbacks, rolled_out, stage, version};
+use support::cluster::{
+    Cluster, ann, guarded, memory, metric, rollbacks, rolled_out, stage, version,
+};
 
 const LONG: Duration = Duration::from_secs(90);
-
-fn ann<'a>(v: &'a [(&'static str, String)]) -> Vec<(&'static str, &'a str)> {
-    v.iter().map(|(k, v)| (*k, v.as_str())).collect()
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_class_loading_regression_is_rolled_back_to_the_previous_template() {
@@ -396,7 +394,7 @@ async fn a_deployment_that_did_not_opt_in_is_never_touched() {
 struct Watching<S> {
     inner: S,
     names: Vec<&'static str>,
-    seen: std::sync::Mutex<Seen>,
+    seen: std::sync::Arc<std::sync::Mutex<Seen>>,
 }
 
 #[derive(Default)]
@@ -459,12 +457,13 @@ async fn evaluations_are_bounded_in_number_and_paced_by_the_interval() {
     }
     let mut config = c.config();
     config.limits.max_concurrent_evaluations = 1;
-    let source = std::sync::Arc::new(Watching {
+    let seen = std::sync::Arc::default();
+    let source = Watching {
         inner: c.source(),
         names: names.to_vec(),
-        seen: Default::default(),
-    });
-    let daemon = c.daemon_with(config, source.clone()).await;
+        seen: std::sync::Arc::clone(&seen),
+    };
+    let daemon = c.daemon_with(config, source).await;
     for n in names {
         c.release(n, "v2", None).await;
     }
@@ -476,7 +475,7 @@ async fn evaluations_are_bounded_in_number_and_paced_by_the_interval() {
     }
     daemon.stop().await;
 
-    let seen = source.seen.lock().unwrap();
+    let seen = seen.lock().unwrap();
     assert_eq!(
         seen.most_rollouts_at_once, 1,
         "one evaluation at a time, as configured"

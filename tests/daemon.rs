@@ -13,12 +13,14 @@ use kube::Api;
 use rollout_guard::fakeapi::{FakeApiServer, FakeOptions};
 use support::cluster::{Cluster, metric};
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+/// Runs `run --config <config>`, which must be refused with exit code 2; returns stderr.
+fn refused(config: &std::path::Path) -> String {
+    let out = Command::new(env!("CARGO_BIN_EXE_rollout-guard"))
+        .args(["run", "--config", config.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    String::from_utf8_lossy(&out.stderr).into_owned()
 }
 
 #[test]
@@ -30,12 +32,7 @@ fn a_broken_configuration_is_refused_at_start_with_every_reason() {
         "prometheus: {url: 'http://p:9090'}\ndefaults: {mode: canary, interval: 30s}\nserver: {listen: nowhere}\n",
     )
     .unwrap();
-    let out = Command::new(env!("CARGO_BIN_EXE_rollout-guard"))
-        .args(["run", "--config", cfg.to_str().unwrap()])
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(2));
-    let err = String::from_utf8_lossy(&out.stderr);
+    let err = refused(&cfg);
     assert!(err.contains("canary"), "{err}");
     let cfg2 = dir.path().join("config2.yaml");
     std::fs::write(
@@ -43,22 +40,13 @@ fn a_broken_configuration_is_refused_at_start_with_every_reason() {
         "prometheus: {url: 'http://p:9090'}\nserver: {listen: nowhere}\n",
     )
     .unwrap();
-    let out = Command::new(env!("CARGO_BIN_EXE_rollout-guard"))
-        .args(["run", "--config", cfg2.to_str().unwrap()])
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(2));
-    let err = String::from_utf8_lossy(&out.stderr);
+    let err = refused(&cfg2);
     assert!(
         err.contains("server.listen") && err.contains("nowhere"),
         "{err}"
     );
-    let out = Command::new(env!("CARGO_BIN_EXE_rollout-guard"))
-        .args(["run", "--config", "/nonexistent/config.yaml"])
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(2));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("/nonexistent/config.yaml"));
+    let err = refused(std::path::Path::new("/nonexistent/config.yaml"));
+    assert!(err.contains("/nonexistent/config.yaml"), "{err}");
 }
 
 /// A child process killed if the test fails before it stops it.
@@ -93,7 +81,7 @@ async fn run_serves_health_leads_and_stops_cleanly_on_sigterm() {
     let dir = tempfile::tempdir().unwrap();
     let kubeconfig = dir.path().join("kubeconfig");
     fake.write_kubeconfig(&kubeconfig).unwrap();
-    let port = free_port();
+    let port = support::prometheus::free_port();
     let cfg = dir.path().join("config.yaml");
     std::fs::write(
         &cfg,

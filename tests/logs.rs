@@ -14,7 +14,7 @@ use rollout_guard::annotations;
 use rollout_guard::podlogs::{KubeLogs, LogLimits};
 use rollout_guard::simulate::live::FAULT_ANNOTATION;
 use rollout_guard::source::{LogQuery, LogSource};
-use support::cluster::{Cluster, guarded, rollbacks, rolled_out, stage, version};
+use support::cluster::{Cluster, ann, guarded, rollbacks, rolled_out, stage, version};
 
 const LONG: Duration = Duration::from_secs(90);
 
@@ -71,10 +71,6 @@ fn logs_config(c: &Cluster) -> rollout_guard::config::Config {
     let mut cfg = c.config();
     cfg.rules = vec![concat!(env!("CARGO_MANIFEST_DIR"), "/rules/php-logs.yaml").into()];
     cfg
-}
-
-fn ann<'a>(v: &'a [(&'static str, String)]) -> Vec<(&'static str, &'a str)> {
-    v.iter().map(|(k, v)| (*k, v.as_str())).collect()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

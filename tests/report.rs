@@ -17,11 +17,7 @@ use std::time::{Duration, Instant};
 use rollout_guard::guard::Act;
 use rollout_guard::judge::Evidence;
 use rollout_guard::records::{self, Kind, Record};
-use support::cluster::{Cluster, guarded, memory};
-
-fn ann<'a>(v: &'a [(&'static str, String)]) -> Vec<(&'static str, &'a str)> {
-    v.iter().map(|(k, v)| (*k, v.as_str())).collect()
-}
+use support::cluster::{Cluster, ann, guarded, memory};
 
 /// The records of a class-loading regression that the real controller rolled back, the
 /// rollback verified; made once for all the tests of this file (each in its own folder).

@@ -84,7 +84,7 @@ pub struct Cluster {
     pub bytes: (usize, usize),
     /// Heap of the Deployment store, by the number watched.
     pub heap: Vec<StoreHeap>,
-    /// Heap of one list page (kube's watcher asks for 500 at a time) as deserialized,
+    /// Heap of one list page (`controller::LIST_PAGE` Deployments at a time) as deserialized,
     /// `managedFields` included: (Deployments, heap).
     pub page: (usize, Heap),
 }

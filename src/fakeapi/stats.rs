@@ -61,6 +61,15 @@ impl RequestStats {
             .unwrap_or_default()
     }
 
+    /// Bytes sent in answer to one verb, whatever the resource (`"watch"`, `"list"`).
+    pub fn bytes_sent_for(&self, verb: &str) -> u64 {
+        self.by_verb_resource
+            .iter()
+            .filter(|((v, _), _)| v == verb)
+            .map(|(_, c)| c.bytes_sent)
+            .sum()
+    }
+
     /// Requests of any verb to a resource.
     pub fn count_resource(&self, resource: &str) -> u64 {
         self.by_verb_resource

@@ -75,15 +75,7 @@ pub fn version(d: &Deployment) -> String {
         .unwrap_or_default()
 }
 
-/// Every replica updated and available, none old.
-pub fn rolled_out(d: &Deployment) -> bool {
-    let want = d.spec.as_ref().and_then(|s| s.replicas).unwrap_or(1);
-    let Some(s) = &d.status else { return false };
-    s.observed_generation.unwrap_or(0) >= d.metadata.generation.unwrap_or(0)
-        && s.updated_replicas.unwrap_or(0) == want
-        && s.replicas.unwrap_or(0) == want
-        && s.available_replicas.unwrap_or(0) == want
-}
+pub use crate::rollout::rolled_out;
 
 /// The controller's memory on the Deployment, if it wrote one and it can be read.
 pub fn memory(d: &Deployment) -> Option<Memory> {

@@ -327,6 +327,11 @@ pub fn memory(d: &Deployment) -> Option<Memory> {
         .map(|m| serde_json::from_str(m).expect("a readable state annotation"))
 }
 
+/// Owned annotations (as [`guarded`] returns them) borrowed as `deploy` takes them.
+pub fn ann<'a>(v: &'a [(&'static str, String)]) -> Vec<(&'static str, &'a str)> {
+    v.iter().map(|(k, v)| (*k, v.as_str())).collect()
+}
+
 /// Annotations that opt in, in `mode`, evaluating every 30 simulated seconds.
 pub fn guarded(mode: &str) -> Vec<(&'static str, String)> {
     vec![
