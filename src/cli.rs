@@ -436,30 +436,20 @@ fn backtest(args: BacktestArgs) -> Result<ExitCode> {
         .await?;
         anyhow::Ok(report)
     })?;
-    let mut stdout = std::io::stdout().lock();
     let text = match args.output {
         Output::Json => {
             serde_json::to_string(&report).context("cannot serialise the report")? + "\n"
         }
         Output::Text => report.to_text(&spec, &rules),
     };
-    if let Err(e) = stdout
-        .write_all(text.as_bytes())
-        .and_then(|_| stdout.flush())
-    {
-        // A closed pipe (`| head`) is not a failure.
-        if e.kind() != std::io::ErrorKind::BrokenPipe {
-            bail!("cannot write the report: {e}");
-        }
-    }
+    print_stdout(&text)?;
     Ok(ExitCode::SUCCESS)
 }
 
 fn report(args: &ReportArgs) -> Result<ExitCode> {
     let name = args.records.display().to_string();
-    let text = std::fs::read_to_string(&args.records)
+    let (records, unreadable) = crate::records::load(&args.records)
         .with_context(|| format!("cannot read the records file {name}"))?;
-    let (records, unreadable) = crate::records::parse(&text);
     if records.is_empty() && unreadable.is_empty() {
         bail!("{name} is empty: no decision records to report on");
     }
@@ -476,28 +466,16 @@ fn report(args: &ReportArgs) -> Result<ExitCode> {
         deployment: args.deployment.clone(),
         revision: args.revision,
     };
-    let source = crate::report::Source {
-        name: args
-            .records
-            .file_name()
-            .map_or(name.clone(), |f| f.to_string_lossy().into_owned()),
-        records: records.len(),
-        unreadable,
-    };
+    let source = crate::report::Source::of(&args.records, &records, unreadable);
     let report = crate::report::build(&records, &selection, source)
         .map_err(|e| anyhow::anyhow!("{name}: {e}"))?;
-    let format = args.format.unwrap_or_else(|| {
-        match args
-            .output
-            .as_ref()
-            .and_then(|p| p.extension())
-            .and_then(|e| e.to_str())
-        {
-            Some(e) if e.eq_ignore_ascii_case("html") || e.eq_ignore_ascii_case("htm") => {
-                ReportFormat::Html
-            }
-            _ => ReportFormat::Markdown,
-        }
+    let html_named = |p: &std::path::Path| {
+        p.extension()
+            .is_some_and(|e| e.eq_ignore_ascii_case("html") || e.eq_ignore_ascii_case("htm"))
+    };
+    let format = args.format.unwrap_or(match &args.output {
+        Some(p) if html_named(p) => ReportFormat::Html,
+        _ => ReportFormat::Markdown,
     });
     let document = match format {
         ReportFormat::Markdown => crate::report::markdown(&report),
@@ -511,18 +489,23 @@ fn report(args: &ReportArgs) -> Result<ExitCode> {
     match &args.output {
         Some(path) => std::fs::write(path, document)
             .with_context(|| format!("cannot write the report to {}", path.display()))?,
-        None => {
-            let mut stdout = std::io::stdout().lock();
-            if let Err(e) = stdout
-                .write_all(document.as_bytes())
-                .and_then(|_| stdout.flush())
-                && e.kind() != std::io::ErrorKind::BrokenPipe
-            {
-                bail!("cannot write the report: {e}");
-            }
-        }
+        None => print_stdout(&document)?,
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Writes `text` to stdout; a closed pipe (`| head`) is not a failure.
+fn print_stdout(text: &str) -> Result<()> {
+    let mut stdout = std::io::stdout().lock();
+    match stdout
+        .write_all(text.as_bytes())
+        .and_then(|_| stdout.flush())
+    {
+        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => {
+            bail!("cannot write the report: {e}")
+        }
+        _ => Ok(()),
+    }
 }
 
 /// The scenario of a story.

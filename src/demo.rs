@@ -14,7 +14,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context as _, Result, bail};
-use jiff::Timestamp;
 use k8s_openapi::api::apps::v1::Deployment;
 use kube::Api;
 use tokio::sync::watch;
@@ -23,6 +22,7 @@ use crate::annotations;
 use crate::config::Config;
 use crate::daemon::{Options, run_with};
 use crate::fakeapi::{FakeApiServer, FakeOptions};
+use crate::guard::Stage;
 use crate::records::{self, Kind, Record};
 use crate::report;
 use crate::simulate::live::{DilatedClock, KubePods, LiveSource, Profile};
@@ -169,28 +169,19 @@ pub async fn run(opts: &DemoOptions, out: &mut (dyn Write + Send)) -> Result<Out
         writeln!(
             out,
             "  {}  {:<8} released {version}",
-            hms(clock.now()),
+            report::hms(clock.now()),
             act.deployment
         )?;
         let deadline = tokio::time::Instant::now() + Duration::from_secs(90);
         let done = loop {
             printed = print_new(&records_path, printed, out)?;
             let d = api.get(act.deployment).await?;
-            let stage = service::stage(&d).unwrap_or_default();
-            let settled = match act.expect {
-                "rolled_back" => {
-                    stage == "rolled_back"
-                        && service::memory(&d)
-                            .and_then(|m| m.current)
-                            .is_some_and(|s| {
-                                matches!(
-                                    s.stage,
-                                    crate::guard::Stage::RolledBack {
-                                        verified: Some(_),
-                                        ..
-                                    }
-                                )
-                            })
+            let current = service::memory(&d).and_then(|m| m.current).map(|s| s.stage);
+            let stage = current.as_ref().map_or("", |s| s.name());
+            let settled = match current {
+                // A rollback settles once verified, either way.
+                Some(Stage::RolledBack { verified, .. }) => {
+                    act.expect == "rolled_back" && verified.is_some()
                 }
                 _ => stage == act.expect && service::rolled_out(&d),
             };
@@ -236,18 +227,14 @@ pub async fn run(opts: &DemoOptions, out: &mut (dyn Write + Send)) -> Result<Out
         records_path.display()
     )?;
     // A post-incident report per act, as `rollout-guard report` writes it.
-    let (recs, unreadable) = records::parse(&std::fs::read_to_string(&records_path)?);
+    let (recs, unreadable) = records::load(&records_path)?;
     for act in &ACTS {
         let selection = report::Selection {
             namespace: Some(NAMESPACE.into()),
             deployment: Some(act.deployment.into()),
             revision: None,
         };
-        let source = report::Source {
-            name: "records.jsonl".into(),
-            records: recs.len(),
-            unreadable: unreadable.clone(),
-        };
+        let source = report::Source::of(&records_path, &recs, unreadable.clone());
         let r = report::build(&recs, &selection, source)
             .map_err(|e| anyhow::anyhow!("the report of {}: {e}", act.deployment))?;
         let path = opts.output.join(format!("report-{}.html", act.deployment));
@@ -272,7 +259,7 @@ fn print_new(path: &Path, seen: usize, out: &mut (dyn Write + Send)) -> Result<u
 }
 
 fn print_record(r: &Record, out: &mut (dyn Write + Send)) -> Result<()> {
-    let at = hms(r.at);
+    let at = report::hms(r.at);
     match r.kind {
         Kind::Evaluation => {
             if let Some(d) = &r.decision
@@ -307,10 +294,6 @@ fn print_record(r: &Record, out: &mut (dyn Write + Send)) -> Result<()> {
         }
     }
     Ok(())
-}
-
-fn hms(t: Timestamp) -> String {
-    t.strftime("%H:%M:%S").to_string()
 }
 
 async fn wait(

@@ -546,7 +546,7 @@ fn error_rate(rule: &ErrorRate, new: &Counts, old: Option<&Counts>) -> Judged {
     let ratio = rate_ratio(observed, expected);
     let rate_increase = (observed - expected) / aligned_requests;
     let significant = p_value < rule.alpha;
-    let large = ratio.is_none_or(|r| r >= rule.min_ratio) && observed > 0.0;
+    let large = ratio_reached(ratio, observed, rule.min_ratio);
     let material = rate_increase >= rule.min_rate_increase;
     let enough = observed >= rule.min_errors;
     let fail = significant && large && material && enough && burst.is_none();
@@ -822,6 +822,26 @@ fn breaches(value: f64, threshold: f64, direction: Direction) -> bool {
     match direction {
         Direction::HigherIsWorse => value >= threshold,
         Direction::LowerIsWorse => value <= threshold,
+    }
+}
+
+/// The effect floor of an error-rate check: errors observed, and a ratio (`None`: infinite)
+/// of at least `min_ratio`.
+fn ratio_reached(ratio: Option<f64>, observed: f64, min_ratio: f64) -> bool {
+    observed > 0.0 && ratio.is_none_or(|r| r >= min_ratio)
+}
+
+impl ErrorRateEvidence {
+    /// Whether the effect floor on the ratio was reached (as the judge decided it).
+    pub fn ratio_met(&self) -> bool {
+        ratio_reached(self.ratio, self.observed_errors, self.min_ratio)
+    }
+}
+
+impl AbsoluteEvidence {
+    /// Whether the value is beyond the threshold (as the judge decided it).
+    pub fn breaches(&self) -> bool {
+        breaches(self.value, self.threshold, self.direction)
     }
 }
 

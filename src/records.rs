@@ -129,11 +129,15 @@ impl Recorder {
     }
 }
 
+/// Reads a record file: its records and the numbers of the lines that are not records of this
+/// schema (see [`parse`]).
+pub fn load(path: &Path) -> std::io::Result<(Vec<Record>, Vec<usize>)> {
+    Ok(parse(&std::fs::read_to_string(path)?))
+}
+
 /// Reads a record file, skipping (and counting) lines that are not records of this schema.
 pub fn read(path: &Path) -> std::io::Result<(Vec<Record>, usize)> {
-    let text = std::fs::read_to_string(path)?;
-    let (records, unreadable) = parse(&text);
-    Ok((records, unreadable.len()))
+    load(path).map(|(records, unreadable)| (records, unreadable.len()))
 }
 
 /// The records in a record file's text, and the numbers (from 1) of the non-blank lines that

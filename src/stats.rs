@@ -153,17 +153,12 @@ pub fn dispersion(groups: &[&[(f64, f64)]]) -> f64 {
 /// Pearson ratio with: a handful of cells barely move it, hundreds decide it.
 pub const DISPERSION_PRIOR_DF: f64 = 10.0;
 
-fn stratified(
-    strata: &[Stratum],
-    tolerance: f64,
-    dispersion: f64,
-    exact_max: u64,
-) -> Result<f64, StatsError> {
+/// The strata with requests on both sides (a stretch without is no comparison), once every
+/// stratum and `tolerance` are checked: finite, not negative, a positive tolerance.
+fn comparable(strata: &[Stratum], tolerance: f64) -> Result<Vec<&Stratum>, StatsError> {
     if !(tolerance.is_finite() && tolerance > 0.0) {
         return Err(StatsError::Invalid("tolerance must be positive".into()));
     }
-    let mut parts = Vec::with_capacity(strata.len());
-    let mut observed = 0u64;
     for s in strata {
         let values = [s.errors_new, s.requests_new, s.errors_old, s.requests_old];
         if values.iter().any(|v| !v.is_finite()) {
@@ -172,9 +167,31 @@ fn stratified(
         if values.iter().any(|v| *v < 0.0) {
             return Err(StatsError::Invalid("negative count or exposure".into()));
         }
-        if s.requests_new <= 0.0 || s.requests_old <= 0.0 {
-            continue; // no comparison possible in this stretch
-        }
+    }
+    Ok(strata
+        .iter()
+        .filter(|s| s.requests_new > 0.0 && s.requests_old > 0.0)
+        .collect())
+}
+
+/// The dispersion a test uses: φ ≥ 1 (under-dispersion is not credited), 1 when unknown.
+fn phi(dispersion: f64) -> f64 {
+    if dispersion.is_finite() {
+        dispersion.max(1.0)
+    } else {
+        1.0
+    }
+}
+
+fn stratified(
+    strata: &[Stratum],
+    tolerance: f64,
+    dispersion: f64,
+    exact_max: u64,
+) -> Result<f64, StatsError> {
+    let mut parts = Vec::with_capacity(strata.len());
+    let mut observed = 0u64;
+    for s in comparable(strata, tolerance)? {
         let k = s.errors_new.round() as u64;
         let n = k + s.errors_old.round() as u64;
         if n == 0 {
@@ -188,11 +205,7 @@ fn stratified(
         return Ok(1.0);
     }
     let total: u64 = parts.iter().map(|(_, n, _)| n).sum();
-    let phi = if dispersion.is_finite() {
-        dispersion.max(1.0)
-    } else {
-        1.0
-    };
+    let phi = phi(dispersion);
     // Quasi-likelihood: dividing every count by φ leaves the rates alone and widens the test as
     // much as the overdispersion does. The exact test on the counts as they are is a floor:
     // scaling and rounding never make the test stricter.
@@ -258,26 +271,9 @@ pub fn rate_ratio_log_evalue(
     tolerance: f64,
     dispersion: f64,
 ) -> Result<f64, StatsError> {
-    if !(tolerance.is_finite() && tolerance > 0.0) {
-        return Err(StatsError::Invalid("tolerance must be positive".into()));
-    }
-    let phi = if dispersion.is_finite() {
-        dispersion.max(1.0)
-    } else {
-        1.0
-    };
+    let phi = phi(dispersion);
     let mut log_lr = [0.0f64; MIXTURE_RATIOS.len()];
-    for s in strata {
-        let values = [s.errors_new, s.requests_new, s.errors_old, s.requests_old];
-        if values.iter().any(|v| !v.is_finite()) {
-            return Err(StatsError::NotFinite);
-        }
-        if values.iter().any(|v| *v < 0.0) {
-            return Err(StatsError::Invalid("negative count or exposure".into()));
-        }
-        if s.requests_new <= 0.0 || s.requests_old <= 0.0 {
-            continue;
-        }
+    for s in comparable(strata, tolerance)? {
         let k = s.errors_new;
         let rest = s.errors_old;
         if k + rest <= 0.0 {

@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 use super::{Evidence, Judged, fmt_num, no_baseline};
 use crate::phplog::ErrorKind;
 use crate::rules::Logs;
-use crate::source::LogCounts;
+use crate::source::{LogCounts, SignatureCount};
 use crate::stats::poisson_rate_greater;
 
 /// One signature's counts on both sides, and its test.
@@ -48,6 +48,27 @@ pub struct LogsEvidence {
     pub truncated: bool,
 }
 
+/// The signatures of the kinds a rule counts.
+fn counted<'a>(c: &'a LogCounts, kinds: &[ErrorKind]) -> Vec<&'a SignatureCount> {
+    c.errors
+        .iter()
+        .filter(|e| kinds.contains(&e.kind))
+        .collect()
+}
+
+/// Whether one signature's row fails: significant at `alpha`, with enough errors and a large
+/// enough ratio (`None`: infinite).
+fn row_fails(r: &SignatureRow, alpha: f64, min_errors: f64, min_ratio: f64) -> bool {
+    r.p_value < alpha && r.new as f64 >= min_errors && r.ratio.is_none_or(|x| x >= min_ratio)
+}
+
+impl LogsEvidence {
+    /// Whether a row of this evidence fails (as the judge decided it).
+    pub fn fails(&self, r: &SignatureRow) -> bool {
+        row_fails(r, self.alpha_per_test, self.min_errors, self.min_ratio)
+    }
+}
+
 /// Signatures kept in the evidence (the rest are summed in `total`).
 const MAX_ROWS: usize = 20;
 
@@ -73,13 +94,7 @@ pub(super) fn judge_logs(rule: &Logs, new: &LogCounts, old: Option<&LogCounts>) 
             ));
         }
     }
-    let counted = |c: &LogCounts| -> Vec<(ErrorKind, String, u64, String)> {
-        c.errors
-            .iter()
-            .filter(|e| rule.kinds.contains(&e.kind))
-            .map(|e| (e.kind, e.signature.clone(), e.count, e.example.clone()))
-            .collect()
-    };
+    let counted = |c| counted(c, &rule.kinds);
     let new_sigs = counted(new);
     let old_sigs = counted(old);
     let (en, eo) = (new.pod_minutes, old.pod_minutes);
@@ -102,16 +117,22 @@ pub(super) fn judge_logs(rule: &Logs, new: &LogCounts, old: Option<&LogCounts>) 
     };
     let mut rows: Vec<SignatureRow> = new_sigs
         .iter()
-        .map(|(kind, sig, k, ex)| {
+        .map(|e| {
             let k_old = old_sigs
                 .iter()
-                .find(|(ko, so, _, _)| ko == kind && so == sig)
-                .map_or(0, |o| o.2);
-            row(*kind, sig.clone(), *k, k_old, ex.clone())
+                .find(|o| o.kind == e.kind && o.signature == e.signature)
+                .map_or(0, |o| o.count);
+            row(
+                e.kind,
+                e.signature.clone(),
+                e.count,
+                k_old,
+                e.example.clone(),
+            )
         })
         .collect();
-    let total_new: u64 = new_sigs.iter().map(|s| s.2).sum();
-    let total_old: u64 = old_sigs.iter().map(|s| s.2).sum();
+    let total_new: u64 = new_sigs.iter().map(|s| s.count).sum();
+    let total_old: u64 = old_sigs.iter().map(|s| s.count).sum();
     let total = row(
         ErrorKind::OtherFatal,
         "(all counted kinds)".into(),
@@ -119,11 +140,7 @@ pub(super) fn judge_logs(rule: &Logs, new: &LogCounts, old: Option<&LogCounts>) 
         total_old,
         String::new(),
     );
-    let fails = |r: &SignatureRow| {
-        r.p_value < alpha
-            && r.new as f64 >= rule.min_errors
-            && r.ratio.is_none_or(|x| x >= rule.min_ratio)
-    };
+    let fails = |r: &SignatureRow| row_fails(r, alpha, rule.min_errors, rule.min_ratio);
     rows.sort_by(|a, b| {
         fails(b)
             .cmp(&fails(a))

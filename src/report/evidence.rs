@@ -79,7 +79,7 @@ pub fn numbers(e: &Evidence) -> String {
                 "new pods' p{} {} {} threshold {}",
                 quantile_name(x.quantile),
                 num(x.value),
-                if breaches(x) {
+                if x.breaches() {
                     cmp(x.direction)
                 } else {
                     "within"
@@ -128,13 +128,6 @@ fn cmp(d: Direction) -> &'static str {
     }
 }
 
-fn breaches(x: &AbsoluteEvidence) -> bool {
-    match x.direction {
-        Direction::HigherIsWorse => x.value >= x.threshold,
-        Direction::LowerIsWorse => x.value <= x.threshold,
-    }
-}
-
 /// The evidence as tables.
 pub fn tables(e: &Evidence) -> Vec<Table> {
     match e {
@@ -146,7 +139,7 @@ pub fn tables(e: &Evidence) -> Vec<Table> {
 }
 
 fn error_rate(x: &ErrorRateEvidence) -> Vec<Table> {
-    let ratio_met = x.observed_errors > 0.0 && x.ratio.is_none_or(|r| r >= x.min_ratio);
+    let ratio_met = x.ratio_met();
     vec![
         Table {
             title: "Counts over the window".into(),
@@ -296,7 +289,7 @@ fn absolute(x: &AbsoluteEvidence) -> Vec<Table> {
         format!("new pods' p{}", quantile_name(x.quantile)),
         num(x.value),
         format!("{} {}", cmp(x.direction), num(x.threshold)),
-        met(breaches(x)),
+        met(x.breaches()),
     ])];
     rows.push(row([
         format!(
@@ -336,9 +329,7 @@ fn logs(x: &LogsEvidence) -> Vec<Table> {
             t(per_minute(r.old, x.old_pod_minutes)),
             t(ratio(r.ratio, r.new > 0)),
             t(pval(r.p_value)),
-            t(met(r.p_value < x.alpha_per_test
-                && r.new as f64 >= x.min_errors
-                && r.ratio.is_none_or(|q| q >= x.min_ratio))),
+            t(met(x.fails(r))),
         ]
     };
     let mut rows: Vec<Vec<Cell>> = x.signatures.iter().map(|r| sig(r, false)).collect();

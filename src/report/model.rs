@@ -53,6 +53,20 @@ pub struct Source {
     pub unreadable: Vec<usize>,
 }
 
+impl Source {
+    /// The records read from `path` (named by its file name) and its unreadable lines.
+    pub fn of(path: &std::path::Path, records: &[Record], unreadable: Vec<usize>) -> Source {
+        Source {
+            name: path.file_name().map_or_else(
+                || path.display().to_string(),
+                |f| f.to_string_lossy().into_owned(),
+            ),
+            records: records.len(),
+            unreadable,
+        }
+    }
+}
+
 /// How the revision's analysis ended (or stood at the last record).
 #[derive(Clone, Debug, PartialEq)]
 pub enum Ending {
