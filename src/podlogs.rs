@@ -58,6 +58,9 @@ impl Default for LogLimits {
 /// outside simulations.
 pub type TimeMap = Arc<dyn Fn(Timestamp) -> Timestamp + Send + Sync>;
 
+/// A container's log: (namespace, pod, container).
+type PodKey = (String, String, String);
+
 /// The pods sampled from a ReplicaSet, and how many it had.
 type Sample = (Vec<String>, u32);
 
@@ -66,7 +69,11 @@ pub struct KubeLogs {
     client: Client,
     limits: LogLimits,
     permits: Arc<Semaphore>,
-    pods: Mutex<HashMap<(String, String, String), PodState>>,
+    pods: Mutex<HashMap<PodKey, PodState>>,
+    /// One read of a container's log at a time (two rules of one evaluation may ask for the
+    /// same pods at once): each read starts from the cursor the previous one left, so no line
+    /// is counted twice.
+    reading: Mutex<HashMap<PodKey, Arc<tokio::sync::Mutex<()>>>>,
     /// Per (namespace, ReplicaSet): the pods sampled, and how many it had, while it has more
     /// pods than are read.
     samples: Mutex<HashMap<(String, String), Sample>>,
@@ -84,6 +91,14 @@ struct PodState {
     minutes: BTreeMap<i64, HashMap<usize, u64>>,
     signatures: Vec<(ErrorKind, String, String)>,
     truncated: bool,
+    /// The end of the window last asked for: once it is older than any window can reach, the
+    /// state is dropped (its ReplicaSet is no longer analysed).
+    last_asked: Option<Timestamp>,
+}
+
+/// The oldest time a window ending at `end` can reach.
+fn horizon(end: Timestamp) -> Timestamp {
+    end - SignedDuration::try_from(MAX_WINDOW.as_std()).unwrap_or_default()
 }
 
 impl KubeLogs {
@@ -93,6 +108,7 @@ impl KubeLogs {
             permits: Arc::new(Semaphore::new(limits.concurrency.max(1))),
             limits,
             pods: Mutex::new(HashMap::new()),
+            reading: Mutex::new(HashMap::new()),
             samples: Mutex::new(HashMap::new()),
             time_map: Arc::new(|t| t),
         }
@@ -124,6 +140,14 @@ impl KubeLogs {
             .and_then(|s| s.container_statuses.as_ref())
             .and_then(|cs| cs.iter().find(|c| c.name == container))
             .map_or(0, |c| c.restart_count);
+        let turn = self
+            .reading
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .entry(key.clone())
+            .or_default()
+            .clone();
+        let _turn = turn.lock().await;
         let (cursor, known_restarts, fresh) = {
             let pods = self.pods.lock().unwrap_or_else(|p| p.into_inner());
             match pods.get(&key) {
@@ -189,10 +213,10 @@ impl KubeLogs {
                 .or_default() += 1;
         }
         // Nothing older than the longest window can be asked for again.
-        let horizon = (q.end - SignedDuration::try_from(MAX_WINDOW.as_std()).unwrap_or_default())
-            .as_second()
-            .div_euclid(60);
-        state.minutes = state.minutes.split_off(&horizon);
+        state.last_asked = Some(q.end);
+        state.minutes = state
+            .minutes
+            .split_off(&horizon(q.end).as_second().div_euclid(60));
         let (from, to) = (
             q.start.as_second().div_euclid(60),
             q.end.as_second().div_euclid(60),
@@ -285,6 +309,7 @@ fn sample(mut pods: Vec<Pod>, n: usize) -> Vec<Pod> {
 
 impl LogSource for KubeLogs {
     async fn logs(&self, q: &LogQuery) -> Result<LogCounts, SourceError> {
+        self.forget_unasked_since(horizon(q.end));
         let api: Api<Pod> = Api::namespaced(self.client.clone(), &q.namespace);
         let max = if q.new {
             self.limits.max_pods_new
@@ -428,18 +453,39 @@ impl KubeLogs {
     fn forget_gone(&self, q: &LogQuery, listed: &[Pod]) {
         let prefix = format!("{}-", q.replicaset);
         let names: Vec<String> = listed.iter().map(|p| p.name_any()).collect();
-        self.pods
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .retain(|(ns, pod, _), _| {
-                !(ns == &q.namespace && pod.starts_with(&prefix) && !names.contains(pod))
-            });
+        self.forget_where(|(ns, pod, _)| {
+            ns == &q.namespace && pod.starts_with(&prefix) && !names.contains(pod)
+        });
     }
 
     fn forget(&self, namespace: &str, pod: &str) {
+        self.forget_where(|(ns, p, _)| ns == namespace && p == pod);
+    }
+
+    /// Drops the logs no window asked for since `t`: pods of ReplicaSets no longer analysed
+    /// (a finished rollout's old pods are never listed again, so `forget_gone` never sees them).
+    fn forget_unasked_since(&self, t: Timestamp) {
+        let stale: Vec<PodKey> = self
+            .pods
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .iter()
+            .filter(|(_, s)| s.last_asked.is_some_and(|a| a < t))
+            .map(|(k, _)| k.clone())
+            .collect();
+        if !stale.is_empty() {
+            self.forget_where(|k| stale.contains(k));
+        }
+    }
+
+    fn forget_where(&self, gone: impl Fn(&PodKey) -> bool) {
         self.pods
             .lock()
             .unwrap_or_else(|p| p.into_inner())
-            .retain(|(ns, p, _), _| !(ns == namespace && p == pod));
+            .retain(|k, _| !gone(k));
+        self.reading
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .retain(|k, _| !gone(k));
     }
 }

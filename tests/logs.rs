@@ -246,3 +246,55 @@ async fn a_restarted_container_s_last_words_are_read_from_its_previous_log() {
     // Nothing is counted twice on the next read.
     assert_eq!(count(&logs.logs(&q).await.unwrap()), 7);
 }
+
+/// Two `logs` rules ask for the same pods in the same evaluation, at the same moment: each
+/// line must still be counted once (both reads used to start from the same cursor, and both
+/// added what they read). What is kept of the pods goes once no window reaches them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reads_of_the_same_pod_at_once_count_each_line_once() {
+    let c = Cluster::fake("logs-twice", Duration::from_millis(100)).await;
+    c.deploy("shop", 2, &[]).await;
+    let fake = c.fake.as_ref().unwrap();
+    let api: Api<Pod> = Api::namespaced(c.client.clone(), &c.namespace);
+    let pods = api.list(&ListParams::default()).await.unwrap().items;
+    let rs = pods[0].owner_references()[0].name.clone();
+    let start = jiff::Timestamp::now();
+    for p in &pods {
+        for s in 0..5 {
+            let t = start + jiff::SignedDuration::from_secs(s);
+            fake.append_log(&c.namespace, &p.name_any(), "php", t, MISSING_CLASS[0])
+                .unwrap();
+        }
+    }
+    let logs = KubeLogs::new(c.client.clone(), LogLimits::default());
+    let q = LogQuery {
+        namespace: c.namespace.clone(),
+        replicaset: rs,
+        container: Some("php".into()),
+        new: true,
+        start: start - jiff::SignedDuration::from_mins(1),
+        end: start + jiff::SignedDuration::from_mins(1),
+    };
+    let count =
+        |c: &rollout_guard::source::LogCounts| c.errors.iter().map(|e| e.count).sum::<u64>();
+    let (a, b) = futures::join!(logs.logs(&q), logs.logs(&q));
+    let (a, b) = (a.unwrap(), b.unwrap());
+    assert_eq!((a.pods_read, b.pods_read), (2, 2));
+    assert_eq!(
+        (count(&a), count(&b)),
+        (10, 10),
+        "5 errors in each of 2 pods"
+    );
+    assert_eq!(count(&logs.logs(&q).await.unwrap()), 10);
+    assert_eq!(logs.pods_tracked(), 2);
+    // Once no window can reach back to them (the ReplicaSet is no longer analysed), what is
+    // kept of these pods is dropped, whatever else is read.
+    let later = LogQuery {
+        replicaset: "other-7d9f8c6b5".into(),
+        start: q.end + jiff::SignedDuration::from_hours(30),
+        end: q.end + jiff::SignedDuration::from_hours(31),
+        ..q.clone()
+    };
+    logs.logs(&later).await.unwrap();
+    assert_eq!(logs.pods_tracked(), 0);
+}
