@@ -21,7 +21,8 @@ use kube::{Client, ResourceExt};
 use serde::{Deserialize, Serialize};
 use tokio::sync::Semaphore;
 
-use crate::phplog::{ErrorKind, LogParser, ParserLimits, PhpError};
+use crate::phplog::{ErrorKind, LogParser, ParserLimits, PhpError, kubelet_time};
+use crate::rollout::HASH_LABEL;
 use crate::rules::MAX_WINDOW;
 use crate::source::{LogCounts, LogQuery, LogSource, SignatureCount, SourceError};
 
@@ -276,9 +277,7 @@ fn parse(
 ) {
     let mut parser = LogParser::new(ParserLimits::default());
     for line in text.lines() {
-        let t = line
-            .split_once(' ')
-            .and_then(|(ts, _)| ts.parse::<Timestamp>().ok());
+        let t = kubelet_time(line);
         if let (Some(t), Some(c)) = (t, cursor)
             && t <= c
         {
@@ -336,7 +335,7 @@ impl LogSource for KubeLogs {
             .map(|(_, h)| h)
             .unwrap_or_default();
         let listed = api
-            .list(&ListParams::default().labels(&format!("pod-template-hash={hash}")))
+            .list(&ListParams::default().labels(&format!("{HASH_LABEL}={hash}")))
             .await
             .map_err(|e| {
                 SourceError::Unreachable(format!("listing the pods of {}: {e}", q.replicaset))

@@ -32,6 +32,7 @@ mod tests;
 
 pub use events::LogParser;
 pub use kind::{ErrorKind, UnknownErrorKind};
+pub use parse::kubelet_time;
 
 use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
