@@ -346,6 +346,10 @@ pub async fn reconcile<S: MetricSource + Send + Sync + 'static>(
             .as_ref()
             .map(|s| s.stage.name().to_string()),
         verdicts,
+        verdicts_of: reused
+            .as_ref()
+            .filter(|_| kind == Kind::Evaluation)
+            .map(|u| u.at),
         decision: plan.decision.clone(),
         acts: plan.acts.clone(),
         suppressed: plan.suppressed.clone(),

@@ -56,6 +56,11 @@ pub struct Record {
     /// Every rule's verdict with its evidence and queries as sent.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub verdicts: Vec<Verdict>,
+    /// Set when no evaluation ran: a write met a conflict, and the controller read the
+    /// Deployment again and decided again on the verdicts the evaluation at this time recorded
+    /// (they are there, not repeated here).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub verdicts_of: Option<Timestamp>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub decision: Option<Decision>,
     /// Writes asked for, and actions decided but only recorded (dry run, rate limit).
@@ -175,6 +180,7 @@ mod tests {
             old_replicasets: vec!["shop-old11".into()],
             stage: Some("analysing".into()),
             verdicts: Vec::new(),
+            verdicts_of: None,
             decision: None,
             acts: vec![Act::Pause],
             suppressed: Vec::new(),

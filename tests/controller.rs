@@ -9,14 +9,33 @@ use std::time::Duration;
 
 use rollout_guard::annotations;
 use rollout_guard::duration::PromDuration;
+use rollout_guard::judge::{Outcome, Verdict};
 use rollout_guard::prometheus::{PrometheusConfig, PrometheusSource};
-use rollout_guard::records::{self, Kind};
+use rollout_guard::records::{self, Kind, Record};
 use rollout_guard::source::{MetricSource, Series, SourceError};
 use support::cluster::{
     Cluster, ann, guarded, memory, metric, rollbacks, rolled_out, stage, version,
 };
 
 const LONG: Duration = Duration::from_secs(90);
+
+/// The verdicts that decided the last action asked for: those of the evaluation that asked, or,
+/// when it decided again after a write conflict, those of the evaluation it names.
+fn deciding_verdicts(recs: &[Record]) -> Vec<Verdict> {
+    let deciding = recs
+        .iter()
+        .rev()
+        .find(|r| r.kind == Kind::Evaluation && !r.acts.is_empty())
+        .expect("the deciding evaluation");
+    let evaluation = match deciding.verdicts_of {
+        None => deciding,
+        Some(at) => recs
+            .iter()
+            .find(|r| r.kind == Kind::Evaluation && r.at == at && !r.verdicts.is_empty())
+            .expect("the evaluation whose verdicts were decided on again"),
+    };
+    evaluation.verdicts.clone()
+}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_class_loading_regression_is_rolled_back_to_the_previous_template() {
@@ -81,16 +100,11 @@ async fn a_class_loading_regression_is_rolled_back_to_the_previous_template() {
         })
         .count();
     assert_eq!(rollbacks_ok, 1);
-    let evaluation = recs
-        .iter()
-        .rev()
-        .find(|r| r.kind == Kind::Evaluation && !r.acts.is_empty())
-        .expect("the deciding evaluation");
-    let class = evaluation
-        .verdicts
-        .iter()
+    let class = deciding_verdicts(&recs)
+        .into_iter()
         .find(|v| v.rule == "class-loading-errors")
-        .unwrap();
+        .expect("the deciding evaluation's class-loading verdict");
+    assert_eq!(class.outcome, Outcome::Fail);
     assert!(class.evidence.is_some() && !class.queries.is_empty());
     let text = daemon.metrics().await;
     assert_eq!(
@@ -290,6 +304,28 @@ async fn a_conflict_is_re_read_and_re_decided() {
         .count();
     // The injected ones, and any the Deployment controller's status updates caused.
     assert!(refused >= 3, "every injected conflict was met: {refused}");
+    // A plan that met a conflict is decided again on the verdicts already recorded, and the
+    // record of that decision says which: the numbers behind the rollback are never lost.
+    let (recs, _) = records::read(&c.records_path()).unwrap();
+    let again: Vec<&Record> = recs.iter().filter(|r| r.verdicts_of.is_some()).collect();
+    assert!(
+        !again.is_empty(),
+        "no decision was taken again on kept verdicts"
+    );
+    for r in again {
+        assert!(r.verdicts.is_empty());
+        assert!(
+            recs.iter()
+                .any(|e| Some(e.at) == r.verdicts_of && !e.verdicts.is_empty()),
+            "the verdicts of {:?} are recorded",
+            r.verdicts_of
+        );
+    }
+    let class = deciding_verdicts(&recs)
+        .into_iter()
+        .find(|v| v.rule == "class-loading-errors")
+        .expect("the deciding evaluation's class-loading verdict");
+    assert_eq!(class.outcome, Outcome::Fail);
     daemon.stop().await;
 }
 

@@ -217,9 +217,10 @@ pub fn build(selected: &Selected<'_>, source: Source) -> Report {
         .filter(|r| r.kind == Kind::Evaluation && !r.verdicts.is_empty())
         .collect();
     let decided = decided(records);
-    let rules = rules(&evaluations, decided.as_ref().map(|d| d.record));
+    let deciding = decided.as_ref().map(|d| verdicts_of(records, d.record));
+    let rules = rules(&evaluations, deciding);
     let rule_order: Vec<&str> = rules.iter().map(|r| r.name.as_str()).collect();
-    let timeline = timeline(records, &selected.aftermath, &rule_order, decided.as_ref());
+    let timeline = timeline(records, &selected.aftermath, &rule_order, deciding);
     let marks = marks(records, decided.as_ref());
     let ending = decided.as_ref().map_or_else(
         || Ending::NoAction {
@@ -269,9 +270,27 @@ pub fn build(selected: &Selected<'_>, source: Source) -> Report {
         notes: notes(selected, &source),
         source,
     };
-    report.summary =
-        super::summary::summary(&report, decided.as_ref().map(|d| d.record), &evaluations);
+    report.summary = super::summary::summary(&report, deciding, &evaluations);
     report
+}
+
+/// The record of the evaluation whose verdicts `r` decided on: `r` itself, or, for a decision
+/// taken again after a write conflict, the evaluation that recorded the verdicts (if the file
+/// still holds it).
+fn verdicts_of<'a>(records: &[&'a Record], r: &'a Record) -> &'a Record {
+    let Some(at) = r.verdicts_of else {
+        return r;
+    };
+    records
+        .iter()
+        .copied()
+        .find(|e| {
+            e.kind == Kind::Evaluation
+                && e.at == at
+                && e.revision == r.revision
+                && !e.verdicts.is_empty()
+        })
+        .unwrap_or(r)
 }
 
 /// The evaluation whose decision acted: the first whose write went through, else the latest
@@ -457,7 +476,7 @@ fn timeline(
     records: &[&Record],
     aftermath: &[&Record],
     rules: &[&str],
-    decided: Option<&Decided<'_>>,
+    deciding: Option<&Record>,
 ) -> Vec<Entry> {
     let mut out = Vec::new();
     let mut number = 0;
@@ -487,7 +506,7 @@ fn timeline(
                     stage: r.stage.clone(),
                     outcomes,
                     what: evaluation_what(r),
-                    deciding: decided.is_some_and(|d| std::ptr::eq(d.record, r)),
+                    deciding: deciding.is_some_and(|d| std::ptr::eq(d, r)),
                 },
             });
         }

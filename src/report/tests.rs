@@ -44,6 +44,7 @@ fn record(kind: Kind, secs: i64, deployment: &str, revision: u64) -> Record {
         old_replicasets: vec![OLD_RS.into()],
         stage: Some("analysing".into()),
         verdicts: Vec::new(),
+        verdicts_of: None,
         decision: None,
         acts: Vec::new(),
         suppressed: Vec::new(),
@@ -323,6 +324,65 @@ fn a_conflicting_write_is_not_the_decision_the_retry_is() {
         "{}",
         r.summary
     );
+}
+
+#[test]
+fn a_decision_taken_again_on_kept_verdicts_shows_the_numbers_that_decided() {
+    // As the controller writes it now: the retry after a conflict runs no evaluation; it
+    // decides again on the verdicts recorded at 60 s and says so.
+    let mut recs = rollback_story();
+    let mut first = recs[1].clone();
+    first.at = at(60);
+    let mut refused = recs[2].clone();
+    refused.at = at(60);
+    refused.notes.clear();
+    refused.result = Some("conflict: the Deployment changed".into());
+    recs[1].verdicts.clear();
+    recs[1].verdicts_of = Some(at(60));
+    recs.insert(1, refused);
+    recs.insert(1, first);
+    let r = report_of(&recs, &Selection::default());
+    assert!(matches!(r.ending, Ending::RolledBack { at: t, .. } if t == at(63)));
+    assert!(
+        r.summary.contains(
+            "after 2 failing evaluations in a row: new 1.3% (13/1000) vs old 0% (0/9000)"
+        ),
+        "{}",
+        r.summary
+    );
+    assert!(
+        r.summary
+            .contains("2 evaluations from 10:13:33 to 10:14:00 UTC")
+    );
+    let steps: Vec<String> = r
+        .timeline
+        .iter()
+        .map(|e| match &e.kind {
+            EntryKind::Evaluation {
+                number, deciding, ..
+            } => format!(
+                "{} evaluation {number}{}",
+                hms(e.at),
+                if *deciding { "*" } else { "" }
+            ),
+            EntryKind::Action { ok, .. } => format!("{} action {ok}", hms(e.at)),
+            EntryKind::Event { reason, .. } => format!("{} event {reason}", hms(e.at)),
+        })
+        .collect();
+    assert_eq!(
+        steps,
+        [
+            "10:13:33 evaluation 1",
+            "10:14:00 evaluation 2*",
+            "10:14:00 action false",
+            "10:14:03 action true",
+            "10:14:03 event RolledBack",
+            "10:14:35 event RollbackComplete",
+        ]
+    );
+    let shown = r.rules[0].shown.as_ref().unwrap();
+    assert!(shown.deciding);
+    assert_eq!(shown.evaluation, 2);
 }
 
 #[test]
