@@ -75,6 +75,30 @@ pub struct Record {
     pub result: Option<String>,
 }
 
+impl Record {
+    /// The record holding the verdicts this one decided on: itself, or, for a decision taken
+    /// again after a write conflict, the evaluation it names, if `records` still hold it.
+    pub fn verdicts_source<'a>(
+        &'a self,
+        records: impl IntoIterator<Item = &'a Record>,
+    ) -> &'a Record {
+        let Some(at) = self.verdicts_of else {
+            return self;
+        };
+        records
+            .into_iter()
+            .find(|e| {
+                e.kind == Kind::Evaluation
+                    && e.at == at
+                    && e.namespace == self.namespace
+                    && e.deployment == self.deployment
+                    && e.revision == self.revision
+                    && !e.verdicts.is_empty()
+            })
+            .unwrap_or(self)
+    }
+}
+
 /// Where records go: always the log; also a file when configured.
 pub struct Recorder {
     file: Option<(PathBuf, Mutex<File>)>,

@@ -27,14 +27,7 @@ fn deciding_verdicts(recs: &[Record]) -> Vec<Verdict> {
         .rev()
         .find(|r| r.kind == Kind::Evaluation && !r.acts.is_empty())
         .expect("the deciding evaluation");
-    let evaluation = match deciding.verdicts_of {
-        None => deciding,
-        Some(at) => recs
-            .iter()
-            .find(|r| r.kind == Kind::Evaluation && r.at == at && !r.verdicts.is_empty())
-            .expect("the evaluation whose verdicts were decided on again"),
-    };
-    evaluation.verdicts.clone()
+    deciding.verdicts_source(recs).verdicts.clone()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -315,8 +308,7 @@ async fn a_conflict_is_re_read_and_re_decided() {
     for r in again {
         assert!(r.verdicts.is_empty());
         assert!(
-            recs.iter()
-                .any(|e| Some(e.at) == r.verdicts_of && !e.verdicts.is_empty()),
+            !r.verdicts_source(&recs).verdicts.is_empty(),
             "the verdicts of {:?} are recorded",
             r.verdicts_of
         );

@@ -129,14 +129,7 @@ fn truth(path: &Path) -> Truth {
         .find(|r| r.kind == Kind::Evaluation && r.at == action.at && !r.acts.is_empty())
         .expect("the deciding evaluation");
     // Decided again after a write conflict: the numbers are those of the evaluation it names.
-    let deciding = match deciding.verdicts_of {
-        None => deciding,
-        Some(at) => recs
-            .iter()
-            .find(|r| r.kind == Kind::Evaluation && r.at == at && !r.verdicts.is_empty())
-            .expect("the evaluation whose verdicts were decided on again"),
-    }
-    .clone();
+    let deciding = deciding.verdicts_source(&recs).clone();
     Truth {
         namespace: action.namespace.clone(),
         revision: action.revision.unwrap(),

@@ -217,7 +217,9 @@ pub fn build(selected: &Selected<'_>, source: Source) -> Report {
         .filter(|r| r.kind == Kind::Evaluation && !r.verdicts.is_empty())
         .collect();
     let decided = decided(records);
-    let deciding = decided.as_ref().map(|d| verdicts_of(records, d.record));
+    let deciding = decided
+        .as_ref()
+        .map(|d| d.record.verdicts_source(records.iter().copied()));
     let rules = rules(&evaluations, deciding);
     let rule_order: Vec<&str> = rules.iter().map(|r| r.name.as_str()).collect();
     let timeline = timeline(records, &selected.aftermath, &rule_order, deciding);
@@ -272,25 +274,6 @@ pub fn build(selected: &Selected<'_>, source: Source) -> Report {
     };
     report.summary = super::summary::summary(&report, deciding, &evaluations);
     report
-}
-
-/// The record of the evaluation whose verdicts `r` decided on: `r` itself, or, for a decision
-/// taken again after a write conflict, the evaluation that recorded the verdicts (if the file
-/// still holds it).
-fn verdicts_of<'a>(records: &[&'a Record], r: &'a Record) -> &'a Record {
-    let Some(at) = r.verdicts_of else {
-        return r;
-    };
-    records
-        .iter()
-        .copied()
-        .find(|e| {
-            e.kind == Kind::Evaluation
-                && e.at == at
-                && e.revision == r.revision
-                && !e.verdicts.is_empty()
-        })
-        .unwrap_or(r)
 }
 
 /// The evaluation whose decision acted: the first whose write went through, else the latest
