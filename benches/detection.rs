@@ -322,6 +322,12 @@ fn target(case: &Case, h: &rollout_guard::simulate::History, t: f64) -> Target {
         } else {
             vec![]
         },
+        // As the controller does: the generation that served before, once its pods are gone.
+        departed: if t < s.rollout_end() {
+            vec![]
+        } else {
+            vec![h.old_replicaset.clone()]
+        },
     }
 }
 
@@ -329,17 +335,21 @@ async fn ours(
     rules: &RuleSet,
     case: &Case,
     h: &rollout_guard::simulate::History,
-    trace: bool,
+    trace: Option<Mode>,
 ) -> (Outcome, Option<String>) {
     let source = SimSource::new(h);
     let mut streaks = Streaks::default();
     for t in times(&case.scenario) {
         let eval = evaluate(rules, &target(case, h, t), ts(t), &source).await;
         let d = streaks.update(rules, &eval.verdicts);
-        if trace {
-            eprintln!("t+{:.0}s {:?}", t - case.scenario.rollout_start(), d.action);
+        if let Some(mode) = trace {
+            eprintln!(
+                "{mode:?} t+{:.0}s {:?}",
+                t - case.scenario.rollout_start(),
+                d.action
+            );
             for v in &eval.verdicts {
-                eprintln!("    {} {}: {}", v.rule, v.outcome, v.reason);
+                eprintln!("{mode:?}     {} {}: {}", v.rule, v.outcome, v.reason);
             }
         }
         if matches!(d.action, Some(Action::Pause | Action::Rollback)) {
@@ -648,7 +658,7 @@ fn run(mode: Mode, cases: &[Case], noise: &Noise, rules: &RuleSet, opts: &Option
                 serde_json::to_string(&case.scenario).unwrap_or_default()
             );
         }
-        let (mine, rule) = runtime.block_on(ours(rules, &case, &h, trace.is_some()));
+        let (mine, rule) = runtime.block_on(ours(rules, &case, &h, trace.map(|_| mode)));
         let outcomes = if opts.ours_only {
             [mine, None, None, None, None]
         } else {

@@ -260,6 +260,7 @@ mod tests {
                 deployment: "d".into(),
                 new_replicaset: "d-2".into(),
                 old_replicasets: vec!["d-1".into()],
+                departed: Vec::new(),
             },
             from: from.parse().unwrap(),
             to: to.parse().unwrap(),

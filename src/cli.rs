@@ -407,6 +407,7 @@ fn backtest(args: BacktestArgs) -> Result<ExitCode> {
             deployment: args.deployment,
             new_replicaset: args.new_replicaset,
             old_replicasets: args.old_replicasets,
+            departed: Vec::new(),
         },
         from: args.from,
         to: args.to,

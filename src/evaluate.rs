@@ -20,9 +20,30 @@ pub struct Target {
     pub namespace: String,
     pub deployment: String,
     pub new_replicaset: String,
-    /// Empty once no old pods remain (after the rollout); comparisons are then inconclusive and
-    /// only absolute checks decide.
+    /// The old ReplicaSets that still have pods. Empty once none remain (after the rollout).
     pub old_replicasets: Vec<String>,
+    /// Old ReplicaSets compared with earlier in this analysis whose pods have all gone (the one
+    /// that served before the rollout, once it is scaled down). Error-rate checks keep them:
+    /// they pair the two sides interval by interval, so they go on judging the time both served
+    /// (with the intervals the last look had not yet seen) until their window no longer reaches
+    /// it. The other checks do not: compare checks pair moments too, but a late look there sees
+    /// only the new pods' first minutes (warm-up), and absolute and logs checks look at the old
+    /// side as it is now.
+    pub departed: Vec<String>,
+}
+
+impl Target {
+    /// The old ReplicaSets an error-rate check compares with, interval by interval: those with
+    /// pods and those whose pods left during the analysis.
+    pub fn paired_old(&self) -> Vec<String> {
+        let mut all = self.old_replicasets.clone();
+        for d in &self.departed {
+            if !all.contains(d) {
+                all.push(d.clone());
+            }
+        }
+        all
+    }
 }
 
 /// All verdicts of one evaluation.
@@ -59,6 +80,7 @@ pub async fn evaluate_rule<S: MetricSource>(
     let window = window_of(rule, at);
     let new_rs = std::slice::from_ref(&target.new_replicaset);
     let has_old = !target.old_replicasets.is_empty();
+    let paired = target.paired_old();
     let bind = |replicasets| Bindings {
         namespace: &target.namespace,
         deployment: &target.deployment,
@@ -72,8 +94,8 @@ pub async fn evaluate_rule<S: MetricSource>(
             // One point per interval: the first covers the window's first interval.
             let start = from_unix(window.start + c.interval.as_secs_f64());
             let mut sides = Vec::new();
-            for (side, rs) in [("new", new_rs), ("old", &target.old_replicasets[..])] {
-                if side == "old" && !has_old {
+            for (side, rs) in [("new", new_rs), ("old", &paired[..])] {
+                if side == "old" && paired.is_empty() {
                     continue;
                 }
                 let b = bind(rs);

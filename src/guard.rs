@@ -304,7 +304,7 @@ pub fn wants_evaluation(
         Stage::GateHold { .. } => new.available > 0,
         _ => false,
     };
-    (evaluate && until_due(&state, settings, now).is_zero()).then(|| target(view, new))
+    (evaluate && until_due(&state, settings, now).is_zero()).then(|| target(view, new, &state))
 }
 
 /// How long until the revision's next evaluation is due: zero when it is (or it was never
@@ -329,12 +329,22 @@ pub fn until(t: Timestamp, now: Timestamp) -> Duration {
     Duration::try_from(t.duration_since(now)).unwrap_or(Duration::ZERO)
 }
 
-fn target(view: &RolloutView, new: &Generation) -> Target {
+/// The new ReplicaSet against the old ones with pods, and against the generation that served
+/// before the analysis began once its pods are gone (see [`Target::departed`]).
+fn target(view: &RolloutView, new: &Generation, state: &RevisionState) -> Target {
     Target {
         namespace: view.namespace.clone(),
         deployment: view.name.clone(),
         new_replicaset: new.name.clone(),
         old_replicasets: view.old_with_pods().map(|g| g.name.clone()).collect(),
+        departed: state
+            .baseline
+            .as_deref()
+            .and_then(|hash| view.old_by_hash(hash))
+            .filter(|g| g.pods == 0)
+            .map(|g| g.name.clone())
+            .into_iter()
+            .collect(),
     }
 }
 

@@ -72,6 +72,7 @@ fn target(old: &[&str]) -> Target {
         deployment: "web".into(),
         new_replicaset: "web-new".into(),
         old_replicasets: old.iter().map(|s| s.to_string()).collect(),
+        departed: Vec::new(),
     }
 }
 
@@ -144,6 +145,42 @@ async fn without_old_pods_comparisons_skip_the_old_side() {
         let rule = rules.get(&v.rule).unwrap();
         if rule.check.needs_baseline() {
             assert_eq!(v.outcome, Outcome::Inconclusive, "{}", v.rule);
+        }
+    }
+}
+
+#[tokio::test]
+async fn once_the_old_pods_are_gone_only_error_rate_checks_pair_with_them() {
+    let rules = RuleSet::defaults();
+    // The old ReplicaSet served the first half hour of the window, the new one all of it.
+    let fake = Fake::new(|q: &str, start, end| {
+        let errors = q.contains("php_errors_total");
+        Ok(if q.contains("web-new") {
+            per_minute(if errors { 30.0 } else { 1000.0 }, start, end)
+        } else {
+            per_minute(if errors { 1.0 } else { 1000.0 }, start, end - 1800.0)
+        })
+    });
+    let mut t = target(&[]);
+    t.departed = vec!["web-old".into()];
+    let eval = evaluate(&rules, &t, at(), &fake).await;
+    for v in &eval.verdicts {
+        let rule = rules.get(&v.rule).unwrap();
+        let paired = matches!(rule.check, Check::ErrorRate(_));
+        assert_eq!(
+            v.queries.iter().any(|q| q.side == "old"),
+            paired,
+            "{}: {:?}",
+            v.rule,
+            v.queries
+        );
+        if paired {
+            assert_eq!(v.outcome, Outcome::Fail, "{}: {}", v.rule, v.reason);
+            let Some(crate::judge::Evidence::ErrorRate(e)) = &v.evidence else {
+                panic!("{}", v.reason)
+            };
+            // Only the half hour both sides served.
+            assert_eq!(e.strata, 30, "{}", v.reason);
         }
     }
 }

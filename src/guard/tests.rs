@@ -380,9 +380,11 @@ fn a_completed_rollout_bakes_then_passes() {
     let p = step(&complete(), &p.memory, &s, &pass, 30);
     assert_eq!(reasons(&p), ["RolloutComplete"]);
     assert!(matches!(stage(&p), Stage::Baking { .. }));
-    // Baking evaluates the new pods alone.
+    // Baking evaluates the new pods alone, but for the error-rate checks' pairing with the
+    // generation that served before, on the intervals both served.
     let t = wants_evaluation(&complete(), &p.memory, &s, at(60)).unwrap();
     assert!(t.old_replicasets.is_empty());
+    assert_eq!(t.departed, ["shop-old11"]);
     let p = step(&complete(), &p.memory, &s, &pass, 60);
     assert!(p.notes.is_empty());
     let done = 30 + s.bake.as_secs() as i64;

@@ -288,6 +288,7 @@ mod tests {
             deployment: "shop".into(),
             new_replicaset: "shop-new22".into(),
             old_replicasets: vec!["shop-old11".into()],
+            departed: Vec::new(),
         };
         let e = evaluate(&RuleSet::defaults(), &target, now, &source).await;
         e.verdicts

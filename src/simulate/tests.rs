@@ -66,6 +66,7 @@ fn target(h: &History, with_old: bool) -> Target {
         } else {
             vec![]
         },
+        departed: Vec::new(),
     }
 }
 

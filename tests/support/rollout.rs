@@ -82,6 +82,7 @@ pub fn target(history: &History) -> Target {
         deployment: history.scenario.deployment.clone(),
         new_replicaset: history.new_replicaset.clone(),
         old_replicasets: vec![history.old_replicaset.clone()],
+        departed: Vec::new(),
     }
 }
 
