@@ -55,6 +55,20 @@ impl Default for LogLimits {
     }
 }
 
+/// Why one pod's log could not be read; the pod is skipped, and named in the verdict.
+#[derive(Debug, thiserror::Error)]
+enum ReadError {
+    /// The pod no longer exists (404): skipped, and what was kept of it forgotten.
+    #[error("gone")]
+    Gone,
+    #[error("no container")]
+    NoContainer,
+    #[error("shutting down")]
+    Closed,
+    #[error("{0}")]
+    Api(kube::Error),
+}
+
 /// Maps a time from the cluster (pod start times) to the controller's clock; the identity
 /// outside simulations.
 pub type TimeMap = Arc<dyn Fn(Timestamp) -> Timestamp + Send + Sync>;
@@ -132,7 +146,7 @@ impl KubeLogs {
         pod: &Pod,
         container: &str,
         q: &LogQuery,
-    ) -> Result<(f64, Vec<SignatureCount>, bool), String> {
+    ) -> Result<(f64, Vec<SignatureCount>, bool), ReadError> {
         let name = pod.name_any();
         let key = (q.namespace.clone(), name.clone(), container.to_string());
         let restarts = pod
@@ -160,7 +174,11 @@ impl KubeLogs {
         let mut errors = Vec::new();
         let mut last = cursor;
         let mut truncated = false;
-        let _permit = self.permits.acquire().await.map_err(|e| e.to_string())?;
+        let _permit = self
+            .permits
+            .acquire()
+            .await
+            .map_err(|_| ReadError::Closed)?;
         // A restart since the last read: what the previous container printed after the cursor.
         if !fresh && restarts > known_restarts {
             match self.fetch(api, &name, container, since, true).await {
@@ -251,7 +269,7 @@ impl KubeLogs {
         container: &str,
         since: Timestamp,
         previous: bool,
-    ) -> Result<String, String> {
+    ) -> Result<String, ReadError> {
         let lp = LogParams {
             container: Some(container.to_string()),
             // The API takes whole seconds: lines already read are skipped by time.
@@ -262,8 +280,8 @@ impl KubeLogs {
             ..LogParams::default()
         };
         api.logs(pod, &lp).await.map_err(|e| match &e {
-            kube::Error::Api(s) if s.code == 404 => "gone".to_string(),
-            _ => e.to_string(),
+            kube::Error::Api(s) if s.code == 404 => ReadError::Gone,
+            _ => ReadError::Api(e),
         })
     }
 }
@@ -412,7 +430,7 @@ impl KubeLogs {
             });
             async move {
                 let Some(container) = container else {
-                    return (pod.name_any(), Err("no container".to_string()));
+                    return (pod.name_any(), Err(ReadError::NoContainer));
                 };
                 (pod.name_any(), self.read_pod(api, pod, &container, q).await)
             }
@@ -435,7 +453,7 @@ impl KubeLogs {
                     });
                 }
                 Err(why) => {
-                    if why == "gone" {
+                    if matches!(why, ReadError::Gone) {
                         self.forget(&q.namespace, &name);
                     }
                     out.skipped.push(format!("{name}: {why}"));
