@@ -233,8 +233,8 @@ async fn run(args: Args) -> Result<()> {
             .iter()
             .map(|o| report::StoreHeap {
                 watched: o.len(),
-                full: heap::store_of(o, Keep::Whole),
-                slim: heap::store_of(o, Keep::Store),
+                whole: heap::store_of(o, Keep::Whole),
+                store: heap::store_of(o, Keep::Store),
             })
             .collect(),
         page: (
@@ -370,7 +370,6 @@ impl Bench<'_> {
         }
     }
 
-    /// Starts a daemon watching `view` and waits until its store is synced and it leads.
     /// The running daemon if it watches `view`; otherwise it is stopped and one that does is
     /// started.
     async fn daemon_for(&mut self, running: Option<(View, Daemon)>, view: View) -> Result<Daemon> {
@@ -385,6 +384,7 @@ impl Bench<'_> {
         }
     }
 
+    /// Starts a daemon watching `view` and waits until its store is synced and it leads.
     async fn start(&mut self, view: View) -> Result<Daemon> {
         let kubeconfig = self.dir.path().join("kubeconfig");
         self.fake.write_kubeconfig(&kubeconfig)?;

@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use crate::config::gate_steps_ok;
 use crate::duration::PromDuration;
-use crate::guard::{Mode, Settings};
+use crate::guard::{Memory, Mode, Settings};
 use crate::rules::RuleSet;
 
 /// `"true"` opts a Deployment in.
@@ -60,6 +60,12 @@ pub struct Resolved {
     pub rules: RuleSet,
     /// Annotations that could not be read; when any, the mode is `observe`.
     pub problems: Vec<String>,
+}
+
+/// The controller's memory in the state annotation: `None` without one, an error when it cannot
+/// be read (each caller decides what that means).
+pub fn state(annotations: &BTreeMap<String, String>) -> Option<Result<Memory, serde_json::Error>> {
+    annotations.get(STATE).map(|raw| serde_json::from_str(raw))
 }
 
 /// Whether a Deployment opted in by annotation.

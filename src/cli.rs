@@ -311,11 +311,7 @@ fn run_daemon(args: &RunArgs, flag: LogFormat) -> ExitCode {
         _ => LogFormat::Text,
     };
     init_logging(format, &config.log.level);
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-    {
+    let runtime = match runtime() {
         Ok(r) => r,
         Err(e) => {
             eprintln!("rollout-guard: cannot start the async runtime: {e}");
@@ -360,12 +356,17 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
     }
 }
 
-fn demo(args: &DemoArgs) -> Result<ExitCode> {
-    let runtime = tokio::runtime::Builder::new_multi_thread()
+/// The runtime of the long-running commands (`run`, `demo`): two workers are plenty for a
+/// controller whose work is waiting on the API server and Prometheus.
+fn runtime() -> std::io::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
         .build()
-        .context("cannot start the async runtime")?;
+}
+
+fn demo(args: &DemoArgs) -> Result<ExitCode> {
+    let runtime = runtime().context("cannot start the async runtime")?;
     let opts = crate::demo::DemoOptions {
         output: args.output_dir.clone(),
     };

@@ -95,7 +95,7 @@ impl Default for Limits {
     fn default() -> Self {
         Limits {
             max_rollbacks_per_hour: Settings::default().max_rollbacks_per_hour,
-            max_concurrent_evaluations: crate::controller::DEFAULT_CONCURRENT_EVALUATIONS as u16,
+            max_concurrent_evaluations: 8,
         }
     }
 }

@@ -110,6 +110,7 @@ impl<S> Context<S> {
         selector: Option<String>,
         leader: watch::Receiver<bool>,
         metrics: Arc<Metrics>,
+        max_evaluations: usize,
     ) -> Self {
         Context {
             client,
@@ -124,14 +125,9 @@ impl<S> Context<S> {
             speed: 1.0,
             records: Recorder::log_only(),
             memories: Mutex::new(HashMap::new()),
-            evaluations: tokio::sync::Semaphore::new(DEFAULT_CONCURRENT_EVALUATIONS),
+            // At most this many evaluations at once (at least one).
+            evaluations: tokio::sync::Semaphore::new(max_evaluations.max(1)),
         }
-    }
-
-    /// At most `n` evaluations at once (at least one).
-    pub fn with_max_evaluations(mut self, n: usize) -> Self {
-        self.evaluations = tokio::sync::Semaphore::new(n.max(1));
-        self
     }
 
     /// Replaces the clock (tests and the demo run on simulated time): `speed` simulated
@@ -190,8 +186,6 @@ impl<S> Context<S> {
     }
 }
 
-/// Evaluations at once unless configured (`limits.max_concurrent_evaluations`).
-pub const DEFAULT_CONCURRENT_EVALUATIONS: usize = 8;
 /// How long to wait before looking again after our own write, for the watch to catch up.
 const AFTER_WRITE: Duration = Duration::from_millis(500);
 /// How long to wait after a failed reconciliation.
@@ -300,7 +294,7 @@ pub async fn reconcile<S: MetricSource + Send + Sync + 'static>(
     let unwritten = kept
         .unwritten
         .take()
-        .filter(|u| now < guard::after(u.at, settings.interval));
+        .filter(|u| !guard::interval_left(u.at, &settings, now).is_zero());
     let wanted = guard::wants_evaluation(&view, &kept.memory, &settings, now);
     let (reused, evaluated) = match (&wanted, unwritten) {
         (Some(target), Some(u)) if u.target == *target => (Some(u), None),
@@ -374,7 +368,7 @@ pub async fn reconcile<S: MetricSource + Send + Sync + 'static>(
     }
     let mut requeue = plan.requeue;
     if let Some(u) = &kept.unwritten {
-        requeue = requeue.min(guard::until(guard::after(u.at, settings.interval), now));
+        requeue = requeue.min(guard::interval_left(u.at, &settings, now));
     }
     // The plan counts from `now`, taken before evaluating: count the time that took (and
     // the write), so that evaluations stay one interval apart rather than drift later every cycle.
@@ -485,8 +479,7 @@ pub fn error_policy<S>(_d: Arc<Deployment>, e: &ReconcileError, ctx: Arc<Context
 }
 
 fn read_memory(ann: &BTreeMap<String, String>) -> Option<Memory> {
-    let raw = ann.get(annotations::STATE)?;
-    match serde_json::from_str::<Memory>(raw) {
+    match annotations::state(ann)? {
         Ok(m) => Some(m),
         Err(e) => {
             tracing::warn!(error = %e, "unreadable {} annotation; ignoring it", annotations::STATE);

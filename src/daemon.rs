@@ -68,9 +68,10 @@ pub async fn run_with<S: MetricSource + Send + Sync + 'static>(
 ) -> Result<()> {
     // What the files were when read, so that an edit made while starting is still noticed.
     let rules_seen = fingerprint(&config.rules);
-    let config_seen = config_path
-        .as_deref()
-        .map(|p| fingerprint(&[p.to_path_buf()]));
+    let config_file = config_path.map(|p| {
+        let seen = fingerprint(std::slice::from_ref(&p));
+        (p, seen)
+    });
     let rules = RuleSet::load_or_defaults(&config.rules)
         .map_err(|e| anyhow::anyhow!("invalid rules:\n{e}"))?;
     tracing::info!(rules = rules.rules.len(), files = ?rules.files, "rules loaded");
@@ -113,8 +114,8 @@ pub async fn run_with<S: MetricSource + Send + Sync + 'static>(
         config.selector.clone(),
         leadership.is_leader.clone(),
         metrics.clone(),
-    )
-    .with_max_evaluations(usize::from(config.limits.max_concurrent_evaluations));
+        usize::from(config.limits.max_concurrent_evaluations),
+    );
     if let Some(path) = &config.records.path {
         ctx = ctx.with_records(Recorder::open(path)?);
         tracing::info!(path = %path.display(), "writing decision records");
@@ -125,10 +126,8 @@ pub async fn run_with<S: MetricSource + Send + Sync + 'static>(
     let ctx = Arc::new(ctx);
     let reloader = tokio::spawn(
         Reloader {
-            rule_paths: config.rules.clone(),
             rules_seen,
-            config_path,
-            config_seen,
+            config_file,
             config: config.clone(),
             rules_tx,
             base_tx,
@@ -160,11 +159,11 @@ pub async fn stopped(mut stop: watch::Receiver<bool>) {
 
 /// Re-reads the rule files and the configuration file when they change.
 struct Reloader {
-    rule_paths: Vec<PathBuf>,
     rules_seen: u64,
-    config_path: Option<PathBuf>,
-    config_seen: Option<u64>,
-    /// The configuration the daemon started with.
+    /// The configuration file, if any, and its fingerprint when last read.
+    config_file: Option<(PathBuf, u64)>,
+    /// The configuration the daemon started with (its rule paths are the ones watched: a
+    /// change to them needs a restart).
     config: Config,
     rules_tx: watch::Sender<Arc<RuleSet>>,
     base_tx: watch::Sender<Settings>,
@@ -185,12 +184,13 @@ impl Reloader {
 
     /// Loads the rule files again if they changed; a broken edit keeps the last good rules.
     fn reload_rules(&mut self) {
-        let now = fingerprint(&self.rule_paths);
-        if self.rule_paths.is_empty() || now == self.rules_seen {
+        let paths = &self.config.rules;
+        let now = fingerprint(paths);
+        if paths.is_empty() || now == self.rules_seen {
             return;
         }
         self.rules_seen = now;
-        let result = match RuleSet::load(&self.rule_paths) {
+        let result = match RuleSet::load(paths) {
             Ok(r) => {
                 tracing::info!(rules = r.rules.len(), "rule files changed: reloaded");
                 self.rules_tx.send_replace(Arc::new(r));
@@ -212,14 +212,14 @@ impl Reloader {
     /// Loads the configuration file again if it changed and applies what can change while
     /// running (defaults, the rollback limit, the kill switch).
     fn reload_config(&mut self) {
-        let Some(path) = &self.config_path else {
+        let Some((path, seen)) = &mut self.config_file else {
             return;
         };
-        let now = Some(fingerprint(std::slice::from_ref(path)));
-        if now == self.config_seen {
+        let now = fingerprint(std::slice::from_ref(path));
+        if now == *seen {
             return;
         }
-        self.config_seen = now;
+        *seen = now;
         match Config::load(Some(path)) {
             Ok(c) => {
                 let restart = self.config.restart_only_changes(&c);

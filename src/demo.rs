@@ -16,6 +16,7 @@ use std::time::Duration;
 use anyhow::{Context as _, Result, bail};
 use k8s_openapi::api::apps::v1::Deployment;
 use kube::Api;
+use kube::api::PostParams;
 use tokio::sync::watch;
 
 use crate::annotations;
@@ -25,6 +26,7 @@ use crate::fakeapi::{FakeApiServer, FakeOptions};
 use crate::guard::Stage;
 use crate::records::{self, Kind, Record};
 use crate::report;
+use crate::rollout;
 use crate::simulate::live::{DilatedClock, KubePods, LiveSource, Profile};
 use crate::simulate::service;
 
@@ -109,10 +111,10 @@ pub async fn run(opts: &DemoOptions, out: &mut (dyn Write + Send)) -> Result<Out
             (annotations::BAKE_TIME, "3m"),
         ];
         let d = service::manifest(NAMESPACE, act.deployment, 4, &ann);
-        service::create(&api, &d).await?;
+        api.create(&PostParams::default(), &d).await?;
     }
     wait(&api, "every service to run v1", |ds| {
-        ds.iter().all(service::rolled_out)
+        ds.iter().all(rollout::rolled_out)
     })
     .await?;
     writeln!(
@@ -183,7 +185,7 @@ pub async fn run(opts: &DemoOptions, out: &mut (dyn Write + Send)) -> Result<Out
                 Some(Stage::RolledBack { verified, .. }) => {
                     act.expect == "rolled_back" && verified.is_some()
                 }
-                _ => stage == act.expect && service::rolled_out(&d),
+                _ => stage == act.expect && rollout::rolled_out(&d),
             };
             if settled {
                 break d;

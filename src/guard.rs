@@ -321,11 +321,16 @@ pub fn until_due(state: &RevisionState, settings: &Settings, now: Timestamp) -> 
     if now >= due {
         return Duration::ZERO;
     }
-    until(after(last.at, settings.interval), now)
+    interval_left(last.at, settings, now)
+}
+
+/// What is left at `now` of the interval that began at `at`; zero once it has passed.
+pub fn interval_left(at: Timestamp, settings: &Settings, now: Timestamp) -> Duration {
+    until(after(at, settings.interval), now)
 }
 
 /// The time from `now` to `t`; zero once `t` has passed.
-pub fn until(t: Timestamp, now: Timestamp) -> Duration {
+fn until(t: Timestamp, now: Timestamp) -> Duration {
     Duration::try_from(t.duration_since(now)).unwrap_or(Duration::ZERO)
 }
 
@@ -1009,7 +1014,7 @@ fn names<'a>(gens: impl Iterator<Item = &'a Generation>) -> String {
 }
 
 /// `t` plus `d`, saturating.
-pub fn after(t: Timestamp, d: Duration) -> Timestamp {
+fn after(t: Timestamp, d: Duration) -> Timestamp {
     t.checked_add(SignedDuration::try_from(d).unwrap_or(SignedDuration::MAX))
         .unwrap_or(Timestamp::MAX)
 }

@@ -8,13 +8,15 @@
 //! - the controller's core (plain functions over Kubernetes objects, no client): [`rollout`]
 //!   (new and old ReplicaSets, phase), [`guard`] (the per-revision policy), [`annotations`],
 //!   [`config`];
-//! - adapters: [`prometheus`] (the metric source over HTTP), [`controller`] (kube watches and
-//!   reconcile), [`actions`] (writes to Deployments, Events), [`leader`] (the Lease),
-//!   [`telemetry`] (metrics and health over HTTP), [`records`] (the decision log), [`daemon`]
-//!   (`run`'s assembly);
-//! - simulation adapters: [`simulate`] (simulated rollouts' metrics), [`fakeapi`] (an
-//!   in-process fake Kubernetes API server with a simulated Deployment controller, for the
-//!   end-to-end tests, the cost benchmark and the demo);
+//! - adapters: [`prometheus`] (the metric source over HTTP), [`podlogs`] (pod logs read through
+//!   the Kubernetes API, for `logs` rules), [`controller`] (kube watches and reconcile),
+//!   [`actions`] (writes to Deployments, Events), [`leader`] (the Lease), [`telemetry`] (metrics
+//!   and health over HTTP), [`records`] (the decision log);
+//! - assemblies: [`daemon`] (`run`), [`demo`] (`demo`: the daemon against the fake API server);
+//! - simulation adapters: [`simulate`] (simulated rollouts' metrics and logs, and the example
+//!   service's manifests and releases through kube), [`fakeapi`] (an in-process fake Kubernetes
+//!   API server with a simulated Deployment controller, for the end-to-end tests, the cost
+//!   benchmark and the demo);
 //! - the post-incident report: [`report`] (decision records in, Markdown or HTML out; pure);
 //! - the command line: [`cli`], used by the thin `main.rs`.
 

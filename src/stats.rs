@@ -145,8 +145,7 @@ pub fn dispersion(groups: &[&[(f64, f64)]]) -> f64 {
     // Moderated towards Poisson: a Pearson ratio on d degrees of freedom scatters by √(2/d)
     // around the truth even for Poisson counts (with two cells, φ > 4 one time in twenty), so
     // it is pooled with DISPERSION_PRIOR_DF degrees of freedom at φ = 1.
-    let phi = (chi2 + DISPERSION_PRIOR_DF) / (df + DISPERSION_PRIOR_DF);
-    if phi.is_finite() { phi.max(1.0) } else { 1.0 }
+    phi((chi2 + DISPERSION_PRIOR_DF) / (df + DISPERSION_PRIOR_DF))
 }
 
 /// Degrees of freedom of the prior "Poisson" (φ = 1) that [`dispersion`] pools the measured

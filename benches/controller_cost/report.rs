@@ -93,9 +93,9 @@ pub struct Cluster {
 pub struct StoreHeap {
     pub watched: usize,
     /// Whole but for `managedFields` (as before `slim`).
-    pub full: Heap,
+    pub whole: Heap,
     /// As the daemon keeps them (`controller::slim`).
-    pub slim: Heap,
+    pub store: Heap,
 }
 
 pub fn mib(kib: u64) -> f64 {
@@ -233,11 +233,11 @@ pub fn print(
         println!(
             "- the store of {} Deployments, rebuilt in the benchmark process, whole but for `managedFields`: {:.1} MiB of heap in {} allocations ({:.1} KiB per Deployment); as the daemon keeps them (only name and opt-in of those that did not opt in): {:.1} MiB in {} allocations",
             h.watched,
-            h.full.bytes as f64 / 1048576.0,
-            h.full.allocations,
-            h.full.bytes as f64 / 1024.0 / h.watched as f64,
-            h.slim.bytes as f64 / 1048576.0,
-            h.slim.allocations
+            h.whole.bytes as f64 / 1048576.0,
+            h.whole.allocations,
+            h.whole.bytes as f64 / 1024.0 / h.watched as f64,
+            h.store.bytes as f64 / 1048576.0,
+            h.store.allocations
         );
     }
     println!(

@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 
 use k8s_openapi::api::apps::v1::Deployment;
 use kube::ResourceExt;
-use kube::api::{Api, Patch, PatchParams, PostParams};
+use kube::api::{Api, Patch, PatchParams};
 use serde_json::json;
 
 use super::live::FAULT_ANNOTATION;
@@ -37,11 +37,6 @@ pub fn manifest(namespace: &str, name: &str, replicas: i32, ann: &[(&str, &str)]
         }
     }))
     .expect("a valid Deployment")
-}
-
-/// Creates the Deployment.
-pub async fn create(api: &Api<Deployment>, d: &Deployment) -> Result<Deployment, kube::Error> {
-    api.create(&PostParams::default(), d).await
 }
 
 /// Releases `version`, whose pods have `fault` (`class-errors`, `cpu-saturation`) or none.
@@ -75,13 +70,9 @@ pub fn version(d: &Deployment) -> String {
         .unwrap_or_default()
 }
 
-pub use crate::rollout::rolled_out;
-
 /// The controller's memory on the Deployment, if it wrote one and it can be read.
 pub fn memory(d: &Deployment) -> Option<Memory> {
-    d.annotations()
-        .get(annotations::STATE)
-        .and_then(|m| serde_json::from_str(m).ok())
+    annotations::state(d.annotations())?.ok()
 }
 
 /// The stage name of the revision under analysis.

@@ -112,7 +112,8 @@ impl Cluster {
     /// out one pod at a time; waits until it is available.
     pub async fn deploy(&self, name: &str, replicas: i32, ann: &[(&str, &str)]) -> Deployment {
         let d = service::manifest(&self.namespace, name, replicas, ann);
-        service::create(&self.deployments(), &d)
+        self.deployments()
+            .create(&PostParams::default(), &d)
             .await
             .expect("creating the Deployment");
         self.wait(
@@ -318,13 +319,13 @@ pub fn metric(text: &str, series: &str) -> f64 {
 }
 
 #[allow(unused_imports)]
-pub use rollout_guard::simulate::service::{rollbacks, rolled_out, stage, version};
+pub use rollout_guard::rollout::rolled_out;
+#[allow(unused_imports)]
+pub use rollout_guard::simulate::service::{rollbacks, stage, version};
 
 /// The controller's memory on the Deployment.
 pub fn memory(d: &Deployment) -> Option<Memory> {
-    d.annotations()
-        .get(annotations::STATE)
-        .map(|m| serde_json::from_str(m).expect("a readable state annotation"))
+    annotations::state(d.annotations()).map(|m| m.expect("a readable state annotation"))
 }
 
 /// Owned annotations (as [`guarded`] returns them) borrowed as `deploy` takes them.
