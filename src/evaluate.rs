@@ -5,9 +5,13 @@
 //! [`Observation`]. Generic over [`MetricSource`], so the controller (Prometheus), `backtest`
 //! (Prometheus, at past times) and the tests (fixed data) share it; it never talks HTTP itself.
 
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
 use futures::future::join_all;
 use jiff::{SignedDuration, Timestamp};
 use serde::{Deserialize, Serialize};
+use tokio::sync::OnceCell;
 
 use crate::judge::{self, Counts, Observation, SentQuery, Verdict, Window};
 use crate::rules::{Check, Rule, RuleSet};
@@ -36,13 +40,39 @@ impl Target {
     /// The old ReplicaSets an error-rate check compares with, interval by interval: those with
     /// pods and those whose pods left during the analysis.
     pub fn paired_old(&self) -> Vec<String> {
-        let mut all = self.old_replicasets.clone();
-        for d in &self.departed {
-            if !all.contains(d) {
-                all.push(d.clone());
-            }
-        }
-        all
+        self.old_replicasets
+            .iter()
+            .chain(&self.departed)
+            .cloned()
+            .collect()
+    }
+}
+
+/// The pod logs one evaluation reads. Rules that ask the same of a ReplicaSet (the bundled
+/// `logs` rules read the same container over the same window and differ only in the error
+/// kinds they judge) share one read: one pod list and one log request per pod, not one per rule.
+#[derive(Default)]
+struct LogReads {
+    reads: Mutex<HashMap<LogQuery, Arc<LogRead>>>,
+}
+
+/// One read, made by whichever rule asks first; the others wait for its answer.
+type LogRead = OnceCell<Result<LogCounts, SourceError>>;
+
+impl LogReads {
+    async fn logs<S: MetricSource>(
+        &self,
+        source: &S,
+        q: &LogQuery,
+    ) -> Result<LogCounts, SourceError> {
+        let read = self
+            .reads
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .entry(q.clone())
+            .or_default()
+            .clone();
+        read.get_or_init(|| source.logs(q)).await.clone()
     }
 }
 
@@ -60,27 +90,28 @@ pub async fn evaluate<S: MetricSource>(
     at: Timestamp,
     source: &S,
 ) -> Evaluation {
+    let logs = LogReads::default();
     let verdicts = join_all(
         rules
             .rules
             .iter()
-            .map(|r| evaluate_rule(r, target, at, source)),
+            .map(|r| evaluate_rule(r, target, at, source, &logs)),
     )
     .await;
     Evaluation { at, verdicts }
 }
 
 /// Evaluates one rule at `at`.
-pub async fn evaluate_rule<S: MetricSource>(
+async fn evaluate_rule<S: MetricSource>(
     rule: &Rule,
     target: &Target,
     at: Timestamp,
     source: &S,
+    logs: &LogReads,
 ) -> Verdict {
     let window = window_of(rule, at);
     let new_rs = std::slice::from_ref(&target.new_replicaset);
     let has_old = !target.old_replicasets.is_empty();
-    let paired = target.paired_old();
     let bind = |replicasets| Bindings {
         namespace: &target.namespace,
         deployment: &target.deployment,
@@ -93,6 +124,7 @@ pub async fn evaluate_rule<S: MetricSource>(
         Check::ErrorRate(c) => {
             // One point per interval: the first covers the window's first interval.
             let start = from_unix(window.start + c.interval.as_secs_f64());
+            let paired = target.paired_old();
             let mut sides = Vec::new();
             for (side, rs) in [("new", new_rs), ("old", &paired[..])] {
                 if side == "old" && paired.is_empty() {
@@ -174,8 +206,8 @@ pub async fn evaluate_rule<S: MetricSource>(
                 });
             }
             let (new, olds) = futures::join!(
-                source.logs(&new_q),
-                join_all(old_qs.iter().map(|q| source.logs(q)))
+                logs.logs(source, &new_q),
+                join_all(old_qs.iter().map(|q| logs.logs(source, q)))
             );
             let old = if has_old {
                 olds.into_iter()

@@ -1014,7 +1014,7 @@ fn fmt_p(p: f64) -> String {
 }
 
 mod logs;
-pub use logs::{LogsEvidence, SignatureRow};
+pub use logs::{LogsEvidence, MAX_ROWS as MAX_LOG_ROWS, SignatureRow};
 
 #[cfg(test)]
 mod tests;

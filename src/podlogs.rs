@@ -146,7 +146,7 @@ impl KubeLogs {
         pod: &Pod,
         container: &str,
         q: &LogQuery,
-    ) -> Result<(f64, Vec<SignatureCount>, bool), ReadError> {
+    ) -> Result<LogCounts, ReadError> {
         let name = pod.name_any();
         let key = (q.namespace.clone(), name.clone(), container.to_string());
         let restarts = pod
@@ -163,13 +163,13 @@ impl KubeLogs {
             .or_default()
             .clone();
         let _turn = turn.lock().await;
-        let (cursor, known_restarts, fresh) = {
-            let pods = self.pods.lock().unwrap_or_else(|p| p.into_inner());
-            match pods.get(&key) {
-                Some(s) => (s.cursor, s.restarts, false),
-                None => (None, restarts, true),
-            }
-        };
+        // A pod read for the first time has no restarts to catch up on.
+        let (cursor, known_restarts) = self
+            .pods
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&key)
+            .map_or((None, restarts), |s| (s.cursor, s.restarts));
         let since = cursor.unwrap_or(q.start).min(q.end);
         let mut errors = Vec::new();
         let mut last = cursor;
@@ -180,7 +180,7 @@ impl KubeLogs {
             .await
             .map_err(|_| ReadError::Closed)?;
         // A restart since the last read: what the previous container printed after the cursor.
-        if !fresh && restarts > known_restarts {
+        if restarts > known_restarts {
             match self.fetch(api, &name, container, since, true).await {
                 Ok(text) => {
                     truncated |= text.len() as i64 >= self.limits.limit_bytes;
@@ -254,12 +254,17 @@ impl KubeLogs {
                     kind,
                     signature,
                     count,
-                    pods: 1,
                     example,
                 }
             })
             .collect();
-        Ok((covered, found, state.truncated))
+        Ok(LogCounts {
+            pods_read: 1,
+            pod_minutes: covered,
+            errors: found,
+            truncated: state.truncated,
+            ..LogCounts::default()
+        })
     }
 
     async fn fetch(
@@ -442,16 +447,7 @@ impl KubeLogs {
         };
         for (name, r) in reads {
             match r {
-                Ok((minutes, errors, truncated)) => {
-                    out.merge(LogCounts {
-                        pods_read: 1,
-                        pods_total: 0,
-                        pod_minutes: minutes,
-                        errors,
-                        truncated,
-                        skipped: Vec::new(),
-                    });
-                }
+                Ok(counts) => out.merge(counts),
                 Err(why) => {
                     if matches!(why, ReadError::Gone) {
                         self.forget(&q.namespace, &name);

@@ -103,7 +103,7 @@ pub trait MetricSource: Sync {
 }
 
 /// What a `logs` rule asks of one ReplicaSet: the PHP errors its pods printed in a window.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct LogQuery {
     pub namespace: String,
     pub replicaset: String,
@@ -131,7 +131,7 @@ impl LogQuery {
 }
 
 /// The PHP errors one ReplicaSet's pods printed over a window.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq)]
 pub struct LogCounts {
     /// Pods whose logs were read, and pods the ReplicaSet has.
     pub pods_read: u32,
@@ -143,18 +143,15 @@ pub struct LogCounts {
     /// Whether some log was cut (`limitBytes`) or a pod's signatures overflowed their cap.
     pub truncated: bool,
     /// Pods that could not be read and why (gone, no such container).
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub skipped: Vec<String>,
 }
 
 /// How often one error signature was printed.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct SignatureCount {
     pub kind: ErrorKind,
     pub signature: String,
     pub count: u64,
-    /// Pods that printed it.
-    pub pods: u32,
     /// One occurrence as written.
     pub example: String,
 }
@@ -173,10 +170,7 @@ impl LogCounts {
                 .iter_mut()
                 .find(|m| m.kind == e.kind && m.signature == e.signature)
             {
-                Some(m) => {
-                    m.count += e.count;
-                    m.pods += e.pods;
-                }
+                Some(m) => m.count += e.count,
                 None => self.errors.push(e),
             }
         }

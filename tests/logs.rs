@@ -13,7 +13,7 @@ use kube::api::{Api, ListParams};
 use rollout_guard::annotations;
 use rollout_guard::podlogs::{KubeLogs, LogLimits};
 use rollout_guard::simulate::live::FAULT_ANNOTATION;
-use rollout_guard::source::{LogQuery, LogSource};
+use rollout_guard::source::{LogCounts, LogQuery, LogSource};
 use support::cluster::{Cluster, ann, guarded, rollbacks, rolled_out, stage, version};
 
 const LONG: Duration = Duration::from_secs(90);
@@ -30,6 +30,31 @@ const SHARED_FATAL: [&str; 2] = [
     r##"[25-Nov-2026 16:00:06] WARNING: [pool www] child 4519 said into stderr: "NOTICE: PHP message: PHP Fatal error:  Uncaught Error: Class "App\Legacy\Reports" not found in /var/www/html/reports.php:3""##,
     r##"[25-Nov-2026 16:00:06] WARNING: [pool www] child 4519 said into stderr: "  thrown in /var/www/html/reports.php on line 3""##,
 ];
+
+const MINUTE: jiff::SignedDuration = jiff::SignedDuration::from_mins(1);
+
+/// What a `logs` rule asks of the new ReplicaSet `rs` from `start` to `end`.
+fn query(
+    c: &Cluster,
+    rs: String,
+    container: Option<&str>,
+    start: jiff::Timestamp,
+    end: jiff::Timestamp,
+) -> LogQuery {
+    LogQuery {
+        namespace: c.namespace.clone(),
+        replicaset: rs,
+        container: container.map(String::from),
+        new: true,
+        start,
+        end,
+    }
+}
+
+/// Errors counted, all signatures together.
+fn count(l: &LogCounts) -> u64 {
+    l.errors.iter().map(|e| e.count).sum()
+}
 
 /// Every 100 ms (6 simulated seconds), each running pod prints: all of them the shared lines
 /// (a warning, and with `shared_fatal` a missing class both releases hit); pods with the
@@ -156,14 +181,7 @@ async fn a_pod_printing_megabytes_is_read_within_its_bounds() {
     };
     let logs = KubeLogs::new(c.client.clone(), limits.clone());
     fake.reset_requests();
-    let q = LogQuery {
-        namespace: c.namespace.clone(),
-        replicaset: rs,
-        container: Some("php".into()),
-        new: true,
-        start: start - jiff::SignedDuration::from_mins(1),
-        end: start + jiff::SignedDuration::from_mins(1),
-    };
+    let q = query(&c, rs, Some("php"), start - MINUTE, start + MINUTE);
     let first = logs.logs(&q).await.unwrap();
     assert!(first.truncated, "the read was cut at limitBytes");
     let stats = fake.requests();
@@ -185,10 +203,7 @@ async fn a_pod_printing_megabytes_is_read_within_its_bounds() {
     let stats = fake.requests();
     assert_eq!(stats.counter("get", "pods/log").requests, 4);
     assert!(second.errors.len() <= limits.max_signatures_per_pod);
-    assert!(
-        second.errors.iter().map(|e| e.count).sum::<u64>()
-            >= first.errors.iter().map(|e| e.count).sum::<u64>()
-    );
+    assert!(count(&second) >= count(&first));
     assert_eq!(logs.pods_tracked(), 2);
     // A pod that is gone is skipped, and forgotten.
     api.delete(&noisy, &Default::default()).await.unwrap();
@@ -218,16 +233,7 @@ async fn a_restarted_container_s_last_words_are_read_from_its_previous_log() {
             .unwrap();
     }
     let logs = KubeLogs::new(c.client.clone(), LogLimits::default());
-    let q = LogQuery {
-        namespace: c.namespace.clone(),
-        replicaset: rs,
-        container: None,
-        new: true,
-        start: at(-60),
-        end: at(120),
-    };
-    let count =
-        |l: &rollout_guard::source::LogCounts| l.errors.iter().map(|e| e.count).sum::<u64>();
+    let q = query(&c, rs, None, at(-60), at(120));
     assert_eq!(count(&logs.logs(&q).await.unwrap()), 4);
     // Two more, then the container dies (out of memory, say) and a new one prints one.
     for s in 10..12 {
@@ -267,16 +273,7 @@ async fn reads_of_the_same_pod_at_once_count_each_line_once() {
         }
     }
     let logs = KubeLogs::new(c.client.clone(), LogLimits::default());
-    let q = LogQuery {
-        namespace: c.namespace.clone(),
-        replicaset: rs,
-        container: Some("php".into()),
-        new: true,
-        start: start - jiff::SignedDuration::from_mins(1),
-        end: start + jiff::SignedDuration::from_mins(1),
-    };
-    let count =
-        |c: &rollout_guard::source::LogCounts| c.errors.iter().map(|e| e.count).sum::<u64>();
+    let q = query(&c, rs, Some("php"), start - MINUTE, start + MINUTE);
     let (a, b) = futures::join!(logs.logs(&q), logs.logs(&q));
     let (a, b) = (a.unwrap(), b.unwrap());
     assert_eq!((a.pods_read, b.pods_read), (2, 2));

@@ -9,7 +9,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::{Evidence, Judged, fmt_num, no_baseline};
+use super::{Evidence, Judged, fmt_num, no_baseline, ratio_reached};
 use crate::phplog::ErrorKind;
 use crate::rules::Logs;
 use crate::source::{LogCounts, SignatureCount};
@@ -59,7 +59,9 @@ fn counted<'a>(c: &'a LogCounts, kinds: &[ErrorKind]) -> Vec<&'a SignatureCount>
 /// Whether one signature's row fails: significant at `alpha`, with enough errors and a large
 /// enough ratio (`None`: infinite).
 fn row_fails(r: &SignatureRow, alpha: f64, min_errors: f64, min_ratio: f64) -> bool {
-    r.p_value < alpha && r.new as f64 >= min_errors && r.ratio.is_none_or(|x| x >= min_ratio)
+    r.p_value < alpha
+        && r.new as f64 >= min_errors
+        && ratio_reached(r.ratio, r.new as f64, min_ratio)
 }
 
 impl LogsEvidence {
@@ -70,7 +72,7 @@ impl LogsEvidence {
 }
 
 /// Signatures kept in the evidence (the rest are summed in `total`).
-const MAX_ROWS: usize = 20;
+pub const MAX_ROWS: usize = 20;
 
 pub(super) fn judge_logs(rule: &Logs, new: &LogCounts, old: Option<&LogCounts>) -> Judged {
     let Some(old) = old else { return no_baseline() };
@@ -147,7 +149,7 @@ pub(super) fn judge_logs(rule: &Logs, new: &LogCounts, old: Option<&LogCounts>) 
             .then(a.p_value.total_cmp(&b.p_value))
             .then(b.new.cmp(&a.new))
     });
-    let deciding = rows.first().filter(|r| fails(r)).cloned();
+    let deciding = rows.first().filter(|r| fails(r));
     let fail = deciding.is_some() || fails(&total);
     let per_min = |k: u64, e: f64| fmt_num(k as f64 / e);
     let reason = match (&deciding, fail) {
@@ -218,23 +220,16 @@ pub(super) fn judge_logs(rule: &Logs, new: &LogCounts, old: Option<&LogCounts>) 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::judge::{Outcome, Window, judge};
+    use crate::judge::tests::window;
+    use crate::judge::{Outcome, judge};
     use crate::phplog::parse_log;
-    use crate::rules::{Check, RuleSet};
+    use crate::rules::Check;
     use crate::source::SignatureCount;
 
     fn rule() -> crate::rules::Rule {
-        let yaml = r#"
-version: 1
-rules:
-  - name: log-class-errors
-    action: rollback
-    window: 10m
-    check:
-      logs: {}
-"#;
-        let set = RuleSet::from_sources(&[("r.yaml".into(), yaml.into())]).unwrap();
-        set.rules.into_iter().next().unwrap()
+        crate::judge::tests::rule(
+            "  - name: log-class-errors\n    action: rollback\n    window: 10m\n    check:\n      logs: {}\n",
+        )
     }
 
     fn counts(pods: u32, minutes: f64, errors: &[(ErrorKind, &str, u64)]) -> LogCounts {
@@ -248,22 +243,11 @@ rules:
                     kind: *k,
                     signature: s.to_string(),
                     count: *n,
-                    pods: pods.min(*n as u32),
                     example: format!("PHP Fatal error:  {s}"),
                 })
                 .collect(),
             truncated: false,
             skipped: Vec::new(),
-        }
-    }
-
-    fn window() -> Window {
-        Window {
-            at: 600.0,
-            start: 0.0,
-            query_start: 0.0,
-            warmup: 0.0,
-            step: 0.0,
         }
     }
 
@@ -359,20 +343,15 @@ rules:
             .unwrap();
             let mut c = counts(1, 10.0, &[]);
             for e in parse_log(&text) {
-                match c
-                    .errors
-                    .iter_mut()
-                    .find(|m| m.kind == e.kind && m.signature == e.signature)
-                {
-                    Some(m) => m.count += 1,
-                    None => c.errors.push(SignatureCount {
+                c.merge(LogCounts {
+                    errors: vec![SignatureCount {
                         kind: e.kind,
                         signature: e.signature,
                         count: 1,
-                        pods: 1,
                         example: e.first_line,
-                    }),
-                }
+                    }],
+                    ..LogCounts::default()
+                });
             }
             c
         };

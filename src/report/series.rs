@@ -227,7 +227,7 @@ fn logs_rate(e: &LogsEvidence, key: &(String, String), side: Side) -> Option<f64
         ),
         // Rows list every signature the new pods printed (up to a limit): absent, the new pods
         // printed none; how often the old pods did is not recorded.
-        None if side == Side::New && e.signatures.len() < 20 => Some(0.0),
+        None if side == Side::New && e.signatures.len() < crate::judge::MAX_LOG_ROWS => Some(0.0),
         None => None,
     }
 }
