@@ -8,7 +8,7 @@
 //! Owns the story and its printing; the decisions are the controller's. Leaves the decision
 //! records (and the report, where the `report` module renders it) in the output folder.
 
-use std::io::Write;
+use std::io::{Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
@@ -163,7 +163,7 @@ pub async fn run(opts: &DemoOptions, out: &mut (dyn Write + Send)) -> Result<Out
         records: records_path.clone(),
         ..Outcome::default()
     };
-    let mut printed = 0usize;
+    let mut printed = 0u64;
     for (i, act) in ACTS.iter().enumerate() {
         writeln!(out, "\nAct {}: {}", i + 1, act.title)?;
         let version = "v2".to_string();
@@ -230,14 +230,14 @@ pub async fn run(opts: &DemoOptions, out: &mut (dyn Write + Send)) -> Result<Out
     )?;
     // A post-incident report per act, as `rollout-guard report` writes it.
     let (recs, unreadable) = records::load(&records_path)?;
+    let source = report::Source::of(&records_path, &recs, unreadable);
     for act in &ACTS {
         let selection = report::Selection {
             namespace: Some(NAMESPACE.into()),
             deployment: Some(act.deployment.into()),
             revision: None,
         };
-        let source = report::Source::of(&records_path, &recs, unreadable.clone());
-        let r = report::build(&recs, &selection, source)
+        let r = report::build(&recs, &selection, source.clone())
             .map_err(|e| anyhow::anyhow!("the report of {}: {e}", act.deployment))?;
         let path = opts.output.join(format!("report-{}.html", act.deployment));
         std::fs::write(&path, report::html(&r, report::HtmlOptions::default()))
@@ -248,16 +248,27 @@ pub async fn run(opts: &DemoOptions, out: &mut (dyn Write + Send)) -> Result<Out
     Ok(outcome)
 }
 
-/// Prints the notes and actions of the records after the first `seen`; returns the new count.
-fn print_new(path: &Path, seen: usize, out: &mut (dyn Write + Send)) -> Result<usize> {
-    let (recs, _) = match records::read(path) {
-        Ok(r) => r,
-        Err(_) => return Ok(seen),
-    };
-    for r in recs.iter().skip(seen) {
+/// Prints the notes and actions of the records appended after byte `seen` of the file; returns
+/// how far it read. Only whole lines are read (a record being written is read the next time),
+/// and never the file again from the start: the demo polls it five times a second.
+fn print_new(path: &Path, seen: u64, out: &mut (dyn Write + Send)) -> Result<u64> {
+    let mut appended = Vec::new();
+    let read = std::fs::File::open(path).and_then(|mut f| {
+        f.seek(SeekFrom::Start(seen))?;
+        f.read_to_end(&mut appended)
+    });
+    if read.is_err() {
+        return Ok(seen);
+    }
+    let whole = appended
+        .iter()
+        .rposition(|b| *b == b'\n')
+        .map_or(0, |i| i + 1);
+    let (recs, _) = records::parse(&String::from_utf8_lossy(&appended[..whole]));
+    for r in &recs {
         print_record(r, out)?;
     }
-    Ok(recs.len().max(seen))
+    Ok(seen + whole as u64)
 }
 
 fn print_record(r: &Record, out: &mut (dyn Write + Send)) -> Result<()> {

@@ -118,6 +118,18 @@ pub enum Evidence {
     Logs(LogsEvidence),
 }
 
+impl Evidence {
+    /// The kind of check that produced it, as written in rule files (`Check::kind`).
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Evidence::ErrorRate(_) => "error_rate",
+            Evidence::Compare(_) => "compare",
+            Evidence::Absolute(_) => "absolute",
+            Evidence::Logs(_) => "logs",
+        }
+    }
+}
+
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct SideCounts {
     pub errors: f64,
@@ -932,10 +944,7 @@ fn absolute(rule: &Absolute, w: &Window, new: &[Series], old: Option<&[Series]>)
     // Nothing to rule out a shared cause with: warn, unless told to act anyway.
     let warn_only =
         fail && rule.unless_old_too && old_value.is_none() && !rule.act_without_baseline;
-    let cmp = match rule.direction {
-        Direction::HigherIsWorse => "≥",
-        Direction::LowerIsWorse => "≤",
-    };
+    let cmp = rule.direction.symbol();
     let new_summary = summary(&n);
     let mut reason = format!(
         "new pods' p{} {} ({} samples from {} pods) {} threshold {}",
@@ -1001,7 +1010,8 @@ pub fn fmt_num(v: f64) -> String {
     }
 }
 
-fn fmt_pct(rate: f64) -> String {
+/// A rate (a fraction) as a percentage.
+pub fn fmt_pct(rate: f64) -> String {
     format!("{}%", fmt_num(rate * 100.0))
 }
 

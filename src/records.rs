@@ -234,9 +234,9 @@ mod tests {
         assert_eq!(records.len(), 3);
         assert_eq!(skipped, 2);
         assert_eq!(records[0], record(Kind::Evaluation));
-        let (_, unreadable) = parse(&std::fs::read_to_string(&path).unwrap());
-        assert_eq!(unreadable, vec![4, 5], "line numbers from 1");
         let text = std::fs::read_to_string(&path).unwrap();
+        let (_, unreadable) = parse(&text);
+        assert_eq!(unreadable, vec![4, 5], "line numbers from 1");
         assert!(
             text.starts_with(r#"{"schema":1,"kind":"evaluation","#),
             "{text}"

@@ -63,6 +63,16 @@ pub enum Direction {
     LowerIsWorse,
 }
 
+impl Direction {
+    /// How a value at or beyond a threshold compares with it: `≥` or `≤`.
+    pub fn symbol(self) -> &'static str {
+        match self {
+            Direction::HigherIsWorse => "≥",
+            Direction::LowerIsWorse => "≤",
+        }
+    }
+}
+
 /// The exact test used on error counts.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]

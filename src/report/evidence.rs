@@ -80,7 +80,7 @@ pub fn numbers(e: &Evidence) -> String {
                 quantile_name(x.quantile),
                 num(x.value),
                 if x.breaches() {
-                    cmp(x.direction)
+                    x.direction.symbol()
                 } else {
                     "within"
                 },
@@ -119,13 +119,6 @@ fn per_minute(k: u64, minutes: f64) -> String {
 
 fn quantile_name(q: f64) -> String {
     num((q * 100.0).round())
-}
-
-fn cmp(d: Direction) -> &'static str {
-    match d {
-        Direction::HigherIsWorse => "≥",
-        Direction::LowerIsWorse => "≤",
-    }
 }
 
 /// The evidence as tables.
@@ -288,7 +281,7 @@ fn absolute(x: &AbsoluteEvidence) -> Vec<Table> {
     let mut rows = vec![row([
         format!("new pods' p{}", quantile_name(x.quantile)),
         num(x.value),
-        format!("{} {}", cmp(x.direction), num(x.threshold)),
+        format!("{} {}", x.direction.symbol(), num(x.threshold)),
         met(x.breaches()),
     ])];
     rows.push(row([

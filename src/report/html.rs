@@ -8,7 +8,7 @@
 use std::fmt::Write as _;
 
 use super::evidence::{Cell, Table, tables};
-use super::model::{Ending, Entry, EntryKind, Report, RuleReport};
+use super::model::{Ending, Entry, EntryKind, Report, RuleReport, TIMELINE_LEGEND, streak_suffix};
 use super::series::SeriesSet;
 use super::summary::capitalised;
 use super::{datetime, hms, num, plot};
@@ -85,13 +85,7 @@ pub fn html(r: &Report, options: HtmlOptions) -> String {
 }
 
 fn write_page(out: &mut String, r: &Report, options: HtmlOptions) -> std::fmt::Result {
-    let title = format!(
-        "Rollout report: {}/{} revision {}: {}",
-        r.namespace,
-        r.deployment,
-        r.revision,
-        r.ending.headline()
-    );
+    let title = r.title();
     writeln!(
         out,
         "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n<title>{}</title>\n<style>{STYLE}</style>\n</head>\n<body>",
@@ -117,7 +111,7 @@ fn write_page(out: &mut String, r: &Report, options: HtmlOptions) -> std::fmt::R
     }
     writeln!(out, "</table>")?;
 
-    let failing: Vec<&RuleReport> = r.rules.iter().filter(|x| x.fail > 0).collect();
+    let failing: Vec<&RuleReport> = r.failing().collect();
     if !failing.is_empty() {
         writeln!(out, "<section id=\"failing\"><h2>Rules that failed</h2>")?;
         for rule in failing {
@@ -130,7 +124,7 @@ fn write_page(out: &mut String, r: &Report, options: HtmlOptions) -> std::fmt::R
     write_timeline(out, r)?;
     writeln!(out, "</section>")?;
 
-    let quiet: Vec<&RuleReport> = r.rules.iter().filter(|x| x.fail == 0).collect();
+    let quiet: Vec<&RuleReport> = r.quiet().collect();
     if !quiet.is_empty() {
         writeln!(
             out,
@@ -215,11 +209,7 @@ fn write_rule(
         "<h4>Evidence of evaluation {} at {} UTC ({})</h4>\n<p><strong>{}</strong>: {}</p>",
         shown.evaluation,
         hms(shown.at),
-        if shown.deciding {
-            "the deciding evaluation"
-        } else {
-            "its latest failure"
-        },
+        shown.label(),
         shown.verdict.outcome,
         esc(&shown.verdict.reason)
     )?;
@@ -377,10 +367,7 @@ fn write_timeline(out: &mut String, r: &Report) -> std::fmt::Result {
                         Some((outcome, streak)) => write!(
                             out,
                             "<td class=\"o-{outcome}\">{outcome}{}</td>",
-                            match streak {
-                                Some(s) if *s > 0 => format!(" ({s})"),
-                                _ => String::new(),
-                            }
+                            streak_suffix(*streak)
                         )?,
                         None => write!(out, "<td></td>")?,
                     }
@@ -421,7 +408,7 @@ fn write_timeline(out: &mut String, r: &Report) -> std::fmt::Result {
     }
     writeln!(
         out,
-        "</table>\n<p class=\"muted\">A rule's cell is its outcome and, in brackets, its failing evaluations in a row after it. From {} to {}.</p>",
+        "</table>\n<p class=\"muted\">{TIMELINE_LEGEND} From {} to {}.</p>",
         datetime(r.first),
         datetime(r.last)
     )

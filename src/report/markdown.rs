@@ -4,7 +4,7 @@
 use std::fmt::Write as _;
 
 use super::evidence::{Cell, Table, tables};
-use super::model::{Entry, EntryKind, Report, RuleReport};
+use super::model::{Entry, EntryKind, Report, RuleReport, TIMELINE_LEGEND, streak_suffix};
 use super::series::SeriesSet;
 use super::{datetime, hms, num};
 use crate::judge::Outcome;
@@ -17,14 +17,7 @@ pub fn markdown(r: &Report) -> String {
 }
 
 fn write_report(out: &mut String, r: &Report) -> std::fmt::Result {
-    writeln!(
-        out,
-        "# Rollout report: {}/{} revision {}: {}\n",
-        r.namespace,
-        r.deployment,
-        r.revision,
-        r.ending.headline()
-    )?;
+    writeln!(out, "# {}\n", r.title())?;
     writeln!(out, "{}\n", text(&r.summary))?;
     writeln!(out, "| | |\n|---|---|")?;
     for (k, v) in r.facts() {
@@ -32,7 +25,7 @@ fn write_report(out: &mut String, r: &Report) -> std::fmt::Result {
     }
     writeln!(out)?;
 
-    let failing: Vec<&RuleReport> = r.rules.iter().filter(|x| x.fail > 0).collect();
+    let failing: Vec<&RuleReport> = r.failing().collect();
     if !failing.is_empty() {
         writeln!(out, "## Rules that failed\n")?;
         for rule in failing {
@@ -43,7 +36,7 @@ fn write_report(out: &mut String, r: &Report) -> std::fmt::Result {
     writeln!(out, "## Timeline\n")?;
     write_timeline(out, r)?;
 
-    let quiet: Vec<&RuleReport> = r.rules.iter().filter(|x| x.fail == 0).collect();
+    let quiet: Vec<&RuleReport> = r.quiet().collect();
     if !quiet.is_empty() {
         writeln!(out, "## Rules that did not fail\n")?;
         writeln!(
@@ -91,14 +84,10 @@ fn write_rule(out: &mut String, rule: &RuleReport) -> std::fmt::Result {
     };
     writeln!(
         out,
-        "Evidence of evaluation {} at {} UTC{}: **{}**. {}\n",
+        "Evidence of evaluation {} at {} UTC, {}: **{}**. {}\n",
         shown.evaluation,
         hms(shown.at),
-        if shown.deciding {
-            ", the deciding evaluation"
-        } else {
-            ", its latest failure"
-        },
+        shown.label(),
         shown.verdict.outcome,
         text(&shown.verdict.reason)
     )?;
@@ -227,7 +216,7 @@ fn write_timeline(out: &mut String, r: &Report) -> std::fmt::Result {
     }
     writeln!(
         out,
-        "\nA rule's cell is its outcome and, in brackets, its failing evaluations in a row after it. Times from {} to {}.\n",
+        "\n{TIMELINE_LEGEND} Times from {} to {}.\n",
         datetime(r.first),
         datetime(r.last)
     )
@@ -238,10 +227,7 @@ fn outcome_cell(o: Outcome, streak: Option<u32>) -> String {
         Outcome::Fail => "**fail**".to_string(),
         o => o.to_string(),
     };
-    match streak {
-        Some(s) if s > 0 => format!("{word} ({s})"),
-        _ => word,
-    }
+    format!("{word}{}", streak_suffix(streak))
 }
 
 /// Text outside tables: nothing to escape but what would start markup by accident.

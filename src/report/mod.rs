@@ -23,11 +23,10 @@ mod tests;
 
 use jiff::Timestamp;
 
-pub use evidence::numbers;
 pub use html::{HtmlOptions, html};
 pub use markdown::markdown;
 pub use model::{Ending, Entry, EntryKind, Mark, Report, RuleReport, Shown, Source};
-pub use select::{DeploymentInfo, Inventory, RevisionInfo, SelectError, Selected, Selection};
+pub use select::{DeploymentInfo, Inventory, RevisionInfo, SelectError, Selection};
 pub use series::{Line, SeriesSet, Side};
 
 /// Selects the records of `selection` and builds their report.
@@ -57,7 +56,7 @@ pub fn num(v: f64) -> String {
 
 /// A rate (a fraction) as a percentage.
 pub fn pct(rate: f64) -> String {
-    format!("{}%", num(rate * 100.0))
+    crate::judge::fmt_pct(rate)
 }
 
 /// A p-value: three decimals, or two significant digits in scientific notation when small.

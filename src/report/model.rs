@@ -165,6 +165,29 @@ pub struct Shown {
     pub verdict: Verdict,
 }
 
+impl Shown {
+    /// Why this evaluation's evidence is the one shown.
+    pub fn label(&self) -> &'static str {
+        if self.deciding {
+            "the deciding evaluation"
+        } else {
+            "its latest failure"
+        }
+    }
+}
+
+/// What a rule's cell in the timeline says, under the timeline.
+pub const TIMELINE_LEGEND: &str =
+    "A rule's cell is its outcome and, in brackets, its failing evaluations in a row after it.";
+
+/// A timeline cell's streak, ` (n)`, when the rule is failing.
+pub fn streak_suffix(streak: Option<u32>) -> String {
+    match streak {
+        Some(s) if s > 0 => format!(" ({s})"),
+        _ => String::new(),
+    }
+}
+
 /// One line of the timeline.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Entry {
@@ -224,19 +247,16 @@ pub fn build(selected: &Selected<'_>, source: Source) -> Report {
     let rule_order: Vec<&str> = rules.iter().map(|r| r.name.as_str()).collect();
     let timeline = timeline(records, &selected.aftermath, &rule_order, deciding);
     let marks = marks(records, decided.as_ref());
-    let ending = decided.as_ref().map_or_else(
-        || Ending::NoAction {
-            stage: records.iter().rev().find_map(|r| r.stage.clone()),
+    let ending = match &decided {
+        Some(d) => d.ending.clone(),
+        None => match records.iter().rev().find_map(|r| r.stage.clone()) {
+            Some(stage) if stage == "passed" => Ending::Passed {
+                resumed: records
+                    .iter()
+                    .any(|r| r.acts.iter().any(|a| matches!(a, Act::Resume))),
+            },
+            stage => Ending::NoAction { stage },
         },
-        |d| d.ending.clone(),
-    );
-    let ending = match ending {
-        Ending::NoAction { stage } if stage.as_deref() == Some("passed") => Ending::Passed {
-            resumed: records
-                .iter()
-                .any(|r| r.acts.iter().any(|a| matches!(a, Act::Resume))),
-        },
-        e => e,
     };
     let mut old_replicasets: Vec<String> = Vec::new();
     for r in records {
@@ -382,18 +402,10 @@ fn acts(acts: &[Act]) -> String {
         .join(", ")
 }
 
-fn check_name(e: &Evidence) -> &'static str {
-    match e {
-        Evidence::ErrorRate(_) => "error_rate",
-        Evidence::Compare(_) => "compare",
-        Evidence::Absolute(_) => "absolute",
-        Evidence::Logs(_) => "logs",
-    }
-}
-
 fn rules(evaluations: &[&Record], deciding: Option<&Record>) -> Vec<RuleReport> {
     let mut out: Vec<RuleReport> = Vec::new();
     for (i, r) in evaluations.iter().enumerate() {
+        let is_deciding = deciding.is_some_and(|d| std::ptr::eq(d, *r));
         for v in &r.verdicts {
             let rule = match out.iter_mut().position(|x| x.name == v.rule) {
                 Some(p) => &mut out[p],
@@ -424,13 +436,12 @@ fn rules(evaluations: &[&Record], deciding: Option<&Record>) -> Vec<RuleReport> 
                 rule.action = v.action;
             }
             if rule.check.is_none() {
-                rule.check = v.evidence.as_ref().map(check_name);
+                rule.check = v.evidence.as_ref().map(Evidence::kind);
             }
             if let Some(s) = r.decision.as_ref().and_then(|d| d.streaks.get(&v.rule)) {
                 rule.longest_streak = rule.longest_streak.max(*s);
             }
             rule.last_reason = v.reason.clone();
-            let is_deciding = deciding.is_some_and(|d| std::ptr::eq(d, *r));
             if v.outcome == Outcome::Fail && rule.shown.as_ref().is_none_or(|s| !s.deciding) {
                 rule.shown = Some(Shown {
                     at: r.at,
@@ -643,6 +654,27 @@ fn notes(selected: &Selected<'_>, source: &Source) -> Vec<String> {
 }
 
 impl Report {
+    /// The document's title: which revision of which Deployment, and how it ended.
+    pub fn title(&self) -> String {
+        format!(
+            "Rollout report: {}/{} revision {}: {}",
+            self.namespace,
+            self.deployment,
+            self.revision,
+            self.ending.headline()
+        )
+    }
+
+    /// The rules that failed at least once, the deciding one first.
+    pub fn failing(&self) -> impl Iterator<Item = &RuleReport> {
+        self.rules.iter().filter(|x| x.fail > 0)
+    }
+
+    /// The rules that never failed.
+    pub fn quiet(&self) -> impl Iterator<Item = &RuleReport> {
+        self.rules.iter().filter(|x| x.fail == 0)
+    }
+
     /// The key facts, as (label, value) pairs, for the table under the summary.
     pub fn facts(&self) -> Vec<(&'static str, String)> {
         let mut out = vec![

@@ -1,9 +1,10 @@
 //! The summary paragraph: what happened to the revision, in the words a person would use in
 //! a post-incident review, with the numbers that decided.
 
+use super::evidence::numbers;
+use super::hms;
 use super::model::{Ending, EntryKind, Report};
 use super::select::plural;
-use super::{hms, numbers};
 use crate::records::Record;
 
 /// The text with its first letter in upper case.
