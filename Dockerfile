@@ -9,7 +9,8 @@ WORKDIR /src
 
 # Dependencies first, in their own layer: build them against stub targets with only the
 # manifests, so that editing the sources does not rebuild every crate. Cargo refuses a manifest
-# whose targets are missing, so every `[[bench]]` it declares gets a stub.
+# whose targets are missing, so every `[[bench]]` it declares gets a stub; the stubs stay (only
+# the binary is built, and the benchmarks' sources stay out of the image build).
 COPY Cargo.toml Cargo.lock ./
 RUN mkdir -p src benches \
  && echo 'fn main() {}' > src/main.rs \
@@ -18,11 +19,10 @@ RUN mkdir -p src benches \
       echo 'fn main() {}' > "benches/$b.rs"; \
     done \
  && cargo build --release --locked \
- && rm -rf src benches
+ && rm -rf src
 
 COPY src src
 COPY rules rules
-COPY benches benches
 # COPY keeps the files' times, which can be older than the stub build's: touch the roots so
 # that cargo rebuilds the crate itself.
 RUN touch src/main.rs src/lib.rs \

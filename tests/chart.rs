@@ -148,24 +148,27 @@ fn rbac_rules_are_exactly_the_documented_ones() {
 fn the_lease_manager_only_gets_creates_and_patches_leases() {
     // The leader-election Role allows get, create and patch on the Lease: the version of
     // kube-lease-manager in Cargo.lock calls nothing else on an Api outside its tests (no
-    // update/replace, list, watch or delete).
-    let lock = read("Cargo.lock");
-    let version = lock
-        .split("[[package]]")
-        .find(|p| p.contains("name = \"kube-lease-manager\""))
-        .and_then(|p| p.lines().find_map(|l| l.strip_prefix("version = \"")))
-        .map(|v| v.trim_end_matches('"').to_string())
-        .expect("kube-lease-manager in Cargo.lock");
-    let home = std::env::var_os("CARGO_HOME")
-        .map(PathBuf::from)
-        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cargo")))
-        .expect("CARGO_HOME or HOME");
-    let src = std::fs::read_dir(home.join("registry/src"))
-        .expect("the cargo registry sources")
-        .filter_map(|d| d.ok())
-        .map(|d| d.path().join(format!("kube-lease-manager-{version}/src")))
-        .find(|p| p.exists())
-        .expect("kube-lease-manager's sources in the cargo registry");
+    // update/replace, list, watch or delete). Cargo says where its sources are (a registry,
+    // a vendor folder), rather than the test guessing.
+    let out = std::process::Command::new(env!("CARGO"))
+        .args(["metadata", "--format-version", "1", "--locked", "--offline"])
+        .current_dir(root())
+        .output()
+        .expect("cargo metadata runs");
+    assert!(
+        out.status.success(),
+        "cargo metadata: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let metadata: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let manifest = metadata["packages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["name"] == "kube-lease-manager")
+        .and_then(|p| p["manifest_path"].as_str())
+        .expect("kube-lease-manager in the dependency graph");
+    let src = Path::new(manifest).with_file_name("src");
     let call = regex::Regex::new(r"\bapi\s*\.\s*([a-z_]+)\s*\(").unwrap();
     let mut verbs = Vec::new();
     let mut files = vec![src.clone()];
@@ -563,9 +566,7 @@ fn custom_values_reach_the_configuration() {
 #[test]
 fn a_ca_file_is_configured_and_mounted_by_extra_volumes() {
     let docs = rendered("ca-file");
-    let cm = find(docs, "ConfigMap", &format!("{FULLNAME}-config"));
-    let config: Value =
-        serde_saphyr::from_str(cm["data"]["config.yaml"].as_str().unwrap()).unwrap();
+    let config: Value = serde_saphyr::from_str(config_text(docs, FULLNAME)).unwrap();
     assert_eq!(config["prometheus"]["ca_file"], "/etc/ssl/extra/ca.pem");
     let (volume, _) = volume_at(find(docs, "Deployment", FULLNAME), "/etc/ssl/extra");
     assert_eq!(volume["configMap"]["name"], "prometheus-ca");

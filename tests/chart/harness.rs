@@ -30,9 +30,7 @@ pub fn read(path: impl AsRef<Path>) -> String {
 
 /// The venv's Python, with Helm's Go library in it.
 pub fn python() -> PathBuf {
-    let python = std::env::var_os("ROLLOUT_GUARD_CHART_PYTHON")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| root().join("target/chart-venv/bin/python"));
+    let python = root().join("target/chart-venv/bin/python");
     assert!(
         python.exists(),
         "{} is missing: run scripts/chart-venv (scripts/test does) to install Helm's Go library \

@@ -1,8 +1,8 @@
 """Helm for tests/chart.rs, through helm-sdkpy (Helm's Go library): lint a chart, or render it.
 
     helm.py lint CHART...
-        Prints, for each chart, {"chart", "linted", "messages": [{"severity": 1..3,
-        "level": "info|warning|error", "path", "error"}]}: Helm's lint, which renders every
+        Prints, for each chart, {"linted", "messages": [{"severity": 1..3 (info, warning,
+        error), "path", "error"}]}: Helm's lint, which renders every
         template with the chart's own values and reports template and YAML errors (severity 3)
         with the failing path, and problems such as deprecated APIs as warnings (severity 2).
         The error texts of most messages come back empty (helm-sdkpy serialises Go error values
@@ -35,9 +35,6 @@ os.environ.pop("KUBECONFIG", None)
 
 import helm_sdkpy  # noqa: E402  (after the environment above)
 
-LEVELS = {0: "unknown", 1: "info", 2: "warning", 3: "error"}
-
-
 def lint(chart):
     config = helm_sdkpy.Configuration()
     result = asyncio.run(helm_sdkpy.Lint(config).run(chart))
@@ -46,11 +43,10 @@ def lint(chart):
         err = m.get("Err")
         messages.append({
             "severity": m.get("Severity"),
-            "level": LEVELS.get(m.get("Severity"), "unknown"),
             "path": m.get("Path"),
             "error": json.dumps(err) if err else "",
         })
-    return {"chart": chart, "linted": result.get("TotalChartsLinted"), "messages": messages}
+    return {"linted": result.get("TotalChartsLinted"), "messages": messages}
 
 
 # The API groups the chart's resources live in: (group, version) -> [(plural, kind, namespaced)].

@@ -34,7 +34,7 @@ Truncated to 63 characters, the limit of a label value and a DNS label.
 {{- define "rollout-guard.labels" -}}
 helm.sh/chart: {{ include "rollout-guard.chart" . }}
 {{ include "rollout-guard.selectorLabels" . }}
-app.kubernetes.io/version: {{ .Values.image.tag | default .Chart.AppVersion | quote }}
+app.kubernetes.io/version: {{ include "rollout-guard.version" . | quote }}
 app.kubernetes.io/managed-by: {{ .Release.Service }}
 {{- end }}
 
@@ -53,9 +53,14 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 {{- end }}
 {{- end }}
 
+{{/* The version that runs: the image tag, else the chart's appVersion. */}}
+{{- define "rollout-guard.version" -}}
+{{- .Values.image.tag | default .Chart.AppVersion }}
+{{- end }}
+
 {{/* The container image reference. */}}
 {{- define "rollout-guard.image" -}}
-{{- printf "%s:%s" .Values.image.repository (.Values.image.tag | default .Chart.AppVersion) }}
+{{- printf "%s:%s" .Values.image.repository (include "rollout-guard.version" .) }}
 {{- end }}
 
 {{/*
