@@ -69,17 +69,30 @@ pub struct Context<S> {
 /// Where the controller reads the time.
 pub type Clock = Arc<dyn Fn() -> Timestamp + Send + Sync>;
 
-/// The memory of one Deployment, with the sequence number last written to it.
+/// The memory of one Deployment, with what was last written to it.
 #[derive(Clone, Default)]
 struct Kept {
+    /// The Deployment's uid: a Deployment deleted and created again under the same name starts
+    /// with nothing kept.
+    uid: Option<String>,
     memory: Memory,
-    written: Option<u64>,
+    written: Option<Written>,
     /// The annotation problems last reported, to report each once.
     problems: Vec<String>,
     /// An evaluation whose plan met a conflict: the next reconciliation re-reads the
     /// Deployment and decides again on these verdicts rather than querying again (the
     /// metrics did not change because someone wrote to the Deployment).
     unwritten: Option<Unwritten>,
+}
+
+/// Our last write to a Deployment: the memory's sequence number, and the resourceVersion the
+/// write was conditioned on. Every write carries that precondition, so the write is the next
+/// version of the object: once the store holds any other version, our write (or something
+/// after it) has been delivered.
+#[derive(Clone)]
+struct Written {
+    seq: u64,
+    over: Option<String>,
 }
 
 #[derive(Clone)]
@@ -241,12 +254,30 @@ pub async fn reconcile<S: MetricSource + Send + Sync + 'static>(
     let empty = BTreeMap::new();
     let ann = d.metadata.annotations.as_ref().unwrap_or(&empty);
     let stored = read_memory(ann);
-    let mut kept = ctx.kept(&key).unwrap_or_default();
-    // Our last write is not in the store yet: decide on what we wrote, not on older news.
-    if let Some(w) = kept.written
-        && stored.as_ref().is_none_or(|m| m.seq < w)
+    let mut kept = ctx
+        .kept(&key)
+        .filter(|k| k.uid == d.metadata.uid)
+        .unwrap_or_else(|| Kept {
+            uid: d.metadata.uid.clone(),
+            ..Kept::default()
+        });
+    if let Some(w) = &kept.written
+        && stored.as_ref().is_none_or(|m| m.seq < w.seq)
     {
-        return Ok(Action::requeue(AFTER_WRITE));
+        if d.metadata.resource_version == w.over {
+            // Our last write is not in the store yet: decide on what we wrote, not on older news.
+            return Ok(Action::requeue(AFTER_WRITE));
+        }
+        // The store is past our write, yet its memory is older than ours: someone rewrote or
+        // removed the state annotation since (`kubectl rollout undo` copies a ReplicaSet's
+        // annotations back; so may a GitOps tool). Go on with what this process knows.
+        tracing::warn!(
+            deployment = %name,
+            ours = w.seq,
+            stored = stored.as_ref().map(|m| m.seq),
+            "the state annotation was changed by someone else since our last write; keeping ours"
+        );
+        kept.written = None;
     }
     // A newer memory on the Deployment than ours: another replica (or an earlier life of this
     // one) wrote it. Ours runs ahead of what we wrote (streaks change every evaluation but are
@@ -391,7 +422,10 @@ pub async fn reconcile<S: MetricSource + Send + Sync + 'static>(
                 ctx.metrics.action(a.name(), "recorded");
             }
             if written.is_some() {
-                kept.written = Some(plan.memory.seq);
+                kept.written = Some(Written {
+                    seq: plan.memory.seq,
+                    over: d.metadata.resource_version.clone(),
+                });
             }
             if !settings.dry_run() {
                 ctx.actuator.publish(&d, &plan.notes).await;

@@ -377,11 +377,15 @@ fn start_state(
         }
     } else if !view.is_rolling() || view.old_with_pods().next().is_none() {
         return None;
-    } else if settings.mode == Mode::Gate {
+    } else if settings.mode == Mode::Gate && settings.gate_steps.is_empty() {
+        // No percentages listed: the gate holds at the first new pods.
         Stage::GateHold {
             step: 0,
             ready_since: None,
         }
+    } else if settings.mode == Mode::Gate {
+        // Percentages listed: roll (and analyse) until the new pods reach the first one.
+        Stage::GateRolling { step: 0 }
     } else {
         Stage::Analysing
     };

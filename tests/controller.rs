@@ -7,6 +7,7 @@ mod support;
 
 use std::time::Duration;
 
+use kube::api::{Patch, PatchParams};
 use rollout_guard::annotations;
 use rollout_guard::duration::PromDuration;
 use rollout_guard::judge::{Outcome, Verdict};
@@ -152,6 +153,33 @@ async fn a_healthy_rollout_is_left_alone_and_passes() {
     assert_eq!(rollbacks(&d), 0);
     assert!(memory(&d).unwrap().history.is_empty(), "no action at all");
     assert_ne!(d.spec.as_ref().unwrap().paused, Some(true));
+    daemon.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_state_annotation_removed_by_someone_else_does_not_stop_the_guard() {
+    let c = Cluster::start("state-removed", Duration::from_millis(1000)).await;
+    c.deploy("shop", 4, &ann(&guarded("guard"))).await;
+    let daemon = c.daemon(c.config()).await;
+    c.release("shop", "v2", None).await;
+    c.wait("shop", "the analysis to start", LONG, |d| {
+        stage(d).as_deref() == Some("analysing")
+    })
+    .await;
+    // As a GitOps tool replacing the object would (or `kubectl rollout undo`, which copies an
+    // older ReplicaSet's annotations back): the controller's last write is gone.
+    let patch = serde_json::json!({"metadata": {"annotations": {annotations::STATE: null}}});
+    c.deployments()
+        .patch("shop", &PatchParams::default(), &Patch::Merge(&patch))
+        .await
+        .expect("removing the state annotation");
+    let d = c
+        .wait("shop", "the analysis to go on and pass", LONG, |d| {
+            stage(d).as_deref() == Some("passed") && rolled_out(d)
+        })
+        .await;
+    assert_eq!(version(&d), "v2");
+    assert!(memory(&d).unwrap().history.is_empty(), "no action at all");
     daemon.stop().await;
 }
 

@@ -524,14 +524,21 @@ fn the_gate_rolls_back_a_failing_canary() {
 fn gate_steps_pause_again_at_each_percentage() {
     let s = Settings {
         mode: Mode::Gate,
-        gate_steps: vec![25, 75],
+        gate_steps: vec![50, 75],
         ..Settings::default()
     };
     let pass = verdicts(Outcome::Pass, None);
+    // The first new pod is 25%, below the first step: the rollout goes on, analysed.
     let p = step(&rolling(1), &Memory::default(), &s, &pass, 0);
-    let mut view = rolling(1);
+    assert!(p.acts.is_empty(), "{:?}", p.acts);
+    assert_eq!(stage(&p), &Stage::GateRolling { step: 0 });
+    let p = step(&rolling(2), &p.memory, &s, &pass, 30);
+    assert_eq!(p.acts, [Act::Pause]);
+    assert!(matches!(stage(&p), Stage::GateHold { step: 0, .. }));
+    let mut view = rolling(2);
     view.paused = true;
-    let end = s.bake.as_secs() as i64;
+    let p = step(&view, &p.memory, &s, &pass, 40);
+    let end = 40 + s.bake.as_secs() as i64;
     let p = step(&view, &p.memory, &s, &pass, end + 10);
     assert_eq!(p.acts, [Act::Resume]);
     assert_eq!(stage(&p), &Stage::GateRolling { step: 1 });
