@@ -73,6 +73,14 @@ pub fn enabled(annotations: &BTreeMap<String, String>) -> bool {
     annotations.get(ENABLED).is_some_and(|v| v.trim() == "true")
 }
 
+/// Whether the Deployment opted out in so many words (`rollout-guard.io/enabled: "false"`):
+/// under a config `selector`, the one way to leave out a Deployment it selects.
+pub fn disabled(annotations: &BTreeMap<String, String>) -> bool {
+    annotations
+        .get(ENABLED)
+        .is_some_and(|v| v.trim() == "false")
+}
+
 /// Applies a Deployment's annotations to the base settings and the loaded rules.
 pub fn resolve(
     annotations: &BTreeMap<String, String>,

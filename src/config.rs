@@ -31,8 +31,9 @@ pub struct Config {
     /// Namespaces to watch; empty means all (cluster-wide RBAC).
     #[serde(default)]
     pub namespaces: Vec<String>,
-    /// A label selector that opts Deployments in, in addition to the
-    /// `rollout-guard.io/enabled: "true"` annotation; it also narrows what is watched.
+    /// A label selector that replaces the annotation as the way to opt in: only the
+    /// Deployments it selects are watched, and each of them is guarded unless annotated
+    /// `rollout-guard.io/enabled: "false"`. Without it, the annotation `"true"` opts in.
     #[serde(default)]
     pub selector: Option<String>,
     #[serde(default)]

@@ -232,9 +232,17 @@ pub fn slim(d: &mut Deployment, by_selector: bool) {
     }
 }
 
-/// Whether the Deployment opted in.
+/// Whether the Deployment opted in. Under a config `selector` the watch sees only the
+/// Deployments it selects, and each of them is in unless annotated `enabled: "false"`;
+/// otherwise the annotation `enabled: "true"` opts in.
 pub fn opted_in(d: &Deployment, by_selector: bool) -> bool {
-    by_selector || annotations::enabled(d.metadata.annotations.as_ref().unwrap_or(&BTreeMap::new()))
+    let empty = BTreeMap::new();
+    let ann = d.metadata.annotations.as_ref().unwrap_or(&empty);
+    if by_selector {
+        !annotations::disabled(ann)
+    } else {
+        annotations::enabled(ann)
+    }
 }
 
 /// Reconciles one Deployment.
@@ -733,9 +741,14 @@ mod tests {
         slim(&mut d, false);
         assert_eq!(d, expected);
         assert!(opted_in(&d, false));
-        // Opted in by the watch's label selector: every Deployment the watch sees.
+        // Opted in by the watch's label selector: every Deployment the watch sees...
         let mut d = deployment(&[]);
         slim(&mut d, true);
         assert!(d.spec.is_some() && d.status.is_some());
+        assert!(opted_in(&d, true));
+        // ... but one that opted out in so many words.
+        let mut d = deployment(&[(annotations::ENABLED, "false")]);
+        slim(&mut d, true);
+        assert!(!opted_in(&d, true) && d.spec.is_none());
     }
 }

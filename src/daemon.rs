@@ -14,7 +14,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context as _, Result};
+use k8s_openapi::api::apps::v1::Deployment;
 use kube::Client;
+use kube::api::{Api, ListParams};
 use tokio::sync::watch;
 
 use crate::actions::Actuator;
@@ -101,6 +103,9 @@ pub async fn run_with<S: MetricSource + Send + Sync + 'static>(
         addr,
     });
 
+    if let Some(sel) = &config.selector {
+        check_selector(&client, &config.namespaces, sel).await?;
+    }
     let leadership = Leadership::elect(client.clone(), &config.leader_election)
         .await
         .context("starting leader election")?;
@@ -322,5 +327,28 @@ async fn wait_for_signal() {
     #[cfg(not(unix))]
     {
         let _ = tokio::signal::ctrl_c().await;
+    }
+}
+
+/// Asks the API server, the authority on label selector syntax, whether it takes `selector`:
+/// one list of at most one Deployment's metadata. A selector it refuses (400) stops the start
+/// with its message, rather than a watch that fails and retries for ever; any other error is
+/// left to the watches, which retry.
+async fn check_selector(client: &Client, namespaces: &[String], selector: &str) -> Result<()> {
+    let api: Api<Deployment> = match namespaces.first() {
+        Some(ns) => Api::namespaced(client.clone(), ns),
+        None => Api::all(client.clone()),
+    };
+    match api
+        .list_metadata(&ListParams::default().labels(selector).limit(1))
+        .await
+    {
+        Err(kube::Error::Api(s)) if s.code == 400 => {
+            anyhow::bail!(
+                "selector {selector:?} refused by the API server: {}",
+                s.message
+            )
+        }
+        _ => Ok(()),
     }
 }

@@ -443,6 +443,46 @@ async fn a_deployment_that_did_not_opt_in_is_never_touched() {
     assert!(c.events("legacy").await.is_empty());
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_selector_opts_in_what_it_selects_but_an_explicit_opt_out() {
+    let c = Cluster::start("selector", Duration::from_millis(1500)).await;
+    // Opted in by the selector alone: no `enabled` annotation.
+    let by_selector: Vec<_> = guarded("guard")
+        .into_iter()
+        .filter(|(k, _)| *k != annotations::ENABLED)
+        .collect();
+    let mut opted_out = by_selector.clone();
+    opted_out.push((annotations::ENABLED, "false".into()));
+    c.deploy("shop", 3, &ann(&by_selector)).await;
+    c.deploy("cart", 3, &ann(&opted_out)).await;
+    // Annotated, but outside the selector: not even watched.
+    c.deploy("legacy", 3, &ann(&guarded("guard"))).await;
+    let label = serde_json::json!({"metadata": {"labels": {"guard": "yes"}}});
+    for name in ["shop", "cart"] {
+        c.deployments()
+            .patch(name, &PatchParams::default(), &Patch::Merge(&label))
+            .await
+            .unwrap();
+    }
+    let mut config = c.config();
+    config.selector = Some("guard=yes".into());
+    let daemon = c.daemon(config).await;
+    for name in ["shop", "cart", "legacy"] {
+        c.release(name, "v2", Some("class-errors")).await;
+    }
+    c.wait_rolled_back("shop").await;
+    for name in ["cart", "legacy"] {
+        let d = c
+            .wait(name, "the unguarded one rolled out", LONG, |d| {
+                rolled_out(d) && version(d) == "v2"
+            })
+            .await;
+        assert!(memory(&d).is_none(), "{name} was analysed");
+        assert!(c.events(name).await.is_empty(), "{name} has Events");
+    }
+    daemon.stop().await;
+}
+
 /// A metric source that watches how the controller uses another: which rollouts have queries
 /// in flight at once, and at which moments each rollout is evaluated (every query of one
 /// evaluation is made at the same `now`). Each query takes 50 ms of wall time, so that

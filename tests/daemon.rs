@@ -49,6 +49,62 @@ fn a_broken_configuration_is_refused_at_start_with_every_reason() {
     assert!(err.contains("/nonexistent/config.yaml"), "{err}");
 }
 
+/// A fake API server, its kubeconfig, and a daemon config (Prometheus unreachable, metrics on a
+/// free port) with `extra` YAML lines appended.
+struct Setup {
+    fake: FakeApiServer,
+    dir: tempfile::TempDir,
+    kubeconfig: std::path::PathBuf,
+    config: std::path::PathBuf,
+    port: u16,
+}
+
+impl Setup {
+    async fn new(extra: &str) -> Setup {
+        let fake = FakeApiServer::start(FakeOptions::fast()).await.unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let kubeconfig = dir.path().join("kubeconfig");
+        fake.write_kubeconfig(&kubeconfig).unwrap();
+        let port = support::prometheus::free_port();
+        let config = dir.path().join("config.yaml");
+        std::fs::write(
+            &config,
+            format!(
+                "prometheus: {{url: 'http://127.0.0.1:9'}}\nserver: {{listen: '127.0.0.1:{port}'}}\n{extra}"
+            ),
+        )
+        .unwrap();
+        Setup {
+            fake,
+            dir,
+            kubeconfig,
+            config,
+            port,
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_selector_the_api_server_refuses_stops_the_start() {
+    let s = Setup::new("selector: 'tier in (web'\n").await;
+    let (cfg, kubeconfig) = (s.config.clone(), s.kubeconfig.clone());
+    let out = tokio::task::spawn_blocking(move || {
+        Command::new(env!("CARGO_BIN_EXE_rollout-guard"))
+            .args(["run", "--config", cfg.to_str().unwrap()])
+            .env("KUBECONFIG", &kubeconfig)
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("selector \"tier in (web\" refused by the API server"),
+        "{stderr}"
+    );
+}
+
 /// A child process killed if the test fails before it stops it.
 struct Child(std::process::Child);
 
@@ -77,25 +133,17 @@ async fn eventually(what: &str, mut f: impl AsyncFnMut() -> bool) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn run_serves_health_leads_and_stops_cleanly_on_sigterm() {
-    let fake = FakeApiServer::start(FakeOptions::fast()).await.unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    let kubeconfig = dir.path().join("kubeconfig");
-    fake.write_kubeconfig(&kubeconfig).unwrap();
-    let port = support::prometheus::free_port();
-    let cfg = dir.path().join("config.yaml");
-    std::fs::write(
-        &cfg,
-        format!(
-            "prometheus: {{url: 'http://127.0.0.1:9'}}\nserver: {{listen: '127.0.0.1:{port}'}}\nleader_election: {{namespace: ops, identity: replica-1, lease_duration: 5s}}\nlog: {{format: json}}\n"
-        ),
+    let s = Setup::new(
+        "leader_election: {namespace: ops, identity: replica-1, lease_duration: 5s}\nlog: {format: json}\n",
     )
-    .unwrap();
+    .await;
+    let (fake, dir, kubeconfig, cfg, port) = (&s.fake, &s.dir, &s.kubeconfig, &s.config, s.port);
     // Logs to a file: a pipe nobody reads would fill and block the daemon.
     let log_path = dir.path().join("stderr.log");
     let mut child = Child(
         Command::new(env!("CARGO_BIN_EXE_rollout-guard"))
             .args(["run", "--config", cfg.to_str().unwrap()])
-            .env("KUBECONFIG", &kubeconfig)
+            .env("KUBECONFIG", kubeconfig)
             .env("RUST_LOG", "info")
             .stdout(Stdio::null())
             .stderr(Stdio::from(std::fs::File::create(&log_path).unwrap()))

@@ -125,8 +125,19 @@ fn injected_conflict(req: &Req<'_>, key: &ObjKey) -> Result<(), ApiError> {
     }
 }
 
+/// Whether the client asked for metadata only (kube's `Api<PartialObjectMeta<K>>`, `kubectl
+/// get -o name`): `Accept: application/json;as=PartialObjectMetadata[List];g=meta.k8s.io;v=v1`.
+fn metadata_only(req: &Req<'_>) -> bool {
+    req.headers
+        .get_all(header::ACCEPT)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .any(|v| v.contains("as=PartialObjectMetadata"))
+}
+
 fn get(req: &Req<'_>, key: &ObjKey) -> Result<Reply, ApiError> {
     match req.app.store.get(key) {
+        Some(obj) if metadata_only(req) => Ok(ok(&watch::partial(&obj))),
         Some(obj) => Ok(ok(&obj)),
         None => Err(ApiError::not_found(key.resource, &key.name)),
     }
@@ -192,9 +203,13 @@ fn list(req: &Req<'_>, t: &Target) -> Result<Reply, ApiError> {
     drop(inner);
     let take = limit.unwrap_or(items.len()).min(items.len());
     let remaining = items.len() - take;
+    let meta_only = metadata_only(req);
     let page: Vec<Value> = items[..take]
         .iter()
         .map(|o| {
+            if meta_only {
+                return watch::partial(o);
+            }
             // Items of a typed list carry no apiVersion or kind, as on the real server.
             let mut o = (**o).clone();
             if let Some(m) = o.as_object_mut() {
@@ -215,9 +230,17 @@ fn list(req: &Req<'_>, t: &Target) -> Result<Reply, ApiError> {
         metadata["continue"] = json!(B64.encode(serde_json::to_vec(&tok).expect("serializable")));
         metadata["remainingItemCount"] = json!(remaining);
     }
+    let (kind, api_version) = if meta_only {
+        ("PartialObjectMetadataList".to_string(), "meta.k8s.io/v1")
+    } else {
+        (
+            format!("{}List", t.resource.kind()),
+            t.resource.api_version(),
+        )
+    };
     Ok(ok(&json!({
-        "kind": format!("{}List", t.resource.kind()),
-        "apiVersion": t.resource.api_version(),
+        "kind": kind,
+        "apiVersion": api_version,
         "metadata": metadata,
         "items": page,
     })))
@@ -244,6 +267,7 @@ fn watch(req: &Req<'_>, t: &Target) -> Result<Reply, ApiError> {
             .number("timeoutSeconds")?
             .filter(|s| *s > 0)
             .map(Duration::from_secs),
+        metadata_only: metadata_only(req),
     };
     let env = WatchEnv {
         store: req.app.store.clone(),

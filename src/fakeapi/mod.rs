@@ -36,7 +36,9 @@
 //!
 //! Storage and API machinery:
 //! - One process, in memory; no authentication, authorization, admission webhooks, RBAC,
-//!   TLS, HTTP/2, protobuf or CBOR (JSON only; apply bodies may be YAML).
+//!   TLS, HTTP/2, protobuf or CBOR (JSON only; apply bodies may be YAML). Of the other
+//!   representations, metadata only (`Accept: ...;as=PartialObjectMetadata[List]`, what kube's
+//!   `Api<PartialObjectMeta<K>>` asks for) is served on get, list and watch; `as=Table` is not.
 //! - Only the six kinds above. Namespaces are not objects: any namespace name works and
 //!   none can be listed or deleted. Core `v1` events and `events.k8s.io/v1` events are two
 //!   separate collections, not two views of one.

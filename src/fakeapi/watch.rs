@@ -35,6 +35,8 @@ pub(crate) struct WatchSpec {
     /// `sendInitialEvents=true`: current state first, then a bookmark marking its end.
     pub initial_events: bool,
     pub timeout: Option<Duration>,
+    /// The client asked for metadata only (`Accept: ...;as=PartialObjectMetadata`).
+    pub metadata_only: bool,
 }
 
 /// What a watch stream listens to besides the store.
@@ -73,14 +75,14 @@ pub(crate) fn stream(
             let inner = env.store.lock();
             for obj in inner.list(spec.resource, spec.filter.namespace.as_deref()) {
                 if spec.filter.matches(&obj) {
-                    pending.push_back(event_line("ADDED", &obj));
+                    pending.push_back(event_line("ADDED", &obj, spec.metadata_only));
                 }
             }
             inner.current_rv()
         }
     };
     if spec.initial_events {
-        pending.push_back(bookmark_line(spec.resource, cursor, true));
+        pending.push_back(bookmark_line(&spec, cursor, true));
     }
     let now = Instant::now();
     let state = State {
@@ -121,7 +123,7 @@ async fn next_chunk(st: &mut State) -> Option<Bytes> {
             }
             Ok((changes, cursor)) => {
                 for c in &changes {
-                    if let Some(line) = filtered(c, &st.spec.filter) {
+                    if let Some(line) = filtered(c, &st.spec) {
                         st.pending.push_back(line);
                     }
                 }
@@ -135,7 +137,7 @@ async fn next_chunk(st: &mut State) -> Option<Bytes> {
         tokio::select! {
             _ = st.written.changed() => {}
             _ = tokio::time::sleep_until(st.next_bookmark), if st.spec.bookmarks => {
-                st.pending.push_back(bookmark_line(st.spec.resource, st.cursor, false));
+                st.pending.push_back(bookmark_line(&st.spec, st.cursor, false));
                 st.next_bookmark = Instant::now() + st.env.bookmark_interval;
             }
             _ = sleep_until_opt(deadline) => return None,
@@ -154,7 +156,8 @@ async fn sleep_until_opt(deadline: Option<Instant>) {
 
 /// The event a filtered watch sends for a change: a MODIFIED object that stops matching
 /// becomes DELETED, one that starts matching becomes ADDED.
-fn filtered(c: &Change, filter: &Filter) -> Option<Bytes> {
+fn filtered(c: &Change, spec: &WatchSpec) -> Option<Bytes> {
+    let filter = &spec.filter;
     let now = filter.matches(&c.object);
     let kind = match c.kind {
         ChangeType::Added => now.then_some("ADDED"),
@@ -169,11 +172,24 @@ fn filtered(c: &Change, filter: &Filter) -> Option<Bytes> {
             }
         }
     };
-    kind.map(|k| event_line(k, &c.object))
+    kind.map(|k| event_line(k, &c.object, spec.metadata_only))
 }
 
-fn event_line(kind: &str, obj: &Value) -> Bytes {
-    line(&json!({"type": kind, "object": obj}))
+fn event_line(kind: &str, obj: &Value, metadata_only: bool) -> Bytes {
+    if metadata_only {
+        line(&json!({"type": kind, "object": partial(obj)}))
+    } else {
+        line(&json!({"type": kind, "object": obj}))
+    }
+}
+
+/// An object as a `PartialObjectMetadata`: its metadata, nothing of its spec or status.
+pub(crate) fn partial(obj: &Value) -> Value {
+    json!({
+        "kind": "PartialObjectMetadata",
+        "apiVersion": "meta.k8s.io/v1",
+        "metadata": obj.get("metadata").cloned().unwrap_or_else(|| json!({})),
+    })
 }
 
 fn error_line(err: &ApiError) -> Bytes {
@@ -182,15 +198,17 @@ fn error_line(err: &ApiError) -> Bytes {
 
 /// A BOOKMARK: an object of the watched kind with only its resourceVersion, promising that
 /// every change up to that version has been sent.
-fn bookmark_line(resource: FakeResource, rv: u64, initial_events_end: bool) -> Bytes {
+fn bookmark_line(spec: &WatchSpec, rv: u64, initial_events_end: bool) -> Bytes {
     let mut meta = json!({"resourceVersion": rv.to_string()});
     if initial_events_end {
         meta["annotations"] = json!({"k8s.io/initial-events-end": "true"});
     }
-    line(&json!({
-        "type": "BOOKMARK",
-        "object": {"kind": resource.kind(), "apiVersion": resource.api_version(), "metadata": meta},
-    }))
+    let object = if spec.metadata_only {
+        partial(&json!({"metadata": meta}))
+    } else {
+        json!({"kind": spec.resource.kind(), "apiVersion": spec.resource.api_version(), "metadata": meta})
+    };
+    line(&json!({"type": "BOOKMARK", "object": object}))
 }
 
 fn line(v: &Value) -> Bytes {

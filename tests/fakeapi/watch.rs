@@ -5,6 +5,7 @@ use std::time::Duration;
 use futures::StreamExt;
 use k8s_openapi::api::coordination::v1::Lease;
 use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams, WatchEvent, WatchParams};
+use kube::core::PartialObjectMeta;
 use kube::runtime::{WatchStreamExt, reflector, watcher};
 use kube::{Client, ResourceExt};
 use rollout_guard::fakeapi::{FakeApiServer, FakeOptions};
@@ -349,4 +350,58 @@ async fn shutdown_ends_open_watches_promptly() {
         matches!(events.first(), Some(Ok(WatchEvent::Added(l))) if l.name_any() == "a"),
         "{events:?}"
     );
+}
+
+#[tokio::test]
+async fn metadata_only_reads_carry_no_spec() {
+    let server = api_server().await;
+    let leases: Api<Lease> = Api::default_namespaced(server.client());
+    create(&leases, "a").await;
+    let meta: Api<PartialObjectMeta<Lease>> = Api::default_namespaced(server.client());
+    let kind = |m: &PartialObjectMeta<Lease>| m.types.as_ref().map(|t| t.kind.clone());
+    let got = meta.get("a").await.unwrap();
+    assert_eq!(kind(&got).as_deref(), Some("PartialObjectMetadata"));
+    let list = meta.list(&Default::default()).await.unwrap();
+    assert_eq!(
+        list.types.kind, "PartialObjectMetadataList",
+        "the list is of metadata"
+    );
+    assert_eq!(list.items.len(), 1);
+    assert_eq!(
+        kind(&list.items[0]).as_deref(),
+        Some("PartialObjectMetadata")
+    );
+    // A watch sends metadata too: the labels arrive, the spec does not.
+    let mut stream = watcher(meta, watcher::Config::default())
+        .applied_objects()
+        .boxed();
+    let first = tokio::time::timeout(PATIENCE, stream.next())
+        .await
+        .expect("an event in time")
+        .unwrap()
+        .unwrap();
+    assert_eq!(kind(&first).as_deref(), Some("PartialObjectMetadata"));
+    assert_eq!(first.labels().get("app").map(String::as_str), Some("web"));
+    set_holder(&leases, "a", "z").await;
+    let second = tokio::time::timeout(PATIENCE, stream.next())
+        .await
+        .expect("an event in time")
+        .unwrap()
+        .unwrap();
+    assert_eq!(kind(&second).as_deref(), Some("PartialObjectMetadata"));
+    // On the wire: the metadata, not the spec.
+    let client = server.client();
+    let request =
+        axum::http::Request::get("/apis/coordination.k8s.io/v1/namespaces/default/leases/a")
+            .header(
+                "Accept",
+                "application/json;as=PartialObjectMetadata;g=meta.k8s.io;v=v1",
+            )
+            .body(Vec::new())
+            .unwrap();
+    let text = client.request_text(request).await.unwrap();
+    let v: serde_json::Value = serde_json::from_str(&text).unwrap();
+    assert!(v.get("spec").is_none(), "{text}");
+    assert_eq!(v["kind"], "PartialObjectMetadata");
+    assert_eq!(v["metadata"]["name"], "a");
 }
