@@ -105,7 +105,12 @@ struct PodState {
     /// Errors per minute (unix minute) and signature index.
     minutes: BTreeMap<i64, HashMap<usize, u64>>,
     signatures: Vec<(ErrorKind, String, String)>,
-    truncated: bool,
+    /// The last read stopped at `limit_bytes`: the counts lag the log until a read catches up
+    /// (the next read resumes at the cursor, so nothing is skipped).
+    behind: bool,
+    /// Minutes (unix minute) with errors of signatures beyond `max_signatures_per_pod`, which
+    /// were not counted: a window over one of them is incomplete.
+    lost: std::collections::BTreeSet<i64>,
     /// The end of the window last asked for: once it is older than any window can reach, the
     /// state is dropped (its ReplicaSet is no longer analysed).
     last_asked: Option<Timestamp>,
@@ -190,9 +195,21 @@ impl KubeLogs {
             }
         }
         let text = self.fetch(api, &name, container, since, false).await?;
-        truncated |= text.len() as i64 >= self.limits.limit_bytes;
+        let cut = text.len() as i64 >= self.limits.limit_bytes;
+        truncated |= cut;
         parse(&text, cursor, &mut errors, &mut last);
         drop(_permit);
+        // `sinceTime` takes whole seconds: a second with more than `limit_bytes` of output would
+        // be read from its start again and again, never past. Skip to the next second, and
+        // count the minute as lost.
+        let mut skipped = None;
+        if let Some(c) = cursor
+            && cut
+            && last == cursor
+        {
+            skipped = Some(c);
+            last = Timestamp::from_second(c.as_second() + 1).ok();
+        }
 
         let started = pod
             .status
@@ -206,7 +223,11 @@ impl KubeLogs {
         let state = pods.entry(key).or_default();
         state.cursor = last.or(state.cursor);
         state.restarts = restarts;
-        state.truncated |= truncated;
+        state.behind = truncated;
+        if let Some(c) = skipped {
+            tracing::warn!(pod = %name, at = %c, "more log in one second than limit_bytes; the rest of that second is not read");
+            state.lost.insert(c.as_second().div_euclid(60));
+        }
         for e in errors {
             let at = e.time.unwrap_or(q.end);
             let idx = match state
@@ -220,7 +241,7 @@ impl KubeLogs {
                     state.signatures.len() - 1
                 }
                 None => {
-                    state.truncated = true;
+                    state.lost.insert(at.as_second().div_euclid(60));
                     continue;
                 }
             };
@@ -233,9 +254,9 @@ impl KubeLogs {
         }
         // Nothing older than the longest window can be asked for again.
         state.last_asked = Some(q.end);
-        state.minutes = state
-            .minutes
-            .split_off(&horizon(q.end).as_second().div_euclid(60));
+        let oldest = horizon(q.end).as_second().div_euclid(60);
+        state.minutes = state.minutes.split_off(&oldest);
+        state.lost = state.lost.split_off(&oldest);
         let (from, to) = (
             q.start.as_second().div_euclid(60),
             q.end.as_second().div_euclid(60),
@@ -262,7 +283,7 @@ impl KubeLogs {
             pods_read: 1,
             pod_minutes: covered,
             errors: found,
-            truncated: state.truncated,
+            truncated: state.behind || state.lost.range(from..=to).next().is_some(),
             ..LogCounts::default()
         })
     }

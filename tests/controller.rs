@@ -7,6 +7,7 @@ mod support;
 
 use std::time::Duration;
 
+use kube::ResourceExt;
 use kube::api::{Patch, PatchParams};
 use rollout_guard::annotations;
 use rollout_guard::duration::PromDuration;
@@ -73,6 +74,9 @@ async fn a_class_loading_regression_is_rolled_back_to_the_previous_template() {
             .is_none_or(|a| !a.contains_key("sim.rollout-guard.io/fault")),
         "the bad release's annotation is gone"
     );
+    // The latest verdict, in one line for `kubectl describe`.
+    let last = &d.annotations()[annotations::LAST_VERDICT];
+    assert!(last.starts_with("fail at "), "{last}");
     let reasons: Vec<String> = c.events("shop").await.into_iter().map(|e| e.0).collect();
     for want in ["AnalysisStarted", "RolledBack", "RollbackComplete"] {
         assert!(
@@ -183,18 +187,35 @@ async fn a_state_annotation_removed_by_someone_else_does_not_stop_the_guard() {
     daemon.stop().await;
 }
 
+/// Waits until the gate holds the rollout of `shop` paused.
+async fn gate_hold(c: &Cluster) -> k8s_openapi::api::apps::v1::Deployment {
+    c.wait("shop", "the gate to pause", LONG, |d| {
+        d.spec.as_ref().unwrap().paused == Some(true) && stage(d).as_deref() == Some("gate_hold")
+    })
+    .await
+}
+
+/// Waits until `shop` has passed its analysis and rolled out, and checks it is on `v2`.
+async fn passed_on_v2(c: &Cluster) -> k8s_openapi::api::apps::v1::Deployment {
+    let d = c
+        .wait(
+            "shop",
+            "the gate to resume and the rollout to pass",
+            LONG,
+            |d| rolled_out(d) && stage(d).as_deref() == Some("passed"),
+        )
+        .await;
+    assert_eq!(version(&d), "v2");
+    d
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_gate_pauses_analyses_and_resumes() {
     let c = Cluster::start("gate", Duration::from_millis(500)).await;
     c.deploy("shop", 4, &ann(&guarded("gate"))).await;
     let daemon = c.daemon(c.config()).await;
     c.release("shop", "v2", None).await;
-    let held = c
-        .wait("shop", "the gate to pause", LONG, |d| {
-            d.spec.as_ref().unwrap().paused == Some(true)
-                && stage(d).as_deref() == Some("gate_hold")
-        })
-        .await;
+    let held = gate_hold(&c).await;
     // Paused with the canary alone: at most maxSurge new pods.
     let new_pods: i32 = c
         .replicasets("shop")
@@ -217,15 +238,7 @@ async fn the_gate_pauses_analyses_and_resumes() {
         .sum();
     assert!(new_pods <= 1, "{new_pods} new pods while gated");
     assert_eq!(version(&held), "v2");
-    let d = c
-        .wait(
-            "shop",
-            "the gate to resume and the rollout to pass",
-            LONG,
-            |d| rolled_out(d) && stage(d).as_deref() == Some("passed"),
-        )
-        .await;
-    assert_eq!(version(&d), "v2");
+    passed_on_v2(&c).await;
     let reasons: Vec<String> = c.events("shop").await.into_iter().map(|e| e.0).collect();
     for want in ["GatePaused", "GateResumed", "AnalysisPassed"] {
         assert!(
@@ -370,6 +383,28 @@ async fn a_restarted_controller_does_not_act_twice() {
         "the spec was not touched again"
     );
     assert_eq!(version(&d), "v1");
+    second.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restart_during_the_gate_hold_carries_on_without_acting_twice() {
+    let c = Cluster::start("gate-restart", Duration::from_millis(500)).await;
+    c.deploy("shop", 4, &ann(&guarded("gate"))).await;
+    let first = c.daemon(c.config()).await;
+    c.release("shop", "v2", None).await;
+    gate_hold(&c).await;
+    first.stop().await;
+    // A new process, with nothing in memory but what is on the Deployment, in the middle of
+    // the gate's analysis.
+    let second = c.daemon(c.config()).await;
+    let d = passed_on_v2(&c).await;
+    let acts: Vec<String> = memory(&d)
+        .unwrap()
+        .history
+        .iter()
+        .map(|h| h.act.name().to_string())
+        .collect();
+    assert_eq!(acts, ["pause", "resume"], "paused once, resumed once");
     second.stop().await;
 }
 

@@ -181,7 +181,7 @@ async fn a_pod_printing_megabytes_is_read_within_its_bounds() {
     };
     let logs = KubeLogs::new(c.client.clone(), limits.clone());
     fake.reset_requests();
-    let q = query(&c, rs, Some("php"), start - MINUTE, start + MINUTE);
+    let q = query(&c, rs.clone(), Some("php"), start - MINUTE, start + MINUTE);
     let first = logs.logs(&q).await.unwrap();
     assert!(first.truncated, "the read was cut at limitBytes");
     let stats = fake.requests();
@@ -205,6 +205,29 @@ async fn a_pod_printing_megabytes_is_read_within_its_bounds() {
     assert!(second.errors.len() <= limits.max_signatures_per_pod);
     assert!(count(&second) >= count(&first));
     assert_eq!(logs.pods_tracked(), 2);
+    // Once the reads have caught up with the log, a window clear of the minutes whose errors
+    // were not all counted is complete again.
+    let later = query(
+        &c,
+        rs.clone(),
+        Some("php"),
+        start + 3 * MINUTE,
+        start + 4 * MINUTE,
+    );
+    let mut caught_up = None;
+    for _ in 0..64 {
+        let counts = logs.logs(&later).await.unwrap();
+        if !counts.truncated {
+            caught_up = Some(counts);
+            break;
+        }
+    }
+    let caught_up = caught_up.expect("the reads catch up with 8 MB in 64 reads");
+    assert_eq!(count(&caught_up), 0, "no errors in that window");
+    assert!(
+        logs.logs(&q).await.unwrap().truncated,
+        "the first minute lost errors"
+    );
     // A pod that is gone is skipped, and forgotten.
     api.delete(&noisy, &Default::default()).await.unwrap();
     let third = logs.logs(&q).await.unwrap();

@@ -45,6 +45,8 @@ pub struct LogsEvidence {
     pub alpha_per_test: f64,
     pub min_ratio: f64,
     pub min_errors: f64,
+    /// The counts are incomplete: the log reads lag behind, or a minute in the window lost
+    /// errors (see `podlogs`).
     pub truncated: bool,
 }
 
