@@ -786,7 +786,7 @@ fn compare(rule: &Compare, w: &Window, new: &[Series], old: Option<&[Series]>) -
     let new_summary = summary(&n);
     let old_summary = summary(&o);
     let significant = p_value < rule.alpha;
-    let large = median_ratio.is_none_or(|r| r >= rule.min_ratio) && m_worse > m_better;
+    let large = median_ratio_reached(median_ratio, rule.min_ratio);
     let material = shift >= rule.min_shift && shift > 0.0;
     let fail = significant && large && material;
     let reason = format!(
@@ -841,6 +841,19 @@ fn breaches(value: f64, threshold: f64, direction: Direction) -> bool {
 /// of at least `min_ratio`.
 fn ratio_reached(ratio: Option<f64>, observed: f64, min_ratio: f64) -> bool {
     observed > 0.0 && ratio.is_none_or(|r| r >= min_ratio)
+}
+
+/// The effect floor of a compare check on the median ratio (`None`: infinite): worse at all,
+/// and by at least `min_ratio`.
+fn median_ratio_reached(ratio: Option<f64>, min_ratio: f64) -> bool {
+    ratio.is_none_or(|r| r > 1.0 && r >= min_ratio)
+}
+
+impl CompareEvidence {
+    /// Whether the effect floor on the median ratio was reached (as the judge decided it).
+    pub fn ratio_met(&self) -> bool {
+        median_ratio_reached(self.median_ratio, self.min_ratio)
+    }
 }
 
 impl ErrorRateEvidence {

@@ -727,3 +727,13 @@ fn sequential_test_is_stricter_than_one_look_but_decides_clear_cases() {
     };
     assert!(p(&seq) > p(&r), "{} vs {}", p(&seq), p(&r));
 }
+
+#[test]
+fn a_compare_floor_of_one_still_needs_the_new_side_worse() {
+    // `min_ratio: 1` with equal medians: significant or not, nothing is worse.
+    assert!(!median_ratio_reached(Some(1.0), 1.0));
+    assert!(median_ratio_reached(Some(1.01), 1.0));
+    assert!(!median_ratio_reached(Some(1.1), 1.15));
+    // Worse than a zero median: an infinite ratio.
+    assert!(median_ratio_reached(None, 1.15));
+}

@@ -264,7 +264,7 @@ fn compare(x: &CompareEvidence) -> Vec<Table> {
                     "median ratio, time-aligned".into(),
                     ratio(x.median_ratio, true),
                     format!("≥ ×{}", num(x.min_ratio)),
-                    met(x.median_ratio.is_none_or(|r| r >= x.min_ratio)),
+                    met(x.ratio_met()),
                 ]),
                 row([
                     "Hodges-Lehmann shift".into(),
