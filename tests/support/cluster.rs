@@ -16,7 +16,7 @@ use std::time::Duration;
 
 use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet};
 use k8s_openapi::api::events::v1::Event;
-use kube::api::{Api, ListParams, PostParams};
+use kube::api::{Api, DeleteParams, ListParams, PostParams};
 use kube::{Client, ResourceExt};
 use rollout_guard::annotations;
 use rollout_guard::config::Config;
@@ -53,6 +53,50 @@ pub struct Cluster {
     pub namespace: String,
     pub clock: DilatedClock,
     pub dir: tempfile::TempDir,
+    /// On a real cluster, the kubeconfig: the test's namespace is deleted when it ends.
+    real: Option<PathBuf>,
+}
+
+impl Drop for Cluster {
+    /// Deletes a real cluster's test namespace (and so everything the test made there). Drop
+    /// runs inside the test's runtime, which the deletion must not wait on: it runs on a thread
+    /// of its own, with a client of its own.
+    fn drop(&mut self) {
+        let Some(kubeconfig) = self.real.take() else {
+            return;
+        };
+        let ns = self.namespace.clone();
+        let deleted = std::thread::spawn(move || -> Result<(), String> {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .map_err(|e| e.to_string())?;
+            rt.block_on(async {
+                let client = real_client(&kubeconfig).await;
+                let api: Api<k8s_openapi::api::core::v1::Namespace> = Api::all(client);
+                api.delete(&ns, &DeleteParams::background())
+                    .await
+                    .map(|_| ())
+                    .map_err(|e| e.to_string())
+            })
+        })
+        .join();
+        if let Ok(Err(e)) | Err(e) = deleted.map_err(|_| "panicked".to_string()) {
+            eprintln!(
+                "could not delete the test namespace {}: {e}",
+                self.namespace
+            );
+        }
+    }
+}
+
+/// A client for the real cluster of `kubeconfig`.
+async fn real_client(kubeconfig: &std::path::Path) -> Client {
+    let kc = kube::config::Kubeconfig::read_from(kubeconfig).expect("kubeconfig");
+    let cfg = kube::Config::from_custom_kubeconfig(kc, &Default::default())
+        .await
+        .expect("kubeconfig");
+    Client::try_from(cfg).expect("client")
 }
 
 impl Cluster {
@@ -80,15 +124,12 @@ impl Cluster {
             namespace: namespace.into(),
             clock: DilatedClock::new(SPEED),
             dir: tempfile::tempdir().unwrap(),
+            real: None,
         }
     }
 
     async fn real(namespace: &str, kubeconfig: PathBuf) -> Cluster {
-        let kc = kube::config::Kubeconfig::read_from(&kubeconfig).expect("kubeconfig");
-        let cfg = kube::Config::from_custom_kubeconfig(kc, &Default::default())
-            .await
-            .expect("kubeconfig");
-        let client = Client::try_from(cfg).expect("client");
+        let client = real_client(&kubeconfig).await;
         let ns = format!("{namespace}-{}", std::process::id());
         let api: Api<k8s_openapi::api::core::v1::Namespace> = Api::all(client.clone());
         let obj = serde_json::from_value(json!({"metadata": {"name": ns}})).unwrap();
@@ -101,6 +142,7 @@ impl Cluster {
             namespace: ns,
             clock: DilatedClock::new(SPEED),
             dir: tempfile::tempdir().unwrap(),
+            real: Some(kubeconfig),
         }
     }
 
