@@ -506,10 +506,21 @@ fn error_rate(rule: &ErrorRate, new: &Counts, old: Option<&Counts>) -> Judged {
     };
     let dispersion = stats::dispersion(&[&pairs(&new_cells), &pairs(&cells(old))]);
     let observed: f64 = strata.iter().map(|s| s.errors_new).sum();
-    let expected: f64 = strata
-        .iter()
-        .map(|s| s.errors_old / s.requests_old * s.requests_new)
-        .sum();
+    // The effect: the Mantel-Haenszel rate ratio over the strata, and the errors it says the
+    // new pods would have made at the old pods' rate (observed / ratio).
+    let (mh_num, mh_den) = stats::mantel_haenszel_rate_ratio(&strata);
+    let (ratio, expected) = if mh_den > 0.0 && mh_num > 0.0 {
+        (Some(mh_num / mh_den), observed * mh_den / mh_num)
+    } else if mh_den > 0.0 {
+        // No new errors: nothing to scale; the old pods' rate applied interval by interval.
+        let expected = strata
+            .iter()
+            .map(|s| s.errors_old / s.requests_old * s.requests_new)
+            .sum();
+        (Some(0.0), expected)
+    } else {
+        (rate_ratio(observed, 0.0), 0.0)
+    };
     let aligned_requests: f64 = strata.iter().map(|s| s.requests_new).sum();
     let test = |strata: &[Stratum]| match rule.test {
         ProportionTest::Binomial => {
@@ -555,7 +566,6 @@ fn error_rate(rule: &ErrorRate, new: &Counts, old: Option<&Counts>) -> Judged {
             let p = test(&without).ok()?;
             (p >= rule.alpha).then_some((pod, t, e, p))
         });
-    let ratio = rate_ratio(observed, expected);
     let rate_increase = (observed - expected) / aligned_requests;
     let significant = p_value < rule.alpha;
     let large = ratio_reached(ratio, observed, rule.min_ratio);

@@ -86,6 +86,26 @@ pub struct Stratum {
     pub requests_old: f64,
 }
 
+/// The Mantel-Haenszel estimate of the rate ratio, new side over old, across strata, as
+/// (numerator, denominator): Σ k_new·E_old/T over Σ k_old·E_new/T, with T = E_new + E_old per
+/// stratum (Rothman & Greenland, *Modern Epidemiology*, ch. 15). Each stratum weighs by what
+/// both sides served in it, so a stretch in which the old side served a handful of requests (its
+/// last pod leaving) barely moves it; observed over expected with each stratum's own old rate as
+/// the standard gives such a stretch the full weight of the new side's requests. A zero
+/// denominator (the old side made no errors) is an infinite ratio if the new side made any.
+pub fn mantel_haenszel_rate_ratio(strata: &[Stratum]) -> (f64, f64) {
+    strata
+        .iter()
+        .filter(|s| s.requests_new > 0.0 && s.requests_old > 0.0)
+        .fold((0.0, 0.0), |(num, den), s| {
+            let t = s.requests_new + s.requests_old;
+            (
+                num + s.errors_new * s.requests_old / t,
+                den + s.errors_old * s.requests_new / t,
+            )
+        })
+}
+
 /// Largest total error count the stratified test convolves as it is; larger counts are scaled
 /// down to it (a conservative loss of power where there are thousands of errors).
 pub const STRATIFIED_EXACT_MAX: u64 = 2_000;
@@ -707,6 +727,39 @@ mod tests {
             dispersion(&[&cells(&steady[..1], true)]),
             1.0,
             "one cell has no degrees of freedom"
+        );
+    }
+
+    #[test]
+    fn mantel_haenszel_rate_ratio_by_hand() {
+        // (10·200/300 + 4·50/100) / (5·100/300 + 6·50/100) = (20/3 + 2) / (5/3 + 3) = 26/14.
+        let s = [
+            stratum(10.0, 100.0, 5.0, 200.0),
+            stratum(4.0, 50.0, 6.0, 50.0),
+        ];
+        let (num, den) = mantel_haenszel_rate_ratio(&s);
+        assert!((num / den - 26.0 / 14.0).abs() < 1e-12, "{num}/{den}");
+        // One stratum: the plain rate ratio.
+        let (num, den) = mantel_haenszel_rate_ratio(&[stratum(6.0, 300.0, 2.0, 200.0)]);
+        assert!((num / den - 2.0).abs() < 1e-12);
+        // A stretch in which the old side served 10 requests and made one error: observed over
+        // the errors each stretch's old rate predicts falls from 2 to 10/33 (one old error at
+        // 10% of 300 new requests predicts 30); Mantel-Haenszel counts that error as one
+        // error, not as thirty: (2.4 + 40/310) / (1.2 + 300/310) = 1.17.
+        let thin = [
+            stratum(6.0, 300.0, 2.0, 200.0),
+            stratum(4.0, 300.0, 1.0, 10.0),
+        ];
+        let (num, den) = mantel_haenszel_rate_ratio(&thin);
+        assert!((num / den - (2.4 + 40.0 / 310.0) / (1.2 + 300.0 / 310.0)).abs() < 1e-12);
+        // Strata without requests on both sides are no comparison; no old errors: a zero
+        // denominator.
+        assert_eq!(
+            mantel_haenszel_rate_ratio(&[
+                stratum(3.0, 10.0, 0.0, 0.0),
+                stratum(1.0, 5.0, 0.0, 5.0)
+            ]),
+            (0.5, 0.0)
         );
     }
 
