@@ -16,7 +16,7 @@ use rollout_guard::prometheus::{PrometheusConfig, PrometheusSource};
 use rollout_guard::records::{self, Kind, Record};
 use rollout_guard::source::{MetricSource, Series, SourceError};
 use support::cluster::{
-    Cluster, ann, guarded, memory, metric, rollbacks, rolled_out, stage, version,
+    Cluster, ann, guarded, memory, metric, rollbacks, rolled_out, stage, version, write_config,
 };
 
 const LONG: Duration = Duration::from_secs(90);
@@ -254,13 +254,20 @@ async fn observe_mode_decides_and_records_but_never_writes() {
     let c = Cluster::fake("observe", Duration::from_millis(1500)).await;
     c.deploy("shop", 4, &ann(&guarded("observe"))).await;
     let daemon = c.daemon(c.config()).await;
+    a_bad_release_is_only_recorded(&c, daemon).await;
+}
+
+/// Releases a version with class-loading errors on the fake cluster and checks that the
+/// controller decides to roll back but only records it: the release rolls out, the decision
+/// records carry the rollback as suppressed, and nothing but the test's own release is written.
+async fn a_bad_release_is_only_recorded(c: &Cluster, daemon: support::cluster::Daemon) {
     let fake = c.fake.as_ref().unwrap();
     fake.reset_requests();
     c.release("shop", "v2", Some("class-errors")).await;
     let d = c
         .wait("shop", "the bad release to roll out", LONG, rolled_out)
         .await;
-    assert_eq!(version(&d), "v2", "observed, not rolled back");
+    assert_eq!(version(&d), "v2", "recorded, not rolled back");
     // Wait for the decision the controller only records.
     let deadline = tokio::time::Instant::now() + LONG;
     let recorded = loop {
@@ -286,6 +293,19 @@ async fn observe_mode_decides_and_records_but_never_writes() {
     assert_eq!(writes.len(), 1, "only the test's own release: {writes:#?}");
     assert_eq!(writes[0].verb, "patch");
     assert!(memory(&c.deployments().get("shop").await.unwrap()).is_none());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_kill_switch_turned_on_in_the_config_file_turns_acts_into_records() {
+    let c = Cluster::fake("kill-switch", Duration::from_millis(1500)).await;
+    c.deploy("shop", 4, &ann(&guarded("guard"))).await;
+    let mut config = c.config();
+    let (daemon, path) = c.daemon_from_file(config.clone()).await;
+    // Turned on while running: the daemon re-reads the file (every 200 ms in tests).
+    config.kill_switch = true;
+    write_config(&path, &config);
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    a_bad_release_is_only_recorded(&c, daemon).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -299,6 +299,26 @@ impl Cluster {
         config: Config,
         source: S,
     ) -> Daemon {
+        self.start_daemon(config, None, source).await
+    }
+
+    /// Starts the real `run` loop with the live source and `config` written to a file, which
+    /// it re-reads on change as `run --config` does; returns the file's path too.
+    pub async fn daemon_from_file(&self, config: Config) -> (Daemon, PathBuf) {
+        let path = self.dir.path().join("config.yaml");
+        write_config(&path, &config);
+        let daemon = self
+            .start_daemon(config, Some(path.clone()), self.source())
+            .await;
+        (daemon, path)
+    }
+
+    async fn start_daemon<S: MetricSource + Send + Sync + 'static>(
+        &self,
+        config: Config,
+        path: Option<PathBuf>,
+        source: S,
+    ) -> Daemon {
         let (stop, stop_rx) = watch::channel(false);
         let (tx, rx) = tokio::sync::oneshot::channel();
         let clock = self.clock;
@@ -308,7 +328,7 @@ impl Cluster {
         };
         let client = self.client.clone();
         let task = tokio::spawn(async move {
-            run_with(client, config, None, source, options, stop_rx, move |r| {
+            run_with(client, config, path, source, options, stop_rx, move |r| {
                 let _ = tx.send(r);
             })
             .await
@@ -364,6 +384,12 @@ pub fn metric(text: &str, series: &str) -> f64 {
 pub use rollout_guard::rollout::rolled_out;
 #[allow(unused_imports)]
 pub use rollout_guard::simulate::service::{rollbacks, stage, version};
+
+/// Writes `config` as the YAML file `run --config` reads.
+pub fn write_config(path: &std::path::Path, config: &Config) {
+    let yaml = serde_saphyr::to_string(config).expect("a configuration serializes");
+    std::fs::write(path, yaml).expect("writing the configuration");
+}
 
 /// The controller's memory on the Deployment.
 pub fn memory(d: &Deployment) -> Option<Memory> {
