@@ -7,6 +7,7 @@
 //! problem is reported. Pure; no client.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 use std::time::Duration;
 
 use crate::config::gate_steps_ok;
@@ -57,7 +58,8 @@ pub const USER_SET: [(&str, &str); 7] = [
 #[derive(Clone, Debug)]
 pub struct Resolved {
     pub settings: Settings,
-    pub rules: RuleSet,
+    /// The loaded rules, shared; a copy only when `rollout-guard.io/rules` picks a subset.
+    pub rules: Arc<RuleSet>,
     /// Annotations that could not be read; when any, the mode is `observe`.
     pub problems: Vec<String>,
 }
@@ -70,26 +72,28 @@ pub fn state(annotations: &BTreeMap<String, String>) -> Option<Result<Memory, se
 
 /// Whether a Deployment opted in by annotation.
 pub fn enabled(annotations: &BTreeMap<String, String>) -> bool {
-    annotations.get(ENABLED).is_some_and(|v| v.trim() == "true")
+    enabled_says(annotations, "true")
 }
 
 /// Whether the Deployment opted out in so many words (`rollout-guard.io/enabled: "false"`):
 /// under a config `selector`, the one way to leave out a Deployment it selects.
 pub fn disabled(annotations: &BTreeMap<String, String>) -> bool {
-    annotations
-        .get(ENABLED)
-        .is_some_and(|v| v.trim() == "false")
+    enabled_says(annotations, "false")
+}
+
+fn enabled_says(annotations: &BTreeMap<String, String>, value: &str) -> bool {
+    annotations.get(ENABLED).is_some_and(|v| v.trim() == value)
 }
 
 /// Applies a Deployment's annotations to the base settings and the loaded rules.
 pub fn resolve(
     annotations: &BTreeMap<String, String>,
     base: &Settings,
-    rules: &RuleSet,
+    rules: &Arc<RuleSet>,
 ) -> Resolved {
     let mut s = base.clone();
     let mut problems = Vec::new();
-    let mut subset = rules.clone();
+    let mut chosen = rules.clone();
     if let Some(v) = annotations.get(MODE) {
         match v.parse::<Mode>() {
             Ok(m) => s.mode = m,
@@ -150,7 +154,9 @@ pub fn resolve(
         } else if names.is_empty() {
             problems.push(format!("{RULES}: names no rule"));
         } else {
+            let mut subset = RuleSet::clone(rules);
             subset.rules.retain(|r| names.contains(&r.name.as_str()));
+            chosen = Arc::new(subset);
         }
     }
     if !problems.is_empty() {
@@ -158,7 +164,7 @@ pub fn resolve(
     }
     Resolved {
         settings: s,
-        rules: subset,
+        rules: chosen,
         problems,
     }
 }
@@ -190,7 +196,7 @@ mod tests {
 
     #[test]
     fn annotations_override_the_base_settings_and_select_rules() {
-        let rules = RuleSet::defaults();
+        let rules = Arc::new(RuleSet::defaults());
         let r = resolve(
             &ann(&[
                 (MODE, "gate"),
@@ -213,7 +219,7 @@ mod tests {
 
     #[test]
     fn an_unreadable_annotation_means_observe_and_says_why() {
-        let rules = RuleSet::defaults();
+        let rules = Arc::new(RuleSet::defaults());
         for (key, value, want) in [
             (MODE, "gaurd", "gaurd"),
             (INTERVAL, "soon", INTERVAL),
@@ -242,7 +248,11 @@ mod tests {
             kill_switch: true,
             ..Settings::default()
         };
-        let r = resolve(&ann(&[(KILL_SWITCH, "false")]), &base, &RuleSet::defaults());
+        let r = resolve(
+            &ann(&[(KILL_SWITCH, "false")]),
+            &base,
+            &Arc::new(RuleSet::defaults()),
+        );
         assert!(
             r.settings.kill_switch,
             "an annotation cannot lift the global switch"
@@ -250,7 +260,7 @@ mod tests {
         let r = resolve(
             &ann(&[(KILL_SWITCH, "true")]),
             &Settings::default(),
-            &RuleSet::defaults(),
+            &Arc::new(RuleSet::defaults()),
         );
         assert!(r.settings.kill_switch && r.settings.dry_run());
     }

@@ -99,7 +99,7 @@ struct Written {
 struct Unwritten {
     at: Timestamp,
     target: Target,
-    rules: RuleSet,
+    rules: Arc<RuleSet>,
     verdicts: Vec<Verdict>,
 }
 
@@ -355,7 +355,7 @@ pub async fn reconcile<S: MetricSource + Send + Sync + 'static>(
         &view,
         &kept.memory,
         &settings,
-        verdicts.map(|v| (rules, v)),
+        verdicts.map(|v| (&**rules, v)),
         now,
     );
     log_step(&name, &view, &settings, evaluated.as_deref(), &plan);

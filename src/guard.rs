@@ -326,12 +326,7 @@ pub fn until_due(state: &RevisionState, settings: &Settings, now: Timestamp) -> 
 
 /// What is left at `now` of the interval that began at `at`; zero once it has passed.
 pub fn interval_left(at: Timestamp, settings: &Settings, now: Timestamp) -> Duration {
-    until(after(at, settings.interval), now)
-}
-
-/// The time from `now` to `t`; zero once `t` has passed.
-fn until(t: Timestamp, now: Timestamp) -> Duration {
-    Duration::try_from(t.duration_since(now)).unwrap_or(Duration::ZERO)
+    Duration::try_from(after(at, settings.interval).duration_since(now)).unwrap_or(Duration::ZERO)
 }
 
 /// The new ReplicaSet against the old ones with pods, and against the generation that served

@@ -508,7 +508,10 @@ fn error_rate(rule: &ErrorRate, new: &Counts, old: Option<&Counts>) -> Judged {
     let observed: f64 = strata.iter().map(|s| s.errors_new).sum();
     // The effect: the Mantel-Haenszel rate ratio over the strata, and the errors it says the
     // new pods would have made at the old pods' rate (observed / ratio).
-    let (mh_num, mh_den) = stats::mantel_haenszel_rate_ratio(&strata);
+    let (mh_num, mh_den) = match stats::mantel_haenszel_rate_ratio(&strata) {
+        Ok(r) => r,
+        Err(e) => return Judged::Missing(format!("the test could not be computed: {e}")),
+    };
     let (ratio, expected) = if mh_den > 0.0 && mh_num > 0.0 {
         (Some(mh_num / mh_den), observed * mh_den / mh_num)
     } else if mh_den > 0.0 {
@@ -1038,7 +1041,8 @@ pub fn fmt_pct(rate: f64) -> String {
     format!("{}%", fmt_num(rate * 100.0))
 }
 
-fn fmt_p(p: f64) -> String {
+/// A p-value for people: three decimals, or two significant digits below 0.001.
+pub fn fmt_p(p: f64) -> String {
     if p >= 0.001 {
         format!("{p:.3}")
     } else {

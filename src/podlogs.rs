@@ -108,12 +108,18 @@ struct PodState {
     /// The last read stopped at `limit_bytes`: the counts lag the log until a read catches up
     /// (the next read resumes at the cursor, so nothing is skipped).
     behind: bool,
-    /// Minutes (unix minute) with errors of signatures beyond `max_signatures_per_pod`, which
-    /// were not counted: a window over one of them is incomplete.
+    /// Minutes (unix minute) whose errors were not all counted (signatures beyond
+    /// `max_signatures_per_pod`, or the rest of a second skipped): a window over one of them is
+    /// incomplete.
     lost: std::collections::BTreeSet<i64>,
     /// The end of the window last asked for: once it is older than any window can reach, the
     /// state is dropped (its ReplicaSet is no longer analysed).
-    last_asked: Option<Timestamp>,
+    last_asked: Timestamp,
+}
+
+/// The unix minute of `t`: errors are kept per minute.
+fn minute(t: Timestamp) -> i64 {
+    t.as_second().div_euclid(60)
 }
 
 /// The oldest time a window ending at `end` can reach.
@@ -226,7 +232,7 @@ impl KubeLogs {
         state.behind = truncated;
         if let Some(c) = skipped {
             tracing::warn!(pod = %name, at = %c, "more log in one second than limit_bytes; the rest of that second is not read");
-            state.lost.insert(c.as_second().div_euclid(60));
+            state.lost.insert(minute(c));
         }
         for e in errors {
             let at = e.time.unwrap_or(q.end);
@@ -241,26 +247,23 @@ impl KubeLogs {
                     state.signatures.len() - 1
                 }
                 None => {
-                    state.lost.insert(at.as_second().div_euclid(60));
+                    state.lost.insert(minute(at));
                     continue;
                 }
             };
             *state
                 .minutes
-                .entry(at.as_second().div_euclid(60))
+                .entry(minute(at))
                 .or_default()
                 .entry(idx)
                 .or_default() += 1;
         }
         // Nothing older than the longest window can be asked for again.
-        state.last_asked = Some(q.end);
-        let oldest = horizon(q.end).as_second().div_euclid(60);
+        state.last_asked = q.end;
+        let oldest = minute(horizon(q.end));
         state.minutes = state.minutes.split_off(&oldest);
         state.lost = state.lost.split_off(&oldest);
-        let (from, to) = (
-            q.start.as_second().div_euclid(60),
-            q.end.as_second().div_euclid(60),
-        );
+        let (from, to) = (minute(q.start), minute(q.end));
         let mut by_sig: HashMap<usize, u64> = HashMap::new();
         for (_, counts) in state.minutes.range(from..=to) {
             for (i, n) in counts {
@@ -499,16 +502,22 @@ impl KubeLogs {
     /// Drops the logs no window asked for since `t`: pods of ReplicaSets no longer analysed
     /// (a finished rollout's old pods are never listed again, so `forget_gone` never sees them).
     fn forget_unasked_since(&self, t: Timestamp) {
-        let stale: Vec<PodKey> = self
-            .pods
+        let mut stale = std::collections::HashSet::new();
+        self.pods
             .lock()
             .unwrap_or_else(|p| p.into_inner())
-            .iter()
-            .filter(|(_, s)| s.last_asked.is_some_and(|a| a < t))
-            .map(|(k, _)| k.clone())
-            .collect();
+            .retain(|k, s| {
+                let keep = s.last_asked >= t;
+                if !keep {
+                    stale.insert(k.clone());
+                }
+                keep
+            });
         if !stale.is_empty() {
-            self.forget_where(|k| stale.contains(k));
+            self.reading
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .retain(|k, _| !stale.contains(k));
         }
     }
 

@@ -89,21 +89,21 @@ pub struct Stratum {
 /// The Mantel-Haenszel estimate of the rate ratio, new side over old, across strata, as
 /// (numerator, denominator): Σ k_new·E_old/T over Σ k_old·E_new/T, with T = E_new + E_old per
 /// stratum (Rothman & Greenland, *Modern Epidemiology*, ch. 15). Each stratum weighs by what
-/// both sides served in it, so a stretch in which the old side served a handful of requests (its
-/// last pod leaving) barely moves it; observed over expected with each stratum's own old rate as
-/// the standard gives such a stretch the full weight of the new side's requests. A zero
-/// denominator (the old side made no errors) is an infinite ratio if the new side made any.
-pub fn mantel_haenszel_rate_ratio(strata: &[Stratum]) -> (f64, f64) {
-    strata
-        .iter()
-        .filter(|s| s.requests_new > 0.0 && s.requests_old > 0.0)
+/// both sides served in it: in a stretch where the old side served a handful of requests (its
+/// last pod leaving), an old error counts as about one error, where observed over expected with
+/// each stratum's own old rate as the standard multiplies it by the new side's whole traffic.
+/// A zero denominator (the old side made no errors) is an infinite ratio if the new side made
+/// any. Strata are checked and kept as [`comparable`] does.
+pub fn mantel_haenszel_rate_ratio(strata: &[Stratum]) -> Result<(f64, f64), StatsError> {
+    Ok(comparable(strata, 1.0)?
+        .into_iter()
         .fold((0.0, 0.0), |(num, den), s| {
             let t = s.requests_new + s.requests_old;
             (
                 num + s.errors_new * s.requests_old / t,
                 den + s.errors_old * s.requests_new / t,
             )
-        })
+        }))
 }
 
 /// Largest total error count the stratified test convolves as it is; larger counts are scaled
@@ -737,10 +737,10 @@ mod tests {
             stratum(10.0, 100.0, 5.0, 200.0),
             stratum(4.0, 50.0, 6.0, 50.0),
         ];
-        let (num, den) = mantel_haenszel_rate_ratio(&s);
+        let (num, den) = mantel_haenszel_rate_ratio(&s).unwrap();
         assert!((num / den - 26.0 / 14.0).abs() < 1e-12, "{num}/{den}");
         // One stratum: the plain rate ratio.
-        let (num, den) = mantel_haenszel_rate_ratio(&[stratum(6.0, 300.0, 2.0, 200.0)]);
+        let (num, den) = mantel_haenszel_rate_ratio(&[stratum(6.0, 300.0, 2.0, 200.0)]).unwrap();
         assert!((num / den - 2.0).abs() < 1e-12);
         // A stretch in which the old side served 10 requests and made one error: observed over
         // the errors each stretch's old rate predicts falls from 2 to 10/33 (one old error at
@@ -750,7 +750,7 @@ mod tests {
             stratum(6.0, 300.0, 2.0, 200.0),
             stratum(4.0, 300.0, 1.0, 10.0),
         ];
-        let (num, den) = mantel_haenszel_rate_ratio(&thin);
+        let (num, den) = mantel_haenszel_rate_ratio(&thin).unwrap();
         assert!((num / den - (2.4 + 40.0 / 310.0) / (1.2 + 300.0 / 310.0)).abs() < 1e-12);
         // Strata without requests on both sides are no comparison; no old errors: a zero
         // denominator.
@@ -758,7 +758,8 @@ mod tests {
             mantel_haenszel_rate_ratio(&[
                 stratum(3.0, 10.0, 0.0, 0.0),
                 stratum(1.0, 5.0, 0.0, 5.0)
-            ]),
+            ])
+            .unwrap(),
             (0.5, 0.0)
         );
     }

@@ -220,27 +220,13 @@ async fn a_failing_source_makes_every_rule_inconclusive() {
     }
 }
 
-/// Counts the pod-log reads asked of it; every read finds one class-loading error.
+/// Counts the pod-log reads asked of it; every read finds one pod's ten minutes, no errors.
 #[derive(Default)]
 struct CountingLogs {
     reads: Mutex<Vec<String>>,
 }
 
-impl MetricSource for CountingLogs {
-    async fn instant(&self, _: &str, _: Timestamp) -> Result<Vec<Series>, SourceError> {
-        Ok(vec![])
-    }
-
-    async fn range(
-        &self,
-        _: &str,
-        _: Timestamp,
-        _: Timestamp,
-        _: crate::duration::PromDuration,
-    ) -> Result<Vec<Series>, SourceError> {
-        Ok(vec![])
-    }
-
+impl crate::source::LogSource for CountingLogs {
     async fn logs(&self, q: &LogQuery) -> Result<LogCounts, SourceError> {
         self.reads.lock().unwrap().push(q.replicaset.clone());
         Ok(LogCounts {
@@ -257,9 +243,12 @@ async fn rules_reading_the_same_logs_share_one_read_per_replicaset() {
     let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("rules/php-logs.yaml");
     let rules = RuleSet::load(&[path]).unwrap();
     assert_eq!(rules.rules.len(), 2, "both bundled logs rules");
-    let source = CountingLogs::default();
+    let source = crate::source::WithLogs {
+        metrics: Fake::new(|_, _, _| Ok(vec![])),
+        logs: CountingLogs::default(),
+    };
     let eval = evaluate(&rules, &target(&["web-old"]), at(), &source).await;
-    let mut reads = source.reads.lock().unwrap().clone();
+    let mut reads = source.logs.reads.lock().unwrap().clone();
     reads.sort();
     assert_eq!(reads, ["web-new", "web-old"]);
     // Each rule still records the reads it was answered from.

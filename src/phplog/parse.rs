@@ -150,13 +150,13 @@ fn unwrap_inner(line: &str) -> Unwrapped<'_> {
     adjacent(None, line)
 }
 
-/// `2026-11-25T16:00:05.123456789Z rest` → the timestamp text and the rest. Only the shape is
-/// checked here; [`parse_time`] rejects a malformed one later.
 /// The time the kubelet put before a line of `kubectl logs --timestamps` output, if any.
 pub fn kubelet_time(line: &str) -> Option<Timestamp> {
     split_kubelet(line).0.and_then(parse_time)
 }
 
+/// `2026-11-25T16:00:05.123456789Z rest` → the timestamp text and the rest. Only the shape is
+/// checked here; [`parse_time`] rejects a malformed one later.
 fn split_kubelet(line: &str) -> (Option<RawTime<'_>>, &str) {
     let b = line.as_bytes();
     if b.len() > 20 && b[0].is_ascii_digit() && b[4] == b'-' && b[7] == b'-' && b[10] == b'T' {

@@ -61,9 +61,9 @@ pub fn pct(rate: f64) -> String {
 
 /// A p-value: three decimals, or two significant digits in scientific notation when small.
 pub fn pval(p: f64) -> String {
-    if p >= 0.001 || p == 0.0 {
-        format!("{p:.3}")
+    if p == 0.0 {
+        "0.000".into()
     } else {
-        format!("{p:.1e}")
+        crate::judge::fmt_p(p)
     }
 }

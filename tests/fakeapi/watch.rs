@@ -32,10 +32,12 @@ async fn set_holder(api: &Api<Lease>, name: &str, holder: &str) -> Lease {
     api.patch(name, &PatchParams::default(), &p).await.unwrap()
 }
 
-/// The next event of a raw watch, failing the test after [`PATIENCE`].
-async fn next_event<S>(stream: &mut S) -> WatchEvent<Lease>
+/// The next event of a raw watch (or item of a watcher stream), failing the test after
+/// [`PATIENCE`].
+async fn next_event<S, T, E>(stream: &mut S) -> T
 where
-    S: futures::Stream<Item = kube::Result<WatchEvent<Lease>>> + Unpin,
+    S: futures::Stream<Item = Result<T, E>> + Unpin,
+    E: std::fmt::Debug,
 {
     tokio::time::timeout(PATIENCE, stream.next())
         .await
@@ -375,19 +377,11 @@ async fn metadata_only_reads_carry_no_spec() {
     let mut stream = watcher(meta, watcher::Config::default())
         .applied_objects()
         .boxed();
-    let first = tokio::time::timeout(PATIENCE, stream.next())
-        .await
-        .expect("an event in time")
-        .unwrap()
-        .unwrap();
+    let first: PartialObjectMeta<Lease> = next_event(&mut stream).await;
     assert_eq!(kind(&first).as_deref(), Some("PartialObjectMetadata"));
     assert_eq!(first.labels().get("app").map(String::as_str), Some("web"));
     set_holder(&leases, "a", "z").await;
-    let second = tokio::time::timeout(PATIENCE, stream.next())
-        .await
-        .expect("an event in time")
-        .unwrap()
-        .unwrap();
+    let second: PartialObjectMeta<Lease> = next_event(&mut stream).await;
     assert_eq!(kind(&second).as_deref(), Some("PartialObjectMetadata"));
     // On the wire: the metadata, not the spec.
     let client = server.client();
