@@ -149,9 +149,12 @@ fn the_lease_manager_only_gets_creates_and_patches_leases() {
     // The leader-election Role allows get, create and patch on the Lease: the version of
     // kube-lease-manager in Cargo.lock calls nothing else on an Api outside its tests (no
     // update/replace, list, watch or delete). Cargo says where its sources are (a registry,
-    // a vendor folder), rather than the test guessing.
+    // a vendor folder), rather than the test guessing. Only this machine's platform: without
+    // the filter cargo resolves every target's dependencies (Windows-only crates among them),
+    // which a fresh cargo home has never downloaded and `--offline` cannot fetch.
     let out = std::process::Command::new(env!("CARGO"))
         .args(["metadata", "--format-version", "1", "--locked", "--offline"])
+        .args(["--filter-platform", "host-tuple"])
         .current_dir(root())
         .output()
         .expect("cargo metadata runs");
