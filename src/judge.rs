@@ -11,11 +11,9 @@ use std::fmt::Write as _;
 
 use serde::{Deserialize, Serialize};
 
-use crate::rules::{
-    Absolute, Action, Check, Compare, Direction, ErrorRate, OnMissing, ProportionTest, Rule,
-};
+use crate::rules::{Absolute, Action, Check, Compare, Direction, OnMissing, ProportionTest, Rule};
 use crate::source::{LogCounts, Series};
-use crate::stats::{self, Stratum, Tail};
+use crate::stats::{self, Tail};
 
 /// What a rule concluded.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -163,6 +161,60 @@ pub struct ErrorRateEvidence {
     pub min_ratio: f64,
     pub min_rate_increase: f64,
     pub min_errors: f64,
+    /// Side-intervals left out because a point was damaged (NaN, ±Inf, negative) or an error
+    /// series had a gap: never read as zero.
+    #[serde(default)]
+    pub intervals_left_out: usize,
+    /// What the new pods were compared with.
+    #[serde(default)]
+    pub baseline: Baseline,
+    /// The intervals after the old pods left, judged against the old version's history.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub history: Option<HistoryEvidence>,
+}
+
+/// What an error-rate verdict compared the new pods with.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Baseline {
+    /// The old pods in the same intervals, only.
+    #[default]
+    Concurrent,
+    /// The old version's history, only (its pods were gone before the new pods served).
+    History,
+    /// Both: the old pods in the same intervals while they served, their history after.
+    Both,
+}
+
+impl Baseline {
+    /// How a person reads it.
+    pub fn describe(self) -> &'static str {
+        match self {
+            Baseline::Concurrent => "the old pods in the same intervals",
+            Baseline::History => "the old version's history",
+            Baseline::Both => "the old pods in the same intervals, then the old version's history",
+        }
+    }
+}
+
+/// The comparison of the new pods, after the old pods left, with the old version's history.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct HistoryEvidence {
+    /// The old version's errors and requests over the window: the history.
+    pub old_errors: f64,
+    pub old_requests: f64,
+    /// The span of the history: its first and last interval ends.
+    pub from: jiff::Timestamp,
+    pub to: jiff::Timestamp,
+    /// The upper end of the old rate's 1 − alpha confidence interval: the rate the new pods
+    /// are held to.
+    pub rate_bound: f64,
+    /// Intervals after the old pods left, and the new pods' errors and requests in them.
+    pub intervals: usize,
+    pub errors: f64,
+    pub requests: f64,
+    /// The errors the old version's rate (not its bound) predicts for those requests.
+    pub expected: f64,
 }
 
 /// Summary of one side's samples.
@@ -225,7 +277,9 @@ pub fn judge(rule: &Rule, window: &Window, observation: &Observation) -> Verdict
             v.error = Some(error.clone());
             return v;
         }
-        (Check::ErrorRate(c), Observation::Counts { new, old }) => error_rate(c, new, old.as_ref()),
+        (Check::ErrorRate(c), Observation::Counts { new, old }) => {
+            error_rate::error_rate(c, new, old.as_ref())
+        }
         (Check::Compare(c), Observation::Series { new, old }) => {
             compare(c, window, new, old.as_deref())
         }
@@ -321,333 +375,6 @@ enum Judged {
 
 fn no_baseline() -> Judged {
     Judged::NoBaseline("no old ReplicaSet to compare with".into())
-}
-
-/// Counts by interval end (milliseconds): finite, non-negative values of all series summed.
-fn by_time(series: &[Series]) -> BTreeMap<i64, f64> {
-    let mut out = BTreeMap::new();
-    for s in series {
-        for p in &s.points {
-            if p.v.is_finite() && p.v >= 0.0 {
-                *out.entry((p.t * 1000.0).round() as i64).or_insert(0.0) += p.v;
-            }
-        }
-    }
-    out
-}
-
-/// One side's errors and requests by interval end, and its totals.
-type SideData = (BTreeMap<i64, f64>, BTreeMap<i64, f64>, SideCounts);
-
-/// One side's counts by interval, or what is missing.
-fn side(name: &str, c: &Counts, rule: &ErrorRate) -> Result<SideData, String> {
-    let requests = by_time(&c.requests);
-    if requests.is_empty() {
-        return Err(format!("no request counts for the {name} pods"));
-    }
-    let errors = by_time(&c.errors);
-    if errors.is_empty()
-        && !(rule.absent_errors_are_zero && c.errors.iter().all(|s| s.points.is_empty()))
-    {
-        return Err(format!("no error counts for the {name} pods"));
-    }
-    let total_requests: f64 = requests.values().sum();
-    if total_requests < rule.min_requests || total_requests <= 0.0 {
-        return Err(format!(
-            "the {name} pods served {} requests, fewer than min_requests {}",
-            fmt_num(total_requests),
-            fmt_num(rule.min_requests)
-        ));
-    }
-    // increase() extrapolates both counters separately: errors never exceed requests.
-    let total_errors: f64 = requests
-        .iter()
-        .map(|(t, r)| errors.get(t).copied().unwrap_or(0.0).min(*r))
-        .sum();
-    let totals = SideCounts {
-        errors: total_errors,
-        requests: total_requests,
-        rate: total_errors / total_requests,
-    };
-    Ok((errors, requests, totals))
-}
-
-/// One side's errors and requests in one interval, for one pod (or for all, see [`cells`]).
-struct Cell {
-    pod: String,
-    /// Interval end, in milliseconds.
-    t: i64,
-    errors: f64,
-    requests: f64,
-}
-
-/// Which pod a series belongs to: its `pod` label, or all its labels if it has none.
-fn series_key(s: &Series) -> String {
-    s.labels
-        .get("pod")
-        .cloned()
-        .unwrap_or_else(|| format!("{:?}", s.labels))
-}
-
-/// One side's cells: per pod and interval when the queries keep the `pod` label
-/// (`sum by (pod)`) and every error series belongs to a pod that has a request series; per
-/// interval (all pods together) otherwise. Errors are matched to requests by pod; a pod without
-/// an error series had none. Non-finite or negative values are left out.
-fn cells(c: &Counts) -> Vec<Cell> {
-    let usable = |v: f64| v.is_finite() && v >= 0.0;
-    let request_pods: std::collections::BTreeSet<String> =
-        c.requests.iter().map(series_key).collect();
-    let by_pod = c
-        .errors
-        .iter()
-        .all(|e| request_pods.contains(&series_key(e)));
-    if !by_pod {
-        let errors = by_time(&c.errors);
-        return by_time(&c.requests)
-            .into_iter()
-            .filter(|(_, r)| *r > 0.0)
-            .map(|(t, r)| Cell {
-                pod: "all pods".into(),
-                t,
-                errors: errors.get(&t).copied().unwrap_or(0.0).min(r),
-                requests: r,
-            })
-            .collect();
-    }
-    let mut errors: BTreeMap<(String, i64), f64> = BTreeMap::new();
-    for s in &c.errors {
-        for p in s.points.iter().filter(|p| usable(p.v)) {
-            *errors
-                .entry((series_key(s), (p.t * 1000.0).round() as i64))
-                .or_insert(0.0) += p.v;
-        }
-    }
-    let mut out = Vec::new();
-    for s in &c.requests {
-        let pod = series_key(s);
-        for p in s.points.iter().filter(|p| usable(p.v) && p.v > 0.0) {
-            let t = (p.t * 1000.0).round() as i64;
-            let e = errors.get(&(pod.clone(), t)).copied().unwrap_or(0.0);
-            out.push(Cell {
-                pod: pod.clone(),
-                t,
-                errors: e.min(p.v),
-                requests: p.v,
-            });
-        }
-    }
-    out
-}
-
-/// The new side's cell with the largest excess of errors over what the old pods' rate in that
-/// interval predicts, if it carries at least half of the whole excess: (interval end, errors,
-/// requests, pod).
-fn largest_excess(cells: &[Cell], timed: &[(i64, Stratum)]) -> Option<(i64, f64, f64, String)> {
-    let old_rate: BTreeMap<i64, f64> = timed
-        .iter()
-        .map(|(t, s)| (*t, s.errors_old / s.requests_old))
-        .collect();
-    if cells.len() < 2 {
-        return None; // nothing to tell a burst from
-    }
-    let excess = |c: &Cell| old_rate.get(&c.t).map(|rate| c.errors - c.requests * rate);
-    let best = cells
-        .iter()
-        .filter_map(|c| excess(c).map(|x| (x, c)))
-        .filter(|(x, _)| *x > 0.0)
-        .max_by(|a, b| a.0.total_cmp(&b.0))?;
-    let total_excess: f64 = timed
-        .iter()
-        .map(|(_, s)| s.errors_new - s.errors_old / s.requests_old * s.requests_new)
-        .sum();
-    (best.0 >= 0.5 * total_excess)
-        .then(|| (best.1.t, best.1.errors, best.1.requests, best.1.pod.clone()))
-}
-
-fn error_rate(rule: &ErrorRate, new: &Counts, old: Option<&Counts>) -> Judged {
-    let Some(old) = old else { return no_baseline() };
-    let (new_errors, new_requests, new_totals) = match side("new", new, rule) {
-        Ok(s) => s,
-        Err(e) => return Judged::Missing(e),
-    };
-    let (old_errors, old_requests, old_totals) = match side("old", old, rule) {
-        Ok(s) => s,
-        Err(e) => return Judged::Missing(e),
-    };
-    // Interval end (ms) and the stratum of that interval.
-    let timed: Vec<(i64, Stratum)> = new_requests
-        .iter()
-        .filter_map(|(t, rn)| {
-            let ro = *old_requests.get(t)?;
-            (*rn > 0.0 && ro > 0.0).then(|| {
-                let stratum = Stratum {
-                    errors_new: new_errors.get(t).copied().unwrap_or(0.0).min(*rn),
-                    requests_new: *rn,
-                    errors_old: old_errors.get(t).copied().unwrap_or(0.0).min(ro),
-                    requests_old: ro,
-                };
-                (*t, stratum)
-            })
-        })
-        .collect();
-    let strata: Vec<Stratum> = timed.iter().map(|(_, s)| *s).collect();
-    if strata.is_empty() {
-        return Judged::Missing(
-            "the new and old pods never served requests in the same interval".into(),
-        );
-    }
-    // Each side's cells, read once: for the dispersion, and the new side's for the burst guard.
-    let new_cells = cells(new);
-    let pairs = |cells: &[Cell]| {
-        cells
-            .iter()
-            .map(|c| (c.errors, c.requests))
-            .collect::<Vec<_>>()
-    };
-    let dispersion = stats::dispersion(&[&pairs(&new_cells), &pairs(&cells(old))]);
-    let observed: f64 = strata.iter().map(|s| s.errors_new).sum();
-    // The effect: the Mantel-Haenszel rate ratio over the strata, and the errors it says the
-    // new pods would have made at the old pods' rate (observed / ratio).
-    let (mh_num, mh_den) = match stats::mantel_haenszel_rate_ratio(&strata) {
-        Ok(r) => r,
-        Err(e) => return Judged::Missing(format!("the test could not be computed: {e}")),
-    };
-    let (ratio, expected) = if mh_den > 0.0 && mh_num > 0.0 {
-        (Some(mh_num / mh_den), observed * mh_den / mh_num)
-    } else if mh_den > 0.0 {
-        // No new errors: nothing to scale; the old pods' rate applied interval by interval.
-        let expected = strata
-            .iter()
-            .map(|s| s.errors_old / s.requests_old * s.requests_new)
-            .sum();
-        (Some(0.0), expected)
-    } else {
-        (rate_ratio(observed, 0.0), 0.0)
-    };
-    let aligned_requests: f64 = strata.iter().map(|s| s.requests_new).sum();
-    let test = |strata: &[Stratum]| match rule.test {
-        ProportionTest::Binomial => {
-            stats::poisson_rate_greater_stratified(strata, rule.tolerance, dispersion)
-        }
-        ProportionTest::Sequential => {
-            stats::rate_ratio_sequential_p(strata, rule.tolerance, dispersion)
-        }
-        ProportionTest::Fisher => {
-            let sum = |f: fn(&Stratum) -> f64| strata.iter().map(f).sum::<f64>();
-            let row = |e: f64, r: f64| [e.round() as u64, (r - e).round().max(0.0) as u64];
-            stats::fisher_greater([
-                row(sum(|s| s.errors_new), sum(|s| s.requests_new)),
-                row(sum(|s| s.errors_old), sum(|s| s.requests_old)),
-            ])
-        }
-    };
-    let p_value = match test(&strata) {
-        Ok(p) => p,
-        Err(e) => return Judged::Missing(format!("the test could not be computed: {e}")),
-    };
-    // A burst guard: the excess must not hang on one pod in one interval. If the new side's cell
-    // with the largest excess over the old pods' rate carries half the excess or more, it is
-    // taken out and the test run again.
-    let burst = (p_value < rule.alpha)
-        .then(|| largest_excess(&new_cells, &timed))
-        .flatten()
-        .and_then(|(t, e, r, pod)| {
-            let without: Vec<Stratum> = timed
-                .iter()
-                .map(|(st, s)| {
-                    if *st == t {
-                        Stratum {
-                            errors_new: (s.errors_new - e).max(0.0),
-                            requests_new: (s.requests_new - r).max(0.0),
-                            ..*s
-                        }
-                    } else {
-                        *s
-                    }
-                })
-                .collect();
-            let p = test(&without).ok()?;
-            (p >= rule.alpha).then_some((pod, t, e, p))
-        });
-    let rate_increase = (observed - expected) / aligned_requests;
-    let significant = p_value < rule.alpha;
-    let large = ratio_reached(ratio, observed, rule.min_ratio);
-    let material = rate_increase >= rule.min_rate_increase;
-    let enough = observed >= rule.min_errors;
-    let fail = significant && large && material && enough && burst.is_none();
-
-    let mut reason = format!(
-        "new {} ({}/{}) vs old {} ({}/{}); over {} interval(s) the new pods made {} errors where the old pods' rate predicts {}: ×{}, p={} {} α={}",
-        fmt_pct(new_totals.rate),
-        fmt_num(new_totals.errors),
-        fmt_num(new_totals.requests),
-        fmt_pct(old_totals.rate),
-        fmt_num(old_totals.errors),
-        fmt_num(old_totals.requests),
-        strata.len(),
-        fmt_num(observed),
-        fmt_num(expected),
-        ratio.map_or("∞".to_string(), |r| format!("{r:.2}")),
-        fmt_p(p_value),
-        if significant { "<" } else { "≥" },
-        rule.alpha
-    );
-    if dispersion > 1.0 {
-        let _ = write!(
-            reason,
-            " (errors come in bursts: test widened ×{dispersion:.1})"
-        );
-    }
-    if significant && !fail {
-        let mut why = Vec::new();
-        if !large {
-            why.push(format!("ratio below min_ratio {}", rule.min_ratio));
-        }
-        if !material {
-            why.push(format!(
-                "increase below min_rate_increase {}",
-                fmt_pct(rule.min_rate_increase)
-            ));
-        }
-        if !enough {
-            why.push(format!(
-                "fewer than min_errors {}",
-                fmt_num(rule.min_errors)
-            ));
-        }
-        if let Some((pod, t, e, p)) = &burst {
-            let at = jiff::Timestamp::from_millisecond(*t)
-                .map_or_else(|_| t.to_string(), |ts| ts.to_string());
-            why.push(format!(
-                "carried by one burst ({} errors from {pod} in the interval ending {at}; p={} without it)",
-                fmt_num(*e),
-                fmt_p(*p)
-            ));
-        }
-        let _ = write!(reason, "; significant but {}", why.join(", "));
-    }
-    Judged::Decided {
-        fail,
-        reason,
-        warn_only: false,
-        evidence: Evidence::ErrorRate(ErrorRateEvidence {
-            new: new_totals,
-            old: old_totals,
-            strata: strata.len(),
-            observed_errors: observed,
-            expected_errors: expected,
-            ratio,
-            rate_increase,
-            dispersion,
-            test: rule.test,
-            p_value,
-            alpha: rule.alpha,
-            tolerance: rule.tolerance,
-            min_ratio: rule.min_ratio,
-            min_rate_increase: rule.min_rate_increase,
-            min_errors: rule.min_errors,
-        }),
-    }
 }
 
 /// new / old, with 0/0 = 1 and x/0 = infinity (`None`).
@@ -1050,6 +777,7 @@ pub fn fmt_p(p: f64) -> String {
     }
 }
 
+mod error_rate;
 mod logs;
 pub use logs::{LogsEvidence, MAX_ROWS as MAX_LOG_ROWS, SignatureRow};
 

@@ -168,6 +168,18 @@ pub struct ErrorRate {
     /// Each side needs at least this many requests for a conclusion.
     #[serde(default = "defaults::min_requests")]
     pub min_requests: f64,
+    /// With `test: sequential`: once the old pods are gone, go on judging the new pods against
+    /// the old version's own rate over the window (before the rollout and while it served),
+    /// taken at the upper end of its 1 − alpha confidence interval, so that the new version's
+    /// errors after the mixed window still count. `false`: only intervals in which both
+    /// versions served are compared.
+    #[serde(default = "defaults::yes")]
+    pub history: bool,
+    /// The longest shared incident (a database outage during the bake) that the comparison
+    /// with history must not blame on the release: evidence that hangs on one stretch of this
+    /// length after the old pods left does not fail the rule.
+    #[serde(default = "defaults::incident_span")]
+    pub incident_span: PromDuration,
 }
 
 /// A continuous per-pod series (CPU, latency), new against old, with Mann-Whitney U.
@@ -280,6 +292,9 @@ mod defaults {
     }
     pub fn interval() -> PromDuration {
         PromDuration::from_secs(60)
+    }
+    pub fn incident_span() -> PromDuration {
+        PromDuration::from_secs(300)
     }
     pub fn consecutive() -> u32 {
         2

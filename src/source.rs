@@ -13,7 +13,8 @@ use serde::{Deserialize, Serialize};
 use crate::duration::PromDuration;
 use crate::phplog::ErrorKind;
 
-/// One sample: unix time in seconds and a value (which may be NaN; the judge drops those).
+/// One sample: unix time in seconds and a value (which may be NaN or infinite: the judge treats
+/// such a point as damaged, never as zero).
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Point {
     pub t: f64,
@@ -61,7 +62,18 @@ pub enum SourceError {
     /// The source answered with an error status (auth, overload, internal error).
     #[error("metric source error: {0}")]
     Server(String),
-    /// The answer was not of the expected shape.
+    /// An answer arrived but cannot be read: not Prometheus' JSON, a result type the query
+    /// cannot have (a vector for a range query), native histograms where numbers are needed.
+    #[error("unreadable answer: {0}")]
+    Malformed(String),
+    /// The source said its answer may be incomplete (a Thanos or Mimir partial response, a
+    /// Prometheus query warning): data that may be missing is never read as zero.
+    #[error("partial answer: {0}")]
+    Partial(String),
+    /// The answer is larger than the configured bounds allow.
+    #[error("answer too large: {0}")]
+    TooLarge(String),
+    /// Anything else that went wrong between asking and having an answer.
     #[error("unexpected answer: {0}")]
     Unexpected(String),
 }

@@ -11,6 +11,11 @@ use statrs::distribution::{Binomial, ContinuousCDF, Discrete, DiscreteCDF, Norma
 use statrs::stats_tests::Alternative;
 use statrs::stats_tests::fisher::fishers_exact;
 
+mod sequential;
+pub use sequential::{
+    KnownRate, MIXTURE_RATIOS, rate_ratio_log_evalue, rate_ratio_sequential_p, rate_upper_bound,
+};
+
 /// A statistical computation that could not be made.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum StatsError {
@@ -260,72 +265,6 @@ fn stratified(
         })
         .collect();
     Ok(plain.max(upper_tail(&scaled)?))
-}
-
-/// The alternatives of the sequential test: rate ratios (new over `tolerance` × old) that the
-/// mixture gives equal weight. From ×1.25 (a regression the test can only confirm on thousands
-/// of errors) to ×10,000 (errors the old pods never make: class-loading errors), evenly spread on
-/// a log scale where the corpus' faults lie.
-pub const MIXTURE_RATIOS: [f64; 10] = [
-    1.25, 1.5, 2.0, 3.0, 5.0, 10.0, 30.0, 100.0, 1_000.0, 10_000.0,
-];
-
-/// Always-valid evidence that the new side's event rate exceeds `tolerance` times the old side's:
-/// the natural logarithm of an e-value, a mixture likelihood ratio (mSPRT) over
-/// [`MIXTURE_RATIOS`].
-///
-/// Each stratum contributes the conditional binomial of [`poisson_rate_greater`]: given its
-/// `n` errors, the new side's `k` is Binomial(n, p(θ)) with p(θ) = θ·t·E_new / (θ·t·E_new +
-/// E_old). The likelihood ratio of θ against θ = 1 multiplies over strata; under the null
-/// hypothesis it is a non-negative martingale as strata accrue, and so is any mixture of them, so
-/// by Ville's inequality the chance that it EVER reaches 1/α, however often it is looked at, is
-/// at most α. `exp(−result)` (capped at 1) is therefore a p-value valid at every look at once,
-/// for data that only grow (a window that reaches back to the first stratum).
-///
-/// `dispersion` (φ ≥ 1, see [`dispersion`]) tempers the log-likelihood ratios by 1/φ
-/// (quasi-likelihood): for counts whose variance is φ times the Poisson one, a tempered ratio is
-/// a martingale again in the normal limit. Counts need not be whole (`increase()` extrapolates).
-pub fn rate_ratio_log_evalue(
-    strata: &[Stratum],
-    tolerance: f64,
-    dispersion: f64,
-) -> Result<f64, StatsError> {
-    let phi = phi(dispersion);
-    let mut log_lr = [0.0f64; MIXTURE_RATIOS.len()];
-    for s in comparable(strata, tolerance)? {
-        let k = s.errors_new;
-        let rest = s.errors_old;
-        if k + rest <= 0.0 {
-            continue;
-        }
-        // Odds of an error being the new side's under the null hypothesis.
-        let odds = tolerance * s.requests_new / s.requests_old;
-        for (l, theta) in log_lr.iter_mut().zip(MIXTURE_RATIOS) {
-            // k·ln(p_θ/p_1) + rest·ln((1 − p_θ)/(1 − p_1)), with p = o/(1 + o):
-            // ln(p_θ/p_1) = ln θ − ln((1 + θo)/(1 + o)), ln((1−p_θ)/(1−p_1)) = −ln((1 + θo)/(1 + o)).
-            let norm = ((1.0 + theta * odds) / (1.0 + odds)).ln();
-            *l += k * (theta.ln() - norm) - rest * norm;
-        }
-    }
-    // ln( mean_θ exp(log_lr_θ / φ) ), computed without overflow.
-    let tempered: Vec<f64> = log_lr.iter().map(|l| l / phi).collect();
-    let max = tempered.iter().copied().fold(f64::NEG_INFINITY, f64::max);
-    let sum: f64 = tempered.iter().map(|l| (l - max).exp()).sum();
-    let log_e = max + (sum / MIXTURE_RATIOS.len() as f64).ln();
-    if log_e.is_nan() {
-        return Err(StatsError::NotFinite);
-    }
-    Ok(log_e)
-}
-
-/// The always-valid p-value of [`rate_ratio_log_evalue`]: 1 / e-value, at most 1.
-pub fn rate_ratio_sequential_p(
-    strata: &[Stratum],
-    tolerance: f64,
-    dispersion: f64,
-) -> Result<f64, StatsError> {
-    let log_e = rate_ratio_log_evalue(strata, tolerance, dispersion)?;
-    Ok((-log_e).exp().clamp(0.0, 1.0))
 }
 
 /// P(Σ X_j ≥ Σ k_j) for independent X_j ~ Binomial(n_j, p_j): the binomial pmfs convolved.
@@ -774,7 +713,7 @@ mod tests {
             .map(|t| (t / (t + 3.0) / 0.25).powi(3))
             .sum::<f64>()
             / MIXTURE_RATIOS.len() as f64;
-        let got = rate_ratio_log_evalue(&s, 1.0, 1.0).unwrap();
+        let got = rate_ratio_log_evalue(&s, None, 1.0, 1.0).unwrap();
         assert!((got - mean.ln()).abs() < 1e-12, "{got} vs {}", mean.ln());
         // Dispersion 2 tempers each ratio to its square root.
         let tempered: f64 = MIXTURE_RATIOS
@@ -782,20 +721,26 @@ mod tests {
             .map(|t| (t / (t + 3.0) / 0.25).powf(1.5))
             .sum::<f64>()
             / MIXTURE_RATIOS.len() as f64;
-        let got = rate_ratio_log_evalue(&s, 1.0, 2.0).unwrap();
+        let got = rate_ratio_log_evalue(&s, None, 1.0, 2.0).unwrap();
         assert!((got - tempered.ln()).abs() < 1e-12);
         // No errors: no evidence either way (e = 1, p = 1).
-        assert_eq!(rate_ratio_log_evalue(&[], 1.0, 1.0).unwrap(), 0.0);
+        assert_eq!(rate_ratio_log_evalue(&[], None, 1.0, 1.0).unwrap(), 0.0);
         assert_eq!(
-            rate_ratio_sequential_p(&[stratum(0.0, 10.0, 0.0, 10.0)], 1.0, 1.0).unwrap(),
+            rate_ratio_sequential_p(&[stratum(0.0, 10.0, 0.0, 10.0)], None, 1.0, 1.0).unwrap(),
             1.0
         );
-        assert!(rate_ratio_log_evalue(&[stratum(f64::NAN, 1.0, 0.0, 1.0)], 1.0, 1.0).is_err());
-        assert!(rate_ratio_log_evalue(&[stratum(-1.0, 1.0, 0.0, 1.0)], 1.0, 1.0).is_err());
-        assert!(rate_ratio_log_evalue(&s, 0.0, 1.0).is_err());
+        assert!(
+            rate_ratio_log_evalue(&[stratum(f64::NAN, 1.0, 0.0, 1.0)], None, 1.0, 1.0).is_err()
+        );
+        assert!(rate_ratio_log_evalue(&[stratum(-1.0, 1.0, 0.0, 1.0)], None, 1.0, 1.0).is_err());
+        assert!(rate_ratio_log_evalue(&s, None, 0.0, 1.0).is_err());
         // A huge count stays finite.
         let huge = [stratum(1e7, 1e8, 0.0, 1e8)];
-        assert!(rate_ratio_log_evalue(&huge, 1.0, 1.0).unwrap().is_finite());
+        assert!(
+            rate_ratio_log_evalue(&huge, None, 1.0, 1.0)
+                .unwrap()
+                .is_finite()
+        );
     }
 
     /// Poisson draws (Knuth's method; the means here are small).
@@ -829,7 +774,7 @@ mod tests {
                     ro,
                 ));
                 let p = if sequential {
-                    rate_ratio_sequential_p(&strata, 1.0, 1.0).unwrap()
+                    rate_ratio_sequential_p(&strata, None, 1.0, 1.0).unwrap()
                 } else {
                     poisson_rate_greater_stratified(&strata, 1.0, 1.0).unwrap()
                 };

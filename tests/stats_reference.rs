@@ -236,7 +236,7 @@ fn sequential_evalue_agrees_with_scipy() {
                 requests_old: s[3],
             })
             .collect();
-        let got = stats::rate_ratio_log_evalue(&strata, c.tolerance, c.dispersion)
+        let got = stats::rate_ratio_log_evalue(&strata, None, c.tolerance, c.dispersion)
             .unwrap_or_else(|e| panic!("{}: {e}", c.name));
         assert!(
             (got - c.log_evalue).abs() <= 1e-9 * c.log_evalue.abs().max(1.0),
@@ -244,7 +244,7 @@ fn sequential_evalue_agrees_with_scipy() {
             c.name,
             c.log_evalue
         );
-        let p = stats::rate_ratio_sequential_p(&strata, c.tolerance, c.dispersion).unwrap();
+        let p = stats::rate_ratio_sequential_p(&strata, None, c.tolerance, c.dispersion).unwrap();
         assert!(
             (p - (-c.log_evalue).exp().min(1.0)).abs() < 1e-12,
             "{}: {p}",

@@ -4,7 +4,9 @@
 //! Owns the connection settings (base URL with a path prefix, timeout, bearer-token file, basic
 //! auth, extra headers such as `X-Scope-OrgID`, a CA file) and the translation of every failure
 //! into a typed [`SourceError`], which the judge turns into `inconclusive`. It does not build
-//! queries or judge their answers.
+//! queries or judge their answers; [`answer`] reads them.
+
+mod answer;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -13,13 +15,12 @@ use std::time::Duration;
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
 use jiff::Timestamp;
-use prometheus_http_query::response::Data;
 use prometheus_http_query::{Client, Error as PromError};
 use reqwest::header::{AUTHORIZATION, HeaderMap, HeaderName, HeaderValue};
 use serde::{Deserialize, Serialize};
 
 use crate::duration::PromDuration;
-use crate::source::{MetricSource, Point, Series, SourceError};
+use crate::source::{MetricSource, Series, SourceError};
 
 /// How to reach Prometheus (or anything that speaks its query API: Thanos, Mimir, VictoriaMetrics).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -42,6 +43,22 @@ pub struct PrometheusConfig {
     /// A PEM file of CA certificates trusted in addition to the system's.
     #[serde(default)]
     pub ca_file: Option<PathBuf>,
+    /// The largest answer body read, in bytes; a larger one makes the rule inconclusive
+    /// ("answer too large") instead of taking the controller's memory.
+    #[serde(default = "default_max_answer_bytes")]
+    pub max_answer_bytes: usize,
+    /// The most series one answer may hold (a query that lost its `sum by (pod)` returns one per
+    /// container, scrape job and label combination).
+    #[serde(default = "default_max_series")]
+    pub max_series: usize,
+}
+
+fn default_max_answer_bytes() -> usize {
+    16 << 20
+}
+
+fn default_max_series() -> usize {
+    5_000
 }
 
 /// HTTP basic auth; the password comes from a file so it never sits in the config.
@@ -66,6 +83,8 @@ impl PrometheusConfig {
             basic_auth: None,
             headers: BTreeMap::new(),
             ca_file: None,
+            max_answer_bytes: default_max_answer_bytes(),
+            max_series: default_max_series(),
         }
     }
 }
@@ -96,6 +115,7 @@ pub struct PrometheusSource {
     timeout: PromDuration,
     token_file: Option<PathBuf>,
     url: String,
+    limits: answer::Limits,
 }
 
 /// The URL as `prometheus-http-query` wants it: no trailing slash (one breaks every path).
@@ -181,6 +201,10 @@ impl PrometheusSource {
             timeout: cfg.timeout,
             token_file: cfg.bearer_token_file.clone(),
             url,
+            limits: answer::Limits {
+                max_bytes: cfg.max_answer_bytes,
+                max_series: cfg.max_series,
+            },
         })
     }
 
@@ -247,8 +271,8 @@ impl MetricSource for PrometheusSource {
         if let Some(auth) = self.auth_header()? {
             q = q.header(AUTHORIZATION, auth);
         }
-        let result = q.get().await.map_err(|e| map_error(e, self.timeout))?;
-        to_series(result.into_inner().0)
+        let response = q.get_raw().await.map_err(|e| map_error(e, self.timeout))?;
+        self.read(response, answer::Kind::Instant).await
     }
 
     async fn range(
@@ -270,51 +294,49 @@ impl MetricSource for PrometheusSource {
         if let Some(auth) = self.auth_header()? {
             q = q.header(AUTHORIZATION, auth);
         }
-        let result = q.get().await.map_err(|e| map_error(e, self.timeout))?;
-        to_series(result.into_inner().0)
+        let response = q.get_raw().await.map_err(|e| map_error(e, self.timeout))?;
+        self.read(response, answer::Kind::Range).await
     }
 }
 
-fn to_series(data: Data) -> Result<Vec<Series>, SourceError> {
-    let labels =
-        |m: std::collections::HashMap<String, String>| m.into_iter().collect::<BTreeMap<_, _>>();
-    match data {
-        Data::Vector(v) => Ok(v
-            .into_iter()
-            .map(|s| {
-                let (metric, sample) = s.into_inner();
-                Series {
-                    labels: labels(metric),
-                    points: vec![Point {
-                        t: sample.timestamp(),
-                        v: sample.value(),
-                    }],
-                }
-            })
-            .collect()),
-        Data::Matrix(m) => Ok(m
-            .into_iter()
-            .map(|s| {
-                let (metric, samples) = s.into_inner();
-                Series {
-                    labels: labels(metric),
-                    points: samples
-                        .iter()
-                        .map(|p| Point {
-                            t: p.timestamp(),
-                            v: p.value(),
-                        })
-                        .collect(),
-                }
-            })
-            .collect()),
-        Data::Scalar(s) => Ok(vec![Series {
-            labels: BTreeMap::new(),
-            points: vec![Point {
-                t: s.timestamp(),
-                v: s.value(),
-            }],
-        }]),
+impl PrometheusSource {
+    /// Reads an answer's body, no more than `max_answer_bytes` of it, and its series.
+    async fn read(
+        &self,
+        mut response: reqwest::Response,
+        kind: answer::Kind,
+    ) -> Result<Vec<Series>, SourceError> {
+        let status = response.status().as_u16();
+        let max = self.limits.max_bytes;
+        let too_large = || {
+            SourceError::TooLarge(format!(
+                "the answer is larger than {max} bytes (prometheus.max_answer_bytes)"
+            ))
+        };
+        if response.content_length().is_some_and(|n| n > max as u64) {
+            return Err(too_large());
+        }
+        let mut body = Vec::new();
+        while let Some(chunk) = response
+            .chunk()
+            .await
+            .map_err(|e| body_error(&e, self.timeout))?
+        {
+            if body.len() + chunk.len() > max {
+                return Err(too_large());
+            }
+            body.extend_from_slice(&chunk);
+        }
+        answer::read(status, &body, kind, self.limits, self.timeout)
+    }
+}
+
+/// A body that broke off while it was read.
+fn body_error(e: &reqwest::Error, timeout: PromDuration) -> SourceError {
+    if e.is_timeout() {
+        SourceError::Timeout(timeout)
+    } else {
+        SourceError::Unreachable(format!("the answer broke off: {}", chain(e)))
     }
 }
 

@@ -9,8 +9,8 @@ use super::*;
 use crate::decision::Decision;
 use crate::guard::{Act, Mode, Note};
 use crate::judge::{
-    AbsoluteEvidence, CompareEvidence, ErrorRateEvidence, Evidence, LogsEvidence, Outcome,
-    SampleSummary, SentQuery, SideCounts, SignatureRow, Verdict,
+    AbsoluteEvidence, Baseline, CompareEvidence, ErrorRateEvidence, Evidence, LogsEvidence,
+    Outcome, SampleSummary, SentQuery, SideCounts, SignatureRow, Verdict,
 };
 use crate::phplog::ErrorKind;
 use crate::records::{Kind, Record, SCHEMA};
@@ -76,6 +76,9 @@ fn error_rate(new: (f64, f64), old: (f64, f64)) -> Evidence {
         min_ratio: 2.0,
         min_rate_increase: 0.0001,
         min_errors: 3.0,
+        intervals_left_out: 0,
+        baseline: Baseline::Concurrent,
+        history: None,
     })
 }
 
