@@ -97,7 +97,13 @@ struct Written {
 
 #[derive(Clone)]
 struct Unwritten {
+    /// When the evaluation was made (the records' `verdicts_of`).
     at: Timestamp,
+    /// Until when its verdicts may stand in for a new evaluation: one interval after the first
+    /// conflict. Conflict after conflict never extends it, however long evaluating took.
+    fresh_until: Timestamp,
+    /// Conflicts met in a row with these verdicts: the retry waits twice as long after each.
+    conflicts: u32,
     target: Target,
     rules: Arc<RuleSet>,
     verdicts: Vec<Verdict>,
@@ -201,6 +207,10 @@ impl<S> Context<S> {
 
 /// How long to wait before looking again after our own write, for the watch to catch up.
 const AFTER_WRITE: Duration = Duration::from_millis(500);
+/// The first wait after a write met a conflict, in the controller's time; it doubles with each
+/// conflict in a row, up to [`AFTER_CONFLICT_MAX`].
+const AFTER_CONFLICT: Duration = Duration::from_millis(500);
+const AFTER_CONFLICT_MAX: Duration = Duration::from_secs(15);
 /// How long to wait after a failed reconciliation.
 const AFTER_ERROR: Duration = Duration::from_secs(10);
 /// How often a replica that does not lead checks again.
@@ -249,6 +259,29 @@ pub fn opted_in(d: &Deployment, by_selector: bool) -> bool {
 pub async fn reconcile<S: MetricSource + Send + Sync + 'static>(
     d: Arc<Deployment>,
     ctx: Arc<Context<S>>,
+) -> Result<Action, ReconcileError> {
+    reconcile_at(d, ctx, 0).await
+}
+
+/// Times a write that met a conflict is decided again at once on the Deployment read afresh
+/// from the API server, with the same verdicts, before waiting for the watch.
+const CONFLICT_RETRIES: u32 = 3;
+
+/// The Deployment as the API server has it now, slimmed as the store keeps it.
+async fn read_afresh<S: MetricSource>(ctx: &Context<S>, d: &Deployment) -> Option<Deployment> {
+    let ns = d.metadata.namespace.as_deref()?;
+    let name = d.metadata.name.as_deref()?;
+    let api: Api<Deployment> = Api::namespaced(ctx.client.clone(), ns);
+    let mut fresh = api.get(name).await.ok()?;
+    slim(&mut fresh, ctx.selector.is_some());
+    Some(fresh)
+}
+
+/// One reconciliation; `attempt` counts the conflicts met in this one so far.
+async fn reconcile_at<S: MetricSource + Send + Sync + 'static>(
+    d: Arc<Deployment>,
+    ctx: Arc<Context<S>>,
+    attempt: u32,
 ) -> Result<Action, ReconcileError> {
     if !opted_in(&d, ctx.selector.is_some()) {
         // Never written to, never analysed.
@@ -313,9 +346,13 @@ pub async fn reconcile<S: MetricSource + Send + Sync + 'static>(
 
     // Quick exit for Deployments at rest that the controller has nothing pending on.
     let at_rest = rollout::rolled_out(&d);
-    let pending = kept.memory.current.as_ref().is_some_and(|s| {
-        !s.stage.is_final() || matches!(s.stage, guard::Stage::RolledBack { verified: None, .. })
-    });
+    // An evaluation whose plan met a conflict is pending too: a rollout that finished while
+    // its first plan could not be written is still analysed.
+    let pending = kept.unwritten.is_some()
+        || kept.memory.current.as_ref().is_some_and(|s| {
+            !s.stage.is_final()
+                || matches!(s.stage, guard::Stage::RolledBack { verified: None, .. })
+        });
     if at_rest && !pending {
         ctx.keep(key, kept);
         return Ok(Action::requeue(ctx.wall(guard::IDLE_REQUEUE)));
@@ -330,13 +367,19 @@ pub async fn reconcile<S: MetricSource + Send + Sync + 'static>(
     // The verdicts to decide on: new ones, or those of an evaluation whose plan met a conflict
     // less than an interval ago (already recorded, and they count for the pacing: if the
     // rollout moved on since, to another target, the next evaluation waits until it is due).
+    // A retry after a conflict, within this reconciliation, always reuses them: the time the
+    // API round trips took must not throw the evaluation away.
     let unwritten = kept
         .unwritten
         .take()
-        .filter(|u| !guard::interval_left(u.at, &settings, now).is_zero());
+        .filter(|u| attempt > 0 || now < u.fresh_until);
     let wanted = guard::wants_evaluation(&view, &kept.memory, &settings, now);
+    // Verdicts about the same new ReplicaSet still stand when only the old side moved on (an
+    // old pod left while they were written): the next evaluation compares with what is left.
     let (reused, evaluated) = match (&wanted, unwritten) {
-        (Some(target), Some(u)) if u.target == *target => (Some(u), None),
+        (Some(target), Some(u)) if u.target.new_replicaset == target.new_replicaset => {
+            (Some(u), None)
+        }
         (Some(_), Some(u)) => {
             kept.unwritten = Some(u);
             (None, None)
@@ -407,7 +450,8 @@ pub async fn reconcile<S: MetricSource + Send + Sync + 'static>(
     }
     let mut requeue = plan.requeue;
     if let Some(u) = &kept.unwritten {
-        requeue = requeue.min(guard::interval_left(u.at, &settings, now));
+        let left = Duration::try_from(u.fresh_until.duration_since(now)).unwrap_or_default();
+        requeue = requeue.min(left);
     }
     // The plan counts from `now`, taken before evaluating: count the time that took (and
     // the write), so that evaluations stay one interval apart rather than drift later every cycle.
@@ -453,19 +497,34 @@ pub async fn reconcile<S: MetricSource + Send + Sync + 'static>(
                 ctx.metrics.action(a.name(), "conflict");
             }
             tracing::info!(deployment = %name, "conflict writing the plan; re-reading");
-            // Reused verdicts keep their time: conflict after conflict never makes them new.
-            if reused.is_some() {
-                kept.unwritten = reused;
+            // Reused verdicts keep their freshness: conflict after conflict never makes them
+            // new. Fresh ones stay usable for an interval from now, however long evaluating
+            // took: a slow evaluation must not be thrown away for a status update it overlapped.
+            let after_conflict = (ctx.clock)();
+            if let Some(mut u) = reused {
+                u.conflicts += 1;
+                kept.unwritten = Some(u);
             } else if let (Some(target), Some(verdicts)) = (wanted, evaluated) {
                 kept.unwritten = Some(Unwritten {
                     at: now,
+                    fresh_until: guard::after(after_conflict, settings.interval),
+                    conflicts: 1,
                     target,
                     rules: resolved.rules,
                     verdicts,
                 });
             }
+            let backoff = conflict_backoff(kept.unwritten.as_ref().map_or(1, |u| u.conflicts));
             ctx.keep(key, kept);
-            Ok(Action::requeue(AFTER_WRITE))
+            // The watch may lag behind the change that beat us (a status update during the
+            // rollout, every few seconds): read it afresh and decide again now, a few times.
+            if attempt < CONFLICT_RETRIES
+                && let Some(fresh) = read_afresh(&ctx, &d).await
+            {
+                tracing::debug!(deployment = %name, attempt, "deciding again on the Deployment read afresh");
+                return Box::pin(reconcile_at(Arc::new(fresh), ctx, attempt + 1)).await;
+            }
+            Ok(Action::requeue(ctx.wall(backoff)))
         }
         Err(ActError::Gone) => Ok(Action::await_change()),
         Err(e) => {
@@ -480,6 +539,13 @@ pub async fn reconcile<S: MetricSource + Send + Sync + 'static>(
 
 /// Evaluates the rules for `target` now, within the limit of evaluations at once, and counts
 /// the verdicts and query errors.
+/// How long to wait after the `conflicts`-th conflict in a row: doubling, bounded.
+fn conflict_backoff(conflicts: u32) -> Duration {
+    AFTER_CONFLICT
+        .saturating_mul(1 << conflicts.saturating_sub(1).min(10))
+        .min(AFTER_CONFLICT_MAX)
+}
+
 async fn evaluate_now<S: MetricSource>(
     ctx: &Context<S>,
     rules: &RuleSet,

@@ -1013,7 +1013,7 @@ fn names<'a>(gens: impl Iterator<Item = &'a Generation>) -> String {
 }
 
 /// `t` plus `d`, saturating.
-fn after(t: Timestamp, d: Duration) -> Timestamp {
+pub fn after(t: Timestamp, d: Duration) -> Timestamp {
     t.checked_add(SignedDuration::try_from(d).unwrap_or(SignedDuration::MAX))
         .unwrap_or(Timestamp::MAX)
 }

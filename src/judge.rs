@@ -170,7 +170,7 @@ pub struct ErrorRateEvidence {
     pub baseline: Baseline,
     /// The intervals after the old pods left, judged against the old version's history.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub history: Option<HistoryEvidence>,
+    pub history: Option<Box<HistoryEvidence>>,
 }
 
 /// What an error-rate verdict compared the new pods with.

@@ -490,7 +490,7 @@ pub(super) fn error_rate(rule: &ErrorRate, new: &Counts, old: Option<&Counts>) -
         .then(|| burst(rule, &new_cells, &timed, later.as_ref(), dispersion))
         .flatten();
     let incident = significant
-        .then(|| later.as_ref())
+        .then_some(later.as_ref())
         .flatten()
         .and_then(|l| incident(rule, &strata, l, dispersion));
     let compared_requests: f64 = strata.iter().map(|s| s.requests_new).sum::<f64>()
@@ -511,7 +511,7 @@ pub(super) fn error_rate(rule: &ErrorRate, new: &Counts, old: Option<&Counts>) -
         min_errors: rule.min_errors,
         intervals_left_out: new_side.skipped.len() + old_side.skipped.len(),
         baseline,
-        history: later.map(|l| l.evidence),
+        history: later.map(|l| Box::new(l.evidence)),
         new: new_side.totals,
         old: old_side.totals,
     };
