@@ -19,6 +19,11 @@ use support::cluster::{
     Cluster, ann, guarded, memory, metric, rollbacks, rolled_out, stage, version, write_config,
 };
 
+/// How long a test waits for the controller to reach a state before failing with what it
+/// saw. A guard against hanging, not a measurement: on an idle machine these states come in
+/// 5-25 s of wall time, and with six busy loops on the CI machine's two cores in at most 80 s
+/// for the whole suite; a slower machine only makes the wait longer, never the verdict
+/// different (the assertions are on what happened and in what order, in simulated time).
 const LONG: Duration = Duration::from_secs(90);
 
 /// The verdicts that decided the last action asked for: those of the evaluation that asked, or,

@@ -16,6 +16,11 @@ use rollout_guard::simulate::live::FAULT_ANNOTATION;
 use rollout_guard::source::{LogCounts, LogQuery, LogSource};
 use support::cluster::{Cluster, ann, guarded, rollbacks, rolled_out, stage, version};
 
+/// How long a test waits for the controller to reach a state before failing with what it
+/// saw. A guard against hanging, not a measurement: on an idle machine these states come in
+/// 5-25 s of wall time, and with six busy loops on the CI machine's two cores in at most 80 s
+/// for the whole suite; a slower machine only makes the wait longer, never the verdict
+/// different (the assertions are on what happened and in what order, in simulated time).
 const LONG: Duration = Duration::from_secs(90);
 
 /// Real PHP-FPM 8.2 lines (decorated), as in tests/data/php-fpm-logs.

@@ -204,7 +204,8 @@ impl Cluster {
         }
     }
 
-    /// Waits until the controller has rolled the Deployment back to `v1`.
+    /// Waits until the controller has rolled the Deployment back to `v1` (90 s: a guard against
+    /// hanging, as the tests' `LONG`).
     pub async fn wait_rolled_back(&self, name: &str) -> Deployment {
         self.wait(name, "the rollback to v1", Duration::from_secs(90), |d| {
             version(d) == "v1" && stage(d).as_deref() == Some("rolled_back")
