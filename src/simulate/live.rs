@@ -166,6 +166,7 @@ impl<L: PodLister> LiveSource<L> {
             old_replicaset: String::new(),
             new_replicaset: String::new(),
             pods: histories,
+            first_fault_error: None,
         })
     }
 

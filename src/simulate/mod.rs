@@ -7,19 +7,24 @@
 //! demo. Pure: the caller supplies the noise traces and a seed, and gets the same history back
 //! every time.
 
+mod generate;
 pub mod live;
 mod nab;
 mod openmetrics;
+mod promql;
+mod schedule;
 pub mod service;
 mod source;
 
+pub(crate) use generate::poisson;
+pub use generate::{generate, throttle_fraction};
 pub use nab::{Noise, Trace, TraceError, parse_windows};
 pub use openmetrics::OpenMetrics;
+pub use schedule::Timetable;
 pub use source::SimSource;
 
 use rand::rngs::StdRng;
 use rand::{RngExt, SeedableRng};
-use rand_distr::{Distribution, Gamma, LogNormal, Poisson};
 use serde::{Deserialize, Serialize};
 
 /// Scrape interval of the simulated Prometheus, in seconds.
@@ -83,6 +88,14 @@ pub struct Gate {
     pub seconds: f64,
 }
 
+fn one() -> usize {
+    1
+}
+
+fn default_level_sigma() -> f64 {
+    0.05
+}
+
 /// One simulated rollout.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Scenario {
@@ -97,8 +110,19 @@ pub struct Scenario {
     /// Seconds of history after the last old pod is gone.
     pub bake: f64,
     pub replicas: usize,
-    /// Seconds between successive new pods (maxSurge 1, maxUnavailable 0).
+    /// Seconds from a new pod's start to its readiness: the time between the rolling update's
+    /// steps (one pod a step with maxSurge 1 and maxUnavailable 0).
     pub pod_interval: f64,
+    /// The Deployment's `maxSurge` and `maxUnavailable`, in pods ([`Timetable`]).
+    #[serde(default = "one")]
+    pub max_surge: usize,
+    #[serde(default)]
+    pub max_unavailable: usize,
+    /// Each pod is scraped at its own offset of 1 to 14 s into the 15-s scrape interval, as
+    /// Prometheus spreads its targets, rather than on the history's clock: queries at whole
+    /// steps then never find a sample on a range's edge.
+    #[serde(default)]
+    pub scrape_offsets: bool,
     /// Mean requests per second per pod.
     pub rps_per_pod: f64,
     /// PHP errors per request on every pod (warnings, uncaught exceptions).
@@ -117,6 +141,17 @@ pub struct Scenario {
     /// Amplitude of each pod's own NAB CPU trace (noisy neighbours, uneven balancing), drawn
     /// from the traces of machines under steady load ([`Trace::is_steady`]).
     pub pod_cpu_noise: f64,
+    /// Whether a pod's own CPU trace may include NAB's labelled anomaly windows (a neighbour
+    /// gone wild) rather than only the healthy stretches.
+    #[serde(default)]
+    pub pod_cpu_anomalies: bool,
+    /// σ of each pod's CPU-per-request level, a LogNormal(0, σ) factor (the node it landed on).
+    #[serde(default = "default_level_sigma")]
+    pub pod_level_sigma: f64,
+    /// `class_not_found` errors per request on every pod, old and new, from the start of the
+    /// history (a class some rarely used path still references, in both versions).
+    #[serde(default)]
+    pub background_class_rate: f64,
     pub fault: Fault,
     pub warmup: Option<Warmup>,
     pub incident: Option<Incident>,
@@ -137,6 +172,9 @@ impl Scenario {
             bake: 600.0,
             replicas: 6,
             pod_interval: 60.0,
+            max_surge: 1,
+            max_unavailable: 0,
+            scrape_offsets: false,
             rps_per_pod: 20.0,
             base_error_rate: 0.002,
             error_burstiness: 2.0,
@@ -145,6 +183,9 @@ impl Scenario {
             cpu_limit: 1.0,
             cpu_noise: 0.3,
             pod_cpu_noise: 1.0,
+            pod_cpu_anomalies: false,
+            pod_level_sigma: default_level_sigma(),
+            background_class_rate: 0.0,
             fault: Fault::None,
             warmup: None,
             incident: None,
@@ -157,27 +198,29 @@ impl Scenario {
         self.start + self.before
     }
 
+    /// When each pod starts and goes ([`Timetable`]).
+    pub fn timetable(&self) -> Timetable {
+        schedule::timetable(self)
+    }
+
     /// Unix seconds when the `i`-th new pod starts (0-based); `i = replicas` is when the last
     /// old pod is gone.
     pub fn new_pod_start(&self, i: usize) -> f64 {
-        let pause = match self.gate {
-            Some(g) if i >= g.pods.max(1) => g.seconds,
-            _ => 0.0,
-        };
-        self.rollout_start() + i as f64 * self.pod_interval + pause
+        let t = self.timetable();
+        t.new_starts
+            .get(i)
+            .copied()
+            .unwrap_or_else(|| t.rollout_end())
     }
 
-    /// Unix seconds when the gate's pause ends (the rollout start without a gate).
+    /// Unix seconds when the gate's hold ends (the rollout start without a gate).
     pub fn gate_end(&self) -> f64 {
-        match self.gate {
-            Some(g) => self.rollout_start() + g.pods.max(1) as f64 * self.pod_interval + g.seconds,
-            None => self.rollout_start(),
-        }
+        self.timetable().gate_end
     }
 
     /// Unix seconds when the last old pod is gone.
     pub fn rollout_end(&self) -> f64 {
-        self.new_pod_start(self.replicas)
+        self.timetable().rollout_end()
     }
 
     /// Unix seconds where the history ends.
@@ -246,226 +289,9 @@ pub struct History {
     pub old_replicaset: String,
     pub new_replicaset: String,
     pub pods: Vec<PodHistory>,
-}
-
-/// Generates the history of a scenario. The same scenario and noise give the same history.
-pub fn generate(scenario: &Scenario, noise: &Noise) -> History {
-    let s = scenario;
-    let mut rng = StdRng::seed_from_u64(s.seed);
-    let (old_rs, new_rs) = s.replicasets();
-    let r0 = s.rollout_start();
-    let end = s.end();
-    let ticks_total = ((end - s.start) / SCRAPE).floor() as usize + 1;
-    let trace_len = ((end - s.start) / nab::TRACE_STEP).ceil() as usize + 2;
-
-    // Shared load pattern from the request-count trace, shared CPU pattern from a CPU trace.
-    let load = pick_segment(&noise.requests, &mut rng, trace_len);
-    let shared_cpu = pick_segment(&noise.cpu, &mut rng, trace_len);
-
-    struct Plan {
-        name: String,
-        new: bool,
-        start: f64,
-        end: f64,
-        factor: f64,
-        noise: Vec<f64>,
-    }
-    let pod_factor = LogNormal::new(0.0, 0.05).expect("valid lognormal");
-    let steady: Vec<Trace> = noise
-        .cpu
-        .iter()
-        .filter(|t| t.is_steady())
-        .cloned()
-        .collect();
-    let mut plans = Vec::new();
-    for i in 0..s.replicas {
-        plans.push(Plan {
-            name: format!("{old_rs}-{}", suffix(&mut rng, 5)),
-            new: false,
-            start: s.start,
-            end: s.new_pod_start(i + 1) - SCRAPE,
-            factor: pod_factor.sample(&mut rng),
-            noise: pick_segment(&steady, &mut rng, trace_len),
-        });
-    }
-    for i in 0..s.replicas {
-        plans.push(Plan {
-            name: format!("{new_rs}-{}", suffix(&mut rng, 5)),
-            new: true,
-            start: s.new_pod_start(i),
-            end,
-            factor: pod_factor.sample(&mut rng),
-            noise: pick_segment(&steady, &mut rng, trace_len),
-        });
-    }
-
-    let mut pods: Vec<PodHistory> = plans
-        .iter()
-        .map(|p| PodHistory {
-            name: p.name.clone(),
-            replicaset: if p.new {
-                new_rs.clone()
-            } else {
-                old_rs.clone()
-            },
-            new: p.new,
-            start: align(p.start, s.start),
-            requests: Vec::new(),
-            errors: Vec::new(),
-            cpu_seconds: Vec::new(),
-            cfs_periods: Vec::new(),
-            cfs_throttled: Vec::new(),
-            cpu_limit: s.cpu_limit,
-        })
-        .collect();
-
-    let burst = Gamma::new(
-        s.error_burstiness.max(0.05),
-        1.0 / s.error_burstiness.max(0.05),
-    )
-    .expect("valid gamma");
-    for k in 0..ticks_total {
-        let t = s.start + k as f64 * SCRAPE;
-        let live: Vec<usize> = (0..plans.len())
-            .filter(|&i| t + 1e-6 >= pods[i].start && t <= plans[i].end + 1e-6)
-            .collect();
-        if live.is_empty() {
-            continue;
-        }
-        let total_rps =
-            s.replicas as f64 * s.rps_per_pod * interpolate(&load, (t - s.start) / nab::TRACE_STEP);
-        let rps = total_rps / live.len() as f64;
-        let incident = s
-            .incident
-            .filter(|i| t >= r0 + i.starts_after && t < r0 + i.starts_after + i.seconds);
-        for &i in &live {
-            let plan = &plans[i];
-            let pod = &mut pods[i];
-            let requests = poisson(&mut rng, rps * SCRAPE);
-            // Errors.
-            let mut rate = s.base_error_rate;
-            if plan.new
-                && let Fault::ErrorRate { multiplier } = s.fault
-            {
-                rate *= multiplier;
-            }
-            rate *= burst.sample(&mut rng);
-            if let Some(inc) = incident {
-                rate += inc.extra_error_rate;
-            }
-            let mut errs = [0.0; ERROR_TYPES.len()];
-            let base = poisson(&mut rng, requests * rate.min(1.0));
-            let warnings = (base * 0.6).round();
-            errs[4] = warnings;
-            errs[5] = base - warnings;
-            if plan.new
-                && let Fault::ClassErrors { fraction } = s.fault
-            {
-                let n = poisson(&mut rng, requests * fraction);
-                // Mostly classes, some interfaces and traits, as a removed library shows.
-                let interfaces = (n * 0.1).floor();
-                let traits = (n * 0.1).floor();
-                errs[0] = n - interfaces - traits;
-                errs[1] = interfaces;
-                errs[2] = traits;
-            }
-            // CPU.
-            let age = t - pod.start;
-            let mut demand = rps * s.cpu_per_request * plan.factor;
-            let x = (t - s.start) / nab::TRACE_STEP;
-            // A healthy service keeps headroom: its own load pattern moves it within ×0.5-×1.6
-            // (shared overloads are modelled as incidents).
-            demand *= (1.0 + s.cpu_noise * (interpolate(&shared_cpu, x) - 1.0)).clamp(0.5, 1.6);
-            demand *= 1.0 + s.pod_cpu_noise * (interpolate(&plan.noise, x) - 1.0);
-            demand = demand.max(0.0) + s.idle_cpu;
-            if plan.new {
-                if let Fault::Cpu { multiplier } = s.fault {
-                    demand *= multiplier;
-                }
-                if let Some(w) = s.warmup
-                    && age < w.seconds
-                {
-                    demand *= w.cpu_multiplier;
-                }
-            }
-            if let Some(inc) = incident {
-                demand *= inc.cpu_multiplier;
-            }
-            let usage = demand.min(s.cpu_limit);
-            let periods = 10.0 * SCRAPE;
-            let throttled = (periods * throttle_fraction(demand / s.cpu_limit)).round();
-
-            let last = |v: &Vec<f64>| v.last().copied().unwrap_or(0.0);
-            pod.requests.push(last(&pod.requests) + requests);
-            let prev = pod
-                .errors
-                .last()
-                .copied()
-                .unwrap_or([0.0; ERROR_TYPES.len()]);
-            let mut cum = prev;
-            for (c, e) in cum.iter_mut().zip(errs) {
-                *c += e;
-            }
-            pod.errors.push(cum);
-            pod.cpu_seconds
-                .push(last(&pod.cpu_seconds) + usage * SCRAPE);
-            pod.cfs_periods.push(last(&pod.cfs_periods) + periods);
-            pod.cfs_throttled.push(last(&pod.cfs_throttled) + throttled);
-        }
-    }
-    History {
-        scenario: s.clone(),
-        old_replicaset: old_rs,
-        new_replicaset: new_rs,
-        pods,
-    }
-}
-
-/// Rounds a pod's start up to the next scrape of the history's clock.
-fn align(t: f64, origin: f64) -> f64 {
-    origin + ((t - origin) / SCRAPE - 1e-9).ceil() * SCRAPE
-}
-
-/// Share of CFS periods throttled at a given demand / limit: none at low load, a little as
-/// bursts meet the quota, most of them once demand passes it.
-pub fn throttle_fraction(x: f64) -> f64 {
-    let below = ((x - 0.6) / 0.4).clamp(0.0, 1.0);
-    let over = (x - 1.0).clamp(0.0, 0.5);
-    (0.3 * below * below + over).min(0.95)
-}
-
-pub(crate) fn poisson(rng: &mut StdRng, mean: f64) -> f64 {
-    if mean <= 0.0 || !mean.is_finite() {
-        return 0.0;
-    }
-    Poisson::new(mean)
-        .map(|p| p.sample(rng))
-        .unwrap_or(mean.round())
-}
-
-/// A healthy segment of a random trace, or a flat one if none has such a segment.
-fn pick_segment(traces: &[Trace], rng: &mut StdRng, len: usize) -> Vec<f64> {
-    if traces.is_empty() {
-        return vec![1.0; len];
-    }
-    for _ in 0..8 {
-        let trace = &traces[rng.random_range(0..traces.len())];
-        if let Some(seg) = trace.healthy_segment(rng, len) {
-            return seg;
-        }
-    }
-    vec![1.0; len]
-}
-
-/// Linear interpolation of a 5-minute trace at a fractional index.
-fn interpolate(seg: &[f64], x: f64) -> f64 {
-    if seg.is_empty() {
-        return 1.0;
-    }
-    let x = x.clamp(0.0, (seg.len() - 1) as f64);
-    let i = x.floor() as usize;
-    let j = (i + 1).min(seg.len() - 1);
-    seg[i] + (x - i as f64) * (seg[j] - seg[i])
+    /// The first scrape at which a new pod's fault-caused errors show (class-loading faults),
+    /// in unix seconds: when the first bad errors become visible in the metric store.
+    pub first_fault_error: Option<f64>,
 }
 
 impl History {

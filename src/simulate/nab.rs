@@ -119,6 +119,22 @@ impl Trace {
     }
 }
 
+impl Trace {
+    /// A random segment of `len` samples anywhere in the trace, NAB's labelled anomalies
+    /// included, as fluctuation around 1. `None` if the trace is too short or the segment
+    /// drawn is all zeros.
+    pub fn any_segment(&self, rng: &mut impl RngExt, len: usize) -> Option<Vec<f64>> {
+        let len = len.max(2);
+        if self.values.len() < len {
+            return None;
+        }
+        let start = rng.random_range(0..=self.values.len() - len);
+        let seg = &self.values[start..start + len];
+        let mean = seg.iter().sum::<f64>() / len as f64;
+        (mean > 0.0).then(|| seg.iter().map(|v| v / mean).collect())
+    }
+}
+
 /// Parses NAB's `combined_windows.json` into file name → windows. Keys are NAB paths such as
 /// `realAWSCloudwatch/ec2_cpu_utilization_24ae8d.csv`; the returned keys are the file names.
 pub fn parse_windows(

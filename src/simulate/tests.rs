@@ -137,36 +137,135 @@ async fn unknown_queries_are_refused_not_guessed() {
     assert!(matches!(e, crate::source::SourceError::BadQuery(_)));
 }
 
+/// The first value of an instant query's answer.
+async fn value(source: SimSource<'_>, q: &str, t: f64) -> Option<f64> {
+    source
+        .instant(q, at(t))
+        .await
+        .unwrap()
+        .first()
+        .map(|s| s.points[0].v)
+}
+
 #[tokio::test]
 async fn a_pod_gone_inside_the_window_still_counts_its_samples() {
     // As increase() in Prometheus: a series that ended inside the range contributes the samples
-    // it has there; one that ended before the range contributes nothing.
+    // it has there, extrapolated half an interval past its last one; one that ended before the
+    // range contributes nothing.
     let noise = noise();
     let s = Scenario::healthy("gone", 2);
     let h = generate(&s, &noise);
-    let source = SimSource::new(&h);
     let pod = h.pods.iter().find(|p| !p.new).unwrap();
     let end = pod.end();
     let q = format!(
         r#"sum(increase(php_requests_total{{pod=~"{}"}}[1m]))"#,
         pod.name
     );
-    let value = |t: f64| {
-        let source = &source;
-        let q = &q;
-        async move {
-            source
-                .instant(q, at(t))
-                .await
-                .unwrap()
-                .first()
-                .map(|s| s.points[0].v)
-        }
-    };
     let last = pod.requests[pod.requests.len() - 1];
     let before = pod.requests[pod.requests.len() - 3];
-    // 30 s after its last sample: the last two scrapes are inside (t − 1m, t].
-    assert_eq!(value(end + 30.0).await, Some(last - before));
+    // 30 s after its last sample: the last three scrapes are inside [t − 1m, t], 30 s apart;
+    // Prometheus extrapolates 7.5 s past the last, the true count stops there.
+    let (prom, exact) = (SimSource::new(&h), SimSource::exact(&h));
+    assert_eq!(
+        value(prom, &q, end + 30.0).await,
+        Some((last - before) * 37.5 / 30.0)
+    );
+    assert_eq!(value(exact, &q, end + 30.0).await, Some(last - before));
     // 90 s after: nothing of it is inside the range.
-    assert_eq!(value(end + 90.0).await, None);
+    assert_eq!(value(prom, &q, end + 90.0).await, None);
+    assert_eq!(value(exact, &q, end + 90.0).await, None);
+}
+
+#[test]
+fn a_class_fault_records_when_its_first_errors_show() {
+    let noise = noise();
+    let mut s = Scenario::healthy("first", 4);
+    s.fault = Fault::ClassErrors { fraction: 0.01 };
+    let h = generate(&s, &noise);
+    let first = h.first_fault_error.expect("the fault's errors show");
+    let earliest = h
+        .pods
+        .iter()
+        .filter(|p| p.new)
+        .filter_map(|p| {
+            let i = p
+                .errors
+                .iter()
+                .position(|e| e[..3].iter().sum::<f64>() > 0.0)?;
+            Some(p.start + i as f64 * SCRAPE)
+        })
+        .fold(f64::INFINITY, f64::min);
+    assert_eq!(first, earliest);
+    assert!(first >= s.rollout_start());
+    assert_eq!(
+        generate(&Scenario::healthy("ok", 4), &noise).first_fault_error,
+        None
+    );
+}
+
+#[test]
+fn quarter_batches_replace_the_pods_in_a_few_steps() {
+    let noise = noise();
+    let mut s = Scenario::healthy("batches", 6);
+    s.replicas = 8;
+    s.max_surge = 2;
+    s.max_unavailable = 2;
+    let h = generate(&s, &noise);
+    let t = s.timetable();
+    assert!(s.rollout_end() - s.rollout_start() <= 3.0 * s.pod_interval);
+    let new: Vec<_> = h.pods.iter().filter(|p| p.new).collect();
+    let old: Vec<_> = h.pods.iter().filter(|p| !p.new).collect();
+    assert_eq!(new.len(), 8);
+    for (p, start) in new.iter().zip(&t.new_starts) {
+        assert_eq!(p.start, *start);
+    }
+    for (p, gone) in old.iter().zip(&t.old_ends) {
+        assert_eq!(p.end(), gone - SCRAPE);
+        assert_eq!(p.start, s.start);
+    }
+}
+
+#[test]
+fn new_features_leave_the_other_draws_alone_and_show_where_asked() {
+    let noise = noise();
+    let plain = Scenario::healthy("plain", 9);
+    let a = generate(&plain, &noise);
+    // Scrape offsets move each pod's samples by 1-14 s and change no value.
+    let mut offset = plain.clone();
+    offset.scrape_offsets = true;
+    let b = generate(&offset, &noise);
+    for (p, q) in a.pods.iter().zip(&b.pods) {
+        let shift = q.start - p.start;
+        assert!((1.0..SCRAPE).contains(&shift), "{shift}");
+        assert_eq!(
+            (&p.requests, &p.errors, &p.cpu_seconds),
+            (&q.requests, &q.errors, &q.cpu_seconds)
+        );
+    }
+    // A background class error shows on old and new pods alike, from the start.
+    let mut bg = plain.clone();
+    bg.background_class_rate = 0.002;
+    let c = generate(&bg, &noise);
+    for p in &c.pods {
+        assert!(p.errors.last().unwrap()[0] > 0.0, "{}", p.name);
+    }
+    assert_eq!(c.first_fault_error, None);
+    // Wider per-pod levels spread the pods' CPU per request.
+    let spread = |h: &History| {
+        let per_request: Vec<f64> = h
+            .pods
+            .iter()
+            .map(|p| p.cpu_seconds.last().unwrap() / p.requests.last().unwrap())
+            .collect();
+        let max = per_request.iter().copied().fold(0.0, f64::max);
+        let min = per_request.iter().copied().fold(f64::INFINITY, f64::min);
+        max / min
+    };
+    let mut wide = plain.clone();
+    wide.pod_level_sigma = 0.25;
+    wide.pod_cpu_anomalies = true;
+    assert!(
+        spread(&generate(&wide, &noise)) > spread(&a),
+        "wider levels, wider spread"
+    );
 }

@@ -1,0 +1,332 @@
+//! The labelled corpus: every category of simulated rollout, healthy and bad, drawn from fixed
+//! seeds so that the figures are reproducible to the digit.
+//!
+//! Owns the categories and the ranges their parameters are drawn from, each with the reason
+//! for its range. The first set is the corpus as it was (one pod at a time, healthy noise
+//! only); the second adds what users meet (issue 12): 25% batches, low traffic, per-pod CPU
+//! levels, shared incidents in the bake, background class errors, fast rollouts, damaged
+//! answers. Every rollout has an hour of history before it (the old version's own baseline),
+//! and every pod is scraped at its own offset, as Prometheus spreads its targets.
+
+use rand::rngs::StdRng;
+use rand::{RngExt, SeedableRng};
+use rollout_guard::simulate::{Fault, Incident, Scenario, Warmup};
+
+use crate::damage::Damage;
+
+/// One labelled rollout.
+#[derive(Clone, Debug)]
+pub struct Case {
+    pub scenario: Scenario,
+    pub bad: bool,
+    pub category: String,
+    /// A shared incident during the bake: `starts_after` counts from the last old pod's
+    /// deletion, which depends on the mode, so [`crate::Mode::apply`] places it.
+    pub bake_incident: Option<Incident>,
+    /// How the metric source damages its answers, if it does.
+    pub damage: Option<Damage>,
+}
+
+fn log_uniform(rng: &mut StdRng, lo: f64, hi: f64) -> f64 {
+    (lo.ln() + rng.random::<f64>() * (hi.ln() - lo.ln())).exp()
+}
+
+/// A random service: size, traffic, error background, CPU headroom.
+fn base(rng: &mut StdRng, name: String, seed: u64, traffic: (f64, f64)) -> Scenario {
+    let mut s = Scenario::healthy(&name, seed);
+    s.replicas = [3, 4, 6, 8, 10, 15, 20][rng.random_range(0..7)];
+    s.pod_interval = rng.random_range(30.0..90.0_f64).round();
+    s.rps_per_pod = log_uniform(rng, traffic.0, traffic.1);
+    s.base_error_rate = log_uniform(rng, 0.0005, 0.01);
+    s.error_burstiness = rng.random_range(0.5..4.0);
+    let utilisation = rng.random_range(0.15..0.45);
+    s.idle_cpu = 0.02;
+    s.cpu_per_request = ((utilisation - s.idle_cpu) * s.cpu_limit / s.rps_per_pod).max(1e-5);
+    s.cpu_noise = rng.random_range(0.2..0.6);
+    s.pod_cpu_noise = rng.random_range(0.5..1.0);
+    if rng.random::<f64>() < 0.3 {
+        s.warmup = Some(Warmup {
+            seconds: rng.random_range(30.0..90.0),
+            cpu_multiplier: rng.random_range(1.5..2.5),
+        });
+    }
+    // An hour of the old version before the rollout, as a judge with a history baseline
+    // would look back on; every pod scraped at its own offset (no sample on a range's edge).
+    s.before = 3600.0;
+    s.scrape_offsets = true;
+    s
+}
+
+/// Kubernetes' default RollingUpdate: maxSurge 25% (rounded up), maxUnavailable 25%
+/// (rounded down).
+fn quarter_batches(s: &mut Scenario) {
+    s.max_surge = s.replicas.div_ceil(4);
+    s.max_unavailable = s.replicas / 4;
+}
+
+/// What a category changes on top of [`base`].
+type Shape = dyn Fn(&mut StdRng, &mut Case);
+
+/// Builds the corpus, category by category, from one seeded stream.
+struct Builder {
+    rng: StdRng,
+    seed: u64,
+    cases: Vec<Case>,
+}
+
+impl Builder {
+    fn add(&mut self, category: &str, bad: bool, n: usize, traffic: (f64, f64), f: &Shape) {
+        for i in 0..n {
+            self.seed += 1;
+            let s = base(
+                &mut self.rng,
+                format!("{category} #{i}"),
+                self.seed,
+                traffic,
+            );
+            let mut case = Case {
+                scenario: s,
+                bad,
+                category: category.to_string(),
+                bake_incident: None,
+                damage: None,
+            };
+            f(&mut self.rng, &mut case);
+            self.cases.push(case);
+        }
+    }
+}
+
+/// Normal traffic: 5 to 100 requests/s per pod.
+const TRAFFIC: (f64, f64) = (5.0, 100.0);
+
+/// The corpus as it was before issue 12 (its categories and counts, on the longer history).
+fn original(b: &mut Builder) {
+    b.add("healthy", false, 150, TRAFFIC, &|_, _| {});
+    b.add("healthy: low traffic", false, 60, (0.2, 2.0), &|_, _| {});
+    b.add(
+        "healthy: warm-up CPU spikes",
+        false,
+        60,
+        TRAFFIC,
+        &|rng, c| {
+            c.scenario.warmup = Some(Warmup {
+                seconds: rng.random_range(60.0..180.0),
+                cpu_multiplier: rng.random_range(2.0..4.0),
+            });
+        },
+    );
+    b.add("healthy: shared incident", false, 60, TRAFFIC, &|rng, c| {
+        let s = &mut c.scenario;
+        let span = s.replicas as f64 * s.pod_interval;
+        s.incident = Some(incident(rng, |rng| rng.random_range(0.0..span)));
+    });
+    for fraction in [0.0005, 0.001, 0.005, 0.01, 0.05] {
+        let name = format!("bad: class errors {}%", fraction * 100.0);
+        b.add(&name, true, 14, TRAFFIC, &move |_, c| {
+            c.scenario.fault = Fault::ClassErrors { fraction };
+        });
+    }
+    for multiplier in [1.5, 2.0, 3.0, 5.0, 10.0] {
+        let name = format!("bad: error rate ×{multiplier}");
+        b.add(&name, true, 14, TRAFFIC, &move |_, c| {
+            c.scenario.fault = Fault::ErrorRate { multiplier };
+        });
+    }
+    for multiplier in [1.2, 1.5, 2.0, 3.0] {
+        let name = format!("bad: CPU +{:.0}%", (multiplier - 1.0) * 100.0);
+        b.add(&name, true, 14, TRAFFIC, &move |_, c| {
+            c.scenario.fault = Fault::Cpu { multiplier };
+        });
+    }
+    b.add("bad: CPU saturation", true, 14, TRAFFIC, &|rng, c| {
+        // Demand 1.2-2× the limit: the new pods peg their CPU.
+        let s = &mut c.scenario;
+        let utilisation = s.idle_cpu + s.cpu_per_request * s.rps_per_pod;
+        s.fault = Fault::Cpu {
+            multiplier: rng.random_range(1.2..2.0) / utilisation,
+        };
+    });
+}
+
+/// A shared incident starting when `starts` says: 2 to 5 minutes of +0.5% to +5% errors
+/// per request (a dependency failing) or of CPU ×1.5 to ×2.5 (a traffic surge, a slow
+/// database making workers spin), as the original corpus has them.
+fn incident(rng: &mut StdRng, starts: impl FnOnce(&mut StdRng) -> f64) -> Incident {
+    let errors = rng.random::<bool>();
+    Incident {
+        starts_after: starts(rng),
+        seconds: rng.random_range(120.0..300.0),
+        extra_error_rate: if errors {
+            rng.random_range(0.005..0.05)
+        } else {
+            0.0
+        },
+        cpu_multiplier: if errors {
+            1.0
+        } else {
+            rng.random_range(1.5..2.5)
+        },
+    }
+}
+
+/// Low traffic as small internal services and quiet hours show it: 0.2 to 5 requests/s per
+/// pod. CPU per request then comes from what a PHP request costs (10 to 100 ms), not from a
+/// utilisation target: such pods are mostly idle.
+const LOW: (f64, f64) = (0.2, 5.0);
+
+fn low_traffic(rng: &mut StdRng, s: &mut Scenario) {
+    s.cpu_per_request = log_uniform(rng, 0.01, 0.1);
+}
+
+/// Pods on nodes with different neighbours: a CPU-per-request level per pod with σ 0.1 to
+/// 0.25 (two pods typically differ by 11% to 28%, as 10-30% is what such pods show), and each
+/// pod's own NAB trace taken anywhere, anomaly windows included.
+fn per_pod_levels(rng: &mut StdRng, s: &mut Scenario) {
+    s.pod_level_sigma = rng.random_range(0.1..0.25);
+    s.pod_cpu_anomalies = true;
+}
+
+/// A class some rarely used path still references, printed by both versions: 0.01% to 0.2%
+/// of requests (a path one request in 10,000 to one in 500 takes).
+fn background_class_errors(rng: &mut StdRng, s: &mut Scenario) {
+    s.background_class_rate = log_uniform(rng, 0.0001, 0.002);
+}
+
+/// A fast rollout: 3 to 10 replicas in 25% batches, pods ready 10 to 30 s after they start
+/// (a cached image, a readiness probe every 5-10 s), so the last old pod goes within 2
+/// minutes.
+fn fast_rollout(rng: &mut StdRng, s: &mut Scenario) {
+    s.replicas = [3, 4, 6, 8, 10][rng.random_range(0..5)];
+    s.pod_interval = rng.random_range(10.0..30.0_f64).round();
+    quarter_batches(s);
+    assert!(s.rollout_end() - s.rollout_start() < 120.0, "{s:?}");
+}
+
+/// What users meet (issue 12): each a category of its own.
+fn world(b: &mut Builder) {
+    world_healthy(b);
+    world_bad(b);
+}
+
+fn world_healthy(b: &mut Builder) {
+    b.add("healthy: 25% batches", false, 40, TRAFFIC, &|_, c| {
+        quarter_batches(&mut c.scenario)
+    });
+    b.add("healthy: low traffic 0.2-5/s", false, 40, LOW, &|rng, c| {
+        low_traffic(rng, &mut c.scenario)
+    });
+    b.add(
+        "healthy: per-pod CPU levels",
+        false,
+        40,
+        TRAFFIC,
+        &|rng, c| per_pod_levels(rng, &mut c.scenario),
+    );
+    b.add(
+        "healthy: shared incident in the bake",
+        false,
+        40,
+        TRAFFIC,
+        &|rng, c| {
+            // Starts 0 to 5 minutes after the last old pod left; the bake is 10 minutes.
+            c.bake_incident = Some(incident(rng, |rng| rng.random_range(0.0..300.0)));
+        },
+    );
+    b.add(
+        "healthy: background class errors",
+        false,
+        40,
+        TRAFFIC,
+        &|rng, c| background_class_errors(rng, &mut c.scenario),
+    );
+    b.add("healthy: damaged answers", false, 48, TRAFFIC, &|rng, c| {
+        c.damage = Some(Damage::draw(rng, c.scenario.seed));
+    });
+}
+
+fn world_bad(b: &mut Builder) {
+    b.add(
+        "bad: 25% batches, class errors 0.5%",
+        true,
+        14,
+        TRAFFIC,
+        &|_, c| {
+            quarter_batches(&mut c.scenario);
+            c.scenario.fault = Fault::ClassErrors { fraction: 0.005 };
+        },
+    );
+    b.add(
+        "bad: 25% batches, error rate ×3",
+        true,
+        14,
+        TRAFFIC,
+        &|_, c| {
+            quarter_batches(&mut c.scenario);
+            c.scenario.fault = Fault::ErrorRate { multiplier: 3.0 };
+        },
+    );
+    b.add("bad: 25% batches, CPU +50%", true, 14, TRAFFIC, &|_, c| {
+        quarter_batches(&mut c.scenario);
+        c.scenario.fault = Fault::Cpu { multiplier: 1.5 };
+    });
+    b.add(
+        "bad: low traffic, class errors 1%",
+        true,
+        14,
+        LOW,
+        &|rng, c| {
+            low_traffic(rng, &mut c.scenario);
+            c.scenario.fault = Fault::ClassErrors { fraction: 0.01 };
+        },
+    );
+    b.add("bad: low traffic, CPU +100%", true, 14, LOW, &|rng, c| {
+        low_traffic(rng, &mut c.scenario);
+        c.scenario.fault = Fault::Cpu { multiplier: 2.0 };
+    });
+    b.add(
+        "bad: per-pod CPU levels, CPU +50%",
+        true,
+        14,
+        TRAFFIC,
+        &|rng, c| {
+            per_pod_levels(rng, &mut c.scenario);
+            c.scenario.fault = Fault::Cpu { multiplier: 1.5 };
+        },
+    );
+    b.add(
+        "bad: class errors 0.5% over background class errors",
+        true,
+        14,
+        TRAFFIC,
+        &|rng, c| {
+            background_class_errors(rng, &mut c.scenario);
+            c.scenario.fault = Fault::ClassErrors { fraction: 0.005 };
+        },
+    );
+    b.add(
+        "bad: fast rollout, CPU +50-200%",
+        true,
+        20,
+        TRAFFIC,
+        &|rng, c| {
+            fast_rollout(rng, &mut c.scenario);
+            c.scenario.fault = Fault::Cpu {
+                multiplier: log_uniform(rng, 1.5, 3.0),
+            };
+        },
+    );
+}
+
+/// The whole corpus. The original categories draw from the stream first, so their scenarios
+/// are those they always were (but for the longer history and the scrape offsets).
+pub fn corpus() -> Vec<Case> {
+    let mut b = Builder {
+        rng: StdRng::seed_from_u64(2026),
+        seed: 1000,
+        cases: Vec::new(),
+    };
+    original(&mut b);
+    world(&mut b);
+    b.cases
+}
