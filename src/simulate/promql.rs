@@ -14,7 +14,9 @@
 //!   the start, never further back than where the counter would have been zero.
 //!
 //! So a series born inside the range (an error counter created at its first error) loses its
-//! first count, as in real Prometheus. [`exact`] is the true count in the range, for comparison.
+//! first count, as in real Prometheus, unless more follow inside the range (the zero-point
+//! bound then brings part or all of it back). [`exact`] is the true count in the range, for
+//! comparison. `tests/prometheus_sim.rs` checks the arithmetic against a real Prometheus.
 
 use super::SCRAPE;
 

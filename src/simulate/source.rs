@@ -5,10 +5,12 @@
 //! `pod=~"..."` regex (and error types with its `type=~"..."`), and computes what Prometheus
 //! would: `increase()` and `rate()` per series with Prometheus' extrapolation
 //! ([`super::promql`]), error counters existing from their pod's first error of that type, each
-//! `type` series on its own, then summed. `tests/prometheus_sim.rs` checks the answers against a
-//! real Prometheus serving the same history. [`SimSource::exact`] answers `increase()` with the
-//! true counts instead, to measure what Prometheus' counting costs. Any other query is refused as a bad
-//! query, which the judge reports as inconclusive. Used by the benchmark and the demo.
+//! `type` series on its own, then summed. `tests/prometheus_sim.rs` checks the answers against
+//! a real Prometheus serving the same history. It does not match labels: a ratio whose two
+//! sides Prometheus could not match (no `sum by (pod)`) is answered all the same.
+//! [`SimSource::exact`] answers `increase()` with the true counts instead, to measure what
+//! Prometheus' counting costs. Any other query is refused as a bad query, which the judge
+//! reports as inconclusive. Used by the benchmark, the demo and the end-to-end tests.
 
 use std::borrow::Cow;
 use std::cell::RefCell;
