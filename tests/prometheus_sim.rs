@@ -15,7 +15,7 @@ use std::sync::Mutex;
 
 use jiff::Timestamp;
 use rollout_guard::duration::PromDuration;
-use rollout_guard::evaluate::{Target, evaluate};
+use rollout_guard::evaluate::evaluate;
 use rollout_guard::prometheus::PrometheusSource;
 use rollout_guard::rules::RuleSet;
 use rollout_guard::simulate::{Fault, History, Scenario, SimSource};
@@ -152,19 +152,6 @@ impl MetricSource for Both<'_> {
     }
 }
 
-fn target(h: &History, t: f64) -> Target {
-    let s = &h.scenario;
-    let serving = t < s.rollout_end();
-    let old = vec![h.old_replicaset.clone()];
-    Target {
-        namespace: s.namespace.clone(),
-        deployment: s.deployment.clone(),
-        new_replicaset: h.new_replicaset.clone(),
-        old_replicasets: if serving { old.clone() } else { vec![] },
-        departed: if serving { vec![] } else { old },
-    }
-}
-
 /// The instant queries the benchmark's baselines send, for one ReplicaSet.
 fn baseline_queries(rs: &str) -> Vec<String> {
     let pods = pods_regex(&[rs.to_string()]).replace('\\', "\\\\");
@@ -197,7 +184,7 @@ async fn same_answers(h: &History) {
     let s = &h.scenario;
     let mut t = s.rollout_start() + 30.0;
     while t <= s.end() {
-        evaluate(&rules, &target(h, t), ts(t), &both).await;
+        evaluate(&rules, &h.target_at(t), ts(t), &both).await;
         for rs in [&h.new_replicaset, &h.old_replicaset] {
             for q in baseline_queries(rs) {
                 let _ = both.instant(&q, ts(t)).await;

@@ -10,7 +10,7 @@ use std::collections::BTreeMap;
 use jiff::Timestamp;
 use rollout_guard::decision::Streaks;
 use rollout_guard::duration::PromDuration;
-use rollout_guard::evaluate::{Target, evaluate};
+use rollout_guard::evaluate::evaluate;
 use rollout_guard::rules::{Action, RuleSet};
 use rollout_guard::simulate::{History, Scenario};
 use rollout_guard::source::{MetricSource, Series};
@@ -38,21 +38,6 @@ fn ts(t: f64) -> Timestamp {
     Timestamp::from_second(t as i64).expect("valid time")
 }
 
-/// The rollout as the controller sees it at `t`.
-fn target(h: &History, t: f64) -> Target {
-    let s = &h.scenario;
-    let serving = t < s.rollout_end();
-    let old = vec![h.old_replicaset.clone()];
-    Target {
-        namespace: s.namespace.clone(),
-        deployment: s.deployment.clone(),
-        new_replicaset: h.new_replicaset.clone(),
-        old_replicasets: if serving { old.clone() } else { vec![] },
-        // As the controller does: the generation that served before, once its pods are gone.
-        departed: if serving { vec![] } else { old },
-    }
-}
-
 /// rollout-guard: when it acted, and the rule that did.
 pub async fn ours<S: MetricSource>(
     rules: &RuleSet,
@@ -63,7 +48,7 @@ pub async fn ours<S: MetricSource>(
     let mut streaks = Streaks::default();
     let r0 = h.scenario.rollout_start();
     for t in times(&h.scenario) {
-        let eval = evaluate(rules, &target(h, t), ts(t), source).await;
+        let eval = evaluate(rules, &h.target_at(t), ts(t), source).await;
         let d = streaks.update(rules, &eval.verdicts);
         if let Some(mode) = trace {
             eprintln!("{mode} t+{:.0}s {:?}", t - r0, d.action);

@@ -295,6 +295,22 @@ pub struct History {
 }
 
 impl History {
+    /// The rollout as the controller sees it at unix second `t`: the old ReplicaSet with pods
+    /// while it serves, then, once its pods are gone, as the generation that served before
+    /// (`departed`).
+    pub fn target_at(&self, t: f64) -> crate::evaluate::Target {
+        let s = &self.scenario;
+        let serving = t < s.rollout_end();
+        let old = vec![self.old_replicaset.clone()];
+        crate::evaluate::Target {
+            namespace: s.namespace.clone(),
+            deployment: s.deployment.clone(),
+            new_replicaset: self.new_replicaset.clone(),
+            old_replicasets: if serving { old.clone() } else { vec![] },
+            departed: if serving { vec![] } else { old },
+        }
+    }
+
     /// Every sample as Prometheus would scrape it: metric name, labels, unix seconds, value.
     /// An error counter of a type appears from its pod's first error of that type on, as real
     /// counters with a `type` label do.
