@@ -293,7 +293,7 @@ fn no_baseline_and_failed_queries_are_always_inconclusive() {
 }
 
 /// Judges count observations over a window, with an old side.
-fn judge_counts_in(r: &Rule, w: &Window, new: Counts, old: Counts) -> Verdict {
+pub(super) fn judge_counts_in(r: &Rule, w: &Window, new: Counts, old: Counts) -> Verdict {
     judge(
         r,
         w,

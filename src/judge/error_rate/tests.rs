@@ -3,7 +3,8 @@
 //! rolled a healthy release back before it was left out), and damage to the new side's answers
 //! does not hide a real regression.
 
-use super::super::{Observation, Outcome, Verdict, Window, judge};
+use super::super::tests::judge_counts_in;
+use super::super::{Outcome, Verdict, Window};
 use super::*;
 use crate::rules::{Rule, RuleSet};
 
@@ -62,14 +63,7 @@ fn side(prefix: &str, rate_multiplier: f64) -> Counts {
 }
 
 fn judge_php(new: Counts, old: Counts) -> Verdict {
-    judge(
-        &bundled("php-error-rate"),
-        &window(),
-        &Observation::Counts {
-            new,
-            old: Some(old),
-        },
-    )
+    judge_counts_in(&bundled("php-error-rate"), &window(), new, old)
 }
 
 /// Replaces the value of every old error point in the minutes `damaged` selects.
@@ -161,14 +155,7 @@ fn an_error_series_born_later_counts_zero_before_its_first_point() {
             p.v = 2.0;
         }
     }
-    let v = judge(
-        &bundled("class-loading-errors"),
-        &window(),
-        &Observation::Counts {
-            new,
-            old: Some(old),
-        },
-    );
+    let v = judge_counts_in(&bundled("class-loading-errors"), &window(), new, old);
     assert_eq!(v.outcome, Outcome::Fail, "{}", v.reason);
     assert!(!v.reason.contains("left out"), "{}", v.reason);
 }

@@ -35,14 +35,7 @@ fn served(
 }
 
 fn judge_rule(rule: &Rule, new: Counts, old: Counts) -> Verdict {
-    judge(
-        rule,
-        &window(),
-        &Observation::Counts {
-            new,
-            old: Some(old),
-        },
-    )
+    judge_counts_in(rule, &window(), new, old)
 }
 
 fn evidence(v: &Verdict) -> &ErrorRateEvidence {
