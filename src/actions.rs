@@ -1,11 +1,17 @@
 //! The actuator: carries out a [`Plan`] on a Deployment — pause, resume, rollback, the memory
 //! annotation — and publishes its Events.
 //!
-//! Owns every write the controller makes to the cluster and how it is made: each write carries
-//! the resourceVersion the plan was decided on, so a Deployment that changed in between (a
-//! person, a GitOps sync, another controller) gets a 409 Conflict and the controller re-reads
-//! and re-decides instead of overwriting; the memory annotation travels in the same patch as
-//! the action, so an action is never made without being remembered. A rollback follows
+//! Owns every write the controller makes to the cluster and how it is made. Each write is a
+//! JSON patch that first tests what the plan was decided on: the Deployment's
+//! `metadata.generation` (which the API server bumps on any change to a Deployment's spec or
+//! annotations: a new template, a pause, a rollback, another writer's annotation) and the
+//! controller's own memory annotation. A Deployment that changed in between (a person, a
+//! GitOps sync, another replica of the controller) is not overwritten: the API server refuses
+//! the patch and the controller re-reads and re-decides. Status updates do not refuse it:
+//! during a rollout the status changes every few seconds, and the earlier precondition on the
+//! resourceVersion made a slow evaluation's plan meet a conflict every time. The memory
+//! annotation travels in the same patch as the action, so an action is never made without
+//! being remembered. A rollback follows
 //! `kubectl rollout undo`: the target ReplicaSet's template without its `pod-template-hash`,
 //! its annotations copied, and `spec.paused` cleared first. It decides nothing: the plan is
 //! the guard's.
@@ -28,16 +34,17 @@ pub const FIELD_MANAGER: &str = "rollout-guard";
 /// Why a plan could not be carried out.
 #[derive(Debug, thiserror::Error)]
 pub enum ActError {
-    /// The Deployment changed since the plan was made: re-read and re-decide.
-    #[error("the Deployment changed since it was read (409 Conflict)")]
-    Conflict,
+    /// The Deployment changed since the plan was made (409 Conflict, or 422 from a failed
+    /// `test` of the patch): re-read and re-decide.
+    #[error("the Deployment changed since it was read ({0})")]
+    Conflict(u16),
     #[error("the Deployment is gone")]
     Gone,
     /// The ReplicaSet to roll back to vanished between reading and writing.
     #[error("the ReplicaSet with pod-template-hash {0} to roll back to no longer exists")]
     TargetGone(String),
-    #[error("the Deployment has no resourceVersion to write against")]
-    NoResourceVersion,
+    #[error("the Deployment has no generation to write against")]
+    NoGeneration,
     #[error("cannot encode the controller's memory: {0}")]
     Encode(#[from] serde_json::Error),
     #[error("Kubernetes API error: {0}")]
@@ -47,7 +54,10 @@ pub enum ActError {
 impl From<kube::Error> for ActError {
     fn from(e: kube::Error) -> Self {
         match &e {
-            kube::Error::Api(s) if s.code == 409 => ActError::Conflict,
+            // Every write tests its preconditions: a 422 is the test failing (the real API
+            // server and the fake answer a failed `test` op so). Were it another invalid
+            // write, re-reading and deciding again is bounded by the controller's backoff.
+            kube::Error::Api(s) if s.code == 409 || s.code == 422 => ActError::Conflict(s.code),
             kube::Error::Api(s) if s.code == 404 => ActError::Gone,
             _ => ActError::Api(e),
         }
@@ -58,10 +68,10 @@ impl ActError {
     /// A short label for metrics.
     pub fn kind(&self) -> &'static str {
         match self {
-            ActError::Conflict => "conflict",
+            ActError::Conflict(_) => "conflict",
             ActError::Gone => "gone",
             ActError::TargetGone(_) => "target_gone",
-            ActError::NoResourceVersion => "no_resource_version",
+            ActError::NoGeneration => "no_generation",
             ActError::Encode(_) => "encode",
             ActError::Api(_) => "api",
         }
@@ -99,34 +109,29 @@ impl Actuator {
         if plan.acts.is_empty() && !plan.write {
             return Ok(None);
         }
-        let rv = d
-            .metadata
-            .resource_version
-            .clone()
-            .ok_or(ActError::NoResourceVersion)?;
         let ns = d.namespace().unwrap_or_default();
         let api: Api<Deployment> = Api::namespaced(self.client.clone(), &ns);
+        let mut ops = preconditions(d)?;
         let ours = our_annotations(&plan.memory)?;
-        let patch = match plan.acts.iter().find_map(|a| match a {
+        match plan.acts.iter().find_map(|a| match a {
             Act::Rollback { to_hash, .. } => Some(to_hash),
             _ => None,
         }) {
-            Some(hash) => rollback_patch(d, replicasets, hash, &rv, ours)?,
+            Some(hash) => ops.extend(rollback_ops(d, replicasets, hash, ours)?),
             None => {
+                ops.extend(annotation_ops(d, ours));
                 let paused = plan.acts.iter().rev().find_map(|a| match a {
                     Act::Pause => Some(true),
                     Act::Resume => Some(false),
                     Act::Rollback { .. } => None,
                 });
-                let mut body = json!({
-                    "metadata": { "resourceVersion": rv, "annotations": ours },
-                });
                 if let Some(p) = paused {
-                    body["spec"] = json!({ "paused": p });
+                    ops.push(json!({ "op": "add", "path": "/spec/paused", "value": p }));
                 }
-                Patch::Merge(body)
             }
-        };
+        }
+        let patch: json_patch::Patch = serde_json::from_value(serde_json::Value::Array(ops))?;
+        let patch = Patch::Json::<()>(patch);
         let pp = PatchParams {
             field_manager: Some(FIELD_MANAGER.into()),
             ..PatchParams::default()
@@ -173,15 +178,50 @@ fn our_annotations(memory: &Memory) -> Result<BTreeMap<String, String>, ActError
     Ok(out)
 }
 
-/// `kubectl rollout undo` as a JSON patch, with the resourceVersion as a precondition (a
-/// replaced `metadata.resourceVersion` that no longer matches makes the API server answer 409).
-fn rollback_patch(
+/// The tests a write starts with: the spec generation the plan was decided on, and the
+/// controller's memory as it was read. Without a memory yet there is nothing of ours to test
+/// (JSON patch cannot test for absence), and none is needed: the first write of a memory
+/// changes the annotations, and so the generation, and a second one made on the same read
+/// fails its generation test.
+fn preconditions(d: &Deployment) -> Result<Vec<serde_json::Value>, ActError> {
+    let generation = d.metadata.generation.ok_or(ActError::NoGeneration)?;
+    let mut ops =
+        vec![json!({ "op": "test", "path": "/metadata/generation", "value": generation })];
+    if let Some(state) = d.metadata.annotations.as_ref().and_then(|a| a.get(STATE)) {
+        ops.push(json!({ "op": "test", "path": annotation_path(STATE), "value": state }));
+    }
+    Ok(ops)
+}
+
+/// The JSON pointer of one annotation (RFC 6901: `~` as `~0`, `/` as `~1`).
+fn annotation_path(key: &str) -> String {
+    format!(
+        "/metadata/annotations/{}",
+        key.replace('~', "~0").replace('/', "~1")
+    )
+}
+
+/// Sets `wanted` annotations key by key (those that differ from `d`'s), or the whole map when
+/// `d` has none (a patch of only what changes, like the rest of the write).
+fn annotation_ops(d: &Deployment, wanted: BTreeMap<String, String>) -> Vec<serde_json::Value> {
+    let Some(current) = d.metadata.annotations.as_ref() else {
+        return vec![json!({ "op": "add", "path": "/metadata/annotations", "value": wanted })];
+    };
+    wanted
+        .into_iter()
+        .filter(|(k, v)| current.get(k) != Some(v))
+        .map(|(k, v)| json!({ "op": "add", "path": annotation_path(&k), "value": v }))
+        .collect()
+}
+
+/// `kubectl rollout undo` as JSON patch operations: the target's template without its
+/// pod-template-hash, its annotations copied, and `spec.paused` cleared.
+fn rollback_ops(
     d: &Deployment,
     replicasets: &[ReplicaSet],
     hash: &str,
-    rv: &str,
     ours: BTreeMap<String, String>,
-) -> Result<Patch<serde_json::Value>, ActError> {
+) -> Result<Vec<serde_json::Value>, ActError> {
     let target = owned(d, replicasets)
         .into_iter()
         .find(|rs| {
@@ -200,14 +240,10 @@ fn rollback_patch(
         .ok_or_else(|| ActError::TargetGone(hash.into()))?;
     let mut annotations = annotations_for_rollback(d, target);
     annotations.extend(ours);
-    let ops = json!([
-        { "op": "replace", "path": "/metadata/resourceVersion", "value": rv },
-        { "op": "replace", "path": "/spec/template", "value": template },
-        { "op": "add", "path": "/metadata/annotations", "value": annotations },
-        { "op": "add", "path": "/spec/paused", "value": false },
-    ]);
-    let patch: json_patch::Patch = serde_json::from_value(ops)?;
-    Ok(Patch::Json(patch))
+    let mut ops = vec![json!({ "op": "replace", "path": "/spec/template", "value": template })];
+    ops.extend(annotation_ops(d, annotations));
+    ops.push(json!({ "op": "add", "path": "/spec/paused", "value": false }));
+    Ok(ops)
 }
 
 fn truncate(s: &str, max: usize) -> String {

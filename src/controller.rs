@@ -491,7 +491,7 @@ async fn reconcile_at<S: MetricSource + Send + Sync + 'static>(
                 requeue
             }))
         }
-        Err(ActError::Conflict) => {
+        Err(ActError::Conflict(_)) => {
             // Someone else wrote first: re-read and re-decide, never overwrite.
             for a in &plan.acts {
                 ctx.metrics.action(a.name(), "conflict");

@@ -15,6 +15,7 @@ use rollout_guard::judge::{Outcome, Verdict};
 use rollout_guard::prometheus::{PrometheusConfig, PrometheusSource};
 use rollout_guard::records::{self, Kind, Record};
 use rollout_guard::source::{MetricSource, Series, SourceError};
+use serde_json::json;
 use support::cluster::{
     Cluster, ann, guarded, memory, metric, rollbacks, rolled_out, stage, version, write_config,
 };
@@ -645,4 +646,94 @@ async fn evaluations_are_bounded_in_number_and_paced_by_the_interval() {
         let closest = *gaps.iter().min().unwrap();
         assert!(closest >= 28_500, "{n}: evaluations {gaps:?} ms apart");
     }
+}
+
+/// A plan with these acts and a memory at `seq`, to write with the actuator directly.
+fn plan_of(acts: Vec<rollout_guard::guard::Act>, seq: u64) -> rollout_guard::guard::Plan {
+    rollout_guard::guard::Plan {
+        memory: rollout_guard::guard::Memory {
+            version: 1,
+            seq,
+            ..Default::default()
+        },
+        acts,
+        suppressed: Vec::new(),
+        notes: Vec::new(),
+        write: true,
+        decision: None,
+        requeue: Duration::from_secs(60),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_plan_is_written_over_status_updates_but_never_over_another_writer() {
+    use rollout_guard::actions::{ActError, Actuator};
+    use rollout_guard::guard::Act;
+    let c = Cluster::start("preconditions", Duration::from_millis(500)).await;
+    c.deploy("shop", 2, &[]).await;
+    let api = c.deployments();
+    let actuator = Actuator::new(c.client.clone(), None);
+    let read = api.get("shop").await.unwrap();
+    // The status moves on after the read, as it does every few seconds during a rollout.
+    let status = json!({ "status": { "collisionCount": 3 } });
+    api.patch_status("shop", &PatchParams::default(), &Patch::Merge(&status))
+        .await
+        .unwrap();
+    assert_ne!(
+        api.get("shop").await.unwrap().metadata.resource_version,
+        read.metadata.resource_version
+    );
+    let written = actuator
+        .write(
+            &read,
+            &c.replicasets("shop").await,
+            &plan_of(vec![Act::Pause], 1),
+        )
+        .await
+        .expect("a status update does not refuse the write")
+        .expect("something was written");
+    assert_eq!(written.spec.as_ref().unwrap().paused, Some(true));
+    assert_eq!(memory(&written).unwrap().seq, 1);
+
+    // Another writer changes the annotations (a GitOps sync, a person): the plan decided on
+    // the earlier read is refused and nothing of it is written.
+    let read = api.get("shop").await.unwrap();
+    let theirs = json!({ "metadata": { "annotations": { "team": "payments" } } });
+    api.patch("shop", &PatchParams::default(), &Patch::Merge(&theirs))
+        .await
+        .unwrap();
+    let refused = actuator
+        .write(
+            &read,
+            &c.replicasets("shop").await,
+            &plan_of(vec![Act::Resume], 2),
+        )
+        .await;
+    assert!(matches!(refused, Err(ActError::Conflict(_))), "{refused:?}");
+    let now = api.get("shop").await.unwrap();
+    assert_eq!(now.spec.as_ref().unwrap().paused, Some(true));
+    assert_eq!(memory(&now).unwrap().seq, 1);
+    assert_eq!(
+        now.annotations().get("team").map(String::as_str),
+        Some("payments")
+    );
+
+    // Another replica of the controller wrote its memory: refused too.
+    let read = now;
+    let mut other = memory(&read).unwrap();
+    other.seq = 5;
+    let ours = json!({ "metadata": { "annotations": {
+        annotations::STATE: serde_json::to_string(&other).unwrap() } } });
+    api.patch("shop", &PatchParams::default(), &Patch::Merge(&ours))
+        .await
+        .unwrap();
+    let refused = actuator
+        .write(
+            &read,
+            &c.replicasets("shop").await,
+            &plan_of(vec![Act::Resume], 2),
+        )
+        .await;
+    assert!(matches!(refused, Err(ActError::Conflict(_))), "{refused:?}");
+    assert_eq!(memory(&api.get("shop").await.unwrap()).unwrap().seq, 5);
 }
