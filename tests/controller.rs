@@ -639,7 +639,10 @@ async fn evaluations_are_bounded_in_number_and_paced_by_the_interval() {
     );
     for n in names {
         let at: Vec<i64> = seen.evaluated_at[n].iter().copied().collect();
-        assert!(at.len() >= 4, "{n}: evaluated {} times", at.len());
+        // How many evaluations fit before the analysis passes depends on how fast the machine
+        // runs them (the rollout and the bake are in simulated time, the evaluations queue for
+        // the one permit in wall time); two are enough to measure the pace.
+        assert!(at.len() >= 2, "{n}: evaluated {} times", at.len());
         // Every step of a 3-pod rollout wakes the controller; still, one evaluation per
         // 30-s interval (a twentieth early at most).
         let gaps: Vec<i64> = at.windows(2).map(|w| w[1] - w[0]).collect();
