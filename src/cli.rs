@@ -428,6 +428,8 @@ fn backtest(args: BacktestArgs) -> Result<ExitCode> {
             .with_context(|| format!("cannot query Prometheus at {}", source.url()))?;
         let show_progress = total >= 20;
         let mut last_shown = 0;
+        // Series that vanish between steps are a partial answer, not zero.
+        let source = crate::source::Consistent::new(source);
         let report = replay(&rules, &spec, &source, |done, total| {
             // Every tenth of the way, and at the end.
             if show_progress && (done * 10 / total > last_shown || done == total) {

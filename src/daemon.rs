@@ -287,7 +287,8 @@ pub async fn run(config_path: Option<PathBuf>, config: Config) -> Result<()> {
         .await
         .context("connecting to Kubernetes (in-cluster config or kubeconfig)")?;
     let source = WithLogs {
-        metrics: prometheus,
+        // An answer that lost series it had before is partial, not zero.
+        metrics: crate::source::Consistent::new(prometheus),
         logs: KubeLogs::new(client.clone(), config.logs.clone()),
     };
     let (stop_tx, stop_rx) = watch::channel(false);

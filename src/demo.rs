@@ -210,6 +210,9 @@ pub async fn run(opts: &DemoOptions, out: &mut (dyn Write + Send)) -> Result<Out
             match stage.as_str() {
                 "rolled_back" => format!("rolled back, the release {version} is off"),
                 "passed" => format!("{version} passed its analysis and stays"),
+                "inconclusive" => format!(
+                    "{version} stays, but not every rule could judge it (see its AnalysisInconclusive Event)"
+                ),
                 other => other.to_string(),
             }
         )?;

@@ -157,16 +157,20 @@ async fn evaluate_rule<S: MetricSource>(
         }
         Check::Compare(c) => {
             let new_q = record(&mut sent, "new", "query", &c.query, &bind(new_rs));
-            let old_q = has_old.then(|| {
-                record(
-                    &mut sent,
-                    "old",
-                    "query",
-                    &c.query,
-                    &bind(&target.old_replicasets),
+            // With history, the old version is read over its history span, and the
+            // generation that served before the analysis counts after its pods left.
+            let (old_rs, old_from) = if c.history {
+                let span = c.history_span.as_secs_f64() + window.warmup;
+                (
+                    target.paired_old(),
+                    window.query_start.min(window.at - span),
                 )
-            });
-            series_pair(&new_q, old_q.as_deref(), &window, c.step, source).await
+            } else {
+                (target.old_replicasets.clone(), window.query_start)
+            };
+            let old_q = (!old_rs.is_empty())
+                .then(|| record(&mut sent, "old", "query", &c.query, &bind(&old_rs)));
+            series_pair(&new_q, old_q.as_deref(), &window, old_from, c.step, source).await
         }
         Check::Absolute(c) => {
             let new_q = record(&mut sent, "new", "query", &c.query, &bind(new_rs));
@@ -179,7 +183,15 @@ async fn evaluate_rule<S: MetricSource>(
                     &bind(&target.old_replicasets),
                 )
             });
-            series_pair(&new_q, old_q.as_deref(), &window, c.step, source).await
+            series_pair(
+                &new_q,
+                old_q.as_deref(),
+                &window,
+                window.query_start,
+                c.step,
+                source,
+            )
+            .await
         }
         Check::Logs(c) => {
             let query = |rs: &str, new: bool| LogQuery {
@@ -191,8 +203,10 @@ async fn evaluate_rule<S: MetricSource>(
                 end: at,
             };
             let new_q = query(&target.new_replicaset, true);
+            // The generation that served before counts after its pods left too: the log
+            // source keeps what it counted of them.
             let old_qs: Vec<LogQuery> = target
-                .old_replicasets
+                .paired_old()
                 .iter()
                 .map(|rs| query(rs, false))
                 .collect();
@@ -209,7 +223,7 @@ async fn evaluate_rule<S: MetricSource>(
                 logs.logs(source, &new_q),
                 join_all(old_qs.iter().map(|q| logs.logs(source, q)))
             );
-            let old = if has_old {
+            let old = if !old_qs.is_empty() {
                 olds.into_iter()
                     .try_fold(LogCounts::default(), |mut acc, c| {
                         acc.merge(c?);
@@ -264,11 +278,14 @@ fn record(
     promql
 }
 
-/// Runs one side's range query, and the other's if there is one, over the rule's window.
+/// Runs one side's range query over the rule's window, and the other's if there is one from
+/// `old_from` (unix seconds; earlier than the window's start where the old side's history
+/// counts).
 async fn series_pair<S: MetricSource>(
     new_q: &str,
     old_q: Option<&str>,
     window: &Window,
+    old_from: f64,
     step: crate::duration::PromDuration,
     source: &S,
 ) -> Observation {
@@ -277,7 +294,10 @@ async fn series_pair<S: MetricSource>(
     let new_f = source.range(new_q, start, end, step);
     let old_f = async {
         match &old_q {
-            Some(q) => source.range(q, start, end, step).await.map(Some),
+            Some(q) => source
+                .range(q, from_unix(old_from), end, step)
+                .await
+                .map(Some),
             None => Ok(None),
         }
     };

@@ -8,6 +8,7 @@
 //! settings, the verdicts and the time, and returns a [`Plan`]; the controller evaluates and
 //! the actuator writes. It must not call Kubernetes, Prometheus or the clock.
 
+use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
 use jiff::{SignedDuration, Timestamp};
@@ -142,6 +143,12 @@ pub struct RevisionState {
     /// and the controller said so.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub stalled: bool,
+    /// The rules that have reached a verdict (pass or fail) in this analysis.
+    #[serde(default, skip_serializing_if = "BTreeSet::is_empty")]
+    pub judged: BTreeSet<String>,
+    /// The rules that have not yet, with the latest reason why (cut to a line).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub unjudged: BTreeMap<String, String>,
 }
 
 /// Where one revision's analysis stands.
@@ -163,6 +170,9 @@ pub enum Stage {
     Baking { since: Timestamp },
     /// Analysed to the end with no action.
     Passed { at: Timestamp },
+    /// Analysed to the end with no action, but these rules never reached a verdict (no data,
+    /// too little traffic, no baseline): the analysis did not judge what they guard.
+    Inconclusive { at: Timestamp, rules: Vec<String> },
     /// Paused by the controller on a failing rule; a person decides what comes next.
     Paused { at: Timestamp, rule: String },
     /// Rolled back by the controller to `to_hash`.
@@ -187,6 +197,7 @@ impl Stage {
         matches!(
             self,
             Stage::Passed { .. }
+                | Stage::Inconclusive { .. }
                 | Stage::Paused { .. }
                 | Stage::RolledBack { .. }
                 | Stage::Overridden { .. }
@@ -202,6 +213,7 @@ impl Stage {
             Stage::GateHold { .. } => "gate_hold",
             Stage::Baking { .. } => "baking",
             Stage::Passed { .. } => "passed",
+            Stage::Inconclusive { .. } => "inconclusive",
             Stage::Paused { .. } => "paused",
             Stage::RolledBack { .. } => "rolled_back",
             Stage::Overridden { .. } => "overridden",
@@ -395,6 +407,8 @@ fn start_state(
         evaluations: 0,
         last: None,
         stalled: false,
+        judged: BTreeSet::new(),
+        unjudged: BTreeMap::new(),
     })
 }
 
@@ -560,6 +574,17 @@ impl Planner<'_> {
         let state = self.state();
         let decision = state.streaks.update(rules, verdicts);
         state.evaluations += 1;
+        for v in verdicts {
+            if v.outcome == Outcome::Inconclusive {
+                if !state.judged.contains(&v.rule) {
+                    state
+                        .unjudged
+                        .insert(v.rule.clone(), one_line(&v.reason, UNJUDGED_REASON));
+                }
+            } else if state.judged.insert(v.rule.clone()) {
+                state.unjudged.remove(&v.rule);
+            }
+        }
         let outcome = overall(verdicts);
         let changed = state.last.as_ref().is_none_or(|l| l.outcome != outcome);
         state.last = Some(LastVerdict {
@@ -612,20 +637,50 @@ impl Planner<'_> {
         }
         self.warn_on_decision();
         if self.now >= after(since, self.settings.bake) {
-            let evaluations = self.state().evaluations;
-            self.state().stage = Stage::Passed { at: self.now };
-            self.write = true;
-            self.note(
-                "AnalysisPassed",
-                format!(
-                    "revision {} passed: {evaluations} evaluation(s), no action",
-                    new.revision
-                ),
-                false,
-            );
+            self.end_without_action(new.revision);
             return IDLE_REQUEUE;
         }
         self.settings.interval
+    }
+
+    /// The end of an analysis that asked for nothing: passed when every rule reached a
+    /// verdict at least once, inconclusive (a warning naming the rules and why) when some never
+    /// did, or when nothing was evaluated at all.
+    fn end_without_action(&mut self, revision: u64) {
+        let now = self.now;
+        let state = self.state();
+        let evaluations = state.evaluations;
+        let unjudged = std::mem::take(&mut state.unjudged);
+        self.write = true;
+        if evaluations > 0 && unjudged.is_empty() {
+            self.state().stage = Stage::Passed { at: now };
+            self.note(
+                "AnalysisPassed",
+                format!("revision {revision} passed: {evaluations} evaluation(s), no action"),
+                false,
+            );
+            return;
+        }
+        let why = if evaluations == 0 {
+            "no evaluation was made".to_string()
+        } else {
+            unjudged
+                .iter()
+                .map(|(rule, reason)| format!("{rule}: {reason}"))
+                .collect::<Vec<_>>()
+                .join("; ")
+        };
+        self.state().stage = Stage::Inconclusive {
+            at: now,
+            rules: unjudged.into_keys().collect(),
+        };
+        self.note(
+            "AnalysisInconclusive",
+            format!(
+                "revision {revision}: no action, but not everything was judged in {evaluations} evaluation(s): {why}"
+            ),
+            true,
+        );
     }
 
     fn gate_rolling(&mut self, new: &Generation, step: usize) -> Duration {
@@ -1019,6 +1074,21 @@ pub fn after(t: Timestamp, d: Duration) -> Timestamp {
 }
 
 /// A duration for people: `90s`, `10m`, `1h30m`.
+/// How much of a rule's latest reason is kept for a rule that has not yet judged.
+const UNJUDGED_REASON: usize = 200;
+
+/// The first `max` bytes of `s` (at a character boundary), with an ellipsis when cut.
+fn one_line(s: &str, max: usize) -> String {
+    if s.len() <= max {
+        return s.to_string();
+    }
+    let mut end = max;
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}…", &s[..end])
+}
+
 pub fn human(d: Duration) -> String {
     let s = d.as_secs();
     match (s / 3600, (s % 3600) / 60, s % 60) {

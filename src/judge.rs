@@ -11,9 +11,9 @@ use std::fmt::Write as _;
 
 use serde::{Deserialize, Serialize};
 
-use crate::rules::{Absolute, Action, Check, Compare, Direction, OnMissing, ProportionTest, Rule};
+use crate::rules::{Absolute, Action, Check, Direction, OnMissing, ProportionTest, Rule};
 use crate::source::{LogCounts, Series};
-use crate::stats::{self, Tail};
+use crate::stats;
 
 /// What a rule concluded.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -244,6 +244,51 @@ pub struct CompareEvidence {
     pub alpha: f64,
     pub min_ratio: f64,
     pub min_shift: f64,
+    /// What the new pods were compared with: the old pods at the same moments, or (too few
+    /// such moments) the old version's level before its pods left.
+    #[serde(default)]
+    pub baseline: Baseline,
+    /// New pods that are each worse by the effect floor and beyond every old pod's own level;
+    /// more than half of the new pods must be, so that one pod on a noisy node does not fail
+    /// a release.
+    #[serde(default)]
+    pub pods_worse: usize,
+    /// The new pods with samples.
+    #[serde(default)]
+    pub pods_judged: usize,
+    /// The comparison with the old version's level before its pods left.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub history: Option<Box<CompareHistory>>,
+}
+
+/// A compare check judged against the old version's level before its pods left, and the drift
+/// the old version showed by itself over the same gap.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct CompareHistory {
+    /// The stretch of the old version's level: the `window` before its last sample.
+    pub before_from: jiff::Timestamp,
+    pub before_to: jiff::Timestamp,
+    /// The median of the old version's per-moment medians over that stretch.
+    pub before: f64,
+    /// The median of the new pods' per-moment medians (after warm-up) over the window.
+    pub after: f64,
+    /// after / before, oriented so that > 1 is worse.
+    pub ratio: f64,
+    /// From the middle of the old stretch to the middle of the new one.
+    pub gap_seconds: f64,
+    /// The largest worse-ward change of the old version's own level between two stretches
+    /// that far apart within `history_span`, as a ratio (1 when it never moved worse-ward),
+    /// and how many such pairs of stretches there were.
+    pub largest_drift: f64,
+    pub drift_pairs: usize,
+    /// The ratio a regression must reach: min_ratio × largest_drift.
+    pub needed: f64,
+    /// The most one old pod rose above the whole old version over the same gap: each new pod
+    /// counted as worse is beyond it and `needed`.
+    #[serde(default)]
+    pub pod_bar: f64,
+    /// Where the old version's series began.
+    pub history_from: jiff::Timestamp,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -281,7 +326,7 @@ pub fn judge(rule: &Rule, window: &Window, observation: &Observation) -> Verdict
             error_rate::error_rate(c, new, old.as_ref())
         }
         (Check::Compare(c), Observation::Series { new, old }) => {
-            compare(c, window, new, old.as_deref())
+            compare::compare(c, window, new, old.as_deref())
         }
         (Check::Absolute(c), Observation::Series { new, old }) => {
             absolute(c, window, new, old.as_deref())
@@ -393,6 +438,8 @@ struct Samples {
     values: Vec<f64>,
     /// The time of each value, in milliseconds (the range query's grid).
     times: Vec<i64>,
+    /// The pod of each value: its series' index among those with samples.
+    pod: Vec<usize>,
     pods: usize,
     warmup_dropped: usize,
 }
@@ -401,6 +448,7 @@ fn samples(series: &[Series], w: &Window) -> Samples {
     let mut out = Samples {
         values: Vec::new(),
         times: Vec::new(),
+        pod: Vec::new(),
         pods: 0,
         warmup_dropped: 0,
     };
@@ -426,6 +474,7 @@ fn samples(series: &[Series], w: &Window) -> Samples {
             }
             out.values.push(p.v);
             out.times.push((p.t * 1000.0).round() as i64);
+            out.pod.push(out.pods);
         }
         if out.values.len() > before {
             out.pods += 1;
@@ -456,120 +505,6 @@ fn enough(count: usize, name: &str, min: usize) -> Result<(), String> {
     }
 }
 
-/// Samples expressed against the old pods' median at the same moment, both as a ratio and as a
-/// difference; moments where the old side has no positive median are left out.
-struct Aligned {
-    ratio: Vec<f64>,
-    diff: Vec<f64>,
-}
-
-fn align(s: &Samples, old_median: &BTreeMap<i64, f64>) -> Aligned {
-    let mut a = Aligned {
-        ratio: Vec::with_capacity(s.values.len()),
-        diff: Vec::with_capacity(s.values.len()),
-    };
-    for (v, t) in s.values.iter().zip(&s.times) {
-        if let Some(m) = old_median.get(t).filter(|m| **m > 0.0) {
-            a.ratio.push(v / m);
-            a.diff.push(v - m);
-        }
-    }
-    a
-}
-
-/// The old side's median at each moment.
-fn medians_by_time(s: &Samples) -> BTreeMap<i64, f64> {
-    let mut by: BTreeMap<i64, Vec<f64>> = BTreeMap::new();
-    for (v, t) in s.values.iter().zip(&s.times) {
-        by.entry(*t).or_default().push(*v);
-    }
-    by.into_iter()
-        .filter_map(|(t, vs)| stats::median(&vs).ok().map(|m| (t, m)))
-        .collect()
-}
-
-/// New against old, moment by moment. Each sample is divided by the old pods' median at the
-/// same moment before ranking: load changes over the window move both sides alike, while the
-/// new pods' samples crowd the end of the window (they are younger), so raw samples would blame
-/// the new version for whatever the load did late in the window.
-fn compare(rule: &Compare, w: &Window, new: &[Series], old: Option<&[Series]>) -> Judged {
-    let Some(old) = old else { return no_baseline() };
-    let n = samples(new, w);
-    let o = samples(old, w);
-    let baseline = medians_by_time(&o);
-    let na = align(&n, &baseline);
-    let oa = align(&o, &baseline);
-    if let Err(e) = enough(na.ratio.len(), "new", rule.min_samples).and(enough(
-        oa.ratio.len(),
-        "old",
-        rule.min_samples,
-    )) {
-        return Judged::Missing(e);
-    }
-    // `worse` pairs the side that would be worse first.
-    let (tail, worse) = match rule.direction {
-        Direction::HigherIsWorse => (Tail::Greater, (&na, &oa)),
-        Direction::LowerIsWorse => (Tail::Less, (&oa, &na)),
-    };
-    let (u, p_value) = match stats::mann_whitney(&na.ratio, &oa.ratio, tail) {
-        Ok(r) => r,
-        Err(e) => return Judged::Missing(format!("the test could not be computed: {e}")),
-    };
-    let (Ok(shift), Ok(m_worse), Ok(m_better)) = (
-        stats::hodges_lehmann(&worse.0.diff, &worse.1.diff),
-        stats::median(&worse.0.ratio),
-        stats::median(&worse.1.ratio),
-    ) else {
-        return Judged::Missing("no finite samples".into());
-    };
-    let median_ratio = rate_ratio(m_worse, m_better);
-    let new_summary = summary(&n);
-    let old_summary = summary(&o);
-    let significant = p_value < rule.alpha;
-    let large = median_ratio_reached(median_ratio, rule.min_ratio);
-    let material = shift >= rule.min_shift && shift > 0.0;
-    let fail = significant && large && material;
-    let reason = format!(
-        "median new {} vs old {} ({} vs {} samples from {} vs {} pods); against the old pods' median at the same moments: ratio {}, shift {}, p={} {} α={}{}",
-        fmt_num(new_summary.median),
-        fmt_num(old_summary.median),
-        na.ratio.len(),
-        oa.ratio.len(),
-        new_summary.pods,
-        old_summary.pods,
-        median_ratio.map_or("∞".to_string(), |r| format!("{r:.2}")),
-        fmt_num(shift),
-        fmt_p(p_value),
-        if significant { "<" } else { "≥" },
-        rule.alpha,
-        if significant && !fail {
-            format!(
-                "; significant but below min_ratio {} or min_shift {}",
-                rule.min_ratio, rule.min_shift
-            )
-        } else {
-            String::new()
-        }
-    );
-    Judged::Decided {
-        fail,
-        reason,
-        warn_only: false,
-        evidence: Evidence::Compare(CompareEvidence {
-            new: new_summary,
-            old: old_summary,
-            direction: rule.direction,
-            median_ratio,
-            shift,
-            u_statistic: u,
-            p_value,
-            alpha: rule.alpha,
-            min_ratio: rule.min_ratio,
-            min_shift: rule.min_shift,
-        }),
-    }
-}
-
 fn breaches(value: f64, threshold: f64, direction: Direction) -> bool {
     match direction {
         Direction::HigherIsWorse => value >= threshold,
@@ -583,16 +518,10 @@ fn ratio_reached(ratio: Option<f64>, observed: f64, min_ratio: f64) -> bool {
     observed > 0.0 && ratio.is_none_or(|r| r >= min_ratio)
 }
 
-/// The effect floor of a compare check on the median ratio (`None`: infinite): worse at all,
-/// and by at least `min_ratio`.
-fn median_ratio_reached(ratio: Option<f64>, min_ratio: f64) -> bool {
-    ratio.is_none_or(|r| r > 1.0 && r >= min_ratio)
-}
-
 impl CompareEvidence {
     /// Whether the effect floor on the median ratio was reached (as the judge decided it).
     pub fn ratio_met(&self) -> bool {
-        median_ratio_reached(self.median_ratio, self.min_ratio)
+        compare::median_ratio_reached(self.median_ratio, self.min_ratio)
     }
 }
 
@@ -610,18 +539,31 @@ impl AbsoluteEvidence {
     }
 }
 
+/// The median of a side's samples at each moment.
+fn medians_by_time(s: &Samples) -> BTreeMap<i64, f64> {
+    let mut by: BTreeMap<i64, Vec<f64>> = BTreeMap::new();
+    for (v, t) in s.values.iter().zip(&s.times) {
+        by.entry(*t).or_default().push(*v);
+    }
+    by.into_iter()
+        .filter_map(|(t, vs)| stats::median(&vs).ok().map(|m| (t, m)))
+        .collect()
+}
+
 /// The samples of `s` taken at one of `times`.
 fn restricted(s: &Samples, times: &std::collections::BTreeSet<i64>) -> Samples {
     let mut out = Samples {
         values: Vec::new(),
         times: Vec::new(),
+        pod: Vec::new(),
         pods: s.pods,
         warmup_dropped: s.warmup_dropped,
     };
-    for (v, t) in s.values.iter().zip(&s.times) {
+    for ((v, t), pod) in s.values.iter().zip(&s.times).zip(&s.pod) {
         if times.contains(t) {
             out.values.push(*v);
             out.times.push(*t);
+            out.pod.push(*pod);
         }
     }
     out
@@ -777,6 +719,7 @@ pub fn fmt_p(p: f64) -> String {
     }
 }
 
+mod compare;
 mod error_rate;
 mod logs;
 pub use logs::{LogsEvidence, MAX_ROWS as MAX_LOG_ROWS, SignatureRow};

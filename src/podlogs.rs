@@ -5,9 +5,11 @@
 //! Owns what it costs: at most `max_pods_new` pods of a new ReplicaSet and a sample of
 //! `max_pods_old` of an old one per evaluation, at most `limit_bytes` per request, at most
 //! `concurrency` requests at once; reading resumes where the last read ended; a restarted
-//! container's previous log is read once; a pod that is gone is skipped and forgotten. What it
-//! keeps per pod is a bounded table of error counts per minute and signature, never log text,
-//! so memory stays bounded however much a pod prints. Parsing is [`crate::phplog`]'s; judging
+//! container's previous log is read once. A pod that is gone keeps what was counted of it, so
+//! the old version's errors still count once its pods have left (a fast rollout, the bake),
+//! until no window can reach them. What it keeps per pod is a bounded table of error counts
+//! per minute and signature, never log text, so memory stays bounded however much a pod prints
+//! and however many pods come and go. Parsing is [`crate::phplog`]'s; judging
 //! is the judge's.
 
 use std::collections::{BTreeMap, HashMap};
@@ -115,6 +117,41 @@ struct PodState {
     /// The end of the window last asked for: once it is older than any window can reach, the
     /// state is dropped (its ReplicaSet is no longer analysed).
     last_asked: Timestamp,
+    /// When the container started (on the controller's clock), and the end of its last read.
+    started: Option<Timestamp>,
+    read_to: Option<Timestamp>,
+    /// The pod is gone: nothing more is read; its counts up to `read_to` still count.
+    gone: bool,
+}
+
+impl PodState {
+    /// The errors counted in minutes `from..=to` by signature, and whether they are complete;
+    /// no pods, no exposure.
+    fn counts_in(&self, from: i64, to: i64) -> LogCounts {
+        let mut by_sig: HashMap<usize, u64> = HashMap::new();
+        for (_, counts) in self.minutes.range(from..=to) {
+            for (i, n) in counts {
+                *by_sig.entry(*i).or_default() += n;
+            }
+        }
+        let errors = by_sig
+            .into_iter()
+            .map(|(i, count)| {
+                let (kind, signature, example) = self.signatures[i].clone();
+                SignatureCount {
+                    kind,
+                    signature,
+                    count,
+                    example,
+                }
+            })
+            .collect();
+        LogCounts {
+            errors,
+            truncated: self.behind || self.lost.range(from..=to).next().is_some(),
+            ..LogCounts::default()
+        }
+    }
 }
 
 /// The unix minute of `t`: errors are kept per minute.
@@ -227,6 +264,8 @@ impl KubeLogs {
 
         let mut pods = self.pods.lock().unwrap_or_else(|p| p.into_inner());
         let state = pods.entry(key).or_default();
+        state.started = Some(started);
+        state.read_to = Some(state.read_to.map_or(q.end, |r| r.max(q.end)));
         state.cursor = last.or(state.cursor);
         state.restarts = restarts;
         state.behind = truncated;
@@ -263,31 +302,10 @@ impl KubeLogs {
         let oldest = minute(horizon(q.end));
         state.minutes = state.minutes.split_off(&oldest);
         state.lost = state.lost.split_off(&oldest);
-        let (from, to) = (minute(q.start), minute(q.end));
-        let mut by_sig: HashMap<usize, u64> = HashMap::new();
-        for (_, counts) in state.minutes.range(from..=to) {
-            for (i, n) in counts {
-                *by_sig.entry(*i).or_default() += n;
-            }
-        }
-        let found = by_sig
-            .into_iter()
-            .map(|(i, count)| {
-                let (kind, signature, example) = state.signatures[i].clone();
-                SignatureCount {
-                    kind,
-                    signature,
-                    count,
-                    example,
-                }
-            })
-            .collect();
         Ok(LogCounts {
             pods_read: 1,
             pod_minutes: covered,
-            errors: found,
-            truncated: state.behind || state.lost.range(from..=to).next().is_some(),
-            ..LogCounts::default()
+            ..state.counts_in(minute(q.start), minute(q.end))
         })
     }
 
@@ -373,7 +391,9 @@ impl LogSource for KubeLogs {
                 .collect::<Option<Vec<Pod>>>()
                 .filter(|ps| ps.iter().all(|p| owned_by(p, &q.replicaset)));
             if let Some(pods) = pods {
-                return Ok(self.read_all(&api, pods, total, q).await);
+                let mut counts = self.read_all(&api, pods, total, q).await;
+                counts.merge(self.departed(q));
+                return Ok(counts);
             }
         }
         let hash = q
@@ -398,7 +418,7 @@ impl LogSource for KubeLogs {
                     .is_some()
             })
             .collect();
-        self.forget_gone(q, &owned);
+        self.mark_gone_unless_listed(q, &owned);
         let total = owned.len() as u32;
         let sampled = owned.len() > max;
         let chosen = sample(owned, max);
@@ -407,7 +427,9 @@ impl LogSource for KubeLogs {
             sampled.then(|| chosen.iter().map(|p| p.name_any()).collect()),
             total,
         );
-        Ok(self.read_all(&api, chosen, total, q).await)
+        let mut counts = self.read_all(&api, chosen, total, q).await;
+        counts.merge(self.departed(q));
+        Ok(counts)
     }
 }
 
@@ -474,7 +496,7 @@ impl KubeLogs {
                 Ok(counts) => out.merge(counts),
                 Err(why) => {
                     if matches!(why, ReadError::Gone) {
-                        self.forget(&q.namespace, &name);
+                        self.mark_gone(&q.namespace, &name);
                     }
                     out.skipped.push(format!("{name}: {why}"));
                 }
@@ -485,18 +507,64 @@ impl KubeLogs {
 }
 
 impl KubeLogs {
-    /// Drops what is kept of this ReplicaSet's pods that no longer exist: churn must not grow
-    /// memory.
-    fn forget_gone(&self, q: &LogQuery, listed: &[Pod]) {
+    /// Marks this ReplicaSet's pods that were read before and are no longer listed as gone.
+    fn mark_gone_unless_listed(&self, q: &LogQuery, listed: &[Pod]) {
         let prefix = format!("{}-", q.replicaset);
         let names: Vec<String> = listed.iter().map(|p| p.name_any()).collect();
-        self.forget_where(|(ns, pod, _)| {
-            ns == &q.namespace && pod.starts_with(&prefix) && !names.contains(pod)
-        });
+        let mut pods = self.pods.lock().unwrap_or_else(|p| p.into_inner());
+        for ((ns, pod, _), state) in pods.iter_mut() {
+            if ns == &q.namespace && pod.starts_with(&prefix) && !names.contains(pod) {
+                state.gone = true;
+            }
+        }
     }
 
-    fn forget(&self, namespace: &str, pod: &str) {
-        self.forget_where(|(ns, p, _)| ns == namespace && p == pod);
+    fn mark_gone(&self, namespace: &str, pod: &str) {
+        let mut pods = self.pods.lock().unwrap_or_else(|p| p.into_inner());
+        for ((ns, p, _), state) in pods.iter_mut() {
+            if ns == namespace && p == pod {
+                state.gone = true;
+            }
+        }
+    }
+
+    /// What was counted of this ReplicaSet's gone pods inside the query's window, with the
+    /// minutes they served in it; those no window can reach any more are dropped.
+    fn departed(&self, q: &LogQuery) -> LogCounts {
+        let prefix = format!("{}-", q.replicaset);
+        let oldest = horizon(q.end);
+        let mut out = LogCounts::default();
+        let mut dropped = std::collections::HashSet::new();
+        let mut pods = self.pods.lock().unwrap_or_else(|p| p.into_inner());
+        pods.retain(|key, state| {
+            let (ns, pod, _) = key;
+            if !(state.gone && ns == &q.namespace && pod.starts_with(&prefix)) {
+                return true;
+            }
+            let Some(read_to) = state.read_to.filter(|t| *t >= oldest) else {
+                dropped.insert(key.clone());
+                return false;
+            };
+            state.last_asked = q.end;
+            state.minutes = state.minutes.split_off(&minute(oldest));
+            state.lost = state.lost.split_off(&minute(oldest));
+            let from = state.started.unwrap_or(q.start).max(q.start);
+            let to = read_to.min(q.end);
+            if to > from {
+                out.pods_departed += 1;
+                out.pod_minutes += to.duration_since(from).as_secs_f64() / 60.0;
+                out.merge(state.counts_in(minute(q.start), minute(to)));
+            }
+            true
+        });
+        drop(pods);
+        if !dropped.is_empty() {
+            self.reading
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .retain(|k, _| !dropped.contains(k));
+        }
+        out
     }
 
     /// Drops the logs no window asked for since `t`: pods of ReplicaSets no longer analysed
@@ -519,16 +587,5 @@ impl KubeLogs {
                 .unwrap_or_else(|p| p.into_inner())
                 .retain(|k, _| !stale.contains(k));
         }
-    }
-
-    fn forget_where(&self, gone: impl Fn(&PodKey) -> bool) {
-        self.pods
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .retain(|k, _| !gone(k));
-        self.reading
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .retain(|k, _| !gone(k));
     }
 }

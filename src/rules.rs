@@ -207,6 +207,16 @@ pub struct Compare {
     /// Samples needed on each side.
     #[serde(default = "defaults::min_samples")]
     pub min_samples: usize,
+    /// When the minutes both versions served (after the new pods' warm-up) are too few — a
+    /// fast rollout, 25% batches, a bake after the old pods left — judge the new pods against
+    /// the old version's level in the `window` before its pods left, and count it a
+    /// regression only beyond the largest drift the old version showed by itself over the
+    /// same gap within `history_span`. `false`: only moments both versions served count.
+    #[serde(default = "defaults::yes")]
+    pub history: bool,
+    /// How far back the old version's series is read for that comparison and its drift.
+    #[serde(default = "defaults::history_span")]
+    pub history_span: PromDuration,
 }
 
 /// A per-pod series of the new ReplicaSet against a fixed threshold: saturation needs no
@@ -295,6 +305,9 @@ mod defaults {
     }
     pub fn incident_span() -> PromDuration {
         PromDuration::from_secs(300)
+    }
+    pub fn history_span() -> PromDuration {
+        PromDuration::from_secs(3600)
     }
     pub fn consecutive() -> u32 {
         2
@@ -600,6 +613,13 @@ impl Rule {
                 self.check_step(&mut p, c.step, c.warmup);
                 if c.min_samples < 2 {
                     p.push("check.compare.min_samples must be at least 2".into());
+                }
+                let three_windows = PromDuration::new(self.window.as_std().saturating_mul(3));
+                if c.history && c.history_span < three_windows {
+                    p.push(format!(
+                        "check.compare.history_span must be at least three windows ({three_windows}) to show how the metric drifts by itself, got {}",
+                        c.history_span
+                    ));
                 }
             }
             Check::Logs(c) => {

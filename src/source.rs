@@ -11,7 +11,10 @@ use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 
 use crate::duration::PromDuration;
+
+mod consistent;
 use crate::phplog::ErrorKind;
+pub use consistent::Consistent;
 
 /// One sample: unix time in seconds and a value (which may be NaN or infinite: the judge treats
 /// such a point as damaged, never as zero).
@@ -148,6 +151,8 @@ pub struct LogCounts {
     /// Pods whose logs were read, and pods the ReplicaSet has.
     pub pods_read: u32,
     pub pods_total: u32,
+    /// Pods gone since they were read, whose counts (up to their last read) still count.
+    pub pods_departed: u32,
     /// Minutes of log covered, summed over the pods read: the exposure errors are counted on.
     pub pod_minutes: f64,
     /// Errors by signature, most frequent first.
@@ -173,6 +178,7 @@ impl LogCounts {
     pub fn merge(&mut self, other: LogCounts) {
         self.pods_read += other.pods_read;
         self.pods_total += other.pods_total;
+        self.pods_departed += other.pods_departed;
         self.pod_minutes += other.pod_minutes;
         self.truncated |= other.truncated;
         self.skipped.extend(other.skipped);

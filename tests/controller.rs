@@ -322,15 +322,29 @@ async fn with_prometheus_down_nothing_is_done() {
     let down = PrometheusSource::new(&PrometheusConfig::new("http://127.0.0.1:9")).unwrap();
     let daemon = c.daemon_with(c.config(), down).await;
     c.release("shop", "v2", Some("class-errors")).await;
+    // Nothing was judged: the analysis ends inconclusive, not passed, and says why.
     let d = c
         .wait("shop", "the release to roll out and bake", LONG, |d| {
-            rolled_out(d) && stage(d).as_deref() == Some("passed")
+            rolled_out(d) && stage(d).as_deref() == Some("inconclusive")
         })
         .await;
     assert_eq!(version(&d), "v2");
     assert_eq!(rollbacks(&d), 0);
     let last = memory(&d).unwrap().current.unwrap().last.unwrap();
     assert_eq!(last.outcome.to_string(), "inconclusive");
+    let events = c.events("shop").await;
+    assert!(
+        !events.iter().any(|(reason, _)| reason == "AnalysisPassed"),
+        "{events:?}"
+    );
+    let (_, note) = events
+        .iter()
+        .find(|(reason, _)| reason == "AnalysisInconclusive")
+        .expect("an AnalysisInconclusive Event");
+    assert!(
+        note.contains("class-loading-errors") && note.contains("unreachable"),
+        "{note}"
+    );
     let text = daemon.metrics().await;
     assert!(
         metric(

@@ -233,7 +233,7 @@ async fn a_pod_printing_megabytes_is_read_within_its_bounds() {
         logs.logs(&q).await.unwrap().truncated,
         "the first minute lost errors"
     );
-    // A pod that is gone is skipped, and forgotten.
+    // A pod that is gone is not read again; what was counted of it is kept (bounded).
     api.delete(&noisy, &Default::default()).await.unwrap();
     let third = logs.logs(&q).await.unwrap();
     assert!(third.pods_read <= 2);
@@ -321,5 +321,76 @@ async fn reads_of_the_same_pod_at_once_count_each_line_once() {
         ..q.clone()
     };
     logs.logs(&later).await.unwrap();
+    assert_eq!(logs.pods_tracked(), 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_gone_pods_errors_still_count_until_no_window_reaches_them() {
+    let c = Cluster::fake("logs-departed", Duration::from_millis(100)).await;
+    c.deploy("shop", 2, &[(annotations::ENABLED, "true")]).await;
+    let fake = c.fake.as_ref().unwrap();
+    let api: Api<Pod> = Api::namespaced(c.client.clone(), &c.namespace);
+    let pods = api.list(&ListParams::default()).await.unwrap().items;
+    let rs = pods[0].owner_references()[0].name.clone();
+    let start = jiff::Timestamp::now();
+    for p in &pods {
+        for i in 0..3 {
+            let t = start + jiff::SignedDuration::from_millis(i);
+            fake.append_log(&c.namespace, &p.name_any(), "php", t, SHARED_FATAL[0])
+                .unwrap();
+        }
+    }
+    let logs = KubeLogs::new(c.client.clone(), LogLimits::default());
+    let old = |from, to| LogQuery {
+        new: false,
+        ..query(&c, rs.clone(), Some("php"), from, to)
+    };
+    let q = old(start - MINUTE, start + MINUTE);
+    let read = logs.logs(&q).await.unwrap();
+    assert_eq!(
+        (read.pods_read, read.pods_departed, count(&read)),
+        (2, 0, 6)
+    );
+
+    // The rollout finished: the old ReplicaSet is scaled to zero and its pods are gone.
+    let zero = serde_json::json!({ "spec": { "replicas": 0 } });
+    c.deployments()
+        .patch(
+            "shop",
+            &kube::api::PatchParams::default(),
+            &kube::api::Patch::Merge(&zero),
+        )
+        .await
+        .unwrap();
+    c.wait("shop", "the pods to go", LONG, |d| {
+        d.status.as_ref().and_then(|s| s.replicas).unwrap_or(0) == 0
+    })
+    .await;
+    let deadline = tokio::time::Instant::now() + LONG;
+    while !api
+        .list(&ListParams::default())
+        .await
+        .unwrap()
+        .items
+        .is_empty()
+    {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the pods never went"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let kept = logs.logs(&q).await.unwrap();
+    assert_eq!(
+        (kept.pods_read, kept.pods_departed, count(&kept)),
+        (0, 2, 6),
+        "what was counted of the old pods still counts: {kept:?}"
+    );
+    assert!(kept.pod_minutes > 0.0, "{kept:?}");
+
+    // A window that no longer reaches them: forgotten, memory freed.
+    let later = start + jiff::SignedDuration::from_hours(30);
+    let gone = logs.logs(&old(later - MINUTE, later)).await.unwrap();
+    assert_eq!((gone.pods_departed, count(&gone)), (0, 0));
     assert_eq!(logs.pods_tracked(), 0);
 }

@@ -36,6 +36,7 @@ use std::path::Path;
 
 use rollout_guard::rules::RuleSet;
 use rollout_guard::simulate::{Fault, Gate, History, Noise, Scenario, SimSource, generate};
+use rollout_guard::source::Consistent;
 use rollout_guard::source::MetricSource;
 
 use corpus::Case;
@@ -171,9 +172,13 @@ async fn judge_case(
     } else {
         SimSource::new(h)
     };
+    // As the controller reads Prometheus: an answer that lost series it had is partial.
     match case.damage {
-        Some(d) => judge_all(rules, h, &Damaged::new(&sim, d, h), opts, mode).await,
-        None => judge_all(rules, h, &sim, opts, mode).await,
+        Some(d) => {
+            let source = Consistent::new(Damaged::new(&sim, d, h));
+            judge_all(rules, h, &source, opts, mode).await
+        }
+        None => judge_all(rules, h, &Consistent::new(sim), opts, mode).await,
     }
 }
 

@@ -150,7 +150,7 @@ async fn without_old_pods_comparisons_skip_the_old_side() {
 }
 
 #[tokio::test]
-async fn once_the_old_pods_are_gone_only_error_rate_checks_pair_with_them() {
+async fn once_the_old_pods_are_gone_error_rate_and_compare_checks_pair_with_them() {
     let rules = RuleSet::defaults();
     // The old ReplicaSet served the first half hour of the window, the new one all of it.
     let fake = Fake::new(|q: &str, start, end| {
@@ -166,7 +166,9 @@ async fn once_the_old_pods_are_gone_only_error_rate_checks_pair_with_them() {
     let eval = evaluate(&rules, &t, at(), &fake).await;
     for v in &eval.verdicts {
         let rule = rules.get(&v.rule).unwrap();
-        let paired = matches!(rule.check, Check::ErrorRate(_));
+        // Absolute checks look at the old side as it is now; compare checks read the old
+        // version's history (`history: true`, the default), error-rate checks its intervals.
+        let paired = matches!(rule.check, Check::ErrorRate(_) | Check::Compare(_));
         assert_eq!(
             v.queries.iter().any(|q| q.side == "old"),
             paired,
@@ -174,7 +176,7 @@ async fn once_the_old_pods_are_gone_only_error_rate_checks_pair_with_them() {
             v.rule,
             v.queries
         );
-        if paired {
+        if matches!(rule.check, Check::ErrorRate(_)) {
             assert_eq!(v.outcome, Outcome::Fail, "{}: {}", v.rule, v.reason);
             let Some(crate::judge::Evidence::ErrorRate(e)) = &v.evidence else {
                 panic!("{}", v.reason)
@@ -255,4 +257,32 @@ async fn rules_reading_the_same_logs_share_one_read_per_replicaset() {
     for v in &eval.verdicts {
         assert_eq!(v.queries.len(), 2, "{}: {:?}", v.rule, v.queries);
     }
+}
+
+#[tokio::test]
+async fn a_compare_check_reads_the_old_version_over_its_history_span() {
+    let rules = only(&RuleSet::defaults(), "cpu-per-request");
+    let seen = Mutex::new(Vec::new());
+    let fake = Fake::new(|q: &str, start, end| {
+        seen.lock()
+            .unwrap()
+            .push((q.contains("web-old"), start, end));
+        Ok(vec![])
+    });
+    let mut t = target(&[]);
+    t.departed = vec!["web-old".into()];
+    evaluate(&rules, &t, at(), &fake).await;
+    let seen = seen.lock().unwrap();
+    let (_, start, end) = *seen.iter().find(|(old, ..)| *old).expect("an old query");
+    assert_eq!(
+        end - start,
+        3600.0 + 120.0,
+        "an hour of history plus the warm-up"
+    );
+    let (_, start, end) = *seen.iter().find(|(old, ..)| !*old).expect("a new query");
+    assert_eq!(
+        end - start,
+        600.0 + 120.0,
+        "the 10m window plus the warm-up"
+    );
 }

@@ -398,6 +398,51 @@ fn a_completed_rollout_bakes_then_passes() {
 }
 
 #[test]
+fn an_analysis_in_which_a_rule_never_judged_ends_inconclusive_naming_it() {
+    let s = Settings::default();
+    // cpu-per-request never has a baseline; class-loading-errors has none at first, then
+    // judges: only the one that never judged is named.
+    let mut first = verdicts(Outcome::Pass, None);
+    for v in first
+        .iter_mut()
+        .filter(|v| v.rule == "cpu-per-request" || v.rule == "class-loading-errors")
+    {
+        v.outcome = Outcome::Inconclusive;
+        v.reason = format!("{}: too few moments both versions served", v.rule);
+    }
+    let mut later = first.clone();
+    for v in later
+        .iter_mut()
+        .filter(|v| v.rule == "class-loading-errors")
+    {
+        v.outcome = Outcome::Pass;
+    }
+    let p = step(&rolling(3), &Memory::default(), &s, &first, 0);
+    let p = step(&complete(), &p.memory, &s, &later, 30);
+    let done = 30 + s.bake.as_secs() as i64;
+    let p = step(&complete(), &p.memory, &s, &first, done);
+    assert_eq!(reasons(&p), ["AnalysisInconclusive"]);
+    assert!(p.notes[0].warning);
+    assert!(
+        p.notes[0]
+            .message
+            .contains("cpu-per-request: cpu-per-request: too few moments"),
+        "{}",
+        p.notes[0].message
+    );
+    assert!(!p.notes[0].message.contains("class-loading-errors"));
+    assert!(
+        matches!(stage(&p), Stage::Inconclusive { rules, .. } if rules == &["cpu-per-request"])
+    );
+    assert!(p.acts.is_empty());
+    assert_eq!(
+        wants_evaluation(&complete(), &p.memory, &s, at(done + 30)),
+        None,
+        "final, like a pass"
+    );
+}
+
+#[test]
 fn a_saturation_found_while_baking_still_rolls_back() {
     let s = Settings::default();
     let pass = verdicts(Outcome::Pass, None);

@@ -36,6 +36,10 @@ pub struct LogsEvidence {
     pub new_pod_minutes: f64,
     pub old_pods_read: u32,
     pub old_pods_total: u32,
+    /// Old pods gone since they were read, whose counts still count (the old version's
+    /// errors after its pods left).
+    #[serde(default)]
+    pub old_pods_departed: u32,
     pub old_pod_minutes: f64,
     /// The counted signatures, the deciding one first, then by new count.
     pub signatures: Vec<SignatureRow>,
@@ -79,7 +83,7 @@ pub const MAX_ROWS: usize = 20;
 pub(super) fn judge_logs(rule: &Logs, new: &LogCounts, old: Option<&LogCounts>) -> Judged {
     let Some(old) = old else { return no_baseline() };
     for (side, c) in [("new", new), ("old", old)] {
-        if c.pods_read == 0 {
+        if c.pods_read + c.pods_departed == 0 {
             return Judged::Missing(format!(
                 "no log of the {side} pods could be read ({} pod(s); {})",
                 c.pods_total,
@@ -207,6 +211,7 @@ pub(super) fn judge_logs(rule: &Logs, new: &LogCounts, old: Option<&LogCounts>) 
             new_pod_minutes: en,
             old_pods_read: old.pods_read,
             old_pods_total: old.pods_total,
+            old_pods_departed: old.pods_departed,
             old_pod_minutes: eo,
             signatures: rows,
             total,
@@ -238,6 +243,7 @@ mod tests {
         LogCounts {
             pods_read: pods,
             pods_total: pods,
+            pods_departed: 0,
             pod_minutes: minutes,
             errors: errors
                 .iter()

@@ -1,3 +1,4 @@
+use super::compare::median_ratio_reached;
 use super::*;
 use crate::rules::RuleSet;
 use std::path::PathBuf;

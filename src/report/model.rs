@@ -99,6 +99,11 @@ pub enum Ending {
     Passed {
         resumed: bool,
     },
+    /// Analysed to the end with no action, but some rules never reached a verdict; `why`
+    /// names them and their reasons (the `AnalysisInconclusive` note).
+    Inconclusive {
+        why: Option<String>,
+    },
     /// No action, and no end of analysis in the records.
     NoAction {
         stage: Option<String>,
@@ -114,6 +119,7 @@ impl Ending {
             Ending::Recorded { .. } => "action recorded, not taken",
             Ending::ActionFailed { .. } => "action failed",
             Ending::Passed { .. } => "passed",
+            Ending::Inconclusive { .. } => "inconclusive",
             Ending::NoAction { .. } => "no action",
         }
     }
@@ -125,7 +131,7 @@ impl Ending {
             | Ending::Paused { rule, .. }
             | Ending::Recorded { rule, .. }
             | Ending::ActionFailed { rule, .. } => rule.as_deref(),
-            Ending::Passed { .. } | Ending::NoAction { .. } => None,
+            Ending::Passed { .. } | Ending::Inconclusive { .. } | Ending::NoAction { .. } => None,
         }
     }
 }
@@ -254,6 +260,14 @@ pub fn build(selected: &Selected<'_>, source: Source) -> Report {
                 resumed: records
                     .iter()
                     .any(|r| r.acts.iter().any(|a| matches!(a, Act::Resume))),
+            },
+            Some(stage) if stage == "inconclusive" => Ending::Inconclusive {
+                why: records
+                    .iter()
+                    .rev()
+                    .flat_map(|r| &r.notes)
+                    .find(|n| n.reason == "AnalysisInconclusive")
+                    .map(|n| n.message.clone()),
             },
             stage => Ending::NoAction { stage },
         },

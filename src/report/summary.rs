@@ -92,6 +92,13 @@ pub(super) fn summary(
                 ""
             }
         ),
+        Ending::Inconclusive { why } => format!(
+            "{first} was analysed in {} mode ({span}) and no rule acted, but the analysis was inconclusive: {}.",
+            report.mode,
+            why.as_deref()
+                .unwrap_or("some rules never reached a verdict")
+                .trim_end_matches('.')
+        ),
         Ending::NoAction { stage } => format!(
             "{first} was analysed in {} mode ({span}) and no rule acted; at the last record its analysis stood at stage {}.",
             report.mode,

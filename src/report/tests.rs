@@ -652,6 +652,10 @@ fn compare_absolute_and_logs_series() {
                         alpha: 0.001,
                         min_ratio: 1.15,
                         min_shift: 0.0,
+                        baseline: Default::default(),
+                        pods_worse: 2,
+                        pods_judged: 2,
+                        history: None,
                     })),
                 ),
                 verdict(
@@ -734,6 +738,7 @@ fn logs(i: i64) -> Evidence {
         new_pod_minutes: minutes,
         old_pods_read: 3,
         old_pods_total: 3,
+        old_pods_departed: 0,
         old_pod_minutes: 3.0 * minutes,
         total: row("(all counted kinds)", 4, 0),
         signatures,
