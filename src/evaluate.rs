@@ -170,7 +170,10 @@ async fn evaluate_rule<S: MetricSource>(
             };
             let old_q = (!old_rs.is_empty())
                 .then(|| record(&mut sent, "old", "query", &c.query, &bind(&old_rs)));
-            series_pair(&new_q, old_q.as_deref(), &window, old_from, c.step, source).await
+            // The new side over the same span: the moments both versions served, all of
+            // them, tell a regression from a load change after the old pods left.
+            let from = (old_from, old_from);
+            series_pair(&new_q, old_q.as_deref(), &window, from, c.step, source).await
         }
         Check::Absolute(c) => {
             let new_q = record(&mut sent, "new", "query", &c.query, &bind(new_rs));
@@ -183,15 +186,8 @@ async fn evaluate_rule<S: MetricSource>(
                     &bind(&target.old_replicasets),
                 )
             });
-            series_pair(
-                &new_q,
-                old_q.as_deref(),
-                &window,
-                window.query_start,
-                c.step,
-                source,
-            )
-            .await
+            let from = (window.query_start, window.query_start);
+            series_pair(&new_q, old_q.as_deref(), &window, from, c.step, source).await
         }
         Check::Logs(c) => {
             let query = |rs: &str, new: bool| LogQuery {
@@ -278,20 +274,19 @@ fn record(
     promql
 }
 
-/// Runs one side's range query over the rule's window, and the other's if there is one from
-/// `old_from` (unix seconds; earlier than the window's start where the old side's history
-/// counts).
+/// Runs the new side's range query and the old side's, if there is one, to the window's end,
+/// from `(new, old)` in unix seconds (the window's query start, or earlier where the old
+/// version's history counts).
 async fn series_pair<S: MetricSource>(
     new_q: &str,
     old_q: Option<&str>,
     window: &Window,
-    old_from: f64,
+    (new_from, old_from): (f64, f64),
     step: crate::duration::PromDuration,
     source: &S,
 ) -> Observation {
-    let start = from_unix(window.query_start);
     let end = from_unix(window.at);
-    let new_f = source.range(new_q, start, end, step);
+    let new_f = source.range(new_q, from_unix(new_from), end, step);
     let old_f = async {
         match &old_q {
             Some(q) => source

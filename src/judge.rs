@@ -287,6 +287,10 @@ pub struct CompareHistory {
     /// counted as worse is beyond it and `needed`.
     #[serde(default)]
     pub pod_bar: f64,
+    /// The new pods' median ratio to the old pods at the moments both served (after warm-up),
+    /// over the history span, when there were enough: a regression must show there too.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub while_both: Option<f64>,
     /// Where the old version's series began.
     pub history_from: jiff::Timestamp,
 }

@@ -57,7 +57,7 @@ pub(super) fn compare(
     // with the new pods before it left are their first minutes, against its last pods.
     let stopped = o.times.iter().max() < n.times.iter().max();
     if rule.history && stopped {
-        return against_history(rule, w, &n, old).unwrap_or_else(|why| {
+        return against_history(rule, w, &n, new, old).unwrap_or_else(|why| {
             Judged::Missing(format!(
                 "the old pods are gone; against the old version's history: {why}"
             ))
@@ -353,10 +353,12 @@ fn against_history(
     rule: &Compare,
     w: &Window,
     n: &Samples,
+    new: &[Series],
     old: &[Series],
 ) -> Result<Judged, String> {
     enough(n.values.len(), "new", rule.min_samples)?;
     let level = OldLevel::read(rule, w, old)?;
+    let both = while_both_served(rule, w, new, &level);
     let window_ms = ((w.at - w.start) * 1000.0).round() as i64;
     let step_ms = ((w.step * 1000.0).round() as i64).max(1);
     let before_times: Vec<i64> = level
@@ -415,14 +417,20 @@ fn against_history(
         Direction::HigherIsWorse => after - before,
         Direction::LowerIsWorse => before - after,
     };
-    let fail = ratio >= needed && shift >= rule.min_shift && most(worse_pods, new_levels.len());
+    // Where both versions served long enough to compare (after warm-up), a regression shows
+    // there too; a rise only after the old pods left is the load's, not the release's.
+    let consistent = both.as_ref().is_none_or(|b| b.ratio >= rule.min_ratio);
+    let fail = ratio >= needed
+        && shift >= rule.min_shift
+        && most(worse_pods, new_levels.len())
+        && consistent;
     let new_summary = summary(n);
     let old_summary = {
         let keep: std::collections::BTreeSet<i64> = before_times.iter().copied().collect();
         summary(&super::restricted(&level.samples, &keep))
     };
-    let reason = format!(
-        "too few moments both versions served, so against the old version's history: median new {} ({} samples from {} pods) vs the old version's {} in the {} before its last sample: ratio {:.2}; over the last {} the old version's own level moved at most ×{:.2} between stretches {} apart ({pairs} pairs), so a regression needs ×{:.2} (min_ratio {} × that drift); {} of {} new pods each beyond ×{:.2} (that, or the most one old pod rose above the whole)",
+    let mut reason = format!(
+        "the old pods are gone, so against the old version's history: median new {} ({} samples from {} pods) vs the old version's {} in the {} before its last sample: ratio {:.2}; over the last {} the old version's own level moved at most ×{:.2} between stretches {} apart ({pairs} pairs), so a regression needs ×{:.2} (min_ratio {} × that drift); {} of {} new pods each beyond ×{:.2} (that, or the most one old pod rose above the whole)",
         fmt_num(after),
         new_summary.samples,
         new_summary.pods,
@@ -438,6 +446,18 @@ fn against_history(
         new_levels.len(),
         pod_needed,
     );
+    if let Some(b) = &both {
+        reason.push_str(&format!(
+            "; while both served: ratio {:.2} over {} new samples{}",
+            b.ratio,
+            b.samples,
+            if consistent {
+                ""
+            } else {
+                ", below min_ratio: the rise came after the old pods left (load), not with the release"
+            }
+        ));
+    }
     Ok(Judged::Decided {
         fail,
         reason,
@@ -472,9 +492,55 @@ fn against_history(
                 drift_pairs: pairs,
                 needed,
                 pod_bar: drift.pod_bar,
+                while_both: both.as_ref().map(|b| b.ratio),
                 history_from: timestamp(level.first),
             })),
         }),
+    })
+}
+
+/// The new pods against the old ones at the moments both served, over the history span.
+struct WhileBoth {
+    /// The median of the new pods' ratios to the old median at the same moments, over that
+    /// of the old pods' (worse-ward).
+    ratio: f64,
+    samples: usize,
+}
+
+/// The comparison at the same moments over the whole history span, if both sides have
+/// `min_samples` there.
+fn while_both_served(
+    rule: &Compare,
+    w: &Window,
+    new: &[Series],
+    level: &OldLevel,
+) -> Option<WhileBoth> {
+    let span = rule.history_span.as_secs_f64();
+    let hw = Window {
+        start: w.at - span,
+        query_start: w.at - span - w.warmup,
+        ..*w
+    };
+    let n = samples(new, &hw);
+    let na = align(&n, &level.by_time);
+    let shared: std::collections::BTreeSet<i64> = n.times.iter().copied().collect();
+    let old_shared: Vec<f64> = level
+        .samples
+        .values
+        .iter()
+        .zip(&level.samples.times)
+        .filter(|(_, t)| shared.contains(t))
+        .filter_map(|(v, t)| level.by_time.get(t).filter(|m| **m > 0.0).map(|m| v / m))
+        .collect();
+    if na.ratio.len() < rule.min_samples || old_shared.len() < rule.min_samples {
+        return None;
+    }
+    let (Ok(new_m), Ok(old_m)) = (stats::median(&na.ratio), stats::median(&old_shared)) else {
+        return None;
+    };
+    (old_m > 0.0 && new_m > 0.0).then(|| WhileBoth {
+        ratio: worse_ward(new_m / old_m, rule.direction),
+        samples: na.ratio.len(),
     })
 }
 

@@ -9,8 +9,8 @@
 //! [`SourceError::Partial`], never passed on. It owns nothing else: what the series mean is
 //! the judge's. Memory is bounded: the queries asked least recently are forgotten first.
 
-use std::collections::hash_map::DefaultHasher;
 use std::collections::HashMap;
+use std::collections::hash_map::DefaultHasher;
 use std::hash::{Hash, Hasher};
 use std::sync::Mutex;
 

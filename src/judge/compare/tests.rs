@@ -185,3 +185,40 @@ fn one_pod_on_a_busy_node_does_not_fail_a_release_but_most_pods_do() {
     assert_eq!((e.pods_worse, e.pods_judged), (2, 3));
     assert_eq!(v.outcome, Outcome::Fail, "{}", v.reason);
 }
+
+/// New pods since 15 minutes before `LEFT` (a slow rollout), at `before` while the old pods
+/// serve and `after` once they left.
+fn slow_new_pods(n: usize, before: f64, after: f64, at: f64) -> Vec<Series> {
+    (0..n)
+        .map(|p| {
+            let start = LEFT - 900.0;
+            let points = (0..)
+                .map(|i| start + STEP * i as f64)
+                .take_while(|t| *t <= at)
+                .enumerate()
+                .map(|(i, t)| (t, if t <= LEFT { before } else { after } * wobble(i, p + 5)));
+            Series::for_pod(&format!("new-{p}"), points)
+        })
+        .collect()
+}
+
+#[test]
+fn a_rise_only_after_the_old_pods_left_is_the_loads_not_the_releases() {
+    let r = cpu_rule("");
+    let at = LEFT + 600.0;
+    // While both served, the new pods ran as the old ones did; the level rose after.
+    let v = judged(&r, at, slow_new_pods(3, 1.0, 1.5, at), old_pods(4, |_| 1.0));
+    assert_eq!(v.outcome, Outcome::Pass, "{}", v.reason);
+    let h = evidence(&v).history.clone().unwrap();
+    assert!(h.ratio > 1.4, "{h:?}");
+    assert!(h.while_both.unwrap() < 1.1, "{h:?}");
+    assert!(
+        v.reason.contains("the rise came after the old pods left"),
+        "{}",
+        v.reason
+    );
+    // A release that was worse while both served, and stays worse, fails.
+    let v = judged(&r, at, slow_new_pods(3, 1.5, 1.5, at), old_pods(4, |_| 1.0));
+    assert_eq!(v.outcome, Outcome::Fail, "{}", v.reason);
+    assert!(evidence(&v).history.as_ref().unwrap().while_both.unwrap() > 1.4);
+}
