@@ -4,7 +4,7 @@
 //! a rule well formed, and the errors that name the file, the rule and the line. It does not run
 //! queries or judge anything: [`crate::judge`] gives a rule its meaning.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashSet};
 use std::fmt;
 use std::path::{Path, PathBuf};
 
@@ -417,7 +417,8 @@ impl RuleSet {
 
     /// Loads rule files and folders (their `*.yaml` / `*.yml` files, recursively, in name
     /// order, leaving out entries whose names start with `..`: the `..data` link and dated
-    /// folders through which Kubernetes mounts a ConfigMap hold a second copy of every file).
+    /// folders through which Kubernetes mounts a ConfigMap hold a second copy of every file; a
+    /// folder that links lead to more than once, even in a loop, is read once).
     /// Every problem in every file is reported.
     pub fn load(paths: &[PathBuf]) -> Result<RuleSet, RuleErrors> {
         let mut sources = Vec::new();
@@ -723,12 +724,26 @@ fn first_line(s: &str) -> String {
         .to_string()
 }
 
+/// The rule files at `path`: itself, or the `*.yaml` / `*.yml` files under it (see
+/// [`RuleSet::load`]).
 fn collect_files(path: &Path) -> Result<Vec<PathBuf>, String> {
+    let mut out = Vec::new();
+    walk(path, &mut HashSet::new(), &mut out)?;
+    Ok(out)
+}
+
+/// Adds the rule files at `path` to `out`. A folder is read once however many links lead to
+/// it (`visited` holds the canonical paths of the folders read), so links that loop end.
+fn walk(path: &Path, visited: &mut HashSet<PathBuf>, out: &mut Vec<PathBuf>) -> Result<(), String> {
     let meta = std::fs::metadata(path).map_err(|e| format!("cannot read: {e}"))?;
     if meta.is_file() {
-        return Ok(vec![path.to_path_buf()]);
+        out.push(path.to_path_buf());
+        return Ok(());
     }
-    let mut out = Vec::new();
+    let canonical = std::fs::canonicalize(path).map_err(|e| format!("cannot read: {e}"))?;
+    if !visited.insert(canonical) {
+        return Ok(());
+    }
     let mut entries: Vec<_> = std::fs::read_dir(path)
         .map_err(|e| format!("cannot list: {e}"))?
         .filter_map(Result::ok)
@@ -743,7 +758,7 @@ fn collect_files(path: &Path) -> Result<Vec<PathBuf>, String> {
             continue;
         }
         if entry.is_dir() {
-            out.extend(collect_files(&entry)?);
+            walk(&entry, visited, out)?;
         } else if matches!(
             entry.extension().and_then(|e| e.to_str()),
             Some("yaml" | "yml")
@@ -751,7 +766,7 @@ fn collect_files(path: &Path) -> Result<Vec<PathBuf>, String> {
             out.push(entry);
         }
     }
-    Ok(out)
+    Ok(())
 }
 
 /// The rule name a line declares (`name: x` or `- name: "x"`), if it declares one.
