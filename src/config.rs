@@ -191,6 +191,23 @@ pub enum ConfigError {
     Invalid(Vec<String>),
 }
 
+/// Whether `filter` is a `tracing` filter whose every directive names a level: `info`, or
+/// `target=level` (a bare word is a target at every level in tracing's syntax, which in this
+/// key is a misspelt level rather than what was meant).
+fn log_filter_ok(filter: &str) -> Result<(), String> {
+    const LEVELS: [&str; 6] = ["trace", "debug", "info", "warn", "error", "off"];
+    tracing_subscriber::EnvFilter::try_new(filter).map_err(|e| format!("{filter:?}: {e}"))?;
+    match filter.split(',').map(str::trim).find(|d| {
+        !d.is_empty() && !d.contains('=') && !LEVELS.contains(&d.to_ascii_lowercase().as_str())
+    }) {
+        Some(d) => Err(format!(
+            "{d:?} is neither a level ({}) nor a target=level directive",
+            LEVELS.join(", ")
+        )),
+        None => Ok(()),
+    }
+}
+
 /// Refuses a YAML file (by extension) that serde-saphyr cannot read within its budget and
 /// [`MAX_REPLAYED_EVENTS`], before the `config` crate expands its aliases without bound.
 fn check_yaml(path: &Path) -> Result<(), ConfigError> {
@@ -287,6 +304,9 @@ impl Config {
                 "logs.limit_bytes: at least 1024, got {}",
                 self.logs.limit_bytes
             ));
+        }
+        if let Err(e) = log_filter_ok(&self.log.level) {
+            problems.push(format!("log.level: {e}"));
         }
         if self.limits.max_concurrent_evaluations == 0 {
             problems.push("limits.max_concurrent_evaluations: at least 1".into());

@@ -436,7 +436,11 @@ impl RuleSet {
                 Err(e) => errors.push(file_error(path, e)),
             }
         }
-        if sources.is_empty() && errors.is_empty() {
+        if sources.is_empty() && !errors.is_empty() {
+            // Nothing was read: "no rules" would only repeat that, about no file.
+            return Err(RuleErrors(errors));
+        }
+        if sources.is_empty() {
             let shown = paths
                 .iter()
                 .map(|p| p.display().to_string())

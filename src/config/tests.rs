@@ -203,3 +203,29 @@ fn a_file_of_nested_aliases_is_refused_before_it_expands() {
     let msg = invalid(Config::load_with_env(Some(f.path()), []));
     assert!(msg.contains("unknown field"), "{msg}");
 }
+
+/// Issue 14 (messages): a log level that means nothing is refused, not only warned about.
+#[test]
+fn a_log_level_that_is_not_a_filter_is_refused() {
+    let url = ("ROLLOUT_GUARD__PROMETHEUS__URL", "http://p:9090");
+    for bad in [
+        "verbose",
+        "info,kube=loud",
+        "rollout_guard=[",
+        "info,debugg",
+    ] {
+        let msg = invalid(Config::load_with_env(
+            None,
+            env(&[url, ("ROLLOUT_GUARD__LOG__LEVEL", bad)]),
+        ));
+        assert!(msg.contains("log.level"), "{bad}: {msg}");
+    }
+    for good in [
+        "INFO",
+        "rollout_guard=debug,kube=warn",
+        "warn,rollout_guard::records=debug",
+    ] {
+        Config::load_with_env(None, env(&[url, ("ROLLOUT_GUARD__LOG__LEVEL", good)]))
+            .unwrap_or_else(|e| panic!("{good}: {e}"));
+    }
+}

@@ -199,6 +199,19 @@ fn load_reads_a_configmap_volume_once() {
     );
 }
 
+/// Issue 14 (messages): a file that cannot be read is the one problem reported, without a
+/// "no rules" about no file after it.
+#[test]
+fn an_unreadable_file_is_the_only_problem_reported() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("bad.yaml");
+    std::fs::write(&path, b"version: 1\n\xff\n").unwrap();
+    let e = RuleSet::load(std::slice::from_ref(&path)).unwrap_err();
+    assert_eq!(e.0.len(), 1, "{e}");
+    assert_eq!(e.0[0].file, path);
+    assert!(e.0[0].message.contains("cannot read"), "{e}");
+}
+
 /// Issue 14, bug 4: links that lead back to a folder being read (two links to the folder
 /// itself, a link to its parent) end the walk instead of hanging it; each folder is read once.
 #[cfg(unix)]
