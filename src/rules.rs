@@ -4,7 +4,7 @@
 //! a rule well formed, and the errors that name the file, the rule and the line. It does not run
 //! queries or judge anything: [`crate::judge`] gives a rule its meaning.
 
-use std::collections::{BTreeSet, HashSet};
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::fmt;
 use std::path::{Path, PathBuf};
 
@@ -494,8 +494,9 @@ impl RuleSet {
                 ));
                 continue;
             }
+            let lines = lines_of_rules(text);
             for rule in file.rules {
-                let line = line_of_rule(text, &rule.name);
+                let line = lines.get(rule.name.as_str()).copied();
                 for message in rule.problems() {
                     errors.push(RuleError {
                         file: path.clone(),
@@ -783,11 +784,16 @@ fn declared_name(line: &str) -> Option<&str> {
     )
 }
 
-/// The line where `name: <rule>` is written, for messages about a parsed rule.
-fn line_of_rule(text: &str, name: &str) -> Option<u64> {
-    text.lines()
-        .position(|l| declared_name(l) == Some(name))
-        .map(|i| i as u64 + 1)
+/// The line where each `name: <rule>` is first written, for messages about parsed rules: one
+/// pass over the text for all of them (a pass per rule took 33 s for 20,000 rules).
+fn lines_of_rules(text: &str) -> HashMap<&str, u64> {
+    let mut lines = HashMap::new();
+    for (i, l) in text.lines().enumerate() {
+        if let Some(name) = declared_name(l) {
+            lines.entry(name).or_insert(i as u64 + 1);
+        }
+    }
+    lines
 }
 
 /// The rule whose `name:` precedes a line, for syntax errors inside a rule.
