@@ -290,7 +290,7 @@ pub fn main() -> ExitCode {
     match run(cli) {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("rollout-guard: {e:#}");
+            eprintln!("rollout-guard: {}", crate::errors::chain(e.as_ref()));
             ExitCode::from(2)
         }
     }
@@ -321,8 +321,9 @@ fn run_daemon(args: &RunArgs, flag: LogFormat) -> ExitCode {
     match runtime.block_on(crate::daemon::run(args.config.clone(), config)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            tracing::error!("{e:#}");
-            eprintln!("rollout-guard: {e:#}");
+            let message = crate::errors::chain(e.as_ref());
+            tracing::error!("{message}");
+            eprintln!("rollout-guard: {message}");
             ExitCode::from(2)
         }
     }

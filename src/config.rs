@@ -6,7 +6,9 @@
 //! `ROLLOUT_GUARD__PROMETHEUS__URL` sets `prometheus.url`, `ROLLOUT_GUARD__DEFAULTS__MODE` sets
 //! `defaults.mode`, lists are comma-separated (`ROLLOUT_GUARD__NAMESPACES=shop,billing`).
 //! Unknown keys are errors, so a typo in a file or a variable name is caught at start rather
-//! than silently ignored. Reads files; performs no other I/O.
+//! than silently ignored. A YAML file is first read by serde-saphyr with a bound on what its
+//! aliases may expand to, since the `config` crate's YAML reader has none (a few hundred bytes
+//! of nested aliases would take gigabytes). Reads files; performs no other I/O.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -19,6 +21,10 @@ use crate::prometheus::PrometheusConfig;
 
 /// The environment prefix of overrides; nested keys are separated by `__`.
 pub const ENV_PREFIX: &str = "ROLLOUT_GUARD";
+
+/// How many YAML events aliases may replay in a configuration file: a real one has a few
+/// hundred keys and values, a "billion laughs" of nested aliases billions.
+const MAX_REPLAYED_EVENTS: usize = 10_000;
 
 /// The whole configuration.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -185,6 +191,44 @@ pub enum ConfigError {
     Invalid(Vec<String>),
 }
 
+/// Whether `filter` is a `tracing` filter whose every directive names a level: `info`, or
+/// `target=level` (a bare word is a target at every level in tracing's syntax, which in this
+/// key is a misspelt level rather than what was meant).
+fn log_filter_ok(filter: &str) -> Result<(), String> {
+    const LEVELS: [&str; 6] = ["trace", "debug", "info", "warn", "error", "off"];
+    tracing_subscriber::EnvFilter::try_new(filter).map_err(|e| format!("{filter:?}: {e}"))?;
+    match filter.split(',').map(str::trim).find(|d| {
+        !d.is_empty() && !d.contains('=') && !LEVELS.contains(&d.to_ascii_lowercase().as_str())
+    }) {
+        Some(d) => Err(format!(
+            "{d:?} is neither a level ({}) nor a target=level directive",
+            LEVELS.join(", ")
+        )),
+        None => Ok(()),
+    }
+}
+
+/// Refuses a YAML file (by extension) that serde-saphyr cannot read within its budget and
+/// [`MAX_REPLAYED_EVENTS`], before the `config` crate expands its aliases without bound.
+fn check_yaml(path: &Path) -> Result<(), ConfigError> {
+    if !matches!(
+        path.extension().and_then(|e| e.to_str()),
+        Some("yaml" | "yml")
+    ) {
+        return Ok(());
+    }
+    let refuse = |e: String| ConfigError::Read(format!("{}: {e}", path.display()));
+    let text = std::fs::read_to_string(path).map_err(|e| refuse(e.to_string()))?;
+    let options = serde_saphyr::options! {
+        alias_limits: serde_saphyr::alias_limits! {
+            max_total_replayed_events: MAX_REPLAYED_EVENTS,
+        },
+    };
+    serde_saphyr::from_str_with_options::<serde::de::IgnoredAny>(&text, options)
+        .map(|_| ())
+        .map_err(|e| refuse(e.without_snippet().to_string()))
+}
+
 impl Config {
     /// Reads `file` (YAML or TOML by extension; optional) and the environment, then validates.
     pub fn load(file: Option<&Path>) -> Result<Config, ConfigError> {
@@ -201,6 +245,7 @@ impl Config {
             if !f.exists() {
                 return Err(ConfigError::Read(format!("{}: no such file", f.display())));
             }
+            check_yaml(f)?;
             builder = builder.add_source(config::File::from(f).required(true));
         }
         let vars: config::Map<String, String> = env
@@ -259,6 +304,9 @@ impl Config {
                 "logs.limit_bytes: at least 1024, got {}",
                 self.logs.limit_bytes
             ));
+        }
+        if let Err(e) = log_filter_ok(&self.log.level) {
+            problems.push(format!("log.level: {e}"));
         }
         if self.limits.max_concurrent_evaluations == 0 {
             problems.push("limits.max_concurrent_evaluations: at least 1".into());

@@ -91,6 +91,7 @@ pub async fn run_with<S: MetricSource + Send + Sync + 'static>(
         listen,
         metrics.clone(),
         health.clone(),
+        crate::telemetry::ServerLimits::default(),
         stopped(stop.clone()),
     )
     .await

@@ -267,7 +267,7 @@ fn print_new(path: &Path, seen: u64, out: &mut (dyn Write + Send)) -> Result<u64
         .iter()
         .rposition(|b| *b == b'\n')
         .map_or(0, |i| i + 1);
-    let (recs, _) = records::parse(&String::from_utf8_lossy(&appended[..whole]));
+    let (recs, _) = records::parse(&appended[..whole]);
     for r in &recs {
         print_record(r, out)?;
     }

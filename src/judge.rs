@@ -702,8 +702,11 @@ pub fn fmt_num(v: f64) -> String {
     if (1e-3..1e6).contains(&a) {
         let digits = (3 - a.log10().floor() as i32).max(0) as usize;
         let s = format!("{v:.digits$}");
-        let s = s.trim_end_matches('0').trim_end_matches('.');
-        s.to_string()
+        if s.contains('.') {
+            s.trim_end_matches('0').trim_end_matches('.').to_string()
+        } else {
+            s
+        }
     } else {
         format!("{v:.3e}")
     }

@@ -18,7 +18,8 @@
 //!   API server with a simulated Deployment controller, for the end-to-end tests, the cost
 //!   benchmark and the demo);
 //! - the post-incident report: [`report`] (decision records in, Markdown or HTML out; pure);
-//! - the command line: [`cli`], used by the thin `main.rs`.
+//! - the command line: [`cli`], used by the thin `main.rs`; [`errors`]: error messages for
+//!   people, each cause said once.
 
 pub mod actions;
 pub mod annotations;
@@ -30,6 +31,7 @@ pub mod daemon;
 pub mod decision;
 pub mod demo;
 pub mod duration;
+pub mod errors;
 pub mod evaluate;
 pub mod fakeapi;
 pub mod guard;

@@ -3,11 +3,15 @@
 //!
 //! Owns the record schema (versioned by [`SCHEMA`]; documented in the README) and the
 //! append-only writer. Records are written before the action they announce is attempted, and
-//! the action's result is written after it, so a crash in between leaves the intent on disk.
-//! A record that cannot be written is logged, never allowed to stop the controller.
+//! the action's result is written after it, so a crash in between leaves the intent on disk:
+//! each record is flushed to the disk (`fdatasync`) before the writer returns. A record that
+//! cannot be written is logged, never allowed to stop the controller; a write cut short (a full
+//! disk) leaves a fragment, and the next record starts on a line of its own, so only the
+//! fragment is lost. The reader reads bytes line by line: a line that is not UTF-8 JSON of this
+//! schema is skipped and counted, never allowed to hide the others.
 
 use std::fs::{File, OpenOptions};
-use std::io::Write;
+use std::io::{BufRead, BufReader, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
@@ -101,7 +105,50 @@ impl Record {
 
 /// Where records go: always the log; also a file when configured.
 pub struct Recorder {
-    file: Option<(PathBuf, Mutex<File>)>,
+    file: Option<(PathBuf, Mutex<Sink>)>,
+}
+
+/// The record file and whether its end is the start of a line (false after a write was cut
+/// short, or when the file was found ending in a fragment).
+struct Sink {
+    file: File,
+    at_line_start: bool,
+}
+
+impl Sink {
+    /// Appends one line and flushes it to the disk.
+    fn append(&mut self, line: &[u8]) -> std::io::Result<()> {
+        append_line(&mut self.file, &mut self.at_line_start, line)?;
+        self.file.sync_data()
+    }
+}
+
+/// Writes `line` and a newline in one write (lines from one process never interleave in
+/// append mode), first ending the fragment a cut-short write left, if any.
+fn append_line(w: &mut impl Write, at_line_start: &mut bool, line: &[u8]) -> std::io::Result<()> {
+    let mut buf = Vec::with_capacity(line.len() + 2);
+    if !*at_line_start {
+        buf.push(b'\n');
+    }
+    buf.extend_from_slice(line);
+    buf.push(b'\n');
+    // Until the write is known whole, assume it left a fragment (a blank line is harmless).
+    *at_line_start = false;
+    w.write_all(&buf)?;
+    *at_line_start = true;
+    Ok(())
+}
+
+/// Whether the file at `path` is empty or ends with a newline.
+fn ends_at_line_start(path: &Path) -> std::io::Result<bool> {
+    let mut f = File::open(path)?;
+    if f.metadata()?.len() == 0 {
+        return Ok(true);
+    }
+    f.seek(SeekFrom::End(-1))?;
+    let mut last = [0u8];
+    f.read_exact(&mut last)?;
+    Ok(last[0] == b'\n')
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -131,8 +178,12 @@ impl Recorder {
             .append(true)
             .open(path)
             .map_err(err)?;
+        let sink = Sink {
+            file: f,
+            at_line_start: ends_at_line_start(path).map_err(err)?,
+        };
         Ok(Recorder {
-            file: Some((path.to_path_buf(), Mutex::new(f))),
+            file: Some((path.to_path_buf(), Mutex::new(sink))),
         })
     }
 
@@ -147,11 +198,8 @@ impl Recorder {
         };
         tracing::debug!(target: "rollout_guard::records", record = %line);
         if let Some((path, file)) = &self.file {
-            let mut f = file.lock().unwrap_or_else(|p| p.into_inner());
-            // One write per line, in append mode: lines from one process never interleave.
-            let mut buf = line.into_bytes();
-            buf.push(b'\n');
-            if let Err(e) = f.write_all(&buf).and_then(|_| f.flush()) {
+            let mut sink = file.lock().unwrap_or_else(|p| p.into_inner());
+            if let Err(e) = sink.append(line.as_bytes()) {
                 tracing::error!(path = %path.display(), error = %e, "cannot append a decision record");
             }
         }
@@ -161,7 +209,7 @@ impl Recorder {
 /// Reads a record file: its records and the numbers of the lines that are not records of this
 /// schema (see [`parse`]).
 pub fn load(path: &Path) -> std::io::Result<(Vec<Record>, Vec<usize>)> {
-    Ok(parse(&std::fs::read_to_string(path)?))
+    parse_from(BufReader::new(File::open(path)?))
 }
 
 /// Reads a record file, skipping (and counting) lines that are not records of this schema.
@@ -169,21 +217,32 @@ pub fn read(path: &Path) -> std::io::Result<(Vec<Record>, usize)> {
     load(path).map(|(records, unreadable)| (records, unreadable.len()))
 }
 
-/// The records in a record file's text, and the numbers (from 1) of the non-blank lines that
-/// are not records of this schema (a line cut short by a crash, another schema version).
-pub fn parse(text: &str) -> (Vec<Record>, Vec<usize>) {
+/// The records in a record file's bytes, and the numbers (from 1) of the non-blank lines that
+/// are not records of this schema (a line cut short by a crash, even inside a character; bytes
+/// that are not UTF-8; another schema version).
+pub fn parse(bytes: impl AsRef<[u8]>) -> (Vec<Record>, Vec<usize>) {
+    parse_from(bytes.as_ref()).expect("reading from memory cannot fail")
+}
+
+/// [`parse`] over a reader, one line at a time.
+fn parse_from(mut reader: impl BufRead) -> std::io::Result<(Vec<Record>, Vec<usize>)> {
     let mut out = Vec::new();
     let mut unreadable = Vec::new();
-    for (i, line) in text.lines().enumerate() {
-        if line.trim().is_empty() {
+    let mut line = Vec::new();
+    for number in 1.. {
+        line.clear();
+        if reader.read_until(b'\n', &mut line)? == 0 {
+            break;
+        }
+        if line.trim_ascii().is_empty() {
             continue;
         }
-        match serde_json::from_str::<Record>(line) {
+        match serde_json::from_slice::<Record>(&line) {
             Ok(r) if r.schema == SCHEMA => out.push(r),
-            _ => unreadable.push(i + 1),
+            _ => unreadable.push(number),
         }
     }
-    (out, unreadable)
+    Ok((out, unreadable))
 }
 
 #[cfg(test)]
@@ -241,6 +300,91 @@ mod tests {
             text.starts_with(r#"{"schema":1,"kind":"evaluation","#),
             "{text}"
         );
+    }
+
+    fn line_of(r: &Record) -> Vec<u8> {
+        let mut line = serde_json::to_vec(r).unwrap();
+        line.push(b'\n');
+        line
+    }
+
+    /// Issue 14, bug 2: a line cut inside a multi-byte character, or bytes that are not UTF-8,
+    /// are unreadable lines like any other, not a reason to refuse the file.
+    #[test]
+    fn lines_that_are_not_utf8_are_skipped_and_counted() {
+        let mut r = record(Kind::Evaluation);
+        r.result = Some("ratio ≥ ×2 → rollback".into());
+        let whole = line_of(&r);
+        let cut = whole.iter().position(|&b| b == 0xE2).unwrap() + 1;
+        let mut bytes = whole.clone();
+        bytes.extend_from_slice(&whole[..cut]);
+        bytes.push(b'\n');
+        bytes.extend_from_slice(b"\xff\xfe\n");
+        bytes.extend_from_slice(&whole);
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("records.jsonl");
+        std::fs::write(&path, &bytes).unwrap();
+        let (records, unreadable) = load(&path).unwrap();
+        assert_eq!(records, vec![r.clone(), r]);
+        assert_eq!(unreadable, vec![2, 3]);
+    }
+
+    /// A writer that takes `room` bytes and then reports a full disk.
+    struct FullDisk {
+        written: Vec<u8>,
+        room: usize,
+    }
+
+    impl Write for FullDisk {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            let n = buf.len().min(self.room - self.written.len());
+            if n == 0 {
+                return Err(std::io::ErrorKind::StorageFull.into());
+            }
+            self.written.extend_from_slice(&buf[..n]);
+            Ok(n)
+        }
+
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    /// Issue 14, bug 3: after a write cut short by a full disk, the next record starts on a
+    /// line of its own; only the fragment is lost.
+    #[test]
+    fn a_record_after_a_cut_short_write_is_not_glued_to_the_fragment() {
+        let (first, second) = (record(Kind::Evaluation), record(Kind::Action));
+        let mut disk = FullDisk {
+            written: Vec::new(),
+            room: 20,
+        };
+        let mut at_line_start = true;
+        let line = serde_json::to_vec(&first).unwrap();
+        assert!(append_line(&mut disk, &mut at_line_start, &line).is_err());
+        disk.room = usize::MAX; // space came back
+        let line = serde_json::to_vec(&second).unwrap();
+        append_line(&mut disk, &mut at_line_start, &line).unwrap();
+        let (records, unreadable) = parse(&disk.written);
+        assert_eq!(records, vec![second]);
+        assert_eq!(unreadable, vec![1]);
+    }
+
+    /// The same across a restart: a file that ends in a fragment gets its next record on a
+    /// line of its own.
+    #[test]
+    fn a_record_file_ending_in_a_fragment_is_appended_on_a_new_line() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("records.jsonl");
+        let whole = line_of(&record(Kind::Evaluation));
+        std::fs::write(&path, [&whole[..], &whole[..30]].concat()).unwrap();
+        Recorder::open(&path).unwrap().write(&record(Kind::Action));
+        let (records, unreadable) = load(&path).unwrap();
+        assert_eq!(
+            records,
+            vec![record(Kind::Evaluation), record(Kind::Action)]
+        );
+        assert_eq!(unreadable, vec![2]);
     }
 
     #[test]

@@ -4,7 +4,7 @@
 //! a rule well formed, and the errors that name the file, the rule and the line. It does not run
 //! queries or judge anything: [`crate::judge`] gives a rule its meaning.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::fmt;
 use std::path::{Path, PathBuf};
 
@@ -430,7 +430,8 @@ impl RuleSet {
 
     /// Loads rule files and folders (their `*.yaml` / `*.yml` files, recursively, in name
     /// order, leaving out entries whose names start with `..`: the `..data` link and dated
-    /// folders through which Kubernetes mounts a ConfigMap hold a second copy of every file).
+    /// folders through which Kubernetes mounts a ConfigMap hold a second copy of every file; a
+    /// folder that links lead to more than once, even in a loop, is read once).
     /// Every problem in every file is reported.
     pub fn load(paths: &[PathBuf]) -> Result<RuleSet, RuleErrors> {
         let mut sources = Vec::new();
@@ -448,7 +449,11 @@ impl RuleSet {
                 Err(e) => errors.push(file_error(path, e)),
             }
         }
-        if sources.is_empty() && errors.is_empty() {
+        if sources.is_empty() && !errors.is_empty() {
+            // Nothing was read: "no rules" would only repeat that, about no file.
+            return Err(RuleErrors(errors));
+        }
+        if sources.is_empty() {
             let shown = paths
                 .iter()
                 .map(|p| p.display().to_string())
@@ -502,8 +507,9 @@ impl RuleSet {
                 ));
                 continue;
             }
+            let lines = lines_of_rules(text);
             for rule in file.rules {
-                let line = line_of_rule(text, &rule.name);
+                let line = lines.get(rule.name.as_str()).copied();
                 for message in rule.problems() {
                     errors.push(RuleError {
                         file: path.clone(),
@@ -743,12 +749,26 @@ fn first_line(s: &str) -> String {
         .to_string()
 }
 
+/// The rule files at `path`: itself, or the `*.yaml` / `*.yml` files under it (see
+/// [`RuleSet::load`]).
 fn collect_files(path: &Path) -> Result<Vec<PathBuf>, String> {
+    let mut out = Vec::new();
+    walk(path, &mut HashSet::new(), &mut out)?;
+    Ok(out)
+}
+
+/// Adds the rule files at `path` to `out`. A folder is read once however many links lead to
+/// it (`visited` holds the canonical paths of the folders read), so links that loop end.
+fn walk(path: &Path, visited: &mut HashSet<PathBuf>, out: &mut Vec<PathBuf>) -> Result<(), String> {
     let meta = std::fs::metadata(path).map_err(|e| format!("cannot read: {e}"))?;
     if meta.is_file() {
-        return Ok(vec![path.to_path_buf()]);
+        out.push(path.to_path_buf());
+        return Ok(());
     }
-    let mut out = Vec::new();
+    let canonical = std::fs::canonicalize(path).map_err(|e| format!("cannot read: {e}"))?;
+    if !visited.insert(canonical) {
+        return Ok(());
+    }
     let mut entries: Vec<_> = std::fs::read_dir(path)
         .map_err(|e| format!("cannot list: {e}"))?
         .filter_map(Result::ok)
@@ -763,7 +783,7 @@ fn collect_files(path: &Path) -> Result<Vec<PathBuf>, String> {
             continue;
         }
         if entry.is_dir() {
-            out.extend(collect_files(&entry)?);
+            walk(&entry, visited, out)?;
         } else if matches!(
             entry.extension().and_then(|e| e.to_str()),
             Some("yaml" | "yml")
@@ -771,7 +791,7 @@ fn collect_files(path: &Path) -> Result<Vec<PathBuf>, String> {
             out.push(entry);
         }
     }
-    Ok(out)
+    Ok(())
 }
 
 /// The rule name a line declares (`name: x` or `- name: "x"`), if it declares one.
@@ -784,11 +804,16 @@ fn declared_name(line: &str) -> Option<&str> {
     )
 }
 
-/// The line where `name: <rule>` is written, for messages about a parsed rule.
-fn line_of_rule(text: &str, name: &str) -> Option<u64> {
-    text.lines()
-        .position(|l| declared_name(l) == Some(name))
-        .map(|i| i as u64 + 1)
+/// The line where each `name: <rule>` is first written, for messages about parsed rules: one
+/// pass over the text for all of them (a pass per rule took 33 s for 20,000 rules).
+fn lines_of_rules(text: &str) -> HashMap<&str, u64> {
+    let mut lines = HashMap::new();
+    for (i, l) in text.lines().enumerate() {
+        if let Some(name) = declared_name(l) {
+            lines.entry(name).or_insert(i as u64 + 1);
+        }
+    }
+    lines
 }
 
 /// The rule whose `name:` precedes a line, for syntax errors inside a rule.

@@ -1,19 +1,26 @@
 //! What the daemon tells about itself: Prometheus metrics, health and readiness, served over
 //! HTTP (`/metrics`, `/healthz`, `/readyz`).
 //!
-//! Owns the metric families (with the `prometheus-client` crate) and the small HTTP server.
+//! Owns the metric families (with the `prometheus-client` crate) and the small HTTP server,
+//! whose connections are bounded ([`ServerLimits`]): a client gets a fixed time to send a
+//! request header of a bounded size, and shutdown waits a bounded time for open connections.
 //! The controller only increments counters through [`Metrics`]; nothing here decides or
 //! writes to the cluster.
 
 use std::net::SocketAddr;
+use std::pin::pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
 
 use axum::Router;
 use axum::extract::State;
 use axum::http::{StatusCode, header};
 use axum::response::IntoResponse;
 use axum::routing::get;
+use hyper::server::conn::http1;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::service::TowerToHyperService;
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
@@ -205,11 +212,34 @@ async fn ready_handler(State(s): State<AppState>) -> impl IntoResponse {
     }
 }
 
-/// Binds the server; returns the bound address and a future that serves until `shutdown`.
+/// Bounds on the server's connections.
+#[derive(Clone, Copy, Debug)]
+pub struct ServerLimits {
+    /// How long a client may take to send a whole request header.
+    pub header_read_timeout: Duration,
+    /// The largest request header taken (a larger one is answered 431).
+    pub max_header_bytes: usize,
+    /// How long shutdown waits for open connections before dropping them.
+    pub shutdown_grace: Duration,
+}
+
+impl Default for ServerLimits {
+    fn default() -> Self {
+        ServerLimits {
+            header_read_timeout: Duration::from_secs(10),
+            max_header_bytes: 16 * 1024,
+            shutdown_grace: Duration::from_secs(5),
+        }
+    }
+}
+
+/// Binds the server; returns the bound address and a future that serves until `shutdown`,
+/// then ends within `limits.shutdown_grace`.
 pub async fn serve(
     listen: SocketAddr,
     metrics: Arc<Metrics>,
     health: Health,
+    limits: ServerLimits,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<(
     SocketAddr,
@@ -218,17 +248,176 @@ pub async fn serve(
     let listener = tokio::net::TcpListener::bind(listen).await?;
     let addr = listener.local_addr()?;
     let app = router(metrics, health);
-    let fut = async move {
-        axum::serve(listener, app)
-            .with_graceful_shutdown(shutdown)
-            .await
+    Ok((addr, run_server(listener, app, limits, shutdown)))
+}
+
+/// Accepts connections until `shutdown`; then asks the open ones to finish, waits for them at
+/// most `limits.shutdown_grace` and drops the rest (a client holding a half-sent header would
+/// otherwise hold the process until the kubelet's SIGKILL).
+async fn run_server(
+    listener: tokio::net::TcpListener,
+    app: Router,
+    limits: ServerLimits,
+    shutdown: impl std::future::Future<Output = ()>,
+) -> std::io::Result<()> {
+    let mut http = http1::Builder::new();
+    http.timer(TokioTimer::new())
+        .header_read_timeout(limits.header_read_timeout)
+        .max_header_size(limits.max_header_bytes);
+    let (closing, closing_rx) = tokio::sync::watch::channel(false);
+    // Dropping the set aborts the connections still in it.
+    let mut connections = tokio::task::JoinSet::new();
+    let mut shutdown = pin!(shutdown);
+    loop {
+        tokio::select! {
+            () = &mut shutdown => break,
+            accepted = listener.accept() => match accepted {
+                Ok((io, _)) => {
+                    let conn = http.serve_connection(TokioIo::new(io), TowerToHyperService::new(app.clone()));
+                    connections.spawn(serve_connection(conn, closing_rx.clone()));
+                }
+                Err(e) => {
+                    // Out of file descriptors, most likely: let some connections end.
+                    tracing::warn!(error = %e, "metrics server: cannot accept a connection");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+            },
+            Some(_) = connections.join_next(), if !connections.is_empty() => {}
+        }
+    }
+    drop(listener);
+    closing.send_replace(true);
+    let drained = tokio::time::timeout(limits.shutdown_grace, async {
+        while connections.join_next().await.is_some() {}
+    })
+    .await;
+    if drained.is_err() {
+        tracing::warn!(
+            open = connections.len(),
+            grace = ?limits.shutdown_grace,
+            "metrics server: dropping the connections still open after the shutdown grace"
+        );
+    }
+    Ok(())
+}
+
+type Connection = http1::Connection<TokioIo<tokio::net::TcpStream>, TowerToHyperService<Router>>;
+
+/// Serves one connection until it ends; once `closing` turns true, finishes the request in
+/// flight and closes.
+async fn serve_connection(conn: Connection, mut closing: tokio::sync::watch::Receiver<bool>) {
+    let mut conn = pin!(conn);
+    let ended = tokio::select! {
+        r = conn.as_mut() => Some(r),
+        _ = closing.wait_for(|c| *c) => None,
     };
-    Ok((addr, fut))
+    let result = match ended {
+        Some(r) => r,
+        None => {
+            conn.as_mut().graceful_shutdown();
+            conn.await
+        }
+    };
+    if let Err(e) = result {
+        tracing::debug!(error = %e, "metrics server connection");
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::net::TcpStream;
+
+    /// A guard against hanging for ever, not a measurement: what it guards takes milliseconds.
+    const HANG: Duration = Duration::from_secs(30);
+
+    /// A server on a free loopback port; stopped by sending on the returned channel.
+    async fn start(
+        limits: ServerLimits,
+    ) -> (
+        SocketAddr,
+        tokio::sync::oneshot::Sender<()>,
+        tokio::task::JoinHandle<std::io::Result<()>>,
+    ) {
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let (addr, server) = serve(
+            "127.0.0.1:0".parse().unwrap(),
+            Arc::new(Metrics::new()),
+            Health::default(),
+            limits,
+            async move {
+                let _ = stopped.await;
+            },
+        )
+        .await
+        .unwrap();
+        (addr, stop, tokio::spawn(server))
+    }
+
+    /// Sends `request` on a new connection and reads until the server closes it.
+    async fn exchange(addr: SocketAddr, request: &[u8]) -> String {
+        let mut conn = TcpStream::connect(addr).await.unwrap();
+        conn.write_all(request).await.unwrap();
+        let mut answer = Vec::new();
+        let read = tokio::time::timeout(HANG, conn.read_to_end(&mut answer)).await;
+        read.expect("the server never closed the connection").ok();
+        String::from_utf8_lossy(&answer).into_owned()
+    }
+
+    /// Issue 14, bug 5: a client holding a half-sent request header does not hold shutdown
+    /// beyond the grace.
+    #[tokio::test]
+    async fn shutdown_ends_while_a_client_holds_a_half_sent_header() {
+        let (addr, stop, server) = start(ServerLimits {
+            header_read_timeout: Duration::from_secs(3600),
+            shutdown_grace: Duration::from_millis(100),
+            ..ServerLimits::default()
+        })
+        .await;
+        let mut slow = TcpStream::connect(addr).await.unwrap();
+        slow.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\n")
+            .await
+            .unwrap();
+        // Connections are accepted in order: once a later one is answered, the slow one is held.
+        let answer = exchange(
+            addr,
+            b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+        )
+        .await;
+        assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+        stop.send(()).unwrap();
+        tokio::time::timeout(HANG, server)
+            .await
+            .expect("shutdown did not end")
+            .unwrap()
+            .unwrap();
+        drop(slow);
+    }
+
+    /// The risk beside it: a header not sent in time, or too large, closes the connection.
+    #[tokio::test]
+    async fn slow_or_huge_headers_are_cut_off() {
+        let (addr, stop, server) = start(ServerLimits {
+            header_read_timeout: Duration::from_millis(200),
+            max_header_bytes: 8192,
+            ..ServerLimits::default()
+        })
+        .await;
+        exchange(addr, b"GET /metrics HTTP/1.1\r\nHost: x\r\n").await;
+        let huge = format!(
+            "GET /metrics HTTP/1.1\r\nHost: x\r\nX-Pad: {}\r\n\r\n",
+            "a".repeat(20_000)
+        );
+        let answer = exchange(addr, huge.as_bytes()).await;
+        assert!(answer.starts_with("HTTP/1.1 431"), "{answer}");
+        stop.send(()).unwrap();
+        tokio::time::timeout(HANG, server)
+            .await
+            .unwrap()
+            .unwrap()
+            .unwrap();
+    }
 
     #[test]
     fn families_are_exported_with_the_prefix() {

@@ -247,7 +247,7 @@ async fn status(addr: std::net::SocketAddr, path: &str) -> u16 {
 
 #[tokio::test]
 async fn the_probed_paths_are_served_by_the_binary() {
-    use rollout_guard::telemetry::{Health, Metrics, serve};
+    use rollout_guard::telemetry::{Health, Metrics, ServerLimits, serve};
     let probe = |key| {
         let probe = literal_block("deployment.yaml", key);
         probe["httpGet"]["path"].as_str().unwrap().to_string()
@@ -259,6 +259,7 @@ async fn the_probed_paths_are_served_by_the_binary() {
         "127.0.0.1:0".parse().unwrap(),
         std::sync::Arc::new(Metrics::new()),
         health.clone(),
+        ServerLimits::default(),
         async move {
             let _ = stopped.await;
         },

@@ -174,3 +174,58 @@ fn gate_steps_must_be_increasing_percentages() {
     assert!(gate_steps_ok(&[101]).is_err());
     assert!(gate_steps_ok(&[50, 50]).is_err());
 }
+
+/// A "billion laughs": nine levels of ten aliases each, 10⁹ values from a few hundred bytes.
+fn nested_aliases(levels: usize) -> String {
+    let mut text =
+        String::from("prometheus: {url: http://p:9090}\nl0: &l0 [x, x, x, x, x, x, x, x, x, x]\n");
+    for i in 1..levels {
+        let prev = format!("*l{}", i - 1);
+        text += &format!("l{i}: &l{i} [{}]\n", vec![prev; 10].join(", "));
+    }
+    text
+}
+
+/// Issue 14, bug 6: a file of nested aliases is refused before anything expands them.
+#[test]
+fn a_file_of_nested_aliases_is_refused_before_it_expands() {
+    let text = nested_aliases(9);
+    assert!(text.len() < 600, "{}", text.len());
+    let f = file(".yaml", &text);
+    assert!(check_yaml(f.path()).is_err(), "the budget did not catch it");
+    let msg = invalid(Config::load_with_env(Some(f.path()), []));
+    assert!(
+        msg.contains("cannot read") && msg.contains("alias"),
+        "{msg}"
+    );
+    // A file with a few aliases is still read (and then refused for its unknown keys).
+    let f = file(".yaml", &nested_aliases(2));
+    let msg = invalid(Config::load_with_env(Some(f.path()), []));
+    assert!(msg.contains("unknown field"), "{msg}");
+}
+
+/// Issue 14 (messages): a log level that means nothing is refused, not only warned about.
+#[test]
+fn a_log_level_that_is_not_a_filter_is_refused() {
+    let url = ("ROLLOUT_GUARD__PROMETHEUS__URL", "http://p:9090");
+    for bad in [
+        "verbose",
+        "info,kube=loud",
+        "rollout_guard=[",
+        "info,debugg",
+    ] {
+        let msg = invalid(Config::load_with_env(
+            None,
+            env(&[url, ("ROLLOUT_GUARD__LOG__LEVEL", bad)]),
+        ));
+        assert!(msg.contains("log.level"), "{bad}: {msg}");
+    }
+    for good in [
+        "INFO",
+        "rollout_guard=debug,kube=warn",
+        "warn,rollout_guard::records=debug",
+    ] {
+        Config::load_with_env(None, env(&[url, ("ROLLOUT_GUARD__LOG__LEVEL", good)]))
+            .unwrap_or_else(|e| panic!("{good}: {e}"));
+    }
+}

@@ -515,6 +515,18 @@ fn numbers_read_well() {
     assert_eq!(fmt_p(1.5e-9), "1.5e-9");
 }
 
+/// Issue 14, bug 1: rounding to no decimals must not lose the integer part's zeros.
+#[test]
+fn numbers_rounded_to_whole_keep_their_zeros() {
+    assert_eq!(fmt_num(108369.96), "108370");
+    assert_eq!(fmt_num(1999.7), "2000");
+    assert_eq!(fmt_num(-1999.7), "-2000");
+    assert_eq!(fmt_num(999.96), "1000");
+    assert_eq!(fmt_num(99.996), "100");
+    assert_eq!(fmt_num(10.5), "10.5");
+    assert_eq!(fmt_num(0.0010), "0.001");
+}
+
 #[test]
 fn absolute_compares_the_old_pods_at_the_same_moments() {
     let r = saturation_rule("");

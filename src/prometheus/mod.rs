@@ -20,6 +20,7 @@ use reqwest::header::{AUTHORIZATION, HeaderMap, HeaderName, HeaderValue};
 use serde::{Deserialize, Serialize};
 
 use crate::duration::PromDuration;
+use crate::errors::chain;
 use crate::source::{MetricSource, Series, SourceError};
 
 /// How to reach Prometheus (or anything that speaks its query API: Thanos, Mimir, VictoriaMetrics).
@@ -360,21 +361,6 @@ fn map_error(e: PromError, timeout: PromDuration) -> SourceError {
         },
         other => SourceError::Unexpected(other.to_string()),
     }
-}
-
-/// An error with its causes, for a message a person can act on.
-fn chain(e: &dyn std::error::Error) -> String {
-    let mut s = e.to_string();
-    let mut cur = e.source();
-    while let Some(c) = cur {
-        let text = c.to_string();
-        if !s.contains(&text) {
-            s.push_str(": ");
-            s.push_str(&text);
-        }
-        cur = c.source();
-    }
-    s
 }
 
 #[cfg(test)]

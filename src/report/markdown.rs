@@ -1,5 +1,7 @@
 //! The report as Markdown (GitHub-flavoured tables). Markdown has no portable way to carry an
 //! inline plot, so each failing rule's series is a table of its values per evaluation instead.
+//! Markdown passes raw HTML through, and record fields carry text from pod logs, so every text
+//! from a record is written with `&`, `<` and `>` as entities (or inside code, which is literal).
 
 use std::fmt::Write as _;
 
@@ -17,11 +19,11 @@ pub fn markdown(r: &Report) -> String {
 }
 
 fn write_report(out: &mut String, r: &Report) -> std::fmt::Result {
-    writeln!(out, "# {}\n", r.title())?;
+    writeln!(out, "# {}\n", text(&r.title()))?;
     writeln!(out, "{}\n", text(&r.summary))?;
     writeln!(out, "| | |\n|---|---|")?;
     for (k, v) in r.facts() {
-        writeln!(out, "| {k} | {} |", cell(&v))?;
+        writeln!(out, "| {} | {} |", cell(k), cell(&v))?;
     }
     writeln!(out)?;
 
@@ -75,7 +77,7 @@ fn write_rule(out: &mut String, rule: &RuleReport) -> std::fmt::Result {
     writeln!(
         out,
         "### {}{}\n",
-        rule.name,
+        text(&rule.name),
         if rule.decided { " (decided)" } else { "" }
     )?;
     writeln!(out, "{}\n", text(&rule.line()))?;
@@ -106,7 +108,9 @@ fn write_rule(out: &mut String, rule: &RuleReport) -> std::fmt::Result {
             writeln!(
                 out,
                 "{}, {}:\n\n{fence}promql\n{}\n{fence}\n",
-                q.side, q.name, q.promql
+                text(&q.side),
+                text(&q.name),
+                q.promql
             )?;
         }
     }
@@ -126,7 +130,7 @@ fn write_table(out: &mut String, t: &Table) -> std::fmt::Result {
             .iter()
             .map(|c| match c {
                 Cell::Text(s) => cell(s),
-                Cell::Code(s) => cell(&code(s)),
+                Cell::Code(s) => code(s).replace('|', "\\|"),
             })
             .collect();
         writeln!(out, "| {} |", cells.join(" | "))?;
@@ -139,10 +143,10 @@ fn write_series(out: &mut String, s: &SeriesSet) -> std::fmt::Result {
         out,
         "**Series as the judge saw it**: {} ({})\n",
         text(&s.title),
-        s.y_label
+        text(&s.y_label)
     )?;
     let mut head = vec!["time (UTC)".to_string()];
-    head.extend(s.lines.iter().map(|l| l.label.clone()));
+    head.extend(s.lines.iter().map(|l| cell(&l.label)));
     if s.threshold.is_some() {
         head.push("threshold".into());
     }
@@ -230,18 +234,22 @@ fn outcome_cell(o: Outcome, streak: Option<u32>) -> String {
     format!("{word}{}", streak_suffix(streak))
 }
 
-/// Text outside tables: nothing to escape but what would start markup by accident.
+/// Text outside tables: one line, no HTML.
 fn text(s: &str) -> String {
-    s.replace('\n', " ")
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace(['\n', '\r'], " ")
 }
 
-/// A table cell: pipes escaped, one line.
+/// A table cell: as [`text`], pipes escaped.
 fn cell(s: &str) -> String {
-    s.replace('|', "\\|").replace(['\n', '\r'], " ")
+    text(s).replace('|', "\\|")
 }
 
-/// An inline code span that holds any text.
+/// An inline code span that holds any text, one line (code is literal: no HTML in it).
 fn code(s: &str) -> String {
+    let s = &s.replace(['\n', '\r'], " ");
     let longest = longest_run(s, '`');
     let ticks = "`".repeat(longest + 1);
     let pad = if s.starts_with('`') || s.ends_with('`') {

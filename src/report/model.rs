@@ -3,6 +3,8 @@
 //! verdict's evidence each rule shows, the series to plot), so Markdown and HTML say the same.
 //! The summary's wording is in [`super::summary`].
 
+use std::collections::{BTreeSet, HashSet};
+
 use jiff::Timestamp;
 
 use super::select::{Selected, plural};
@@ -488,7 +490,11 @@ fn timeline(
 ) -> Vec<Entry> {
     let mut out = Vec::new();
     let mut number = 0;
-    let mut seen_notes: Vec<(&str, &str)> = Vec::new();
+    let mut seen_notes: HashSet<(&str, &str)> = HashSet::new();
+    let failed = |a: &Record| a.kind == Kind::Action && a.result.as_deref() != Some("ok");
+    // The times of writes that did not go through, looked up once per evaluation.
+    let failed_at: BTreeSet<Timestamp> =
+        records.iter().filter(|a| failed(a)).map(|a| a.at).collect();
     let mut all: Vec<&Record> = records.iter().chain(aftermath).copied().collect();
     all.sort_by_key(|r| r.at);
     for r in all {
@@ -536,15 +542,11 @@ fn timeline(
         // Events: on the record of the write that published them, or (older files) on the
         // evaluation that planned them, where an Event is published only if the write went
         // through, and a retried write plans the same Event again.
-        let failed = |a: &Record| a.kind == Kind::Action && a.result.as_deref() != Some("ok");
-        let unpublished = failed(r)
-            || (r.kind == Kind::Evaluation && records.iter().any(|a| a.at == r.at && failed(a)));
+        let unpublished = failed(r) || (r.kind == Kind::Evaluation && failed_at.contains(&r.at));
         for n in r.notes.iter().filter(|_| !unpublished) {
-            let key = (n.reason.as_str(), n.message.as_str());
-            if seen_notes.contains(&key) {
+            if !seen_notes.insert((n.reason.as_str(), n.message.as_str())) {
                 continue;
             }
-            seen_notes.push(key);
             out.push(Entry {
                 at: r.at,
                 kind: EntryKind::Event {

@@ -782,6 +782,39 @@ fn markdown_keeps_queries_whole_and_escapes_table_cells() {
     assert!(!md.contains("<svg"), "no plots in Markdown");
 }
 
+/// Issue 14: Markdown passes raw HTML through; text from records (reasons, log lines, notes,
+/// names) must not become HTML in the report.
+#[test]
+fn markdown_writes_no_html_from_the_records() {
+    let hostile = "<img src=x onerror=alert(1)> & <script>alert(2)</script>";
+    let mut recs = rollback_story();
+    for r in &mut recs {
+        r.deployment = format!("shop{hostile}");
+        for v in &mut r.verdicts {
+            v.reason = hostile.into();
+            v.error = Some(hostile.into());
+        }
+    }
+    let mut logs = logs(1);
+    if let Evidence::Logs(l) = &mut logs {
+        l.signatures[0].example = hostile.into();
+    }
+    recs[1]
+        .verdicts
+        .push(verdict("php-log-class-errors", Outcome::Fail, Some(logs)));
+    let mut report = report_of(&recs, &Selection::default());
+    report.notes.push(hostile.into());
+    report.source.name = hostile.into();
+    let md = markdown(&report);
+    // In a code span it is literal text.
+    let outside_code = md.replace(&format!("`{hostile}`"), "");
+    assert!(
+        !outside_code.contains("<img") && !outside_code.contains("<script"),
+        "{md}"
+    );
+    assert!(md.contains("&lt;script&gt;alert(2)&lt;/script&gt;"), "{md}");
+}
+
 #[test]
 fn html_is_one_self_contained_page_with_a_plot_per_failing_rule() {
     let mut recs = rollback_story();

@@ -199,6 +199,42 @@ fn load_reads_a_configmap_volume_once() {
     );
 }
 
+/// Issue 14 (messages): a file that cannot be read is the one problem reported, without a
+/// "no rules" about no file after it.
+#[test]
+fn an_unreadable_file_is_the_only_problem_reported() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("bad.yaml");
+    std::fs::write(&path, b"version: 1\n\xff\n").unwrap();
+    let e = RuleSet::load(std::slice::from_ref(&path)).unwrap_err();
+    assert_eq!(e.0.len(), 1, "{e}");
+    assert_eq!(e.0[0].file, path);
+    assert!(e.0[0].message.contains("cannot read"), "{e}");
+}
+
+/// Issue 14, bug 4: links that lead back to a folder being read (two links to the folder
+/// itself, a link to its parent) end the walk instead of hanging it; each folder is read once.
+#[cfg(unix)]
+#[test]
+fn load_ends_on_folders_that_link_to_themselves() {
+    use std::os::unix::fs::symlink;
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("a.yaml"), MINIMAL).unwrap();
+    symlink(".", dir.path().join("self")).unwrap();
+    symlink(".", dir.path().join("again")).unwrap();
+    std::fs::create_dir(dir.path().join("sub")).unwrap();
+    symlink("..", dir.path().join("sub/up")).unwrap();
+    let root = dir.path().to_path_buf();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || tx.send(RuleSet::load(&[root])).unwrap());
+    // A guard against hanging for ever, not a measurement: the walk reads four entries.
+    let set = rx
+        .recv_timeout(std::time::Duration::from_secs(30))
+        .expect("the walk did not end")
+        .unwrap();
+    assert_eq!(set.files, vec![dir.path().join("a.yaml")]);
+}
+
 #[test]
 fn empty_sets_huge_windows_and_uneven_steps_are_refused() {
     let e = parse("version: 1\nrules: []\n").unwrap_err().to_string();
