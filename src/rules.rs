@@ -217,6 +217,11 @@ pub struct Compare {
     /// How far back the old version's series is read for that comparison and its drift.
     #[serde(default = "defaults::history_span")]
     pub history_span: PromDuration,
+    /// The longest shared incident the comparison with history must not blame on the
+    /// release: the new level is judged once it spans longer than this, without its worst
+    /// stretch of this length.
+    #[serde(default = "defaults::incident_span")]
+    pub incident_span: PromDuration,
 }
 
 /// A per-pod series of the new ReplicaSet against a fixed threshold: saturation needs no

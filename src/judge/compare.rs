@@ -384,6 +384,18 @@ fn against_history(
     let new_len = (new_times.last().copied().unwrap_or_default()
         - new_times.first().copied().unwrap_or_default())
         + step_ms;
+    // A shared incident (a slow database, a noisy neighbour) lifts the level for a while; a
+    // regression lasts. The new level is judged only once it spans longer than
+    // `incident_span`, and without the stretch of that length that lifts it most.
+    let incident_ms = (rule.incident_span.as_secs_f64() * 1000.0).round() as i64;
+    if new_len <= incident_ms {
+        return Err(format!(
+            "the new pods' level after warm-up spans {}, not longer than incident_span {}: too short to tell the release from a shared incident",
+            fmt_minutes(new_len),
+            rule.incident_span
+        ));
+    }
+    let after = without_worst_stretch(&new_by_time, incident_ms, rule.direction).unwrap_or(after);
     let gap = (middle(&new_times) - middle(&before_times)).max(0);
     let drift = level.drift(
         window_ms,
@@ -542,6 +554,26 @@ fn while_both_served(
         ratio: worse_ward(new_m / old_m, rule.direction),
         samples: na.ratio.len(),
     })
+}
+
+/// The median of `by_time` without the stretch of `span` that moves it most worse-ward (the
+/// least worse-ward of those medians), or `None` when every stretch leaves nothing.
+fn without_worst_stretch(
+    by_time: &BTreeMap<i64, f64>,
+    span: i64,
+    direction: Direction,
+) -> Option<f64> {
+    by_time
+        .keys()
+        .filter_map(|&from| {
+            let rest: Vec<f64> = by_time
+                .iter()
+                .filter(|(t, _)| **t < from || **t >= from + span)
+                .map(|(_, v)| *v)
+                .collect();
+            stats::median(&rest).ok()
+        })
+        .min_by(|a, b| worse_ward(*a, direction).total_cmp(&worse_ward(*b, direction)))
 }
 
 /// Milliseconds as minutes for people (`12m`, `2.5m`).

@@ -83,7 +83,7 @@ fn evidence(v: &Verdict) -> &super::super::CompareEvidence {
 #[test]
 fn a_fast_rollouts_regression_is_judged_against_the_old_version_before_it_left() {
     let r = cpu_rule("");
-    let at = LEFT + 300.0;
+    let at = LEFT + 480.0;
     let v = judged(&r, at, new_pods(&[1.6, 1.5, 1.7], at), old_pods(4, |_| 1.0));
     assert_eq!(v.outcome, Outcome::Fail, "{}", v.reason);
     let e = evidence(&v);
@@ -113,7 +113,7 @@ fn a_fast_rollouts_regression_is_judged_against_the_old_version_before_it_left()
 #[test]
 fn the_old_versions_own_drift_raises_the_bar() {
     let r = cpu_rule("");
-    let at = LEFT + 300.0;
+    let at = LEFT + 480.0;
     // The old version's level swings by itself between 0.7 and 1.3 every 20 minutes (the
     // request mix of the hour): a new level 1.4 times its last is within what it does alone.
     let swinging = |t: f64| 1.0 + 0.3 * (std::f64::consts::TAU * t / 1200.0).sin();
@@ -133,7 +133,7 @@ fn the_old_versions_own_drift_raises_the_bar() {
 #[test]
 fn too_short_a_history_is_missing_data() {
     let r = cpu_rule("");
-    let at = LEFT + 300.0;
+    let at = LEFT + 480.0;
     // Only 12 minutes of the old version: no way to know how it drifts by itself.
     let old: Vec<Series> = old_pods(3, |_| 1.0)
         .into_iter()
@@ -150,7 +150,7 @@ fn too_short_a_history_is_missing_data() {
 #[test]
 fn without_history_a_rollout_that_left_no_common_moments_is_missing_data() {
     let r = cpu_rule("        history: false\n");
-    let at = LEFT + 300.0;
+    let at = LEFT + 480.0;
     let v = judged(&r, at, new_pods(&[2.0, 2.0], at), old_pods(4, |_| 1.0));
     assert_eq!(v.outcome, Outcome::Inconclusive, "{}", v.reason);
 }
@@ -221,4 +221,36 @@ fn a_rise_only_after_the_old_pods_left_is_the_loads_not_the_releases() {
     let v = judged(&r, at, slow_new_pods(3, 1.5, 1.5, at), old_pods(4, |_| 1.0));
     assert_eq!(v.outcome, Outcome::Fail, "{}", v.reason);
     assert!(evidence(&v).history.as_ref().unwrap().while_both.unwrap() > 1.4);
+}
+
+#[test]
+fn a_shared_incident_after_the_old_pods_left_is_not_a_regression() {
+    let r = cpu_rule("");
+    let at = LEFT + 480.0;
+    // Twice the CPU for four minutes on every new pod (a slow database), then back: four of
+    // the seven moments after warm-up, so the plain median alone would blame the release.
+    let incident = |t: f64| (LEFT + 120.0..LEFT + 360.0).contains(&t);
+    let new: Vec<Series> = new_pods(&[1.0, 1.0, 1.0], at)
+        .into_iter()
+        .map(|mut s| {
+            for p in &mut s.points {
+                if incident(p.t) {
+                    p.v *= 2.0;
+                }
+            }
+            s
+        })
+        .collect();
+    let v = judged(&r, at, new.clone(), old_pods(4, |_| 1.0));
+    assert_eq!(v.outcome, Outcome::Pass, "{}", v.reason);
+    // Before the new level spans longer than incident_span, nothing is concluded.
+    let early = LEFT + 300.0;
+    let v = judged(
+        &r,
+        early,
+        new_pods(&[2.0, 2.0, 2.0], early),
+        old_pods(4, |_| 1.0),
+    );
+    assert_eq!(v.outcome, Outcome::Inconclusive, "{}", v.reason);
+    assert!(v.reason.contains("incident_span"), "{}", v.reason);
 }
