@@ -74,6 +74,26 @@ pub struct Report {
     pub decided_at: Option<Timestamp>,
     pub rule: Option<String>,
     pub timeline: Vec<Step>,
+    /// Rules a replay cannot evaluate, and why; left out of the decision rather than making
+    /// it inconclusive.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub not_replayable: Vec<NotReplayable>,
+}
+
+/// A rule left out of a replay.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct NotReplayable {
+    pub rule: String,
+    pub why: String,
+}
+
+/// Why a rule cannot be replayed, if it cannot: `logs` rules read pod logs as they are printed,
+/// and a past rollout's pods and their logs are gone (no log store is read).
+fn not_replayable(rule: &crate::rules::Rule) -> Option<NotReplayable> {
+    matches!(rule.check, crate::rules::Check::Logs(_)).then(|| NotReplayable {
+        rule: rule.name.clone(),
+        why: "a logs rule reads pod logs as they are printed; a past rollout's logs cannot be read back".into(),
+    })
 }
 
 impl Replay {
@@ -111,6 +131,17 @@ pub async fn replay<S: MetricSource>(
     mut progress: impl FnMut(usize, usize),
 ) -> Result<Report, ReplayError> {
     let times = replay.times()?;
+    let left_out: Vec<NotReplayable> = rules.rules.iter().filter_map(not_replayable).collect();
+    let replayable = RuleSet {
+        rules: rules
+            .rules
+            .iter()
+            .filter(|r| !left_out.iter().any(|n| n.rule == r.name))
+            .cloned()
+            .collect(),
+        ..rules.clone()
+    };
+    let rules = &replayable;
     let mut streaks = Streaks::default();
     let mut timeline = Vec::with_capacity(times.len());
     let mut conclusive: BTreeSet<String> = BTreeSet::new();
@@ -141,6 +172,7 @@ pub async fn replay<S: MetricSource>(
                 decided_at: Some(*at),
                 rule: decision.rule,
                 timeline,
+                not_replayable: left_out,
             });
         }
     }
@@ -155,6 +187,7 @@ pub async fn replay<S: MetricSource>(
         decided_at: None,
         rule: None,
         timeline,
+        not_replayable: left_out,
     })
 }
 
@@ -214,6 +247,9 @@ impl Report {
             }
         }
         let _ = writeln!(out);
+        for n in &self.not_replayable {
+            let _ = writeln!(out, "not replayed: {} ({})", n.rule, n.why);
+        }
         match (&self.decided_at, &self.rule) {
             (Some(at), Some(rule)) => {
                 let reason = self

@@ -481,3 +481,45 @@ async fn replay_sees_only_the_data_that_existed_at_each_step() {
         assert_reason(at, v, false, "no request counts for the new pods");
     }
 }
+
+#[tokio::test]
+async fn logs_rules_are_listed_as_not_replayable_and_do_not_blur_the_decision() {
+    let h = class_errors();
+    let prometheus = start(&h);
+    let spec = gate_replay(&h);
+    let dir = env!("CARGO_MANIFEST_DIR");
+    let sources: Vec<(std::path::PathBuf, String)> = ["default.yaml", "php-logs.yaml"]
+        .iter()
+        .map(|f| {
+            let path = std::path::Path::new(dir).join("rules").join(f);
+            let text = std::fs::read_to_string(&path).unwrap();
+            (path, text)
+        })
+        .collect();
+    let rules = RuleSet::from_sources(&sources).unwrap();
+    let report =
+        rollout_guard::backtest::replay(&rules, &spec, &source(&prometheus.url()), |_, _| {})
+            .await
+            .unwrap();
+    let why = report.to_text(&spec, &rules);
+    assert_eq!(report.decision, FinalDecision::Rollback, "{why}");
+    let left_out: Vec<&str> = report
+        .not_replayable
+        .iter()
+        .map(|n| n.rule.as_str())
+        .collect();
+    assert_eq!(
+        left_out,
+        ["php-log-class-errors", "php-log-fatals"],
+        "{why}"
+    );
+    assert!(
+        report
+            .timeline
+            .iter()
+            .flat_map(|s| &s.verdicts)
+            .all(|v| !v.rule.starts_with("php-log-")),
+        "{why}"
+    );
+    assert!(why.contains("not replayed: php-log-class-errors"), "{why}");
+}
