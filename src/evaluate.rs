@@ -27,18 +27,17 @@ pub struct Target {
     /// The old ReplicaSets that still have pods. Empty once none remain (after the rollout).
     pub old_replicasets: Vec<String>,
     /// Old ReplicaSets compared with earlier in this analysis whose pods have all gone (the one
-    /// that served before the rollout, once it is scaled down). Error-rate checks keep them:
-    /// they pair the two sides interval by interval, so they go on judging the time both served
-    /// (with the intervals the last look had not yet seen) until their window no longer reaches
-    /// it. The other checks do not: compare checks pair moments too, but a late look there sees
-    /// only the new pods' first minutes (warm-up), and absolute and logs checks look at the old
-    /// side as it is now.
+    /// that served before the rollout, once it is scaled down). Error-rate checks keep them
+    /// (the intervals both served, then the old version's history); compare checks with
+    /// `history` read the old version's level before it left and its own drift; logs rules
+    /// read what was counted of its pods. Absolute checks do not: they look at the old side as
+    /// it is now.
     pub departed: Vec<String>,
 }
 
 impl Target {
-    /// The old ReplicaSets an error-rate check compares with, interval by interval: those with
-    /// pods and those whose pods left during the analysis.
+    /// The old ReplicaSets an error-rate, compare (with history) or logs check compares with:
+    /// those with pods and those whose pods left during the analysis.
     pub fn paired_old(&self) -> Vec<String> {
         self.old_replicasets
             .iter()
