@@ -22,6 +22,9 @@ use crate::duration::PromDuration;
 /// Query texts remembered at most (each with its series' spans).
 const MAX_QUERIES: usize = 2048;
 
+/// Series remembered at most over all queries (about 80 bytes each).
+const MAX_SERIES: usize = 100_000;
+
 /// The span of a series' finite points, in unix seconds, and a name for messages.
 #[derive(Clone, Debug)]
 struct Span {
@@ -124,14 +127,24 @@ impl Memory {
         Ok(())
     }
 
+    /// Forgets the queries asked least recently while there are more than [`MAX_QUERIES`] of
+    /// them or more than [`MAX_SERIES`] series in all (the one just asked is kept).
     fn forget_least_asked(&mut self) {
-        if self.queries.len() <= MAX_QUERIES {
-            return;
+        let series =
+            |q: &HashMap<String, Remembered>| -> usize { q.values().map(|r| r.series.len()).sum() };
+        while self.queries.len() > MAX_QUERIES
+            || (self.queries.len() > 1 && series(&self.queries) > MAX_SERIES)
+        {
+            let Some(oldest) = self
+                .queries
+                .iter()
+                .min_by_key(|(_, r)| r.asked)
+                .map(|(q, _)| q.clone())
+            else {
+                return;
+            };
+            self.queries.remove(&oldest);
         }
-        let mut ticks: Vec<u64> = self.queries.values().map(|r| r.asked).collect();
-        ticks.sort_unstable();
-        let keep_from = ticks[ticks.len() - MAX_QUERIES / 2];
-        self.queries.retain(|_, r| r.asked >= keep_from);
     }
 }
 
@@ -250,5 +263,25 @@ mod tests {
         src.range(q, at(0.0), at(600.0), STEP).await.unwrap();
         src.range(q, at(300.0), at(900.0), STEP).await.unwrap();
         src.range(q, at(0.0), at(600.0), STEP).await.unwrap();
+    }
+
+    #[test]
+    fn memory_is_bounded_in_queries_and_series() {
+        let mut m = Memory::default();
+        let answer = vec![pod("a", 0.0, 600.0)];
+        for i in 0..MAX_QUERIES + 10 {
+            m.check(&format!("q{i}"), &answer, (0.0, 600.0, 60.0))
+                .unwrap();
+        }
+        assert_eq!(m.queries.len(), MAX_QUERIES);
+        assert!(m.queries.contains_key(&format!("q{}", MAX_QUERIES + 9)));
+        let many: Vec<Series> = (0..MAX_SERIES / 2 + 1)
+            .map(|i| pod(&format!("p{i}"), 0.0, 600.0))
+            .collect();
+        m.check("big-1", &many, (0.0, 600.0, 60.0)).unwrap();
+        m.check("big-2", &many, (0.0, 600.0, 60.0)).unwrap();
+        let total: usize = m.queries.values().map(|r| r.series.len()).sum();
+        assert!(total <= MAX_SERIES, "{total}");
+        assert!(m.queries.contains_key("big-2"));
     }
 }
