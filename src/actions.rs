@@ -24,7 +24,7 @@ use kube::runtime::events::{Event, EventType, Recorder, Reporter};
 use kube::{Client, Resource, ResourceExt};
 use serde_json::json;
 
-use crate::annotations::{LAST_VERDICT, STATE};
+use crate::annotations::{ALLOW_REVISION, LAST_VERDICT, STATE};
 use crate::guard::{Act, Memory, Note, Plan};
 use crate::rollout::{HASH_LABEL, annotations_for_rollback, owned, without_hash};
 
@@ -129,6 +129,15 @@ impl Actuator {
                     ops.push(json!({ "op": "add", "path": "/spec/paused", "value": p }));
                 }
             }
+        }
+        // A release taken: the allow annotation goes, so that it releases one analysis only.
+        if plan.clear_allow
+            && d.metadata
+                .annotations
+                .as_ref()
+                .is_some_and(|a| a.contains_key(ALLOW_REVISION))
+        {
+            ops.push(json!({ "op": "remove", "path": annotation_path(ALLOW_REVISION) }));
         }
         let patch: json_patch::Patch = serde_json::from_value(serde_json::Value::Array(ops))?;
         let patch = Patch::Json::<()>(patch);

@@ -29,13 +29,16 @@ pub const BAKE_TIME: &str = "rollout-guard.io/bake-time";
 pub const GATE_STEPS: &str = "rollout-guard.io/gate-steps";
 /// `"true"` turns every action on this Deployment into a record.
 pub const KILL_SWITCH: &str = "rollout-guard.io/kill-switch";
+/// The pod-template hash of a revision the controller rolled back that a person releases for a
+/// fresh analysis (removed by the controller once taken).
+pub const ALLOW_REVISION: &str = crate::guard::ALLOW_REVISION_ANNOTATION;
 /// Written by the controller: what it decided and did (JSON, see `guard::Memory`).
 pub const STATE: &str = "rollout-guard.io/state";
 /// Written by the controller: the latest verdict in one line.
 pub const LAST_VERDICT: &str = "rollout-guard.io/last-verdict";
 
 /// Every annotation a person may set, for `--help` and the README.
-pub const USER_SET: [(&str, &str); 7] = [
+pub const USER_SET: [(&str, &str); 8] = [
     (ENABLED, "\"true\" opts the Deployment in"),
     (MODE, "observe | guard | gate (default from the config)"),
     (
@@ -51,6 +54,10 @@ pub const USER_SET: [(&str, &str); 7] = [
     (
         KILL_SWITCH,
         "\"true\" records actions instead of taking them",
+    ),
+    (
+        ALLOW_REVISION,
+        "pod-template hash of a rolled-back revision to analyse again instead of holding it",
     ),
 ];
 
@@ -133,6 +140,12 @@ pub fn resolve(
             "true" => s.kill_switch = true,
             "false" => {}
             other => problems.push(format!("{KILL_SWITCH}: {other:?} is not true or false")),
+        }
+    }
+    if let Some(v) = annotations.get(ALLOW_REVISION) {
+        let hash = v.trim();
+        if !hash.is_empty() {
+            s.allowed_hash = Some(hash.to_string());
         }
     }
     if let Some(v) = annotations.get(RULES) {

@@ -360,6 +360,7 @@ impl Config {
             max_rollbacks_per_hour: self.limits.max_rollbacks_per_hour,
             kill_switch: self.kill_switch,
             verify_timeout: self.defaults.verify_timeout.as_std(),
+            allowed_hash: None,
         }
     }
 }

@@ -22,9 +22,17 @@ use crate::rules::{Action, RuleSet};
 
 /// The schema version of [`Memory`] as written to the Deployment.
 pub const MEMORY_VERSION: u32 = 1;
-/// Actions kept in [`Memory::history`]: enough for the hourly rate limit and to remember
-/// rolled-back revisions across several releases.
+/// Actions kept in [`Memory::history`]: enough for the hourly rate limit.
 pub const HISTORY_LEN: usize = 20;
+/// Rolled-back revisions remembered in [`Memory::known_bad`] (the oldest forgotten first).
+pub const KNOWN_BAD_LEN: usize = 10;
+/// Times a held revision is paused again after something resumed it without the allow
+/// annotation; the next resume is respected, with a warning (a GitOps tool with
+/// `paused: false` in Git would otherwise fight the controller forever).
+pub const MAX_REPAUSES: u32 = 3;
+/// The annotation a person sets to release a held revision: its pod-template hash. Named here
+/// for the messages that explain it; read by `annotations`.
+pub const ALLOW_REVISION_ANNOTATION: &str = "rollout-guard.io/allow-revision";
 
 /// How the controller treats one Deployment.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -82,6 +90,9 @@ pub struct Settings {
     pub kill_switch: bool,
     /// How long a rollback may take to show the old ReplicaSet available again.
     pub verify_timeout: Duration,
+    /// The pod-template hash a person released with the allow annotation: a revision rolled
+    /// back before, deployed again with this hash, is analysed from scratch instead of held.
+    pub allowed_hash: Option<String>,
 }
 
 impl Default for Settings {
@@ -94,6 +105,7 @@ impl Default for Settings {
             max_rollbacks_per_hour: 3,
             kill_switch: false,
             verify_timeout: Duration::from_secs(600),
+            allowed_hash: None,
         }
     }
 }
@@ -118,6 +130,63 @@ pub struct Memory {
     /// The latest actions, newest last, at most [`HISTORY_LEN`].
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub history: Vec<ActionRecord>,
+    /// The revisions the controller rolled back, newest last, at most [`KNOWN_BAD_LEN`]:
+    /// deployed again, they are held paused until a person releases them.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub known_bad: Vec<KnownBad>,
+}
+
+impl Memory {
+    /// What is remembered of a rollback of the revision with this hash, if it was rolled back.
+    /// Memories written before `known_bad` existed keep their rollbacks in the history only.
+    pub fn rolled_back(&self, hash: &str) -> Option<KnownBad> {
+        if let Some(k) = self.known_bad.iter().find(|k| k.hash == hash) {
+            return Some(k.clone());
+        }
+        self.history
+            .iter()
+            .rev()
+            .find(|r| r.executed && r.hash == hash && matches!(r.act, Act::Rollback { .. }))
+            .map(|r| KnownBad {
+                hash: r.hash.clone(),
+                revision: r.revision,
+                at: r.at,
+                rule: r.rule.clone().unwrap_or_default(),
+                reason: String::new(),
+                released: None,
+            })
+    }
+
+    /// The rollback that makes this revision held, if it was rolled back and not released since.
+    pub fn held(&self, hash: &str) -> Option<KnownBad> {
+        self.rolled_back(hash).filter(|k| k.released.is_none())
+    }
+
+    /// Remembers `bad`, replacing what was known of the same hash, within [`KNOWN_BAD_LEN`].
+    fn remember(&mut self, bad: KnownBad) {
+        self.known_bad.retain(|k| k.hash != bad.hash);
+        self.known_bad.push(bad);
+        let excess = self.known_bad.len().saturating_sub(KNOWN_BAD_LEN);
+        self.known_bad.drain(..excess);
+    }
+}
+
+/// A revision the controller rolled back: why, and whether a person released it since.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct KnownBad {
+    /// The rolled-back ReplicaSet's `pod-template-hash`.
+    pub hash: String,
+    pub revision: u64,
+    /// When it was rolled back.
+    pub at: Timestamp,
+    /// The rule that rolled it back.
+    pub rule: String,
+    /// The decision's reason, cut to a line (empty for rollbacks remembered by older versions).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub reason: String,
+    /// When a person released it with the allow annotation; cleared by the next rollback.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub released: Option<Timestamp>,
 }
 
 /// One revision's analysis.
@@ -149,6 +218,10 @@ pub struct RevisionState {
     /// The rules that have not yet, with the latest reason why (cut to a line).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub unjudged: BTreeMap<String, String>,
+    /// The gate step whose bake time ran out without a pass, once said (`GateInconclusive`
+    /// is published once per hold, not at every evaluation while it holds).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub overdue_step: Option<usize>,
 }
 
 /// Where one revision's analysis stands.
@@ -184,15 +257,26 @@ pub enum Stage {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         verified: Option<bool>,
     },
+    /// A revision the controller rolled back, deployed again: held paused (not analysed, not
+    /// rolled back again) until a person releases it with the allow annotation, or replaces
+    /// its template. `repauses` counts the resumes the controller undid.
+    Held {
+        at: Timestamp,
+        rule: String,
+        #[serde(default)]
+        repauses: u32,
+    },
     /// Someone changed the Deployment after the controller acted (resumed what it paused):
     /// the controller keeps its hands off this revision.
     Overridden { at: Timestamp, why: String },
-    /// Not analysed, and why (e.g. a revision rolled back before, deployed again).
+    /// Not analysed, and why. Written by versions before [`Stage::Held`] for a rolled-back
+    /// revision deployed again; kept so that their memories still read.
     Skipped { at: Timestamp, why: String },
 }
 
 impl Stage {
-    /// Stages in which the controller no longer evaluates this revision.
+    /// Stages in which the controller no longer evaluates nor watches this revision (a held
+    /// one is watched: for its release, a resume, or a new template).
     pub fn is_final(&self) -> bool {
         matches!(
             self,
@@ -216,6 +300,7 @@ impl Stage {
             Stage::Inconclusive { .. } => "inconclusive",
             Stage::Paused { .. } => "paused",
             Stage::RolledBack { .. } => "rolled_back",
+            Stage::Held { .. } => "held",
             Stage::Overridden { .. } => "overridden",
             Stage::Skipped { .. } => "skipped",
         }
@@ -286,6 +371,9 @@ pub struct Plan {
     pub notes: Vec<Note>,
     /// Whether the memory changed enough to be written to the Deployment.
     pub write: bool,
+    /// Whether to remove the allow annotation with the write: the release it granted was
+    /// taken (a release is good for one analysis; set again to release again).
+    pub clear_allow: bool,
     /// The decision of this step's evaluation, if there was one.
     pub decision: Option<Decision>,
     /// When to look again.
@@ -308,6 +396,11 @@ pub fn wants_evaluation(
             stage: Stage::RolledBack { to_hash, .. },
             ..
         }) if *to_hash == new.hash => return None,
+        // A held revision's template replaced: `plan` resumes first.
+        Some(RevisionState {
+            stage: Stage::Held { .. },
+            ..
+        }) => return None,
         // Not seen yet: `plan` decides whether it starts an analysis; evaluate only if it would.
         _ => start_state(view, memory, settings, now)?,
     };
@@ -369,18 +462,14 @@ fn start_state(
     now: Timestamp,
 ) -> Option<RevisionState> {
     let new = view.new.as_ref()?;
-    let rolled_back_before = memory
-        .history
-        .iter()
-        .rev()
-        .find(|r| r.executed && r.hash == new.hash && matches!(r.act, Act::Rollback { .. }));
-    let stage = if let Some(r) = rolled_back_before {
-        Stage::Skipped {
+    let stage = if let Some(bad) = memory
+        .held(&new.hash)
+        .filter(|_| settings.allowed_hash.as_deref() != Some(new.hash.as_str()))
+    {
+        Stage::Held {
             at: now,
-            why: format!(
-                "revision {} ({}) was rolled back at {}; deployed again, it is not analysed again",
-                new.revision, new.hash, r.at
-            ),
+            rule: bad.rule,
+            repauses: 0,
         }
     } else if !view.is_rolling() || view.old_with_pods().next().is_none() {
         return None;
@@ -409,6 +498,7 @@ fn start_state(
         stalled: false,
         judged: BTreeSet::new(),
         unjudged: BTreeMap::new(),
+        overdue_step: None,
     })
 }
 
@@ -430,6 +520,7 @@ pub fn plan(
         suppressed: Vec::new(),
         notes: Vec::new(),
         write: false,
+        clear_allow: false,
         decision: None,
     };
     let mut requeue = p.step(evaluation);
@@ -455,6 +546,7 @@ pub fn plan(
     }
     Plan {
         write: p.write && changed && !dry,
+        clear_allow: p.clear_allow && !dry,
         memory: p.memory,
         acts,
         suppressed: p.suppressed,
@@ -477,11 +569,15 @@ struct Planner<'a> {
     suppressed: Vec<Act>,
     notes: Vec<Note>,
     write: bool,
+    clear_allow: bool,
     decision: Option<Decision>,
 }
 
 impl Planner<'_> {
     fn step(&mut self, evaluation: Option<(&RuleSet, &[Verdict])>) -> Duration {
+        if let Some(requeue) = self.held_replaced() {
+            return requeue;
+        }
         let Some(new) = self.view.new.clone() else {
             return self.settings.interval;
         };
@@ -492,6 +588,9 @@ impl Planner<'_> {
         {
             return self.verify_rollback(&new);
         }
+        if let Some(requeue) = self.known_bad(&new) {
+            return requeue;
+        }
         let seen = self
             .memory
             .current
@@ -501,22 +600,14 @@ impl Planner<'_> {
             match start_state(self.view, &self.memory, self.settings, self.now) {
                 None => return IDLE_REQUEUE,
                 Some(state) => {
-                    let msg = match &state.stage {
-                        Stage::Skipped { why, .. } => {
-                            self.note("RevisionSkipped", why.clone(), true);
-                            None
-                        }
-                        _ => Some(format!(
-                            "analysing revision {} ({}) against {} in {} mode",
-                            new.revision,
-                            new.name,
-                            names(self.view.old_with_pods()),
-                            self.settings.mode
-                        )),
-                    };
-                    if let Some(m) = msg {
-                        self.note("AnalysisStarted", m, false);
-                    }
+                    let msg = format!(
+                        "analysing revision {} ({}) against {} in {} mode",
+                        new.revision,
+                        new.name,
+                        names(self.view.old_with_pods()),
+                        self.settings.mode
+                    );
+                    self.note("AnalysisStarted", msg, false);
                     self.memory.current = Some(state);
                     self.write = true;
                 }
@@ -551,6 +642,207 @@ impl Planner<'_> {
             }
             _ => IDLE_REQUEUE,
         }
+    }
+
+    /// A revision the controller rolled back, deployed again (by a person, a pipeline re-run
+    /// or a GitOps re-sync): held paused, released by the allow annotation, never analysed
+    /// into a second rollback on its own. `None` when `new` is not such a revision, or when
+    /// the controller already let go of it (released, or resumed past the re-pauses).
+    fn known_bad(&mut self, new: &Generation) -> Option<Duration> {
+        let bad = self.memory.held(&new.hash)?;
+        let stage = self
+            .memory
+            .current
+            .as_ref()
+            .filter(|s| s.hash == new.hash)
+            .map(|s| s.stage.clone());
+        let held_now = matches!(stage, Some(Stage::Held { .. }));
+        match stage {
+            None | Some(Stage::RolledBack { .. } | Stage::Held { .. } | Stage::Skipped { .. }) => {}
+            Some(_) => return None,
+        }
+        if self.settings.allowed_hash.as_deref() == Some(new.hash.as_str()) {
+            // Setting the annotation bumped the generation: wait until the Deployment
+            // controller has seen it, so that the rollout's phase is known (its status update
+            // wakes the controller).
+            if self.view.phase == Phase::Pending {
+                return Some(self.settings.interval);
+            }
+            return Some(self.release(new, bad, held_now));
+        }
+        Some(if held_now {
+            self.keep_holding(new, &bad)
+        } else {
+            self.hold(new, &bad)
+        })
+    }
+
+    fn hold(&mut self, new: &Generation, bad: &KnownBad) -> Duration {
+        self.memory.current = start_state(self.view, &self.memory, self.settings, self.now);
+        self.write = true;
+        if !self.view.paused {
+            self.acts.push(Act::Pause);
+            self.record(Act::Pause, Some(bad.rule.clone()));
+        }
+        let what = if self.settings.dry_run() {
+            "actions are off, so it is not held"
+        } else {
+            "it is held paused before it replaces more pods"
+        };
+        let msg = format!(
+            "{}; deployed again, {what}. {}",
+            self.known_bad_story(new, bad),
+            self.release_hint(new)
+        );
+        self.note("KnownBadRevision", msg, true);
+        IDLE_REQUEUE
+    }
+
+    /// A held revision resumed without the allow annotation: paused again, up to
+    /// [`MAX_REPAUSES`] times; then the controller lets go and says so.
+    fn keep_holding(&mut self, new: &Generation, bad: &KnownBad) -> Duration {
+        if self.view.paused || self.settings.dry_run() {
+            return IDLE_REQUEUE;
+        }
+        let Stage::Held { repauses, .. } = self.state().stage.clone() else {
+            return IDLE_REQUEUE;
+        };
+        self.write = true;
+        if repauses >= MAX_REPAUSES {
+            let why = format!(
+                "resumed the held revision {} times without {ALLOW_REVISION_ANNOTATION}",
+                repauses + 1
+            );
+            self.state().stage = Stage::Overridden { at: self.now, why };
+            let msg = format!(
+                "{}; it was resumed {} times without the allow annotation (a GitOps tool with `paused: false` in Git?): the controller stops holding it, and it rolls out unanalysed",
+                self.known_bad_story(new, bad),
+                repauses + 1
+            );
+            self.note("KnownBadRevisionUnheld", msg, true);
+            return IDLE_REQUEUE;
+        }
+        self.acts.push(Act::Pause);
+        self.record(Act::Pause, Some(bad.rule.clone()));
+        if let Stage::Held { repauses, .. } = &mut self.state().stage {
+            *repauses += 1;
+        }
+        let msg = format!(
+            "{}; it was resumed, and is held paused again ({} of {MAX_REPAUSES}). {}",
+            self.known_bad_story(new, bad),
+            repauses + 1,
+            self.release_hint(new)
+        );
+        self.note("KnownBadRevision", msg, true);
+        IDLE_REQUEUE
+    }
+
+    /// The allow annotation names a held revision: it is analysed from scratch like any
+    /// release (resumed if the controller paused it, unless a gate holds it there anyway), and
+    /// the annotation is removed, so that a second rollback holds it again.
+    fn release(&mut self, new: &Generation, mut bad: KnownBad, held_now: bool) -> Duration {
+        bad.released = Some(self.now);
+        self.memory.remember(bad);
+        self.clear_allow = true;
+        self.write = true;
+        let resume = held_now && self.view.paused && self.paused_by_us(&new.hash);
+        let state = start_state(self.view, &self.memory, self.settings, self.now);
+        let what = match state {
+            Some(state) => {
+                let gate_hold = matches!(state.stage, Stage::GateHold { .. });
+                self.memory.current = Some(state);
+                if resume && !gate_hold {
+                    self.acts.push(Act::Resume);
+                    self.record(Act::Resume, None);
+                }
+                format!(
+                    "analysing it from scratch against {} in {} mode",
+                    names(self.view.old_with_pods()),
+                    self.settings.mode
+                )
+            }
+            None => {
+                if held_now {
+                    if resume {
+                        self.acts.push(Act::Resume);
+                        self.record(Act::Resume, None);
+                    }
+                    self.state().stage = Stage::Overridden {
+                        at: self.now,
+                        why: format!("released with {ALLOW_REVISION_ANNOTATION}"),
+                    };
+                }
+                "it is not rolling out, so there is nothing to analyse".to_string()
+            }
+        };
+        self.note(
+            "KnownBadRevisionReleased",
+            format!(
+                "revision {} ({}) was released with {ALLOW_REVISION_ANNOTATION}; {what}",
+                new.revision, new.name
+            ),
+            false,
+        );
+        self.settings.interval
+    }
+
+    /// A held revision whose template was replaced (Git reverted, another release): the pause
+    /// the controller made for it is lifted (a paused Deployment does not roll out its new
+    /// template), and the new template is analysed as any release.
+    fn held_replaced(&mut self) -> Option<Duration> {
+        let state = self.memory.current.as_ref()?;
+        if !matches!(state.stage, Stage::Held { .. })
+            || self.view.new.as_ref().is_some_and(|n| n.hash == state.hash)
+        {
+            return None;
+        }
+        let (hash, revision) = (state.hash.clone(), state.revision);
+        let resume = self.view.paused && self.paused_by_us(&hash) && !self.settings.dry_run();
+        if resume {
+            self.acts.push(Act::Resume);
+            self.record(Act::Resume, None);
+        }
+        self.state().stage = Stage::Overridden {
+            at: self.now,
+            why: "replaced the held revision's pod template".into(),
+        };
+        self.write = true;
+        let resumed = if resume {
+            "; resuming the rollout the controller paused"
+        } else {
+            ""
+        };
+        self.note(
+            "KnownBadRevisionReplaced",
+            format!("the held revision {revision} ({hash}) was replaced by another pod template{resumed}"),
+            false,
+        );
+        Some(self.settings.interval)
+    }
+
+    /// Which rule rolled `new` back, when, and with what numbers.
+    fn known_bad_story(&self, new: &Generation, bad: &KnownBad) -> String {
+        let numbers = if bad.reason.is_empty() {
+            String::new()
+        } else {
+            format!(": {}", bad.reason)
+        };
+        format!(
+            "revision {} ({}) is the pod template {} rolled back at {} (as revision {}) on rule {}{numbers}",
+            new.revision,
+            new.name,
+            FIELD_MANAGER_NAME,
+            bad.at,
+            bad.revision,
+            if bad.rule.is_empty() { "?" } else { &bad.rule },
+        )
+    }
+
+    fn release_hint(&self, new: &Generation) -> String {
+        format!(
+            "To analyse it again from scratch: kubectl -n {} annotate deployment {} {ALLOW_REVISION_ANNOTATION}={} --overwrite",
+            self.view.namespace, self.view.name, new.hash
+        )
     }
 
     fn state(&mut self) -> &mut RevisionState {
@@ -765,8 +1057,10 @@ impl Planner<'_> {
             .as_ref()
             .is_some_and(|l| l.outcome == Outcome::Pass);
         if !passed {
-            let already = self.notes.iter().any(|n| n.reason == "GateInconclusive");
+            let already = self.state().overdue_step == Some(step);
             if !already && self.decision.is_some() {
+                self.state().overdue_step = Some(step);
+                self.write = true;
                 let last = self
                     .state()
                     .last
@@ -919,6 +1213,15 @@ impl Planner<'_> {
         }
         self.acts.push(act.clone());
         self.record(act, Some(rule.into()));
+        let (hash, revision) = (new.hash.clone(), new.revision);
+        self.memory.remember(KnownBad {
+            hash,
+            revision,
+            at: self.now,
+            rule: rule.into(),
+            reason: one_line(reason, KNOWN_BAD_REASON),
+            released: None,
+        });
         self.note(
             "RolledBack",
             format!(
@@ -1073,9 +1376,12 @@ pub fn after(t: Timestamp, d: Duration) -> Timestamp {
         .unwrap_or(Timestamp::MAX)
 }
 
-/// A duration for people: `90s`, `10m`, `1h30m`.
 /// How much of a rule's latest reason is kept for a rule that has not yet judged.
 const UNJUDGED_REASON: usize = 200;
+/// How much of the decision's reason is kept for a rolled-back revision.
+const KNOWN_BAD_REASON: usize = 300;
+/// How the controller names itself in messages.
+const FIELD_MANAGER_NAME: &str = "rollout-guard";
 
 /// The first `max` bytes of `s` (at a character boundary), with an ellipsis when cut.
 fn one_line(s: &str, max: usize) -> String {
@@ -1089,6 +1395,7 @@ fn one_line(s: &str, max: usize) -> String {
     format!("{}…", &s[..end])
 }
 
+/// A duration for people: `90s`, `10m`, `1h30m`.
 pub fn human(d: Duration) -> String {
     let s = d.as_secs();
     match (s / 3600, (s % 3600) / 60, s % 60) {

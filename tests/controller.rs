@@ -677,6 +677,7 @@ fn plan_of(acts: Vec<rollout_guard::guard::Act>, seq: u64) -> rollout_guard::gua
         suppressed: Vec::new(),
         notes: Vec::new(),
         write: true,
+        clear_allow: false,
         decision: None,
         requeue: Duration::from_secs(60),
     }

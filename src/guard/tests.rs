@@ -255,23 +255,208 @@ fn a_rollback_that_does_not_take_is_reported() {
     assert!(p2.notes[0].warning && p2.acts.is_empty());
 }
 
+/// The memory after a rollback of `new22` (rolled out over `old11`) and its verification.
+fn rolled_back_memory(s: &Settings) -> Memory {
+    let (p, _) = fail_until_act(&rolling(1), s, Memory::default());
+    let mut back = complete();
+    back.new = Some(gen_("old11", 3, 4, 4));
+    back.old = vec![gen_("new22", 2, 0, 0)];
+    step(&back, &p.memory, s, &[], 200).memory
+}
+
+/// `new22` deployed again over `old11` (renumbered 3), its first surge up.
+fn redeployed() -> RolloutView {
+    let mut view = rolling(1);
+    view.new = Some(gen_("new22", 4, 1, 0));
+    view.old = vec![gen_("old11", 3, 4, 4)];
+    view
+}
+
 #[test]
-fn a_rolled_back_revision_deployed_again_is_skipped_not_rolled_back_in_a_loop() {
+fn a_rolled_back_revision_deployed_again_is_held_paused_not_analysed_nor_rolled_back() {
     let s = Settings::default();
-    let (p, _) = fail_until_act(&rolling(1), &s, Memory::default());
-    let mut memory = p.memory;
+    let memory = rolled_back_memory(&s);
+    let bad = memory.held("new22").expect("remembered as known-bad");
+    assert_eq!(bad.rule, "class-loading-errors");
+    assert!(
+        bad.reason.contains("class-loading-errors"),
+        "{}",
+        bad.reason
+    );
+    // Deployed again straight after (a GitOps re-sync): held at once, nothing evaluated.
+    let view = redeployed();
+    assert_eq!(wants_evaluation(&view, &memory, &s, at(300)), None);
+    let p = step(&view, &memory, &s, &[], 300);
+    assert_eq!(p.acts, [Act::Pause]);
+    assert_eq!(reasons(&p), ["KnownBadRevision"]);
+    let msg = &p.notes[0].message;
+    for want in [
+        "class-loading-errors",
+        "rolled back at",
+        "rollout-guard.io/allow-revision=new22",
+        "kubectl -n web annotate deployment shop",
+    ] {
+        assert!(msg.contains(want), "{want:?} not in {msg}");
+    }
+    assert!(matches!(stage(&p), Stage::Held { repauses: 0, .. }));
+    assert!(p.write && !p.clear_allow);
+    let rec = p.memory.history.last().unwrap();
+    assert_eq!((rec.act.clone(), rec.executed), (Act::Pause, true));
+    // Paused, it stays held quietly: no writes, no evaluations, whatever wakes the controller.
+    let mut paused = view.clone();
+    paused.paused = true;
+    paused.phase = Phase::Paused;
+    let p2 = step(&paused, &p.memory, &s, &[], 400);
+    assert!(p2.acts.is_empty() && p2.notes.is_empty() && !p2.write);
+    assert_eq!(wants_evaluation(&paused, &p2.memory, &s, at(400)), None);
+    // The same after a restart (the memory read back from the annotation).
+    let json = serde_json::to_string(&p.memory).unwrap();
+    let read: Memory = serde_json::from_str(&json).unwrap();
+    let p3 = step(&paused, &read, &s, &[], 500);
+    assert!(p3.acts.is_empty() && p3.notes.is_empty() && !p3.write);
+}
+
+#[test]
+fn a_held_revision_is_held_also_after_other_releases_and_in_older_memories() {
+    let s = Settings::default();
+    let mut memory = rolled_back_memory(&s);
     // A later, different release came and went...
     let mut other = rolling(1);
     other.new = Some(gen_("new33", 4, 1, 1));
-    let p = step(&other, &memory, &s, &verdicts(Outcome::Pass, None), 1000);
-    memory = p.memory;
+    memory = step(&other, &memory, &s, &verdicts(Outcome::Pass, None), 1000).memory;
     // ...then someone deploys the rolled-back template again.
-    let view = rolling(1);
-    assert_eq!(wants_evaluation(&view, &memory, &s, at(2000)), None);
-    let p = step(&view, &memory, &s, &[], 2000);
-    assert_eq!(reasons(&p), ["RevisionSkipped"]);
-    assert!(p.acts.is_empty() && p.write);
-    assert!(matches!(stage(&p), Stage::Skipped { .. }));
+    let p = step(&redeployed(), &memory, &s, &[], 2000);
+    assert_eq!(p.acts, [Act::Pause]);
+    assert_eq!(reasons(&p), ["KnownBadRevision"]);
+    // A memory written before `known_bad` existed: the rollback in the history is enough.
+    let mut old = rolled_back_memory(&s);
+    old.known_bad.clear();
+    let p = step(&redeployed(), &old, &s, &[], 300);
+    assert_eq!(p.acts, [Act::Pause]);
+    // As is a revision an older version had marked skipped.
+    if let Some(state) = old.current.as_mut() {
+        state.stage = Stage::Skipped {
+            at: at(250),
+            why: "deployed again".into(),
+        };
+    }
+    let p = step(&redeployed(), &old, &s, &[], 300);
+    assert_eq!(p.acts, [Act::Pause]);
+}
+
+#[test]
+fn a_held_revision_resumed_without_the_annotation_is_paused_again_a_bounded_number_of_times() {
+    let s = Settings::default();
+    let mut memory = step(&redeployed(), &rolled_back_memory(&s), &s, &[], 300).memory;
+    let resumed = redeployed(); // unpaused by someone
+    for n in 1..=MAX_REPAUSES {
+        let p = step(&resumed, &memory, &s, &[], 300 + i64::from(n) * 10);
+        assert_eq!(p.acts, [Act::Pause], "re-pause {n}");
+        assert!(
+            p.notes[0]
+                .message
+                .contains(&format!("({n} of {MAX_REPAUSES})"))
+        );
+        memory = p.memory;
+    }
+    let p = step(&resumed, &memory, &s, &[], 400);
+    assert!(p.acts.is_empty());
+    assert_eq!(reasons(&p), ["KnownBadRevisionUnheld"]);
+    assert!(matches!(stage(&p), Stage::Overridden { .. }));
+    // And then it is left alone: no loop.
+    let p2 = step(&resumed, &p.memory, &s, &[], 430);
+    assert!(p2.acts.is_empty() && p2.notes.is_empty() && !p2.write);
+}
+
+#[test]
+fn the_allow_annotation_releases_a_held_revision_for_one_fresh_analysis() {
+    let s = Settings::default();
+    let memory = step(&redeployed(), &rolled_back_memory(&s), &s, &[], 300).memory;
+    let mut paused = redeployed();
+    paused.paused = true;
+    paused.phase = Phase::Paused;
+    let allowed = Settings {
+        allowed_hash: Some("new22".into()),
+        ..Settings::default()
+    };
+    // Naming another hash releases nothing.
+    let other = Settings {
+        allowed_hash: Some("new99".into()),
+        ..Settings::default()
+    };
+    let p = step(&paused, &memory, &other, &[], 400);
+    assert!(p.acts.is_empty() && !p.write && !p.clear_allow);
+    // Just set, the annotation's generation not yet seen by the Deployment controller: the
+    // phase is not known yet, so the release waits for it.
+    let mut pending = paused.clone();
+    pending.phase = Phase::Pending;
+    let p = step(&pending, &memory, &allowed, &[], 400);
+    assert!(p.acts.is_empty() && !p.write && p.notes.is_empty());
+    let p = step(&paused, &memory, &allowed, &[], 400);
+    assert_eq!(p.acts, [Act::Resume]);
+    assert_eq!(reasons(&p), ["KnownBadRevisionReleased"]);
+    assert!(p.clear_allow && p.write);
+    assert_eq!(stage(&p), &Stage::Analysing);
+    assert_eq!(p.memory.held("new22"), None);
+    // Analysed like any release (the annotation is gone by now) ...
+    let mut rolling_again = redeployed();
+    rolling_again.new = Some(gen_("new22", 4, 1, 1));
+    let v = verdicts(Outcome::Pass, None);
+    let p2 = step(&rolling_again, &p.memory, &s, &v, 430);
+    assert_eq!(p2.memory.current.as_ref().unwrap().evaluations, 1);
+    // ... and rolled back again if it fails again, after which it is held again.
+    let fail = verdicts(Outcome::Pass, Some("class-loading-errors"));
+    let mut memory = p2.memory;
+    let acted = (1..10).find_map(|i| {
+        let p = step(&rolling_again, &memory, &s, &fail, 430 + i * 30);
+        memory = p.memory.clone();
+        (!p.acts.is_empty()).then_some(p)
+    });
+    let p3 = acted.expect("rolled back again");
+    assert!(matches!(p3.acts[..], [Act::Rollback { .. }]));
+    assert!(p3.memory.held("new22").is_some());
+}
+
+#[test]
+fn a_held_revision_whose_template_is_replaced_is_resumed_for_the_new_one() {
+    let s = Settings::default();
+    let memory = step(&redeployed(), &rolled_back_memory(&s), &s, &[], 300).memory;
+    // Git reverted: the template is old11's again; paused, the Deployment does not roll it.
+    let mut reverted = redeployed();
+    reverted.paused = true;
+    reverted.phase = Phase::Paused;
+    reverted.new = Some(gen_("old11", 5, 4, 4));
+    reverted.old = vec![gen_("new22", 4, 1, 0)];
+    assert_eq!(wants_evaluation(&reverted, &memory, &s, at(400)), None);
+    let p = step(&reverted, &memory, &s, &[], 400);
+    assert_eq!(p.acts, [Act::Resume]);
+    assert_eq!(reasons(&p), ["KnownBadRevisionReplaced"]);
+    // A new template whose ReplicaSet a paused Deployment has not created yet: the same.
+    let mut pending = reverted.clone();
+    pending.new = None;
+    pending.phase = Phase::Pending;
+    let p = step(&pending, &memory, &s, &[], 400);
+    assert_eq!(p.acts, [Act::Resume]);
+    // Paused by someone else, not by the controller: left paused.
+    let mut by_someone = memory.clone();
+    by_someone.history.retain(|r| r.act != Act::Pause);
+    let p = step(&reverted, &by_someone, &s, &[], 400);
+    assert!(p.acts.is_empty());
+    assert_eq!(reasons(&p), ["KnownBadRevisionReplaced"]);
+}
+
+#[test]
+fn observe_mode_only_says_a_known_bad_revision_is_back() {
+    let s = Settings::default();
+    let memory = rolled_back_memory(&s);
+    let observe = Settings {
+        mode: Mode::Observe,
+        ..Settings::default()
+    };
+    let p = step(&redeployed(), &memory, &observe, &[], 300);
+    assert!(p.acts.is_empty() && !p.write);
+    assert_eq!(p.suppressed, [Act::Pause]);
+    assert!(p.notes[0].message.contains("actions are off"));
 }
 
 #[test]
@@ -549,7 +734,16 @@ fn an_inconclusive_gate_holds_and_says_so() {
     let p = step(&view, &p.memory, &s, &unsure, end);
     assert!(p.acts.is_empty());
     assert_eq!(reasons(&p), ["GateInconclusive"]);
+    assert!(p.write, "said with a write: the record of it matches one");
     assert!(matches!(stage(&p), Stage::GateHold { .. }));
+    // Said once per hold, not at every evaluation while it holds.
+    let mut memory = p.memory;
+    for i in 1..=5 {
+        let p = step(&view, &memory, &s, &unsure, end + i * 30);
+        assert!(p.notes.is_empty() && p.acts.is_empty(), "{:?}", p.notes);
+        assert!(matches!(stage(&p), Stage::GateHold { .. }));
+        memory = p.memory;
+    }
 }
 
 #[test]

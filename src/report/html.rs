@@ -164,7 +164,10 @@ fn write_page(out: &mut String, r: &Report, options: HtmlOptions) -> std::fmt::R
 fn badge(e: &Ending) -> &'static str {
     match e {
         Ending::RolledBack { .. } | Ending::ActionFailed { .. } => "bad",
-        Ending::Paused { .. } | Ending::Recorded { .. } | Ending::Inconclusive { .. } => "warn",
+        Ending::Paused { .. }
+        | Ending::Recorded { .. }
+        | Ending::Inconclusive { .. }
+        | Ending::Held { .. } => "warn",
         Ending::Passed { .. } => "good",
         Ending::NoAction { .. } => "neutral",
     }

@@ -106,6 +106,11 @@ pub enum Ending {
     Inconclusive {
         why: Option<String>,
     },
+    /// A revision rolled back before, deployed again and held paused (not analysed); `why` is
+    /// the `KnownBadRevision` note: which rule rolled it back, when, and how to release it.
+    Held {
+        why: Option<String>,
+    },
     /// No action, and no end of analysis in the records.
     NoAction {
         stage: Option<String>,
@@ -122,6 +127,7 @@ impl Ending {
             Ending::ActionFailed { .. } => "action failed",
             Ending::Passed { .. } => "passed",
             Ending::Inconclusive { .. } => "inconclusive",
+            Ending::Held { .. } => "held: rolled back before",
             Ending::NoAction { .. } => "no action",
         }
     }
@@ -133,7 +139,10 @@ impl Ending {
             | Ending::Paused { rule, .. }
             | Ending::Recorded { rule, .. }
             | Ending::ActionFailed { rule, .. } => rule.as_deref(),
-            Ending::Passed { .. } | Ending::Inconclusive { .. } | Ending::NoAction { .. } => None,
+            Ending::Passed { .. }
+            | Ending::Inconclusive { .. }
+            | Ending::Held { .. }
+            | Ending::NoAction { .. } => None,
         }
     }
 }
@@ -269,6 +278,14 @@ pub fn build(selected: &Selected<'_>, source: Source) -> Report {
                     .rev()
                     .flat_map(|r| &r.notes)
                     .find(|n| n.reason == "AnalysisInconclusive")
+                    .map(|n| n.message.clone()),
+            },
+            Some(stage) if stage == "held" => Ending::Held {
+                why: records
+                    .iter()
+                    .rev()
+                    .flat_map(|r| &r.notes)
+                    .find(|n| n.reason == "KnownBadRevision")
                     .map(|n| n.message.clone()),
             },
             stage => Ending::NoAction { stage },

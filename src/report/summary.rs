@@ -99,6 +99,12 @@ pub(super) fn summary(
                 .unwrap_or("some rules never reached a verdict")
                 .trim_end_matches('.')
         ),
+        Ending::Held { why } => format!(
+            "{first} was not analysed: {}.",
+            why.as_deref()
+                .unwrap_or("it is a revision rolled back before, deployed again, and held paused")
+                .trim_end_matches('.')
+        ),
         Ending::NoAction { stage } => format!(
             "{first} was analysed in {} mode ({span}) and no rule acted; at the last record its analysis stood at stage {}.",
             report.mode,

@@ -482,6 +482,44 @@ fn a_pause_and_a_pass_have_their_own_summaries() {
     assert_eq!(shown.evaluation, 2);
 }
 
+#[test]
+fn a_held_revision_says_it_was_not_analysed_and_why() {
+    let mut recs = rollback_story();
+    let why = "revision 9 (shop-7d4f9c8b6f) is the pod template rollout-guard rolled back at 2027-01-15T10:14:33Z (as revision 7) on rule class-loading-errors: new 1.2% vs old 0%; deployed again, it is held paused before it replaces more pods. To analyse it again from scratch: kubectl -n web annotate deployment shop rollout-guard.io/allow-revision=7d4f9c8b6f --overwrite";
+    let mut evaluation = record(Kind::Evaluation, 900, "shop", 9);
+    evaluation.stage = Some("held".into());
+    evaluation.acts = vec![Act::Pause];
+    let mut action = evaluation.clone();
+    action.kind = Kind::Action;
+    action.result = Some("ok".into());
+    action.notes = vec![Note {
+        reason: "KnownBadRevision".into(),
+        message: why.into(),
+        warning: true,
+    }];
+    recs.extend([evaluation, action]);
+    let r = report_of(&recs, &Selection::default());
+    assert_eq!(r.revision, 9, "a hold is an action: the default revision");
+    assert_eq!(
+        r.ending,
+        Ending::Held {
+            why: Some(why.into())
+        }
+    );
+    assert_eq!(r.ending.headline(), "held: rolled back before");
+    assert!(
+        r.summary
+            .starts_with("Revision 9 (shop-7d4f9c8b6f) of web/shop was not analysed: revision 9"),
+        "{}",
+        r.summary
+    );
+    assert!(
+        r.summary.contains("allow-revision=7d4f9c8b6f"),
+        "{}",
+        r.summary
+    );
+}
+
 /// Two Deployments, shop with three revisions (7 rolled back; 9 analysed later, no action),
 /// and the same name in another namespace.
 fn crowded_file() -> Vec<Record> {

@@ -215,6 +215,17 @@ impl Cluster {
 
     /// (reason, note) of the Events on the Deployment, oldest first.
     pub async fn events(&self, name: &str) -> Vec<(String, String)> {
+        self.published(name)
+            .await
+            .into_iter()
+            .map(|(reason, note, _)| (reason, note))
+            .collect()
+    }
+
+    /// (reason, note, times) of the Events on the Deployment, oldest first. The Event
+    /// recorder folds a repeat of an Event into the first one's `series` (as `kubectl` shows
+    /// it), so how many times an Event was published is its series count.
+    pub async fn published(&self, name: &str) -> Vec<(String, String, i32)> {
         let api: Api<Event> = Api::namespaced(self.client.clone(), &self.namespace);
         let mut evs: Vec<Event> = api
             .list(&ListParams::default())
@@ -230,7 +241,14 @@ impl Cluster {
                 .cmp(&b.metadata.creation_timestamp)
         });
         evs.into_iter()
-            .map(|e| (e.reason.unwrap_or_default(), e.note.unwrap_or_default()))
+            .map(|e| {
+                let times = e.series.as_ref().map_or(1, |s| s.count);
+                (
+                    e.reason.unwrap_or_default(),
+                    e.note.unwrap_or_default(),
+                    times,
+                )
+            })
             .collect()
     }
 
