@@ -19,6 +19,7 @@
 use std::collections::BTreeMap;
 
 use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet};
+use k8s_openapi::api::core::v1::ObjectReference;
 use kube::api::{Api, Patch, PatchParams};
 use kube::runtime::events::{Event, EventType, Recorder, Reporter};
 use kube::{Client, Resource, ResourceExt};
@@ -149,10 +150,21 @@ impl Actuator {
         Ok(Some(written))
     }
 
-    /// Publishes the plan's notes as Events on the Deployment. Failures are logged, not
-    /// returned: an Event is a courtesy, the memory annotation is the record.
-    pub async fn publish(&self, d: &Deployment, notes: &[Note]) {
+    /// Publishes the plan's notes as Events on the Deployment, related to the ReplicaSet of the
+    /// revision they are about. Failures are logged, not returned: an Event is a courtesy, the
+    /// memory annotation is the record. The related ReplicaSet also keeps the Events of two
+    /// revisions apart: the recorder folds an Event into an earlier one with the same reason
+    /// and objects (a `series`, keeping the first note), which would show the next release's
+    /// `AnalysisStarted` with the previous release's text.
+    pub async fn publish(&self, d: &Deployment, notes: &[Note], replicaset: Option<&str>) {
         let reference = d.object_ref(&());
+        let related = replicaset.map(|name| ObjectReference {
+            api_version: Some("apps/v1".into()),
+            kind: Some("ReplicaSet".into()),
+            name: Some(name.into()),
+            namespace: d.namespace(),
+            ..ObjectReference::default()
+        });
         for n in notes {
             let ev = Event {
                 type_: if n.warning {
@@ -163,7 +175,7 @@ impl Actuator {
                 reason: n.reason.clone(),
                 note: Some(truncate(&n.message, 1000)),
                 action: n.reason.clone(),
-                secondary: None,
+                secondary: related.clone(),
             };
             if let Err(e) = self.recorder.publish(&ev, &reference).await {
                 tracing::warn!(deployment = %d.name_any(), reason = %n.reason, error = %e, "could not publish an Event");

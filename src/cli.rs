@@ -19,6 +19,8 @@ use crate::prometheus::{BasicAuth, PrometheusConfig, PrometheusSource};
 use crate::rules::{DEFAULT_RULES, RuleSet};
 use crate::simulate::{Fault, Gate, Incident, Noise, Scenario, generate};
 
+mod status;
+
 /// Watches Kubernetes rollouts of PHP services and pauses or rolls back a plain Deployment when
 /// its new ReplicaSet does worse than the old one.
 #[derive(Debug, Parser)]
@@ -80,6 +82,19 @@ pub enum Command {
     /// records. A few unreadable lines (a write cut short by a crash) are skipped and counted in
     /// the report's notes.
     Report(ReportArgs),
+    /// Tell a CI pipeline what became of a release: passed, rolled back, held or paused, still
+    /// analysing, inconclusive, or not guarded.
+    ///
+    /// Run it after `kubectl rollout status`, which goes green on a rolled-back Deployment too.
+    /// Reads the Deployment, its ReplicaSets, the controller's state annotation and its latest
+    /// Events (read access only), with your kubeconfig. The release is the latest one: the
+    /// template the Deployment runs, or the one the controller rolled back from it; --revision
+    /// picks another. With --wait, waits until the analysis ends (in guard mode that includes
+    /// the bake time after the rollout completes).
+    ///
+    /// Exit codes: 0 passed, 2 usage or connection error, 3 rolled back, 4 held or paused,
+    /// 5 still analysing (or --wait timed out), 6 inconclusive, 7 not guarded.
+    Status(StatusArgs),
     /// Play the whole story in about a minute, with nothing else installed.
     ///
     /// An embedded simulated cluster (the fake API server the tests use, with its Deployment
@@ -88,6 +103,40 @@ pub enum Command {
     /// one that saturates its CPU (rolled back), and a healthy one (passes). Prints the timeline
     /// as it goes and leaves the decision records in --output-dir.
     Demo(DemoArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct StatusArgs {
+    /// The Deployment.
+    #[arg(short, long)]
+    pub deployment: String,
+    /// Its namespace (default: the kubeconfig context's).
+    #[arg(short, long)]
+    pub namespace: Option<String>,
+    /// The revision (`deployment.kubernetes.io/revision`) to tell about (default: the latest).
+    #[arg(long)]
+    pub revision: Option<u64>,
+    /// Wait until the analysis has ended, or --timeout has passed.
+    #[arg(short, long)]
+    pub wait: bool,
+    /// How long --wait waits, e.g. 15m.
+    #[arg(long, default_value = "15m")]
+    pub timeout: PromDuration,
+    /// `text` (one line, then the latest Events) or `json`.
+    #[arg(short, long, value_enum, default_value_t = StatusFormat::Text)]
+    pub output: StatusFormat,
+    /// The kubeconfig file (default: $KUBECONFIG, ~/.kube/config, or in-cluster).
+    #[arg(long)]
+    pub kubeconfig: Option<PathBuf>,
+    /// The kubeconfig context (default: its current context).
+    #[arg(long)]
+    pub context: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum StatusFormat {
+    Text,
+    Json,
 }
 
 #[derive(Debug, Args)]
@@ -350,6 +399,7 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         Command::Report(args) => report(&args),
         Command::Run(_) => bail!("`run` starts from `main`, which reads its configuration first"),
         Command::Demo(args) => demo(&args),
+        Command::Status(args) => status::run(&args),
         Command::Rules(RulesCommand::Defaults) => {
             print!("{DEFAULT_RULES}");
             Ok(ExitCode::SUCCESS)

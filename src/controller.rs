@@ -480,7 +480,8 @@ async fn reconcile_at<S: MetricSource + Send + Sync + 'static>(
                 });
             }
             if !settings.dry_run() {
-                ctx.actuator.publish(&d, &plan.notes).await;
+                let about = plan.memory.current.as_ref().map(|s| s.replicaset.as_str());
+                ctx.actuator.publish(&d, &plan.notes, about).await;
             }
             kept.memory = plan.memory;
             ctx.keep(key, kept);
@@ -597,7 +598,10 @@ fn read_memory(ann: &BTreeMap<String, String>) -> Option<Memory> {
 }
 
 /// The ReplicaSets matching the Deployment's selector (the Deployment controller's own query).
-async fn list_replicasets(client: &Client, d: &Deployment) -> Result<Vec<ReplicaSet>, kube::Error> {
+pub async fn list_replicasets(
+    client: &Client,
+    d: &Deployment,
+) -> Result<Vec<ReplicaSet>, kube::Error> {
     let ns = d.namespace().unwrap_or_default();
     let api: Api<ReplicaSet> = Api::namespaced(client.clone(), &ns);
     let mut lp = ListParams::default();

@@ -7,7 +7,7 @@
 //!   [`phplog`] (PHP errors parsed from container logs);
 //! - the controller's core (plain functions over Kubernetes objects, no client): [`rollout`]
 //!   (new and old ReplicaSets, phase), [`guard`] (the per-revision policy), [`annotations`],
-//!   [`config`];
+//!   [`config`], [`status`] (what became of a release, for `rollout-guard status`);
 //! - adapters: [`prometheus`] (the metric source over HTTP), [`podlogs`] (pod logs read through
 //!   the Kubernetes API, for `logs` rules), [`controller`] (kube watches and reconcile),
 //!   [`actions`] (writes to Deployments, Events), [`leader`] (the Lease), [`telemetry`] (metrics
@@ -47,5 +47,6 @@ pub mod rules;
 pub mod simulate;
 pub mod source;
 pub mod stats;
+pub mod status;
 pub mod telemetry;
 pub mod template;

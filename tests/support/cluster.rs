@@ -146,6 +146,20 @@ impl Cluster {
         }
     }
 
+    /// A kubeconfig for this cluster, for the command line: the fake's (written to the test's
+    /// folder) or the real cluster's.
+    pub fn kubeconfig(&self) -> PathBuf {
+        if let Some(real) = &self.real {
+            return real.clone();
+        }
+        let path = self.dir.path().join("kubeconfig");
+        if let Some(fake) = &self.fake {
+            fake.write_kubeconfig(&path)
+                .expect("writing the kubeconfig");
+        }
+        path
+    }
+
     pub fn deployments(&self) -> Api<Deployment> {
         Api::namespaced(self.client.clone(), &self.namespace)
     }
