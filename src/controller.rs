@@ -786,6 +786,19 @@ mod tests {
     }
 
     #[test]
+    fn conflicts_in_a_row_are_retried_ever_later_up_to_a_bound() {
+        let waits: Vec<u64> = (1..=8)
+            .map(|n| conflict_backoff(n).as_millis() as u64)
+            .collect();
+        assert_eq!(waits, [500, 1000, 2000, 4000, 8000, 15000, 15000, 15000]);
+        assert_eq!(conflict_backoff(u32::MAX), AFTER_CONFLICT_MAX);
+        // Twenty conflicts in a row take minutes, not the 1.5 s they took when every retry
+        // came 50-90 ms after the last.
+        let total: Duration = (1..=20).map(conflict_backoff).sum();
+        assert!(total >= Duration::from_secs(200), "{total:?}");
+    }
+
+    #[test]
     fn a_deployment_that_did_not_opt_in_keeps_only_its_name_and_opt_in() {
         let mut d = deployment(&[("kubectl.kubernetes.io/last-applied-configuration", "{}")]);
         slim(&mut d, false);
