@@ -282,6 +282,9 @@ fn hash_path(p: &Path, h: &mut DefaultHasher, depth: usize) {
 
 /// `rollout-guard run`: the daemon with the real cluster and Prometheus.
 pub async fn run(config_path: Option<PathBuf>, config: Config) -> Result<()> {
+    // What can be checked here is checked before anything is connected: a broken rules file
+    // says so, not that no cluster is reachable from where it was tried.
+    RuleSet::load_or_defaults(&config.rules).map_err(|e| anyhow::anyhow!("invalid rules:\n{e}"))?;
     let prometheus = crate::prometheus::PrometheusSource::new(&config.prometheus)
         .context("configuring the Prometheus client")?;
     let client = Client::try_default()

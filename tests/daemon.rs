@@ -49,6 +49,39 @@ fn a_broken_configuration_is_refused_at_start_with_every_reason() {
     assert!(err.contains("/nonexistent/config.yaml"), "{err}");
 }
 
+#[test]
+fn broken_rules_are_refused_before_any_cluster_is_tried() {
+    let dir = tempfile::tempdir().unwrap();
+    let rules = dir.path().join("rules.yaml");
+    std::fs::write(
+        &rules,
+        "version: 1\nrules:\n  - name: x\n    action: explode\n",
+    )
+    .unwrap();
+    let cfg = dir.path().join("config.yaml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "prometheus: {{url: 'http://p:9090'}}\nrules: [{}]\n",
+            rules.display()
+        ),
+    )
+    .unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_rollout-guard"))
+        .args(["run", "--config", cfg.to_str().unwrap()])
+        .env("KUBECONFIG", dir.path().join("no-such-kubeconfig"))
+        .env_remove("KUBERNETES_SERVICE_HOST")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("invalid rules") && err.contains("explode"),
+        "{err}"
+    );
+    assert!(!err.contains("Kubernetes"), "{err}");
+}
+
 /// A fake API server, its kubeconfig, and a daemon config (Prometheus unreachable, metrics on a
 /// free port) with `extra` YAML lines appended.
 struct Setup {
