@@ -405,7 +405,16 @@ impl LogSource for KubeLogs {
             .list(&ListParams::default().labels(&format!("{HASH_LABEL}={hash}")))
             .await
             .map_err(|e| {
-                SourceError::Unreachable(format!("listing the pods of {}: {e}", q.replicaset))
+                let hint = match &e {
+                    kube::Error::Api(s) if s.code == 403 => {
+                        " (logs rules need get and list on pods and get on pods/log: the chart's rbac.podLogs: true)"
+                    }
+                    _ => "",
+                };
+                SourceError::Unreachable(format!(
+                    "listing the pods of {}: {e}{hint}",
+                    q.replicaset
+                ))
             })?;
         let owned: Vec<Pod> = listed
             .items

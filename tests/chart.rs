@@ -98,9 +98,15 @@ fn workload_rules() -> Value {
     json!([
         {"apiGroups": ["apps"], "resources": ["deployments"], "verbs": ["get", "list", "watch", "patch"]},
         {"apiGroups": ["apps"], "resources": ["replicasets"], "verbs": ["get", "list", "watch"]},
-        {"apiGroups": [""], "resources": ["pods"], "verbs": ["get", "list", "watch"]},
-        {"apiGroups": [""], "resources": ["pods/log"], "verbs": ["get"]},
         {"apiGroups": ["events.k8s.io"], "resources": ["events"], "verbs": ["create", "patch"]},
+    ])
+}
+
+/// The rules of the pod-logs ClusterRole (or Roles), granted with `rbac.podLogs` only.
+fn pod_logs_rules() -> Value {
+    json!([
+        {"apiGroups": [""], "resources": ["pods"], "verbs": ["get", "list"]},
+        {"apiGroups": [""], "resources": ["pods/log"], "verbs": ["get"]},
     ])
 }
 
@@ -119,6 +125,8 @@ const FULLNAME_EXPR: &str = r#"{{ include "rollout-guard.fullname" . | quote }}"
 fn rbac_rules_are_exactly_the_documented_ones() {
     let workload = literal_block("rbac.yaml", "rules");
     assert_eq!(workload, workload_rules());
+    let pod_logs = literal_block("pod-logs-rbac.yaml", "rules");
+    assert_eq!(pod_logs, pod_logs_rules());
     let lease = literal_blocks(
         "leader-election-rbac.yaml",
         "rules",
@@ -126,7 +134,7 @@ fn rbac_rules_are_exactly_the_documented_ones() {
     );
     assert_eq!(lease.len(), 1);
     assert_eq!(lease[0].1, lease_rules("FULLNAME"));
-    for rules in [&workload, &lease[0].1] {
+    for rules in [&workload, &pod_logs, &lease[0].1] {
         let text = rules.to_string().to_lowercase();
         assert!(!text.contains('*'), "no wildcards: {rules}");
         assert!(!text.contains("secret"), "no access to Secrets: {rules}");
@@ -488,6 +496,74 @@ fn watched_namespaces_get_roles_and_nothing_cluster_wide() {
         );
     }
     assert_eq!(load_config(docs, FULLNAME).namespaces, ["shop", "billing"]);
+}
+
+#[test]
+fn pods_and_their_logs_are_granted_only_for_logs_rules() {
+    let pod_logs = format!("{FULLNAME}-pod-logs");
+    let defaults = rendered("defaults");
+    assert!(
+        !defaults
+            .iter()
+            .any(|d| d["metadata"]["name"] == pod_logs.as_str()),
+        "granted without rbac.podLogs"
+    );
+    let docs = rendered("pod-logs");
+    assert_eq!(
+        find(docs, "ClusterRole", &pod_logs)["rules"],
+        pod_logs_rules()
+    );
+    let binding = find(docs, "ClusterRoleBinding", &pod_logs);
+    assert_eq!(
+        binding["roleRef"],
+        json!({"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": pod_logs})
+    );
+    assert_eq!(
+        binding["subjects"],
+        json!([{"kind": "ServiceAccount", "name": FULLNAME, "namespace": NAMESPACE}])
+    );
+    // With watched namespaces: a Role in each, nothing cluster-wide.
+    let docs = rendered("namespaced-pod-logs");
+    assert!(of_kind(docs, "ClusterRole").is_empty());
+    for namespace in ["shop", "billing"] {
+        let role = of_kind(docs, "Role")
+            .into_iter()
+            .find(|d| {
+                d["metadata"]["name"] == pod_logs.as_str()
+                    && d["metadata"]["namespace"] == namespace
+            })
+            .unwrap_or_else(|| panic!("no Role {pod_logs} in {namespace}"));
+        assert_eq!(role["rules"], pod_logs_rules());
+    }
+}
+
+#[test]
+fn a_network_policy_opens_only_the_controllers_port_to_whom_the_values_say() {
+    assert!(of_kind(rendered("defaults"), "NetworkPolicy").is_empty());
+    let docs = rendered("network-policy");
+    let policy = find(docs, "NetworkPolicy", FULLNAME);
+    assert_eq!(
+        policy["spec"]["podSelector"]["matchLabels"],
+        find(docs, "Deployment", FULLNAME)["spec"]["selector"]["matchLabels"]
+    );
+    assert_eq!(policy["spec"]["policyTypes"], json!(["Ingress"]));
+    let ingress = &policy["spec"]["ingress"];
+    assert_eq!(ingress.as_array().unwrap().len(), 1);
+    assert_eq!(
+        ingress[0]["ports"],
+        json!([{"port": "http", "protocol": "TCP"}])
+    );
+    assert_eq!(
+        ingress[0]["from"],
+        json!([{"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "monitoring"}}}])
+    );
+    // The named port is the container's.
+    let container =
+        &find(docs, "Deployment", FULLNAME)["spec"]["template"]["spec"]["containers"][0];
+    assert_eq!(container["ports"][0]["name"], "http");
+    // Any source when none is listed: the rule has no `from`.
+    let open = find(rendered("network-policy-open"), "NetworkPolicy", FULLNAME);
+    assert!(open["spec"]["ingress"][0].get("from").is_none(), "{open}");
 }
 
 #[test]

@@ -394,3 +394,22 @@ async fn a_gone_pods_errors_still_count_until_no_window_reaches_them() {
     assert_eq!((gone.pods_departed, count(&gone)), (0, 0));
     assert_eq!(logs.pods_tracked(), 0);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_the_rights_to_list_pods_the_error_says_which_value_grants_them() {
+    let c = Cluster::fake("logs-forbidden", Duration::from_millis(100)).await;
+    c.deploy("shop", 1, &[]).await;
+    let api: Api<Pod> = Api::namespaced(c.client.clone(), &c.namespace);
+    let pods = api.list(&ListParams::default()).await.unwrap().items;
+    let rs = pods[0].owner_references()[0].name.clone();
+    let fake = c.fake.as_ref().unwrap();
+    fake.inject_failures(&format!("/api/v1/namespaces/{}/pods", c.namespace), 403, 1);
+    let logs = KubeLogs::new(c.client.clone(), LogLimits::default());
+    let now = jiff::Timestamp::now();
+    let err = logs
+        .logs(&query(&c, rs, Some("php"), now - MINUTE, now))
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("rbac.podLogs: true"), "{err}");
+}

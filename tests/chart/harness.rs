@@ -215,6 +215,21 @@ pub fn cases() -> Vec<(&'static str, Value)> {
             "own-rules-only",
             json!({"rules": {"defaults": false, "extra": {"shop.yml": EXTRA_RULES}}}),
         ),
+        ("pod-logs", json!({"rbac": {"podLogs": true}})),
+        (
+            "namespaced-pod-logs",
+            json!({"watchNamespaces": ["shop", "billing"], "rbac": {"podLogs": true}}),
+        ),
+        (
+            "network-policy",
+            json!({"networkPolicy": {"enabled": true, "metricsFrom": [
+                {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "monitoring"}}}
+            ]}}),
+        ),
+        (
+            "network-policy-open",
+            json!({"networkPolicy": {"enabled": true}}),
+        ),
         (
             "monitored",
             json!({"serviceMonitor": {"enabled": true, "labels": {"release": "kube-prometheus"}}}),

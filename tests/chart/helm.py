@@ -60,6 +60,7 @@ _RESOURCES = {
         ("clusterroles", "ClusterRole", False),
         ("clusterrolebindings", "ClusterRoleBinding", False)],
     ("policy", "v1"): [("poddisruptionbudgets", "PodDisruptionBudget", True)],
+    ("networking.k8s.io", "v1"): [("networkpolicies", "NetworkPolicy", True)],
     ("monitoring.coreos.com", "v1"): [("servicemonitors", "ServiceMonitor", True)],
 }
 
