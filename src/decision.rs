@@ -4,9 +4,10 @@
 //! Owns the streak half of the answer to repeated looks during one rollout (see the README,
 //! "Repeated looks"; error-rate rules with `test: sequential` carry the other half in their
 //! p-value, valid over every look): a rule acts only after `consecutive` failing evaluations in
-//! a row; a pass resets its count; an inconclusive evaluation (Prometheus down, too little data)
-//! neither adds nor resets, so an outage can neither cause an action nor wipe out evidence
-//! already seen. Pure state, no I/O.
+//! a row; a clean pass resets its count; a pass on evidence still building (significant but
+//! held back by the rule's other conditions, or nearly significant) and an inconclusive
+//! evaluation (Prometheus down, too little data) neither add nor reset, so neither an outage
+//! nor one new pod's thin evidence can wipe out evidence already seen. Pure state, no I/O.
 
 use std::collections::BTreeMap;
 
@@ -53,6 +54,8 @@ impl Streaks {
             let streak = self.0.entry(v.rule.clone()).or_insert(0);
             match v.outcome {
                 Outcome::Fail if full => *streak += 1,
+                // Evidence building (significant but held back, or nearly): kept, not reset.
+                Outcome::Pass if v.building => {}
                 Outcome::Pass => *streak = 0,
                 Outcome::Fail | Outcome::Inconclusive => {}
             }
@@ -129,11 +132,12 @@ mod tests {
             evidence: None,
             queries: vec![],
             error: None,
+            building: false,
         }
     }
 
     fn rules() -> RuleSet {
-        // class-loading-errors: rollback after 2; cpu-throttling: pause after 3.
+        // php-error-rate: rollback after 2; cpu-throttling: pause after 3.
         RuleSet::defaults()
     }
 
@@ -141,11 +145,11 @@ mod tests {
     fn acts_only_after_consecutive_failures() {
         let rules = rules();
         let mut s = Streaks::default();
-        let fail = v("class-loading-errors", Outcome::Fail, Action::Rollback);
+        let fail = v("php-error-rate", Outcome::Fail, Action::Rollback);
         assert_eq!(s.update(&rules, std::slice::from_ref(&fail)).action, None);
         let d = s.update(&rules, &[fail]);
         assert_eq!(d.action, Some(Action::Rollback));
-        assert_eq!(d.rule.as_deref(), Some("class-loading-errors"));
+        assert_eq!(d.rule.as_deref(), Some("php-error-rate"));
         assert!(
             d.reason.contains("2 evaluation(s) in a row"),
             "{}",
@@ -157,7 +161,7 @@ mod tests {
     fn pass_resets_inconclusive_holds() {
         let rules = rules();
         let mut s = Streaks::default();
-        let name = "class-loading-errors";
+        let name = "php-error-rate";
         s.update(&rules, &[v(name, Outcome::Fail, Action::Rollback)]);
         s.update(&rules, &[v(name, Outcome::Inconclusive, Action::Rollback)]);
         assert_eq!(s.0[name], 1);
@@ -168,6 +172,21 @@ mod tests {
         assert_eq!(s.0[name], 0);
         let d = s.update(&rules, &[v(name, Outcome::Fail, Action::Rollback)]);
         assert_eq!(d.action, None, "a pass in between starts the count again");
+    }
+
+    #[test]
+    fn a_pass_on_building_evidence_keeps_the_streak() {
+        let rules = rules();
+        let mut s = Streaks::default();
+        let name = "php-error-rate";
+        s.update(&rules, &[v(name, Outcome::Fail, Action::Rollback)]);
+        // One new pod's burst carried the excess this time: held back, but not clean.
+        let mut held = v(name, Outcome::Pass, Action::Rollback);
+        held.building = true;
+        let d = s.update(&rules, &[held]);
+        assert_eq!((d.action, s.0[name]), (None, 1));
+        let d = s.update(&rules, &[v(name, Outcome::Fail, Action::Rollback)]);
+        assert_eq!(d.action, Some(Action::Rollback), "{}", d.reason);
     }
 
     #[test]
@@ -193,7 +212,7 @@ mod tests {
         let mut s = Streaks::default();
         let both = [
             v("cpu-throttling", Outcome::Fail, Action::Pause),
-            v("class-loading-errors", Outcome::Fail, Action::Rollback),
+            v("php-error-rate", Outcome::Fail, Action::Rollback),
         ];
         for _ in 0..2 {
             s.update(&rules, &both);

@@ -94,6 +94,11 @@ pub struct Verdict {
     /// The query error, if a query failed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+    /// A pass on evidence that is building towards a failure (significant but held back by
+    /// the rule's other conditions: a burst, too few errors yet; or nearly significant): it
+    /// keeps the rule's streak of failures rather than resetting it.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub building: bool,
 }
 
 /// A query as it went to the metric source.
@@ -171,6 +176,24 @@ pub struct ErrorRateEvidence {
     /// The intervals after the old pods left, judged against the old version's history.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub history: Option<Box<HistoryEvidence>>,
+    /// Each interval of the window as the judge read it, oldest first: kept with a failing
+    /// verdict or one building towards it (what a report plots), empty otherwise.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub intervals: Vec<IntervalCounts>,
+}
+
+/// One interval of an error-rate window: each side's errors and requests, absent where that
+/// side served no requests or the interval was left out as damaged.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct IntervalCounts {
+    /// The interval's end, in unix seconds.
+    pub t: f64,
+    /// The new pods' `[errors, requests]`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub new: Option<[f64; 2]>,
+    /// The old pods' `[errors, requests]`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub old: Option<[f64; 2]>,
 }
 
 /// What an error-rate verdict compared the new pods with.
@@ -347,10 +370,12 @@ pub fn judge(rule: &Rule, window: &Window, observation: &Observation) -> Verdict
             reason,
             evidence,
             warn_only,
+            building,
         } => {
             let outcome = if fail { Outcome::Fail } else { Outcome::Pass };
             let mut v = verdict(rule, outcome, reason);
             v.evidence = Some(evidence);
+            v.building = building && !fail;
             if warn_only {
                 v.action = Action::Warn;
             }
@@ -405,9 +430,13 @@ fn verdict(rule: &Rule, outcome: Outcome, reason: String) -> Verdict {
         evidence: None,
         queries: Vec::new(),
         error: None,
+        building: false,
     }
 }
 
+// One short-lived value per rule and evaluation, moved once into its verdict: boxing the
+// evidence would only add an allocation.
+#[allow(clippy::large_enum_variant)]
 enum Judged {
     Decided {
         fail: bool,
@@ -415,6 +444,8 @@ enum Judged {
         evidence: Evidence,
         /// A failure that may only warn, whatever the rule's action.
         warn_only: bool,
+        /// A pass on evidence building towards a failure (see [`Verdict::building`]).
+        building: bool,
     },
     /// Missing or insufficient data: what is missing.
     Missing(String),
@@ -677,6 +708,7 @@ fn absolute(rule: &Absolute, w: &Window, new: &[Series], old: Option<&[Series]>)
     Judged::Decided {
         fail,
         reason,
+        building: false,
         warn_only,
         evidence: Evidence::Absolute(AbsoluteEvidence {
             new: new_summary,

@@ -207,6 +207,13 @@ pub struct Compare {
     /// Samples needed on each side.
     #[serde(default = "defaults::min_samples")]
     pub min_samples: usize,
+    /// The pod is the unit: at the moments both versions served, the new pods' levels (each
+    /// pod's median against the old pods' median) must also stand out from the old pods' own
+    /// spread, by a one-sided t-test of their mean against the old pods' levels, on logarithms,
+    /// at this level (with one new pod, the prediction interval of the old pods' levels). Pods on different nodes differ by as much
+    /// as a release does; how much, the old pods show. Applied with two old pods or more.
+    #[serde(default = "defaults::pod_alpha")]
+    pub pod_alpha: f64,
     /// When the minutes both versions served (after the new pods' warm-up) are too few — a
     /// fast rollout, 25% batches, a bake after the old pods left — judge the new pods against
     /// the old version's level in the `window` before its pods left, and count it a
@@ -328,6 +335,9 @@ mod defaults {
     }
     pub fn error_ratio() -> f64 {
         2.0
+    }
+    pub fn pod_alpha() -> f64 {
+        0.01
     }
     pub fn compare_ratio() -> f64 {
         1.2
@@ -619,6 +629,12 @@ impl Rule {
             }
             Check::Compare(c) => {
                 check_alpha(c.alpha, &mut p);
+                if !(c.pod_alpha > 0.0 && c.pod_alpha <= 0.5) {
+                    p.push(format!(
+                        "check.compare.pod_alpha must be in (0, 0.5], got {}",
+                        c.pod_alpha
+                    ));
+                }
                 at_least(&mut p, "compare.min_ratio", c.min_ratio, 1.0);
                 at_least(&mut p, "compare.min_shift", c.min_shift, 0.0);
                 self.check_step(&mut p, c.step, c.warmup);

@@ -7,7 +7,7 @@
 //! `statrs` lacks or gets wrong (Hodges-Lehmann, a conditional Poisson rate test, Mann-Whitney U;
 //! see [`mann_whitney`]). It knows nothing of rules, queries or Kubernetes.
 
-use statrs::distribution::{Binomial, ContinuousCDF, Discrete, DiscreteCDF, Normal};
+use statrs::distribution::{Binomial, ContinuousCDF, Discrete, DiscreteCDF, Normal, StudentsT};
 use statrs::stats_tests::Alternative;
 use statrs::stats_tests::fisher::fishers_exact;
 
@@ -503,8 +503,69 @@ pub fn quantile(values: &[f64], q: f64) -> Result<f64, StatsError> {
     Ok(v[lo] + (h - lo as f64) * (v[hi] - v[lo]))
 }
 
+/// One-sided t-test that the mean of `x` exceeds the mean of the population `y` is drawn from,
+/// with the spread estimated from `y` alone (df = |y| − 1): "do these values stand out from
+/// how much `y`'s members differ from each other?". With one value in `x` it is the prediction
+/// interval of one more draw from `y`'s population; the spread within `x` does not enter, so
+/// values that differ among themselves for a reason of their own (a release that hits some
+/// pods harder) do not hide their common shift. Returns (t, p). Needs two values in `y`; a
+/// spread of zero gives p = 0 for a larger mean and 1 otherwise.
+pub fn stands_out_greater(x: &[f64], y: &[f64]) -> Result<(f64, f64), StatsError> {
+    if x.is_empty() || y.len() < 2 {
+        return Err(StatsError::Invalid(format!(
+            "needs a value in x and two in y, got {} and {}",
+            x.len(),
+            y.len()
+        )));
+    }
+    if x.iter().chain(y).any(|v| !v.is_finite()) {
+        return Err(StatsError::NotFinite);
+    }
+    let mean = |v: &[f64]| v.iter().sum::<f64>() / v.len() as f64;
+    let (mx, my) = (mean(x), mean(y));
+    let (nx, ny) = (x.len() as f64, y.len() as f64);
+    let var_y = y.iter().map(|a| (a - my).powi(2)).sum::<f64>() / (ny - 1.0);
+    let scale = (var_y * (1.0 / nx + 1.0 / ny)).sqrt();
+    if scale == 0.0 {
+        return Ok(if mx > my {
+            (f64::INFINITY, 0.0)
+        } else {
+            (0.0, 1.0)
+        });
+    }
+    let t = (mx - my) / scale;
+    let dist =
+        StudentsT::new(0.0, 1.0, ny - 1.0).map_err(|e| StatsError::Invalid(e.to_string()))?;
+    Ok((t, dist.sf(t)))
+}
+
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn standing_out_matches_the_closed_forms_of_student_t() {
+        // One value against three: df = 2, where P(T > t) = (1 - t / sqrt(t² + 2)) / 2.
+        let (t, p) = super::stands_out_greater(&[3.0], &[0.0, 1.0, 2.0]).unwrap();
+        assert!((t - 3f64.sqrt()).abs() < 1e-12, "{t}");
+        let want = 0.5 * (1.0 - t / (t * t + 2.0).sqrt());
+        assert!((p - want).abs() < 1e-9, "{p} vs {want}");
+        // Two against two: var_y 0.5, t = 2 / sqrt(0.5 · (1/2 + 1/2)), df = 1 (Cauchy).
+        let (t, p) = super::stands_out_greater(&[2.0, 3.0], &[0.0, 1.0]).unwrap();
+        assert!((t - 2.0 / 0.5f64.sqrt()).abs() < 1e-12, "{t}");
+        let cauchy = 0.5 - t.atan() / std::f64::consts::PI;
+        assert!((p - cauchy).abs() < 1e-9, "{p} vs {cauchy}");
+        // The spread within x does not enter.
+        let (t2, _) = super::stands_out_greater(&[1.0, 4.0], &[0.0, 1.0]).unwrap();
+        assert!((t2 - t).abs() < 1e-12);
+        // A smaller mean is no evidence; a spread of zero is certain either way.
+        assert!(super::stands_out_greater(&[0.0], &[1.0, 2.0]).unwrap().1 > 0.5);
+        assert_eq!(
+            super::stands_out_greater(&[2.0], &[1.0, 1.0]).unwrap().1,
+            0.0
+        );
+        assert!(super::stands_out_greater(&[1.0], &[1.0]).is_err());
+        assert!(super::stands_out_greater(&[f64::NAN], &[1.0, 2.0]).is_err());
+    }
+
     use super::*;
 
     #[test]

@@ -237,7 +237,14 @@ async fn a_pod_printing_megabytes_is_read_within_its_bounds() {
     api.delete(&noisy, &Default::default()).await.unwrap();
     let third = logs.logs(&q).await.unwrap();
     assert!(third.pods_read <= 2);
-    assert!(logs.pods_tracked() <= 2);
+    // Tracked: the pods read now (the other one, and the replacement if it has started by
+    // then, which depends on the machine's speed) and the departed one, nothing more.
+    assert!(
+        logs.pods_tracked() <= third.pods_read as usize + 1,
+        "{} tracked, {} read",
+        logs.pods_tracked(),
+        third.pods_read
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

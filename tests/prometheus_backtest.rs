@@ -91,7 +91,7 @@ async fn class_loading_errors_in_the_new_replicaset_roll_back_within_minutes() {
     assert_eq!(last.action, Some(Action::Rollback), "{why}");
     assert!(
         last.reason
-            .starts_with("class-loading-errors: failed 2 evaluation(s) in a row"),
+            .starts_with("class-loading-errors: failed 1 evaluation(s) in a row"),
         "{}",
         last.reason
     );

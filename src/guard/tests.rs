@@ -50,6 +50,7 @@ fn verdict(rule: &str, outcome: Outcome, action: Action) -> Verdict {
         evidence: None,
         queries: Vec::new(),
         error: None,
+        building: false,
     }
 }
 
@@ -133,7 +134,7 @@ fn a_rollout_is_evaluated_against_the_old_pods_and_started_once() {
 fn evaluations_are_paced_by_the_interval_whatever_wakes_the_controller() {
     let s = Settings::default(); // 30 s
     let view = rolling(1);
-    let v = verdicts(Outcome::Pass, Some("class-loading-errors"));
+    let v = verdicts(Outcome::Pass, Some("php-error-rate"));
     let p = step(&view, &Memory::default(), &s, &v, 0);
     assert_eq!(p.memory.current.as_ref().unwrap().evaluations, 1);
     // A watch event 5 s later (the rollout stepped): no evaluation, and the next look is when
@@ -163,17 +164,17 @@ fn evaluations_are_paced_by_the_interval_whatever_wakes_the_controller() {
     let streak = rules()
         .rules
         .iter()
-        .find(|r| r.name == "class-loading-errors")
+        .find(|r| r.name == "php-error-rate")
         .unwrap()
         .consecutive as i64;
     let acted_at = acted_at.expect("the failing rule acts in the end");
     assert!(acted_at >= (streak - 1) * 30 - 2, "acted at {acted_at} s");
 }
 
-/// Runs the class-loading rule failing until the plan acts; returns the acting plan and how
+/// Runs the php-error-rate rule failing until the plan acts; returns the acting plan and how
 /// many evaluations it took.
 fn fail_until_act(view: &RolloutView, settings: &Settings, mut memory: Memory) -> (Plan, u32) {
-    let v = verdicts(Outcome::Pass, Some("class-loading-errors"));
+    let v = verdicts(Outcome::Pass, Some("php-error-rate"));
     for i in 0..10 {
         let p = step(view, &memory, settings, &v, i * 30);
         if !p.acts.is_empty() || !p.suppressed.is_empty() {
@@ -188,7 +189,7 @@ fn fail_until_act(view: &RolloutView, settings: &Settings, mut memory: Memory) -
 fn a_failing_rule_rolls_back_to_the_serving_generation_after_its_streak() {
     let s = Settings::default();
     let (p, n) = fail_until_act(&rolling(1), &s, Memory::default());
-    let consecutive = rules().get("class-loading-errors").unwrap().consecutive;
+    let consecutive = rules().get("php-error-rate").unwrap().consecutive;
     assert_eq!(n, consecutive);
     assert_eq!(
         p.acts,
@@ -205,7 +206,7 @@ fn a_failing_rule_rolls_back_to_the_serving_generation_after_its_streak() {
     let rec = p.memory.history.last().unwrap();
     assert_eq!(
         (rec.hash.as_str(), rec.rule.as_deref(), rec.executed),
-        ("new22", Some("class-loading-errors"), true)
+        ("new22", Some("php-error-rate"), true)
     );
     assert_eq!(p.decision.unwrap().action, Some(Action::Rollback));
 }
@@ -277,12 +278,8 @@ fn a_rolled_back_revision_deployed_again_is_held_paused_not_analysed_nor_rolled_
     let s = Settings::default();
     let memory = rolled_back_memory(&s);
     let bad = memory.held("new22").expect("remembered as known-bad");
-    assert_eq!(bad.rule, "class-loading-errors");
-    assert!(
-        bad.reason.contains("class-loading-errors"),
-        "{}",
-        bad.reason
-    );
+    assert_eq!(bad.rule, "php-error-rate");
+    assert!(bad.reason.contains("php-error-rate"), "{}", bad.reason);
     // Deployed again straight after (a GitOps re-sync): held at once, nothing evaluated.
     let view = redeployed();
     assert_eq!(wants_evaluation(&view, &memory, &s, at(300)), None);
@@ -291,7 +288,7 @@ fn a_rolled_back_revision_deployed_again_is_held_paused_not_analysed_nor_rolled_
     assert_eq!(reasons(&p), ["KnownBadRevision"]);
     let msg = &p.notes[0].message;
     for want in [
-        "class-loading-errors",
+        "php-error-rate",
         "rolled back at",
         "rollout-guard.io/allow-revision=new22",
         "kubectl -n web annotate deployment shop",
@@ -405,7 +402,7 @@ fn the_allow_annotation_releases_a_held_revision_for_one_fresh_analysis() {
     let p2 = step(&rolling_again, &p.memory, &s, &v, 430);
     assert_eq!(p2.memory.current.as_ref().unwrap().evaluations, 1);
     // ... and rolled back again if it fails again, after which it is held again.
-    let fail = verdicts(Outcome::Pass, Some("class-loading-errors"));
+    let fail = verdicts(Outcome::Pass, Some("php-error-rate"));
     let mut memory = p2.memory;
     let acted = (1..10).find_map(|i| {
         let p = step(&rolling_again, &memory, &s, &fail, 430 + i * 30);
@@ -472,7 +469,7 @@ fn observe_mode_records_once_and_never_writes() {
     assert!(!p.memory.history.last().unwrap().executed);
     // It keeps analysing (for tuning) without recording the same action again.
     assert_eq!(stage(&p), &Stage::Analysing);
-    let v = verdicts(Outcome::Pass, Some("class-loading-errors"));
+    let v = verdicts(Outcome::Pass, Some("php-error-rate"));
     let p2 = step(&rolling(1), &p.memory, &s, &v, 500);
     assert!(p2.acts.is_empty() && p2.suppressed.is_empty() && p2.notes.is_empty());
 }
@@ -514,7 +511,7 @@ fn rollbacks_beyond_the_hourly_limit_are_only_recorded() {
     assert!(p.acts.is_empty());
     assert_eq!(reasons(&p), ["RollbackRateLimited"]);
     // And said only once.
-    let v = verdicts(Outcome::Pass, Some("class-loading-errors"));
+    let v = verdicts(Outcome::Pass, Some("php-error-rate"));
     let p2 = step(&rolling(1), &p.memory, &s, &v, 60);
     assert!(p2.notes.is_empty() && p2.acts.is_empty(), "{:?}", p2.notes);
     // One of them older than an hour: allowed.
@@ -585,21 +582,18 @@ fn a_completed_rollout_bakes_then_passes() {
 #[test]
 fn an_analysis_in_which_a_rule_never_judged_ends_inconclusive_naming_it() {
     let s = Settings::default();
-    // cpu-per-request never has a baseline; class-loading-errors has none at first, then
+    // cpu-per-request never has a baseline; php-error-rate has none at first, then
     // judges: only the one that never judged is named.
     let mut first = verdicts(Outcome::Pass, None);
     for v in first
         .iter_mut()
-        .filter(|v| v.rule == "cpu-per-request" || v.rule == "class-loading-errors")
+        .filter(|v| v.rule == "cpu-per-request" || v.rule == "php-error-rate")
     {
         v.outcome = Outcome::Inconclusive;
         v.reason = format!("{}: too few moments both versions served", v.rule);
     }
     let mut later = first.clone();
-    for v in later
-        .iter_mut()
-        .filter(|v| v.rule == "class-loading-errors")
-    {
+    for v in later.iter_mut().filter(|v| v.rule == "php-error-rate") {
         v.outcome = Outcome::Pass;
     }
     let p = step(&rolling(3), &Memory::default(), &s, &first, 0);
@@ -615,7 +609,7 @@ fn an_analysis_in_which_a_rule_never_judged_ends_inconclusive_naming_it() {
         "{}",
         p.notes[0].message
     );
-    assert!(!p.notes[0].message.contains("class-loading-errors"));
+    assert!(!p.notes[0].message.contains("php-error-rate"));
     assert!(
         matches!(stage(&p), Stage::Inconclusive { rules, .. } if rules == &["cpu-per-request"])
     );
@@ -660,10 +654,10 @@ fn with_no_earlier_replicaset_left_a_rollback_becomes_a_pause() {
 #[test]
 fn a_new_template_mid_analysis_starts_a_new_analysis() {
     let s = Settings::default();
-    let v = verdicts(Outcome::Pass, Some("class-loading-errors"));
+    let v = verdicts(Outcome::Pass, Some("php-error-rate"));
     let p = step(&rolling(1), &Memory::default(), &s, &v, 0);
     assert_eq!(
-        p.memory.current.as_ref().unwrap().streaks.0["class-loading-errors"],
+        p.memory.current.as_ref().unwrap().streaks.0["php-error-rate"],
         1
     );
     let mut view = rolling(1);
@@ -673,10 +667,7 @@ fn a_new_template_mid_analysis_starts_a_new_analysis() {
     assert_eq!(reasons(&p2), ["AnalysisStarted"]);
     let state = p2.memory.current.as_ref().unwrap();
     assert_eq!(state.hash, "new33");
-    assert_eq!(
-        state.streaks.0["class-loading-errors"], 1,
-        "streaks restart"
-    );
+    assert_eq!(state.streaks.0["php-error-rate"], 1, "streaks restart");
     assert_eq!(
         state.baseline.as_deref(),
         Some("old11"),

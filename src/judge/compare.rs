@@ -127,6 +127,20 @@ fn pods_worse(new_levels: &[f64], old_levels: &[f64], floor: f64) -> usize {
         .count()
 }
 
+/// How far the new pods' levels stand out from the old pods' own spread: the one-sided p of a
+/// t-test of the new levels' mean against the old pods' population, on logarithms (larger is
+/// worse; see [`stats::stands_out_greater`]); `None` with fewer than two old pods, or levels
+/// that are not positive.
+fn pods_stand_out(new_levels: &[f64], old_levels: &[f64]) -> Option<f64> {
+    let logs = |v: &[f64]| -> Option<Vec<f64>> {
+        v.iter()
+            .map(|l| (l.is_finite() && *l > 0.0).then(|| l.ln()))
+            .collect()
+    };
+    let (n, o) = (logs(new_levels)?, logs(old_levels)?);
+    stats::stands_out_greater(&n, &o).ok().map(|(_, p)| p)
+}
+
 /// More than half of `judged` pods.
 fn most(worse: usize, judged: usize) -> bool {
     judged > 0 && 2 * worse > judged
@@ -159,12 +173,14 @@ fn at_same_moments(rule: &Compare, n: &Samples, o: &Samples, na: &Aligned, oa: &
     let new_levels = turn(pod_medians(&na.ratio, &na.pod));
     let old_levels = turn(pod_medians(&oa.ratio, &oa.pod));
     let worse_pods = pods_worse(&new_levels, &old_levels, rule.min_ratio);
+    let pod_p = pods_stand_out(&new_levels, &old_levels);
     let new_summary = summary(n);
     let old_summary = summary(o);
     let significant = p_value < rule.alpha;
     let large = median_ratio_reached(median_ratio, rule.min_ratio);
     let material = shift >= rule.min_shift && shift > 0.0;
-    let agreed = most(worse_pods, new_levels.len());
+    let apart = pod_p.is_none_or(|p| p < rule.pod_alpha);
+    let agreed = most(worse_pods, new_levels.len()) && apart;
     let fail = significant && large && material && agreed;
     let mut reason = format!(
         "median new {} vs old {} ({} vs {} samples from {} vs {} pods); against the old pods' median at the same moments: ratio {}, shift {}, p={} {} α={}; {} of {} new pods each worse by min_ratio {} and beyond every old pod",
@@ -191,9 +207,21 @@ fn at_same_moments(rule: &Compare, n: &Samples, o: &Samples, na: &Aligned, oa: &
     } else if significant && !agreed {
         reason.push_str("; significant, but not on most new pods: one pod's node, not the release");
     }
+    if let Some(p) = pod_p {
+        reason.push_str(&format!(
+            "; pod levels against the old pods' spread: p={} {} pod_alpha={}",
+            fmt_p(p),
+            if p < rule.pod_alpha { "<" } else { "≥" },
+            rule.pod_alpha
+        ));
+        if significant && large && material && most(worse_pods, new_levels.len()) && !apart {
+            reason.push_str(" (within how much the old pods differ from each other)");
+        }
+    }
     Judged::Decided {
         fail,
         reason,
+        building: false,
         warn_only: false,
         evidence: Evidence::Compare(CompareEvidence {
             new: new_summary,
@@ -473,6 +501,7 @@ fn against_history(
     Ok(Judged::Decided {
         fail,
         reason,
+        building: false,
         warn_only: false,
         evidence: Evidence::Compare(CompareEvidence {
             new: new_summary,

@@ -16,8 +16,8 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
 
 use super::{
-    Baseline, Counts, ErrorRateEvidence, Evidence, HistoryEvidence, Judged, SideCounts, fmt_num,
-    fmt_p, fmt_pct, no_baseline, rate_ratio, ratio_reached,
+    Baseline, Counts, ErrorRateEvidence, Evidence, HistoryEvidence, IntervalCounts, Judged,
+    SideCounts, fmt_num, fmt_p, fmt_pct, no_baseline, rate_ratio, ratio_reached,
 };
 use crate::rules::{ErrorRate, ProportionTest};
 use crate::source::Series;
@@ -512,10 +512,36 @@ pub(super) fn error_rate(rule: &ErrorRate, new: &Counts, old: Option<&Counts>) -
         intervals_left_out: new_side.skipped.len() + old_side.skipped.len(),
         baseline,
         history: later.map(|l| Box::new(l.evidence)),
+        intervals: intervals(&new_side, &old_side),
         new: new_side.totals,
         old: old_side.totals,
     };
     decide(rule, evidence, Guards { burst, incident })
+}
+
+/// Both sides' counts interval by interval, for the record (errors capped at the requests, as
+/// in the totals).
+fn intervals(new: &Side, old: &Side) -> Vec<IntervalCounts> {
+    let cell = |s: &Side, t: &Millis| {
+        s.requests.get(t).map(|r| {
+            let e = s.errors.get(t).copied().unwrap_or(0.0).min(*r);
+            [e, *r]
+        })
+    };
+    let times: BTreeSet<Millis> = new
+        .requests
+        .keys()
+        .chain(old.requests.keys())
+        .copied()
+        .collect();
+    times
+        .iter()
+        .map(|t| IntervalCounts {
+            t: *t as f64 / 1000.0,
+            new: cell(new, t),
+            old: cell(old, t),
+        })
+        .collect()
 }
 
 /// What can keep a significant excess from failing the rule.
@@ -533,6 +559,18 @@ fn decide(rule: &ErrorRate, e: ErrorRateEvidence, guards: Guards) -> Judged {
     let enough = e.observed_errors >= rule.min_errors;
     let guarded = guards.burst.is_some() || guards.incident.is_some();
     let fail = significant && large && material && enough && !guarded;
+    // Evidence building: an excess large enough to matter that is significant but held back
+    // (one burst, too few errors yet), or nearly significant (p below the square root of
+    // alpha). Such a pass keeps the streak; a clean pass resets it, and so does an excess
+    // carried by a shared incident after the old pods left (that is evidence the release is
+    // not the cause).
+    let near = e.p_value < rule.alpha.sqrt();
+    let building = !fail && large && material && (significant || near) && guards.incident.is_none();
+    let mut e = e;
+    if !(fail || building) {
+        // Only what a report plots is kept: the record of a pass stays small.
+        e.intervals.clear();
+    }
     let mut reason = headline(&e, significant);
     if significant && !fail {
         let mut why = Vec::new();
@@ -574,6 +612,7 @@ fn decide(rule: &ErrorRate, e: ErrorRateEvidence, guards: Guards) -> Judged {
         fail,
         reason,
         warn_only: false,
+        building,
         evidence: Evidence::ErrorRate(e),
     }
 }

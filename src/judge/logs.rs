@@ -205,6 +205,7 @@ pub(super) fn judge_logs(rule: &Logs, new: &LogCounts, old: Option<&LogCounts>) 
     Judged::Decided {
         fail,
         reason,
+        building: false,
         evidence: Evidence::Logs(LogsEvidence {
             new_pods_read: new.pods_read,
             new_pods_total: new.pods_total,

@@ -658,11 +658,37 @@ fn one_burst_in_one_pod_is_not_a_regression() {
         "{}",
         v.reason
     );
+    assert!(
+        v.building,
+        "significant but held back: evidence building, the streak is kept"
+    );
     // The same excess spread over every minute is a regression.
     let spread: Vec<(String, f64, f64, f64)> =
         new.iter().map(|c| (c.0.clone(), c.1, 4.8, c.3)).collect();
     let v = judge_counts_in(&r, &w, as_ref(&spread), as_ref(&old));
     assert_eq!(v.outcome, Outcome::Fail, "{}", v.reason);
+    // A failing verdict keeps its window interval by interval, for the report's plot.
+    let Some(Evidence::ErrorRate(e)) = &v.evidence else {
+        panic!("error-rate evidence")
+    };
+    assert!(!e.intervals.is_empty());
+    assert!(
+        e.intervals
+            .iter()
+            .all(|i| i.new.is_some() && i.old.is_some())
+    );
+    // A clean pass keeps none: its record stays small.
+    let v = judge_counts_in(&r, &w, as_ref(&old), as_ref(&old));
+    assert_eq!(
+        (v.outcome, v.building),
+        (Outcome::Pass, false),
+        "{}",
+        v.reason
+    );
+    let Some(Evidence::ErrorRate(e)) = &v.evidence else {
+        panic!("error-rate evidence")
+    };
+    assert!(e.intervals.is_empty());
 }
 
 #[test]

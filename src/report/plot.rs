@@ -102,6 +102,30 @@ fn draw(
             .label(format!("threshold {}", num(t)))
             .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 18, y)], style));
     }
+    // The decision moments first, so that the data are drawn over them: a decision at the
+    // first failure has the new pods' one point right on its mark.
+    let label_font = ("sans-serif", 15).into_font().color(&MARK);
+    for (i, (t, label)) in marks.iter().enumerate() {
+        chart.draw_series(std::iter::once(PathElement::new(
+            vec![(*t, -0.03 * y1), (*t, y1)],
+            MARK.stroke_width(2),
+        )))?;
+        // Labels step down so that close marks stay readable; right of the line unless the
+        // line is in the right half.
+        let y = y1 * (0.97 - 0.07 * (i % 3) as f64);
+        let right_half = *t > (x0 + x1) / 2.0;
+        let pos = if right_half {
+            Pos::new(HPos::Right, VPos::Top)
+        } else {
+            Pos::new(HPos::Left, VPos::Top)
+        };
+        let dx = (x1 - x0) * if right_half { -0.006 } else { 0.006 };
+        chart.draw_series(std::iter::once(Text::new(
+            label.to_string(),
+            (*t + dx, y),
+            label_font.clone().pos(pos),
+        )))?;
+    }
     for line in &set.lines {
         let colour = match line.side {
             Side::New => NEW,
@@ -123,6 +147,10 @@ fn draw(
             .filter(|s| !s.is_empty())
             .map(|s| s.iter().flatten().copied().collect())
             .collect();
+        // A series of a few points (a rollback on the first failure) gets larger markers:
+        // one point must not hide behind the axes or a mark.
+        let few = points.iter().flatten().count() <= 3;
+        let radius = if few { 6 } else { 4 };
         let mut labelled = false;
         for segment in segments {
             let drawn = if line.dashed {
@@ -145,32 +173,10 @@ fn draw(
                 chart.draw_series(
                     segment
                         .into_iter()
-                        .map(|p| Circle::new(p, 4, colour.filled())),
+                        .map(|p| Circle::new(p, radius, colour.filled())),
                 )?;
             }
         }
-    }
-    let label_font = ("sans-serif", 15).into_font().color(&MARK);
-    for (i, (t, label)) in marks.iter().enumerate() {
-        chart.draw_series(std::iter::once(PathElement::new(
-            vec![(*t, -0.03 * y1), (*t, y1)],
-            MARK.stroke_width(2),
-        )))?;
-        // Labels step down so that close marks stay readable; right of the line unless the
-        // line is in the right half.
-        let y = y1 * (0.97 - 0.07 * (i % 3) as f64);
-        let right_half = *t > (x0 + x1) / 2.0;
-        let pos = if right_half {
-            Pos::new(HPos::Right, VPos::Top)
-        } else {
-            Pos::new(HPos::Left, VPos::Top)
-        };
-        let dx = (x1 - x0) * if right_half { -0.006 } else { 0.006 };
-        chart.draw_series(std::iter::once(Text::new(
-            label.to_string(),
-            (*t + dx, y),
-            label_font.clone().pos(pos),
-        )))?;
     }
     chart
         .configure_series_labels()

@@ -1,11 +1,12 @@
-//! One rule's numbers at every evaluation of a revision, new pods against old, as the judge saw
-//! them (each point covers that evaluation's window): what the plots draw and the Markdown
-//! tables list.
+//! One rule's numbers over a revision's analysis, new pods against old, as the judge saw them:
+//! for an error-rate rule whose deciding verdict kept its intervals, the error rate interval by
+//! interval over that verdict's window; otherwise one point per evaluation (each covering that
+//! evaluation's window). What the plots draw and the Markdown tables list.
 
 use jiff::Timestamp;
 
 use super::model::Shown;
-use crate::judge::{Evidence, LogsEvidence, SampleSummary, SignatureRow};
+use crate::judge::{Evidence, IntervalCounts, LogsEvidence, SampleSummary, SignatureRow};
 use crate::records::Record;
 
 /// Which pods a line is about.
@@ -52,6 +53,42 @@ impl SeriesSet {
     }
 }
 
+/// An error-rate verdict's own window, interval by interval: the error rate of each side in
+/// each interval it served. `None` without intervals (a record of an older version, or of a
+/// verdict that passed).
+fn per_interval(intervals: &[IntervalCounts]) -> Option<SeriesSet> {
+    let times: Vec<Timestamp> = intervals
+        .iter()
+        .map(|i| Timestamp::from_millisecond((i.t * 1000.0).round() as i64))
+        .collect::<Result<_, _>>()
+        .ok()?;
+    if times.is_empty() {
+        return None;
+    }
+    let rate = |cell: Option<[f64; 2]>| cell.filter(|[_, r]| *r > 0.0).map(|[e, r]| 100.0 * e / r);
+    Some(SeriesSet {
+        title: "error rate of the new and the old pods in each interval of the deciding evaluation's window"
+            .into(),
+        y_label: "errors, % of requests".into(),
+        times,
+        lines: vec![
+            line(
+                "new pods",
+                Side::New,
+                false,
+                intervals.iter().map(|i| rate(i.new)).collect(),
+            ),
+            line(
+                "old pods",
+                Side::Old,
+                false,
+                intervals.iter().map(|i| rate(i.old)).collect(),
+            ),
+        ],
+        threshold: None,
+    })
+}
+
 /// The series of `rule`; `shown` is the verdict whose evidence the report shows (for logs, its
 /// deciding signature is the one followed). `None` when no evaluation had numbers for it.
 pub fn series_of(rule: &str, evaluations: &[&Record], shown: Option<&Shown>) -> Option<SeriesSet> {
@@ -67,6 +104,11 @@ pub fn series_of(rule: &str, evaluations: &[&Record], shown: Option<&Shown>) -> 
     let kind = shown
         .and_then(|s| s.verdict.evidence.as_ref())
         .or_else(|| evidence.iter().flatten().next().copied())?;
+    if let Evidence::ErrorRate(x) = kind
+        && let Some(set) = per_interval(&x.intervals)
+    {
+        return Some(set);
+    }
     let times: Vec<Timestamp> = evaluations.iter().map(|r| r.at).collect();
     let set = match kind {
         Evidence::ErrorRate(_) => {

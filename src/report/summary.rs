@@ -35,10 +35,14 @@ pub(super) fn summary(
         .and_then(|d| d.rule.as_ref().and_then(|r| d.streaks.get(r)))
         .copied()
         .unwrap_or(0);
-    let after = format!(
-        "after {} in a row",
-        plural(streak as usize, "failing evaluation")
-    );
+    let after = if streak == 1 {
+        "on its first failing evaluation".to_string()
+    } else {
+        format!(
+            "after {} in a row",
+            plural(streak as usize, "failing evaluation")
+        )
+    };
     let evidence = deciding
         .and_then(|d| {
             d.verdicts

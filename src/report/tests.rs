@@ -79,6 +79,7 @@ fn error_rate(new: (f64, f64), old: (f64, f64)) -> Evidence {
         intervals_left_out: 0,
         baseline: Baseline::Concurrent,
         history: None,
+        intervals: Vec::new(),
     })
 }
 
@@ -95,6 +96,7 @@ fn verdict(rule: &str, outcome: Outcome, evidence: Option<Evidence>) -> Verdict 
             promql: r#"sum by (pod) (increase(php_errors_total{type=~"class_not_found|trait_not_found"}[1m]))"#.into(),
         }],
         error: None,
+        building: false,
     }
 }
 
@@ -483,6 +485,24 @@ fn a_pause_and_a_pass_have_their_own_summaries() {
 }
 
 #[test]
+fn a_rule_that_acts_on_its_first_failure_says_so() {
+    let mut recs = rollback_story();
+    recs.remove(0);
+    for r in &mut recs {
+        if let Some(d) = r.decision.as_mut() {
+            d.streaks.insert(CLASS.into(), 1);
+        }
+    }
+    let r = report_of(&recs, &Selection::default());
+    assert!(
+        r.summary
+            .contains("by class-loading-errors on its first failing evaluation: new 1.3%"),
+        "{}",
+        r.summary
+    );
+}
+
+#[test]
 fn a_held_revision_says_it_was_not_analysed_and_why() {
     let mut recs = rollback_story();
     let why = "revision 9 (shop-7d4f9c8b6f) is the pod template rollout-guard rolled back at 2027-01-15T10:14:33Z (as revision 7) on rule class-loading-errors: new 1.2% vs old 0%; deployed again, it is held paused before it replaces more pods. To analyse it again from scratch: kubectl -n web annotate deployment shop rollout-guard.io/allow-revision=7d4f9c8b6f --overwrite";
@@ -656,6 +676,31 @@ fn error_rate_series_follow_each_evaluation_with_gaps_where_there_was_no_number(
     assert_eq!(s.lines[0].values, vec![None, Some(1.3)]);
     assert_eq!(s.lines[1].values, vec![None, Some(0.0)]);
     assert_eq!(s.y_label, "errors, % of requests");
+}
+
+#[test]
+fn a_deciding_error_rate_verdict_is_plotted_interval_by_interval_over_its_window() {
+    let mut recs = rollback_story();
+    let intervals: Vec<crate::judge::IntervalCounts> = (0..5)
+        .map(|i| crate::judge::IntervalCounts {
+            t: (at(0).as_second() + 60 * i) as f64,
+            new: (i >= 2).then_some([i as f64, 200.0]),
+            old: Some([0.0, 1000.0]),
+        })
+        .collect();
+    if let Some(Evidence::ErrorRate(x)) = recs[1].verdicts[0].evidence.as_mut() {
+        x.intervals = intervals;
+    }
+    let r = report_of(&recs, &Selection::default());
+    let s = r.rules[0].series.as_ref().unwrap();
+    assert_eq!(s.times, (0..5).map(|i| at(60 * i)).collect::<Vec<_>>());
+    assert_eq!(
+        s.lines[0].values,
+        vec![None, None, Some(1.0), Some(1.5), Some(2.0)],
+        "the new pods' rate where they served"
+    );
+    assert_eq!(s.lines[1].values, vec![Some(0.0); 5]);
+    assert!(s.title.contains("each interval"), "{}", s.title);
 }
 
 fn summary(median: f64, p90: f64) -> SampleSummary {

@@ -186,6 +186,43 @@ fn one_pod_on_a_busy_node_does_not_fail_a_release_but_most_pods_do() {
     assert_eq!(v.outcome, Outcome::Fail, "{}", v.reason);
 }
 
+#[test]
+fn one_new_pod_is_judged_against_how_much_the_old_pods_differ_from_each_other() {
+    let r = cpu_rule("");
+    let at = LEFT;
+    let one_new = |level: f64| -> Vec<Series> {
+        let points = (0..=12).map(|i| {
+            let t = at - 720.0 + STEP * i as f64;
+            (t, level * wobble(i, 9))
+        });
+        vec![Series::for_pod("new-0", points)]
+    };
+    // Old pods on nodes with different neighbours: levels 0.8 to 1.25 of each other.
+    let spread = [0.8, 0.9, 1.0, 1.1, 1.25];
+    let old: Vec<Series> = spread
+        .iter()
+        .enumerate()
+        .map(|(p, level)| {
+            let points = (0..=64).map(|i| {
+                let t = LEFT - 64.0 * STEP + STEP * i as f64;
+                (t, level * wobble(i, p))
+            });
+            Series::for_pod(&format!("old-{p}"), points)
+        })
+        .collect();
+    // The first new pod lands on a busy node: 1.45, above every old pod, and significant
+    // sample by sample, yet within how much the old pods differ.
+    let v = judged(&r, at, one_new(1.45), old.clone());
+    assert_eq!(v.outcome, Outcome::Pass, "{}", v.reason);
+    assert!(v.reason.contains("≥ pod_alpha"), "{}", v.reason);
+    // Twice the old level stands out from that spread.
+    let v = judged(&r, at, one_new(2.4), old);
+    assert_eq!(v.outcome, Outcome::Fail, "{}", v.reason);
+    // Old pods that agree with each other: the same 1.45 stands out.
+    let v = judged(&r, at, one_new(1.45), old_pods(5, |_| 1.0));
+    assert_eq!(v.outcome, Outcome::Fail, "{}", v.reason);
+}
+
 /// New pods since 15 minutes before `LEFT` (a slow rollout), at `before` while the old pods
 /// serve and `after` once they left.
 fn slow_new_pods(n: usize, before: f64, after: f64, at: f64) -> Vec<Series> {

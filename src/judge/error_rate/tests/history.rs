@@ -115,6 +115,10 @@ fn a_shared_incident_after_the_old_pods_left_is_not_blamed_on_the_release() {
         "{}",
         v.reason
     );
+    assert!(
+        !v.building,
+        "a shared incident is no evidence against the release"
+    );
 }
 
 #[test]
@@ -123,6 +127,7 @@ fn a_background_class_error_both_versions_print_is_no_evidence() {
     let new = served("new", MIXED_FROM, 60, 10.0, |_| 0.0005);
     let v = judge_rule(&bundled("class-loading-errors"), new, old);
     assert_eq!(v.outcome, Outcome::Pass, "{}", v.reason);
+    assert!(!v.building, "{}", v.reason);
 }
 
 #[test]
