@@ -13,7 +13,7 @@ use jiff::{SignedDuration, Timestamp};
 use serde::{Deserialize, Serialize};
 use tokio::sync::OnceCell;
 
-use crate::judge::{self, Counts, Observation, SentQuery, Verdict, Window};
+use crate::judge::{self, Counts, Observation, QueryName, QuerySide, SentQuery, Verdict, Window};
 use crate::rules::{Check, Rule, RuleSet};
 use crate::source::{LogCounts, LogQuery, MetricSource, SourceError, unix_seconds};
 use crate::template::{Bindings, Template};
@@ -125,13 +125,13 @@ async fn evaluate_rule<S: MetricSource>(
             let start = from_unix(window.start + c.interval.as_secs_f64());
             let paired = target.paired_old();
             let mut sides = Vec::new();
-            for (side, rs) in [("new", new_rs), ("old", &paired[..])] {
-                if side == "old" && paired.is_empty() {
+            for (side, rs) in [(QuerySide::New, new_rs), (QuerySide::Old, &paired[..])] {
+                if side == QuerySide::Old && paired.is_empty() {
                     continue;
                 }
                 let b = bind(rs);
-                let errors = record(&mut sent, side, "errors", &c.errors, &b);
-                let requests = record(&mut sent, side, "requests", &c.requests, &b);
+                let errors = record(&mut sent, side, QueryName::Errors, &c.errors, &b);
+                let requests = record(&mut sent, side, QueryName::Requests, &c.requests, &b);
                 sides.push(async move {
                     let (e, r) = futures::join!(
                         source.range(&errors, start, at, c.interval),
@@ -155,7 +155,13 @@ async fn evaluate_rule<S: MetricSource>(
             }
         }
         Check::Compare(c) => {
-            let new_q = record(&mut sent, "new", "query", &c.query, &bind(new_rs));
+            let new_q = record(
+                &mut sent,
+                QuerySide::New,
+                QueryName::Query,
+                &c.query,
+                &bind(new_rs),
+            );
             // With history, the old version is read over its history span, and the
             // generation that served before the analysis counts after its pods left.
             let (old_rs, old_from) = if c.history {
@@ -167,20 +173,33 @@ async fn evaluate_rule<S: MetricSource>(
             } else {
                 (target.old_replicasets.clone(), window.query_start)
             };
-            let old_q = (!old_rs.is_empty())
-                .then(|| record(&mut sent, "old", "query", &c.query, &bind(&old_rs)));
+            let old_q = (!old_rs.is_empty()).then(|| {
+                record(
+                    &mut sent,
+                    QuerySide::Old,
+                    QueryName::Query,
+                    &c.query,
+                    &bind(&old_rs),
+                )
+            });
             // The new side over the same span: the moments both versions served, all of
             // them, tell a regression from a load change after the old pods left.
             let from = (old_from, old_from);
             series_pair(&new_q, old_q.as_deref(), &window, from, c.step, source).await
         }
         Check::Absolute(c) => {
-            let new_q = record(&mut sent, "new", "query", &c.query, &bind(new_rs));
+            let new_q = record(
+                &mut sent,
+                QuerySide::New,
+                QueryName::Query,
+                &c.query,
+                &bind(new_rs),
+            );
             let old_q = (has_old && c.unless_old_too).then(|| {
                 record(
                     &mut sent,
-                    "old",
-                    "query",
+                    QuerySide::Old,
+                    QueryName::Query,
                     &c.query,
                     &bind(&target.old_replicasets),
                 )
@@ -205,13 +224,13 @@ async fn evaluate_rule<S: MetricSource>(
                 .iter()
                 .map(|rs| query(rs, false))
                 .collect();
-            for (side, q) in
-                std::iter::once(("new", &new_q)).chain(old_qs.iter().map(|q| ("old", q)))
+            for (side, q) in std::iter::once((QuerySide::New, &new_q))
+                .chain(old_qs.iter().map(|q| (QuerySide::Old, q)))
             {
                 sent.push(SentQuery {
-                    side: side.into(),
-                    name: "logs".into(),
-                    promql: q.describe(),
+                    side,
+                    name: QueryName::Logs,
+                    promql: q.describe().into(),
                 });
             }
             let (new, olds) = futures::join!(
@@ -259,16 +278,16 @@ pub fn window_of(rule: &Rule, at: Timestamp) -> Window {
 
 fn record(
     sent: &mut Vec<SentQuery>,
-    side: &str,
-    name: &str,
+    side: QuerySide,
+    name: QueryName,
     t: &Template,
     b: &Bindings<'_>,
 ) -> String {
     let promql = t.render(b);
     sent.push(SentQuery {
-        side: side.into(),
-        name: name.into(),
-        promql: promql.clone(),
+        side,
+        name,
+        promql: promql.as_str().into(),
     });
     promql
 }

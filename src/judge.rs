@@ -101,14 +101,53 @@ pub struct Verdict {
     pub building: bool,
 }
 
+/// Which pods a query asked about.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum QuerySide {
+    New,
+    Old,
+}
+
+/// Which of a rule's queries went out.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum QueryName {
+    Errors,
+    Requests,
+    Query,
+    /// A `logs` rule's read of the pods' logs (its text says which).
+    Logs,
+}
+
+impl QuerySide {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            QuerySide::New => "new",
+            QuerySide::Old => "old",
+        }
+    }
+}
+
+impl QueryName {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            QueryName::Errors => "errors",
+            QueryName::Requests => "requests",
+            QueryName::Query => "query",
+            QueryName::Logs => "logs",
+        }
+    }
+}
+
 /// A query as it went to the metric source.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct SentQuery {
-    /// `new` or `old`.
-    pub side: String,
-    /// Which of the rule's queries (`errors`, `requests`, `query`).
-    pub name: String,
-    pub promql: String,
+    pub side: QuerySide,
+    pub name: QueryName,
+    /// Shared: the same text is sent at every evaluation of a revision, and a report reading
+    /// 100,000 evaluations keeps it once (see `records::load`).
+    pub promql: std::sync::Arc<str>,
 }
 
 /// The numbers behind a verdict.

@@ -10,10 +10,11 @@
 //! fragment is lost. The reader reads bytes line by line: a line that is not UTF-8 JSON of this
 //! schema is skipped and counted, never allowed to hide the others.
 
+use std::collections::HashSet;
 use std::fs::{File, OpenOptions};
 use std::io::{BufRead, BufReader, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
@@ -224,10 +225,12 @@ pub fn parse(bytes: impl AsRef<[u8]>) -> (Vec<Record>, Vec<usize>) {
     parse_from(bytes.as_ref()).expect("reading from memory cannot fail")
 }
 
-/// [`parse`] over a reader, one line at a time.
+/// [`parse`] over a reader, one line at a time. The query texts, the same at every evaluation
+/// of a revision and most of a record's bytes, are kept once.
 fn parse_from(mut reader: impl BufRead) -> std::io::Result<(Vec<Record>, Vec<usize>)> {
     let mut out = Vec::new();
     let mut unreadable = Vec::new();
+    let mut texts: HashSet<Arc<str>> = HashSet::new();
     let mut line = Vec::new();
     for number in 1.. {
         line.clear();
@@ -238,11 +241,26 @@ fn parse_from(mut reader: impl BufRead) -> std::io::Result<(Vec<Record>, Vec<usi
             continue;
         }
         match serde_json::from_slice::<Record>(&line) {
-            Ok(r) if r.schema == SCHEMA => out.push(r),
+            Ok(mut r) if r.schema == SCHEMA => {
+                share_queries(&mut r, &mut texts);
+                out.push(r);
+            }
             _ => unreadable.push(number),
         }
     }
     Ok((out, unreadable))
+}
+
+/// Points every query text of `r` at the copy in `texts` (adding those not there yet).
+fn share_queries(r: &mut Record, texts: &mut HashSet<Arc<str>>) {
+    for q in r.verdicts.iter_mut().flat_map(|v| v.queries.iter_mut()) {
+        match texts.get(&q.promql) {
+            Some(shared) => q.promql = shared.clone(),
+            None => {
+                texts.insert(q.promql.clone());
+            }
+        }
+    }
 }
 
 #[cfg(test)]
@@ -306,6 +324,32 @@ mod tests {
         let mut line = serde_json::to_vec(r).unwrap();
         line.push(b'\n');
         line
+    }
+
+    #[test]
+    fn a_query_text_repeated_at_every_evaluation_is_kept_once() {
+        use crate::judge::{Outcome, QueryName, QuerySide, SentQuery, Verdict};
+        let mut r = record(Kind::Evaluation);
+        r.verdicts = vec![Verdict {
+            rule: "x".into(),
+            outcome: Outcome::Pass,
+            action: crate::rules::Action::Warn,
+            reason: "r".into(),
+            evidence: None,
+            queries: vec![SentQuery {
+                side: QuerySide::New,
+                name: QueryName::Query,
+                promql: "sum by (pod) (rate(x[1m]))".into(),
+            }],
+            error: None,
+            building: false,
+        }];
+        let line = serde_json::to_string(&r).unwrap();
+        let (records, unreadable) = parse(format!("{line}\n{line}\n"));
+        assert!(unreadable.is_empty());
+        let text = |i: usize| records[i].verdicts[0].queries[0].promql.clone();
+        assert!(std::sync::Arc::ptr_eq(&text(0), &text(1)));
+        assert_eq!(&*text(1), "sum by (pod) (rate(x[1m]))");
     }
 
     /// Issue 14, bug 2: a line cut inside a multi-byte character, or bytes that are not UTF-8,

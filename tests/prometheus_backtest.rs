@@ -133,9 +133,9 @@ async fn class_loading_errors_in_the_new_replicaset_roll_back_within_minutes() {
             &h.old_replicaset
         };
         assert!(
-            v.queries
-                .iter()
-                .any(|q| q.side == side && q.name == "errors" && q.promql.contains(rs.as_str())),
+            v.queries.iter().any(|q| q.side.as_str() == side
+                && q.name == rollout_guard::judge::QueryName::Errors
+                && q.promql.contains(rs.as_str())),
             "no {side} errors query for {rs}: {:?}",
             v.queries
         );

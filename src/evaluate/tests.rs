@@ -120,7 +120,7 @@ async fn error_rate_queries_each_side_and_judges() {
     let old_errors = &v
         .queries
         .iter()
-        .find(|q| q.side == "old" && q.name == "errors")
+        .find(|q| q.side == QuerySide::Old && q.name == QueryName::Errors)
         .unwrap()
         .promql;
     assert!(
@@ -137,7 +137,7 @@ async fn without_old_pods_comparisons_skip_the_old_side() {
     let eval = evaluate(&rules, &target(&[]), at(), &fake).await;
     for v in &eval.verdicts {
         assert!(
-            v.queries.iter().all(|q| q.side == "new"),
+            v.queries.iter().all(|q| q.side == QuerySide::New),
             "{}: {:?}",
             v.rule,
             v.queries
@@ -170,7 +170,7 @@ async fn once_the_old_pods_are_gone_error_rate_and_compare_checks_pair_with_them
         // version's history (`history: true`, the default), error-rate checks its intervals.
         let paired = matches!(rule.check, Check::ErrorRate(_) | Check::Compare(_));
         assert_eq!(
-            v.queries.iter().any(|q| q.side == "old"),
+            v.queries.iter().any(|q| q.side == QuerySide::Old),
             paired,
             "{}: {:?}",
             v.rule,

@@ -134,7 +134,7 @@ fn write_page(out: &mut String, r: &Report, options: HtmlOptions) -> std::fmt::R
             writeln!(
                 out,
                 "<tr><td>{}</td><td>{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td><td>{}</td></tr>",
-                esc(&q.name),
+                esc(q.name.as_str()),
                 q.action,
                 q.pass,
                 q.inconclusive,
@@ -227,8 +227,8 @@ fn write_rule(
             writeln!(
                 out,
                 "<div class=\"muted\">{}, {}</div><pre>{}</pre>",
-                esc(&q.side),
-                esc(&q.name),
+                esc(q.side.as_str()),
+                esc(q.name.as_str()),
                 esc(&q.promql)
             )?;
         }

@@ -49,7 +49,7 @@ fn write_report(out: &mut String, r: &Report) -> std::fmt::Result {
             writeln!(
                 out,
                 "| {} | {} | {} | {} | {} |",
-                cell(&q.name),
+                cell(q.name.as_str()),
                 q.action,
                 q.pass,
                 q.inconclusive,
@@ -108,8 +108,8 @@ fn write_rule(out: &mut String, rule: &RuleReport) -> std::fmt::Result {
             writeln!(
                 out,
                 "{}, {}:\n\n{fence}promql\n{}\n{fence}\n",
-                text(&q.side),
-                text(&q.name),
+                text(q.side.as_str()),
+                text(q.name.as_str()),
                 q.promql
             )?;
         }

@@ -91,8 +91,8 @@ fn verdict(rule: &str, outcome: Outcome, evidence: Option<Evidence>) -> Verdict 
         reason: format!("{rule} is {outcome}"),
         evidence,
         queries: vec![SentQuery {
-            side: "new".into(),
-            name: "errors".into(),
+            side: crate::judge::QuerySide::New,
+            name: crate::judge::QueryName::Errors,
             promql: r#"sum by (pod) (increase(php_errors_total{type=~"class_not_found|trait_not_found"}[1m]))"#.into(),
         }],
         error: None,
