@@ -490,7 +490,7 @@ fn start_state(
         revision: new.revision,
         replicaset: new.name.clone(),
         since: now,
-        baseline: view.serving_before().map(|g| g.hash.clone()),
+        baseline: serving_before(view, memory).map(|g| g.hash.clone()),
         stage,
         streaks: Streaks::default(),
         evaluations: 0,
@@ -500,6 +500,20 @@ fn start_state(
         unjudged: BTreeMap::new(),
         overdue_step: None,
     })
+}
+
+/// The generation that served before this rollout ([`RolloutView::serving_before`]), among
+/// those not held as known-bad: a rollback never lands on a revision the controller rolled
+/// back, and a release is not judged against one (after a Git revert while a bad revision
+/// was held, the held one is the newest old ReplicaSet and still has its surge pods).
+fn serving_before<'a>(view: &'a RolloutView, memory: &Memory) -> Option<&'a Generation> {
+    let fine = |g: &&Generation| memory.held(&g.hash).is_none();
+    view.old
+        .iter()
+        .filter(fine)
+        .filter(|g| g.available > 0)
+        .max_by_key(|g| (g.available, g.revision))
+        .or_else(|| view.old.iter().find(fine))
 }
 
 /// Decides the next step for one Deployment. `evaluation` is the result of evaluating the
@@ -658,7 +672,9 @@ impl Planner<'_> {
             .map(|s| s.stage.clone());
         let held_now = matches!(stage, Some(Stage::Held { .. }));
         match stage {
-            None | Some(Stage::RolledBack { .. } | Stage::Held { .. } | Stage::Skipped { .. }) => {}
+            None | Some(Stage::RolledBack { .. } | Stage::Held { .. }) => {}
+            // An older version let it roll out (`RevisionSkipped`): it runs; pausing it now, at
+            // some unrelated event, would only surprise.
             Some(_) => return None,
         }
         if self.settings.allowed_hash.as_deref() == Some(new.hash.as_str()) {
@@ -680,6 +696,21 @@ impl Planner<'_> {
     fn hold(&mut self, new: &Generation, bad: &KnownBad) -> Duration {
         self.memory.current = start_state(self.view, &self.memory, self.settings, self.now);
         self.write = true;
+        if self.view.phase == Phase::Complete {
+            // Rolled out in full already (while no controller ran, or with actions off): a
+            // pause would stop nothing. Said, and let go.
+            let why = format!(
+                "found fully rolled out; rolled back before on rule {}",
+                bad.rule
+            );
+            self.state().stage = Stage::Overridden { at: self.now, why };
+            let msg = format!(
+                "{}; it is deployed again and already fully rolled out (while no controller ran, or with actions off), so it is not held: roll it back by hand if it is still bad",
+                self.known_bad_story(new, bad)
+            );
+            self.note("KnownBadRevision", msg, true);
+            return IDLE_REQUEUE;
+        }
         if !self.view.paused {
             self.acts.push(Act::Pause);
             self.record(Act::Pause, Some(bad.rule.clone()));
@@ -1136,7 +1167,8 @@ impl Planner<'_> {
         let target = baseline
             .as_deref()
             .and_then(|h| self.view.old_by_hash(h))
-            .or_else(|| self.view.serving_before())
+            .filter(|g| self.memory.held(&g.hash).is_none())
+            .or_else(|| serving_before(self.view, &self.memory))
             .cloned();
         let Some(target) = target else {
             // Nothing to go back to (revision history cleaned up): pausing is the safe part.
@@ -1241,13 +1273,23 @@ impl Planner<'_> {
     }
 
     /// Whether the controller's latest pause-or-resume of this revision was a pause it made.
+    /// Only the current analysis of `hash` counts (its records since it began): a pause from
+    /// an earlier analysis of the same template was lifted by the rollback that ended it
+    /// (a rollback clears `spec.paused`), whatever the history says after it.
     fn paused_by_us(&self, hash: &str) -> bool {
+        let since = self
+            .memory
+            .current
+            .as_ref()
+            .filter(|s| s.hash == hash)
+            .map(|s| s.since);
         self.memory
             .history
             .iter()
             .rev()
-            .find(|r| r.hash == hash && matches!(r.act, Act::Pause | Act::Resume))
-            .is_some_and(|r| r.act == Act::Pause && r.executed)
+            .take_while(|r| since.is_none_or(|t| r.at >= t))
+            .find(|r| r.hash == hash && r.executed)
+            .is_some_and(|r| r.act == Act::Pause)
     }
 
     /// Whether this revision already has a record of the same action not carried out (dry

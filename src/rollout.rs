@@ -16,14 +16,18 @@ use serde::{Deserialize, Serialize};
 pub const REVISION: &str = "deployment.kubernetes.io/revision";
 /// The label the Deployment controller adds to a ReplicaSet's selector and template.
 pub const HASH_LABEL: &str = "pod-template-hash";
-/// Annotations of a ReplicaSet that `kubectl rollout undo` does not copy to the Deployment.
-const NOT_COPIED_ON_ROLLBACK: [&str; 6] = [
+/// Annotations of a ReplicaSet that a rollback does not copy to the Deployment: those
+/// `kubectl rollout undo` leaves, and the allow annotation the Deployment controller copied
+/// to the ReplicaSet with the release it granted (copied back, it would release that revision
+/// again after its next rollback with no one asking).
+const NOT_COPIED_ON_ROLLBACK: [&str; 7] = [
     "kubectl.kubernetes.io/last-applied-configuration",
     REVISION,
     "deployment.kubernetes.io/revision-history",
     "deployment.kubernetes.io/desired-replicas",
     "deployment.kubernetes.io/max-replicas",
     "deprecated.deployment.rollback.to",
+    crate::guard::ALLOW_REVISION_ANNOTATION,
 ];
 
 /// One ReplicaSet of a Deployment: a generation of its pod template.

@@ -162,6 +162,21 @@ fn judge(
     let current = memory
         .and_then(|m| m.current.as_ref())
         .filter(|s| s.hash == target.hash);
+    let is_latest = view.new.as_ref().is_some_and(|n| n.hash == target.hash);
+    if let Some(state) = current
+        && is_latest
+        && matches!(state.stage, Stage::RolledBack { .. })
+    {
+        // Its template is the Deployment's again: deployed again, not yet held.
+        let why = "rolled back before and deployed again; the controller has not held it yet";
+        return (
+            State::Analysing,
+            Some(target),
+            Some(state.stage.name().into()),
+            None,
+            why.into(),
+        );
+    }
     if let Some(state) = current {
         let (s, rule, why) = from_stage(&state.stage, state.last.as_ref().map(|l| &l.reason));
         let rule = rule.or_else(|| {
@@ -172,11 +187,10 @@ fn judge(
         });
         return (s, Some(target), Some(state.stage.name().into()), rule, why);
     }
-    if let Some(bad) = memory.and_then(|m| m.rolled_back(&target.hash)) {
+    if let Some(bad) = memory.and_then(|m| m.held(&target.hash)) {
         let why = format!("rolled back at {} on rule {}", bad.at, bad.rule);
         return (State::RolledBack, Some(target), None, Some(bad.rule), why);
     }
-    let is_latest = view.new.as_ref().is_some_and(|n| n.hash == target.hash);
     if guarding == Guarding::Off {
         let why = format!(
             "the Deployment does not opt in ({}: \"true\") and the controller wrote no state",

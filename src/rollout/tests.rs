@@ -216,7 +216,16 @@ fn rollback_template_drops_the_hash_and_annotations_follow_kubectl() {
     assert_eq!(t, template("shop:v1", None));
     assert!(!equal_ignoring_hash(&t, &template("shop:v2", None)));
 
+    let mut target = target;
+    target.metadata.annotations.as_mut().unwrap().insert(
+        crate::guard::ALLOW_REVISION_ANNOTATION.into(),
+        "bbbbb".into(),
+    );
     let ann = annotations_for_rollback(&d, &target);
+    assert!(
+        !ann.contains_key(crate::guard::ALLOW_REVISION_ANNOTATION),
+        "a release granted once is not copied back by a rollback"
+    );
     assert_eq!(ann["team"], "billing", "copied from the ReplicaSet");
     assert_eq!(ann[REVISION], "2", "the Deployment's own revision is kept");
     assert!(!ann.contains_key("deployment.kubernetes.io/desired-replicas"));

@@ -136,6 +136,14 @@ fn a_rolled_back_release_is_what_the_latest_status_is_about() {
 }
 
 #[test]
+fn a_rolled_back_release_deployed_again_is_analysing_until_held_not_rolled_back() {
+    // new22's template is the Deployment's again; the controller has not held it yet.
+    let s = assess(&rolling(), ON, Some(&rolled_back_memory()), None);
+    assert_eq!((s.state, s.exit_code), (State::Analysing, 5), "{}", s.why);
+    assert!(!s.state.is_settled());
+}
+
+#[test]
 fn each_stage_has_its_state_and_exit_code() {
     let cases = [
         (Stage::Analysing, State::Analysing, 5),
