@@ -85,14 +85,19 @@ struct Kept {
     unwritten: Option<Unwritten>,
 }
 
-/// Our last write to a Deployment: the memory's sequence number, and the resourceVersion the
-/// write was conditioned on. Every write carries that precondition, so the write is the next
-/// version of the object: once the store holds any other version, our write (or something
-/// after it) has been delivered.
+/// Our last write to a Deployment: the memory's sequence number, the resourceVersion it was
+/// decided on, and the generation it produced. The store has our write (or something after
+/// it) once it holds another version at that generation or later; another version below it is
+/// a status update that came between our read and our write, and deciding on it would be
+/// deciding on the spec our write replaced.
 #[derive(Clone)]
 struct Written {
     seq: u64,
     over: Option<String>,
+    /// The generation the write gave the Deployment: a store still below it has not seen the
+    /// write (a status update between our read and our write has another resourceVersion,
+    /// but not this generation).
+    generation: Option<i64>,
 }
 
 #[derive(Clone)]
@@ -305,7 +310,11 @@ async fn reconcile_at<S: MetricSource + Send + Sync + 'static>(
     if let Some(w) = &kept.written
         && stored.as_ref().is_none_or(|m| m.seq < w.seq)
     {
-        if d.metadata.resource_version == w.over {
+        let behind = match (d.metadata.generation, w.generation) {
+            (Some(seen), Some(wrote)) => seen < wrote,
+            _ => false,
+        };
+        if d.metadata.resource_version == w.over || behind {
             // Our last write is not in the store yet: decide on what we wrote, not on older news.
             return Ok(Action::requeue(AFTER_WRITE));
         }
@@ -473,10 +482,11 @@ async fn reconcile_at<S: MetricSource + Send + Sync + 'static>(
             for a in &plan.suppressed {
                 ctx.metrics.action(a.name(), "recorded");
             }
-            if written.is_some() {
+            if let Some(w) = &written {
                 kept.written = Some(Written {
                     seq: plan.memory.seq,
                     over: d.metadata.resource_version.clone(),
+                    generation: w.metadata.generation,
                 });
             }
             if !settings.dry_run() {
