@@ -45,10 +45,10 @@ pub const USER_SET: [(&str, &str); 8] = [
         RULES,
         "comma-separated names of the loaded rules to apply (default: all)",
     ),
-    (INTERVAL, "time between evaluations, e.g. 30s"),
+    (INTERVAL, "time between evaluations, 5s to 10m, e.g. 30s"),
     (
         BAKE_TIME,
-        "gate step analysis time and post-rollout check time, e.g. 10m",
+        "gate step analysis time and post-rollout check time, at most 24h, e.g. 10m",
     ),
     (GATE_STEPS, "gate pauses at these percentages, e.g. 25,50"),
     (
@@ -60,6 +60,13 @@ pub const USER_SET: [(&str, &str); 8] = [
         "pod-template hash of a rolled-back revision to analyse again instead of holding it",
     ),
 ];
+
+/// The range a Deployment's own interval may take: a tenant's `1ms` would have the shared
+/// controller query Prometheus and write records hundreds of times a second.
+pub const MIN_INTERVAL: Duration = Duration::from_secs(5);
+pub const MAX_INTERVAL: Duration = Duration::from_secs(600);
+/// The longest bake time a Deployment may ask for.
+pub const MAX_BAKE: Duration = Duration::from_secs(24 * 3600);
 
 /// A Deployment's settings and rules after its annotations.
 #[derive(Clone, Debug)]
@@ -109,14 +116,17 @@ pub fn resolve(
     }
     if let Some(v) = annotations.get(INTERVAL) {
         match duration(v) {
-            Ok(d) if !d.is_zero() => s.interval = d,
-            Ok(_) => problems.push(format!("{INTERVAL}: must be longer than 0s")),
+            Ok(d) if (MIN_INTERVAL..=MAX_INTERVAL).contains(&d) => s.interval = d,
+            Ok(_) => problems.push(format!(
+                "{INTERVAL}: {v:?} is outside 5s to 10m (a shorter interval loads Prometheus and the records for every tenant)"
+            )),
             Err(e) => problems.push(format!("{INTERVAL}: {e}")),
         }
     }
     if let Some(v) = annotations.get(BAKE_TIME) {
         match duration(v) {
-            Ok(d) => s.bake = d,
+            Ok(d) if d <= MAX_BAKE => s.bake = d,
+            Ok(_) => problems.push(format!("{BAKE_TIME}: {v:?} is longer than 24h")),
             Err(e) => problems.push(format!("{BAKE_TIME}: {e}")),
         }
     }
@@ -236,7 +246,11 @@ mod tests {
         for (key, value, want) in [
             (MODE, "gaurd", "gaurd"),
             (INTERVAL, "soon", INTERVAL),
-            (INTERVAL, "0s", "longer than 0s"),
+            (INTERVAL, "0s", "outside 5s to 10m"),
+            (INTERVAL, "1ms", "outside 5s to 10m"),
+            (INTERVAL, "1h", "outside 5s to 10m"),
+            (BAKE_TIME, "1000y", BAKE_TIME),
+            (BAKE_TIME, "25h", "longer than 24h"),
             (BAKE_TIME, "-1m", BAKE_TIME),
             (GATE_STEPS, "50,20", "increasing"),
             (GATE_STEPS, "half", GATE_STEPS),

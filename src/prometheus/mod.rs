@@ -10,6 +10,7 @@ mod answer;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 use base64::Engine as _;
@@ -18,6 +19,7 @@ use jiff::Timestamp;
 use prometheus_http_query::{Client, Error as PromError};
 use reqwest::header::{AUTHORIZATION, HeaderMap, HeaderName, HeaderValue};
 use serde::{Deserialize, Serialize};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use crate::duration::PromDuration;
 use crate::errors::chain;
@@ -52,10 +54,20 @@ pub struct PrometheusConfig {
     /// container, scrape job and label combination).
     #[serde(default = "default_max_series")]
     pub max_series: usize,
+    /// The most answer bytes held at once by all the queries being read together (the
+    /// controller runs several evaluations at once, each with its queries in parallel); an
+    /// answer that would go beyond makes its rule inconclusive. With `max_answer_bytes`
+    /// alone, 14 queries × 8 evaluations of 16 MiB could take 1.8 GB.
+    #[serde(default = "default_max_bytes_in_flight")]
+    pub max_bytes_in_flight: usize,
 }
 
 fn default_max_answer_bytes() -> usize {
     16 << 20
+}
+
+fn default_max_bytes_in_flight() -> usize {
+    32 << 20
 }
 
 fn default_max_series() -> usize {
@@ -86,6 +98,7 @@ impl PrometheusConfig {
             ca_file: None,
             max_answer_bytes: default_max_answer_bytes(),
             max_series: default_max_series(),
+            max_bytes_in_flight: default_max_bytes_in_flight(),
         }
     }
 }
@@ -107,6 +120,10 @@ pub enum ConfigError {
     Ca { path: PathBuf, reason: String },
     #[error("cannot build the HTTP client: {0}")]
     Client(String),
+    #[error(
+        "prometheus.max_bytes_in_flight ({in_flight}) must be at least prometheus.max_answer_bytes ({answer}), or the largest answer allowed could never be read"
+    )]
+    Budget { in_flight: usize, answer: usize },
 }
 
 /// A Prometheus query endpoint.
@@ -117,6 +134,9 @@ pub struct PrometheusSource {
     token_file: Option<PathBuf>,
     url: String,
     limits: answer::Limits,
+    /// The bytes of answers being read, in KiB, shared by every clone of this source.
+    in_flight: Arc<Semaphore>,
+    max_bytes_in_flight: usize,
 }
 
 /// The URL as `prometheus-http-query` wants it: no trailing slash (one breaks every path).
@@ -127,6 +147,12 @@ pub fn normalise_url(url: &str) -> String {
 impl PrometheusSource {
     /// Builds the client. Files named in the settings are read now, so a typo fails at start.
     pub fn new(cfg: &PrometheusConfig) -> Result<Self, ConfigError> {
+        if cfg.max_bytes_in_flight < cfg.max_answer_bytes {
+            return Err(ConfigError::Budget {
+                in_flight: cfg.max_bytes_in_flight,
+                answer: cfg.max_answer_bytes,
+            });
+        }
         let url = normalise_url(&cfg.url);
         let parsed = reqwest::Url::parse(&url).map_err(|e| ConfigError::Url {
             url: cfg.url.clone(),
@@ -206,6 +232,10 @@ impl PrometheusSource {
                 max_bytes: cfg.max_answer_bytes,
                 max_series: cfg.max_series,
             },
+            in_flight: Arc::new(Semaphore::new(
+                (cfg.max_bytes_in_flight / 1024).min(Semaphore::MAX_PERMITS),
+            )),
+            max_bytes_in_flight: cfg.max_bytes_in_flight,
         })
     }
 
@@ -318,6 +348,10 @@ impl PrometheusSource {
             return Err(too_large());
         }
         let mut body = Vec::new();
+        // The bytes read so far, held against the budget of all answers read at once until
+        // the answer is parsed. Never waited for: readers that each hold part of the budget
+        // and wait for more would wait for ever.
+        let mut held: Option<OwnedSemaphorePermit> = None;
         while let Some(chunk) = response
             .chunk()
             .await
@@ -326,9 +360,26 @@ impl PrometheusSource {
             if body.len() + chunk.len() > max {
                 return Err(too_large());
             }
+            let kib = u32::try_from(chunk.len().div_ceil(1024)).unwrap_or(u32::MAX);
+            let permit = self
+                .in_flight
+                .clone()
+                .try_acquire_many_owned(kib)
+                .map_err(|_| {
+                    SourceError::TooLarge(format!(
+                        "the answers being read at once would hold more than {} bytes (prometheus.max_bytes_in_flight)",
+                        self.max_bytes_in_flight
+                    ))
+                })?;
+            match &mut held {
+                Some(h) => h.merge(permit),
+                None => held = Some(permit),
+            }
             body.extend_from_slice(&chunk);
         }
-        answer::read(status, &body, kind, self.limits, self.timeout)
+        let answer = answer::read(status, &body, kind, self.limits, self.timeout);
+        drop(held);
+        answer
     }
 }
 
@@ -366,6 +417,69 @@ fn map_error(e: PromError, timeout: PromDuration) -> SourceError {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A one-route server answering every range query with `series` series of one point.
+    async fn serving(series: usize) -> String {
+        let body: String = {
+            let items: Vec<String> = (0..series)
+                .map(|i| format!(r#"{{"metric":{{"pod":"p{i}"}},"values":[[1790000000,"1"]]}}"#))
+                .collect();
+            format!(
+                r#"{{"status":"success","data":{{"resultType":"matrix","result":[{}]}}}}"#,
+                items.join(",")
+            )
+        };
+        let app = axum::Router::new().fallback(move || {
+            let body = body.clone();
+            async move { ([("content-type", "application/json")], body) }
+        });
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        format!("http://{addr}")
+    }
+
+    #[tokio::test]
+    async fn answers_read_at_once_share_one_byte_budget() {
+        // An answer of about 1.6 MB; a budget of 2 MiB for all answers together.
+        let url = serving(30_000).await;
+        let mut cfg = PrometheusConfig::new(url);
+        cfg.max_answer_bytes = 2 << 20;
+        cfg.max_bytes_in_flight = 2 << 20;
+        cfg.max_series = 100_000;
+        let src = PrometheusSource::new(&cfg).unwrap();
+        let (start, end) = (
+            Timestamp::from_second(1_790_000_000).unwrap(),
+            Timestamp::from_second(1_790_000_060).unwrap(),
+        );
+        let step = PromDuration::from_secs(30);
+        assert_eq!(
+            src.range("x", start, end, step).await.unwrap().len(),
+            30_000
+        );
+        // Another answer being read holds most of the budget: this one does not fit beside it.
+        let other = src.in_flight.clone().try_acquire_many_owned(1024).unwrap();
+        let e = src.range("x", start, end, step).await.unwrap_err();
+        assert!(
+            matches!(&e, SourceError::TooLarge(m) if m.contains("prometheus.max_bytes_in_flight")),
+            "{e}"
+        );
+        // Once it is done, the budget is whole again.
+        drop(other);
+        assert_eq!(
+            src.range("x", start, end, step).await.unwrap().len(),
+            30_000
+        );
+        assert_eq!(
+            src.in_flight.available_permits(),
+            2048,
+            "nothing kept after reading"
+        );
+        // A budget below the largest answer allowed is refused at start.
+        cfg.max_bytes_in_flight = 1 << 20;
+        let e = PrometheusSource::new(&cfg).unwrap_err().to_string();
+        assert!(e.contains("max_bytes_in_flight"), "{e}");
+    }
 
     #[test]
     fn trailing_slashes_are_dropped() {
