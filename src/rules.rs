@@ -589,8 +589,11 @@ impl Rule {
                 self.window
             ));
         }
-        if self.consecutive == 0 {
-            p.push("consecutive must be at least 1".into());
+        if !(1..=MAX_CONSECUTIVE).contains(&self.consecutive) {
+            p.push(format!(
+                "consecutive must be 1 to {MAX_CONSECUTIVE}, got {}",
+                self.consecutive
+            ));
         }
         let check_alpha = |alpha: f64, p: &mut Vec<String>| {
             if !(alpha > 0.0 && alpha <= 0.5) {
@@ -698,6 +701,17 @@ impl Rule {
                 self.window
             ));
         }
+        // The longest range a range query of this rule spans: the window, or for a compare
+        // check with history the old version's history.
+        let span = match &self.check {
+            Check::Compare(c) if c.history => c.history_span.max(self.window),
+            _ => self.window,
+        };
+        if !step.is_zero() && span.as_secs_f64() / step.as_secs_f64() > MAX_POINTS {
+            p.push(format!(
+                "check.{kind}.step {step} over {span} asks for more than {MAX_POINTS} points per series, which Prometheus refuses"
+            ));
+        }
         if warmup > MAX_WINDOW || !divides(step, warmup) {
             p.push(format!(
                 "check.{kind}.warmup must be a multiple of the step ({step}) and at most {MAX_WINDOW}, got {warmup}"
@@ -732,6 +746,10 @@ impl Rule {
 
 /// The longest window (and warm-up) a rule may have.
 pub const MAX_WINDOW: PromDuration = PromDuration::from_secs(24 * 3600);
+/// The most failing evaluations in a row a rule may wait for (at 30 s, 50 minutes).
+pub const MAX_CONSECUTIVE: u32 = 100;
+/// The most points per series Prometheus returns for a range query (it refuses more).
+const MAX_POINTS: f64 = 11_000.0;
 
 /// True when `part` divides `whole` into whole steps.
 fn divides(part: PromDuration, whole: PromDuration) -> bool {

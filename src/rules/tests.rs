@@ -251,4 +251,35 @@ fn empty_sets_huge_windows_and_uneven_steps_are_refused() {
         .unwrap_err()
         .to_string();
     assert!(e.contains("warmup must be a multiple of the step"), "{e}");
+    // Issue 14: rules that could never be evaluated.
+    let e = parse(&MINIMAL.replace(
+        "action: pause",
+        "action: pause\n    window: 10m\n    consecutive: 4294967295",
+    ))
+    .unwrap_err()
+    .to_string();
+    assert!(e.contains("consecutive must be 1 to 100"), "{e}");
+    let e = parse(
+        &MINIMAL
+            .replace("action: pause", "action: pause\n    window: 10m")
+            .replace("threshold: 0.9", "threshold: 0.9\n        step: 1ms"),
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(e.contains("more than 11000 points per series"), "{e}");
+    // Both problems of one rule are reported, not only the first.
+    let e = parse(
+        &MINIMAL
+            .replace(
+                "action: pause",
+                "action: pause\n    window: 10m\n    consecutive: 0",
+            )
+            .replace("threshold: 0.9", "threshold: 0.9\n        step: 1ms"),
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(
+        e.contains("consecutive") && e.contains("points per series"),
+        "{e}"
+    );
 }
