@@ -110,6 +110,15 @@ fn pod_logs_rules() -> Value {
     ])
 }
 
+/// The rules of the status-reader ClusterRole, for pipelines running `rollout-guard status`.
+fn status_reader_rules() -> Value {
+    json!([
+        {"apiGroups": ["apps"], "resources": ["deployments"], "verbs": ["get"]},
+        {"apiGroups": ["apps"], "resources": ["replicasets"], "verbs": ["list"]},
+        {"apiGroups": ["events.k8s.io"], "resources": ["events"], "verbs": ["list"]},
+    ])
+}
+
 /// The leader-election Role's rules, with the release's full name for the Lease.
 fn lease_rules(fullname: &str) -> Value {
     json!([
@@ -127,6 +136,8 @@ fn rbac_rules_are_exactly_the_documented_ones() {
     assert_eq!(workload, workload_rules());
     let pod_logs = literal_block("pod-logs-rbac.yaml", "rules");
     assert_eq!(pod_logs, pod_logs_rules());
+    let status_reader = literal_block("status-reader-rbac.yaml", "rules");
+    assert_eq!(status_reader, status_reader_rules());
     let lease = literal_blocks(
         "leader-election-rbac.yaml",
         "rules",
@@ -134,7 +145,7 @@ fn rbac_rules_are_exactly_the_documented_ones() {
     );
     assert_eq!(lease.len(), 1);
     assert_eq!(lease[0].1, lease_rules("FULLNAME"));
-    for rules in [&workload, &pod_logs, &lease[0].1] {
+    for rules in [&workload, &pod_logs, &status_reader, &lease[0].1] {
         let text = rules.to_string().to_lowercase();
         assert!(!text.contains('*'), "no wildcards: {rules}");
         assert!(!text.contains("secret"), "no access to Secrets: {rules}");
@@ -535,6 +546,27 @@ fn pods_and_their_logs_are_granted_only_for_logs_rules() {
             .unwrap_or_else(|| panic!("no Role {pod_logs} in {namespace}"));
         assert_eq!(role["rules"], pod_logs_rules());
     }
+}
+
+#[test]
+fn a_read_only_role_for_pipelines_is_created_only_when_asked_for_and_bound_to_nobody() {
+    let reader = format!("{FULLNAME}-status-reader");
+    assert!(
+        !rendered("defaults")
+            .iter()
+            .any(|d| d["metadata"]["name"] == reader.as_str())
+    );
+    let docs = rendered("status-reader");
+    let role = find(docs, "ClusterRole", &reader);
+    assert_eq!(role["rules"], status_reader_rules());
+    let verbs = role["rules"].to_string();
+    for write in ["create", "patch", "update", "delete", "watch"] {
+        assert!(!verbs.contains(write), "read only: {verbs}");
+    }
+    assert!(
+        !docs.iter().any(|d| d["roleRef"]["name"] == reader.as_str()),
+        "no binding: the platform binds it to its pipeline"
+    );
 }
 
 #[test]

@@ -216,6 +216,7 @@ pub fn cases() -> Vec<(&'static str, Value)> {
             json!({"rules": {"defaults": false, "extra": {"shop.yml": EXTRA_RULES}}}),
         ),
         ("pod-logs", json!({"rbac": {"podLogs": true}})),
+        ("status-reader", json!({"rbac": {"statusReader": true}})),
         (
             "namespaced-pod-logs",
             json!({"watchNamespaces": ["shop", "billing"], "rbac": {"podLogs": true}}),
