@@ -859,10 +859,9 @@ impl Planner<'_> {
             format!(": {}", bad.reason)
         };
         format!(
-            "revision {} ({}) is the pod template {} rolled back at {} (as revision {}) on rule {}{numbers}",
+            "revision {} ({}) is the pod template the controller rolled back at {} (as revision {}) on rule {}{numbers}",
             new.revision,
             new.name,
-            FIELD_MANAGER_NAME,
             bad.at,
             bad.revision,
             if bad.rule.is_empty() { "?" } else { &bad.rule },
@@ -1422,8 +1421,6 @@ pub fn after(t: Timestamp, d: Duration) -> Timestamp {
 const UNJUDGED_REASON: usize = 200;
 /// How much of the decision's reason is kept for a rolled-back revision.
 const KNOWN_BAD_REASON: usize = 300;
-/// How the controller names itself in messages.
-const FIELD_MANAGER_NAME: &str = "rollout-guard";
 
 /// The first `max` bytes of `s` (at a character boundary), with an ellipsis when cut.
 fn one_line(s: &str, max: usize) -> String {

@@ -56,6 +56,21 @@ fn query(
     }
 }
 
+/// A fake cluster with `replicas` pods of the service `shop`: the pods API, the pods, and
+/// their ReplicaSet's name.
+async fn shop_pods(
+    name: &str,
+    replicas: i32,
+    ann: &[(&str, &str)],
+) -> (Cluster, Api<Pod>, Vec<Pod>, String) {
+    let c = Cluster::fake(name, Duration::from_millis(100)).await;
+    c.deploy("shop", replicas, ann).await;
+    let api: Api<Pod> = Api::namespaced(c.client.clone(), &c.namespace);
+    let pods = api.list(&ListParams::default()).await.unwrap().items;
+    let rs = pods[0].owner_references()[0].name.clone();
+    (c, api, pods, rs)
+}
+
 /// Errors counted, all signatures together.
 fn count(l: &LogCounts) -> u64 {
     l.errors.iter().map(|e| e.count).sum()
@@ -156,13 +171,9 @@ async fn an_error_old_and_new_pods_print_alike_is_no_reason_to_act() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_pod_printing_megabytes_is_read_within_its_bounds() {
-    let c = Cluster::fake("logs-noise", Duration::from_millis(100)).await;
-    c.deploy("shop", 2, &[(annotations::ENABLED, "true")]).await;
+    let (c, api, pods, rs) = shop_pods("logs-noise", 2, &[(annotations::ENABLED, "true")]).await;
     let fake = c.fake.as_ref().unwrap();
-    let api: Api<Pod> = Api::namespaced(c.client.clone(), &c.namespace);
-    let pods = api.list(&ListParams::default()).await.unwrap().items;
     let noisy = pods[0].name_any();
-    let rs = pods[0].owner_references()[0].name.clone();
     let start = jiff::Timestamp::now();
     // 8 MB of noise, 1,000 different missing classes among it, then one known error.
     let noise = format!("{} {}", "x".repeat(990), "noise");
@@ -293,12 +304,8 @@ async fn a_restarted_container_s_last_words_are_read_from_its_previous_log() {
 /// added what they read). What is kept of the pods goes once no window reaches them.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn reads_of_the_same_pod_at_once_count_each_line_once() {
-    let c = Cluster::fake("logs-twice", Duration::from_millis(100)).await;
-    c.deploy("shop", 2, &[]).await;
+    let (c, _, pods, rs) = shop_pods("logs-twice", 2, &[]).await;
     let fake = c.fake.as_ref().unwrap();
-    let api: Api<Pod> = Api::namespaced(c.client.clone(), &c.namespace);
-    let pods = api.list(&ListParams::default()).await.unwrap().items;
-    let rs = pods[0].owner_references()[0].name.clone();
     let start = jiff::Timestamp::now();
     for p in &pods {
         for s in 0..5 {
@@ -333,12 +340,8 @@ async fn reads_of_the_same_pod_at_once_count_each_line_once() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_gone_pods_errors_still_count_until_no_window_reaches_them() {
-    let c = Cluster::fake("logs-departed", Duration::from_millis(100)).await;
-    c.deploy("shop", 2, &[(annotations::ENABLED, "true")]).await;
+    let (c, api, pods, rs) = shop_pods("logs-departed", 2, &[(annotations::ENABLED, "true")]).await;
     let fake = c.fake.as_ref().unwrap();
-    let api: Api<Pod> = Api::namespaced(c.client.clone(), &c.namespace);
-    let pods = api.list(&ListParams::default()).await.unwrap().items;
-    let rs = pods[0].owner_references()[0].name.clone();
     let start = jiff::Timestamp::now();
     for p in &pods {
         for i in 0..3 {
@@ -404,11 +407,7 @@ async fn a_gone_pods_errors_still_count_until_no_window_reaches_them() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn without_the_rights_to_list_pods_the_error_says_which_value_grants_them() {
-    let c = Cluster::fake("logs-forbidden", Duration::from_millis(100)).await;
-    c.deploy("shop", 1, &[]).await;
-    let api: Api<Pod> = Api::namespaced(c.client.clone(), &c.namespace);
-    let pods = api.list(&ListParams::default()).await.unwrap().items;
-    let rs = pods[0].owner_references()[0].name.clone();
+    let (c, _, _, rs) = shop_pods("logs-forbidden", 1, &[]).await;
     let fake = c.fake.as_ref().unwrap();
     fake.inject_failures(&format!("/api/v1/namespaces/{}/pods", c.namespace), 403, 1);
     let logs = KubeLogs::new(c.client.clone(), LogLimits::default());

@@ -173,10 +173,20 @@ fn evaluations_are_paced_by_the_interval_whatever_wakes_the_controller() {
 
 /// Runs the php-error-rate rule failing until the plan acts; returns the acting plan and how
 /// many evaluations it took.
-fn fail_until_act(view: &RolloutView, settings: &Settings, mut memory: Memory) -> (Plan, u32) {
+fn fail_until_act(view: &RolloutView, settings: &Settings, memory: Memory) -> (Plan, u32) {
+    fail_until_act_from(view, settings, memory, 0)
+}
+
+/// [`fail_until_act`] with the first failing evaluation at `t0`, one interval after the last.
+fn fail_until_act_from(
+    view: &RolloutView,
+    settings: &Settings,
+    mut memory: Memory,
+    t0: i64,
+) -> (Plan, u32) {
     let v = verdicts(Outcome::Pass, Some("php-error-rate"));
     for i in 0..10 {
-        let p = step(view, &memory, settings, &v, i * 30);
+        let p = step(view, &memory, settings, &v, t0 + i * 30);
         if !p.acts.is_empty() || !p.suppressed.is_empty() {
             return (p, i as u32 + 1);
         }
@@ -265,6 +275,13 @@ fn rolled_back_memory(s: &Settings) -> Memory {
     step(&back, &p.memory, s, &[], 200).memory
 }
 
+/// `view` paused (by whoever).
+fn paused(mut view: RolloutView) -> RolloutView {
+    view.paused = true;
+    view.phase = Phase::Paused;
+    view
+}
+
 /// `new22` deployed again over `old11` (renumbered 3), its first surge up.
 fn redeployed() -> RolloutView {
     let mut view = rolling(1);
@@ -300,9 +317,7 @@ fn a_rolled_back_revision_deployed_again_is_held_paused_not_analysed_nor_rolled_
     let rec = p.memory.history.last().unwrap();
     assert_eq!((rec.act.clone(), rec.executed), (Act::Pause, true));
     // Paused, it stays held quietly: no writes, no evaluations, whatever wakes the controller.
-    let mut paused = view.clone();
-    paused.paused = true;
-    paused.phase = Phase::Paused;
+    let paused = paused(view.clone());
     let p2 = step(&paused, &p.memory, &s, &[], 400);
     assert!(p2.acts.is_empty() && p2.notes.is_empty() && !p2.write);
     assert_eq!(wants_evaluation(&paused, &p2.memory, &s, at(400)), None);
@@ -370,9 +385,7 @@ fn a_held_revision_resumed_without_the_annotation_is_paused_again_a_bounded_numb
 fn the_allow_annotation_releases_a_held_revision_for_one_fresh_analysis() {
     let s = Settings::default();
     let memory = step(&redeployed(), &rolled_back_memory(&s), &s, &[], 300).memory;
-    let mut paused = redeployed();
-    paused.paused = true;
-    paused.phase = Phase::Paused;
+    let paused = paused(redeployed());
     let allowed = Settings {
         allowed_hash: Some("new22".into()),
         ..Settings::default()
@@ -403,14 +416,7 @@ fn the_allow_annotation_releases_a_held_revision_for_one_fresh_analysis() {
     let p2 = step(&rolling_again, &p.memory, &s, &v, 430);
     assert_eq!(p2.memory.current.as_ref().unwrap().evaluations, 1);
     // ... and rolled back again if it fails again, after which it is held again.
-    let fail = verdicts(Outcome::Pass, Some("php-error-rate"));
-    let mut memory = p2.memory;
-    let acted = (1..10).find_map(|i| {
-        let p = step(&rolling_again, &memory, &s, &fail, 430 + i * 30);
-        memory = p.memory.clone();
-        (!p.acts.is_empty()).then_some(p)
-    });
-    let p3 = acted.expect("rolled back again");
+    let (p3, _) = fail_until_act_from(&rolling_again, &s, p2.memory, 460);
     assert!(matches!(p3.acts[..], [Act::Rollback { .. }]));
     assert!(p3.memory.held("new22").is_some());
 }
@@ -420,9 +426,7 @@ fn a_held_revision_whose_template_is_replaced_is_resumed_for_the_new_one() {
     let s = Settings::default();
     let memory = step(&redeployed(), &rolled_back_memory(&s), &s, &[], 300).memory;
     // Git reverted: the template is old11's again; paused, the Deployment does not roll it.
-    let mut reverted = redeployed();
-    reverted.paused = true;
-    reverted.phase = Phase::Paused;
+    let mut reverted = paused(redeployed());
     reverted.new = Some(gen_("old11", 5, 4, 4));
     reverted.old = vec![gen_("new22", 4, 1, 0)];
     assert_eq!(wants_evaluation(&reverted, &memory, &s, at(400)), None);
@@ -456,16 +460,10 @@ fn a_released_revision_in_a_gate_is_paused_again_not_taken_for_a_human_resume() 
     assert_eq!(p.acts, [Act::Pause]);
     view.paused = true;
     view.phase = Phase::Paused;
-    let fail = verdicts(Outcome::Pass, Some("php-error-rate"));
-    let mut memory = p.memory;
-    let rolled = (1..10).find_map(|i| {
-        let p = step(&view, &memory, &gate, &fail, i * 30);
-        memory = p.memory.clone();
-        (!p.acts.is_empty()).then_some(p)
-    });
-    assert!(matches!(rolled.unwrap().acts[..], [Act::Rollback { .. }]));
+    let (rolled, _) = fail_until_act_from(&view, &gate, p.memory, 30);
+    assert!(matches!(rolled.acts[..], [Act::Rollback { .. }]));
     // Deployed again and held, then resumed and released before the controller looked.
-    let held = step(&redeployed(), &memory, &gate, &[], 900).memory;
+    let held = step(&redeployed(), &rolled.memory, &gate, &[], 900).memory;
     let allowed = Settings {
         allowed_hash: Some("new22".into()),
         ..gate.clone()
@@ -484,9 +482,7 @@ fn after_a_git_revert_the_held_revision_is_neither_baseline_nor_rollback_target(
     let s = Settings::default();
     let memory = step(&redeployed(), &rolled_back_memory(&s), &s, &[], 300).memory;
     // Git reverted to old11's template while new22 was held with its surge pod.
-    let mut reverted = redeployed();
-    reverted.paused = true;
-    reverted.phase = Phase::Paused;
+    let mut reverted = paused(redeployed());
     reverted.new = Some(gen_("old11", 5, 4, 4));
     reverted.old = vec![gen_("new22", 4, 1, 1)];
     let p = step(&reverted, &memory, &s, &[], 400);
@@ -495,19 +491,11 @@ fn after_a_git_revert_the_held_revision_is_neither_baseline_nor_rollback_target(
     rolling_back.paused = false;
     rolling_back.phase = Phase::Progressing;
     let fail = verdicts(Outcome::Pass, Some("php-error-rate"));
-    let mut m = p.memory;
-    let first = step(&rolling_back, &m, &s, &fail, 430);
+    let first = step(&rolling_back, &p.memory, &s, &fail, 430);
     let state = first.memory.current.clone().unwrap();
     assert_eq!(state.hash, "old11");
     assert_ne!(state.baseline.as_deref(), Some("new22"), "not the held one");
-    m = first.memory;
-    let acted = (1..10)
-        .find_map(|i| {
-            let p = step(&rolling_back, &m, &s, &fail, 430 + i * 30);
-            m = p.memory.clone();
-            (!p.acts.is_empty()).then_some(p)
-        })
-        .expect("the failing rule acts");
+    let (acted, _) = fail_until_act_from(&rolling_back, &s, first.memory, 460);
     assert!(
         !acted
             .acts

@@ -505,7 +505,7 @@ fn a_rule_that_acts_on_its_first_failure_says_so() {
 #[test]
 fn a_held_revision_says_it_was_not_analysed_and_why() {
     let mut recs = rollback_story();
-    let why = "revision 9 (shop-7d4f9c8b6f) is the pod template rollout-guard rolled back at 2027-01-15T10:14:33Z (as revision 7) on rule class-loading-errors: new 1.2% vs old 0%; deployed again, it is held paused before it replaces more pods. To analyse it again from scratch: kubectl -n web annotate deployment shop rollout-guard.io/allow-revision=7d4f9c8b6f --overwrite";
+    let why = "revision 9 (shop-7d4f9c8b6f) is the pod template the controller rolled back at 2027-01-15T10:14:33Z (as revision 7) on rule class-loading-errors: new 1.2% vs old 0%; deployed again, it is held paused before it replaces more pods. To analyse it again from scratch: kubectl -n web annotate deployment shop rollout-guard.io/allow-revision=7d4f9c8b6f --overwrite";
     let mut evaluation = record(Kind::Evaluation, 900, "shop", 9);
     evaluation.stage = Some("held".into());
     evaluation.acts = vec![Act::Pause];
