@@ -11,6 +11,7 @@ use anyhow::{Context, Result, anyhow};
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::events::v1::Event;
 use kube::config::{KubeConfigOptions, Kubeconfig};
+use kube::api::ListParams;
 use kube::{Api, Client, ResourceExt};
 use serde::Serialize;
 
@@ -136,18 +137,16 @@ async fn read(client: &Client, ns: &str, name: &str, revision: Option<u64>) -> R
 /// The controller's latest Events on the Deployment, oldest first.
 async fn events(client: &Client, ns: &str, name: &str) -> Result<Vec<EventLine>> {
     let api: Api<Event> = Api::namespaced(client.clone(), ns);
+    // Selected by the API server: a namespace's Events are many, the controller's on one
+    // Deployment few.
+    let only_ours = ListParams::default().fields(&format!(
+        "regarding.kind=Deployment,regarding.name={name},reportingController={FIELD_MANAGER}"
+    ));
     let mut ours: Vec<Event> = api
-        .list(&Default::default())
+        .list(&only_ours)
         .await
         .context("listing Events")?
-        .items
-        .into_iter()
-        .filter(|e| {
-            e.regarding.as_ref().is_some_and(|r| {
-                r.kind.as_deref() == Some("Deployment") && r.name.as_deref() == Some(name)
-            }) && e.reporting_controller.as_deref() == Some(FIELD_MANAGER)
-        })
-        .collect();
+        .items;
     let when = |e: &Event| {
         e.series
             .as_ref()
