@@ -10,8 +10,8 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, anyhow};
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::events::v1::Event;
-use kube::config::{KubeConfigOptions, Kubeconfig};
 use kube::api::ListParams;
+use kube::config::{KubeConfigOptions, Kubeconfig};
 use kube::{Api, Client, ResourceExt};
 use serde::Serialize;
 
@@ -142,11 +142,7 @@ async fn events(client: &Client, ns: &str, name: &str) -> Result<Vec<EventLine>>
     let only_ours = ListParams::default().fields(&format!(
         "regarding.kind=Deployment,regarding.name={name},reportingController={FIELD_MANAGER}"
     ));
-    let mut ours: Vec<Event> = api
-        .list(&only_ours)
-        .await
-        .context("listing Events")?
-        .items;
+    let mut ours: Vec<Event> = api.list(&only_ours).await.context("listing Events")?.items;
     let when = |e: &Event| {
         e.series
             .as_ref()

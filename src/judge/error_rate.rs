@@ -98,6 +98,12 @@ struct Side {
     skipped: BTreeSet<Millis>,
 }
 
+/// The errors of the interval ending at `t`, at most its `requests`: `increase()` extrapolates
+/// both counters separately, and errors never exceed requests.
+fn capped(errors: &BTreeMap<Millis, f64>, t: &Millis, requests: f64) -> f64 {
+    errors.get(t).copied().unwrap_or(0.0).min(requests)
+}
+
 /// One side's counts by interval, or what is missing.
 fn side(name: &str, c: &Counts, rule: &ErrorRate) -> Result<Side, String> {
     let skipped = left_out(c);
@@ -126,11 +132,7 @@ fn side(name: &str, c: &Counts, rule: &ErrorRate) -> Result<Side, String> {
             fmt_num(rule.min_requests)
         ));
     }
-    // increase() extrapolates both counters separately: errors never exceed requests.
-    let total_errors: f64 = requests
-        .iter()
-        .map(|(t, r)| errors.get(t).copied().unwrap_or(0.0).min(*r))
-        .sum();
+    let total_errors: f64 = requests.iter().map(|(t, r)| capped(&errors, t, *r)).sum();
     let totals = SideCounts {
         errors: total_errors,
         requests: total_requests,
@@ -512,22 +514,18 @@ pub(super) fn error_rate(rule: &ErrorRate, new: &Counts, old: Option<&Counts>) -
         intervals_left_out: new_side.skipped.len() + old_side.skipped.len(),
         baseline,
         history: later.map(|l| Box::new(l.evidence)),
-        intervals: intervals(&new_side, &old_side),
-        new: new_side.totals,
-        old: old_side.totals,
+        intervals: Vec::new(),
+        new: new_side.totals.clone(),
+        old: old_side.totals.clone(),
     };
-    decide(rule, evidence, Guards { burst, incident })
+    let window = || intervals(&new_side, &old_side);
+    decide(rule, evidence, Guards { burst, incident }, window)
 }
 
 /// Both sides' counts interval by interval, for the record (errors capped at the requests, as
 /// in the totals).
 fn intervals(new: &Side, old: &Side) -> Vec<IntervalCounts> {
-    let cell = |s: &Side, t: &Millis| {
-        s.requests.get(t).map(|r| {
-            let e = s.errors.get(t).copied().unwrap_or(0.0).min(*r);
-            [e, *r]
-        })
-    };
+    let cell = |s: &Side, t: &Millis| s.requests.get(t).map(|r| [capped(&s.errors, t, *r), *r]);
     let times: BTreeSet<Millis> = new
         .requests
         .keys()
@@ -552,7 +550,14 @@ struct Guards {
 
 /// The verdict on the evidence: every condition of the rule must hold, and no burst or
 /// shared incident carry it.
-fn decide(rule: &ErrorRate, e: ErrorRateEvidence, guards: Guards) -> Judged {
+/// `window` gives the intervals the evidence keeps when the verdict fails or is building (what
+/// a report plots); a pass keeps none, so its record stays small and nothing is built for it.
+fn decide(
+    rule: &ErrorRate,
+    mut e: ErrorRateEvidence,
+    guards: Guards,
+    window: impl FnOnce() -> Vec<IntervalCounts>,
+) -> Judged {
     let significant = e.p_value < rule.alpha;
     let large = ratio_reached(e.ratio, e.observed_errors, rule.min_ratio);
     let material = e.rate_increase >= rule.min_rate_increase;
@@ -566,10 +571,8 @@ fn decide(rule: &ErrorRate, e: ErrorRateEvidence, guards: Guards) -> Judged {
     // not the cause).
     let near = e.p_value < rule.alpha.sqrt();
     let building = !fail && large && material && (significant || near) && guards.incident.is_none();
-    let mut e = e;
-    if !(fail || building) {
-        // Only what a report plots is kept: the record of a pass stays small.
-        e.intervals.clear();
+    if fail || building {
+        e.intervals = window();
     }
     let mut reason = headline(&e, significant);
     if significant && !fail {
