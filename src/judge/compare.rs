@@ -13,11 +13,11 @@
 //! beyond every old pod's own level, so one pod on a noisy node never fails a release. Pure:
 //! series in, a judgement out; no queries, no clock.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use super::{
     Baseline, CompareEvidence, CompareHistory, Evidence, Judged, Samples, Window, enough, fmt_num,
-    fmt_p, medians_by_time, no_baseline, rate_ratio, samples, summary,
+    fmt_p, medians_by_time, no_baseline, rate_ratio, restricted, samples, summary,
 };
 use crate::rules::{Compare, Direction};
 use crate::source::Series;
@@ -57,7 +57,13 @@ pub(super) fn compare(
     // with the new pods before it left are their first minutes, against its last pods.
     let stopped = o.times.iter().max() < n.times.iter().max();
     if rule.history && stopped {
-        return against_history(rule, w, &n, new, old).unwrap_or_else(|why| {
+        let history = against_history(rule, w, &n, new, old);
+        if !matches!(history, Ok(Judged::Decided { fail: true, .. }))
+            && let Some(side_by_side) = failed_while_both_served(rule, w, new, old)
+        {
+            return side_by_side;
+        }
+        return history.unwrap_or_else(|why| {
             Judged::Missing(format!(
                 "the old pods are gone; against the old version's history: {why}"
             ))
@@ -69,6 +75,59 @@ pub(super) fn compare(
     }
 }
 
+/// Once the old pods are gone: the comparison at the moments both versions served (after the
+/// new pods' warm-up, inside `history_span`; the old pods' spread around their median over
+/// the whole span), when it fails. What the two showed side by side
+/// is the strongest baseline there is (a shared incident or a load change moves both), and it
+/// does not stop counting because the old pods left; a fast rollout may not give the history
+/// comparison enough of the new level to judge before the bake ends. `None` when it passes or
+/// has too few samples on either side.
+fn failed_while_both_served(
+    rule: &Compare,
+    w: &Window,
+    new: &[Series],
+    old: &[Series],
+) -> Option<Judged> {
+    let hw = history_window(rule, w);
+    let (n, o) = (samples(new, &hw), samples(old, &hw));
+    let old_times: BTreeSet<i64> = o.times.iter().copied().collect();
+    let n = restricted(&n, &old_times);
+    let baseline = medians_by_time(&o);
+    let (na, oa) = (align(&n, &baseline), align(&o, &baseline));
+    if na.ratio.len() < rule.min_samples || oa.ratio.len() < rule.min_samples {
+        return None;
+    }
+    match at_same_moments(rule, &n, &o, &na, &oa) {
+        Judged::Decided {
+            fail: true,
+            reason,
+            evidence,
+            warn_only,
+            building,
+        } => Some(Judged::Decided {
+            fail: true,
+            reason: format!(
+                "the old pods are gone; at the moments both served (inside the last {}): {reason}",
+                rule.history_span
+            ),
+            evidence,
+            warn_only,
+            building,
+        }),
+        _ => None,
+    }
+}
+
+/// The rule's window widened back to `history_span`.
+fn history_window(rule: &Compare, w: &Window) -> Window {
+    let span = rule.history_span.as_secs_f64();
+    Window {
+        start: w.at - span,
+        query_start: w.at - span - w.warmup,
+        ..*w
+    }
+}
+
 /// Samples expressed against the old pods' median at the same moment, both as a ratio and as a
 /// difference, with the pod of each; moments where the old side has no positive median are
 /// left out.
@@ -76,6 +135,22 @@ struct Aligned {
     ratio: Vec<f64>,
     diff: Vec<f64>,
     pod: Vec<usize>,
+    time: Vec<i64>,
+}
+
+impl Aligned {
+    /// Each pod's median ratio over the moments in `at` only.
+    fn pod_levels_at(&self, at: &BTreeSet<i64>) -> Vec<f64> {
+        let (ratio, pod): (Vec<f64>, Vec<usize>) = self
+            .ratio
+            .iter()
+            .zip(&self.pod)
+            .zip(&self.time)
+            .filter(|(_, t)| at.contains(t))
+            .map(|((r, p), _)| (*r, *p))
+            .unzip();
+        pod_medians(&ratio, &pod)
+    }
 }
 
 fn align(s: &Samples, old_median: &BTreeMap<i64, f64>) -> Aligned {
@@ -83,12 +158,14 @@ fn align(s: &Samples, old_median: &BTreeMap<i64, f64>) -> Aligned {
         ratio: Vec::with_capacity(s.values.len()),
         diff: Vec::with_capacity(s.values.len()),
         pod: Vec::with_capacity(s.values.len()),
+        time: Vec::with_capacity(s.values.len()),
     };
     for ((v, t), pod) in s.values.iter().zip(&s.times).zip(&s.pod) {
         if let Some(m) = old_median.get(t).filter(|m| **m > 0.0) {
             a.ratio.push(v / m);
             a.diff.push(v - m);
             a.pod.push(*pod);
+            a.time.push(*t);
         }
     }
     a
@@ -171,7 +248,14 @@ fn at_same_moments(rule: &Compare, n: &Samples, o: &Samples, na: &Aligned, oa: &
             .collect()
     };
     let new_levels = turn(pod_medians(&na.ratio, &na.pod));
-    let old_levels = turn(pod_medians(&oa.ratio, &oa.pod));
+    // The old pods' levels over the moments the new pods were sampled at: a level read over
+    // fewer moments varies more, and the new pods' few moments must not stand out from the old
+    // pods' many only for that.
+    let new_moments: BTreeSet<i64> = na.time.iter().copied().collect();
+    let old_levels = match oa.pod_levels_at(&new_moments) {
+        levels if levels.len() >= 2 => turn(levels),
+        _ => turn(pod_medians(&oa.ratio, &oa.pod)),
+    };
     let worse_pods = pods_worse(&new_levels, &old_levels, rule.min_ratio);
     let pod_p = pods_stand_out(&new_levels, &old_levels);
     let new_summary = summary(n);
@@ -268,13 +352,7 @@ struct Drift {
 
 impl OldLevel {
     fn read(rule: &Compare, w: &Window, old: &[Series]) -> Result<OldLevel, String> {
-        let span = rule.history_span.as_secs_f64();
-        let hw = Window {
-            start: w.at - span,
-            query_start: w.at - span - w.warmup,
-            ..*w
-        };
-        let samples = samples(old, &hw);
+        let samples = samples(old, &history_window(rule, w));
         let by_time = medians_by_time(&samples);
         let mut by_pod: Vec<BTreeMap<i64, f64>> = vec![BTreeMap::new(); samples.pods];
         for ((v, t), pod) in samples.values.iter().zip(&samples.times).zip(&samples.pod) {
@@ -466,8 +544,8 @@ fn against_history(
         && consistent;
     let new_summary = summary(n);
     let old_summary = {
-        let keep: std::collections::BTreeSet<i64> = before_times.iter().copied().collect();
-        summary(&super::restricted(&level.samples, &keep))
+        let keep: BTreeSet<i64> = before_times.iter().copied().collect();
+        summary(&restricted(&level.samples, &keep))
     };
     let mut reason = format!(
         "the old pods are gone, so against the old version's history: median new {} ({} samples from {} pods) vs the old version's {} in the {} before its last sample: ratio {:.2}; over the last {} the old version's own level moved at most ×{:.2} between stretches {} apart ({pairs} pairs), so a regression needs ×{:.2} (min_ratio {} × that drift); {} of {} new pods each beyond ×{:.2} (that, or the most one old pod rose above the whole)",
@@ -556,15 +634,9 @@ fn while_both_served(
     new: &[Series],
     level: &OldLevel,
 ) -> Option<WhileBoth> {
-    let span = rule.history_span.as_secs_f64();
-    let hw = Window {
-        start: w.at - span,
-        query_start: w.at - span - w.warmup,
-        ..*w
-    };
-    let n = samples(new, &hw);
+    let n = samples(new, &history_window(rule, w));
     let na = align(&n, &level.by_time);
-    let shared: std::collections::BTreeSet<i64> = n.times.iter().copied().collect();
+    let shared: BTreeSet<i64> = n.times.iter().copied().collect();
     let old_shared: Vec<f64> = level
         .samples
         .values

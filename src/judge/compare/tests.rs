@@ -226,14 +226,22 @@ fn one_new_pod_is_judged_against_how_much_the_old_pods_differ_from_each_other() 
 /// New pods since 15 minutes before `LEFT` (a slow rollout), at `before` while the old pods
 /// serve and `after` once they left.
 fn slow_new_pods(n: usize, before: f64, after: f64, at: f64) -> Vec<Series> {
+    new_pods_since(LEFT - 900.0, n, (before, after), at)
+}
+
+/// `n` new pods on the minute grid from `start` until `at`, at `levels.0` until `LEFT` and
+/// `levels.1` after.
+fn new_pods_since(start: f64, n: usize, levels: (f64, f64), at: f64) -> Vec<Series> {
     (0..n)
         .map(|p| {
-            let start = LEFT - 900.0;
             let points = (0..)
                 .map(|i| start + STEP * i as f64)
                 .take_while(|t| *t <= at)
                 .enumerate()
-                .map(|(i, t)| (t, if t <= LEFT { before } else { after } * wobble(i, p + 5)));
+                .map(|(i, t)| {
+                    let level = if t <= LEFT { levels.0 } else { levels.1 };
+                    (t, level * wobble(i, p + 5))
+                });
             Series::for_pod(&format!("new-{p}"), points)
         })
         .collect()
@@ -290,4 +298,62 @@ fn a_shared_incident_after_the_old_pods_left_is_not_a_regression() {
     );
     assert_eq!(v.outcome, Outcome::Inconclusive, "{}", v.reason);
     assert!(v.reason.contains("incident_span"), "{}", v.reason);
+}
+
+/// New pods from five minutes before `LEFT` until `at`, at `level`: three minutes past
+/// warm-up beside the old pods.
+fn brief_new_pods(n: usize, level: f64, at: f64) -> Vec<Series> {
+    new_pods_since(LEFT - 300.0, n, (level, level), at)
+}
+
+#[test]
+fn what_both_versions_showed_side_by_side_still_counts_after_the_old_pods_left() {
+    let r = cpu_rule("");
+    // A minute after the last old pod left: the new level after warm-up spans 4 minutes, too
+    // short for the history comparison, but for three minutes both versions served and the
+    // new pods ran 1.6 times the old ones' CPU.
+    let at = LEFT + 60.0;
+    let v = judged(&r, at, brief_new_pods(3, 1.6, at), old_pods(4, |_| 1.0));
+    assert_eq!(v.outcome, Outcome::Fail, "{}", v.reason);
+    assert!(
+        v.reason.contains("at the moments both served"),
+        "{}",
+        v.reason
+    );
+    assert_eq!(evidence(&v).baseline, Baseline::Concurrent);
+    // A release that ran as the old one did: the history cannot judge yet, and nothing fails.
+    let v = judged(&r, at, brief_new_pods(3, 1.0, at), old_pods(4, |_| 1.0));
+    assert_eq!(v.outcome, Outcome::Inconclusive, "{}", v.reason);
+    assert!(v.reason.contains("incident_span"), "{}", v.reason);
+}
+
+#[test]
+fn new_pods_seen_at_few_moments_are_set_against_the_old_pods_at_those_moments() {
+    let r = cpu_rule("        min_samples: 5\n");
+    let at = LEFT;
+    // Five old pods at one level for an hour, then, over the last three minutes, spread
+    // apart (a noisy neighbour on some nodes): 0.8 to 1.3 of their median.
+    let wide = [0.8, 0.9, 1.0, 1.15, 1.3];
+    let old: Vec<Series> = (0..5)
+        .map(|p| {
+            let points = (0..=64).map(|i| {
+                let t = LEFT - 64.0 * STEP + STEP * i as f64;
+                (t, if i >= 62 { wide[p] } else { wobble(i, p) })
+            });
+            Series::for_pod(&format!("old-{p}"), points)
+        })
+        .collect();
+    // Three new pods, past warm-up for those three minutes only, within that spread: over
+    // the hour the old pods' levels agree closely and the new ones would stand out from
+    // them, but at the moments the new pods were seen, the old pods ran as high.
+    let new: Vec<Series> = [1.2, 1.25, 1.28]
+        .iter()
+        .enumerate()
+        .map(|(p, level)| {
+            let points = (0..=4).map(|i| (at - 240.0 + STEP * i as f64, level * wobble(i, p)));
+            Series::for_pod(&format!("new-{p}"), points)
+        })
+        .collect();
+    let v = judged(&r, at, new, old);
+    assert_eq!(v.outcome, Outcome::Pass, "{}", v.reason);
 }
