@@ -116,7 +116,7 @@ async fn evaluate_rule<S: MetricSource>(
         deployment: &target.deployment,
         replicasets,
         window: rule.window,
-        interval: interval_of(rule),
+        interval: rule.interval(),
     };
     let mut sent = Vec::new();
     let observation = match &rule.check {
@@ -331,17 +331,6 @@ fn from_unix(seconds: f64) -> Timestamp {
         } else {
             Timestamp::MAX
         })
-}
-
-/// The `{{ interval }}` of a rule: its stratum for error rates, its step otherwise.
-fn interval_of(rule: &Rule) -> crate::duration::PromDuration {
-    match &rule.check {
-        Check::ErrorRate(c) => c.interval,
-        Check::Compare(c) => c.step,
-        Check::Absolute(c) => c.step,
-        // Not used by any query: logs are read over the window as a whole.
-        Check::Logs(_) => rule.window,
-    }
 }
 
 #[cfg(test)]

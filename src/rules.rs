@@ -14,6 +14,8 @@ use crate::duration::PromDuration;
 use crate::phplog::ErrorKind;
 use crate::template::Template;
 
+mod promql;
+
 /// The rule-file format version this build reads.
 pub const FORMAT_VERSION: u32 = 1;
 
@@ -569,6 +571,17 @@ impl RuleSet {
 }
 
 impl Rule {
+    /// The `{{ interval }}` of the rule's queries: its stratum for error rates, its step
+    /// otherwise (the window for logs rules, which have no query).
+    pub fn interval(&self) -> PromDuration {
+        match &self.check {
+            Check::ErrorRate(c) => c.interval,
+            Check::Compare(c) => c.step,
+            Check::Absolute(c) => c.step,
+            Check::Logs(_) => self.window,
+        }
+    }
+
     /// What is wrong with this rule beyond what the YAML schema already refuses.
     pub fn problems(&self) -> Vec<String> {
         let mut p = Vec::new();
@@ -719,7 +732,8 @@ impl Rule {
         }
     }
 
-    /// Every query must select one side's pods, and error-rate queries must count per interval.
+    /// Every query must select one side's pods, error-rate queries must count per interval, and
+    /// each must be PromQL that a range query accepts once its placeholders are filled in.
     fn check_queries(&self, p: &mut Vec<String>) {
         let queries: Vec<(&str, &Template)> = match &self.check {
             Check::ErrorRate(c) => vec![("errors", &c.errors), ("requests", &c.requests)],
@@ -739,6 +753,9 @@ impl Rule {
                 p.push(format!(
                     "check.error_rate.{name} must count per {{{{ interval }}}} (e.g. increase(x[{{{{ interval }}}}])): it is evaluated once per interval"
                 ));
+            }
+            if let Err(e) = promql::check(t, self) {
+                p.push(format!("check.{}.{name} {e}", self.check.kind()));
             }
         }
     }

@@ -21,23 +21,39 @@ fn lint_accepts_the_bundled_rules() {
     assert_eq!(text(&out.stdout).trim(), "7 rule(s) in 2 file(s): ok");
 }
 
-#[test]
-fn lint_names_every_problem_and_exits_1() {
+/// `rules lint` on one file, `team.yaml`, holding `yaml` with exactly one problem: it exits 1
+/// and prints every one of `wants`.
+fn lint_finds_one_problem(yaml: &str, wants: &[&str]) {
     let dir = tempfile::tempdir().unwrap();
-    let bad = dir.path().join("team.yaml");
-    std::fs::write(
-        &bad,
-        "version: 1\nrules:\n  - name: cpu\n    action: pause\n    check:\n      absolute:\n        query: 'up{pod=~\"{{ pods }}\"}'\n        threshold: 0.9\n        treshold: 1\n",
-    )
-    .unwrap();
-    let out = run(&["rules", "lint", bad.to_str().unwrap()]);
+    let file = dir.path().join("team.yaml");
+    std::fs::write(&file, yaml).unwrap();
+    let out = run(&["rules", "lint", file.to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(1));
     let err = text(&out.stderr);
-    assert!(
-        err.contains("team.yaml:9: rule `cpu`:") && err.contains("treshold"),
-        "{err}"
-    );
+    for want in wants {
+        assert!(err.contains(want), "{want}: {err}");
+    }
     assert!(err.contains("1 problem(s) found"), "{err}");
+}
+
+#[test]
+fn lint_names_every_problem_and_exits_1() {
+    lint_finds_one_problem(
+        "version: 1\nrules:\n  - name: cpu\n    action: pause\n    check:\n      absolute:\n        query: 'up{pod=~\"{{ pods }}\"}'\n        threshold: 0.9\n        treshold: 1\n",
+        &["team.yaml:9: rule `cpu`:", "treshold"],
+    );
+}
+
+/// Issue 14 (hardening): a query is parsed as PromQL, so a syntax error is found by lint, not
+/// by Prometheus at every evaluation.
+#[test]
+fn lint_reports_promql_syntax_errors() {
+    lint_finds_one_problem(
+        "version: 1\nrules:\n  - name: cpu\n    action: pause\n    check:\n      absolute:\n        query: 'sum(rate(up{pod=~\"{{ pods }}\"}[1m])'\n        threshold: 0.9\n",
+        &[
+            "team.yaml:3: rule `cpu`: check.absolute.query is not valid PromQL: unclosed left parenthesis",
+        ],
+    );
 }
 
 #[test]

@@ -13,7 +13,7 @@ pub(super) fn rule(yaml: &str) -> Rule {
 
 fn error_rule(extra: &str) -> Rule {
     rule(&format!(
-        "  - name: errs\n    action: rollback\n{extra}    check:\n      error_rate:\n        errors: 'e{{pod=~\"{{{{ pods }}}}\"}}[{{{{ interval }}}}]'\n        requests: 'r{{pod=~\"{{{{ pods }}}}\"}}[{{{{ interval }}}}]'\n        min_requests: 50\n"
+        "  - name: errs\n    action: rollback\n{extra}    check:\n      error_rate:\n        errors: 'increase(e{{pod=~\"{{{{ pods }}}}\"}}[{{{{ interval }}}}])'\n        requests: 'increase(r{{pod=~\"{{{{ pods }}}}\"}}[{{{{ interval }}}}])'\n        min_requests: 50\n"
     ))
 }
 

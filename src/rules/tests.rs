@@ -36,6 +36,15 @@ fn bundled_defaults_load_and_cover_the_documented_rules() {
     );
 }
 
+/// Both bundled files pass every check, PromQL included, as `rules lint rules` runs them.
+#[test]
+fn bundled_rule_files_lint_clean() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("rules");
+    let set = RuleSet::load(&[dir.join("default.yaml"), dir.join("php-logs.yaml")])
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(set.files.len(), 2);
+}
+
 #[test]
 fn defaults_apply_when_keys_are_left_out() {
     let set = parse(MINIMAL).unwrap();
@@ -280,6 +289,114 @@ fn empty_sets_huge_windows_and_uneven_steps_are_refused() {
     .to_string();
     assert!(
         e.contains("consecutive") && e.contains("points per series"),
+        "{e}"
+    );
+}
+
+/// Issue 14 (hardening): a query is parsed as PromQL once its placeholders are filled in, so
+/// that a query Prometheus would refuse is a lint problem, not an `inconclusive` rule at run
+/// time.
+const ERROR_RATE: &str = r#"
+version: 1
+rules:
+  - name: errors
+    action: rollback
+    check:
+      error_rate:
+        errors: 'sum(increase(php_errors_total{namespace="{{ namespace }}", pod=~"{{ pods }}"}[{{ interval }}]))'
+        requests: 'sum(increase(php_requests_total{namespace="{{ namespace }}", pod=~"{{ pods }}"}[{{ interval }}]))'
+"#;
+
+#[test]
+fn well_formed_promql_passes() {
+    parse(ERROR_RATE).unwrap();
+    parse(MINIMAL).unwrap();
+    // Compound durations, as a 90s interval renders, and every placeholder at once.
+    parse(&ERROR_RATE.replace(
+        "action: rollback",
+        "action: rollback\n    window: 6m\n    # {{ window }}",
+    ))
+    .unwrap();
+    let every = MINIMAL.replace(
+        r#"'up{pod=~"{{ pods }}"}'"#,
+        r#"'max_over_time(up{namespace="{{ namespace }}", deployment="{{ deployment }}", replicaset=~"{{ replicaset }}", pod=~"{{ pods }}"}[{{ window }}] offset {{ interval }}) # [5]'"#,
+    );
+    parse(&every).unwrap();
+}
+
+/// The one problem `text` has, as lint prints it.
+fn only_problem(text: &str) -> String {
+    let errors = parse(text).unwrap_err().0;
+    assert_eq!(errors.len(), 1, "{errors:#?}");
+    errors[0].to_string()
+}
+
+#[test]
+fn promql_syntax_errors_name_the_rule_and_the_query() {
+    let cases = [
+        // Unbalanced parenthesis.
+        (
+            "sum(increase(php_errors_total",
+            "sum((increase(php_errors_total",
+            "check.error_rate.errors is not valid PromQL: ",
+        ),
+        // A misspelt function, named in the message.
+        (
+            "sum(increase(php_errors_total",
+            "sum(increse(php_errors_total",
+            "check.error_rate.errors is not valid PromQL: unknown function with name 'increse'",
+        ),
+        // A range without a unit.
+        (
+            "php_requests_total{namespace=\"{{ namespace }}\", pod=~\"{{ pods }}\"}[{{ interval }}])",
+            "php_requests_total{namespace=\"{{ namespace }}\", pod=~\"{{ pods }}\"}[{{ interval }}]) + rate(x[5])",
+            "check.error_rate.requests has a range without a unit, [5]: ",
+        ),
+    ];
+    for (from, to, want) in cases {
+        let text = ERROR_RATE.replacen(from, to, 1);
+        assert_ne!(text, ERROR_RATE, "{from}");
+        let e = only_problem(&text);
+        assert!(
+            e.starts_with("team.yaml:4: rule `errors`: ") && e.contains(want),
+            "{want}: {e}"
+        );
+    }
+    // A bad matcher.
+    let e = only_problem(&MINIMAL.replace(r#""{{ pods }}"}"#, r#""{{ pods }}", job}"#));
+    assert!(
+        e.contains("rule `cpu`: check.absolute.query is not valid PromQL"),
+        "{e}"
+    );
+}
+
+#[test]
+fn queries_must_be_instant_vectors() {
+    // A bare range vector: Prometheus refuses it in a range query.
+    let e = only_problem(&MINIMAL.replace(
+        r#"'up{pod=~"{{ pods }}"}'"#,
+        r#"'up{pod=~"{{ pods }}"}[5m]'"#,
+    ));
+    assert!(
+        e.contains("rule `cpu`: check.absolute.query is a range vector expression"),
+        "{e}"
+    );
+    let compare = MINIMAL
+        .replace("absolute:", "compare:")
+        .replace("        threshold: 0.9\n", "");
+    parse(&compare).unwrap();
+    let e = only_problem(&compare.replace(
+        r#"'up{pod=~"{{ pods }}"}'"#,
+        r#"'count(up{pod=~"{{ pods }}"}) > bool 1 or "x"'"#,
+    ));
+    assert!(e.contains("check.compare.query"), "{e}");
+    let e = only_problem(&ERROR_RATE.replacen(
+        "'sum(increase(php_errors_total",
+        "'scalar(increase(php_errors_total",
+        1,
+    ));
+    assert!(
+        e.contains("check.error_rate.errors is a scalar expression"),
         "{e}"
     );
 }
