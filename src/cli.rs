@@ -67,15 +67,15 @@ pub enum Command {
     Run(RunArgs),
     /// Turn the decision records into a post-incident report: Markdown, or one HTML page with plots.
     ///
-    /// Reads the records file that `run` writes (`records.path`), picks one Deployment and one
-    /// revision of it, and writes what happened in a form a person would rather read than the raw
-    /// lines: a summary paragraph (which rule acted, when, on what numbers), for each rule that
-    /// failed the evidence of the deciding evaluation (counts, rates, ratio, p-value, every
-    /// threshold and whether it was met, signature tables for log rules) with the queries as sent
-    /// and its series over the evaluations, new pods against old (a plot in HTML, a table in
-    /// Markdown) with the decision moments marked, then the timeline of evaluations, actions and
-    /// Events. The HTML is self-contained (inline CSS and SVG, nothing fetched) and prints as it
-    /// reads.
+    /// Reads the records file that `run` writes (`records.path`) after the files it was rotated
+    /// to (`FILE.N` … `FILE.1`, oldest first), picks one Deployment and one revision of it, and
+    /// writes what happened in a form a person would rather read than the raw lines: a summary
+    /// paragraph (which rule acted, when, on what numbers), for each rule that failed the
+    /// evidence of the deciding evaluation (counts, rates, ratio, p-value, every threshold and
+    /// whether it was met, signature tables for log rules) with the queries as sent and its series
+    /// over the evaluations, new pods against old (a plot in HTML, a table in Markdown) with the
+    /// decision moments marked, then the timeline of evaluations, actions and Events. The HTML is
+    /// self-contained (inline CSS and SVG, nothing fetched) and prints as it reads.
     ///
     /// Exits 2 when the file cannot be read, holds no records for the Deployment or revision
     /// asked for (the message lists what it does hold), or holds more unreadable lines than
@@ -148,7 +148,9 @@ pub struct DemoArgs {
 
 #[derive(Debug, Args)]
 pub struct ReportArgs {
-    /// The decision-record file (JSON lines, as `run` writes them).
+    /// The decision-record file (JSON lines, as `run` writes them); its rotated files
+    /// (`FILE.N` … `FILE.1`) are read before it, oldest first. A rotated file named here is
+    /// read alone.
     #[arg(long)]
     pub records: PathBuf,
     /// The Deployment to report on; may be left out when the file holds only one.

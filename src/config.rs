@@ -18,6 +18,7 @@ use serde::{Deserialize, Serialize};
 use crate::duration::PromDuration;
 use crate::guard::{Mode, Settings};
 use crate::prometheus::PrometheusConfig;
+use crate::records::Rotation;
 
 /// The environment prefix of overrides; nested keys are separated by `__`.
 pub const ENV_PREFIX: &str = "ROLLOUT_GUARD";
@@ -25,6 +26,12 @@ pub const ENV_PREFIX: &str = "ROLLOUT_GUARD";
 /// How many YAML events aliases may replay in a configuration file: a real one has a few
 /// hundred keys and values, a "billion laughs" of nested aliases billions.
 const MAX_REPLAYED_EVENTS: usize = 10_000;
+
+/// The smallest `records.max_bytes`: a record with its verdicts' evidence takes a few KiB.
+const MIN_RECORDS_BYTES: u64 = 16 << 10;
+
+/// The most rotated record files kept.
+const MAX_RECORDS_KEPT: u32 = 100;
 
 /// The whole configuration.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -148,11 +155,56 @@ impl Default for LeaderElection {
 }
 
 /// Decision records: one JSON line per evaluation and action.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Records {
     /// Append-only file; none means records go to the log only.
     pub path: Option<PathBuf>,
+    /// The file is rotated before a record would take it past this many bytes: it becomes
+    /// `<path>.1` (the older ones `.2`, …) and a new file starts.
+    pub max_bytes: u64,
+    /// Rotated files kept; older ones are deleted. The records take at most about
+    /// `max_bytes` × (`keep` + 1).
+    pub keep: u32,
+}
+
+impl Default for Records {
+    fn default() -> Self {
+        let rotation = Rotation::default();
+        Records {
+            path: None,
+            max_bytes: rotation.max_bytes,
+            keep: rotation.keep,
+        }
+    }
+}
+
+impl Records {
+    /// When the record file is rotated.
+    pub fn rotation(&self) -> Rotation {
+        Rotation {
+            max_bytes: self.max_bytes,
+            keep: self.keep,
+        }
+    }
+
+    /// What is wrong with the rotation settings.
+    fn problems(&self) -> Vec<String> {
+        let mut problems = Vec::new();
+        if self.max_bytes < MIN_RECORDS_BYTES {
+            problems.push(format!(
+                "records.max_bytes: at least {MIN_RECORDS_BYTES} (16 KiB), got {}",
+                self.max_bytes
+            ));
+        }
+        if !(1..=MAX_RECORDS_KEPT).contains(&self.keep) {
+            problems.push(format!(
+                "records.keep: 1 to {MAX_RECORDS_KEPT} rotated files, got {}",
+                self.keep
+            ));
+        }
+        problems
+    }
 }
 
 /// Logging.
@@ -305,6 +357,7 @@ impl Config {
                 self.logs.limit_bytes
             ));
         }
+        problems.extend(self.records.problems());
         if let Err(e) = log_filter_ok(&self.log.level) {
             problems.push(format!("log.level: {e}"));
         }

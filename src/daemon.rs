@@ -123,8 +123,14 @@ pub async fn run_with<S: MetricSource + Send + Sync + 'static>(
         usize::from(config.limits.max_concurrent_evaluations),
     );
     if let Some(path) = &config.records.path {
-        ctx = ctx.with_records(Recorder::open(path)?);
-        tracing::info!(path = %path.display(), "writing decision records");
+        let rotation = config.records.rotation();
+        ctx = ctx.with_records(Recorder::open(path, rotation)?);
+        tracing::info!(
+            path = %path.display(),
+            max_bytes = rotation.max_bytes,
+            keep = rotation.keep,
+            "writing decision records"
+        );
     }
     if let Some((clock, speed)) = options.clock.clone() {
         ctx = ctx.with_clock(clock, speed);

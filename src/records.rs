@@ -1,14 +1,18 @@
 //! Decision records: one JSON line per evaluation and per action, appended to a file, for the
 //! post-incident analysis (and `report`).
 //!
-//! Owns the record schema (versioned by [`SCHEMA`]; documented in the README) and the
-//! append-only writer. Records are written before the action they announce is attempted, and
-//! the action's result is written after it, so a crash in between leaves the intent on disk:
-//! each record is flushed to the disk (`fdatasync`) before the writer returns. A record that
-//! cannot be written is logged, never allowed to stop the controller; a write cut short (a full
-//! disk) leaves a fragment, and the next record starts on a line of its own, so only the
-//! fragment is lost. The reader reads bytes line by line: a line that is not UTF-8 JSON of this
-//! schema is skipped and counted, never allowed to hide the others.
+//! Owns the record schema (versioned by [`SCHEMA`]; documented in the README), the append-only
+//! writer and the rotation of its file. Records are written before the action they announce is
+//! attempted, and the action's result is written after it, so a crash in between leaves the
+//! intent on disk: each record is flushed to the disk (`fdatasync`) before the writer returns. A
+//! record that cannot be written is logged, never allowed to stop the controller; a write cut
+//! short (a full disk) leaves a fragment, and the next record starts on a line of its own, so
+//! only the fragment is lost. Before a record would take the file past [`Rotation::max_bytes`],
+//! the file becomes `<file>.1` (the older ones move up to `.2`, …; those beyond
+//! [`Rotation::keep`] are deleted) and a new file starts, so a record is never split across
+//! files; a rotation that fails is logged and the record goes to the current file. The reader
+//! reads a file with its rotated files, oldest first, bytes line by line: a line that is not
+//! UTF-8 JSON of this schema is skipped and counted, never allowed to hide the others.
 
 use std::collections::HashSet;
 use std::fs::{File, OpenOptions};
@@ -106,27 +110,173 @@ impl Record {
 
 /// Where records go: always the log; also a file when configured.
 pub struct Recorder {
-    file: Option<(PathBuf, Mutex<Sink>)>,
+    file: Option<Mutex<Sink>>,
+}
+
+/// When the record file is rotated, and how many rotated files are kept.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Rotation {
+    /// The file is rotated before a record would take it past this many bytes (a record longer
+    /// than this gets a file of its own).
+    pub max_bytes: u64,
+    /// Rotated files kept, `<file>.1` (the newest) to `<file>.<keep>`; older ones are deleted.
+    pub keep: u32,
+}
+
+impl Default for Rotation {
+    /// 64 MiB, 4 kept: at most about 320 MiB of records.
+    fn default() -> Self {
+        Rotation {
+            max_bytes: 64 << 20,
+            keep: 4,
+        }
+    }
 }
 
 /// The record file and whether its end is the start of a line (false after a write was cut
 /// short, or when the file was found ending in a fragment).
 struct Sink {
+    path: PathBuf,
     file: File,
     at_line_start: bool,
+    /// The file's length, as far as this writer knows.
+    len: u64,
+    rotation: Rotation,
+}
+
+/// A step of a rotation that failed.
+#[derive(Debug, thiserror::Error)]
+#[error("cannot {step} {path}: {source}")]
+struct RotateError {
+    step: &'static str,
+    path: PathBuf,
+    source: std::io::Error,
+}
+
+/// `f`'s error as the failed `step` on `path`.
+fn step<T>(
+    step: &'static str,
+    path: &Path,
+    f: impl FnOnce() -> std::io::Result<T>,
+) -> Result<T, RotateError> {
+    f().map_err(|source| RotateError {
+        step,
+        path: path.to_path_buf(),
+        source,
+    })
 }
 
 impl Sink {
-    /// Appends one line and flushes it to the disk.
+    /// Opens `path` for appending (created if missing).
+    fn open(path: &Path, rotation: Rotation) -> std::io::Result<Sink> {
+        let file = OpenOptions::new().create(true).append(true).open(path)?;
+        Ok(Sink {
+            path: path.to_path_buf(),
+            len: file.metadata()?.len(),
+            at_line_start: ends_at_line_start(path)?,
+            file,
+            rotation,
+        })
+    }
+
+    /// Appends one line and flushes it to the disk, rotating the file first if the line would
+    /// take it past the limit (a rotation that fails is logged; the line goes to this file).
     fn append(&mut self, line: &[u8]) -> std::io::Result<()> {
-        append_line(&mut self.file, &mut self.at_line_start, line)?;
+        let needed = line.len() as u64 + 1 + u64::from(!self.at_line_start);
+        if self.len > 0
+            && self.len.saturating_add(needed) > self.rotation.max_bytes
+            && let Err(e) = self.rotate()
+        {
+            tracing::error!(error = %e, "cannot rotate the decision records; appending to the current file");
+        }
+        match append_line(&mut self.file, &mut self.at_line_start, line) {
+            Ok(written) => self.len += written as u64,
+            Err(e) => {
+                self.len = self.file.metadata().map_or(self.len, |m| m.len());
+                return Err(e);
+            }
+        }
         self.file.sync_data()
+    }
+
+    /// Moves the file to `.1` (and each rotated file one up, deleting those that would pass
+    /// `keep`), starts a new file, and syncs the folder so that the new name is on the disk
+    /// before a record is.
+    fn rotate(&mut self) -> Result<(), RotateError> {
+        let path = self.path.clone();
+        let dir = folder(&path);
+        for (n, old) in step("list", dir, || rotated(&path))? {
+            if n >= self.rotation.keep {
+                step("delete", &old, || std::fs::remove_file(&old))?;
+            } else {
+                step("rename", &old, || {
+                    std::fs::rename(&old, numbered(&path, n + 1))
+                })?;
+            }
+        }
+        // Missing when a rotation failed after this rename: the records are in `.1` already.
+        step("rename", &path, || {
+            match std::fs::rename(&path, numbered(&path, 1)) {
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+                renamed => renamed,
+            }
+        })?;
+        let rotation = self.rotation;
+        *self = step("create", &path, || Sink::open(&path, rotation))?;
+        step("sync", dir, || File::open(dir)?.sync_all())
     }
 }
 
+/// The folder holding `path`.
+fn folder(path: &Path) -> &Path {
+    path.parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(Path::new("."))
+}
+
+/// `path` rotated `n` times: `<path>.<n>`.
+fn numbered(path: &Path, n: u32) -> PathBuf {
+    let mut name = path.as_os_str().to_os_string();
+    name.push(format!(".{n}"));
+    PathBuf::from(name)
+}
+
+/// The rotated files of `path` that exist (`<path>.<n>`, n from 1, as the writer names them),
+/// oldest (highest n) first.
+fn rotated(path: &Path) -> std::io::Result<Vec<(u32, PathBuf)>> {
+    let Some(name) = path.file_name().and_then(|n| n.to_str()) else {
+        return Ok(Vec::new());
+    };
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir(folder(path))? {
+        let entry = entry?;
+        let Some(n) = entry
+            .file_name()
+            .to_str()
+            .and_then(|f| rotation_of(name, f))
+        else {
+            continue;
+        };
+        found.push((n, numbered(path, n)));
+    }
+    found.sort_by_key(|(n, _)| std::cmp::Reverse(*n));
+    Ok(found)
+}
+
+/// `n` when `file` is `<name>.<n>`, written as the writer writes it (no sign, no leading zero).
+fn rotation_of(name: &str, file: &str) -> Option<u32> {
+    let digits = file.strip_prefix(name)?.strip_prefix('.')?;
+    let n: u32 = digits.parse().ok()?;
+    (n >= 1 && n.to_string() == digits).then_some(n)
+}
+
 /// Writes `line` and a newline in one write (lines from one process never interleave in
-/// append mode), first ending the fragment a cut-short write left, if any.
-fn append_line(w: &mut impl Write, at_line_start: &mut bool, line: &[u8]) -> std::io::Result<()> {
+/// append mode), first ending the fragment a cut-short write left, if any; the bytes written.
+fn append_line(
+    w: &mut impl Write,
+    at_line_start: &mut bool,
+    line: &[u8],
+) -> std::io::Result<usize> {
     let mut buf = Vec::with_capacity(line.len() + 2);
     if !*at_line_start {
         buf.push(b'\n');
@@ -137,7 +287,7 @@ fn append_line(w: &mut impl Write, at_line_start: &mut bool, line: &[u8]) -> std
     *at_line_start = false;
     w.write_all(&buf)?;
     *at_line_start = true;
-    Ok(())
+    Ok(buf.len())
 }
 
 /// Whether the file at `path` is empty or ends with a newline.
@@ -165,26 +315,17 @@ impl Recorder {
         Recorder { file: None }
     }
 
-    /// Records to the log and appends to `path` (created with its folder if missing).
-    pub fn open(path: &Path) -> Result<Recorder, OpenError> {
+    /// Records to the log and appends to `path` (created with its folder if missing), rotated
+    /// as `rotation` says.
+    pub fn open(path: &Path, rotation: Rotation) -> Result<Recorder, OpenError> {
         let err = |source| OpenError {
             path: path.to_path_buf(),
             source,
         };
-        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            std::fs::create_dir_all(dir).map_err(err)?;
-        }
-        let f = OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(path)
-            .map_err(err)?;
-        let sink = Sink {
-            file: f,
-            at_line_start: ends_at_line_start(path).map_err(err)?,
-        };
+        std::fs::create_dir_all(folder(path)).map_err(err)?;
+        let sink = Sink::open(path, rotation).map_err(err)?;
         Ok(Recorder {
-            file: Some((path.to_path_buf(), Mutex::new(sink))),
+            file: Some(Mutex::new(sink)),
         })
     }
 
@@ -198,22 +339,57 @@ impl Recorder {
             }
         };
         tracing::debug!(target: "rollout_guard::records", record = %line);
-        if let Some((path, file)) = &self.file {
+        if let Some(file) = &self.file {
             let mut sink = file.lock().unwrap_or_else(|p| p.into_inner());
             if let Err(e) = sink.append(line.as_bytes()) {
-                tracing::error!(path = %path.display(), error = %e, "cannot append a decision record");
+                tracing::error!(path = %sink.path.display(), error = %e, "cannot append a decision record");
             }
         }
     }
 }
 
-/// Reads a record file: its records and the numbers of the lines that are not records of this
-/// schema (see [`parse`]).
-pub fn load(path: &Path) -> std::io::Result<(Vec<Record>, Vec<usize>)> {
-    parse_from(BufReader::new(File::open(path)?))
+/// A line of a record file that is not a record of this schema.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Unreadable {
+    /// The file's name (see [`file_name`]).
+    pub file: String,
+    /// The line's number in that file, from 1.
+    pub line: usize,
 }
 
-/// Reads a record file, skipping (and counting) lines that are not records of this schema.
+/// A file's name without its folder, for messages (the whole path when it has no name).
+pub fn file_name(path: &Path) -> String {
+    path.file_name().map_or_else(
+        || path.display().to_string(),
+        |f| f.to_string_lossy().into_owned(),
+    )
+}
+
+/// Reads a record file with its rotated files (`<path>.<n>` … `<path>.1`, then `path`: the
+/// oldest first, so the records come in the order they were written): the records and the
+/// lines that are not records of this schema (see [`parse`]). A rotated file named as `path`
+/// is read alone (it has no rotated files of its own). A rotation while this reads may leave a
+/// file out or read one twice: read again.
+pub fn load(path: &Path) -> std::io::Result<(Vec<Record>, Vec<Unreadable>)> {
+    let rotated = match rotated(path) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e),
+        found => found.unwrap_or_default(),
+    };
+    let mut reading = Reading::default();
+    let mut unreadable = Vec::new();
+    for (_, file) in &rotated {
+        unreadable.extend(reading.file(file)?);
+    }
+    match reading.file(path) {
+        // Between a rotation's rename and the new file: the records are all in the rotated ones.
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound && !rotated.is_empty() => {}
+        lines => unreadable.extend(lines?),
+    }
+    Ok((reading.records, unreadable))
+}
+
+/// Reads a record file with its rotated files, skipping (and counting) lines that are not
+/// records of this schema.
 pub fn read(path: &Path) -> std::io::Result<(Vec<Record>, usize)> {
     load(path).map(|(records, unreadable)| (records, unreadable.len()))
 }
@@ -222,33 +398,58 @@ pub fn read(path: &Path) -> std::io::Result<(Vec<Record>, usize)> {
 /// are not records of this schema (a line cut short by a crash, even inside a character; bytes
 /// that are not UTF-8; another schema version).
 pub fn parse(bytes: impl AsRef<[u8]>) -> (Vec<Record>, Vec<usize>) {
-    parse_from(bytes.as_ref()).expect("reading from memory cannot fail")
+    let mut reading = Reading::default();
+    let unreadable = reading
+        .lines(bytes.as_ref())
+        .expect("reading from memory cannot fail");
+    (reading.records, unreadable)
 }
 
-/// [`parse`] over a reader, one line at a time. The query texts, the same at every evaluation
-/// of a revision and most of a record's bytes, are kept once.
-fn parse_from(mut reader: impl BufRead) -> std::io::Result<(Vec<Record>, Vec<usize>)> {
-    let mut out = Vec::new();
-    let mut unreadable = Vec::new();
-    let mut texts: HashSet<Arc<str>> = HashSet::new();
-    let mut line = Vec::new();
-    for number in 1.. {
-        line.clear();
-        if reader.read_until(b'\n', &mut line)? == 0 {
-            break;
-        }
-        if line.trim_ascii().is_empty() {
-            continue;
-        }
-        match serde_json::from_slice::<Record>(&line) {
-            Ok(mut r) if r.schema == SCHEMA => {
-                share_queries(&mut r, &mut texts);
-                out.push(r);
-            }
-            _ => unreadable.push(number),
-        }
+/// The records read so far, from one or more files. The query texts, the same at every
+/// evaluation of a revision and most of a record's bytes, are kept once.
+#[derive(Default)]
+struct Reading {
+    records: Vec<Record>,
+    texts: HashSet<Arc<str>>,
+}
+
+impl Reading {
+    /// Reads the file at `path`; its unreadable lines.
+    fn file(&mut self, path: &Path) -> std::io::Result<Vec<Unreadable>> {
+        let lines = self.lines(BufReader::new(File::open(path)?))?;
+        let file = file_name(path);
+        Ok(lines
+            .into_iter()
+            .map(|line| Unreadable {
+                file: file.clone(),
+                line,
+            })
+            .collect())
     }
-    Ok((out, unreadable))
+
+    /// [`parse`] over a reader, one line at a time: adds its records, returns the numbers of
+    /// its unreadable lines.
+    fn lines(&mut self, mut reader: impl BufRead) -> std::io::Result<Vec<usize>> {
+        let mut unreadable = Vec::new();
+        let mut line = Vec::new();
+        for number in 1.. {
+            line.clear();
+            if reader.read_until(b'\n', &mut line)? == 0 {
+                break;
+            }
+            if line.trim_ascii().is_empty() {
+                continue;
+            }
+            match serde_json::from_slice::<Record>(&line) {
+                Ok(mut r) if r.schema == SCHEMA => {
+                    share_queries(&mut r, &mut self.texts);
+                    self.records.push(r);
+                }
+                _ => unreadable.push(number),
+            }
+        }
+        Ok(unreadable)
+    }
 }
 
 /// Points every query text of `r` at the copy in `texts` (adding those not there yet).
@@ -294,12 +495,12 @@ mod tests {
     fn records_append_as_lines_and_read_back() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("sub/records.jsonl");
-        let r = Recorder::open(&path).unwrap();
+        let r = Recorder::open(&path, Rotation::default()).unwrap();
         r.write(&record(Kind::Evaluation));
         r.write(&record(Kind::Action));
         drop(r);
         // Reopening appends, never truncates.
-        let r = Recorder::open(&path).unwrap();
+        let r = Recorder::open(&path, Rotation::default()).unwrap();
         r.write(&record(Kind::Action));
         std::fs::OpenOptions::new()
             .append(true)
@@ -324,6 +525,12 @@ mod tests {
         let mut line = serde_json::to_vec(r).unwrap();
         line.push(b'\n');
         line
+    }
+
+    /// The line numbers of `unreadable`, all of which must be in `file`.
+    fn lines_of(unreadable: &[Unreadable], file: &str) -> Vec<usize> {
+        assert!(unreadable.iter().all(|u| u.file == file), "{unreadable:?}");
+        unreadable.iter().map(|u| u.line).collect()
     }
 
     #[test]
@@ -370,7 +577,7 @@ mod tests {
         std::fs::write(&path, &bytes).unwrap();
         let (records, unreadable) = load(&path).unwrap();
         assert_eq!(records, vec![r.clone(), r]);
-        assert_eq!(unreadable, vec![2, 3]);
+        assert_eq!(lines_of(&unreadable, "records.jsonl"), vec![2, 3]);
     }
 
     /// A writer that takes `room` bytes and then reports a full disk.
@@ -422,20 +629,232 @@ mod tests {
         let path = dir.path().join("records.jsonl");
         let whole = line_of(&record(Kind::Evaluation));
         std::fs::write(&path, [&whole[..], &whole[..30]].concat()).unwrap();
-        Recorder::open(&path).unwrap().write(&record(Kind::Action));
+        Recorder::open(&path, Rotation::default())
+            .unwrap()
+            .write(&record(Kind::Action));
         let (records, unreadable) = load(&path).unwrap();
         assert_eq!(
             records,
             vec![record(Kind::Evaluation), record(Kind::Action)]
         );
-        assert_eq!(unreadable, vec![2]);
+        assert_eq!(lines_of(&unreadable, "records.jsonl"), vec![2]);
     }
 
     #[test]
     fn an_unwritable_path_is_a_clear_error() {
-        let e = Recorder::open(Path::new("/proc/no/such/records.jsonl"))
-            .err()
-            .unwrap();
+        let e = Recorder::open(
+            Path::new("/proc/no/such/records.jsonl"),
+            Rotation::default(),
+        )
+        .err()
+        .unwrap();
         assert!(e.to_string().contains("/proc/no/such/records.jsonl"), "{e}");
+    }
+
+    /// The `n`th record of a sequence, told apart by its revision.
+    fn nth(n: u64) -> Record {
+        Record {
+            revision: Some(n),
+            ..record(Kind::Evaluation)
+        }
+    }
+
+    /// The revisions of the records in `path` alone, and whether it ends at a line's end.
+    fn revisions_in(path: &Path) -> (Vec<u64>, bool) {
+        let bytes = std::fs::read(path).unwrap();
+        let (records, unreadable) = parse(&bytes);
+        assert!(unreadable.is_empty(), "{}: {unreadable:?}", path.display());
+        let revisions = records.iter().filter_map(|r| r.revision).collect();
+        (revisions, bytes.last() == Some(&b'\n'))
+    }
+
+    /// The records of the rotated set, oldest first.
+    fn revisions(path: &Path) -> Vec<u64> {
+        let (records, unreadable) = load(path).unwrap();
+        assert!(unreadable.is_empty(), "{unreadable:?}");
+        records.iter().filter_map(|r| r.revision).collect()
+    }
+
+    /// Issue 14: a record that fits exactly is appended; one byte more and the file is rotated
+    /// first; a writer opened again on a full file rotates at its first record.
+    #[test]
+    fn the_file_is_rotated_before_a_record_would_pass_max_bytes() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("records.jsonl");
+        let size = line_of(&nth(1)).len() as u64;
+        let exact = Rotation {
+            max_bytes: 2 * size,
+            keep: 4,
+        };
+        let r = Recorder::open(&path, exact).unwrap();
+        r.write(&nth(1));
+        r.write(&nth(2));
+        assert_eq!(std::fs::metadata(&path).unwrap().len(), 2 * size);
+        assert!(!numbered(&path, 1).exists(), "two records fit exactly");
+        r.write(&nth(3));
+        assert_eq!(revisions_in(&numbered(&path, 1)), (vec![1, 2], true));
+        assert_eq!(revisions_in(&path), (vec![3], true));
+        drop(r);
+
+        let one_byte_short = Rotation {
+            max_bytes: 2 * size - 1,
+            ..exact
+        };
+        let r = Recorder::open(&path, one_byte_short).unwrap();
+        r.write(&nth(4));
+        assert_eq!(revisions_in(&path), (vec![4], true));
+        assert_eq!(revisions_in(&numbered(&path, 1)), (vec![3], true));
+        assert_eq!(revisions_in(&numbered(&path, 2)), (vec![1, 2], true));
+        assert_eq!(revisions(&path), [1, 2, 3, 4]);
+    }
+
+    /// Issue 14: `keep` rotated files are kept; the oldest beyond them are deleted, those left
+    /// by a larger `keep` before too.
+    #[test]
+    fn rotation_keeps_keep_files_and_drops_the_oldest() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("records.jsonl");
+        std::fs::write(numbered(&path, 7), line_of(&nth(0))).unwrap();
+        let one_each = Rotation {
+            max_bytes: line_of(&nth(1)).len() as u64,
+            keep: 2,
+        };
+        let r = Recorder::open(&path, one_each).unwrap();
+        for n in 1..=5 {
+            r.write(&nth(n));
+        }
+        assert_eq!(revisions_in(&path).0, [5]);
+        assert_eq!(revisions_in(&numbered(&path, 1)).0, [4]);
+        assert_eq!(revisions_in(&numbered(&path, 2)).0, [3]);
+        let mut names: Vec<String> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        names.sort();
+        assert_eq!(
+            names,
+            ["records.jsonl", "records.jsonl.1", "records.jsonl.2"]
+        );
+        assert_eq!(revisions(&path), [3, 4, 5]);
+    }
+
+    /// Issue 14: across many rotations of records of different lengths, every record is in
+    /// exactly one file, whole, in order; a record longer than `max_bytes` gets a file alone.
+    #[test]
+    fn no_record_is_split_or_lost_across_rotations() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("records.jsonl");
+        let rotation = Rotation {
+            max_bytes: 3_000,
+            keep: 100,
+        };
+        let r = Recorder::open(&path, rotation).unwrap();
+        let long = |n: u64| Record {
+            result: Some("x".repeat((n as usize * 97) % 4_000)),
+            ..nth(n)
+        };
+        for n in 1..=90 {
+            r.write(&long(n));
+        }
+        assert_eq!(revisions(&path), (1..=90).collect::<Vec<_>>());
+        let mut files: Vec<PathBuf> = rotated(&path)
+            .unwrap()
+            .into_iter()
+            .map(|(_, p)| p)
+            .collect();
+        files.push(path.clone());
+        assert!((30..=91).contains(&files.len()), "{} files", files.len());
+        for f in &files {
+            let (revisions, whole) = revisions_in(f);
+            let len = std::fs::metadata(f).unwrap().len();
+            assert!(whole, "{}", f.display());
+            assert!(
+                len <= rotation.max_bytes || revisions.len() == 1,
+                "{}: {len} bytes, {revisions:?}",
+                f.display()
+            );
+        }
+    }
+
+    /// Issue 14: the reader reads the rotated files oldest first; a rotated file named alone is
+    /// read alone; names the writer does not write are not rotated files.
+    #[test]
+    fn the_reader_reads_a_rotated_set_oldest_first() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("records.jsonl");
+        for (n, name) in [
+            (1, "records.jsonl.10"),
+            (2, "records.jsonl.2"),
+            (3, "records.jsonl.1"),
+            (4, "records.jsonl"),
+            (90, "records.jsonl.01"),
+            (91, "records.jsonl.x"),
+            (92, "records.jsonl.0"),
+            (93, "records.jsonl.1.bak"),
+            (94, "other.jsonl.3"),
+        ] {
+            std::fs::write(dir.path().join(name), line_of(&nth(n))).unwrap();
+        }
+        assert_eq!(revisions(&path), [1, 2, 3, 4]);
+        assert_eq!(revisions(&numbered(&path, 2)), [2]);
+        // The file itself gone (a rotation's rename, before the new file): the rotated ones.
+        std::fs::remove_file(&path).unwrap();
+        assert_eq!(revisions(&path), [1, 2, 3]);
+        let missing = dir.path().join("none.jsonl");
+        assert_eq!(
+            load(&missing).unwrap_err().kind(),
+            std::io::ErrorKind::NotFound
+        );
+    }
+
+    /// Issue 14: a damaged line in a rotated file is skipped and counted, with the file named.
+    #[test]
+    fn a_damaged_line_in_a_rotated_file_is_skipped_and_counted() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("records.jsonl");
+        let whole = line_of(&nth(1));
+        std::fs::write(
+            numbered(&path, 1),
+            [&whole[..], &whole[..30], b"\n", &line_of(&nth(2))[..]].concat(),
+        )
+        .unwrap();
+        std::fs::write(
+            &path,
+            [&line_of(&nth(3))[..], b"{\"schema\":99}\n"].concat(),
+        )
+        .unwrap();
+        let (records, unreadable) = load(&path).unwrap();
+        let revisions: Vec<u64> = records.iter().filter_map(|r| r.revision).collect();
+        assert_eq!(revisions, [1, 2, 3]);
+        let at = |file: &str, line| Unreadable {
+            file: file.into(),
+            line,
+        };
+        assert_eq!(
+            unreadable,
+            [at("records.jsonl.1", 2), at("records.jsonl", 2)]
+        );
+        assert_eq!(read(&path).unwrap().1, 2);
+    }
+
+    /// Issue 14: a rotation that fails (here a folder in the way of the oldest file) is logged,
+    /// and the record goes to the current file.
+    #[test]
+    fn a_failed_rotation_keeps_the_record_in_the_current_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("records.jsonl");
+        std::fs::create_dir(numbered(&path, 1)).unwrap();
+        let rotation = Rotation {
+            max_bytes: 1,
+            keep: 1,
+        };
+        let r = Recorder::open(&path, rotation).unwrap();
+        r.write(&nth(1));
+        r.write(&nth(2));
+        assert_eq!(revisions_in(&path), (vec![1, 2], true));
+        std::fs::remove_dir(numbered(&path, 1)).unwrap();
+        r.write(&nth(3));
+        assert_eq!(revisions_in(&numbered(&path, 1)).0, [1, 2]);
+        assert_eq!(revisions(&path), [1, 2, 3]);
     }
 }

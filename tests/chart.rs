@@ -18,7 +18,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use harness::*;
-use rollout_guard::config::{Config, ConfigError, Defaults, Limits, LogFormat};
+use rollout_guard::config::{Config, ConfigError, Defaults, Limits, LogFormat, Records};
 use rollout_guard::duration::PromDuration;
 use rollout_guard::guard::Mode;
 use rollout_guard::rules::RuleSet;
@@ -360,8 +360,11 @@ fn default_values_configure_the_binarys_defaults() {
         PromDuration::from_secs(15)
     );
     assert_eq!(
-        config.records.path.as_deref(),
-        Some(Path::new("/var/lib/rollout-guard/records.jsonl"))
+        config.records,
+        Records {
+            path: Some(PathBuf::from("/var/lib/rollout-guard/records.jsonl")),
+            ..Records::default()
+        }
     );
     assert_eq!(config.log.format, LogFormat::Json);
     assert_eq!(config.log.level, "info");
@@ -398,7 +401,7 @@ fn the_deployment_mounts_what_the_configuration_names() {
     // Decision records: a writable emptyDir around the file.
     let records = config.records.path.unwrap();
     let (volume, mount) = volume_at(deployment, records.parent().unwrap().to_str().unwrap());
-    assert_eq!(volume["emptyDir"], json!({"sizeLimit": "512Mi"}));
+    assert_eq!(volume["emptyDir"], json!({"sizeLimit": "400Mi"}));
     assert!(mount.get("readOnly").is_none_or(|r| r == false));
 
     // The Lease's namespace and this replica's identity, from the downward API.
@@ -651,6 +654,10 @@ fn custom_values_reach_the_configuration() {
     assert_eq!(config.log.level, "rollout_guard=debug,kube=warn");
     let records = config.records.path.expect("records");
     assert_eq!(records, Path::new("/data/records/decisions.jsonl"));
+    assert_eq!(
+        (config.records.max_bytes, config.records.keep),
+        (1 << 20, 9)
+    );
 
     let deployment = find(docs, "Deployment", "guard");
     // The token's Secret as a folder, so a rotated token reaches the pod.
@@ -748,6 +755,31 @@ fn the_notes_tell_how_to_opt_a_deployment_in() {
     );
 }
 
+/// Issue 14: the records' emptyDir holds the file and its rotated files, maxBytes × (keep + 1),
+/// with a quarter more (in MiB, rounded up), unless sizeLimit names a size.
+#[test]
+fn the_records_volume_holds_the_rotated_files() {
+    for (case, size_limit) in [
+        ("defaults", json!("400Mi")),
+        ("records-rotated", json!("250Mi")),
+        ("records-sized", json!("1Gi")),
+    ] {
+        let docs = rendered(case);
+        let records = load_config(docs, FULLNAME).records;
+        let path = records.path.as_deref().expect("records");
+        let (volume, _) = volume_at(
+            find(docs, "Deployment", FULLNAME),
+            path.parent().unwrap().to_str().unwrap(),
+        );
+        assert_eq!(volume["emptyDir"]["sizeLimit"], size_limit, "case {case}");
+        if case != "records-sized" {
+            let most = records.max_bytes * (u64::from(records.keep) + 1);
+            let mib = (most * 5 / 4).div_ceil(1 << 20);
+            assert_eq!(size_limit, json!(format!("{mib}Mi")), "case {case}");
+        }
+    }
+}
+
 #[test]
 fn values_that_cannot_work_are_refused() {
     for (case, message) in [
@@ -767,6 +799,14 @@ fn values_that_cannot_work_are_refused() {
         (
             "records-at-root",
             "records.path must be a file in a folder below /",
+        ),
+        (
+            "records-max-bytes-not-bytes",
+            "records.maxBytes must be a number of bytes, at least 16384",
+        ),
+        (
+            "records-keep-none",
+            "records.keep must be a number of rotated files from 1 to 100",
         ),
         ("no-prometheus", "prometheus.url is required"),
     ] {

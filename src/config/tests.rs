@@ -229,3 +229,72 @@ fn a_log_level_that_is_not_a_filter_is_refused() {
             .unwrap_or_else(|e| panic!("{good}: {e}"));
     }
 }
+
+/// Issue 14: the records' rotation, from a file or the environment, with its defaults.
+#[test]
+fn records_rotation_is_configured_and_has_defaults() {
+    let url = ("ROLLOUT_GUARD__PROMETHEUS__URL", "http://p:9090");
+    let c = Config::load_with_env(None, env(&[url])).unwrap();
+    assert_eq!(c.records.path, None);
+    assert_eq!(c.records.rotation(), crate::records::Rotation::default());
+    assert_eq!((c.records.max_bytes, c.records.keep), (64 << 20, 4));
+    let f = file(
+        ".yaml",
+        "prometheus: {url: http://p:9090}\nrecords: {path: /data/records.jsonl, max_bytes: 1048576, keep: 10}\n",
+    );
+    let c = Config::load_with_env(
+        Some(f.path()),
+        env(&[("ROLLOUT_GUARD__RECORDS__KEEP", "2")]),
+    )
+    .unwrap();
+    assert_eq!(
+        c.records.path.as_deref(),
+        Some(Path::new("/data/records.jsonl"))
+    );
+    assert_eq!(c.records.max_bytes, 1 << 20);
+    assert_eq!(c.records.keep, 2);
+}
+
+/// Issue 14: a file too small for a record, no rotated file kept, or more than a hundred are
+/// refused, each with what it got.
+#[test]
+fn records_rotation_out_of_range_is_refused() {
+    let url = ("ROLLOUT_GUARD__PROMETHEUS__URL", "http://p:9090");
+    let msg = invalid(Config::load_with_env(
+        None,
+        env(&[
+            url,
+            ("ROLLOUT_GUARD__RECORDS__MAX_BYTES", "1000"),
+            ("ROLLOUT_GUARD__RECORDS__KEEP", "0"),
+        ]),
+    ));
+    assert!(
+        msg.contains("records.max_bytes: at least 16384 (16 KiB), got 1000"),
+        "{msg}"
+    );
+    assert!(
+        msg.contains("records.keep: 1 to 100 rotated files, got 0"),
+        "{msg}"
+    );
+    let msg = invalid(Config::load_with_env(
+        None,
+        env(&[url, ("ROLLOUT_GUARD__RECORDS__KEEP", "101")]),
+    ));
+    assert!(msg.contains("records.keep"), "{msg}");
+    let msg = invalid(Config::load_with_env(
+        None,
+        env(&[url, ("ROLLOUT_GUARD__RECORDS__MAX_BYTES", "-1")]),
+    ));
+    assert!(msg.contains("max_bytes"), "{msg}");
+    for ok in [("16384", "1"), ("1073741824", "100")] {
+        Config::load_with_env(
+            None,
+            env(&[
+                url,
+                ("ROLLOUT_GUARD__RECORDS__MAX_BYTES", ok.0),
+                ("ROLLOUT_GUARD__RECORDS__KEEP", ok.1),
+            ]),
+        )
+        .unwrap_or_else(|e| panic!("{ok:?}: {e}"));
+    }
+}

@@ -11,7 +11,7 @@ use super::select::{Selected, plural};
 use super::series::{SeriesSet, series_of};
 use crate::guard::{Act, Mode};
 use crate::judge::{Evidence, Outcome, Verdict};
-use crate::records::{Kind, Record};
+use crate::records::{Kind, Record, Unreadable};
 use crate::rollout::Phase;
 use crate::rules::Action;
 
@@ -49,20 +49,17 @@ pub struct Report {
 pub struct Source {
     /// The file, as named on the command line.
     pub name: String,
-    /// Records read from it (all Deployments).
+    /// Records read from it and its rotated files (all Deployments).
     pub records: usize,
-    /// Numbers of the lines that were not records.
-    pub unreadable: Vec<usize>,
+    /// The lines that were not records, in the order read.
+    pub unreadable: Vec<Unreadable>,
 }
 
 impl Source {
     /// The records read from `path` (named by its file name) and its unreadable lines.
-    pub fn of(path: &std::path::Path, records: &[Record], unreadable: Vec<usize>) -> Source {
+    pub fn of(path: &std::path::Path, records: &[Record], unreadable: Vec<Unreadable>) -> Source {
         Source {
-            name: path.file_name().map_or_else(
-                || path.display().to_string(),
-                |f| f.to_string_lossy().into_owned(),
-            ),
+            name: crate::records::file_name(path),
             records: records.len(),
             unreadable,
         }
@@ -642,25 +639,7 @@ fn marks(records: &[&Record], decided: Option<&Decided<'_>>) -> Vec<Mark> {
 
 fn notes(selected: &Selected<'_>, source: &Source) -> Vec<String> {
     let mut out = Vec::new();
-    if !source.unreadable.is_empty() {
-        let shown: Vec<String> = source
-            .unreadable
-            .iter()
-            .take(10)
-            .map(|n| n.to_string())
-            .collect();
-        let more = if source.unreadable.len() > 10 {
-            ", …"
-        } else {
-            ""
-        };
-        out.push(format!(
-            "Skipped {} of {} that could not be read as decision records of this version (line {}{more}).",
-            plural(source.unreadable.len(), "line"),
-            source.name,
-            shown.join(", ")
-        ));
-    }
+    out.extend(unreadable_note(source));
     if !selected.others.is_empty() {
         let list: Vec<String> = selected
             .others
@@ -684,6 +663,37 @@ fn notes(selected: &Selected<'_>, source: &Source) -> Vec<String> {
         ));
     }
     out
+}
+
+/// The note on the lines that were not records, if any: their numbers, with their files' names
+/// when some are in rotated files.
+fn unreadable_note(source: &Source) -> Option<String> {
+    let all = &source.unreadable;
+    if all.is_empty() {
+        return None;
+    }
+    let shown = &all[..all.len().min(10)];
+    let numbers = |lines: &[Unreadable]| {
+        let numbers: Vec<String> = lines.iter().map(|u| u.line.to_string()).collect();
+        numbers.join(", ")
+    };
+    let (of, lines) = if all.iter().all(|u| u.file == source.name) {
+        (source.name.clone(), format!("line {}", numbers(shown)))
+    } else {
+        let by_file: Vec<String> = shown
+            .chunk_by(|a, b| a.file == b.file)
+            .map(|same| format!("{} line {}", same[0].file, numbers(same)))
+            .collect();
+        (
+            format!("{} and its rotated files", source.name),
+            by_file.join("; "),
+        )
+    };
+    let more = if all.len() > shown.len() { ", …" } else { "" };
+    Some(format!(
+        "Skipped {} of {of} that could not be read as decision records of this version ({lines}{more}).",
+        plural(all.len(), "line"),
+    ))
 }
 
 impl Report {

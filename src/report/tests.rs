@@ -13,7 +13,7 @@ use crate::judge::{
     Outcome, SampleSummary, SentQuery, SideCounts, SignatureRow, Verdict,
 };
 use crate::phplog::ErrorKind;
-use crate::records::{Kind, Record, SCHEMA};
+use crate::records::{Kind, Record, SCHEMA, Unreadable};
 use crate::rollout::Phase;
 use crate::rules::{Action, Direction, ProportionTest};
 
@@ -652,16 +652,43 @@ fn nothing_selected_lists_what_the_file_holds() {
     ));
 }
 
+fn unreadable(at: &[(&str, usize)]) -> Vec<Unreadable> {
+    at.iter()
+        .map(|&(file, line)| Unreadable {
+            file: file.into(),
+            line,
+        })
+        .collect()
+}
+
 #[test]
 fn unreadable_lines_are_counted_in_a_note() {
     let s = Source {
-        unreadable: vec![3, 17],
+        unreadable: unreadable(&[("records.jsonl", 3), ("records.jsonl", 17)]),
         ..source()
     };
     let r = build(&rollback_story(), &Selection::default(), s).unwrap();
     assert_eq!(
         r.notes[0],
         "Skipped 2 lines of records.jsonl that could not be read as decision records of this version (line 3, 17)."
+    );
+}
+
+/// Issue 14: lines of rotated files are named with their file.
+#[test]
+fn unreadable_lines_of_rotated_files_name_their_file() {
+    let s = Source {
+        unreadable: unreadable(&[
+            ("records.jsonl.2", 4),
+            ("records.jsonl.2", 9),
+            ("records.jsonl", 17),
+        ]),
+        ..source()
+    };
+    let r = build(&rollback_story(), &Selection::default(), s).unwrap();
+    assert_eq!(
+        r.notes[0],
+        "Skipped 3 lines of records.jsonl and its rotated files that could not be read as decision records of this version (records.jsonl.2 line 4, 9; records.jsonl line 17)."
     );
 }
 

@@ -189,7 +189,8 @@ pub fn cases() -> Vec<(&'static str, Value)> {
                 "killSwitch": true,
                 "leaderElection": {"leaseDuration": "20s"},
                 "log": {"format": "text", "level": "rollout_guard=debug,kube=warn"},
-                "records": {"path": "/data/records/decisions.jsonl", "sizeLimit": ""},
+                "records": {"path": "/data/records/decisions.jsonl", "sizeLimit": "",
+                            "maxBytes": 1048576, "keep": 9},
                 "rules": {"extra": {"shop.yaml": EXTRA_RULES}},
                 "extraEnv": [{"name": "RUST_LOG", "value": "debug"}],
             }),
@@ -211,6 +212,11 @@ pub fn cases() -> Vec<(&'static str, Value)> {
             json!({"replicaCount": 1, "leaderElection": {"enabled": false},
                    "records": {"enabled": false}}),
         ),
+        (
+            "records-rotated",
+            json!({"records": {"maxBytes": 10485760, "keep": 19}}),
+        ),
+        ("records-sized", json!({"records": {"sizeLimit": "1Gi"}})),
         (
             "own-rules-only",
             json!({"rules": {"defaults": false, "extra": {"shop.yml": EXTRA_RULES}}}),
@@ -250,6 +256,11 @@ pub fn cases() -> Vec<(&'static str, Value)> {
             "records-at-root",
             json!({"records": {"path": "/records.jsonl"}}),
         ),
+        (
+            "records-max-bytes-not-bytes",
+            json!({"records": {"maxBytes": "64Mi"}}),
+        ),
+        ("records-keep-none", json!({"records": {"keep": 0}})),
         ("no-prometheus", json!({"prometheus": {"url": ""}})),
     ]
 }

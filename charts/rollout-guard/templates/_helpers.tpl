@@ -64,6 +64,21 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 {{- end }}
 
 {{/*
+The size limit of the records' emptyDir: records.sizeLimit, or with `auto` the most the
+rotated records take, maxBytes × (keep + 1), plus a quarter for headroom, in MiB rounded up;
+empty for no limit.
+*/}}
+{{- define "rollout-guard.recordsSizeLimit" -}}
+{{- $records := .Values.records -}}
+{{- if eq (toString $records.sizeLimit) "auto" -}}
+{{- $bytes := div (mul (int64 $records.maxBytes) (add1 (int64 $records.keep)) 5) 4 -}}
+{{- printf "%dMi" (div (add $bytes 1048575) 1048576) -}}
+{{- else -}}
+{{- $records.sizeLimit -}}
+{{- end -}}
+{{- end }}
+
+{{/*
 Refuses values that would give a controller that cannot start or could act twice. Included by
 the Deployment template.
 */}}
@@ -84,6 +99,12 @@ the Deployment template.
 {{- end }}
 {{- if and .Values.records.enabled (or (not (isAbs .Values.records.path)) (eq (dir .Values.records.path) "/")) }}
 {{- fail "records.path must be a file in a folder below / (the folder becomes a writable emptyDir)" }}
+{{- end }}
+{{- if and .Values.records.enabled (lt (int64 .Values.records.maxBytes) 16384) }}
+{{- fail "records.maxBytes must be a number of bytes, at least 16384" }}
+{{- end }}
+{{- if and .Values.records.enabled (or (lt (int64 .Values.records.keep) 1) (gt (int64 .Values.records.keep) 100)) }}
+{{- fail "records.keep must be a number of rotated files from 1 to 100" }}
 {{- end }}
 {{- if not .Values.prometheus.url }}
 {{- fail "prometheus.url is required" }}
