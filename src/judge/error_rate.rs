@@ -319,6 +319,7 @@ fn later(rule: &ErrorRate, new: &Side, old: &Side) -> Option<Later> {
         known: KnownRate {
             rate: bound,
             intervals: after.iter().map(|i| (i.1, i.2)).collect(),
+            history: most_recent_first(old, last_old),
         },
         rate: old.totals.rate,
         evidence: HistoryEvidence {
@@ -333,6 +334,17 @@ fn later(rule: &ErrorRate, new: &Side, old: &Side) -> Option<Later> {
             expected: old.totals.rate * requests,
         },
     })
+}
+
+/// The old side's (errors, requests) by interval up to `last`, most recent first: the history
+/// the intervals after it left are paired with, stretch by stretch.
+fn most_recent_first(old: &Side, last: Millis) -> Vec<(f64, f64)> {
+    old.requests
+        .range(..=last)
+        .rev()
+        .filter(|(_, r)| **r > 0.0)
+        .map(|(t, r)| (capped(&old.errors, t, *r), *r))
+        .collect()
 }
 
 /// The effect: the new pods' errors (observed), the rate ratio, and the errors the old side's
@@ -408,6 +420,7 @@ fn burst(
             .zip(&l.known.intervals)
             .map(|(t, (e, r))| if *t == cell.t { take(*e, *r) } else { (*e, *r) })
             .collect(),
+        history: l.known.history.clone(),
     });
     let p = p_value(rule, &without, known.as_ref(), dispersion).ok()?;
     (p >= rule.alpha).then(|| (cell.pod.clone(), cell.t, cell.errors, p))
@@ -415,8 +428,9 @@ fn burst(
 
 /// A significant excess that hangs on one stretch of `incident_span` after the old pods left
 /// (what a shared incident during the bake looks like, with no old pods left to share it): the
-/// stretch with the largest excess over the history's rate, if the test without it is no longer
-/// significant (its first and last interval ends, its errors, the p-value without it).
+/// stretch with the largest excess over the history's rate, if without it the rest is not even
+/// nearly significant, p ≥ √α as for building evidence (its first and last interval ends, its
+/// errors, the p-value without it). A regression that lasts shows outside the stretch too.
 fn incident(
     rule: &ErrorRate,
     strata: &[Stratum],
@@ -444,11 +458,12 @@ fn incident(
             .filter(|j| !inside.contains(j))
             .map(|j| later.known.intervals[j])
             .collect(),
+        history: later.known.history.clone(),
     };
     let p = p_value(rule, strata, Some(&known), dispersion).ok()?;
     let last = *inside.last()?;
     let errors = inside.iter().map(|j| later.known.intervals[*j].0).sum();
-    (p >= rule.alpha).then(|| (later.times[worst], later.times[last], errors, p))
+    (p >= rule.alpha.sqrt()).then(|| (later.times[worst], later.times[last], errors, p))
 }
 
 pub(super) fn error_rate(rule: &ErrorRate, new: &Counts, old: Option<&Counts>) -> Judged {

@@ -139,3 +139,16 @@ fn old_pods_gone_before_the_new_pods_served_leave_only_history() {
     assert_eq!(v.outcome, Outcome::Fail, "{}", v.reason);
     assert_eq!(evidence(&v).baseline, Baseline::History);
 }
+
+#[test]
+fn a_regression_that_lasts_is_not_taken_for_the_shared_incident_it_meets() {
+    // 2.5 times the old rate on every new pod from the start, and a database outage of four
+    // minutes during the bake: the outage's stretch carries most of the excess, but without
+    // it the rest still shows the regression (nearly significant on its own), which a shared
+    // incident alone would not.
+    let incident = |m: usize| if (53..57).contains(&m) { 0.03 } else { 0.0 };
+    let old = served("old", 0, OLD_GONE, 10.0, |m| 0.002 + incident(m));
+    let new = served("new", MIXED_FROM, 60, 10.0, |m| 0.005 + incident(m));
+    let v = judge_rule(&bundled("php-error-rate"), new, old);
+    assert_eq!(v.outcome, Outcome::Fail, "{}", v.reason);
+}
