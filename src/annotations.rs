@@ -15,6 +15,8 @@ use crate::duration::PromDuration;
 use crate::guard::{Memory, Mode, Settings};
 use crate::rules::RuleSet;
 
+/// What every annotation of the controller's starts with.
+pub const PREFIX: &str = "rollout-guard.io/";
 /// `"true"` opts a Deployment in.
 pub const ENABLED: &str = "rollout-guard.io/enabled";
 /// `observe`, `guard` or `gate`.

@@ -227,14 +227,27 @@ const NOT_LEADER: Duration = Duration::from_secs(5);
 /// 10 times as many list requests, at start and after a watch expires.
 pub const LIST_PAGE: u32 = 50;
 
+/// The longest value of a setting annotation (`rollout-guard.io/*` but the two the controller
+/// writes) that the store keeps: a longer one is kept as a short note of its length, which no
+/// setting reads, so the Deployment is only observed and says why.
+pub const MAX_SETTING_BYTES: usize = 1024;
+
 /// What the store keeps of a Deployment. Never `managedFields` (often half an object's
-/// size). Of a Deployment that did not opt in, only what tells whether it opted in and what
-/// names it: no spec, no status, no labels, no annotation but `rollout-guard.io/enabled`. It is never analysed nor
-/// written, and opting in is a change the watch delivers whole. Watching 2,000 Deployments,
-/// this is what keeps the store at a few MiB rather than 40.
+/// size). Of a Deployment that opted in, of its annotations only the controller's own and
+/// `deployment.kubernetes.io/revision` (not `last-applied-configuration`, a second copy of the
+/// object, nor a tenant's 200 KiB of anything else), each setting at most
+/// [`MAX_SETTING_BYTES`]; the map stays present when emptied, so a write still patches
+/// annotations key by key and never replaces the others. Of a Deployment that did not opt
+/// in, only what tells whether it opted in and what names it: no spec, no status, no labels,
+/// no annotation but `rollout-guard.io/enabled`. It is never analysed nor written, and opting
+/// in is a change the watch delivers whole. Watching 2,000 Deployments, this is what keeps the
+/// store at a few MiB rather than 40.
 pub fn slim(d: &mut Deployment, by_selector: bool) {
     d.metadata.managed_fields = None;
     if opted_in(d, by_selector) {
+        if let Some(a) = d.metadata.annotations.as_mut() {
+            keep_what_is_read(a);
+        }
         return;
     }
     d.spec = None;
@@ -244,6 +257,20 @@ pub fn slim(d: &mut Deployment, by_selector: bool) {
     d.metadata.finalizers = None;
     if let Some(a) = d.metadata.annotations.as_mut() {
         a.retain(|k, _| k == annotations::ENABLED);
+    }
+}
+
+/// An opted-in Deployment's annotations as the controller reads them (see [`slim`]).
+fn keep_what_is_read(annotations: &mut BTreeMap<String, String>) {
+    annotations.retain(|k, _| k.starts_with(annotations::PREFIX) || k == rollout::REVISION);
+    for (k, v) in annotations.iter_mut() {
+        let written_here = k == annotations::STATE || k == annotations::LAST_VERDICT;
+        if !written_here && v.len() > MAX_SETTING_BYTES {
+            *v = format!(
+                "(not read: {} bytes, longer than the {MAX_SETTING_BYTES} a setting may have)",
+                v.len()
+            );
+        }
     }
 }
 
@@ -824,16 +851,57 @@ mod tests {
     }
 
     #[test]
-    fn a_deployment_that_opted_in_is_kept_whole_but_for_managed_fields() {
+    fn a_deployment_that_opted_in_keeps_its_spec_status_and_the_annotations_read() {
+        let huge = "x".repeat(240 * 1024);
+        let state = format!("{{\"notes\":\"{}\"}}", "y".repeat(4096));
         let mut d = deployment(&[
             (annotations::ENABLED, "true"),
-            ("kubectl.kubernetes.io/last-applied-configuration", "{}"),
+            (annotations::INTERVAL, "30s"),
+            (annotations::RULES, &huge),
+            (annotations::STATE, &state),
+            (rollout::REVISION, "4"),
+            ("kubectl.kubernetes.io/last-applied-configuration", &huge),
+            ("example.com/notes", &huge),
         ]);
         let mut expected = d.clone();
         expected.metadata.managed_fields = None;
+        expected.metadata.annotations = Some(BTreeMap::from([
+            (annotations::ENABLED.to_string(), "true".to_string()),
+            (annotations::INTERVAL.to_string(), "30s".to_string()),
+            (
+                annotations::RULES.to_string(),
+                "(not read: 245760 bytes, longer than the 1024 a setting may have)".to_string(),
+            ),
+            (annotations::STATE.to_string(), state.clone()),
+            (rollout::REVISION.to_string(), "4".to_string()),
+        ]));
         slim(&mut d, false);
         assert_eq!(d, expected);
         assert!(opted_in(&d, false));
+        // A setting too long to keep is refused by name, so the Deployment is only observed.
+        let resolved = annotations::resolve(
+            d.metadata.annotations.as_ref().unwrap(),
+            &Settings::default(),
+            &Arc::new(RuleSet::default()),
+        );
+        assert!(
+            resolved
+                .problems
+                .iter()
+                .any(|p| p.contains("not read: 245760 bytes")),
+            "{:?}",
+            resolved.problems
+        );
+        // Only foreign annotations: the map stays, empty, so writes patch key by key.
+        let mut d = deployment(&[(annotations::ENABLED, "true"), ("example.com/notes", "n")]);
+        slim(&mut d, false);
+        assert_eq!(
+            d.metadata.annotations,
+            Some(BTreeMap::from([(
+                annotations::ENABLED.to_string(),
+                "true".to_string()
+            )]))
+        );
         // Opted in by the watch's label selector: every Deployment the watch sees...
         let mut d = deployment(&[]);
         slim(&mut d, true);

@@ -242,30 +242,29 @@ mod tests {
         assert!(rate_ratio_log_evalue(&[], Some(&bad), 1.0, 1.0).is_err());
     }
 
+    /// Whether the p-value crosses 0.01 at any look as `intervals` accrue on `known`.
+    fn ever_crosses(mut known: KnownRate, intervals: Vec<(f64, f64)>) -> bool {
+        intervals.into_iter().any(|interval| {
+            known.intervals.push(interval);
+            rate_ratio_sequential_p(&[], Some(&known), 1.0, 1.0).unwrap() < 0.01
+        })
+    }
+
     #[test]
     fn known_rate_evidence_holds_its_level_over_every_look() {
         // Errors at exactly the known rate, looked at after every interval: the e-value must
         // stay below 1/α at every look in nearly every run (Ville), here with a seeded Poisson.
         use rand::SeedableRng;
-        use rand_distr::{Distribution, Poisson};
         let mut rng = rand::rngs::StdRng::seed_from_u64(7);
-        let poisson = Poisson::new(2.0).unwrap();
-        let mut crossed = 0;
-        for _ in 0..500 {
-            let mut known = KnownRate {
-                rate: 0.002,
-                intervals: Vec::new(),
-                history: Vec::new(),
-            };
-            for _ in 0..60 {
-                known.intervals.push((poisson.sample(&mut rng), 1000.0));
-                let p = rate_ratio_sequential_p(&[], Some(&known), 1.0, 1.0).unwrap();
-                if p < 0.01 {
-                    crossed += 1;
-                    break;
-                }
-            }
-        }
+        let crossed = (0..500)
+            .filter(|_| {
+                let known = KnownRate {
+                    rate: 0.002,
+                    ..KnownRate::default()
+                };
+                ever_crosses(known, poisson_intervals(&mut rng, 60, 0.002, 1000.0))
+            })
+            .count();
         assert!(crossed <= 10, "{crossed} of 500 runs crossed α = 0.01");
     }
 
@@ -325,26 +324,20 @@ mod tests {
         // within α.
         use rand::SeedableRng;
         let mut rng = rand::rngs::StdRng::seed_from_u64(11);
-        let mut crossed = 0;
-        for _ in 0..500 {
-            let history = poisson_intervals(&mut rng, 60, 0.002, 1000.0);
-            let (errors, requests) = history
-                .iter()
-                .fold((0.0, 0.0), |a, h| (a.0 + h.0, a.1 + h.1));
-            let mut known = KnownRate {
-                rate: rate_upper_bound(errors, requests, 0.01).unwrap(),
-                intervals: Vec::new(),
-                history,
-            };
-            for interval in poisson_intervals(&mut rng, 30, 0.002, 1000.0) {
-                known.intervals.push(interval);
-                let p = rate_ratio_sequential_p(&[], Some(&known), 1.0, 1.0).unwrap();
-                if p < 0.01 {
-                    crossed += 1;
-                    break;
-                }
-            }
-        }
+        let crossed = (0..500)
+            .filter(|_| {
+                let history = poisson_intervals(&mut rng, 60, 0.002, 1000.0);
+                let (errors, requests) = history
+                    .iter()
+                    .fold((0.0, 0.0), |a, h| (a.0 + h.0, a.1 + h.1));
+                let known = KnownRate {
+                    rate: rate_upper_bound(errors, requests, 0.01).unwrap(),
+                    intervals: Vec::new(),
+                    history,
+                };
+                ever_crosses(known, poisson_intervals(&mut rng, 30, 0.002, 1000.0))
+            })
+            .count();
         assert!(crossed <= 10, "{crossed} of 500 runs crossed α = 0.01");
     }
 
