@@ -18,15 +18,17 @@ RUN mkdir -p src benches \
  && for b in $(sed -n '/^\[\[bench\]\]/{n;s/^name = "\(.*\)"/\1/p}' Cargo.toml); do \
       echo 'fn main() {}' > "benches/$b.rs"; \
     done \
- && cargo build --release --locked \
+ && cargo build --release --locked --no-default-features \
  && rm -rf src
 
 COPY src src
 COPY rules rules
 # COPY keeps the files' times, which can be older than the stub build's: touch the roots so
-# that cargo rebuilds the crate itself.
+# that cargo rebuilds the crate itself. Without the `sim` feature (the fake API server, the
+# simulator, `demo`: the test rig stays out of the image), and stripped of its debug sections.
 RUN touch src/main.rs src/lib.rs \
- && cargo build --release --locked --bin rollout-guard
+ && cargo build --release --locked --no-default-features --bin rollout-guard \
+ && strip target/release/rollout-guard
 
 FROM gcr.io/distroless/cc-debian12:nonroot
 COPY --from=builder /src/target/release/rollout-guard /rollout-guard

@@ -50,7 +50,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, Result, bail};
 use rollout_guard::controller::LIST_PAGE;
-use rollout_guard::fakeapi::{FakeApiServer, FakeOptions, FakeResource};
+use rollout_guard::sim::fakeapi::{FakeApiServer, FakeOptions, FakeResource};
 
 use cluster::{FIRST, Fleet, Member};
 use daemon::Daemon;

@@ -18,7 +18,7 @@ use std::time::Instant;
 
 use rand::rngs::StdRng;
 use rand::{RngExt, SeedableRng};
-use rollout_guard::phplog::{ErrorKind, LogParser, ParserLimits, PhpError};
+use rollout_guard::analysis::phplog::{ErrorKind, LogParser, ParserLimits, PhpError};
 
 const RUNS: usize = 5;
 

@@ -13,9 +13,9 @@ use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::Pod;
 use kube::ResourceExt;
 use kube::api::{Api, ListParams, Patch, PatchParams, PostParams};
-use rollout_guard::fakeapi::{FakeApiServer, FakeOptions, NEVER_READY_ANNOTATION};
-use rollout_guard::podlogs::{KubeLogs, LogLimits};
-use rollout_guard::source::{LogQuery, LogSource};
+use rollout_guard::adapters::podlogs::{KubeLogs, LogLimits};
+use rollout_guard::analysis::source::{LogQuery, LogSource};
+use rollout_guard::sim::fakeapi::{FakeApiServer, FakeOptions, NEVER_READY_ANNOTATION};
 use serde_json::json;
 
 const NS: &str = "bench";

@@ -1,52 +1,30 @@
 //! rollout-guard watches Kubernetes rollouts of PHP services and pauses or rolls back a plain
 //! Deployment when the pods of its new ReplicaSet are worse than those of the old ones.
 //!
-//! The crate is a pure core with thin adapters around it:
-//! - core (no Kubernetes, no HTTP): [`duration`], [`template`], [`rules`], [`stats`],
-//!   [`source`] (the metric-source trait), [`judge`], [`decision`], [`evaluate`], [`backtest`],
-//!   [`phplog`] (PHP errors parsed from container logs);
-//! - the controller's core (plain functions over Kubernetes objects, no client): [`rollout`]
-//!   (new and old ReplicaSets, phase), [`guard`] (the per-revision policy), [`annotations`],
-//!   [`config`], [`status`] (what became of a release, for `rollout-guard status`);
-//! - adapters: [`prometheus`] (the metric source over HTTP), [`podlogs`] (pod logs read through
-//!   the Kubernetes API, for `logs` rules), [`controller`] (kube watches and reconcile),
-//!   [`actions`] (writes to Deployments, Events), [`leader`] (the Lease), [`telemetry`] (metrics
-//!   and health over HTTP), [`records`] (the decision log);
-//! - assemblies: [`daemon`] (`run`), [`demo`] (`demo`: the daemon against the fake API server);
-//! - simulation adapters: [`simulate`] (simulated rollouts' metrics and logs, and the example
-//!   service's manifests and releases through kube), [`fakeapi`] (an in-process fake Kubernetes
-//!   API server with a simulated Deployment controller, for the end-to-end tests, the cost
-//!   benchmark and the demo);
-//! - the post-incident report: [`report`] (decision records in, Markdown or HTML out; pure);
-//! - the command line: [`cli`], used by the thin `main.rs`; [`errors`]: error messages for
-//!   people, each cause said once.
+//! A pure core and a thin shell, one folder per layer; each layer may use those above it in
+//! this list, never those below:
+//! - [`analysis`]: the judgement, rules → queries → samples → statistics → verdict → decision,
+//!   plain functions over plain data (no Kubernetes, no HTTP, no clock of its own), shared by
+//!   `run`, `backtest`, `demo` and the benchmarks;
+//! - [`policy`]: the per-Deployment state machine over a plain view of the rollout (which
+//!   ReplicaSet is new, which are old), its annotations and memory: pure;
+//! - [`adapters`]: Prometheus over HTTP, pod logs through the Kubernetes API, the daemon's own
+//!   metrics and health endpoints;
+//! - [`controller`]: the kube runtime loop, the reading of `apps/v1` objects into the policy's
+//!   view, the actuator (JSON patches, Events), leader election;
+//! - [`records`] (the decision log) and [`report`] (records in, Markdown or HTML out; pure);
+//! - [`app`]: the command line, the configuration, the daemon's wiring, the demo;
+//! - [`sim`] (the `sim` feature, on by default): the fake Kubernetes API server and the
+//!   simulated PHP service, for the tests, the benchmarks and the demo; left out of the image.
+//!
+//! `tests/layers.rs` fails when `analysis` or `policy` names Kubernetes, HTTP or I/O crates.
 
-pub mod actions;
-pub mod annotations;
-pub mod backtest;
-pub mod cli;
-pub mod config;
+pub mod adapters;
+pub mod analysis;
+pub mod app;
 pub mod controller;
-pub mod daemon;
-pub mod decision;
-pub mod demo;
-pub mod duration;
-pub mod errors;
-pub mod evaluate;
-pub mod fakeapi;
-pub mod guard;
-pub mod judge;
-pub mod leader;
-pub mod phplog;
-pub mod podlogs;
-pub mod prometheus;
+pub mod policy;
 pub mod records;
 pub mod report;
-pub mod rollout;
-pub mod rules;
-pub mod simulate;
-pub mod source;
-pub mod stats;
-pub mod status;
-pub mod telemetry;
-pub mod template;
+#[cfg(feature = "sim")]
+pub mod sim;

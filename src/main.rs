@@ -20,5 +20,5 @@ pub static malloc_conf: &[u8; 67] =
     b"background_thread:true,narenas:1,dirty_decay_ms:0,muzzy_decay_ms:0\0";
 
 fn main() -> std::process::ExitCode {
-    rollout_guard::cli::main()
+    rollout_guard::app::cli::main()
 }

@@ -23,10 +23,10 @@ use std::sync::{Arc, Mutex};
 use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 
-use crate::decision::Decision;
-use crate::guard::{Act, Mode, Note};
-use crate::judge::Verdict;
-use crate::rollout::Phase;
+use crate::analysis::decision::Decision;
+use crate::analysis::judge::Verdict;
+use crate::policy::guard::{Act, Mode, Note, StageName};
+use crate::policy::rollout::Phase;
 
 /// The schema version of every record line.
 pub const SCHEMA: u32 = 1;
@@ -61,7 +61,7 @@ pub struct Record {
     pub old_replicasets: Vec<String>,
     /// The analysis stage after this step.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub stage: Option<String>,
+    pub stage: Option<StageName>,
     /// Every rule's verdict with its evidence and queries as sent.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub verdicts: Vec<Verdict>,
@@ -81,7 +81,54 @@ pub struct Record {
     pub notes: Vec<Note>,
     /// For actions: `ok`, or what went wrong.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub result: Option<String>,
+    pub result: Option<WriteResult>,
+}
+
+/// What became of an action record's writes: in the record, `"ok"` or the error's text.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(from = "String", into = "String")]
+pub enum WriteResult {
+    Ok,
+    Failed(String),
+}
+
+impl WriteResult {
+    pub fn is_ok(&self) -> bool {
+        matches!(self, WriteResult::Ok)
+    }
+
+    /// As the record says it.
+    pub fn as_str(&self) -> &str {
+        match self {
+            WriteResult::Ok => "ok",
+            WriteResult::Failed(why) => why,
+        }
+    }
+}
+
+impl From<String> for WriteResult {
+    fn from(s: String) -> Self {
+        if s == "ok" {
+            WriteResult::Ok
+        } else {
+            WriteResult::Failed(s)
+        }
+    }
+}
+
+impl From<&str> for WriteResult {
+    fn from(s: &str) -> Self {
+        WriteResult::from(s.to_string())
+    }
+}
+
+impl From<WriteResult> for String {
+    fn from(r: WriteResult) -> Self {
+        match r {
+            WriteResult::Ok => "ok".into(),
+            WriteResult::Failed(why) => why,
+        }
+    }
 }
 
 impl Record {
@@ -480,15 +527,40 @@ mod tests {
             revision: Some(2),
             new_replicaset: Some("shop-new22".into()),
             old_replicasets: vec!["shop-old11".into()],
-            stage: Some("analysing".into()),
+            stage: Some(StageName::Analysing),
             verdicts: Vec::new(),
             verdicts_of: None,
             decision: None,
             acts: vec![Act::Pause],
             suppressed: Vec::new(),
             notes: Vec::new(),
-            result: (kind == Kind::Action).then(|| "ok".into()),
+            result: (kind == Kind::Action).then_some(WriteResult::Ok),
         }
+    }
+
+    #[test]
+    fn stages_and_write_results_read_and_write_as_the_schema_says() {
+        let mut r = record(Kind::Action);
+        r.stage = Some(StageName::RolledBack);
+        let line = serde_json::to_string(&r).unwrap();
+        assert!(line.contains(r#""stage":"rolled_back""#), "{line}");
+        assert!(line.contains(r#""result":"ok""#), "{line}");
+        // A newer version's stage is read, not refused; a write's error is its text.
+        let newer = line
+            .replace(r#""stage":"rolled_back""#, r#""stage":"canary_weighing""#)
+            .replace(
+                r#""result":"ok""#,
+                r#""result":"conflict: the Deployment changed""#,
+            );
+        let back: Record = serde_json::from_str(&newer).unwrap();
+        assert_eq!(back.stage, Some(StageName::Unknown));
+        assert_eq!(
+            back.result,
+            Some(WriteResult::Failed(
+                "conflict: the Deployment changed".into()
+            ))
+        );
+        assert!(!back.result.unwrap().is_ok());
     }
 
     #[test]
@@ -535,12 +607,12 @@ mod tests {
 
     #[test]
     fn a_query_text_repeated_at_every_evaluation_is_kept_once() {
-        use crate::judge::{Outcome, QueryName, QuerySide, SentQuery, Verdict};
+        use crate::analysis::judge::{Outcome, QueryName, QuerySide, SentQuery, Verdict};
         let mut r = record(Kind::Evaluation);
         r.verdicts = vec![Verdict {
             rule: "x".into(),
             outcome: Outcome::Pass,
-            action: crate::rules::Action::Warn,
+            action: crate::analysis::rules::Action::Warn,
             reason: "r".into(),
             evidence: None,
             queries: vec![SentQuery {
@@ -564,7 +636,7 @@ mod tests {
     #[test]
     fn lines_that_are_not_utf8_are_skipped_and_counted() {
         let mut r = record(Kind::Evaluation);
-        r.result = Some("ratio ≥ ×2 → rollback".into());
+        r.result = Some(WriteResult::Failed("ratio ≥ ×2 → rollback".into()));
         let whole = line_of(&r);
         let cut = whole.iter().position(|&b| b == 0xE2).unwrap() + 1;
         let mut bytes = whole.clone();
@@ -750,7 +822,7 @@ mod tests {
         };
         let r = Recorder::open(&path, rotation).unwrap();
         let long = |n: u64| Record {
-            result: Some("x".repeat((n as usize * 97) % 4_000)),
+            result: Some(WriteResult::Failed("x".repeat((n as usize * 97) % 4_000))),
             ..nth(n)
         };
         for n in 1..=90 {

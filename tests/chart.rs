@@ -18,10 +18,10 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use harness::*;
-use rollout_guard::config::{Config, ConfigError, Defaults, Limits, LogFormat, Records};
-use rollout_guard::duration::PromDuration;
-use rollout_guard::guard::Mode;
-use rollout_guard::rules::RuleSet;
+use rollout_guard::analysis::duration::PromDuration;
+use rollout_guard::analysis::rules::RuleSet;
+use rollout_guard::app::config::{Config, ConfigError, Defaults, Limits, LogFormat, Records};
+use rollout_guard::policy::guard::Mode;
 use serde_json::{Value, json};
 
 // ---------------------------------------------------------------------------------------------
@@ -266,7 +266,7 @@ async fn status(addr: std::net::SocketAddr, path: &str) -> u16 {
 
 #[tokio::test]
 async fn the_probed_paths_are_served_by_the_binary() {
-    use rollout_guard::telemetry::{Health, Metrics, ServerLimits, serve};
+    use rollout_guard::adapters::telemetry::{Health, Metrics, ServerLimits, serve};
     let probe = |key| {
         let probe = literal_block("deployment.yaml", key);
         probe["httpGet"]["path"].as_str().unwrap().to_string()
@@ -734,7 +734,7 @@ fn optional_resources_follow_the_values() {
 
 #[test]
 fn the_notes_tell_how_to_opt_a_deployment_in() {
-    use rollout_guard::annotations::{ENABLED, LAST_VERDICT, MODE};
+    use rollout_guard::policy::annotations::{ENABLED, LAST_VERDICT, MODE};
     let notes = &render("defaults").notes;
     assert!(
         notes.contains(&format!(
@@ -862,6 +862,21 @@ fn the_image_is_built_in_two_stages_and_runs_the_charts_command_as_non_root() {
         .expect("COPY src");
     assert_eq!(builds.len(), 2, "{build:?}");
     assert!(builds[0] < sources && sources < builds[1], "{build:?}");
+    // The image ships the product only: no simulation, no debug sections.
+    for &n in &builds {
+        assert!(
+            build[n].1.contains("--no-default-features"),
+            "{:?}",
+            build[n]
+        );
+    }
+    assert!(
+        build[builds[1]]
+            .1
+            .contains("strip target/release/rollout-guard"),
+        "{:?}",
+        build[builds[1]]
+    );
 
     let arg = |name: &str| {
         run.iter()

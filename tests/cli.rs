@@ -67,6 +67,13 @@ fn defaults_print_the_bundled_file() {
 }
 
 #[test]
+fn simulate_needs_the_traces_named_not_a_path_of_the_source_tree() {
+    let out = run(&["simulate", "--openmetrics", "/dev/null"]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
+    assert!(text(&out.stderr).contains("--nab"), "{}", text(&out.stderr));
+}
+
+#[test]
 fn simulate_writes_openmetrics_and_the_backtest_arguments() {
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("history.om");
@@ -76,6 +83,8 @@ fn simulate_writes_openmetrics_and_the_backtest_arguments() {
         "cpu-saturation",
         "--seed",
         "3",
+        "--nab",
+        concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/nab"),
         "--openmetrics",
         file.to_str().unwrap(),
     ]);

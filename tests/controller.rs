@@ -9,12 +9,12 @@ use std::time::Duration;
 
 use kube::ResourceExt;
 use kube::api::{Patch, PatchParams};
-use rollout_guard::annotations;
-use rollout_guard::duration::PromDuration;
-use rollout_guard::judge::{Outcome, Verdict};
-use rollout_guard::prometheus::{PrometheusConfig, PrometheusSource};
+use rollout_guard::adapters::prometheus::{PrometheusConfig, PrometheusSource};
+use rollout_guard::analysis::duration::PromDuration;
+use rollout_guard::analysis::judge::{Outcome, Verdict};
+use rollout_guard::analysis::source::{MetricSource, Series, SourceError};
+use rollout_guard::policy::annotations;
 use rollout_guard::records::{self, Kind, Record};
-use rollout_guard::source::{MetricSource, Series, SourceError};
 use serde_json::json;
 use support::cluster::{
     Cluster, ann, guarded, memory, metric, rollbacks, rolled_out, stage, version, write_config,
@@ -60,7 +60,7 @@ async fn a_class_loading_regression_is_rolled_back_to_the_previous_template() {
             memory(d).is_some_and(|m| {
                 matches!(
                     m.current.unwrap().stage,
-                    rollout_guard::guard::Stage::RolledBack {
+                    rollout_guard::policy::guard::Stage::RolledBack {
                         verified: Some(true),
                         ..
                     }
@@ -99,7 +99,7 @@ async fn a_class_loading_regression_is_rolled_back_to_the_previous_template() {
         .iter()
         .filter(|r| {
             r.kind == Kind::Action
-                && r.result.as_deref() == Some("ok")
+                && r.result.as_ref().is_some_and(|w| w.is_ok())
                 && r.acts.iter().any(|a| a.name() == "rollback")
         })
         .count();
@@ -475,7 +475,7 @@ async fn two_replicas_with_leader_election_act_once() {
         .replicasets("shop")
         .await
         .iter()
-        .map(|rs| rollout_guard::rollout::revision_of(&rs.metadata))
+        .map(|rs| rollout_guard::adapters::kubernetes::revision_of(&rs.metadata))
         .collect();
     assert_eq!(revisions.iter().max(), Some(&3), "{revisions:?}");
     let leaders = metric(&ra.metrics().await, "rollout_guard_leader")
@@ -666,9 +666,12 @@ async fn evaluations_are_bounded_in_number_and_paced_by_the_interval() {
 }
 
 /// A plan with these acts and a memory at `seq`, to write with the actuator directly.
-fn plan_of(acts: Vec<rollout_guard::guard::Act>, seq: u64) -> rollout_guard::guard::Plan {
-    rollout_guard::guard::Plan {
-        memory: rollout_guard::guard::Memory {
+fn plan_of(
+    acts: Vec<rollout_guard::policy::guard::Act>,
+    seq: u64,
+) -> rollout_guard::policy::guard::Plan {
+    rollout_guard::policy::guard::Plan {
+        memory: rollout_guard::policy::guard::Memory {
             version: 1,
             seq,
             ..Default::default()
@@ -685,8 +688,8 @@ fn plan_of(acts: Vec<rollout_guard::guard::Act>, seq: u64) -> rollout_guard::gua
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_plan_is_written_over_status_updates_but_never_over_another_writer() {
-    use rollout_guard::actions::{ActError, Actuator};
-    use rollout_guard::guard::Act;
+    use rollout_guard::controller::actions::{ActError, Actuator};
+    use rollout_guard::policy::guard::Act;
     let c = Cluster::start("preconditions", Duration::from_millis(500)).await;
     c.deploy("shop", 2, &[]).await;
     let api = c.deployments();

@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use k8s_openapi::api::coordination::v1::Lease;
 use kube::Api;
-use rollout_guard::fakeapi::{FakeApiServer, FakeOptions};
+use rollout_guard::sim::fakeapi::{FakeApiServer, FakeOptions};
 use support::cluster::{Cluster, metric};
 
 /// Runs `run --config <config>`, which must be refused with exit code 2; returns stderr.

@@ -11,9 +11,9 @@ mod support;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use rollout_guard::backtest::{FinalDecision, Report, replay};
-use rollout_guard::rules::RuleSet;
-use rollout_guard::simulate::{Gate, History};
+use rollout_guard::analysis::backtest::{FinalDecision, Report, replay};
+use rollout_guard::analysis::rules::RuleSet;
+use rollout_guard::sim::simulate::{Gate, History};
 use support::hostile::{Damage, Hostile};
 use support::prometheus::Prometheus;
 use support::rollout::{gate_replay, gated, history, openmetrics, source, text, verdicts};

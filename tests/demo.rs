@@ -36,7 +36,7 @@ fn the_demo_rolls_back_two_bad_releases_and_keeps_the_good_one() {
         .iter()
         .filter(|r| {
             r.kind == Kind::Action
-                && r.result.as_deref() == Some("ok")
+                && r.result.as_ref().is_some_and(|w| w.is_ok())
                 && r.acts.iter().any(|a| a.name() == "rollback")
         })
         .map(|r| r.deployment.as_str())

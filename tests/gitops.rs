@@ -14,10 +14,10 @@ use std::time::Duration;
 use k8s_openapi::api::apps::v1::Deployment;
 use kube::ResourceExt;
 use kube::api::{Patch, PatchParams};
-use rollout_guard::annotations;
-use rollout_guard::guard::{Act, Stage};
+use rollout_guard::policy::annotations;
+use rollout_guard::policy::guard::{Act, Stage};
 use rollout_guard::records::{self, Kind};
-use rollout_guard::simulate::service;
+use rollout_guard::sim::simulate::service;
 use serde_json::json;
 use support::cluster::{Cluster, ann, guarded, memory, rollbacks, rolled_out, stage, version};
 
@@ -185,7 +185,7 @@ async fn a_bad_release_re_applied_by_gitops_is_held_at_its_first_surge_until_a_p
     let (recs, _) = records::read(&c.records_path()).unwrap();
     let acted: Vec<&str> = recs
         .iter()
-        .filter(|r| r.kind == Kind::Action && r.result.as_deref() == Some("ok"))
+        .filter(|r| r.kind == Kind::Action && r.result.as_ref().is_some_and(|w| w.is_ok()))
         .flat_map(|r| r.acts.iter().map(Act::name))
         .collect();
     assert_eq!(acted, ["rollback", "pause"]);

@@ -10,10 +10,10 @@ use std::time::Duration;
 use k8s_openapi::api::core::v1::Pod;
 use kube::ResourceExt;
 use kube::api::{Api, ListParams};
-use rollout_guard::annotations;
-use rollout_guard::podlogs::{KubeLogs, LogLimits};
-use rollout_guard::simulate::live::FAULT_ANNOTATION;
-use rollout_guard::source::{LogCounts, LogQuery, LogSource};
+use rollout_guard::adapters::podlogs::{KubeLogs, LogLimits};
+use rollout_guard::analysis::source::{LogCounts, LogQuery, LogSource};
+use rollout_guard::policy::annotations;
+use rollout_guard::sim::simulate::live::FAULT_ANNOTATION;
 use support::cluster::{Cluster, ann, guarded, rollbacks, rolled_out, stage, version};
 
 /// How long a test waits for the controller to reach a state before failing with what it
@@ -112,7 +112,7 @@ async fn printing(c: &Cluster, shared_fatal: bool) {
     }
 }
 
-fn logs_config(c: &Cluster) -> rollout_guard::config::Config {
+fn logs_config(c: &Cluster) -> rollout_guard::app::config::Config {
     let mut cfg = c.config();
     cfg.rules = vec![concat!(env!("CARGO_MANIFEST_DIR"), "/rules/php-logs.yaml").into()];
     cfg

@@ -1,6 +1,6 @@
 //! `backtest` and the evaluation layer against a real Prometheus.
 //!
-//! Each test simulates a rollout with real NAB noise (`rollout_guard::simulate`), backfills its
+//! Each test simulates a rollout with real NAB noise (`rollout_guard::sim::simulate`), backfills its
 //! samples into a fresh Prometheus (`support::prometheus`), and replays the canary gate, from the
 //! first new pod to the end of the pause, every 30 s with the default rules: once through the
 //! library (`backtest::replay`) and once through the `rollout-guard` binary, which must print the
@@ -9,11 +9,11 @@
 mod support;
 
 use jiff::SignedDuration;
-use rollout_guard::backtest::{FinalDecision, Replay, Report};
-use rollout_guard::evaluate::evaluate;
-use rollout_guard::judge::{Evidence, Outcome};
-use rollout_guard::rules::{Action, RuleSet};
-use rollout_guard::simulate::{Fault, History, Incident};
+use rollout_guard::analysis::backtest::{FinalDecision, Replay, Report};
+use rollout_guard::analysis::evaluate::evaluate;
+use rollout_guard::analysis::judge::{Evidence, Outcome};
+use rollout_guard::analysis::rules::{Action, RuleSet};
+use rollout_guard::sim::simulate::{Fault, History, Incident};
 use serde_json::Value;
 use support::prometheus::{Prometheus, dead_url};
 use support::rollout::{
@@ -134,7 +134,7 @@ async fn class_loading_errors_in_the_new_replicaset_roll_back_within_minutes() {
         };
         assert!(
             v.queries.iter().any(|q| q.side.as_str() == side
-                && q.name == rollout_guard::judge::QueryName::Errors
+                && q.name == rollout_guard::analysis::judge::QueryName::Errors
                 && q.promql.contains(rs.as_str())),
             "no {side} errors query for {rs}: {:?}",
             v.queries
@@ -497,10 +497,14 @@ async fn logs_rules_are_listed_as_not_replayable_and_do_not_blur_the_decision() 
         })
         .collect();
     let rules = RuleSet::from_sources(&sources).unwrap();
-    let report =
-        rollout_guard::backtest::replay(&rules, &spec, &source(&prometheus.url()), |_, _| {})
-            .await
-            .unwrap();
+    let report = rollout_guard::analysis::backtest::replay(
+        &rules,
+        &spec,
+        &source(&prometheus.url()),
+        |_, _| {},
+    )
+    .await
+    .unwrap();
     let why = report.to_text(&spec, &rules);
     assert_eq!(report.decision, FinalDecision::Rollback, "{why}");
     let left_out: Vec<&str> = report

@@ -14,13 +14,13 @@ use std::collections::BTreeMap;
 use std::sync::Mutex;
 
 use jiff::Timestamp;
-use rollout_guard::duration::PromDuration;
-use rollout_guard::evaluate::evaluate;
-use rollout_guard::prometheus::PrometheusSource;
-use rollout_guard::rules::RuleSet;
-use rollout_guard::simulate::{Fault, History, Scenario, SimSource};
-use rollout_guard::source::{MetricSource, Series, SourceError};
-use rollout_guard::template::pods_regex;
+use rollout_guard::adapters::prometheus::PrometheusSource;
+use rollout_guard::analysis::duration::PromDuration;
+use rollout_guard::analysis::evaluate::evaluate;
+use rollout_guard::analysis::rules::RuleSet;
+use rollout_guard::analysis::source::{MetricSource, Series, SourceError};
+use rollout_guard::analysis::template::pods_regex;
+use rollout_guard::sim::simulate::{Fault, History, Scenario, SimSource};
 use support::prometheus::Prometheus;
 use support::rollout::{history, openmetrics, source, ts};
 
@@ -101,8 +101,9 @@ fn points(real: &Series, sim: &Series) -> Vec<String> {
     let (r, s) = (&real.points, &sim.points);
     let mut diffs = Vec::new();
     if r.len() != s.len() {
-        let times =
-            |p: &[rollout_guard::source::Point]| -> Vec<f64> { p.iter().map(|p| p.t).collect() };
+        let times = |p: &[rollout_guard::analysis::source::Point]| -> Vec<f64> {
+            p.iter().map(|p| p.t).collect()
+        };
         diffs.push(format!(
             "{}: {} points in Prometheus at {:?}, {} in SimSource at {:?}",
             real.name(),

@@ -14,8 +14,8 @@ use std::process::{Command, Output, Stdio};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
-use rollout_guard::guard::Act;
-use rollout_guard::judge::Evidence;
+use rollout_guard::analysis::judge::Evidence;
+use rollout_guard::policy::guard::Act;
 use rollout_guard::records::{self, Kind, Record};
 use support::cluster::{Cluster, ann, guarded, memory};
 
@@ -45,7 +45,7 @@ fn rolled_back_records() -> &'static Path {
                         memory(d).is_some_and(|m| {
                             matches!(
                                 m.current.map(|c| c.stage),
-                                Some(rollout_guard::guard::Stage::RolledBack {
+                                Some(rollout_guard::policy::guard::Stage::RolledBack {
                                     verified: Some(true),
                                     ..
                                 })
@@ -112,7 +112,7 @@ fn truth(path: &Path) -> Truth {
         .iter()
         .find(|r| {
             r.kind == Kind::Action
-                && r.result.as_deref() == Some("ok")
+                && r.result.as_ref().is_some_and(|w| w.is_ok())
                 && r.acts.iter().any(|a| a.name() == "rollback")
         })
         .expect("a rollback written");

@@ -2,7 +2,7 @@
 //! (made by `tests/data/stats/make_reference.py`, which records the SciPy version) is
 //! recomputed here and must agree to a relative 1e-7.
 
-use rollout_guard::stats::{self, Tail};
+use rollout_guard::analysis::stats::{self, Tail};
 use serde::Deserialize;
 use statrs::stats_tests::Alternative;
 use statrs::stats_tests::mannwhitneyu::{MannWhitneyUMethod, mannwhitneyu};

@@ -8,7 +8,7 @@ use std::path::Path;
 use std::process::Output;
 use std::time::Duration;
 
-use rollout_guard::annotations;
+use rollout_guard::policy::annotations;
 use serde_json::Value;
 use support::cluster::{Cluster, ann, guarded};
 

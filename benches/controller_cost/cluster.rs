@@ -15,8 +15,8 @@ use anyhow::{Context as _, Result};
 use futures::{StreamExt, TryStreamExt};
 use k8s_openapi::api::apps::v1::Deployment;
 use kube::api::{Api, Patch, PatchParams, PostParams};
-use rollout_guard::annotations;
-use rollout_guard::fakeapi::{FakeApiServer, FakeResource};
+use rollout_guard::policy::annotations;
+use rollout_guard::sim::fakeapi::{FakeApiServer, FakeResource};
 use serde_json::{Value, json};
 
 /// The shape of the fleet: `deployments` spread evenly over `namespaces` (`team-0`, ...),

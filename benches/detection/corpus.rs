@@ -10,7 +10,7 @@
 
 use rand::rngs::StdRng;
 use rand::{RngExt, SeedableRng};
-use rollout_guard::simulate::{Fault, Incident, Scenario, Warmup};
+use rollout_guard::sim::simulate::{Fault, Incident, Scenario, Warmup};
 
 use crate::damage::Damage;
 

@@ -13,9 +13,9 @@ use std::hash::{Hash, Hasher};
 use jiff::{SignedDuration, Timestamp};
 use rand::RngExt;
 use rand::rngs::StdRng;
-use rollout_guard::duration::PromDuration;
-use rollout_guard::simulate::History;
-use rollout_guard::source::{MetricSource, Series, SourceError, unix_seconds};
+use rollout_guard::analysis::duration::PromDuration;
+use rollout_guard::analysis::source::{MetricSource, Series, SourceError, unix_seconds};
+use rollout_guard::sim::simulate::History;
 
 /// What goes wrong with the answers.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -8,14 +8,14 @@
 use std::collections::BTreeMap;
 
 use jiff::Timestamp;
-use rollout_guard::decision::Streaks;
-use rollout_guard::duration::PromDuration;
-use rollout_guard::evaluate::evaluate;
-use rollout_guard::rules::{Action, RuleSet};
-use rollout_guard::simulate::{History, Scenario};
-use rollout_guard::source::{MetricSource, Series};
-use rollout_guard::stats::{self, Tail};
-use rollout_guard::template::pods_regex;
+use rollout_guard::analysis::decision::Streaks;
+use rollout_guard::analysis::duration::PromDuration;
+use rollout_guard::analysis::evaluate::evaluate;
+use rollout_guard::analysis::rules::{Action, RuleSet};
+use rollout_guard::analysis::source::{MetricSource, Series};
+use rollout_guard::analysis::stats::{self, Tail};
+use rollout_guard::analysis::template::pods_regex;
+use rollout_guard::sim::simulate::{History, Scenario};
 
 /// Seconds between evaluations.
 pub const STEP: f64 = 30.0;

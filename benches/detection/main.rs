@@ -34,10 +34,10 @@ mod report;
 
 use std::path::Path;
 
-use rollout_guard::rules::RuleSet;
-use rollout_guard::simulate::{Fault, Gate, History, Noise, Scenario, SimSource, generate};
-use rollout_guard::source::Consistent;
-use rollout_guard::source::MetricSource;
+use rollout_guard::analysis::rules::RuleSet;
+use rollout_guard::analysis::source::Consistent;
+use rollout_guard::analysis::source::MetricSource;
+use rollout_guard::sim::simulate::{Fault, Gate, History, Noise, Scenario, SimSource, generate};
 
 use corpus::Case;
 use damage::Damaged;

@@ -17,7 +17,7 @@
 //! Its test applied to the errors the new pods actually made says whether a rollout was
 //! detectable in principle (issue 12's goal counts recall among those, and every CPU fault).
 
-use rollout_guard::simulate::{ERROR_TYPES, Fault, History, SCRAPE, Scenario};
+use rollout_guard::sim::simulate::{ERROR_TYPES, Fault, History, SCRAPE, Scenario};
 use statrs::distribution::{DiscreteCDF, NegativeBinomial, Poisson};
 
 /// Level of the oracle test: the same as each of our rules' α.

@@ -5,7 +5,7 @@
 
 use std::collections::BTreeMap;
 
-use rollout_guard::stats;
+use rollout_guard::analysis::stats;
 
 use crate::judges::{Outcome, STEP};
 use crate::oracle::ORACLE_ALPHA;

@@ -1,11 +1,11 @@
 //! A verdict's evidence as tables (the numbers, and each threshold with whether it was met) and
 //! as one line for the summary. Both renderers draw these same tables.
 
-use crate::judge::{
+use crate::analysis::judge::{
     AbsoluteEvidence, CompareEvidence, ErrorRateEvidence, Evidence, LogsEvidence, SampleSummary,
     SignatureRow,
 };
-use crate::rules::Direction;
+use crate::analysis::rules::Direction;
 
 use super::{num, pct, pval};
 
@@ -147,10 +147,10 @@ fn error_rate(x: &ErrorRateEvidence) -> Vec<Table> {
             title: format!(
                 "The test ({}, one-sided; fails only when every condition is met)",
                 match x.test {
-                    crate::rules::ProportionTest::Binomial =>
+                    crate::analysis::rules::ProportionTest::Binomial =>
                         "stratified binomial test per interval",
-                    crate::rules::ProportionTest::Fisher => "Fisher's exact test",
-                    crate::rules::ProportionTest::Sequential =>
+                    crate::analysis::rules::ProportionTest::Fisher => "Fisher's exact test",
+                    crate::analysis::rules::ProportionTest::Sequential =>
                         "sequential test per interval, valid at every look",
                 }
             ),

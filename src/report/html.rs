@@ -381,7 +381,7 @@ fn write_timeline(out: &mut String, r: &Report) -> std::fmt::Result {
                     phase,
                     stage
                         .as_ref()
-                        .map_or(String::new(), |s| format!(", stage {}", esc(s))),
+                        .map_or(String::new(), |s| format!(", stage {}", esc(s.as_str()))),
                     esc(what)
                 )?;
             }

@@ -9,7 +9,7 @@ use super::evidence::{Cell, Table, tables};
 use super::model::{Entry, EntryKind, Report, RuleReport, TIMELINE_LEGEND, streak_suffix};
 use super::series::SeriesSet;
 use super::{datetime, hms, num};
-use crate::judge::Outcome;
+use crate::analysis::judge::Outcome;
 
 /// Renders the report as Markdown.
 pub fn markdown(r: &Report) -> String {

@@ -51,12 +51,12 @@ pub fn datetime(t: Timestamp) -> String {
 
 /// A number with up to four significant digits, no trailing zeros.
 pub fn num(v: f64) -> String {
-    crate::judge::fmt_num(v)
+    crate::analysis::judge::fmt_num(v)
 }
 
 /// A rate (a fraction) as a percentage.
 pub fn pct(rate: f64) -> String {
-    crate::judge::fmt_pct(rate)
+    crate::analysis::judge::fmt_pct(rate)
 }
 
 /// A p-value: three decimals, or two significant digits in scientific notation when small.
@@ -64,6 +64,6 @@ pub fn pval(p: f64) -> String {
     if p == 0.0 {
         "0.000".into()
     } else {
-        crate::judge::fmt_p(p)
+        crate::analysis::judge::fmt_p(p)
     }
 }

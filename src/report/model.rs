@@ -9,11 +9,11 @@ use jiff::Timestamp;
 
 use super::select::{Selected, plural};
 use super::series::{SeriesSet, series_of};
-use crate::guard::{Act, Mode};
-use crate::judge::{Evidence, Outcome, Verdict};
+use crate::analysis::judge::{Evidence, Outcome, Verdict};
+use crate::analysis::rules::Action;
+use crate::policy::guard::{Act, Mode, StageName};
+use crate::policy::rollout::Phase;
 use crate::records::{Kind, Record, Unreadable};
-use crate::rollout::Phase;
-use crate::rules::Action;
 
 /// A post-incident report of one revision of one Deployment.
 #[derive(Clone, Debug, PartialEq)]
@@ -110,7 +110,7 @@ pub enum Ending {
     },
     /// No action, and no end of analysis in the records.
     NoAction {
-        stage: Option<String>,
+        stage: Option<StageName>,
     },
 }
 
@@ -214,7 +214,7 @@ pub enum EntryKind {
     Evaluation {
         number: usize,
         phase: Phase,
-        stage: Option<String>,
+        stage: Option<StageName>,
         /// Per rule of [`Report::rules`], in that order: the outcome and the streak after it.
         outcomes: Vec<Option<(Outcome, Option<u32>)>>,
         /// What the evaluation concluded.
@@ -263,13 +263,13 @@ pub fn build(selected: &Selected<'_>, source: Source) -> Report {
     let marks = marks(records, decided.as_ref());
     let ending = match &decided {
         Some(d) => d.ending.clone(),
-        None => match records.iter().rev().find_map(|r| r.stage.clone()) {
-            Some(stage) if stage == "passed" => Ending::Passed {
+        None => match records.iter().rev().find_map(|r| r.stage) {
+            Some(StageName::Passed) => Ending::Passed {
                 resumed: records
                     .iter()
                     .any(|r| r.acts.iter().any(|a| matches!(a, Act::Resume))),
             },
-            Some(stage) if stage == "inconclusive" => Ending::Inconclusive {
+            Some(StageName::Inconclusive) => Ending::Inconclusive {
                 why: records
                     .iter()
                     .rev()
@@ -277,7 +277,7 @@ pub fn build(selected: &Selected<'_>, source: Source) -> Report {
                     .find(|n| n.reason == "AnalysisInconclusive")
                     .map(|n| n.message.clone()),
             },
-            Some(stage) if stage == "held" => Ending::Held {
+            Some(StageName::Held) => Ending::Held {
                 why: records
                     .iter()
                     .rev()
@@ -350,7 +350,7 @@ fn decided<'a>(records: &[&'a Record]) -> Option<Decided<'a>> {
         .collect();
     if let Some(r) = acting
         .iter()
-        .find(|r| result(r).as_deref() == Some("ok"))
+        .find(|r| result(r).is_some_and(|w| w.is_ok()))
         .copied()
     {
         let ending = match r.acts.iter().find(|a| !matches!(a, Act::Resume)) {
@@ -382,7 +382,7 @@ fn decided<'a>(records: &[&'a Record]) -> Option<Decided<'a>> {
                 at: r.at,
                 rule: rule(r),
                 act: acts(&r.acts),
-                error: result(r).unwrap_or_else(|| "no result recorded".into()),
+                error: result(r).map_or_else(|| "no result recorded".into(), String::from),
             },
         });
     }
@@ -505,7 +505,8 @@ fn timeline(
     let mut out = Vec::new();
     let mut number = 0;
     let mut seen_notes: HashSet<(&str, &str)> = HashSet::new();
-    let failed = |a: &Record| a.kind == Kind::Action && a.result.as_deref() != Some("ok");
+    let failed =
+        |a: &Record| a.kind == Kind::Action && !a.result.as_ref().is_some_and(|w| w.is_ok());
     // The times of writes that did not go through, looked up once per evaluation.
     let failed_at: BTreeSet<Timestamp> =
         records.iter().filter(|a| failed(a)).map(|a| a.at).collect();
@@ -531,7 +532,7 @@ fn timeline(
                 kind: EntryKind::Evaluation {
                     number,
                     phase: r.phase,
-                    stage: r.stage.clone(),
+                    stage: r.stage,
                     outcomes,
                     what: evaluation_what(r),
                     deciding: deciding.is_some_and(|d| std::ptr::eq(d, r)),
@@ -539,8 +540,11 @@ fn timeline(
             });
         }
         if r.kind == Kind::Action && !r.acts.is_empty() {
-            let result = r.result.as_deref().unwrap_or("no result recorded");
-            let ok = result == "ok";
+            let ok = r.result.as_ref().is_some_and(|w| w.is_ok());
+            let result = r
+                .result
+                .as_ref()
+                .map_or("no result recorded", |w| w.as_str());
             out.push(Entry {
                 at: r.at,
                 kind: EntryKind::Action {
@@ -626,7 +630,7 @@ fn marks(records: &[&Record], decided: Option<&Decided<'_>>) -> Vec<Mark> {
         .filter(|r| r.kind == Kind::Action && !r.acts.is_empty())
     {
         let names: Vec<&str> = r.acts.iter().map(|a| a.name()).collect();
-        let status = if r.result.as_deref() == Some("ok") {
+        let status = if r.result.as_ref().is_some_and(|w| w.is_ok()) {
             "written"
         } else {
             "not written"

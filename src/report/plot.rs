@@ -9,7 +9,7 @@ use plotters::style::text_anchor::{HPos, Pos, VPos};
 use super::model::Mark;
 use super::series::{SeriesSet, Side};
 use super::{hms, num};
-use crate::source::unix_seconds;
+use crate::analysis::source::unix_seconds;
 
 /// The size of every plot, in CSS pixels.
 pub const SIZE: (u32, u32) = (720, 280);

@@ -6,6 +6,7 @@ use std::fmt;
 
 use jiff::Timestamp;
 
+use crate::policy::guard::StageName;
 use crate::records::{Kind, Record};
 
 /// What to report on; `None` picks the only one there is, or the default revision.
@@ -255,7 +256,7 @@ fn aftermath<'a>(deployment: impl Iterator<Item = &'a Record>, own: &[&Record]) 
         .iter()
         .flat_map(|r| &r.acts)
         .filter_map(|a| match a {
-            crate::guard::Act::Rollback { to_hash, .. } => Some(format!("-{to_hash}")),
+            crate::policy::guard::Act::Rollback { to_hash, .. } => Some(format!("-{to_hash}")),
             _ => None,
         })
         .collect();
@@ -269,7 +270,7 @@ fn aftermath<'a>(deployment: impl Iterator<Item = &'a Record>, own: &[&Record]) 
     };
     let mut out: Vec<&Record> = deployment
         .filter(|r| r.at >= since && !r.notes.is_empty())
-        .filter(|r| r.stage.as_deref() == Some("rolled_back"))
+        .filter(|r| r.stage == Some(StageName::RolledBack))
         .filter(|r| r.revision != own.first().and_then(|o| o.revision))
         .filter(|r| {
             r.new_replicaset

@@ -6,7 +6,7 @@
 use jiff::Timestamp;
 
 use super::model::Shown;
-use crate::judge::{Evidence, IntervalCounts, LogsEvidence, SampleSummary, SignatureRow};
+use crate::analysis::judge::{Evidence, IntervalCounts, LogsEvidence, SampleSummary, SignatureRow};
 use crate::records::Record;
 
 /// Which pods a line is about.
@@ -269,7 +269,9 @@ fn logs_rate(e: &LogsEvidence, key: &(String, String), side: Side) -> Option<f64
         ),
         // Rows list every signature the new pods printed (up to a limit): absent, the new pods
         // printed none; how often the old pods did is not recorded.
-        None if side == Side::New && e.signatures.len() < crate::judge::MAX_LOG_ROWS => Some(0.0),
+        None if side == Side::New && e.signatures.len() < crate::analysis::judge::MAX_LOG_ROWS => {
+            Some(0.0)
+        }
         None => None,
     }
 }

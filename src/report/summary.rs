@@ -112,7 +112,7 @@ pub(super) fn summary(
         Ending::NoAction { stage } => format!(
             "{first} was analysed in {} mode ({span}) and no rule acted; at the last record its analysis stood at stage {}.",
             report.mode,
-            stage.as_deref().unwrap_or("unknown")
+            stage.map_or("unknown", |s| s.as_str())
         ),
     };
     let others: Vec<String> = report

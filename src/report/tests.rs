@@ -1,21 +1,22 @@
 //! Unit tests of the report: selection, the model and its summary, and both renderings, on
 //! hand-made records.
 
+use crate::policy::guard::StageName;
 use std::collections::BTreeMap;
 
 use jiff::Timestamp;
 
 use super::*;
-use crate::decision::Decision;
-use crate::guard::{Act, Mode, Note};
-use crate::judge::{
+use crate::analysis::decision::Decision;
+use crate::analysis::judge::{
     AbsoluteEvidence, Baseline, CompareEvidence, ErrorRateEvidence, Evidence, LogsEvidence,
     Outcome, SampleSummary, SentQuery, SideCounts, SignatureRow, Verdict,
 };
-use crate::phplog::ErrorKind;
+use crate::analysis::phplog::ErrorKind;
+use crate::analysis::rules::{Action, Direction, ProportionTest};
+use crate::policy::guard::{Act, Mode, Note};
+use crate::policy::rollout::Phase;
 use crate::records::{Kind, Record, SCHEMA, Unreadable};
-use crate::rollout::Phase;
-use crate::rules::{Action, Direction, ProportionTest};
 
 /// 2027-01-15 10:13:00 UTC plus `s` seconds.
 fn at(s: i64) -> Timestamp {
@@ -42,7 +43,7 @@ fn record(kind: Kind, secs: i64, deployment: &str, revision: u64) -> Record {
             format!("{deployment}-{revision}abcde")
         }),
         old_replicasets: vec![OLD_RS.into()],
-        stage: Some("analysing".into()),
+        stage: Some(StageName::Analysing),
         verdicts: Vec::new(),
         verdicts_of: None,
         decision: None,
@@ -91,8 +92,8 @@ fn verdict(rule: &str, outcome: Outcome, evidence: Option<Evidence>) -> Verdict 
         reason: format!("{rule} is {outcome}"),
         evidence,
         queries: vec![SentQuery {
-            side: crate::judge::QuerySide::New,
-            name: crate::judge::QueryName::Errors,
+            side: crate::analysis::judge::QuerySide::New,
+            name: crate::analysis::judge::QueryName::Errors,
             promql: r#"sum by (pod) (increase(php_errors_total{type=~"class_not_found|trait_not_found"}[1m]))"#.into(),
         }],
         error: None,
@@ -135,7 +136,7 @@ fn rollback_story() -> Vec<Record> {
     };
     e2.decision = Some(decision(Some(Action::Rollback), Some(CLASS), &[(CLASS, 2)]));
     e2.acts = vec![rollback.clone()];
-    e2.stage = Some("rolled_back".into());
+    e2.stage = Some(StageName::RolledBack);
     let mut action = e2.clone();
     action.kind = Kind::Action;
     action.verdicts.clear();
@@ -148,7 +149,7 @@ fn rollback_story() -> Vec<Record> {
     let mut done = record(Kind::Evaluation, 95, "shop", 8);
     done.new_replicaset = Some(OLD_RS.into());
     done.old_replicasets.clear();
-    done.stage = Some("rolled_back".into());
+    done.stage = Some(StageName::RolledBack);
     done.phase = Phase::Complete;
     let mut done_written = done.clone();
     done_written.kind = Kind::Action;
@@ -459,7 +460,7 @@ fn a_pause_and_a_pass_have_their_own_summaries() {
         evaluation(60, Outcome::Fail, (5.0, 1000.0), 1),
         evaluation(90, Outcome::Pass, (0.0, 1300.0), 0),
     ];
-    passing[2].stage = Some("passed".into());
+    passing[2].stage = Some(StageName::Passed);
     let r = report_of(&passing, &Selection::default());
     assert_eq!(r.ending, Ending::Passed { resumed: false });
     assert!(
@@ -507,7 +508,7 @@ fn a_held_revision_says_it_was_not_analysed_and_why() {
     let mut recs = rollback_story();
     let why = "revision 9 (shop-7d4f9c8b6f) is the pod template the controller rolled back at 2027-01-15T10:14:33Z (as revision 7) on rule class-loading-errors: new 1.2% vs old 0%; deployed again, it is held paused before it replaces more pods. To analyse it again from scratch: kubectl -n web annotate deployment shop rollout-guard.io/allow-revision=7d4f9c8b6f --overwrite";
     let mut evaluation = record(Kind::Evaluation, 900, "shop", 9);
-    evaluation.stage = Some("held".into());
+    evaluation.stage = Some(StageName::Held);
     evaluation.acts = vec![Act::Pause];
     let mut action = evaluation.clone();
     action.kind = Kind::Action;
@@ -574,7 +575,7 @@ fn the_default_revision_is_the_latest_that_acted_else_the_latest_analysed() {
     assert_eq!(
         r.ending,
         Ending::NoAction {
-            stage: Some("analysing".into())
+            stage: Some(StageName::Analysing)
         }
     );
     assert!(
@@ -708,8 +709,8 @@ fn error_rate_series_follow_each_evaluation_with_gaps_where_there_was_no_number(
 #[test]
 fn a_deciding_error_rate_verdict_is_plotted_interval_by_interval_over_its_window() {
     let mut recs = rollback_story();
-    let intervals: Vec<crate::judge::IntervalCounts> = (0..5)
-        .map(|i| crate::judge::IntervalCounts {
+    let intervals: Vec<crate::analysis::judge::IntervalCounts> = (0..5)
+        .map(|i| crate::analysis::judge::IntervalCounts {
             t: (at(0).as_second() + 60 * i) as f64,
             new: (i >= 2).then_some([i as f64, 200.0]),
             old: Some([0.0, 1000.0]),
@@ -786,7 +787,7 @@ fn compare_absolute_and_logs_series() {
             r
         })
         .collect();
-    recs[2].stage = Some("passed".into());
+    recs[2].stage = Some(StageName::Passed);
     let r = report_of(&recs, &Selection::default());
     let series = |name: &str| {
         r.rules

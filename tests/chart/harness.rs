@@ -6,8 +6,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::OnceLock;
 
-use rollout_guard::config::Config;
-use rollout_guard::rules::RuleSet;
+use rollout_guard::analysis::rules::RuleSet;
+use rollout_guard::app::config::Config;
 use serde_json::{Value, json};
 
 pub const RELEASE: &str = "rg";

@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::Pod;
 use kube::Api;
-use rollout_guard::fakeapi::{FakeApiServer, FakeOptions};
+use rollout_guard::sim::fakeapi::{FakeApiServer, FakeOptions};
 use serde_json::json;
 
 /// How long any awaited condition may take before the test fails. Generous: the machine that

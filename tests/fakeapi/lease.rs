@@ -6,7 +6,7 @@
 use k8s_openapi::api::coordination::v1::Lease;
 use kube::api::Api;
 use kube_lease_manager::{LeaseManager, LeaseManagerBuilder};
-use rollout_guard::fakeapi::FakeApiServer;
+use rollout_guard::sim::fakeapi::FakeApiServer;
 use tokio::sync::watch;
 
 use crate::common::{PATIENCE, api_server, eventually};

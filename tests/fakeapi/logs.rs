@@ -5,7 +5,7 @@ use futures::{AsyncBufReadExt, StreamExt};
 use jiff::Timestamp;
 use k8s_openapi::api::core::v1::Pod;
 use kube::api::{Api, LogParams, PostParams};
-use rollout_guard::fakeapi::FakeApiServer;
+use rollout_guard::sim::fakeapi::FakeApiServer;
 use serde_json::json;
 
 use crate::common::{PATIENCE, eventually, pod, sim_server};

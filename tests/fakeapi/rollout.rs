@@ -10,7 +10,7 @@ use k8s_openapi::api::core::v1::Pod;
 use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams};
 use kube::{Client, ResourceExt};
 use regex::Regex;
-use rollout_guard::fakeapi::{
+use rollout_guard::sim::fakeapi::{
     FakeApiServer, FakeResource, NEVER_READY_ANNOTATION, POD_TEMPLATE_HASH, REVISION,
 };
 use serde_json::{Value, json};

@@ -8,7 +8,7 @@ use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams, WatchEvent, W
 use kube::core::PartialObjectMeta;
 use kube::runtime::{WatchStreamExt, reflector, watcher};
 use kube::{Client, ResourceExt};
-use rollout_guard::fakeapi::{FakeApiServer, FakeOptions};
+use rollout_guard::sim::fakeapi::{FakeApiServer, FakeOptions};
 use serde_json::json;
 use tokio::sync::mpsc;
 

@@ -18,15 +18,15 @@ use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet};
 use k8s_openapi::api::events::v1::Event;
 use kube::api::{Api, DeleteParams, ListParams, PostParams};
 use kube::{Client, ResourceExt};
-use rollout_guard::annotations;
-use rollout_guard::config::Config;
-use rollout_guard::daemon::{Options, Running, run_with};
-use rollout_guard::fakeapi::{FakeApiServer, FakeOptions};
-use rollout_guard::guard::Memory;
-use rollout_guard::podlogs::{KubeLogs, LogLimits};
-use rollout_guard::simulate::live::{DilatedClock, KubePods, LiveSource, Profile};
-use rollout_guard::simulate::service;
-use rollout_guard::source::{MetricSource, WithLogs};
+use rollout_guard::adapters::podlogs::{KubeLogs, LogLimits};
+use rollout_guard::analysis::source::{MetricSource, WithLogs};
+use rollout_guard::app::config::Config;
+use rollout_guard::app::daemon::{Options, Running, run_with};
+use rollout_guard::policy::annotations;
+use rollout_guard::policy::guard::Memory;
+use rollout_guard::sim::fakeapi::{FakeApiServer, FakeOptions};
+use rollout_guard::sim::simulate::live::{DilatedClock, KubePods, LiveSource, Profile};
+use rollout_guard::sim::simulate::service;
 use serde_json::json;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
@@ -414,9 +414,9 @@ pub fn metric(text: &str, series: &str) -> f64 {
 }
 
 #[allow(unused_imports)]
-pub use rollout_guard::rollout::rolled_out;
+pub use rollout_guard::adapters::kubernetes::rolled_out;
 #[allow(unused_imports)]
-pub use rollout_guard::simulate::service::{rollbacks, stage, version};
+pub use rollout_guard::sim::simulate::service::{rollbacks, stage, version};
 
 /// Writes `config` as the YAML file `run --config` reads.
 pub fn write_config(path: &std::path::Path, config: &Config) {

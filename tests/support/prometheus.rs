@@ -90,7 +90,7 @@ const MISSING_HINT: &str = "Prometheus is required for the integration tests, wh
      run them with `scripts/test`, which installs `prometheus` and `promtool` \
      (Debian: `apt-get install prometheus`)";
 
-pub use rollout_guard::simulate::OpenMetrics;
+pub use rollout_guard::sim::simulate::OpenMetrics;
 
 /// A running `prometheus` process with its own temporary data directory.
 ///

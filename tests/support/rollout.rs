@@ -15,13 +15,13 @@ use std::process::{Command, Output};
 use std::sync::OnceLock;
 
 use jiff::{SignedDuration, Timestamp};
-use rollout_guard::backtest::{Replay, Report, replay};
-use rollout_guard::duration::PromDuration;
-use rollout_guard::evaluate::Target;
-use rollout_guard::judge::{Outcome, Verdict};
-use rollout_guard::prometheus::{PrometheusConfig, PrometheusSource};
-use rollout_guard::rules::RuleSet;
-use rollout_guard::simulate::{Gate, History, Noise, Scenario, generate};
+use rollout_guard::adapters::prometheus::{PrometheusConfig, PrometheusSource};
+use rollout_guard::analysis::backtest::{Replay, Report, replay};
+use rollout_guard::analysis::duration::PromDuration;
+use rollout_guard::analysis::evaluate::Target;
+use rollout_guard::analysis::judge::{Outcome, Verdict};
+use rollout_guard::analysis::rules::RuleSet;
+use rollout_guard::sim::simulate::{Gate, History, Noise, Scenario, generate};
 use serde_json::Value;
 
 use super::prometheus::OpenMetrics;

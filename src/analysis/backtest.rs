@@ -1,0 +1,326 @@
+//! `backtest`: replay the live controller's evaluations of one past rollout, step by step, and
+//! report the first moment it would have acted.
+//!
+//! Owns the replay loop and its report (the JSON shape is a stable contract, see the README).
+//! Each step evaluates at its own time through [`crate::analysis::evaluate`], so it sees only the data
+//! that existed then, and folds the verdicts into the same [`Streaks`] the controller keeps.
+//! It stops at the first pause or rollback, as the controller would. No I/O beyond the metric
+//! source it is given; printing is the caller's.
+
+use std::collections::BTreeSet;
+use std::fmt::Write as _;
+
+use jiff::{SignedDuration, Timestamp};
+use serde::{Deserialize, Serialize};
+
+use crate::analysis::decision::{Decision, Streaks, overall};
+use crate::analysis::duration::PromDuration;
+use crate::analysis::evaluate::{Target, evaluate};
+use crate::analysis::judge::{Outcome, Verdict};
+use crate::analysis::rules::{Action, RuleSet};
+use crate::analysis::source::MetricSource;
+
+/// What to replay.
+#[derive(Clone, Debug)]
+pub struct Replay {
+    pub target: Target,
+    pub from: Timestamp,
+    pub to: Timestamp,
+    pub step: PromDuration,
+}
+
+/// A replay that cannot run.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum ReplayError {
+    #[error("--from ({from}) must be before --to ({to})")]
+    EmptyRange { from: Timestamp, to: Timestamp },
+    #[error("--step must be longer than 0s")]
+    ZeroStep,
+    #[error("{steps} steps is too many (at most {max}): use a longer --step or a shorter range")]
+    TooManySteps { steps: u64, max: u64 },
+}
+
+/// The longest replay accepted: a day at 10 s, or a month at 10 min.
+pub const MAX_STEPS: u64 = 10_000;
+
+/// The final answer of a replay.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FinalDecision {
+    Rollback,
+    Pause,
+    /// No action, and every rule reached a conclusive verdict at least once.
+    Pass,
+    /// No action, and some rule never had the data for a conclusion.
+    Inconclusive,
+}
+
+/// One step of the timeline.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Step {
+    pub at: Timestamp,
+    /// Fail if any rule failed, else inconclusive if any was, else pass.
+    pub outcome: Outcome,
+    /// The action this step calls for, if any (`warn` included).
+    pub action: Option<Action>,
+    pub reason: String,
+    pub verdicts: Vec<Verdict>,
+}
+
+/// The report, printed as one JSON object by `--output json`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Report {
+    pub decision: FinalDecision,
+    pub decided_at: Option<Timestamp>,
+    pub rule: Option<String>,
+    pub timeline: Vec<Step>,
+    /// Rules a replay cannot evaluate, and why; left out of the decision rather than making
+    /// it inconclusive.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub not_replayable: Vec<NotReplayable>,
+}
+
+/// A rule left out of a replay.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct NotReplayable {
+    pub rule: String,
+    pub why: String,
+}
+
+/// Why a rule cannot be replayed, if it cannot: `logs` rules read pod logs as they are printed,
+/// and a past rollout's pods and their logs are gone (no log store is read).
+fn not_replayable(rule: &crate::analysis::rules::Rule) -> Option<NotReplayable> {
+    matches!(rule.check, crate::analysis::rules::Check::Logs(_)).then(|| NotReplayable {
+        rule: rule.name.clone(),
+        why: "a logs rule reads pod logs as they are printed; a past rollout's logs cannot be read back".into(),
+    })
+}
+
+impl Replay {
+    /// The evaluation times: `from`, `from + step`, … up to and including `to`.
+    pub fn times(&self) -> Result<Vec<Timestamp>, ReplayError> {
+        if self.step.is_zero() {
+            return Err(ReplayError::ZeroStep);
+        }
+        if self.from >= self.to {
+            return Err(ReplayError::EmptyRange {
+                from: self.from,
+                to: self.to,
+            });
+        }
+        let span = self.to.duration_since(self.from).as_millis() as u64;
+        let step = self.step.as_std().as_millis() as u64;
+        let steps = span / step + 1;
+        if steps > MAX_STEPS {
+            return Err(ReplayError::TooManySteps {
+                steps,
+                max: MAX_STEPS,
+            });
+        }
+        Ok((0..steps)
+            .map(|i| self.from + SignedDuration::from_millis((i * step) as i64))
+            .collect())
+    }
+}
+
+/// Replays the rollout. `progress(done, total)` is called after every step.
+pub async fn replay<S: MetricSource>(
+    rules: &RuleSet,
+    replay: &Replay,
+    source: &S,
+    mut progress: impl FnMut(usize, usize),
+) -> Result<Report, ReplayError> {
+    let times = replay.times()?;
+    let left_out: Vec<NotReplayable> = rules.rules.iter().filter_map(not_replayable).collect();
+    let replayable = RuleSet {
+        rules: rules
+            .rules
+            .iter()
+            .filter(|r| !left_out.iter().any(|n| n.rule == r.name))
+            .cloned()
+            .collect(),
+        ..rules.clone()
+    };
+    let rules = &replayable;
+    let mut streaks = Streaks::default();
+    let mut timeline = Vec::with_capacity(times.len());
+    let mut conclusive: BTreeSet<String> = BTreeSet::new();
+    for (i, at) in times.iter().enumerate() {
+        let evaluation = evaluate(rules, &replay.target, *at, source).await;
+        let decision: Decision = streaks.update(rules, &evaluation.verdicts);
+        for v in &evaluation.verdicts {
+            if v.outcome != Outcome::Inconclusive {
+                conclusive.insert(v.rule.clone());
+            }
+        }
+        let acted = matches!(decision.action, Some(Action::Pause | Action::Rollback));
+        timeline.push(Step {
+            at: *at,
+            outcome: overall(&evaluation.verdicts),
+            action: decision.action,
+            reason: decision.reason,
+            verdicts: evaluation.verdicts,
+        });
+        progress(i + 1, times.len());
+        if acted {
+            let final_decision = match decision.action {
+                Some(Action::Rollback) => FinalDecision::Rollback,
+                _ => FinalDecision::Pause,
+            };
+            return Ok(Report {
+                decision: final_decision,
+                decided_at: Some(*at),
+                rule: decision.rule,
+                timeline,
+                not_replayable: left_out,
+            });
+        }
+    }
+    let all_conclusive =
+        !rules.rules.is_empty() && rules.rules.iter().all(|r| conclusive.contains(&r.name));
+    Ok(Report {
+        decision: if all_conclusive {
+            FinalDecision::Pass
+        } else {
+            FinalDecision::Inconclusive
+        },
+        decided_at: None,
+        rule: None,
+        timeline,
+        not_replayable: left_out,
+    })
+}
+
+impl Report {
+    /// The readable timeline: one line per step with each rule's outcome, the reasons of rules
+    /// that failed or could not conclude, and the decision.
+    pub fn to_text(&self, replay: &Replay, rules: &RuleSet) -> String {
+        let t = &replay.target;
+        let mut out = String::new();
+        let _ = writeln!(
+            out,
+            "backtest {}/{}: new {} vs old {}, {} to {} every {}, {} rule(s)",
+            t.namespace,
+            t.deployment,
+            t.new_replicaset,
+            if t.old_replicasets.is_empty() {
+                "(none)".to_string()
+            } else {
+                t.old_replicasets.join(", ")
+            },
+            replay.from,
+            replay.to,
+            replay.step,
+            rules.rules.len()
+        );
+        let width = rules.rules.iter().map(|r| r.name.len()).max().unwrap_or(4);
+        let mut last_detail: Vec<String> = Vec::new();
+        for step in &self.timeline {
+            let marks: Vec<String> = step
+                .verdicts
+                .iter()
+                .map(|v| {
+                    let m = match v.outcome {
+                        Outcome::Pass => "ok",
+                        Outcome::Fail => "FAIL",
+                        Outcome::Inconclusive => "?",
+                    };
+                    format!("{}={m}", v.rule)
+                })
+                .collect();
+            let action = step.action.map_or(String::new(), |a| {
+                format!("  → {}", a.to_string().to_uppercase())
+            });
+            let _ = writeln!(out, "\n{}  {}{}", step.at, marks.join("  "), action);
+            // Reasons for anything not passing, printed when they change, to keep long replays short.
+            let detail: Vec<String> = step
+                .verdicts
+                .iter()
+                .filter(|v| v.outcome != Outcome::Pass)
+                .map(|v| format!("    {:width$}  {}", v.rule, v.reason))
+                .collect();
+            if detail != last_detail {
+                for d in &detail {
+                    let _ = writeln!(out, "{d}");
+                }
+                last_detail = detail;
+            }
+        }
+        let _ = writeln!(out);
+        for n in &self.not_replayable {
+            let _ = writeln!(out, "not replayed: {} ({})", n.rule, n.why);
+        }
+        match (&self.decided_at, &self.rule) {
+            (Some(at), Some(rule)) => {
+                let reason = self
+                    .timeline
+                    .last()
+                    .map(|s| s.reason.as_str())
+                    .unwrap_or("");
+                let _ = writeln!(
+                    out,
+                    "decision: {} at {at} (rule {rule})\n  {reason}",
+                    decision_word(self.decision)
+                );
+            }
+            _ => {
+                let _ = writeln!(
+                    out,
+                    "decision: {} (no action in {} evaluations)",
+                    decision_word(self.decision),
+                    self.timeline.len()
+                );
+            }
+        }
+        out
+    }
+}
+
+fn decision_word(d: FinalDecision) -> &'static str {
+    match d {
+        FinalDecision::Rollback => "rollback",
+        FinalDecision::Pause => "pause",
+        FinalDecision::Pass => "pass",
+        FinalDecision::Inconclusive => "inconclusive",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn replay(from: &str, to: &str, step: u64) -> Replay {
+        Replay {
+            target: Target {
+                namespace: "ns".into(),
+                deployment: "d".into(),
+                new_replicaset: "d-2".into(),
+                old_replicasets: vec!["d-1".into()],
+                departed: Vec::new(),
+            },
+            from: from.parse().unwrap(),
+            to: to.parse().unwrap(),
+            step: PromDuration::from_secs(step),
+        }
+    }
+
+    #[test]
+    fn steps_include_both_ends() {
+        let r = replay("2026-11-20T10:00:00Z", "2026-11-20T10:02:00Z", 30);
+        let times = r.times().unwrap();
+        assert_eq!(times.len(), 5);
+        assert_eq!(times[4].to_string(), "2026-11-20T10:02:00Z");
+        let r = replay("2026-11-20T10:00:00Z", "2026-11-20T10:01:59Z", 30);
+        assert_eq!(r.times().unwrap().len(), 4);
+    }
+
+    #[test]
+    fn refuses_empty_or_huge_replays() {
+        let r = replay("2026-11-20T10:00:00Z", "2026-11-20T10:00:00Z", 30);
+        assert!(matches!(r.times(), Err(ReplayError::EmptyRange { .. })));
+        let r = replay("2026-11-20T10:00:00Z", "2026-11-20T11:00:00Z", 0);
+        assert_eq!(r.times(), Err(ReplayError::ZeroStep));
+        let r = replay("2026-01-01T00:00:00Z", "2026-11-20T10:00:00Z", 10);
+        assert!(matches!(r.times(), Err(ReplayError::TooManySteps { .. })));
+    }
+}

@@ -1,0 +1,232 @@
+//! From verdicts to a decision: how many failing evaluations in a row each rule has seen, and
+//! which action (if any) the latest evaluation calls for.
+//!
+//! Owns the streak half of the answer to repeated looks during one rollout (see the README,
+//! "Repeated looks"; error-rate rules with `test: sequential` carry the other half in their
+//! p-value, valid over every look): a rule acts only after `consecutive` failing evaluations in
+//! a row; a clean pass resets its count; a pass on evidence still building (significant but
+//! held back by the rule's other conditions, or nearly significant) and an inconclusive
+//! evaluation (Prometheus down, too little data) neither add nor reset, so neither an outage
+//! nor one new pod's thin evidence can wipe out evidence already seen. Pure state, no I/O.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use crate::analysis::judge::{Outcome, Verdict};
+use crate::analysis::rules::{Action, RuleSet};
+
+/// The outcome of a whole evaluation: fail if any rule failed, else inconclusive if any was,
+/// else pass.
+pub fn overall(verdicts: &[Verdict]) -> Outcome {
+    verdicts
+        .iter()
+        .map(|v| v.outcome)
+        .max()
+        .unwrap_or(Outcome::Inconclusive)
+}
+
+/// Failing evaluations in a row, per rule.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Streaks(pub BTreeMap<String, u32>);
+
+/// What one evaluation calls for.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Decision {
+    /// The most severe action among the rules whose streak reached their `consecutive`;
+    /// `None` when no rule has.
+    pub action: Option<Action>,
+    /// The rule that decided (the first in rule order among those of that severity).
+    pub rule: Option<String>,
+    /// Why, in one line.
+    pub reason: String,
+    /// Every rule's streak after this evaluation.
+    pub streaks: BTreeMap<String, u32>,
+}
+
+impl Streaks {
+    /// Folds one evaluation's verdicts in and says what they call for.
+    pub fn update(&mut self, rules: &RuleSet, verdicts: &[Verdict]) -> Decision {
+        for v in verdicts {
+            // A failure the judge let only warn (no baseline to rule out a shared cause) is not
+            // evidence for the rule's own action: it holds the streak like an inconclusive one.
+            let full = rules.get(&v.rule).is_none_or(|r| r.action == v.action);
+            let streak = self.0.entry(v.rule.clone()).or_insert(0);
+            match v.outcome {
+                Outcome::Fail if full => *streak += 1,
+                // Evidence building (significant but held back, or nearly): kept, not reset.
+                Outcome::Pass if v.building => {}
+                Outcome::Pass => *streak = 0,
+                Outcome::Fail | Outcome::Inconclusive => {}
+            }
+        }
+        let mut best: Option<(Action, &Verdict, u32)> = None;
+        for rule in &rules.rules {
+            let Some(v) = verdicts.iter().find(|v| v.rule == rule.name) else {
+                continue;
+            };
+            let streak = self.0.get(&rule.name).copied().unwrap_or(0);
+            // The verdict's action: the rule's, unless the judge allowed only a warning.
+            if v.outcome == Outcome::Fail
+                && streak >= rule.consecutive
+                && best.is_none_or(|(a, _, _)| v.action > a)
+            {
+                best = Some((v.action, v, streak));
+            }
+        }
+        let streaks = self.0.clone();
+        match best {
+            Some((action, v, streak)) => Decision {
+                action: Some(action),
+                rule: Some(v.rule.clone()),
+                reason: format!(
+                    "{}: failed {streak} evaluation(s) in a row: {}",
+                    v.rule, v.reason
+                ),
+                streaks,
+            },
+            None => {
+                let failing: Vec<String> = verdicts
+                    .iter()
+                    .filter(|v| v.outcome == Outcome::Fail)
+                    .map(|v| {
+                        format!(
+                            "{} ({}/{})",
+                            v.rule,
+                            self.0.get(&v.rule).copied().unwrap_or(0),
+                            consecutive(rules, &v.rule)
+                        )
+                    })
+                    .collect();
+                let reason = if failing.is_empty() {
+                    format!("no rule failing; evaluation {}", overall(verdicts))
+                } else {
+                    format!("failing, not yet acting: {}", failing.join(", "))
+                };
+                Decision {
+                    action: None,
+                    rule: None,
+                    reason,
+                    streaks,
+                }
+            }
+        }
+    }
+}
+
+fn consecutive(rules: &RuleSet, name: &str) -> u32 {
+    rules.get(name).map_or(1, |r| r.consecutive)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::analysis::rules::RuleSet;
+
+    fn v(rule: &str, outcome: Outcome, action: Action) -> Verdict {
+        Verdict {
+            rule: rule.into(),
+            outcome,
+            action,
+            reason: "r".into(),
+            evidence: None,
+            queries: vec![],
+            error: None,
+            building: false,
+        }
+    }
+
+    fn rules() -> RuleSet {
+        // php-error-rate: rollback after 2; cpu-throttling: pause after 3.
+        RuleSet::defaults()
+    }
+
+    #[test]
+    fn acts_only_after_consecutive_failures() {
+        let rules = rules();
+        let mut s = Streaks::default();
+        let fail = v("php-error-rate", Outcome::Fail, Action::Rollback);
+        assert_eq!(s.update(&rules, std::slice::from_ref(&fail)).action, None);
+        let d = s.update(&rules, &[fail]);
+        assert_eq!(d.action, Some(Action::Rollback));
+        assert_eq!(d.rule.as_deref(), Some("php-error-rate"));
+        assert!(
+            d.reason.contains("2 evaluation(s) in a row"),
+            "{}",
+            d.reason
+        );
+    }
+
+    #[test]
+    fn pass_resets_inconclusive_holds() {
+        let rules = rules();
+        let mut s = Streaks::default();
+        let name = "php-error-rate";
+        s.update(&rules, &[v(name, Outcome::Fail, Action::Rollback)]);
+        s.update(&rules, &[v(name, Outcome::Inconclusive, Action::Rollback)]);
+        assert_eq!(s.0[name], 1);
+        // An inconclusive evaluation never acts, even with a streak behind it.
+        let d = s.update(&rules, &[v(name, Outcome::Inconclusive, Action::Rollback)]);
+        assert_eq!(d.action, None);
+        s.update(&rules, &[v(name, Outcome::Pass, Action::Rollback)]);
+        assert_eq!(s.0[name], 0);
+        let d = s.update(&rules, &[v(name, Outcome::Fail, Action::Rollback)]);
+        assert_eq!(d.action, None, "a pass in between starts the count again");
+    }
+
+    #[test]
+    fn a_pass_on_building_evidence_keeps_the_streak() {
+        let rules = rules();
+        let mut s = Streaks::default();
+        let name = "php-error-rate";
+        s.update(&rules, &[v(name, Outcome::Fail, Action::Rollback)]);
+        // One new pod's burst carried the excess this time: held back, but not clean.
+        let mut held = v(name, Outcome::Pass, Action::Rollback);
+        held.building = true;
+        let d = s.update(&rules, &[held]);
+        assert_eq!((d.action, s.0[name]), (None, 1));
+        let d = s.update(&rules, &[v(name, Outcome::Fail, Action::Rollback)]);
+        assert_eq!(d.action, Some(Action::Rollback), "{}", d.reason);
+    }
+
+    #[test]
+    fn warn_only_failures_do_not_build_a_rollback_streak() {
+        let rules = rules();
+        let mut s = Streaks::default();
+        let warn = v("cpu-saturation", Outcome::Fail, Action::Warn);
+        let full = v("cpu-saturation", Outcome::Fail, Action::Rollback);
+        s.update(&rules, std::slice::from_ref(&warn));
+        s.update(&rules, std::slice::from_ref(&warn));
+        let d = s.update(&rules, std::slice::from_ref(&full));
+        assert_eq!(
+            d.action, None,
+            "one real failure after two warnings: {}",
+            d.reason
+        );
+        assert_eq!(s.0["cpu-saturation"], 1);
+    }
+
+    #[test]
+    fn most_severe_action_wins() {
+        let rules = rules();
+        let mut s = Streaks::default();
+        let both = [
+            v("cpu-throttling", Outcome::Fail, Action::Pause),
+            v("php-error-rate", Outcome::Fail, Action::Rollback),
+        ];
+        for _ in 0..2 {
+            s.update(&rules, &both);
+        }
+        let d = s.update(&rules, &both);
+        assert_eq!(d.action, Some(Action::Rollback));
+        assert_eq!(overall(&both), Outcome::Fail);
+        assert_eq!(overall(&[]), Outcome::Inconclusive);
+        assert_eq!(
+            overall(&[
+                v("a", Outcome::Pass, Action::Warn),
+                v("b", Outcome::Inconclusive, Action::Warn)
+            ]),
+            Outcome::Inconclusive
+        );
+    }
+}

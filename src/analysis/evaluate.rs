@@ -1,0 +1,339 @@
+//! One evaluation of a rule set against one rollout at one moment: build each rule's queries
+//! for the new and the old ReplicaSets, ask the metric source, judge.
+//!
+//! Owns the mapping from a rule to the queries it needs and from their answers to an
+//! [`Observation`]. Generic over [`MetricSource`], so the controller (Prometheus), `backtest`
+//! (Prometheus, at past times) and the tests (fixed data) share it; it never talks HTTP itself.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use futures::future::join_all;
+use jiff::{SignedDuration, Timestamp};
+use serde::{Deserialize, Serialize};
+use tokio::sync::OnceCell;
+
+use crate::analysis::judge::{
+    self, Counts, Observation, QueryName, QuerySide, SentQuery, Verdict, Window,
+};
+use crate::analysis::rules::{Check, Rule, RuleSet};
+use crate::analysis::source::{LogCounts, LogQuery, MetricSource, SourceError, unix_seconds};
+use crate::analysis::template::{Bindings, Template};
+
+/// The rollout being judged: a Deployment, its new ReplicaSet and the old ones that still count.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Target {
+    pub namespace: String,
+    pub deployment: String,
+    pub new_replicaset: String,
+    /// The old ReplicaSets that still have pods. Empty once none remain (after the rollout).
+    pub old_replicasets: Vec<String>,
+    /// Old ReplicaSets compared with earlier in this analysis whose pods have all gone (the one
+    /// that served before the rollout, once it is scaled down). Error-rate checks keep them
+    /// (the intervals both served, then the old version's history); compare checks with
+    /// `history` read the old version's level before it left and its own drift; logs rules
+    /// read what was counted of its pods. Absolute checks do not: they look at the old side as
+    /// it is now.
+    pub departed: Vec<String>,
+}
+
+impl Target {
+    /// The old ReplicaSets an error-rate, compare (with history) or logs check compares with:
+    /// those with pods and those whose pods left during the analysis.
+    pub fn paired_old(&self) -> Vec<String> {
+        self.old_replicasets
+            .iter()
+            .chain(&self.departed)
+            .cloned()
+            .collect()
+    }
+}
+
+/// The pod logs one evaluation reads. Rules that ask the same of a ReplicaSet (the bundled
+/// `logs` rules read the same container over the same window and differ only in the error
+/// kinds they judge) share one read: one pod list and one log request per pod, not one per rule.
+#[derive(Default)]
+struct LogReads {
+    reads: Mutex<HashMap<LogQuery, Arc<LogRead>>>,
+}
+
+/// One read, made by whichever rule asks first; the others wait for its answer.
+type LogRead = OnceCell<Result<LogCounts, SourceError>>;
+
+impl LogReads {
+    async fn logs<S: MetricSource>(
+        &self,
+        source: &S,
+        q: &LogQuery,
+    ) -> Result<LogCounts, SourceError> {
+        let read = self
+            .reads
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .entry(q.clone())
+            .or_default()
+            .clone();
+        read.get_or_init(|| source.logs(q)).await.clone()
+    }
+}
+
+/// All verdicts of one evaluation.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Evaluation {
+    pub at: Timestamp,
+    pub verdicts: Vec<Verdict>,
+}
+
+/// Evaluates every rule at `at`, queries of different rules concurrently.
+pub async fn evaluate<S: MetricSource>(
+    rules: &RuleSet,
+    target: &Target,
+    at: Timestamp,
+    source: &S,
+) -> Evaluation {
+    let logs = LogReads::default();
+    let verdicts = join_all(
+        rules
+            .rules
+            .iter()
+            .map(|r| evaluate_rule(r, target, at, source, &logs)),
+    )
+    .await;
+    Evaluation { at, verdicts }
+}
+
+/// Evaluates one rule at `at`.
+async fn evaluate_rule<S: MetricSource>(
+    rule: &Rule,
+    target: &Target,
+    at: Timestamp,
+    source: &S,
+    logs: &LogReads,
+) -> Verdict {
+    let window = window_of(rule, at);
+    let new_rs = std::slice::from_ref(&target.new_replicaset);
+    let has_old = !target.old_replicasets.is_empty();
+    let bind = |replicasets| Bindings {
+        namespace: &target.namespace,
+        deployment: &target.deployment,
+        replicasets,
+        window: rule.window,
+        interval: rule.interval(),
+    };
+    let mut sent = Vec::new();
+    let observation = match &rule.check {
+        Check::ErrorRate(c) => {
+            // One point per interval: the first covers the window's first interval.
+            let start = from_unix(window.start + c.interval.as_secs_f64());
+            let paired = target.paired_old();
+            let mut sides = Vec::new();
+            for (side, rs) in [(QuerySide::New, new_rs), (QuerySide::Old, &paired[..])] {
+                if side == QuerySide::Old && paired.is_empty() {
+                    continue;
+                }
+                let b = bind(rs);
+                let errors = record(&mut sent, side, QueryName::Errors, &c.errors, &b);
+                let requests = record(&mut sent, side, QueryName::Requests, &c.requests, &b);
+                sides.push(async move {
+                    let (e, r) = futures::join!(
+                        source.range(&errors, start, at, c.interval),
+                        source.range(&requests, start, at, c.interval)
+                    );
+                    Ok::<_, SourceError>(Counts {
+                        errors: e?,
+                        requests: r?,
+                    })
+                });
+            }
+            let mut results = join_all(sides).await.into_iter();
+            match (results.next(), results.next()) {
+                (Some(Ok(new)), Some(Ok(old))) => Observation::Counts {
+                    new,
+                    old: Some(old),
+                },
+                (Some(Ok(new)), None) => Observation::Counts { new, old: None },
+                (Some(Err(e)), _) | (_, Some(Err(e))) => Observation::Failed(e.to_string()),
+                (None, _) => Observation::Failed("internal: no query for the new side".into()),
+            }
+        }
+        Check::Compare(c) => {
+            let new_q = record(
+                &mut sent,
+                QuerySide::New,
+                QueryName::Query,
+                &c.query,
+                &bind(new_rs),
+            );
+            // With history, the old version is read over its history span, and the
+            // generation that served before the analysis counts after its pods left.
+            let (old_rs, old_from) = if c.history {
+                let span = c.history_span.as_secs_f64() + window.warmup;
+                (
+                    target.paired_old(),
+                    window.query_start.min(window.at - span),
+                )
+            } else {
+                (target.old_replicasets.clone(), window.query_start)
+            };
+            let old_q = (!old_rs.is_empty()).then(|| {
+                record(
+                    &mut sent,
+                    QuerySide::Old,
+                    QueryName::Query,
+                    &c.query,
+                    &bind(&old_rs),
+                )
+            });
+            // The new side over the same span: the moments both versions served, all of
+            // them, tell a regression from a load change after the old pods left.
+            let from = (old_from, old_from);
+            series_pair(&new_q, old_q.as_deref(), &window, from, c.step, source).await
+        }
+        Check::Absolute(c) => {
+            let new_q = record(
+                &mut sent,
+                QuerySide::New,
+                QueryName::Query,
+                &c.query,
+                &bind(new_rs),
+            );
+            let old_q = (has_old && c.unless_old_too).then(|| {
+                record(
+                    &mut sent,
+                    QuerySide::Old,
+                    QueryName::Query,
+                    &c.query,
+                    &bind(&target.old_replicasets),
+                )
+            });
+            let from = (window.query_start, window.query_start);
+            series_pair(&new_q, old_q.as_deref(), &window, from, c.step, source).await
+        }
+        Check::Logs(c) => {
+            let query = |rs: &str, new: bool| LogQuery {
+                namespace: target.namespace.clone(),
+                replicaset: rs.to_string(),
+                container: c.container.clone(),
+                new,
+                start: from_unix(window.start),
+                end: at,
+            };
+            let new_q = query(&target.new_replicaset, true);
+            // The generation that served before counts after its pods left too: the log
+            // source keeps what it counted of them.
+            let old_qs: Vec<LogQuery> = target
+                .paired_old()
+                .iter()
+                .map(|rs| query(rs, false))
+                .collect();
+            for (side, q) in std::iter::once((QuerySide::New, &new_q))
+                .chain(old_qs.iter().map(|q| (QuerySide::Old, q)))
+            {
+                sent.push(SentQuery {
+                    side,
+                    name: QueryName::Logs,
+                    promql: q.describe().into(),
+                });
+            }
+            let (new, olds) = futures::join!(
+                logs.logs(source, &new_q),
+                join_all(old_qs.iter().map(|q| logs.logs(source, q)))
+            );
+            let old = if !old_qs.is_empty() {
+                olds.into_iter()
+                    .try_fold(LogCounts::default(), |mut acc, c| {
+                        acc.merge(c?);
+                        Ok::<_, SourceError>(acc)
+                    })
+                    .map(Some)
+            } else {
+                Ok(None)
+            };
+            match (new, old) {
+                (Ok(new), Ok(old)) => Observation::Logs { new, old },
+                (Err(e), _) | (_, Err(e)) => Observation::Failed(e.to_string()),
+            }
+        }
+    };
+    let mut verdict = judge::judge(rule, &window, &observation);
+    verdict.queries = sent;
+    verdict
+}
+
+/// The window a rule looks at when evaluated at `at`.
+pub fn window_of(rule: &Rule, at: Timestamp) -> Window {
+    let (warmup, step) = match &rule.check {
+        Check::ErrorRate(_) | Check::Logs(_) => (0.0, 0.0),
+        Check::Compare(c) => (c.warmup.as_secs_f64(), c.step.as_secs_f64()),
+        Check::Absolute(c) => (c.warmup.as_secs_f64(), c.step.as_secs_f64()),
+    };
+    let at_s = unix_seconds(at);
+    let start = at_s - rule.window.as_secs_f64();
+    Window {
+        at: at_s,
+        start,
+        query_start: start - warmup,
+        warmup,
+        step,
+    }
+}
+
+fn record(
+    sent: &mut Vec<SentQuery>,
+    side: QuerySide,
+    name: QueryName,
+    t: &Template,
+    b: &Bindings<'_>,
+) -> String {
+    let promql = t.render(b);
+    sent.push(SentQuery {
+        side,
+        name,
+        promql: promql.as_str().into(),
+    });
+    promql
+}
+
+/// Runs the new side's range query and the old side's, if there is one, to the window's end,
+/// from `(new, old)` in unix seconds (the window's query start, or earlier where the old
+/// version's history counts).
+async fn series_pair<S: MetricSource>(
+    new_q: &str,
+    old_q: Option<&str>,
+    window: &Window,
+    (new_from, old_from): (f64, f64),
+    step: crate::analysis::duration::PromDuration,
+    source: &S,
+) -> Observation {
+    let end = from_unix(window.at);
+    let new_f = source.range(new_q, from_unix(new_from), end, step);
+    let old_f = async {
+        match &old_q {
+            Some(q) => source
+                .range(q, from_unix(old_from), end, step)
+                .await
+                .map(Some),
+            None => Ok(None),
+        }
+    };
+    match futures::join!(new_f, old_f) {
+        (Ok(new), Ok(old)) => Observation::Series { new, old },
+        (Err(e), _) | (_, Err(e)) => Observation::Failed(e.to_string()),
+    }
+}
+
+/// A unix time as a timestamp; times outside jiff's range (a window reaching back past year
+/// -9999) are clamped rather than panicking, and the query then finds nothing.
+fn from_unix(seconds: f64) -> Timestamp {
+    let millis = (seconds * 1000.0).round();
+    Timestamp::UNIX_EPOCH
+        .checked_add(SignedDuration::from_millis(millis as i64))
+        .unwrap_or(if millis < 0.0 {
+            Timestamp::MIN
+        } else {
+            Timestamp::MAX
+        })
+}
+
+#[cfg(test)]
+mod tests;

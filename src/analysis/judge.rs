@@ -1,0 +1,806 @@
+//! The judge: one rule, the observations of the new and old ReplicaSets over one window, one
+//! verdict with the numbers behind it.
+//!
+//! Pure functions over plain data: no queries, no clock, no Kubernetes. [`crate::analysis::evaluate`]
+//! fetches the observations; `backtest`, the controller and the benchmark all judge through
+//! [`judge`]. Missing data never fails a rule unless the rule says so, and a broken query is
+//! always inconclusive.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+
+use serde::{Deserialize, Serialize};
+
+use crate::analysis::rules::{Absolute, Action, Check, Direction, OnMissing, ProportionTest, Rule};
+use crate::analysis::source::{LogCounts, Series};
+use crate::analysis::stats;
+
+/// What a rule concluded.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Outcome {
+    Pass,
+    Inconclusive,
+    Fail,
+}
+
+impl std::fmt::Display for Outcome {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Outcome::Pass => "pass",
+            Outcome::Inconclusive => "inconclusive",
+            Outcome::Fail => "fail",
+        })
+    }
+}
+
+/// Error and request counts of one side: one point per interval of the window, each the count
+/// in that interval (series are summed). Empty where the query returned nothing.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Counts {
+    pub errors: Vec<Series>,
+    pub requests: Vec<Series>,
+}
+
+/// What was fetched for one rule. The old side is `None` when the rollout has no old ReplicaSet
+/// left to compare with.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Observation {
+    Counts {
+        new: Counts,
+        old: Option<Counts>,
+    },
+    Series {
+        new: Vec<Series>,
+        old: Option<Vec<Series>>,
+    },
+    /// PHP errors from pod logs.
+    Logs {
+        new: LogCounts,
+        old: Option<LogCounts>,
+    },
+    /// A query failed: the error, as the source reported it.
+    Failed(String),
+}
+
+/// The window an observation covers, in unix seconds, and the warm-up to drop.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Window {
+    /// Evaluation time: the end of the window.
+    pub at: f64,
+    /// Start of the window (`at − window`).
+    pub start: f64,
+    /// Where the range query began (`start − warmup`); a series whose first point comes later
+    /// belongs to a pod that started inside the query range.
+    pub query_start: f64,
+    pub warmup: f64,
+    pub step: f64,
+}
+
+/// One rule's conclusion and everything a person needs to see why.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Verdict {
+    pub rule: String,
+    pub outcome: Outcome,
+    /// The rule's action (what a failure asks for).
+    pub action: Action,
+    /// One line: the numbers and the comparison that decided.
+    pub reason: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub evidence: Option<Evidence>,
+    /// The queries as sent, filled in by the evaluator.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub queries: Vec<SentQuery>,
+    /// The query error, if a query failed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    /// A pass on evidence that is building towards a failure (significant but held back by
+    /// the rule's other conditions: a burst, too few errors yet; or nearly significant): it
+    /// keeps the rule's streak of failures rather than resetting it.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub building: bool,
+}
+
+/// Which pods a query asked about.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum QuerySide {
+    New,
+    Old,
+}
+
+/// Which of a rule's queries went out.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum QueryName {
+    Errors,
+    Requests,
+    Query,
+    /// A `logs` rule's read of the pods' logs (its text says which).
+    Logs,
+}
+
+impl QuerySide {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            QuerySide::New => "new",
+            QuerySide::Old => "old",
+        }
+    }
+}
+
+impl QueryName {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            QueryName::Errors => "errors",
+            QueryName::Requests => "requests",
+            QueryName::Query => "query",
+            QueryName::Logs => "logs",
+        }
+    }
+}
+
+/// A query as it went to the metric source.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct SentQuery {
+    pub side: QuerySide,
+    pub name: QueryName,
+    /// Shared: the same text is sent at every evaluation of a revision, and a report reading
+    /// 100,000 evaluations keeps it once (see `records::load`).
+    pub promql: std::sync::Arc<str>,
+}
+
+/// The numbers behind a verdict.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "check", rename_all = "snake_case")]
+pub enum Evidence {
+    ErrorRate(ErrorRateEvidence),
+    Compare(CompareEvidence),
+    Absolute(AbsoluteEvidence),
+    Logs(LogsEvidence),
+}
+
+impl Evidence {
+    /// The kind of check that produced it, as written in rule files (`Check::kind`).
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Evidence::ErrorRate(_) => "error_rate",
+            Evidence::Compare(_) => "compare",
+            Evidence::Absolute(_) => "absolute",
+            Evidence::Logs(_) => "logs",
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct SideCounts {
+    pub errors: f64,
+    pub requests: f64,
+    /// errors / requests.
+    pub rate: f64,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ErrorRateEvidence {
+    /// Totals over the window.
+    pub new: SideCounts,
+    pub old: SideCounts,
+    /// Intervals in which both sides served requests: the strata of the test.
+    pub strata: usize,
+    /// New errors in those intervals.
+    pub observed_errors: f64,
+    /// New errors the old pods' rate in each interval predicts for the new pods' traffic.
+    pub expected_errors: f64,
+    /// observed / expected (`null` for infinity: errors where the old side had none).
+    pub ratio: Option<f64>,
+    /// (observed − expected) / the new pods' requests in those intervals.
+    pub rate_increase: f64,
+    /// How much more than Poisson the counts scatter between intervals (≥ 1); the test's
+    /// variance is widened by it.
+    pub dispersion: f64,
+    pub test: ProportionTest,
+    pub p_value: f64,
+    pub alpha: f64,
+    pub tolerance: f64,
+    pub min_ratio: f64,
+    pub min_rate_increase: f64,
+    pub min_errors: f64,
+    /// Side-intervals left out because a point was damaged (NaN, ±Inf, negative) or an error
+    /// series had a gap: never read as zero.
+    #[serde(default)]
+    pub intervals_left_out: usize,
+    /// What the new pods were compared with.
+    #[serde(default)]
+    pub baseline: Baseline,
+    /// The intervals after the old pods left, judged against the old version's history.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub history: Option<Box<HistoryEvidence>>,
+    /// Each interval of the window as the judge read it, oldest first: kept with a failing
+    /// verdict or one building towards it (what a report plots), empty otherwise.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub intervals: Vec<IntervalCounts>,
+}
+
+/// One interval of an error-rate window: each side's errors and requests, absent where that
+/// side served no requests or the interval was left out as damaged.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct IntervalCounts {
+    /// The interval's end, in unix seconds.
+    pub t: f64,
+    /// The new pods' `[errors, requests]`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub new: Option<[f64; 2]>,
+    /// The old pods' `[errors, requests]`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub old: Option<[f64; 2]>,
+}
+
+/// What an error-rate verdict compared the new pods with.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Baseline {
+    /// The old pods in the same intervals, only.
+    #[default]
+    Concurrent,
+    /// The old version's history, only (its pods were gone before the new pods served).
+    History,
+    /// Both: the old pods in the same intervals while they served, their history after.
+    Both,
+}
+
+impl Baseline {
+    /// How a person reads it.
+    pub fn describe(self) -> &'static str {
+        match self {
+            Baseline::Concurrent => "the old pods in the same intervals",
+            Baseline::History => "the old version's history",
+            Baseline::Both => "the old pods in the same intervals, then the old version's history",
+        }
+    }
+}
+
+/// The comparison of the new pods, after the old pods left, with the old version's history.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct HistoryEvidence {
+    /// The old version's errors and requests over the window: the history.
+    pub old_errors: f64,
+    pub old_requests: f64,
+    /// The span of the history: its first and last interval ends.
+    pub from: jiff::Timestamp,
+    pub to: jiff::Timestamp,
+    /// The upper end of the old rate's 1 − alpha confidence interval: the rate the new pods
+    /// are held to.
+    pub rate_bound: f64,
+    /// Intervals after the old pods left, and the new pods' errors and requests in them.
+    pub intervals: usize,
+    pub errors: f64,
+    pub requests: f64,
+    /// The errors the old version's rate (not its bound) predicts for those requests.
+    pub expected: f64,
+}
+
+/// Summary of one side's samples.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct SampleSummary {
+    pub samples: usize,
+    pub pods: usize,
+    pub median: f64,
+    pub p90: f64,
+    pub max: f64,
+    /// Samples left out as pod warm-up.
+    pub warmup_dropped: usize,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct CompareEvidence {
+    pub new: SampleSummary,
+    pub old: SampleSummary,
+    pub direction: Direction,
+    /// Median of the worse-oriented side's time-aligned ratios over the other's (> 1 is worse).
+    pub median_ratio: Option<f64>,
+    /// Hodges-Lehmann shift of the time-aligned differences, in the series' unit (> 0 is worse).
+    pub shift: f64,
+    /// U of the new side's time-aligned samples.
+    pub u_statistic: f64,
+    pub p_value: f64,
+    pub alpha: f64,
+    pub min_ratio: f64,
+    pub min_shift: f64,
+    /// What the new pods were compared with: the old pods at the same moments, or (too few
+    /// such moments) the old version's level before its pods left.
+    #[serde(default)]
+    pub baseline: Baseline,
+    /// New pods that are each worse by the effect floor and beyond every old pod's own level;
+    /// more than half of the new pods must be, so that one pod on a noisy node does not fail
+    /// a release.
+    #[serde(default)]
+    pub pods_worse: usize,
+    /// The new pods with samples.
+    #[serde(default)]
+    pub pods_judged: usize,
+    /// The comparison with the old version's level before its pods left.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub history: Option<Box<CompareHistory>>,
+}
+
+/// A compare check judged against the old version's level before its pods left, and the drift
+/// the old version showed by itself over the same gap.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct CompareHistory {
+    /// The stretch of the old version's level: the `window` before its last sample.
+    pub before_from: jiff::Timestamp,
+    pub before_to: jiff::Timestamp,
+    /// The median of the old version's per-moment medians over that stretch.
+    pub before: f64,
+    /// The median of the new pods' per-moment medians (after warm-up) over the window.
+    pub after: f64,
+    /// after / before, oriented so that > 1 is worse.
+    pub ratio: f64,
+    /// From the middle of the old stretch to the middle of the new one.
+    pub gap_seconds: f64,
+    /// The largest worse-ward change of the old version's own level between two stretches
+    /// that far apart within `history_span`, as a ratio (1 when it never moved worse-ward),
+    /// and how many such pairs of stretches there were.
+    pub largest_drift: f64,
+    pub drift_pairs: usize,
+    /// The ratio a regression must reach: min_ratio × largest_drift.
+    pub needed: f64,
+    /// The most one old pod rose above the whole old version over the same gap: each new pod
+    /// counted as worse is beyond it and `needed`.
+    #[serde(default)]
+    pub pod_bar: f64,
+    /// The new pods' median ratio to the old pods at the moments both served (after warm-up),
+    /// over the history span, when there were enough: a regression must show there too.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub while_both: Option<f64>,
+    /// Where the old version's series began.
+    pub history_from: jiff::Timestamp,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct AbsoluteEvidence {
+    pub new: SampleSummary,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub old: Option<SampleSummary>,
+    pub quantile: f64,
+    /// The new side's quantile.
+    pub value: f64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub old_value: Option<f64>,
+    pub threshold: f64,
+    pub direction: Direction,
+}
+
+/// Judges one rule on one observation.
+pub fn judge(rule: &Rule, window: &Window, observation: &Observation) -> Verdict {
+    let duplicate = duplicate_pod(observation);
+    let judged = match (&rule.check, observation) {
+        (_, _) if duplicate.is_some() => Judged::Missing(format!(
+            "two series for pod {}: the query must return one series per pod (aggregate it, e.g. sum by (pod) (...)), or the pod would count twice",
+            duplicate.as_deref().unwrap_or_default()
+        )),
+        (_, Observation::Failed(error)) => {
+            let mut v = verdict(
+                rule,
+                Outcome::Inconclusive,
+                format!("query failed: {error}"),
+            );
+            v.error = Some(error.clone());
+            return v;
+        }
+        (Check::ErrorRate(c), Observation::Counts { new, old }) => {
+            error_rate::error_rate(c, new, old.as_ref())
+        }
+        (Check::Compare(c), Observation::Series { new, old }) => {
+            compare::compare(c, window, new, old.as_deref())
+        }
+        (Check::Absolute(c), Observation::Series { new, old }) => {
+            absolute(c, window, new, old.as_deref())
+        }
+        (Check::Logs(c), Observation::Logs { new, old }) => logs::judge_logs(c, new, old.as_ref()),
+        (check, _) => Judged::Missing(format!(
+            "internal: a {} check was given the wrong kind of observation",
+            check.kind()
+        )),
+    };
+    match judged {
+        Judged::Decided {
+            fail,
+            reason,
+            evidence,
+            warn_only,
+            building,
+        } => {
+            let outcome = if fail { Outcome::Fail } else { Outcome::Pass };
+            let mut v = verdict(rule, outcome, reason);
+            v.evidence = Some(evidence);
+            v.building = building && !fail;
+            if warn_only {
+                v.action = Action::Warn;
+            }
+            v
+        }
+        Judged::NoBaseline(reason) => verdict(rule, Outcome::Inconclusive, reason),
+        Judged::Missing(what) => {
+            let (outcome, consequence) = match rule.on_missing {
+                OnMissing::Inconclusive => (Outcome::Inconclusive, "inconclusive"),
+                OnMissing::Pass => (Outcome::Pass, "pass (on_missing: pass)"),
+                OnMissing::Fail => (Outcome::Fail, "fail (on_missing: fail)"),
+            };
+            verdict(
+                rule,
+                outcome,
+                format!("missing data: {what} → {consequence}"),
+            )
+        }
+    }
+}
+
+/// A pod that two series of the same query belong to (a pod scraped by two jobs, a query that
+/// keeps a label the rule does not expect), if any.
+fn duplicate_pod(obs: &Observation) -> Option<String> {
+    let groups: Vec<&Vec<Series>> = match obs {
+        Observation::Counts { new, old } => {
+            let mut g = vec![&new.errors, &new.requests];
+            if let Some(o) = old {
+                g.extend([&o.errors, &o.requests]);
+            }
+            g
+        }
+        Observation::Series { new, old } => std::iter::once(new).chain(old.as_ref()).collect(),
+        Observation::Failed(_) | Observation::Logs { .. } => Vec::new(),
+    };
+    groups.into_iter().find_map(|series| {
+        let mut seen = std::collections::BTreeSet::new();
+        series
+            .iter()
+            .filter_map(|s| s.labels.get("pod"))
+            .find(|pod| !seen.insert(pod.as_str()))
+            .cloned()
+    })
+}
+
+fn verdict(rule: &Rule, outcome: Outcome, reason: String) -> Verdict {
+    Verdict {
+        rule: rule.name.clone(),
+        outcome,
+        action: rule.action,
+        reason,
+        evidence: None,
+        queries: Vec::new(),
+        error: None,
+        building: false,
+    }
+}
+
+// One short-lived value per rule and evaluation, moved once into its verdict: boxing the
+// evidence would only add an allocation.
+#[allow(clippy::large_enum_variant)]
+enum Judged {
+    Decided {
+        fail: bool,
+        reason: String,
+        evidence: Evidence,
+        /// A failure that may only warn, whatever the rule's action.
+        warn_only: bool,
+        /// A pass on evidence building towards a failure (see [`Verdict::building`]).
+        building: bool,
+    },
+    /// Missing or insufficient data: what is missing.
+    Missing(String),
+    /// A comparison with nothing to compare against; never turned into a failure.
+    NoBaseline(String),
+}
+
+fn no_baseline() -> Judged {
+    Judged::NoBaseline("no old ReplicaSet to compare with".into())
+}
+
+/// new / old, with 0/0 = 1 and x/0 = infinity (`None`).
+fn rate_ratio(new: f64, old: f64) -> Option<f64> {
+    if old > 0.0 {
+        Some(new / old)
+    } else if new > 0.0 {
+        None
+    } else {
+        Some(1.0)
+    }
+}
+
+/// The finite samples of a side inside the window, with each pod's warm-up left out.
+struct Samples {
+    values: Vec<f64>,
+    /// The time of each value, in milliseconds (the range query's grid).
+    times: Vec<i64>,
+    /// The pod of each value: its series' index among those with samples.
+    pod: Vec<usize>,
+    pods: usize,
+    warmup_dropped: usize,
+}
+
+fn samples(series: &[Series], w: &Window) -> Samples {
+    let mut out = Samples {
+        values: Vec::new(),
+        times: Vec::new(),
+        pod: Vec::new(),
+        pods: 0,
+        warmup_dropped: 0,
+    };
+    for s in series {
+        let Some(first) = s.points.iter().find(|p| p.v.is_finite()) else {
+            continue;
+        };
+        // A series that begins after the query start belongs to a pod that started then.
+        let started_inside = first.t > w.query_start + w.step / 2.0;
+        let warm_from = if started_inside {
+            first.t + w.warmup
+        } else {
+            f64::NEG_INFINITY
+        };
+        let before = out.values.len();
+        for p in &s.points {
+            if p.t < w.start || p.t > w.at || !p.v.is_finite() {
+                continue;
+            }
+            if p.t < warm_from {
+                out.warmup_dropped += 1;
+                continue;
+            }
+            out.values.push(p.v);
+            out.times.push((p.t * 1000.0).round() as i64);
+            out.pod.push(out.pods);
+        }
+        if out.values.len() > before {
+            out.pods += 1;
+        }
+    }
+    out
+}
+
+fn summary(s: &Samples) -> SampleSummary {
+    let q = |q| stats::quantile(&s.values, q).unwrap_or(f64::NAN);
+    SampleSummary {
+        samples: s.values.len(),
+        pods: s.pods,
+        median: q(0.5),
+        p90: q(0.9),
+        max: q(1.0),
+        warmup_dropped: s.warmup_dropped,
+    }
+}
+
+fn enough(count: usize, name: &str, min: usize) -> Result<(), String> {
+    if count < min {
+        Err(format!(
+            "{count} usable samples from the {name} pods, fewer than min_samples {min}"
+        ))
+    } else {
+        Ok(())
+    }
+}
+
+fn breaches(value: f64, threshold: f64, direction: Direction) -> bool {
+    match direction {
+        Direction::HigherIsWorse => value >= threshold,
+        Direction::LowerIsWorse => value <= threshold,
+    }
+}
+
+/// The effect floor of an error-rate check: errors observed, and a ratio (`None`: infinite)
+/// of at least `min_ratio`.
+fn ratio_reached(ratio: Option<f64>, observed: f64, min_ratio: f64) -> bool {
+    observed > 0.0 && ratio.is_none_or(|r| r >= min_ratio)
+}
+
+impl CompareEvidence {
+    /// Whether the effect floor on the median ratio was reached (as the judge decided it).
+    pub fn ratio_met(&self) -> bool {
+        compare::median_ratio_reached(self.median_ratio, self.min_ratio)
+    }
+}
+
+impl ErrorRateEvidence {
+    /// Whether the effect floor on the ratio was reached (as the judge decided it).
+    pub fn ratio_met(&self) -> bool {
+        ratio_reached(self.ratio, self.observed_errors, self.min_ratio)
+    }
+}
+
+impl AbsoluteEvidence {
+    /// Whether the value is beyond the threshold (as the judge decided it).
+    pub fn breaches(&self) -> bool {
+        breaches(self.value, self.threshold, self.direction)
+    }
+}
+
+/// The median of a side's samples at each moment.
+fn medians_by_time(s: &Samples) -> BTreeMap<i64, f64> {
+    let mut by: BTreeMap<i64, Vec<f64>> = BTreeMap::new();
+    for (v, t) in s.values.iter().zip(&s.times) {
+        by.entry(*t).or_default().push(*v);
+    }
+    by.into_iter()
+        .filter_map(|(t, vs)| stats::median(&vs).ok().map(|m| (t, m)))
+        .collect()
+}
+
+/// The samples of `s` taken at one of `times`.
+fn restricted(s: &Samples, times: &std::collections::BTreeSet<i64>) -> Samples {
+    let mut out = Samples {
+        values: Vec::new(),
+        times: Vec::new(),
+        pod: Vec::new(),
+        pods: s.pods,
+        warmup_dropped: s.warmup_dropped,
+    };
+    for ((v, t), pod) in s.values.iter().zip(&s.times).zip(&s.pod) {
+        if times.contains(t) {
+            out.values.push(*v);
+            out.times.push(*t);
+            out.pod.push(*pod);
+        }
+    }
+    out
+}
+
+/// The new pods against a fixed threshold. When the old pods are there to compare with, both
+/// sides are looked at over the same moments only: the old pods leave as the new ones arrive, so
+/// over a whole window the old side's samples are older, and a load that rose meanwhile would
+/// look like the release's doing.
+fn absolute(rule: &Absolute, w: &Window, new: &[Series], old: Option<&[Series]>) -> Judged {
+    let all_new = samples(new, w);
+    if let Err(e) = enough(all_new.values.len(), "new", rule.min_samples) {
+        return Judged::Missing(e);
+    }
+    let near = match rule.direction {
+        Direction::HigherIsWorse => rule.threshold * rule.old_too_at,
+        Direction::LowerIsWorse => rule.threshold / rule.old_too_at,
+    };
+    let old_samples = old.filter(|_| rule.unless_old_too).map(|o| samples(o, w));
+    // Moment by moment: where the old pods' median was itself near the threshold, the pressure
+    // was shared. Only the new pods' samples from the other moments can blame the release.
+    let mut shared_moments = 0;
+    let (n, old_aligned) = match &old_samples {
+        Some(o) => {
+            let old_median = medians_by_time(o);
+            let calm: std::collections::BTreeSet<i64> = old_median
+                .iter()
+                .filter(|(_, m)| !breaches(**m, near, rule.direction))
+                .map(|(t, _)| *t)
+                .collect();
+            shared_moments = all_new
+                .times
+                .iter()
+                .filter(|t| old_median.contains_key(t) && !calm.contains(t))
+                .count();
+            let n = restricted(&all_new, &calm);
+            if n.values.len() >= rule.min_samples {
+                let o = restricted(o, &calm);
+                (n, Some(o))
+            } else if shared_moments > 0 {
+                // Too few calm moments: judge by the moments both sides were measured, which had
+                // the old pods under pressure too.
+                let both: std::collections::BTreeSet<i64> = all_new
+                    .times
+                    .iter()
+                    .copied()
+                    .filter(|t| old_median.contains_key(t))
+                    .collect();
+                (restricted(&all_new, &both), Some(restricted(o, &both)))
+            } else {
+                (all_new, None)
+            }
+        }
+        None => (all_new, None),
+    };
+    if n.values.is_empty() {
+        return Judged::Missing("no finite samples".into());
+    }
+    let Ok(value) = stats::quantile(&n.values, rule.quantile) else {
+        return Judged::Missing("no finite samples".into());
+    };
+    let breach = breaches(value, rule.threshold, rule.direction);
+    let old_summary = old_aligned
+        .as_ref()
+        .filter(|o| !o.values.is_empty())
+        .map(summary);
+    let old_value = old_aligned
+        .as_ref()
+        .and_then(|o| stats::quantile(&o.values, rule.quantile).ok());
+    // Shared when the moments left to judge by were all under shared pressure.
+    let shared = breach && old_value.is_some_and(|v| breaches(v, near, rule.direction));
+    let fail = breach && !shared;
+    // Nothing to rule out a shared cause with: warn, unless told to act anyway.
+    let warn_only =
+        fail && rule.unless_old_too && old_value.is_none() && !rule.act_without_baseline;
+    let cmp = rule.direction.symbol();
+    let new_summary = summary(&n);
+    let mut reason = format!(
+        "new pods' p{} {} ({} samples from {} pods) {} threshold {}",
+        (rule.quantile * 100.0).round(),
+        fmt_num(value),
+        new_summary.samples,
+        new_summary.pods,
+        if breach { cmp } else { "within" },
+        fmt_num(rule.threshold)
+    );
+    if let Some(ov) = old_value {
+        let _ = write!(reason, "; old pods {} at the same moments", fmt_num(ov));
+    }
+    if shared_moments > 0 && !shared {
+        let _ = write!(
+            reason,
+            " ({shared_moments} new samples left out: the old pods were at {} of the threshold or more then too)",
+            rule.old_too_at
+        );
+    }
+    if shared {
+        let _ = write!(
+            reason,
+            ": the old pods are under the same pressure (at least {} of the threshold), so the cause is shared, not the release",
+            rule.old_too_at
+        );
+    }
+    if warn_only {
+        reason.push_str("; no old pods to rule out a shared cause (load, a dependency), so this only warns (act_without_baseline: false)");
+    }
+    Judged::Decided {
+        fail,
+        reason,
+        building: false,
+        warn_only,
+        evidence: Evidence::Absolute(AbsoluteEvidence {
+            new: new_summary,
+            old: old_summary,
+            quantile: rule.quantile,
+            value,
+            old_value,
+            threshold: rule.threshold,
+            direction: rule.direction,
+        }),
+    }
+}
+
+/// A number for people: four significant digits, no exponent for everyday magnitudes.
+pub fn fmt_num(v: f64) -> String {
+    if !v.is_finite() {
+        return format!("{v}");
+    }
+    if v == v.trunc() && v.abs() < 1e15 {
+        return format!("{}", v as i64);
+    }
+    let a = v.abs();
+    if (1e-3..1e6).contains(&a) {
+        let digits = (3 - a.log10().floor() as i32).max(0) as usize;
+        let s = format!("{v:.digits$}");
+        if s.contains('.') {
+            s.trim_end_matches('0').trim_end_matches('.').to_string()
+        } else {
+            s
+        }
+    } else {
+        format!("{v:.3e}")
+    }
+}
+
+/// A rate (a fraction) as a percentage.
+pub fn fmt_pct(rate: f64) -> String {
+    format!("{}%", fmt_num(rate * 100.0))
+}
+
+/// A p-value for people: three decimals, or two significant digits below 0.001.
+pub fn fmt_p(p: f64) -> String {
+    if p >= 0.001 {
+        format!("{p:.3}")
+    } else {
+        format!("{p:.1e}")
+    }
+}
+
+mod compare;
+mod error_rate;
+mod logs;
+pub use logs::{LogsEvidence, MAX_ROWS as MAX_LOG_ROWS, SignatureRow};
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,359 @@
+//! Compare checks: pods as the unit, and the old version's history once the moments both
+//! versions served are too few.
+
+use super::super::tests::rule;
+use super::super::{Baseline, Evidence, Observation, Outcome, Verdict, Window, judge};
+use crate::analysis::rules::Rule;
+use crate::analysis::source::Series;
+
+/// The last old pod leaves at this second; the new pods all start 20 s before (a fast rollout).
+const LEFT: f64 = 36_000.0;
+const STEP: f64 = 60.0;
+
+fn cpu_rule(extra: &str) -> Rule {
+    rule(&format!(
+        "  - name: cpu\n    action: pause\n    window: 10m\n    check:\n      compare:\n        query: 'x{{pod=~\"{{{{ pods }}}}\"}}'\n        step: 1m\n        warmup: 2m\n        min_ratio: 1.15\n{extra}"
+    ))
+}
+
+fn window_at(at: f64) -> Window {
+    Window {
+        at,
+        start: at - 600.0,
+        query_start: at - 720.0,
+        warmup: 120.0,
+        step: STEP,
+    }
+}
+
+/// A deterministic wobble of ±5% around 1.
+fn wobble(i: usize, seed: usize) -> f64 {
+    1.0 + 0.1 * (((i * 7 + seed * 13) % 11) as f64 / 10.0 - 0.5)
+}
+
+/// `n` old pods on the minute grid from an hour and more before `LEFT` until `LEFT`, their
+/// level at time t given by `level`.
+fn old_pods(n: usize, level: impl Fn(f64) -> f64) -> Vec<Series> {
+    (0..n)
+        .map(|p| {
+            let points = (0..=64).map(|i| {
+                let t = LEFT - 64.0 * STEP + STEP * i as f64;
+                (t, level(t) * wobble(i, p))
+            });
+            Series::for_pod(&format!("old-{p}"), points)
+        })
+        .collect()
+}
+
+/// New pods from 20 s before `LEFT` until `at`, at `levels[p]` (each pod its own level).
+fn new_pods(levels: &[f64], at: f64) -> Vec<Series> {
+    levels
+        .iter()
+        .enumerate()
+        .map(|(p, level)| {
+            let start = LEFT - 20.0;
+            let points = (0..)
+                .map(|i| start + STEP * i as f64)
+                .take_while(|t| *t <= at)
+                .enumerate()
+                .map(|(i, t)| (t, level * wobble(i, p + 5)));
+            Series::for_pod(&format!("new-{p}"), points)
+        })
+        .collect()
+}
+
+fn judged(r: &Rule, at: f64, new: Vec<Series>, old: Vec<Series>) -> Verdict {
+    judge(
+        r,
+        &window_at(at),
+        &Observation::Series {
+            new,
+            old: Some(old),
+        },
+    )
+}
+
+fn evidence(v: &Verdict) -> &super::super::CompareEvidence {
+    match &v.evidence {
+        Some(Evidence::Compare(e)) => e,
+        _ => panic!("no compare evidence: {}", v.reason),
+    }
+}
+
+#[test]
+fn a_fast_rollouts_regression_is_judged_against_the_old_version_before_it_left() {
+    let r = cpu_rule("");
+    let at = LEFT + 480.0;
+    let v = judged(&r, at, new_pods(&[1.6, 1.5, 1.7], at), old_pods(4, |_| 1.0));
+    assert_eq!(v.outcome, Outcome::Fail, "{}", v.reason);
+    let e = evidence(&v);
+    assert_eq!(e.baseline, Baseline::History);
+    assert_eq!((e.pods_worse, e.pods_judged), (3, 3));
+    let h = e.history.as_ref().unwrap();
+    assert!(h.ratio > 1.4 && h.ratio < 1.8, "{h:?}");
+    assert!(h.largest_drift < 1.15, "{h:?}");
+    assert!(h.drift_pairs >= 10, "{h:?}");
+    assert!(
+        v.reason.contains("against the old version's history"),
+        "{}",
+        v.reason
+    );
+
+    // The same release without the regression passes.
+    let v = judged(
+        &r,
+        at,
+        new_pods(&[1.0, 0.97, 1.03], at),
+        old_pods(4, |_| 1.0),
+    );
+    assert_eq!(v.outcome, Outcome::Pass, "{}", v.reason);
+    assert_eq!(evidence(&v).baseline, Baseline::History);
+}
+
+#[test]
+fn the_old_versions_own_drift_raises_the_bar() {
+    let r = cpu_rule("");
+    let at = LEFT + 480.0;
+    // The old version's level swings by itself between 0.7 and 1.3 every 20 minutes (the
+    // request mix of the hour): a new level 1.4 times its last is within what it does alone.
+    let swinging = |t: f64| 1.0 + 0.3 * (std::f64::consts::TAU * t / 1200.0).sin();
+    let before = swinging(LEFT - 300.0);
+    let v = judged(
+        &r,
+        at,
+        new_pods(&[1.4 * before, 1.4 * before, 1.4 * before], at),
+        old_pods(4, swinging),
+    );
+    assert_eq!(v.outcome, Outcome::Pass, "{}", v.reason);
+    let h = evidence(&v).history.clone().unwrap();
+    assert!(h.largest_drift > 1.3, "{h:?}");
+    assert!(h.needed > 1.4, "{h:?}");
+}
+
+#[test]
+fn too_short_a_history_is_missing_data() {
+    let r = cpu_rule("");
+    let at = LEFT + 480.0;
+    // Only 12 minutes of the old version: no way to know how it drifts by itself.
+    let old: Vec<Series> = old_pods(3, |_| 1.0)
+        .into_iter()
+        .map(|mut s| {
+            s.points.retain(|p| p.t > LEFT - 720.0);
+            s
+        })
+        .collect();
+    let v = judged(&r, at, new_pods(&[2.0, 2.0, 2.0], at), old);
+    assert_eq!(v.outcome, Outcome::Inconclusive, "{}", v.reason);
+    assert!(v.reason.contains("too little to know"), "{}", v.reason);
+}
+
+#[test]
+fn without_history_a_rollout_that_left_no_common_moments_is_missing_data() {
+    let r = cpu_rule("        history: false\n");
+    let at = LEFT + 480.0;
+    let v = judged(&r, at, new_pods(&[2.0, 2.0], at), old_pods(4, |_| 1.0));
+    assert_eq!(v.outcome, Outcome::Inconclusive, "{}", v.reason);
+}
+
+#[test]
+fn one_pod_on_a_busy_node_does_not_fail_a_release_but_most_pods_do() {
+    let r = cpu_rule("");
+    // Both versions serve the whole window: old pods from before, new pods since long enough
+    // to be past warm-up. One new pod of three runs at twice the CPU (its node is busy).
+    let at = LEFT;
+    let new = |levels: &[f64]| -> Vec<Series> {
+        levels
+            .iter()
+            .enumerate()
+            .map(|(p, level)| {
+                let points = (0..=12).map(|i| {
+                    let t = at - 720.0 + STEP * i as f64;
+                    (t, level * wobble(i, p + 5))
+                });
+                Series::for_pod(&format!("new-{p}"), points)
+            })
+            .collect()
+    };
+    let v = judged(&r, at, new(&[2.0, 1.0, 1.0]), old_pods(6, |_| 1.0));
+    let e = evidence(&v);
+    assert_eq!(e.baseline, Baseline::Concurrent);
+    assert_eq!((e.pods_worse, e.pods_judged), (1, 3));
+    assert_eq!(v.outcome, Outcome::Pass, "{}", v.reason);
+
+    let v = judged(&r, at, new(&[2.0, 1.5, 1.0]), old_pods(6, |_| 1.0));
+    let e = evidence(&v);
+    assert_eq!((e.pods_worse, e.pods_judged), (2, 3));
+    assert_eq!(v.outcome, Outcome::Fail, "{}", v.reason);
+}
+
+#[test]
+fn one_new_pod_is_judged_against_how_much_the_old_pods_differ_from_each_other() {
+    let r = cpu_rule("");
+    let at = LEFT;
+    let one_new = |level: f64| -> Vec<Series> {
+        let points = (0..=12).map(|i| {
+            let t = at - 720.0 + STEP * i as f64;
+            (t, level * wobble(i, 9))
+        });
+        vec![Series::for_pod("new-0", points)]
+    };
+    // Old pods on nodes with different neighbours: levels 0.8 to 1.25 of each other.
+    let spread = [0.8, 0.9, 1.0, 1.1, 1.25];
+    let old: Vec<Series> = spread
+        .iter()
+        .enumerate()
+        .map(|(p, level)| {
+            let points = (0..=64).map(|i| {
+                let t = LEFT - 64.0 * STEP + STEP * i as f64;
+                (t, level * wobble(i, p))
+            });
+            Series::for_pod(&format!("old-{p}"), points)
+        })
+        .collect();
+    // The first new pod lands on a busy node: 1.45, above every old pod, and significant
+    // sample by sample, yet within how much the old pods differ.
+    let v = judged(&r, at, one_new(1.45), old.clone());
+    assert_eq!(v.outcome, Outcome::Pass, "{}", v.reason);
+    assert!(v.reason.contains("≥ pod_alpha"), "{}", v.reason);
+    // Twice the old level stands out from that spread.
+    let v = judged(&r, at, one_new(2.4), old);
+    assert_eq!(v.outcome, Outcome::Fail, "{}", v.reason);
+    // Old pods that agree with each other: the same 1.45 stands out.
+    let v = judged(&r, at, one_new(1.45), old_pods(5, |_| 1.0));
+    assert_eq!(v.outcome, Outcome::Fail, "{}", v.reason);
+}
+
+/// New pods since 15 minutes before `LEFT` (a slow rollout), at `before` while the old pods
+/// serve and `after` once they left.
+fn slow_new_pods(n: usize, before: f64, after: f64, at: f64) -> Vec<Series> {
+    new_pods_since(LEFT - 900.0, n, (before, after), at)
+}
+
+/// `n` new pods on the minute grid from `start` until `at`, at `levels.0` until `LEFT` and
+/// `levels.1` after.
+fn new_pods_since(start: f64, n: usize, levels: (f64, f64), at: f64) -> Vec<Series> {
+    (0..n)
+        .map(|p| {
+            let points = (0..)
+                .map(|i| start + STEP * i as f64)
+                .take_while(|t| *t <= at)
+                .enumerate()
+                .map(|(i, t)| {
+                    let level = if t <= LEFT { levels.0 } else { levels.1 };
+                    (t, level * wobble(i, p + 5))
+                });
+            Series::for_pod(&format!("new-{p}"), points)
+        })
+        .collect()
+}
+
+#[test]
+fn a_rise_only_after_the_old_pods_left_is_the_loads_not_the_releases() {
+    let r = cpu_rule("");
+    let at = LEFT + 600.0;
+    // While both served, the new pods ran as the old ones did; the level rose after.
+    let v = judged(&r, at, slow_new_pods(3, 1.0, 1.5, at), old_pods(4, |_| 1.0));
+    assert_eq!(v.outcome, Outcome::Pass, "{}", v.reason);
+    let h = evidence(&v).history.clone().unwrap();
+    assert!(h.ratio > 1.4, "{h:?}");
+    assert!(h.while_both.unwrap() < 1.1, "{h:?}");
+    assert!(
+        v.reason.contains("the rise came after the old pods left"),
+        "{}",
+        v.reason
+    );
+    // A release that was worse while both served, and stays worse, fails.
+    let v = judged(&r, at, slow_new_pods(3, 1.5, 1.5, at), old_pods(4, |_| 1.0));
+    assert_eq!(v.outcome, Outcome::Fail, "{}", v.reason);
+    assert!(evidence(&v).history.as_ref().unwrap().while_both.unwrap() > 1.4);
+}
+
+#[test]
+fn a_shared_incident_after_the_old_pods_left_is_not_a_regression() {
+    let r = cpu_rule("");
+    let at = LEFT + 480.0;
+    // Twice the CPU for four minutes on every new pod (a slow database), then back: four of
+    // the seven moments after warm-up, so the plain median alone would blame the release.
+    let incident = |t: f64| (LEFT + 120.0..LEFT + 360.0).contains(&t);
+    let new: Vec<Series> = new_pods(&[1.0, 1.0, 1.0], at)
+        .into_iter()
+        .map(|mut s| {
+            for p in &mut s.points {
+                if incident(p.t) {
+                    p.v *= 2.0;
+                }
+            }
+            s
+        })
+        .collect();
+    let v = judged(&r, at, new.clone(), old_pods(4, |_| 1.0));
+    assert_eq!(v.outcome, Outcome::Pass, "{}", v.reason);
+    // Before the new level spans longer than incident_span, nothing is concluded.
+    let early = LEFT + 300.0;
+    let v = judged(
+        &r,
+        early,
+        new_pods(&[2.0, 2.0, 2.0], early),
+        old_pods(4, |_| 1.0),
+    );
+    assert_eq!(v.outcome, Outcome::Inconclusive, "{}", v.reason);
+    assert!(v.reason.contains("incident_span"), "{}", v.reason);
+}
+
+/// New pods from five minutes before `LEFT` until `at`, at `level`: three minutes past
+/// warm-up beside the old pods.
+fn brief_new_pods(n: usize, level: f64, at: f64) -> Vec<Series> {
+    new_pods_since(LEFT - 300.0, n, (level, level), at)
+}
+
+#[test]
+fn what_both_versions_showed_side_by_side_still_counts_after_the_old_pods_left() {
+    let r = cpu_rule("");
+    // A minute after the last old pod left: the new level after warm-up spans 4 minutes, too
+    // short for the history comparison, but for three minutes both versions served and the
+    // new pods ran 1.6 times the old ones' CPU.
+    let at = LEFT + 60.0;
+    let v = judged(&r, at, brief_new_pods(3, 1.6, at), old_pods(4, |_| 1.0));
+    assert_eq!(v.outcome, Outcome::Fail, "{}", v.reason);
+    assert!(
+        v.reason.contains("at the moments both served"),
+        "{}",
+        v.reason
+    );
+    assert_eq!(evidence(&v).baseline, Baseline::Concurrent);
+    // A release that ran as the old one did: the history cannot judge yet, and nothing fails.
+    let v = judged(&r, at, brief_new_pods(3, 1.0, at), old_pods(4, |_| 1.0));
+    assert_eq!(v.outcome, Outcome::Inconclusive, "{}", v.reason);
+    assert!(v.reason.contains("incident_span"), "{}", v.reason);
+}
+
+#[test]
+fn new_pods_seen_at_few_moments_are_set_against_the_old_pods_at_those_moments() {
+    let r = cpu_rule("        min_samples: 5\n");
+    let at = LEFT;
+    // Five old pods at one level for an hour, then, over the last three minutes, spread
+    // apart (a noisy neighbour on some nodes): 0.8 to 1.3 of their median.
+    let wide = [0.8, 0.9, 1.0, 1.15, 1.3];
+    let old: Vec<Series> = (0..5)
+        .map(|p| {
+            let points = (0..=64).map(|i| {
+                let t = LEFT - 64.0 * STEP + STEP * i as f64;
+                (t, if i >= 62 { wide[p] } else { wobble(i, p) })
+            });
+            Series::for_pod(&format!("old-{p}"), points)
+        })
+        .collect();
+    // Three new pods, past warm-up for those three minutes only, within that spread: over
+    // the hour the old pods' levels agree closely and the new ones would stand out from
+    // them, but at the moments the new pods were seen, the old pods ran as high.
+    let new: Vec<Series> = [1.2, 1.25, 1.28]
+        .iter()
+        .enumerate()
+        .map(|(p, level)| {
+            let points = (0..=4).map(|i| (at - 240.0 + STEP * i as f64, level * wobble(i, p)));
+            Series::for_pod(&format!("new-{p}"), points)
+        })
+        .collect();
+    let v = judged(&r, at, new, old);
+    assert_eq!(v.outcome, Outcome::Pass, "{}", v.reason);
+}

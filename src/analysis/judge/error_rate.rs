@@ -1,0 +1,714 @@
+//! Judging an `error_rate` rule: the new pods' errors per request against the old pods', interval
+//! by interval (each interval a stratum of the test, so a shared incident cancels out).
+//!
+//! Owns reading one side's counts (which intervals can be counted at all), the strata, the
+//! effect (Mantel-Haenszel rate ratio), the test, the burst guard and the reason text. Damaged
+//! data never counts as zero: an interval where a point is NaN, infinite or negative, or where a
+//! pod's error series has a gap (or points at other times than its requests), is left out of
+//! the comparison on that side, and the verdict says how many were.
+//!
+//! Once the old pods are gone, the new pods' later intervals are held, with the sequential test,
+//! to the old version's own rate over the window (its history: before the rollout and while it
+//! served), at the upper end of its confidence interval; evidence that hangs on one stretch of
+//! `incident_span` after the old pods left (a shared incident) does not fail the rule. Pure.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt::Write as _;
+
+use super::{
+    Baseline, Counts, ErrorRateEvidence, Evidence, HistoryEvidence, IntervalCounts, Judged,
+    SideCounts, fmt_num, fmt_p, fmt_pct, no_baseline, rate_ratio, ratio_reached,
+};
+use crate::analysis::rules::{ErrorRate, ProportionTest};
+use crate::analysis::source::Series;
+use crate::analysis::stats::{self, KnownRate, Stratum};
+
+/// An interval end, in milliseconds (the range query's grid).
+type Millis = i64;
+
+fn millis(t: f64) -> Millis {
+    (t * 1000.0).round() as Millis
+}
+
+fn usable(v: f64) -> bool {
+    v.is_finite() && v >= 0.0
+}
+
+/// Which pod a series belongs to: its `pod` label, or all its labels if it has none.
+fn series_key(s: &Series) -> String {
+    s.labels
+        .get("pod")
+        .cloned()
+        .unwrap_or_else(|| format!("{:?}", s.labels))
+}
+
+/// The intervals of one side that cannot be counted: a damaged point (NaN, ±Inf, negative) in
+/// any series, or a gap in an error series. An error series is born at its pod's first error
+/// (no points before: zero errors then, as `absent_errors_are_zero` says); from its first point
+/// on, every interval its pod served must have a point, else that interval's errors are
+/// unknown. Error series without a matching pod (other labels) are held against all requests.
+fn left_out(c: &Counts) -> BTreeSet<Millis> {
+    let mut out: BTreeSet<Millis> = c
+        .requests
+        .iter()
+        .chain(&c.errors)
+        .flat_map(|s| &s.points)
+        .filter(|p| !usable(p.v))
+        .map(|p| millis(p.t))
+        .collect();
+    let request_times = |key: Option<&String>| -> BTreeSet<Millis> {
+        c.requests
+            .iter()
+            .filter(|s| key.is_none_or(|k| &series_key(s) == k))
+            .flat_map(|s| s.points.iter().map(|p| millis(p.t)))
+            .collect()
+    };
+    let request_keys: BTreeSet<String> = c.requests.iter().map(series_key).collect();
+    for e in &c.errors {
+        let key = series_key(e);
+        let times: BTreeSet<Millis> = e.points.iter().map(|p| millis(p.t)).collect();
+        let Some(&born) = times.first() else {
+            continue;
+        };
+        let served = request_times(request_keys.contains(&key).then_some(&key));
+        out.extend(served.range(born..).filter(|t| !times.contains(t)));
+    }
+    out
+}
+
+/// Counts by interval end: usable values of all series summed, leaving out `skip`.
+fn by_time(series: &[Series], skip: &BTreeSet<Millis>) -> BTreeMap<Millis, f64> {
+    let mut out = BTreeMap::new();
+    for s in series {
+        for p in s.points.iter().filter(|p| usable(p.v)) {
+            let t = millis(p.t);
+            if !skip.contains(&t) {
+                *out.entry(t).or_insert(0.0) += p.v;
+            }
+        }
+    }
+    out
+}
+
+/// One side's errors and requests by interval end, its totals, and the intervals left out.
+struct Side {
+    errors: BTreeMap<Millis, f64>,
+    requests: BTreeMap<Millis, f64>,
+    totals: SideCounts,
+    skipped: BTreeSet<Millis>,
+}
+
+/// The errors of the interval ending at `t`, at most its `requests`: `increase()` extrapolates
+/// both counters separately, and errors never exceed requests.
+fn capped(errors: &BTreeMap<Millis, f64>, t: &Millis, requests: f64) -> f64 {
+    errors.get(t).copied().unwrap_or(0.0).min(requests)
+}
+
+/// One side's counts by interval, or what is missing.
+fn side(name: &str, c: &Counts, rule: &ErrorRate) -> Result<Side, String> {
+    let skipped = left_out(c);
+    let requests = by_time(&c.requests, &skipped);
+    if requests.is_empty() {
+        return Err(if skipped.is_empty() {
+            format!("no request counts for the {name} pods")
+        } else {
+            format!(
+                "no request counts for the {name} pods: all {} interval(s) damaged (NaN, ±Inf, negative values or gaps)",
+                skipped.len()
+            )
+        });
+    }
+    let errors = by_time(&c.errors, &skipped);
+    if errors.is_empty()
+        && !(rule.absent_errors_are_zero && c.errors.iter().all(|s| s.points.is_empty()))
+    {
+        return Err(format!("no error counts for the {name} pods"));
+    }
+    let total_requests: f64 = requests.values().sum();
+    if total_requests < rule.min_requests || total_requests <= 0.0 {
+        return Err(format!(
+            "the {name} pods served {} requests, fewer than min_requests {}",
+            fmt_num(total_requests),
+            fmt_num(rule.min_requests)
+        ));
+    }
+    let total_errors: f64 = requests.iter().map(|(t, r)| capped(&errors, t, *r)).sum();
+    let totals = SideCounts {
+        errors: total_errors,
+        requests: total_requests,
+        rate: total_errors / total_requests,
+    };
+    Ok(Side {
+        errors,
+        requests,
+        totals,
+        skipped,
+    })
+}
+
+/// One side's errors and requests in one interval, for one pod (or for all, see [`cells`]).
+struct Cell {
+    pod: String,
+    t: Millis,
+    errors: f64,
+    requests: f64,
+}
+
+/// One side's cells: per pod and interval when the queries keep the `pod` label
+/// (`sum by (pod)`) and every error series belongs to a pod that has a request series; per
+/// interval (all pods together) otherwise. Errors are matched to requests by pod; a pod without
+/// an error series had none. Intervals in `skip` are left out.
+fn cells(c: &Counts, skip: &BTreeSet<Millis>) -> Vec<Cell> {
+    let request_pods: BTreeSet<String> = c.requests.iter().map(series_key).collect();
+    let by_pod = c
+        .errors
+        .iter()
+        .all(|e| request_pods.contains(&series_key(e)));
+    if !by_pod {
+        let errors = by_time(&c.errors, skip);
+        return by_time(&c.requests, skip)
+            .into_iter()
+            .filter(|(_, r)| *r > 0.0)
+            .map(|(t, r)| Cell {
+                pod: "all pods".into(),
+                t,
+                errors: errors.get(&t).copied().unwrap_or(0.0).min(r),
+                requests: r,
+            })
+            .collect();
+    }
+    let mut errors: BTreeMap<(String, Millis), f64> = BTreeMap::new();
+    for s in &c.errors {
+        for p in s.points.iter().filter(|p| usable(p.v)) {
+            *errors.entry((series_key(s), millis(p.t))).or_insert(0.0) += p.v;
+        }
+    }
+    let mut out = Vec::new();
+    for s in &c.requests {
+        let pod = series_key(s);
+        for p in s.points.iter().filter(|p| usable(p.v) && p.v > 0.0) {
+            let t = millis(p.t);
+            if skip.contains(&t) {
+                continue;
+            }
+            let e = errors.get(&(pod.clone(), t)).copied().unwrap_or(0.0);
+            out.push(Cell {
+                pod: pod.clone(),
+                t,
+                errors: e.min(p.v),
+                requests: p.v,
+            });
+        }
+    }
+    out
+}
+
+/// The strata: every interval in which both sides served requests, with its end.
+fn strata(new: &Side, old: &Side) -> Vec<(Millis, Stratum)> {
+    new.requests
+        .iter()
+        .filter_map(|(t, rn)| {
+            let ro = *old.requests.get(t)?;
+            (*rn > 0.0 && ro > 0.0).then(|| {
+                let stratum = Stratum {
+                    errors_new: new.errors.get(t).copied().unwrap_or(0.0).min(*rn),
+                    requests_new: *rn,
+                    errors_old: old.errors.get(t).copied().unwrap_or(0.0).min(ro),
+                    requests_old: ro,
+                };
+                (*t, stratum)
+            })
+        })
+        .collect()
+}
+
+/// The old side's rate by interval end: its own in each stratum, the history's point estimate
+/// in the intervals after it left.
+fn old_rates(timed: &[(Millis, Stratum)], later: Option<&Later>) -> BTreeMap<Millis, f64> {
+    let mut rates: BTreeMap<Millis, f64> = timed
+        .iter()
+        .map(|(t, s)| (*t, s.errors_old / s.requests_old))
+        .collect();
+    if let Some(l) = later {
+        rates.extend(l.times.iter().map(|t| (*t, l.rate)));
+    }
+    rates
+}
+
+/// The new side's cell with the largest excess of errors over what the old side's rate in
+/// that interval predicts, if it carries at least half of the whole excess.
+fn largest_excess<'c>(cells: &'c [Cell], old_rate: &BTreeMap<Millis, f64>) -> Option<&'c Cell> {
+    if cells.len() < 2 {
+        return None; // nothing to tell a burst from
+    }
+    let excess = |c: &Cell| old_rate.get(&c.t).map(|rate| c.errors - c.requests * rate);
+    let best = cells
+        .iter()
+        .filter_map(|c| excess(c).map(|x| (x, c)))
+        .filter(|(x, _)| *x > 0.0)
+        .max_by(|a, b| a.0.total_cmp(&b.0))?;
+    let total_excess: f64 = cells.iter().filter_map(excess).sum();
+    (best.0 >= 0.5 * total_excess).then_some(best.1)
+}
+
+/// The rule's test on some strata (and, for the sequential test, the intervals after the old
+/// pods left): a one-sided p-value that the new rate exceeds the old.
+fn p_value(
+    rule: &ErrorRate,
+    strata: &[Stratum],
+    known: Option<&KnownRate>,
+    dispersion: f64,
+) -> Result<f64, stats::StatsError> {
+    match rule.test {
+        ProportionTest::Binomial => {
+            stats::poisson_rate_greater_stratified(strata, rule.tolerance, dispersion)
+        }
+        ProportionTest::Sequential => {
+            stats::rate_ratio_sequential_p(strata, known, rule.tolerance, dispersion)
+        }
+        ProportionTest::Fisher => {
+            let sum = |f: fn(&Stratum) -> f64| strata.iter().map(f).sum::<f64>();
+            let row = |e: f64, r: f64| [e.round() as u64, (r - e).round().max(0.0) as u64];
+            stats::fisher_greater([
+                row(sum(|s| s.errors_new), sum(|s| s.requests_new)),
+                row(sum(|s| s.errors_old), sum(|s| s.requests_old)),
+            ])
+        }
+    }
+}
+
+/// The new pods' intervals after the old pods' last, held to the old version's history.
+struct Later {
+    /// Their interval ends, in the order of `known.intervals`.
+    times: Vec<Millis>,
+    /// The history's rate bound and the new pods' (errors, requests) in each interval.
+    known: KnownRate,
+    /// The history's point estimate of the old rate.
+    rate: f64,
+    evidence: HistoryEvidence,
+}
+
+/// The intervals after the old side's last one (served or damaged), if the rule judges them
+/// against history and there are any: the sequential test only, since only it may keep
+/// looking as they accrue.
+fn later(rule: &ErrorRate, new: &Side, old: &Side) -> Option<Later> {
+    if !rule.history || rule.test != ProportionTest::Sequential {
+        return None;
+    }
+    let served = old
+        .requests
+        .iter()
+        .filter(|(_, r)| **r > 0.0)
+        .map(|(t, _)| *t);
+    let last_old = served.chain(old.skipped.iter().copied()).max()?;
+    let first_old = *old.requests.keys().next()?;
+    let after: Vec<(Millis, f64, f64)> = new
+        .requests
+        .range(last_old + 1..)
+        .filter(|(_, r)| **r > 0.0)
+        .map(|(t, r)| (*t, new.errors.get(t).copied().unwrap_or(0.0).min(*r), *r))
+        .collect();
+    if after.is_empty() {
+        return None;
+    }
+    let bound = stats::rate_upper_bound(old.totals.errors, old.totals.requests, rule.alpha).ok()?;
+    let time = |t: Millis| jiff::Timestamp::from_millisecond(t).unwrap_or_default();
+    let (errors, requests) = after.iter().fold((0.0, 0.0), |a, i| (a.0 + i.1, a.1 + i.2));
+    Some(Later {
+        times: after.iter().map(|i| i.0).collect(),
+        known: KnownRate {
+            rate: bound,
+            intervals: after.iter().map(|i| (i.1, i.2)).collect(),
+            history: most_recent_first(old, last_old),
+        },
+        rate: old.totals.rate,
+        evidence: HistoryEvidence {
+            old_errors: old.totals.errors,
+            old_requests: old.totals.requests,
+            from: time(first_old),
+            to: time(last_old),
+            rate_bound: bound,
+            intervals: after.len(),
+            errors,
+            requests,
+            expected: old.totals.rate * requests,
+        },
+    })
+}
+
+/// The old side's (errors, requests) by interval up to `last`, most recent first: the history
+/// the intervals after it left are paired with, stretch by stretch.
+fn most_recent_first(old: &Side, last: Millis) -> Vec<(f64, f64)> {
+    old.requests
+        .range(..=last)
+        .rev()
+        .filter(|(_, r)| **r > 0.0)
+        .map(|(t, r)| (capped(&old.errors, t, *r), *r))
+        .collect()
+}
+
+/// The effect: the new pods' errors (observed), the rate ratio, and the errors the old side's
+/// rate predicts (expected). Over the strata, the Mantel-Haenszel rate ratio, whose expected
+/// errors are observed / ratio; after the old pods left, the history's rate applied to the new
+/// pods' requests. The ratio over both is observed over expected in all.
+fn effect(
+    strata: &[Stratum],
+    later: Option<&Later>,
+) -> Result<(f64, Option<f64>, f64), stats::StatsError> {
+    let observed_c: f64 = strata.iter().map(|s| s.errors_new).sum();
+    let (ratio_c, expected_c) = if strata.is_empty() {
+        (None, 0.0)
+    } else {
+        let (num, den) = stats::mantel_haenszel_rate_ratio(strata)?;
+        if den > 0.0 && num > 0.0 {
+            (Some(num / den), observed_c * den / num)
+        } else if den > 0.0 {
+            // No new errors: nothing to scale; the old pods' rate applied interval by interval.
+            let expected = strata
+                .iter()
+                .map(|s| s.errors_old / s.requests_old * s.requests_new)
+                .sum();
+            (Some(0.0), expected)
+        } else {
+            (rate_ratio(observed_c, 0.0), 0.0)
+        }
+    };
+    let Some(l) = later else {
+        return Ok((observed_c, ratio_c, expected_c));
+    };
+    let observed = observed_c + l.evidence.errors;
+    let expected = expected_c + l.evidence.expected;
+    Ok((observed, rate_ratio(observed, expected), expected))
+}
+
+/// A significant excess that hangs on one pod in one interval: the cell with the largest
+/// excess, if it carries half of it or more and the test without it is no longer significant
+/// (pod, interval end, its errors, the p-value without it).
+fn burst(
+    rule: &ErrorRate,
+    new_cells: &[Cell],
+    timed: &[(Millis, Stratum)],
+    later: Option<&Later>,
+    dispersion: f64,
+) -> Option<(String, Millis, f64, f64)> {
+    let cell = largest_excess(new_cells, &old_rates(timed, later))?;
+    let take = |errors: f64, requests: f64| {
+        (
+            (errors - cell.errors).max(0.0),
+            (requests - cell.requests).max(0.0),
+        )
+    };
+    let without: Vec<Stratum> = timed
+        .iter()
+        .map(|(t, s)| {
+            if *t != cell.t {
+                return *s;
+            }
+            let (errors_new, requests_new) = take(s.errors_new, s.requests_new);
+            Stratum {
+                errors_new,
+                requests_new,
+                ..*s
+            }
+        })
+        .collect();
+    let known = later.map(|l| KnownRate {
+        rate: l.known.rate,
+        intervals: l
+            .times
+            .iter()
+            .zip(&l.known.intervals)
+            .map(|(t, (e, r))| if *t == cell.t { take(*e, *r) } else { (*e, *r) })
+            .collect(),
+        history: l.known.history.clone(),
+    });
+    let p = p_value(rule, &without, known.as_ref(), dispersion).ok()?;
+    (p >= rule.alpha).then(|| (cell.pod.clone(), cell.t, cell.errors, p))
+}
+
+/// A significant excess that hangs on one stretch of `incident_span` after the old pods left
+/// (what a shared incident during the bake looks like, with no old pods left to share it): the
+/// stretch with the largest excess over the history's rate, if without it the rest is not even
+/// nearly significant, p ≥ √α as for building evidence (its first and last interval ends, its
+/// errors, the p-value without it). A regression that lasts shows outside the stretch too.
+fn incident(
+    rule: &ErrorRate,
+    strata: &[Stratum],
+    later: &Later,
+    dispersion: f64,
+) -> Option<(Millis, Millis, f64, f64)> {
+    let span = rule.incident_span.as_std().as_millis() as Millis;
+    let excess = |(e, r): &(f64, f64)| e - r * later.rate;
+    let stretch = |i: usize| {
+        let start = later.times[i];
+        (i..later.times.len()).take_while(move |&j| later.times[j] < start + span)
+    };
+    let worst = (0..later.times.len())
+        .map(|i| {
+            let x: f64 = stretch(i).map(|j| excess(&later.known.intervals[j])).sum();
+            (x, i)
+        })
+        .max_by(|a, b| a.0.total_cmp(&b.0))
+        .filter(|(x, _)| *x > 0.0)?
+        .1;
+    let inside: BTreeSet<usize> = stretch(worst).collect();
+    let known = KnownRate {
+        rate: later.known.rate,
+        intervals: (0..later.times.len())
+            .filter(|j| !inside.contains(j))
+            .map(|j| later.known.intervals[j])
+            .collect(),
+        history: later.known.history.clone(),
+    };
+    let p = p_value(rule, strata, Some(&known), dispersion).ok()?;
+    let last = *inside.last()?;
+    let errors = inside.iter().map(|j| later.known.intervals[*j].0).sum();
+    (p >= rule.alpha.sqrt()).then(|| (later.times[worst], later.times[last], errors, p))
+}
+
+pub(super) fn error_rate(rule: &ErrorRate, new: &Counts, old: Option<&Counts>) -> Judged {
+    let Some(old) = old else { return no_baseline() };
+    let (new_side, old_side) = match (side("new", new, rule), side("old", old, rule)) {
+        (Ok(n), Ok(o)) => (n, o),
+        (Err(e), _) | (_, Err(e)) => return Judged::Missing(e),
+    };
+    let timed = strata(&new_side, &old_side);
+    let strata: Vec<Stratum> = timed.iter().map(|(_, s)| *s).collect();
+    let later = later(rule, &new_side, &old_side);
+    let baseline = match (strata.is_empty(), &later) {
+        (true, None) => {
+            return Judged::Missing(
+                "the new and old pods never served requests in the same interval".into(),
+            );
+        }
+        (true, Some(_)) => Baseline::History,
+        (false, Some(_)) => Baseline::Both,
+        (false, None) => Baseline::Concurrent,
+    };
+    // Each side's cells, read once: for the dispersion, and the new side's for the burst guard.
+    let new_cells = cells(new, &new_side.skipped);
+    let pairs = |cells: &[Cell]| {
+        cells
+            .iter()
+            .map(|c| (c.errors, c.requests))
+            .collect::<Vec<_>>()
+    };
+    let dispersion =
+        stats::dispersion(&[&pairs(&new_cells), &pairs(&cells(old, &old_side.skipped))]);
+    let known = later.as_ref().map(|l| &l.known);
+    let computed = effect(&strata, later.as_ref())
+        .and_then(|effect| Ok((effect, p_value(rule, &strata, known, dispersion)?)));
+    let ((observed, ratio, expected), p_value) = match computed {
+        Ok(c) => c,
+        Err(e) => return Judged::Missing(format!("the test could not be computed: {e}")),
+    };
+    let significant = p_value < rule.alpha;
+    let burst = significant
+        .then(|| burst(rule, &new_cells, &timed, later.as_ref(), dispersion))
+        .flatten();
+    let incident = significant
+        .then_some(later.as_ref())
+        .flatten()
+        .and_then(|l| incident(rule, &strata, l, dispersion));
+    let compared_requests: f64 = strata.iter().map(|s| s.requests_new).sum::<f64>()
+        + later.as_ref().map_or(0.0, |l| l.evidence.requests);
+    let evidence = ErrorRateEvidence {
+        strata: strata.len(),
+        observed_errors: observed,
+        expected_errors: expected,
+        ratio,
+        rate_increase: (observed - expected) / compared_requests,
+        dispersion,
+        test: rule.test,
+        p_value,
+        alpha: rule.alpha,
+        tolerance: rule.tolerance,
+        min_ratio: rule.min_ratio,
+        min_rate_increase: rule.min_rate_increase,
+        min_errors: rule.min_errors,
+        intervals_left_out: new_side.skipped.len() + old_side.skipped.len(),
+        baseline,
+        history: later.map(|l| Box::new(l.evidence)),
+        intervals: Vec::new(),
+        new: new_side.totals.clone(),
+        old: old_side.totals.clone(),
+    };
+    let window = || intervals(&new_side, &old_side);
+    decide(rule, evidence, Guards { burst, incident }, window)
+}
+
+/// Both sides' counts interval by interval, for the record (errors capped at the requests, as
+/// in the totals).
+fn intervals(new: &Side, old: &Side) -> Vec<IntervalCounts> {
+    let cell = |s: &Side, t: &Millis| s.requests.get(t).map(|r| [capped(&s.errors, t, *r), *r]);
+    let times: BTreeSet<Millis> = new
+        .requests
+        .keys()
+        .chain(old.requests.keys())
+        .copied()
+        .collect();
+    times
+        .iter()
+        .map(|t| IntervalCounts {
+            t: *t as f64 / 1000.0,
+            new: cell(new, t),
+            old: cell(old, t),
+        })
+        .collect()
+}
+
+/// What can keep a significant excess from failing the rule.
+struct Guards {
+    burst: Option<(String, Millis, f64, f64)>,
+    incident: Option<(Millis, Millis, f64, f64)>,
+}
+
+/// The verdict on the evidence: every condition of the rule must hold, and no burst or
+/// shared incident carry it.
+/// `window` gives the intervals the evidence keeps when the verdict fails or is building (what
+/// a report plots); a pass keeps none, so its record stays small and nothing is built for it.
+fn decide(
+    rule: &ErrorRate,
+    mut e: ErrorRateEvidence,
+    guards: Guards,
+    window: impl FnOnce() -> Vec<IntervalCounts>,
+) -> Judged {
+    let significant = e.p_value < rule.alpha;
+    let large = ratio_reached(e.ratio, e.observed_errors, rule.min_ratio);
+    let material = e.rate_increase >= rule.min_rate_increase;
+    let enough = e.observed_errors >= rule.min_errors;
+    let guarded = guards.burst.is_some() || guards.incident.is_some();
+    let fail = significant && large && material && enough && !guarded;
+    // Evidence building: an excess large enough to matter that is significant but held back
+    // (one burst, too few errors yet), or nearly significant (p below the square root of
+    // alpha). Such a pass keeps the streak; a clean pass resets it, and so does an excess
+    // carried by a shared incident after the old pods left (that is evidence the release is
+    // not the cause).
+    let near = e.p_value < rule.alpha.sqrt();
+    let building = !fail && large && material && (significant || near) && guards.incident.is_none();
+    if fail || building {
+        e.intervals = window();
+    }
+    let mut reason = headline(&e, significant);
+    if significant && !fail {
+        let mut why = Vec::new();
+        if !large {
+            why.push(format!("ratio below min_ratio {}", rule.min_ratio));
+        }
+        if !material {
+            why.push(format!(
+                "increase below min_rate_increase {}",
+                fmt_pct(rule.min_rate_increase)
+            ));
+        }
+        if !enough {
+            why.push(format!(
+                "fewer than min_errors {}",
+                fmt_num(rule.min_errors)
+            ));
+        }
+        if let Some((pod, t, errors, p)) = &guards.burst {
+            why.push(format!(
+                "carried by one burst ({} errors from {pod} in the interval ending {}; p={} without it)",
+                fmt_num(*errors),
+                time(*t),
+                fmt_p(*p)
+            ));
+        }
+        if let Some((from, to, errors, p)) = &guards.incident {
+            why.push(format!(
+                "carried by one stretch after the old pods left, as a shared incident would be ({} errors in the intervals ending {} to {}; p={} without it)",
+                fmt_num(*errors),
+                time(*from),
+                time(*to),
+                fmt_p(*p)
+            ));
+        }
+        let _ = write!(reason, "; significant but {}", why.join(", "));
+    }
+    Judged::Decided {
+        fail,
+        reason,
+        warn_only: false,
+        building,
+        evidence: Evidence::ErrorRate(e),
+    }
+}
+
+/// An interval end as a person reads it.
+fn time(t: Millis) -> String {
+    jiff::Timestamp::from_millisecond(t).map_or_else(|_| t.to_string(), |ts| ts.to_string())
+}
+
+/// The numbers of the comparison, in one line.
+fn headline(e: &ErrorRateEvidence, significant: bool) -> String {
+    let mut reason = format!(
+        "new {} ({}/{}) vs old {} ({}/{}); ",
+        fmt_pct(e.new.rate),
+        fmt_num(e.new.errors),
+        fmt_num(e.new.requests),
+        fmt_pct(e.old.rate),
+        fmt_num(e.old.errors),
+        fmt_num(e.old.requests),
+    );
+    match &e.history {
+        None => {
+            let _ = write!(
+                reason,
+                "over {} interval(s) the new pods made {} errors where the old pods' rate predicts {}",
+                e.strata,
+                fmt_num(e.observed_errors),
+                fmt_num(e.expected_errors)
+            );
+        }
+        Some(h) => {
+            if e.strata > 0 {
+                let _ = write!(
+                    reason,
+                    "over {} interval(s) beside the old pods and ",
+                    e.strata
+                );
+            } else {
+                reason.push_str("over ");
+            }
+            let _ = write!(
+                reason,
+                "{} interval(s) after they left (held to the old version's history, {} in {} requests from {} to {}: at most {}), the new pods made {} errors where the old rate predicts {}",
+                h.intervals,
+                fmt_num(h.old_errors),
+                fmt_num(h.old_requests),
+                h.from,
+                h.to,
+                fmt_pct(h.rate_bound),
+                fmt_num(e.observed_errors),
+                fmt_num(e.expected_errors)
+            );
+        }
+    }
+    let _ = write!(
+        reason,
+        ": ×{}, p={} {} α={}",
+        e.ratio.map_or("∞".to_string(), |r| format!("{r:.2}")),
+        fmt_p(e.p_value),
+        if significant { "<" } else { "≥" },
+        e.alpha
+    );
+    if e.dispersion > 1.0 {
+        let _ = write!(
+            reason,
+            " (errors come in bursts: test widened ×{:.1})",
+            e.dispersion
+        );
+    }
+    if e.intervals_left_out > 0 {
+        let _ = write!(
+            reason,
+            " ({} side-interval(s) left out: damaged points or gaps in the answers)",
+            e.intervals_left_out
+        );
+    }
+    reason
+}
+
+#[cfg(test)]
+mod tests;

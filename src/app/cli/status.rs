@@ -1,0 +1,191 @@
+//! `rollout-guard status`: reads a Deployment, its ReplicaSets, the controller's state
+//! annotation and its latest Events through the Kubernetes API (read only, with the user's
+//! kubeconfig), asks [`crate::policy::status`] what became of the release, prints it, and exits with
+//! its code; with `--wait`, reads again every few seconds until the analysis has ended.
+
+use std::path::Path;
+use std::process::ExitCode;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, anyhow};
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::events::v1::Event;
+use kube::api::ListParams;
+use kube::config::{KubeConfigOptions, Kubeconfig};
+use kube::{Api, Client, ResourceExt};
+use serde::Serialize;
+
+use super::{StatusArgs, StatusFormat};
+use crate::controller::actions::FIELD_MANAGER;
+use crate::policy::annotations;
+use crate::policy::guard::Mode;
+use crate::policy::status::{Guarding, Status, assess, text};
+
+/// Time between reads while waiting.
+const POLL: Duration = Duration::from_secs(2);
+/// The controller's Events shown with a status, newest last.
+const EVENTS_SHOWN: usize = 5;
+
+/// What is printed: the status and the controller's latest Events on the Deployment.
+#[derive(Serialize)]
+struct Shown {
+    #[serde(flatten)]
+    status: Status,
+    /// Empty when there are none, or they cannot be read (`events_error` says why).
+    events: Vec<EventLine>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    events_error: Option<String>,
+}
+
+#[derive(Serialize)]
+struct EventLine {
+    reason: String,
+    message: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    at: Option<String>,
+    count: i32,
+}
+
+pub(super) fn run(args: &StatusArgs) -> Result<ExitCode> {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    rt.block_on(async {
+        let (client, default_ns) =
+            client(args.kubeconfig.as_deref(), args.context.as_deref()).await?;
+        let ns = args.namespace.clone().unwrap_or(default_ns);
+        let deadline = Instant::now() + args.timeout.as_std();
+        loop {
+            let status = read(&client, &ns, &args.deployment, args.revision).await?;
+            let done = status.state.is_settled() || !args.wait || Instant::now() >= deadline;
+            if done {
+                let code = status.exit_code;
+                let (events, events_error) = match events(&client, &ns, &args.deployment).await {
+                    Ok(e) => (e, None),
+                    Err(e) => (Vec::new(), Some(crate::adapters::errors::chain(e.as_ref()))),
+                };
+                print(
+                    &Shown {
+                        status,
+                        events,
+                        events_error,
+                    },
+                    args.output,
+                )?;
+                return Ok(ExitCode::from(code));
+            }
+            tokio::time::sleep(POLL.min(deadline.saturating_duration_since(Instant::now()))).await;
+        }
+    })
+}
+
+/// A client from the kubeconfig (a file, a context) or the environment, and its namespace.
+async fn client(kubeconfig: Option<&Path>, context: Option<&str>) -> Result<(Client, String)> {
+    let options = KubeConfigOptions {
+        context: context.map(str::to_string),
+        ..KubeConfigOptions::default()
+    };
+    let config = match (kubeconfig, context) {
+        (Some(path), _) => {
+            let kc = Kubeconfig::read_from(path)
+                .with_context(|| format!("reading the kubeconfig {}", path.display()))?;
+            kube::Config::from_custom_kubeconfig(kc, &options).await?
+        }
+        (None, Some(_)) => kube::Config::from_kubeconfig(&options).await?,
+        (None, None) => kube::Config::infer().await.context(
+            "no kubeconfig found (--kubeconfig, $KUBECONFIG, ~/.kube/config) and not in a cluster",
+        )?,
+    };
+    let ns = config.default_namespace.clone();
+    Ok((Client::try_from(config)?, ns))
+}
+
+async fn read(client: &Client, ns: &str, name: &str, revision: Option<u64>) -> Result<Status> {
+    let api: Api<Deployment> = Api::namespaced(client.clone(), ns);
+    let d = api
+        .get_opt(name)
+        .await
+        .with_context(|| format!("reading Deployment {ns}/{name}"))?
+        .ok_or_else(|| anyhow!("there is no Deployment {name} in namespace {ns}"))?;
+    let replicasets = crate::controller::list_replicasets(client, &d)
+        .await
+        .with_context(|| format!("listing the ReplicaSets of {ns}/{name}"))?;
+    let view = crate::adapters::kubernetes::view(&d, &replicasets);
+    let ann = d.annotations();
+    let memory = match annotations::state(ann) {
+        None => None,
+        Some(Ok(m)) => Some(m),
+        Some(Err(e)) => {
+            return Err(anyhow!(
+                "the {} annotation of {ns}/{name} cannot be read: {e}",
+                annotations::STATE
+            ));
+        }
+    };
+    let guarding = if annotations::enabled(ann) || memory.is_some() {
+        let mode = ann
+            .get(annotations::MODE)
+            .and_then(|m| m.parse::<Mode>().ok())
+            .unwrap_or_default();
+        Guarding::On(mode)
+    } else {
+        Guarding::Off
+    };
+    Ok(assess(&view, guarding, memory.as_ref(), revision))
+}
+
+/// The controller's latest Events on the Deployment, oldest first.
+async fn events(client: &Client, ns: &str, name: &str) -> Result<Vec<EventLine>> {
+    let api: Api<Event> = Api::namespaced(client.clone(), ns);
+    // Selected by the API server: a namespace's Events are many, the controller's on one
+    // Deployment few.
+    let only_ours = ListParams::default().fields(&format!(
+        "regarding.kind=Deployment,regarding.name={name},reportingController={FIELD_MANAGER}"
+    ));
+    let mut ours: Vec<Event> = api.list(&only_ours).await.context("listing Events")?.items;
+    let when = |e: &Event| {
+        e.series
+            .as_ref()
+            .map(|s| s.last_observed_time.0)
+            .or(e.event_time.as_ref().map(|t| t.0))
+            .or(e.metadata.creation_timestamp.as_ref().map(|t| t.0))
+    };
+    ours.sort_by_key(|e| when(e));
+    let skip = ours.len().saturating_sub(EVENTS_SHOWN);
+    Ok(ours
+        .into_iter()
+        .skip(skip)
+        .map(|e| EventLine {
+            at: when(&e).map(|t| t.to_string()),
+            count: e.series.as_ref().map_or(1, |s| s.count),
+            reason: e.reason.unwrap_or_default(),
+            message: e.note.unwrap_or_default(),
+        })
+        .collect())
+}
+
+fn print(shown: &Shown, format: StatusFormat) -> Result<()> {
+    match format {
+        StatusFormat::Json => println!("{}", serde_json::to_string_pretty(shown)?),
+        StatusFormat::Text => {
+            println!("{}", text(&shown.status));
+            for e in &shown.events {
+                let times = if e.count > 1 {
+                    format!(" (×{})", e.count)
+                } else {
+                    String::new()
+                };
+                println!(
+                    "  {} {}{times}: {}",
+                    e.at.as_deref().unwrap_or("-"),
+                    e.reason,
+                    e.message
+                );
+            }
+            if let Some(err) = &shown.events_error {
+                println!("  (Events not shown: {err})");
+            }
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,920 @@
+//! The `run` loop: watch Deployments through kube's runtime, and for each one that opted in,
+//! read its rollout, evaluate the rules when the guard asks, plan, and hand the plan to the
+//! actuator.
+//!
+//! Owns the wiring between the adapters (Kubernetes watches, the metric source, the actuator,
+//! telemetry, leader election) and the pure core (`rollout`, `guard`, `evaluate`). Decides
+//! nothing itself. Costs: it keeps a store of the watched Deployments (whole, without
+//! `managedFields`, for those that opted in; only name and opt-in for the others), watches ReplicaSets only as metadata to wake up their owners (nothing is
+//! stored), and lists the ReplicaSets of a Deployment only while that Deployment is being
+//! analysed; Pods are never watched (the pod regex of a ReplicaSet is all the queries need),
+//! so memory and queries grow with the rollouts under analysis, not with the cluster. A
+//! rollout under analysis is evaluated once per interval, however often its watch events wake
+//! the controller (see [`guard::until_due`]).
+
+pub mod actions;
+pub mod leader;
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use futures::StreamExt;
+use jiff::Timestamp;
+use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet};
+use kube::api::{Api, ListParams};
+use kube::core::PartialObjectMeta;
+use kube::runtime::controller::{Action, Controller};
+use kube::runtime::reflector::ObjectRef;
+use kube::runtime::{WatchStreamExt, reflector, watcher};
+use kube::{Client, ResourceExt};
+use tokio::sync::watch;
+
+use crate::adapters::kubernetes;
+use crate::adapters::telemetry::{Metrics, RuleLabels, VerdictLabels};
+use crate::analysis::evaluate::{Target, evaluate};
+use crate::analysis::judge::Verdict;
+use crate::analysis::rules::RuleSet;
+use crate::analysis::source::MetricSource;
+use crate::controller::actions::{ActError, Actuator};
+use crate::policy::annotations;
+use crate::policy::guard::{self, Memory, Plan, Settings};
+use crate::policy::rollout::RolloutView;
+use crate::records::{Kind, Record, Recorder, SCHEMA, WriteResult};
+
+/// What every reconciliation shares.
+pub struct Context<S> {
+    pub client: Client,
+    pub actuator: Actuator,
+    pub source: S,
+    /// The loaded rules; replaced when the files change and still load.
+    pub rules: watch::Receiver<Arc<RuleSet>>,
+    /// The settings before annotations (the kill switch can change while running).
+    pub base: watch::Receiver<Settings>,
+    /// Whether a label selector (rather than the annotation) opts Deployments in.
+    pub selector: Option<String>,
+    /// True while this replica may act.
+    pub leader: watch::Receiver<bool>,
+    pub metrics: Arc<Metrics>,
+    /// The time; the system clock in `run`, a simulated one in tests and the demo.
+    pub clock: Clock,
+    /// Simulated seconds per wall-clock second (1 in `run`).
+    speed: f64,
+    /// The decision log.
+    records: Recorder,
+    /// What this process remembers per Deployment, between reconciliations.
+    memories: Mutex<HashMap<ObjectRef<Deployment>, Kept>>,
+    /// Permits for evaluations running at once (`limits.max_concurrent_evaluations`): a
+    /// controller that starts with 50 rollouts under way would otherwise send all their
+    /// queries to Prometheus at the same moment, and hold all their responses in memory.
+    evaluations: tokio::sync::Semaphore,
+}
+
+/// Where the controller reads the time.
+pub type Clock = Arc<dyn Fn() -> Timestamp + Send + Sync>;
+
+/// The memory of one Deployment, with what was last written to it.
+#[derive(Clone, Default)]
+struct Kept {
+    /// The Deployment's uid: a Deployment deleted and created again under the same name starts
+    /// with nothing kept.
+    uid: Option<String>,
+    memory: Memory,
+    written: Option<Written>,
+    /// The annotation problems last reported, to report each once.
+    problems: Vec<String>,
+    /// An evaluation whose plan met a conflict: the next reconciliation re-reads the
+    /// Deployment and decides again on these verdicts rather than querying again (the
+    /// metrics did not change because someone wrote to the Deployment).
+    unwritten: Option<Unwritten>,
+}
+
+/// Our last write to a Deployment: the memory's sequence number, the resourceVersion it was
+/// decided on, and the generation it produced. The store has our write (or something after
+/// it) once it holds another version at that generation or later; another version below it is
+/// a status update that came between our read and our write, and deciding on it would be
+/// deciding on the spec our write replaced.
+#[derive(Clone)]
+struct Written {
+    seq: u64,
+    over: Option<String>,
+    /// The generation the write gave the Deployment: a store still below it has not seen the
+    /// write (a status update between our read and our write has another resourceVersion,
+    /// but not this generation).
+    generation: Option<i64>,
+}
+
+#[derive(Clone)]
+struct Unwritten {
+    /// When the evaluation was made (the records' `verdicts_of`).
+    at: Timestamp,
+    /// Until when its verdicts may stand in for a new evaluation: one interval after the first
+    /// conflict. Conflict after conflict never extends it, however long evaluating took.
+    fresh_until: Timestamp,
+    /// Conflicts met in a row with these verdicts: the retry waits twice as long after each.
+    conflicts: u32,
+    target: Target,
+    rules: Arc<RuleSet>,
+    verdicts: Vec<Verdict>,
+}
+
+/// A reconciliation that failed; retried with a delay.
+#[derive(Debug, thiserror::Error)]
+pub enum ReconcileError {
+    #[error("listing ReplicaSets of {0}: {1}")]
+    List(String, kube::Error),
+    #[error("writing to {0}: {1}")]
+    Write(String, ActError),
+}
+
+impl<S> Context<S> {
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        client: Client,
+        actuator: Actuator,
+        source: S,
+        rules: watch::Receiver<Arc<RuleSet>>,
+        base: watch::Receiver<Settings>,
+        selector: Option<String>,
+        leader: watch::Receiver<bool>,
+        metrics: Arc<Metrics>,
+        max_evaluations: usize,
+    ) -> Self {
+        Context {
+            client,
+            actuator,
+            source,
+            rules,
+            base,
+            selector,
+            leader,
+            metrics,
+            clock: Arc::new(Timestamp::now),
+            speed: 1.0,
+            records: Recorder::log_only(),
+            memories: Mutex::new(HashMap::new()),
+            // At most this many evaluations at once (at least one).
+            evaluations: tokio::sync::Semaphore::new(max_evaluations.max(1)),
+        }
+    }
+
+    /// Replaces the clock (tests and the demo run on simulated time): `speed` simulated
+    /// seconds pass per wall-clock second, and waits shrink by as much.
+    pub fn with_clock(mut self, clock: Clock, speed: f64) -> Self {
+        self.clock = clock;
+        self.speed = speed.max(1e-3);
+        self
+    }
+
+    /// Writes decision records to `records` (the log only by default).
+    pub fn with_records(mut self, records: Recorder) -> Self {
+        self.records = records;
+        self
+    }
+
+    /// A wait in simulated time as a wall-clock wait.
+    fn wall(&self, d: Duration) -> Duration {
+        d.div_f64(self.speed)
+    }
+
+    fn kept(&self, key: &ObjectRef<Deployment>) -> Option<Kept> {
+        self.memories
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(key)
+            .cloned()
+    }
+
+    fn keep(&self, key: ObjectRef<Deployment>, kept: Kept) {
+        self.memories
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(key, kept);
+    }
+
+    fn forget_all(&self) {
+        self.memories
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clear();
+    }
+
+    fn analysing(&self) -> i64 {
+        self.memories
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .values()
+            .filter(|k| {
+                k.memory
+                    .current
+                    .as_ref()
+                    .is_some_and(|s| !s.stage.is_final())
+            })
+            .count() as i64
+    }
+}
+
+/// How long to wait before looking again after our own write, for the watch to catch up.
+const AFTER_WRITE: Duration = Duration::from_millis(500);
+/// The first wait after a write met a conflict, in the controller's time; it doubles with each
+/// conflict in a row, up to [`AFTER_CONFLICT_MAX`].
+const AFTER_CONFLICT: Duration = Duration::from_millis(500);
+const AFTER_CONFLICT_MAX: Duration = Duration::from_secs(15);
+/// How long to wait after a failed reconciliation.
+const AFTER_ERROR: Duration = Duration::from_secs(10);
+/// How often a replica that does not lead checks again.
+const NOT_LEADER: Duration = Duration::from_secs(5);
+
+/// Objects per page of a watch's initial list. kube's default (500) deserializes 500 whole
+/// Deployments, `managedFields` included, before any is slimmed: about 29 MiB of heap for a
+/// PHP service's Deployments, which the allocator then keeps. 50 keeps that under 3 MiB for
+/// 10 times as many list requests, at start and after a watch expires.
+pub const LIST_PAGE: u32 = 50;
+
+/// The longest value of a setting annotation (`rollout-guard.io/*` but the two the controller
+/// writes) that the store keeps: a longer one is kept as a short note of its length, which no
+/// setting reads, so the Deployment is only observed and says why.
+pub const MAX_SETTING_BYTES: usize = 1024;
+
+/// What the store keeps of a Deployment. Never `managedFields` (often half an object's
+/// size). Of a Deployment that opted in, of its annotations only the controller's own and
+/// `deployment.kubernetes.io/revision` (not `last-applied-configuration`, a second copy of the
+/// object, nor a tenant's 200 KiB of anything else), each setting at most
+/// [`MAX_SETTING_BYTES`]; the map stays present when emptied, so a write still patches
+/// annotations key by key and never replaces the others. Of a Deployment that did not opt
+/// in, only what tells whether it opted in and what names it: no spec, no status, no labels,
+/// no annotation but `rollout-guard.io/enabled`. It is never analysed nor written, and opting
+/// in is a change the watch delivers whole. Watching 2,000 Deployments, this is what keeps the
+/// store at a few MiB rather than 40.
+pub fn slim(d: &mut Deployment, by_selector: bool) {
+    d.metadata.managed_fields = None;
+    if opted_in(d, by_selector) {
+        if let Some(a) = d.metadata.annotations.as_mut() {
+            keep_what_is_read(a);
+        }
+        return;
+    }
+    d.spec = None;
+    d.status = None;
+    d.metadata.labels = None;
+    d.metadata.owner_references = None;
+    d.metadata.finalizers = None;
+    if let Some(a) = d.metadata.annotations.as_mut() {
+        a.retain(|k, _| k == annotations::ENABLED);
+    }
+}
+
+/// An opted-in Deployment's annotations as the controller reads them (see [`slim`]).
+fn keep_what_is_read(annotations: &mut BTreeMap<String, String>) {
+    annotations.retain(|k, _| k.starts_with(annotations::PREFIX) || k == kubernetes::REVISION);
+    for (k, v) in annotations.iter_mut() {
+        let written_here = k == annotations::STATE || k == annotations::LAST_VERDICT;
+        if !written_here && v.len() > MAX_SETTING_BYTES {
+            *v = format!(
+                "(not read: {} bytes, longer than the {MAX_SETTING_BYTES} a setting may have)",
+                v.len()
+            );
+        }
+    }
+}
+
+/// Whether the Deployment opted in. Under a config `selector` the watch sees only the
+/// Deployments it selects, and each of them is in unless annotated `enabled: "false"`;
+/// otherwise the annotation `enabled: "true"` opts in.
+pub fn opted_in(d: &Deployment, by_selector: bool) -> bool {
+    let empty = BTreeMap::new();
+    let ann = d.metadata.annotations.as_ref().unwrap_or(&empty);
+    if by_selector {
+        !annotations::disabled(ann)
+    } else {
+        annotations::enabled(ann)
+    }
+}
+
+/// Reconciles one Deployment.
+pub async fn reconcile<S: MetricSource + Send + Sync + 'static>(
+    d: Arc<Deployment>,
+    ctx: Arc<Context<S>>,
+) -> Result<Action, ReconcileError> {
+    reconcile_at(d, ctx, 0).await
+}
+
+/// Times a write that met a conflict is decided again at once on the Deployment read afresh
+/// from the API server, with the same verdicts, before waiting for the watch.
+const CONFLICT_RETRIES: u32 = 3;
+
+/// The Deployment as the API server has it now, slimmed as the store keeps it.
+async fn read_afresh<S: MetricSource>(ctx: &Context<S>, d: &Deployment) -> Option<Deployment> {
+    let ns = d.metadata.namespace.as_deref()?;
+    let name = d.metadata.name.as_deref()?;
+    let api: Api<Deployment> = Api::namespaced(ctx.client.clone(), ns);
+    let mut fresh = api.get(name).await.ok()?;
+    slim(&mut fresh, ctx.selector.is_some());
+    Some(fresh)
+}
+
+/// One reconciliation; `attempt` counts the conflicts met in this one so far.
+async fn reconcile_at<S: MetricSource + Send + Sync + 'static>(
+    d: Arc<Deployment>,
+    ctx: Arc<Context<S>>,
+    attempt: u32,
+) -> Result<Action, ReconcileError> {
+    if !opted_in(&d, ctx.selector.is_some()) {
+        // Never written to, never analysed.
+        return Ok(Action::await_change());
+    }
+    if !*ctx.leader.borrow() {
+        return Ok(Action::requeue(NOT_LEADER));
+    }
+    let key = ObjectRef::from_obj(&*d);
+    let name = format!("{}/{}", d.namespace().unwrap_or_default(), d.name_any());
+    let empty = BTreeMap::new();
+    let ann = d.metadata.annotations.as_ref().unwrap_or(&empty);
+    let stored = read_memory(ann);
+    let mut kept = ctx
+        .kept(&key)
+        .filter(|k| k.uid == d.metadata.uid)
+        .unwrap_or_else(|| Kept {
+            uid: d.metadata.uid.clone(),
+            ..Kept::default()
+        });
+    if let Some(w) = &kept.written
+        && stored.as_ref().is_none_or(|m| m.seq < w.seq)
+    {
+        let behind = match (d.metadata.generation, w.generation) {
+            (Some(seen), Some(wrote)) => seen < wrote,
+            _ => false,
+        };
+        if d.metadata.resource_version == w.over || behind {
+            // Our last write is not in the store yet: decide on what we wrote, not on older news.
+            return Ok(Action::requeue(AFTER_WRITE));
+        }
+        // The store is past our write, yet its memory is older than ours: someone rewrote or
+        // removed the state annotation since (`kubectl rollout undo` copies a ReplicaSet's
+        // annotations back; so may a GitOps tool). Go on with what this process knows.
+        tracing::warn!(
+            deployment = %name,
+            ours = w.seq,
+            stored = stored.as_ref().map(|m| m.seq),
+            "the state annotation was changed by someone else since our last write; keeping ours"
+        );
+        kept.written = None;
+    }
+    // A newer memory on the Deployment than ours: another replica (or an earlier life of this
+    // one) wrote it. Ours runs ahead of what we wrote (streaks change every evaluation but are
+    // written only with news), so an equal or older stored copy is ours, already known.
+    if let Some(m) = stored
+        && m.seq > kept.memory.seq
+    {
+        kept.memory = m;
+    }
+
+    let rules = ctx.rules.borrow().clone();
+    let base = ctx.base.borrow().clone();
+    let resolved = annotations::resolve(ann, &base, &rules);
+    if resolved.problems != kept.problems {
+        for p in &resolved.problems {
+            tracing::warn!(deployment = %name, problem = %p, "annotation ignored; observing only");
+        }
+        if !resolved.problems.is_empty() && !resolved.settings.dry_run() {
+            // Unreachable: problems force observe. Kept as a guard against future edits.
+            return Ok(Action::requeue(AFTER_ERROR));
+        }
+        kept.problems = resolved.problems.clone();
+    }
+    let settings = resolved.settings;
+
+    // Quick exit for Deployments at rest that the controller has nothing pending on.
+    let at_rest = kubernetes::rolled_out(&d);
+    // An evaluation whose plan met a conflict is pending too: a rollout that finished while
+    // its first plan could not be written is still analysed.
+    let pending = kept.unwritten.is_some()
+        || kept.memory.current.as_ref().is_some_and(|s| {
+            !s.stage.is_final()
+                || matches!(s.stage, guard::Stage::RolledBack { verified: None, .. })
+        });
+    if at_rest && !pending {
+        ctx.keep(key, kept);
+        return Ok(Action::requeue(ctx.wall(guard::IDLE_REQUEUE)));
+    }
+
+    let replicasets = list_replicasets(&ctx.client, &d)
+        .await
+        .map_err(|e| ReconcileError::List(name.clone(), e))?;
+    let view = kubernetes::view(&d, &replicasets);
+    let now = (ctx.clock)();
+    let began = Instant::now();
+    // The verdicts to decide on: new ones, or those of an evaluation whose plan met a conflict
+    // less than an interval ago (already recorded, and they count for the pacing: if the
+    // rollout moved on since, to another target, the next evaluation waits until it is due).
+    // A retry after a conflict, within this reconciliation, always reuses them: the time the
+    // API round trips took must not throw the evaluation away.
+    let unwritten = kept
+        .unwritten
+        .take()
+        .filter(|u| attempt > 0 || now < u.fresh_until);
+    let wanted = guard::wants_evaluation(&view, &kept.memory, &settings, now);
+    // Verdicts about the same new ReplicaSet still stand when only the old side moved on (an
+    // old pod left while they were written): the next evaluation compares with what is left.
+    let (reused, evaluated) = match (&wanted, unwritten) {
+        (Some(target), Some(u)) if u.target.new_replicaset == target.new_replicaset => {
+            (Some(u), None)
+        }
+        (Some(_), Some(u)) => {
+            kept.unwritten = Some(u);
+            (None, None)
+        }
+        (Some(target), None) => (
+            None,
+            Some(evaluate_now(&ctx, &resolved.rules, target, now).await),
+        ),
+        (None, _) => (None, None),
+    };
+    let (rules, verdicts) = match &reused {
+        Some(u) => (&u.rules, Some(u.verdicts.as_slice())),
+        None => (&resolved.rules, evaluated.as_deref()),
+    };
+    let plan = guard::plan(
+        &view,
+        &kept.memory,
+        &settings,
+        verdicts.map(|v| (&**rules, v)),
+        now,
+    );
+    log_step(&name, &view, &settings, evaluated.as_deref(), &plan);
+    let record = |kind: Kind,
+                  verdicts: Vec<Verdict>,
+                  result: Option<WriteResult>,
+                  notes: Vec<crate::policy::guard::Note>| Record {
+        schema: SCHEMA,
+        kind,
+        at: now,
+        namespace: view.namespace.clone(),
+        deployment: view.name.clone(),
+        mode: settings.mode,
+        phase: view.phase,
+        revision: view.new.as_ref().map(|g| g.revision),
+        new_replicaset: view.new.as_ref().map(|g| g.name.clone()),
+        old_replicasets: view.old_with_pods().map(|g| g.name.clone()).collect(),
+        stage: plan.memory.current.as_ref().map(|s| s.stage.kind()),
+        verdicts,
+        verdicts_of: reused
+            .as_ref()
+            .filter(|_| kind == Kind::Evaluation)
+            .map(|u| u.at),
+        decision: plan.decision.clone(),
+        acts: plan.acts.clone(),
+        suppressed: plan.suppressed.clone(),
+        notes,
+        result,
+    };
+    // The evaluation and what it asks for, before anything is written; what was said and done
+    // (notes, the write's result) after, so a plan that met a conflict leaves no false news.
+    let has_news = !plan.acts.is_empty() || !plan.suppressed.is_empty() || !plan.notes.is_empty();
+    if evaluated.is_some() || has_news {
+        ctx.records.write(&record(
+            Kind::Evaluation,
+            evaluated.clone().unwrap_or_default(),
+            None,
+            Vec::new(),
+        ));
+    }
+
+    // Leadership may have moved while evaluating.
+    if !*ctx.leader.borrow() {
+        return Ok(Action::requeue(NOT_LEADER));
+    }
+    let mut requeue = plan.requeue;
+    if let Some(u) = &kept.unwritten {
+        let left = Duration::try_from(u.fresh_until.duration_since(now)).unwrap_or_default();
+        requeue = requeue.min(left);
+    }
+    // The plan counts from `now`, taken before evaluating: count the time that took (and
+    // the write), so that evaluations stay one interval apart rather than drift later every cycle.
+    let requeue = ctx.wall(requeue).saturating_sub(began.elapsed());
+    let outcome = ctx.actuator.write(&d, &replicasets, &plan).await;
+    if !plan.acts.is_empty() || !plan.notes.is_empty() {
+        let (result, notes) = match &outcome {
+            Ok(_) => (WriteResult::Ok, plan.notes.clone()),
+            Err(e) => (WriteResult::Failed(e.to_string()), Vec::new()),
+        };
+        ctx.records
+            .write(&record(Kind::Action, Vec::new(), Some(result), notes));
+    }
+    match outcome {
+        Ok(written) => {
+            for a in &plan.acts {
+                ctx.metrics.action(a.name(), "ok");
+            }
+            for a in &plan.suppressed {
+                ctx.metrics.action(a.name(), "recorded");
+            }
+            if let Some(w) = &written {
+                kept.written = Some(Written {
+                    seq: plan.memory.seq,
+                    over: d.metadata.resource_version.clone(),
+                    generation: w.metadata.generation,
+                });
+            }
+            if !settings.dry_run() {
+                let about = plan.memory.current.as_ref().map(|s| s.replicaset.as_str());
+                ctx.actuator.publish(&d, &plan.notes, about).await;
+            }
+            kept.memory = plan.memory;
+            ctx.keep(key, kept);
+            ctx.metrics.rollouts_analysed.set(ctx.analysing());
+            Ok(Action::requeue(if written.is_some() {
+                AFTER_WRITE.max(Duration::from_millis(1)).min(requeue)
+            } else {
+                requeue
+            }))
+        }
+        Err(ActError::Conflict(_)) => {
+            // Someone else wrote first: re-read and re-decide, never overwrite.
+            for a in &plan.acts {
+                ctx.metrics.action(a.name(), "conflict");
+            }
+            tracing::info!(deployment = %name, "conflict writing the plan; re-reading");
+            // Reused verdicts keep their freshness: conflict after conflict never makes them
+            // new. Fresh ones stay usable for an interval from now, however long evaluating
+            // took: a slow evaluation must not be thrown away for a status update it overlapped.
+            let after_conflict = (ctx.clock)();
+            if let Some(mut u) = reused {
+                u.conflicts += 1;
+                kept.unwritten = Some(u);
+            } else if let (Some(target), Some(verdicts)) = (wanted, evaluated) {
+                kept.unwritten = Some(Unwritten {
+                    at: now,
+                    fresh_until: guard::after(after_conflict, settings.interval),
+                    conflicts: 1,
+                    target,
+                    rules: resolved.rules,
+                    verdicts,
+                });
+            }
+            let backoff = conflict_backoff(kept.unwritten.as_ref().map_or(1, |u| u.conflicts));
+            ctx.keep(key, kept);
+            // The watch may lag behind the change that beat us (a status update during the
+            // rollout, every few seconds): read it afresh and decide again now, a few times.
+            if attempt < CONFLICT_RETRIES
+                && let Some(fresh) = read_afresh(&ctx, &d).await
+            {
+                tracing::debug!(deployment = %name, attempt, "deciding again on the Deployment read afresh");
+                return Box::pin(reconcile_at(Arc::new(fresh), ctx, attempt + 1)).await;
+            }
+            Ok(Action::requeue(ctx.wall(backoff)))
+        }
+        Err(ActError::Gone) => Ok(Action::await_change()),
+        Err(e) => {
+            for a in &plan.acts {
+                ctx.metrics.action(a.name(), e.kind());
+            }
+            ctx.keep(key, kept);
+            Err(ReconcileError::Write(name, e))
+        }
+    }
+}
+
+/// Evaluates the rules for `target` now, within the limit of evaluations at once, and counts
+/// the verdicts and query errors.
+/// How long to wait after the `conflicts`-th conflict in a row: doubling, bounded.
+fn conflict_backoff(conflicts: u32) -> Duration {
+    AFTER_CONFLICT
+        .saturating_mul(1 << conflicts.saturating_sub(1).min(10))
+        .min(AFTER_CONFLICT_MAX)
+}
+
+async fn evaluate_now<S: MetricSource>(
+    ctx: &Context<S>,
+    rules: &RuleSet,
+    target: &Target,
+    now: Timestamp,
+) -> Vec<Verdict> {
+    // Never closed, so acquiring fails only if it were; evaluate anyway then.
+    let _permit = ctx.evaluations.acquire().await.ok();
+    let started = Instant::now();
+    let evaluation = evaluate(rules, target, now, &ctx.source).await;
+    ctx.metrics
+        .evaluation_seconds
+        .observe(started.elapsed().as_secs_f64());
+    for v in &evaluation.verdicts {
+        ctx.metrics
+            .verdicts
+            .get_or_create(&VerdictLabels {
+                rule: v.rule.clone(),
+                outcome: v.outcome.to_string(),
+            })
+            .inc();
+        if v.error.is_some() {
+            ctx.metrics
+                .query_errors
+                .get_or_create(&RuleLabels {
+                    rule: v.rule.clone(),
+                })
+                .inc();
+        }
+    }
+    evaluation.verdicts
+}
+
+/// What to do after a failed reconciliation: count it, log it, retry later.
+pub fn error_policy<S>(_d: Arc<Deployment>, e: &ReconcileError, ctx: Arc<Context<S>>) -> Action {
+    ctx.metrics.reconcile_errors.inc();
+    tracing::warn!(error = %e, "reconcile failed; retrying");
+    Action::requeue(AFTER_ERROR)
+}
+
+fn read_memory(ann: &BTreeMap<String, String>) -> Option<Memory> {
+    match annotations::state(ann)? {
+        Ok(m) => Some(m),
+        Err(e) => {
+            tracing::warn!(error = %e, "unreadable {} annotation; ignoring it", annotations::STATE);
+            None
+        }
+    }
+}
+
+/// The ReplicaSets matching the Deployment's selector (the Deployment controller's own query).
+pub async fn list_replicasets(
+    client: &Client,
+    d: &Deployment,
+) -> Result<Vec<ReplicaSet>, kube::Error> {
+    let ns = d.namespace().unwrap_or_default();
+    let api: Api<ReplicaSet> = Api::namespaced(client.clone(), &ns);
+    let mut lp = ListParams::default();
+    if let Some(sel) = d
+        .spec
+        .as_ref()
+        .and_then(|s| s.selector.match_labels.as_ref())
+    {
+        let s: Vec<String> = sel.iter().map(|(k, v)| format!("{k}={v}")).collect();
+        lp = lp.labels(&s.join(","));
+    }
+    Ok(api.list(&lp).await?.items)
+}
+
+fn log_step(
+    name: &str,
+    view: &RolloutView,
+    settings: &Settings,
+    verdicts: Option<&[Verdict]>,
+    plan: &Plan,
+) {
+    let stage = plan
+        .memory
+        .current
+        .as_ref()
+        .map_or("none", |s| s.stage.name());
+    if let Some(v) = verdicts {
+        let summary: Vec<String> = v
+            .iter()
+            .map(|v| format!("{}={}", v.rule, v.outcome))
+            .collect();
+        tracing::info!(
+            deployment = %name,
+            phase = %view.phase,
+            mode = %settings.mode,
+            stage,
+            verdicts = %summary.join(","),
+            decision = plan.decision.as_ref().map_or("", |d| d.reason.as_str()),
+            acts = ?plan.acts,
+            suppressed = ?plan.suppressed,
+            "evaluated"
+        );
+    }
+    for n in &plan.notes {
+        tracing::info!(deployment = %name, reason = %n.reason, "{}", n.message);
+    }
+}
+
+/// Where to watch: every namespace, or the listed ones.
+pub fn deployment_apis(
+    client: &Client,
+    namespaces: &[String],
+) -> Vec<(Api<Deployment>, Api<PartialObjectMeta<ReplicaSet>>)> {
+    if namespaces.is_empty() {
+        vec![(Api::all(client.clone()), Api::all(client.clone()))]
+    } else {
+        namespaces
+            .iter()
+            .map(|ns| {
+                (
+                    Api::namespaced(client.clone(), ns),
+                    Api::namespaced(client.clone(), ns),
+                )
+            })
+            .collect()
+    }
+}
+
+/// Runs the controller until `shutdown` resolves. One kube `Controller` per watched namespace
+/// (or one for all), sharing the context.
+pub async fn run_controller<S: MetricSource + Send + Sync + 'static>(
+    ctx: Arc<Context<S>>,
+    namespaces: &[String],
+    stop: watch::Receiver<bool>,
+    synced: impl Fn() + Send + Sync + 'static,
+) {
+    let mut leader = ctx.leader.clone();
+    let forget = ctx.clone();
+    // A replica that loses the lease forgets what it kept: the next leader's writes win.
+    tokio::spawn(async move {
+        while leader.changed().await.is_ok() {
+            let is = *leader.borrow();
+            forget.metrics.leader.set(i64::from(is));
+            if !is {
+                forget.forget_all();
+            }
+        }
+    });
+    ctx.metrics.leader.set(i64::from(*ctx.leader.borrow()));
+    let synced = Arc::new(synced);
+    let apis = deployment_apis(&ctx.client, namespaces);
+    let mut readers = Vec::new();
+    let mut runs = Vec::new();
+    for (deployments, replicasets) in apis {
+        let mut wc = watcher::Config::default().page_size(LIST_PAGE);
+        if let Some(sel) = &ctx.selector {
+            wc = wc.labels(sel);
+        }
+        let (reader, writer) = reflector::store();
+        let by_selector = ctx.selector.is_some();
+        let stream = watcher(deployments, wc.clone())
+            .default_backoff()
+            .modify(move |d: &mut Deployment| slim(d, by_selector))
+            .reflect(writer)
+            .touched_objects();
+        let owners = watcher(replicasets, watcher::Config::default().page_size(LIST_PAGE))
+            .default_backoff()
+            .touched_objects();
+        readers.push(reader.clone());
+        let fut = Controller::for_stream(stream, reader)
+            .owns_stream(owners)
+            .graceful_shutdown_on(stopped(stop.clone()))
+            .run(reconcile, error_policy, ctx.clone())
+            .for_each(|res| async move {
+                if let Err(e) = res {
+                    tracing::debug!(error = %e, "controller event");
+                }
+            });
+        runs.push(fut);
+    }
+    let counting = tokio::spawn(watch_stores(readers, ctx.clone(), synced));
+    futures::future::join_all(runs).await;
+    counting.abort();
+}
+
+/// Calls `synced` once every namespace's watch has listed, then keeps the opted-in gauge
+/// up to date from the stores (no API calls).
+async fn watch_stores<S>(
+    readers: Vec<reflector::Store<Deployment>>,
+    ctx: Arc<Context<S>>,
+    synced: Arc<impl Fn() + Send + Sync + 'static>,
+) {
+    for reader in &readers {
+        // kube's store readiness wakes only its latest waiter (the controller's own applier
+        // also waits on it), so look again every 200 ms rather than wait once.
+        loop {
+            match tokio::time::timeout(Duration::from_millis(200), reader.wait_until_ready()).await
+            {
+                Ok(Ok(())) => break,
+                Ok(Err(_)) => return,
+                Err(_) => continue,
+            }
+        }
+    }
+    synced();
+    let by_selector = ctx.selector.is_some();
+    loop {
+        let n: usize = readers
+            .iter()
+            .map(|r| {
+                r.state()
+                    .iter()
+                    .filter(|d| opted_in(d, by_selector))
+                    .count()
+            })
+            .sum();
+        ctx.metrics.deployments_opted_in.set(n as i64);
+        tokio::time::sleep(Duration::from_secs(15)).await;
+    }
+}
+
+/// A future that resolves once `stop` is true (or its sender is gone).
+pub async fn stopped(mut stop: watch::Receiver<bool>) {
+    let _ = stop.wait_for(|s| *s).await;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn deployment(annotations: &[(&str, &str)]) -> Deployment {
+        serde_json::from_value(serde_json::json!({
+            "metadata": {
+                "name": "shop", "namespace": "team", "uid": "u1", "resourceVersion": "7",
+                "labels": {"app": "shop"},
+                "annotations": annotations.iter().cloned().collect::<BTreeMap<_, _>>(),
+                "managedFields": [{"manager": "kubectl", "operation": "Apply"}],
+            },
+            "spec": {
+                "selector": {"matchLabels": {"app": "shop"}},
+                "template": {"metadata": {"labels": {"app": "shop"}},
+                             "spec": {"containers": [{"name": "php", "image": "shop:1"}]}},
+            },
+            "status": {"replicas": 3},
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn conflicts_in_a_row_are_retried_ever_later_up_to_a_bound() {
+        let waits: Vec<u64> = (1..=8)
+            .map(|n| conflict_backoff(n).as_millis() as u64)
+            .collect();
+        assert_eq!(waits, [500, 1000, 2000, 4000, 8000, 15000, 15000, 15000]);
+        assert_eq!(conflict_backoff(u32::MAX), AFTER_CONFLICT_MAX);
+        // Twenty conflicts in a row take minutes, not the 1.5 s they took when every retry
+        // came 50-90 ms after the last.
+        let total: Duration = (1..=20).map(conflict_backoff).sum();
+        assert!(total >= Duration::from_secs(200), "{total:?}");
+    }
+
+    #[test]
+    fn a_deployment_that_did_not_opt_in_keeps_only_its_name_and_opt_in() {
+        let mut d = deployment(&[("kubectl.kubernetes.io/last-applied-configuration", "{}")]);
+        slim(&mut d, false);
+        assert!(d.spec.is_none() && d.status.is_none() && d.metadata.labels.is_none());
+        assert!(d.metadata.managed_fields.is_none());
+        assert_eq!(d.metadata.annotations, Some(BTreeMap::new()));
+        assert_eq!(
+            ObjectRef::from_obj(&d),
+            ObjectRef::new("shop").within("team")
+        );
+        assert_eq!(d.metadata.resource_version.as_deref(), Some("7"));
+        assert!(!opted_in(&d, false));
+    }
+
+    #[test]
+    fn a_deployment_that_opted_in_keeps_its_spec_status_and_the_annotations_read() {
+        let huge = "x".repeat(240 * 1024);
+        let state = format!("{{\"notes\":\"{}\"}}", "y".repeat(4096));
+        let mut d = deployment(&[
+            (annotations::ENABLED, "true"),
+            (annotations::INTERVAL, "30s"),
+            (annotations::RULES, &huge),
+            (annotations::STATE, &state),
+            (kubernetes::REVISION, "4"),
+            ("kubectl.kubernetes.io/last-applied-configuration", &huge),
+            ("example.com/notes", &huge),
+        ]);
+        let mut expected = d.clone();
+        expected.metadata.managed_fields = None;
+        expected.metadata.annotations = Some(BTreeMap::from([
+            (annotations::ENABLED.to_string(), "true".to_string()),
+            (annotations::INTERVAL.to_string(), "30s".to_string()),
+            (
+                annotations::RULES.to_string(),
+                "(not read: 245760 bytes, longer than the 1024 a setting may have)".to_string(),
+            ),
+            (annotations::STATE.to_string(), state.clone()),
+            (kubernetes::REVISION.to_string(), "4".to_string()),
+        ]));
+        slim(&mut d, false);
+        assert_eq!(d, expected);
+        assert!(opted_in(&d, false));
+        // A setting too long to keep is refused by name, so the Deployment is only observed.
+        let resolved = annotations::resolve(
+            d.metadata.annotations.as_ref().unwrap(),
+            &Settings::default(),
+            &Arc::new(RuleSet::default()),
+        );
+        assert!(
+            resolved
+                .problems
+                .iter()
+                .any(|p| p.contains("not read: 245760 bytes")),
+            "{:?}",
+            resolved.problems
+        );
+        // Only foreign annotations: the map stays, empty, so writes patch key by key.
+        let mut d = deployment(&[(annotations::ENABLED, "true"), ("example.com/notes", "n")]);
+        slim(&mut d, false);
+        assert_eq!(
+            d.metadata.annotations,
+            Some(BTreeMap::from([(
+                annotations::ENABLED.to_string(),
+                "true".to_string()
+            )]))
+        );
+        // Opted in by the watch's label selector: every Deployment the watch sees...
+        let mut d = deployment(&[]);
+        slim(&mut d, true);
+        assert!(d.spec.is_some() && d.status.is_some());
+        assert!(opted_in(&d, true));
+        // ... but one that opted out in so many words.
+        let mut d = deployment(&[(annotations::ENABLED, "false")]);
+        slim(&mut d, true);
+        assert!(!opted_in(&d, true) && d.spec.is_none());
+    }
+}

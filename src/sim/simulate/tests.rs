@@ -1,0 +1,277 @@
+use super::*;
+use crate::analysis::evaluate::{Target, evaluate};
+use crate::analysis::judge::Outcome;
+use crate::analysis::rules::RuleSet;
+use crate::analysis::source::MetricSource;
+
+fn noise() -> Noise {
+    Noise::load_dir(&std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/nab"))
+        .unwrap()
+}
+
+#[test]
+fn generation_is_deterministic_and_follows_the_rolling_update() {
+    let noise = noise();
+    let s = Scenario::healthy("h", 7);
+    let a = generate(&s, &noise);
+    let b = generate(&s, &noise);
+    assert_eq!(a.pods, b.pods);
+    assert_eq!(a.pods.len(), 2 * s.replicas);
+    let old: Vec<_> = a.pods.iter().filter(|p| !p.new).collect();
+    let new: Vec<_> = a.pods.iter().filter(|p| p.new).collect();
+    // Old pods go one by one during the rollout; new ones arrive one by one and stay.
+    assert!(old.iter().all(|p| p.end() < s.rollout_end()));
+    assert!(
+        new.iter()
+            .all(|p| p.start >= s.rollout_start() && (p.end() - s.end()).abs() < SCRAPE)
+    );
+    assert!(
+        a.pods
+            .iter()
+            .all(|p| p.name.starts_with(&p.replicaset) && p.name.len() == p.replicaset.len() + 6)
+    );
+    // Counters only go up.
+    for p in &a.pods {
+        assert!(p.requests.windows(2).all(|w| w[1] >= w[0]));
+        assert!(p.cpu_seconds.windows(2).all(|w| w[1] >= w[0]));
+    }
+    // About rps × scrape requests per sample.
+    let per_sample = old[0].requests[20] / 21.0;
+    assert!(per_sample > 100.0 && per_sample < 700.0, "{per_sample}");
+}
+
+#[test]
+fn faults_show_only_in_the_new_pods() {
+    let noise = noise();
+    let mut s = Scenario::healthy("bad", 3);
+    s.fault = Fault::ClassErrors { fraction: 0.01 };
+    let h = generate(&s, &noise);
+    for p in &h.pods {
+        let class: f64 = p.errors.last().unwrap()[..4].iter().sum();
+        if p.new {
+            assert!(class > 0.0, "{}", p.name);
+        } else {
+            assert_eq!(class, 0.0, "{}", p.name);
+        }
+    }
+}
+
+fn target(h: &History, with_old: bool) -> Target {
+    Target {
+        namespace: h.scenario.namespace.clone(),
+        deployment: h.scenario.deployment.clone(),
+        new_replicaset: h.new_replicaset.clone(),
+        old_replicasets: if with_old {
+            vec![h.old_replicaset.clone()]
+        } else {
+            vec![]
+        },
+        departed: Vec::new(),
+    }
+}
+
+fn at(t: f64) -> jiff::Timestamp {
+    jiff::Timestamp::from_second(t as i64).unwrap()
+}
+
+#[tokio::test]
+async fn the_default_rules_see_the_simulated_fault() {
+    let noise = noise();
+    let rules = RuleSet::defaults();
+    let mut s = Scenario::healthy("bad", 11);
+    s.pod_interval = 90.0;
+    s.fault = Fault::ClassErrors { fraction: 0.01 };
+    let h = generate(&s, &noise);
+    let source = SimSource::new(&h);
+    let mid = s.rollout_start() + 500.0;
+    let eval = evaluate(&rules, &target(&h, true), at(mid), &source).await;
+    let by = |n: &str| eval.verdicts.iter().find(|v| v.rule == n).unwrap();
+    assert_eq!(
+        by("class-loading-errors").outcome,
+        Outcome::Fail,
+        "{}",
+        by("class-loading-errors").reason
+    );
+    for name in ["cpu-saturation", "cpu-throttling", "cpu-per-request"] {
+        assert_eq!(
+            by(name).outcome,
+            Outcome::Pass,
+            "{name}: {}",
+            by(name).reason
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_healthy_history_passes_every_default_rule() {
+    let noise = noise();
+    let rules = RuleSet::defaults();
+    let mut s = Scenario::healthy("ok", 5);
+    s.pod_interval = 90.0;
+    let h = generate(&s, &noise);
+    let source = SimSource::new(&h);
+    let mid = s.rollout_start() + 500.0;
+    let eval = evaluate(&rules, &target(&h, true), at(mid), &source).await;
+    for v in &eval.verdicts {
+        assert_eq!(v.outcome, Outcome::Pass, "{}: {}", v.rule, v.reason);
+    }
+}
+
+#[tokio::test]
+async fn unknown_queries_are_refused_not_guessed() {
+    let noise = noise();
+    let h = generate(&Scenario::healthy("x", 1), &noise);
+    let source = SimSource::new(&h);
+    let e = source
+        .instant("up", at(h.scenario.end()))
+        .await
+        .unwrap_err();
+    assert!(matches!(
+        e,
+        crate::analysis::source::SourceError::BadQuery(_)
+    ));
+    let e = source
+        .instant(
+            r#"sum(increase(php_requests_total{pod=~"(["}[5m]))"#,
+            at(h.scenario.end()),
+        )
+        .await
+        .unwrap_err();
+    assert!(matches!(
+        e,
+        crate::analysis::source::SourceError::BadQuery(_)
+    ));
+}
+
+/// The first value of an instant query's answer.
+async fn value(source: SimSource<'_>, q: &str, t: f64) -> Option<f64> {
+    source
+        .instant(q, at(t))
+        .await
+        .unwrap()
+        .first()
+        .map(|s| s.points[0].v)
+}
+
+#[tokio::test]
+async fn a_pod_gone_inside_the_window_still_counts_its_samples() {
+    // As increase() in Prometheus: a series that ended inside the range contributes the samples
+    // it has there, extrapolated half an interval past its last one; one that ended before the
+    // range contributes nothing.
+    let noise = noise();
+    let s = Scenario::healthy("gone", 2);
+    let h = generate(&s, &noise);
+    let pod = h.pods.iter().find(|p| !p.new).unwrap();
+    let end = pod.end();
+    let q = format!(
+        r#"sum(increase(php_requests_total{{pod=~"{}"}}[1m]))"#,
+        pod.name
+    );
+    let last = pod.requests[pod.requests.len() - 1];
+    let before = pod.requests[pod.requests.len() - 3];
+    // 30 s after its last sample: the last three scrapes are inside [t − 1m, t], 30 s apart;
+    // Prometheus extrapolates 7.5 s past the last, the true count stops there.
+    let (prom, exact) = (SimSource::new(&h), SimSource::exact(&h));
+    assert_eq!(
+        value(prom, &q, end + 30.0).await,
+        Some((last - before) * 37.5 / 30.0)
+    );
+    assert_eq!(value(exact, &q, end + 30.0).await, Some(last - before));
+    // 90 s after: nothing of it is inside the range.
+    assert_eq!(value(prom, &q, end + 90.0).await, None);
+    assert_eq!(value(exact, &q, end + 90.0).await, None);
+}
+
+#[test]
+fn a_class_fault_records_when_its_first_errors_show() {
+    let noise = noise();
+    let mut s = Scenario::healthy("first", 4);
+    s.fault = Fault::ClassErrors { fraction: 0.01 };
+    let h = generate(&s, &noise);
+    let first = h.first_fault_error.expect("the fault's errors show");
+    let earliest = h
+        .pods
+        .iter()
+        .filter(|p| p.new)
+        .filter_map(|p| {
+            let i = p
+                .errors
+                .iter()
+                .position(|e| e[..3].iter().sum::<f64>() > 0.0)?;
+            Some(p.start + i as f64 * SCRAPE)
+        })
+        .fold(f64::INFINITY, f64::min);
+    assert_eq!(first, earliest);
+    assert!(first >= s.rollout_start());
+    assert_eq!(
+        generate(&Scenario::healthy("ok", 4), &noise).first_fault_error,
+        None
+    );
+}
+
+#[test]
+fn quarter_batches_replace_the_pods_in_a_few_steps() {
+    let noise = noise();
+    let mut s = Scenario::healthy("batches", 6);
+    s.replicas = 8;
+    s.max_surge = 2;
+    s.max_unavailable = 2;
+    let h = generate(&s, &noise);
+    let t = s.timetable();
+    assert!(s.rollout_end() - s.rollout_start() <= 3.0 * s.pod_interval);
+    let new: Vec<_> = h.pods.iter().filter(|p| p.new).collect();
+    let old: Vec<_> = h.pods.iter().filter(|p| !p.new).collect();
+    assert_eq!(new.len(), 8);
+    for (p, start) in new.iter().zip(&t.new_starts) {
+        assert_eq!(p.start, *start);
+    }
+    for (p, gone) in old.iter().zip(&t.old_ends) {
+        assert_eq!(p.end(), gone - SCRAPE);
+        assert_eq!(p.start, s.start);
+    }
+}
+
+#[test]
+fn new_features_leave_the_other_draws_alone_and_show_where_asked() {
+    let noise = noise();
+    let plain = Scenario::healthy("plain", 9);
+    let a = generate(&plain, &noise);
+    // Scrape offsets move each pod's samples by 1-14 s and change no value.
+    let mut offset = plain.clone();
+    offset.scrape_offsets = true;
+    let b = generate(&offset, &noise);
+    for (p, q) in a.pods.iter().zip(&b.pods) {
+        let shift = q.start - p.start;
+        assert!((1.0..SCRAPE).contains(&shift), "{shift}");
+        assert_eq!(
+            (&p.requests, &p.errors, &p.cpu_seconds),
+            (&q.requests, &q.errors, &q.cpu_seconds)
+        );
+    }
+    // A background class error shows on old and new pods alike, from the start.
+    let mut bg = plain.clone();
+    bg.background_class_rate = 0.002;
+    let c = generate(&bg, &noise);
+    for p in &c.pods {
+        assert!(p.errors.last().unwrap()[0] > 0.0, "{}", p.name);
+    }
+    assert_eq!(c.first_fault_error, None);
+    // Wider per-pod levels spread the pods' CPU per request.
+    let spread = |h: &History| {
+        let per_request: Vec<f64> = h
+            .pods
+            .iter()
+            .map(|p| p.cpu_seconds.last().unwrap() / p.requests.last().unwrap())
+            .collect();
+        let max = per_request.iter().copied().fold(0.0, f64::max);
+        let min = per_request.iter().copied().fold(f64::INFINITY, f64::min);
+        max / min
+    };
+    let mut wide = plain.clone();
+    wide.pod_level_sigma = 0.25;
+    wide.pod_cpu_anomalies = true;
+    assert!(
+        spread(&generate(&wide, &noise)) > spread(&a),
+        "wider levels, wider spread"
+    );
+}
