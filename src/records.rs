@@ -514,6 +514,7 @@ fn share_queries(r: &mut Record, texts: &mut HashSet<Arc<str>>) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::policy::guard::EventReason;
 
     fn record(kind: Kind) -> Record {
         Record {
@@ -536,6 +537,17 @@ mod tests {
             notes: Vec::new(),
             result: (kind == Kind::Action).then_some(WriteResult::Ok),
         }
+    }
+
+    #[test]
+    fn event_reasons_are_written_as_kubernetes_events_name_them() {
+        for reason in EventReason::ALL {
+            let json = serde_json::to_string(&reason).unwrap();
+            assert_eq!(json, format!("\"{}\"", reason.as_str()));
+            assert_eq!(serde_json::from_str::<EventReason>(&json).unwrap(), reason);
+        }
+        let newer: EventReason = serde_json::from_str("\"CanaryWeighed\"").unwrap();
+        assert_eq!(newer, EventReason::Unknown);
     }
 
     #[test]

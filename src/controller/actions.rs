@@ -172,9 +172,9 @@ impl Actuator {
                 } else {
                     EventType::Normal
                 },
-                reason: n.reason.clone(),
+                reason: n.reason.to_string(),
                 note: Some(truncate(&n.message, 1000)),
-                action: n.reason.clone(),
+                action: n.reason.to_string(),
                 secondary: related.clone(),
             };
             if let Err(e) = self.recorder.publish(&ev, &reference).await {

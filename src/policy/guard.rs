@@ -404,9 +404,121 @@ pub struct ActionRecord {
 /// A Kubernetes Event to publish: reason (CamelCase) and a one-line note.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Note {
-    pub reason: String,
+    pub reason: EventReason,
     pub message: String,
     pub warning: bool,
+}
+
+/// Why the controller says something: the reason of its Kubernetes Events, of the notes in
+/// its decision records, and the kind of a notification.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub enum EventReason {
+    /// The analysis ended with no action, but some rules never reached a verdict.
+    AnalysisInconclusive,
+    /// Someone changed the Deployment after the controller acted; it keeps its hands off.
+    AnalysisOverridden,
+    /// The analysis ended with no action and every rule judged.
+    AnalysisPassed,
+    /// An analysis of a new revision began.
+    AnalysisStarted,
+    /// A gate step overdue with rules that cannot judge: the rollout stays paused.
+    GateInconclusive,
+    /// A gate step reached: the controller paused the rollout to analyse it.
+    GatePaused,
+    /// A gate step passed: the controller resumed the rollout.
+    GateResumed,
+    /// A revision the controller rolled back is deployed again: held paused.
+    KnownBadRevision,
+    /// A held revision released by the allow annotation for one fresh analysis.
+    KnownBadRevisionReleased,
+    /// A held revision replaced by another template: the pause lifted.
+    KnownBadRevisionReplaced,
+    /// A held revision resumed too often by someone else: no longer held.
+    KnownBadRevisionUnheld,
+    /// The revision rolled back to is serving again.
+    RollbackComplete,
+    /// A rollback was due but there is nothing to roll back to.
+    RollbackImpossible,
+    /// The revision rolled back to did not come back in time.
+    RollbackNotTaking,
+    /// A rollback was due but the hourly limit was reached: recorded only.
+    RollbackRateLimited,
+    /// A rollback was due but only recorded (observe mode, kill switch).
+    RollbackRecorded,
+    /// The controller rolled the Deployment back.
+    RolledBack,
+    /// Every pod is new; the bake begins.
+    RolloutComplete,
+    /// The controller paused the rollout on a failing rule.
+    RolloutPaused,
+    /// The Deployment controller gave up waiting (ProgressDeadlineExceeded).
+    RolloutStalled,
+    /// A failing rule whose action is only to warn.
+    RuleWarning,
+    /// A reason this version does not know (a record written by a newer one).
+    #[serde(other)]
+    Unknown,
+}
+
+impl EventReason {
+    /// Every reason the controller gives.
+    pub const ALL: [EventReason; 21] = [
+        EventReason::AnalysisInconclusive,
+        EventReason::AnalysisOverridden,
+        EventReason::AnalysisPassed,
+        EventReason::AnalysisStarted,
+        EventReason::GateInconclusive,
+        EventReason::GatePaused,
+        EventReason::GateResumed,
+        EventReason::KnownBadRevision,
+        EventReason::KnownBadRevisionReleased,
+        EventReason::KnownBadRevisionReplaced,
+        EventReason::KnownBadRevisionUnheld,
+        EventReason::RollbackComplete,
+        EventReason::RollbackImpossible,
+        EventReason::RollbackNotTaking,
+        EventReason::RollbackRateLimited,
+        EventReason::RollbackRecorded,
+        EventReason::RolledBack,
+        EventReason::RolloutComplete,
+        EventReason::RolloutPaused,
+        EventReason::RolloutStalled,
+        EventReason::RuleWarning,
+    ];
+
+    /// As Kubernetes Events and the records carry it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EventReason::AnalysisInconclusive => "AnalysisInconclusive",
+            EventReason::AnalysisOverridden => "AnalysisOverridden",
+            EventReason::AnalysisPassed => "AnalysisPassed",
+            EventReason::AnalysisStarted => "AnalysisStarted",
+            EventReason::GateInconclusive => "GateInconclusive",
+            EventReason::GatePaused => "GatePaused",
+            EventReason::GateResumed => "GateResumed",
+            EventReason::KnownBadRevision => "KnownBadRevision",
+            EventReason::KnownBadRevisionReleased => "KnownBadRevisionReleased",
+            EventReason::KnownBadRevisionReplaced => "KnownBadRevisionReplaced",
+            EventReason::KnownBadRevisionUnheld => "KnownBadRevisionUnheld",
+            EventReason::RollbackComplete => "RollbackComplete",
+            EventReason::RollbackImpossible => "RollbackImpossible",
+            EventReason::RollbackNotTaking => "RollbackNotTaking",
+            EventReason::RollbackRateLimited => "RollbackRateLimited",
+            EventReason::RollbackRecorded => "RollbackRecorded",
+            EventReason::RolledBack => "RolledBack",
+            EventReason::RolloutComplete => "RolloutComplete",
+            EventReason::RolloutPaused => "RolloutPaused",
+            EventReason::RolloutStalled => "RolloutStalled",
+            EventReason::RuleWarning => "RuleWarning",
+            EventReason::Unknown => "Unknown",
+        }
+    }
+}
+
+impl std::fmt::Display for EventReason {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
 }
 
 /// What to do now.
@@ -671,7 +783,7 @@ impl Planner<'_> {
                         names(self.view.old_with_pods()),
                         self.settings.mode
                     );
-                    self.note("AnalysisStarted", msg, false);
+                    self.note(EventReason::AnalysisStarted, msg, false);
                     self.memory.current = Some(state);
                     self.write = true;
                 }
@@ -685,7 +797,7 @@ impl Planner<'_> {
             self.state().stalled = true;
             self.write = true;
             self.note(
-                "RolloutStalled",
+                EventReason::RolloutStalled,
                 format!(
                     "revision {} is stuck: the Deployment controller gave up waiting for its pods (ProgressDeadlineExceeded); the analysis goes on with the pods that run",
                     new.revision
@@ -758,7 +870,7 @@ impl Planner<'_> {
                 "{}; it is deployed again and already fully rolled out (while no controller ran, or with actions off), so it is not held: roll it back by hand if it is still bad",
                 self.known_bad_story(new, bad)
             );
-            self.note("KnownBadRevision", msg, true);
+            self.note(EventReason::KnownBadRevision, msg, true);
             return IDLE_REQUEUE;
         }
         if !self.view.paused {
@@ -775,7 +887,7 @@ impl Planner<'_> {
             self.known_bad_story(new, bad),
             self.release_hint(new)
         );
-        self.note("KnownBadRevision", msg, true);
+        self.note(EventReason::KnownBadRevision, msg, true);
         IDLE_REQUEUE
     }
 
@@ -800,7 +912,7 @@ impl Planner<'_> {
                 self.known_bad_story(new, bad),
                 repauses + 1
             );
-            self.note("KnownBadRevisionUnheld", msg, true);
+            self.note(EventReason::KnownBadRevisionUnheld, msg, true);
             return IDLE_REQUEUE;
         }
         self.acts.push(Act::Pause);
@@ -814,7 +926,7 @@ impl Planner<'_> {
             repauses + 1,
             self.release_hint(new)
         );
-        self.note("KnownBadRevision", msg, true);
+        self.note(EventReason::KnownBadRevision, msg, true);
         IDLE_REQUEUE
     }
 
@@ -857,7 +969,7 @@ impl Planner<'_> {
             }
         };
         self.note(
-            "KnownBadRevisionReleased",
+            EventReason::KnownBadRevisionReleased,
             format!(
                 "revision {} ({}) was released with {ALLOW_REVISION_ANNOTATION}; {what}",
                 new.revision, new.name
@@ -894,7 +1006,7 @@ impl Planner<'_> {
             ""
         };
         self.note(
-            "KnownBadRevisionReplaced",
+            EventReason::KnownBadRevisionReplaced,
             format!("the held revision {revision} ({hash}) was replaced by another pod template{resumed}"),
             false,
         );
@@ -932,9 +1044,9 @@ impl Planner<'_> {
             .expect("the planner sets the current revision before using it")
     }
 
-    fn note(&mut self, reason: &str, message: String, warning: bool) {
+    fn note(&mut self, reason: EventReason, message: String, warning: bool) {
         self.notes.push(Note {
-            reason: reason.into(),
+            reason,
             message,
             warning,
         });
@@ -991,7 +1103,7 @@ impl Planner<'_> {
             self.state().stage = Stage::Baking { since: self.now };
             self.write = true;
             self.note(
-                "RolloutComplete",
+                EventReason::RolloutComplete,
                 format!(
                     "revision {revision} is fully rolled out; checking it alone for {}",
                     human(self.settings.bake)
@@ -1027,7 +1139,7 @@ impl Planner<'_> {
         if evaluations > 0 && unjudged.is_empty() {
             self.state().stage = Stage::Passed { at: now };
             self.note(
-                "AnalysisPassed",
+                EventReason::AnalysisPassed,
                 format!("revision {revision} passed: {evaluations} evaluation(s), no action"),
                 false,
             );
@@ -1047,7 +1159,7 @@ impl Planner<'_> {
             rules: unjudged.into_keys().collect(),
         };
         self.note(
-            "AnalysisInconclusive",
+            EventReason::AnalysisInconclusive,
             format!(
                 "revision {revision}: no action, but not everything was judged in {evaluations} evaluation(s): {why}"
             ),
@@ -1081,7 +1193,7 @@ impl Planner<'_> {
             self.acts.push(Act::Pause);
             let of = self.settings.gate_steps.len().max(1);
             self.note(
-                "GatePaused",
+                EventReason::GatePaused,
                 format!(
                     "gate step {} of {of}: paused to analyse for {}",
                     step + 1,
@@ -1147,7 +1259,7 @@ impl Planner<'_> {
                     .as_ref()
                     .map_or("no evaluation".into(), |l| l.reason.clone());
                 self.note(
-                    "GateInconclusive",
+                    EventReason::GateInconclusive,
                     format!(
                         "gate step {}: the bake time is over but the analysis has not passed ({}); holding the rollout paused",
                         step + 1,
@@ -1168,7 +1280,7 @@ impl Planner<'_> {
         };
         self.write = true;
         self.note(
-            "GateResumed",
+            EventReason::GateResumed,
             format!(
                 "gate step {} passed after {}: resuming the rollout",
                 step + 1,
@@ -1200,7 +1312,7 @@ impl Planner<'_> {
                     self.acts.push(Act::Pause);
                 }
                 self.record(Act::Pause, Some(rule.clone()));
-                self.note("RolloutPaused", reason, true);
+                self.note(EventReason::RolloutPaused, reason, true);
                 if !self.settings.dry_run() {
                     self.state().stage = Stage::Paused { at: self.now, rule };
                 }
@@ -1229,7 +1341,7 @@ impl Planner<'_> {
             }
             self.record(Act::Pause, Some(rule.into()));
             self.note(
-                "RollbackImpossible",
+                EventReason::RollbackImpossible,
                 format!("{reason}; no earlier ReplicaSet is left to roll back to, so the rollout is paused instead"),
                 true,
             );
@@ -1253,7 +1365,7 @@ impl Planner<'_> {
             self.record(act.clone(), Some(rule.into()));
             self.suppressed.push(act);
             self.note(
-                "RollbackRecorded",
+                EventReason::RollbackRecorded,
                 format!(
                     "{reason}; would roll back to revision {} ({}) but actions are off ({})",
                     target.revision,
@@ -1282,7 +1394,7 @@ impl Planner<'_> {
             self.record_as(act.clone(), Some(rule.into()), false);
             self.suppressed.push(act);
             self.note(
-                "RollbackRateLimited",
+                EventReason::RollbackRateLimited,
                 format!(
                     "{reason}; not rolling back: {recent} rollback(s) in the last hour reached the limit of {}",
                     self.settings.max_rollbacks_per_hour
@@ -1304,7 +1416,7 @@ impl Planner<'_> {
             released: None,
         });
         self.note(
-            "RolledBack",
+            EventReason::RolledBack,
             format!(
                 "{reason}; rolling back from revision {} ({}) to revision {} ({})",
                 new.revision, new.name, target.revision, target.name
@@ -1356,7 +1468,7 @@ impl Planner<'_> {
             && d.action == Some(Action::Warn)
         {
             let reason = d.reason.clone();
-            self.note("RuleWarning", reason, true);
+            self.note(EventReason::RuleWarning, reason, true);
         }
     }
 
@@ -1390,7 +1502,7 @@ impl Planner<'_> {
         };
         self.write = true;
         self.note(
-            "AnalysisOverridden",
+            EventReason::AnalysisOverridden,
             format!("revision {revision} was {what}; the controller keeps its hands off it"),
             false,
         );
@@ -1416,7 +1528,7 @@ impl Planner<'_> {
         let back = new.available >= self.view.desired && bad_pods == 0;
         let result = if back {
             self.note(
-                "RollbackComplete",
+                EventReason::RollbackComplete,
                 format!(
                     "revision {} ({}) is available again on all {} pod(s)",
                     new.revision, new.name, self.view.desired
@@ -1426,7 +1538,7 @@ impl Planner<'_> {
             Some(true)
         } else if self.now >= after(at, self.settings.verify_timeout) {
             self.note(
-                "RollbackNotTaking",
+                EventReason::RollbackNotTaking,
                 format!(
                     "{} after the rollback, revision {} ({}) has {} of {} pod(s) available and the bad revision still has {bad_pods}: check the Deployment",
                     human(self.settings.verify_timeout),

@@ -404,7 +404,7 @@ fn write_timeline(out: &mut String, r: &Report) -> std::fmt::Result {
                 if *warning { " warning" } else { "" },
                 hms(*at),
                 span,
-                esc(reason),
+                esc(reason.as_str()),
                 esc(message)
             )?,
         }

@@ -11,7 +11,7 @@ use super::select::{Selected, plural};
 use super::series::{SeriesSet, series_of};
 use crate::analysis::judge::{Evidence, Outcome, Verdict};
 use crate::analysis::rules::Action;
-use crate::policy::guard::{Act, Mode, StageName};
+use crate::policy::guard::{Act, EventReason, Mode, StageName};
 use crate::policy::rollout::Phase;
 use crate::records::{Kind, Record, Unreadable};
 
@@ -226,7 +226,7 @@ pub enum EntryKind {
         ok: bool,
     },
     Event {
-        reason: String,
+        reason: EventReason,
         message: String,
         warning: bool,
     },
@@ -274,7 +274,7 @@ pub fn build(selected: &Selected<'_>, source: Source) -> Report {
                     .iter()
                     .rev()
                     .flat_map(|r| &r.notes)
-                    .find(|n| n.reason == "AnalysisInconclusive")
+                    .find(|n| n.reason == EventReason::AnalysisInconclusive)
                     .map(|n| n.message.clone()),
             },
             Some(StageName::Held) => Ending::Held {
@@ -282,7 +282,7 @@ pub fn build(selected: &Selected<'_>, source: Source) -> Report {
                     .iter()
                     .rev()
                     .flat_map(|r| &r.notes)
-                    .find(|n| n.reason == "KnownBadRevision")
+                    .find(|n| n.reason == EventReason::KnownBadRevision)
                     .map(|n| n.message.clone()),
             },
             stage => Ending::NoAction { stage },
@@ -504,7 +504,7 @@ fn timeline(
 ) -> Vec<Entry> {
     let mut out = Vec::new();
     let mut number = 0;
-    let mut seen_notes: HashSet<(&str, &str)> = HashSet::new();
+    let mut seen_notes: HashSet<(EventReason, &str)> = HashSet::new();
     let failed =
         |a: &Record| a.kind == Kind::Action && !a.result.as_ref().is_some_and(|w| w.is_ok());
     // The times of writes that did not go through, looked up once per evaluation.
@@ -562,13 +562,13 @@ fn timeline(
         // through, and a retried write plans the same Event again.
         let unpublished = failed(r) || (r.kind == Kind::Evaluation && failed_at.contains(&r.at));
         for n in r.notes.iter().filter(|_| !unpublished) {
-            if !seen_notes.insert((n.reason.as_str(), n.message.as_str())) {
+            if !seen_notes.insert((n.reason, n.message.as_str())) {
                 continue;
             }
             out.push(Entry {
                 at: r.at,
                 kind: EntryKind::Event {
-                    reason: n.reason.clone(),
+                    reason: n.reason,
                     message: n.message.clone(),
                     warning: n.warning,
                 },

@@ -5,6 +5,7 @@ use super::evidence::numbers;
 use super::hms;
 use super::model::{Ending, EntryKind, Report};
 use super::select::plural;
+use crate::policy::guard::EventReason;
 use crate::records::Record;
 
 /// The text with its first letter in upper case.
@@ -159,10 +160,12 @@ pub(super) fn summary(
             reason, message, ..
         } = &e.kind
         {
-            let what = match reason.as_str() {
-                "RollbackComplete" => "the rollback was confirmed",
-                "RollbackNotTaking" => "the rollback was not taking",
-                "AnalysisOverridden" => "someone changed the Deployment after the controller acted",
+            let what = match reason {
+                EventReason::RollbackComplete => "the rollback was confirmed",
+                EventReason::RollbackNotTaking => "the rollback was not taking",
+                EventReason::AnalysisOverridden => {
+                    "someone changed the Deployment after the controller acted"
+                }
                 _ => continue,
             };
             s.push_str(&format!(" At {} UTC {what}: {message}", hms(e.at)));

@@ -1,7 +1,7 @@
 //! Unit tests of the report: selection, the model and its summary, and both renderings, on
 //! hand-made records.
 
-use crate::policy::guard::StageName;
+use crate::policy::guard::{EventReason, StageName};
 use std::collections::BTreeMap;
 
 use jiff::Timestamp;
@@ -142,7 +142,7 @@ fn rollback_story() -> Vec<Record> {
     action.verdicts.clear();
     action.result = Some("ok".into());
     action.notes = vec![Note {
-        reason: "RolledBack".into(),
+        reason: EventReason::RolledBack,
         message: "class-loading-errors failed".into(),
         warning: true,
     }];
@@ -155,7 +155,7 @@ fn rollback_story() -> Vec<Record> {
     done_written.kind = Kind::Action;
     done_written.result = Some("ok".into());
     done_written.notes = vec![Note {
-        reason: "RollbackComplete".into(),
+        reason: EventReason::RollbackComplete,
         message: "revision 8 (shop-5c6d7e8f90) is available again on all 4 pod(s)".into(),
         warning: false,
     }];
@@ -317,7 +317,7 @@ fn a_conflicting_write_is_not_the_decision_the_retry_is() {
     let rolled_back: Vec<Timestamp> = r
         .timeline
         .iter()
-        .filter(|e| matches!(&e.kind, EntryKind::Event { reason, .. } if reason == "RolledBack"))
+        .filter(|e| matches!(&e.kind, EntryKind::Event { reason, .. } if *reason == EventReason::RolledBack))
         .map(|e| e.at)
         .collect();
     assert_eq!(rolled_back, [at(63)]);
@@ -514,7 +514,7 @@ fn a_held_revision_says_it_was_not_analysed_and_why() {
     action.kind = Kind::Action;
     action.result = Some("ok".into());
     action.notes = vec![Note {
-        reason: "KnownBadRevision".into(),
+        reason: EventReason::KnownBadRevision,
         message: why.into(),
         warning: true,
     }];
