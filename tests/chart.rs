@@ -780,6 +780,35 @@ fn the_records_volume_holds_the_rotated_files() {
     }
 }
 
+/// Issue 16: each webhook's URL is a key of a Secret, mounted as a file named after the
+/// webhook, and the configuration points at that file (never at the URL).
+#[test]
+fn webhooks_read_their_urls_from_secrets() {
+    use rollout_guard::adapters::notify::{Format, NoticeKind};
+    let docs = rendered("notify");
+    let notify = load_config(docs, FULLNAME).notify;
+    let dir = "/var/run/secrets/rollout-guard/notify";
+    assert_eq!(notify.webhooks.len(), 2);
+    let (oncall, audit) = (&notify.webhooks[0], &notify.webhooks[1]);
+    assert_eq!(oncall.url_file, Path::new(dir).join("oncall"));
+    assert_eq!(oncall.format, Format::Slack);
+    assert_eq!(oncall.on, [NoticeKind::RolledBack, NoticeKind::Held]);
+    assert_eq!(audit.format, Format::Json);
+    assert_eq!(audit.on, NoticeKind::ALL, "every kind when left out");
+    let (volume, mount) = volume_at(find(docs, "Deployment", FULLNAME), dir);
+    assert_eq!(mount["readOnly"], true);
+    assert_eq!(
+        volume["projected"]["sources"],
+        json!([
+            {"secret": {"name": "hooks", "items": [{"key": "slack-oncall", "path": "oncall"}]}},
+            {"secret": {"name": "hooks", "items": [{"key": "audit", "path": "audit"}]}}
+        ])
+    );
+    // Without webhooks, nothing is mounted and the section is left out.
+    let docs = rendered("defaults");
+    assert!(load_config(docs, FULLNAME).notify.webhooks.is_empty());
+}
+
 #[test]
 fn values_that_cannot_work_are_refused() {
     for (case, message) in [
@@ -807,6 +836,10 @@ fn values_that_cannot_work_are_refused() {
         (
             "records-keep-none",
             "records.keep must be a number of rotated files from 1 to 100",
+        ),
+        (
+            "notify-bad-name",
+            "notify.webhooks[].name \"On Call\": lowercase letters, digits and '-'",
         ),
         ("no-prometheus", "prometheus.url is required"),
     ] {

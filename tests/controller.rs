@@ -758,3 +758,97 @@ async fn a_plan_is_written_over_status_updates_but_never_over_another_writer() {
     assert!(matches!(refused, Err(ActError::Conflict(_))), "{refused:?}");
     assert_eq!(memory(&api.get("shop").await.unwrap()).unwrap().seq, 5);
 }
+
+/// A webhook receiver on a free loopback port: every JSON body posted to `/<name>`, by name.
+async fn webhook_receiver() -> (
+    String,
+    std::sync::Arc<std::sync::Mutex<Vec<(String, serde_json::Value)>>>,
+) {
+    use std::sync::{Arc, Mutex};
+    let got: Arc<Mutex<Vec<(String, serde_json::Value)>>> = Arc::default();
+    let kept = got.clone();
+    let app = axum::Router::new().route(
+        "/{name}",
+        axum::routing::post(
+            move |axum::extract::Path(name): axum::extract::Path<String>,
+                  body: axum::body::Bytes| {
+                let kept = kept.clone();
+                async move {
+                    let v = serde_json::from_slice(&body).unwrap_or(serde_json::Value::Null);
+                    kept.lock().unwrap().push((name, v));
+                    axum::http::StatusCode::OK
+                }
+            },
+        ),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    (format!("http://{addr}"), got)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rollback_is_told_to_the_webhooks_that_asked_for_it() {
+    use rollout_guard::adapters::notify::{Format, NoticeKind, Webhook};
+    let c = Cluster::start("notify", Duration::from_millis(1500)).await;
+    let (base, got) = webhook_receiver().await;
+    let dir = tempfile::tempdir().unwrap();
+    let url_file = |name: &str| {
+        let f = dir.path().join(name);
+        std::fs::write(&f, format!("{base}/{name}\n")).unwrap();
+        f
+    };
+    let mut config = c.config();
+    config.notify.webhooks = vec![
+        Webhook {
+            name: "oncall".into(),
+            url_file: url_file("oncall"),
+            format: Format::Json,
+            on: vec![NoticeKind::RolledBack, NoticeKind::RollbackNotTaking],
+        },
+        Webhook {
+            name: "releases".into(),
+            url_file: url_file("releases"),
+            format: Format::Slack,
+            on: vec![NoticeKind::Passed],
+        },
+    ];
+    c.deploy("shop", 4, &ann(&guarded("guard"))).await;
+    let daemon = c.daemon(config).await;
+    c.release("shop", "v2", Some("class-errors")).await;
+    c.wait("shop", "the rollback to v1", LONG, |d| {
+        version(d) == "v1" && stage(d).as_deref() == Some("rolled_back")
+    })
+    .await;
+    // Delivery runs beside the controller; wait for it (a bound, not a measurement).
+    let mut bodies = Vec::new();
+    for _ in 0..600 {
+        bodies = got.lock().unwrap().clone();
+        if !bodies.is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    daemon.stop().await;
+    assert_eq!(bodies.len(), 1, "{bodies:?}");
+    let (hook, body) = &bodies[0];
+    assert_eq!(hook, "oncall");
+    assert_eq!(body["kind"], "rolled_back");
+    assert_eq!(body["reason"], "RolledBack");
+    assert_eq!(body["namespace"], c.namespace.as_str());
+    assert_eq!(body["deployment"], "shop");
+    assert_eq!(body["revision"], 2);
+    assert!(
+        body["message"]
+            .as_str()
+            .unwrap()
+            .contains("class-loading-errors"),
+        "{body}"
+    );
+    let report = body["report"].as_str().unwrap();
+    assert!(
+        report.contains(&c.records_path().display().to_string())
+            && report.ends_with("--revision 2"),
+        "{report}"
+    );
+}

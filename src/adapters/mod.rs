@@ -9,6 +9,7 @@
 
 pub mod errors;
 pub mod kubernetes;
+pub mod notify;
 pub mod podlogs;
 pub mod prometheus;
 pub mod telemetry;

@@ -63,6 +63,9 @@ pub struct Config {
     pub leader_election: LeaderElection,
     #[serde(default)]
     pub records: Records,
+    /// Webhooks told of rollbacks, pauses, held revisions and ended analyses.
+    #[serde(default)]
+    pub notify: crate::adapters::notify::NotifyConfig,
     /// Bounds on reading pod logs for `logs` rules.
     #[serde(default)]
     pub logs: crate::adapters::podlogs::LogLimits,
@@ -334,6 +337,7 @@ impl Config {
             ));
         }
         problems.extend(self.records.problems());
+        problems.extend(self.notify.problems());
         if let Err(e) = log_filter_ok(&self.log.level) {
             problems.push(format!("log.level: {e}"));
         }
@@ -370,6 +374,7 @@ impl Config {
                 self.leader_election != new.leader_election,
             ),
             ("records", self.records != new.records),
+            ("notify", self.notify != new.notify),
             ("logs", self.logs != new.logs),
             ("log", self.log != new.log),
         ];

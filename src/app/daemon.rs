@@ -122,6 +122,17 @@ pub async fn run_with<S: MetricSource + Send + Sync + 'static>(
         metrics.clone(),
         usize::from(config.limits.max_concurrent_evaluations),
     );
+    let notify = crate::adapters::notify::NotifyConfig {
+        records: config.records.path.clone(),
+        ..config.notify.clone()
+    };
+    ctx = ctx.with_notifier(
+        crate::adapters::notify::Notifier::start(&notify).context("starting notifications")?,
+    );
+    if !notify.webhooks.is_empty() {
+        let names: Vec<&str> = notify.webhooks.iter().map(|w| w.name.as_str()).collect();
+        tracing::info!(webhooks = ?names, "notifying webhooks");
+    }
     if let Some(path) = &config.records.path {
         let rotation = config.records.rotation();
         ctx = ctx.with_records(Recorder::open(path, rotation)?);

@@ -31,6 +31,7 @@ use kube::{Client, ResourceExt};
 use tokio::sync::watch;
 
 use crate::adapters::kubernetes;
+use crate::adapters::notify::{Notice, NoticeKind, Notifier};
 use crate::adapters::telemetry::{Metrics, RuleLabels, VerdictLabels};
 use crate::analysis::evaluate::{Target, evaluate};
 use crate::analysis::judge::Verdict;
@@ -62,6 +63,8 @@ pub struct Context<S> {
     speed: f64,
     /// The decision log.
     records: Recorder,
+    /// Webhooks told of what the Events say (none by default).
+    notifier: Notifier,
     /// What this process remembers per Deployment, between reconciliations.
     memories: Mutex<HashMap<ObjectRef<Deployment>, Kept>>,
     /// Permits for evaluations running at once (`limits.max_concurrent_evaluations`): a
@@ -152,6 +155,7 @@ impl<S> Context<S> {
             clock: Arc::new(Timestamp::now),
             speed: 1.0,
             records: Recorder::log_only(),
+            notifier: Notifier::none(),
             memories: Mutex::new(HashMap::new()),
             // At most this many evaluations at once (at least one).
             evaluations: tokio::sync::Semaphore::new(max_evaluations.max(1)),
@@ -163,6 +167,12 @@ impl<S> Context<S> {
     pub fn with_clock(mut self, clock: Clock, speed: f64) -> Self {
         self.clock = clock;
         self.speed = speed.max(1e-3);
+        self
+    }
+
+    /// Posts notices of the controller's Events through `notifier`.
+    pub fn with_notifier(mut self, notifier: Notifier) -> Self {
+        self.notifier = notifier;
         self
     }
 
@@ -503,6 +513,7 @@ async fn reconcile_at<S: MetricSource + Send + Sync + 'static>(
     }
     match outcome {
         Ok(written) => {
+            notify(&ctx.notifier, &view, &plan.notes, now);
             for a in &plan.acts {
                 ctx.metrics.action(a.name(), "ok");
             }
@@ -797,6 +808,29 @@ async fn watch_stores<S>(
             .sum();
         ctx.metrics.deployments_opted_in.set(n as i64);
         tokio::time::sleep(Duration::from_secs(15)).await;
+    }
+}
+
+/// Hands the notices the written plan's Events make to the notifier (which never waits).
+fn notify(
+    notifier: &Notifier,
+    view: &RolloutView,
+    notes: &[crate::policy::guard::Note],
+    at: Timestamp,
+) {
+    for n in notes {
+        let Some(kind) = NoticeKind::of(n.reason) else {
+            continue;
+        };
+        notifier.notify(&Notice {
+            kind,
+            reason: n.reason,
+            namespace: view.namespace.clone(),
+            deployment: view.name.clone(),
+            revision: view.new.as_ref().map(|g| g.revision),
+            at,
+            message: n.message.clone(),
+        });
     }
 }
 

@@ -218,6 +218,20 @@ pub fn cases() -> Vec<(&'static str, Value)> {
         ),
         ("records-sized", json!({"records": {"sizeLimit": "1Gi"}})),
         (
+            "notify",
+            json!({"notify": {"webhooks": [
+                {"name": "oncall", "secret": {"name": "hooks", "key": "slack-oncall"},
+                 "format": "slack", "on": ["rolled_back", "held"]},
+                {"name": "audit", "secret": {"name": "hooks", "key": "audit"}}
+            ]}}),
+        ),
+        (
+            "notify-bad-name",
+            json!({"notify": {"webhooks": [
+                {"name": "On Call", "secret": {"name": "hooks", "key": "k"}}
+            ]}}),
+        ),
+        (
             "own-rules-only",
             json!({"rules": {"defaults": false, "extra": {"shop.yml": EXTRA_RULES}}}),
         ),

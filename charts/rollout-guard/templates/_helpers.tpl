@@ -110,3 +110,13 @@ the Deployment template.
 {{- fail "prometheus.url is required" }}
 {{- end }}
 {{- end }}
+
+{{/*
+A webhook's name, which names its URL's file: lowercase letters, digits and '-'.
+*/}}
+{{- define "rollout-guard.webhookName" -}}
+{{- if not (regexMatch "^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$" (.name | default "")) -}}
+{{- fail (printf "notify.webhooks[].name %q: lowercase letters, digits and '-' (it names the URL's file)" (.name | default "")) -}}
+{{- end -}}
+{{- .name -}}
+{{- end -}}
