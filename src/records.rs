@@ -385,7 +385,7 @@ impl Recorder {
                 return;
             }
         };
-        tracing::debug!(target: "rollout_guard::records", record = %line);
+        tracing::info!(target: "rollout_guard::records", record = %line);
         if let Some(file) = &self.file {
             let mut sink = file.lock().unwrap_or_else(|p| p.into_inner());
             if let Err(e) = sink.append(line.as_bytes()) {
@@ -433,6 +433,52 @@ pub fn load(path: &Path) -> std::io::Result<(Vec<Record>, Vec<Unreadable>)> {
         lines => unreadable.extend(lines?),
     }
     Ok((reading.records, unreadable))
+}
+
+/// Reads records from `reader` (stdin, an HTTP body), named `name` in the unreadable lines.
+pub fn load_from(
+    reader: impl BufRead,
+    name: &str,
+) -> std::io::Result<(Vec<Record>, Vec<Unreadable>)> {
+    let mut reading = Reading::default();
+    let unreadable = reading
+        .lines(reader)?
+        .into_iter()
+        .map(|line| Unreadable {
+            file: name.to_string(),
+            line,
+        })
+        .collect();
+    Ok((reading.records, unreadable))
+}
+
+/// Which records a reader wants: every field it sets must match.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Filter {
+    pub namespace: Option<String>,
+    pub deployment: Option<String>,
+    /// The new ReplicaSet's revision.
+    pub revision: Option<u64>,
+}
+
+impl Filter {
+    pub fn matches(&self, r: &Record) -> bool {
+        self.namespace.as_ref().is_none_or(|n| *n == r.namespace)
+            && self.deployment.as_ref().is_none_or(|d| *d == r.deployment)
+            && self.revision.is_none_or(|v| r.revision == Some(v))
+    }
+}
+
+/// The records of the file at `path` (with its rotated files) that `filter` wants, as JSON
+/// lines, oldest first.
+pub fn json_lines(path: &Path, filter: &Filter) -> std::io::Result<String> {
+    let (records, _) = load(path)?;
+    let mut out = String::new();
+    for r in records.iter().filter(|r| filter.matches(r)) {
+        out.push_str(&serde_json::to_string(r).map_err(std::io::Error::other)?);
+        out.push('\n');
+    }
+    Ok(out)
 }
 
 /// Reads a record file with its rotated files, skipping (and counting) lines that are not

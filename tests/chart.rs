@@ -278,6 +278,7 @@ async fn the_probed_paths_are_served_by_the_binary() {
         "127.0.0.1:0".parse().unwrap(),
         std::sync::Arc::new(Metrics::new()),
         health.clone(),
+        None,
         ServerLimits::default(),
         async move {
             let _ = stopped.await;

@@ -788,7 +788,7 @@ async fn webhook_receiver() -> (
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_rollback_is_told_to_the_webhooks_that_asked_for_it() {
+async fn a_rollback_is_told_to_the_webhooks_that_asked_for_it_and_its_records_are_served() {
     use rollout_guard::adapters::notify::{Format, NoticeKind, Webhook};
     let c = Cluster::start("notify", Duration::from_millis(1500)).await;
     let (base, got) = webhook_receiver().await;
@@ -813,6 +813,7 @@ async fn a_rollback_is_told_to_the_webhooks_that_asked_for_it() {
             on: vec![NoticeKind::Passed],
         },
     ];
+    config.records.endpoint = true;
     c.deploy("shop", 4, &ann(&guarded("guard"))).await;
     let daemon = c.daemon(config).await;
     c.release("shop", "v2", Some("class-errors")).await;
@@ -820,6 +821,26 @@ async fn a_rollback_is_told_to_the_webhooks_that_asked_for_it() {
         version(d) == "v1" && stage(d).as_deref() == Some("rolled_back")
     })
     .await;
+    // The same run serves its records at /records, filtered as asked.
+    let served = reqwest::get(format!(
+        "http://{}/records?deployment=shop&revision=2",
+        daemon.running.addr
+    ))
+    .await
+    .unwrap()
+    .text()
+    .await
+    .unwrap();
+    let (served, unreadable) = records::load_from(served.as_bytes(), "endpoint").unwrap();
+    assert!(unreadable.is_empty());
+    assert!(served.iter().all(|r| r.revision == Some(2)));
+    assert!(
+        served
+            .iter()
+            .any(|r| r.acts.iter().any(|a| a.name() == "rollback")),
+        "{} records served, none of the rollback",
+        served.len()
+    );
     // Delivery runs beside the controller; wait for it (a bound, not a measurement).
     let mut bodies = Vec::new();
     for _ in 0..600 {

@@ -527,3 +527,68 @@ fn the_html_report_shows_its_plot_in_chromium() {
     let missing = first_plot(&bare_shot).expect_err("a plot seen where there is none");
     assert!(missing.contains("no pixel"), "{missing}");
 }
+
+/// Issue 16: records that leave the cluster. The same report from the file, from stdin, and
+/// from a daemon's `/records` endpoint (the telemetry server with the reader `run` gives it).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_report_reads_records_from_stdin_and_from_the_records_endpoint() {
+    use rollout_guard::adapters::telemetry::{self, Health, Metrics, RecordsQuery};
+    let (_dir, path) = records_copy();
+    let t = truth(&path);
+    let from_file = report(&["--records", path.to_str().unwrap()]);
+
+    let mut child = Command::new(env!("CARGO_BIN_EXE_rollout-guard"))
+        .args(["report", "--records", "-"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let bytes = std::fs::read(&path).unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    std::thread::spawn(move || std::io::Write::write_all(&mut stdin, &bytes).unwrap());
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success());
+    let from_stdin = text(&out.stdout);
+
+    let served = path.clone();
+    let reader: telemetry::RecordsReader = std::sync::Arc::new(move |q: RecordsQuery| {
+        let filter = records::Filter {
+            namespace: q.namespace,
+            deployment: q.deployment,
+            revision: q.revision,
+        };
+        records::json_lines(&served, &filter).map_err(|e| e.to_string())
+    });
+    let app = telemetry::router(
+        std::sync::Arc::new(Metrics::new()),
+        Health::default(),
+        Some(reader),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let server = tokio::spawn(async move { axum::serve(listener, app).await });
+    let url = format!(
+        "http://{addr}/records?namespace={}&deployment=shop",
+        t.namespace
+    );
+    let from_endpoint = tokio::task::spawn_blocking(move || report(&["--records", url.as_str()]))
+        .await
+        .unwrap();
+    server.abort();
+
+    // The same story, line for line; only the lines naming where the records came from
+    // differ.
+    assert!(from_file.contains("rolled back"), "{from_file}");
+    for (other, source) in [(&from_stdin, "stdin"), (&from_endpoint, "records endpoint")] {
+        assert_eq!(other.lines().count(), from_file.lines().count(), "{other}");
+        let differing: Vec<(&str, &str)> = other
+            .lines()
+            .zip(from_file.lines())
+            .filter(|(a, b)| a != b)
+            .collect();
+        assert!(differing.len() <= 2, "{differing:#?}");
+        for (line, _) in differing {
+            assert!(line.contains(source), "{line}");
+        }
+    }
+}

@@ -180,15 +180,63 @@ impl Health {
 struct AppState {
     metrics: Arc<Metrics>,
     health: Health,
+    records: Option<RecordsReader>,
 }
 
-/// The HTTP routes.
-pub fn router(metrics: Arc<Metrics>, health: Health) -> Router {
+/// Which decision records a `GET /records` asks for (`?namespace=&deployment=&revision=`).
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Deserialize)]
+pub struct RecordsQuery {
+    pub namespace: Option<String>,
+    pub deployment: Option<String>,
+    pub revision: Option<u64>,
+}
+
+/// Answers a records query with JSON lines, or why it cannot (the daemon reads its file; this
+/// module only serves what it is given). Called on a blocking thread.
+pub type RecordsReader = Arc<dyn Fn(RecordsQuery) -> Result<String, String> + Send + Sync>;
+
+/// The HTTP routes; `/records` only with a reader.
+pub fn router(metrics: Arc<Metrics>, health: Health, records: Option<RecordsReader>) -> Router {
     Router::new()
         .route("/metrics", get(metrics_handler))
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/readyz", get(ready_handler))
-        .with_state(AppState { metrics, health })
+        .route("/records", get(records_handler))
+        .with_state(AppState {
+            metrics,
+            health,
+            records,
+        })
+}
+
+async fn records_handler(
+    State(s): State<AppState>,
+    axum::extract::Query(q): axum::extract::Query<RecordsQuery>,
+) -> axum::response::Response {
+    let Some(read) = s.records else {
+        return (
+            StatusCode::NOT_FOUND,
+            "decision records are not served here (records.endpoint is off)\n",
+        )
+            .into_response();
+    };
+    match tokio::task::spawn_blocking(move || read(q)).await {
+        Ok(Ok(lines)) => (
+            [(header::CONTENT_TYPE, "application/x-ndjson; charset=utf-8")],
+            lines,
+        )
+            .into_response(),
+        Ok(Err(why)) => (
+            StatusCode::INTERNAL_SERVER_ERROR,
+            format!("cannot read the decision records: {why}\n"),
+        )
+            .into_response(),
+        Err(_) => (
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "cannot read the decision records\n",
+        )
+            .into_response(),
+    }
 }
 
 async fn metrics_handler(State(s): State<AppState>) -> impl IntoResponse {
@@ -239,6 +287,7 @@ pub async fn serve(
     listen: SocketAddr,
     metrics: Arc<Metrics>,
     health: Health,
+    records: Option<RecordsReader>,
     limits: ServerLimits,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<(
@@ -247,7 +296,7 @@ pub async fn serve(
 )> {
     let listener = tokio::net::TcpListener::bind(listen).await?;
     let addr = listener.local_addr()?;
-    let app = router(metrics, health);
+    let app = router(metrics, health, records);
     Ok((addr, run_server(listener, app, limits, shutdown)))
 }
 
@@ -333,18 +382,23 @@ mod tests {
     const HANG: Duration = Duration::from_secs(30);
 
     /// A server on a free loopback port; stopped by sending on the returned channel.
-    async fn start(
-        limits: ServerLimits,
-    ) -> (
+    type Started = (
         SocketAddr,
         tokio::sync::oneshot::Sender<()>,
         tokio::task::JoinHandle<std::io::Result<()>>,
-    ) {
+    );
+
+    async fn start(limits: ServerLimits) -> Started {
+        start_with(limits, None).await
+    }
+
+    async fn start_with(limits: ServerLimits, records: Option<RecordsReader>) -> Started {
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         let (addr, server) = serve(
             "127.0.0.1:0".parse().unwrap(),
             Arc::new(Metrics::new()),
             Health::default(),
+            records,
             limits,
             async move {
                 let _ = stopped.await;
@@ -441,5 +495,36 @@ mod tests {
         assert!(text.contains("rollout_guard_leader 1"));
         assert!(text.contains("# TYPE rollout_guard_evaluation_seconds histogram"));
         assert!(text.ends_with("# EOF\n"));
+    }
+
+    #[tokio::test]
+    async fn records_are_served_only_with_a_reader_and_as_it_answers() {
+        let get = |q: &str| {
+            format!("GET /records{q} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").into_bytes()
+        };
+        let (addr, stop, server) = start(ServerLimits::default()).await;
+        let answer = exchange(addr, &get("")).await;
+        assert!(answer.starts_with("HTTP/1.1 404"), "{answer}");
+        assert!(answer.contains("records.endpoint is off"), "{answer}");
+        stop.send(()).unwrap();
+        server.await.unwrap().unwrap();
+
+        // The reader sees the query as asked; its answer is the body, its failure a 500.
+        let reader: RecordsReader = Arc::new(|q: RecordsQuery| match q.deployment.as_deref() {
+            Some("shop") => Ok(format!("{{\"revision\":{}}}\n", q.revision.unwrap_or(0))),
+            _ => Err("no such file".into()),
+        });
+        let (addr, stop, server) = start_with(ServerLimits::default(), Some(reader)).await;
+        let answer = exchange(addr, &get("?namespace=web&deployment=shop&revision=7")).await;
+        assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+        assert!(answer.contains("application/x-ndjson"), "{answer}");
+        assert!(answer.ends_with("{\"revision\":7}\n"), "{answer}");
+        let answer = exchange(addr, &get("?deployment=other")).await;
+        assert!(answer.starts_with("HTTP/1.1 500"), "{answer}");
+        assert!(answer.contains("no such file"), "{answer}");
+        let answer = exchange(addr, &get("?revision=seven")).await;
+        assert!(answer.starts_with("HTTP/1.1 400"), "{answer}");
+        stop.send(()).unwrap();
+        server.await.unwrap().unwrap();
     }
 }

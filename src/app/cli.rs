@@ -153,7 +153,8 @@ pub struct DemoArgs {
 pub struct ReportArgs {
     /// The decision-record file (JSON lines, as `run` writes them); its rotated files
     /// (`FILE.N` … `FILE.1`) are read before it, oldest first. A rotated file named here is
-    /// read alone.
+    /// read alone. `-` reads them from stdin; an http(s) URL from a daemon's `/records`
+    /// endpoint (`records.endpoint`), e.g. `http://localhost:8080/records?deployment=shop`.
     #[arg(long)]
     pub records: PathBuf,
     /// The Deployment to report on; may be left out when the file holds only one.
@@ -479,10 +480,40 @@ fn backtest(args: BacktestArgs) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// Where `report` reads its records: a file with its rotated files, `-` (stdin), or a
+/// daemon's `/records` endpoint (an http or https URL).
+fn read_records(
+    from: &std::path::Path,
+) -> Result<(Vec<crate::records::Record>, Vec<crate::records::Unreadable>)> {
+    let name = from.display().to_string();
+    if name == "-" {
+        return crate::records::load_from(std::io::stdin().lock(), "stdin")
+            .context("cannot read the records from stdin");
+    }
+    if name.starts_with("http://") || name.starts_with("https://") {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .context("cannot start the async runtime")?;
+        let body = runtime
+            .block_on(async {
+                reqwest::get(name.as_str())
+                    .await?
+                    .error_for_status()?
+                    .bytes()
+                    .await
+            })
+            .map_err(|e| anyhow::anyhow!(crate::adapters::errors::chain(&e)))
+            .with_context(|| format!("cannot read the records from {name}"))?;
+        return crate::records::load_from(&body[..], "the records endpoint")
+            .context("cannot read the records endpoint's answer");
+    }
+    crate::records::load(from).with_context(|| format!("cannot read the records file {name}"))
+}
+
 fn report(args: &ReportArgs) -> Result<ExitCode> {
     let name = args.records.display().to_string();
-    let (records, unreadable) = crate::records::load(&args.records)
-        .with_context(|| format!("cannot read the records file {name}"))?;
+    let (records, unreadable) = read_records(&args.records)?;
     if records.is_empty() && unreadable.is_empty() {
         bail!("{name} is empty: no decision records to report on");
     }
@@ -499,7 +530,17 @@ fn report(args: &ReportArgs) -> Result<ExitCode> {
         deployment: args.deployment.clone(),
         revision: args.revision,
     };
-    let source = crate::report::Source::of(&args.records, &records, unreadable);
+    let source = match name.as_str() {
+        "-" => crate::report::Source::named("stdin".into(), &records, unreadable),
+        url if url.starts_with("http://") || url.starts_with("https://") => {
+            crate::report::Source::named(
+                format!("the records endpoint {url}"),
+                &records,
+                unreadable,
+            )
+        }
+        _ => crate::report::Source::of(&args.records, &records, unreadable),
+    };
     let report = crate::report::build(&records, &selection, source)
         .map_err(|e| anyhow::anyhow!("{name}: {e}"))?;
     let html_named = |p: &std::path::Path| {

@@ -145,6 +145,9 @@ pub struct Records {
     /// Rotated files kept; older ones are deleted. The records take at most about
     /// `max_bytes` × (`keep` + 1).
     pub keep: u32,
+    /// Serve them, read only, at `GET /records` on the metrics port (filtered by
+    /// `?namespace=&deployment=&revision=`), for `report --records http://…`.
+    pub endpoint: bool,
 }
 
 impl Default for Records {
@@ -154,6 +157,7 @@ impl Default for Records {
             path: None,
             max_bytes: rotation.max_bytes,
             keep: rotation.keep,
+            endpoint: false,
         }
     }
 }

@@ -91,6 +91,7 @@ pub async fn run_with<S: MetricSource + Send + Sync + 'static>(
         listen,
         metrics.clone(),
         health.clone(),
+        records_reader(&config.records),
         crate::adapters::telemetry::ServerLimits::default(),
         crate::controller::stopped(stop.clone()),
     )
@@ -173,6 +174,23 @@ pub async fn run_with<S: MetricSource + Send + Sync + 'static>(
         Err(e) => tracing::warn!(error = %e, "metrics server task"),
     }
     Ok(())
+}
+
+/// The reader behind `GET /records`, when the records are written to a file and served.
+fn records_reader(
+    records: &crate::app::config::Records,
+) -> Option<crate::adapters::telemetry::RecordsReader> {
+    let path = records.path.clone().filter(|_| records.endpoint)?;
+    Some(Arc::new(
+        move |q: crate::adapters::telemetry::RecordsQuery| {
+            let filter = crate::records::Filter {
+                namespace: q.namespace,
+                deployment: q.deployment,
+                revision: q.revision,
+            };
+            crate::records::json_lines(&path, &filter).map_err(|e| e.to_string())
+        },
+    ))
 }
 
 /// Re-reads the rule files and the configuration file when they change.

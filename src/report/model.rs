@@ -58,8 +58,13 @@ pub struct Source {
 impl Source {
     /// The records read from `path` (named by its file name) and its unreadable lines.
     pub fn of(path: &std::path::Path, records: &[Record], unreadable: Vec<Unreadable>) -> Source {
+        Source::named(crate::records::file_name(path), records, unreadable)
+    }
+
+    /// Records that did not come from a file (stdin, an endpoint), named for people.
+    pub fn named(name: String, records: &[Record], unreadable: Vec<Unreadable>) -> Source {
         Source {
-            name: crate::records::file_name(path),
+            name,
             records: records.len(),
             unreadable,
         }
