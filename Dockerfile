@@ -26,6 +26,8 @@ COPY rules rules
 # COPY keeps the files' times, which can be older than the stub build's: touch the roots so
 # that cargo rebuilds the crate itself. Without the `sim` feature (the fake API server, the
 # simulator, `demo`: the test rig stays out of the image), and stripped of its debug sections.
+# The commit built, for rollout_guard_build_info: docker build --build-arg ROLLOUT_GUARD_COMMIT=$(git rev-parse --short HEAD)
+ARG ROLLOUT_GUARD_COMMIT=unknown
 RUN touch src/main.rs src/lib.rs \
  && cargo build --release --locked --no-default-features --bin rollout-guard \
  && strip target/release/rollout-guard

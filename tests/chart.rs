@@ -810,6 +810,75 @@ fn webhooks_read_their_urls_from_secrets() {
     assert!(load_config(docs, FULLNAME).notify.webhooks.is_empty());
 }
 
+/// Issue 16: the PrometheusRule's alerts are valid Prometheus rules (checked by the real
+/// `promtool`), on metrics the daemon exports, and off by default.
+#[test]
+fn the_alert_rules_pass_promtool_and_name_exported_metrics() {
+    assert!(of_kind(rendered("defaults"), "PrometheusRule").is_empty());
+    let rule = find(rendered("alerts"), "PrometheusRule", FULLNAME);
+    assert_eq!(rule["metadata"]["labels"]["release"], "kps");
+    let groups = &rule["spec"]["groups"];
+    let alerts: Vec<&str> = groups[0]["rules"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["alert"].as_str().unwrap())
+        .collect();
+    for name in [
+        "RolloutGuardRolledBack",
+        "RolloutGuardPaused",
+        "RolloutGuardActionFailed",
+        "RolloutGuardAnalysisInconclusive",
+        "RolloutGuardQueryErrors",
+        "RolloutGuardNoLeader",
+    ] {
+        assert!(alerts.contains(&name), "{name} in {alerts:?}");
+    }
+    // Every metric an alert names is one the daemon exports (a family shows once it has a
+    // series).
+    let metrics = rollout_guard::adapters::telemetry::Metrics::new();
+    metrics.action("shop", "billing", "rollback", "ok");
+    metrics.verdict("shop", "billing", "php-error-rate", "inconclusive");
+    metrics
+        .query_errors
+        .get_or_create(&rollout_guard::adapters::telemetry::RuleLabels {
+            rule: "php-error-rate".into(),
+        })
+        .inc();
+    let exported = metrics.encode();
+    for r in groups[0]["rules"].as_array().unwrap() {
+        let expr = r["expr"].as_str().unwrap();
+        for metric in expr
+            .split(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+            .filter(|w| w.starts_with("rollout_guard_"))
+        {
+            let family = metric.trim_end_matches("_total");
+            assert!(
+                exported.contains(&format!("# TYPE {family} ")),
+                "{metric} in {expr} is not exported"
+            );
+        }
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("rules.yaml");
+    std::fs::write(
+        &file,
+        serde_json::to_string(&json!({ "groups": groups })).unwrap(),
+    )
+    .unwrap();
+    let out = std::process::Command::new("promtool")
+        .args(["check", "rules"])
+        .arg(&file)
+        .output()
+        .expect("promtool (Debian's prometheus package; scripts/test installs it)");
+    assert!(
+        out.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
 #[test]
 fn values_that_cannot_work_are_refused() {
     for (case, message) in [

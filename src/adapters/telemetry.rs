@@ -41,6 +41,41 @@ pub struct ActionLabels {
     pub result: String,
 }
 
+/// One opted-in Deployment's actions: the series exist only for Deployments the controller
+/// analyses, so their number is bounded by those, not by the cluster.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct DeploymentActionLabels {
+    pub namespace: String,
+    pub deployment: String,
+    pub action: String,
+    pub result: String,
+}
+
+/// One opted-in Deployment's verdicts by outcome (not by rule, to keep them few).
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct DeploymentVerdictLabels {
+    pub namespace: String,
+    pub deployment: String,
+    pub outcome: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct BuildLabels {
+    pub version: String,
+    /// The commit built, from `ROLLOUT_GUARD_COMMIT` at build time (`unknown` without).
+    pub commit: String,
+}
+
+/// The version and commit this binary was built from.
+pub fn build() -> BuildLabels {
+    BuildLabels {
+        version: env!("CARGO_PKG_VERSION").into(),
+        commit: option_env!("ROLLOUT_GUARD_COMMIT")
+            .unwrap_or("unknown")
+            .into(),
+    }
+}
+
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct RuleLabels {
     pub rule: String,
@@ -55,6 +90,8 @@ pub struct ResultLabels {
 pub struct Metrics {
     pub verdicts: Family<VerdictLabels, Counter>,
     pub actions: Family<ActionLabels, Counter>,
+    pub deployment_actions: Family<DeploymentActionLabels, Counter>,
+    pub deployment_verdicts: Family<DeploymentVerdictLabels, Counter>,
     pub evaluation_seconds: Histogram,
     pub query_errors: Family<RuleLabels, Counter>,
     pub reconcile_errors: Counter,
@@ -85,6 +122,25 @@ impl Metrics {
             "actions",
             "Actions on Deployments by kind and result",
             actions.clone(),
+        );
+        let deployment_actions = Family::<DeploymentActionLabels, Counter>::default();
+        registry.register(
+            "deployment_actions",
+            "Actions by opted-in Deployment, kind and result",
+            deployment_actions.clone(),
+        );
+        let deployment_verdicts = Family::<DeploymentVerdictLabels, Counter>::default();
+        registry.register(
+            "deployment_verdicts",
+            "Rule verdicts by opted-in Deployment and outcome",
+            deployment_verdicts.clone(),
+        );
+        let build_info = Family::<BuildLabels, Gauge>::default();
+        build_info.get_or_create(&build()).set(1);
+        registry.register(
+            "build_info",
+            "1, with the version and commit of this binary",
+            build_info,
         );
         let evaluation_seconds =
             Histogram::new([0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0]);
@@ -132,6 +188,8 @@ impl Metrics {
         Metrics {
             verdicts,
             actions,
+            deployment_actions,
+            deployment_verdicts,
             evaluation_seconds,
             query_errors,
             reconcile_errors,
@@ -143,11 +201,37 @@ impl Metrics {
         }
     }
 
-    pub fn action(&self, action: &str, result: &str) {
+    /// Counts an action on the Deployment `namespace`/`deployment`.
+    pub fn action(&self, namespace: &str, deployment: &str, action: &str, result: &str) {
         self.actions
             .get_or_create(&ActionLabels {
                 action: action.into(),
                 result: result.into(),
+            })
+            .inc();
+        self.deployment_actions
+            .get_or_create(&DeploymentActionLabels {
+                namespace: namespace.into(),
+                deployment: deployment.into(),
+                action: action.into(),
+                result: result.into(),
+            })
+            .inc();
+    }
+
+    /// Counts a verdict of `rule` on the Deployment `namespace`/`deployment`.
+    pub fn verdict(&self, namespace: &str, deployment: &str, rule: &str, outcome: &str) {
+        self.verdicts
+            .get_or_create(&VerdictLabels {
+                rule: rule.into(),
+                outcome: outcome.into(),
+            })
+            .inc();
+        self.deployment_verdicts
+            .get_or_create(&DeploymentVerdictLabels {
+                namespace: namespace.into(),
+                deployment: deployment.into(),
+                outcome: outcome.into(),
             })
             .inc();
     }
@@ -476,13 +560,8 @@ mod tests {
     #[test]
     fn families_are_exported_with_the_prefix() {
         let m = Metrics::new();
-        m.action("rollback", "ok");
-        m.verdicts
-            .get_or_create(&VerdictLabels {
-                rule: "class-loading-errors".into(),
-                outcome: "fail".into(),
-            })
-            .inc();
+        m.action("shop", "billing", "rollback", "ok");
+        m.verdict("shop", "billing", "class-loading-errors", "fail");
         m.leader.set(1);
         let text = m.encode();
         assert!(
@@ -492,6 +571,19 @@ mod tests {
         assert!(text.contains(
             r#"rollout_guard_verdicts_total{rule="class-loading-errors",outcome="fail"} 1"#
         ));
+        assert!(text.contains(
+            r#"rollout_guard_deployment_actions_total{namespace="shop",deployment="billing",action="rollback",result="ok"} 1"#
+        ), "{text}");
+        assert!(text.contains(
+            r#"rollout_guard_deployment_verdicts_total{namespace="shop",deployment="billing",outcome="fail"} 1"#
+        ), "{text}");
+        assert!(
+            text.contains(&format!(
+                r#"rollout_guard_build_info{{version="{}",commit="#,
+                env!("CARGO_PKG_VERSION")
+            )),
+            "{text}"
+        );
         assert!(text.contains("rollout_guard_leader 1"));
         assert!(text.contains("# TYPE rollout_guard_evaluation_seconds histogram"));
         assert!(text.ends_with("# EOF\n"));

@@ -32,7 +32,7 @@ use tokio::sync::watch;
 
 use crate::adapters::kubernetes;
 use crate::adapters::notify::{Notice, NoticeKind, Notifier};
-use crate::adapters::telemetry::{Metrics, RuleLabels, VerdictLabels};
+use crate::adapters::telemetry::{Metrics, RuleLabels};
 use crate::analysis::evaluate::{Target, evaluate};
 use crate::analysis::judge::Verdict;
 use crate::analysis::rules::RuleSet;
@@ -515,10 +515,12 @@ async fn reconcile_at<S: MetricSource + Send + Sync + 'static>(
         Ok(written) => {
             notify(&ctx.notifier, &view, &plan.notes, now);
             for a in &plan.acts {
-                ctx.metrics.action(a.name(), "ok");
+                ctx.metrics
+                    .action(&view.namespace, &view.name, a.name(), "ok");
             }
             for a in &plan.suppressed {
-                ctx.metrics.action(a.name(), "recorded");
+                ctx.metrics
+                    .action(&view.namespace, &view.name, a.name(), "recorded");
             }
             if let Some(w) = &written {
                 kept.written = Some(Written {
@@ -543,7 +545,8 @@ async fn reconcile_at<S: MetricSource + Send + Sync + 'static>(
         Err(ActError::Conflict(_)) => {
             // Someone else wrote first: re-read and re-decide, never overwrite.
             for a in &plan.acts {
-                ctx.metrics.action(a.name(), "conflict");
+                ctx.metrics
+                    .action(&view.namespace, &view.name, a.name(), "conflict");
             }
             tracing::info!(deployment = %name, "conflict writing the plan; re-reading");
             // Reused verdicts keep their freshness: conflict after conflict never makes them
@@ -578,7 +581,8 @@ async fn reconcile_at<S: MetricSource + Send + Sync + 'static>(
         Err(ActError::Gone) => Ok(Action::await_change()),
         Err(e) => {
             for a in &plan.acts {
-                ctx.metrics.action(a.name(), e.kind());
+                ctx.metrics
+                    .action(&view.namespace, &view.name, a.name(), e.kind());
             }
             ctx.keep(key, kept);
             Err(ReconcileError::Write(name, e))
@@ -609,13 +613,12 @@ async fn evaluate_now<S: MetricSource>(
         .evaluation_seconds
         .observe(started.elapsed().as_secs_f64());
     for v in &evaluation.verdicts {
-        ctx.metrics
-            .verdicts
-            .get_or_create(&VerdictLabels {
-                rule: v.rule.clone(),
-                outcome: v.outcome.to_string(),
-            })
-            .inc();
+        ctx.metrics.verdict(
+            &target.namespace,
+            &target.deployment,
+            &v.rule,
+            &v.outcome.to_string(),
+        );
         if v.error.is_some() {
             ctx.metrics
                 .query_errors

@@ -218,6 +218,10 @@ pub fn cases() -> Vec<(&'static str, Value)> {
         ),
         ("records-sized", json!({"records": {"sizeLimit": "1Gi"}})),
         (
+            "alerts",
+            json!({"prometheusRule": {"enabled": true, "labels": {"release": "kps"}}}),
+        ),
+        (
             "notify",
             json!({"notify": {"webhooks": [
                 {"name": "oncall", "secret": {"name": "hooks", "key": "slack-oncall"},

@@ -61,7 +61,10 @@ _RESOURCES = {
         ("clusterrolebindings", "ClusterRoleBinding", False)],
     ("policy", "v1"): [("poddisruptionbudgets", "PodDisruptionBudget", True)],
     ("networking.k8s.io", "v1"): [("networkpolicies", "NetworkPolicy", True)],
-    ("monitoring.coreos.com", "v1"): [("servicemonitors", "ServiceMonitor", True)],
+    ("monitoring.coreos.com", "v1"): [
+        ("servicemonitors", "ServiceMonitor", True),
+        ("prometheusrules", "PrometheusRule", True),
+    ],
 }
 
 
