@@ -24,8 +24,34 @@ mod status;
 
 /// Watches Kubernetes rollouts of PHP services and pauses or rolls back a plain Deployment when
 /// its new ReplicaSet does worse than the old one.
+/// `--version`: the version and the commit built (`ROLLOUT_GUARD_COMMIT` at build time).
+static VERSION: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+    let build = crate::adapters::telemetry::build();
+    format!("{} (commit {})", build.version, build.commit)
+});
+
+/// A moment on the command line: RFC 3339 (`2026-11-20T10:00:00Z`), `now`, or `now-` a
+/// duration (`now-1h`, `now-90m`).
+fn moment(s: &str) -> std::result::Result<Timestamp, String> {
+    let s = s.trim();
+    if let Some(rest) = s.strip_prefix("now") {
+        let now = Timestamp::now();
+        if rest.is_empty() {
+            return Ok(now);
+        }
+        let ago = rest
+            .strip_prefix('-')
+            .ok_or_else(|| format!("{s:?}: write now or now-DURATION (e.g. now-1h)"))?;
+        let d: PromDuration = ago.parse().map_err(|e| format!("{s:?}: {e}"))?;
+        let span = jiff::SignedDuration::try_from(d.as_std()).map_err(|e| e.to_string())?;
+        return now.checked_sub(span).map_err(|e| e.to_string());
+    }
+    s.parse::<Timestamp>()
+        .map_err(|e| format!("{s:?}: neither RFC 3339 nor now-DURATION: {e}"))
+}
+
 #[derive(Debug, Parser)]
-#[command(name = "rollout-guard", version, about, long_about = None, propagate_version = true)]
+#[command(name = "rollout-guard", version = VERSION.as_str(), about, long_about = None, propagate_version = true)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
@@ -174,7 +200,7 @@ pub struct ReportArgs {
     #[arg(long, value_enum)]
     pub format: Option<ReportFormat>,
     /// Write the report to this file instead of stdout.
-    #[arg(long)]
+    #[arg(short, long)]
     pub output: Option<PathBuf>,
     /// HTML: leave the plots out and list each failing rule's series as a table instead.
     #[arg(long)]
@@ -223,11 +249,11 @@ pub struct BacktestArgs {
     /// The ReplicaSet of the new version.
     #[arg(long = "new-replicaset")]
     pub new_replicaset: String,
-    /// Start of the replay (RFC 3339, e.g. 2026-11-20T10:00:00Z).
-    #[arg(long)]
+    /// Start of the replay: RFC 3339 (e.g. 2026-11-20T10:00:00Z), or now-DURATION (now-1h).
+    #[arg(long, value_parser = moment)]
     pub from: Timestamp,
-    /// End of the replay (RFC 3339).
-    #[arg(long)]
+    /// End of the replay: RFC 3339, now, or now-DURATION.
+    #[arg(long, value_parser = moment)]
     pub to: Timestamp,
     /// Time between evaluations; match the controller's interval.
     #[arg(long, default_value = "30s")]
@@ -236,7 +262,7 @@ pub struct BacktestArgs {
     #[arg(long = "rules")]
     pub rules: Vec<PathBuf>,
     /// `text`: a readable timeline; `json`: one JSON object (see the README for its fields).
-    #[arg(long, value_enum, default_value_t = Output::Text)]
+    #[arg(short, long, value_enum, default_value_t = Output::Text)]
     pub output: Output,
 }
 
@@ -357,8 +383,10 @@ fn run_daemon(args: &RunArgs, flag: LogFormat) -> ExitCode {
 fn init_logging(format: LogFormat, default_filter: &str) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_filter));
+    // Colours only for a person at a terminal, never into a file or a pipe.
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_writer(std::io::stderr);
     let _ = match format {
         LogFormat::Text => builder.try_init(),
@@ -585,6 +613,37 @@ fn print_stdout(text: &str) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use clap::CommandFactory;
+
+    #[test]
+    fn moments_are_rfc3339_now_or_now_minus_a_duration() {
+        let t = super::moment("2026-11-20T10:00:00Z").unwrap();
+        assert_eq!(t.as_second(), 1_795_168_800);
+        let before = jiff::Timestamp::now();
+        let hour_ago = super::moment("now-1h").unwrap();
+        let after = jiff::Timestamp::now();
+        let lo = before.as_second() - 3600;
+        let hi = after.as_second() - 3600;
+        assert!((lo..=hi).contains(&hour_ago.as_second()), "{hour_ago}");
+        assert!(super::moment("now").unwrap() >= before);
+        for bad in [
+            "now+1h",
+            "now-",
+            "now-1x",
+            "yesterday",
+            "2026-13-01T00:00:00Z",
+        ] {
+            assert!(super::moment(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn the_version_names_the_commit() {
+        let v = super::VERSION.as_str();
+        assert!(
+            v.starts_with(env!("CARGO_PKG_VERSION")) && v.contains("(commit "),
+            "{v}"
+        );
+    }
 
     /// Every command and every flag says what it is for in `--help`.
     #[test]
