@@ -130,3 +130,53 @@ async fn a_pipeline_learns_that_its_release_was_rolled_back_or_passed() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("cannot be read"));
 }
+
+/// Issue 16: `check` tells, rule by rule, what will never judge: here a real Prometheus that
+/// scrapes nothing of the service, so every metric rule stays inconclusive, and the `logs`
+/// rules are said not to be checked.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn check_says_which_rules_will_stay_inconclusive() {
+    let c = Cluster::start("check", Duration::from_millis(500)).await;
+    c.deploy("shop", 2, &ann(&guarded("guard"))).await;
+    let prometheus = support::prometheus::Prometheus::start_empty().expect("prometheus");
+    let kubeconfig = c.kubeconfig();
+    let rules = concat!(env!("CARGO_MANIFEST_DIR"), "/rules");
+    let check = |deployment: &str| {
+        let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_rollout-guard"));
+        cmd.args(["check", "-d", deployment, "-n", &c.namespace])
+            .arg("--kubeconfig")
+            .arg(&kubeconfig)
+            .args(["--prometheus-url", &prometheus.url(), "--rules", rules]);
+        cmd
+    };
+    let out = tokio::task::spawn_blocking({
+        let mut cmd = check("shop");
+        move || cmd.output().unwrap()
+    })
+    .await
+    .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for line in [
+        "php-error-rate: no series for any pod of shop-",
+        "cpu-saturation: no series for any pod of shop-",
+        "php-log-class-errors: reads pod logs, not metrics; not checked here",
+        "will stay inconclusive",
+    ] {
+        assert!(stdout.contains(line), "{line} in {stdout}");
+    }
+    // A Deployment that is not there is a usage error, not a verdict.
+    let out = tokio::task::spawn_blocking({
+        let mut cmd = check("nope");
+        move || cmd.output().unwrap()
+    })
+    .await
+    .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("there is no Deployment nope"));
+}

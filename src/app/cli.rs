@@ -18,6 +18,7 @@ use crate::analysis::duration::PromDuration;
 use crate::analysis::evaluate::Target;
 use crate::analysis::rules::{DEFAULT_RULES, RuleSet};
 
+mod check;
 #[cfg(feature = "sim")]
 mod simulate;
 mod status;
@@ -123,6 +124,16 @@ pub enum Command {
     /// Exit codes: 0 passed, 2 usage or connection error, 3 rolled back, 4 held or paused,
     /// 5 still analysing (or --wait timed out), 6 inconclusive, 7 not guarded.
     Status(StatusArgs),
+    /// Say, rule by rule, whether the rules can be evaluated for a Deployment as it runs now.
+    ///
+    /// Reads the Deployment and its ReplicaSets (read only, with your kubeconfig), takes the
+    /// rules it would be analysed with (the loaded ones, narrowed by its
+    /// `rollout-guard.io/rules` annotation), fills in each rule's queries for the ReplicaSet
+    /// whose pods serve now, and asks Prometheus whether they have series. A rule whose series
+    /// do not exist stays inconclusive through every analysis: a gate holds, a guard never
+    /// acts. Exits 0 when every rule can be evaluated, 1 when some cannot, 2 on usage or
+    /// connection errors.
+    Check(Box<CheckArgs>),
     /// Play the whole story in about a minute, with nothing else installed.
     ///
     /// An embedded simulated cluster (the fake API server the tests use, with its Deployment
@@ -154,6 +165,27 @@ pub struct StatusArgs {
     /// `text` (one line, then the latest Events) or `json`.
     #[arg(short, long, value_enum, default_value_t = StatusFormat::Text)]
     pub output: StatusFormat,
+    /// The kubeconfig file (default: $KUBECONFIG, ~/.kube/config, or in-cluster).
+    #[arg(long)]
+    pub kubeconfig: Option<PathBuf>,
+    /// The kubeconfig context (default: its current context).
+    #[arg(long)]
+    pub context: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct CheckArgs {
+    /// The Deployment.
+    #[arg(short, long)]
+    pub deployment: String,
+    /// Its namespace (default: the kubeconfig context's).
+    #[arg(short, long)]
+    pub namespace: Option<String>,
+    #[command(flatten)]
+    pub prometheus: PrometheusArgs,
+    /// Rule files or folders (default: the bundled rules).
+    #[arg(long = "rules")]
+    pub rules: Vec<PathBuf>,
     /// The kubeconfig file (default: $KUBECONFIG, ~/.kube/config, or in-cluster).
     #[arg(long)]
     pub kubeconfig: Option<PathBuf>,
@@ -406,6 +438,7 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         #[cfg(feature = "sim")]
         Command::Demo(args) => demo(&args),
         Command::Status(args) => status::run(&args),
+        Command::Check(args) => check::run(&args),
         Command::Rules(RulesCommand::Defaults) => {
             print!("{DEFAULT_RULES}");
             Ok(ExitCode::SUCCESS)

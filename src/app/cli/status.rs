@@ -19,6 +19,7 @@ use super::{StatusArgs, StatusFormat};
 use crate::controller::actions::FIELD_MANAGER;
 use crate::policy::annotations;
 use crate::policy::guard::Mode;
+use crate::policy::rollout::RolloutView;
 use crate::policy::status::{Guarding, Status, assess, text};
 
 /// Time between reads while waiting.
@@ -47,10 +48,7 @@ struct EventLine {
 }
 
 pub(super) fn run(args: &StatusArgs) -> Result<ExitCode> {
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()?;
-    rt.block_on(async {
+    block_on(async {
         let (client, default_ns) =
             client(args.kubeconfig.as_deref(), args.context.as_deref()).await?;
         let ns = args.namespace.clone().unwrap_or(default_ns);
@@ -80,7 +78,10 @@ pub(super) fn run(args: &StatusArgs) -> Result<ExitCode> {
 }
 
 /// A client from the kubeconfig (a file, a context) or the environment, and its namespace.
-async fn client(kubeconfig: Option<&Path>, context: Option<&str>) -> Result<(Client, String)> {
+pub(super) async fn client(
+    kubeconfig: Option<&Path>,
+    context: Option<&str>,
+) -> Result<(Client, String)> {
     let options = KubeConfigOptions {
         context: context.map(str::to_string),
         ..KubeConfigOptions::default()
@@ -100,7 +101,12 @@ async fn client(kubeconfig: Option<&Path>, context: Option<&str>) -> Result<(Cli
     Ok((Client::try_from(config)?, ns))
 }
 
-async fn read(client: &Client, ns: &str, name: &str, revision: Option<u64>) -> Result<Status> {
+/// The Deployment `ns`/`name` and the view of its rollout, read once.
+pub(super) async fn deployment(
+    client: &Client,
+    ns: &str,
+    name: &str,
+) -> Result<(Deployment, RolloutView)> {
     let api: Api<Deployment> = Api::namespaced(client.clone(), ns);
     let d = api
         .get_opt(name)
@@ -111,6 +117,19 @@ async fn read(client: &Client, ns: &str, name: &str, revision: Option<u64>) -> R
         .await
         .with_context(|| format!("listing the ReplicaSets of {ns}/{name}"))?;
     let view = crate::adapters::kubernetes::view(&d, &replicasets);
+    Ok((d, view))
+}
+
+/// Runs `f` on a runtime of its own (the read-only commands are short and sequential).
+pub(super) fn block_on<T>(f: impl std::future::Future<Output = Result<T>>) -> Result<T> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?
+        .block_on(f)
+}
+
+async fn read(client: &Client, ns: &str, name: &str, revision: Option<u64>) -> Result<Status> {
+    let (d, view) = deployment(client, ns, name).await?;
     let ann = d.annotations();
     let memory = match annotations::state(ann) {
         None => None,
