@@ -70,6 +70,8 @@ impl LogParser {
             line
         };
         let line = line.trim_end_matches(['\n', '\r']);
+        let from_monolog = super::monolog::as_php_line(line);
+        let line = from_monolog.as_deref().unwrap_or(line);
         let unwrapped = parse::unwrap(line);
         match unwrapped.body {
             Body::Fpm { exited_child } => {

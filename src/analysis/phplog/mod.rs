@@ -15,7 +15,9 @@
 //!   PHP 7 and 8, old and new pods, share for the same bug);
 //! - `events`: [`LogParser`], which regroups stack traces into the message they belong to, in
 //!   bounded memory;
-//! - `kind`: the kinds, under the names rules use.
+//! - `kind`: the kinds, under the names rules use;
+//! - `monolog`: Laravel's and Symfony's JSON log lines (errors they caught and logged), read as
+//!   the PHP message they stand for.
 //!
 //! PHP-FPM's own lines (`fpm is running`, `child 12 exited`, `server reached
 //! pm.max_children`) and an application's `error_log()` lines are never PHP errors; they are
@@ -24,6 +26,7 @@
 
 mod events;
 mod kind;
+mod monolog;
 mod parse;
 mod signature;
 
