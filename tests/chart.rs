@@ -315,11 +315,31 @@ fn two_replicas_with_leader_election_by_default() {
 
 #[test]
 fn the_charts_rules_are_the_repositorys() {
-    assert!(
-        read("charts/rollout-guard/rules/default.yaml") == read("rules/default.yaml"),
-        "charts/rollout-guard/rules/default.yaml differs from rules/default.yaml: \
-         cp rules/default.yaml charts/rollout-guard/rules/default.yaml"
+    for file in ["default.yaml", "php-logs.yaml"] {
+        assert!(
+            read(&format!("charts/rollout-guard/rules/{file}")) == read(&format!("rules/{file}")),
+            "charts/rollout-guard/rules/{file} differs from rules/{file}: \
+             cp rules/{file} charts/rollout-guard/rules/{file}"
+        );
+    }
+}
+
+/// Issue 16: the log rules ship with the chart when asked, with the permission they need.
+#[test]
+fn the_log_rules_ship_when_asked() {
+    let docs = rendered("php-logs");
+    let (rules, files) = load_rules(docs, FULLNAME);
+    assert_eq!(
+        files.keys().collect::<Vec<_>>(),
+        ["default.yaml", "php-logs.yaml"]
     );
+    assert_eq!(files["php-logs.yaml"], read("rules/php-logs.yaml"));
+    let logs = rules
+        .rules
+        .iter()
+        .filter(|r| matches!(r.check, rollout_guard::analysis::rules::Check::Logs(_)))
+        .count();
+    assert!(logs >= 2, "{logs} logs rules");
 }
 
 #[test]
@@ -906,6 +926,10 @@ fn values_that_cannot_work_are_refused() {
         (
             "records-keep-none",
             "records.keep must be a number of rotated files from 1 to 100",
+        ),
+        (
+            "php-logs-without-pod-logs",
+            "rules.phpLogs needs rbac.podLogs",
         ),
         (
             "notify-bad-name",

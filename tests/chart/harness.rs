@@ -218,6 +218,14 @@ pub fn cases() -> Vec<(&'static str, Value)> {
         ),
         ("records-sized", json!({"records": {"sizeLimit": "1Gi"}})),
         (
+            "php-logs",
+            json!({"rules": {"phpLogs": true}, "rbac": {"podLogs": true}}),
+        ),
+        (
+            "php-logs-without-pod-logs",
+            json!({"rules": {"phpLogs": true}}),
+        ),
+        (
             "alerts",
             json!({"prometheusRule": {"enabled": true, "labels": {"release": "kps"}}}),
         ),

@@ -86,8 +86,11 @@ the Deployment template.
 {{- if and (gt (int .Values.replicaCount) 1) (not .Values.leaderElection.enabled) }}
 {{- fail "replicaCount > 1 needs leaderElection.enabled: every replica would act" }}
 {{- end }}
-{{- if and (not .Values.rules.defaults) (empty .Values.rules.extra) }}
-{{- fail "rules.defaults is false and rules.extra is empty: the controller would have no rules" }}
+{{- if and (not .Values.rules.defaults) (not .Values.rules.phpLogs) (empty .Values.rules.extra) }}
+{{- fail "rules.defaults and rules.phpLogs are false and rules.extra is empty: the controller would have no rules" }}
+{{- end }}
+{{- if and .Values.rules.phpLogs (not .Values.rbac.podLogs) }}
+{{- fail "rules.phpLogs needs rbac.podLogs: its rules read the pods' logs (get on pods/log)" }}
 {{- end }}
 {{- range $file, $_ := .Values.rules.extra }}
 {{- if not (or (hasSuffix ".yaml" $file) (hasSuffix ".yml" $file)) }}
@@ -95,6 +98,9 @@ the Deployment template.
 {{- end }}
 {{- if and $.Values.rules.defaults (eq $file "default.yaml") }}
 {{- fail "rules.extra.default.yaml: the name of the bundled rules; choose another name or set rules.defaults to false" }}
+{{- end }}
+{{- if and $.Values.rules.phpLogs (eq $file "php-logs.yaml") }}
+{{- fail "rules.extra.php-logs.yaml: the name of the bundled log rules; choose another name or set rules.phpLogs to false" }}
 {{- end }}
 {{- end }}
 {{- if and .Values.records.enabled (or (not (isAbs .Values.records.path)) (eq (dir .Values.records.path) "/")) }}
