@@ -317,7 +317,7 @@ fn two_replicas_with_leader_election_by_default() {
 fn the_charts_rules_are_the_repositorys() {
     for file in ["default.yaml", "php-logs.yaml"] {
         assert!(
-            read(&format!("charts/rollout-guard/rules/{file}")) == read(&format!("rules/{file}")),
+            read(format!("charts/rollout-guard/rules/{file}")) == read(format!("rules/{file}")),
             "charts/rollout-guard/rules/{file} differs from rules/{file}: \
              cp rules/{file} charts/rollout-guard/rules/{file}"
         );
