@@ -145,3 +145,18 @@ fn every_command_explains_itself() {
         );
     }
 }
+
+#[test]
+fn completions_name_every_command() {
+    let out = run(&["completions", "bash"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let script = text(&out.stdout);
+    for command in ["backtest", "report", "status", "check", "run", "rules"] {
+        assert!(
+            script.contains(command),
+            "{command} missing from the bash completions"
+        );
+    }
+    let out = run(&["completions", "tcsh"]);
+    assert_eq!(out.status.code(), Some(2));
+}

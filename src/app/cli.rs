@@ -134,6 +134,12 @@ pub enum Command {
     /// acts. Exits 0 when every rule can be evaluated, 1 when some cannot, 2 on usage or
     /// connection errors.
     Check(Box<CheckArgs>),
+    /// Print a shell completion script: `source <(rollout-guard completions bash)`.
+    Completions {
+        /// The shell: bash, zsh, fish, elvish or powershell.
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
     /// Play the whole story in about a minute, with nothing else installed.
     ///
     /// An embedded simulated cluster (the fake API server the tests use, with its Deployment
@@ -439,6 +445,11 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         Command::Demo(args) => demo(&args),
         Command::Status(args) => status::run(&args),
         Command::Check(args) => check::run(&args),
+        Command::Completions { shell } => {
+            let mut cmd = <Cli as clap::CommandFactory>::command();
+            clap_complete::generate(shell, &mut cmd, "rollout-guard", &mut std::io::stdout());
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Rules(RulesCommand::Defaults) => {
             print!("{DEFAULT_RULES}");
             Ok(ExitCode::SUCCESS)
