@@ -552,40 +552,70 @@ fn backtest(args: BacktestArgs) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// Where `report` reads its records: a file with its rotated files, `-` (stdin), or a
-/// daemon's `/records` endpoint (an http or https URL).
-fn read_records(
-    from: &std::path::Path,
-) -> Result<(Vec<crate::records::Record>, Vec<crate::records::Unreadable>)> {
-    let name = from.display().to_string();
-    if name == "-" {
-        return crate::records::load_from(std::io::stdin().lock(), "stdin")
-            .context("cannot read the records from stdin");
+/// Where `report` reads its records.
+enum RecordsFrom<'a> {
+    /// A file, with its rotated files.
+    File(&'a std::path::Path),
+    /// `-`.
+    Stdin,
+    /// A daemon's `/records` endpoint (an http or https URL).
+    Endpoint(&'a str),
+}
+
+impl<'a> RecordsFrom<'a> {
+    fn of(arg: &'a std::path::Path) -> Self {
+        match arg.to_str() {
+            Some("-") => RecordsFrom::Stdin,
+            Some(url) if url.starts_with("http://") || url.starts_with("https://") => {
+                RecordsFrom::Endpoint(url)
+            }
+            _ => RecordsFrom::File(arg),
+        }
     }
-    if name.starts_with("http://") || name.starts_with("https://") {
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .context("cannot start the async runtime")?;
-        let body = runtime
-            .block_on(async {
-                reqwest::get(name.as_str())
-                    .await?
-                    .error_for_status()?
-                    .bytes()
-                    .await
-            })
-            .map_err(|e| anyhow::anyhow!(crate::adapters::errors::chain(&e)))
-            .with_context(|| format!("cannot read the records from {name}"))?;
-        return crate::records::load_from(&body[..], "the records endpoint")
-            .context("cannot read the records endpoint's answer");
+
+    fn read(&self) -> Result<(Vec<crate::records::Record>, Vec<crate::records::Unreadable>)> {
+        match self {
+            RecordsFrom::Stdin => crate::records::load_from(std::io::stdin().lock(), "stdin")
+                .context("cannot read the records from stdin"),
+            RecordsFrom::Endpoint(url) => {
+                let body = status::block_on(async {
+                    let fetched =
+                        async { reqwest::get(*url).await?.error_for_status()?.bytes().await };
+                    fetched
+                        .await
+                        .map_err(|e| anyhow::anyhow!(crate::adapters::errors::chain(&e)))
+                })
+                .with_context(|| format!("cannot read the records from {url}"))?;
+                crate::records::load_from(&body[..], "the records endpoint")
+                    .context("cannot read the records endpoint's answer")
+            }
+            RecordsFrom::File(path) => crate::records::load(path)
+                .with_context(|| format!("cannot read the records file {}", path.display())),
+        }
     }
-    crate::records::load(from).with_context(|| format!("cannot read the records file {name}"))
+
+    /// How the report names its source.
+    fn source(
+        &self,
+        records: &[crate::records::Record],
+        unreadable: Vec<crate::records::Unreadable>,
+    ) -> crate::report::Source {
+        match self {
+            RecordsFrom::Stdin => crate::report::Source::named("stdin".into(), records, unreadable),
+            RecordsFrom::Endpoint(url) => crate::report::Source::named(
+                format!("the records endpoint {url}"),
+                records,
+                unreadable,
+            ),
+            RecordsFrom::File(path) => crate::report::Source::of(path, records, unreadable),
+        }
+    }
 }
 
 fn report(args: &ReportArgs) -> Result<ExitCode> {
     let name = args.records.display().to_string();
-    let (records, unreadable) = read_records(&args.records)?;
+    let from = RecordsFrom::of(&args.records);
+    let (records, unreadable) = from.read()?;
     if records.is_empty() && unreadable.is_empty() {
         bail!("{name} is empty: no decision records to report on");
     }
@@ -602,17 +632,7 @@ fn report(args: &ReportArgs) -> Result<ExitCode> {
         deployment: args.deployment.clone(),
         revision: args.revision,
     };
-    let source = match name.as_str() {
-        "-" => crate::report::Source::named("stdin".into(), &records, unreadable),
-        url if url.starts_with("http://") || url.starts_with("https://") => {
-            crate::report::Source::named(
-                format!("the records endpoint {url}"),
-                &records,
-                unreadable,
-            )
-        }
-        _ => crate::report::Source::of(&args.records, &records, unreadable),
-    };
+    let source = from.source(&records, unreadable);
     let report = crate::report::build(&records, &selection, source)
         .map_err(|e| anyhow::anyhow!("{name}: {e}"))?;
     let html_named = |p: &std::path::Path| {

@@ -57,9 +57,13 @@ pub(super) fn compare(
     // with the new pods before it left are their first minutes, against its last pods.
     let stopped = o.times.iter().max() < n.times.iter().max();
     if rule.history && stopped {
-        let history = against_history(rule, w, &n, new, old);
+        // Both sides over the history span, read once for the comparisons below.
+        let level = OldLevel::read(rule, w, old);
+        let new_over_span = samples(new, &history_window(rule, w));
+        let history = against_history(rule, w, &n, &new_over_span, &level);
         if !matches!(history, Ok(Judged::Decided { fail: true, .. }))
-            && let Some(side_by_side) = failed_while_both_served(rule, w, new, old)
+            && let Ok(level) = &level
+            && let Some(side_by_side) = failed_while_both_served(rule, &new_over_span, level)
         {
             return side_by_side;
         }
@@ -84,20 +88,17 @@ pub(super) fn compare(
 /// has too few samples on either side.
 fn failed_while_both_served(
     rule: &Compare,
-    w: &Window,
-    new: &[Series],
-    old: &[Series],
+    new_over_span: &Samples,
+    level: &OldLevel,
 ) -> Option<Judged> {
-    let hw = history_window(rule, w);
-    let (n, o) = (samples(new, &hw), samples(old, &hw));
+    let o = &level.samples;
     let old_times: BTreeSet<i64> = o.times.iter().copied().collect();
-    let n = restricted(&n, &old_times);
-    let baseline = medians_by_time(&o);
-    let (na, oa) = (align(&n, &baseline), align(&o, &baseline));
+    let n = restricted(new_over_span, &old_times);
+    let (na, oa) = (align(&n, &level.by_time), align(o, &level.by_time));
     if na.ratio.len() < rule.min_samples || oa.ratio.len() < rule.min_samples {
         return None;
     }
-    match at_same_moments(rule, &n, &o, &na, &oa) {
+    match at_same_moments(rule, &n, o, &na, &oa) {
         Judged::Decided {
             fail: true,
             reason,
@@ -459,12 +460,12 @@ fn against_history(
     rule: &Compare,
     w: &Window,
     n: &Samples,
-    new: &[Series],
-    old: &[Series],
+    new_over_span: &Samples,
+    level: &Result<OldLevel, String>,
 ) -> Result<Judged, String> {
     enough(n.values.len(), "new", rule.min_samples)?;
-    let level = OldLevel::read(rule, w, old)?;
-    let both = while_both_served(rule, w, new, &level);
+    let level = level.as_ref().map_err(Clone::clone)?;
+    let both = while_both_served(rule, new_over_span, level);
     let window_ms = ((w.at - w.start) * 1000.0).round() as i64;
     let step_ms = ((w.step * 1000.0).round() as i64).max(1);
     let before_times: Vec<i64> = level
@@ -628,14 +629,8 @@ struct WhileBoth {
 
 /// The comparison at the same moments over the whole history span, if both sides have
 /// `min_samples` there.
-fn while_both_served(
-    rule: &Compare,
-    w: &Window,
-    new: &[Series],
-    level: &OldLevel,
-) -> Option<WhileBoth> {
-    let n = samples(new, &history_window(rule, w));
-    let na = align(&n, &level.by_time);
+fn while_both_served(rule: &Compare, n: &Samples, level: &OldLevel) -> Option<WhileBoth> {
+    let na = align(n, &level.by_time);
     let shared: BTreeSet<i64> = n.times.iter().copied().collect();
     let old_shared: Vec<f64> = level
         .samples

@@ -77,11 +77,13 @@ impl Record {
 pub(super) fn as_php_line(line: &str) -> Option<String> {
     let start = line.find('{')?;
     let (prefix, object) = line.split_at(start);
-    // Only an object that is the whole rest of the line, after at most a timestamp.
-    if prefix.len() > 40 || prefix.contains('"') {
+    // Only an object that is the whole rest of the line, after at most a timestamp; the
+    // cheap tests first, since every line of a log comes here.
+    let object = object.trim_end();
+    if prefix.len() > 40 || prefix.contains('"') || !object.ends_with('}') {
         return None;
     }
-    let record: Record = serde_json::from_str(object.trim_end()).ok()?;
+    let record: Record = serde_json::from_str(object).ok()?;
     if !record.is_error() {
         return None;
     }
