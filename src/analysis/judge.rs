@@ -343,7 +343,7 @@ pub struct CompareHistory {
     /// and how many such pairs of stretches there were.
     pub largest_drift: f64,
     pub drift_pairs: usize,
-    /// The ratio a regression must reach: min_ratio × largest_drift.
+    /// The ratio a regression must reach: the larger of min_ratio and largest_drift.
     pub needed: f64,
     /// The most one old pod rose above the whole old version over the same gap: each new pod
     /// counted as worse is beyond it and `needed`.

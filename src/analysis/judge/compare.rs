@@ -523,7 +523,10 @@ fn against_history(
         ));
     }
     let ratio = worse_ward(after / before, rule.direction);
-    let needed = rule.min_ratio * largest;
+    // Beyond both the effect floor and the metric's own drift. Not their product: on top of
+    // the largest of ~40 drifts that floor held back a third of the +50% regressions
+    // (BENCHMARKS.md, detection).
+    let needed = rule.min_ratio.max(largest);
     // The pods: each new pod's level must beat the regression's bar and the most one old pod
     // rose above the whole old version over the same gap.
     let new_levels: Vec<f64> = pod_medians(&n.values, &n.pod)
@@ -549,7 +552,7 @@ fn against_history(
         summary(&restricted(&level.samples, &keep))
     };
     let mut reason = format!(
-        "the old pods are gone, so against the old version's history: median new {} ({} samples from {} pods) vs the old version's {} in the {} before its last sample: ratio {:.2}; over the last {} the old version's own level moved at most ×{:.2} between stretches {} apart ({pairs} pairs), so a regression needs ×{:.2} (min_ratio {} × that drift); {} of {} new pods each beyond ×{:.2} (that, or the most one old pod rose above the whole)",
+        "the old pods are gone, so against the old version's history: median new {} ({} samples from {} pods) vs the old version's {} in the {} before its last sample: ratio {:.2}; over the last {} the old version's own level moved at most ×{:.2} between stretches {} apart ({pairs} pairs), so a regression needs ×{:.2} (the larger of min_ratio {} and that drift); {} of {} new pods each beyond ×{:.2} (that, or the most one old pod rose above the whole)",
         fmt_num(after),
         new_summary.samples,
         new_summary.pods,

@@ -131,6 +131,28 @@ fn the_old_versions_own_drift_raises_the_bar() {
 }
 
 #[test]
+fn a_regression_beyond_the_drift_and_the_floor_fails_without_their_product() {
+    let r = cpu_rule("");
+    let at = LEFT + 480.0;
+    // The old version's level moves by itself by up to about a fifth: a new level a third
+    // above its last is beyond that and beyond min_ratio 1.15, though not beyond both
+    // multiplied (a bar that held back a third of the +50% regressions).
+    let swinging = |t: f64| 1.0 + 0.12 * (std::f64::consts::TAU * t / 1200.0).sin();
+    let before = swinging(LEFT - 300.0);
+    let v = judged(
+        &r,
+        at,
+        new_pods(&[1.33 * before, 1.33 * before, 1.33 * before], at),
+        old_pods(4, swinging),
+    );
+    let h = evidence(&v).history.clone().unwrap();
+    assert!(h.largest_drift > 1.15, "{h:?}");
+    assert!(h.ratio < 1.15 * h.largest_drift, "{h:?}");
+    assert_eq!(h.needed, h.largest_drift, "{h:?}");
+    assert_eq!(v.outcome, Outcome::Fail, "{}", v.reason);
+}
+
+#[test]
 fn too_short_a_history_is_missing_data() {
     let r = cpu_rule("");
     let at = LEFT + 480.0;
