@@ -166,6 +166,78 @@ async fn a_healthy_rollout_is_left_alone_and_passes() {
     daemon.stop().await;
 }
 
+/// A rule whose series the service does not have (here a latency histogram it does not
+/// export) is named when the analysis starts, once, in an Event and a gauge, rather than only
+/// when the analysis ends with it never judged. (The simulated metric source refuses a metric
+/// it does not know; a real Prometheus answers no series. Both keep the rule inconclusive.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rules_that_cannot_be_evaluated_are_named_when_the_analysis_starts() {
+    let c = Cluster::start("preflight", Duration::from_millis(1000)).await;
+    c.deploy("shop", 3, &ann(&guarded("guard"))).await;
+    let extra = c.dir.path().join("latency.yaml");
+    std::fs::write(
+        &extra,
+        r#"version: 1
+rules:
+  - name: latency-p99
+    action: pause
+    window: 5m
+    check:
+      absolute:
+        query: 'histogram_quantile(0.99, sum by (pod, le) (rate(http_request_duration_seconds_bucket{namespace="{{ namespace }}", pod=~"{{ pods }}"}[1m])))'
+        threshold: 2
+"#,
+    )
+    .unwrap();
+    let mut config = c.config();
+    config.rules = vec![
+        concat!(env!("CARGO_MANIFEST_DIR"), "/rules/default.yaml").into(),
+        extra,
+    ];
+    let daemon = c.daemon(config).await;
+    c.release("shop", "v2", None).await;
+    let deadline = std::time::Instant::now() + LONG;
+    let said = loop {
+        let said: Vec<(String, i32)> = c
+            .published("shop")
+            .await
+            .into_iter()
+            .filter(|(reason, _, _)| reason == "RulesCannotEvaluate")
+            .map(|(_, note, times)| (note, times))
+            .collect();
+        if !said.is_empty() || std::time::Instant::now() > deadline {
+            break said;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    assert_eq!(said.len(), 1, "one Event: {said:?}");
+    // Once in the analysis, however many evaluations follow.
+    c.wait("shop", "the analysis to end", LONG, |d| {
+        rolled_out(d) && stage(d).is_some_and(|s| s != "analysing")
+    })
+    .await;
+    let said: Vec<(String, i32)> = c
+        .published("shop")
+        .await
+        .into_iter()
+        .filter(|(reason, _, _)| reason == "RulesCannotEvaluate")
+        .map(|(_, note, times)| (note, times))
+        .collect();
+    assert_eq!(said.len(), 1, "one Event: {said:?}");
+    let (note, times) = &said[0];
+    assert_eq!(*times, 1, "said once: {note}");
+    assert!(note.starts_with("1 of 6 rule(s)"), "{note}");
+    assert!(note.contains("latency-p99"), "{note}");
+    assert!(note.contains("will stay inconclusive"), "{note}");
+    let text = daemon.metrics().await;
+    let series = format!(
+        r#"rollout_guard_rules_unevaluable{{namespace="{}",deployment="shop"}}"#,
+        c.namespace
+    );
+    assert_eq!(metric(&text, &series), 1.0, "{text}");
+    daemon.stop().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_state_annotation_removed_by_someone_else_does_not_stop_the_guard() {
     let c = Cluster::start("state-removed", Duration::from_millis(1000)).await;

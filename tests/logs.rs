@@ -299,6 +299,69 @@ async fn a_restarted_container_s_last_words_are_read_from_its_previous_log() {
     assert_eq!(count(&logs.logs(&q).await.unwrap()), 7);
 }
 
+/// A mesh injects its proxy as the pod's first container (Istio does so when the application
+/// must wait for it): a `logs` rule that names no container reads the application's log, not
+/// the proxy's; the pod's `kubectl.kubernetes.io/default-container` is followed where set.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_a_named_container_the_mesh_proxy_is_skipped_and_the_pods_default_followed() {
+    use rollout_guard::adapters::podlogs::DEFAULT_CONTAINER_ANNOTATION;
+    use rollout_guard::sim::simulate::service;
+
+    let c = Cluster::fake("logs-sidecar", Duration::from_millis(100)).await;
+    let mut d = service::manifest(&c.namespace, "shop", 1, &[]);
+    let spec = d.spec.as_mut().unwrap().template.spec.as_mut().unwrap();
+    let mut proxy = spec.containers[0].clone();
+    proxy.name = "istio-proxy".into();
+    let mut worker = spec.containers[0].clone();
+    worker.name = "worker".into();
+    spec.containers.insert(0, proxy);
+    spec.containers.push(worker);
+    c.deployments()
+        .create(&kube::api::PostParams::default(), &d)
+        .await
+        .unwrap();
+    c.wait("shop", "the first rollout to complete", LONG, rolled_out)
+        .await;
+    let fake = c.fake.as_ref().unwrap();
+    let api: Api<Pod> = Api::namespaced(c.client.clone(), &c.namespace);
+    let pod = api
+        .list(&ListParams::default())
+        .await
+        .unwrap()
+        .items
+        .remove(0);
+    let (name, rs) = (pod.name_any(), pod.owner_references()[0].name.clone());
+    let start = jiff::Timestamp::now();
+    let at = |s: i64| start + jiff::SignedDuration::from_secs(s);
+    // The proxy prints one PHP-looking line (it relays what it sees), the application two, the
+    // worker three.
+    let lines = [("istio-proxy", 1), ("php", 2), ("worker", 3)];
+    for (container, n) in lines {
+        for s in 0..n {
+            fake.append_log(&c.namespace, &name, container, at(s), MISSING_CLASS[0])
+                .unwrap();
+        }
+    }
+    let q = query(&c, rs.clone(), None, at(-60), at(120));
+    let read = KubeLogs::new(c.client.clone(), LogLimits::default());
+    assert_eq!(
+        count(&read.logs(&q).await.unwrap()),
+        2,
+        "the php container's"
+    );
+
+    // The pod names its main container: that one is read.
+    let mut annotated = pod.clone();
+    annotated
+        .annotations_mut()
+        .insert(DEFAULT_CONTAINER_ANNOTATION.into(), "worker".into());
+    api.replace(&name, &kube::api::PostParams::default(), &annotated)
+        .await
+        .unwrap();
+    let read = KubeLogs::new(c.client.clone(), LogLimits::default());
+    assert_eq!(count(&read.logs(&q).await.unwrap()), 3, "the worker's");
+}
+
 /// Two `logs` rules ask for the same pods in the same evaluation, at the same moment: each
 /// line must still be counted once (both reads used to start from the same cursor, and both
 /// added what they read). What is kept of the pods goes once no window reaches them.

@@ -32,7 +32,8 @@ pub enum NoticeKind {
     Held,
     /// An analysis ended with no action and every rule judged.
     Passed,
-    /// An analysis (or a gate step) could not judge some rules: they never had the data.
+    /// An analysis (or a gate step) could not judge some rules: they never had the data; or,
+    /// at its start, some rules cannot be evaluated (`RulesCannotEvaluate`).
     Inconclusive,
     /// The revision rolled back to did not come back in time.
     RollbackNotTaking,
@@ -55,9 +56,9 @@ impl NoticeKind {
             EventReason::RolloutPaused => NoticeKind::Paused,
             EventReason::KnownBadRevision => NoticeKind::Held,
             EventReason::AnalysisPassed => NoticeKind::Passed,
-            EventReason::AnalysisInconclusive | EventReason::GateInconclusive => {
-                NoticeKind::Inconclusive
-            }
+            EventReason::AnalysisInconclusive
+            | EventReason::GateInconclusive
+            | EventReason::RulesCannotEvaluate => NoticeKind::Inconclusive,
             EventReason::RollbackNotTaking | EventReason::RollbackImpossible => {
                 NoticeKind::RollbackNotTaking
             }

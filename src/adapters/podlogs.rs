@@ -28,6 +28,9 @@ use crate::analysis::phplog::{ErrorKind, LogParser, ParserLimits, PhpError, kube
 use crate::analysis::rules::MAX_WINDOW;
 use crate::analysis::source::{LogCounts, LogQuery, LogSource, SignatureCount, SourceError};
 
+mod container;
+pub use container::{DEFAULT_CONTAINER_ANNOTATION, KNOWN_SIDECARS};
+
 /// The bounds of log reading.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -482,12 +485,7 @@ impl KubeLogs {
         q: &LogQuery,
     ) -> LogCounts {
         let reads = futures::future::join_all(chosen.iter().map(|pod| {
-            let container = q.container.clone().or_else(|| {
-                pod.spec
-                    .as_ref()
-                    .and_then(|s| s.containers.first())
-                    .map(|c| c.name.clone())
-            });
+            let container = container::log_container(pod, q.container.as_deref());
             async move {
                 let Some(container) = container else {
                     return (pod.name_any(), Err(ReadError::NoContainer));

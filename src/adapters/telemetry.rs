@@ -59,6 +59,13 @@ pub struct DeploymentVerdictLabels {
     pub outcome: String,
 }
 
+/// One opted-in Deployment.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct DeploymentLabels {
+    pub namespace: String,
+    pub deployment: String,
+}
+
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct BuildLabels {
     pub version: String,
@@ -92,6 +99,7 @@ pub struct Metrics {
     pub actions: Family<ActionLabels, Counter>,
     pub deployment_actions: Family<DeploymentActionLabels, Counter>,
     pub deployment_verdicts: Family<DeploymentVerdictLabels, Counter>,
+    pub rules_unevaluable: Family<DeploymentLabels, Gauge>,
     pub evaluation_seconds: Histogram,
     pub query_errors: Family<RuleLabels, Counter>,
     pub reconcile_errors: Counter,
@@ -134,6 +142,12 @@ impl Metrics {
             "deployment_verdicts",
             "Rule verdicts by opted-in Deployment and outcome",
             deployment_verdicts.clone(),
+        );
+        let rules_unevaluable = Family::<DeploymentLabels, Gauge>::default();
+        registry.register(
+            "rules_unevaluable",
+            "Rules the preflight at the start of the latest analysis found unable to evaluate (no series, a failing query), by opted-in Deployment",
+            rules_unevaluable.clone(),
         );
         let build_info = Family::<BuildLabels, Gauge>::default();
         build_info.get_or_create(&build()).set(1);
@@ -190,6 +204,7 @@ impl Metrics {
             actions,
             deployment_actions,
             deployment_verdicts,
+            rules_unevaluable,
             evaluation_seconds,
             query_errors,
             reconcile_errors,
@@ -234,6 +249,17 @@ impl Metrics {
                 outcome: outcome.into(),
             })
             .inc();
+    }
+
+    /// What the preflight at the start of an analysis of `namespace`/`deployment` found: the
+    /// rules that cannot be evaluated (0 when all can).
+    pub fn rules_unevaluable(&self, namespace: &str, deployment: &str, rules: usize) {
+        self.rules_unevaluable
+            .get_or_create(&DeploymentLabels {
+                namespace: namespace.into(),
+                deployment: deployment.into(),
+            })
+            .set(i64::try_from(rules).unwrap_or(i64::MAX));
     }
 
     /// The OpenMetrics text of every family.

@@ -272,7 +272,9 @@ pub struct Absolute {
 #[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Logs {
-    /// The container whose log is read; the pod's only (or first) container when unset.
+    /// The container whose log is read. Unset: the one the pod names with
+    /// `kubectl.kubernetes.io/default-container`, else its first container that is not a known
+    /// sidecar (a mesh proxy, a log agent), else its first.
     #[serde(default)]
     pub container: Option<String>,
     /// The error kinds that count (see `phplog::ErrorKind`); the class-loading ones by default.

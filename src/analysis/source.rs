@@ -122,7 +122,7 @@ pub trait MetricSource: Sync {
 pub struct LogQuery {
     pub namespace: String,
     pub replicaset: String,
-    /// The container to read; the pod's only (or first) container when `None`.
+    /// The container to read; when `None`, the pod's main container as the log reader picks it.
     pub container: Option<String>,
     /// Whether this is the new ReplicaSet (all of whose pods are read while they are few) or
     /// an old one (a sample of pods is enough for a baseline).

@@ -14,6 +14,7 @@
 
 pub mod actions;
 pub mod leader;
+pub mod preflight;
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
@@ -532,6 +533,13 @@ async fn reconcile_at<S: MetricSource + Send + Sync + 'static>(
             if !settings.dry_run() {
                 let about = plan.memory.current.as_ref().map(|s| s.replicaset.as_str());
                 ctx.actuator.publish(&d, &plan.notes, about).await;
+            }
+            if plan
+                .notes
+                .iter()
+                .any(|n| n.reason == guard::EventReason::AnalysisStarted)
+            {
+                preflight::spawn(&ctx, &d, &view, Arc::clone(rules), !settings.dry_run());
             }
             kept.memory = plan.memory;
             ctx.keep(key, kept);

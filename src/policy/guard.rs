@@ -455,6 +455,8 @@ pub enum EventReason {
     RolloutStalled,
     /// A failing rule whose action is only to warn.
     RuleWarning,
+    /// At an analysis' start, some rules cannot be evaluated (no series, a failing query).
+    RulesCannotEvaluate,
     /// A reason this version does not know (a record written by a newer one).
     #[serde(other)]
     Unknown,
@@ -462,7 +464,7 @@ pub enum EventReason {
 
 impl EventReason {
     /// Every reason the controller gives.
-    pub const ALL: [EventReason; 21] = [
+    pub const ALL: [EventReason; 22] = [
         EventReason::AnalysisInconclusive,
         EventReason::AnalysisOverridden,
         EventReason::AnalysisPassed,
@@ -484,6 +486,7 @@ impl EventReason {
         EventReason::RolloutPaused,
         EventReason::RolloutStalled,
         EventReason::RuleWarning,
+        EventReason::RulesCannotEvaluate,
     ];
 
     /// As Kubernetes Events and the records carry it.
@@ -510,6 +513,7 @@ impl EventReason {
             EventReason::RolloutPaused => "RolloutPaused",
             EventReason::RolloutStalled => "RolloutStalled",
             EventReason::RuleWarning => "RuleWarning",
+            EventReason::RulesCannotEvaluate => "RulesCannotEvaluate",
             EventReason::Unknown => "Unknown",
         }
     }
