@@ -11,6 +11,8 @@
 //!
 //! A missing venv fails these tests; it never skips them.
 
+#[path = "chart/dashboard.rs"]
+mod dashboard;
 #[path = "chart/harness.rs"]
 mod harness;
 
@@ -849,6 +851,7 @@ fn the_alert_rules_pass_promtool_and_name_exported_metrics() {
         "RolloutGuardPaused",
         "RolloutGuardActionFailed",
         "RolloutGuardAnalysisInconclusive",
+        "RolloutGuardRulesCannotEvaluate",
         "RolloutGuardQueryErrors",
         "RolloutGuardNoLeader",
     ] {
@@ -859,6 +862,7 @@ fn the_alert_rules_pass_promtool_and_name_exported_metrics() {
     let metrics = rollout_guard::adapters::telemetry::Metrics::new();
     metrics.action("shop", "billing", "rollback", "ok");
     metrics.verdict("shop", "billing", "php-error-rate", "inconclusive");
+    metrics.rules_unevaluable("shop", "billing", 1);
     metrics
         .query_errors
         .get_or_create(&rollout_guard::adapters::telemetry::RuleLabels {
@@ -920,14 +924,6 @@ fn values_that_cannot_work_are_refused() {
             "records.path must be a file in a folder below /",
         ),
         (
-            "records-max-bytes-not-bytes",
-            "records.maxBytes must be a number of bytes, at least 16384",
-        ),
-        (
-            "records-keep-none",
-            "records.keep must be a number of rotated files from 1 to 100",
-        ),
-        (
             "php-logs-without-pod-logs",
             "rules.phpLogs needs rbac.podLogs",
         ),
@@ -939,6 +935,524 @@ fn values_that_cannot_work_are_refused() {
     ] {
         let error = refused(case);
         assert!(error.contains(message), "case {case}: {error}");
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// values.schema.json (issue 16).
+
+fn schema() -> Value {
+    serde_json::from_str(&read("charts/rollout-guard/values.schema.json"))
+        .expect("values.schema.json is JSON")
+}
+
+/// A schema node with its `$ref` (to `#/definitions/...`) followed.
+fn resolved<'a>(schema: &'a Value, node: &'a Value) -> &'a Value {
+    match node["$ref"].as_str() {
+        Some(r) => {
+            let name = r.strip_prefix("#/definitions/").expect("a local $ref");
+            &schema["definitions"][name]
+        }
+        None => node,
+    }
+}
+
+/// The schema of the value at `path`; Ok(None) when a map left open (no `properties`) holds it.
+fn schema_at<'a>(schema: &'a Value, path: &[&str]) -> Result<Option<&'a Value>, String> {
+    let mut node = schema;
+    for (i, key) in path.iter().enumerate() {
+        let Some(properties) = resolved(schema, node)["properties"].as_object() else {
+            return Ok(None);
+        };
+        node = properties
+            .get(*key)
+            .ok_or_else(|| format!("{} is not in the schema", path[..=i].join(".")))?;
+    }
+    Ok(Some(resolved(schema, node)))
+}
+
+/// The keys of `values` the schema does not describe, and the schema's keys `values` lacks
+/// (at the levels the schema lists properties for).
+fn schema_gaps(values: &Value, schema: &Value) -> Vec<String> {
+    fn walk(values: &Value, node: &Value, schema: &Value, path: &str, gaps: &mut Vec<String>) {
+        let node = resolved(schema, node);
+        let (Some(values), Some(properties)) = (values.as_object(), node["properties"].as_object())
+        else {
+            return;
+        };
+        for (key, value) in values {
+            match properties.get(key) {
+                Some(child) => walk(value, child, schema, &format!("{path}{key}."), gaps),
+                None => gaps.push(format!("{path}{key}: not in the schema")),
+            }
+        }
+        for key in properties.keys() {
+            if !values.contains_key(key) && format!("{path}{key}") != "global" {
+                gaps.push(format!("{path}{key}: in the schema, not in values.yaml"));
+            }
+        }
+    }
+    let mut gaps = Vec::new();
+    walk(values, schema, schema, "", &mut gaps);
+    gaps.sort();
+    gaps
+}
+
+#[test]
+fn the_schema_describes_every_value_and_every_value_the_templates_read() {
+    let schema = schema();
+    assert_eq!(schema["$schema"], "http://json-schema.org/draft-07/schema#");
+    let values: Value = serde_saphyr::from_str(&read("charts/rollout-guard/values.yaml")).unwrap();
+    assert_eq!(schema_gaps(&values, &schema), Vec::<String>::new());
+    // The walk sees a key that is not described (and one that is missing).
+    let mut typo = values.clone();
+    typo["records"]["maxByte"] = json!(1);
+    typo.as_object_mut().unwrap().remove("killSwitch");
+    assert_eq!(
+        schema_gaps(&typo, &schema),
+        [
+            "killSwitch: in the schema, not in values.yaml",
+            "records.maxByte: not in the schema"
+        ]
+    );
+
+    // Every .Values path of the templates is described, up to the maps left open.
+    let reference = regex::Regex::new(r"\.Values((?:\.[A-Za-z_][A-Za-z0-9_]*)+)").unwrap();
+    let mut paths = 0;
+    for entry in std::fs::read_dir(chart().join("templates")).unwrap() {
+        let path = entry.unwrap().path();
+        let text = std::fs::read_to_string(&path).unwrap();
+        for c in reference.captures_iter(&text) {
+            let keys: Vec<&str> = c[1].trim_start_matches('.').split('.').collect();
+            schema_at(&schema, &keys).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+            paths += 1;
+        }
+    }
+    assert!(paths > 50, "{paths} .Values references");
+
+    // Unknown keys are refused at the top level and in every section the schema lists the
+    // keys of; the maps handed to Kubernetes stay open.
+    fn closed(node: &Value, schema: &Value, path: &str, sections: &mut usize) {
+        let node = resolved(schema, node);
+        if let Some(properties) = node["properties"].as_object() {
+            assert_eq!(node["additionalProperties"], false, "{path} is open");
+            *sections += 1;
+            for (key, child) in properties {
+                closed(child, schema, &format!("{path}.{key}"), sections);
+            }
+        }
+        if node["items"].is_object() {
+            closed(&node["items"], schema, &format!("{path}[]"), sections);
+        }
+    }
+    let mut sections = 0;
+    closed(&schema, &schema, "", &mut sections);
+    assert!(sections > 20, "{sections} closed sections");
+    for open in [
+        "podAnnotations",
+        "podLabels",
+        "resources",
+        "nodeSelector",
+        "tolerations",
+        "affinity",
+        "extraEnv",
+        "extraVolumes",
+        "extraVolumeMounts",
+        "prometheus.headers",
+        "rules.extra",
+        "networkPolicy.metricsFrom",
+        "serviceMonitor.labels",
+        "grafanaDashboard.annotations",
+    ] {
+        let keys: Vec<&str> = open.split('.').collect();
+        let node = schema_at(&schema, &keys).unwrap().expect("described");
+        for node in [node, &node["items"]] {
+            assert!(node.get("properties").is_none(), "{open} lists its keys");
+            assert_ne!(node["additionalProperties"], false, "{open} is closed");
+        }
+    }
+    let docs = rendered("free-form");
+    let deployment = find(docs, "Deployment", FULLNAME);
+    let pod = &deployment["spec"]["template"];
+    assert_eq!(
+        pod["metadata"]["annotations"]["example.com/team"],
+        "platform"
+    );
+    assert_eq!(
+        container(deployment)["resources"]["requests"]["ephemeral-storage"],
+        "1Gi"
+    );
+    assert_eq!(pod["spec"]["tolerations"][0]["key"], "dedicated");
+}
+
+/// Issue 16: Helm refuses values against the schema, naming the key (a JSON pointer), before
+/// any template runs.
+#[test]
+fn the_schema_refuses_wrong_values_naming_the_key() {
+    for (case, at, reason) in [
+        (
+            "schema-unknown-key",
+            "",
+            "additional properties 'replicaCont' not allowed",
+        ),
+        (
+            "schema-unknown-key-in-section",
+            "/grafanaDashboard",
+            "additional properties 'labelvalue' not allowed",
+        ),
+        (
+            "schema-unknown-webhook-key",
+            "/notify/webhooks/0",
+            "additional properties 'fromat' not allowed",
+        ),
+        (
+            "schema-string-for-number",
+            "/limits/maxConcurrentEvaluations",
+            "got string, want integer",
+        ),
+        (
+            "records-max-bytes-not-bytes",
+            "/records/maxBytes",
+            "got string, want integer",
+        ),
+        (
+            "schema-mode",
+            "/defaults/mode",
+            "value must be one of 'observe', 'guard', 'gate'",
+        ),
+        (
+            "schema-log-format",
+            "/log/format",
+            "value must be one of 'json', 'text'",
+        ),
+        (
+            "schema-negative-count",
+            "/replicaCount",
+            "minimum: got -1, want 0",
+        ),
+        (
+            "schema-zero-evaluations",
+            "/limits/maxConcurrentEvaluations",
+            "minimum: got 0, want 1",
+        ),
+        (
+            "records-keep-none",
+            "/records/keep",
+            "minimum: got 0, want 1",
+        ),
+        (
+            "schema-duration",
+            "/defaults/interval",
+            "'30 seconds' does not match pattern",
+        ),
+        (
+            "schema-label-value-not-string",
+            "/grafanaDashboard/labelValue",
+            "got number, want string",
+        ),
+    ] {
+        let error = refused(case);
+        assert!(
+            error.contains("values don't meet the specifications of the schema"),
+            "case {case}: not refused by the schema: {error}"
+        );
+        let line = format!("- at '{at}': {reason}");
+        assert!(error.contains(&line), "case {case}: no {line:?} in {error}");
+    }
+}
+
+/// The names a serde enum's variants are written as, sorted.
+fn serialized<T: serde::Serialize>(variants: &[T]) -> Vec<String> {
+    let mut names: Vec<String> = variants
+        .iter()
+        .map(|v| {
+            serde_json::to_value(v)
+                .unwrap()
+                .as_str()
+                .unwrap()
+                .to_string()
+        })
+        .collect();
+    names.sort();
+    names
+}
+
+/// The schema's enums and duration pattern accept what the binary accepts, and nothing else.
+#[test]
+fn the_schemas_enums_and_durations_are_the_binarys() {
+    use rollout_guard::adapters::notify::{Format, NoticeKind};
+    let schema = schema();
+    // The enum of the value at a path (of a list's items for a list), sorted.
+    let enumerated = |path: &str| -> Vec<String> {
+        let keys: Vec<&str> = path.split('.').collect();
+        let mut node = schema_at(&schema, &keys).unwrap().expect("described");
+        if node["items"].is_object() {
+            node = &node["items"];
+        }
+        let mut names: Vec<String> = node["enum"]
+            .as_array()
+            .unwrap_or_else(|| panic!("{path}: no enum"))
+            .iter()
+            .map(|v| v.as_str().unwrap().to_string())
+            .collect();
+        names.sort();
+        names
+    };
+    assert_eq!(
+        enumerated("defaults.mode"),
+        serialized(&[Mode::Observe, Mode::Guard, Mode::Gate])
+    );
+    assert_eq!(
+        enumerated("log.format"),
+        serialized(&[LogFormat::Json, LogFormat::Text])
+    );
+    let webhook = &schema_at(&schema, &["notify", "webhooks"])
+        .unwrap()
+        .unwrap()["items"];
+    for (key, binary) in [
+        ("format", serialized(&[Format::Json, Format::Slack])),
+        ("on", serialized(&NoticeKind::ALL)),
+    ] {
+        let node = &webhook["properties"][key];
+        let node = if node["items"].is_object() {
+            &node["items"]
+        } else {
+            node
+        };
+        let mut schema_says: Vec<&str> = node["enum"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_str().unwrap())
+            .collect();
+        schema_says.sort();
+        assert_eq!(schema_says, binary, "notify.webhooks[].{key}");
+    }
+
+    // Durations: the pattern (with the minimum length) takes what PromDuration parses.
+    let duration = &schema["definitions"]["duration"];
+    let pattern = regex::Regex::new(duration["pattern"].as_str().unwrap()).unwrap();
+    let min = duration["minLength"].as_u64().unwrap() as usize;
+    for sample in [
+        "30s",
+        "5m",
+        "1h30m",
+        "0s",
+        "100ms",
+        "1m5ms",
+        "2w",
+        "1y2w3d4h5m6s7ms",
+        "",
+        "30",
+        "30 s",
+        "5m1h",
+        "1m1m",
+        "s",
+        "1.5h",
+        "10min",
+        "-1s",
+        "1h 30m",
+        "1S",
+    ] {
+        let schema_says = sample.len() >= min && pattern.is_match(sample);
+        let binary_says = sample.parse::<PromDuration>().is_ok();
+        assert_eq!(schema_says, binary_says, "{sample:?}");
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The Grafana dashboard (issue 16).
+
+const DASHBOARD: &str = "charts/rollout-guard/dashboards/rollout-guard.json";
+
+fn dashboard_map(docs: &[Value]) -> Option<&Value> {
+    let name = format!("{FULLNAME}-dashboard");
+    docs.iter()
+        .find(|d| d["kind"] == "ConfigMap" && d["metadata"]["name"] == name.as_str())
+}
+
+#[test]
+fn the_grafana_dashboard_ships_only_when_enabled_where_and_as_the_values_say() {
+    assert!(dashboard_map(rendered("defaults")).is_none());
+
+    let map = dashboard_map(rendered("dashboard-defaults")).expect("the dashboard's ConfigMap");
+    assert_eq!(map["metadata"]["namespace"], NAMESPACE);
+    assert_eq!(map["metadata"]["labels"]["grafana_dashboard"], "1");
+    assert_eq!(
+        map["metadata"]["labels"]["app.kubernetes.io/instance"],
+        RELEASE
+    );
+    assert!(map["metadata"].get("annotations").is_none(), "{map}");
+
+    let map = dashboard_map(rendered("dashboard")).expect("the dashboard's ConfigMap");
+    assert_eq!(map["metadata"]["namespace"], "monitoring");
+    let labels = &map["metadata"]["labels"];
+    assert_eq!(labels["dashboards"], "rollout-guard");
+    assert!(labels.get("grafana_dashboard").is_none(), "{labels}");
+    assert_eq!(
+        map["metadata"]["annotations"],
+        json!({"grafana_folder": "Platform"})
+    );
+}
+
+#[test]
+fn the_dashboards_configmap_holds_the_file_and_the_file_is_a_grafana_dashboard() {
+    let file = read(DASHBOARD);
+    let map = dashboard_map(rendered("dashboard")).expect("the dashboard's ConfigMap");
+    let data = map["data"].as_object().unwrap();
+    assert_eq!(data.keys().collect::<Vec<_>>(), ["rollout-guard.json"]);
+    assert!(data["rollout-guard.json"] == file.as_str(), "not the file");
+
+    let dashboard: Value = serde_json::from_str(&file).expect("the dashboard is JSON");
+    assert_eq!(dashboard["uid"], "rollout-guard");
+    let version = dashboard["schemaVersion"].as_u64().unwrap();
+    assert!((36..=41).contains(&version), "schemaVersion {version}");
+    assert!(
+        dashboard.get("__inputs").is_none(),
+        "the sidecar fills no inputs"
+    );
+
+    let variables = dashboard["templating"]["list"].as_array().unwrap();
+    let variable = |name: &str| {
+        variables
+            .iter()
+            .find(|v| v["name"] == name)
+            .unwrap_or_else(|| panic!("no variable {name}"))
+    };
+    let datasource = variable("datasource");
+    assert_eq!(
+        (&datasource["type"], &datasource["query"]),
+        (&json!("datasource"), &json!("prometheus"))
+    );
+    let from_variable = json!({"type": "prometheus", "uid": "${datasource}"});
+    for name in ["namespace", "deployment"] {
+        let v = variable(name);
+        assert_eq!(v["type"], "query", "{name}");
+        assert_eq!(v["datasource"], from_variable, "{name}");
+        let query = v["query"]["query"].as_str().unwrap();
+        assert!(
+            query.starts_with("label_values(rollout_guard_deployment_")
+                && query.ends_with(&format!(", {name})")),
+            "{name}: {query}"
+        );
+    }
+
+    // Every panel and query reads the chosen Prometheus; panel ids are unique.
+    let panels = dashboard["panels"].as_array().unwrap();
+    let mut ids = std::collections::BTreeSet::new();
+    for panel in panels {
+        assert!(
+            ids.insert(panel["id"].as_u64().unwrap()),
+            "id {}",
+            panel["id"]
+        );
+        if panel["type"] == "row" {
+            continue;
+        }
+        assert_eq!(panel["datasource"], from_variable, "{}", panel["title"]);
+        let targets = panel["targets"].as_array().unwrap();
+        assert!(!targets.is_empty(), "{}", panel["title"]);
+        for target in targets {
+            assert_eq!(target["datasource"], from_variable, "{}", panel["title"]);
+        }
+    }
+    // The panels the issue asks for.
+    let titles: Vec<&str> = panels.iter().filter_map(|p| p["title"].as_str()).collect();
+    for title in [
+        "Leader",
+        "Version",
+        "Analyses in progress",
+        "Actions by Deployment and kind",
+        "Verdicts by rule and outcome",
+        "Inconclusive share by Deployment",
+        "Query errors by rule",
+        "Evaluation latency",
+        "Rules that cannot be evaluated",
+    ] {
+        assert!(titles.contains(&title), "{title} in {titles:?}");
+    }
+}
+
+/// Issue 16: the dashboard's PromQL parses (Grafana's variables replaced with sample values)
+/// and names only metrics and labels the binary exports; broken copies are caught.
+#[test]
+fn the_dashboards_queries_parse_and_name_what_the_binary_exports() {
+    let exported = dashboard::Exported::daemon();
+    // The daemon's own text, parsed: a counter with _total, a histogram's series, labels.
+    assert!(exported.samples.contains_key("rollout_guard_actions_total"));
+    assert!(exported.samples["rollout_guard_evaluation_seconds_bucket"].contains("le"));
+    assert!(
+        exported
+            .samples
+            .contains_key("rollout_guard_evaluation_seconds_count")
+    );
+    assert!(!exported.samples.contains_key("rollout_guard_actions"));
+    assert!(exported.samples["rollout_guard_deployment_verdicts_total"].contains("deployment"));
+
+    let text = read(DASHBOARD);
+    let dashboard: Value = serde_json::from_str(&text).unwrap();
+    let checked = dashboard::check(&dashboard, &exported);
+    assert_eq!(checked.problems, Vec::<String>::new());
+    // The walk finds the metrics of the panels the issue asks for.
+    for metric in [
+        "rollout_guard_deployment_actions_total",
+        "rollout_guard_verdicts_total",
+        "rollout_guard_deployment_verdicts_total",
+        "rollout_guard_query_errors_total",
+        "rollout_guard_evaluation_seconds_bucket",
+        "rollout_guard_leader",
+        "rollout_guard_rules_unevaluable",
+        "rollout_guard_build_info",
+        "rollout_guard_rollouts_analysed",
+    ] {
+        assert!(checked.metrics.contains(metric), "{metric} not found");
+    }
+
+    // Broken copies, every `from` replaced: (from, to, the problem reported).
+    for (from, to, problem) in [
+        (
+            "sum by (rule) (rate(rollout_guard_query_errors_total[$__rate_interval]))",
+            "sum by (rule) (rate(rollout_guard_query_errors_total[$__rate_interval])",
+            "not valid PromQL",
+        ),
+        (
+            "rollout_guard_query_errors_total",
+            "rollout_guard_query_failures_total",
+            "rollout_guard_query_failures_total is not exported by the binary",
+        ),
+        (
+            "rollout_guard_evaluation_seconds_bucket",
+            "rollout_guard_evaluation_seconds",
+            "rollout_guard_evaluation_seconds is not exported by the binary",
+        ),
+        (
+            r#"deployment=~\"$deployment\""#,
+            r#"deployment=~\"$deploymnet\""#,
+            "unknown variable $deploymnet",
+        ),
+        (
+            r#"outcome=\"inconclusive\""#,
+            r#"result=\"inconclusive\""#,
+            "rollout_guard_deployment_verdicts_total has no label result",
+        ),
+        (
+            "rollout_guard_deployment_verdicts_total, namespace)",
+            "rollout_guard_verdicts_total, namespace)",
+            "variable \"namespace\": rollout_guard_verdicts_total has no label namespace",
+        ),
+        (
+            "sum by (rule) (rate(rollout_guard_query_errors_total[$__rate_interval]))",
+            "rollout_guard_query_errors_total[$__rate_interval]",
+            "not an instant vector",
+        ),
+    ] {
+        assert!(text.contains(from), "the dashboard has no {from}");
+        let broken: Value = serde_json::from_str(&text.replace(from, to)).unwrap();
+        let problems = dashboard::check(&broken, &exported).problems;
+        assert!(
+            problems.iter().any(|p| p.contains(problem)),
+            "{from} -> {to}: no {problem:?} in {problems:#?}"
+        );
     }
 }
 

@@ -267,6 +267,37 @@ pub fn cases() -> Vec<(&'static str, Value)> {
             "monitored",
             json!({"serviceMonitor": {"enabled": true, "labels": {"release": "kube-prometheus"}}}),
         ),
+        (
+            "dashboard",
+            json!({"grafanaDashboard": {"enabled": true, "namespace": "monitoring",
+                                        "label": "dashboards", "labelValue": "rollout-guard",
+                                        "annotations": {"grafana_folder": "Platform"}}}),
+        ),
+        (
+            "dashboard-defaults",
+            json!({"grafanaDashboard": {"enabled": true}}),
+        ),
+        // The maps handed to Kubernetes as they are take any keys (the schema leaves them open).
+        (
+            "free-form",
+            json!({
+                "global": {"imageRegistry": "registry.example"},
+                "podAnnotations": {"example.com/team": "platform"},
+                "podLabels": {"team": "platform"},
+                "resources": {"requests": {"cpu": "50m", "ephemeral-storage": "1Gi"},
+                              "limits": {"memory": "256Mi", "hugepages-2Mi": "0"}},
+                "nodeSelector": {"kubernetes.io/arch": "amd64"},
+                "tolerations": [{"key": "dedicated", "operator": "Equal", "value": "ops",
+                                 "effect": "NoSchedule"}],
+                "affinity": {"nodeAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": {
+                    "nodeSelectorTerms": [{"matchExpressions": [
+                        {"key": "kubernetes.io/os", "operator": "In", "values": ["linux"]}]}]}}},
+                "extraVolumes": [{"name": "tmp", "emptyDir": {"medium": "Memory"}}],
+                "extraVolumeMounts": [{"name": "tmp", "mountPath": "/tmp"}],
+                "serviceAccount": {"annotations": {"eks.amazonaws.com/role-arn": "arn:aws:iam::1:role/x"}},
+                "prometheus": {"headers": {"X-Scope-OrgID": "shop"}},
+            }),
+        ),
         // Values that cannot give a working controller.
         ("two-leaders", json!({"leaderElection": {"enabled": false}})),
         ("no-rules", json!({"rules": {"defaults": false}})),
@@ -288,6 +319,37 @@ pub fn cases() -> Vec<(&'static str, Value)> {
         ),
         ("records-keep-none", json!({"records": {"keep": 0}})),
         ("no-prometheus", json!({"prometheus": {"url": ""}})),
+        // Values values.schema.json refuses.
+        ("schema-unknown-key", json!({"replicaCont": 3})),
+        (
+            "schema-unknown-key-in-section",
+            json!({"grafanaDashboard": {"enabled": true, "labelvalue": "1"}}),
+        ),
+        (
+            "schema-unknown-webhook-key",
+            json!({"notify": {"webhooks": [
+                {"name": "oncall", "secret": {"name": "hooks", "key": "k"}, "fromat": "slack"}
+            ]}}),
+        ),
+        (
+            "schema-string-for-number",
+            json!({"limits": {"maxConcurrentEvaluations": "8"}}),
+        ),
+        ("schema-mode", json!({"defaults": {"mode": "dry-run"}})),
+        ("schema-log-format", json!({"log": {"format": "logfmt"}})),
+        ("schema-negative-count", json!({"replicaCount": -1})),
+        (
+            "schema-zero-evaluations",
+            json!({"limits": {"maxConcurrentEvaluations": 0}}),
+        ),
+        (
+            "schema-duration",
+            json!({"defaults": {"interval": "30 seconds"}}),
+        ),
+        (
+            "schema-label-value-not-string",
+            json!({"grafanaDashboard": {"labelValue": 1}}),
+        ),
     ]
 }
 
