@@ -14,7 +14,7 @@
 //! reads a file with its rotated files, oldest first, bytes line by line: a line that is not
 //! UTF-8 JSON of this schema is skipped and counted, never allowed to hide the others.
 
-use std::collections::HashSet;
+use std::collections::{BTreeMap, HashSet};
 use std::fs::{File, OpenOptions};
 use std::io::{BufRead, BufReader, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
@@ -82,6 +82,11 @@ pub struct Record {
     /// For actions: `ok`, or what went wrong.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub result: Option<WriteResult>,
+    /// The container images of the new ReplicaSet and the old ones it is compared with
+    /// (ReplicaSet → container → image): what the release changed. Empty in records of
+    /// versions before it was kept.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub images: BTreeMap<String, BTreeMap<String, String>>,
 }
 
 /// What became of an action record's writes: in the record, `"ok"` or the error's text.
@@ -582,6 +587,7 @@ mod tests {
             suppressed: Vec::new(),
             notes: Vec::new(),
             result: (kind == Kind::Action).then_some(WriteResult::Ok),
+            images: BTreeMap::new(),
         }
     }
 

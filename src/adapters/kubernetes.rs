@@ -139,7 +139,23 @@ pub fn generation(rs: &ReplicaSet) -> Generation {
         pods: status.map_or(0, |s| s.replicas),
         ready: status.and_then(|s| s.ready_replicas).unwrap_or(0),
         available: status.and_then(|s| s.available_replicas).unwrap_or(0),
+        images: images(rs),
     }
+}
+
+/// The image of each container of a ReplicaSet's pod template.
+fn images(rs: &ReplicaSet) -> std::collections::BTreeMap<String, String> {
+    rs.spec
+        .as_ref()
+        .and_then(|s| s.template.as_ref())
+        .and_then(|t| t.spec.as_ref())
+        .map(|p| {
+            p.containers
+                .iter()
+                .map(|c| (c.name.clone(), c.image.clone().unwrap_or_default()))
+                .collect()
+        })
+        .unwrap_or_default()
 }
 
 /// The `deployment.kubernetes.io/revision` of an object; 0 when absent or unreadable.

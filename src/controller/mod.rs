@@ -478,6 +478,7 @@ async fn reconcile_at<S: MetricSource + Send + Sync + 'static>(
         suppressed: plan.suppressed.clone(),
         notes,
         result,
+        images: images(&view),
     };
     // The evaluation and what it asks for, before anything is written; what was said and done
     // (notes, the write's result) after, so a plan that met a conflict leaves no false news.
@@ -820,6 +821,18 @@ async fn watch_stores<S>(
         ctx.metrics.deployments_opted_in.set(n as i64);
         tokio::time::sleep(Duration::from_secs(15)).await;
     }
+}
+
+/// The container images of the new generation, the old ones with pods, and the newest old one
+/// (the version a fast rollout replaced is gone before the first record), by ReplicaSet.
+fn images(view: &RolloutView) -> BTreeMap<String, BTreeMap<String, String>> {
+    view.new
+        .iter()
+        .chain(view.old_with_pods())
+        .chain(view.old.first())
+        .filter(|g| !g.images.is_empty())
+        .map(|g| (g.name.clone(), g.images.clone()))
+        .collect()
 }
 
 /// Hands the notices the written plan's Events make to the notifier (which never waits).

@@ -1534,8 +1534,8 @@ impl Planner<'_> {
             self.note(
                 EventReason::RollbackComplete,
                 format!(
-                    "revision {} ({}) is available again on all {} pod(s)",
-                    new.revision, new.name, self.view.desired
+                    "the previous release ({}) is available again on all {} pod(s), as revision {} (a rollback gives the restored template the next revision number)",
+                    new.name, self.view.desired, new.revision
                 ),
                 false,
             );

@@ -6,6 +6,8 @@
 //! served before, which still has pods). Must not read Kubernetes objects: the controller
 //! builds the view from `apps/v1` objects (`controller::objects`).
 
+use std::collections::BTreeMap;
+
 use serde::{Deserialize, Serialize};
 
 /// One ReplicaSet of a Deployment: a generation of its pod template.
@@ -23,6 +25,10 @@ pub struct Generation {
     pub pods: i32,
     pub ready: i32,
     pub available: i32,
+    /// The image of each container of its pod template (container → image): what a release
+    /// changed, for records and reports. Empty when unknown.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub images: BTreeMap<String, String>,
 }
 
 /// The stage of a rollout, as `kubectl rollout status` would tell it.

@@ -258,6 +258,7 @@ fn unnamed(hash: &str, revision: u64) -> Generation {
         pods: 0,
         ready: 0,
         available: 0,
+        images: Default::default(),
     }
 }
 

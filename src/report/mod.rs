@@ -11,6 +11,7 @@
 
 mod evidence;
 mod html;
+mod images;
 mod markdown;
 mod model;
 pub mod plot;
@@ -24,6 +25,7 @@ mod tests;
 use jiff::Timestamp;
 
 pub use html::{HtmlOptions, html};
+pub use images::{Change, Images};
 pub use markdown::markdown;
 pub use model::{Ending, Entry, EntryKind, Mark, Report, RuleReport, Shown, Source};
 pub use select::{DeploymentInfo, Inventory, RevisionInfo, SelectError, Selection};

@@ -24,6 +24,8 @@ pub struct Report {
     pub new_replicaset: Option<String>,
     /// Every old ReplicaSet it was compared with, in order of appearance.
     pub old_replicasets: Vec<String>,
+    /// The container images of the new ReplicaSet and the old one compared with.
+    pub images: super::images::Images,
     pub mode: Mode,
     /// The first and last record shown.
     pub first: Timestamp,
@@ -309,12 +311,19 @@ pub fn build(selected: &Selected<'_>, source: Source) -> Report {
         .map(|d| d.record.mode)
         .or(records.last().map(|r| r.mode))
         .unwrap_or_default();
+    let new_replicaset = records.iter().find_map(|r| r.new_replicaset.clone());
+    let images = super::images::Images::of(
+        records.iter().copied(),
+        new_replicaset.as_deref(),
+        &old_replicasets,
+    );
     let mut report = Report {
         namespace: selected.namespace.clone(),
         deployment: selected.deployment.clone(),
         revision: selected.revision,
-        new_replicaset: records.iter().find_map(|r| r.new_replicaset.clone()),
+        new_replicaset,
         old_replicasets,
+        images,
         mode,
         first,
         last,
@@ -762,6 +771,15 @@ impl Report {
             ),
             ("Outcome", self.ending.headline().to_string()),
         ];
+        let images = [
+            ("New images", &self.images.new),
+            ("Old images", &self.images.old),
+        ];
+        for (at, (label, side)) in images.into_iter().enumerate() {
+            if let Some(listed) = super::images::Images::listed(side) {
+                out.insert(3 + at, (label, listed));
+            }
+        }
         if let Some(rule) = self.ending.rule() {
             out.push(("Decided by", rule.to_string()));
         }

@@ -15,11 +15,78 @@ pub(super) fn capitalised(s: &str) -> String {
         .map_or(String::new(), |f| f.to_uppercase().chain(c).collect())
 }
 
+/// The first sentence, for a reader without statistics: which release, what it changed, what
+/// became of it and why, in words.
+fn lead(report: &Report, evaluations: &[&Record]) -> String {
+    let mut subject = format!("The release of {}/{}", report.namespace, report.deployment);
+    if let Some(changed) = report.images.phrase() {
+        subject.push_str(&format!(" that {changed}"));
+    }
+    let since = |at: jiff::Timestamp| {
+        evaluations
+            .first()
+            .and_then(|first| at.duration_since(first.at).try_into().ok())
+            .filter(|d: &std::time::Duration| !d.is_zero())
+            .map_or(String::new(), |d| {
+                format!(
+                    " ({} after its analysis began)",
+                    crate::policy::guard::human(d)
+                )
+            })
+    };
+    let worse = |rule: Option<&str>| {
+        format!(
+            "its new pods did worse than the previous release's on {}",
+            rule.unwrap_or("a rule")
+        )
+    };
+    let what = match &report.ending {
+        Ending::RolledBack { at, rule, .. } => format!(
+            "was rolled back at {} UTC{}: {}",
+            hms(*at),
+            since(*at),
+            worse(rule.as_deref())
+        ),
+        Ending::Paused { at, rule } => format!(
+            "was paused at {} UTC{} for a person to decide: {}",
+            hms(*at),
+            since(*at),
+            worse(rule.as_deref())
+        ),
+        Ending::Recorded { act, rule, .. } => format!(
+            "was left running: {}, and {act} was called for but only recorded",
+            worse(rule.as_deref())
+        ),
+        Ending::ActionFailed { act, rule, .. } => format!(
+            "was left running: {}, but {act} could not be written",
+            worse(rule.as_deref())
+        ),
+        Ending::Passed { .. } => {
+            "passed its analysis: no rule found its new pods worse than the previous release's for long enough to act".to_string()
+        }
+        Ending::Inconclusive { .. } => "was not fully judged: some rules never had the data to compare its new pods with the previous release's".to_string(),
+        Ending::Held { .. } => {
+            "was held paused without an analysis: it is a release rolled back before".to_string()
+        }
+        Ending::NoAction { .. } => "was being analysed, and nothing had been done".to_string(),
+    };
+    format!("{subject} {what}.")
+}
+
 pub(super) fn summary(
     report: &Report,
     deciding: Option<&Record>,
     evaluations: &[&Record],
 ) -> String {
+    format!(
+        "{} {}",
+        lead(report, evaluations),
+        details(report, deciding, evaluations)
+    )
+}
+
+/// What happened, with the numbers that decided.
+fn details(report: &Report, deciding: Option<&Record>, evaluations: &[&Record]) -> String {
     let subject = format!(
         "revision {} ({}) of {}/{}",
         report.revision,

@@ -51,6 +51,7 @@ fn record(kind: Kind, secs: i64, deployment: &str, revision: u64) -> Record {
         suppressed: Vec::new(),
         notes: Vec::new(),
         result: None,
+        images: Default::default(),
     }
 }
 
@@ -205,7 +206,10 @@ fn the_summary_of_a_rollback_names_the_rule_the_revisions_and_the_numbers() {
         Ending::RolledBack { to_revision: 6, .. }
     ));
     let want = "Revision 7 (shop-7d4f9c8b6f) of web/shop was rolled back to revision 6 (shop-5c6d7e8f90) at 10:14:03 UTC by class-loading-errors after 2 failing evaluations in a row: new 1.3% (13/1000) vs old 0% (0/9000), 13 errors where the old pods' rate predicts 0 (×∞), p=1.5e-8 < α=0.001.";
-    assert!(r.summary.starts_with(want), "{}", r.summary);
+    // First in words, then in numbers.
+    let lead = "The release of web/shop was rolled back at 10:14:03 UTC (30s after its analysis began): its new pods did worse than the previous release's on class-loading-errors. ";
+    assert!(r.summary.starts_with(lead), "{}", r.summary);
+    assert!(r.summary[lead.len()..].starts_with(want), "{}", r.summary);
     assert!(
         r.summary
             .contains("At 10:14:35 UTC the rollback was confirmed: revision 8"),
@@ -449,8 +453,7 @@ fn a_pause_and_a_pass_have_their_own_summaries() {
     let r = report_of(&recs, &Selection::default());
     assert!(matches!(r.ending, Ending::Paused { .. }));
     assert!(
-        r.summary
-            .starts_with("Revision 7 (shop-7d4f9c8b6f) of web/shop was paused at 10:14:03 UTC by class-loading-errors after 2 failing evaluations in a row"),
+        r.summary.starts_with("The release of web/shop was paused at 10:14:03 UTC (30s after its analysis began) for a person to decide: its new pods did worse than the previous release's on class-loading-errors. Revision 7 (shop-7d4f9c8b6f) of web/shop was paused at 10:14:03 UTC by class-loading-errors after 2 failing evaluations in a row"),
         "{}",
         r.summary
     );
@@ -465,7 +468,7 @@ fn a_pause_and_a_pass_have_their_own_summaries() {
     assert_eq!(r.ending, Ending::Passed { resumed: false });
     assert!(
         r.summary.starts_with(
-            "Revision 7 (shop-7d4f9c8b6f) of web/shop passed its analysis in guard mode: 3 evaluations from 10:13:30 to 10:14:30 UTC, and no rule acted."
+            "The release of web/shop passed its analysis: no rule found its new pods worse than the previous release's for long enough to act. Revision 7 (shop-7d4f9c8b6f) of web/shop passed its analysis in guard mode: 3 evaluations from 10:13:30 to 10:14:30 UTC, and no rule acted."
         ),
         "{}",
         r.summary
@@ -529,8 +532,7 @@ fn a_held_revision_says_it_was_not_analysed_and_why() {
     );
     assert_eq!(r.ending.headline(), "held: rolled back before");
     assert!(
-        r.summary
-            .starts_with("Revision 9 (shop-7d4f9c8b6f) of web/shop was not analysed: revision 9"),
+        r.summary.starts_with("The release of web/shop was held paused without an analysis: it is a release rolled back before. Revision 9 (shop-7d4f9c8b6f) of web/shop was not analysed: revision 9"),
         "{}",
         r.summary
     );
@@ -858,6 +860,63 @@ fn logs(i: i64) -> Evidence {
         min_errors: 3.0,
         truncated: false,
     })
+}
+
+/// Issue 16: the report says what the release changed, from the images the records keep, in
+/// its first sentence and in the facts; records without images say nothing of them.
+#[test]
+fn the_report_says_which_images_the_release_changed() {
+    let images = |php: &str| {
+        [
+            ("php".to_string(), php.to_string()),
+            ("istio-proxy".to_string(), "proxyv2:1.22".to_string()),
+        ]
+        .into_iter()
+        .collect::<std::collections::BTreeMap<_, _>>()
+    };
+    let mut recs = rollback_story();
+    // Only the first record names the old side (as after a fast rollout, later records have no
+    // old pods), and the last names a third ReplicaSet the report is not about.
+    recs[0].images = [
+        (NEW_RS.to_string(), images("registry/shop:1.5")),
+        (OLD_RS.to_string(), images("registry/shop:1.4")),
+    ]
+    .into();
+    recs[1].images = [(NEW_RS.to_string(), images("registry/shop:1.5"))].into();
+    let r = report_of(&recs, &Selection::default());
+    assert!(
+        r.summary.starts_with(
+            "The release of web/shop that changed php from registry/shop:1.4 to registry/shop:1.5 was rolled back at"
+        ),
+        "{}",
+        r.summary
+    );
+    let facts = r.facts();
+    let fact = |label: &str| {
+        facts
+            .iter()
+            .find(|(l, _)| *l == label)
+            .map(|(_, v)| v.clone())
+    };
+    assert_eq!(
+        fact("New images").as_deref(),
+        Some("istio-proxy: proxyv2:1.22, php: registry/shop:1.5")
+    );
+    assert_eq!(
+        fact("Old images").as_deref(),
+        Some("istio-proxy: proxyv2:1.22, php: registry/shop:1.4")
+    );
+    assert!(
+        markdown(&r).contains("| New images | istio-proxy: proxyv2:1.22, php: registry/shop:1.5 |")
+    );
+
+    let plain = report_of(&rollback_story(), &Selection::default());
+    assert!(
+        plain
+            .summary
+            .starts_with("The release of web/shop was rolled back")
+    );
+    assert!(plain.facts().iter().all(|(l, _)| !l.ends_with("images")));
 }
 
 #[test]

@@ -16,6 +16,7 @@ fn gen_(hash: &str, revision: u64, desired: i32, available: i32) -> Generation {
         pods: desired,
         ready: available,
         available,
+        images: Default::default(),
     }
 }
 

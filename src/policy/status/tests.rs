@@ -17,6 +17,7 @@ fn gen_(hash: &str, revision: u64, pods: i32) -> Generation {
         pods,
         ready: pods,
         available: pods,
+        images: Default::default(),
     }
 }
 
