@@ -342,10 +342,15 @@ fn binary_exits_2_on_usage_errors() {
     assert!(stderr.contains("must be before --to"), "{stderr}");
     assert!(out.stdout.is_empty());
 
+    // Only the Deployment must be named: the rest can be found in the cluster
+    // (tests/backtest_find.rs).
     let out = run_binary(["backtest", "--prometheus-url", "http://127.0.0.1:9"]);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(2), "stderr:\n{stderr}");
-    assert!(stderr.contains("--namespace"), "{stderr}");
+    assert!(
+        stderr.contains("required arguments were not provided:\n  --deployment <DEPLOYMENT>\n"),
+        "{stderr}"
+    );
 }
 
 #[tokio::test]

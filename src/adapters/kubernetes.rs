@@ -3,7 +3,8 @@
 //! one is the one whose pod template equals the Deployment's, ignoring the `pod-template-hash`
 //! label (the oldest such, as `FindNewReplicaSet` does); revisions come from the
 //! `deployment.kubernetes.io/revision` annotation. Also what a rollback copies from a
-//! ReplicaSet, as `kubectl rollout undo` does.
+//! ReplicaSet, as `kubectl rollout undo` does, and, in [`revisions`], which ReplicaSets a
+//! past rollout replaced.
 //!
 //! Owns the translation of Kubernetes objects into the policy's [`RolloutView`]. Plain
 //! functions over the objects as given: no client, no I/O, no clock.
@@ -12,6 +13,8 @@ use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet};
 use k8s_openapi::api::core::v1::PodTemplateSpec;
 
 use crate::policy::rollout::{Generation, Phase, RolloutView};
+
+pub mod revisions;
 
 /// The annotation the Deployment controller numbers ReplicaSets (and the Deployment) with.
 pub const REVISION: &str = "deployment.kubernetes.io/revision";

@@ -12,16 +12,17 @@ use anyhow::{Context, Result, bail};
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use jiff::Timestamp;
 
-use crate::adapters::prometheus::{BasicAuth, PrometheusConfig, PrometheusSource};
-use crate::analysis::backtest::{Replay, replay};
+use crate::adapters::prometheus::{BasicAuth, PrometheusConfig};
 use crate::analysis::duration::PromDuration;
-use crate::analysis::evaluate::Target;
 use crate::analysis::rules::{DEFAULT_RULES, RuleSet};
 
+mod backtest;
 mod check;
 #[cfg(feature = "sim")]
 mod simulate;
 mod status;
+
+pub use backtest::BacktestArgs;
 
 /// Watches Kubernetes rollouts of PHP services and pauses or rolls back a plain Deployment when
 /// its new ReplicaSet does worse than the old one.
@@ -74,7 +75,10 @@ pub enum Command {
     ///
     /// Evaluates, every --step from --from to --to, exactly what the live controller would
     /// have evaluated at that moment, using only the data Prometheus had then, and stops at the
-    /// first pause or rollback. Exits 0 whatever the decision; 2 on usage or connection errors.
+    /// first pause or rollback. With only -n and -d it replays the Deployment's latest rollout
+    /// (or --revision's), reading which ReplicaSets and when from the cluster (read only, with
+    /// your kubeconfig) and saying on stderr what it chose; flags given override what it finds.
+    /// Exits 0 whatever the decision; 2 on usage or connection errors.
     Backtest(Box<BacktestArgs>),
     /// Check and show rule files.
     #[command(subcommand)]
@@ -271,39 +275,6 @@ pub enum RulesCommand {
     Defaults,
 }
 
-#[derive(Debug, Args)]
-pub struct BacktestArgs {
-    #[command(flatten)]
-    pub prometheus: PrometheusArgs,
-    /// Namespace of the Deployment.
-    #[arg(long)]
-    pub namespace: String,
-    /// Name of the Deployment.
-    #[arg(long)]
-    pub deployment: String,
-    /// The ReplicaSet of the previous version (repeat for several).
-    #[arg(long = "old-replicaset", required = true)]
-    pub old_replicasets: Vec<String>,
-    /// The ReplicaSet of the new version.
-    #[arg(long = "new-replicaset")]
-    pub new_replicaset: String,
-    /// Start of the replay: RFC 3339 (e.g. 2026-11-20T10:00:00Z), or now-DURATION (now-1h).
-    #[arg(long, value_parser = moment)]
-    pub from: Timestamp,
-    /// End of the replay: RFC 3339, now, or now-DURATION.
-    #[arg(long, value_parser = moment)]
-    pub to: Timestamp,
-    /// Time between evaluations; match the controller's interval.
-    #[arg(long, default_value = "30s")]
-    pub step: PromDuration,
-    /// Rule files or folders; the bundled default rules when left out.
-    #[arg(long = "rules")]
-    pub rules: Vec<PathBuf>,
-    /// `text`: a readable timeline; `json`: one JSON object (see the README for its fields).
-    #[arg(short, long, value_enum, default_value_t = Output::Text)]
-    pub output: Output,
-}
-
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum Output {
     Text,
@@ -435,7 +406,7 @@ fn init_logging(format: LogFormat, default_filter: &str) {
 /// Runs a parsed command.
 pub fn run(cli: Cli) -> Result<ExitCode> {
     match cli.command {
-        Command::Backtest(args) => backtest(*args),
+        Command::Backtest(args) => backtest::run(*args),
         Command::Rules(RulesCommand::Lint { paths }) => Ok(lint(&paths)),
         #[cfg(feature = "sim")]
         Command::Simulate(args) => simulate::run(&args),
@@ -500,56 +471,6 @@ fn lint(paths: &[PathBuf]) -> ExitCode {
 /// Loads the rules named on the command line, or the bundled defaults.
 pub fn load_rules(paths: &[PathBuf]) -> Result<RuleSet> {
     RuleSet::load_or_defaults(paths).map_err(|e| anyhow::anyhow!("invalid rules:\n{e}"))
-}
-
-fn backtest(args: BacktestArgs) -> Result<ExitCode> {
-    let rules = load_rules(&args.rules)?;
-    let spec = Replay {
-        target: Target {
-            namespace: args.namespace,
-            deployment: args.deployment,
-            new_replicaset: args.new_replicaset,
-            old_replicasets: args.old_replicasets,
-            departed: Vec::new(),
-        },
-        from: args.from,
-        to: args.to,
-        step: args.step,
-    };
-    let total = spec.times()?.len();
-    let source =
-        PrometheusSource::new(&args.prometheus.config()).context("invalid Prometheus settings")?;
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .context("cannot start the async runtime")?;
-    let report = runtime.block_on(async {
-        source
-            .check()
-            .await
-            .with_context(|| format!("cannot query Prometheus at {}", source.url()))?;
-        let show_progress = total >= 20;
-        let mut last_shown = 0;
-        // Series that vanish between steps are a partial answer, not zero.
-        let source = crate::analysis::source::Consistent::new(source);
-        let report = replay(&rules, &spec, &source, |done, total| {
-            // Every tenth of the way, and at the end.
-            if show_progress && (done * 10 / total > last_shown || done == total) {
-                last_shown = done * 10 / total;
-                eprintln!("backtest: {done}/{total} evaluations");
-            }
-        })
-        .await?;
-        anyhow::Ok(report)
-    })?;
-    let text = match args.output {
-        Output::Json => {
-            serde_json::to_string(&report).context("cannot serialise the report")? + "\n"
-        }
-        Output::Text => report.to_text(&spec, &rules),
-    };
-    print_stdout(&text)?;
-    Ok(ExitCode::SUCCESS)
 }
 
 /// Where `report` reads its records.
