@@ -82,11 +82,33 @@ pub struct Record {
     /// For actions: `ok`, or what went wrong.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub result: Option<WriteResult>,
+    /// How far the rollout was: the new ReplicaSet's available pods of the replicas asked for.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub progress: Option<Progress>,
     /// The container images of the new ReplicaSet and the old ones it is compared with
     /// (ReplicaSet → container → image): what the release changed. Empty in records of
     /// versions before it was kept.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub images: BTreeMap<String, BTreeMap<String, String>>,
+}
+
+/// A rollout's progress at a record: the new ReplicaSet's available pods, and the replicas the
+/// Deployment asks for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Progress {
+    pub new_available: i32,
+    pub desired: i32,
+}
+
+impl Progress {
+    /// The new pods as a percentage of the replicas asked for (0 when none are asked for).
+    pub fn percent(&self) -> f64 {
+        if self.desired > 0 {
+            100.0 * f64::from(self.new_available) / f64::from(self.desired)
+        } else {
+            0.0
+        }
+    }
 }
 
 /// What became of an action record's writes: in the record, `"ok"` or the error's text.
@@ -587,6 +609,7 @@ mod tests {
             suppressed: Vec::new(),
             notes: Vec::new(),
             result: (kind == Kind::Action).then_some(WriteResult::Ok),
+            progress: None,
             images: BTreeMap::new(),
         }
     }

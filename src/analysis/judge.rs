@@ -11,7 +11,9 @@ use std::fmt::Write as _;
 
 use serde::{Deserialize, Serialize};
 
-use crate::analysis::rules::{Absolute, Action, Check, Direction, OnMissing, ProportionTest, Rule};
+use crate::analysis::rules::{
+    Absolute, Action, Check, Direction, OnMissing, ProportionTest, Rule, Unit,
+};
 use crate::analysis::source::{LogCounts, Series};
 use crate::analysis::stats;
 
@@ -289,6 +291,10 @@ pub struct SampleSummary {
     pub max: f64,
     /// Samples left out as pod warm-up.
     pub warmup_dropped: usize,
+    /// The side's median across its pods at each step of the window, `[unix seconds, value]`:
+    /// the series the report plots at the query's step.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub steps: Vec<[f64; 2]>,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -306,6 +312,9 @@ pub struct CompareEvidence {
     pub alpha: f64,
     pub min_ratio: f64,
     pub min_shift: f64,
+    /// What the query's number is (the rule's `unit`).
+    #[serde(default, skip_serializing_if = "Unit::is_number")]
+    pub unit: Unit,
     /// What the new pods were compared with: the old pods at the same moments, or (too few
     /// such moments) the old version's level before its pods left.
     #[serde(default)]
@@ -369,6 +378,9 @@ pub struct AbsoluteEvidence {
     pub old_value: Option<f64>,
     pub threshold: f64,
     pub direction: Direction,
+    /// What the query's number is (the rule's `unit`).
+    #[serde(default, skip_serializing_if = "Unit::is_number")]
+    pub unit: Unit,
 }
 
 /// Judges one rule on one observation.
@@ -566,6 +578,10 @@ fn summary(s: &Samples) -> SampleSummary {
         p90: q(0.9),
         max: q(1.0),
         warmup_dropped: s.warmup_dropped,
+        steps: medians_by_time(s)
+            .into_iter()
+            .map(|(ms, v)| [ms as f64 / 1000.0, v])
+            .collect(),
     }
 }
 
@@ -757,6 +773,7 @@ fn absolute(rule: &Absolute, w: &Window, new: &[Series], old: Option<&[Series]>)
             old_value,
             threshold: rule.threshold,
             direction: rule.direction,
+            unit: rule.unit,
         }),
     }
 }

@@ -15,6 +15,9 @@ use crate::analysis::phplog::ErrorKind;
 use crate::analysis::template::Template;
 
 mod promql;
+mod unit;
+
+pub use unit::Unit;
 
 /// The rule-file format version this build reads.
 pub const FORMAT_VERSION: u32 = 1;
@@ -193,6 +196,10 @@ pub struct Compare {
     /// Resolution of the range query.
     #[serde(default = "defaults::step")]
     pub step: PromDuration,
+    /// What the query's number is, for the report (`fraction`, `seconds`,
+    /// `cpu_seconds_per_request`; `number` by default).
+    #[serde(default)]
+    pub unit: Unit,
     /// Samples of a pod younger than this are left out (opcache priming, JIT warm-up).
     #[serde(default)]
     pub warmup: PromDuration,
@@ -242,6 +249,9 @@ pub struct Absolute {
     pub query: Template,
     #[serde(default = "defaults::step")]
     pub step: PromDuration,
+    /// What the query's number is, for the report (as for compare checks).
+    #[serde(default)]
+    pub unit: Unit,
     #[serde(default)]
     pub warmup: PromDuration,
     /// Which quantile of the new side's samples is compared (0.5 = median).

@@ -42,7 +42,7 @@ use crate::controller::actions::{ActError, Actuator};
 use crate::policy::annotations;
 use crate::policy::guard::{self, Memory, Plan, Settings};
 use crate::policy::rollout::RolloutView;
-use crate::records::{Kind, Record, Recorder, SCHEMA, WriteResult};
+use crate::records::{Kind, Progress, Record, Recorder, SCHEMA, WriteResult};
 
 /// What every reconciliation shares.
 pub struct Context<S> {
@@ -478,6 +478,10 @@ async fn reconcile_at<S: MetricSource + Send + Sync + 'static>(
         suppressed: plan.suppressed.clone(),
         notes,
         result,
+        progress: view.new.as_ref().map(|g| Progress {
+            new_available: g.available,
+            desired: view.desired,
+        }),
         images: images(&view),
     };
     // The evaluation and what it asks for, before anything is written; what was said and done

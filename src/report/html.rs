@@ -130,7 +130,7 @@ fn write_page(out: &mut String, r: &Report, options: HtmlOptions) -> std::fmt::R
             out,
             "<section id=\"quiet\"><h2>Rules that did not fail</h2><table><tr><th>rule</th><th>action</th><th>pass</th><th>inconclusive</th><th>latest reason</th></tr>"
         )?;
-        for q in quiet {
+        for q in &quiet {
             writeln!(
                 out,
                 "<tr><td>{}</td><td>{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td><td>{}</td></tr>",
@@ -141,7 +141,18 @@ fn write_page(out: &mut String, r: &Report, options: HtmlOptions) -> std::fmt::R
                 esc(&q.last_reason)
             )?;
         }
-        writeln!(out, "</table></section>")?;
+        writeln!(out, "</table>")?;
+        // What the rules that passed saw, plotted as for the failing ones: a rollout that passed
+        // has numbers worth looking at too.
+        if options.plots {
+            for q in quiet {
+                if let Some(series) = &q.series {
+                    writeln!(out, "<h3>{}</h3>", esc(q.name.as_str()))?;
+                    write_plot(out, r, q, series)?;
+                }
+            }
+        }
+        writeln!(out, "</section>")?;
     }
     if !r.notes.is_empty() {
         writeln!(
@@ -260,7 +271,7 @@ fn write_plot(
             );
             writeln!(
                 out,
-                "<figure>\n{svg}\n<figcaption>{}; each point is one evaluation's window. Orange: the new pods; blue: the old pods{}; purple vertical lines: the decision moments.</figcaption>\n</figure>",
+                "<figure>\n{svg}\n<figcaption>{}. Orange: the new pods; blue: the old pods{}; purple vertical lines: the decision moments.</figcaption>\n</figure>",
                 esc(&capitalised(&series.title)),
                 if series.threshold.is_some() {
                     "; grey dashed: the threshold"

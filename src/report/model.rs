@@ -169,7 +169,8 @@ pub struct RuleReport {
     /// The verdict whose evidence is shown: the deciding evaluation's, else the latest
     /// failing one's (failing rules only).
     pub shown: Option<Shown>,
-    /// Its numbers at every evaluation (failing rules only).
+    /// Its numbers: over the shown (else the latest) evaluation's window when the verdict kept
+    /// them, else one point per evaluation.
     pub series: Option<SeriesSet>,
     /// The reason of its latest verdict.
     pub last_reason: String,
@@ -501,9 +502,7 @@ fn rules(evaluations: &[&Record], deciding: Option<&Record>) -> Vec<RuleReport> 
         .and_then(|d| d.rule.clone());
     for rule in &mut out {
         rule.decided = decider.as_deref() == Some(rule.name.as_str());
-        if rule.fail > 0 {
-            rule.series = series_of(&rule.name, evaluations, rule.shown.as_ref());
-        }
+        rule.series = series_of(&rule.name, evaluations, rule.shown.as_ref());
     }
     // The deciding rule first, then the other failing ones, then the rest; stable otherwise.
     out.sort_by_key(|r| (!r.decided, r.fail == 0));

@@ -1,7 +1,8 @@
 //! A rule's series as an SVG line plot (plotters' SVG backend, which writes text as SVG
 //! `<text>`, so no font library is involved): new pods in orange, old pods in blue, p90 dashed,
 //! a threshold as a grey dashed line, and the decision moments as purple vertical lines with
-//! their labels. Time runs along x in UTC.
+//! their labels. Time runs along x in UTC. Under it, when the records say, a grey lane with
+//! the rollout's progress: the new pods available, % of the replicas asked for.
 
 use plotters::prelude::*;
 use plotters::style::text_anchor::{HPos, Pos, VPos};
@@ -11,8 +12,12 @@ use super::series::{SeriesSet, Side};
 use super::{hms, num};
 use crate::analysis::source::unix_seconds;
 
-/// The size of every plot, in CSS pixels.
+/// The size of every plot, in CSS pixels (without the progress lane).
 pub const SIZE: (u32, u32) = (720, 280);
+/// The height of the progress lane under a plot.
+pub const LANE: u32 = 90;
+/// The progress lane's colour (`#8c8c8c`): not a series colour.
+pub const PROGRESS: RGBColor = RGBColor(0x8c, 0x8c, 0x8c);
 /// The new pods' colour (`#e6550d`).
 pub const NEW: RGBColor = RGBColor(0xe6, 0x55, 0x0d);
 /// The old pods' colour (`#1f6fb4`).
@@ -66,9 +71,11 @@ fn draw(
     let reserved = (0.08 * entries as f64 + 0.1).max(0.3);
     let y1 = top / (1.0 - reserved);
 
-    let root = SVGBackend::with_string(out, SIZE).into_drawing_area();
+    let lane = if set.progress.is_empty() { 0 } else { LANE };
+    let root = SVGBackend::with_string(out, (SIZE.0, SIZE.1 + lane)).into_drawing_area();
     root.fill(&WHITE)?;
-    let mut chart = ChartBuilder::on(&root)
+    let (upper, lower) = root.split_vertically(SIZE.1);
+    let mut chart = ChartBuilder::on(&upper)
         .margin(10)
         .margin_right(20)
         .x_label_area_size(42)
@@ -185,6 +192,57 @@ fn draw(
         .background_style(WHITE.mix(0.85))
         .border_style(GRID)
         .draw()?;
+    if !set.progress.is_empty() {
+        draw_progress(&lower, &set.progress, x0..x1)?;
+    }
     root.present()?;
+    Ok(())
+}
+
+/// The rollout's progress as a step area from 0 to 100%, on the plot's time axis.
+fn draw_progress<DB: DrawingBackend>(
+    area: &DrawingArea<DB, plotters::coord::Shift>,
+    progress: &[(jiff::Timestamp, f64)],
+    x: std::ops::Range<f64>,
+) -> Result<(), Box<dyn std::error::Error>>
+where
+    DB::ErrorType: 'static,
+{
+    let (x0, x1) = (x.start, x.end);
+    let mut chart = ChartBuilder::on(area)
+        .margin(10)
+        .margin_top(0)
+        .margin_right(20)
+        .x_label_area_size(0)
+        .y_label_area_size(70)
+        .build_cartesian_2d(x0..x1, 0.0..105.0)?;
+    chart
+        .configure_mesh()
+        .disable_x_mesh()
+        .x_labels(0)
+        .y_labels(3)
+        .y_label_formatter(&|v: &f64| format!("{v:.0}"))
+        .y_desc("new pods, %")
+        .max_light_lines(0)
+        .bold_line_style(GRID)
+        .label_style(("sans-serif", 14))
+        .axis_desc_style(("sans-serif", 14))
+        .draw()?;
+    // Each evaluation's share holds until the next one.
+    let mut points: Vec<(f64, f64)> = Vec::with_capacity(2 * progress.len());
+    for (i, (t, p)) in progress.iter().enumerate() {
+        let t = unix_seconds(*t).clamp(x0, x1);
+        let p = p.clamp(0.0, 100.0);
+        if let Some(&(_, before)) = points.last() {
+            points.push((t, before));
+        }
+        points.push((t, p));
+        if i + 1 == progress.len() {
+            points.push((x1, p));
+        }
+    }
+    chart.draw_series(
+        AreaSeries::new(points, 0.0, PROGRESS.mix(0.35)).border_style(PROGRESS.stroke_width(2)),
+    )?;
     Ok(())
 }

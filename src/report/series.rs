@@ -7,6 +7,7 @@ use jiff::Timestamp;
 
 use super::model::Shown;
 use crate::analysis::judge::{Evidence, IntervalCounts, LogsEvidence, SampleSummary, SignatureRow};
+use crate::analysis::rules::Unit;
 use crate::records::Record;
 
 /// Which pods a line is about.
@@ -38,6 +39,9 @@ pub struct SeriesSet {
     pub lines: Vec<Line>,
     /// A fixed threshold (absolute checks).
     pub threshold: Option<f64>,
+    /// The rollout's progress at each evaluation: the new pods available, % of the replicas
+    /// asked for (a lane under the plot). Empty in records of versions before it was kept.
+    pub progress: Vec<(Timestamp, f64)>,
 }
 
 impl SeriesSet {
@@ -56,7 +60,7 @@ impl SeriesSet {
 /// An error-rate verdict's own window, interval by interval: the error rate of each side in
 /// each interval it served. `None` without intervals (a record of an older version, or of a
 /// verdict that passed).
-fn per_interval(intervals: &[IntervalCounts]) -> Option<SeriesSet> {
+fn per_interval(intervals: &[IntervalCounts], which: &str) -> Option<SeriesSet> {
     let times: Vec<Timestamp> = intervals
         .iter()
         .map(|i| Timestamp::from_millisecond((i.t * 1000.0).round() as i64))
@@ -67,8 +71,9 @@ fn per_interval(intervals: &[IntervalCounts]) -> Option<SeriesSet> {
     }
     let rate = |cell: Option<[f64; 2]>| cell.filter(|[_, r]| *r > 0.0).map(|[e, r]| 100.0 * e / r);
     Some(SeriesSet {
-        title: "error rate of the new and the old pods in each interval of the deciding evaluation's window"
-            .into(),
+        title: format!(
+            "error rate of the new and the old pods in each interval of {which}'s window"
+        ),
         y_label: "errors, % of requests".into(),
         times,
         lines: vec![
@@ -86,6 +91,66 @@ fn per_interval(intervals: &[IntervalCounts]) -> Option<SeriesSet> {
             ),
         ],
         threshold: None,
+        progress: Vec::new(),
+    })
+}
+
+/// A compare or absolute verdict's own window at the query's step: each side's median across
+/// its pods at each step (after its pods left, the old version's last window before). `None`
+/// without steps (a record of an older version).
+fn per_step(
+    new: &SampleSummary,
+    old: Option<&SampleSummary>,
+    threshold: Option<f64>,
+    unit: Unit,
+    which: &str,
+) -> Option<SeriesSet> {
+    let sides = [Some(new), old];
+    let mut ms: Vec<i64> = sides
+        .iter()
+        .flatten()
+        .flat_map(|s| s.steps.iter().map(|[t, _]| (t * 1000.0).round() as i64))
+        .collect();
+    ms.sort_unstable();
+    ms.dedup();
+    if ms.is_empty() {
+        return None;
+    }
+    let times: Vec<Timestamp> = ms
+        .iter()
+        .map(|m| Timestamp::from_millisecond(*m))
+        .collect::<Result<_, _>>()
+        .ok()?;
+    let values = |s: Option<&SampleSummary>| -> Vec<Option<f64>> {
+        let by: std::collections::BTreeMap<i64, f64> = s
+            .map(|s| {
+                s.steps
+                    .iter()
+                    .map(|[t, v]| ((t * 1000.0).round() as i64, unit.shown(*v)))
+                    .collect()
+            })
+            .unwrap_or_default();
+        ms.iter()
+            .map(|m| by.get(m).copied().filter(|v| v.is_finite()))
+            .collect()
+    };
+    Some(SeriesSet {
+        title: format!(
+            "median of the new pods and of the old pods at each step of {which}'s window{}",
+            if threshold.is_some() {
+                ", against the threshold"
+            } else {
+                ""
+            }
+        ),
+        y_label: unit.label().into(),
+        times,
+        lines: vec![
+            line("new pods", Side::New, false, values(Some(new))),
+            line("old pods", Side::Old, false, values(old)),
+        ],
+        threshold: threshold.map(|t| unit.shown(t)),
+        progress: Vec::new(),
     })
 }
 
@@ -103,11 +168,18 @@ pub fn series_of(rule: &str, evaluations: &[&Record], shown: Option<&Shown>) -> 
         .collect();
     let kind = shown
         .and_then(|s| s.verdict.evidence.as_ref())
-        .or_else(|| evidence.iter().flatten().next().copied())?;
-    if let Evidence::ErrorRate(x) = kind
-        && let Some(set) = per_interval(&x.intervals)
+        .or_else(|| evidence.iter().flatten().next_back().copied())?;
+    let which = shown.map_or("the latest evaluation", |s| s.label());
+    let own_window = match kind {
+        Evidence::ErrorRate(x) => per_interval(&x.intervals, which),
+        Evidence::Compare(x) => per_step(&x.new, Some(&x.old), None, x.unit, which),
+        Evidence::Absolute(x) => per_step(&x.new, x.old.as_ref(), Some(x.threshold), x.unit, which),
+        Evidence::Logs(_) => None,
+    };
+    if let Some(set) =
+        own_window.filter(|s| s.lines.iter().any(|l| l.values.iter().any(Option::is_some)))
     {
-        return Some(set);
+        return Some(with_progress(set, evaluations));
     }
     let times: Vec<Timestamp> = evaluations.iter().map(|r| r.at).collect();
     let set = match kind {
@@ -137,9 +209,15 @@ pub fn series_of(rule: &str, evaluations: &[&Record], shown: Option<&Shown>) -> 
                     line("old pods", Side::Old, false, rate(Side::Old)),
                 ],
                 threshold: None,
+                progress: Vec::new(),
             }
         }
         Evidence::Compare(_) | Evidence::Absolute(_) => {
+            let unit = match kind {
+                Evidence::Compare(x) => x.unit,
+                Evidence::Absolute(x) => x.unit,
+                _ => Unit::Number,
+            };
             let summary = |side: Side| -> Vec<Option<&SampleSummary>> {
                 evidence
                     .iter()
@@ -155,11 +233,11 @@ pub fn series_of(rule: &str, evaluations: &[&Record], shown: Option<&Shown>) -> 
             let stat = |side: Side, f: fn(&SampleSummary) -> f64| {
                 summary(side)
                     .into_iter()
-                    .map(|s| s.map(f).filter(|v| v.is_finite()))
+                    .map(|s| s.map(f).map(|v| unit.shown(v)).filter(|v| v.is_finite()))
                     .collect()
             };
             let threshold = evidence.iter().rev().find_map(|e| match e {
-                Some(Evidence::Absolute(x)) => Some(x.threshold),
+                Some(Evidence::Absolute(x)) => Some(unit.shown(x.threshold)),
                 _ => None,
             });
             let title = if threshold.is_some() {
@@ -169,7 +247,7 @@ pub fn series_of(rule: &str, evaluations: &[&Record], shown: Option<&Shown>) -> 
             };
             SeriesSet {
                 title: title.into(),
-                y_label: "value, in the query's unit".into(),
+                y_label: unit.label().into(),
                 times,
                 lines: vec![
                     line(
@@ -188,6 +266,7 @@ pub fn series_of(rule: &str, evaluations: &[&Record], shown: Option<&Shown>) -> 
                     line("old p90", Side::Old, true, stat(Side::Old, |s| s.p90)),
                 ],
                 threshold,
+                progress: Vec::new(),
             }
         }
         Evidence::Logs(deciding) => {
@@ -217,13 +296,23 @@ pub fn series_of(rule: &str, evaluations: &[&Record], shown: Option<&Shown>) -> 
                     line("old pods", Side::Old, false, per_minute(Side::Old)),
                 ],
                 threshold: None,
+                progress: Vec::new(),
             }
         }
     };
     set.lines
         .iter()
         .any(|l| l.values.iter().any(Option::is_some))
-        .then_some(set)
+        .then(|| with_progress(set, evaluations))
+}
+
+/// `set` with the rollout's progress at each evaluation.
+fn with_progress(mut set: SeriesSet, evaluations: &[&Record]) -> SeriesSet {
+    set.progress = evaluations
+        .iter()
+        .filter_map(|r| r.progress.map(|p| (r.at, p.percent())))
+        .collect();
+    set
 }
 
 fn line(label: &str, side: Side, dashed: bool, values: Vec<Option<f64>>) -> Line {

@@ -13,7 +13,7 @@ use crate::analysis::judge::{
     Outcome, SampleSummary, SentQuery, SideCounts, SignatureRow, Verdict,
 };
 use crate::analysis::phplog::ErrorKind;
-use crate::analysis::rules::{Action, Direction, ProportionTest};
+use crate::analysis::rules::{Action, Direction, ProportionTest, Unit};
 use crate::policy::guard::{Act, Mode, Note};
 use crate::policy::rollout::Phase;
 use crate::records::{Kind, Record, SCHEMA, Unreadable};
@@ -51,6 +51,7 @@ fn record(kind: Kind, secs: i64, deployment: &str, revision: u64) -> Record {
         suppressed: Vec::new(),
         notes: Vec::new(),
         result: None,
+        progress: None,
         images: Default::default(),
     }
 }
@@ -741,6 +742,7 @@ fn summary(median: f64, p90: f64) -> SampleSummary {
         p90,
         max: p90 * 1.2,
         warmup_dropped: 0,
+        steps: Vec::new(),
     }
 }
 
@@ -765,6 +767,7 @@ fn compare_absolute_and_logs_series() {
                         alpha: 0.001,
                         min_ratio: 1.15,
                         min_shift: 0.0,
+                        unit: Default::default(),
                         baseline: Default::default(),
                         pods_worse: 2,
                         pods_judged: 2,
@@ -782,6 +785,7 @@ fn compare_absolute_and_logs_series() {
                         old_value: (i < 2).then_some(0.4),
                         threshold: 0.9,
                         direction: Direction::HigherIsWorse,
+                        unit: Unit::Fraction,
                     })),
                 ),
                 verdict("php-log-class-errors", Outcome::Fail, Some(logs(i))),
@@ -804,11 +808,14 @@ fn compare_absolute_and_logs_series() {
     assert_eq!(c.lines[0].values, vec![Some(0.03), Some(0.06), Some(0.09)]);
     assert!(c.lines[2].dashed && !c.lines[0].dashed);
     assert_eq!(c.threshold, None);
+    assert_eq!(c.y_label, "value, in the query's unit");
+    // A fraction is shown as a percentage, its threshold too.
     let a = series("cpu-saturation");
-    assert_eq!(a.threshold, Some(0.9));
+    assert_eq!(a.threshold, Some(90.0));
+    assert_eq!(a.y_label, "%");
     assert_eq!(
         a.lines[1].values,
-        vec![Some(0.4), Some(0.4), None],
+        vec![Some(40.0), Some(40.0), None],
         "no old pods left"
     );
     let l = series("php-log-class-errors");
@@ -822,6 +829,60 @@ fn compare_absolute_and_logs_series() {
     assert_eq!(l.lines[0].values, vec![Some(0.0), Some(0.25), Some(0.5)]);
     assert_eq!(l.lines[1].values, vec![None, Some(0.0), Some(0.0)]);
     assert_eq!(l.y_label, "errors per pod-minute");
+}
+
+/// Issue 16: a compare verdict that kept its steps is plotted at the query's step, each side's
+/// median across its pods (the old version's last window before its pods left, the new pods'
+/// after), not one point per evaluation.
+#[test]
+fn a_verdict_with_its_steps_is_plotted_at_the_querys_step() {
+    let stepped = |median: f64, from: f64, n: usize| SampleSummary {
+        steps: (0..n)
+            .map(|i| [from + 60.0 * i as f64, median * (1.0 + 0.01 * i as f64)])
+            .collect(),
+        ..summary(median, median)
+    };
+    let t0 = record(Kind::Evaluation, 0, "shop", 7).at.as_second() as f64;
+    let mut r = record(Kind::Evaluation, 600, "shop", 7);
+    r.verdicts = vec![verdict(
+        "cpu-per-request",
+        Outcome::Pass,
+        Some(Evidence::Compare(CompareEvidence {
+            new: stepped(0.03, t0 + 300.0, 5),
+            old: stepped(0.02, t0, 5),
+            direction: Direction::HigherIsWorse,
+            median_ratio: Some(1.5),
+            shift: 0.01,
+            u_statistic: 0.0,
+            p_value: 1.0,
+            alpha: 0.001,
+            min_ratio: 1.15,
+            min_shift: 0.0,
+            unit: Unit::CpuSecondsPerRequest,
+            baseline: Default::default(),
+            pods_worse: 0,
+            pods_judged: 3,
+            history: None,
+        })),
+    )];
+    r.stage = Some(StageName::Passed);
+    let report = report_of(&[r], &Selection::default());
+    let s = report.rules[0]
+        .series
+        .clone()
+        .expect("a series for a passing rule too");
+    assert_eq!(s.times.len(), 10, "five steps of each side, none shared");
+    assert_eq!(s.y_label, "CPU seconds per request");
+    assert!(
+        s.title
+            .contains("each step of the latest evaluation's window"),
+        "{}",
+        s.title
+    );
+    assert_eq!(s.lines[0].values[..5], [None; 5]);
+    assert_eq!(s.lines[0].values[5], Some(0.03));
+    assert_eq!(s.lines[1].values[0], Some(0.02));
+    assert_eq!(s.lines[1].values[9], None);
 }
 
 fn logs(i: i64) -> Evidence {
@@ -1048,4 +1109,34 @@ fn a_plot_draws_both_sides_in_their_colours_with_the_decision_marked() {
     // One evaluation alone still makes a plot.
     let one = report_of(&rollback_story()[..1], &Selection::default());
     assert!(plot::svg(one.rules[0].series.as_ref().unwrap(), &one.marks).is_ok());
+}
+
+/// Issue 16: with the rollout's progress in the records, a lane under the plot shows the new
+/// pods as a share of the replicas, in grey (not a series colour), on the same time axis.
+#[test]
+fn a_plot_has_a_lane_with_the_rollouts_progress_when_the_records_have_it() {
+    use crate::records::Progress;
+    let mut recs = rollback_story();
+    for (r, available) in recs.iter_mut().zip([1, 2, 2, 4, 4]) {
+        r.progress = Some(Progress {
+            new_available: available,
+            desired: 4,
+        });
+    }
+    let r = report_of(&recs, &Selection::default());
+    let series = r.rules[0].series.as_ref().unwrap();
+    let shares: Vec<f64> = series.progress.iter().map(|(_, p)| *p).collect();
+    assert_eq!(shares, [25.0, 50.0], "one per evaluation with verdicts");
+    let svg = plot::svg(series, &r.marks).unwrap();
+    let height = plot::SIZE.1 + plot::LANE;
+    assert!(
+        svg.starts_with(&format!("<svg width=\"720\" height=\"{height}\"")),
+        "{svg}"
+    );
+    assert!(svg.contains("new pods, %"), "{svg}");
+    let grey = plot::PROGRESS;
+    assert!(
+        svg.contains(&format!("#{:02X}{:02X}{:02X}", grey.0, grey.1, grey.2)),
+        "no progress lane in {svg}"
+    );
 }
