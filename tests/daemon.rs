@@ -138,6 +138,50 @@ async fn a_selector_the_api_server_refuses_stops_the_start() {
     );
 }
 
+/// Issue 16: `run --kubeconfig FILE` reaches the cluster that file names, whatever
+/// `$KUBECONFIG` says; a `--context` the file does not have is refused by name.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn run_reaches_the_cluster_its_kubeconfig_flag_names() {
+    let s = Setup::new("selector: 'tier in (web'\n").await;
+    let (cfg, kubeconfig, dir) = (
+        s.config.clone(),
+        s.kubeconfig.clone(),
+        s.dir.path().to_path_buf(),
+    );
+    let run = move |extra: &[&str]| {
+        let mut args = vec!["run", "--config", cfg.to_str().unwrap()];
+        args.extend(extra);
+        let out = Command::new(env!("CARGO_BIN_EXE_rollout-guard"))
+            .args(&args)
+            .env("KUBECONFIG", dir.join("no-such-kubeconfig"))
+            .env_remove("KUBERNETES_SERVICE_HOST")
+            .output()
+            .unwrap();
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let path = kubeconfig.to_str().unwrap().to_string();
+    let (through_flag, no_context) = tokio::task::spawn_blocking(move || {
+        (
+            run(&["--kubeconfig", &path]),
+            run(&["--kubeconfig", &path, "--context", "no-such-context"]),
+        )
+    })
+    .await
+    .unwrap();
+    // Only a server that was reached can refuse the selector.
+    assert!(
+        through_flag
+            .1
+            .contains("selector \"tier in (web\" refused by the API server"),
+        "{through_flag:?}"
+    );
+    assert_eq!(no_context.0, Some(2), "{no_context:?}");
+    assert!(no_context.1.contains("no-such-context"), "{no_context:?}");
+}
+
 /// A child process killed if the test fails before it stops it.
 struct Child(std::process::Child);
 

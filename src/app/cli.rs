@@ -261,6 +261,12 @@ pub struct RunArgs {
     /// ROLLOUT_GUARD__PROMETHEUS__URL.
     #[arg(long, env = "ROLLOUT_GUARD_CONFIG")]
     pub config: Option<PathBuf>,
+    /// The kubeconfig file (default: $KUBECONFIG, ~/.kube/config, or in-cluster).
+    #[arg(long)]
+    pub kubeconfig: Option<PathBuf>,
+    /// The kubeconfig context (default: its current context).
+    #[arg(long)]
+    pub context: Option<String>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -378,7 +384,15 @@ fn run_daemon(args: &RunArgs, flag: LogFormat) -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    match runtime.block_on(crate::app::daemon::run(args.config.clone(), config)) {
+    let cluster = crate::app::daemon::Cluster {
+        kubeconfig: args.kubeconfig.clone(),
+        context: args.context.clone(),
+    };
+    match runtime.block_on(crate::app::daemon::run(
+        args.config.clone(),
+        config,
+        cluster,
+    )) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             let message = crate::adapters::errors::chain(e.as_ref());

@@ -310,16 +310,24 @@ fn hash_path(p: &Path, h: &mut DefaultHasher, depth: usize) {
     }
 }
 
+/// Where `run` reaches the cluster (`--kubeconfig`, `--context`; the environment without).
+#[derive(Clone, Debug, Default)]
+pub struct Cluster {
+    pub kubeconfig: Option<PathBuf>,
+    pub context: Option<String>,
+}
+
 /// `rollout-guard run`: the daemon with the real cluster and Prometheus.
-pub async fn run(config_path: Option<PathBuf>, config: Config) -> Result<()> {
+pub async fn run(config_path: Option<PathBuf>, config: Config, cluster: Cluster) -> Result<()> {
     // What can be checked here is checked before anything is connected: a broken rules file
     // says so, not that no cluster is reachable from where it was tried.
     RuleSet::load_or_defaults(&config.rules).map_err(|e| anyhow::anyhow!("invalid rules:\n{e}"))?;
     let prometheus = crate::adapters::prometheus::PrometheusSource::new(&config.prometheus)
         .context("configuring the Prometheus client")?;
-    let client = Client::try_default()
-        .await
-        .context("connecting to Kubernetes (in-cluster config or kubeconfig)")?;
+    let (client, _) =
+        crate::app::cluster::client(cluster.kubeconfig.as_deref(), cluster.context.as_deref())
+            .await
+            .context("connecting to Kubernetes (in-cluster config or kubeconfig)")?;
     let source = WithLogs {
         // An answer that lost series it had before is partial, not zero.
         metrics: crate::analysis::source::Consistent::new(prometheus),

@@ -1,4 +1,5 @@
-//! The program: the command line ([`cli`]), the configuration ([`config`]), the daemon's
+//! The program: the command line ([`cli`]), the configuration ([`config`]), how it reaches the
+//! cluster ([`cluster`]), the daemon's
 //! wiring of the layers for `run` ([`daemon`]), the demo against the simulated cluster
 //! ([`demo`], with the `sim` feature).
 //!
@@ -6,6 +7,7 @@
 //! of its own: it composes the other layers.
 
 pub mod cli;
+pub mod cluster;
 pub mod config;
 pub mod daemon;
 #[cfg(feature = "sim")]

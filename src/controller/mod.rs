@@ -544,7 +544,7 @@ async fn reconcile_at<S: MetricSource + Send + Sync + 'static>(
                 .iter()
                 .any(|n| n.reason == guard::EventReason::AnalysisStarted)
             {
-                preflight::spawn(&ctx, &d, &view, Arc::clone(rules), !settings.dry_run());
+                preflight::spawn(&ctx, &d, &view, Arc::clone(rules), now, !settings.dry_run());
             }
             kept.memory = plan.memory;
             ctx.keep(key, kept);

@@ -6,7 +6,8 @@
 //! limits) would otherwise be named only when the analysis ends.
 //!
 //! Owns when and of what pods the check is made, and how its result is said. Runs beside the
-//! reconciliation (spawned): a slow or failing Prometheus never delays a decision. Decides
+//! reconciliation (spawned): a slow or failing Prometheus never delays a decision; its queries
+//! wait for a permit of `limits.max_concurrent_evaluations` as an evaluation's do. Decides
 //! nothing about the rollout; what the answers mean is [`crate::analysis::preflight`]'s.
 
 use std::sync::Arc;
@@ -58,20 +59,25 @@ pub fn note(checks: &[RuleCheck], subject: &Subject) -> Option<Note> {
     })
 }
 
-/// Checks `rules` for the serving pods and says what cannot be evaluated, in the background.
-/// `publish`: whether Events may be written (not in observe mode or under the kill switch).
+/// Checks `rules` for the serving pods as they were at `at` (the analysis' start) and says
+/// what cannot be evaluated, in the background. `publish`: whether Events may be written (not
+/// in observe mode or under the kill switch).
 pub(super) fn spawn<S: MetricSource + Send + Sync + 'static>(
     ctx: &Arc<Context<S>>,
     d: &Arc<Deployment>,
     view: &RolloutView,
     rules: Arc<RuleSet>,
+    at: jiff::Timestamp,
     publish: bool,
 ) {
     let Some(subject) = subject(view) else { return };
     let (ctx, d, view) = (Arc::clone(ctx), Arc::clone(d), view.clone());
     tokio::spawn(async move {
-        let now = (ctx.clock)();
-        let checks = preflight::check(&rules, &subject, now, &ctx.source).await;
+        // Its queries count against `limits.max_concurrent_evaluations` like an evaluation's:
+        // Prometheus sees no more at once for it.
+        let permit = ctx.evaluations.acquire().await.ok();
+        let checks = preflight::check(&rules, &subject, at, &ctx.source).await;
+        drop(permit);
         let note = note(&checks, &subject);
         let blocked = checks.iter().filter(|c| c.readiness.blocks()).count();
         ctx.metrics
@@ -90,7 +96,7 @@ pub(super) fn spawn<S: MetricSource + Send + Sync + 'static>(
                 .publish(&d, std::slice::from_ref(&note), about)
                 .await;
         }
-        notify(&ctx.notifier, &view, std::slice::from_ref(&note), now);
+        notify(&ctx.notifier, &view, std::slice::from_ref(&note), at);
     });
 }
 

@@ -3,7 +3,6 @@
 //! kubeconfig), asks [`crate::policy::status`] what became of the release, prints it, and exits with
 //! its code; with `--wait`, reads again every few seconds until the analysis has ended.
 
-use std::path::Path;
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
@@ -11,7 +10,6 @@ use anyhow::{Context, Result, anyhow};
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::events::v1::Event;
 use kube::api::ListParams;
-use kube::config::{KubeConfigOptions, Kubeconfig};
 use kube::{Api, Client, ResourceExt};
 use serde::Serialize;
 
@@ -77,29 +75,7 @@ pub(super) fn run(args: &StatusArgs) -> Result<ExitCode> {
     })
 }
 
-/// A client from the kubeconfig (a file, a context) or the environment, and its namespace.
-pub(super) async fn client(
-    kubeconfig: Option<&Path>,
-    context: Option<&str>,
-) -> Result<(Client, String)> {
-    let options = KubeConfigOptions {
-        context: context.map(str::to_string),
-        ..KubeConfigOptions::default()
-    };
-    let config = match (kubeconfig, context) {
-        (Some(path), _) => {
-            let kc = Kubeconfig::read_from(path)
-                .with_context(|| format!("reading the kubeconfig {}", path.display()))?;
-            kube::Config::from_custom_kubeconfig(kc, &options).await?
-        }
-        (None, Some(_)) => kube::Config::from_kubeconfig(&options).await?,
-        (None, None) => kube::Config::infer().await.context(
-            "no kubeconfig found (--kubeconfig, $KUBECONFIG, ~/.kube/config) and not in a cluster",
-        )?,
-    };
-    let ns = config.default_namespace.clone();
-    Ok((Client::try_from(config)?, ns))
-}
+pub(super) use crate::app::cluster::client;
 
 /// The Deployment `ns`/`name` and the view of its rollout, read once.
 pub(super) async fn deployment(
