@@ -15,6 +15,10 @@
 pub mod actions;
 pub mod leader;
 pub mod preflight;
+mod store;
+mod tell;
+
+pub use store::{MAX_SETTING_BYTES, opted_in, slim};
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
@@ -32,7 +36,7 @@ use kube::{Client, ResourceExt};
 use tokio::sync::watch;
 
 use crate::adapters::kubernetes;
-use crate::adapters::notify::{Notice, NoticeKind, Notifier};
+use crate::adapters::notify::Notifier;
 use crate::adapters::telemetry::{Metrics, RuleLabels};
 use crate::analysis::evaluate::{Target, evaluate};
 use crate::analysis::judge::Verdict;
@@ -40,9 +44,9 @@ use crate::analysis::rules::RuleSet;
 use crate::analysis::source::MetricSource;
 use crate::controller::actions::{ActError, Actuator};
 use crate::policy::annotations;
-use crate::policy::guard::{self, Memory, Plan, Settings};
-use crate::policy::rollout::RolloutView;
+use crate::policy::guard::{self, Memory, Settings};
 use crate::records::{Kind, Progress, Record, Recorder, SCHEMA, WriteResult};
+use tell::{images, log_step, notify};
 
 /// What every reconciliation shares.
 pub struct Context<S> {
@@ -241,66 +245,6 @@ const NOT_LEADER: Duration = Duration::from_secs(5);
 /// PHP service's Deployments, which the allocator then keeps. 50 keeps that under 3 MiB for
 /// 10 times as many list requests, at start and after a watch expires.
 pub const LIST_PAGE: u32 = 50;
-
-/// The longest value of a setting annotation (`rollout-guard.io/*` but the two the controller
-/// writes) that the store keeps: a longer one is kept as a short note of its length, which no
-/// setting reads, so the Deployment is only observed and says why.
-pub const MAX_SETTING_BYTES: usize = 1024;
-
-/// What the store keeps of a Deployment. Never `managedFields` (often half an object's
-/// size). Of a Deployment that opted in, of its annotations only the controller's own and
-/// `deployment.kubernetes.io/revision` (not `last-applied-configuration`, a second copy of the
-/// object, nor a tenant's 200 KiB of anything else), each setting at most
-/// [`MAX_SETTING_BYTES`]; the map stays present when emptied, so a write still patches
-/// annotations key by key and never replaces the others. Of a Deployment that did not opt
-/// in, only what tells whether it opted in and what names it: no spec, no status, no labels,
-/// no annotation but `rollout-guard.io/enabled`. It is never analysed nor written, and opting
-/// in is a change the watch delivers whole. Watching 2,000 Deployments, this is what keeps the
-/// store at a few MiB rather than 40.
-pub fn slim(d: &mut Deployment, by_selector: bool) {
-    d.metadata.managed_fields = None;
-    if opted_in(d, by_selector) {
-        if let Some(a) = d.metadata.annotations.as_mut() {
-            keep_what_is_read(a);
-        }
-        return;
-    }
-    d.spec = None;
-    d.status = None;
-    d.metadata.labels = None;
-    d.metadata.owner_references = None;
-    d.metadata.finalizers = None;
-    if let Some(a) = d.metadata.annotations.as_mut() {
-        a.retain(|k, _| k == annotations::ENABLED);
-    }
-}
-
-/// An opted-in Deployment's annotations as the controller reads them (see [`slim`]).
-fn keep_what_is_read(annotations: &mut BTreeMap<String, String>) {
-    annotations.retain(|k, _| k.starts_with(annotations::PREFIX) || k == kubernetes::REVISION);
-    for (k, v) in annotations.iter_mut() {
-        let written_here = k == annotations::STATE || k == annotations::LAST_VERDICT;
-        if !written_here && v.len() > MAX_SETTING_BYTES {
-            *v = format!(
-                "(not read: {} bytes, longer than the {MAX_SETTING_BYTES} a setting may have)",
-                v.len()
-            );
-        }
-    }
-}
-
-/// Whether the Deployment opted in. Under a config `selector` the watch sees only the
-/// Deployments it selects, and each of them is in unless annotated `enabled: "false"`;
-/// otherwise the annotation `enabled: "true"` opts in.
-pub fn opted_in(d: &Deployment, by_selector: bool) -> bool {
-    let empty = BTreeMap::new();
-    let ann = d.metadata.annotations.as_ref().unwrap_or(&empty);
-    if by_selector {
-        !annotations::disabled(ann)
-    } else {
-        annotations::enabled(ann)
-    }
-}
 
 /// Reconciles one Deployment.
 pub async fn reconcile<S: MetricSource + Send + Sync + 'static>(
@@ -680,40 +624,6 @@ pub async fn list_replicasets(
     Ok(api.list(&lp).await?.items)
 }
 
-fn log_step(
-    name: &str,
-    view: &RolloutView,
-    settings: &Settings,
-    verdicts: Option<&[Verdict]>,
-    plan: &Plan,
-) {
-    let stage = plan
-        .memory
-        .current
-        .as_ref()
-        .map_or("none", |s| s.stage.name());
-    if let Some(v) = verdicts {
-        let summary: Vec<String> = v
-            .iter()
-            .map(|v| format!("{}={}", v.rule, v.outcome))
-            .collect();
-        tracing::info!(
-            deployment = %name,
-            phase = %view.phase,
-            mode = %settings.mode,
-            stage,
-            verdicts = %summary.join(","),
-            decision = plan.decision.as_ref().map_or("", |d| d.reason.as_str()),
-            acts = ?plan.acts,
-            suppressed = ?plan.suppressed,
-            "evaluated"
-        );
-    }
-    for n in &plan.notes {
-        tracing::info!(deployment = %name, reason = %n.reason, "{}", n.message);
-    }
-}
-
 /// Where to watch: every namespace, or the listed ones.
 pub fn deployment_apis(
     client: &Client,
@@ -827,156 +737,10 @@ async fn watch_stores<S>(
     }
 }
 
-/// The container images of the new generation, the old ones with pods, and the newest old one
-/// (the version a fast rollout replaced is gone before the first record), by ReplicaSet.
-fn images(view: &RolloutView) -> BTreeMap<String, BTreeMap<String, String>> {
-    view.new
-        .iter()
-        .chain(view.old_with_pods())
-        .chain(view.old.first())
-        .filter(|g| !g.images.is_empty())
-        .map(|g| (g.name.clone(), g.images.clone()))
-        .collect()
-}
-
-/// Hands the notices the written plan's Events make to the notifier (which never waits).
-fn notify(
-    notifier: &Notifier,
-    view: &RolloutView,
-    notes: &[crate::policy::guard::Note],
-    at: Timestamp,
-) {
-    for n in notes {
-        let Some(kind) = NoticeKind::of(n.reason) else {
-            continue;
-        };
-        notifier.notify(&Notice {
-            kind,
-            reason: n.reason,
-            namespace: view.namespace.clone(),
-            deployment: view.name.clone(),
-            revision: view.new.as_ref().map(|g| g.revision),
-            at,
-            message: n.message.clone(),
-        });
-    }
-}
-
 /// A future that resolves once `stop` is true (or its sender is gone).
 pub async fn stopped(mut stop: watch::Receiver<bool>) {
     let _ = stop.wait_for(|s| *s).await;
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn deployment(annotations: &[(&str, &str)]) -> Deployment {
-        serde_json::from_value(serde_json::json!({
-            "metadata": {
-                "name": "shop", "namespace": "team", "uid": "u1", "resourceVersion": "7",
-                "labels": {"app": "shop"},
-                "annotations": annotations.iter().cloned().collect::<BTreeMap<_, _>>(),
-                "managedFields": [{"manager": "kubectl", "operation": "Apply"}],
-            },
-            "spec": {
-                "selector": {"matchLabels": {"app": "shop"}},
-                "template": {"metadata": {"labels": {"app": "shop"}},
-                             "spec": {"containers": [{"name": "php", "image": "shop:1"}]}},
-            },
-            "status": {"replicas": 3},
-        }))
-        .unwrap()
-    }
-
-    #[test]
-    fn conflicts_in_a_row_are_retried_ever_later_up_to_a_bound() {
-        let waits: Vec<u64> = (1..=8)
-            .map(|n| conflict_backoff(n).as_millis() as u64)
-            .collect();
-        assert_eq!(waits, [500, 1000, 2000, 4000, 8000, 15000, 15000, 15000]);
-        assert_eq!(conflict_backoff(u32::MAX), AFTER_CONFLICT_MAX);
-        // Twenty conflicts in a row take minutes, not the 1.5 s they took when every retry
-        // came 50-90 ms after the last.
-        let total: Duration = (1..=20).map(conflict_backoff).sum();
-        assert!(total >= Duration::from_secs(200), "{total:?}");
-    }
-
-    #[test]
-    fn a_deployment_that_did_not_opt_in_keeps_only_its_name_and_opt_in() {
-        let mut d = deployment(&[("kubectl.kubernetes.io/last-applied-configuration", "{}")]);
-        slim(&mut d, false);
-        assert!(d.spec.is_none() && d.status.is_none() && d.metadata.labels.is_none());
-        assert!(d.metadata.managed_fields.is_none());
-        assert_eq!(d.metadata.annotations, Some(BTreeMap::new()));
-        assert_eq!(
-            ObjectRef::from_obj(&d),
-            ObjectRef::new("shop").within("team")
-        );
-        assert_eq!(d.metadata.resource_version.as_deref(), Some("7"));
-        assert!(!opted_in(&d, false));
-    }
-
-    #[test]
-    fn a_deployment_that_opted_in_keeps_its_spec_status_and_the_annotations_read() {
-        let huge = "x".repeat(240 * 1024);
-        let state = format!("{{\"notes\":\"{}\"}}", "y".repeat(4096));
-        let mut d = deployment(&[
-            (annotations::ENABLED, "true"),
-            (annotations::INTERVAL, "30s"),
-            (annotations::RULES, &huge),
-            (annotations::STATE, &state),
-            (kubernetes::REVISION, "4"),
-            ("kubectl.kubernetes.io/last-applied-configuration", &huge),
-            ("example.com/notes", &huge),
-        ]);
-        let mut expected = d.clone();
-        expected.metadata.managed_fields = None;
-        expected.metadata.annotations = Some(BTreeMap::from([
-            (annotations::ENABLED.to_string(), "true".to_string()),
-            (annotations::INTERVAL.to_string(), "30s".to_string()),
-            (
-                annotations::RULES.to_string(),
-                "(not read: 245760 bytes, longer than the 1024 a setting may have)".to_string(),
-            ),
-            (annotations::STATE.to_string(), state.clone()),
-            (kubernetes::REVISION.to_string(), "4".to_string()),
-        ]));
-        slim(&mut d, false);
-        assert_eq!(d, expected);
-        assert!(opted_in(&d, false));
-        // A setting too long to keep is refused by name, so the Deployment is only observed.
-        let resolved = annotations::resolve(
-            d.metadata.annotations.as_ref().unwrap(),
-            &Settings::default(),
-            &Arc::new(RuleSet::default()),
-        );
-        assert!(
-            resolved
-                .problems
-                .iter()
-                .any(|p| p.contains("not read: 245760 bytes")),
-            "{:?}",
-            resolved.problems
-        );
-        // Only foreign annotations: the map stays, empty, so writes patch key by key.
-        let mut d = deployment(&[(annotations::ENABLED, "true"), ("example.com/notes", "n")]);
-        slim(&mut d, false);
-        assert_eq!(
-            d.metadata.annotations,
-            Some(BTreeMap::from([(
-                annotations::ENABLED.to_string(),
-                "true".to_string()
-            )]))
-        );
-        // Opted in by the watch's label selector: every Deployment the watch sees...
-        let mut d = deployment(&[]);
-        slim(&mut d, true);
-        assert!(d.spec.is_some() && d.status.is_some());
-        assert!(opted_in(&d, true));
-        // ... but one that opted out in so many words.
-        let mut d = deployment(&[(annotations::ENABLED, "false")]);
-        slim(&mut d, true);
-        assert!(!opted_in(&d, true) && d.spec.is_none());
-    }
-}
+mod tests;
