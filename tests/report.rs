@@ -225,6 +225,18 @@ fn the_report_of_a_real_rollback_names_the_rule_and_the_revisions() {
         "markdown",
     ]);
     assert_eq!(explicit, md);
+    // And with the short flags `status`, `check` and `backtest` take too.
+    let short = report(&[
+        "--records",
+        p,
+        "-d",
+        "shop",
+        "-n",
+        &t.namespace,
+        "--revision",
+        &t.revision.to_string(),
+    ]);
+    assert_eq!(short, md);
 }
 
 #[test]

@@ -226,10 +226,10 @@ pub struct ReportArgs {
     #[arg(long)]
     pub records: PathBuf,
     /// The Deployment to report on; may be left out when the file holds only one.
-    #[arg(long)]
+    #[arg(short, long)]
     pub deployment: Option<String>,
     /// Its namespace; needed only when Deployments of that name are in several namespaces.
-    #[arg(long)]
+    #[arg(short, long)]
     pub namespace: Option<String>,
     /// The revision to report on (the new ReplicaSet's `deployment.kubernetes.io/revision`).
     ///
