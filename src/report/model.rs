@@ -15,6 +15,10 @@ use crate::policy::guard::{Act, EventReason, Mode, StageName};
 use crate::policy::rollout::Phase;
 use crate::records::{Kind, Record, Unreadable};
 
+mod timeline;
+
+use timeline::timeline;
+
 /// A post-incident report of one revision of one Deployment.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Report {
@@ -507,105 +511,6 @@ fn rules(evaluations: &[&Record], deciding: Option<&Record>) -> Vec<RuleReport> 
     // The deciding rule first, then the other failing ones, then the rest; stable otherwise.
     out.sort_by_key(|r| (!r.decided, r.fail == 0));
     out
-}
-
-fn timeline(
-    records: &[&Record],
-    aftermath: &[&Record],
-    rules: &[&str],
-    deciding: Option<&Record>,
-) -> Vec<Entry> {
-    let mut out = Vec::new();
-    let mut number = 0;
-    let mut seen_notes: HashSet<(EventReason, &str)> = HashSet::new();
-    let failed =
-        |a: &Record| a.kind == Kind::Action && !a.result.as_ref().is_some_and(|w| w.is_ok());
-    // The times of writes that did not go through, looked up once per evaluation.
-    let failed_at: BTreeSet<Timestamp> =
-        records.iter().filter(|a| failed(a)).map(|a| a.at).collect();
-    let mut all: Vec<&Record> = records.iter().chain(aftermath).copied().collect();
-    all.sort_by_key(|r| r.at);
-    for r in all {
-        if r.kind == Kind::Evaluation && !r.verdicts.is_empty() {
-            number += 1;
-            let outcomes = rules
-                .iter()
-                .map(|name| {
-                    r.verdicts.iter().find(|v| v.rule == *name).map(|v| {
-                        let streak = r
-                            .decision
-                            .as_ref()
-                            .and_then(|d| d.streaks.get(*name).copied());
-                        (v.outcome, streak)
-                    })
-                })
-                .collect();
-            out.push(Entry {
-                at: r.at,
-                kind: EntryKind::Evaluation {
-                    number,
-                    phase: r.phase,
-                    stage: r.stage,
-                    outcomes,
-                    what: evaluation_what(r),
-                    deciding: deciding.is_some_and(|d| std::ptr::eq(d, r)),
-                },
-            });
-        }
-        if r.kind == Kind::Action && !r.acts.is_empty() {
-            let ok = r.result.as_ref().is_some_and(|w| w.is_ok());
-            let result = r
-                .result
-                .as_ref()
-                .map_or("no result recorded", |w| w.as_str());
-            out.push(Entry {
-                at: r.at,
-                kind: EntryKind::Action {
-                    what: if ok {
-                        format!("{}: written", acts(&r.acts))
-                    } else {
-                        format!("{}: not written: {result}", acts(&r.acts))
-                    },
-                    ok,
-                },
-            });
-        }
-        // Events: on the record of the write that published them, or (older files) on the
-        // evaluation that planned them, where an Event is published only if the write went
-        // through, and a retried write plans the same Event again.
-        let unpublished = failed(r) || (r.kind == Kind::Evaluation && failed_at.contains(&r.at));
-        for n in r.notes.iter().filter(|_| !unpublished) {
-            if !seen_notes.insert((n.reason, n.message.as_str())) {
-                continue;
-            }
-            out.push(Entry {
-                at: r.at,
-                kind: EntryKind::Event {
-                    reason: n.reason,
-                    message: n.message.clone(),
-                    warning: n.warning,
-                },
-            });
-        }
-    }
-    out
-}
-
-fn evaluation_what(r: &Record) -> String {
-    let Some(d) = &r.decision else {
-        return String::new();
-    };
-    let mut what = match (&d.action, &d.rule) {
-        (Some(a), Some(rule)) => format!("{rule} decides: {a}"),
-        _ => d.reason.clone(),
-    };
-    if !r.acts.is_empty() {
-        what.push_str(&format!("; asks for {}", acts(&r.acts)));
-    }
-    if !r.suppressed.is_empty() {
-        what.push_str(&format!("; only recorded: {}", acts(&r.suppressed)));
-    }
-    what
 }
 
 fn marks(records: &[&Record], decided: Option<&Decided<'_>>) -> Vec<Mark> {

@@ -1,0 +1,132 @@
+//! Absolute checks: a per-pod series of the new pods against a fixed threshold (CPU against
+//! its limit, throttling), sparing a breach the old pods share at the same moments, and only
+//! warning once no old pods are left to rule out a shared cause. Pure: series in, a judgement
+//! out.
+
+use std::fmt::Write as _;
+
+use super::*;
+
+/// The new pods against a fixed threshold. When the old pods are there to compare with, both
+/// sides are looked at over the same moments only: the old pods leave as the new ones arrive, so
+/// over a whole window the old side's samples are older, and a load that rose meanwhile would
+/// look like the release's doing.
+pub(super) fn absolute(
+    rule: &Absolute,
+    w: &Window,
+    new: &[Series],
+    old: Option<&[Series]>,
+) -> Judged {
+    let all_new = samples(new, w);
+    if let Err(e) = enough(all_new.values.len(), "new", rule.min_samples) {
+        return Judged::Missing(e);
+    }
+    let near = match rule.direction {
+        Direction::HigherIsWorse => rule.threshold * rule.old_too_at,
+        Direction::LowerIsWorse => rule.threshold / rule.old_too_at,
+    };
+    let old_samples = old.filter(|_| rule.unless_old_too).map(|o| samples(o, w));
+    // Moment by moment: where the old pods' median was itself near the threshold, the pressure
+    // was shared. Only the new pods' samples from the other moments can blame the release.
+    let mut shared_moments = 0;
+    let (n, old_aligned) = match &old_samples {
+        Some(o) => {
+            let old_median = medians_by_time(o);
+            let calm: std::collections::BTreeSet<i64> = old_median
+                .iter()
+                .filter(|(_, m)| !breaches(**m, near, rule.direction))
+                .map(|(t, _)| *t)
+                .collect();
+            shared_moments = all_new
+                .times
+                .iter()
+                .filter(|t| old_median.contains_key(t) && !calm.contains(t))
+                .count();
+            let n = restricted(&all_new, &calm);
+            if n.values.len() >= rule.min_samples {
+                let o = restricted(o, &calm);
+                (n, Some(o))
+            } else if shared_moments > 0 {
+                // Too few calm moments: judge by the moments both sides were measured, which had
+                // the old pods under pressure too.
+                let both: std::collections::BTreeSet<i64> = all_new
+                    .times
+                    .iter()
+                    .copied()
+                    .filter(|t| old_median.contains_key(t))
+                    .collect();
+                (restricted(&all_new, &both), Some(restricted(o, &both)))
+            } else {
+                (all_new, None)
+            }
+        }
+        None => (all_new, None),
+    };
+    if n.values.is_empty() {
+        return Judged::Missing("no finite samples".into());
+    }
+    let Ok(value) = stats::quantile(&n.values, rule.quantile) else {
+        return Judged::Missing("no finite samples".into());
+    };
+    let breach = breaches(value, rule.threshold, rule.direction);
+    let old_summary = old_aligned
+        .as_ref()
+        .filter(|o| !o.values.is_empty())
+        .map(summary);
+    let old_value = old_aligned
+        .as_ref()
+        .and_then(|o| stats::quantile(&o.values, rule.quantile).ok());
+    // Shared when the moments left to judge by were all under shared pressure.
+    let shared = breach && old_value.is_some_and(|v| breaches(v, near, rule.direction));
+    let fail = breach && !shared;
+    // Nothing to rule out a shared cause with: warn, unless told to act anyway.
+    let warn_only =
+        fail && rule.unless_old_too && old_value.is_none() && !rule.act_without_baseline;
+    let cmp = rule.direction.symbol();
+    let new_summary = summary(&n);
+    let mut reason = format!(
+        "new pods' p{} {} ({} samples from {} pods) {} threshold {}",
+        (rule.quantile * 100.0).round(),
+        fmt_num(value),
+        new_summary.samples,
+        new_summary.pods,
+        if breach { cmp } else { "within" },
+        fmt_num(rule.threshold)
+    );
+    if let Some(ov) = old_value {
+        let _ = write!(reason, "; old pods {} at the same moments", fmt_num(ov));
+    }
+    if shared_moments > 0 && !shared {
+        let _ = write!(
+            reason,
+            " ({shared_moments} new samples left out: the old pods were at {} of the threshold or more then too)",
+            rule.old_too_at
+        );
+    }
+    if shared {
+        let _ = write!(
+            reason,
+            ": the old pods are under the same pressure (at least {} of the threshold), so the cause is shared, not the release",
+            rule.old_too_at
+        );
+    }
+    if warn_only {
+        reason.push_str("; no old pods to rule out a shared cause (load, a dependency), so this only warns (act_without_baseline: false)");
+    }
+    Judged::Decided {
+        fail,
+        reason,
+        building: false,
+        warn_only,
+        evidence: Evidence::Absolute(AbsoluteEvidence {
+            new: new_summary,
+            old: old_summary,
+            quantile: rule.quantile,
+            value,
+            old_value,
+            threshold: rule.threshold,
+            direction: rule.direction,
+            unit: rule.unit,
+        }),
+    }
+}

@@ -1,0 +1,209 @@
+//! What makes a loaded rule unusable beyond what its YAML schema refuses: values out of range,
+//! steps and windows that do not divide, queries that do not parse or ask Prometheus for more
+//! points than it serves. Start-up, reload and `rules lint` run the same checks. Owns the
+//! checks only; loading and reporting them with file and line is the rule set's.
+
+use super::*;
+
+impl Rule {
+    /// What is wrong with this rule beyond what the YAML schema already refuses.
+    pub fn problems(&self) -> Vec<String> {
+        let mut p = Vec::new();
+        self.check_queries(&mut p);
+        let valid_name = !self.name.is_empty()
+            && self.name.len() <= 63
+            && self
+                .name
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_')
+            && self.name.as_bytes()[0].is_ascii_alphanumeric();
+        if !valid_name {
+            p.push("name must be 1-63 characters of a-z, 0-9, '-' and '_', starting with a letter or digit".into());
+        }
+        if self.window.is_zero() || self.window > MAX_WINDOW {
+            p.push(format!(
+                "window must be longer than 0s and at most {MAX_WINDOW}, got {}",
+                self.window
+            ));
+        }
+        if !(1..=MAX_CONSECUTIVE).contains(&self.consecutive) {
+            p.push(format!(
+                "consecutive must be 1 to {MAX_CONSECUTIVE}, got {}",
+                self.consecutive
+            ));
+        }
+        let check_alpha = |alpha: f64, p: &mut Vec<String>| {
+            if !(alpha > 0.0 && alpha <= 0.5) {
+                p.push(format!(
+                    "check.{}.alpha must be in (0, 0.5], got {alpha}",
+                    self.check.kind()
+                ));
+            }
+        };
+        match &self.check {
+            Check::ErrorRate(c) => {
+                check_alpha(c.alpha, &mut p);
+                positive(&mut p, "error_rate.tolerance", c.tolerance);
+                at_least(&mut p, "error_rate.min_ratio", c.min_ratio, 1.0);
+                at_least(
+                    &mut p,
+                    "error_rate.min_rate_increase",
+                    c.min_rate_increase,
+                    0.0,
+                );
+                at_least(&mut p, "error_rate.min_errors", c.min_errors, 0.0);
+                at_least(&mut p, "error_rate.min_requests", c.min_requests, 0.0);
+                if c.interval.is_zero()
+                    || c.interval > self.window
+                    || !divides(c.interval, self.window)
+                    || self.window.as_secs_f64() / c.interval.as_secs_f64() > 120.0
+                {
+                    p.push(format!(
+                        "check.error_rate.interval must divide the window ({}) evenly into at most 120 intervals, got {}",
+                        self.window, c.interval
+                    ));
+                }
+                if c.min_rate_increase > 1.0 {
+                    p.push("check.error_rate.min_rate_increase is a fraction of requests and must be at most 1".into());
+                }
+            }
+            Check::Compare(c) => {
+                check_alpha(c.alpha, &mut p);
+                if !(c.pod_alpha > 0.0 && c.pod_alpha <= 0.5) {
+                    p.push(format!(
+                        "check.compare.pod_alpha must be in (0, 0.5], got {}",
+                        c.pod_alpha
+                    ));
+                }
+                at_least(&mut p, "compare.min_ratio", c.min_ratio, 1.0);
+                at_least(&mut p, "compare.min_shift", c.min_shift, 0.0);
+                self.check_step(&mut p, c.step, c.warmup);
+                if c.min_samples < 2 {
+                    p.push("check.compare.min_samples must be at least 2".into());
+                }
+                let three_windows = PromDuration::new(self.window.as_std().saturating_mul(3));
+                if c.history && c.history_span < three_windows {
+                    p.push(format!(
+                        "check.compare.history_span must be at least three windows ({three_windows}) to show how the metric drifts by itself, got {}",
+                        c.history_span
+                    ));
+                }
+            }
+            Check::Logs(c) => {
+                check_alpha(c.alpha, &mut p);
+                positive(&mut p, "logs.tolerance", c.tolerance);
+                at_least(&mut p, "logs.min_ratio", c.min_ratio, 1.0);
+                at_least(&mut p, "logs.min_errors", c.min_errors, 0.0);
+                at_least(&mut p, "logs.min_pod_minutes", c.min_pod_minutes, 0.0);
+                if c.kinds.is_empty() {
+                    p.push("check.logs.kinds names no error kind: nothing would count".into());
+                }
+                if c.container.as_deref().is_some_and(|n| n.trim().is_empty()) {
+                    p.push(
+                        "check.logs.container is empty; leave it out for the default container"
+                            .into(),
+                    );
+                }
+            }
+            Check::Absolute(c) => {
+                if !(0.0..=1.0).contains(&c.quantile) {
+                    p.push(format!(
+                        "check.absolute.quantile must be in [0, 1], got {}",
+                        c.quantile
+                    ));
+                }
+                if !c.threshold.is_finite() {
+                    p.push("check.absolute.threshold must be a finite number".into());
+                }
+                self.check_step(&mut p, c.step, c.warmup);
+                if c.min_samples < 1 {
+                    p.push("check.absolute.min_samples must be at least 1".into());
+                }
+                if !(c.old_too_at > 0.0 && c.old_too_at <= 1.0) {
+                    p.push(format!(
+                        "check.absolute.old_too_at must be in (0, 1], got {}",
+                        c.old_too_at
+                    ));
+                }
+            }
+        }
+        p
+    }
+
+    fn check_step(&self, p: &mut Vec<String>, step: PromDuration, warmup: PromDuration) {
+        let kind = self.check.kind();
+        if step.is_zero() || step > self.window || !divides(step, self.window) {
+            p.push(format!(
+                "check.{kind}.step must be longer than 0s and divide the window ({}) evenly, got {step}",
+                self.window
+            ));
+        }
+        // The longest range a range query of this rule spans: the window, or for a compare
+        // check with history the old version's history.
+        let span = match &self.check {
+            Check::Compare(c) if c.history => c.history_span.max(self.window),
+            _ => self.window,
+        };
+        if !step.is_zero() && span.as_secs_f64() / step.as_secs_f64() > MAX_POINTS {
+            p.push(format!(
+                "check.{kind}.step {step} over {span} asks for more than {MAX_POINTS} points per series, which Prometheus refuses"
+            ));
+        }
+        if warmup > MAX_WINDOW || !divides(step, warmup) {
+            p.push(format!(
+                "check.{kind}.warmup must be a multiple of the step ({step}) and at most {MAX_WINDOW}, got {warmup}"
+            ));
+        }
+    }
+
+    /// Every query must select one side's pods, error-rate queries must count per interval, and
+    /// each must be PromQL that a range query accepts once its placeholders are filled in.
+    fn check_queries(&self, p: &mut Vec<String>) {
+        let queries: Vec<(&str, &Template)> = match &self.check {
+            Check::ErrorRate(c) => vec![("errors", &c.errors), ("requests", &c.requests)],
+            Check::Compare(c) => vec![("query", &c.query)],
+            Check::Absolute(c) => vec![("query", &c.query)],
+            Check::Logs(_) => Vec::new(),
+        };
+        for (name, t) in queries {
+            let vars = t.variables();
+            if !vars.contains("pods") && !vars.contains("replicaset") {
+                p.push(format!(
+                    "check.{}.{name} selects neither {{{{ pods }}}} nor {{{{ replicaset }}}}: it would compare the same data on both sides",
+                    self.check.kind()
+                ));
+            }
+            if matches!(self.check, Check::ErrorRate(_)) && !vars.contains("interval") {
+                p.push(format!(
+                    "check.error_rate.{name} must count per {{{{ interval }}}} (e.g. increase(x[{{{{ interval }}}}])): it is evaluated once per interval"
+                ));
+            }
+            if let Err(e) = promql::check(t, self) {
+                p.push(format!("check.{}.{name} {e}", self.check.kind()));
+            }
+        }
+    }
+}
+
+/// The most points per series Prometheus returns for a range query (it refuses more).
+const MAX_POINTS: f64 = 11_000.0;
+
+/// True when `part` divides `whole` into whole steps.
+fn divides(part: PromDuration, whole: PromDuration) -> bool {
+    let (part, whole) = (part.as_std().as_millis(), whole.as_std().as_millis());
+    part > 0 && whole % part == 0
+}
+
+fn positive(p: &mut Vec<String>, what: &str, v: f64) {
+    if !(v.is_finite() && v > 0.0) {
+        p.push(format!("check.{what} must be a positive number, got {v}"));
+    }
+}
+
+fn at_least(p: &mut Vec<String>, what: &str, v: f64, min: f64) {
+    if !(v.is_finite() && v >= min) {
+        p.push(format!(
+            "check.{what} must be a number of at least {min}, got {v}"
+        ));
+    }
+}
