@@ -45,8 +45,8 @@ use crate::analysis::source::MetricSource;
 use crate::controller::actions::{ActError, Actuator};
 use crate::policy::annotations;
 use crate::policy::guard::{self, Memory, Settings};
-use crate::records::{Kind, Progress, Record, Recorder, SCHEMA, WriteResult};
-use tell::{images, log_step, notify};
+use crate::records::{Kind, Recorder, WriteResult};
+use tell::{Recording, count, log_step, notify, say};
 
 /// What every reconciliation shares.
 pub struct Context<S> {
@@ -283,47 +283,12 @@ async fn reconcile_at<S: MetricSource + Send + Sync + 'static>(
     }
     let key = ObjectRef::from_obj(&*d);
     let name = format!("{}/{}", d.namespace().unwrap_or_default(), d.name_any());
+    let mut kept = match recall(&ctx, &d, &key, &name) {
+        Ok(kept) => kept,
+        Err(wait) => return Ok(Action::requeue(wait)),
+    };
     let empty = BTreeMap::new();
     let ann = d.metadata.annotations.as_ref().unwrap_or(&empty);
-    let stored = read_memory(ann);
-    let mut kept = ctx
-        .kept(&key)
-        .filter(|k| k.uid == d.metadata.uid)
-        .unwrap_or_else(|| Kept {
-            uid: d.metadata.uid.clone(),
-            ..Kept::default()
-        });
-    if let Some(w) = &kept.written
-        && stored.as_ref().is_none_or(|m| m.seq < w.seq)
-    {
-        let behind = match (d.metadata.generation, w.generation) {
-            (Some(seen), Some(wrote)) => seen < wrote,
-            _ => false,
-        };
-        if d.metadata.resource_version == w.over || behind {
-            // Our last write is not in the store yet: decide on what we wrote, not on older news.
-            return Ok(Action::requeue(AFTER_WRITE));
-        }
-        // The store is past our write, yet its memory is older than ours: someone rewrote or
-        // removed the state annotation since (`kubectl rollout undo` copies a ReplicaSet's
-        // annotations back; so may a GitOps tool). Go on with what this process knows.
-        tracing::warn!(
-            deployment = %name,
-            ours = w.seq,
-            stored = stored.as_ref().map(|m| m.seq),
-            "the state annotation was changed by someone else since our last write; keeping ours"
-        );
-        kept.written = None;
-    }
-    // A newer memory on the Deployment than ours: another replica (or an earlier life of this
-    // one) wrote it. Ours runs ahead of what we wrote (streaks change every evaluation but are
-    // written only with news), so an equal or older stored copy is ours, already known.
-    if let Some(m) = stored
-        && m.seq > kept.memory.seq
-    {
-        kept.memory = m;
-    }
-
     let rules = ctx.rules.borrow().clone();
     let base = ctx.base.borrow().clone();
     let resolved = annotations::resolve(ann, &base, &rules);
@@ -343,12 +308,7 @@ async fn reconcile_at<S: MetricSource + Send + Sync + 'static>(
     let at_rest = kubernetes::rolled_out(&d);
     // An evaluation whose plan met a conflict is pending too: a rollout that finished while
     // its first plan could not be written is still analysed.
-    let pending = kept.unwritten.is_some()
-        || kept.memory.current.as_ref().is_some_and(|s| {
-            !s.stage.is_final()
-                || matches!(s.stage, guard::Stage::RolledBack { verified: None, .. })
-        });
-    if at_rest && !pending {
+    if at_rest && !pending(&kept) {
         ctx.keep(key, kept);
         return Ok(Action::requeue(ctx.wall(guard::IDLE_REQUEUE)));
     }
@@ -397,37 +357,14 @@ async fn reconcile_at<S: MetricSource + Send + Sync + 'static>(
         now,
     );
     log_step(&name, &view, &settings, evaluated.as_deref(), &plan);
-    let record = |kind: Kind,
-                  verdicts: Vec<Verdict>,
-                  result: Option<WriteResult>,
-                  notes: Vec<crate::policy::guard::Note>| Record {
-        schema: SCHEMA,
-        kind,
+    let recording = Recording {
         at: now,
-        namespace: view.namespace.clone(),
-        deployment: view.name.clone(),
+        view: &view,
         mode: settings.mode,
-        phase: view.phase,
-        revision: view.new.as_ref().map(|g| g.revision),
-        new_replicaset: view.new.as_ref().map(|g| g.name.clone()),
-        old_replicasets: view.old_with_pods().map(|g| g.name.clone()).collect(),
-        stage: plan.memory.current.as_ref().map(|s| s.stage.kind()),
-        verdicts,
-        verdicts_of: reused
-            .as_ref()
-            .filter(|_| kind == Kind::Evaluation)
-            .map(|u| u.at),
-        decision: plan.decision.clone(),
-        acts: plan.acts.clone(),
-        suppressed: plan.suppressed.clone(),
-        notes,
-        result,
-        progress: view.new.as_ref().map(|g| Progress {
-            new_available: g.available,
-            desired: view.desired,
-        }),
-        images: images(&view),
+        plan: &plan,
+        reused_at: reused.as_ref().map(|u| u.at),
     };
+    let record = |kind, verdicts, result, notes| recording.record(kind, verdicts, result, notes);
     // The evaluation and what it asks for, before anything is written; what was said and done
     // (notes, the write's result) after, so a plan that met a conflict leaves no false news.
     let has_news = !plan.acts.is_empty() || !plan.suppressed.is_empty() || !plan.notes.is_empty();
@@ -464,14 +401,8 @@ async fn reconcile_at<S: MetricSource + Send + Sync + 'static>(
     match outcome {
         Ok(written) => {
             notify(&ctx.notifier, &view, &plan.notes, now);
-            for a in &plan.acts {
-                ctx.metrics
-                    .action(&view.namespace, &view.name, a.name(), "ok");
-            }
-            for a in &plan.suppressed {
-                ctx.metrics
-                    .action(&view.namespace, &view.name, a.name(), "recorded");
-            }
+            count(&ctx.metrics, &view, &plan.acts, "ok");
+            count(&ctx.metrics, &view, &plan.suppressed, "recorded");
             if let Some(w) = &written {
                 kept.written = Some(Written {
                     seq: plan.memory.seq,
@@ -479,17 +410,16 @@ async fn reconcile_at<S: MetricSource + Send + Sync + 'static>(
                     generation: w.metadata.generation,
                 });
             }
-            if !settings.dry_run() {
-                let about = plan.memory.current.as_ref().map(|s| s.replicaset.as_str());
-                ctx.actuator.publish(&d, &plan.notes, about).await;
-            }
-            if plan
-                .notes
-                .iter()
-                .any(|n| n.reason == guard::EventReason::AnalysisStarted)
-            {
-                preflight::spawn(&ctx, &d, &view, Arc::clone(rules), now, !settings.dry_run());
-            }
+            say(
+                &ctx,
+                &d,
+                &view,
+                &plan,
+                Arc::clone(rules),
+                now,
+                !settings.dry_run(),
+            )
+            .await;
             kept.memory = plan.memory;
             ctx.keep(key, kept);
             ctx.metrics.rollouts_analysed.set(ctx.analysing());
@@ -501,10 +431,7 @@ async fn reconcile_at<S: MetricSource + Send + Sync + 'static>(
         }
         Err(ActError::Conflict(_)) => {
             // Someone else wrote first: re-read and re-decide, never overwrite.
-            for a in &plan.acts {
-                ctx.metrics
-                    .action(&view.namespace, &view.name, a.name(), "conflict");
-            }
+            count(&ctx.metrics, &view, &plan.acts, "conflict");
             tracing::info!(deployment = %name, "conflict writing the plan; re-reading");
             // Reused verdicts keep their freshness: conflict after conflict never makes them
             // new. Fresh ones stay usable for an interval from now, however long evaluating
@@ -537,10 +464,7 @@ async fn reconcile_at<S: MetricSource + Send + Sync + 'static>(
         }
         Err(ActError::Gone) => Ok(Action::await_change()),
         Err(e) => {
-            for a in &plan.acts {
-                ctx.metrics
-                    .action(&view.namespace, &view.name, a.name(), e.kind());
-            }
+            count(&ctx.metrics, &view, &plan.acts, e.kind());
             ctx.keep(key, kept);
             Err(ReconcileError::Write(name, e))
         }
@@ -549,6 +473,67 @@ async fn reconcile_at<S: MetricSource + Send + Sync + 'static>(
 
 /// Evaluates the rules for `target` now, within the limit of evaluations at once, and counts
 /// the verdicts and query errors.
+/// What this process knows of the Deployment `d`: its kept memory, or the one on the
+/// Deployment when another replica (or an earlier life of this one) wrote a newer one.
+/// `Err(wait)` while our last write is not in the store yet: decide on what was written, not
+/// on older news.
+fn recall<S>(
+    ctx: &Context<S>,
+    d: &Deployment,
+    key: &ObjectRef<Deployment>,
+    name: &str,
+) -> Result<Kept, Duration> {
+    let empty = BTreeMap::new();
+    let stored = read_memory(d.metadata.annotations.as_ref().unwrap_or(&empty));
+    let mut kept = ctx
+        .kept(key)
+        .filter(|k| k.uid == d.metadata.uid)
+        .unwrap_or_else(|| Kept {
+            uid: d.metadata.uid.clone(),
+            ..Kept::default()
+        });
+    if let Some(w) = &kept.written
+        && stored.as_ref().is_none_or(|m| m.seq < w.seq)
+    {
+        let behind = match (d.metadata.generation, w.generation) {
+            (Some(seen), Some(wrote)) => seen < wrote,
+            _ => false,
+        };
+        if d.metadata.resource_version == w.over || behind {
+            return Err(AFTER_WRITE);
+        }
+        // The store is past our write, yet its memory is older than ours: someone rewrote or
+        // removed the state annotation since (`kubectl rollout undo` copies a ReplicaSet's
+        // annotations back; so may a GitOps tool). Go on with what this process knows.
+        tracing::warn!(
+            deployment = %name,
+            ours = w.seq,
+            stored = stored.as_ref().map(|m| m.seq),
+            "the state annotation was changed by someone else since our last write; keeping ours"
+        );
+        kept.written = None;
+    }
+    // Ours runs ahead of what we wrote (streaks change every evaluation but are written only
+    // with news), so an equal or older stored copy is ours, already known.
+    if let Some(m) = stored
+        && m.seq > kept.memory.seq
+    {
+        kept.memory = m;
+    }
+    Ok(kept)
+}
+
+/// Whether the controller has something pending on a Deployment at rest: an analysis not
+/// ended, a rollback not verified, or an evaluation whose plan met a conflict (a rollout that
+/// finished while its first plan could not be written is still analysed).
+fn pending(kept: &Kept) -> bool {
+    kept.unwritten.is_some()
+        || kept.memory.current.as_ref().is_some_and(|s| {
+            !s.stage.is_final()
+                || matches!(s.stage, guard::Stage::RolledBack { verified: None, .. })
+        })
+}
+
 /// How long to wait after the `conflicts`-th conflict in a row: doubling, bounded.
 fn conflict_backoff(conflicts: u32) -> Duration {
     AFTER_CONFLICT
