@@ -132,6 +132,7 @@ mod tests {
             evidence: None,
             queries: vec![],
             error: None,
+            error_kind: None,
             building: false,
         }
     }

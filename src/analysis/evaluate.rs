@@ -152,8 +152,10 @@ async fn evaluate_rule<S: MetricSource>(
                     old: Some(old),
                 },
                 (Some(Ok(new)), None) => Observation::Counts { new, old: None },
-                (Some(Err(e)), _) | (_, Some(Err(e))) => Observation::Failed(e.to_string()),
-                (None, _) => Observation::Failed("internal: no query for the new side".into()),
+                (Some(Err(e)), _) | (_, Some(Err(e))) => Observation::Failed(e),
+                (None, _) => Observation::Failed(SourceError::Unexpected(
+                    "internal: no query for the new side".into(),
+                )),
             }
         }
         Check::Compare(c) => {
@@ -251,7 +253,7 @@ async fn evaluate_rule<S: MetricSource>(
             };
             match (new, old) {
                 (Ok(new), Ok(old)) => Observation::Logs { new, old },
-                (Err(e), _) | (_, Err(e)) => Observation::Failed(e.to_string()),
+                (Err(e), _) | (_, Err(e)) => Observation::Failed(e),
             }
         }
     };
@@ -318,7 +320,7 @@ async fn series_pair<S: MetricSource>(
     };
     match futures::join!(new_f, old_f) {
         (Ok(new), Ok(old)) => Observation::Series { new, old },
-        (Err(e), _) | (_, Err(e)) => Observation::Failed(e.to_string()),
+        (Err(e), _) | (_, Err(e)) => Observation::Failed(e),
     }
 }
 

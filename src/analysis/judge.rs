@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 use crate::analysis::rules::{
     Absolute, Action, Check, Direction, OnMissing, ProportionTest, Rule, Unit,
 };
-use crate::analysis::source::{LogCounts, Series};
+use crate::analysis::source::{LogCounts, Series, SourceError, SourceErrorKind};
 use crate::analysis::stats;
 
 /// What a rule concluded.
@@ -61,7 +61,7 @@ pub enum Observation {
         old: Option<LogCounts>,
     },
     /// A query failed: the error, as the source reported it.
-    Failed(String),
+    Failed(SourceError),
 }
 
 /// The window an observation covers, in unix seconds, and the warm-up to drop.
@@ -95,6 +95,9 @@ pub struct Verdict {
     /// The query error, if a query failed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+    /// Its kind (records written before it was kept have none).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error_kind: Option<SourceErrorKind>,
     /// A pass on evidence that is building towards a failure (significant but held back by
     /// the rule's other conditions: a burst, too few errors yet; or nearly significant): it
     /// keeps the rule's streak of failures rather than resetting it.
@@ -396,7 +399,8 @@ pub fn judge(rule: &Rule, window: &Window, observation: &Observation) -> Verdict
                 Outcome::Inconclusive,
                 format!("query failed: {error}"),
             );
-            v.error = Some(error.clone());
+            v.error = Some(error.to_string());
+            v.error_kind = Some(error.kind());
             return v;
         }
         (Check::ErrorRate(c), Observation::Counts { new, old }) => {
@@ -480,6 +484,7 @@ fn verdict(rule: &Rule, outcome: Outcome, reason: String) -> Verdict {
         evidence: None,
         queries: Vec::new(),
         error: None,
+        error_kind: None,
         building: false,
     }
 }

@@ -81,6 +81,36 @@ pub enum SourceError {
     Unexpected(String),
 }
 
+/// What kind of [`SourceError`] a verdict's query met, for records and counters.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SourceErrorKind {
+    Unreachable,
+    Timeout,
+    BadQuery,
+    Server,
+    Malformed,
+    Partial,
+    TooLarge,
+    Unexpected,
+}
+
+impl SourceError {
+    /// Its kind, without the message.
+    pub fn kind(&self) -> SourceErrorKind {
+        match self {
+            SourceError::Unreachable(_) => SourceErrorKind::Unreachable,
+            SourceError::Timeout(_) => SourceErrorKind::Timeout,
+            SourceError::BadQuery(_) => SourceErrorKind::BadQuery,
+            SourceError::Server(_) => SourceErrorKind::Server,
+            SourceError::Malformed(_) => SourceErrorKind::Malformed,
+            SourceError::Partial(_) => SourceErrorKind::Partial,
+            SourceError::TooLarge(_) => SourceErrorKind::TooLarge,
+            SourceError::Unexpected(_) => SourceErrorKind::Unexpected,
+        }
+    }
+}
+
 /// A store of time series that answers PromQL, instantly or over a range.
 ///
 /// Implementations must only return samples at or before the time asked for, so that a replay

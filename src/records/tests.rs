@@ -120,6 +120,7 @@ fn a_query_text_repeated_at_every_evaluation_is_kept_once() {
             promql: "sum by (pod) (rate(x[1m]))".into(),
         }],
         error: None,
+        error_kind: None,
         building: false,
     }];
     let line = serde_json::to_string(&r).unwrap();

@@ -99,6 +99,7 @@ fn verdict(rule: &str, outcome: Outcome, evidence: Option<Evidence>) -> Verdict 
             promql: r#"sum by (pod) (increase(php_errors_total{type=~"class_not_found|trait_not_found"}[1m]))"#.into(),
         }],
         error: None,
+        error_kind: None,
         building: false,
     }
 }

@@ -276,13 +276,14 @@ fn no_baseline_and_failed_queries_are_always_inconclusive() {
     let v = judge(
         &r,
         &window(),
-        &Observation::Failed("metric source unreachable: refused".into()),
+        &Observation::Failed(SourceError::Unreachable("refused".into())),
     );
     assert_eq!(v.outcome, Outcome::Inconclusive);
     assert_eq!(
         v.error.as_deref(),
         Some("metric source unreachable: refused")
     );
+    assert_eq!(v.error_kind, Some(SourceErrorKind::Unreachable));
     // A check handed the wrong kind of observation does not panic either.
     let v = judge_series(&r, vec![], None);
     assert_eq!(

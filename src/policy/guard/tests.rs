@@ -51,6 +51,7 @@ fn verdict(rule: &str, outcome: Outcome, action: Action) -> Verdict {
         evidence: None,
         queries: Vec::new(),
         error: None,
+        error_kind: None,
         building: false,
     }
 }
