@@ -174,7 +174,7 @@ impl Planner<'_> {
         self.memory
             .history
             .iter()
-            .any(|r| !r.executed && Some(r.hash.as_str()) == hash && r.act.name() == act.name())
+            .any(|r| !r.executed && Some(r.hash.as_str()) == hash && r.act.same_kind(act))
     }
 
     pub(super) fn warn_on_decision(&mut self) {

@@ -268,6 +268,11 @@ pub enum Act {
 }
 
 impl Act {
+    /// Whether `other` is the same kind of act (a rollback to any generation is a rollback).
+    pub fn same_kind(&self, other: &Act) -> bool {
+        std::mem::discriminant(self) == std::mem::discriminant(other)
+    }
+
     pub fn name(&self) -> &'static str {
         match self {
             Act::Pause => "pause",
