@@ -186,6 +186,10 @@ pub struct ErrorRate {
     /// length after the old pods left does not fail the rule.
     #[serde(default = "defaults::incident_span")]
     pub incident_span: PromDuration,
+    /// A significant excess is held back as one pod's burst (a bad pod, a retry storm) when
+    /// one pod's interval carries at least this share of it and the rest is not significant.
+    #[serde(default = "defaults::burst_share")]
+    pub burst_share: f64,
 }
 
 /// A continuous per-pod series (CPU, latency), new against old, with Mann-Whitney U.
@@ -332,6 +336,9 @@ mod defaults {
     }
     pub fn incident_span() -> PromDuration {
         PromDuration::from_secs(300)
+    }
+    pub fn burst_share() -> f64 {
+        0.5
     }
     pub fn history_span() -> PromDuration {
         PromDuration::from_secs(3600)

@@ -236,8 +236,12 @@ fn old_rates(timed: &[(Millis, Stratum)], later: Option<&Later>) -> BTreeMap<Mil
 }
 
 /// The new side's cell with the largest excess of errors over what the old side's rate in
-/// that interval predicts, if it carries at least half of the whole excess.
-fn largest_excess<'c>(cells: &'c [Cell], old_rate: &BTreeMap<Millis, f64>) -> Option<&'c Cell> {
+/// that interval predicts, if it carries at least `share` of the whole excess.
+fn largest_excess<'c>(
+    cells: &'c [Cell],
+    old_rate: &BTreeMap<Millis, f64>,
+    share: f64,
+) -> Option<&'c Cell> {
     if cells.len() < 2 {
         return None; // nothing to tell a burst from
     }
@@ -248,7 +252,7 @@ fn largest_excess<'c>(cells: &'c [Cell], old_rate: &BTreeMap<Millis, f64>) -> Op
         .filter(|(x, _)| *x > 0.0)
         .max_by(|a, b| a.0.total_cmp(&b.0))?;
     let total_excess: f64 = cells.iter().filter_map(excess).sum();
-    (best.0 >= 0.5 * total_excess).then_some(best.1)
+    (best.0 >= share * total_excess).then_some(best.1)
 }
 
 /// The rule's test on some strata (and, for the sequential test, the intervals after the old
@@ -382,7 +386,7 @@ fn effect(
 }
 
 /// A significant excess that hangs on one pod in one interval: the cell with the largest
-/// excess, if it carries half of it or more and the test without it is no longer significant
+/// excess, if it carries `burst_share` of it or more and the test without it is no longer significant
 /// (pod, interval end, its errors, the p-value without it).
 fn burst(
     rule: &ErrorRate,
@@ -391,7 +395,7 @@ fn burst(
     later: Option<&Later>,
     dispersion: f64,
 ) -> Option<(String, Millis, f64, f64)> {
-    let cell = largest_excess(new_cells, &old_rates(timed, later))?;
+    let cell = largest_excess(new_cells, &old_rates(timed, later), rule.burst_share)?;
     let take = |errors: f64, requests: f64| {
         (
             (errors - cell.errors).max(0.0),

@@ -53,6 +53,12 @@ impl Rule {
                 );
                 at_least(&mut p, "error_rate.min_errors", c.min_errors, 0.0);
                 at_least(&mut p, "error_rate.min_requests", c.min_requests, 0.0);
+                if !(c.burst_share > 0.0 && c.burst_share <= 1.0) {
+                    p.push(format!(
+                        "check.error_rate.burst_share must be above 0 and at most 1 (got {})",
+                        c.burst_share
+                    ));
+                }
                 if c.interval.is_zero()
                     || c.interval > self.window
                     || !divides(c.interval, self.window)

@@ -117,6 +117,7 @@ rules:
         errors: 'e'
         requests: 'r{pod=~"{{ pods }}"}[{{ interval }}]'
         min_rate_increase: 5
+        burst_share: 1.5
 "#;
     let errs = parse(text).unwrap_err().0;
     let all: Vec<String> = errs.iter().map(|e| e.to_string()).collect();
@@ -128,6 +129,7 @@ rules:
         "min_ratio",
         "step",
         "min_rate_increase",
+        "burst_share must be above 0 and at most 1 (got 1.5)",
     ] {
         assert!(joined.contains(needle), "missing {needle} in\n{joined}");
     }
