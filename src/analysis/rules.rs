@@ -186,6 +186,11 @@ pub struct ErrorRate {
     /// length after the old pods left does not fail the rule.
     #[serde(default = "defaults::incident_span")]
     pub incident_span: PromDuration,
+    /// After the old pods left, each interval is set against its own stretch of the old
+    /// version's history holding this many times its requests (walking back, no stretch used
+    /// twice): more narrows the comparison, fewer pairs more intervals within `window`.
+    #[serde(default = "defaults::history_pairing")]
+    pub history_pairing: f64,
     /// A significant excess is held back as one pod's burst (a bad pod, a retry storm) when
     /// one pod's interval carries at least this share of it and the rest is not significant.
     #[serde(default = "defaults::burst_share")]
@@ -238,6 +243,10 @@ pub struct Compare {
     /// How far back the old version's series is read for that comparison and its drift.
     #[serde(default = "defaults::history_span")]
     pub history_span: PromDuration,
+    /// The fewest pairs of old-version stretches the drift is measured on; with fewer, the
+    /// history says too little about how much the metric moves by itself (inconclusive).
+    #[serde(default = "defaults::min_drift_pairs")]
+    pub min_drift_pairs: usize,
     /// The longest shared incident the comparison with history must not blame on the
     /// release: the new level is judged once it spans longer than this, without its worst
     /// stretch of this length.
@@ -339,6 +348,12 @@ mod defaults {
     }
     pub fn burst_share() -> f64 {
         0.5
+    }
+    pub fn history_pairing() -> f64 {
+        crate::analysis::stats::HISTORY_PAIRING
+    }
+    pub fn min_drift_pairs() -> usize {
+        10
     }
     pub fn history_span() -> PromDuration {
         PromDuration::from_secs(3600)

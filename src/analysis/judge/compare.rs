@@ -23,10 +23,6 @@ use crate::analysis::rules::{Compare, Direction};
 use crate::analysis::source::Series;
 use crate::analysis::stats::{self, Tail};
 
-/// Fewest pairs of old-version stretches the drift is measured on: fewer say too little
-/// about how much the metric moves by itself.
-const MIN_DRIFT_PAIRS: usize = 10;
-
 /// The effect floor of a compare check on the median ratio (`None`: infinite): worse at all,
 /// and by at least `min_ratio`.
 pub(super) fn median_ratio_reached(ratio: Option<f64>, min_ratio: f64) -> bool {
@@ -516,11 +512,12 @@ fn against_history(
         rule.direction,
     );
     let (largest, pairs) = (drift.largest, drift.pairs);
-    if pairs < MIN_DRIFT_PAIRS {
+    if pairs < rule.min_drift_pairs {
         return Err(format!(
-            "its series over the last {} holds {pairs} pairs of stretches {} apart, fewer than {MIN_DRIFT_PAIRS}: too little to know how much the metric moves by itself",
+            "its series over the last {} holds {pairs} pairs of stretches {} apart, fewer than min_drift_pairs {}: too little to know how much the metric moves by itself",
             rule.history_span,
-            fmt_minutes(gap)
+            fmt_minutes(gap),
+            rule.min_drift_pairs
         ));
     }
     let ratio = worse_ward(after / before, rule.direction);

@@ -324,6 +324,7 @@ fn later(rule: &ErrorRate, new: &Side, old: &Side) -> Option<Later> {
             rate: bound,
             intervals: after.iter().map(|i| (i.1, i.2)).collect(),
             history: most_recent_first(old, last_old),
+            pairing: rule.history_pairing,
         },
         rate: old.totals.rate,
         evidence: HistoryEvidence {
@@ -425,6 +426,7 @@ fn burst(
             .map(|(t, (e, r))| if *t == cell.t { take(*e, *r) } else { (*e, *r) })
             .collect(),
         history: l.known.history.clone(),
+        pairing: l.known.pairing,
     });
     let p = p_value(rule, &without, known.as_ref(), dispersion).ok()?;
     (p >= rule.alpha).then(|| (cell.pod.clone(), cell.t, cell.errors, p))
@@ -463,6 +465,7 @@ fn incident(
             .map(|j| later.known.intervals[j])
             .collect(),
         history: later.known.history.clone(),
+        pairing: later.known.pairing,
     };
     let p = p_value(rule, strata, Some(&known), dispersion).ok()?;
     let last = *inside.last()?;

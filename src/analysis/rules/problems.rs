@@ -53,6 +53,7 @@ impl Rule {
                 );
                 at_least(&mut p, "error_rate.min_errors", c.min_errors, 0.0);
                 at_least(&mut p, "error_rate.min_requests", c.min_requests, 0.0);
+                at_least(&mut p, "error_rate.history_pairing", c.history_pairing, 1.0);
                 if !(c.burst_share > 0.0 && c.burst_share <= 1.0) {
                     p.push(format!(
                         "check.error_rate.burst_share must be above 0 and at most 1 (got {})",
@@ -83,6 +84,9 @@ impl Rule {
                 }
                 at_least(&mut p, "compare.min_ratio", c.min_ratio, 1.0);
                 at_least(&mut p, "compare.min_shift", c.min_shift, 0.0);
+                if c.min_drift_pairs < 2 {
+                    p.push("check.compare.min_drift_pairs must be at least 2".into());
+                }
                 self.check_step(&mut p, c.step, c.warmup);
                 if c.min_samples < 2 {
                     p.push("check.compare.min_samples must be at least 2".into());

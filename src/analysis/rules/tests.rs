@@ -110,6 +110,7 @@ rules:
         step: 2m
         alpha: 2
         min_ratio: 0.5
+        min_drift_pairs: 1
   - name: ok
     action: warn
     check:
@@ -118,6 +119,7 @@ rules:
         requests: 'r{pod=~"{{ pods }}"}[{{ interval }}]'
         min_rate_increase: 5
         burst_share: 1.5
+        history_pairing: 0.5
 "#;
     let errs = parse(text).unwrap_err().0;
     let all: Vec<String> = errs.iter().map(|e| e.to_string()).collect();
@@ -130,6 +132,8 @@ rules:
         "step",
         "min_rate_increase",
         "burst_share must be above 0 and at most 1 (got 1.5)",
+        "history_pairing",
+        "min_drift_pairs must be at least 2",
     ] {
         assert!(joined.contains(needle), "missing {needle} in\n{joined}");
     }

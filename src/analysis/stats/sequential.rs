@@ -25,11 +25,25 @@ pub const MIXTURE_RATIOS: [f64; 10] = [
 /// earlier: its rate (errors per request, already an upper bound, see [`rate_upper_bound`]),
 /// the new side's (errors, requests) in each interval, and the old side's own (errors,
 /// requests) interval by interval, most recent first (see [`HISTORY_PAIRING`]).
-#[derive(Clone, Debug, Default, PartialEq)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct KnownRate {
     pub rate: f64,
     pub intervals: Vec<(f64, f64)>,
     pub history: Vec<(f64, f64)>,
+    /// How many times an interval's requests its own stretch of history holds (the rule's
+    /// `history_pairing`, [`HISTORY_PAIRING`] by default).
+    pub pairing: f64,
+}
+
+impl Default for KnownRate {
+    fn default() -> Self {
+        KnownRate {
+            rate: 0.0,
+            intervals: Vec::new(),
+            history: Vec::new(),
+            pairing: HISTORY_PAIRING,
+        }
+    }
 }
 
 /// How many times an interval's requests its own stretch of the old side's history holds at
@@ -114,7 +128,7 @@ fn paired_with_history(known: &KnownRate) -> Vec<Stratum> {
             continue;
         }
         let (mut errors_old, mut requests_old) = (0.0, 0.0);
-        while requests_old < HISTORY_PAIRING * requests_new {
+        while requests_old < known.pairing * requests_new {
             let Some(&(e, r)) = history.next() else {
                 return out;
             };
@@ -228,6 +242,7 @@ mod tests {
             rate: 0.001,
             intervals: vec![(3.0, 1000.0)],
             history: Vec::new(),
+            pairing: HISTORY_PAIRING,
         };
         let got = rate_ratio_log_evalue(&[], Some(&known), 1.0, 1.0).unwrap();
         let mean: f64 = MIXTURE_RATIOS
@@ -240,6 +255,7 @@ mod tests {
             rate: 0.0,
             intervals: vec![(1.0, 1.0)],
             history: Vec::new(),
+            pairing: HISTORY_PAIRING,
         };
         assert!(rate_ratio_log_evalue(&[], Some(&bad), 1.0, 1.0).is_err());
     }
@@ -288,6 +304,7 @@ mod tests {
                 (5.0, 400.0),
                 (1.0, 100.0),
             ],
+            pairing: HISTORY_PAIRING,
         };
         let paired = paired_with_history(&known);
         // 100 requests need 500: the first three stretches; 200 need 1,000: the next two; the
@@ -309,6 +326,30 @@ mod tests {
                 },
             ]
         );
+    }
+
+    #[test]
+    fn the_pairing_is_the_rules() {
+        // Twice its requests instead of five times: the first interval takes the first two
+        // stretches, the second the next three.
+        let known = KnownRate {
+            rate: 0.01,
+            intervals: vec![(1.0, 100.0), (2.0, 150.0)],
+            history: vec![
+                (1.0, 100.0),
+                (2.0, 100.0),
+                (0.0, 100.0),
+                (4.0, 100.0),
+                (5.0, 100.0),
+            ],
+            pairing: 2.0,
+        };
+        let paired = paired_with_history(&known);
+        let old: Vec<(f64, f64)> = paired
+            .iter()
+            .map(|s| (s.errors_old, s.requests_old))
+            .collect();
+        assert_eq!(old, [(3.0, 200.0), (9.0, 300.0)]);
     }
 
     /// Seeded Poisson counts: `n` intervals of `requests` at `rate`.
@@ -341,6 +382,7 @@ mod tests {
                     rate: rate_upper_bound(errors, requests, 0.01).unwrap(),
                     intervals: Vec::new(),
                     history,
+                    pairing: HISTORY_PAIRING,
                 };
                 ever_crosses(known, poisson_intervals(&mut rng, 30, 0.002, 1000.0))
             })
@@ -360,6 +402,7 @@ mod tests {
             rate: bound,
             intervals: intervals.clone(),
             history: Vec::new(),
+            pairing: HISTORY_PAIRING,
         };
         let paired = KnownRate {
             history,
