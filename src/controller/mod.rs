@@ -328,7 +328,9 @@ async fn reconcile_at<S: MetricSource + Send + Sync + 'static>(
         .unwritten
         .take()
         .filter(|u| attempt > 0 || now < u.fresh_until);
-    let wanted = guard::wants_evaluation(&view, &kept.memory, &settings, now);
+    // One pass through the policy: what it wants evaluated now, then the plan on the verdicts.
+    let step = guard::begin(&view, &kept.memory, &settings, now);
+    let wanted = step.target().cloned();
     // Verdicts about the same new ReplicaSet still stand when only the old side moved on (an
     // old pod left while they were written): the next evaluation compares with what is left.
     let (reused, evaluated) = match (&wanted, unwritten) {
@@ -349,13 +351,7 @@ async fn reconcile_at<S: MetricSource + Send + Sync + 'static>(
         Some(u) => (&u.rules, Some(u.verdicts.as_slice())),
         None => (&resolved.rules, evaluated.as_deref()),
     };
-    let plan = guard::plan(
-        &view,
-        &kept.memory,
-        &settings,
-        verdicts.map(|v| (&**rules, v)),
-        now,
-    );
+    let plan = step.finish(verdicts.map(|v| (&**rules, v)));
     log_step(&name, &view, &settings, evaluated.as_deref(), &plan);
     let recording = Recording {
         at: now,

@@ -157,6 +157,77 @@ pub fn wants_evaluation(
     settings: &Settings,
     now: Timestamp,
 ) -> Option<Target> {
+    begin(view, memory, settings, now).target
+}
+
+/// One pass through the policy, begun at `now`: what it wants evaluated ([`Step::target`]),
+/// and the state a revision seen for the first time starts in, computed once and carried into
+/// [`Step::finish`], which plans on the evaluation's verdicts. [`wants_evaluation`] and
+/// [`plan`] are the two halves taken apart.
+pub struct Step<'a> {
+    view: &'a RolloutView,
+    memory: &'a Memory,
+    settings: &'a Settings,
+    now: Timestamp,
+    started: Option<RevisionState>,
+    target: Option<Target>,
+}
+
+/// Begins a step for the Deployment whose rollout is `view` and whose memory is `memory`.
+pub fn begin<'a>(
+    view: &'a RolloutView,
+    memory: &'a Memory,
+    settings: &'a Settings,
+    now: Timestamp,
+) -> Step<'a> {
+    let unseen = view
+        .new
+        .as_ref()
+        .is_some_and(|new| memory.current.as_ref().is_none_or(|s| s.hash != new.hash));
+    let started = if unseen {
+        start_state(view, memory, settings, now)
+    } else {
+        None
+    };
+    let target = wanted(view, memory, settings, now, started.as_ref());
+    Step {
+        view,
+        memory,
+        settings,
+        now,
+        started,
+        target,
+    }
+}
+
+impl Step<'_> {
+    /// What to evaluate now, if anything.
+    pub fn target(&self) -> Option<&Target> {
+        self.target.as_ref()
+    }
+
+    /// The plan, on the verdicts of evaluating [`Step::target`] (with the rules they were
+    /// evaluated with), or on none.
+    pub fn finish(self, evaluation: Option<(&RuleSet, &[Verdict])>) -> Plan {
+        planned(
+            self.view,
+            self.memory,
+            self.settings,
+            evaluation,
+            self.now,
+            self.started,
+        )
+    }
+}
+
+/// What [`wants_evaluation`] answers, with the state a first-seen revision starts in.
+fn wanted(
+    view: &RolloutView,
+    memory: &Memory,
+    settings: &Settings,
+    now: Timestamp,
+    started: Option<&RevisionState>,
+) -> Option<Target> {
     let new = view.new.as_ref()?;
     let state = match &memory.current {
         Some(s) if s.hash == new.hash => s.clone(),
@@ -171,7 +242,7 @@ pub fn wants_evaluation(
             ..
         }) => return None,
         // Not seen yet: `plan` decides whether it starts an analysis; evaluate only if it would.
-        _ => start_state(view, memory, settings, now)?,
+        _ => started?.clone(),
     };
     let evaluate = match &state.stage {
         Stage::Analysing | Stage::GateRolling { .. } | Stage::Baking { .. } => true,
@@ -294,10 +365,23 @@ pub fn plan(
     evaluation: Option<(&RuleSet, &[Verdict])>,
     now: Timestamp,
 ) -> Plan {
+    planned(view, memory, settings, evaluation, now, None)
+}
+
+/// [`plan`], with the start state [`begin`] computed, if it did.
+fn planned(
+    view: &RolloutView,
+    memory: &Memory,
+    settings: &Settings,
+    evaluation: Option<(&RuleSet, &[Verdict])>,
+    now: Timestamp,
+    started: Option<RevisionState>,
+) -> Plan {
     let mut p = Planner {
         view,
         settings,
         now,
+        started,
         memory: memory.clone(),
         acts: Vec::new(),
         suppressed: Vec::new(),
@@ -347,6 +431,9 @@ struct Planner<'a> {
     view: &'a RolloutView,
     settings: &'a Settings,
     now: Timestamp,
+    /// The state a first-seen revision starts in, when [`begin`] computed it already (on the
+    /// same view, memory, settings and time: the planner's steps before it change nothing).
+    started: Option<RevisionState>,
     memory: Memory,
     acts: Vec<Act>,
     suppressed: Vec<Act>,
@@ -380,7 +467,11 @@ impl Planner<'_> {
             .as_ref()
             .is_some_and(|s| s.hash == new.hash);
         if !seen {
-            match start_state(self.view, &self.memory, self.settings, self.now) {
+            let started = self
+                .started
+                .take()
+                .or_else(|| start_state(self.view, &self.memory, self.settings, self.now));
+            match started {
                 None => return IDLE_REQUEUE,
                 Some(state) => {
                     let msg = format!(

@@ -76,12 +76,19 @@ fn verdicts(outcome: Outcome, failing: Option<&str>) -> Vec<Verdict> {
         .collect()
 }
 
-/// Runs one controller step: evaluate when the policy asks, with the given verdicts.
+/// Runs one controller step: evaluate when the policy asks, with the given verdicts. The two
+/// halves taken apart (`wants_evaluation`, `plan`) and the one pass (`begin`, `finish`) must
+/// agree, on every step of every test that runs one.
 fn step(view: &RolloutView, memory: &Memory, settings: &Settings, v: &[Verdict], t: i64) -> Plan {
     let rules = rules();
     let wants = wants_evaluation(view, memory, settings, at(t));
     let evaluation = wants.as_ref().map(|_| (&rules, v));
-    plan(view, memory, settings, evaluation, at(t))
+    let apart = plan(view, memory, settings, evaluation, at(t));
+    let one = begin(view, memory, settings, at(t));
+    assert_eq!(one.target(), wants.as_ref());
+    let evaluation = one.target().map(|_| (&rules, v));
+    assert_eq!(one.finish(evaluation), apart);
+    apart
 }
 
 fn reasons(p: &Plan) -> Vec<&str> {
