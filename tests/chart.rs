@@ -860,7 +860,12 @@ fn the_alert_rules_pass_promtool_and_name_exported_metrics() {
     // Every metric an alert names is one the daemon exports (a family shows once it has a
     // series).
     let metrics = rollout_guard::adapters::telemetry::Metrics::new();
-    metrics.action("shop", "billing", "rollback", "ok");
+    metrics.action(
+        "shop",
+        "billing",
+        "rollback",
+        rollout_guard::adapters::telemetry::ActionResult::Ok,
+    );
     metrics.verdict("shop", "billing", "php-error-rate", "inconclusive");
     metrics.rules_unevaluable("shop", "billing", 1);
     metrics

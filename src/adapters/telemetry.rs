@@ -93,6 +93,43 @@ pub struct ResultLabels {
     pub result: String,
 }
 
+/// What became of an action, as the action counters label it (`result`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum ActionResult {
+    /// Written.
+    Ok,
+    /// Decided but only recorded (observe mode, the kill switch, the rollback rate limit).
+    Recorded,
+    /// Someone else wrote first; re-read and decided again.
+    Conflict,
+    /// The Deployment is gone.
+    Gone,
+    /// The ReplicaSet to roll back to vanished.
+    TargetGone,
+    /// The Deployment had no generation to write against.
+    NoGeneration,
+    /// The controller's memory could not be encoded.
+    Encode,
+    /// Another Kubernetes API error.
+    Api,
+}
+
+impl ActionResult {
+    /// The label value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ActionResult::Ok => "ok",
+            ActionResult::Recorded => "recorded",
+            ActionResult::Conflict => "conflict",
+            ActionResult::Gone => "gone",
+            ActionResult::TargetGone => "target_gone",
+            ActionResult::NoGeneration => "no_generation",
+            ActionResult::Encode => "encode",
+            ActionResult::Api => "api",
+        }
+    }
+}
+
 /// Every metric the daemon exports.
 pub struct Metrics {
     pub verdicts: Family<VerdictLabels, Counter>,
@@ -217,7 +254,8 @@ impl Metrics {
     }
 
     /// Counts an action on the Deployment `namespace`/`deployment`.
-    pub fn action(&self, namespace: &str, deployment: &str, action: &str, result: &str) {
+    pub fn action(&self, namespace: &str, deployment: &str, action: &str, result: ActionResult) {
+        let result = result.as_str();
         self.actions
             .get_or_create(&ActionLabels {
                 action: action.into(),
@@ -586,7 +624,7 @@ mod tests {
     #[test]
     fn families_are_exported_with_the_prefix() {
         let m = Metrics::new();
-        m.action("shop", "billing", "rollback", "ok");
+        m.action("shop", "billing", "rollback", ActionResult::Ok);
         m.verdict("shop", "billing", "class-loading-errors", "fail");
         m.leader.set(1);
         let text = m.encode();

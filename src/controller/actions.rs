@@ -26,6 +26,7 @@ use kube::{Client, Resource, ResourceExt};
 use serde_json::json;
 
 use crate::adapters::kubernetes::{HASH_LABEL, annotations_for_rollback, owned, without_hash};
+use crate::adapters::telemetry::ActionResult;
 use crate::policy::annotations::{ALLOW_REVISION, LAST_VERDICT, STATE};
 use crate::policy::guard::{Act, Memory, Note, Plan};
 
@@ -66,15 +67,15 @@ impl From<kube::Error> for ActError {
 }
 
 impl ActError {
-    /// A short label for metrics.
-    pub fn kind(&self) -> &'static str {
+    /// What the action counters say of it.
+    pub fn result(&self) -> ActionResult {
         match self {
-            ActError::Conflict(_) => "conflict",
-            ActError::Gone => "gone",
-            ActError::TargetGone(_) => "target_gone",
-            ActError::NoGeneration => "no_generation",
-            ActError::Encode(_) => "encode",
-            ActError::Api(_) => "api",
+            ActError::Conflict(_) => ActionResult::Conflict,
+            ActError::Gone => ActionResult::Gone,
+            ActError::TargetGone(_) => ActionResult::TargetGone,
+            ActError::NoGeneration => ActionResult::NoGeneration,
+            ActError::Encode(_) => ActionResult::Encode,
+            ActError::Api(_) => ActionResult::Api,
         }
     }
 }

@@ -37,7 +37,7 @@ use tokio::sync::watch;
 
 use crate::adapters::kubernetes;
 use crate::adapters::notify::Notifier;
-use crate::adapters::telemetry::{Metrics, RuleLabels};
+use crate::adapters::telemetry::{ActionResult, Metrics, RuleLabels};
 use crate::analysis::evaluate::{Target, evaluate};
 use crate::analysis::judge::Verdict;
 use crate::analysis::rules::RuleSet;
@@ -397,8 +397,13 @@ async fn reconcile_at<S: MetricSource + Send + Sync + 'static>(
     match outcome {
         Ok(written) => {
             notify(&ctx.notifier, &view, &plan.notes, now);
-            count(&ctx.metrics, &view, &plan.acts, "ok");
-            count(&ctx.metrics, &view, &plan.suppressed, "recorded");
+            count(&ctx.metrics, &view, &plan.acts, ActionResult::Ok);
+            count(
+                &ctx.metrics,
+                &view,
+                &plan.suppressed,
+                ActionResult::Recorded,
+            );
             if let Some(w) = &written {
                 kept.written = Some(Written {
                     seq: plan.memory.seq,
@@ -427,7 +432,7 @@ async fn reconcile_at<S: MetricSource + Send + Sync + 'static>(
         }
         Err(ActError::Conflict(_)) => {
             // Someone else wrote first: re-read and re-decide, never overwrite.
-            count(&ctx.metrics, &view, &plan.acts, "conflict");
+            count(&ctx.metrics, &view, &plan.acts, ActionResult::Conflict);
             tracing::info!(deployment = %name, "conflict writing the plan; re-reading");
             // Reused verdicts keep their freshness: conflict after conflict never makes them
             // new. Fresh ones stay usable for an interval from now, however long evaluating
@@ -460,7 +465,7 @@ async fn reconcile_at<S: MetricSource + Send + Sync + 'static>(
         }
         Err(ActError::Gone) => Ok(Action::await_change()),
         Err(e) => {
-            count(&ctx.metrics, &view, &plan.acts, e.kind());
+            count(&ctx.metrics, &view, &plan.acts, e.result());
             ctx.keep(key, kept);
             Err(ReconcileError::Write(name, e))
         }

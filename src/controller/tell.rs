@@ -13,7 +13,7 @@ use k8s_openapi::api::apps::v1::Deployment;
 
 use super::{Context, preflight};
 use crate::adapters::notify::{Notice, NoticeKind, Notifier};
-use crate::adapters::telemetry::Metrics;
+use crate::adapters::telemetry::{ActionResult, Metrics};
 use crate::analysis::judge::Verdict;
 use crate::analysis::rules::RuleSet;
 use crate::analysis::source::MetricSource;
@@ -134,7 +134,12 @@ impl Recording<'_> {
 }
 
 /// Counts `acts` on the Deployment with `result`.
-pub(super) fn count(metrics: &Metrics, view: &RolloutView, acts: &[guard::Act], result: &str) {
+pub(super) fn count(
+    metrics: &Metrics,
+    view: &RolloutView,
+    acts: &[guard::Act],
+    result: ActionResult,
+) {
     for a in acts {
         metrics.action(&view.namespace, &view.name, a.name(), result);
     }

@@ -62,7 +62,12 @@ impl Exported {
     /// The daemon's metrics with a series in every family, so that each shows its labels.
     pub fn daemon() -> Exported {
         let m = Metrics::new();
-        m.action("shop", "web", "rollback", "ok");
+        m.action(
+            "shop",
+            "web",
+            "rollback",
+            rollout_guard::adapters::telemetry::ActionResult::Ok,
+        );
         m.verdict("shop", "web", "php-error-rate", "fail");
         m.rules_unevaluable("shop", "web", 1);
         m.query_errors
