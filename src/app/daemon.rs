@@ -18,6 +18,7 @@ use k8s_openapi::api::apps::v1::Deployment;
 use kube::Client;
 use kube::api::{Api, ListParams};
 use tokio::sync::watch;
+use tokio::task::JoinHandle;
 
 use crate::adapters::podlogs::KubeLogs;
 use crate::adapters::telemetry::{Health, Metrics, ResultLabels};
@@ -82,6 +83,60 @@ pub async fn run_with<S: MetricSource + Send + Sync + 'static>(
     let metrics = Arc::new(Metrics::new());
     let health = Health::default();
 
+    let (addr, server) = start_server(&config, &metrics, &health, &stop).await?;
+    started(Running {
+        metrics: metrics.clone(),
+        health: health.clone(),
+        addr,
+    });
+
+    if let Some(sel) = &config.selector {
+        check_selector(&client, &config.namespaces, sel).await?;
+    }
+    let leadership = Leadership::elect(client.clone(), &config.leader_election)
+        .await
+        .context("starting leader election")?;
+    let identity = std::env::var("HOSTNAME").ok();
+    let ctx = Context::new(
+        client.clone(),
+        Actuator::new(client, identity),
+        source,
+        rules_rx,
+        base_rx,
+        config.selector.clone(),
+        leadership.is_leader.clone(),
+        metrics.clone(),
+        usize::from(config.limits.max_concurrent_evaluations),
+    );
+    let ctx = Arc::new(with_outputs(ctx, &config, &options)?);
+    let reloader = tokio::spawn(
+        Reloader {
+            rules_seen,
+            config_file,
+            config: config.clone(),
+            rules_tx,
+            base_tx,
+            metrics: metrics.clone(),
+        }
+        .run(options.reload_every, stop.clone()),
+    );
+    let ready = health.clone();
+    run_controller(ctx, &config.namespaces, stop.clone(), move || {
+        ready.set_ready(true)
+    })
+    .await;
+    shut_down(&health, leadership, reloader, server).await;
+    Ok(())
+}
+
+/// Binds the metrics server on `server.listen` and spawns it until `stop`; returns the address
+/// it is bound to and its task.
+async fn start_server(
+    config: &Config,
+    metrics: &Arc<Metrics>,
+    health: &Health,
+    stop: &watch::Receiver<bool>,
+) -> Result<(SocketAddr, JoinHandle<std::io::Result<()>>)> {
     let listen: SocketAddr = config
         .server
         .listen
@@ -99,30 +154,12 @@ pub async fn run_with<S: MetricSource + Send + Sync + 'static>(
     .with_context(|| format!("binding the metrics server on {listen}"))?;
     let server = tokio::spawn(server);
     tracing::info!(%addr, "serving /metrics, /healthz, /readyz");
-    started(Running {
-        metrics: metrics.clone(),
-        health: health.clone(),
-        addr,
-    });
+    Ok((addr, server))
+}
 
-    if let Some(sel) = &config.selector {
-        check_selector(&client, &config.namespaces, sel).await?;
-    }
-    let leadership = Leadership::elect(client.clone(), &config.leader_election)
-        .await
-        .context("starting leader election")?;
-    let identity = std::env::var("HOSTNAME").ok();
-    let mut ctx = Context::new(
-        client.clone(),
-        Actuator::new(client, identity),
-        source,
-        rules_rx,
-        base_rx,
-        config.selector.clone(),
-        leadership.is_leader.clone(),
-        metrics.clone(),
-        usize::from(config.limits.max_concurrent_evaluations),
-    );
+/// `ctx` with what the configuration asks for beyond the controller itself: notifications,
+/// decision records, and the clock of `options`.
+fn with_outputs<S>(mut ctx: Context<S>, config: &Config, options: &Options) -> Result<Context<S>> {
     let notify = crate::adapters::notify::NotifyConfig {
         records: config.records.path.clone(),
         ..config.notify.clone()
@@ -147,23 +184,17 @@ pub async fn run_with<S: MetricSource + Send + Sync + 'static>(
     if let Some((clock, speed)) = options.clock.clone() {
         ctx = ctx.with_clock(clock, speed);
     }
-    let ctx = Arc::new(ctx);
-    let reloader = tokio::spawn(
-        Reloader {
-            rules_seen,
-            config_file,
-            config: config.clone(),
-            rules_tx,
-            base_tx,
-            metrics: metrics.clone(),
-        }
-        .run(options.reload_every, stop.clone()),
-    );
-    let ready = health.clone();
-    run_controller(ctx, &config.namespaces, stop.clone(), move || {
-        ready.set_ready(true)
-    })
-    .await;
+    Ok(ctx)
+}
+
+/// After the controller stopped: not ready any more, the lease released, the reloader stopped,
+/// and the metrics server waited for.
+async fn shut_down(
+    health: &Health,
+    leadership: Leadership,
+    reloader: JoinHandle<()>,
+    server: JoinHandle<std::io::Result<()>>,
+) {
     health.set_ready(false);
     tracing::info!("controller stopped; releasing the lease");
     leadership.release().await;
@@ -173,7 +204,6 @@ pub async fn run_with<S: MetricSource + Send + Sync + 'static>(
         Ok(Err(e)) => tracing::warn!(error = %e, "metrics server"),
         Err(e) => tracing::warn!(error = %e, "metrics server task"),
     }
-    Ok(())
 }
 
 /// The reader behind `GET /records`, when the records are written to a file and served.

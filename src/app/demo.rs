@@ -15,11 +15,13 @@ use std::time::Duration;
 
 use anyhow::{Context as _, Result, bail};
 use k8s_openapi::api::apps::v1::Deployment;
-use kube::Api;
 use kube::api::PostParams;
+use kube::{Api, Client};
 use tokio::sync::watch;
+use tokio::task::JoinHandle;
 
 use crate::adapters::kubernetes;
+use crate::analysis::source::MetricSource;
 use crate::app::config::Config;
 use crate::app::daemon::{Options, run_with};
 use crate::policy::annotations;
@@ -101,124 +103,30 @@ pub async fn run(opts: &DemoOptions, out: &mut (dyn Write + Send)) -> Result<Out
     let client = fake.client();
     let clock = DilatedClock::new(SPEED);
     let api: Api<Deployment> = Api::namespaced(client.clone(), NAMESPACE);
+    start_services(&api, out).await?;
 
-    // Three services, each at v1, watched in guard mode.
-    for act in &ACTS {
-        let ann = [
-            (annotations::ENABLED, "true"),
-            (annotations::MODE, "guard"),
-            (annotations::INTERVAL, "30s"),
-            (annotations::BAKE_TIME, "3m"),
-        ];
-        let d = service::manifest(NAMESPACE, act.deployment, 4, &ann);
-        api.create(&PostParams::default(), &d).await?;
-    }
-    wait(&api, "every service to run v1", |ds| {
-        ds.iter().all(kubernetes::rolled_out)
-    })
-    .await?;
-    writeln!(
-        out,
-        "The cluster runs billing, search and cart at v1 (4 pods each)."
-    )?;
-
-    let mut config = Config::load_with_env(
-        None,
-        [(
-            "ROLLOUT_GUARD__PROMETHEUS__URL".to_string(),
-            // Not used: the metric source is the simulation's.
-            "http://127.0.0.1:9".to_string(),
-        )],
-    )?;
-    config.namespaces = vec![NAMESPACE.into()];
-    config.server.listen = "127.0.0.1:0".into();
-    config.leader_election.namespace = NAMESPACE.into();
-    config.leader_election.identity = "demo".into();
-    config.records.path = Some(records_path.clone());
+    let config = demo_config(&records_path)?;
     let source = LiveSource::new(
         KubePods::new(client.clone(), NAMESPACE),
         clock,
         Profile::default(),
     );
     let (stop, stop_rx) = watch::channel(false);
-    let options = Options {
-        reload_every: Duration::from_secs(1),
-        clock: Some((Arc::new(move || clock.now()), SPEED)),
-    };
-    let daemon_client = client.clone();
-    let daemon = tokio::spawn(async move {
-        run_with(
-            daemon_client,
-            config,
-            None,
-            source,
-            options,
-            stop_rx,
-            |_| {},
-        )
-        .await
-    });
+    let daemon = spawn_controller(client.clone(), config, source, clock, stop_rx);
 
     let mut outcome = Outcome {
         records: records_path.clone(),
         ..Outcome::default()
     };
-    let mut printed = 0u64;
+    let mut story = Story {
+        api: &api,
+        clock,
+        records: &records_path,
+        printed: 0,
+        stop: &stop,
+    };
     for (i, act) in ACTS.iter().enumerate() {
-        writeln!(out, "\nAct {}: {}", i + 1, act.title)?;
-        let version = "v2".to_string();
-        service::release(&api, act.deployment, &version, act.fault).await?;
-        writeln!(
-            out,
-            "  {}  {:<8} released {version}",
-            report::hms(clock.now()),
-            act.deployment
-        )?;
-        let deadline = tokio::time::Instant::now() + Duration::from_secs(90);
-        let done = loop {
-            printed = print_new(&records_path, printed, out)?;
-            let d = api.get(act.deployment).await?;
-            let current = service::memory(&d).and_then(|m| m.current).map(|s| s.stage);
-            let stage = current.as_ref().map_or("", |s| s.name());
-            let settled = match current {
-                // A rollback settles once verified, either way.
-                Some(Stage::RolledBack { verified, .. }) => {
-                    act.expect == "rolled_back" && verified.is_some()
-                }
-                _ => stage == act.expect && kubernetes::rolled_out(&d),
-            };
-            if settled {
-                break d;
-            }
-            if tokio::time::Instant::now() > deadline {
-                let _ = stop.send(true);
-                bail!(
-                    "act {} did not settle in time (stage {stage:?}, running {})",
-                    i + 1,
-                    service::version(&d)
-                );
-            }
-            tokio::time::sleep(Duration::from_millis(200)).await;
-        };
-        printed = print_new(&records_path, printed, out)?;
-        let ended = service::version(&done);
-        let stage = service::stage(&done).unwrap_or_default();
-        writeln!(
-            out,
-            "  → {} runs {ended}: {}",
-            act.deployment,
-            match stage.as_str() {
-                "rolled_back" => format!("rolled back, the release {version} is off"),
-                "passed" => format!("{version} passed its analysis and stays"),
-                "inconclusive" => format!(
-                    "{version} stays, but not every rule could judge it (see its AnalysisInconclusive Event)"
-                ),
-                other => other.to_string(),
-            }
-        )?;
-        outcome
-            .acts
-            .push((act.deployment.to_string(), ended, stage));
+        outcome.acts.push(story.play(i, act, out).await?);
     }
     stop.send_replace(true);
     daemon
@@ -231,9 +139,169 @@ pub async fn run(opts: &DemoOptions, out: &mut (dyn Write + Send)) -> Result<Out
         "\nDecision records (one JSON line per evaluation and action): {}",
         records_path.display()
     )?;
-    // A post-incident report per act, as `rollout-guard report` writes it.
-    let (recs, unreadable) = records::load(&records_path)?;
-    let source = report::Source::of(&records_path, &recs, unreadable);
+    outcome.reports = write_reports(&opts.output, &records_path, out)?;
+    Ok(outcome)
+}
+
+/// Creates the three services at v1, watched in guard mode, and waits until they run.
+async fn start_services(api: &Api<Deployment>, out: &mut (dyn Write + Send)) -> Result<()> {
+    for act in &ACTS {
+        let ann = [
+            (annotations::ENABLED, "true"),
+            (annotations::MODE, "guard"),
+            (annotations::INTERVAL, "30s"),
+            (annotations::BAKE_TIME, "3m"),
+        ];
+        let d = service::manifest(NAMESPACE, act.deployment, 4, &ann);
+        api.create(&PostParams::default(), &d).await?;
+    }
+    wait(api, "every service to run v1", |ds| {
+        ds.iter().all(kubernetes::rolled_out)
+    })
+    .await?;
+    writeln!(
+        out,
+        "The cluster runs billing, search and cart at v1 (4 pods each)."
+    )?;
+    Ok(())
+}
+
+/// The controller's configuration for the demo: the demo's namespace, a port of its own, and
+/// the decision records in `records_path`.
+fn demo_config(records_path: &Path) -> Result<Config> {
+    let mut config = Config::load_with_env(
+        None,
+        [(
+            "ROLLOUT_GUARD__PROMETHEUS__URL".to_string(),
+            // Not used: the metric source is the simulation's.
+            "http://127.0.0.1:9".to_string(),
+        )],
+    )?;
+    config.namespaces = vec![NAMESPACE.into()];
+    config.server.listen = "127.0.0.1:0".into();
+    config.leader_election.namespace = NAMESPACE.into();
+    config.leader_election.identity = "demo".into();
+    config.records.path = Some(records_path.to_path_buf());
+    Ok(config)
+}
+
+/// Starts the real controller loop on simulated time, until `stop` becomes true.
+fn spawn_controller<S: MetricSource + Send + Sync + 'static>(
+    client: Client,
+    config: Config,
+    source: S,
+    clock: DilatedClock,
+    stop: watch::Receiver<bool>,
+) -> JoinHandle<Result<()>> {
+    let options = Options {
+        reload_every: Duration::from_secs(1),
+        clock: Some((Arc::new(move || clock.now()), SPEED)),
+    };
+    tokio::spawn(async move { run_with(client, config, None, source, options, stop, |_| {}).await })
+}
+
+/// The story as it goes: the services, the simulated clock, and how far the records were
+/// printed.
+struct Story<'a> {
+    api: &'a Api<Deployment>,
+    clock: DilatedClock,
+    records: &'a Path,
+    /// The bytes of the records file printed so far.
+    printed: u64,
+    /// Stops the controller.
+    stop: &'a watch::Sender<bool>,
+}
+
+impl Story<'_> {
+    /// Plays act `i`: releases v2, follows it until it settles and says how it ended; returns
+    /// (deployment, version it ended on, stage of the analysis).
+    async fn play(
+        &mut self,
+        i: usize,
+        act: &Act,
+        out: &mut (dyn Write + Send),
+    ) -> Result<(String, String, String)> {
+        writeln!(out, "\nAct {}: {}", i + 1, act.title)?;
+        let version = "v2".to_string();
+        service::release(self.api, act.deployment, &version, act.fault).await?;
+        writeln!(
+            out,
+            "  {}  {:<8} released {version}",
+            report::hms(self.clock.now()),
+            act.deployment
+        )?;
+        let done = self.settle(i, act, out).await?;
+        self.printed = print_new(self.records, self.printed, out)?;
+        let ended = service::version(&done);
+        let stage = service::stage(&done).unwrap_or_default();
+        writeln!(
+            out,
+            "  → {} runs {ended}: {}",
+            act.deployment,
+            ending(&stage, &version)
+        )?;
+        Ok((act.deployment.to_string(), ended, stage))
+    }
+
+    /// Prints the new records until act `i`'s analysis settles as expected, and returns its
+    /// Deployment then; stops the controller and fails when it takes over 90 seconds.
+    async fn settle(
+        &mut self,
+        i: usize,
+        act: &Act,
+        out: &mut (dyn Write + Send),
+    ) -> Result<Deployment> {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(90);
+        loop {
+            self.printed = print_new(self.records, self.printed, out)?;
+            let d = self.api.get(act.deployment).await?;
+            let current = service::memory(&d).and_then(|m| m.current).map(|s| s.stage);
+            let stage = current.as_ref().map_or("", |s| s.name());
+            let settled = match current {
+                // A rollback settles once verified, either way.
+                Some(Stage::RolledBack { verified, .. }) => {
+                    act.expect == "rolled_back" && verified.is_some()
+                }
+                _ => stage == act.expect && kubernetes::rolled_out(&d),
+            };
+            if settled {
+                return Ok(d);
+            }
+            if tokio::time::Instant::now() > deadline {
+                let _ = self.stop.send(true);
+                bail!(
+                    "act {} did not settle in time (stage {stage:?}, running {})",
+                    i + 1,
+                    service::version(&d)
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+}
+
+/// How an act ended, in words: the release `version`, whose analysis ended at `stage`.
+fn ending(stage: &str, version: &str) -> String {
+    match stage {
+        "rolled_back" => format!("rolled back, the release {version} is off"),
+        "passed" => format!("{version} passed its analysis and stays"),
+        "inconclusive" => format!(
+            "{version} stays, but not every rule could judge it (see its AnalysisInconclusive Event)"
+        ),
+        other => other.to_string(),
+    }
+}
+
+/// Writes a post-incident report per act into `output`, as `rollout-guard report` writes it,
+/// from the records in `records_path`; returns their paths.
+fn write_reports(
+    output: &Path,
+    records_path: &Path,
+    out: &mut (dyn Write + Send),
+) -> Result<Vec<PathBuf>> {
+    let (recs, unreadable) = records::load(records_path)?;
+    let source = report::Source::of(records_path, &recs, unreadable);
+    let mut reports = Vec::new();
     for act in &ACTS {
         let selection = report::Selection {
             namespace: Some(NAMESPACE.into()),
@@ -242,13 +310,13 @@ pub async fn run(opts: &DemoOptions, out: &mut (dyn Write + Send)) -> Result<Out
         };
         let r = report::build(&recs, &selection, source.clone())
             .map_err(|e| anyhow::anyhow!("the report of {}: {e}", act.deployment))?;
-        let path = opts.output.join(format!("report-{}.html", act.deployment));
+        let path = output.join(format!("report-{}.html", act.deployment));
         std::fs::write(&path, report::html(&r, report::HtmlOptions::default()))
             .with_context(|| format!("writing {}", path.display()))?;
         writeln!(out, "Report of {}: {}", act.deployment, path.display())?;
-        outcome.reports.push(path);
+        reports.push(path);
     }
-    Ok(outcome)
+    Ok(reports)
 }
 
 /// Prints the notes and actions of the records appended after byte `seen` of the file; returns

@@ -303,75 +303,95 @@ fn absolute(x: &AbsoluteEvidence) -> Vec<Table> {
     ]
 }
 
+/// The tables of a logs verdict: the logs read, the signatures, and an example of each.
 fn logs(x: &LogsEvidence) -> Vec<Table> {
-    let sig = |r: &SignatureRow, total: bool| {
-        vec![
-            t(if total {
-                "all counted kinds".to_string()
+    let mut tables = vec![logs_read(x), signatures(x)];
+    tables.extend(examples(x));
+    tables
+}
+
+/// How much log each side's pods gave: pods read, and pod-minutes of log.
+fn logs_read(x: &LogsEvidence) -> Table {
+    Table {
+        title: "Logs read".into(),
+        header: vec!["".into(), "new pods".into(), "old pods".into()],
+        rows: vec![
+            row([
+                "pods read / total".into(),
+                format!("{} / {}", x.new_pods_read, x.new_pods_total),
+                format!("{} / {}", x.old_pods_read, x.old_pods_total),
+            ]),
+            row([
+                "pod-minutes of log".into(),
+                num(x.new_pod_minutes),
+                num(x.old_pod_minutes),
+            ]),
+        ],
+    }
+}
+
+/// Every signature's counts, rates and test, then the total of the counted kinds.
+fn signatures(x: &LogsEvidence) -> Table {
+    let mut rows: Vec<Vec<Cell>> = x
+        .signatures
+        .iter()
+        .map(|r| signature_row(x, r, false))
+        .collect();
+    rows.push(signature_row(x, &x.total, true));
+    Table {
+        title: format!(
+            "Signatures (the deciding one first); a signature fails with p < {} (α shared among the tests), ≥ {} errors and ≥ ×{}{}",
+            pval(x.alpha_per_test),
+            num(x.min_errors),
+            num(x.min_ratio),
+            if x.truncated {
+                "; some logs were cut at the byte limit"
             } else {
-                r.kind.to_string()
-            }),
-            if total {
-                t("(total)")
-            } else {
-                Cell::Code(r.signature.clone())
-            },
-            t(r.new.to_string()),
-            t(r.old.to_string()),
-            t(per_minute(r.new, x.new_pod_minutes)),
-            t(per_minute(r.old, x.old_pod_minutes)),
-            t(ratio(r.ratio, r.new > 0)),
-            t(pval(r.p_value)),
-            t(met(x.fails(r))),
+                ""
+            }
+        ),
+        header: [
+            "kind",
+            "signature",
+            "new",
+            "old",
+            "new /pod-min",
+            "old /pod-min",
+            "ratio",
+            "p-value",
+            "fails",
         ]
-    };
-    let mut rows: Vec<Vec<Cell>> = x.signatures.iter().map(|r| sig(r, false)).collect();
-    rows.push(sig(&x.total, true));
-    let mut tables = vec![
-        Table {
-            title: "Logs read".into(),
-            header: vec!["".into(), "new pods".into(), "old pods".into()],
-            rows: vec![
-                row([
-                    "pods read / total".into(),
-                    format!("{} / {}", x.new_pods_read, x.new_pods_total),
-                    format!("{} / {}", x.old_pods_read, x.old_pods_total),
-                ]),
-                row([
-                    "pod-minutes of log".into(),
-                    num(x.new_pod_minutes),
-                    num(x.old_pod_minutes),
-                ]),
-            ],
+        .map(String::from)
+        .to_vec(),
+        rows,
+    }
+}
+
+/// One row of the signatures table: `r`'s signature, or the total when `total`.
+fn signature_row(x: &LogsEvidence, r: &SignatureRow, total: bool) -> Vec<Cell> {
+    vec![
+        t(if total {
+            "all counted kinds".to_string()
+        } else {
+            r.kind.to_string()
+        }),
+        if total {
+            t("(total)")
+        } else {
+            Cell::Code(r.signature.clone())
         },
-        Table {
-            title: format!(
-                "Signatures (the deciding one first); a signature fails with p < {} (α shared among the tests), ≥ {} errors and ≥ ×{}{}",
-                pval(x.alpha_per_test),
-                num(x.min_errors),
-                num(x.min_ratio),
-                if x.truncated {
-                    "; some logs were cut at the byte limit"
-                } else {
-                    ""
-                }
-            ),
-            header: [
-                "kind",
-                "signature",
-                "new",
-                "old",
-                "new /pod-min",
-                "old /pod-min",
-                "ratio",
-                "p-value",
-                "fails",
-            ]
-            .map(String::from)
-            .to_vec(),
-            rows,
-        },
-    ];
+        t(r.new.to_string()),
+        t(r.old.to_string()),
+        t(per_minute(r.new, x.new_pod_minutes)),
+        t(per_minute(r.old, x.old_pod_minutes)),
+        t(ratio(r.ratio, r.new > 0)),
+        t(pval(r.p_value)),
+        t(met(x.fails(r))),
+    ]
+}
+
+/// An example line of each signature that kept one; `None` when none did.
+fn examples(x: &LogsEvidence) -> Option<Table> {
     let examples: Vec<Vec<Cell>> = x
         .signatures
         .iter()
@@ -383,14 +403,11 @@ fn logs(x: &LogsEvidence) -> Vec<Table> {
             ]
         })
         .collect();
-    if !examples.is_empty() {
-        tables.push(Table {
-            title: "An example line of each signature".into(),
-            header: vec!["signature".into(), "example".into()],
-            rows: examples,
-        });
-    }
-    tables
+    (!examples.is_empty()).then(|| Table {
+        title: "An example line of each signature".into(),
+        header: vec!["signature".into(), "example".into()],
+        rows: examples,
+    })
 }
 
 fn clip(s: &str, max: usize) -> String {

@@ -13,7 +13,7 @@ use crate::analysis::judge::{Evidence, Outcome, Verdict};
 use crate::analysis::rules::Action;
 use crate::policy::guard::{Act, EventReason, Mode, StageName};
 use crate::policy::rollout::Phase;
-use crate::records::{Kind, Record, Unreadable};
+use crate::records::{Kind, Record, Unreadable, WriteResult};
 
 mod timeline;
 
@@ -275,39 +275,9 @@ pub fn build(selected: &Selected<'_>, source: Source) -> Report {
     let marks = marks(records, decided.as_ref());
     let ending = match &decided {
         Some(d) => d.ending.clone(),
-        None => match records.iter().rev().find_map(|r| r.stage) {
-            Some(StageName::Passed) => Ending::Passed {
-                resumed: records
-                    .iter()
-                    .any(|r| r.acts.iter().any(|a| matches!(a, Act::Resume))),
-            },
-            Some(StageName::Inconclusive) => Ending::Inconclusive {
-                why: records
-                    .iter()
-                    .rev()
-                    .flat_map(|r| &r.notes)
-                    .find(|n| n.reason == EventReason::AnalysisInconclusive)
-                    .map(|n| n.message.clone()),
-            },
-            Some(StageName::Held) => Ending::Held {
-                why: records
-                    .iter()
-                    .rev()
-                    .flat_map(|r| &r.notes)
-                    .find(|n| n.reason == EventReason::KnownBadRevision)
-                    .map(|n| n.message.clone()),
-            },
-            stage => Ending::NoAction { stage },
-        },
+        None => undecided_ending(records),
     };
-    let mut old_replicasets: Vec<String> = Vec::new();
-    for r in records {
-        for o in &r.old_replicasets {
-            if !old_replicasets.contains(o) {
-                old_replicasets.push(o.clone());
-            }
-        }
-    }
+    let old_replicasets = old_replicasets(records);
     let all = || records.iter().chain(&selected.aftermath);
     let first = all().map(|r| r.at).min().unwrap_or_default();
     let last = all().map(|r| r.at).max().unwrap_or_default();
@@ -345,70 +315,130 @@ pub fn build(selected: &Selected<'_>, source: Source) -> Report {
     report
 }
 
+/// How the analysis ended when no evaluation decided an action: by the latest stage recorded.
+fn undecided_ending(records: &[&Record]) -> Ending {
+    let note = |reason: EventReason| {
+        records
+            .iter()
+            .rev()
+            .flat_map(|r| &r.notes)
+            .find(|n| n.reason == reason)
+            .map(|n| n.message.clone())
+    };
+    match records.iter().rev().find_map(|r| r.stage) {
+        Some(StageName::Passed) => Ending::Passed {
+            resumed: records
+                .iter()
+                .any(|r| r.acts.iter().any(|a| matches!(a, Act::Resume))),
+        },
+        Some(StageName::Inconclusive) => Ending::Inconclusive {
+            why: note(EventReason::AnalysisInconclusive),
+        },
+        Some(StageName::Held) => Ending::Held {
+            why: note(EventReason::KnownBadRevision),
+        },
+        stage => Ending::NoAction { stage },
+    }
+}
+
+/// Every old ReplicaSet the records compared with, once each, in order of appearance.
+fn old_replicasets(records: &[&Record]) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    for r in records {
+        for o in &r.old_replicasets {
+            if !out.contains(o) {
+                out.push(o.clone());
+            }
+        }
+    }
+    out
+}
+
 /// The evaluation whose decision acted: the first whose write went through, else the latest
 /// whose write failed, else the latest that only recorded its action.
 fn decided<'a>(records: &[&'a Record]) -> Option<Decided<'a>> {
-    let deciding = |r: &&Record| {
-        r.kind == Kind::Evaluation
-            && r.decision
-                .as_ref()
-                .is_some_and(|d| matches!(d.action, Some(Action::Pause | Action::Rollback)))
-    };
-    let result = |r: &Record| {
-        records
-            .iter()
-            .find(|a| a.kind == Kind::Action && a.at == r.at && a.acts == r.acts)
-            .and_then(|a| a.result.clone())
-    };
-    let rule = |r: &Record| r.decision.as_ref().and_then(|d| d.rule.clone());
     let acting: Vec<&Record> = records
         .iter()
         .copied()
-        .filter(deciding)
+        .filter(decides_to_act)
         .filter(|r| !r.acts.is_empty())
         .collect();
     if let Some(r) = acting
         .iter()
-        .find(|r| result(r).is_some_and(|w| w.is_ok()))
+        .find(|r| write_result(records, r).is_some_and(|w| w.is_ok()))
         .copied()
     {
-        let ending = match r.acts.iter().find(|a| !matches!(a, Act::Resume)) {
-            Some(Act::Rollback {
-                to_hash,
-                to_revision,
-            }) => Ending::RolledBack {
-                at: r.at,
-                rule: rule(r),
-                to_revision: *to_revision,
-                to: r
-                    .old_replicasets
-                    .iter()
-                    .find(|o| o.ends_with(&format!("-{to_hash}")))
-                    .cloned()
-                    .unwrap_or_else(|| format!("pod-template-hash {to_hash}")),
-            },
-            _ => Ending::Paused {
-                at: r.at,
-                rule: rule(r),
-            },
-        };
-        return Some(Decided { record: r, ending });
+        return Some(Decided {
+            record: r,
+            ending: written(r),
+        });
     }
     if let Some(r) = acting.last().copied() {
         return Some(Decided {
             record: r,
             ending: Ending::ActionFailed {
                 at: r.at,
-                rule: rule(r),
+                rule: decision_rule(r),
                 act: acts(&r.acts),
-                error: result(r).map_or_else(|| "no result recorded".into(), String::from),
+                error: write_result(records, r)
+                    .map_or_else(|| "no result recorded".into(), String::from),
             },
         });
     }
+    only_recorded(records)
+}
+
+/// Whether `r` is an evaluation that decided to pause or roll back.
+fn decides_to_act(r: &&Record) -> bool {
+    r.kind == Kind::Evaluation
+        && r.decision
+            .as_ref()
+            .is_some_and(|d| matches!(d.action, Some(Action::Pause | Action::Rollback)))
+}
+
+/// The result of the write that followed the evaluation `r`, if one is recorded.
+fn write_result(records: &[&Record], r: &Record) -> Option<WriteResult> {
+    records
+        .iter()
+        .find(|a| a.kind == Kind::Action && a.at == r.at && a.acts == r.acts)
+        .and_then(|a| a.result.clone())
+}
+
+/// The rule whose failures decided `r`'s action.
+fn decision_rule(r: &Record) -> Option<String> {
+    r.decision.as_ref().and_then(|d| d.rule.clone())
+}
+
+/// The ending of the evaluation `r`, whose write went through: a rollback, else a pause.
+fn written(r: &Record) -> Ending {
+    match r.acts.iter().find(|a| !matches!(a, Act::Resume)) {
+        Some(Act::Rollback {
+            to_hash,
+            to_revision,
+        }) => Ending::RolledBack {
+            at: r.at,
+            rule: decision_rule(r),
+            to_revision: *to_revision,
+            to: r
+                .old_replicasets
+                .iter()
+                .find(|o| o.ends_with(&format!("-{to_hash}")))
+                .cloned()
+                .unwrap_or_else(|| format!("pod-template-hash {to_hash}")),
+        },
+        _ => Ending::Paused {
+            at: r.at,
+            rule: decision_rule(r),
+        },
+    }
+}
+
+/// The latest deciding evaluation whose action was only recorded, with why it was not taken.
+fn only_recorded<'a>(records: &[&'a Record]) -> Option<Decided<'a>> {
     let r = records
         .iter()
         .copied()
-        .filter(deciding)
+        .filter(decides_to_act)
         .rfind(|r| !r.suppressed.is_empty())?;
     // The Events of that step say why (older files put them on the evaluation, newer ones on
     // the record of the write that follows it).
@@ -434,7 +464,7 @@ fn decided<'a>(records: &[&'a Record]) -> Option<Decided<'a>> {
         record: r,
         ending: Ending::Recorded {
             at: r.at,
-            rule: rule(r),
+            rule: decision_rule(r),
             act: acts(&r.suppressed),
             why,
         },

@@ -4,11 +4,12 @@
 //! their labels. Time runs along x in UTC. Under it, when the records say, a grey lane with
 //! the rollout's progress: the new pods available, % of the replicas asked for.
 
+use plotters::coord::types::RangedCoordf64;
 use plotters::prelude::*;
 use plotters::style::text_anchor::{HPos, Pos, VPos};
 
 use super::model::Mark;
-use super::series::{SeriesSet, Side};
+use super::series::{Line, SeriesSet, Side};
 use super::{hms, num};
 use crate::analysis::source::unix_seconds;
 
@@ -34,11 +35,26 @@ pub fn svg(set: &SeriesSet, marks: &[Mark]) -> Result<String, String> {
     Ok(out)
 }
 
-fn draw(
-    set: &SeriesSet,
-    marks: &[Mark],
-    out: &mut String,
-) -> Result<(), Box<dyn std::error::Error>> {
+/// The chart every plot draws on: time (Unix seconds) along x, the rule's unit along y.
+type Chart<'a, 'b> = ChartContext<'a, SVGBackend<'b>, Cartesian2d<RangedCoordf64, RangedCoordf64>>;
+
+/// Where a plot's data sit: the evaluations' times, the first one with numbers, the marks on
+/// the plotted span, and the axes' ranges.
+struct Frame<'m> {
+    /// The evaluations' times, in Unix seconds.
+    times: Vec<f64>,
+    /// The first evaluation with a number in any line.
+    first: usize,
+    /// The decision moments on the plotted span, with their labels.
+    marks: Vec<(f64, &'m str)>,
+    x0: f64,
+    x1: f64,
+    /// The top of the y axis.
+    y1: f64,
+}
+
+/// The frame of the plot of `set` with `marks`; an error when there is nothing to plot.
+fn frame<'m>(set: &SeriesSet, marks: &'m [Mark]) -> Result<Frame<'m>, Box<dyn std::error::Error>> {
     let times: Vec<f64> = set.times.iter().map(|t| unix_seconds(*t)).collect();
     // From the evaluation before the rule's first numbers (a rule without data for most of a
     // rollout would otherwise be squeezed into its last few pixels) to the last evaluation or
@@ -70,7 +86,24 @@ fn draw(
     let entries = set.lines.len() + usize::from(set.threshold.is_some());
     let reserved = (0.08 * entries as f64 + 0.1).max(0.3);
     let y1 = top / (1.0 - reserved);
+    Ok(Frame {
+        times,
+        first,
+        marks,
+        x0,
+        x1,
+        y1,
+    })
+}
 
+/// Draws the plot of `set` with `marks` into `out`.
+fn draw(
+    set: &SeriesSet,
+    marks: &[Mark],
+    out: &mut String,
+) -> Result<(), Box<dyn std::error::Error>> {
+    let frame = frame(set, marks)?;
+    let (x0, x1, y1) = (frame.x0, frame.x1, frame.y1);
     let lane = if set.progress.is_empty() { 0 } else { LANE };
     let root = SVGBackend::with_string(out, (SIZE.0, SIZE.1 + lane)).into_drawing_area();
     root.fill(&WHITE)?;
@@ -82,6 +115,32 @@ fn draw(
         .y_label_area_size(70)
         // A little below zero, so that a series at zero is not hidden by the axis.
         .build_cartesian_2d(x0..x1, -0.03 * y1..y1)?;
+    draw_mesh(&mut chart, &set.y_label)?;
+    if let Some(t) = set.threshold {
+        draw_threshold(&mut chart, &frame, t)?;
+    }
+    // The decision moments first, so that the data are drawn over them: a decision at the
+    // first failure has the new pods' one point right on its mark.
+    draw_marks(&mut chart, &frame)?;
+    for line in &set.lines {
+        draw_line(&mut chart, &frame, line)?;
+    }
+    chart
+        .configure_series_labels()
+        .position(SeriesLabelPosition::UpperLeft)
+        .label_font(("sans-serif", 15))
+        .background_style(WHITE.mix(0.85))
+        .border_style(GRID)
+        .draw()?;
+    if !set.progress.is_empty() {
+        draw_progress(&lower, &set.progress, x0..x1)?;
+    }
+    root.present()?;
+    Ok(())
+}
+
+/// The axes, their labels (time in UTC along x, `y_label` along y) and the grid.
+fn draw_mesh(chart: &mut Chart<'_, '_>, y_label: &str) -> Result<(), Box<dyn std::error::Error>> {
     let time_label = |t: &f64| {
         jiff::Timestamp::from_millisecond((t * 1000.0).round() as i64)
             .map(hms)
@@ -95,24 +154,42 @@ fn draw(
         .x_label_formatter(&time_label)
         .y_label_formatter(&value_label)
         .x_desc("time (UTC)")
-        .y_desc(set.y_label.as_str())
+        .y_desc(y_label)
         .max_light_lines(0)
         .bold_line_style(GRID)
         .label_style(("sans-serif", 16))
         .axis_desc_style(("sans-serif", 16))
         .draw()?;
+    Ok(())
+}
 
-    if let Some(t) = set.threshold {
-        let style = THRESHOLD.stroke_width(2);
-        chart
-            .draw_series(DashedLineSeries::new([(x0, t), (x1, t)], 8, 5, style))?
-            .label(format!("threshold {}", num(t)))
-            .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 18, y)], style));
-    }
-    // The decision moments first, so that the data are drawn over them: a decision at the
-    // first failure has the new pods' one point right on its mark.
+/// A fixed threshold `t` as a grey dashed line across the plot, with its legend entry.
+fn draw_threshold(
+    chart: &mut Chart<'_, '_>,
+    frame: &Frame<'_>,
+    t: f64,
+) -> Result<(), Box<dyn std::error::Error>> {
+    let style = THRESHOLD.stroke_width(2);
+    chart
+        .draw_series(DashedLineSeries::new(
+            [(frame.x0, t), (frame.x1, t)],
+            8,
+            5,
+            style,
+        ))?
+        .label(format!("threshold {}", num(t)))
+        .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 18, y)], style));
+    Ok(())
+}
+
+/// The decision moments as vertical lines with their labels.
+fn draw_marks(
+    chart: &mut Chart<'_, '_>,
+    frame: &Frame<'_>,
+) -> Result<(), Box<dyn std::error::Error>> {
+    let (x0, x1, y1) = (frame.x0, frame.x1, frame.y1);
     let label_font = ("sans-serif", 15).into_font().color(&MARK);
-    for (i, (t, label)) in marks.iter().enumerate() {
+    for (i, (t, label)) in frame.marks.iter().enumerate() {
         chart.draw_series(std::iter::once(PathElement::new(
             vec![(*t, -0.03 * y1), (*t, y1)],
             MARK.stroke_width(2),
@@ -133,69 +210,67 @@ fn draw(
             label_font.clone().pos(pos),
         )))?;
     }
-    for line in &set.lines {
-        let colour = match line.side {
-            Side::New => NEW,
-            Side::Old => OLD,
+    Ok(())
+}
+
+/// One line of the plot: its segments between gaps, its legend entry on the first segment, and
+/// markers on its points unless it is dashed. Nothing when it has no number.
+fn draw_line(
+    chart: &mut Chart<'_, '_>,
+    frame: &Frame<'_>,
+    line: &Line,
+) -> Result<(), Box<dyn std::error::Error>> {
+    let colour = match line.side {
+        Side::New => NEW,
+        Side::Old => OLD,
+    };
+    let style = colour.stroke_width(if line.dashed { 2 } else { 3 });
+    let points: Vec<Option<(f64, f64)>> = frame
+        .times
+        .iter()
+        .zip(&line.values)
+        .skip(frame.first)
+        .map(|(t, v)| v.map(|v| (*t, v)))
+        .collect();
+    if points.iter().all(Option::is_none) {
+        return Ok(());
+    }
+    // Gaps (evaluations without the number) break the line.
+    let segments: Vec<Vec<(f64, f64)>> = points
+        .split(Option::is_none)
+        .filter(|s| !s.is_empty())
+        .map(|s| s.iter().flatten().copied().collect())
+        .collect();
+    // A series of a few points (a rollback on the first failure) gets larger markers:
+    // one point must not hide behind the axes or a mark.
+    let few = points.iter().flatten().count() <= 3;
+    let radius = if few { 6 } else { 4 };
+    let mut labelled = false;
+    for segment in segments {
+        let drawn = if line.dashed {
+            chart.draw_series(DashedLineSeries::new(segment.clone(), 7, 4, style))?
+        } else {
+            chart.draw_series(LineSeries::new(segment.clone(), style))?
         };
-        let style = colour.stroke_width(if line.dashed { 2 } else { 3 });
-        let points: Vec<Option<(f64, f64)>> = times
-            .iter()
-            .zip(&line.values)
-            .skip(first)
-            .map(|(t, v)| v.map(|v| (*t, v)))
-            .collect();
-        if points.iter().all(Option::is_none) {
-            continue;
+        if !labelled {
+            labelled = true;
+            let dashed = line.dashed;
+            drawn.label(line.label.as_str()).legend(move |(x, y)| {
+                if dashed {
+                    PathElement::new(vec![(x, y), (x + 7, y)], style)
+                } else {
+                    PathElement::new(vec![(x, y), (x + 18, y)], style)
+                }
+            });
         }
-        // Gaps (evaluations without the number) break the line.
-        let segments: Vec<Vec<(f64, f64)>> = points
-            .split(Option::is_none)
-            .filter(|s| !s.is_empty())
-            .map(|s| s.iter().flatten().copied().collect())
-            .collect();
-        // A series of a few points (a rollback on the first failure) gets larger markers:
-        // one point must not hide behind the axes or a mark.
-        let few = points.iter().flatten().count() <= 3;
-        let radius = if few { 6 } else { 4 };
-        let mut labelled = false;
-        for segment in segments {
-            let drawn = if line.dashed {
-                chart.draw_series(DashedLineSeries::new(segment.clone(), 7, 4, style))?
-            } else {
-                chart.draw_series(LineSeries::new(segment.clone(), style))?
-            };
-            if !labelled {
-                labelled = true;
-                let dashed = line.dashed;
-                drawn.label(line.label.as_str()).legend(move |(x, y)| {
-                    if dashed {
-                        PathElement::new(vec![(x, y), (x + 7, y)], style)
-                    } else {
-                        PathElement::new(vec![(x, y), (x + 18, y)], style)
-                    }
-                });
-            }
-            if !line.dashed {
-                chart.draw_series(
-                    segment
-                        .into_iter()
-                        .map(|p| Circle::new(p, radius, colour.filled())),
-                )?;
-            }
+        if !line.dashed {
+            chart.draw_series(
+                segment
+                    .into_iter()
+                    .map(|p| Circle::new(p, radius, colour.filled())),
+            )?;
         }
     }
-    chart
-        .configure_series_labels()
-        .position(SeriesLabelPosition::UpperLeft)
-        .label_font(("sans-serif", 15))
-        .background_style(WHITE.mix(0.85))
-        .border_style(GRID)
-        .draw()?;
-    if !set.progress.is_empty() {
-        draw_progress(&lower, &set.progress, x0..x1)?;
-    }
-    root.present()?;
     Ok(())
 }
 

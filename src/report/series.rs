@@ -170,140 +170,155 @@ pub fn series_of(rule: &str, evaluations: &[&Record], shown: Option<&Shown>) -> 
         .and_then(|s| s.verdict.evidence.as_ref())
         .or_else(|| evidence.iter().flatten().next_back().copied())?;
     let which = shown.map_or("the latest evaluation", |s| s.label());
-    let own_window = match kind {
-        Evidence::ErrorRate(x) => per_interval(&x.intervals, which),
-        Evidence::Compare(x) => per_step(&x.new, Some(&x.old), None, x.unit, which),
-        Evidence::Absolute(x) => per_step(&x.new, x.old.as_ref(), Some(x.threshold), x.unit, which),
-        Evidence::Logs(_) => None,
-    };
-    if let Some(set) =
-        own_window.filter(|s| s.lines.iter().any(|l| l.values.iter().any(Option::is_some)))
+    if let Some(set) = own_window(kind, which)
+        .filter(|s| s.lines.iter().any(|l| l.values.iter().any(Option::is_some)))
     {
         return Some(with_progress(set, evaluations));
     }
     let times: Vec<Timestamp> = evaluations.iter().map(|r| r.at).collect();
     let set = match kind {
-        Evidence::ErrorRate(_) => {
-            let rate = |side: Side| {
-                evidence
-                    .iter()
-                    .map(|e| match e {
-                        Some(Evidence::ErrorRate(x)) => Some(
-                            100.0
-                                * match side {
-                                    Side::New => x.new.rate,
-                                    Side::Old => x.old.rate,
-                                },
-                        ),
-                        _ => None,
-                    })
-                    .collect()
-            };
-            SeriesSet {
-                title: "error rate of the new and the old pods over each evaluation's window"
-                    .into(),
-                y_label: "errors, % of requests".into(),
-                times,
-                lines: vec![
-                    line("new pods", Side::New, false, rate(Side::New)),
-                    line("old pods", Side::Old, false, rate(Side::Old)),
-                ],
-                threshold: None,
-                progress: Vec::new(),
-            }
-        }
-        Evidence::Compare(_) | Evidence::Absolute(_) => {
-            let unit = match kind {
-                Evidence::Compare(x) => x.unit,
-                Evidence::Absolute(x) => x.unit,
-                _ => Unit::Number,
-            };
-            let summary = |side: Side| -> Vec<Option<&SampleSummary>> {
-                evidence
-                    .iter()
-                    .map(|e| match (e, side) {
-                        (Some(Evidence::Compare(x)), Side::New) => Some(&x.new),
-                        (Some(Evidence::Compare(x)), Side::Old) => Some(&x.old),
-                        (Some(Evidence::Absolute(x)), Side::New) => Some(&x.new),
-                        (Some(Evidence::Absolute(x)), Side::Old) => x.old.as_ref(),
-                        _ => None,
-                    })
-                    .collect()
-            };
-            let stat = |side: Side, f: fn(&SampleSummary) -> f64| {
-                summary(side)
-                    .into_iter()
-                    .map(|s| s.map(f).map(|v| unit.shown(v)).filter(|v| v.is_finite()))
-                    .collect()
-            };
-            let threshold = evidence.iter().rev().find_map(|e| match e {
-                Some(Evidence::Absolute(x)) => Some(unit.shown(x.threshold)),
-                _ => None,
-            });
-            let title = if threshold.is_some() {
-                "median (solid) and p90 (dashed) of the new and the old pods' samples, against the threshold"
-            } else {
-                "median (solid) and p90 (dashed) of the new and the old pods' samples"
-            };
-            SeriesSet {
-                title: title.into(),
-                y_label: unit.label().into(),
-                times,
-                lines: vec![
-                    line(
-                        "new median",
-                        Side::New,
-                        false,
-                        stat(Side::New, |s| s.median),
-                    ),
-                    line(
-                        "old median",
-                        Side::Old,
-                        false,
-                        stat(Side::Old, |s| s.median),
-                    ),
-                    line("new p90", Side::New, true, stat(Side::New, |s| s.p90)),
-                    line("old p90", Side::Old, true, stat(Side::Old, |s| s.p90)),
-                ],
-                threshold,
-                progress: Vec::new(),
-            }
-        }
-        Evidence::Logs(deciding) => {
-            let key = followed(deciding);
-            let per_minute = |side: Side| {
-                evidence
-                    .iter()
-                    .map(|e| match e {
-                        Some(Evidence::Logs(x)) => logs_rate(x, &key, side),
-                        _ => None,
-                    })
-                    .collect()
-            };
-            SeriesSet {
-                title: format!(
-                    "{} per pod-minute of log, new and old pods",
-                    if key.1.is_empty() {
-                        "errors of the counted kinds".to_string()
-                    } else {
-                        format!("`{}`", key.1)
-                    }
-                ),
-                y_label: "errors per pod-minute".into(),
-                times,
-                lines: vec![
-                    line("new pods", Side::New, false, per_minute(Side::New)),
-                    line("old pods", Side::Old, false, per_minute(Side::Old)),
-                ],
-                threshold: None,
-                progress: Vec::new(),
-            }
-        }
+        Evidence::ErrorRate(_) => error_rates(&evidence, times),
+        Evidence::Compare(x) => samples(&evidence, times, x.unit),
+        Evidence::Absolute(x) => samples(&evidence, times, x.unit),
+        Evidence::Logs(deciding) => logs(&evidence, times, deciding),
     };
     set.lines
         .iter()
         .any(|l| l.values.iter().any(Option::is_some))
         .then(|| with_progress(set, evaluations))
+}
+
+/// The series over the window of the verdict `kind` itself (`which` names it), when its
+/// evidence kept one.
+fn own_window(kind: &Evidence, which: &str) -> Option<SeriesSet> {
+    match kind {
+        Evidence::ErrorRate(x) => per_interval(&x.intervals, which),
+        Evidence::Compare(x) => per_step(&x.new, Some(&x.old), None, x.unit, which),
+        Evidence::Absolute(x) => per_step(&x.new, x.old.as_ref(), Some(x.threshold), x.unit, which),
+        Evidence::Logs(_) => None,
+    }
+}
+
+/// Each side's error rate over each evaluation's window, from the error-rate `evidence`.
+fn error_rates(evidence: &[Option<&Evidence>], times: Vec<Timestamp>) -> SeriesSet {
+    let rate = |side: Side| {
+        evidence
+            .iter()
+            .map(|e| match e {
+                Some(Evidence::ErrorRate(x)) => Some(
+                    100.0
+                        * match side {
+                            Side::New => x.new.rate,
+                            Side::Old => x.old.rate,
+                        },
+                ),
+                _ => None,
+            })
+            .collect()
+    };
+    SeriesSet {
+        title: "error rate of the new and the old pods over each evaluation's window".into(),
+        y_label: "errors, % of requests".into(),
+        times,
+        lines: vec![
+            line("new pods", Side::New, false, rate(Side::New)),
+            line("old pods", Side::Old, false, rate(Side::Old)),
+        ],
+        threshold: None,
+        progress: Vec::new(),
+    }
+}
+
+/// Each side's median and p90 over each evaluation's window, in `unit`, from the compare or
+/// absolute `evidence`, with the latest absolute threshold.
+fn samples(evidence: &[Option<&Evidence>], times: Vec<Timestamp>, unit: Unit) -> SeriesSet {
+    let summary = |side: Side| -> Vec<Option<&SampleSummary>> {
+        evidence
+            .iter()
+            .map(|e| match (e, side) {
+                (Some(Evidence::Compare(x)), Side::New) => Some(&x.new),
+                (Some(Evidence::Compare(x)), Side::Old) => Some(&x.old),
+                (Some(Evidence::Absolute(x)), Side::New) => Some(&x.new),
+                (Some(Evidence::Absolute(x)), Side::Old) => x.old.as_ref(),
+                _ => None,
+            })
+            .collect()
+    };
+    let stat = |side: Side, f: fn(&SampleSummary) -> f64| {
+        summary(side)
+            .into_iter()
+            .map(|s| s.map(f).map(|v| unit.shown(v)).filter(|v| v.is_finite()))
+            .collect()
+    };
+    let threshold = evidence.iter().rev().find_map(|e| match e {
+        Some(Evidence::Absolute(x)) => Some(unit.shown(x.threshold)),
+        _ => None,
+    });
+    let title = if threshold.is_some() {
+        "median (solid) and p90 (dashed) of the new and the old pods' samples, against the threshold"
+    } else {
+        "median (solid) and p90 (dashed) of the new and the old pods' samples"
+    };
+    SeriesSet {
+        title: title.into(),
+        y_label: unit.label().into(),
+        times,
+        lines: vec![
+            line(
+                "new median",
+                Side::New,
+                false,
+                stat(Side::New, |s| s.median),
+            ),
+            line(
+                "old median",
+                Side::Old,
+                false,
+                stat(Side::Old, |s| s.median),
+            ),
+            line("new p90", Side::New, true, stat(Side::New, |s| s.p90)),
+            line("old p90", Side::Old, true, stat(Side::Old, |s| s.p90)),
+        ],
+        threshold,
+        progress: Vec::new(),
+    }
+}
+
+/// Each side's errors per pod-minute of log over each evaluation's window, from the logs
+/// `evidence`, for the signature `deciding` follows.
+fn logs(
+    evidence: &[Option<&Evidence>],
+    times: Vec<Timestamp>,
+    deciding: &LogsEvidence,
+) -> SeriesSet {
+    let key = followed(deciding);
+    let per_minute = |side: Side| {
+        evidence
+            .iter()
+            .map(|e| match e {
+                Some(Evidence::Logs(x)) => logs_rate(x, &key, side),
+                _ => None,
+            })
+            .collect()
+    };
+    SeriesSet {
+        title: format!(
+            "{} per pod-minute of log, new and old pods",
+            if key.1.is_empty() {
+                "errors of the counted kinds".to_string()
+            } else {
+                format!("`{}`", key.1)
+            }
+        ),
+        y_label: "errors per pod-minute".into(),
+        times,
+        lines: vec![
+            line("new pods", Side::New, false, per_minute(Side::New)),
+            line("old pods", Side::Old, false, per_minute(Side::Old)),
+        ],
+        threshold: None,
+        progress: Vec::new(),
+    }
 }
 
 /// `set` with the rollout's progress at each evaluation.

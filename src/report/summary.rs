@@ -85,9 +85,53 @@ pub(super) fn summary(
     )
 }
 
+/// What the sentences of [`details`] say about the revision and its deciding evaluation.
+struct Facts<'a> {
+    /// The revision, its ReplicaSet and its Deployment.
+    subject: String,
+    /// The rule that decided, or "a rule".
+    rule_name: &'a str,
+    /// How many failing evaluations in a row it took.
+    after: String,
+    /// The deciding verdict's numbers, after a colon; empty without them.
+    evidence: String,
+    /// The evaluations, how many and from when to when.
+    span: String,
+}
+
 /// What happened, with the numbers that decided.
 fn details(report: &Report, deciding: Option<&Record>, evaluations: &[&Record]) -> String {
-    let subject = format!(
+    let facts = Facts {
+        subject: subject(report),
+        rule_name: report.ending.rule().unwrap_or("a rule"),
+        after: after(deciding),
+        evidence: deciding_numbers(report, deciding),
+        span: span(evaluations),
+    };
+    let mut s = ending_sentence(report, &facts);
+    s.push_str(&also_failing(report));
+    if report.ending.rule().is_some() {
+        s.push_str(&format!(
+            " Analysed in {} mode: {}.",
+            report.mode, facts.span
+        ));
+    }
+    if matches!(
+        report.ending,
+        Ending::RolledBack { .. } | Ending::Paused { .. }
+    ) {
+        s.push_str(&failed_tries(report));
+    }
+    s.push_str(&events(report));
+    if evaluations.is_empty() {
+        s.push_str(" No evaluation of this revision is in the records.");
+    }
+    s
+}
+
+/// The revision, its ReplicaSet and its Deployment, in words.
+fn subject(report: &Report) -> String {
+    format!(
         "revision {} ({}) of {}/{}",
         report.revision,
         report
@@ -96,22 +140,29 @@ fn details(report: &Report, deciding: Option<&Record>, evaluations: &[&Record]) 
             .unwrap_or("ReplicaSet unknown"),
         report.namespace,
         report.deployment
-    );
-    let rule_name = report.ending.rule().unwrap_or("a rule");
+    )
+}
+
+/// How many failing evaluations in a row the deciding rule took.
+fn after(deciding: Option<&Record>) -> String {
     let streak = deciding
         .and_then(|d| d.decision.as_ref())
         .and_then(|d| d.rule.as_ref().and_then(|r| d.streaks.get(r)))
         .copied()
         .unwrap_or(0);
-    let after = if streak == 1 {
+    if streak == 1 {
         "on its first failing evaluation".to_string()
     } else {
         format!(
             "after {} in a row",
             plural(streak as usize, "failing evaluation")
         )
-    };
-    let evidence = deciding
+    }
+}
+
+/// The deciding verdict's numbers (or its reason) after a colon; empty without a verdict.
+fn deciding_numbers(report: &Report, deciding: Option<&Record>) -> String {
+    deciding
         .and_then(|d| {
             d.verdicts
                 .iter()
@@ -122,8 +173,12 @@ fn details(report: &Report, deciding: Option<&Record>, evaluations: &[&Record]) 
                 .as_ref()
                 .map_or_else(|| v.reason.clone(), numbers)
         })
-        .map_or(String::new(), |n| format!(": {n}"));
-    let span = match (evaluations.first(), evaluations.last()) {
+        .map_or(String::new(), |n| format!(": {n}"))
+}
+
+/// How many evaluations there were, from when to when.
+fn span(evaluations: &[&Record]) -> String {
+    match (evaluations.first(), evaluations.last()) {
         (Some(a), Some(b)) => format!(
             "{} from {} to {} UTC",
             plural(evaluations.len(), "evaluation"),
@@ -131,9 +186,20 @@ fn details(report: &Report, deciding: Option<&Record>, evaluations: &[&Record]) 
             hms(b.at)
         ),
         _ => "no evaluation".to_string(),
-    };
-    let first = capitalised(&subject);
-    let mut s = match &report.ending {
+    }
+}
+
+/// The sentence on how the revision's analysis ended.
+fn ending_sentence(report: &Report, facts: &Facts<'_>) -> String {
+    let Facts {
+        subject,
+        rule_name,
+        after,
+        evidence,
+        span,
+    } = facts;
+    let first = capitalised(subject);
+    match &report.ending {
         Ending::RolledBack {
             at,
             to_revision,
@@ -182,7 +248,11 @@ fn details(report: &Report, deciding: Option<&Record>, evaluations: &[&Record]) 
             report.mode,
             stage.map_or("unknown", |s| s.as_str())
         ),
-    };
+    }
+}
+
+/// The other failing rules that did not decide, with how often they failed; empty without any.
+fn also_failing(report: &Report) -> String {
     let others: Vec<String> = report
         .rules
         .iter()
@@ -197,31 +267,36 @@ fn details(report: &Report, deciding: Option<&Record>, evaluations: &[&Record]) 
             )
         })
         .collect();
-    if !others.is_empty() {
-        let also = if report.ending.rule().is_some() {
-            "Also failing"
-        } else {
-            "Failing, but never for long enough to act"
-        };
-        s.push_str(&format!(" {also}: {}.", others.join("; ")));
+    if others.is_empty() {
+        return String::new();
     }
-    if report.ending.rule().is_some() {
-        s.push_str(&format!(" Analysed in {} mode: {span}.", report.mode));
-    }
-    if matches!(
-        report.ending,
-        Ending::RolledBack { .. } | Ending::Paused { .. }
-    ) {
-        for e in &report.timeline {
-            if let EntryKind::Action { what, ok: false } = &e.kind {
-                s.push_str(&format!(
-                    " An earlier try at {} UTC was not written ({}); the controller read the Deployment again and decided again.",
-                    hms(e.at),
-                    what.rsplit_once(": not written: ").map_or(what.as_str(), |(_, why)| why)
-                ));
-            }
+    let also = if report.ending.rule().is_some() {
+        "Also failing"
+    } else {
+        "Failing, but never for long enough to act"
+    };
+    format!(" {also}: {}.", others.join("; "))
+}
+
+/// A sentence per earlier try at the action that was not written.
+fn failed_tries(report: &Report) -> String {
+    let mut s = String::new();
+    for e in &report.timeline {
+        if let EntryKind::Action { what, ok: false } = &e.kind {
+            s.push_str(&format!(
+                " An earlier try at {} UTC was not written ({}); the controller read the Deployment again and decided again.",
+                hms(e.at),
+                what.rsplit_once(": not written: ").map_or(what.as_str(), |(_, why)| why)
+            ));
         }
     }
+    s
+}
+
+/// A sentence per event that tells what became of the action: the rollback confirmed or not
+/// taking, or the Deployment changed by someone after the controller acted.
+fn events(report: &Report) -> String {
+    let mut s = String::new();
     for e in &report.timeline {
         if let EntryKind::Event {
             reason, message, ..
@@ -240,9 +315,6 @@ fn details(report: &Report, deciding: Option<&Record>, evaluations: &[&Record]) 
                 s.push('.');
             }
         }
-    }
-    if evaluations.is_empty() {
-        s.push_str(" No evaluation of this revision is in the records.");
     }
     s
 }

@@ -211,76 +211,23 @@ fn and_list(items: &[&str]) -> String {
 /// The replay the flags ask for: given outright, or found in the cluster (and, for an old
 /// ReplicaSet that is gone, in kube-state-metrics). Says on stderr what it found.
 async fn find(args: &BacktestArgs, source: &impl MetricSource) -> Result<Replay> {
-    let name = &args.deployment;
-    let missing = args.missing();
-    let no_cluster = |ns: Option<&str>| {
-        let what = match ns {
-            Some(ns) => format!("{ns}/{name}"),
-            None => format!("Deployment {name}"),
-        };
-        format!(
-            "cannot read {what} from the cluster to find the rollout to replay; without cluster \
-             access give {}",
-            and_list(&missing)
-        )
-    };
-    if let (false, Some(new), Some(from), Some(to)) = (
-        args.old_replicasets.is_empty(),
-        &args.new_replicaset,
-        args.from,
-        args.to,
-    ) {
-        if args.revision.is_some() {
-            return Err(FindError::RevisionUnused.into());
-        }
-        let ns = match &args.namespace {
-            Some(ns) => ns.clone(),
-            // Only the kubeconfig's namespace is read; the cluster is not asked anything.
-            None => {
-                client(args.kubeconfig.as_deref(), args.context.as_deref())
-                    .await
-                    .with_context(|| no_cluster(None))?
-                    .1
-            }
-        };
-        return Ok(Replay {
-            target: target(ns, name, new.clone(), args.old_replicasets.clone()),
-            from,
-            to,
-            step: args.step,
-        });
+    if let Some(replay) = given(args).await? {
+        return Ok(replay);
     }
+    let name = &args.deployment;
     let (client, default_ns) = client(args.kubeconfig.as_deref(), args.context.as_deref())
         .await
-        .with_context(|| no_cluster(args.namespace.as_deref()))?;
+        .with_context(|| no_cluster(args, args.namespace.as_deref()))?;
     let ns = args.namespace.clone().unwrap_or(default_ns);
     let (d, replicasets) = read(&client, &ns, name)
         .await
-        .with_context(|| no_cluster(Some(&ns)))?
+        .with_context(|| no_cluster(args, Some(&ns)))?
         .ok_or_else(|| FindError::NoDeployment {
             ns: ns.clone(),
             name: name.clone(),
         })?;
     let history = revisions::history(&d, &replicasets);
-    let revision = match (args.revision, &args.new_replicaset) {
-        (Some(n), _) => Some(n),
-        (None, Some(rs)) => match history.iter().find(|r| &r.name == rs) {
-            Some(r) => Some(r.revision),
-            None => {
-                return Err(FindError::NewNotFound {
-                    ns,
-                    name: name.clone(),
-                    rs: rs.clone(),
-                    missing: missing
-                        .into_iter()
-                        .filter(|f| !matches!(*f, "--namespace" | "--new-replicaset"))
-                        .collect(),
-                }
-                .into());
-            }
-        },
-        (None, None) => None,
-    };
+    let revision = revision(args, &history, &ns)?;
     let rollout = revisions::choose(&history, revision).with_context(|| {
         format!(
             "cannot find the rollout of {ns}/{name} to replay (give --old-replicaset, \
@@ -303,14 +250,10 @@ async fn find(args: &BacktestArgs, source: &impl MetricSource) -> Result<Replay>
     } else {
         (args.old_replicasets.clone(), "given".to_string())
     };
-    let new_why = match (&args.new_replicaset, &rollout.start) {
-        (Some(_), _) => "given".to_string(),
-        (None, Start::Created(t)) => format!("created {t}"),
-        (None, _) => "re-used".to_string(),
-    };
     eprintln!(
-        "backtest: {ns}/{name} revision {}: new ReplicaSet {new} ({new_why}), old {} ({old_why})",
+        "backtest: {ns}/{name} revision {}: new ReplicaSet {new} ({}), old {} ({old_why})",
         rollout.revision,
+        new_why(args, &rollout),
         old.join(", ")
     );
     eprintln!("backtest: {}", window.describe(&rollout.new.name));
@@ -320,6 +263,93 @@ async fn find(args: &BacktestArgs, source: &impl MetricSource) -> Result<Replay>
         to: window.to,
         step: args.step,
     })
+}
+
+/// The replay when the flags name it all (the ReplicaSets, `--from` and `--to`), without
+/// asking the cluster anything; `None` when some are missing.
+async fn given(args: &BacktestArgs) -> Result<Option<Replay>> {
+    let (false, Some(new), Some(from), Some(to)) = (
+        args.old_replicasets.is_empty(),
+        &args.new_replicaset,
+        args.from,
+        args.to,
+    ) else {
+        return Ok(None);
+    };
+    if args.revision.is_some() {
+        return Err(FindError::RevisionUnused.into());
+    }
+    let ns = match &args.namespace {
+        Some(ns) => ns.clone(),
+        // Only the kubeconfig's namespace is read; the cluster is not asked anything.
+        None => {
+            client(args.kubeconfig.as_deref(), args.context.as_deref())
+                .await
+                .with_context(|| no_cluster(args, None))?
+                .1
+        }
+    };
+    Ok(Some(Replay {
+        target: target(
+            ns,
+            &args.deployment,
+            new.clone(),
+            args.old_replicasets.clone(),
+        ),
+        from,
+        to,
+        step: args.step,
+    }))
+}
+
+/// What to say when the Deployment (in `ns`, when known) cannot be read from the cluster: the
+/// flags to give instead.
+fn no_cluster(args: &BacktestArgs, ns: Option<&str>) -> String {
+    let name = &args.deployment;
+    let what = match ns {
+        Some(ns) => format!("{ns}/{name}"),
+        None => format!("Deployment {name}"),
+    };
+    format!(
+        "cannot read {what} from the cluster to find the rollout to replay; without cluster \
+         access give {}",
+        and_list(&args.missing())
+    )
+}
+
+/// The revision to replay: `--revision`, else the one of `--new-replicaset` in `history`, else
+/// `None` (the latest).
+fn revision(
+    args: &BacktestArgs,
+    history: &[revisions::Revisioned],
+    ns: &str,
+) -> Result<Option<u64>, FindError> {
+    match (args.revision, &args.new_replicaset) {
+        (Some(n), _) => Ok(Some(n)),
+        (None, Some(rs)) => match history.iter().find(|r| &r.name == rs) {
+            Some(r) => Ok(Some(r.revision)),
+            None => Err(FindError::NewNotFound {
+                ns: ns.to_string(),
+                name: args.deployment.clone(),
+                rs: rs.clone(),
+                missing: args
+                    .missing()
+                    .into_iter()
+                    .filter(|f| !matches!(*f, "--namespace" | "--new-replicaset"))
+                    .collect(),
+            }),
+        },
+        (None, None) => Ok(None),
+    }
+}
+
+/// How the new ReplicaSet was found: given, created when the rollout began, or re-used.
+fn new_why(args: &BacktestArgs, rollout: &Rollout) -> String {
+    match (&args.new_replicaset, &rollout.start) {
+        (Some(_), _) => "given".to_string(),
+        (None, Start::Created(t)) => format!("created {t}"),
+        (None, _) => "re-used".to_string(),
+    }
 }
 
 fn target(ns: String, name: &str, new: String, old: Vec<String>) -> Target {
@@ -452,10 +482,11 @@ async fn with_pods(
 /// kube-state-metrics' ReplicaSets of a Deployment that have pods.
 fn with_pods_query(ns: &str, name: &str) -> String {
     let (ns, name) = (label_value(ns), label_value(name));
-    format!(
-        "kube_replicaset_status_replicas{{namespace=\"{ns}\"}} > 0 and on(namespace, replicaset) \
-         kube_replicaset_owner{{namespace=\"{ns}\", owner_kind=\"Deployment\", owner_name=\"{name}\"}}"
-    )
+    let replicas = format!("kube_replicaset_status_replicas{{namespace=\"{ns}\"}} > 0");
+    let owner = format!(
+        "kube_replicaset_owner{{namespace=\"{ns}\", owner_kind=\"Deployment\", owner_name=\"{name}\"}}"
+    );
+    format!("{replicas} and on(namespace, replicaset) {owner}")
 }
 
 /// A label value as written between double quotes in PromQL.

@@ -4,6 +4,8 @@
 
 use super::*;
 
+/// The timeline of `records` and their `aftermath`, in time order; `rules` orders each
+/// evaluation's outcomes and `deciding` is the evaluation that decided.
 pub(super) fn timeline(
     records: &[&Record],
     aftermath: &[&Record],
@@ -23,47 +25,11 @@ pub(super) fn timeline(
     for r in all {
         if r.kind == Kind::Evaluation && !r.verdicts.is_empty() {
             number += 1;
-            let outcomes = rules
-                .iter()
-                .map(|name| {
-                    r.verdicts.iter().find(|v| v.rule == *name).map(|v| {
-                        let streak = r
-                            .decision
-                            .as_ref()
-                            .and_then(|d| d.streaks.get(*name).copied());
-                        (v.outcome, streak)
-                    })
-                })
-                .collect();
-            out.push(Entry {
-                at: r.at,
-                kind: EntryKind::Evaluation {
-                    number,
-                    phase: r.phase,
-                    stage: r.stage,
-                    outcomes,
-                    what: evaluation_what(r),
-                    deciding: deciding.is_some_and(|d| std::ptr::eq(d, r)),
-                },
-            });
+            let deciding = deciding.is_some_and(|d| std::ptr::eq(d, r));
+            out.push(evaluation_entry(r, number, rules, deciding));
         }
         if r.kind == Kind::Action && !r.acts.is_empty() {
-            let ok = r.result.as_ref().is_some_and(|w| w.is_ok());
-            let result = r
-                .result
-                .as_ref()
-                .map_or("no result recorded", |w| w.as_str());
-            out.push(Entry {
-                at: r.at,
-                kind: EntryKind::Action {
-                    what: if ok {
-                        format!("{}: written", acts(&r.acts))
-                    } else {
-                        format!("{}: not written: {result}", acts(&r.acts))
-                    },
-                    ok,
-                },
-            });
+            out.push(action_entry(r));
         }
         // Events: on the record of the write that published them, or (older files) on the
         // evaluation that planned them, where an Event is published only if the write went
@@ -84,6 +50,54 @@ pub(super) fn timeline(
         }
     }
     out
+}
+
+/// The timeline entry of the evaluation `r`, the `number`th of the revision: each of `rules`'
+/// outcome and streak, and what it concluded.
+fn evaluation_entry(r: &Record, number: usize, rules: &[&str], deciding: bool) -> Entry {
+    let outcomes = rules
+        .iter()
+        .map(|name| {
+            r.verdicts.iter().find(|v| v.rule == *name).map(|v| {
+                let streak = r
+                    .decision
+                    .as_ref()
+                    .and_then(|d| d.streaks.get(*name).copied());
+                (v.outcome, streak)
+            })
+        })
+        .collect();
+    Entry {
+        at: r.at,
+        kind: EntryKind::Evaluation {
+            number,
+            phase: r.phase,
+            stage: r.stage,
+            outcomes,
+            what: evaluation_what(r),
+            deciding,
+        },
+    }
+}
+
+/// The timeline entry of the write `r`: what it asked for, and whether it went through.
+fn action_entry(r: &Record) -> Entry {
+    let ok = r.result.as_ref().is_some_and(|w| w.is_ok());
+    let result = r
+        .result
+        .as_ref()
+        .map_or("no result recorded", |w| w.as_str());
+    Entry {
+        at: r.at,
+        kind: EntryKind::Action {
+            what: if ok {
+                format!("{}: written", acts(&r.acts))
+            } else {
+                format!("{}: not written: {result}", acts(&r.acts))
+            },
+            ok,
+        },
+    }
 }
 
 fn evaluation_what(r: &Record) -> String {
