@@ -24,7 +24,7 @@
 //! `DETECTION_CATEGORY=<text>` keeps the categories whose name contains it,
 //! `DETECTION_RULES=<path>` measures other rules, `DETECTION_TRACE=<seed>` prints every
 //! evaluation of one rollout, `DETECTION_EXACT=1` answers with the true counts instead of
-//! Prometheus' extrapolated ones.
+//! Prometheus' extrapolated ones, `DETECTION_DELAYS=1` prints each goal rollout's delay.
 
 mod corpus;
 mod damage;
@@ -108,6 +108,7 @@ struct Options {
     ours_only: bool,
     category: Option<String>,
     exact: bool,
+    delays: bool,
 }
 
 impl Options {
@@ -119,6 +120,7 @@ impl Options {
             ours_only: std::env::var_os("DETECTION_OURS_ONLY").is_some(),
             category: std::env::var("DETECTION_CATEGORY").ok(),
             exact: std::env::var_os("DETECTION_EXACT").is_some(),
+            delays: std::env::var_os("DETECTION_DELAYS").is_some(),
         }
     }
 
@@ -204,7 +206,7 @@ fn describe(case: &Case, h: &History) -> String {
 
 /// Records the goals' delays: class-loading faults ≥ 0.5% from the first bad errors visible,
 /// CPU regressions of +50% or more from the end of the first new pod's warm-up.
-fn record_delays(r: &mut Results, h: &History, outcomes: &[Outcome]) {
+fn record_delays(r: &mut Results, h: &History, outcomes: &[Outcome], print: Option<Mode>) {
     let s = &h.scenario;
     let r0 = s.rollout_start();
     let (from, delays) = match s.fault {
@@ -220,6 +222,17 @@ fn record_delays(r: &mut Results, h: &History, outcomes: &[Outcome]) {
     for (j, o) in outcomes.iter().enumerate() {
         // A fault whose errors never showed counts as a rollout no judge could act on in time.
         delays[j].add(o.zip(from).map(|(o, from)| r0 + o - from));
+    }
+    if let Some(mode) = print {
+        let delay = outcomes[0]
+            .zip(from)
+            .map(|(o, from)| (r0 + o - from) / STEP);
+        eprintln!(
+            "delay {mode:?} seed {} {}: {}",
+            s.seed,
+            s.name,
+            delay.map_or("not acted on".into(), |d| format!("{d:.1} intervals"))
+        );
     }
 }
 
@@ -259,7 +272,7 @@ fn run(mode: Mode, cases: &[Case], noise: &Noise, rules: &RuleSet, opts: &Option
                 .or_default() += 1;
         }
         let look = record_oracle(&mut r, case, &h);
-        record_delays(&mut r, &h, &judged.outcomes);
+        record_delays(&mut r, &h, &judged.outcomes, opts.delays.then_some(mode));
         if case.bad && look.as_ref().is_none_or(|l| l.detected) {
             for (j, o) in judged.outcomes.iter().enumerate() {
                 r.detectable[j].add(true, *o);
