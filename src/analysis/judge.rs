@@ -219,6 +219,11 @@ pub struct ErrorRateEvidence {
     /// The intervals after the old pods left, judged against the old version's history.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub history: Option<Box<HistoryEvidence>>,
+    /// Every new interval, beside the old pods and after them, against the upper bound of the
+    /// old version's rate over the window: counted when the comparison beside the old pods
+    /// points the same way (the verdict's p is then the smaller of the two tests', doubled).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub window_bound: Option<WindowBound>,
     /// Each interval of the window as the judge read it, oldest first: kept with a failing
     /// verdict or one building towards it (what a report plots), empty otherwise.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -248,7 +253,9 @@ pub enum Baseline {
     Concurrent,
     /// The old version's history, only (its pods were gone before the new pods served).
     History,
-    /// Both: the old pods in the same intervals while they served, their history after.
+    /// Both: the old pods in the same intervals while they served, and the old version's
+    /// history over the window (after they left, or from the first new interval when the
+    /// comparison beside them points the same way).
     Both,
 }
 
@@ -258,9 +265,20 @@ impl Baseline {
         match self {
             Baseline::Concurrent => "the old pods in the same intervals",
             Baseline::History => "the old version's history",
-            Baseline::Both => "the old pods in the same intervals, then the old version's history",
+            Baseline::Both => {
+                "the old pods in the same intervals and the old version's history over the window"
+            }
         }
     }
+}
+
+/// The new pods' intervals against the old version's rate over the whole window.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+pub struct WindowBound {
+    /// The upper end of the old rate's 1 − alpha confidence interval over the window.
+    pub rate_bound: f64,
+    /// The sequential test's p-value against it.
+    pub p_value: f64,
 }
 
 /// The comparison of the new pods, after the old pods left, with the old version's history.

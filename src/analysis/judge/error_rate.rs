@@ -17,7 +17,7 @@ use std::fmt::Write as _;
 
 use super::{
     Baseline, Counts, ErrorRateEvidence, Evidence, HistoryEvidence, IntervalCounts, Judged,
-    SideCounts, fmt_num, fmt_p, fmt_pct, no_baseline, rate_ratio, ratio_reached,
+    SideCounts, WindowBound, fmt_num, fmt_p, fmt_pct, no_baseline, rate_ratio, ratio_reached,
 };
 use crate::analysis::rules::{ErrorRate, ProportionTest};
 use crate::analysis::source::Series;
@@ -261,6 +261,7 @@ fn p_value(
     rule: &ErrorRate,
     strata: &[Stratum],
     known: Option<&KnownRate>,
+    whole: Option<f64>,
     dispersion: f64,
 ) -> Result<f64, stats::StatsError> {
     match rule.test {
@@ -268,7 +269,11 @@ fn p_value(
             stats::poisson_rate_greater_stratified(strata, rule.tolerance, dispersion)
         }
         ProportionTest::Sequential => {
-            stats::rate_ratio_sequential_p(strata, known, rule.tolerance, dispersion)
+            let p = stats::rate_ratio_sequential_p(strata, known, rule.tolerance, dispersion)?;
+            let Some(bound) = whole else { return Ok(p) };
+            let p_whole = against_window_bound(strata, known, bound, rule, dispersion)?;
+            // Two always-valid p-values, each at level α/2: the smaller, doubled (a union bound).
+            Ok((2.0 * p.min(p_whole)).min(1.0))
         }
         ProportionTest::Fisher => {
             let sum = |f: fn(&Stratum) -> f64| strata.iter().map(f).sum::<f64>();
@@ -279,6 +284,47 @@ fn p_value(
             ])
         }
     }
+}
+
+/// The old version's rate bound over the window, when the new pods' intervals beside the old
+/// pods may also be held to it: the sequential test with `history`, and a comparison at the
+/// same moments that points the same way (a Mantel-Haenszel ratio of `min_ratio` or more). A
+/// shared incident or a drift of the error rate moves both versions alike; then the old pods
+/// beside the new ones are the baseline, and their history is not.
+fn window_bound(rule: &ErrorRate, strata: &[Stratum], old: &Side) -> Option<f64> {
+    if !rule.history || rule.test != ProportionTest::Sequential || strata.is_empty() {
+        return None;
+    }
+    let (num, den) = stats::mantel_haenszel_rate_ratio(strata).ok()?;
+    let agrees = num > 0.0 && (den <= 0.0 || num / den >= rule.min_ratio);
+    agrees
+        .then(|| stats::rate_upper_bound(old.totals.errors, old.totals.requests, rule.alpha).ok())?
+}
+
+/// Every interval of the new pods — beside the old pods and after them — held to the upper
+/// bound of the old version's rate over the window (the sequential test's Poisson mixture):
+/// the old version's hour of history counts from the first new interval, not only once its
+/// pods are gone, so a canary pod's handful of errors of a kind the old version never printed
+/// is evidence at once.
+fn against_window_bound(
+    strata: &[Stratum],
+    known: Option<&KnownRate>,
+    bound: f64,
+    rule: &ErrorRate,
+    dispersion: f64,
+) -> Result<f64, stats::StatsError> {
+    let intervals = strata
+        .iter()
+        .map(|s| (s.errors_new, s.requests_new))
+        .chain(known.into_iter().flat_map(|k| k.intervals.iter().copied()))
+        .collect();
+    let all = KnownRate {
+        rate: bound,
+        intervals,
+        history: Vec::new(),
+        pairing: rule.history_pairing,
+    };
+    stats::rate_ratio_sequential_p(&[], Some(&all), rule.tolerance, dispersion)
 }
 
 /// The new pods' intervals after the old pods' last, held to the old version's history.
@@ -394,6 +440,7 @@ fn burst(
     new_cells: &[Cell],
     timed: &[(Millis, Stratum)],
     later: Option<&Later>,
+    whole: Option<f64>,
     dispersion: f64,
 ) -> Option<(String, Millis, f64, f64)> {
     let cell = largest_excess(new_cells, &old_rates(timed, later), rule.burst_share)?;
@@ -428,7 +475,7 @@ fn burst(
         history: l.known.history.clone(),
         pairing: l.known.pairing,
     });
-    let p = p_value(rule, &without, known.as_ref(), dispersion).ok()?;
+    let p = p_value(rule, &without, known.as_ref(), whole, dispersion).ok()?;
     (p >= rule.alpha).then(|| (cell.pod.clone(), cell.t, cell.errors, p))
 }
 
@@ -441,6 +488,7 @@ fn incident(
     rule: &ErrorRate,
     strata: &[Stratum],
     later: &Later,
+    whole: Option<f64>,
     dispersion: f64,
 ) -> Option<(Millis, Millis, f64, f64)> {
     let span = rule.incident_span.as_std().as_millis() as Millis;
@@ -467,7 +515,7 @@ fn incident(
         history: later.known.history.clone(),
         pairing: later.known.pairing,
     };
-    let p = p_value(rule, strata, Some(&known), dispersion).ok()?;
+    let p = p_value(rule, strata, Some(&known), whole, dispersion).ok()?;
     let last = *inside.last()?;
     let errors = inside.iter().map(|j| later.known.intervals[*j].0).sum();
     (p >= rule.alpha.sqrt()).then(|| (later.times[worst], later.times[last], errors, p))
@@ -482,6 +530,7 @@ pub(super) fn error_rate(rule: &ErrorRate, new: &Counts, old: Option<&Counts>) -
     let timed = strata(&new_side, &old_side);
     let strata: Vec<Stratum> = timed.iter().map(|(_, s)| *s).collect();
     let later = later(rule, &new_side, &old_side);
+    let whole = window_bound(rule, &strata, &old_side);
     let baseline = match (strata.is_empty(), &later) {
         (true, None) => {
             return Judged::Missing(
@@ -490,6 +539,7 @@ pub(super) fn error_rate(rule: &ErrorRate, new: &Counts, old: Option<&Counts>) -
         }
         (true, Some(_)) => Baseline::History,
         (false, Some(_)) => Baseline::Both,
+        (false, None) if whole.is_some() => Baseline::Both,
         (false, None) => Baseline::Concurrent,
     };
     // Each side's cells, read once: for the dispersion, and the new side's for the burst guard.
@@ -504,19 +554,19 @@ pub(super) fn error_rate(rule: &ErrorRate, new: &Counts, old: Option<&Counts>) -
         stats::dispersion(&[&pairs(&new_cells), &pairs(&cells(old, &old_side.skipped))]);
     let known = later.as_ref().map(|l| &l.known);
     let computed = effect(&strata, later.as_ref())
-        .and_then(|effect| Ok((effect, p_value(rule, &strata, known, dispersion)?)));
+        .and_then(|effect| Ok((effect, p_value(rule, &strata, known, whole, dispersion)?)));
     let ((observed, ratio, expected), p_value) = match computed {
         Ok(c) => c,
         Err(e) => return Judged::Missing(format!("the test could not be computed: {e}")),
     };
     let significant = p_value < rule.alpha;
     let burst = significant
-        .then(|| burst(rule, &new_cells, &timed, later.as_ref(), dispersion))
+        .then(|| burst(rule, &new_cells, &timed, later.as_ref(), whole, dispersion))
         .flatten();
     let incident = significant
         .then_some(later.as_ref())
         .flatten()
-        .and_then(|l| incident(rule, &strata, l, dispersion));
+        .and_then(|l| incident(rule, &strata, l, whole, dispersion));
     let compared_requests: f64 = strata.iter().map(|s| s.requests_new).sum::<f64>()
         + later.as_ref().map_or(0.0, |l| l.evidence.requests);
     let evidence = ErrorRateEvidence {
@@ -535,6 +585,13 @@ pub(super) fn error_rate(rule: &ErrorRate, new: &Counts, old: Option<&Counts>) -
         min_errors: rule.min_errors,
         intervals_left_out: new_side.skipped.len() + old_side.skipped.len(),
         baseline,
+        window_bound: whole.and_then(|rate_bound| {
+            let p = against_window_bound(&strata, known, rate_bound, rule, dispersion).ok()?;
+            Some(WindowBound {
+                rate_bound,
+                p_value: p,
+            })
+        }),
         history: later.map(|l| Box::new(l.evidence)),
         intervals: Vec::new(),
         new: new_side.totals.clone(),
@@ -700,6 +757,14 @@ fn headline(e: &ErrorRateEvidence, significant: bool) -> String {
         if significant { "<" } else { "≥" },
         e.alpha
     );
+    if let Some(w) = &e.window_bound {
+        let _ = write!(
+            reason,
+            " (the smaller p, doubled, of that and every new interval held to the old version's rate over the window, at most {}: p={})",
+            fmt_pct(w.rate_bound),
+            fmt_p(w.p_value)
+        );
+    }
     if e.dispersion > 1.0 {
         let _ = write!(
             reason,

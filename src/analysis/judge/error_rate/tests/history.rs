@@ -152,3 +152,50 @@ fn a_regression_that_lasts_is_not_taken_for_the_shared_incident_it_meets() {
     let v = judge_rule(&bundled("php-error-rate"), new, old);
     assert_eq!(v.outcome, Outcome::Fail, "{}", v.reason);
 }
+
+/// A canary: one new pod's last four minutes beside three old pods, which serve five times its
+/// requests.
+fn canary(new_rate: f64, old_rate: impl Fn(usize) -> f64) -> (Counts, Counts) {
+    let old = served("old", 0, 60, 2.0, old_rate);
+    let mut new = served("new", 56, 60, 1.2, move |_| new_rate);
+    new.errors.truncate(1);
+    new.requests.truncate(1);
+    (new, old)
+}
+
+#[test]
+fn a_canary_pods_first_errors_of_a_kind_the_old_version_never_printed_count_against_its_hour() {
+    // One new pod, four minutes, 72 requests a minute at 1.5% class errors: 4 errors where the
+    // old pods served 21,600 requests in the hour without one. Beside the old pods alone each
+    // error had one chance in six to be the new pod's (its share of the requests): not enough
+    // at α = 0.001.
+    let (new, old) = canary(0.015, |_| 0.0);
+    let v = judge_rule(&bundled("class-loading-errors"), new.clone(), old.clone());
+    assert_eq!(v.outcome, Outcome::Fail, "{}", v.reason);
+    let e = evidence(&v);
+    assert_eq!(e.baseline, Baseline::Both);
+    let w = e.window_bound.expect("held to the window's bound");
+    assert!(w.p_value < 1e-4, "{}", v.reason);
+    assert!(v.reason.contains("over the window"), "{}", v.reason);
+
+    let mut concurrent_only = bundled("class-loading-errors");
+    let crate::analysis::rules::Check::ErrorRate(c) = &mut concurrent_only.check else {
+        panic!()
+    };
+    c.history = false;
+    let v = judge_rule(&concurrent_only, new, old);
+    assert_eq!(v.outcome, Outcome::Pass, "{}", v.reason);
+    assert!(evidence(&v).window_bound.is_none());
+}
+
+#[test]
+fn a_shared_incident_beside_the_old_pods_is_not_held_to_their_quiet_hour() {
+    // Both versions at 2% for the canary's four minutes, 0.1% before: against the hour's rate
+    // the new pod is far worse, beside the old pods it is not, and those decide.
+    let (new, old) = canary(0.02, |m| if m >= 56 { 0.02 } else { 0.001 });
+    let v = judge_rule(&bundled("php-error-rate"), new, old);
+    assert_eq!(v.outcome, Outcome::Pass, "{}", v.reason);
+    let e = evidence(&v);
+    assert!(e.window_bound.is_none(), "{}", v.reason);
+    assert_eq!(e.baseline, Baseline::Concurrent);
+}
