@@ -83,8 +83,9 @@ async fn a_class_loading_regression_is_rolled_back_to_the_previous_template() {
     // The latest verdict, in one line for `kubectl describe`.
     let last = &d.annotations()[annotations::LAST_VERDICT];
     assert!(last.starts_with("fail at "), "{last}");
-    let reasons: Vec<String> = c.events("shop").await.into_iter().map(|e| e.0).collect();
-    for want in ["AnalysisStarted", "RolledBack", "RollbackComplete"] {
+    let wanted = ["AnalysisStarted", "RolledBack", "RollbackComplete"];
+    let reasons = c.reasons_with("shop", &wanted).await;
+    for want in wanted {
         assert!(
             reasons.iter().any(|r| r == want),
             "{want} missing: {reasons:?}"
@@ -317,8 +318,9 @@ async fn the_gate_pauses_analyses_and_resumes() {
     assert!(new_pods <= 1, "{new_pods} new pods while gated");
     assert_eq!(version(&held), "v2");
     passed_on_v2(&c).await;
-    let reasons: Vec<String> = c.events("shop").await.into_iter().map(|e| e.0).collect();
-    for want in ["GatePaused", "GateResumed", "AnalysisPassed"] {
+    let wanted = ["GatePaused", "GateResumed", "AnalysisPassed"];
+    let reasons = c.reasons_with("shop", &wanted).await;
+    for want in wanted {
         assert!(
             reasons.iter().any(|r| r == want),
             "{want} missing: {reasons:?}"
@@ -404,6 +406,7 @@ async fn with_prometheus_down_nothing_is_done() {
     assert_eq!(rollbacks(&d), 0);
     let last = memory(&d).unwrap().current.unwrap().last.unwrap();
     assert_eq!(last.outcome.to_string(), "inconclusive");
+    c.reasons_with("shop", &["AnalysisInconclusive"]).await;
     let events = c.events("shop").await;
     assert!(
         !events.iter().any(|(reason, _)| reason == "AnalysisPassed"),

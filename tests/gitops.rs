@@ -204,7 +204,9 @@ async fn a_bad_release_re_applied_by_gitops_is_held_at_its_first_surge_until_a_p
         !d.annotations().contains_key(annotations::ALLOW_REVISION),
         "a release is taken once: the annotation is gone"
     );
-    let events = c.published("shop").await;
+    let events = c
+        .published_when("shop", |e| count(e, "KnownBadRevision") >= 2)
+        .await;
     assert_eq!(count(&events, "KnownBadRevisionReleased"), 1);
     assert_eq!(count(&events, "RolledBack"), 2);
     assert_eq!(
@@ -225,7 +227,9 @@ async fn a_bad_release_re_applied_by_gitops_is_held_at_its_first_surge_until_a_p
         })
         .await;
     assert_eq!(rollbacks(&d), 2);
-    let events = c.published("shop").await;
+    let events = c
+        .published_when("shop", |e| count(e, "KnownBadRevisionReplaced") >= 1)
+        .await;
     assert_eq!(count(&events, "KnownBadRevisionReplaced"), 1);
     let order: Vec<&str> = reasons(&events)
         .into_iter()

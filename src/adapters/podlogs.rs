@@ -155,6 +155,63 @@ impl PodState {
             ..LogCounts::default()
         }
     }
+
+    /// Counts `errors` by minute (at `end` when they have no time) and signature; an error of
+    /// a new signature beyond `max_signatures` is not counted, and its minute is marked lost.
+    fn count(&mut self, errors: Vec<PhpError>, end: Timestamp, max_signatures: usize) {
+        for e in errors {
+            let at = e.time.unwrap_or(end);
+            let idx = match self
+                .signatures
+                .iter()
+                .position(|(k, s, _)| *k == e.kind && *s == e.signature)
+            {
+                Some(i) => i,
+                None if self.signatures.len() < max_signatures => {
+                    self.signatures.push((e.kind, e.signature, e.first_line));
+                    self.signatures.len() - 1
+                }
+                None => {
+                    self.lost.insert(minute(at));
+                    continue;
+                }
+            };
+            *self
+                .minutes
+                .entry(minute(at))
+                .or_default()
+                .entry(idx)
+                .or_default() += 1;
+        }
+    }
+
+    /// Notes a window ending at `end` was asked for, and forgets the minutes no window can
+    /// reach any more: nothing older than the longest window can be asked for again.
+    fn asked_until(&mut self, end: Timestamp) {
+        self.last_asked = end;
+        let oldest = minute(horizon(end));
+        self.minutes = self.minutes.split_off(&oldest);
+        self.lost = self.lost.split_off(&oldest);
+    }
+}
+
+/// What one read of a container's log found: the errors after the cursor, the time of the
+/// last line read, whether any response stopped at `limit_bytes` (`truncated`), and whether
+/// the current container's did (`cut`).
+struct Read {
+    errors: Vec<PhpError>,
+    last: Option<Timestamp>,
+    truncated: bool,
+    cut: bool,
+}
+
+/// The restart count of `container` in `pod` (0 when the pod does not say).
+fn restart_count(pod: &Pod, container: &str) -> i32 {
+    pod.status
+        .as_ref()
+        .and_then(|s| s.container_statuses.as_ref())
+        .and_then(|cs| cs.iter().find(|c| c.name == container))
+        .map_or(0, |c| c.restart_count)
 }
 
 /// The unix minute of `t`: errors are kept per minute.
@@ -191,6 +248,8 @@ impl KubeLogs {
         self.pods.lock().unwrap_or_else(|p| p.into_inner()).len()
     }
 
+    /// Reads one container's log from where the last read ended (or the window's start), counts
+    /// its PHP errors into what is kept of it, and returns its counts over the window.
     async fn read_pod(
         &self,
         api: &Api<Pod>,
@@ -200,12 +259,7 @@ impl KubeLogs {
     ) -> Result<LogCounts, ReadError> {
         let name = pod.name_any();
         let key = (q.namespace.clone(), name.clone(), container.to_string());
-        let restarts = pod
-            .status
-            .as_ref()
-            .and_then(|s| s.container_statuses.as_ref())
-            .and_then(|cs| cs.iter().find(|c| c.name == container))
-            .map_or(0, |c| c.restart_count);
+        let restarts = restart_count(pod, container);
         let turn = self
             .reading
             .lock()
@@ -222,6 +276,56 @@ impl KubeLogs {
             .get(&key)
             .map_or((None, restarts), |s| (s.cursor, s.restarts));
         let since = cursor.unwrap_or(q.start).min(q.end);
+        let restarted = restarts > known_restarts;
+        let mut read = self
+            .read_since(api, &name, container, since, cursor, restarted)
+            .await?;
+        // `sinceTime` takes whole seconds: a second with more than `limit_bytes` of output would
+        // be read from its start again and again, never past. Skip to the next second, and
+        // count the minute as lost.
+        let mut skipped = None;
+        if let Some(c) = cursor
+            && read.cut
+            && read.last == cursor
+        {
+            skipped = Some(c);
+            read.last = Timestamp::from_second(c.as_second() + 1).ok();
+        }
+
+        let started = self.started(pod, q.start);
+        let covered = (q.end.duration_since(started.max(q.start)).as_secs_f64() / 60.0).max(0.0);
+
+        let mut pods = self.pods.lock().unwrap_or_else(|p| p.into_inner());
+        let state = pods.entry(key).or_default();
+        state.started = Some(started);
+        state.read_to = Some(state.read_to.map_or(q.end, |r| r.max(q.end)));
+        state.cursor = read.last.or(state.cursor);
+        state.restarts = restarts;
+        state.behind = read.truncated;
+        if let Some(c) = skipped {
+            tracing::warn!(pod = %name, at = %c, "more log in one second than limit_bytes; the rest of that second is not read");
+            state.lost.insert(minute(c));
+        }
+        state.count(read.errors, q.end, self.limits.max_signatures_per_pod);
+        state.asked_until(q.end);
+        Ok(LogCounts {
+            pods_read: 1,
+            pod_minutes: covered,
+            ..state.counts_in(minute(q.start), minute(q.end))
+        })
+    }
+
+    /// Reads a container's log since `since` (and first its previous container's, when it
+    /// `restarted`), within the limit of requests at once, keeping the errors after `cursor`.
+    async fn read_since(
+        &self,
+        api: &Api<Pod>,
+        name: &str,
+        container: &str,
+        since: Timestamp,
+        cursor: Option<Timestamp>,
+        restarted: bool,
+    ) -> Result<Read, ReadError> {
         let mut errors = Vec::new();
         let mut last = cursor;
         let mut truncated = false;
@@ -231,8 +335,8 @@ impl KubeLogs {
             .await
             .map_err(|_| ReadError::Closed)?;
         // A restart since the last read: what the previous container printed after the cursor.
-        if restarts > known_restarts {
-            match self.fetch(api, &name, container, since, true).await {
+        if restarted {
+            match self.fetch(api, name, container, since, true).await {
                 Ok(text) => {
                     truncated |= text.len() as i64 >= self.limits.limit_bytes;
                     parse(&text, cursor, &mut errors, &mut last);
@@ -240,76 +344,25 @@ impl KubeLogs {
                 Err(e) => tracing::debug!(pod = %name, error = %e, "no previous log"),
             }
         }
-        let text = self.fetch(api, &name, container, since, false).await?;
+        let text = self.fetch(api, name, container, since, false).await?;
         let cut = text.len() as i64 >= self.limits.limit_bytes;
         truncated |= cut;
         parse(&text, cursor, &mut errors, &mut last);
-        drop(_permit);
-        // `sinceTime` takes whole seconds: a second with more than `limit_bytes` of output would
-        // be read from its start again and again, never past. Skip to the next second, and
-        // count the minute as lost.
-        let mut skipped = None;
-        if let Some(c) = cursor
-            && cut
-            && last == cursor
-        {
-            skipped = Some(c);
-            last = Timestamp::from_second(c.as_second() + 1).ok();
-        }
+        Ok(Read {
+            errors,
+            last,
+            truncated,
+            cut,
+        })
+    }
 
-        let started = pod
-            .status
+    /// When `pod` started, on the controller's clock; `otherwise` when it does not say.
+    fn started(&self, pod: &Pod, otherwise: Timestamp) -> Timestamp {
+        pod.status
             .as_ref()
             .and_then(|s| s.start_time.as_ref())
             .map(|t| (self.time_map)(t.0))
-            .unwrap_or(q.start);
-        let covered = (q.end.duration_since(started.max(q.start)).as_secs_f64() / 60.0).max(0.0);
-
-        let mut pods = self.pods.lock().unwrap_or_else(|p| p.into_inner());
-        let state = pods.entry(key).or_default();
-        state.started = Some(started);
-        state.read_to = Some(state.read_to.map_or(q.end, |r| r.max(q.end)));
-        state.cursor = last.or(state.cursor);
-        state.restarts = restarts;
-        state.behind = truncated;
-        if let Some(c) = skipped {
-            tracing::warn!(pod = %name, at = %c, "more log in one second than limit_bytes; the rest of that second is not read");
-            state.lost.insert(minute(c));
-        }
-        for e in errors {
-            let at = e.time.unwrap_or(q.end);
-            let idx = match state
-                .signatures
-                .iter()
-                .position(|(k, s, _)| *k == e.kind && *s == e.signature)
-            {
-                Some(i) => i,
-                None if state.signatures.len() < self.limits.max_signatures_per_pod => {
-                    state.signatures.push((e.kind, e.signature, e.first_line));
-                    state.signatures.len() - 1
-                }
-                None => {
-                    state.lost.insert(minute(at));
-                    continue;
-                }
-            };
-            *state
-                .minutes
-                .entry(minute(at))
-                .or_default()
-                .entry(idx)
-                .or_default() += 1;
-        }
-        // Nothing older than the longest window can be asked for again.
-        state.last_asked = q.end;
-        let oldest = minute(horizon(q.end));
-        state.minutes = state.minutes.split_off(&oldest);
-        state.lost = state.lost.split_off(&oldest);
-        Ok(LogCounts {
-            pods_read: 1,
-            pod_minutes: covered,
-            ..state.counts_in(minute(q.start), minute(q.end))
-        })
+            .unwrap_or(otherwise)
     }
 
     async fn fetch(

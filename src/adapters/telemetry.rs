@@ -154,38 +154,64 @@ impl Default for Metrics {
 }
 
 impl Metrics {
+    /// The metric families, registered in the order `/metrics` lists them.
     pub fn new() -> Metrics {
-        let mut registry = Registry::with_prefix("rollout_guard");
-        let verdicts = Family::<VerdictLabels, Counter>::default();
+        let mut metrics = Metrics {
+            verdicts: Family::default(),
+            actions: Family::default(),
+            deployment_actions: Family::default(),
+            deployment_verdicts: Family::default(),
+            rules_unevaluable: Family::default(),
+            evaluation_seconds: Histogram::new([
+                0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
+            ]),
+            query_errors: Family::default(),
+            reconcile_errors: Counter::default(),
+            rollouts_analysed: Gauge::default(),
+            deployments_opted_in: Gauge::default(),
+            leader: Gauge::default(),
+            rule_reloads: Family::default(),
+            registry: Registry::with_prefix("rollout_guard"),
+        };
+        metrics.register_decisions();
+        metrics.register_process();
+        metrics
+    }
+
+    /// Registers what the controller decided and did, by rule and by opted-in Deployment.
+    fn register_decisions(&mut self) {
+        let registry = &mut self.registry;
         registry.register(
             "verdicts",
             "Rule verdicts by rule and outcome (pass, fail, inconclusive)",
-            verdicts.clone(),
+            self.verdicts.clone(),
         );
-        let actions = Family::<ActionLabels, Counter>::default();
         registry.register(
             "actions",
             "Actions on Deployments by kind and result",
-            actions.clone(),
+            self.actions.clone(),
         );
-        let deployment_actions = Family::<DeploymentActionLabels, Counter>::default();
         registry.register(
             "deployment_actions",
             "Actions by opted-in Deployment, kind and result",
-            deployment_actions.clone(),
+            self.deployment_actions.clone(),
         );
-        let deployment_verdicts = Family::<DeploymentVerdictLabels, Counter>::default();
         registry.register(
             "deployment_verdicts",
             "Rule verdicts by opted-in Deployment and outcome",
-            deployment_verdicts.clone(),
+            self.deployment_verdicts.clone(),
         );
-        let rules_unevaluable = Family::<DeploymentLabels, Gauge>::default();
         registry.register(
             "rules_unevaluable",
             "Rules the preflight at the start of the latest analysis found unable to evaluate (no series, a failing query), by opted-in Deployment",
-            rules_unevaluable.clone(),
+            self.rules_unevaluable.clone(),
         );
+    }
+
+    /// Registers what the process tells of itself: its build, its evaluations and errors, what
+    /// it watches, and whether it leads.
+    fn register_process(&mut self) {
+        let registry = &mut self.registry;
         let build_info = Family::<BuildLabels, Gauge>::default();
         build_info.get_or_create(&build()).set(1);
         registry.register(
@@ -193,64 +219,41 @@ impl Metrics {
             "1, with the version and commit of this binary",
             build_info,
         );
-        let evaluation_seconds =
-            Histogram::new([0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0]);
         registry.register(
             "evaluation_seconds",
             "Time to evaluate one rollout (all rules, queries included)",
-            evaluation_seconds.clone(),
+            self.evaluation_seconds.clone(),
         );
-        let query_errors = Family::<RuleLabels, Counter>::default();
         registry.register(
             "query_errors",
             "Evaluations of a rule whose metric query failed",
-            query_errors.clone(),
+            self.query_errors.clone(),
         );
-        let reconcile_errors = Counter::default();
         registry.register(
             "reconcile_errors",
             "Reconciliations that failed (Kubernetes API errors); retried",
-            reconcile_errors.clone(),
+            self.reconcile_errors.clone(),
         );
-        let rollouts_analysed = Gauge::default();
         registry.register(
             "rollouts_analysed",
             "Rollouts under analysis right now",
-            rollouts_analysed.clone(),
+            self.rollouts_analysed.clone(),
         );
-        let deployments_opted_in = Gauge::default();
         registry.register(
             "deployments_opted_in",
             "Watched Deployments that opted in",
-            deployments_opted_in.clone(),
+            self.deployments_opted_in.clone(),
         );
-        let leader = Gauge::default();
         registry.register(
             "leader",
             "1 while this replica holds the leader Lease and may act",
-            leader.clone(),
+            self.leader.clone(),
         );
-        let rule_reloads = Family::<ResultLabels, Counter>::default();
         registry.register(
             "rule_reloads",
             "Rule file reloads by result (ok, kept_last_good)",
-            rule_reloads.clone(),
+            self.rule_reloads.clone(),
         );
-        Metrics {
-            verdicts,
-            actions,
-            deployment_actions,
-            deployment_verdicts,
-            rules_unevaluable,
-            evaluation_seconds,
-            query_errors,
-            reconcile_errors,
-            rollouts_analysed,
-            deployments_opted_in,
-            leader,
-            rule_reloads,
-            registry,
-        }
     }
 
     /// Counts an action on the Deployment `namespace`/`deployment`.

@@ -16,7 +16,7 @@ use tokio::sync::OnceCell;
 use crate::analysis::judge::{
     self, Counts, Observation, QueryName, QuerySide, SentQuery, Verdict, Window,
 };
-use crate::analysis::rules::{Check, Rule, RuleSet};
+use crate::analysis::rules::{Absolute, Check, Compare, ErrorRate, Logs, Rule, RuleSet};
 use crate::analysis::source::{LogCounts, LogQuery, MetricSource, SourceError, unix_seconds};
 use crate::analysis::template::{Bindings, Template};
 
@@ -110,156 +110,205 @@ async fn evaluate_rule<S: MetricSource>(
     source: &S,
     logs: &LogReads,
 ) -> Verdict {
-    let window = window_of(rule, at);
-    let new_rs = std::slice::from_ref(&target.new_replicaset);
-    let has_old = !target.old_replicasets.is_empty();
-    let bind = |replicasets| Bindings {
-        namespace: &target.namespace,
-        deployment: &target.deployment,
-        replicasets,
-        window: rule.window,
-        interval: rule.interval(),
+    let ask = Ask {
+        rule,
+        target,
+        at,
+        window: window_of(rule, at),
+        source,
     };
     let mut sent = Vec::new();
     let observation = match &rule.check {
-        Check::ErrorRate(c) => {
-            // One point per interval: the first covers the window's first interval.
-            let start = from_unix(window.start + c.interval.as_secs_f64());
-            let paired = target.paired_old();
-            let mut sides = Vec::new();
-            for (side, rs) in [(QuerySide::New, new_rs), (QuerySide::Old, &paired[..])] {
-                if side == QuerySide::Old && paired.is_empty() {
-                    continue;
-                }
-                let b = bind(rs);
-                let errors = record(&mut sent, side, QueryName::Errors, &c.errors, &b);
-                let requests = record(&mut sent, side, QueryName::Requests, &c.requests, &b);
-                sides.push(async move {
-                    let (e, r) = futures::join!(
-                        source.range(&errors, start, at, c.interval),
-                        source.range(&requests, start, at, c.interval)
-                    );
-                    Ok::<_, SourceError>(Counts {
-                        errors: e?,
-                        requests: r?,
-                    })
-                });
-            }
-            let mut results = join_all(sides).await.into_iter();
-            match (results.next(), results.next()) {
-                (Some(Ok(new)), Some(Ok(old))) => Observation::Counts {
-                    new,
-                    old: Some(old),
-                },
-                (Some(Ok(new)), None) => Observation::Counts { new, old: None },
-                (Some(Err(e)), _) | (_, Some(Err(e))) => Observation::Failed(e),
-                (None, _) => Observation::Failed(SourceError::Unexpected(
-                    "internal: no query for the new side".into(),
-                )),
-            }
-        }
-        Check::Compare(c) => {
-            let new_q = record(
-                &mut sent,
-                QuerySide::New,
-                QueryName::Query,
-                &c.query,
-                &bind(new_rs),
-            );
-            // With history, the old version is read over its history span, and the
-            // generation that served before the analysis counts after its pods left.
-            let (old_rs, old_from) = if c.history {
-                let span = c.history_span.as_secs_f64() + window.warmup;
-                (
-                    target.paired_old(),
-                    window.query_start.min(window.at - span),
-                )
-            } else {
-                (target.old_replicasets.clone(), window.query_start)
-            };
-            let old_q = (!old_rs.is_empty()).then(|| {
-                record(
-                    &mut sent,
-                    QuerySide::Old,
-                    QueryName::Query,
-                    &c.query,
-                    &bind(&old_rs),
-                )
-            });
-            // The new side over the same span: the moments both versions served, all of
-            // them, tell a regression from a load change after the old pods left.
-            let from = (old_from, old_from);
-            series_pair(&new_q, old_q.as_deref(), &window, from, c.step, source).await
-        }
-        Check::Absolute(c) => {
-            let new_q = record(
-                &mut sent,
-                QuerySide::New,
-                QueryName::Query,
-                &c.query,
-                &bind(new_rs),
-            );
-            let old_q = (has_old && c.unless_old_too).then(|| {
-                record(
-                    &mut sent,
-                    QuerySide::Old,
-                    QueryName::Query,
-                    &c.query,
-                    &bind(&target.old_replicasets),
-                )
-            });
-            let from = (window.query_start, window.query_start);
-            series_pair(&new_q, old_q.as_deref(), &window, from, c.step, source).await
-        }
-        Check::Logs(c) => {
-            let query = |rs: &str, new: bool| LogQuery {
-                namespace: target.namespace.clone(),
-                replicaset: rs.to_string(),
-                container: c.container.clone(),
-                new,
-                start: from_unix(window.start),
-                end: at,
-            };
-            let new_q = query(&target.new_replicaset, true);
-            // The generation that served before counts after its pods left too: the log
-            // source keeps what it counted of them.
-            let old_qs: Vec<LogQuery> = target
-                .paired_old()
-                .iter()
-                .map(|rs| query(rs, false))
-                .collect();
-            for (side, q) in std::iter::once((QuerySide::New, &new_q))
-                .chain(old_qs.iter().map(|q| (QuerySide::Old, q)))
-            {
-                sent.push(SentQuery {
-                    side,
-                    name: QueryName::Logs,
-                    promql: q.describe().into(),
-                });
-            }
-            let (new, olds) = futures::join!(
-                logs.logs(source, &new_q),
-                join_all(old_qs.iter().map(|q| logs.logs(source, q)))
-            );
-            let old = if !old_qs.is_empty() {
-                olds.into_iter()
-                    .try_fold(LogCounts::default(), |mut acc, c| {
-                        acc.merge(c?);
-                        Ok::<_, SourceError>(acc)
-                    })
-                    .map(Some)
-            } else {
-                Ok(None)
-            };
-            match (new, old) {
-                (Ok(new), Ok(old)) => Observation::Logs { new, old },
-                (Err(e), _) | (_, Err(e)) => Observation::Failed(e),
-            }
-        }
+        Check::ErrorRate(c) => ask.error_rate(c, &mut sent).await,
+        Check::Compare(c) => ask.compare(c, &mut sent).await,
+        Check::Absolute(c) => ask.absolute(c, &mut sent).await,
+        Check::Logs(c) => ask.logs(c, logs, &mut sent).await,
     };
-    let mut verdict = judge::judge(rule, &window, &observation);
+    let mut verdict = judge::judge(rule, &ask.window, &observation);
     verdict.queries = sent;
     verdict
+}
+
+/// What one rule's queries are made of: the rule, the rollout, the moment and the window
+/// evaluated, and the source that answers them.
+struct Ask<'a, S> {
+    rule: &'a Rule,
+    target: &'a Target,
+    at: Timestamp,
+    window: Window,
+    source: &'a S,
+}
+
+impl<S: MetricSource> Ask<'_, S> {
+    /// The template bindings selecting the pods of `replicasets`.
+    fn bind<'b>(&'b self, replicasets: &'b [String]) -> Bindings<'b> {
+        Bindings {
+            namespace: &self.target.namespace,
+            deployment: &self.target.deployment,
+            replicasets,
+            window: self.rule.window,
+            interval: self.rule.interval(),
+        }
+    }
+
+    /// The new ReplicaSet, as the one name a query binds.
+    fn new_rs(&self) -> &[String] {
+        std::slice::from_ref(&self.target.new_replicaset)
+    }
+
+    /// An error-rate check's counts: errors and requests per interval, of the new side and of
+    /// the paired old side (if any).
+    async fn error_rate(&self, c: &ErrorRate, sent: &mut Vec<SentQuery>) -> Observation {
+        let (source, at) = (self.source, self.at);
+        // One point per interval: the first covers the window's first interval.
+        let start = from_unix(self.window.start + c.interval.as_secs_f64());
+        let paired = self.target.paired_old();
+        let mut sides = Vec::new();
+        for (side, rs) in [
+            (QuerySide::New, self.new_rs()),
+            (QuerySide::Old, &paired[..]),
+        ] {
+            if side == QuerySide::Old && paired.is_empty() {
+                continue;
+            }
+            let b = self.bind(rs);
+            let errors = record(sent, side, QueryName::Errors, &c.errors, &b);
+            let requests = record(sent, side, QueryName::Requests, &c.requests, &b);
+            sides.push(async move {
+                let (e, r) = futures::join!(
+                    source.range(&errors, start, at, c.interval),
+                    source.range(&requests, start, at, c.interval)
+                );
+                Ok::<_, SourceError>(Counts {
+                    errors: e?,
+                    requests: r?,
+                })
+            });
+        }
+        let mut results = join_all(sides).await.into_iter();
+        match (results.next(), results.next()) {
+            (Some(Ok(new)), Some(Ok(old))) => Observation::Counts {
+                new,
+                old: Some(old),
+            },
+            (Some(Ok(new)), None) => Observation::Counts { new, old: None },
+            (Some(Err(e)), _) | (_, Some(Err(e))) => Observation::Failed(e),
+            (None, _) => Observation::Failed(SourceError::Unexpected(
+                "internal: no query for the new side".into(),
+            )),
+        }
+    }
+
+    /// A compare check's series, new and old; with history, over the old version's history.
+    async fn compare(&self, c: &Compare, sent: &mut Vec<SentQuery>) -> Observation {
+        let window = &self.window;
+        let new_q = record(
+            sent,
+            QuerySide::New,
+            QueryName::Query,
+            &c.query,
+            &self.bind(self.new_rs()),
+        );
+        // With history, the old version is read over its history span, and the
+        // generation that served before the analysis counts after its pods left.
+        let (old_rs, old_from) = if c.history {
+            let span = c.history_span.as_secs_f64() + window.warmup;
+            (
+                self.target.paired_old(),
+                window.query_start.min(window.at - span),
+            )
+        } else {
+            (self.target.old_replicasets.clone(), window.query_start)
+        };
+        let old_q = (!old_rs.is_empty()).then(|| {
+            record(
+                sent,
+                QuerySide::Old,
+                QueryName::Query,
+                &c.query,
+                &self.bind(&old_rs),
+            )
+        });
+        // The new side over the same span: the moments both versions served, all of
+        // them, tell a regression from a load change after the old pods left.
+        let from = (old_from, old_from);
+        series_pair(&new_q, old_q.as_deref(), window, from, c.step, self.source).await
+    }
+
+    /// An absolute check's series: the new side, and the old side when the check forgives
+    /// what the old side does too.
+    async fn absolute(&self, c: &Absolute, sent: &mut Vec<SentQuery>) -> Observation {
+        let window = &self.window;
+        let has_old = !self.target.old_replicasets.is_empty();
+        let new_q = record(
+            sent,
+            QuerySide::New,
+            QueryName::Query,
+            &c.query,
+            &self.bind(self.new_rs()),
+        );
+        let old_q = (has_old && c.unless_old_too).then(|| {
+            record(
+                sent,
+                QuerySide::Old,
+                QueryName::Query,
+                &c.query,
+                &self.bind(&self.target.old_replicasets),
+            )
+        });
+        let from = (window.query_start, window.query_start);
+        series_pair(&new_q, old_q.as_deref(), window, from, c.step, self.source).await
+    }
+
+    /// A logs check's counts: of the new ReplicaSet's pods, and of the paired old ones
+    /// merged, read through `reads` (shared by the evaluation's rules).
+    async fn logs(&self, c: &Logs, reads: &LogReads, sent: &mut Vec<SentQuery>) -> Observation {
+        let target = self.target;
+        let query = |rs: &str, new: bool| LogQuery {
+            namespace: target.namespace.clone(),
+            replicaset: rs.to_string(),
+            container: c.container.clone(),
+            new,
+            start: from_unix(self.window.start),
+            end: self.at,
+        };
+        let new_q = query(&target.new_replicaset, true);
+        // The generation that served before counts after its pods left too: the log
+        // source keeps what it counted of them.
+        let old_qs: Vec<LogQuery> = target
+            .paired_old()
+            .iter()
+            .map(|rs| query(rs, false))
+            .collect();
+        for (side, q) in std::iter::once((QuerySide::New, &new_q))
+            .chain(old_qs.iter().map(|q| (QuerySide::Old, q)))
+        {
+            sent.push(SentQuery {
+                side,
+                name: QueryName::Logs,
+                promql: q.describe().into(),
+            });
+        }
+        let source = self.source;
+        let (new, olds) = futures::join!(
+            reads.logs(source, &new_q),
+            join_all(old_qs.iter().map(|q| reads.logs(source, q)))
+        );
+        let old = if !old_qs.is_empty() {
+            olds.into_iter()
+                .try_fold(LogCounts::default(), |mut acc, c| {
+                    acc.merge(c?);
+                    Ok::<_, SourceError>(acc)
+                })
+                .map(Some)
+        } else {
+            Ok(None)
+        };
+        match (new, old) {
+            (Ok(new), Ok(old)) => Observation::Logs { new, old },
+            (Err(e), _) | (_, Err(e)) => Observation::Failed(e),
+        }
+    }
 }
 
 /// The window a rule looks at when evaluated at `at`.

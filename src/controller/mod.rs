@@ -43,8 +43,9 @@ use crate::analysis::judge::Verdict;
 use crate::analysis::rules::RuleSet;
 use crate::analysis::source::MetricSource;
 use crate::controller::actions::{ActError, Actuator};
-use crate::policy::annotations;
-use crate::policy::guard::{self, Memory, Settings};
+use crate::policy::annotations::{self, Resolved};
+use crate::policy::guard::{self, Memory, Plan, Settings};
+use crate::policy::rollout::RolloutView;
 use crate::records::{Kind, Recorder, WriteResult};
 use tell::{Recording, count, log_step, notify, say};
 
@@ -274,19 +275,122 @@ async fn reconcile_at<S: MetricSource + Send + Sync + 'static>(
     ctx: Arc<Context<S>>,
     attempt: u32,
 ) -> Result<Action, ReconcileError> {
-    if !opted_in(&d, ctx.selector.is_some()) {
-        // Never written to, never analysed.
-        return Ok(Action::await_change());
-    }
+    let Started {
+        key,
+        name,
+        mut kept,
+        resolved,
+    } = match start(&ctx, &d) {
+        Ok(started) => started,
+        Err(action) => return Ok(action),
+    };
+    let replicasets = list_replicasets(&ctx.client, &d)
+        .await
+        .map_err(|e| ReconcileError::List(name.clone(), e))?;
+    let view = kubernetes::view(&d, &replicasets);
+    let now = (ctx.clock)();
+    let began = Instant::now();
+    let decided = decide(&ctx, &view, &mut kept, &resolved, attempt, now).await;
+    let plan = &decided.plan;
+    log_step(
+        &name,
+        &view,
+        &resolved.settings,
+        decided.evaluated.as_deref(),
+        plan,
+    );
+    let recording = Recording {
+        at: now,
+        view: &view,
+        mode: resolved.settings.mode,
+        plan,
+        reused_at: decided.reused.as_ref().map(|u| u.at),
+    };
+    // The evaluation and what it asks for, before anything is written; what was said and done
+    // (notes, the write's result) after, so a plan that met a conflict leaves no false news.
+    record_evaluation(&ctx.records, &recording, decided.evaluated.as_deref());
+
+    // Leadership may have moved while evaluating.
     if !*ctx.leader.borrow() {
         return Ok(Action::requeue(NOT_LEADER));
     }
-    let key = ObjectRef::from_obj(&*d);
-    let name = format!("{}/{}", d.namespace().unwrap_or_default(), d.name_any());
-    let mut kept = match recall(&ctx, &d, &key, &name) {
-        Ok(kept) => kept,
-        Err(wait) => return Ok(Action::requeue(wait)),
+    let requeue = next_look(&ctx, plan, &kept, now, began);
+    let outcome = ctx.actuator.write(&d, &replicasets, plan).await;
+    record_write(&ctx.records, &recording, &outcome);
+    let after = AfterWrite {
+        ctx,
+        d,
+        key,
+        name,
+        view,
+        now,
+        kept,
+        resolved,
+        decided,
     };
+    match outcome {
+        Ok(written) => Ok(after.succeeded(written, requeue).await),
+        Err(ActError::Conflict(_)) => after.conflict(attempt).await,
+        Err(ActError::Gone) => Ok(Action::await_change()),
+        Err(e) => Err(after.failed(e)),
+    }
+}
+
+/// A reconciliation started: the Deployment's key and name, what this process knows of it, and
+/// its settings and rules after its annotations.
+struct Started {
+    key: ObjectRef<Deployment>,
+    name: String,
+    kept: Kept,
+    resolved: Resolved,
+}
+
+/// Starts reconciling `d`, or says what to do instead (`Err`): nothing for a Deployment that
+/// did not opt in; look again later on a replica that does not lead, while our last write is
+/// not in the store yet, or for a Deployment at rest with nothing pending.
+fn start<S>(ctx: &Context<S>, d: &Deployment) -> Result<Started, Action> {
+    if !opted_in(d, ctx.selector.is_some()) {
+        // Never written to, never analysed.
+        return Err(Action::await_change());
+    }
+    if !*ctx.leader.borrow() {
+        return Err(Action::requeue(NOT_LEADER));
+    }
+    let key = ObjectRef::from_obj(d);
+    let name = format!("{}/{}", d.namespace().unwrap_or_default(), d.name_any());
+    let mut kept = match recall(ctx, d, &key, &name) {
+        Ok(kept) => kept,
+        Err(wait) => return Err(Action::requeue(wait)),
+    };
+    let resolved = match resolve_annotations(ctx, d, &name, &mut kept) {
+        Ok(resolved) => resolved,
+        Err(wait) => return Err(Action::requeue(wait)),
+    };
+
+    // Quick exit for Deployments at rest that the controller has nothing pending on.
+    let at_rest = kubernetes::rolled_out(d);
+    // An evaluation whose plan met a conflict is pending too: a rollout that finished while
+    // its first plan could not be written is still analysed.
+    if at_rest && !pending(&kept) {
+        ctx.keep(key, kept);
+        return Err(Action::requeue(ctx.wall(guard::IDLE_REQUEUE)));
+    }
+    Ok(Started {
+        key,
+        name,
+        kept,
+        resolved,
+    })
+}
+
+/// The Deployment's settings and rules after its annotations, each new set of annotation
+/// problems logged once (and kept in `kept`). `Err(wait)` if problems did not force observe.
+fn resolve_annotations<S>(
+    ctx: &Context<S>,
+    d: &Deployment,
+    name: &str,
+    kept: &mut Kept,
+) -> Result<Resolved, Duration> {
     let empty = BTreeMap::new();
     let ann = d.metadata.annotations.as_ref().unwrap_or(&empty);
     let rules = ctx.rules.borrow().clone();
@@ -298,27 +402,42 @@ async fn reconcile_at<S: MetricSource + Send + Sync + 'static>(
         }
         if !resolved.problems.is_empty() && !resolved.settings.dry_run() {
             // Unreachable: problems force observe. Kept as a guard against future edits.
-            return Ok(Action::requeue(AFTER_ERROR));
+            return Err(AFTER_ERROR);
         }
         kept.problems = resolved.problems.clone();
     }
-    let settings = resolved.settings;
+    Ok(resolved)
+}
 
-    // Quick exit for Deployments at rest that the controller has nothing pending on.
-    let at_rest = kubernetes::rolled_out(&d);
-    // An evaluation whose plan met a conflict is pending too: a rollout that finished while
-    // its first plan could not be written is still analysed.
-    if at_rest && !pending(&kept) {
-        ctx.keep(key, kept);
-        return Ok(Action::requeue(ctx.wall(guard::IDLE_REQUEUE)));
+/// What a step decided on: the target the policy wanted evaluated, the verdicts (reused or
+/// new), and the plan made on them.
+struct Decided {
+    wanted: Option<Target>,
+    /// An earlier evaluation whose plan met a conflict, decided on again.
+    reused: Option<Unwritten>,
+    /// The verdicts of an evaluation made in this step.
+    evaluated: Option<Vec<Verdict>>,
+    plan: Plan,
+}
+
+impl Decided {
+    /// The rules the verdicts decided on were evaluated with: the reused evaluation's, or
+    /// `resolved` (this step's).
+    fn rules<'a>(&'a self, resolved: &'a Arc<RuleSet>) -> &'a Arc<RuleSet> {
+        self.reused.as_ref().map_or(resolved, |u| &u.rules)
     }
+}
 
-    let replicasets = list_replicasets(&ctx.client, &d)
-        .await
-        .map_err(|e| ReconcileError::List(name.clone(), e))?;
-    let view = kubernetes::view(&d, &replicasets);
-    let now = (ctx.clock)();
-    let began = Instant::now();
+/// One pass through the policy at `now`: what it wants evaluated, evaluated now (or the
+/// verdicts of an evaluation whose plan met a conflict, reused), then the plan on the verdicts.
+async fn decide<S: MetricSource>(
+    ctx: &Context<S>,
+    view: &RolloutView,
+    kept: &mut Kept,
+    resolved: &Resolved,
+    attempt: u32,
+    now: Timestamp,
+) -> Decided {
     // The verdicts to decide on: new ones, or those of an evaluation whose plan met a conflict
     // less than an interval ago (already recorded, and they count for the pacing: if the
     // rollout moved on since, to another target, the next evaluation waits until it is due).
@@ -329,7 +448,7 @@ async fn reconcile_at<S: MetricSource + Send + Sync + 'static>(
         .take()
         .filter(|u| attempt > 0 || now < u.fresh_until);
     // One pass through the policy: what it wants evaluated now, then the plan on the verdicts.
-    let step = guard::begin(&view, &kept.memory, &settings, now);
+    let step = guard::begin(view, &kept.memory, &resolved.settings, now);
     let wanted = step.target().cloned();
     // Verdicts about the same new ReplicaSet still stand when only the old side moved on (an
     // old pod left while they were written): the next evaluation compares with what is left.
@@ -343,7 +462,7 @@ async fn reconcile_at<S: MetricSource + Send + Sync + 'static>(
         }
         (Some(target), None) => (
             None,
-            Some(evaluate_now(&ctx, &resolved.rules, target, now).await),
+            Some(evaluate_now(ctx, &resolved.rules, target, now).await),
         ),
         (None, _) => (None, None),
     };
@@ -352,31 +471,53 @@ async fn reconcile_at<S: MetricSource + Send + Sync + 'static>(
         None => (&resolved.rules, evaluated.as_deref()),
     };
     let plan = step.finish(verdicts.map(|v| (&**rules, v)));
-    log_step(&name, &view, &settings, evaluated.as_deref(), &plan);
-    let recording = Recording {
-        at: now,
-        view: &view,
-        mode: settings.mode,
-        plan: &plan,
-        reused_at: reused.as_ref().map(|u| u.at),
-    };
-    let record = |kind, verdicts, result, notes| recording.record(kind, verdicts, result, notes);
-    // The evaluation and what it asks for, before anything is written; what was said and done
-    // (notes, the write's result) after, so a plan that met a conflict leaves no false news.
+    Decided {
+        wanted,
+        reused,
+        evaluated,
+        plan,
+    }
+}
+
+/// Records the evaluation and what it asks for, when there was one or the plan has news.
+fn record_evaluation(records: &Recorder, recording: &Recording<'_>, evaluated: Option<&[Verdict]>) {
+    let plan = recording.plan;
     let has_news = !plan.acts.is_empty() || !plan.suppressed.is_empty() || !plan.notes.is_empty();
     if evaluated.is_some() || has_news {
-        ctx.records.write(&record(
+        records.write(&recording.record(
             Kind::Evaluation,
-            evaluated.clone().unwrap_or_default(),
+            evaluated.map(<[Verdict]>::to_vec).unwrap_or_default(),
             None,
             Vec::new(),
         ));
     }
+}
 
-    // Leadership may have moved while evaluating.
-    if !*ctx.leader.borrow() {
-        return Ok(Action::requeue(NOT_LEADER));
+/// Records what the plan did and said, with the write's result, when it acts or notes.
+fn record_write(
+    records: &Recorder,
+    recording: &Recording<'_>,
+    outcome: &Result<Option<Deployment>, ActError>,
+) {
+    let plan = recording.plan;
+    if !plan.acts.is_empty() || !plan.notes.is_empty() {
+        let (result, notes) = match outcome {
+            Ok(_) => (WriteResult::Ok, plan.notes.clone()),
+            Err(e) => (WriteResult::Failed(e.to_string()), Vec::new()),
+        };
+        records.write(&recording.record(Kind::Action, Vec::new(), Some(result), notes));
     }
+}
+
+/// How long until the next look, as a wall-clock wait: the plan's requeue, no later than a
+/// pending unwritten evaluation goes stale.
+fn next_look<S>(
+    ctx: &Context<S>,
+    plan: &Plan,
+    kept: &Kept,
+    now: Timestamp,
+    began: Instant,
+) -> Duration {
     let mut requeue = plan.requeue;
     if let Some(u) = &kept.unwritten {
         let left = Duration::try_from(u.fresh_until.duration_since(now)).unwrap_or_default();
@@ -384,96 +525,138 @@ async fn reconcile_at<S: MetricSource + Send + Sync + 'static>(
     }
     // The plan counts from `now`, taken before evaluating: count the time that took (and
     // the write), so that evaluations stay one interval apart rather than drift later every cycle.
-    let requeue = ctx.wall(requeue).saturating_sub(began.elapsed());
-    let outcome = ctx.actuator.write(&d, &replicasets, &plan).await;
-    if !plan.acts.is_empty() || !plan.notes.is_empty() {
-        let (result, notes) = match &outcome {
-            Ok(_) => (WriteResult::Ok, plan.notes.clone()),
-            Err(e) => (WriteResult::Failed(e.to_string()), Vec::new()),
-        };
-        ctx.records
-            .write(&record(Kind::Action, Vec::new(), Some(result), notes));
+    ctx.wall(requeue).saturating_sub(began.elapsed())
+}
+
+/// A step whose plan the actuator was asked to write: what follows depends on the write's
+/// outcome.
+struct AfterWrite<S> {
+    ctx: Arc<Context<S>>,
+    d: Arc<Deployment>,
+    key: ObjectRef<Deployment>,
+    name: String,
+    view: RolloutView,
+    now: Timestamp,
+    kept: Kept,
+    resolved: Resolved,
+    decided: Decided,
+}
+
+impl<S: MetricSource + Send + Sync + 'static> AfterWrite<S> {
+    /// The plan was written (or needed no write): tells of it, keeps its memory, and looks
+    /// again after `requeue` (sooner after a write, for the watch to catch up).
+    async fn succeeded(self, written: Option<Deployment>, requeue: Duration) -> Action {
+        let AfterWrite {
+            ctx,
+            d,
+            key,
+            view,
+            now,
+            mut kept,
+            resolved,
+            decided,
+            ..
+        } = self;
+        let plan = &decided.plan;
+        notify(&ctx.notifier, &view, &plan.notes, now);
+        count(&ctx.metrics, &view, &plan.acts, ActionResult::Ok);
+        count(
+            &ctx.metrics,
+            &view,
+            &plan.suppressed,
+            ActionResult::Recorded,
+        );
+        if let Some(w) = &written {
+            kept.written = Some(Written {
+                seq: plan.memory.seq,
+                over: d.metadata.resource_version.clone(),
+                generation: w.metadata.generation,
+            });
+        }
+        say(
+            &ctx,
+            &d,
+            &view,
+            plan,
+            Arc::clone(decided.rules(&resolved.rules)),
+            now,
+            !resolved.settings.dry_run(),
+        )
+        .await;
+        kept.memory = decided.plan.memory;
+        ctx.keep(key, kept);
+        ctx.metrics.rollouts_analysed.set(ctx.analysing());
+        if written.is_some() {
+            Action::requeue(AFTER_WRITE.max(Duration::from_millis(1)).min(requeue))
+        } else {
+            Action::requeue(requeue)
+        }
     }
-    match outcome {
-        Ok(written) => {
-            notify(&ctx.notifier, &view, &plan.notes, now);
-            count(&ctx.metrics, &view, &plan.acts, ActionResult::Ok);
-            count(
-                &ctx.metrics,
-                &view,
-                &plan.suppressed,
-                ActionResult::Recorded,
-            );
-            if let Some(w) = &written {
-                kept.written = Some(Written {
-                    seq: plan.memory.seq,
-                    over: d.metadata.resource_version.clone(),
-                    generation: w.metadata.generation,
-                });
-            }
-            say(
-                &ctx,
-                &d,
-                &view,
-                &plan,
-                Arc::clone(rules),
-                now,
-                !settings.dry_run(),
-            )
-            .await;
-            kept.memory = plan.memory;
-            ctx.keep(key, kept);
-            ctx.metrics.rollouts_analysed.set(ctx.analysing());
-            Ok(Action::requeue(if written.is_some() {
-                AFTER_WRITE.max(Duration::from_millis(1)).min(requeue)
-            } else {
-                requeue
-            }))
+
+    /// Someone else wrote first: keeps the verdicts to decide on again, never overwrites, and
+    /// decides again now on the Deployment read afresh (a few times), or after a backoff.
+    async fn conflict(self, attempt: u32) -> Result<Action, ReconcileError> {
+        let AfterWrite {
+            ctx,
+            d,
+            key,
+            name,
+            view,
+            now,
+            mut kept,
+            resolved,
+            decided,
+        } = self;
+        count(
+            &ctx.metrics,
+            &view,
+            &decided.plan.acts,
+            ActionResult::Conflict,
+        );
+        tracing::info!(deployment = %name, "conflict writing the plan; re-reading");
+        // Reused verdicts keep their freshness: conflict after conflict never makes them
+        // new. Fresh ones stay usable for an interval from now, however long evaluating
+        // took: a slow evaluation must not be thrown away for a status update it overlapped.
+        let after_conflict = (ctx.clock)();
+        if let Some(mut u) = decided.reused {
+            u.conflicts += 1;
+            kept.unwritten = Some(u);
+        } else if let (Some(target), Some(verdicts)) = (decided.wanted, decided.evaluated) {
+            kept.unwritten = Some(Unwritten {
+                at: now,
+                fresh_until: guard::after(after_conflict, resolved.settings.interval),
+                conflicts: 1,
+                target,
+                rules: resolved.rules,
+                verdicts,
+            });
         }
-        Err(ActError::Conflict(_)) => {
-            // Someone else wrote first: re-read and re-decide, never overwrite.
-            count(&ctx.metrics, &view, &plan.acts, ActionResult::Conflict);
-            tracing::info!(deployment = %name, "conflict writing the plan; re-reading");
-            // Reused verdicts keep their freshness: conflict after conflict never makes them
-            // new. Fresh ones stay usable for an interval from now, however long evaluating
-            // took: a slow evaluation must not be thrown away for a status update it overlapped.
-            let after_conflict = (ctx.clock)();
-            if let Some(mut u) = reused {
-                u.conflicts += 1;
-                kept.unwritten = Some(u);
-            } else if let (Some(target), Some(verdicts)) = (wanted, evaluated) {
-                kept.unwritten = Some(Unwritten {
-                    at: now,
-                    fresh_until: guard::after(after_conflict, settings.interval),
-                    conflicts: 1,
-                    target,
-                    rules: resolved.rules,
-                    verdicts,
-                });
-            }
-            let backoff = conflict_backoff(kept.unwritten.as_ref().map_or(1, |u| u.conflicts));
-            ctx.keep(key, kept);
-            // The watch may lag behind the change that beat us (a status update during the
-            // rollout, every few seconds): read it afresh and decide again now, a few times.
-            if attempt < CONFLICT_RETRIES
-                && let Some(fresh) = read_afresh(&ctx, &d).await
-            {
-                tracing::debug!(deployment = %name, attempt, "deciding again on the Deployment read afresh");
-                return Box::pin(reconcile_at(Arc::new(fresh), ctx, attempt + 1)).await;
-            }
-            Ok(Action::requeue(ctx.wall(backoff)))
+        let backoff = conflict_backoff(kept.unwritten.as_ref().map_or(1, |u| u.conflicts));
+        ctx.keep(key, kept);
+        // The watch may lag behind the change that beat us (a status update during the
+        // rollout, every few seconds): read it afresh and decide again now, a few times.
+        if attempt < CONFLICT_RETRIES
+            && let Some(fresh) = read_afresh(&ctx, &d).await
+        {
+            tracing::debug!(deployment = %name, attempt, "deciding again on the Deployment read afresh");
+            return Box::pin(reconcile_at(Arc::new(fresh), ctx, attempt + 1)).await;
         }
-        Err(ActError::Gone) => Ok(Action::await_change()),
-        Err(e) => {
-            count(&ctx.metrics, &view, &plan.acts, e.result());
-            ctx.keep(key, kept);
-            Err(ReconcileError::Write(name, e))
-        }
+        Ok(Action::requeue(ctx.wall(backoff)))
+    }
+
+    /// The write failed otherwise: counts it, keeps what is known, and returns the error.
+    fn failed(self, e: ActError) -> ReconcileError {
+        count(
+            &self.ctx.metrics,
+            &self.view,
+            &self.decided.plan.acts,
+            e.result(),
+        );
+        self.ctx.keep(self.key, self.kept);
+        ReconcileError::Write(self.name, e)
     }
 }
 
-/// Evaluates the rules for `target` now, within the limit of evaluations at once, and counts
-/// the verdicts and query errors.
 /// What this process knows of the Deployment `d`: its kept memory, or the one on the
 /// Deployment when another replica (or an earlier life of this one) wrote a newer one.
 /// `Err(wait)` while our last write is not in the store yet: decide on what was written, not
@@ -542,6 +725,8 @@ fn conflict_backoff(conflicts: u32) -> Duration {
         .min(AFTER_CONFLICT_MAX)
 }
 
+/// Evaluates the rules for `target` now, within the limit of evaluations at once, and counts
+/// the verdicts and query errors.
 async fn evaluate_now<S: MetricSource>(
     ctx: &Context<S>,
     rules: &RuleSet,

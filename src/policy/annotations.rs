@@ -116,41 +116,29 @@ pub fn resolve(
         }
     }
     if let Some(v) = annotations.get(INTERVAL) {
-        match duration(v) {
-            Ok(d) if (MIN_INTERVAL..=MAX_INTERVAL).contains(&d) => s.interval = d,
-            Ok(_) => problems.push(format!(
-                "{INTERVAL}: {v:?} is outside 5s to 10m (a shorter interval loads Prometheus and the records for every tenant)"
-            )),
-            Err(e) => problems.push(format!("{INTERVAL}: {e}")),
+        match interval(v) {
+            Ok(d) => s.interval = d,
+            Err(e) => problems.push(e),
         }
     }
     if let Some(v) = annotations.get(BAKE_TIME) {
-        match duration(v) {
-            Ok(d) if d <= MAX_BAKE => s.bake = d,
-            Ok(_) => problems.push(format!("{BAKE_TIME}: {v:?} is longer than 24h")),
-            Err(e) => problems.push(format!("{BAKE_TIME}: {e}")),
+        match bake_time(v) {
+            Ok(d) => s.bake = d,
+            Err(e) => problems.push(e),
         }
     }
     if let Some(v) = annotations.get(GATE_STEPS) {
-        let parsed: Result<Vec<u32>, _> = v
-            .split(',')
-            .map(str::trim)
-            .filter(|p| !p.is_empty())
-            .map(|p| p.trim_end_matches('%').parse::<u32>())
-            .collect();
-        match parsed.map_err(|e| e.to_string()).and_then(|steps| {
-            gate_steps_ok(&steps)?;
-            Ok(steps)
-        }) {
+        match gate_steps(v) {
             Ok(steps) => s.gate_steps = steps,
-            Err(e) => problems.push(format!("{GATE_STEPS}: {v:?}: {e}")),
+            Err(e) => problems.push(e),
         }
     }
     if let Some(v) = annotations.get(KILL_SWITCH) {
-        match v.trim() {
-            "true" => s.kill_switch = true,
-            "false" => {}
-            other => problems.push(format!("{KILL_SWITCH}: {other:?} is not true or false")),
+        match kill_switch(v) {
+            Ok(true) => s.kill_switch = true,
+            // `false` leaves the base setting as it is.
+            Ok(false) => {}
+            Err(e) => problems.push(e),
         }
     }
     if let Some(v) = annotations.get(ALLOW_REVISION) {
@@ -160,27 +148,9 @@ pub fn resolve(
         }
     }
     if let Some(v) = annotations.get(RULES) {
-        let names: Vec<&str> = v
-            .split(',')
-            .map(str::trim)
-            .filter(|n| !n.is_empty())
-            .collect();
-        let unknown: Vec<&str> = names
-            .iter()
-            .copied()
-            .filter(|n| rules.get(n).is_none())
-            .collect();
-        if !unknown.is_empty() {
-            problems.push(format!(
-                "{RULES}: no loaded rule is named {}",
-                unknown.join(", ")
-            ));
-        } else if names.is_empty() {
-            problems.push(format!("{RULES}: names no rule"));
-        } else {
-            let mut subset = RuleSet::clone(rules);
-            subset.rules.retain(|r| names.contains(&r.name.as_str()));
-            chosen = Arc::new(subset);
+        match rule_subset(v, rules) {
+            Ok(subset) => chosen = subset,
+            Err(e) => problems.push(e),
         }
     }
     if !problems.is_empty() {
@@ -193,6 +163,82 @@ pub fn resolve(
     }
 }
 
+/// The interval annotation's value, within [`MIN_INTERVAL`] to [`MAX_INTERVAL`]; `Err` is the
+/// problem to report.
+fn interval(v: &str) -> Result<Duration, String> {
+    match duration(v) {
+        Ok(d) if (MIN_INTERVAL..=MAX_INTERVAL).contains(&d) => Ok(d),
+        Ok(_) => Err(format!(
+            "{INTERVAL}: {v:?} is outside 5s to 10m (a shorter interval loads Prometheus and the records for every tenant)"
+        )),
+        Err(e) => Err(format!("{INTERVAL}: {e}")),
+    }
+}
+
+/// The bake-time annotation's value, at most [`MAX_BAKE`]; `Err` is the problem to report.
+fn bake_time(v: &str) -> Result<Duration, String> {
+    match duration(v) {
+        Ok(d) if d <= MAX_BAKE => Ok(d),
+        Ok(_) => Err(format!("{BAKE_TIME}: {v:?} is longer than 24h")),
+        Err(e) => Err(format!("{BAKE_TIME}: {e}")),
+    }
+}
+
+/// The gate-steps annotation's percentages (`25%, 50`); `Err` is the problem to report.
+fn gate_steps(v: &str) -> Result<Vec<u32>, String> {
+    let parsed: Result<Vec<u32>, _> = v
+        .split(',')
+        .map(str::trim)
+        .filter(|p| !p.is_empty())
+        .map(|p| p.trim_end_matches('%').parse::<u32>())
+        .collect();
+    parsed
+        .map_err(|e| e.to_string())
+        .and_then(|steps| {
+            gate_steps_ok(&steps)?;
+            Ok(steps)
+        })
+        .map_err(|e| format!("{GATE_STEPS}: {v:?}: {e}"))
+}
+
+/// Whether the kill-switch annotation turns the kill switch on (`true`) or says nothing
+/// (`false`); `Err` is the problem to report.
+fn kill_switch(v: &str) -> Result<bool, String> {
+    match v.trim() {
+        "true" => Ok(true),
+        "false" => Ok(false),
+        other => Err(format!("{KILL_SWITCH}: {other:?} is not true or false")),
+    }
+}
+
+/// The loaded rules the rules annotation names (all of them must be loaded, and it must name
+/// one); `Err` is the problem to report.
+fn rule_subset(v: &str, rules: &Arc<RuleSet>) -> Result<Arc<RuleSet>, String> {
+    let names: Vec<&str> = v
+        .split(',')
+        .map(str::trim)
+        .filter(|n| !n.is_empty())
+        .collect();
+    let unknown: Vec<&str> = names
+        .iter()
+        .copied()
+        .filter(|n| rules.get(n).is_none())
+        .collect();
+    if !unknown.is_empty() {
+        Err(format!(
+            "{RULES}: no loaded rule is named {}",
+            unknown.join(", ")
+        ))
+    } else if names.is_empty() {
+        Err(format!("{RULES}: names no rule"))
+    } else {
+        let mut subset = RuleSet::clone(rules);
+        subset.rules.retain(|r| names.contains(&r.name.as_str()));
+        Ok(Arc::new(subset))
+    }
+}
+
+/// A duration annotation's value (`30s`, `5m`).
 fn duration(v: &str) -> Result<Duration, String> {
     v.trim()
         .parse::<PromDuration>()

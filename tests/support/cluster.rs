@@ -227,6 +227,39 @@ impl Cluster {
         .await
     }
 
+    /// The reasons of the Events on the Deployment once every one of `wanted` is among them,
+    /// or what there is after 10 s (for the caller's assertion to name). The controller
+    /// publishes an Event after the write it announces: a test that has seen the write may
+    /// look before the Event is there.
+    pub async fn reasons_with(&self, name: &str, wanted: &[&str]) -> Vec<String> {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        loop {
+            let reasons: Vec<String> = self.events(name).await.into_iter().map(|e| e.0).collect();
+            let all = wanted.iter().all(|w| reasons.iter().any(|r| r == w));
+            if all || tokio::time::Instant::now() > deadline {
+                return reasons;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// [`Cluster::published`] once `ready` holds for it, or as it is after 10 s (for the
+    /// caller's assertion to name): an Event follows the write it announces.
+    pub async fn published_when(
+        &self,
+        name: &str,
+        ready: impl Fn(&[(String, String, i32)]) -> bool,
+    ) -> Vec<(String, String, i32)> {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        loop {
+            let events = self.published(name).await;
+            if ready(&events) || tokio::time::Instant::now() > deadline {
+                return events;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
     /// (reason, note) of the Events on the Deployment, oldest first.
     pub async fn events(&self, name: &str) -> Vec<(String, String)> {
         self.published(name)

@@ -9,7 +9,7 @@
 mod answer;
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -144,6 +144,89 @@ pub fn normalise_url(url: &str) -> String {
     url.trim().trim_end_matches('/').to_string()
 }
 
+/// The settings' URL normalised, if it is an http or https URL.
+fn checked_url(cfg: &PrometheusConfig) -> Result<String, ConfigError> {
+    let url = normalise_url(&cfg.url);
+    let parsed = reqwest::Url::parse(&url).map_err(|e| ConfigError::Url {
+        url: cfg.url.clone(),
+        reason: e.to_string(),
+    })?;
+    if !matches!(parsed.scheme(), "http" | "https") {
+        return Err(ConfigError::Url {
+            url: cfg.url.clone(),
+            reason: "the scheme must be http or https".into(),
+        });
+    }
+    Ok(url)
+}
+
+/// The headers every request carries: the configured ones and basic auth (its password file
+/// read now), all marked sensitive.
+fn default_headers(cfg: &PrometheusConfig) -> Result<HeaderMap, ConfigError> {
+    let mut headers = HeaderMap::new();
+    for (name, value) in &cfg.headers {
+        let bad = |reason: String| ConfigError::Header {
+            name: name.clone(),
+            reason,
+        };
+        let n = HeaderName::from_bytes(name.as_bytes()).map_err(|e| bad(e.to_string()))?;
+        let mut v = HeaderValue::from_str(value).map_err(|e| bad(e.to_string()))?;
+        v.set_sensitive(true);
+        headers.insert(n, v);
+    }
+    if let Some(auth) = &cfg.basic_auth {
+        let password = read_secret("basic-auth password file", &auth.password_file)?;
+        let encoded = BASE64.encode(format!("{}:{}", auth.username, password));
+        let mut v = HeaderValue::from_str(&format!("Basic {encoded}")).map_err(|e| {
+            ConfigError::Header {
+                name: "Authorization".into(),
+                reason: e.to_string(),
+            }
+        })?;
+        v.set_sensitive(true);
+        headers.insert(AUTHORIZATION, v);
+    }
+    Ok(headers)
+}
+
+/// The HTTP client: the settings' timeouts, `headers` on every request, and the CA file's
+/// certificates trusted too.
+fn http_client(cfg: &PrometheusConfig, headers: HeaderMap) -> Result<reqwest::Client, ConfigError> {
+    // The server gets the query timeout; the request gets a little more, so that a
+    // Prometheus-side timeout comes back as its own answer rather than a broken connection.
+    let request_timeout = cfg.timeout.as_std() + Duration::from_secs(2);
+    let mut builder = reqwest::Client::builder()
+        .timeout(request_timeout)
+        .connect_timeout(Duration::from_secs(5).min(request_timeout))
+        .default_headers(headers);
+    if let Some(path) = &cfg.ca_file {
+        builder = builder.tls_certs_merge(ca_certs(path)?);
+    }
+    builder
+        .build()
+        .map_err(|e| ConfigError::Client(e.to_string()))
+}
+
+/// The certificates of the PEM bundle at `path` (at least one).
+fn ca_certs(path: &Path) -> Result<Vec<reqwest::Certificate>, ConfigError> {
+    let pem = std::fs::read(path).map_err(|source| ConfigError::File {
+        what: "CA file",
+        path: path.to_path_buf(),
+        source,
+    })?;
+    let certs = reqwest::Certificate::from_pem_bundle(&pem).map_err(|e| ConfigError::Ca {
+        path: path.to_path_buf(),
+        reason: e.to_string(),
+    })?;
+    if certs.is_empty() {
+        return Err(ConfigError::Ca {
+            path: path.to_path_buf(),
+            reason: "no PEM certificate in it".into(),
+        });
+    }
+    Ok(certs)
+}
+
 impl PrometheusSource {
     /// Builds the client. Files named in the settings are read now, so a typo fails at start.
     pub fn new(cfg: &PrometheusConfig) -> Result<Self, ConfigError> {
@@ -153,72 +236,12 @@ impl PrometheusSource {
                 answer: cfg.max_answer_bytes,
             });
         }
-        let url = normalise_url(&cfg.url);
-        let parsed = reqwest::Url::parse(&url).map_err(|e| ConfigError::Url {
-            url: cfg.url.clone(),
-            reason: e.to_string(),
-        })?;
-        if !matches!(parsed.scheme(), "http" | "https") {
-            return Err(ConfigError::Url {
-                url: cfg.url.clone(),
-                reason: "the scheme must be http or https".into(),
-            });
-        }
-        let mut headers = HeaderMap::new();
-        for (name, value) in &cfg.headers {
-            let bad = |reason: String| ConfigError::Header {
-                name: name.clone(),
-                reason,
-            };
-            let n = HeaderName::from_bytes(name.as_bytes()).map_err(|e| bad(e.to_string()))?;
-            let mut v = HeaderValue::from_str(value).map_err(|e| bad(e.to_string()))?;
-            v.set_sensitive(true);
-            headers.insert(n, v);
-        }
-        if let Some(auth) = &cfg.basic_auth {
-            let password = read_secret("basic-auth password file", &auth.password_file)?;
-            let encoded = BASE64.encode(format!("{}:{}", auth.username, password));
-            let mut v = HeaderValue::from_str(&format!("Basic {encoded}")).map_err(|e| {
-                ConfigError::Header {
-                    name: "Authorization".into(),
-                    reason: e.to_string(),
-                }
-            })?;
-            v.set_sensitive(true);
-            headers.insert(AUTHORIZATION, v);
-        }
+        let url = checked_url(cfg)?;
+        let headers = default_headers(cfg)?;
         if let Some(path) = &cfg.bearer_token_file {
             read_secret("bearer token file", path)?;
         }
-        // The server gets the query timeout; the request gets a little more, so that a
-        // Prometheus-side timeout comes back as its own answer rather than a broken connection.
-        let request_timeout = cfg.timeout.as_std() + Duration::from_secs(2);
-        let mut builder = reqwest::Client::builder()
-            .timeout(request_timeout)
-            .connect_timeout(Duration::from_secs(5).min(request_timeout))
-            .default_headers(headers);
-        if let Some(path) = &cfg.ca_file {
-            let pem = std::fs::read(path).map_err(|source| ConfigError::File {
-                what: "CA file",
-                path: path.clone(),
-                source,
-            })?;
-            let certs =
-                reqwest::Certificate::from_pem_bundle(&pem).map_err(|e| ConfigError::Ca {
-                    path: path.clone(),
-                    reason: e.to_string(),
-                })?;
-            if certs.is_empty() {
-                return Err(ConfigError::Ca {
-                    path: path.clone(),
-                    reason: "no PEM certificate in it".into(),
-                });
-            }
-            builder = builder.tls_certs_merge(certs);
-        }
-        let http = builder
-            .build()
-            .map_err(|e| ConfigError::Client(e.to_string()))?;
+        let http = http_client(cfg, headers)?;
         let client = Client::from(http, &url).map_err(|e| ConfigError::Url {
             url: cfg.url.clone(),
             reason: e.to_string(),

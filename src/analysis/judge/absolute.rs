@@ -21,47 +21,13 @@ pub(super) fn absolute(
     if let Err(e) = enough(all_new.values.len(), "new", rule.min_samples) {
         return Judged::Missing(e);
     }
-    let near = match rule.direction {
-        Direction::HigherIsWorse => rule.threshold * rule.old_too_at,
-        Direction::LowerIsWorse => rule.threshold / rule.old_too_at,
-    };
+    let near = near_threshold(rule);
     let old_samples = old.filter(|_| rule.unless_old_too).map(|o| samples(o, w));
-    // Moment by moment: where the old pods' median was itself near the threshold, the pressure
-    // was shared. Only the new pods' samples from the other moments can blame the release.
-    let mut shared_moments = 0;
-    let (n, old_aligned) = match &old_samples {
-        Some(o) => {
-            let old_median = medians_by_time(o);
-            let calm: std::collections::BTreeSet<i64> = old_median
-                .iter()
-                .filter(|(_, m)| !breaches(**m, near, rule.direction))
-                .map(|(t, _)| *t)
-                .collect();
-            shared_moments = all_new
-                .times
-                .iter()
-                .filter(|t| old_median.contains_key(t) && !calm.contains(t))
-                .count();
-            let n = restricted(&all_new, &calm);
-            if n.values.len() >= rule.min_samples {
-                let o = restricted(o, &calm);
-                (n, Some(o))
-            } else if shared_moments > 0 {
-                // Too few calm moments: judge by the moments both sides were measured, which had
-                // the old pods under pressure too.
-                let both: std::collections::BTreeSet<i64> = all_new
-                    .times
-                    .iter()
-                    .copied()
-                    .filter(|t| old_median.contains_key(t))
-                    .collect();
-                (restricted(&all_new, &both), Some(restricted(o, &both)))
-            } else {
-                (all_new, None)
-            }
-        }
-        None => (all_new, None),
-    };
+    let Aligned {
+        new: n,
+        old: old_aligned,
+        shared_moments,
+    } = aligned(rule, all_new, old_samples.as_ref(), near);
     if n.values.is_empty() {
         return Judged::Missing("no finite samples".into());
     }
@@ -82,17 +48,121 @@ pub(super) fn absolute(
     // Nothing to rule out a shared cause with: warn, unless told to act anyway.
     let warn_only =
         fail && rule.unless_old_too && old_value.is_none() && !rule.act_without_baseline;
-    let cmp = rule.direction.symbol();
     let new_summary = summary(&n);
-    let mut reason = format!(
+    let mut reason = headline(rule, value, &new_summary, breach);
+    explain(
+        &mut reason,
+        rule,
+        old_value,
+        shared_moments,
+        shared,
+        warn_only,
+    );
+    Judged::Decided {
+        fail,
+        reason,
+        building: false,
+        warn_only,
+        evidence: Evidence::Absolute(AbsoluteEvidence {
+            new: new_summary,
+            old: old_summary,
+            quantile: rule.quantile,
+            value,
+            old_value,
+            threshold: rule.threshold,
+            direction: rule.direction,
+            unit: rule.unit,
+        }),
+    }
+}
+
+/// The samples an absolute check judges by: the new pods', the old pods' at the same moments
+/// (if any), and how many new samples were left out as under shared pressure.
+struct Aligned {
+    new: Samples,
+    old: Option<Samples>,
+    shared_moments: usize,
+}
+
+/// Aligns the new pods' samples with the old pods' `old` (if they are compared with), moment
+/// by moment: where the old pods' median was itself `near` the threshold, the pressure was
+/// shared, and only the new pods' samples from the other moments can blame the release.
+fn aligned(rule: &Absolute, all_new: Samples, old: Option<&Samples>, near: f64) -> Aligned {
+    let Some(o) = old else {
+        return Aligned {
+            new: all_new,
+            old: None,
+            shared_moments: 0,
+        };
+    };
+    let old_median = medians_by_time(o);
+    let calm: std::collections::BTreeSet<i64> = old_median
+        .iter()
+        .filter(|(_, m)| !breaches(**m, near, rule.direction))
+        .map(|(t, _)| *t)
+        .collect();
+    let shared_moments = all_new
+        .times
+        .iter()
+        .filter(|t| old_median.contains_key(t) && !calm.contains(t))
+        .count();
+    let n = restricted(&all_new, &calm);
+    let (new, old) = if n.values.len() >= rule.min_samples {
+        let o = restricted(o, &calm);
+        (n, Some(o))
+    } else if shared_moments > 0 {
+        // Too few calm moments: judge by the moments both sides were measured, which had
+        // the old pods under pressure too.
+        let both: std::collections::BTreeSet<i64> = all_new
+            .times
+            .iter()
+            .copied()
+            .filter(|t| old_median.contains_key(t))
+            .collect();
+        (restricted(&all_new, &both), Some(restricted(o, &both)))
+    } else {
+        (all_new, None)
+    };
+    Aligned {
+        new,
+        old,
+        shared_moments,
+    }
+}
+
+/// The level at which the old pods count as under the same pressure: `old_too_at` of the
+/// threshold, on its bad side.
+fn near_threshold(rule: &Absolute) -> f64 {
+    match rule.direction {
+        Direction::HigherIsWorse => rule.threshold * rule.old_too_at,
+        Direction::LowerIsWorse => rule.threshold / rule.old_too_at,
+    }
+}
+
+/// The reason's first part: the new pods' quantile `value` against the threshold.
+fn headline(rule: &Absolute, value: f64, new: &SampleSummary, breach: bool) -> String {
+    let cmp = rule.direction.symbol();
+    format!(
         "new pods' p{} {} ({} samples from {} pods) {} threshold {}",
         (rule.quantile * 100.0).round(),
         fmt_num(value),
-        new_summary.samples,
-        new_summary.pods,
+        new.samples,
+        new.pods,
         if breach { cmp } else { "within" },
         fmt_num(rule.threshold)
-    );
+    )
+}
+
+/// Adds to `reason` what the old pods say: their value at the same moments, the new samples
+/// left out, a shared cause, or that nothing rules one out (`warn_only`).
+fn explain(
+    reason: &mut String,
+    rule: &Absolute,
+    old_value: Option<f64>,
+    shared_moments: usize,
+    shared: bool,
+    warn_only: bool,
+) {
     if let Some(ov) = old_value {
         let _ = write!(reason, "; old pods {} at the same moments", fmt_num(ov));
     }
@@ -112,21 +182,5 @@ pub(super) fn absolute(
     }
     if warn_only {
         reason.push_str("; no old pods to rule out a shared cause (load, a dependency), so this only warns (act_without_baseline: false)");
-    }
-    Judged::Decided {
-        fail,
-        reason,
-        building: false,
-        warn_only,
-        evidence: Evidence::Absolute(AbsoluteEvidence {
-            new: new_summary,
-            old: old_summary,
-            quantile: rule.quantile,
-            value,
-            old_value,
-            threshold: rule.threshold,
-            direction: rule.direction,
-            unit: rule.unit,
-        }),
     }
 }

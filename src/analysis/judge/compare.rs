@@ -16,8 +16,8 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use super::{
-    Baseline, CompareEvidence, CompareHistory, Evidence, Judged, Samples, Window, enough, fmt_num,
-    fmt_p, medians_by_time, no_baseline, rate_ratio, restricted, samples, summary,
+    Baseline, CompareEvidence, CompareHistory, Evidence, Judged, SampleSummary, Samples, Window,
+    enough, fmt_num, fmt_p, medians_by_time, no_baseline, rate_ratio, restricted, samples, summary,
 };
 use crate::analysis::rules::{Compare, Direction};
 use crate::analysis::source::Series;
@@ -257,48 +257,19 @@ fn at_same_moments(rule: &Compare, n: &Samples, o: &Samples, na: &Aligned, oa: &
     let pod_p = pods_stand_out(&new_levels, &old_levels);
     let new_summary = summary(n);
     let old_summary = summary(o);
-    let significant = p_value < rule.alpha;
-    let large = median_ratio_reached(median_ratio, rule.min_ratio);
-    let material = shift >= rule.min_shift && shift > 0.0;
-    let apart = pod_p.is_none_or(|p| p < rule.pod_alpha);
-    let agreed = most(worse_pods, new_levels.len()) && apart;
-    let fail = significant && large && material && agreed;
-    let mut reason = format!(
-        "median new {} vs old {} ({} vs {} samples from {} vs {} pods); against the old pods' median at the same moments: ratio {}, shift {}, p={} {} α={}; {} of {} new pods each worse by min_ratio {} and beyond every old pod",
-        fmt_num(new_summary.median),
-        fmt_num(old_summary.median),
-        na.ratio.len(),
-        oa.ratio.len(),
-        new_summary.pods,
-        old_summary.pods,
-        median_ratio.map_or("∞".to_string(), |r| format!("{r:.2}")),
-        fmt_num(shift),
-        fmt_p(p_value),
-        if significant { "<" } else { "≥" },
-        rule.alpha,
+    let m = Moments {
+        samples: (na.ratio.len(), oa.ratio.len()),
+        medians: (new_summary.median, old_summary.median),
+        pods: (new_summary.pods, old_summary.pods),
+        median_ratio,
+        shift,
+        p_value,
         worse_pods,
-        new_levels.len(),
-        rule.min_ratio,
-    );
-    if significant && !(large && material) {
-        reason.push_str(&format!(
-            "; significant but below min_ratio {} or min_shift {}",
-            rule.min_ratio, rule.min_shift
-        ));
-    } else if significant && !agreed {
-        reason.push_str("; significant, but not on most new pods: one pod's node, not the release");
-    }
-    if let Some(p) = pod_p {
-        reason.push_str(&format!(
-            "; pod levels against the old pods' spread: p={} {} pod_alpha={}",
-            fmt_p(p),
-            if p < rule.pod_alpha { "<" } else { "≥" },
-            rule.pod_alpha
-        ));
-        if significant && large && material && most(worse_pods, new_levels.len()) && !apart {
-            reason.push_str(" (within how much the old pods differ from each other)");
-        }
-    }
+        judged: new_levels.len(),
+        pod_p,
+    };
+    let fail = m.fails(rule);
+    let reason = m.reason(rule);
     Judged::Decided {
         fail,
         reason,
@@ -321,6 +292,92 @@ fn at_same_moments(rule: &Compare, n: &Samples, o: &Samples, na: &Aligned, oa: &
             pods_judged: new_levels.len(),
             history: None,
         }),
+    }
+}
+
+/// What the comparison at the same moments found, for its verdict.
+struct Moments {
+    /// New and old: samples, medians, pods.
+    samples: (usize, usize),
+    medians: (f64, f64),
+    pods: (usize, usize),
+    median_ratio: Option<f64>,
+    shift: f64,
+    p_value: f64,
+    worse_pods: usize,
+    judged: usize,
+    /// How far the new pods' levels stand out from the old pods' spread.
+    pod_p: Option<f64>,
+}
+
+impl Moments {
+    fn significant(&self, rule: &Compare) -> bool {
+        self.p_value < rule.alpha
+    }
+
+    /// Large and material: beyond the effect floor on the ratio and on the shift.
+    fn large(&self, rule: &Compare) -> bool {
+        median_ratio_reached(self.median_ratio, rule.min_ratio)
+            && self.shift >= rule.min_shift
+            && self.shift > 0.0
+    }
+
+    fn apart(&self, rule: &Compare) -> bool {
+        self.pod_p.is_none_or(|p| p < rule.pod_alpha)
+    }
+
+    /// Significant, large, and on most new pods, apart from the old pods' spread.
+    fn fails(&self, rule: &Compare) -> bool {
+        self.significant(rule)
+            && self.large(rule)
+            && most(self.worse_pods, self.judged)
+            && self.apart(rule)
+    }
+
+    fn reason(&self, rule: &Compare) -> String {
+        let significant = self.significant(rule);
+        let large = self.large(rule);
+        let mut reason = format!(
+            "median new {} vs old {} ({} vs {} samples from {} vs {} pods); against the old pods' median at the same moments: ratio {}, shift {}, p={} {} α={}; {} of {} new pods each worse by min_ratio {} and beyond every old pod",
+            fmt_num(self.medians.0),
+            fmt_num(self.medians.1),
+            self.samples.0,
+            self.samples.1,
+            self.pods.0,
+            self.pods.1,
+            self.median_ratio
+                .map_or("∞".to_string(), |r| format!("{r:.2}")),
+            fmt_num(self.shift),
+            fmt_p(self.p_value),
+            if significant { "<" } else { "≥" },
+            rule.alpha,
+            self.worse_pods,
+            self.judged,
+            rule.min_ratio,
+        );
+        let agreed = most(self.worse_pods, self.judged) && self.apart(rule);
+        if significant && !large {
+            reason.push_str(&format!(
+                "; significant but below min_ratio {} or min_shift {}",
+                rule.min_ratio, rule.min_shift
+            ));
+        } else if significant && !agreed {
+            reason.push_str(
+                "; significant, but not on most new pods: one pod's node, not the release",
+            );
+        }
+        if let Some(p) = self.pod_p {
+            reason.push_str(&format!(
+                "; pod levels against the old pods' spread: p={} {} pod_alpha={}",
+                fmt_p(p),
+                if p < rule.pod_alpha { "<" } else { "≥" },
+                rule.pod_alpha
+            ));
+            if significant && large && most(self.worse_pods, self.judged) && !self.apart(rule) {
+                reason.push_str(" (within how much the old pods differ from each other)");
+            }
+        }
+        reason
     }
 }
 
@@ -462,163 +519,250 @@ fn against_history(
 ) -> Result<Judged, String> {
     enough(n.values.len(), "new", rule.min_samples)?;
     let level = level.as_ref().map_err(Clone::clone)?;
-    let both = while_both_served(rule, new_over_span, level);
     let window_ms = ((w.at - w.start) * 1000.0).round() as i64;
-    let step_ms = ((w.step * 1000.0).round() as i64).max(1);
-    let before_times: Vec<i64> = level
-        .by_time
-        .range(level.last - window_ms + 1..=level.last)
-        .map(|(t, _)| *t)
-        .collect();
-    let before_values = level.stretch(level.last, window_ms);
-    let new_by_time = medians_by_time(n);
-    let new_times: Vec<i64> = new_by_time.keys().copied().collect();
-    let new_values: Vec<f64> = new_by_time.values().copied().collect();
-    let (Ok(before), Ok(after)) = (stats::median(&before_values), stats::median(&new_values))
-    else {
-        return Err("no finite samples".into());
-    };
-    if before <= 0.0 || after <= 0.0 {
+    let old = OldBefore::read(level, window_ms)?;
+    let new = NewLevel::read(rule, w, n)?;
+    if old.level <= 0.0 || new.level <= 0.0 {
         return Err(format!(
             "levels must be positive to be compared as a ratio (old {}, new {})",
-            fmt_num(before),
-            fmt_num(after)
+            fmt_num(old.level),
+            fmt_num(new.level)
         ));
     }
-    let new_len = (new_times.last().copied().unwrap_or_default()
-        - new_times.first().copied().unwrap_or_default())
-        + step_ms;
-    // A shared incident (a slow database, a noisy neighbour) lifts the level for a while; a
-    // regression lasts. The new level is judged only once it spans longer than
-    // `incident_span`, and without the stretch of that length that lifts it most.
-    let incident_ms = (rule.incident_span.as_secs_f64() * 1000.0).round() as i64;
-    if new_len <= incident_ms {
-        return Err(format!(
-            "the new pods' level after warm-up spans {}, not longer than incident_span {}: too short to tell the release from a shared incident",
-            fmt_minutes(new_len),
-            rule.incident_span
-        ));
-    }
-    let after = without_worst_stretch(&new_by_time, incident_ms, rule.direction).unwrap_or(after);
-    let gap = (middle(&new_times) - middle(&before_times)).max(0);
+    new.longer_than_an_incident(rule)?;
+    let after = new.without_an_incident(rule);
+    let gap = (middle(&new.times) - middle(&old.times)).max(0);
     let drift = level.drift(
         window_ms,
-        new_len,
+        new.len,
         gap,
         (
-            before_times.len().div_ceil(2).max(1),
-            new_times.len().div_ceil(2).max(1),
+            old.times.len().div_ceil(2).max(1),
+            new.times.len().div_ceil(2).max(1),
         ),
         rule.direction,
     );
-    let (largest, pairs) = (drift.largest, drift.pairs);
-    if pairs < rule.min_drift_pairs {
+    if drift.pairs < rule.min_drift_pairs {
         return Err(format!(
-            "its series over the last {} holds {pairs} pairs of stretches {} apart, fewer than min_drift_pairs {}: too little to know how much the metric moves by itself",
+            "its series over the last {} holds {} pairs of stretches {} apart, fewer than min_drift_pairs {}: too little to know how much the metric moves by itself",
             rule.history_span,
+            drift.pairs,
             fmt_minutes(gap),
             rule.min_drift_pairs
         ));
     }
-    let ratio = worse_ward(after / before, rule.direction);
     // Beyond both the effect floor and the metric's own drift. Not their product: on top of
     // the largest of ~40 drifts that floor held back a third of the +50% regressions
     // (BENCHMARKS.md, detection).
-    let needed = rule.min_ratio.max(largest);
+    let needed = rule.min_ratio.max(drift.largest);
     // The pods: each new pod's level must beat the regression's bar and the most one old pod
     // rose above the whole old version over the same gap.
     let new_levels: Vec<f64> = pod_medians(&n.values, &n.pod)
         .into_iter()
-        .map(|v| worse_ward(v / before, rule.direction))
+        .map(|v| worse_ward(v / old.level, rule.direction))
         .collect();
     let pod_needed = needed.max(drift.pod_bar);
-    let worse_pods = new_levels.iter().filter(|l| **l >= pod_needed).count();
-    let shift = match rule.direction {
-        Direction::HigherIsWorse => after - before,
-        Direction::LowerIsWorse => before - after,
-    };
-    // Where both versions served long enough to compare (after warm-up), a regression shows
-    // there too; a rise only after the old pods left is the load's, not the release's.
-    let consistent = both.as_ref().is_none_or(|b| b.ratio >= rule.min_ratio);
-    let fail = ratio >= needed
-        && shift >= rule.min_shift
-        && most(worse_pods, new_levels.len())
-        && consistent;
-    let new_summary = summary(n);
-    let old_summary = {
-        let keep: BTreeSet<i64> = before_times.iter().copied().collect();
-        summary(&restricted(&level.samples, &keep))
-    };
-    let mut reason = format!(
-        "the old pods are gone, so against the old version's history: median new {} ({} samples from {} pods) vs the old version's {} in the {} before its last sample: ratio {:.2}; over the last {} the old version's own level moved at most ×{:.2} between stretches {} apart ({pairs} pairs), so a regression needs ×{:.2} (the larger of min_ratio {} and that drift); {} of {} new pods each beyond ×{:.2} (that, or the most one old pod rose above the whole)",
-        fmt_num(after),
-        new_summary.samples,
-        new_summary.pods,
-        fmt_num(before),
-        fmt_minutes(window_ms),
-        ratio,
-        rule.history_span,
-        largest,
-        fmt_minutes(gap),
+    let both = while_both_served(rule, new_over_span, level);
+    let judged = HistoryJudged {
+        before: old.level,
+        after,
+        ratio: worse_ward(after / old.level, rule.direction),
+        shift: match rule.direction {
+            Direction::HigherIsWorse => after - old.level,
+            Direction::LowerIsWorse => old.level - after,
+        },
+        gap,
         needed,
-        rule.min_ratio,
-        worse_pods,
-        new_levels.len(),
         pod_needed,
-    );
-    if let Some(b) = &both {
-        reason.push_str(&format!(
-            "; while both served: ratio {:.2} over {} new samples{}",
-            b.ratio,
-            b.samples,
-            if consistent {
-                ""
-            } else {
-                ", below min_ratio: the rise came after the old pods left (load), not with the release"
-            }
-        ));
+        worse_pods: new_levels.iter().filter(|l| **l >= pod_needed).count(),
+        pods_judged: new_levels.len(),
+        // Where both versions served long enough to compare (after warm-up), a regression
+        // shows there too; a rise only after the old pods left is the load's, not the release's.
+        consistent: both.as_ref().is_none_or(|b| b.ratio >= rule.min_ratio),
+        both,
+        drift,
+        window_ms,
+    };
+    let keep: BTreeSet<i64> = old.times.iter().copied().collect();
+    let summaries = (summary(n), summary(&restricted(&level.samples, &keep)));
+    Ok(judged.verdict(rule, level, &old.times, summaries))
+}
+
+/// The old version's level over the window before its last sample.
+struct OldBefore {
+    times: Vec<i64>,
+    level: f64,
+}
+
+impl OldBefore {
+    fn read(level: &OldLevel, window_ms: i64) -> Result<OldBefore, String> {
+        let times: Vec<i64> = level
+            .by_time
+            .range(level.last - window_ms + 1..=level.last)
+            .map(|(t, _)| *t)
+            .collect();
+        let values = level.stretch(level.last, window_ms);
+        let level = stats::median(&values).map_err(|_| "no finite samples".to_string())?;
+        Ok(OldBefore { times, level })
     }
-    Ok(Judged::Decided {
-        fail,
-        reason,
-        building: false,
-        warn_only: false,
-        evidence: Evidence::Compare(CompareEvidence {
-            new: new_summary,
-            old: old_summary,
-            direction: rule.direction,
-            median_ratio: Some(ratio),
-            shift,
-            u_statistic: 0.0,
-            // The share of the old version's own drifts at least as large, counting this one.
-            p_value: if ratio > largest {
-                1.0 / (pairs as f64 + 1.0)
-            } else {
-                1.0
-            },
-            alpha: rule.alpha,
-            min_ratio: rule.min_ratio,
-            min_shift: rule.min_shift,
-            unit: rule.unit,
-            baseline: Baseline::History,
-            pods_worse: worse_pods,
-            pods_judged: new_levels.len(),
-            history: Some(Box::new(CompareHistory {
-                before_from: timestamp(before_times.first().copied().unwrap_or(level.last)),
-                before_to: timestamp(level.last),
-                before,
-                after,
-                ratio,
-                gap_seconds: gap as f64 / 1000.0,
-                largest_drift: largest,
-                drift_pairs: pairs,
-                needed,
-                pod_bar: drift.pod_bar,
-                while_both: both.as_ref().map(|b| b.ratio),
-                history_from: timestamp(level.first),
-            })),
-        }),
-    })
+}
+
+/// The new pods' level after warm-up: their median at each moment, and its span.
+struct NewLevel {
+    by_time: BTreeMap<i64, f64>,
+    times: Vec<i64>,
+    level: f64,
+    /// From the first moment to the last, plus a step.
+    len: i64,
+    incident_ms: i64,
+}
+
+impl NewLevel {
+    fn read(rule: &Compare, w: &Window, n: &Samples) -> Result<NewLevel, String> {
+        let by_time = medians_by_time(n);
+        let times: Vec<i64> = by_time.keys().copied().collect();
+        let values: Vec<f64> = by_time.values().copied().collect();
+        let level = stats::median(&values).map_err(|_| "no finite samples".to_string())?;
+        let step_ms = ((w.step * 1000.0).round() as i64).max(1);
+        let len = (times.last().copied().unwrap_or_default()
+            - times.first().copied().unwrap_or_default())
+            + step_ms;
+        Ok(NewLevel {
+            by_time,
+            times,
+            level,
+            len,
+            incident_ms: (rule.incident_span.as_secs_f64() * 1000.0).round() as i64,
+        })
+    }
+
+    /// A shared incident (a slow database, a noisy neighbour) lifts the level for a while; a
+    /// regression lasts. The new level is judged only once it spans longer than
+    /// `incident_span`.
+    fn longer_than_an_incident(&self, rule: &Compare) -> Result<(), String> {
+        if self.len <= self.incident_ms {
+            return Err(format!(
+                "the new pods' level after warm-up spans {}, not longer than incident_span {}: too short to tell the release from a shared incident",
+                fmt_minutes(self.len),
+                rule.incident_span
+            ));
+        }
+        Ok(())
+    }
+
+    /// The level without the stretch of `incident_span` that lifts it most.
+    fn without_an_incident(&self, rule: &Compare) -> f64 {
+        without_worst_stretch(&self.by_time, self.incident_ms, rule.direction).unwrap_or(self.level)
+    }
+}
+
+/// A history comparison's numbers, for its verdict.
+struct HistoryJudged {
+    before: f64,
+    after: f64,
+    ratio: f64,
+    shift: f64,
+    gap: i64,
+    needed: f64,
+    pod_needed: f64,
+    worse_pods: usize,
+    pods_judged: usize,
+    consistent: bool,
+    both: Option<WhileBoth>,
+    drift: Drift,
+    window_ms: i64,
+}
+
+impl HistoryJudged {
+    fn verdict(
+        self,
+        rule: &Compare,
+        level: &OldLevel,
+        before_times: &[i64],
+        (new_summary, old_summary): (SampleSummary, SampleSummary),
+    ) -> Judged {
+        let fail = self.ratio >= self.needed
+            && self.shift >= rule.min_shift
+            && most(self.worse_pods, self.pods_judged)
+            && self.consistent;
+        let reason = self.reason(rule, &new_summary);
+        let (largest, pairs) = (self.drift.largest, self.drift.pairs);
+        Judged::Decided {
+            fail,
+            reason,
+            building: false,
+            warn_only: false,
+            evidence: Evidence::Compare(CompareEvidence {
+                new: new_summary,
+                old: old_summary,
+                direction: rule.direction,
+                median_ratio: Some(self.ratio),
+                shift: self.shift,
+                u_statistic: 0.0,
+                // The share of the old version's own drifts at least as large, counting this one.
+                p_value: if self.ratio > largest {
+                    1.0 / (pairs as f64 + 1.0)
+                } else {
+                    1.0
+                },
+                alpha: rule.alpha,
+                min_ratio: rule.min_ratio,
+                min_shift: rule.min_shift,
+                unit: rule.unit,
+                baseline: Baseline::History,
+                pods_worse: self.worse_pods,
+                pods_judged: self.pods_judged,
+                history: Some(Box::new(CompareHistory {
+                    before_from: timestamp(before_times.first().copied().unwrap_or(level.last)),
+                    before_to: timestamp(level.last),
+                    before: self.before,
+                    after: self.after,
+                    ratio: self.ratio,
+                    gap_seconds: self.gap as f64 / 1000.0,
+                    largest_drift: largest,
+                    drift_pairs: pairs,
+                    needed: self.needed,
+                    pod_bar: self.drift.pod_bar,
+                    while_both: self.both.as_ref().map(|b| b.ratio),
+                    history_from: timestamp(level.first),
+                })),
+            }),
+        }
+    }
+
+    fn reason(&self, rule: &Compare, new_summary: &SampleSummary) -> String {
+        let mut reason = format!(
+            "the old pods are gone, so against the old version's history: median new {} ({} samples from {} pods) vs the old version's {} in the {} before its last sample: ratio {:.2}; over the last {} the old version's own level moved at most ×{:.2} between stretches {} apart ({} pairs), so a regression needs ×{:.2} (the larger of min_ratio {} and that drift); {} of {} new pods each beyond ×{:.2} (that, or the most one old pod rose above the whole)",
+            fmt_num(self.after),
+            new_summary.samples,
+            new_summary.pods,
+            fmt_num(self.before),
+            fmt_minutes(self.window_ms),
+            self.ratio,
+            rule.history_span,
+            self.drift.largest,
+            fmt_minutes(self.gap),
+            self.drift.pairs,
+            self.needed,
+            rule.min_ratio,
+            self.worse_pods,
+            self.pods_judged,
+            self.pod_needed,
+        );
+        if let Some(b) = &self.both {
+            reason.push_str(&format!(
+                "; while both served: ratio {:.2} over {} new samples{}",
+                b.ratio,
+                b.samples,
+                if self.consistent {
+                    ""
+                } else {
+                    ", below min_ratio: the rise came after the old pods left (load), not with the release"
+                }
+            ));
+        }
+        reason
+    }
 }
 
 /// The new pods against the old ones at the moments both served, over the history span.

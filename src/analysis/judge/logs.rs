@@ -80,48 +80,21 @@ impl LogsEvidence {
 /// Signatures kept in the evidence (the rest are summed in `total`).
 pub const MAX_ROWS: usize = 20;
 
+/// Judges a `logs` rule on what the new and the old pods printed.
 pub(super) fn judge_logs(rule: &Logs, new: &LogCounts, old: Option<&LogCounts>) -> Judged {
     let Some(old) = old else { return no_baseline() };
-    for (side, c) in [("new", new), ("old", old)] {
-        if c.pods_read + c.pods_departed == 0 {
-            return Judged::Missing(format!(
-                "no log of the {side} pods could be read ({} pod(s); {})",
-                c.pods_total,
-                if c.skipped.is_empty() {
-                    "none running".to_string()
-                } else {
-                    c.skipped.join("; ")
-                }
-            ));
-        }
-        if c.pod_minutes < rule.min_pod_minutes {
-            return Judged::Missing(format!(
-                "{} pod-minute(s) of {side} log, fewer than the {} required",
-                fmt_num(c.pod_minutes),
-                fmt_num(rule.min_pod_minutes)
-            ));
-        }
+    if let Some(missing) = too_little_log(rule, new, old) {
+        return Judged::Missing(missing);
     }
-    let counted = |c| counted(c, &rule.kinds);
-    let new_sigs = counted(new);
-    let old_sigs = counted(old);
-    let (en, eo) = (new.pod_minutes, old.pod_minutes);
+    let new_sigs = counted(new, &rule.kinds);
+    let old_sigs = counted(old, &rule.kinds);
     // Every signature the new pods printed is a hypothesis; so is the total.
     let tests = new_sigs.len() + 1;
-    let alpha = rule.alpha / tests as f64;
-    let row = |kind, signature: String, k_new: u64, k_old: u64, example: String| {
-        let p =
-            poisson_rate_greater(k_new as f64, en, k_old as f64, eo, rule.tolerance).unwrap_or(1.0);
-        let ratio = (k_old > 0).then(|| (k_new as f64 / en) / (k_old as f64 / eo));
-        SignatureRow {
-            kind,
-            signature,
-            new: k_new,
-            old: k_old,
-            ratio,
-            p_value: p,
-            example,
-        }
+    let test = RateTest {
+        rule,
+        en: new.pod_minutes,
+        eo: old.pod_minutes,
+        alpha: rule.alpha / tests as f64,
     };
     let mut rows: Vec<SignatureRow> = new_sigs
         .iter()
@@ -130,7 +103,7 @@ pub(super) fn judge_logs(rule: &Logs, new: &LogCounts, old: Option<&LogCounts>) 
                 .iter()
                 .find(|o| o.kind == e.kind && o.signature == e.signature)
                 .map_or(0, |o| o.count);
-            row(
+            test.row(
                 e.kind,
                 e.signature.clone(),
                 e.count,
@@ -141,87 +114,178 @@ pub(super) fn judge_logs(rule: &Logs, new: &LogCounts, old: Option<&LogCounts>) 
         .collect();
     let total_new: u64 = new_sigs.iter().map(|s| s.count).sum();
     let total_old: u64 = old_sigs.iter().map(|s| s.count).sum();
-    let total = row(
+    let total = test.row(
         ErrorKind::OtherFatal,
         "(all counted kinds)".into(),
         total_new,
         total_old,
         String::new(),
     );
-    let fails = |r: &SignatureRow| row_fails(r, alpha, rule.min_errors, rule.min_ratio);
     rows.sort_by(|a, b| {
-        fails(b)
-            .cmp(&fails(a))
+        test.fails(b)
+            .cmp(&test.fails(a))
             .then(a.p_value.total_cmp(&b.p_value))
             .then(b.new.cmp(&a.new))
     });
-    let deciding = rows.first().filter(|r| fails(r));
-    let fail = deciding.is_some() || fails(&total);
-    let per_min = |k: u64, e: f64| fmt_num(k as f64 / e);
-    let reason = match (&deciding, fail) {
-        (Some(r), _) => format!(
-            "{} `{}`: new pods printed it {} time(s) ({}/pod-minute over {} pod-minute(s)), old pods {} ({}/pod-minute): {}, p={:.2e} < {:.2e}",
-            r.kind,
-            r.signature,
-            r.new,
-            per_min(r.new, en),
-            fmt_num(en),
-            r.old,
-            per_min(r.old, eo),
-            r.ratio.map_or("only in the new pods".into(), |x| format!(
-                "×{}",
-                fmt_num(x)
-            )),
-            r.p_value,
-            alpha
-        ),
-        (None, true) => format!(
-            "{} errors of the counted kinds from the new pods ({}/pod-minute) against {} from the old ({}/pod-minute), p={:.2e} < {:.2e}",
-            total.new,
-            per_min(total.new, en),
-            total.old,
-            per_min(total.old, eo),
-            total.p_value,
-            alpha
-        ),
-        (None, false) => match rows.first() {
-            Some(r) => format!(
-                "no signature stands out: closest `{}` new {} vs old {} (p={:.2e}, needs < {:.2e}, ≥ {} errors, ×{})",
-                r.signature,
-                r.new,
-                r.old,
-                r.p_value,
-                alpha,
-                fmt_num(rule.min_errors),
-                fmt_num(rule.min_ratio)
-            ),
-            None => format!(
-                "the new pods printed no error of the counted kinds in {} pod-minute(s) of log",
-                fmt_num(en)
-            ),
-        },
-    };
+    let deciding = rows.first().filter(|r| test.fails(r));
+    let fail = deciding.is_some() || test.fails(&total);
+    let reason = test.reason(deciding, fail, rows.first(), &total);
     rows.truncate(MAX_ROWS);
     Judged::Decided {
         fail,
         reason,
         building: false,
-        evidence: Evidence::Logs(LogsEvidence {
+        evidence: Evidence::Logs(test.evidence(new, old, rows, total)),
+        warn_only: false,
+    }
+}
+
+/// Why the log read is too little to judge on, if it is: no pod's log read on a side, or
+/// fewer pod-minutes than the rule requires.
+fn too_little_log(rule: &Logs, new: &LogCounts, old: &LogCounts) -> Option<String> {
+    for (side, c) in [("new", new), ("old", old)] {
+        if c.pods_read + c.pods_departed == 0 {
+            return Some(format!(
+                "no log of the {side} pods could be read ({} pod(s); {})",
+                c.pods_total,
+                if c.skipped.is_empty() {
+                    "none running".to_string()
+                } else {
+                    c.skipped.join("; ")
+                }
+            ));
+        }
+        if c.pod_minutes < rule.min_pod_minutes {
+            return Some(format!(
+                "{} pod-minute(s) of {side} log, fewer than the {} required",
+                fmt_num(c.pod_minutes),
+                fmt_num(rule.min_pod_minutes)
+            ));
+        }
+    }
+    None
+}
+
+/// The family of rate tests of one `logs` verdict: the rule, the pod-minutes of log read on
+/// each side (the exposures), and `alpha` divided among the tests.
+struct RateTest<'a> {
+    rule: &'a Logs,
+    en: f64,
+    eo: f64,
+    alpha: f64,
+}
+
+impl RateTest<'_> {
+    /// The row of a signature (or of the total) printed `k_new` times by the new pods and
+    /// `k_old` by the old.
+    fn row(
+        &self,
+        kind: ErrorKind,
+        signature: String,
+        k_new: u64,
+        k_old: u64,
+        example: String,
+    ) -> SignatureRow {
+        let (en, eo) = (self.en, self.eo);
+        let p = poisson_rate_greater(k_new as f64, en, k_old as f64, eo, self.rule.tolerance)
+            .unwrap_or(1.0);
+        let ratio = (k_old > 0).then(|| (k_new as f64 / en) / (k_old as f64 / eo));
+        SignatureRow {
+            kind,
+            signature,
+            new: k_new,
+            old: k_old,
+            ratio,
+            p_value: p,
+            example,
+        }
+    }
+
+    /// Whether a row fails at this family's alpha and the rule's thresholds.
+    fn fails(&self, r: &SignatureRow) -> bool {
+        row_fails(r, self.alpha, self.rule.min_errors, self.rule.min_ratio)
+    }
+
+    /// The verdict's reason: the `deciding` signature, else the total when it fails (`fail`),
+    /// else the `closest` signature, or that the new pods printed none.
+    fn reason(
+        &self,
+        deciding: Option<&SignatureRow>,
+        fail: bool,
+        closest: Option<&SignatureRow>,
+        total: &SignatureRow,
+    ) -> String {
+        let (en, eo, alpha, rule) = (self.en, self.eo, self.alpha, self.rule);
+        let per_min = |k: u64, e: f64| fmt_num(k as f64 / e);
+        match (deciding, fail) {
+            (Some(r), _) => format!(
+                "{} `{}`: new pods printed it {} time(s) ({}/pod-minute over {} pod-minute(s)), old pods {} ({}/pod-minute): {}, p={:.2e} < {:.2e}",
+                r.kind,
+                r.signature,
+                r.new,
+                per_min(r.new, en),
+                fmt_num(en),
+                r.old,
+                per_min(r.old, eo),
+                r.ratio.map_or("only in the new pods".into(), |x| format!(
+                    "×{}",
+                    fmt_num(x)
+                )),
+                r.p_value,
+                alpha
+            ),
+            (None, true) => format!(
+                "{} errors of the counted kinds from the new pods ({}/pod-minute) against {} from the old ({}/pod-minute), p={:.2e} < {:.2e}",
+                total.new,
+                per_min(total.new, en),
+                total.old,
+                per_min(total.old, eo),
+                total.p_value,
+                alpha
+            ),
+            (None, false) => match closest {
+                Some(r) => format!(
+                    "no signature stands out: closest `{}` new {} vs old {} (p={:.2e}, needs < {:.2e}, ≥ {} errors, ×{})",
+                    r.signature,
+                    r.new,
+                    r.old,
+                    r.p_value,
+                    alpha,
+                    fmt_num(rule.min_errors),
+                    fmt_num(rule.min_ratio)
+                ),
+                None => format!(
+                    "the new pods printed no error of the counted kinds in {} pod-minute(s) of log",
+                    fmt_num(en)
+                ),
+            },
+        }
+    }
+
+    /// The evidence of the verdict on the counts `new` and `old`, with its `rows` (already cut
+    /// to [`MAX_ROWS`]) and `total`.
+    fn evidence(
+        &self,
+        new: &LogCounts,
+        old: &LogCounts,
+        rows: Vec<SignatureRow>,
+        total: SignatureRow,
+    ) -> LogsEvidence {
+        LogsEvidence {
             new_pods_read: new.pods_read,
             new_pods_total: new.pods_total,
-            new_pod_minutes: en,
+            new_pod_minutes: self.en,
             old_pods_read: old.pods_read,
             old_pods_total: old.pods_total,
             old_pods_departed: old.pods_departed,
-            old_pod_minutes: eo,
+            old_pod_minutes: self.eo,
             signatures: rows,
             total,
-            alpha_per_test: alpha,
-            min_ratio: rule.min_ratio,
-            min_errors: rule.min_errors,
+            alpha_per_test: self.alpha,
+            min_ratio: self.rule.min_ratio,
+            min_errors: self.rule.min_errors,
             truncated: new.truncated || old.truncated,
-        }),
-        warn_only: false,
+        }
     }
 }
 

@@ -344,85 +344,106 @@ impl Normaliser {
         while i < b.len() && !self.full() {
             let c = b[i];
             let prev = if i == 0 { b' ' } else { b[i - 1] };
-            match c {
-                b' ' | b'\t' | b'\n' | b'\r' => {
-                    if !self.out.is_empty() && !self.out.ends_with(' ') {
-                        self.out.push(' ');
-                    }
-                    while i < b.len() && matches!(b[i], b' ' | b'\t' | b'\n' | b'\r') {
-                        i += 1;
-                    }
-                }
-                b'"' | b'\'' if !prev.is_ascii_alphanumeric() => match closing_quote(b, i) {
-                    Some(end) => {
-                        self.quoted(&s[i + 1..end]);
-                        i = end + 1;
-                    }
-                    None => {
-                        self.raw(&s[i..=i]);
-                        i += 1;
-                    }
-                },
-                b'(' if s[i..].starts_with("(include_path='") => {
-                    // Configuration, not the error: `(include_path='.:/usr/share/php')`.
-                    match s[i..].find("')") {
-                        Some(end) => {
-                            if self.out.ends_with(' ') {
-                                self.out.pop();
-                            }
-                            i += end + 2;
-                        }
-                        None => i = b.len(),
-                    }
-                }
+            i = match c {
+                b' ' | b'\t' | b'\n' | b'\r' => self.spaces(b, i),
+                b'"' | b'\'' if !prev.is_ascii_alphanumeric() => self.quote(s, i),
+                b'(' if s[i..].starts_with("(include_path='") => self.include_path(s, i),
                 b'/' if matches!(prev, b' ' | b'(' | b'=' | b'[')
                     && b.get(i + 1).is_some_and(|n| !n.is_ascii_whitespace()) =>
                 {
-                    let end = i + b[i..]
-                        .iter()
-                        .position(|c| {
-                            matches!(
-                                c,
-                                b' ' | b'\t'
-                                    | b')'
-                                    | b'('
-                                    | b','
-                                    | b';'
-                                    | b'"'
-                                    | b'\''
-                                    | b']'
-                                    | b':'
-                            )
-                        })
-                        .unwrap_or(b.len() - i);
-                    let name = basename(&s[i..end]);
-                    self.raw(if name.is_empty() { "/" } else { name });
-                    i = end;
+                    self.path(s, i)
                 }
-                c if is_word_byte(c) => {
-                    let end = i + b[i..].iter().take_while(|&&c| is_word_byte(c)).count();
-                    let uuid_end = end + 28;
-                    if end - i == 8 && b.len() >= uuid_end && is_uuid(&b[i..uuid_end]) {
-                        self.out.push('N');
-                        i = uuid_end;
-                    } else {
-                        self.word(&s[i..end]);
-                        i = end;
-                    }
-                }
-                c if c.is_ascii_control() => i += 1,
-                _ => {
-                    let end = i
-                        + 1
-                        + b[i + 1..]
-                            .iter()
-                            .position(|&c| c.is_ascii() && !c.is_ascii_graphic() || special(c))
-                            .unwrap_or(b.len() - i - 1);
-                    self.raw(&s[i..end]);
-                    i = end;
-                }
+                c if is_word_byte(c) => self.word_or_uuid(s, i),
+                c if c.is_ascii_control() => i + 1,
+                _ => self.other(s, i),
+            };
+        }
+    }
+
+    /// The whitespace run at `i` as one space (none at the start); returns where it ends.
+    fn spaces(&mut self, b: &[u8], mut i: usize) -> usize {
+        if !self.out.is_empty() && !self.out.ends_with(' ') {
+            self.out.push(' ');
+        }
+        while i < b.len() && matches!(b[i], b' ' | b'\t' | b'\n' | b'\r') {
+            i += 1;
+        }
+        i
+    }
+
+    /// The quote opening at `i`: the quoted value, or the quote itself when it does not close;
+    /// returns where what was read ends.
+    fn quote(&mut self, s: &str, i: usize) -> usize {
+        match closing_quote(s.as_bytes(), i) {
+            Some(end) => {
+                self.quoted(&s[i + 1..end]);
+                end + 1
+            }
+            None => {
+                self.raw(&s[i..=i]);
+                i + 1
             }
         }
+    }
+
+    /// Configuration, not the error: `(include_path='.:/usr/share/php')` at `i` is left out,
+    /// with the space before it; returns where it ends (the end of `s` if it does not close).
+    fn include_path(&mut self, s: &str, i: usize) -> usize {
+        match s[i..].find("')") {
+            Some(end) => {
+                if self.out.ends_with(' ') {
+                    self.out.pop();
+                }
+                i + end + 2
+            }
+            None => s.len(),
+        }
+    }
+
+    /// The path starting at `i` as its basename (`/` when it has none); returns where it ends.
+    fn path(&mut self, s: &str, i: usize) -> usize {
+        let b = s.as_bytes();
+        let end = i + b[i..]
+            .iter()
+            .position(|c| {
+                matches!(
+                    c,
+                    b' ' | b'\t' | b')' | b'(' | b',' | b';' | b'"' | b'\'' | b']' | b':'
+                )
+            })
+            .unwrap_or(b.len() - i);
+        let name = basename(&s[i..end]);
+        self.raw(if name.is_empty() { "/" } else { name });
+        end
+    }
+
+    /// The run of word bytes at `i`, or the UUID it starts, as [`Normaliser::word`] or `N`;
+    /// returns where it ends.
+    fn word_or_uuid(&mut self, s: &str, i: usize) -> usize {
+        let b = s.as_bytes();
+        let end = i + b[i..].iter().take_while(|&&c| is_word_byte(c)).count();
+        let uuid_end = end + 28;
+        if end - i == 8 && b.len() >= uuid_end && is_uuid(&b[i..uuid_end]) {
+            self.out.push('N');
+            uuid_end
+        } else {
+            self.word(&s[i..end]);
+            end
+        }
+    }
+
+    /// Any other run at `i`, as it is, up to a byte that starts something else (see
+    /// [`special`]) or a non-graphic ASCII byte; returns where it ends.
+    fn other(&mut self, s: &str, i: usize) -> usize {
+        let b = s.as_bytes();
+        let end = i
+            + 1
+            + b[i + 1..]
+                .iter()
+                .position(|&c| c.is_ascii() && !c.is_ascii_graphic() || special(c))
+                .unwrap_or(b.len() - i - 1);
+        self.raw(&s[i..end]);
+        end
     }
 
     /// A run of name bytes: numbers, hex and `0x...` become `N`, names stay.

@@ -10,6 +10,18 @@ impl Rule {
     pub fn problems(&self) -> Vec<String> {
         let mut p = Vec::new();
         self.check_queries(&mut p);
+        self.check_common(&mut p);
+        match &self.check {
+            Check::ErrorRate(c) => self.check_error_rate(&mut p, c),
+            Check::Compare(c) => self.check_compare(&mut p, c),
+            Check::Logs(c) => self.check_logs(&mut p, c),
+            Check::Absolute(c) => self.check_absolute(&mut p, c),
+        }
+        p
+    }
+
+    /// The settings every rule has: its name, window and `consecutive`.
+    fn check_common(&self, p: &mut Vec<String>) {
         let valid_name = !self.name.is_empty()
             && self.name.len() <= 63
             && self
@@ -32,114 +44,115 @@ impl Rule {
                 self.consecutive
             ));
         }
-        let check_alpha = |alpha: f64, p: &mut Vec<String>| {
-            if !(alpha > 0.0 && alpha <= 0.5) {
-                p.push(format!(
-                    "check.{}.alpha must be in (0, 0.5], got {alpha}",
-                    self.check.kind()
-                ));
-            }
-        };
-        match &self.check {
-            Check::ErrorRate(c) => {
-                check_alpha(c.alpha, &mut p);
-                positive(&mut p, "error_rate.tolerance", c.tolerance);
-                at_least(&mut p, "error_rate.min_ratio", c.min_ratio, 1.0);
-                at_least(
-                    &mut p,
-                    "error_rate.min_rate_increase",
-                    c.min_rate_increase,
-                    0.0,
-                );
-                at_least(&mut p, "error_rate.min_errors", c.min_errors, 0.0);
-                at_least(&mut p, "error_rate.min_requests", c.min_requests, 0.0);
-                at_least(&mut p, "error_rate.history_pairing", c.history_pairing, 1.0);
-                if !(c.burst_share > 0.0 && c.burst_share <= 1.0) {
-                    p.push(format!(
-                        "check.error_rate.burst_share must be above 0 and at most 1 (got {})",
-                        c.burst_share
-                    ));
-                }
-                if c.interval.is_zero()
-                    || c.interval > self.window
-                    || !divides(c.interval, self.window)
-                    || self.window.as_secs_f64() / c.interval.as_secs_f64() > 120.0
-                {
-                    p.push(format!(
-                        "check.error_rate.interval must divide the window ({}) evenly into at most 120 intervals, got {}",
-                        self.window, c.interval
-                    ));
-                }
-                if c.min_rate_increase > 1.0 {
-                    p.push("check.error_rate.min_rate_increase is a fraction of requests and must be at most 1".into());
-                }
-            }
-            Check::Compare(c) => {
-                check_alpha(c.alpha, &mut p);
-                if !(c.pod_alpha > 0.0 && c.pod_alpha <= 0.5) {
-                    p.push(format!(
-                        "check.compare.pod_alpha must be in (0, 0.5], got {}",
-                        c.pod_alpha
-                    ));
-                }
-                at_least(&mut p, "compare.min_ratio", c.min_ratio, 1.0);
-                at_least(&mut p, "compare.min_shift", c.min_shift, 0.0);
-                if c.min_drift_pairs < 2 {
-                    p.push("check.compare.min_drift_pairs must be at least 2".into());
-                }
-                self.check_step(&mut p, c.step, c.warmup);
-                if c.min_samples < 2 {
-                    p.push("check.compare.min_samples must be at least 2".into());
-                }
-                let three_windows = PromDuration::new(self.window.as_std().saturating_mul(3));
-                if c.history && c.history_span < three_windows {
-                    p.push(format!(
-                        "check.compare.history_span must be at least three windows ({three_windows}) to show how the metric drifts by itself, got {}",
-                        c.history_span
-                    ));
-                }
-            }
-            Check::Logs(c) => {
-                check_alpha(c.alpha, &mut p);
-                positive(&mut p, "logs.tolerance", c.tolerance);
-                at_least(&mut p, "logs.min_ratio", c.min_ratio, 1.0);
-                at_least(&mut p, "logs.min_errors", c.min_errors, 0.0);
-                at_least(&mut p, "logs.min_pod_minutes", c.min_pod_minutes, 0.0);
-                if c.kinds.is_empty() {
-                    p.push("check.logs.kinds names no error kind: nothing would count".into());
-                }
-                if c.container.as_deref().is_some_and(|n| n.trim().is_empty()) {
-                    p.push(
-                        "check.logs.container is empty; leave it out for the default container"
-                            .into(),
-                    );
-                }
-            }
-            Check::Absolute(c) => {
-                if !(0.0..=1.0).contains(&c.quantile) {
-                    p.push(format!(
-                        "check.absolute.quantile must be in [0, 1], got {}",
-                        c.quantile
-                    ));
-                }
-                if !c.threshold.is_finite() {
-                    p.push("check.absolute.threshold must be a finite number".into());
-                }
-                self.check_step(&mut p, c.step, c.warmup);
-                if c.min_samples < 1 {
-                    p.push("check.absolute.min_samples must be at least 1".into());
-                }
-                if !(c.old_too_at > 0.0 && c.old_too_at <= 1.0) {
-                    p.push(format!(
-                        "check.absolute.old_too_at must be in (0, 1], got {}",
-                        c.old_too_at
-                    ));
-                }
-            }
-        }
-        p
     }
 
+    /// The check's `alpha` must be in (0, 0.5].
+    fn check_alpha(&self, p: &mut Vec<String>, alpha: f64) {
+        if !(alpha > 0.0 && alpha <= 0.5) {
+            p.push(format!(
+                "check.{}.alpha must be in (0, 0.5], got {alpha}",
+                self.check.kind()
+            ));
+        }
+    }
+
+    /// An error-rate check's settings, its interval against the window included.
+    fn check_error_rate(&self, p: &mut Vec<String>, c: &ErrorRate) {
+        self.check_alpha(p, c.alpha);
+        positive(p, "error_rate.tolerance", c.tolerance);
+        at_least(p, "error_rate.min_ratio", c.min_ratio, 1.0);
+        at_least(p, "error_rate.min_rate_increase", c.min_rate_increase, 0.0);
+        at_least(p, "error_rate.min_errors", c.min_errors, 0.0);
+        at_least(p, "error_rate.min_requests", c.min_requests, 0.0);
+        at_least(p, "error_rate.history_pairing", c.history_pairing, 1.0);
+        if !(c.burst_share > 0.0 && c.burst_share <= 1.0) {
+            p.push(format!(
+                "check.error_rate.burst_share must be above 0 and at most 1 (got {})",
+                c.burst_share
+            ));
+        }
+        if c.interval.is_zero()
+            || c.interval > self.window
+            || !divides(c.interval, self.window)
+            || self.window.as_secs_f64() / c.interval.as_secs_f64() > 120.0
+        {
+            p.push(format!(
+                "check.error_rate.interval must divide the window ({}) evenly into at most 120 intervals, got {}",
+                self.window, c.interval
+            ));
+        }
+        if c.min_rate_increase > 1.0 {
+            p.push("check.error_rate.min_rate_increase is a fraction of requests and must be at most 1".into());
+        }
+    }
+
+    /// A compare check's settings, its step and history span against the window included.
+    fn check_compare(&self, p: &mut Vec<String>, c: &Compare) {
+        self.check_alpha(p, c.alpha);
+        if !(c.pod_alpha > 0.0 && c.pod_alpha <= 0.5) {
+            p.push(format!(
+                "check.compare.pod_alpha must be in (0, 0.5], got {}",
+                c.pod_alpha
+            ));
+        }
+        at_least(p, "compare.min_ratio", c.min_ratio, 1.0);
+        at_least(p, "compare.min_shift", c.min_shift, 0.0);
+        if c.min_drift_pairs < 2 {
+            p.push("check.compare.min_drift_pairs must be at least 2".into());
+        }
+        self.check_step(p, c.step, c.warmup);
+        if c.min_samples < 2 {
+            p.push("check.compare.min_samples must be at least 2".into());
+        }
+        let three_windows = PromDuration::new(self.window.as_std().saturating_mul(3));
+        if c.history && c.history_span < three_windows {
+            p.push(format!(
+                "check.compare.history_span must be at least three windows ({three_windows}) to show how the metric drifts by itself, got {}",
+                c.history_span
+            ));
+        }
+    }
+
+    /// A logs check's settings: thresholds, the kinds counted and the container.
+    fn check_logs(&self, p: &mut Vec<String>, c: &Logs) {
+        self.check_alpha(p, c.alpha);
+        positive(p, "logs.tolerance", c.tolerance);
+        at_least(p, "logs.min_ratio", c.min_ratio, 1.0);
+        at_least(p, "logs.min_errors", c.min_errors, 0.0);
+        at_least(p, "logs.min_pod_minutes", c.min_pod_minutes, 0.0);
+        if c.kinds.is_empty() {
+            p.push("check.logs.kinds names no error kind: nothing would count".into());
+        }
+        if c.container.as_deref().is_some_and(|n| n.trim().is_empty()) {
+            p.push("check.logs.container is empty; leave it out for the default container".into());
+        }
+    }
+
+    /// An absolute check's settings, its step against the window included.
+    fn check_absolute(&self, p: &mut Vec<String>, c: &Absolute) {
+        if !(0.0..=1.0).contains(&c.quantile) {
+            p.push(format!(
+                "check.absolute.quantile must be in [0, 1], got {}",
+                c.quantile
+            ));
+        }
+        if !c.threshold.is_finite() {
+            p.push("check.absolute.threshold must be a finite number".into());
+        }
+        self.check_step(p, c.step, c.warmup);
+        if c.min_samples < 1 {
+            p.push("check.absolute.min_samples must be at least 1".into());
+        }
+        if !(c.old_too_at > 0.0 && c.old_too_at <= 1.0) {
+            p.push(format!(
+                "check.absolute.old_too_at must be in (0, 1], got {}",
+                c.old_too_at
+            ));
+        }
+    }
+
+    /// The step must divide the window without asking for more points than Prometheus serves,
+    /// and the warmup must be whole steps.
     fn check_step(&self, p: &mut Vec<String>, step: PromDuration, warmup: PromDuration) {
         let kind = self.check.kind();
         if step.is_zero() || step > self.window || !divides(step, self.window) {

@@ -37,62 +37,19 @@ impl Planner<'_> {
         }
     }
 
+    /// Rolls back to the generation that served before (pauses when none is left); in a dry
+    /// run or past the rate limit, records the rollback instead. Returns whether it did (or
+    /// recorded).
     pub(super) fn rollback(&mut self, new: &Generation, rule: &str, reason: &str) -> bool {
-        let baseline = self.state().baseline.clone();
-        let target = baseline
-            .as_deref()
-            .and_then(|h| self.view.old_by_hash(h))
-            .filter(|g| self.memory.held(&g.hash).is_none())
-            .or_else(|| serving_before(self.view, &self.memory))
-            .cloned();
-        let Some(target) = target else {
-            // Nothing to go back to (revision history cleaned up): pausing is the safe part.
-            if self.settings.dry_run() && self.already_recorded(&Act::Pause) {
-                return false;
-            }
-            if !self.view.paused && !self.settings.dry_run() {
-                self.acts.push(Act::Pause);
-            }
-            self.record(Act::Pause, Some(rule.into()));
-            self.note(
-                EventReason::RollbackImpossible,
-                format!("{reason}; no earlier ReplicaSet is left to roll back to, so the rollout is paused instead"),
-                true,
-            );
-            if !self.settings.dry_run() {
-                self.state().stage = Stage::Paused {
-                    at: self.now,
-                    rule: rule.into(),
-                };
-            }
-            self.write = true;
-            return true;
+        let Some(target) = self.rollback_target() else {
+            return self.pause_instead(rule, reason);
         };
         let act = Act::Rollback {
             to_hash: target.hash.clone(),
             to_revision: target.revision,
         };
         if self.settings.dry_run() {
-            if self.already_recorded(&act) {
-                return false;
-            }
-            self.record(act.clone(), Some(rule.into()));
-            self.suppressed.push(act);
-            self.note(
-                EventReason::RollbackRecorded,
-                format!(
-                    "{reason}; would roll back to revision {} ({}) but actions are off ({})",
-                    target.revision,
-                    target.name,
-                    if self.settings.kill_switch {
-                        "kill switch"
-                    } else {
-                        "observe mode"
-                    }
-                ),
-                true,
-            );
-            return true;
+            return self.rollback_recorded(act, &target, rule, reason);
         }
         let hour_ago = self.now - SignedDuration::from_hours(1);
         let recent = self
@@ -102,21 +59,7 @@ impl Planner<'_> {
             .filter(|r| r.executed && matches!(r.act, Act::Rollback { .. }) && r.at > hour_ago)
             .count();
         if recent >= self.settings.max_rollbacks_per_hour as usize {
-            if self.already_recorded(&act) {
-                return false;
-            }
-            self.record_as(act.clone(), Some(rule.into()), false);
-            self.suppressed.push(act);
-            self.note(
-                EventReason::RollbackRateLimited,
-                format!(
-                    "{reason}; not rolling back: {recent} rollback(s) in the last hour reached the limit of {}",
-                    self.settings.max_rollbacks_per_hour
-                ),
-                true,
-            );
-            self.write = true;
-            return true;
+            return self.rollback_rate_limited(act, recent, rule, reason);
         }
         self.acts.push(act.clone());
         self.record(act, Some(rule.into()));
@@ -143,6 +86,92 @@ impl Planner<'_> {
             to_revision: target.revision,
             verified: None,
         };
+        self.write = true;
+        true
+    }
+
+    /// What to roll back to: the analysis's baseline if it is still there and not held, else
+    /// the generation that served before.
+    fn rollback_target(&mut self) -> Option<Generation> {
+        let baseline = self.state().baseline.clone();
+        baseline
+            .as_deref()
+            .and_then(|h| self.view.old_by_hash(h))
+            .filter(|g| self.memory.held(&g.hash).is_none())
+            .or_else(|| serving_before(self.view, &self.memory))
+            .cloned()
+    }
+
+    /// Nothing to go back to (revision history cleaned up): pausing is the safe part.
+    fn pause_instead(&mut self, rule: &str, reason: &str) -> bool {
+        if self.settings.dry_run() && self.already_recorded(&Act::Pause) {
+            return false;
+        }
+        if !self.view.paused && !self.settings.dry_run() {
+            self.acts.push(Act::Pause);
+        }
+        self.record(Act::Pause, Some(rule.into()));
+        self.note(
+            EventReason::RollbackImpossible,
+            format!("{reason}; no earlier ReplicaSet is left to roll back to, so the rollout is paused instead"),
+            true,
+        );
+        if !self.settings.dry_run() {
+            self.state().stage = Stage::Paused {
+                at: self.now,
+                rule: rule.into(),
+            };
+        }
+        self.write = true;
+        true
+    }
+
+    /// A dry run: records the rollback to `target` that actions being off prevented (once).
+    fn rollback_recorded(
+        &mut self,
+        act: Act,
+        target: &Generation,
+        rule: &str,
+        reason: &str,
+    ) -> bool {
+        if self.already_recorded(&act) {
+            return false;
+        }
+        self.record(act.clone(), Some(rule.into()));
+        self.suppressed.push(act);
+        self.note(
+            EventReason::RollbackRecorded,
+            format!(
+                "{reason}; would roll back to revision {} ({}) but actions are off ({})",
+                target.revision,
+                target.name,
+                if self.settings.kill_switch {
+                    "kill switch"
+                } else {
+                    "observe mode"
+                }
+            ),
+            true,
+        );
+        true
+    }
+
+    /// `recent` rollbacks in the last hour reached the limit: records the rollback not made
+    /// (once).
+    fn rollback_rate_limited(&mut self, act: Act, recent: usize, rule: &str, reason: &str) -> bool {
+        if self.already_recorded(&act) {
+            return false;
+        }
+        self.record_as(act.clone(), Some(rule.into()), false);
+        self.suppressed.push(act);
+        self.note(
+            EventReason::RollbackRateLimited,
+            format!(
+                "{reason}; not rolling back: {recent} rollback(s) in the last hour reached the limit of {}",
+                self.settings.max_rollbacks_per_hour
+            ),
+            true,
+        );
         self.write = true;
         true
     }

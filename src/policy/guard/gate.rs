@@ -45,6 +45,8 @@ impl Planner<'_> {
         self.write = true;
     }
 
+    /// A gate step: keeps the rollout paused for the bake time, acts on a decision, then
+    /// resumes on a passing analysis (or holds when it cannot judge).
     pub(super) fn gate_hold(
         &mut self,
         new: &Generation,
@@ -87,27 +89,39 @@ impl Planner<'_> {
             .as_ref()
             .is_some_and(|l| l.outcome == Outcome::Pass);
         if !passed {
-            let already = self.state().overdue_step == Some(step);
-            if !already && self.decision.is_some() {
-                self.state().overdue_step = Some(step);
-                self.write = true;
-                let last = self
-                    .state()
-                    .last
-                    .as_ref()
-                    .map_or("no evaluation".into(), |l| l.reason.clone());
-                self.note(
-                    EventReason::GateInconclusive,
-                    format!(
-                        "gate step {}: the bake time is over but the analysis has not passed ({}); holding the rollout paused",
-                        step + 1,
-                        last
-                    ),
-                    true,
-                );
-            }
+            self.hold_inconclusive(step);
             return self.settings.interval;
         }
+        self.resume_gate(step);
+        self.settings.interval
+    }
+
+    /// The bake time is over but the analysis has not passed: holds the rollout paused, and
+    /// says so once per step (once there was an evaluation).
+    fn hold_inconclusive(&mut self, step: usize) {
+        let already = self.state().overdue_step == Some(step);
+        if !already && self.decision.is_some() {
+            self.state().overdue_step = Some(step);
+            self.write = true;
+            let last = self
+                .state()
+                .last
+                .as_ref()
+                .map_or("no evaluation".into(), |l| l.reason.clone());
+            self.note(
+                EventReason::GateInconclusive,
+                format!(
+                    "gate step {}: the bake time is over but the analysis has not passed ({}); holding the rollout paused",
+                    step + 1,
+                    last
+                ),
+                true,
+            );
+        }
+    }
+
+    /// The gate step passed: resumes the rollout, on to the next step or to the analysis.
+    fn resume_gate(&mut self, step: usize) {
         self.acts.push(Act::Resume);
         self.record(Act::Resume, None);
         let next = step + 1;
@@ -126,6 +140,5 @@ impl Planner<'_> {
             ),
             false,
         );
-        self.settings.interval
     }
 }

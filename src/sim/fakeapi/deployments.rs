@@ -211,60 +211,71 @@ impl Sync<'_> {
             .max()
             .unwrap_or(0);
         let new_revision = max_old + 1;
-        let (surge, replicas) = (self.max_surge(), self.replicas());
         if let Some(i) = self.new {
-            let mut rs = self.rss[i].clone();
-            let meta = &mut rs.metadata;
-            let annotations = meta.annotations.get_or_insert_with(BTreeMap::new);
-            copy_annotations(self.d.metadata.annotations.as_ref(), annotations);
-            let old = revision(meta);
-            let annotations = meta.annotations.get_or_insert_with(BTreeMap::new);
-            if old < new_revision {
-                if annotations.contains_key(REVISION) {
-                    // A re-used ReplicaSet (a rollback): remember the revisions it had.
-                    let history = annotations
-                        .get(REVISION_HISTORY)
-                        .cloned()
-                        .unwrap_or_default();
-                    let joined = if history.is_empty() {
-                        old.to_string()
-                    } else {
-                        format!("{history},{old}")
-                    };
-                    annotations.insert(REVISION_HISTORY.into(), joined);
-                }
-                annotations.insert(REVISION.into(), new_revision.to_string());
-            }
-            annotations.insert(DESIRED_REPLICAS.into(), replicas.to_string());
-            annotations.insert(MAX_REPLICAS.into(), (replicas + surge).to_string());
-            let rev = revision(&rs.metadata);
-            if rs != self.rss[i] {
-                self.rss[i] = parse(write(
-                    self.store,
-                    FakeResource::ReplicaSets,
-                    &rs,
-                    &WriteOpts::main(CONTROLLER_MANAGER),
-                )?)?;
-            }
-            self.set_deployment_revision(rev);
-            let no_progress_yet = self
-                .d
-                .status
-                .as_ref()
-                .is_none_or(|st| condition(st, "Progressing").is_none());
-            if self.has_deadline() && no_progress_yet {
-                let name = self.rss[i].metadata.name.clone().unwrap_or_default();
-                let msg = format!("Found new replica set \"{name}\"");
-                set_condition(
-                    self.d.status.get_or_insert_with(Default::default),
-                    new_condition("Progressing", "True", "FoundNewReplicaSet", &msg, self.now),
-                );
-            }
-            return Ok(());
+            return self.update_new(i, new_revision);
         }
         if !create_missing {
             return Ok(());
         }
+        self.create_new(new_revision)
+    }
+
+    /// Brings the annotations of the new ReplicaSet (`self.rss[i]`) up to date, at
+    /// `new_revision` if it had an older one, and says it was found.
+    fn update_new(&mut self, i: usize, new_revision: i64) -> Result<(), ApiError> {
+        let (surge, replicas) = (self.max_surge(), self.replicas());
+        let mut rs = self.rss[i].clone();
+        let meta = &mut rs.metadata;
+        let annotations = meta.annotations.get_or_insert_with(BTreeMap::new);
+        copy_annotations(self.d.metadata.annotations.as_ref(), annotations);
+        let old = revision(meta);
+        let annotations = meta.annotations.get_or_insert_with(BTreeMap::new);
+        if old < new_revision {
+            if annotations.contains_key(REVISION) {
+                // A re-used ReplicaSet (a rollback): remember the revisions it had.
+                let history = annotations
+                    .get(REVISION_HISTORY)
+                    .cloned()
+                    .unwrap_or_default();
+                let joined = if history.is_empty() {
+                    old.to_string()
+                } else {
+                    format!("{history},{old}")
+                };
+                annotations.insert(REVISION_HISTORY.into(), joined);
+            }
+            annotations.insert(REVISION.into(), new_revision.to_string());
+        }
+        annotations.insert(DESIRED_REPLICAS.into(), replicas.to_string());
+        annotations.insert(MAX_REPLICAS.into(), (replicas + surge).to_string());
+        let rev = revision(&rs.metadata);
+        if rs != self.rss[i] {
+            self.rss[i] = parse(write(
+                self.store,
+                FakeResource::ReplicaSets,
+                &rs,
+                &WriteOpts::main(CONTROLLER_MANAGER),
+            )?)?;
+        }
+        self.set_deployment_revision(rev);
+        let no_progress_yet = self
+            .d
+            .status
+            .as_ref()
+            .is_none_or(|st| condition(st, "Progressing").is_none());
+        if self.has_deadline() && no_progress_yet {
+            let name = self.rss[i].metadata.name.clone().unwrap_or_default();
+            let msg = format!("Found new replica set \"{name}\"");
+            set_condition(
+                self.d.status.get_or_insert_with(Default::default),
+                new_condition("Progressing", "True", "FoundNewReplicaSet", &msg, self.now),
+            );
+        }
+        Ok(())
+    }
+
+    /// Creates the new ReplicaSet at `new_revision`, and says it was created.
+    fn create_new(&mut self, new_revision: i64) -> Result<(), ApiError> {
         let rs = self.new_replicaset(new_revision)?;
         let name = rs.metadata.name.clone().unwrap_or_default();
         let created: ReplicaSet = parse(create(self.store, FakeResource::ReplicaSets, &rs)?)?;

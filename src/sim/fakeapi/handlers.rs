@@ -159,36 +159,12 @@ fn list(req: &Req<'_>, t: &Target) -> Result<Reply, ApiError> {
         .number("limit")?
         .filter(|l| *l > 0)
         .map(|l| l as usize);
-    let token = match req.query.get("continue") {
-        None => None,
-        Some(s) => Some(
-            B64.decode(s)
-                .ok()
-                .and_then(|b| serde_json::from_slice::<ContinueToken>(&b).ok())
-                .ok_or_else(|| ApiError::bad_request("invalid continue token"))?,
-        ),
-    };
+    let token = continue_token(req)?;
     let inner = req.app.store.lock();
     let list_rv = match &token {
-        Some(tok) if tok.rv < inner.oldest() => {
-            return Err(ApiError {
-                code: 410,
-                reason: "Expired",
-                message: "The provided continue parameter is too old to display a consistent list result. You can start a new list without the continue parameter.".into(),
-                details: None,
-            });
-        }
+        Some(tok) if tok.rv < inner.oldest() => return Err(continue_expired()),
         Some(tok) => tok.rv,
         None => inner.current_rv(),
-    };
-    let pos = |o: &Value| {
-        let s = |p: &str| {
-            o.pointer(p)
-                .and_then(Value::as_str)
-                .unwrap_or_default()
-                .to_string()
-        };
-        (s("/metadata/namespace"), s("/metadata/name"))
     };
     let items: Vec<Arc<Value>> = inner
         .list(t.resource, t.namespace.as_deref())
@@ -197,7 +173,7 @@ fn list(req: &Req<'_>, t: &Target) -> Result<Reply, ApiError> {
         .filter(|o| {
             token
                 .as_ref()
-                .is_none_or(|tok| pos(o) > (tok.namespace.clone(), tok.name.clone()))
+                .is_none_or(|tok| position(o) > (tok.namespace.clone(), tok.name.clone()))
         })
         .collect();
     drop(inner);
@@ -206,22 +182,11 @@ fn list(req: &Req<'_>, t: &Target) -> Result<Reply, ApiError> {
     let meta_only = metadata_only(req);
     let page: Vec<Value> = items[..take]
         .iter()
-        .map(|o| {
-            if meta_only {
-                return watch::partial(o);
-            }
-            // Items of a typed list carry no apiVersion or kind, as on the real server.
-            let mut o = (**o).clone();
-            if let Some(m) = o.as_object_mut() {
-                m.remove("apiVersion");
-                m.remove("kind");
-            }
-            o
-        })
+        .map(|o| list_item(o, meta_only))
         .collect();
     let mut metadata = json!({"resourceVersion": list_rv.to_string()});
     if remaining > 0 && take > 0 {
-        let (namespace, name) = pos(&items[take - 1]);
+        let (namespace, name) = position(&items[take - 1]);
         let tok = ContinueToken {
             rv: list_rv,
             namespace,
@@ -244,6 +209,55 @@ fn list(req: &Req<'_>, t: &Target) -> Result<Reply, ApiError> {
         "metadata": metadata,
         "items": page,
     })))
+}
+
+/// The request's `continue` token, if it has one; 400 when it cannot be read.
+fn continue_token(req: &Req<'_>) -> Result<Option<ContinueToken>, ApiError> {
+    match req.query.get("continue") {
+        None => Ok(None),
+        Some(s) => Some(
+            B64.decode(s)
+                .ok()
+                .and_then(|b| serde_json::from_slice::<ContinueToken>(&b).ok())
+                .ok_or_else(|| ApiError::bad_request("invalid continue token")),
+        )
+        .transpose(),
+    }
+}
+
+/// 410 for a `continue` token older than the kept history, as the real server answers.
+fn continue_expired() -> ApiError {
+    ApiError {
+        code: 410,
+        reason: "Expired",
+        message: "The provided continue parameter is too old to display a consistent list result. You can start a new list without the continue parameter.".into(),
+        details: None,
+    }
+}
+
+/// An object's position in a list: (namespace, name).
+fn position(o: &Value) -> (String, String) {
+    let s = |p: &str| {
+        o.pointer(p)
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_string()
+    };
+    (s("/metadata/namespace"), s("/metadata/name"))
+}
+
+/// An item of a list page: its metadata only when asked, else the object without
+/// `apiVersion` and `kind` (items of a typed list carry none, as on the real server).
+fn list_item(o: &Value, meta_only: bool) -> Value {
+    if meta_only {
+        return watch::partial(o);
+    }
+    let mut o = o.clone();
+    if let Some(m) = o.as_object_mut() {
+        m.remove("apiVersion");
+        m.remove("kind");
+    }
+    o
 }
 
 fn watch(req: &Req<'_>, t: &Target) -> Result<Reply, ApiError> {

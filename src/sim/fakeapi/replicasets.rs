@@ -9,7 +9,7 @@
 //! pod status.
 
 use jiff::{SignedDuration, Timestamp};
-use k8s_openapi::api::apps::v1::{ReplicaSet, ReplicaSetStatus};
+use k8s_openapi::api::apps::v1::{ReplicaSet, ReplicaSetSpec, ReplicaSetStatus};
 use k8s_openapi::api::core::v1::Pod;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
 
@@ -63,6 +63,8 @@ pub(crate) fn is_available(pod: &Pod, min_ready: i32, now: Timestamp) -> bool {
     })
 }
 
+/// Brings one ReplicaSet's pods to `spec.replicas` (at most [`BURST`] created or deleted) and
+/// writes its status when it changed.
 fn sync(store: &Store, rs: &ReplicaSet, pods: &[Pod], now: Timestamp) -> Result<(), ApiError> {
     if rs.metadata.deletion_timestamp.is_some() {
         return Ok(());
@@ -71,9 +73,6 @@ fn sync(store: &Store, rs: &ReplicaSet, pods: &[Pod], now: Timestamp) -> Result<
         return Ok(());
     };
     let spec = rs.spec.clone().unwrap_or_default();
-    let selector = LabelSelector::from_label_selector(
-        &serde_json::to_value(&spec.selector).unwrap_or_default(),
-    );
     let owned: Vec<&Pod> = pods
         .iter()
         .filter(|p| {
@@ -83,13 +82,46 @@ fn sync(store: &Store, rs: &ReplicaSet, pods: &[Pod], now: Timestamp) -> Result<
         .filter(|p| is_active(p))
         .collect();
     let desired = usize::try_from(spec.replicas.unwrap_or(1)).unwrap_or(0);
+    let deleted = scale(store, rs, uid, &owned, desired)?;
+
+    // Status reports the pods this sync observed, less those it deleted (so the Deployment
+    // controller never counts a deleted pod as available); the ones it created count on the
+    // next tick, once they exist.
+    let owned: Vec<&Pod> = owned
+        .into_iter()
+        .filter(|p| !deleted.contains(&p.metadata.uid))
+        .collect();
+    let status = status_of(rs, &spec, &owned, now);
+    if rs.status.as_ref() != Some(&status) {
+        let mut updated = rs.clone();
+        updated.status = Some(status);
+        write(
+            store,
+            FakeResource::ReplicaSets,
+            &updated,
+            &WriteOpts::status(CONTROLLER_MANAGER),
+        )?;
+    }
+    Ok(())
+}
+
+/// Creates pods up to `desired`, or deletes the surplus of `owned` (unscheduled, then unready,
+/// then the most recently created first), at most [`BURST`]; returns the uids of the pods
+/// deleted.
+fn scale(
+    store: &Store,
+    rs: &ReplicaSet,
+    uid: &str,
+    owned: &[&Pod],
+    desired: usize,
+) -> Result<Vec<Option<String>>, ApiError> {
     let mut deleted = Vec::new();
     if owned.len() < desired {
         for _ in 0..(desired - owned.len()).min(BURST) {
             create(store, FakeResource::Pods, &new_pod(rs, uid))?;
         }
     } else if owned.len() > desired {
-        let mut ranked = owned.clone();
+        let mut ranked = owned.to_vec();
         // Unscheduled, then unready, then the most recently created go first.
         ranked.sort_by_key(|p| {
             let scheduled = p.spec.as_ref().and_then(|s| s.node_name.as_ref()).is_some();
@@ -106,14 +138,20 @@ fn sync(store: &Store, rs: &ReplicaSet, pods: &[Pod], now: Timestamp) -> Result<
             deleted.push(pod.metadata.uid.clone());
         }
     }
+    Ok(deleted)
+}
 
-    // Status reports the pods this sync observed, less those it deleted (so the Deployment
-    // controller never counts a deleted pod as available); the ones it created count on the
-    // next tick, once they exist.
-    let owned: Vec<&Pod> = owned
-        .into_iter()
-        .filter(|p| !deleted.contains(&p.metadata.uid))
-        .collect();
+/// The ReplicaSet's status with the pods `owned`: how many, fully labeled, ready and available
+/// (ready for `minReadySeconds` at `now`); conditions as they were.
+fn status_of(
+    rs: &ReplicaSet,
+    spec: &ReplicaSetSpec,
+    owned: &[&Pod],
+    now: Timestamp,
+) -> ReplicaSetStatus {
+    let selector = LabelSelector::from_label_selector(
+        &serde_json::to_value(&spec.selector).unwrap_or_default(),
+    );
     let labels = spec
         .template
         .as_ref()
@@ -130,7 +168,7 @@ fn sync(store: &Store, rs: &ReplicaSet, pods: &[Pod], now: Timestamp) -> Result<
             && selector.matches(serde_json::to_value(&l).ok().as_ref())
     });
     let old = rs.status.clone().unwrap_or_default();
-    let status = ReplicaSetStatus {
+    ReplicaSetStatus {
         replicas: count(&|_| true),
         fully_labeled_replicas: nonzero(fully_labeled),
         ready_replicas: nonzero(count(&|p| ready_since(p).is_some())),
@@ -138,18 +176,7 @@ fn sync(store: &Store, rs: &ReplicaSet, pods: &[Pod], now: Timestamp) -> Result<
         observed_generation: rs.metadata.generation,
         conditions: old.conditions.clone(),
         terminating_replicas: old.terminating_replicas,
-    };
-    if rs.status.as_ref() != Some(&status) {
-        let mut updated = rs.clone();
-        updated.status = Some(status);
-        write(
-            store,
-            FakeResource::ReplicaSets,
-            &updated,
-            &WriteOpts::status(CONTROLLER_MANAGER),
-        )?;
     }
-    Ok(())
 }
 
 /// Go's `omitempty`: zero counts are absent from the JSON.

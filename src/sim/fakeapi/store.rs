@@ -240,48 +240,9 @@ impl Store {
             Proposed::Object(v) => (v, None),
             Proposed::Applied(a) => (a.object, Some(a.fields)),
         };
-        if !new.is_object() {
-            return Err(ApiError::bad_request("the object must be a JSON object"));
-        }
-        let old_rv = old
-            .pointer("/metadata/resourceVersion")
-            .and_then(Value::as_str);
-        let new_rv = new
-            .pointer("/metadata/resourceVersion")
-            .and_then(Value::as_str);
-        if let Some(rv) = new_rv
-            && !rv.is_empty()
-            && Some(rv) != old_rv
-        {
-            return Err(ApiError::conflict(key.resource, &key.name));
-        }
-        if let Some(name) = new.pointer("/metadata/name").and_then(Value::as_str)
-            && name != key.name
-        {
-            return Err(ApiError::bad_request(format!(
-                "the name of the object ({name}) does not match the name on the URL ({})",
-                key.name
-            )));
-        }
+        check_proposed(key, &old, &new)?;
         // Server-set identity is kept whatever the body says.
-        for f in [
-            "name",
-            "namespace",
-            "uid",
-            "creationTimestamp",
-            "generation",
-        ] {
-            match old["metadata"].get(f) {
-                Some(v) => new["metadata"][f] = v.clone(),
-                None => {
-                    if let Some(m) = new["metadata"].as_object_mut() {
-                        m.remove(f);
-                    }
-                }
-            }
-        }
-        new["apiVersion"] = json!(key.resource.api_version());
-        new["kind"] = json!(key.resource.kind());
+        keep_identity(key, &old, &mut new);
         strategy::prepare_update(key.resource, opts.sub, &old, &mut new);
         strategy::validate(key.resource, &new, Some(&old))?;
         let now = Timestamp::now();
@@ -300,24 +261,7 @@ impl Store {
         if opts.dry_run {
             return Ok(Arc::new(new));
         }
-        let rv = inner.next_rv();
-        new["metadata"]["resourceVersion"] = json!(rv.to_string());
-        new["metadata"]["managedFields"] = fields.render(key.resource.api_version());
-        let new = Arc::new(new);
-        inner.objects.insert(
-            key.clone(),
-            Stored {
-                object: new.clone(),
-                fields,
-            },
-        );
-        inner.record(
-            rv,
-            key.clone(),
-            ChangeType::Modified,
-            new.clone(),
-            Some(old),
-        );
+        let new = inner.replace(key, new, fields, old);
         drop(inner);
         self.wake();
         Ok(new)
@@ -538,6 +482,36 @@ impl Inner {
         Ok(obj)
     }
 
+    /// Commits `new` with its `fields` in place of the stored `old`, at the next
+    /// resourceVersion, and records the change.
+    fn replace(
+        &mut self,
+        key: &ObjKey,
+        mut new: Value,
+        fields: ManagedFields,
+        old: Arc<Value>,
+    ) -> Arc<Value> {
+        let rv = self.next_rv();
+        new["metadata"]["resourceVersion"] = json!(rv.to_string());
+        new["metadata"]["managedFields"] = fields.render(key.resource.api_version());
+        let new = Arc::new(new);
+        self.objects.insert(
+            key.clone(),
+            Stored {
+                object: new.clone(),
+                fields,
+            },
+        );
+        self.record(
+            rv,
+            key.clone(),
+            ChangeType::Modified,
+            new.clone(),
+            Some(old),
+        );
+        new
+    }
+
     fn record(
         &mut self,
         rv: u64,
@@ -568,6 +542,58 @@ impl Inner {
             .map(str::to_string)
             .collect()
     }
+}
+
+/// Refuses a proposed object that is not an object, carries another resourceVersion than the
+/// stored one (409 Conflict), or names another object than the URL.
+fn check_proposed(key: &ObjKey, old: &Value, new: &Value) -> Result<(), ApiError> {
+    if !new.is_object() {
+        return Err(ApiError::bad_request("the object must be a JSON object"));
+    }
+    let old_rv = old
+        .pointer("/metadata/resourceVersion")
+        .and_then(Value::as_str);
+    let new_rv = new
+        .pointer("/metadata/resourceVersion")
+        .and_then(Value::as_str);
+    if let Some(rv) = new_rv
+        && !rv.is_empty()
+        && Some(rv) != old_rv
+    {
+        return Err(ApiError::conflict(key.resource, &key.name));
+    }
+    if let Some(name) = new.pointer("/metadata/name").and_then(Value::as_str)
+        && name != key.name
+    {
+        return Err(ApiError::bad_request(format!(
+            "the name of the object ({name}) does not match the name on the URL ({})",
+            key.name
+        )));
+    }
+    Ok(())
+}
+
+/// Keeps the server-set identity of the stored object `old` in `new` (name, namespace, uid,
+/// creation time, generation, apiVersion and kind), whatever the body says.
+fn keep_identity(key: &ObjKey, old: &Value, new: &mut Value) {
+    for f in [
+        "name",
+        "namespace",
+        "uid",
+        "creationTimestamp",
+        "generation",
+    ] {
+        match old["metadata"].get(f) {
+            Some(v) => new["metadata"][f] = v.clone(),
+            None => {
+                if let Some(m) = new["metadata"].as_object_mut() {
+                    m.remove(f);
+                }
+            }
+        }
+    }
+    new["apiVersion"] = json!(key.resource.api_version());
+    new["kind"] = json!(key.resource.kind());
 }
 
 /// Whether two versions of an object are the same apart from resourceVersion and ownership.
