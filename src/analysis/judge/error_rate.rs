@@ -287,12 +287,18 @@ fn p_value(
 }
 
 /// The old version's rate bound over the window, when the new pods' intervals beside the old
-/// pods may also be held to it: the sequential test with `history`, and a comparison at the
-/// same moments that points the same way (a Mantel-Haenszel ratio of `min_ratio` or more). A
-/// shared incident or a drift of the error rate moves both versions alike; then the old pods
-/// beside the new ones are the baseline, and their history is not.
+/// pods may also be held to it: the sequential test with `history`, errors the old version
+/// (nearly) never made in the window (fewer than `min_errors`: a class it still shipped, a
+/// file it still had), and a comparison at the same moments that points the same way (a
+/// Mantel-Haenszel ratio of `min_ratio` or more). Errors a shared incident or a drift of the
+/// error rate produce, the old version makes too, beside the new pods or in its hour; then the
+/// old pods beside the new ones are the baseline, and their history is not.
 fn window_bound(rule: &ErrorRate, strata: &[Stratum], old: &Side) -> Option<f64> {
-    if !rule.history || rule.test != ProportionTest::Sequential || strata.is_empty() {
+    if !rule.history
+        || rule.test != ProportionTest::Sequential
+        || strata.is_empty()
+        || old.totals.errors >= rule.min_errors
+    {
         return None;
     }
     let (num, den) = stats::mantel_haenszel_rate_ratio(strata).ok()?;

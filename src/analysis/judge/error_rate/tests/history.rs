@@ -199,3 +199,16 @@ fn a_shared_incident_beside_the_old_pods_is_not_held_to_their_quiet_hour() {
     assert!(e.window_bound.is_none(), "{}", v.reason);
     assert_eq!(e.baseline, Baseline::Concurrent);
 }
+
+#[test]
+fn errors_the_old_version_makes_too_are_not_held_to_its_hour_even_when_the_canary_looks_worse() {
+    // A shared incident: both versions at 2% and more for the canary's four minutes (the new
+    // pod at 3%, by chance or a heavier share of the failing requests), 0.1% before. Beside the
+    // old pods the new one is ×1.5, not significant; held to the old version's quiet hour it
+    // would be far worse. The old version made these errors (22 in its hour): its hour is no
+    // baseline for them.
+    let (new, old) = canary(0.03, |m| if m >= 56 { 0.02 } else { 0.001 });
+    let v = judge_rule(&bundled("php-error-rate"), new, old);
+    assert_eq!(v.outcome, Outcome::Pass, "{}", v.reason);
+    assert!(evidence(&v).window_bound.is_none(), "{}", v.reason);
+}
