@@ -19,6 +19,7 @@
 //!
 //! `tests/layers.rs` fails when `analysis` or `policy` names Kubernetes, HTTP or I/O crates.
 
+#![deny(unreachable_pub)]
 pub mod adapters;
 pub mod analysis;
 pub mod app;

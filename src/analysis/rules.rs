@@ -324,74 +324,74 @@ pub struct Logs {
 
 mod defaults {
     use crate::analysis::phplog::ErrorKind;
-    pub fn class_loading_kinds() -> Vec<ErrorKind> {
+    pub(super) fn class_loading_kinds() -> Vec<ErrorKind> {
         ErrorKind::ALL
             .into_iter()
             .filter(|k| k.is_class_loading())
             .collect()
     }
-    pub fn min_pod_minutes() -> f64 {
+    pub(super) fn min_pod_minutes() -> f64 {
         2.0
     }
     use crate::analysis::duration::PromDuration;
-    pub fn window() -> PromDuration {
+    pub(super) fn window() -> PromDuration {
         PromDuration::from_secs(300)
     }
-    pub fn step() -> PromDuration {
+    pub(super) fn step() -> PromDuration {
         PromDuration::from_secs(30)
     }
-    pub fn interval() -> PromDuration {
+    pub(super) fn interval() -> PromDuration {
         PromDuration::from_secs(60)
     }
-    pub fn incident_span() -> PromDuration {
+    pub(super) fn incident_span() -> PromDuration {
         PromDuration::from_secs(300)
     }
-    pub fn burst_share() -> f64 {
+    pub(super) fn burst_share() -> f64 {
         0.5
     }
-    pub fn history_pairing() -> f64 {
+    pub(super) fn history_pairing() -> f64 {
         crate::analysis::stats::HISTORY_PAIRING
     }
-    pub fn min_drift_pairs() -> usize {
+    pub(super) fn min_drift_pairs() -> usize {
         10
     }
-    pub fn history_span() -> PromDuration {
+    pub(super) fn history_span() -> PromDuration {
         PromDuration::from_secs(3600)
     }
-    pub fn consecutive() -> u32 {
+    pub(super) fn consecutive() -> u32 {
         2
     }
-    pub fn yes() -> bool {
+    pub(super) fn yes() -> bool {
         true
     }
-    pub fn alpha() -> f64 {
+    pub(super) fn alpha() -> f64 {
         0.001
     }
-    pub fn one() -> f64 {
+    pub(super) fn one() -> f64 {
         1.0
     }
-    pub fn error_ratio() -> f64 {
+    pub(super) fn error_ratio() -> f64 {
         2.0
     }
-    pub fn pod_alpha() -> f64 {
+    pub(super) fn pod_alpha() -> f64 {
         0.01
     }
-    pub fn compare_ratio() -> f64 {
+    pub(super) fn compare_ratio() -> f64 {
         1.2
     }
-    pub fn min_errors() -> f64 {
+    pub(super) fn min_errors() -> f64 {
         3.0
     }
-    pub fn min_requests() -> f64 {
+    pub(super) fn min_requests() -> f64 {
         100.0
     }
-    pub fn min_samples() -> usize {
+    pub(super) fn min_samples() -> usize {
         10
     }
-    pub fn median() -> f64 {
+    pub(super) fn median() -> f64 {
         0.5
     }
-    pub fn old_too_at() -> f64 {
+    pub(super) fn old_too_at() -> f64 {
         0.8
     }
 }

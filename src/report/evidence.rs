@@ -11,7 +11,7 @@ use super::{num, pct, pval};
 
 /// A table of the report.
 #[derive(Clone, Debug, PartialEq)]
-pub struct Table {
+pub(super) struct Table {
     pub title: String,
     pub header: Vec<String>,
     pub rows: Vec<Vec<Cell>>,
@@ -19,7 +19,7 @@ pub struct Table {
 
 /// A cell: plain text, or code (signatures, examples), shown in a monospace font.
 #[derive(Clone, Debug, PartialEq)]
-pub enum Cell {
+pub(super) enum Cell {
     Text(String),
     Code(String),
 }
@@ -45,7 +45,7 @@ fn ratio(r: Option<f64>, any: bool) -> String {
 }
 
 /// The evidence in one line: the numbers that decided.
-pub fn numbers(e: &Evidence) -> String {
+pub(super) fn numbers(e: &Evidence) -> String {
     match e {
         Evidence::ErrorRate(x) => format!(
             "new {} ({}/{}) vs old {} ({}/{}), {} errors where the old pods' rate predicts {} ({}), p={} {} α={}",
@@ -122,7 +122,7 @@ fn quantile_name(q: f64) -> String {
 }
 
 /// The evidence as tables.
-pub fn tables(e: &Evidence) -> Vec<Table> {
+pub(super) fn tables(e: &Evidence) -> Vec<Table> {
     match e {
         Evidence::ErrorRate(x) => error_rate(x),
         Evidence::Compare(x) => compare(x),

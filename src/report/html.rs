@@ -446,7 +446,7 @@ fn write_timeline(out: &mut String, r: &Report) -> std::fmt::Result {
 }
 
 /// Escapes text for HTML content and attribute values.
-pub fn esc(s: &str) -> String {
+pub(super) fn esc(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     for c in s.chars() {
         match c {

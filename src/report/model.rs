@@ -203,11 +203,11 @@ impl Shown {
 }
 
 /// What a rule's cell in the timeline says, under the timeline.
-pub const TIMELINE_LEGEND: &str =
+pub(super) const TIMELINE_LEGEND: &str =
     "A rule's cell is its outcome and, in brackets, its failing evaluations in a row after it.";
 
 /// A timeline cell's streak, ` (n)`, when the rule is failing.
-pub fn streak_suffix(streak: Option<u32>) -> String {
+pub(super) fn streak_suffix(streak: Option<u32>) -> String {
     match streak {
         Some(s) if s > 0 => format!(" ({s})"),
         _ => String::new(),
@@ -258,7 +258,7 @@ struct Decided<'a> {
 }
 
 /// Builds the report of the selected records.
-pub fn build(selected: &Selected<'_>, source: Source) -> Report {
+pub(super) fn build(selected: &Selected<'_>, source: Source) -> Report {
     let records = &selected.records;
     let evaluations: Vec<&Record> = records
         .iter()

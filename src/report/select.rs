@@ -156,7 +156,7 @@ pub(crate) fn plural(n: usize, what: &str) -> String {
 
 /// The records of the selected revision.
 #[derive(Clone, Debug)]
-pub struct Selected<'a> {
+pub(super) struct Selected<'a> {
     pub namespace: String,
     pub deployment: String,
     pub revision: u64,
@@ -170,7 +170,10 @@ pub struct Selected<'a> {
 }
 
 /// Picks the Deployment and the revision.
-pub fn select<'a>(records: &'a [Record], sel: &Selection) -> Result<Selected<'a>, SelectError> {
+pub(super) fn select<'a>(
+    records: &'a [Record],
+    sel: &Selection,
+) -> Result<Selected<'a>, SelectError> {
     if records.is_empty() {
         return Err(SelectError::Empty);
     }

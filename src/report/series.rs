@@ -156,7 +156,11 @@ fn per_step(
 
 /// The series of `rule`; `shown` is the verdict whose evidence the report shows (for logs, its
 /// deciding signature is the one followed). `None` when no evaluation had numbers for it.
-pub fn series_of(rule: &str, evaluations: &[&Record], shown: Option<&Shown>) -> Option<SeriesSet> {
+pub(super) fn series_of(
+    rule: &str,
+    evaluations: &[&Record],
+    shown: Option<&Shown>,
+) -> Option<SeriesSet> {
     let evidence: Vec<Option<&Evidence>> = evaluations
         .iter()
         .map(|r| {

@@ -33,7 +33,7 @@ pub const KNOWN_SIDECARS: [&str; 14] = [
 
 /// The container whose log is read in `pod`, with the rule's `chosen` name first; `None`
 /// when the pod has no containers.
-pub fn log_container(pod: &Pod, chosen: Option<&str>) -> Option<String> {
+pub(super) fn log_container(pod: &Pod, chosen: Option<&str>) -> Option<String> {
     if let Some(name) = chosen {
         return Some(name.to_string());
     }

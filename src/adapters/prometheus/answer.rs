@@ -16,14 +16,14 @@ use crate::analysis::source::{Point, Series, SourceError};
 /// Which API the answer came from: a range query must answer a matrix, an instant query a
 /// vector or a scalar.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Kind {
+pub(super) enum Kind {
     Instant,
     Range,
 }
 
 /// How much of an answer is read before it is refused.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Limits {
+pub(super) struct Limits {
     pub max_bytes: usize,
     pub max_series: usize,
 }
@@ -99,7 +99,7 @@ fn parse_value(s: &str) -> f64 {
 }
 
 /// Reads an answer body: the series, or why there are none to trust.
-pub fn read(
+pub(super) fn read(
     status: u16,
     body: &[u8],
     kind: Kind,

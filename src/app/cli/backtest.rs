@@ -30,7 +30,7 @@ use crate::analysis::evaluate::Target;
 use crate::analysis::source::{MetricSource, SourceError};
 
 /// How long a replay lasts when `--to` is not given (unless it would end after now).
-pub const DEFAULT_SPAN: SignedDuration = SignedDuration::from_secs(3600);
+pub(super) const DEFAULT_SPAN: SignedDuration = SignedDuration::from_secs(3600);
 
 #[derive(Debug, Args)]
 pub struct BacktestArgs {

@@ -48,7 +48,7 @@ pub enum Story {
 }
 
 /// The scenario of a story.
-pub fn story(story: Story, seed: u64) -> Scenario {
+pub(super) fn story(story: Story, seed: u64) -> Scenario {
     let mut s = Scenario::healthy(&format!("{story:?}"), seed);
     s.gate = Some(Gate {
         pods: 1,
@@ -76,7 +76,7 @@ pub fn story(story: Story, seed: u64) -> Scenario {
 }
 
 /// Writes the story's metrics as OpenMetrics and prints the arguments of its backtest.
-pub fn run(args: &SimulateArgs) -> Result<ExitCode> {
+pub(super) fn run(args: &SimulateArgs) -> Result<ExitCode> {
     let noise = Noise::load_dir(&args.nab)
         .map_err(|e| anyhow::anyhow!("cannot load the NAB traces: {e}"))?;
     let scenario = story(args.scenario, args.seed);

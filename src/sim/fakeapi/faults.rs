@@ -24,7 +24,7 @@ pub(crate) struct Faults {
 
 impl Faults {
     /// The next `n` writes to the object answer 409 Conflict.
-    pub fn add_conflicts(&self, key: ObjKey, n: u32) {
+    pub(super) fn add_conflicts(&self, key: ObjKey, n: u32) {
         let mut c = self
             .conflicts
             .lock()
@@ -33,7 +33,7 @@ impl Faults {
     }
 
     /// The next `n` requests whose path starts with `path_prefix` answer `status`.
-    pub fn add_failures(&self, path_prefix: &str, status: u16, n: u32) {
+    pub(super) fn add_failures(&self, path_prefix: &str, status: u16, n: u32) {
         self.failures
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
@@ -45,7 +45,7 @@ impl Faults {
     }
 
     /// Consumes one injected conflict for a write to `key`, if any is pending.
-    pub fn take_conflict(&self, key: &ObjKey) -> bool {
+    pub(super) fn take_conflict(&self, key: &ObjKey) -> bool {
         let mut c = self
             .conflicts
             .lock()
@@ -63,7 +63,7 @@ impl Faults {
     }
 
     /// Consumes one injected failure matching `path`, oldest injection first.
-    pub fn take_failure(&self, path: &str) -> Option<u16> {
+    pub(super) fn take_failure(&self, path: &str) -> Option<u16> {
         let mut f = self.failures.lock().unwrap_or_else(PoisonError::into_inner);
         let i = f
             .iter()

@@ -220,7 +220,7 @@ impl ManagedFields {
 
     /// Records a non-apply write (create, update, patch) by `manager`: it takes every leaf it
     /// added or changed from whoever owned it, and removed leaves leave every owner.
-    pub fn record_update(
+    pub(super) fn record_update(
         &mut self,
         old: &Value,
         new: &Value,
@@ -251,7 +251,7 @@ impl ManagedFields {
 
     /// Drops ownership of paths that are not leaves of `obj` (after defaulting or a status
     /// reset changed what the write proposed).
-    pub fn prune_to(&mut self, obj: &Value) {
+    pub(super) fn prune_to(&mut self, obj: &Value) {
         self.prune(&leaves(obj));
     }
 
@@ -265,7 +265,7 @@ impl ManagedFields {
 
     /// Whether two records own the same fields (times aside): a write that changes neither
     /// the object nor its ownership is a no-op.
-    pub fn same_owners(&self, other: &ManagedFields) -> bool {
+    pub(super) fn same_owners(&self, other: &ManagedFields) -> bool {
         let key = |m: &ManagedFields| {
             let mut v: Vec<_> = m
                 .entries
@@ -286,7 +286,7 @@ impl ManagedFields {
     }
 
     /// The `metadata.managedFields` list, in the `FieldsV1` format.
-    pub fn render(&self, api_version: &str) -> Value {
+    pub(super) fn render(&self, api_version: &str) -> Value {
         let entries: Vec<Value> = self
             .entries
             .iter()

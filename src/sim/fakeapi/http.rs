@@ -124,17 +124,17 @@ impl Query {
         Query(pairs.into_iter().collect())
     }
 
-    pub fn get(&self, k: &str) -> Option<&str> {
+    pub(super) fn get(&self, k: &str) -> Option<&str> {
         self.0.get(k).map(String::as_str).filter(|v| !v.is_empty())
     }
 
     /// `true`/`1` (Kubernetes accepts both for boolean parameters).
-    pub fn flag(&self, k: &str) -> bool {
+    pub(super) fn flag(&self, k: &str) -> bool {
         matches!(self.get(k), Some("true" | "1"))
     }
 
     /// A non-negative integer parameter; a malformed one is 400.
-    pub fn number(&self, k: &str) -> Result<Option<u64>, ApiError> {
+    pub(super) fn number(&self, k: &str) -> Result<Option<u64>, ApiError> {
         self.get(k)
             .map(|v| {
                 v.parse::<u64>()
@@ -152,7 +152,7 @@ pub(crate) enum Reply {
 }
 
 impl Reply {
-    pub fn error(err: ApiError) -> Reply {
+    pub(super) fn error(err: ApiError) -> Reply {
         let code = StatusCode::from_u16(err.code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
         Reply::Json(code, err.to_status())
     }
@@ -183,7 +183,7 @@ pub(crate) struct Req<'a> {
 
 impl Req<'_> {
     /// `fieldManager`, else the User-Agent's product name, as the real server defaults it.
-    pub fn field_manager(&self) -> String {
+    pub(super) fn field_manager(&self) -> String {
         if let Some(m) = self.query.get("fieldManager") {
             return m.to_string();
         }
@@ -199,7 +199,7 @@ impl Req<'_> {
     }
 
     /// `dryRun=All` in the query.
-    pub fn dry_run(&self) -> bool {
+    pub(super) fn dry_run(&self) -> bool {
         self.query.get("dryRun") == Some("All")
     }
 }

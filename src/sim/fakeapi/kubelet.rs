@@ -39,7 +39,7 @@ pub(crate) struct Kubelet {
 }
 
 impl Kubelet {
-    pub fn new(ready_after: Duration) -> Kubelet {
+    pub(super) fn new(ready_after: Duration) -> Kubelet {
         Kubelet {
             ready_after,
             started: HashMap::new(),
@@ -47,7 +47,7 @@ impl Kubelet {
         }
     }
 
-    pub fn tick(&mut self, store: &Store) {
+    pub(super) fn tick(&mut self, store: &Store) {
         let pods: Vec<Pod> = read_all(store, FakeResource::Pods);
         let mut live = HashSet::new();
         for pod in pods {

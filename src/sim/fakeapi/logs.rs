@@ -48,7 +48,7 @@ impl Logs {
     }
 
     /// Appends a line to the current instance's log.
-    pub fn append(&mut self, ns: &str, pod: &str, container: &str, line: LogLine) {
+    pub(super) fn append(&mut self, ns: &str, pod: &str, container: &str, line: LogLine) {
         self.by_container
             .entry(Logs::key(ns, pod, container))
             .or_default()
@@ -58,7 +58,7 @@ impl Logs {
 
     /// A container restart: the current log becomes the previous one and a new, empty log
     /// starts.
-    pub fn restart(&mut self, ns: &str, pod: &str, container: &str) {
+    pub(super) fn restart(&mut self, ns: &str, pod: &str, container: &str) {
         let log = self
             .by_container
             .entry(Logs::key(ns, pod, container))
@@ -67,27 +67,33 @@ impl Logs {
     }
 
     /// Forgets a deleted pod's logs.
-    pub fn forget_pod(&mut self, ns: &str, pod: &str) {
+    pub(super) fn forget_pod(&mut self, ns: &str, pod: &str) {
         self.by_container
             .retain(|(n, p, _), _| !(n == ns && p == pod));
     }
 
     /// Whether the container has a previous (terminated) instance.
-    pub fn has_previous(&self, ns: &str, pod: &str, container: &str) -> bool {
+    pub(super) fn has_previous(&self, ns: &str, pod: &str, container: &str) -> bool {
         self.by_container
             .get(&Logs::key(ns, pod, container))
             .is_some_and(|l| l.previous.is_some())
     }
 
     /// Number of lines in the current instance's log (a cursor for following).
-    pub fn current_len(&self, ns: &str, pod: &str, container: &str) -> usize {
+    pub(super) fn current_len(&self, ns: &str, pod: &str, container: &str) -> usize {
         self.by_container
             .get(&Logs::key(ns, pod, container))
             .map_or(0, |l| l.current.len())
     }
 
     /// The current instance's lines from index `from` on (for following).
-    pub fn current_from(&self, ns: &str, pod: &str, container: &str, from: usize) -> Vec<LogLine> {
+    pub(super) fn current_from(
+        &self,
+        ns: &str,
+        pod: &str,
+        container: &str,
+        from: usize,
+    ) -> Vec<LogLine> {
         self.by_container
             .get(&Logs::key(ns, pod, container))
             .map(|l| l.current.get(from..).unwrap_or_default().to_vec())
@@ -95,7 +101,13 @@ impl Logs {
     }
 
     /// The selected lines of one instance, before rendering.
-    pub fn select(&self, ns: &str, pod: &str, container: &str, q: &LogQuery) -> Vec<LogLine> {
+    pub(super) fn select(
+        &self,
+        ns: &str,
+        pod: &str,
+        container: &str,
+        q: &LogQuery,
+    ) -> Vec<LogLine> {
         let log = self.by_container.get(&Logs::key(ns, pod, container));
         let lines: &[LogLine] = match (log, q.previous) {
             (Some(l), false) => &l.current,

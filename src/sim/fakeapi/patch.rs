@@ -21,7 +21,7 @@ pub(crate) enum PatchKind {
 
 impl PatchKind {
     /// Maps a `Content-Type` header (parameters such as `charset` ignored).
-    pub fn from_content_type(ct: &str) -> Result<PatchKind, ApiError> {
+    pub(super) fn from_content_type(ct: &str) -> Result<PatchKind, ApiError> {
         match ct.split(';').next().unwrap_or_default().trim() {
             "application/json-patch+json" => Ok(PatchKind::Json),
             "application/merge-patch+json" => Ok(PatchKind::Merge),

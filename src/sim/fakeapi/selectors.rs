@@ -30,7 +30,7 @@ pub(crate) struct LabelSelector(Vec<LabelReq>);
 
 impl LabelSelector {
     /// Parses the string form. Errors are 400 BadRequest, as on the real server.
-    pub fn parse(s: &str) -> Result<LabelSelector, ApiError> {
+    pub(super) fn parse(s: &str) -> Result<LabelSelector, ApiError> {
         let bad = |why: &str| {
             ApiError::bad_request(format!("unable to parse requirement: {why} (in {s:?})"))
         };
@@ -73,7 +73,7 @@ impl LabelSelector {
 
     /// Builds the selector a Deployment or ReplicaSet `spec.selector` describes
     /// (`matchLabels` and `matchExpressions`).
-    pub fn from_label_selector(sel: &Value) -> LabelSelector {
+    pub(super) fn from_label_selector(sel: &Value) -> LabelSelector {
         let mut reqs = Vec::new();
         if let Some(Value::Object(ml)) = sel.get("matchLabels") {
             for (k, v) in ml {
@@ -113,7 +113,7 @@ impl LabelSelector {
     }
 
     /// Whether an object with these `metadata.labels` is selected.
-    pub fn matches(&self, labels: Option<&Value>) -> bool {
+    pub(super) fn matches(&self, labels: Option<&Value>) -> bool {
         let get = |k: &str| labels.and_then(|l| l.get(k)).and_then(Value::as_str);
         self.0.iter().all(|req| match req {
             LabelReq::Eq(k, v) => get(k) == Some(v.as_str()),
@@ -182,7 +182,7 @@ pub(crate) struct FieldSelector(Vec<(String, bool, String)>);
 impl FieldSelector {
     /// Parses the string form, refusing field labels the kind does not support (400, like the
     /// real server's "field label not supported").
-    pub fn parse(s: &str, resource: FakeResource) -> Result<FieldSelector, ApiError> {
+    pub(super) fn parse(s: &str, resource: FakeResource) -> Result<FieldSelector, ApiError> {
         let mut reqs = Vec::new();
         for part in s.split(',').map(str::trim).filter(|p| !p.is_empty()) {
             let (key, equal, value) = if let Some((k, v)) = part.split_once("!=") {
@@ -209,7 +209,7 @@ impl FieldSelector {
 
     /// Whether the object is selected. A missing field compares as the empty string, as the
     /// real server's field sets do.
-    pub fn matches(&self, obj: &Value) -> bool {
+    pub(super) fn matches(&self, obj: &Value) -> bool {
         self.0.iter().all(|(path, equal, want)| {
             let have = path
                 .split('.')
@@ -234,7 +234,7 @@ pub(crate) struct Filter {
 }
 
 impl Filter {
-    pub fn matches(&self, obj: &Value) -> bool {
+    pub(super) fn matches(&self, obj: &Value) -> bool {
         let ns = obj.pointer("/metadata/namespace").and_then(Value::as_str);
         self.namespace
             .as_deref()

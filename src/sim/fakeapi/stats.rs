@@ -88,7 +88,7 @@ pub(crate) struct Stats {
 
 impl Stats {
     /// Counts a request when it arrives.
-    pub fn request(&self, record: RequestRecord, bytes_received: u64) {
+    pub(super) fn request(&self, record: RequestRecord, bytes_received: u64) {
         let mut s = self.inner.lock().unwrap_or_else(PoisonError::into_inner);
         s.total.requests += 1;
         s.total.bytes_received += bytes_received;
@@ -105,7 +105,7 @@ impl Stats {
     }
 
     /// Counts response bytes (called again for every chunk of a stream).
-    pub fn sent(&self, verb: &str, resource: &str, bytes: u64) {
+    pub(super) fn sent(&self, verb: &str, resource: &str, bytes: u64) {
         let mut s = self.inner.lock().unwrap_or_else(PoisonError::into_inner);
         s.total.bytes_sent += bytes;
         // A stream opened before a reset still counts its bytes (with no request).
@@ -115,14 +115,14 @@ impl Stats {
             .bytes_sent += bytes;
     }
 
-    pub fn snapshot(&self) -> RequestStats {
+    pub(super) fn snapshot(&self) -> RequestStats {
         self.inner
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .clone()
     }
 
-    pub fn reset(&self) {
+    pub(super) fn reset(&self) {
         *self.inner.lock().unwrap_or_else(PoisonError::into_inner) = RequestStats::default();
     }
 }

@@ -40,7 +40,7 @@ impl ApiError {
     }
 
     /// 404 for a missing object, with the real server's wording.
-    pub fn not_found(resource: FakeResource, name: &str) -> ApiError {
+    pub(super) fn not_found(resource: FakeResource, name: &str) -> ApiError {
         ApiError::new(
             404,
             "NotFound",
@@ -50,7 +50,7 @@ impl ApiError {
     }
 
     /// 404 for a path that names no served resource.
-    pub fn no_route(path: &str) -> ApiError {
+    pub(super) fn no_route(path: &str) -> ApiError {
         ApiError::new(
             404,
             "NotFound",
@@ -59,7 +59,7 @@ impl ApiError {
     }
 
     /// 409 AlreadyExists for a create of a taken name.
-    pub fn already_exists(resource: FakeResource, name: &str) -> ApiError {
+    pub(super) fn already_exists(resource: FakeResource, name: &str) -> ApiError {
         ApiError::new(
             409,
             "AlreadyExists",
@@ -69,7 +69,7 @@ impl ApiError {
     }
 
     /// 409 Conflict for a stale `resourceVersion` (or an injected conflict).
-    pub fn conflict(resource: FakeResource, name: &str) -> ApiError {
+    pub(super) fn conflict(resource: FakeResource, name: &str) -> ApiError {
         ApiError::new(
             409,
             "Conflict",
@@ -84,7 +84,7 @@ impl ApiError {
 
     /// 409 Conflict from server-side apply: fields another manager owns with other values.
     /// `conflicts` holds `(manager, dotted field path)`.
-    pub fn apply_conflict(
+    pub(super) fn apply_conflict(
         resource: FakeResource,
         name: &str,
         conflicts: &[(String, String)],
@@ -121,7 +121,7 @@ impl ApiError {
     }
 
     /// 422 Invalid: the object breaks a validation rule.
-    pub fn invalid(resource: FakeResource, name: &str, why: impl Into<String>) -> ApiError {
+    pub(super) fn invalid(resource: FakeResource, name: &str, why: impl Into<String>) -> ApiError {
         ApiError::new(
             422,
             "Invalid",
@@ -131,13 +131,13 @@ impl ApiError {
     }
 
     /// 400 BadRequest: the request itself is malformed.
-    pub fn bad_request(message: impl Into<String>) -> ApiError {
+    pub(super) fn bad_request(message: impl Into<String>) -> ApiError {
         ApiError::new(400, "BadRequest", message)
     }
 
     /// 410 Expired: a watch from a resourceVersion older than the kept history. The real
     /// server uses reason `Expired` (not `Gone`) for this; clients look at the code.
-    pub fn expired(requested: u64, oldest: u64) -> ApiError {
+    pub(super) fn expired(requested: u64, oldest: u64) -> ApiError {
         ApiError::new(
             410,
             "Expired",
@@ -146,12 +146,12 @@ impl ApiError {
     }
 
     /// 405 for a verb the resource does not support.
-    pub fn method_not_allowed(message: impl Into<String>) -> ApiError {
+    pub(super) fn method_not_allowed(message: impl Into<String>) -> ApiError {
         ApiError::new(405, "MethodNotAllowed", message)
     }
 
     /// 415 for a patch content type the server does not understand.
-    pub fn unsupported_media_type(content_type: &str) -> ApiError {
+    pub(super) fn unsupported_media_type(content_type: &str) -> ApiError {
         ApiError::new(
             415,
             "UnsupportedMediaType",
@@ -163,7 +163,7 @@ impl ApiError {
 
     /// An injected failure with an arbitrary status code; the reason is the one the real
     /// server uses for that code.
-    pub fn injected(code: u16) -> ApiError {
+    pub(super) fn injected(code: u16) -> ApiError {
         let reason = match code {
             400 => "BadRequest",
             401 => "Unauthorized",
@@ -182,7 +182,7 @@ impl ApiError {
     }
 
     /// The `metav1.Status` body.
-    pub fn to_status(&self) -> Value {
+    pub(super) fn to_status(&self) -> Value {
         let mut status = json!({
             "kind": "Status",
             "apiVersion": "v1",

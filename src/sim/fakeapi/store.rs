@@ -29,7 +29,7 @@ pub(crate) struct ObjKey {
 }
 
 impl ObjKey {
-    pub fn new(resource: FakeResource, namespace: &str, name: &str) -> ObjKey {
+    pub(super) fn new(resource: FakeResource, namespace: &str, name: &str) -> ObjKey {
         ObjKey {
             resource,
             namespace: namespace.to_string(),
@@ -72,7 +72,7 @@ pub(crate) struct WriteOpts {
 }
 
 impl WriteOpts {
-    pub fn main(manager: &str) -> WriteOpts {
+    pub(super) fn main(manager: &str) -> WriteOpts {
         WriteOpts {
             manager: manager.to_string(),
             sub: Sub::Main,
@@ -80,7 +80,7 @@ impl WriteOpts {
         }
     }
 
-    pub fn status(manager: &str) -> WriteOpts {
+    pub(super) fn status(manager: &str) -> WriteOpts {
         WriteOpts {
             sub: Sub::Status,
             ..WriteOpts::main(manager)
@@ -119,7 +119,7 @@ pub(crate) struct Store {
 const FIRST_RV: u64 = 1;
 
 impl Store {
-    pub fn new(history_limit: usize) -> Store {
+    pub(super) fn new(history_limit: usize) -> Store {
         Store {
             inner: Mutex::new(Inner {
                 rv: FIRST_RV,
@@ -135,43 +135,47 @@ impl Store {
     }
 
     /// The lock. Never held across an `.await`.
-    pub fn lock(&self) -> MutexGuard<'_, Inner> {
+    pub(super) fn lock(&self) -> MutexGuard<'_, Inner> {
         self.inner.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
     /// Wakes up whenever something is written.
-    pub fn subscribe(&self) -> watch::Receiver<u64> {
+    pub(super) fn subscribe(&self) -> watch::Receiver<u64> {
         self.written.subscribe()
     }
 
     /// Wakes up whenever a log changes.
-    pub fn subscribe_logs(&self) -> watch::Receiver<u64> {
+    pub(super) fn subscribe_logs(&self) -> watch::Receiver<u64> {
         self.logs_changed.subscribe()
     }
 
     /// Tells log followers that a log changed.
-    pub fn logs_touched(&self) {
+    pub(super) fn logs_touched(&self) {
         self.logs_changed.send_modify(|n| *n += 1);
     }
 
-    pub fn get(&self, key: &ObjKey) -> Option<Arc<Value>> {
+    pub(super) fn get(&self, key: &ObjKey) -> Option<Arc<Value>> {
         self.lock().objects.get(key).map(|s| s.object.clone())
     }
 
     /// All objects of a kind (in one namespace, or all), ordered by namespace and name, with
     /// the resourceVersion they are current at.
-    pub fn list(&self, resource: FakeResource, namespace: Option<&str>) -> (Vec<Arc<Value>>, u64) {
+    pub(super) fn list(
+        &self,
+        resource: FakeResource,
+        namespace: Option<&str>,
+    ) -> (Vec<Arc<Value>>, u64) {
         let inner = self.lock();
         (inner.list(resource, namespace), inner.rv)
     }
 
     /// The current resourceVersion.
-    pub fn rv(&self) -> u64 {
+    pub(super) fn rv(&self) -> u64 {
         self.lock().rv
     }
 
     /// Creates an object (name from `metadata.name` or `generateName`).
-    pub fn create(
+    pub(super) fn create(
         &self,
         resource: FakeResource,
         namespace: &str,
@@ -222,7 +226,7 @@ impl Store {
     /// the stored one fails with 409 Conflict (the optimistic-concurrency precondition of PUT
     /// and of patches carrying a resourceVersion). A write that changes nothing is not
     /// committed and keeps the resourceVersion, as on the real server.
-    pub fn update<F>(
+    pub(super) fn update<F>(
         &self,
         key: &ObjKey,
         opts: &WriteOpts,
@@ -268,7 +272,7 @@ impl Store {
     }
 
     /// Server-side apply, creating the object when it does not exist.
-    pub fn apply(
+    pub(super) fn apply(
         &self,
         key: &ObjKey,
         config: &Value,
@@ -319,7 +323,7 @@ impl Store {
 
     /// Deletes an object, checking the `preconditions` of the delete options (uid and
     /// resourceVersion), and forgets a pod's logs.
-    pub fn delete(
+    pub(super) fn delete(
         &self,
         key: &ObjKey,
         uid: Option<&str>,
@@ -356,7 +360,7 @@ impl Store {
 
     /// Drops the whole history, like an etcd compaction: a watch from any resourceVersion
     /// before now answers 410.
-    pub fn compact(&self) {
+    pub(super) fn compact(&self) {
         let mut inner = self.lock();
         inner.history.clear();
         inner.oldest = inner.rv;
@@ -374,7 +378,7 @@ impl Inner {
         self.rv
     }
 
-    pub fn list(&self, resource: FakeResource, namespace: Option<&str>) -> Vec<Arc<Value>> {
+    pub(super) fn list(&self, resource: FakeResource, namespace: Option<&str>) -> Vec<Arc<Value>> {
         self.objects
             .iter()
             .filter(|(k, _)| k.resource == resource && namespace.is_none_or(|ns| k.namespace == ns))
@@ -382,22 +386,22 @@ impl Inner {
             .collect()
     }
 
-    pub fn current_rv(&self) -> u64 {
+    pub(super) fn current_rv(&self) -> u64 {
         self.rv
     }
 
     /// The resourceVersion the kept history starts after.
-    pub fn oldest(&self) -> u64 {
+    pub(super) fn oldest(&self) -> u64 {
         self.oldest
     }
 
-    pub fn get(&self, key: &ObjKey) -> Option<Arc<Value>> {
+    pub(super) fn get(&self, key: &ObjKey) -> Option<Arc<Value>> {
         self.objects.get(key).map(|s| s.object.clone())
     }
 
     /// The changes to `resource` after `since`, and the resourceVersion they bring a watcher
     /// up to; 410 when the history no longer reaches back to `since`.
-    pub fn changes_since(
+    pub(super) fn changes_since(
         &self,
         since: u64,
         resource: FakeResource,
@@ -535,7 +539,7 @@ impl Inner {
     }
 
     /// The uids of every stored object (for owner references).
-    pub fn uids(&self) -> HashSet<String> {
+    pub(super) fn uids(&self) -> HashSet<String> {
         self.objects
             .values()
             .filter_map(|s| s.object.pointer("/metadata/uid").and_then(Value::as_str))

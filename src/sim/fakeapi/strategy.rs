@@ -23,7 +23,7 @@ pub(crate) enum Sub {
 
 impl Sub {
     /// The `subresource` of a managed-fields entry.
-    pub fn name(self) -> &'static str {
+    pub(super) fn name(self) -> &'static str {
         match self {
             Sub::Main => "",
             Sub::Status => "status",

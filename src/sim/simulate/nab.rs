@@ -26,7 +26,7 @@ pub struct TraceError {
 }
 
 /// Resolution of NAB traces, in seconds.
-pub const TRACE_STEP: f64 = 300.0;
+pub(super) const TRACE_STEP: f64 = 300.0;
 
 impl Trace {
     /// Parses a NAB CSV (`timestamp,value`, header first). `windows` are the anomaly windows

@@ -22,7 +22,7 @@ use super::SCRAPE;
 
 /// One stored counter series: a sample every [`SCRAPE`] seconds from `t0`.
 #[derive(Clone, Copy, Debug)]
-pub struct Samples<'a> {
+pub(super) struct Samples<'a> {
     /// Unix seconds of the first sample.
     pub t0: f64,
     pub values: &'a [f64],
@@ -69,7 +69,7 @@ impl Samples<'_> {
 
 /// `increase(series[range])` (or `rate`, with `per_second`) evaluated at `at`, as Prometheus
 /// computes it for a counter; `None` where Prometheus returns no sample.
-pub fn extrapolated(s: Samples<'_>, at: f64, range: f64, per_second: bool) -> Option<f64> {
+pub(super) fn extrapolated(s: Samples<'_>, at: f64, range: f64, per_second: bool) -> Option<f64> {
     let (end_ms, range_ms) = (ms(at), ms(range));
     let start_ms = end_ms - range_ms;
     let (lo, hi) = s.inside(start_ms, end_ms)?;
@@ -107,7 +107,7 @@ pub fn extrapolated(s: Samples<'_>, at: f64, range: f64, per_second: bool) -> Op
 /// last value after it ended; `None` if the series has no sample inside the range (it ended
 /// before, or begins after). Not what Prometheus answers: the reference the extrapolation is
 /// measured against.
-pub fn exact(s: Samples<'_>, at: f64, range: f64) -> Option<f64> {
+pub(super) fn exact(s: Samples<'_>, at: f64, range: f64) -> Option<f64> {
     let (end_ms, range_ms) = (ms(at), ms(range));
     s.inside(end_ms - range_ms + 1, end_ms)?;
     Some(s.value_at(end_ms) - s.value_at(end_ms - range_ms))

@@ -85,7 +85,7 @@ impl Stepper {
 }
 
 /// Steps the scenario's rollout from its start to the last old pod's deletion.
-pub fn timetable(s: &Scenario) -> Timetable {
+pub(super) fn timetable(s: &Scenario) -> Timetable {
     let start = s.rollout_start();
     let replicas = s.replicas;
     let mut st = Stepper {
