@@ -23,21 +23,38 @@ use crate::analysis::source::MetricSource;
 /// What to replay.
 #[derive(Clone, Debug)]
 pub struct Replay {
+    /// The rollout to replay: its Deployment and the ReplicaSets on each side.
     pub target: Target,
+    /// The first evaluation time.
     pub from: Timestamp,
+    /// The last evaluation time (included when the steps land on it).
     pub to: Timestamp,
+    /// The time between two evaluations.
     pub step: PromDuration,
 }
 
 /// A replay that cannot run.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum ReplayError {
+    /// `--from` is not before `--to`.
     #[error("--from ({from}) must be before --to ({to})")]
-    EmptyRange { from: Timestamp, to: Timestamp },
+    EmptyRange {
+        /// The replay's `--from`.
+        from: Timestamp,
+        /// The replay's `--to`.
+        to: Timestamp,
+    },
+    /// `--step` was zero.
     #[error("--step must be longer than 0s")]
     ZeroStep,
+    /// The range at this step would take more than [`MAX_STEPS`] evaluations.
     #[error("{steps} steps is too many (at most {max}): use a longer --step or a shorter range")]
-    TooManySteps { steps: u64, max: u64 },
+    TooManySteps {
+        /// The evaluations the range would take.
+        steps: u64,
+        /// The most accepted ([`MAX_STEPS`]).
+        max: u64,
+    },
 }
 
 /// The longest replay accepted: a day at 10 s, or a month at 10 min.
@@ -47,7 +64,9 @@ pub const MAX_STEPS: u64 = 10_000;
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum FinalDecision {
+    /// A rule called for a rollback.
     Rollback,
+    /// A rule called for a pause (and none for a rollback).
     Pause,
     /// No action, and every rule reached a conclusive verdict at least once.
     Pass,
@@ -58,21 +77,28 @@ pub enum FinalDecision {
 /// One step of the timeline.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Step {
+    /// The evaluation time of this step.
     pub at: Timestamp,
     /// Fail if any rule failed, else inconclusive if any was, else pass.
     pub outcome: Outcome,
     /// The action this step calls for, if any (`warn` included).
     pub action: Option<Action>,
+    /// Why the step calls for its action, or for none, in one line.
     pub reason: String,
+    /// Every rule's verdict at this step.
     pub verdicts: Vec<Verdict>,
 }
 
 /// The report, printed as one JSON object by `--output json`.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Report {
+    /// What the replay concluded.
     pub decision: FinalDecision,
+    /// The evaluation time of the step that paused or rolled back; `None` when none did.
     pub decided_at: Option<Timestamp>,
+    /// The rule that decided the pause or rollback; `None` when none did.
     pub rule: Option<String>,
+    /// Every step evaluated, oldest first, up to and including the one that acted.
     pub timeline: Vec<Step>,
     /// Rules a replay cannot evaluate, and why; left out of the decision rather than making
     /// it inconclusive.
@@ -83,7 +109,9 @@ pub struct Report {
 /// A rule left out of a replay.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct NotReplayable {
+    /// The rule's name.
     pub rule: String,
+    /// Why it cannot be replayed, in one line.
     pub why: String,
 }
 

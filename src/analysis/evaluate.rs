@@ -23,8 +23,11 @@ use crate::analysis::template::{Bindings, Template};
 /// The rollout being judged: a Deployment, its new ReplicaSet and the old ones that still count.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Target {
+    /// The Deployment's namespace.
     pub namespace: String,
+    /// The Deployment's name.
     pub deployment: String,
+    /// The ReplicaSet of the revision being rolled out.
     pub new_replicaset: String,
     /// The old ReplicaSets that still have pods. Empty once none remain (after the rollout).
     pub old_replicasets: Vec<String>,
@@ -80,7 +83,9 @@ impl LogReads {
 /// All verdicts of one evaluation.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Evaluation {
+    /// The evaluation time: the end of every rule's window.
     pub at: Timestamp,
+    /// One verdict per rule, in rule order.
     pub verdicts: Vec<Verdict>,
 }
 

@@ -20,8 +20,12 @@ use crate::analysis::stats;
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Outcome {
+    /// The new pods did not do worse by the rule's test (or `on_missing: pass` applied).
     Pass,
+    /// No conclusion: missing or insufficient data, a failed query, or no old pods to compare with.
     Inconclusive,
+    /// The new pods did worse by the rule's test (or `on_missing: fail` applied): the rule's action
+    /// applies.
     Fail,
 }
 
@@ -39,7 +43,9 @@ impl std::fmt::Display for Outcome {
 /// in that interval (series are summed). Empty where the query returned nothing.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct Counts {
+    /// The errors query's series, each point the errors of one interval.
     pub errors: Vec<Series>,
+    /// The requests query's series, each point the requests of one interval.
     pub requests: Vec<Series>,
 }
 
@@ -47,17 +53,25 @@ pub struct Counts {
 /// left to compare with.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Observation {
+    /// An `error_rate` check's errors and requests.
     Counts {
+        /// The new ReplicaSet's counts.
         new: Counts,
+        /// The old ReplicaSets' counts.
         old: Option<Counts>,
     },
+    /// A `compare` or `absolute` check's query answer, one series per pod.
     Series {
+        /// The new ReplicaSet's series.
         new: Vec<Series>,
+        /// The old ReplicaSets' series (`None` also when an absolute check does not look at them).
         old: Option<Vec<Series>>,
     },
     /// PHP errors from pod logs.
     Logs {
+        /// The new ReplicaSet's pods' errors.
         new: LogCounts,
+        /// The old ReplicaSets' pods' errors, merged.
         old: Option<LogCounts>,
     },
     /// A query failed: the error, as the source reported it.
@@ -74,19 +88,26 @@ pub struct Window {
     /// Where the range query began (`start − warmup`); a series whose first point comes later
     /// belongs to a pod that started inside the query range.
     pub query_start: f64,
+    /// How long after its first sample a pod that started inside the query range is left out, in
+    /// seconds (0 for error-rate and logs rules).
     pub warmup: f64,
+    /// The query's step in seconds (0 for error-rate and logs rules).
     pub step: f64,
 }
 
 /// One rule's conclusion and everything a person needs to see why.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Verdict {
+    /// The rule's name.
     pub rule: String,
+    /// What the rule concluded.
     pub outcome: Outcome,
     /// The rule's action (what a failure asks for).
     pub action: Action,
     /// One line: the numbers and the comparison that decided.
     pub reason: String,
+    /// The numbers behind the conclusion; `None` when there was none to reach (missing data, a
+    /// failed query).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub evidence: Option<Evidence>,
     /// The queries as sent, filled in by the evaluator.
@@ -109,7 +130,9 @@ pub struct Verdict {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum QuerySide {
+    /// The new ReplicaSet's pods.
     New,
+    /// The old ReplicaSets' pods.
     Old,
 }
 
@@ -117,14 +140,18 @@ pub enum QuerySide {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum QueryName {
+    /// An `error_rate` check's errors query.
     Errors,
+    /// An `error_rate` check's requests query.
     Requests,
+    /// A `compare` or `absolute` check's query.
     Query,
     /// A `logs` rule's read of the pods' logs (its text says which).
     Logs,
 }
 
 impl QuerySide {
+    /// The name used in records and reports.
     pub fn as_str(self) -> &'static str {
         match self {
             QuerySide::New => "new",
@@ -134,6 +161,7 @@ impl QuerySide {
 }
 
 impl QueryName {
+    /// The name used in records and reports (as the query's key in the rule file).
     pub fn as_str(self) -> &'static str {
         match self {
             QueryName::Errors => "errors",
@@ -147,7 +175,9 @@ impl QueryName {
 /// A query as it went to the metric source.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct SentQuery {
+    /// Which pods it asked about.
     pub side: QuerySide,
+    /// Which of the rule's queries it was.
     pub name: QueryName,
     /// Shared: the same text is sent at every evaluation of a revision, and a report reading
     /// 100,000 evaluations keeps it once (see `records::load`).
@@ -158,9 +188,13 @@ pub struct SentQuery {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "check", rename_all = "snake_case")]
 pub enum Evidence {
+    /// From an `error_rate` check.
     ErrorRate(ErrorRateEvidence),
+    /// From a `compare` check.
     Compare(CompareEvidence),
+    /// From an `absolute` check.
     Absolute(AbsoluteEvidence),
+    /// From a `logs` check.
     Logs(LogsEvidence),
 }
 
@@ -176,18 +210,24 @@ impl Evidence {
     }
 }
 
+/// One side's errors and requests, summed over the window.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct SideCounts {
+    /// Errors counted, each interval's at most its requests.
     pub errors: f64,
+    /// Requests served.
     pub requests: f64,
     /// errors / requests.
     pub rate: f64,
 }
 
+/// The numbers behind an `error_rate` verdict: both sides' counts, the test, and the rule's
+/// thresholds.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct ErrorRateEvidence {
-    /// Totals over the window.
+    /// The new pods' totals over the window.
     pub new: SideCounts,
+    /// The old pods' totals over the window.
     pub old: SideCounts,
     /// Intervals in which both sides served requests: the strata of the test.
     pub strata: usize,
@@ -202,12 +242,20 @@ pub struct ErrorRateEvidence {
     /// How much more than Poisson the counts scatter between intervals (≥ 1); the test's
     /// variance is widened by it.
     pub dispersion: f64,
+    /// Which test computed `p_value` (the rule's `test`).
     pub test: ProportionTest,
+    /// The test's one-sided p-value against new rate ≤ `tolerance` × old rate (with
+    /// `sequential`, valid over every look, and already combined with `window_bound`'s).
     pub p_value: f64,
+    /// The rule's `alpha`: significant below it.
     pub alpha: f64,
+    /// The rule's `tolerance`: the null hypothesis is new rate ≤ tolerance × old rate.
     pub tolerance: f64,
+    /// The rule's `min_ratio`: the floor for `ratio`.
     pub min_ratio: f64,
+    /// The rule's `min_rate_increase`: the floor for `rate_increase`, in errors per request.
     pub min_rate_increase: f64,
+    /// The rule's `min_errors`: the floor for `observed_errors`.
     pub min_errors: f64,
     /// Side-intervals left out because a point was damaged (NaN, ±Inf, negative) or an error
     /// series had a gap: never read as zero.
@@ -284,18 +332,22 @@ pub struct WindowBound {
 /// The comparison of the new pods, after the old pods left, with the old version's history.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct HistoryEvidence {
-    /// The old version's errors and requests over the window: the history.
+    /// The old version's errors over the window: the history.
     pub old_errors: f64,
+    /// The old version's requests over the window.
     pub old_requests: f64,
-    /// The span of the history: its first and last interval ends.
+    /// The span of the history: its first interval end.
     pub from: jiff::Timestamp,
+    /// The span of the history: its last interval end.
     pub to: jiff::Timestamp,
     /// The upper end of the old rate's 1 − alpha confidence interval: the rate the new pods
     /// are held to.
     pub rate_bound: f64,
-    /// Intervals after the old pods left, and the new pods' errors and requests in them.
+    /// Intervals after the old pods left.
     pub intervals: usize,
+    /// The new pods' errors in those intervals.
     pub errors: f64,
+    /// The new pods' requests in those intervals.
     pub requests: f64,
     /// The errors the old version's rate (not its bound) predicts for those requests.
     pub expected: f64,
@@ -304,10 +356,15 @@ pub struct HistoryEvidence {
 /// Summary of one side's samples.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct SampleSummary {
+    /// Samples judged (inside the window, after warm-up).
     pub samples: usize,
+    /// Pods with samples judged.
     pub pods: usize,
+    /// The median of the samples, in the series' unit.
     pub median: f64,
+    /// The 90th percentile of the samples.
     pub p90: f64,
+    /// The largest sample.
     pub max: f64,
     /// Samples left out as pod warm-up.
     pub warmup_dropped: usize,
@@ -317,10 +374,15 @@ pub struct SampleSummary {
     pub steps: Vec<[f64; 2]>,
 }
 
+/// The numbers behind a `compare` verdict: both sides' samples, the test, and the rule's
+/// thresholds.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct CompareEvidence {
+    /// The new pods' samples.
     pub new: SampleSummary,
+    /// The old pods' samples.
     pub old: SampleSummary,
+    /// Whether higher or lower values are worse (the rule's `direction`).
     pub direction: Direction,
     /// Median of the worse-oriented side's time-aligned ratios over the other's (> 1 is worse).
     pub median_ratio: Option<f64>,
@@ -328,9 +390,14 @@ pub struct CompareEvidence {
     pub shift: f64,
     /// U of the new side's time-aligned samples.
     pub u_statistic: f64,
+    /// The Mann-Whitney test's one-sided p-value that the new side is worse (against the
+    /// history: the share of the old version's own drifts at least as large).
     pub p_value: f64,
+    /// The rule's `alpha`: significant below it.
     pub alpha: f64,
+    /// The rule's `min_ratio`: the floor for `median_ratio`.
     pub min_ratio: f64,
+    /// The rule's `min_shift`: the floor for `shift`, in the series' unit.
     pub min_shift: f64,
     /// What the query's number is (the rule's `unit`).
     #[serde(default, skip_serializing_if = "Unit::is_number")]
@@ -356,8 +423,10 @@ pub struct CompareEvidence {
 /// the old version showed by itself over the same gap.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct CompareHistory {
-    /// The stretch of the old version's level: the `window` before its last sample.
+    /// The start of the stretch of the old version's level: the `window` before its last
+    /// sample.
     pub before_from: jiff::Timestamp,
+    /// The end of that stretch: the old version's last sample.
     pub before_to: jiff::Timestamp,
     /// The median of the old version's per-moment medians over that stretch.
     pub before: f64,
@@ -368,9 +437,9 @@ pub struct CompareHistory {
     /// From the middle of the old stretch to the middle of the new one.
     pub gap_seconds: f64,
     /// The largest worse-ward change of the old version's own level between two stretches
-    /// that far apart within `history_span`, as a ratio (1 when it never moved worse-ward),
-    /// and how many such pairs of stretches there were.
+    /// that far apart within `history_span`, as a ratio (1 when it never moved worse-ward).
     pub largest_drift: f64,
+    /// How many pairs of stretches `largest_drift` was measured on.
     pub drift_pairs: usize,
     /// The ratio a regression must reach: the larger of min_ratio and largest_drift.
     pub needed: f64,
@@ -386,17 +455,25 @@ pub struct CompareHistory {
     pub history_from: jiff::Timestamp,
 }
 
+/// The numbers behind an `absolute` verdict: the new pods' quantile against the threshold, and the
+/// old pods' at the same moments.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct AbsoluteEvidence {
+    /// The new pods' samples (those at moments of shared pressure left out).
     pub new: SampleSummary,
+    /// The old pods' samples at the moments judged; `None` when there were none to compare with.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub old: Option<SampleSummary>,
+    /// The rule's `quantile` of the samples that is compared with the threshold.
     pub quantile: f64,
     /// The new side's quantile.
     pub value: f64,
+    /// The old pods' same quantile at the same moments; `None` without old samples.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub old_value: Option<f64>,
+    /// The rule's `threshold`, in the series' unit.
     pub threshold: f64,
+    /// Whether higher or lower values are worse (the rule's `direction`).
     pub direction: Direction,
     /// What the query's number is (the rule's `unit`).
     #[serde(default, skip_serializing_if = "Unit::is_number")]

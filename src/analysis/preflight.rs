@@ -17,15 +17,20 @@ use super::template::{Bindings, Template};
 /// Where the rules are checked: a Deployment and the ReplicaSet whose pods serve now.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Subject {
+    /// The Deployment's namespace.
     pub namespace: String,
+    /// The Deployment's name.
     pub deployment: String,
+    /// The ReplicaSet whose pods serve now: the one the queries are filled in for.
     pub replicaset: String,
 }
 
 /// What one query answered.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Answer {
+    /// Which of the rule's queries it was.
     pub name: QueryName,
+    /// The query as sent, placeholders filled in.
     pub promql: String,
     /// Series returned, or why none could be read.
     pub series: Result<usize, String>,
@@ -58,8 +63,11 @@ impl Readiness {
 /// One rule's check.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct RuleCheck {
+    /// The rule's name.
     pub rule: String,
+    /// Whether it can be evaluated, and why not.
     pub readiness: Readiness,
+    /// Each of its queries and what it answered, in the rule's order (none for a `logs` rule).
     pub answers: Vec<Answer>,
 }
 

@@ -64,8 +64,10 @@ pub enum OnMissing {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Direction {
+    /// Larger values are worse (CPU, latency, errors).
     #[default]
     HigherIsWorse,
+    /// Smaller values are worse (throughput, cache hit ratio).
     LowerIsWorse,
 }
 
@@ -101,7 +103,9 @@ pub enum ProportionTest {
 #[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RuleFile {
+    /// The rule-file format version it is written in; only [`FORMAT_VERSION`] is read.
     pub version: u32,
+    /// The rules it holds.
     pub rules: Vec<Rule>,
 }
 
@@ -111,6 +115,7 @@ pub struct RuleFile {
 pub struct Rule {
     /// Unique across the loaded set; used in decisions, metrics and annotations.
     pub name: String,
+    /// What the rule watches for, for people reading the rule file and its verdicts.
     #[serde(default)]
     pub description: String,
     /// What to do when the rule fails.
@@ -121,8 +126,10 @@ pub struct Rule {
     /// Failing evaluations in a row before acting.
     #[serde(default = "defaults::consecutive")]
     pub consecutive: u32,
+    /// What the rule concludes when its data is missing (`inconclusive` by default).
     #[serde(default)]
     pub on_missing: OnMissing,
+    /// What the rule compares, and how.
     pub check: Check,
 }
 
@@ -130,9 +137,13 @@ pub struct Rule {
 #[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case", deny_unknown_fields)]
 pub enum Check {
+    /// Errors per request of the new pods against the old pods' (`error_rate`).
     ErrorRate(ErrorRate),
+    /// A continuous per-pod series of the new pods against the old pods' (`compare`).
     Compare(Compare),
+    /// A per-pod series of the new pods against a fixed threshold (`absolute`).
     Absolute(Absolute),
+    /// PHP errors in the pods' logs, new against old (`logs`).
     Logs(Logs),
 }
 
@@ -154,6 +165,7 @@ pub struct ErrorRate {
     /// first error). Requests are never assumed.
     #[serde(default = "defaults::yes")]
     pub absent_errors_are_zero: bool,
+    /// Which exact test judges the counts (`binomial` by default).
     #[serde(default)]
     pub test: ProportionTest,
     /// Per-evaluation significance level, one-sided.
@@ -213,8 +225,10 @@ pub struct Compare {
     /// Samples of a pod younger than this are left out (opcache priming, JIT warm-up).
     #[serde(default)]
     pub warmup: PromDuration,
+    /// Which way is worse (higher by default).
     #[serde(default)]
     pub direction: Direction,
+    /// One-sided significance level of the Mann-Whitney test, per evaluation.
     #[serde(default = "defaults::alpha")]
     pub alpha: f64,
     /// Effect floor: median(new) / median(old) must reach this (its inverse for lower-is-worse).
@@ -261,11 +275,13 @@ pub struct Compare {
 pub struct Absolute {
     /// Range query: one series per pod of one ReplicaSet.
     pub query: Template,
+    /// Resolution of the range query.
     #[serde(default = "defaults::step")]
     pub step: PromDuration,
     /// What the query's number is, for the report (as for compare checks).
     #[serde(default)]
     pub unit: Unit,
+    /// Samples of a pod younger than this are left out (opcache priming, JIT warm-up).
     #[serde(default)]
     pub warmup: PromDuration,
     /// Which quantile of the new side's samples is compared (0.5 = median).
@@ -273,8 +289,10 @@ pub struct Absolute {
     pub quantile: f64,
     /// Fails when the quantile is at or above this (below, for lower-is-worse).
     pub threshold: f64,
+    /// Which way is worse (higher by default): whether the threshold is a ceiling or a floor.
     #[serde(default)]
     pub direction: Direction,
+    /// Samples of the new pods needed for a conclusion.
     #[serde(default = "defaults::min_samples")]
     pub min_samples: usize,
     /// When the old pods are under the same pressure, the cause is shared (load, a
@@ -416,9 +434,13 @@ impl Check {
 /// A problem in a rule file. Names the file, and the rule and line where known.
 #[derive(Clone, Debug, PartialEq, thiserror::Error)]
 pub struct RuleError {
+    /// The rule file the problem is in.
     pub file: PathBuf,
+    /// The rule it concerns, when one can be named.
     pub rule: Option<String>,
+    /// The line in the file, counted from 1, when known.
     pub line: Option<u64>,
+    /// What is wrong, in one line.
     pub message: String,
 }
 
@@ -454,7 +476,9 @@ impl fmt::Display for RuleErrors {
 /// A loaded, checked set of rules, with the files they came from.
 #[derive(Clone, Debug, Default)]
 pub struct RuleSet {
+    /// Every rule of every file, in the order the files were read and the rules written.
     pub rules: Vec<Rule>,
+    /// The files the rules were read from, in the order they were read.
     pub files: Vec<PathBuf>,
 }
 

@@ -20,7 +20,9 @@ pub use consistent::Consistent;
 /// such a point as damaged, never as zero).
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Point {
+    /// When the sample was taken, in unix seconds.
     pub t: f64,
+    /// The sample's value, in the query's unit.
     pub v: f64,
 }
 
@@ -28,7 +30,9 @@ pub struct Point {
 /// one point each.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct Series {
+    /// The series' labels (`pod`, `namespace`, …).
     pub labels: BTreeMap<String, String>,
+    /// Its samples, oldest first.
     pub points: Vec<Point>,
 }
 
@@ -85,13 +89,21 @@ pub enum SourceError {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum SourceErrorKind {
+    /// Could not connect ([`SourceError::Unreachable`]).
     Unreachable,
+    /// No answer in time ([`SourceError::Timeout`]).
     Timeout,
+    /// The query was refused ([`SourceError::BadQuery`]).
     BadQuery,
+    /// An error status ([`SourceError::Server`]).
     Server,
+    /// An unreadable answer ([`SourceError::Malformed`]).
     Malformed,
+    /// A possibly incomplete answer ([`SourceError::Partial`]).
     Partial,
+    /// An answer beyond the configured bounds ([`SourceError::TooLarge`]).
     TooLarge,
+    /// Anything else ([`SourceError::Unexpected`]).
     Unexpected,
 }
 
@@ -150,14 +162,18 @@ pub trait MetricSource: Sync {
 /// What a `logs` rule asks of one ReplicaSet: the PHP errors its pods printed in a window.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct LogQuery {
+    /// The ReplicaSet's namespace.
     pub namespace: String,
+    /// The ReplicaSet whose pods' logs are read.
     pub replicaset: String,
     /// The container to read; when `None`, the pod's main container as the log reader picks it.
     pub container: Option<String>,
     /// Whether this is the new ReplicaSet (all of whose pods are read while they are few) or
     /// an old one (a sample of pods is enough for a baseline).
     pub new: bool,
+    /// The window's start: errors printed before it do not count.
     pub start: Timestamp,
+    /// The window's end: the evaluation time.
     pub end: Timestamp,
 }
 
@@ -178,8 +194,9 @@ impl LogQuery {
 /// The PHP errors one ReplicaSet's pods printed over a window.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct LogCounts {
-    /// Pods whose logs were read, and pods the ReplicaSet has.
+    /// Pods whose logs were read.
     pub pods_read: u32,
+    /// Pods the ReplicaSet has.
     pub pods_total: u32,
     /// Pods gone since they were read, whose counts (up to their last read) still count.
     pub pods_departed: u32,
@@ -196,8 +213,11 @@ pub struct LogCounts {
 /// How often one error signature was printed.
 #[derive(Clone, Debug, PartialEq)]
 pub struct SignatureCount {
+    /// The error's kind.
     pub kind: ErrorKind,
+    /// The message with paths, line numbers and ids normalised away.
     pub signature: String,
+    /// How many times it was printed in the window.
     pub count: u64,
     /// One occurrence as written.
     pub example: String,
@@ -229,13 +249,17 @@ impl LogCounts {
 
 /// Reads the PHP errors of a ReplicaSet's pods from their logs.
 pub trait LogSource: Sync {
+    /// The PHP errors the pods of `query`'s ReplicaSet printed over its window, counted by
+    /// signature.
     fn logs(&self, query: &LogQuery)
     -> impl Future<Output = Result<LogCounts, SourceError>> + Send;
 }
 
 /// A metric source with a log source beside it, for rule sets with `logs` rules.
 pub struct WithLogs<M, L> {
+    /// The source of metric queries.
     pub metrics: M,
+    /// The source of pod logs.
     pub logs: L,
 }
 

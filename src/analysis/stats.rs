@@ -20,10 +20,14 @@ pub use sequential::{
 /// A statistical computation that could not be made.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum StatsError {
+    /// A side has no samples.
     #[error("no samples on one side")]
     Empty,
+    /// A sample is NaN or infinite.
     #[error("a sample is NaN or infinite")]
     NotFinite,
+    /// An input the computation cannot take (a negative count, more successes than trials, …);
+    /// the message says which.
     #[error("invalid input: {0}")]
     Invalid(String),
 }
@@ -86,9 +90,13 @@ pub fn poisson_rate_greater(
 /// Error and request counts of both sides over one stretch of time (one stratum).
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct Stratum {
+    /// The new side's errors in the stratum.
     pub errors_new: f64,
+    /// The new side's requests in the stratum.
     pub requests_new: f64,
+    /// The old side's errors in the stratum.
     pub errors_old: f64,
+    /// The old side's requests in the stratum.
     pub requests_old: f64,
 }
 

@@ -49,26 +49,35 @@ enum Var {
 /// Why a template was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum TemplateError {
+    /// A `{{` with no `}}` after it, at this byte offset of the query.
     #[error("unclosed `{{{{` at byte {0}")]
     Unclosed(usize),
+    /// A placeholder that is not one of the known variables.
     #[error(
         "unknown variable `{{{{ {0} }}}}` (known: namespace, deployment, replicaset, pods, window, interval)"
     )]
     Unknown(String),
+    /// A name or regex placeholder outside a double-quoted string, where its value could not
+    /// be escaped.
     #[error(
         "`{{{{ {0} }}}}` must stand inside a double-quoted string, e.g. namespace=\"{{{{ namespace }}}}\", so that its value can be escaped"
     )]
     NotInString(&'static str),
+    /// A regex placeholder (`replicaset`, `pods`) in a string not matched with `=~` or `!~`.
     #[error(
         "`{{{{ {0} }}}}` is a regular expression: match it with =~, e.g. pod=~\"{{{{ pods }}}}\""
     )]
     NeedsRegexMatch(&'static str),
+    /// A duration placeholder (`window`, `interval`) inside quotes.
     #[error("`{{{{ {0} }}}}` is a duration and must stand outside quotes, e.g. [{{{{ {0} }}}}]")]
     WindowInString(&'static str),
+    /// A name placeholder (`namespace`, `deployment`) in a string matched as a regex (`=~`,
+    /// `!~`).
     #[error(
         "`{{{{ {0} }}}}` is a name, not a regular expression: match it with =, e.g. namespace=\"{{{{ namespace }}}}\""
     )]
     NameInRegex(&'static str),
+    /// The query is empty.
     #[error("the query is empty")]
     Empty,
 }
@@ -76,10 +85,13 @@ pub enum TemplateError {
 /// The values for one ReplicaSet (or one group of ReplicaSets, for the old side).
 #[derive(Clone, Debug)]
 pub struct Bindings<'a> {
+    /// The Deployment's namespace (`{{ namespace }}`).
     pub namespace: &'a str,
+    /// The Deployment's name (`{{ deployment }}`).
     pub deployment: &'a str,
     /// The ReplicaSet names whose pods are selected; several for the old side of a rollout.
     pub replicasets: &'a [String],
+    /// The rule's window (`{{ window }}`).
     pub window: PromDuration,
     /// The stretch of time each point of a stratified (error-rate) query covers.
     pub interval: PromDuration,

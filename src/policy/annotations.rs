@@ -65,6 +65,7 @@ pub const USER_SET: [(&str, &str); 8] = [
 /// The range a Deployment's own interval may take: a tenant's `1ms` would have the shared
 /// controller query Prometheus and write records hundreds of times a second.
 pub const MIN_INTERVAL: Duration = Duration::from_secs(5);
+/// The longest time between evaluations a Deployment may ask for (see [`MIN_INTERVAL`]).
 pub const MAX_INTERVAL: Duration = Duration::from_secs(600);
 /// The longest bake time a Deployment may ask for.
 pub const MAX_BAKE: Duration = Duration::from_secs(24 * 3600);
@@ -72,6 +73,8 @@ pub const MAX_BAKE: Duration = Duration::from_secs(24 * 3600);
 /// A Deployment's settings and rules after its annotations.
 #[derive(Clone, Debug)]
 pub struct Resolved {
+    /// The config's settings with the Deployment's annotations applied (mode `observe` if any could
+    /// not be read).
     pub settings: Settings,
     /// The loaded rules, shared; a copy only when `rollout-guard.io/rules` picks a subset.
     pub rules: Arc<RuleSet>,

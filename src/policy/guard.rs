@@ -86,6 +86,7 @@ impl std::fmt::Display for Mode {
 /// The settings that apply to one Deployment (config defaults with its annotations applied).
 #[derive(Clone, Debug, PartialEq)]
 pub struct Settings {
+    /// How the controller treats the Deployment: observe, guard or gate.
     pub mode: Mode,
     /// Time between evaluations while a rollout is analysed.
     pub interval: Duration,
@@ -137,6 +138,7 @@ pub struct Plan {
     pub acts: Vec<Act>,
     /// Actions decided but not made (dry run, rate limit), for records and events.
     pub suppressed: Vec<Act>,
+    /// The Events to publish about this step, also kept in its decision record.
     pub notes: Vec<Note>,
     /// Whether the memory changed enough to be written to the Deployment.
     pub write: bool,

@@ -13,6 +13,7 @@ use serde::{Deserialize, Serialize};
 /// One ReplicaSet of a Deployment: a generation of its pod template.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Generation {
+    /// The ReplicaSet's name.
     pub name: String,
     /// `deployment.kubernetes.io/revision`; 0 when absent or unreadable.
     pub revision: u64,
@@ -23,7 +24,9 @@ pub struct Generation {
     pub desired: i32,
     /// Pods that exist (`status.replicas`).
     pub pods: i32,
+    /// Pods ready (`status.readyReplicas`).
     pub ready: i32,
+    /// Pods available: ready for at least `minReadySeconds` (`status.availableReplicas`).
     pub available: i32,
     /// The image of each container of its pod template (container → image): what a release
     /// changed, for records and reports. Empty when unknown.
@@ -63,11 +66,15 @@ impl std::fmt::Display for Phase {
 /// A Deployment's rollout, read from the Deployment and the ReplicaSets it owns.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct RolloutView {
+    /// The Deployment's namespace.
     pub namespace: String,
+    /// The Deployment's name.
     pub name: String,
     /// `spec.replicas` (1 when unset, the API default).
     pub desired: i32,
+    /// Whether the Deployment is paused (`spec.paused`).
     pub paused: bool,
+    /// Where the rollout stands.
     pub phase: Phase,
     /// The ReplicaSet whose template is the Deployment's; `None` before it is created.
     pub new: Option<Generation>,

@@ -49,6 +49,7 @@ impl State {
         self != State::Analysing
     }
 
+    /// A short name for people (`rolled back`, `not guarded`, …).
     pub fn name(self) -> &'static str {
         match self {
             State::Passed => "passed",
@@ -77,14 +78,19 @@ pub enum Guarding {
 /// The status of one release of a Deployment.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct Status {
+    /// The Deployment's namespace.
     pub namespace: String,
+    /// The Deployment's name.
     pub deployment: String,
+    /// Where the release stands.
     pub state: State,
-    /// The release's revision, ReplicaSet and pod-template hash, when known.
+    /// The release's Deployment revision number, when known.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub revision: Option<u64>,
+    /// The release's ReplicaSet, when known.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub replicaset: Option<String>,
+    /// The release's `pod-template-hash`, when known.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub hash: Option<String>,
     /// The controller's stage for it (`analysing`, `baking`, `rolled_back`, ...).

@@ -18,28 +18,44 @@ use crate::analysis::stats::poisson_rate_greater;
 /// One signature's counts on both sides, and its test.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct SignatureRow {
+    /// The error's kind (`other_fatal` in the total's row).
     pub kind: ErrorKind,
+    /// The message with paths, line numbers and ids normalised away (`(all counted kinds)` in the
+    /// total's row).
     pub signature: String,
+    /// How many times the new pods printed it in the window.
     pub new: u64,
+    /// How many times the old pods printed it in the window.
     pub old: u64,
     /// Rate ratio per pod-minute (`null` for infinity: printed only by the new pods).
     pub ratio: Option<f64>,
+    /// The one-sided p-value that the new pods print it more often per pod-minute than `tolerance`
+    /// × the old pods.
     pub p_value: f64,
+    /// One occurrence as the new pods wrote it (empty in the total's row).
     pub example: String,
 }
 
 /// The numbers behind a `logs` verdict.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct LogsEvidence {
+    /// New pods whose logs were read.
     pub new_pods_read: u32,
+    /// Pods the new ReplicaSet has.
     pub new_pods_total: u32,
+    /// Minutes of the new pods' log read, summed over the pods: the exposure their errors are
+    /// counted on.
     pub new_pod_minutes: f64,
+    /// Old pods whose logs were read.
     pub old_pods_read: u32,
+    /// Pods the old ReplicaSets have.
     pub old_pods_total: u32,
     /// Old pods gone since they were read, whose counts still count (the old version's
     /// errors after its pods left).
     #[serde(default)]
     pub old_pods_departed: u32,
+    /// Minutes of the old pods' log read, summed over the pods: the exposure their errors are
+    /// counted on.
     pub old_pod_minutes: f64,
     /// The counted signatures, the deciding one first, then by new count.
     pub signatures: Vec<SignatureRow>,
@@ -47,7 +63,9 @@ pub struct LogsEvidence {
     pub total: SignatureRow,
     /// alpha divided among the tests.
     pub alpha_per_test: f64,
+    /// The rule's `min_ratio`: the floor for a row's `ratio`.
     pub min_ratio: f64,
+    /// The rule's `min_errors`: the fewest new errors a row needs to fail.
     pub min_errors: f64,
     /// The counts are incomplete: the log reads lag behind, or a minute in the window lost
     /// errors (see `podlogs`).

@@ -43,6 +43,7 @@ use serde::{Deserialize, Serialize};
 /// One PHP error, its stack trace (if any) folded in.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PhpError {
+    /// What kind of error it is (`class_not_found`, `memory_exhausted`, …).
     pub kind: ErrorKind,
     /// The message with what varies between occurrences normalised away; compare errors by
     /// `(kind, signature)`. At most [`ParserLimits::max_signature_bytes`] long.

@@ -54,6 +54,7 @@ struct Memory {
 }
 
 impl<S> Consistent<S> {
+    /// Wraps `inner`, remembering nothing yet.
     pub fn new(inner: S) -> Self {
         Consistent {
             inner,

@@ -27,8 +27,11 @@ pub const MIXTURE_RATIOS: [f64; 10] = [
 /// requests) interval by interval, most recent first (see [`HISTORY_PAIRING`]).
 #[derive(Clone, Debug, PartialEq)]
 pub struct KnownRate {
+    /// The old side's rate the new intervals are held to, in errors per request.
     pub rate: f64,
+    /// The new side's `(errors, requests)` in each interval it served alone, in time order.
     pub intervals: Vec<(f64, f64)>,
+    /// The old side's `(errors, requests)` in each interval it served, most recent first.
     pub history: Vec<(f64, f64)>,
     /// How many times an interval's requests its own stretch of history holds (the rule's
     /// `history_pairing`, [`HISTORY_PAIRING`] by default).

@@ -10,6 +10,7 @@ use super::*;
 /// action, so that a restarted or newly elected controller carries on where it stood.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct Memory {
+    /// The schema version it was written in ([`MEMORY_VERSION`]).
     pub version: u32,
     /// Bumped on every change; a copy with a higher `seq` is the newer one.
     pub seq: u64,
@@ -65,6 +66,7 @@ impl Memory {
 pub struct KnownBad {
     /// The rolled-back ReplicaSet's `pod-template-hash`.
     pub hash: String,
+    /// Its Deployment revision number (`deployment.kubernetes.io/revision`).
     pub revision: u64,
     /// When it was rolled back.
     pub at: Timestamp,
@@ -83,18 +85,24 @@ pub struct KnownBad {
 pub struct RevisionState {
     /// The new ReplicaSet's `pod-template-hash`.
     pub hash: String,
+    /// Its Deployment revision number (`deployment.kubernetes.io/revision`).
     pub revision: u64,
+    /// The new ReplicaSet's name.
     pub replicaset: String,
     /// When the controller first saw this revision rolling.
     pub since: Timestamp,
     /// The generation that served before it (where a rollback lands).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub baseline: Option<String>,
+    /// Where the analysis stands.
     pub stage: Stage,
+    /// Failing evaluations in a row, per rule, in this analysis.
     #[serde(default)]
     pub streaks: Streaks,
+    /// Evaluations made in this analysis.
     #[serde(default)]
     pub evaluations: u32,
+    /// The latest evaluation, in one line; `None` before the first.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last: Option<LastVerdict>,
     /// Whether the Deployment controller gave up on this rollout (`ProgressDeadlineExceeded`)
@@ -120,27 +128,53 @@ pub enum Stage {
     /// Rolling out; evaluated every interval.
     Analysing,
     /// Gate: resumed towards step `step`; paused again when the new pods reach its percentage.
-    GateRolling { step: usize },
+    GateRolling {
+        /// The gate step rolled towards: an index into the settings' `gate_steps`.
+        step: usize,
+    },
     /// Gate: paused by the controller at step `step`; analysed from `ready_since` (the first
     /// moment new pods were available) for the bake time.
     GateHold {
+        /// The gate step held at: an index into the settings' `gate_steps` (0 when none are
+        /// listed).
         step: usize,
+        /// When new pods were first seen available at this step; `None` until then.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         ready_since: Option<Timestamp>,
     },
     /// Rolled out; absolute checks until `since` + bake time.
-    Baking { since: Timestamp },
+    Baking {
+        /// When the controller saw the rollout complete: the bake's start.
+        since: Timestamp,
+    },
     /// Analysed to the end with no action.
-    Passed { at: Timestamp },
+    Passed {
+        /// When the analysis ended.
+        at: Timestamp,
+    },
     /// Analysed to the end with no action, but these rules never reached a verdict (no data,
     /// too little traffic, no baseline): the analysis did not judge what they guard.
-    Inconclusive { at: Timestamp, rules: Vec<String> },
+    Inconclusive {
+        /// When the analysis ended.
+        at: Timestamp,
+        /// The rules that never reached a verdict.
+        rules: Vec<String>,
+    },
     /// Paused by the controller on a failing rule; a person decides what comes next.
-    Paused { at: Timestamp, rule: String },
+    Paused {
+        /// When the controller paused it.
+        at: Timestamp,
+        /// The failing rule that paused it (or asked for a rollback with nothing to roll back
+        /// to).
+        rule: String,
+    },
     /// Rolled back by the controller to `to_hash`.
     RolledBack {
+        /// When the controller rolled it back.
         at: Timestamp,
+        /// The `pod-template-hash` of the ReplicaSet rolled back to.
         to_hash: String,
+        /// The Deployment revision number of the ReplicaSet rolled back to.
         to_revision: u64,
         /// `None` while the old ReplicaSet is coming back, then whether it did in time.
         #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -150,17 +184,30 @@ pub enum Stage {
     /// rolled back again) until a person releases it with the allow annotation, or replaces
     /// its template. `repauses` counts the resumes the controller undid.
     Held {
+        /// When the controller found it deployed again.
         at: Timestamp,
+        /// The rule that rolled it back before.
         rule: String,
+        /// Resumes by someone else that the controller paused again (at most [`MAX_REPAUSES`]).
         #[serde(default)]
         repauses: u32,
     },
     /// Someone changed the Deployment after the controller acted (resumed what it paused):
     /// the controller keeps its hands off this revision.
-    Overridden { at: Timestamp, why: String },
+    Overridden {
+        /// When the controller saw the change.
+        at: Timestamp,
+        /// What was changed, in one line.
+        why: String,
+    },
     /// Not analysed, and why. Written by versions before [`Stage::Held`] for a rolled-back
     /// revision deployed again; kept so that their memories still read.
-    Skipped { at: Timestamp, why: String },
+    Skipped {
+        /// When the analysis was skipped.
+        at: Timestamp,
+        /// Why, in one line.
+        why: String,
+    },
 }
 
 impl Stage {
@@ -205,16 +252,27 @@ impl Stage {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum StageName {
+    /// Rolling out and analysed ([`Stage::Analysing`]).
     Analysing,
+    /// Gate: rolling towards a step ([`Stage::GateRolling`]).
     GateRolling,
+    /// Gate: paused at a step for its analysis ([`Stage::GateHold`]).
     GateHold,
+    /// Rolled out; the bake ([`Stage::Baking`]).
     Baking,
+    /// Analysed to the end with no action ([`Stage::Passed`]).
     Passed,
+    /// Analysed to the end with no action, some rules never judged ([`Stage::Inconclusive`]).
     Inconclusive,
+    /// Paused by the controller on a failing rule ([`Stage::Paused`]).
     Paused,
+    /// Rolled back by the controller ([`Stage::RolledBack`]).
     RolledBack,
+    /// A rolled-back revision deployed again, held paused ([`Stage::Held`]).
     Held,
+    /// Changed by someone after the controller acted ([`Stage::Overridden`]).
     Overridden,
+    /// Not analysed (older versions' [`Stage::Skipped`]).
     Skipped,
     /// A stage this version does not know (a record written by a newer one): read, not refused.
     #[serde(other)]
@@ -222,6 +280,7 @@ pub enum StageName {
 }
 
 impl StageName {
+    /// The name in snake case, as records, metrics and messages carry it.
     pub fn as_str(self) -> &'static str {
         match self {
             StageName::Analysing => "analysing",
@@ -249,8 +308,12 @@ impl std::fmt::Display for StageName {
 /// The latest evaluation, in one line.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct LastVerdict {
+    /// When the evaluation was made.
     pub at: Timestamp,
+    /// The evaluation's overall outcome: fail if any rule failed, else inconclusive if any was,
+    /// else pass.
     pub outcome: Outcome,
+    /// The decision's reason, in one line.
     pub reason: String,
 }
 
@@ -258,11 +321,15 @@ pub struct LastVerdict {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum Act {
+    /// Pause the rollout (`spec.paused: true`).
     Pause,
+    /// Resume the rollout (`spec.paused: false`).
     Resume,
     /// Back to the ReplicaSet with this pod-template hash.
     Rollback {
+        /// The `pod-template-hash` of the ReplicaSet to roll back to.
         to_hash: String,
+        /// Its Deployment revision number.
         to_revision: u64,
     },
 }
@@ -273,6 +340,7 @@ impl Act {
         std::mem::discriminant(self) == std::mem::discriminant(other)
     }
 
+    /// A short name for records and messages: `pause`, `resume` or `rollback`.
     pub fn name(&self) -> &'static str {
         match self {
             Act::Pause => "pause",
@@ -285,12 +353,17 @@ impl Act {
 /// An action taken (or, when `executed` is false, only recorded).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct ActionRecord {
+    /// When it was decided.
     pub at: Timestamp,
+    /// What was (or would have been) written.
     pub act: Act,
     /// The revision acted on, by pod-template hash.
     pub hash: String,
+    /// The revision acted on, by Deployment revision number.
     pub revision: u64,
+    /// The rule that decided it; `None` for gate pauses and for resumes, which no rule decides.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rule: Option<String>,
+    /// Whether it was written to the Deployment; `false` when only recorded (dry run, rate limit).
     pub executed: bool,
 }

@@ -8,8 +8,11 @@ use serde::{Deserialize, Serialize};
 /// A Kubernetes Event to publish: reason (CamelCase) and a one-line note.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Note {
+    /// Why it is published.
     pub reason: EventReason,
+    /// What happened, in one line.
     pub message: String,
+    /// Whether it is a `Warning` Event rather than a `Normal` one.
     pub warning: bool,
 }
 
