@@ -18,8 +18,10 @@
 //!   simulated PHP service, for the tests, the benchmarks and the demo; left out of the image.
 //!
 //! `tests/layers.rs` fails when `analysis` or `policy` names Kubernetes, HTTP or I/O crates.
+//! Every public item is documented and nothing is `pub` that the crate root cannot reach
+//! (`deny(missing_docs, unreachable_pub)`).
 
-#![deny(unreachable_pub)]
+#![deny(unreachable_pub, missing_docs)]
 pub mod adapters;
 pub mod analysis;
 pub mod app;

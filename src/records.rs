@@ -44,19 +44,28 @@ pub enum Kind {
 /// One line of the decision log.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Record {
+    /// The schema version of the line, [`SCHEMA`] when written.
     pub schema: u32,
+    /// An evaluation or an action.
     pub kind: Kind,
     /// The controller's time of the evaluation (simulated in the demo).
     pub at: Timestamp,
+    /// The Deployment's namespace.
     pub namespace: String,
+    /// The Deployment's name.
     pub deployment: String,
+    /// The Deployment's mode at this step (`observe`, `guard` or `gate`), after its
+    /// annotations.
     pub mode: Mode,
+    /// The rollout's phase as read at this step.
     pub phase: Phase,
-    /// The new ReplicaSet's revision and name, and the old ones compared with it.
+    /// The new ReplicaSet's revision (`deployment.kubernetes.io/revision`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub revision: Option<u64>,
+    /// The new ReplicaSet's name.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub new_replicaset: Option<String>,
+    /// The old ReplicaSets with pods, which the new one is compared with.
     #[serde(default)]
     pub old_replicasets: Vec<String>,
     /// The analysis stage after this step.
@@ -70,13 +79,17 @@ pub struct Record {
     /// (they are there, not repeated here).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub verdicts_of: Option<Timestamp>,
+    /// What the step's verdicts call for: the streaks, the action and its reason (only when
+    /// there were verdicts to decide on).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub decision: Option<Decision>,
-    /// Writes asked for, and actions decided but only recorded (dry run, rate limit).
+    /// The writes asked for, in order.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub acts: Vec<Act>,
+    /// Actions decided but only recorded (observe mode, the kill switch, the rate limit).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub suppressed: Vec<Act>,
+    /// For actions: the Events published, only when the write went through.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub notes: Vec<Note>,
     /// For actions: `ok`, or what went wrong.
@@ -96,7 +109,9 @@ pub struct Record {
 /// Deployment asks for.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Progress {
+    /// The new ReplicaSet's available pods.
     pub new_available: i32,
+    /// The replicas the Deployment asks for (`spec.replicas`).
     pub desired: i32,
 }
 
@@ -115,11 +130,14 @@ impl Progress {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(from = "String", into = "String")]
 pub enum WriteResult {
+    /// The write was made.
     Ok,
+    /// The write failed, with the error's text.
     Failed(String),
 }
 
 impl WriteResult {
+    /// Whether the write was made.
     pub fn is_ok(&self) -> bool {
         matches!(self, WriteResult::Ok)
     }
@@ -376,6 +394,7 @@ fn ends_at_line_start(path: &Path) -> std::io::Result<bool> {
     Ok(last[0] == b'\n')
 }
 
+/// The decision-record file (or its folder) cannot be created or opened for appending.
 #[derive(Debug, thiserror::Error)]
 #[error("cannot open the decision record file {path}: {source}")]
 pub struct OpenError {
@@ -482,13 +501,16 @@ pub fn load_from(
 /// Which records a reader wants: every field it sets must match.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Filter {
+    /// Only records of Deployments in this namespace.
     pub namespace: Option<String>,
+    /// Only records of Deployments of this name.
     pub deployment: Option<String>,
     /// The new ReplicaSet's revision.
     pub revision: Option<u64>,
 }
 
 impl Filter {
+    /// Whether `r` matches every field set.
     pub fn matches(&self, r: &Record) -> bool {
         self.namespace.as_ref().is_none_or(|n| *n == r.namespace)
             && self.deployment.as_ref().is_none_or(|d| *d == r.deployment)

@@ -40,6 +40,7 @@ pub enum NoticeKind {
 }
 
 impl NoticeKind {
+    /// Every kind, the default of a webhook's `on`.
     pub const ALL: [NoticeKind; 6] = [
         NoticeKind::RolledBack,
         NoticeKind::Paused,
@@ -66,6 +67,7 @@ impl NoticeKind {
         })
     }
 
+    /// Its name in the configuration and in payloads, in snake_case (`rolled_back`).
     pub fn as_str(self) -> &'static str {
         match self {
             NoticeKind::RolledBack => "rolled_back",
@@ -97,6 +99,7 @@ pub struct Webhook {
     pub name: String,
     /// A file holding the URL (a mounted Secret): read at start-up.
     pub url_file: PathBuf,
+    /// How it wants its body.
     #[serde(default)]
     pub format: Format,
     /// The kinds it is sent; all when left out.
@@ -112,6 +115,7 @@ fn all_kinds() -> Vec<NoticeKind> {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct NotifyConfig {
+    /// The receivers, each with the kinds it is sent.
     pub webhooks: Vec<Webhook>,
     /// How long one post may take.
     pub timeout: PromDuration,
@@ -175,14 +179,25 @@ impl NotifyConfig {
 /// Why the notifier cannot start.
 #[derive(Debug, thiserror::Error)]
 pub enum NotifyError {
+    /// A webhook's `url_file` cannot be read.
     #[error("notify.webhooks {name}: cannot read url_file {path}: {source}")]
     UrlFile {
+        /// The webhook's name.
         name: String,
+        /// Its `url_file`.
         path: PathBuf,
+        /// Why it cannot be read.
         source: std::io::Error,
     },
+    /// A webhook's `url_file` does not hold an http(s) URL.
     #[error("notify.webhooks {name}: url_file {path} does not hold an http(s) URL")]
-    NotAUrl { name: String, path: PathBuf },
+    NotAUrl {
+        /// The webhook's name.
+        name: String,
+        /// Its `url_file`.
+        path: PathBuf,
+    },
+    /// The HTTP client cannot be built.
     #[error("notify: cannot build the HTTP client: {0}")]
     Client(#[from] reqwest::Error),
 }
@@ -190,12 +205,17 @@ pub enum NotifyError {
 /// Something worth telling people: an Event of the controller's, with where it happened.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Notice {
+    /// What kind of notice it is, from the Event's reason.
     pub kind: NoticeKind,
+    /// The Event's reason.
     pub reason: EventReason,
+    /// The Deployment's namespace.
     pub namespace: String,
+    /// The Deployment's name.
     pub deployment: String,
     /// The new ReplicaSet's revision, when there is one.
     pub revision: Option<u64>,
+    /// When the controller made the Event.
     pub at: Timestamp,
     /// The Event's message.
     pub message: String,

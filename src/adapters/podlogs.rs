@@ -225,6 +225,7 @@ fn horizon(end: Timestamp) -> Timestamp {
 }
 
 impl KubeLogs {
+    /// Reads logs through `client` within `limits`, taking pod times as the controller's.
     pub fn new(client: Client, limits: LogLimits) -> Self {
         KubeLogs {
             client,

@@ -28,14 +28,19 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
 
+/// The labels of a rule verdict counted across all Deployments.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct VerdictLabels {
+    /// The rule's name.
     pub rule: String,
+    /// `pass`, `fail` or `inconclusive`.
     pub outcome: String,
 }
 
+/// The labels of an action counted across all Deployments.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct ActionLabels {
+    /// `pause`, `resume` or `rollback`.
     pub action: String,
     /// `ok`, `recorded` (dry run or rate limit), or an error kind (`conflict`, `api`, ...).
     pub result: String,
@@ -45,29 +50,40 @@ pub struct ActionLabels {
 /// analyses, so their number is bounded by those, not by the cluster.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct DeploymentActionLabels {
+    /// The Deployment's namespace.
     pub namespace: String,
+    /// The Deployment's name.
     pub deployment: String,
+    /// `pause`, `resume` or `rollback`.
     pub action: String,
+    /// What became of it, as in [`ActionLabels::result`].
     pub result: String,
 }
 
 /// One opted-in Deployment's verdicts by outcome (not by rule, to keep them few).
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct DeploymentVerdictLabels {
+    /// The Deployment's namespace.
     pub namespace: String,
+    /// The Deployment's name.
     pub deployment: String,
+    /// `pass`, `fail` or `inconclusive`.
     pub outcome: String,
 }
 
 /// One opted-in Deployment.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct DeploymentLabels {
+    /// The Deployment's namespace.
     pub namespace: String,
+    /// The Deployment's name.
     pub deployment: String,
 }
 
+/// The labels of `build_info`: what this binary was built from.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct BuildLabels {
+    /// The crate version (`CARGO_PKG_VERSION`).
     pub version: String,
     /// The commit built, from `ROLLOUT_GUARD_COMMIT` at build time (`unknown` without).
     pub commit: String,
@@ -83,13 +99,17 @@ pub fn build() -> BuildLabels {
     }
 }
 
+/// The labels of a count per rule.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct RuleLabels {
+    /// The rule's name.
     pub rule: String,
 }
 
+/// The labels of rule file reloads.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct ResultLabels {
+    /// `ok`, or `kept_last_good` when the changed files did not load.
     pub result: String,
 }
 
@@ -132,17 +152,30 @@ impl ActionResult {
 
 /// Every metric the daemon exports.
 pub struct Metrics {
+    /// `verdicts`: rule verdicts by rule and outcome.
     pub verdicts: Family<VerdictLabels, Counter>,
+    /// `actions`: actions on Deployments by kind and result.
     pub actions: Family<ActionLabels, Counter>,
+    /// `deployment_actions`: actions by opted-in Deployment, kind and result.
     pub deployment_actions: Family<DeploymentActionLabels, Counter>,
+    /// `deployment_verdicts`: rule verdicts by opted-in Deployment and outcome.
     pub deployment_verdicts: Family<DeploymentVerdictLabels, Counter>,
+    /// `rules_unevaluable`: rules the preflight of the latest analysis could not evaluate, by
+    /// Deployment.
     pub rules_unevaluable: Family<DeploymentLabels, Gauge>,
+    /// `evaluation_seconds`: time to evaluate one rollout, queries included, in seconds.
     pub evaluation_seconds: Histogram,
+    /// `query_errors`: evaluations of a rule whose metric query failed, by rule.
     pub query_errors: Family<RuleLabels, Counter>,
+    /// `reconcile_errors`: reconciliations that failed on a Kubernetes API error.
     pub reconcile_errors: Counter,
+    /// `rollouts_analysed`: rollouts under analysis right now.
     pub rollouts_analysed: Gauge,
+    /// `deployments_opted_in`: watched Deployments that opted in.
     pub deployments_opted_in: Gauge,
+    /// `leader`: 1 while this replica holds the leader Lease and may act, else 0.
     pub leader: Gauge,
+    /// `rule_reloads`: rule file reloads by result.
     pub rule_reloads: Family<ResultLabels, Counter>,
     registry: Registry,
 }
@@ -319,9 +352,11 @@ pub struct Health {
 }
 
 impl Health {
+    /// Marks the daemon ready (`/readyz` answers 200) or not (503).
     pub fn set_ready(&self, ready: bool) {
         self.ready.store(ready, Ordering::Relaxed);
     }
+    /// Whether the daemon is ready.
     pub fn is_ready(&self) -> bool {
         self.ready.load(Ordering::Relaxed)
     }
@@ -337,8 +372,11 @@ struct AppState {
 /// Which decision records a `GET /records` asks for (`?namespace=&deployment=&revision=`).
 #[derive(Clone, Debug, Default, PartialEq, Eq, serde::Deserialize)]
 pub struct RecordsQuery {
+    /// Only records of Deployments in this namespace.
     pub namespace: Option<String>,
+    /// Only records of Deployments of this name.
     pub deployment: Option<String>,
+    /// Only records of this revision (the new ReplicaSet's).
     pub revision: Option<u64>,
 }
 

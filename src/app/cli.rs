@@ -52,9 +52,11 @@ fn moment(s: &str) -> std::result::Result<Timestamp, String> {
         .map_err(|e| format!("{s:?}: neither RFC 3339 nor now-DURATION: {e}"))
 }
 
+/// The whole command line: a command and the flags every command takes.
 #[derive(Debug, Parser)]
 #[command(name = "rollout-guard", version = VERSION.as_str(), about, long_about = None, propagate_version = true)]
 pub struct Cli {
+    /// The command to run.
     #[command(subcommand)]
     pub command: Command,
 
@@ -63,12 +65,16 @@ pub struct Cli {
     pub log_format: LogFormat,
 }
 
+/// How log lines are written on stderr.
 #[derive(Debug, Clone, Copy, ValueEnum)]
 pub enum LogFormat {
+    /// Human-readable lines.
     Text,
+    /// One JSON object per line.
     Json,
 }
 
+/// The commands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Replay the rules on a past rollout and report the first moment they would have acted.
@@ -155,6 +161,7 @@ pub enum Command {
     Demo(DemoArgs),
 }
 
+/// The flags of `status`.
 #[derive(Debug, Args)]
 pub struct StatusArgs {
     /// The Deployment.
@@ -183,6 +190,7 @@ pub struct StatusArgs {
     pub context: Option<String>,
 }
 
+/// The flags of `check`.
 #[derive(Debug, Args)]
 pub struct CheckArgs {
     /// The Deployment.
@@ -191,6 +199,7 @@ pub struct CheckArgs {
     /// Its namespace (default: the kubeconfig context's).
     #[arg(short, long)]
     pub namespace: Option<String>,
+    /// How to reach Prometheus.
     #[command(flatten)]
     pub prometheus: PrometheusArgs,
     /// Rule files or folders (default: the bundled rules).
@@ -204,12 +213,16 @@ pub struct CheckArgs {
     pub context: Option<String>,
 }
 
+/// How `status` prints what it found.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum StatusFormat {
+    /// One line, then the latest Events.
     Text,
+    /// One JSON object.
     Json,
 }
 
+/// The flags of `demo`.
 #[derive(Debug, Args)]
 pub struct DemoArgs {
     /// Where to leave the decision records and the report.
@@ -217,6 +230,7 @@ pub struct DemoArgs {
     pub output_dir: PathBuf,
 }
 
+/// The flags of `report`.
 #[derive(Debug, Args)]
 pub struct ReportArgs {
     /// The decision-record file (JSON lines, as `run` writes them); its rotated files
@@ -249,12 +263,16 @@ pub struct ReportArgs {
     pub no_plots: bool,
 }
 
+/// The form of a post-incident report.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum ReportFormat {
+    /// Markdown, with the series as tables.
     Markdown,
+    /// One self-contained HTML page with SVG plots.
     Html,
 }
 
+/// The flags of `run`.
 #[derive(Debug, Args)]
 pub struct RunArgs {
     /// The configuration file; without one, the environment alone must set at least
@@ -269,6 +287,7 @@ pub struct RunArgs {
     pub context: Option<String>,
 }
 
+/// The `rules` subcommands.
 #[derive(Debug, Subcommand)]
 pub enum RulesCommand {
     /// Check rule files and folders without running anything; exits 1 on any problem.
@@ -281,9 +300,12 @@ pub enum RulesCommand {
     Defaults,
 }
 
+/// How `backtest` prints its replay.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum Output {
+    /// A readable timeline.
     Text,
+    /// One JSON object.
     Json,
 }
 

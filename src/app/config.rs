@@ -38,6 +38,7 @@ const MAX_RECORDS_KEPT: u32 = 100;
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Config {
+    /// How to reach Prometheus.
     pub prometheus: PrometheusConfig,
     /// Rule files or folders; empty means the rules bundled with the binary.
     #[serde(default)]
@@ -50,17 +51,22 @@ pub struct Config {
     /// `rollout-guard.io/enabled: "false"`. Without it, the annotation `"true"` opts in.
     #[serde(default)]
     pub selector: Option<String>,
+    /// Per-Deployment settings, unless its annotations override them.
     #[serde(default)]
     pub defaults: Defaults,
+    /// Limits on actions and on concurrent evaluations.
     #[serde(default)]
     pub limits: Limits,
     /// Turns every action into a record, for every Deployment. Re-read while running.
     #[serde(default)]
     pub kill_switch: bool,
+    /// The HTTP server for metrics and health.
     #[serde(default)]
     pub server: Server,
+    /// Leader election among the controller's replicas.
     #[serde(default)]
     pub leader_election: LeaderElection,
+    /// Where decision records go, and how the file is rotated.
     #[serde(default)]
     pub records: Records,
     /// Webhooks told of rollbacks, pauses, held revisions and ended analyses.
@@ -69,6 +75,7 @@ pub struct Config {
     /// Bounds on reading pod logs for `logs` rules.
     #[serde(default)]
     pub logs: crate::adapters::podlogs::LogLimits,
+    /// The daemon's own logging.
     #[serde(default)]
     pub log: Log,
 }
@@ -77,11 +84,17 @@ pub struct Config {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Defaults {
+    /// How the controller treats a Deployment: `observe`, `guard` or `gate`
+    /// (`rollout-guard.io/mode`).
     pub mode: Mode,
+    /// Time between evaluations while a rollout is analysed (`rollout-guard.io/interval`).
     pub interval: PromDuration,
+    /// How long a gate step is analysed before it resumes, and how long a completed rollout
+    /// keeps being checked (`rollout-guard.io/bake-time`).
     pub bake_time: PromDuration,
     /// Gate steps, percentages of the desired replicas; empty means one step at the first pods.
     pub gate_steps: Vec<u32>,
+    /// How long a rollback may take to show the old ReplicaSet available again.
     pub verify_timeout: PromDuration,
 }
 
@@ -122,6 +135,7 @@ impl Default for Limits {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Server {
+    /// The address it listens on, `host:port`.
     pub listen: String,
 }
 
@@ -209,19 +223,24 @@ impl Default for Log {
     }
 }
 
+/// How the daemon writes its log lines on stderr.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum LogFormat {
+    /// Human-readable lines.
     #[default]
     Text,
+    /// One JSON object per line.
     Json,
 }
 
 /// A configuration that cannot be used, with every problem found.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
+    /// A file cannot be read or parsed; the message says which and why.
     #[error("cannot read the configuration: {0}")]
     Read(String),
+    /// The configuration was read but some values are wrong, each problem named by its key.
     #[error("invalid configuration:\n  {}", .0.join("\n  "))]
     Invalid(Vec<String>),
 }

@@ -52,7 +52,9 @@ impl Default for Options {
 
 /// A running daemon's handles, for tests and the demo.
 pub struct Running {
+    /// The daemon's metrics, as `/metrics` serves them.
     pub metrics: Arc<Metrics>,
+    /// Its readiness, as `/readyz` tells it.
     pub health: Health,
     /// The address the metrics server is bound to.
     pub addr: SocketAddr,
@@ -343,7 +345,10 @@ fn hash_path(p: &Path, h: &mut DefaultHasher, depth: usize) {
 /// Where `run` reaches the cluster (`--kubeconfig`, `--context`; the environment without).
 #[derive(Clone, Debug, Default)]
 pub struct Cluster {
+    /// The kubeconfig file (`--kubeconfig`); when none, `$KUBECONFIG`, `~/.kube/config` or
+    /// the in-cluster config.
     pub kubeconfig: Option<PathBuf>,
+    /// The kubeconfig context (`--context`); when none, its current one.
     pub context: Option<String>,
 }
 

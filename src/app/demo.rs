@@ -48,7 +48,9 @@ pub struct DemoOptions {
 pub struct Outcome {
     /// (deployment, version it ended on, stage of the analysis) per act.
     pub acts: Vec<(String, String, String)>,
+    /// The decision-record file written (`records.jsonl` in the output folder).
     pub records: PathBuf,
+    /// The HTML report written per act (`report-<deployment>.html`).
     pub reports: Vec<PathBuf>,
 }
 

@@ -40,15 +40,19 @@ pub enum ActError {
     /// `test` of the patch): re-read and re-decide.
     #[error("the Deployment changed since it was read ({0})")]
     Conflict(u16),
+    /// The Deployment was deleted (404).
     #[error("the Deployment is gone")]
     Gone,
     /// The ReplicaSet to roll back to vanished between reading and writing.
     #[error("the ReplicaSet with pod-template-hash {0} to roll back to no longer exists")]
     TargetGone(String),
+    /// The Deployment as read has no `metadata.generation` for the patch to test.
     #[error("the Deployment has no generation to write against")]
     NoGeneration,
+    /// The memory annotation or the patch cannot be encoded as JSON.
     #[error("cannot encode the controller's memory: {0}")]
     Encode(#[from] serde_json::Error),
+    /// Any other Kubernetes API error.
     #[error("Kubernetes API error: {0}")]
     Api(kube::Error),
 }
@@ -88,6 +92,8 @@ pub struct Actuator {
 }
 
 impl Actuator {
+    /// Writes through `client`; its Events name `instance` (the pod name) as the reporting
+    /// instance.
     pub fn new(client: Client, instance: Option<String>) -> Self {
         let reporter = Reporter {
             controller: FIELD_MANAGER.into(),

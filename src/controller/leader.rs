@@ -22,12 +22,16 @@ use crate::analysis::duration::PromDuration;
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct LeaderElection {
+    /// Whether replicas contend for the Lease; when false, this one always acts.
     pub enabled: bool,
     /// The Lease's namespace; empty means the pod's own (`POD_NAMESPACE`), else `default`.
     pub namespace: String,
+    /// The Lease's name.
     pub lease_name: String,
     /// This replica's identity; empty means the pod name (`HOSTNAME`).
     pub identity: String,
+    /// How long the Lease lasts without renewal (at least 2 s); the holder renews it when a
+    /// third of that remains.
     pub lease_duration: PromDuration,
 }
 
@@ -45,6 +49,7 @@ impl Default for LeaderElection {
 
 /// Leadership, and the task that keeps the Lease.
 pub struct Leadership {
+    /// True while this replica holds the Lease and may act.
     pub is_leader: watch::Receiver<bool>,
     stop: Option<oneshot::Sender<()>>,
     task: Option<JoinHandle<()>>,
@@ -52,6 +57,7 @@ pub struct Leadership {
     _always: Option<watch::Sender<bool>>,
 }
 
+/// Leader election could not start: the Lease manager failed.
 #[derive(Debug, thiserror::Error)]
 #[error("leader election on Lease {namespace}/{name}: {source}")]
 pub struct LeaderError {

@@ -51,8 +51,12 @@ use tell::{Recording, count, log_step, notify, say};
 
 /// What every reconciliation shares.
 pub struct Context<S> {
+    /// The Kubernetes client reads go through.
     pub client: Client,
+    /// Carries out plans and publishes Events.
     pub actuator: Actuator,
+    /// What answers the rules' queries: Prometheus (and pod logs for `logs` rules) in `run`, a
+    /// simulation in tests and the demo.
     pub source: S,
     /// The loaded rules; replaced when the files change and still load.
     pub rules: watch::Receiver<Arc<RuleSet>>,
@@ -62,6 +66,7 @@ pub struct Context<S> {
     pub selector: Option<String>,
     /// True while this replica may act.
     pub leader: watch::Receiver<bool>,
+    /// The daemon's metrics.
     pub metrics: Arc<Metrics>,
     /// The time; the system clock in `run`, a simulated one in tests and the demo.
     pub clock: Clock,
@@ -130,13 +135,17 @@ struct Unwritten {
 /// A reconciliation that failed; retried with a delay.
 #[derive(Debug, thiserror::Error)]
 pub enum ReconcileError {
+    /// Listing the ReplicaSets of the Deployment (`namespace/name`) failed.
     #[error("listing ReplicaSets of {0}: {1}")]
     List(String, kube::Error),
+    /// Writing a plan to the Deployment (`namespace/name`) failed.
     #[error("writing to {0}: {1}")]
     Write(String, ActError),
 }
 
 impl<S> Context<S> {
+    /// A context on the system clock, with records to the log only and no notifier; at most
+    /// `max_evaluations` evaluations run at once (at least one).
     #[allow(clippy::too_many_arguments)]
     pub fn new(
         client: Client,

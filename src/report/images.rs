@@ -9,6 +9,7 @@ use crate::records::Record;
 /// Container → image of the two sides of a report.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Images {
+    /// The new ReplicaSet's.
     pub new: BTreeMap<String, String>,
     /// The first old ReplicaSet compared with that has images in the records.
     pub old: BTreeMap<String, String>,
@@ -17,8 +18,11 @@ pub struct Images {
 /// One container whose image the release changed (`old` `None`: a container it added).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Change {
+    /// The container's name.
     pub container: String,
+    /// Its image in the old ReplicaSet; `None` when the release added it.
     pub old: Option<String>,
+    /// Its image in the new ReplicaSet.
     pub new: String,
 }
 

@@ -22,20 +22,27 @@ use timeline::timeline;
 /// A post-incident report of one revision of one Deployment.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Report {
+    /// The Deployment's namespace.
     pub namespace: String,
+    /// The Deployment's name.
     pub deployment: String,
+    /// The revision reported on (the new ReplicaSet's `deployment.kubernetes.io/revision`).
     pub revision: u64,
+    /// The new ReplicaSet's name, when the records name it.
     pub new_replicaset: Option<String>,
     /// Every old ReplicaSet it was compared with, in order of appearance.
     pub old_replicasets: Vec<String>,
     /// The container images of the new ReplicaSet and the old one compared with.
     pub images: super::images::Images,
+    /// The Deployment's mode at the deciding evaluation, else at the last record.
     pub mode: Mode,
-    /// The first and last record shown.
+    /// The time of the first record shown.
     pub first: Timestamp,
+    /// The time of the last record shown.
     pub last: Timestamp,
     /// Records with verdicts.
     pub evaluations: usize,
+    /// How the analysis ended, or stood at the last record.
     pub ending: Ending,
     /// What happened, in one paragraph.
     pub summary: String,
@@ -47,6 +54,7 @@ pub struct Report {
     pub marks: Vec<Mark>,
     /// About the input: unreadable lines, the other revisions in the file.
     pub notes: Vec<String>,
+    /// Where the records came from.
     pub source: Source,
 }
 
@@ -80,47 +88,66 @@ impl Source {
 /// How the revision's analysis ended (or stood at the last record).
 #[derive(Clone, Debug, PartialEq)]
 pub enum Ending {
+    /// The controller rolled the Deployment back, and the write went through.
     RolledBack {
+        /// When the deciding evaluation ran.
         at: Timestamp,
+        /// The rule that decided, when the decision names one.
         rule: Option<String>,
+        /// The revision it went back to.
         to_revision: u64,
         /// The ReplicaSet it went back to (its name when known, else its hash).
         to: String,
     },
+    /// The controller paused the rollout, and the write went through.
     Paused {
+        /// When the deciding evaluation ran.
         at: Timestamp,
+        /// The rule that decided, when the decision names one.
         rule: Option<String>,
     },
     /// An action decided but only recorded (observe mode, kill switch, rate limit).
     Recorded {
+        /// When the deciding evaluation ran.
         at: Timestamp,
+        /// The rule that decided, when the decision names one.
         rule: Option<String>,
+        /// The actions, in words (`pause`, `rollback to revision 3`).
         act: String,
+        /// Why they were not taken: observe mode, or the reasons of that step's Events.
         why: String,
     },
     /// An action decided whose write never went through.
     ActionFailed {
+        /// When the deciding evaluation ran.
         at: Timestamp,
+        /// The rule that decided, when the decision names one.
         rule: Option<String>,
+        /// The actions asked for, in words (`pause`, `rollback to revision 3`).
         act: String,
+        /// The write's error, or `no result recorded`.
         error: String,
     },
     /// Analysed to the end with no action (`resumed`: a gate let it through).
     Passed {
+        /// Whether a gate resumed the rollout.
         resumed: bool,
     },
     /// Analysed to the end with no action, but some rules never reached a verdict; `why`
     /// names them and their reasons (the `AnalysisInconclusive` note).
     Inconclusive {
+        /// The `AnalysisInconclusive` note, when recorded.
         why: Option<String>,
     },
     /// A revision rolled back before, deployed again and held paused (not analysed); `why` is
     /// the `KnownBadRevision` note: which rule rolled it back, when, and how to release it.
     Held {
+        /// The `KnownBadRevision` note, when recorded.
         why: Option<String>,
     },
     /// No action, and no end of analysis in the records.
     NoAction {
+        /// The latest analysis stage recorded, if any.
         stage: Option<StageName>,
     },
 }
@@ -158,13 +185,17 @@ impl Ending {
 /// One rule over the revision's evaluations.
 #[derive(Clone, Debug, PartialEq)]
 pub struct RuleReport {
+    /// The rule's name.
     pub name: String,
     /// What a failure asks for.
     pub action: Action,
     /// `error_rate`, `compare`, `absolute` or `logs`, when any verdict had evidence.
     pub check: Option<&'static str>,
+    /// Evaluations in which it passed.
     pub pass: usize,
+    /// Evaluations in which it could not conclude.
     pub inconclusive: usize,
+    /// Evaluations in which it failed.
     pub fail: usize,
     /// The longest streak of failing evaluations the decisions counted.
     pub longest_streak: u32,
@@ -183,11 +214,13 @@ pub struct RuleReport {
 /// A verdict and the evaluation it comes from.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Shown {
+    /// When the evaluation ran.
     pub at: Timestamp,
     /// The evaluation's number in the revision (from 1).
     pub evaluation: usize,
     /// Whether it is the evaluation that decided the action.
     pub deciding: bool,
+    /// The rule's verdict in it, with its evidence.
     pub verdict: Verdict,
 }
 
@@ -217,29 +250,44 @@ pub(super) fn streak_suffix(streak: Option<u32>) -> String {
 /// One line of the timeline.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Entry {
+    /// When it happened: the time of its record.
     pub at: Timestamp,
+    /// What happened.
     pub kind: EntryKind,
 }
 
+/// What a line of the timeline tells.
 #[derive(Clone, Debug, PartialEq)]
 pub enum EntryKind {
+    /// An evaluation with verdicts.
     Evaluation {
+        /// Its number in the revision (from 1).
         number: usize,
+        /// The rollout's phase at it.
         phase: Phase,
+        /// The analysis stage after it.
         stage: Option<StageName>,
         /// Per rule of [`Report::rules`], in that order: the outcome and the streak after it.
         outcomes: Vec<Option<(Outcome, Option<u32>)>>,
         /// What the evaluation concluded.
         what: String,
+        /// Whether it is the evaluation that decided the action.
         deciding: bool,
     },
+    /// A write to the Deployment.
     Action {
+        /// What it asked for and whether it was written (`pause: written`).
         what: String,
+        /// Whether the write went through.
         ok: bool,
     },
+    /// An Event published (each reason and message once).
     Event {
+        /// The Event's reason.
         reason: EventReason,
+        /// The Event's message.
         message: String,
+        /// Whether it is a `Warning` Event rather than a `Normal` one.
         warning: bool,
     },
 }
@@ -247,7 +295,9 @@ pub enum EntryKind {
 /// A decision moment to mark on the plots.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Mark {
+    /// When it happened.
     pub at: Timestamp,
+    /// What happened then (`rollback decided and written`).
     pub label: String,
 }
 

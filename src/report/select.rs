@@ -12,7 +12,9 @@ use crate::records::{Kind, Record};
 /// What to report on; `None` picks the only one there is, or the default revision.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Selection {
+    /// Only this namespace; needed when a Deployment's name is in several.
     pub namespace: Option<String>,
+    /// The Deployment's name; may be left out when the records hold only one.
     pub deployment: Option<String>,
     /// The new ReplicaSet's revision; default: the latest revision that had an action (taken
     /// or only recorded), else the latest analysed, else the latest seen.
@@ -22,33 +24,50 @@ pub struct Selection {
 /// Why nothing could be selected; every variant lists what the file holds.
 #[derive(Debug, thiserror::Error)]
 pub enum SelectError {
+    /// The file holds no records at all.
     #[error("the file holds no decision records")]
     Empty,
+    /// No records of the Deployment asked for.
     #[error("no records of Deployment {wanted}; the file holds:\n{inventory}")]
     NoDeployment {
+        /// The Deployment asked for, as `namespace/name`, `name` or `in namespace ns`.
         wanted: String,
+        /// What the file holds.
         inventory: Inventory,
     },
+    /// Several Deployments match and none was chosen.
     #[error(
         "the file holds records of {} Deployments; choose one with --deployment (and --namespace when a name is in several namespaces):\n{inventory}",
         inventory.0.len()
     )]
-    Ambiguous { inventory: Inventory },
+    Ambiguous {
+        /// What the file holds.
+        inventory: Inventory,
+    },
+    /// The Deployment has records, but none of the revision asked for.
     #[error(
         "no records of revision {revision} of {namespace}/{deployment}; the file holds:\n{inventory}"
     )]
     NoRevision {
+        /// The Deployment's namespace.
         namespace: String,
+        /// The Deployment's name.
         deployment: String,
+        /// The revision asked for.
         revision: u64,
+        /// What the file holds.
         inventory: Inventory,
     },
+    /// The Deployment's records name no revision: no new ReplicaSet was seen.
     #[error(
         "the records of {namespace}/{deployment} name no revision (no new ReplicaSet was seen); the file holds:\n{inventory}"
     )]
     NoRevisions {
+        /// The Deployment's namespace.
         namespace: String,
+        /// The Deployment's name.
         deployment: String,
+        /// What the file holds.
         inventory: Inventory,
     },
 }
@@ -57,19 +76,27 @@ pub enum SelectError {
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct Inventory(pub Vec<DeploymentInfo>);
 
+/// One Deployment's records, by revision.
 #[derive(Clone, Debug, PartialEq)]
 pub struct DeploymentInfo {
+    /// Its namespace.
     pub namespace: String,
+    /// Its name.
     pub deployment: String,
+    /// Its revisions with records, in ascending order.
     pub revisions: Vec<RevisionInfo>,
 }
 
 /// One revision's records, in a line.
 #[derive(Clone, Debug, PartialEq)]
 pub struct RevisionInfo {
+    /// The revision (the new ReplicaSet's `deployment.kubernetes.io/revision`).
     pub revision: u64,
+    /// The new ReplicaSet's name, as the first of its records names it.
     pub new_replicaset: Option<String>,
+    /// The time of its first record.
     pub first: Timestamp,
+    /// The time of its last record.
     pub last: Timestamp,
     /// Records with verdicts.
     pub evaluations: usize,

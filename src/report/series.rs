@@ -13,17 +13,22 @@ use crate::records::Record;
 /// Which pods a line is about.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Side {
+    /// The new ReplicaSet's pods.
     New,
+    /// The old ReplicaSets' pods.
     Old,
 }
 
 /// One line of a plot: a value per evaluation, `None` where the verdict had no such number.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Line {
+    /// Its name in the legend (`new pods`, `old p90`).
     pub label: String,
+    /// Which pods it is about.
     pub side: Side,
     /// A secondary statistic (p90), drawn dashed.
     pub dashed: bool,
+    /// One per time of [`SeriesSet::times`]; `None` where the verdict had no such number.
     pub values: Vec<Option<f64>>,
 }
 
@@ -36,6 +41,7 @@ pub struct SeriesSet {
     pub y_label: String,
     /// The evaluations' times, one per value of every line.
     pub times: Vec<Timestamp>,
+    /// The lines drawn, new pods and old.
     pub lines: Vec<Line>,
     /// A fixed threshold (absolute checks).
     pub threshold: Option<f64>,

@@ -24,6 +24,7 @@ pub const REVISION_HISTORY: &str = "deployment.kubernetes.io/revision-history";
 /// A ReplicaSet as far as its revisions go.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Revisioned {
+    /// Its name.
     pub name: String,
     /// The revision it holds now.
     pub revision: u64,
@@ -85,9 +86,13 @@ pub fn history(d: &Deployment, replicasets: &[ReplicaSet]) -> Vec<Revisioned> {
 /// One rollout: the revision it introduced, the ReplicaSet that ran it and the one it replaced.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Rollout {
+    /// The revision it introduced.
     pub revision: u64,
+    /// The ReplicaSet that ran it: it holds that revision now, or held it before a rollback.
     pub new: Revisioned,
+    /// When it began, if its ReplicaSet tells.
     pub start: Start,
+    /// What it replaced: the previous revision's ReplicaSet, or why there is none.
     pub before: Before,
 }
 
@@ -98,7 +103,10 @@ pub enum Start {
     Created(Timestamp),
     /// A rollback re-used a ReplicaSet created for an earlier revision (`created_for`, when
     /// its history says which), so its creation time does not date this rollout.
-    Reused { created_for: Option<u64> },
+    Reused {
+        /// The revision the ReplicaSet was created for, when its history says.
+        created_for: Option<u64>,
+    },
     /// The ReplicaSet has no creation time.
     Unknown,
 }
@@ -108,11 +116,16 @@ pub enum Start {
 pub enum Before {
     /// The ReplicaSet of the previous revision, `revision`.
     Found {
+        /// The ReplicaSet that held it.
         replicaset: Revisioned,
+        /// The previous revision: the highest below the rollout's that another ReplicaSet held.
         revision: u64,
     },
     /// The ReplicaSet of revision `revision`, the one replaced, is no longer in the API.
-    Gone { revision: u64 },
+    Gone {
+        /// The revision whose ReplicaSet was deleted.
+        revision: u64,
+    },
     /// The rollout introduced the Deployment's first revision: it replaced nothing.
     Nothing,
 }
@@ -120,10 +133,17 @@ pub enum Before {
 /// Why no rollout can be chosen.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum ChoiceError {
+    /// None of the Deployment's ReplicaSets carries a revision annotation.
     #[error("it has no ReplicaSet with a {REVISION} annotation")]
     NoRevisions,
+    /// No ReplicaSet holds the revision asked for, now or in its history.
     #[error("no ReplicaSet of it holds revision {asked} (revisions there: {})", list(.known))]
-    NoSuchRevision { asked: u64, known: Vec<u64> },
+    NoSuchRevision {
+        /// The revision asked for.
+        asked: u64,
+        /// The revisions the ReplicaSets hold now or held before, ascending.
+        known: Vec<u64>,
+    },
 }
 
 fn list(revisions: &[u64]) -> String {

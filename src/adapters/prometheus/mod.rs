@@ -38,6 +38,7 @@ pub struct PrometheusConfig {
     /// A file holding a bearer token, re-read for every query so that rotated tokens work.
     #[serde(default)]
     pub bearer_token_file: Option<PathBuf>,
+    /// HTTP basic auth, if Prometheus asks for it.
     #[serde(default)]
     pub basic_auth: Option<BasicAuth>,
     /// Extra request headers, e.g. `X-Scope-OrgID` for a Mimir or Thanos tenant.
@@ -78,7 +79,9 @@ fn default_max_series() -> usize {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct BasicAuth {
+    /// The user name.
     pub username: String,
+    /// A file holding the password (a mounted Secret).
     pub password_file: PathBuf,
 }
 
@@ -106,24 +109,53 @@ impl PrometheusConfig {
 /// Settings that cannot work.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
+    /// The URL does not parse, or its scheme is not http or https.
     #[error("invalid Prometheus URL {url:?}: {reason}")]
-    Url { url: String, reason: String },
+    Url {
+        /// The URL as configured.
+        url: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// A file named in the settings cannot be read.
     #[error("cannot read {what} {path}: {source}")]
     File {
+        /// Which file it is ("CA file", "bearer token file", ...).
         what: &'static str,
+        /// Its path.
         path: PathBuf,
+        /// Why it cannot be read.
         source: std::io::Error,
     },
+    /// A header (an extra one, or the `Authorization` built from a secret) is not valid HTTP.
     #[error("invalid header {name:?}: {reason}")]
-    Header { name: String, reason: String },
+    Header {
+        /// The header's name.
+        name: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// The CA file holds no usable PEM certificate.
     #[error("invalid CA file {path}: {reason}")]
-    Ca { path: PathBuf, reason: String },
+    Ca {
+        /// The CA file's path.
+        path: PathBuf,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// The HTTP client cannot be built (the reason as text).
     #[error("cannot build the HTTP client: {0}")]
     Client(String),
+    /// `max_bytes_in_flight` is below `max_answer_bytes`.
     #[error(
         "prometheus.max_bytes_in_flight ({in_flight}) must be at least prometheus.max_answer_bytes ({answer}), or the largest answer allowed could never be read"
     )]
-    Budget { in_flight: usize, answer: usize },
+    Budget {
+        /// `max_bytes_in_flight`, in bytes.
+        in_flight: usize,
+        /// `max_answer_bytes`, in bytes.
+        answer: usize,
+    },
 }
 
 /// A Prometheus query endpoint.

@@ -32,6 +32,7 @@ use crate::analysis::source::{MetricSource, SourceError};
 /// How long a replay lasts when `--to` is not given (unless it would end after now).
 pub(super) const DEFAULT_SPAN: SignedDuration = SignedDuration::from_secs(3600);
 
+/// The flags of `backtest`.
 #[derive(Debug, Args)]
 pub struct BacktestArgs {
     /// Namespace of the Deployment (default: the kubeconfig context's).
@@ -69,6 +70,7 @@ pub struct BacktestArgs {
     /// `text`: a readable timeline; `json`: one JSON object (see the README for its fields).
     #[arg(short, long, value_enum, default_value_t = Output::Text)]
     pub output: Output,
+    /// How to reach Prometheus.
     #[command(flatten)]
     pub prometheus: PrometheusArgs,
     /// The kubeconfig file (default: $KUBECONFIG, ~/.kube/config, or in-cluster).

@@ -200,18 +200,31 @@ impl FakeOptions {
 /// What can go wrong driving the fake server from the handle.
 #[derive(Debug, thiserror::Error)]
 pub enum FakeError {
+    /// No port on 127.0.0.1 could be bound.
     #[error("cannot listen on 127.0.0.1: {0}")]
     Bind(#[source] std::io::Error),
+    /// No kube client could be built for the server.
     #[error("cannot build a kube client for the fake server: {0}")]
     Client(#[source] kube::Error),
+    /// The handle was asked about a kind the server does not serve (its plural).
     #[error("{0} is not a kind the fake API server serves")]
     UnsupportedResource(String),
+    /// No such pod in the store.
     #[error("pod {namespace}/{pod} not found")]
-    PodNotFound { namespace: String, pod: String },
+    PodNotFound {
+        /// The pod's namespace.
+        namespace: String,
+        /// The pod's name.
+        pod: String,
+    },
+    /// The pod has no container (or init container) of that name.
     #[error("pod {namespace}/{pod} has no container {container}")]
     ContainerNotFound {
+        /// The pod's namespace.
         namespace: String,
+        /// The pod's name.
         pod: String,
+        /// The container asked for.
         container: String,
     },
     /// The store refused a change made through the handle (the text of its Status).

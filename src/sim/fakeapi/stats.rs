@@ -11,6 +11,7 @@ use std::sync::{Mutex, PoisonError};
 /// Requests and bytes for one (verb, resource).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Counter {
+    /// Requests served.
     pub requests: u64,
     /// Response bytes, streamed watch and log bodies included as they are sent.
     pub bytes_sent: u64,
@@ -21,6 +22,7 @@ pub struct Counter {
 /// One request, as the server saw it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct RequestRecord {
+    /// The HTTP method (`GET`, `PATCH`, ...).
     pub method: String,
     /// Path and query.
     pub uri: String,

@@ -31,6 +31,7 @@ pub const FAULT_ANNOTATION: &str = "sim.rollout-guard.io/fault";
 /// What a simulated pod does wrong.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum LiveFault {
+    /// Behaves like every other pod.
     #[default]
     None,
     /// A removed class still referenced: `class_not_found` errors on a share of requests.
@@ -53,26 +54,33 @@ impl LiveFault {
 /// A pod as the source needs it.
 #[derive(Clone, Debug, PartialEq)]
 pub struct LivePod {
+    /// The pod's name.
     pub name: String,
+    /// The ReplicaSet that owns it.
     pub replicaset: String,
     /// Wall-clock start (dilated by the source's clock).
     pub started: Timestamp,
+    /// What it does wrong, from its `sim.rollout-guard.io/fault` annotation.
     pub fault: LiveFault,
 }
 
 /// Lists the pods that exist now.
 pub trait PodLister: Send + Sync {
+    /// The pods that exist now, each with the ReplicaSet that owns it.
     fn pods(&self) -> impl Future<Output = Result<Vec<LivePod>, SourceError>> + Send;
 }
 
 /// Simulated time: `speed` simulated seconds per wall-clock second from `origin` on.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct DilatedClock {
+    /// The wall-clock time at which simulated and wall-clock time agree.
     pub origin: Timestamp,
+    /// Simulated seconds per wall-clock second.
     pub speed: f64,
 }
 
 impl DilatedClock {
+    /// A clock that starts at the current time and runs `speed` times as fast.
     pub fn new(speed: f64) -> Self {
         DilatedClock {
             origin: Timestamp::now(),
@@ -88,6 +96,7 @@ impl DilatedClock {
             .unwrap_or(wall)
     }
 
+    /// The simulated time now.
     pub fn now(&self) -> Timestamp {
         self.sim(Timestamp::now())
     }
@@ -96,13 +105,17 @@ impl DilatedClock {
 /// How the simulated service behaves.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct Profile {
+    /// Requests per second on each pod (Poisson).
     pub rps_per_pod: f64,
     /// PHP errors per request on every pod.
     pub base_error_rate: f64,
     /// `class_not_found` errors per request on a pod with [`LiveFault::ClassErrors`].
     pub class_error_rate: f64,
+    /// CPU seconds one request takes (three times as many with [`LiveFault::CpuSaturation`]).
     pub cpu_per_request: f64,
+    /// CPU cores a pod uses with no requests.
     pub idle_cpu: f64,
+    /// The pod's CPU limit, in cores; demand beyond it is throttled.
     pub cpu_limit: f64,
 }
 
@@ -132,6 +145,7 @@ pub struct LiveSource<L> {
 }
 
 impl<L: PodLister> LiveSource<L> {
+    /// A source of the pods `lister` lists, on `clock`, behaving as `profile` says.
     pub fn new(lister: L, clock: DilatedClock, profile: Profile) -> Self {
         LiveSource {
             lister,
@@ -349,10 +363,12 @@ mod tests {
 /// the demo; a real cluster works the same).
 #[derive(Clone)]
 pub struct KubePods {
+    /// The pods of the namespace.
     pub api: kube::Api<k8s_openapi::api::core::v1::Pod>,
 }
 
 impl KubePods {
+    /// Lists the pods of `namespace` through `client`.
     pub fn new(client: kube::Client, namespace: &str) -> Self {
         KubePods {
             api: kube::Api::namespaced(client, namespace),

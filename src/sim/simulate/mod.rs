@@ -44,18 +44,22 @@ pub const ERROR_TYPES: [&str; 6] = [
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case", tag = "kind")]
 pub enum Fault {
+    /// A healthy release: the new pods behave as the old.
     None,
     /// This fraction of the new pods' requests fail to load a class.
     ClassErrors {
+        /// The share of requests, from 0 to 1.
         fraction: f64,
     },
     /// The new pods' PHP error rate is this many times the old.
     ErrorRate {
+        /// The factor on the old pods' error rate.
         multiplier: f64,
     },
     /// The new pods need this many times the CPU per request (saturating when demand passes the
     /// limit).
     Cpu {
+        /// The factor on the CPU per request.
         multiplier: f64,
     },
 }
@@ -63,7 +67,9 @@ pub enum Fault {
 /// New pods burning extra CPU while they warm up (opcache priming).
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Warmup {
+    /// How long it lasts from each new pod's start, in seconds.
     pub seconds: f64,
+    /// The factor on the pod's CPU demand meanwhile.
     pub cpu_multiplier: f64,
 }
 
@@ -72,6 +78,7 @@ pub struct Warmup {
 pub struct Incident {
     /// Seconds after the rollout starts.
     pub starts_after: f64,
+    /// How long it lasts, in seconds.
     pub seconds: f64,
     /// Errors per request added on every pod.
     pub extra_error_rate: f64,
@@ -99,9 +106,13 @@ fn default_level_sigma() -> f64 {
 /// One simulated rollout.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Scenario {
+    /// Names it in benchmark tables and test messages.
     pub name: String,
+    /// Seeds every random draw, and the ReplicaSet names: the same seed gives the same history.
     pub seed: u64,
+    /// The Deployment's namespace.
     pub namespace: String,
+    /// The Deployment's name, the prefix of its ReplicaSets'.
     pub deployment: String,
     /// Unix seconds where the history begins.
     pub start: f64,
@@ -109,13 +120,15 @@ pub struct Scenario {
     pub before: f64,
     /// Seconds of history after the last old pod is gone.
     pub bake: f64,
+    /// The Deployment's replicas: the old pods before the rollout, the new ones after.
     pub replicas: usize,
     /// Seconds from a new pod's start to its readiness: the time between the rolling update's
     /// steps (one pod a step with maxSurge 1 and maxUnavailable 0).
     pub pod_interval: f64,
-    /// The Deployment's `maxSurge` and `maxUnavailable`, in pods ([`Timetable`]).
+    /// The Deployment's `maxSurge`, in pods (1 when left out; see [`Timetable`]).
     #[serde(default = "one")]
     pub max_surge: usize,
+    /// The Deployment's `maxUnavailable`, in pods (0 when left out).
     #[serde(default)]
     pub max_unavailable: usize,
     /// Each pod is scraped at its own offset of 1 to 14 s into the 15-s scrape interval, as
@@ -152,8 +165,11 @@ pub struct Scenario {
     /// history (a class some rarely used path still references, in both versions).
     #[serde(default)]
     pub background_class_rate: f64,
+    /// What is wrong with the new release.
     pub fault: Fault,
+    /// Extra CPU on new pods while they warm up; `None` for none.
     pub warmup: Option<Warmup>,
+    /// Trouble hitting old and new pods alike during the rollout; `None` for none.
     pub incident: Option<Incident>,
     /// Pause after the first new pods (gate mode); `None` for a natural rollout (guard mode).
     pub gate: Option<Gate>,
@@ -250,8 +266,11 @@ fn suffix(rng: &mut StdRng, n: usize) -> String {
 /// One pod's counters, one sample per [`SCRAPE`] from `start`.
 #[derive(Clone, Debug, PartialEq)]
 pub struct PodHistory {
+    /// The pod's name.
     pub name: String,
+    /// Its ReplicaSet's name.
     pub replicaset: String,
+    /// Whether it belongs to the new ReplicaSet.
     pub new: bool,
     /// Unix seconds of the first sample.
     pub start: f64,
@@ -261,8 +280,11 @@ pub struct PodHistory {
     pub errors: Vec<[f64; ERROR_TYPES.len()]>,
     /// Cumulative CPU seconds.
     pub cpu_seconds: Vec<f64>,
+    /// Cumulative CFS periods (`container_cpu_cfs_periods_total`).
     pub cfs_periods: Vec<f64>,
+    /// Cumulative throttled CFS periods (`container_cpu_cfs_throttled_periods_total`).
     pub cfs_throttled: Vec<f64>,
+    /// The pod's CPU limit, in cores.
     pub cpu_limit: f64,
 }
 
@@ -285,9 +307,13 @@ impl PodHistory {
 /// The generated history of one scenario.
 #[derive(Clone, Debug)]
 pub struct History {
+    /// The scenario it was generated from.
     pub scenario: Scenario,
+    /// The old ReplicaSet's name.
     pub old_replicaset: String,
+    /// The new ReplicaSet's name.
     pub new_replicaset: String,
+    /// Every pod's counters, old and new, including pods that left.
     pub pods: Vec<PodHistory>,
     /// The first scrape at which a new pod's fault-caused errors show (class-loading faults),
     /// in unix seconds: when the first bad errors become visible in the metric store.

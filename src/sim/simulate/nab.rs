@@ -11,7 +11,9 @@ use rand::RngExt;
 /// One trace: 5-minute samples, with the indices inside NAB's anomaly windows marked.
 #[derive(Clone, Debug)]
 pub struct Trace {
+    /// Its file name (`ec2_cpu_utilization_24ae8d.csv`).
     pub name: String,
+    /// Its samples' values, in time order.
     pub values: Vec<f64>,
     anomalous: Vec<bool>,
 }
@@ -20,8 +22,11 @@ pub struct Trace {
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 #[error("{name}: line {line}: {reason}")]
 pub struct TraceError {
+    /// The trace's name.
     pub name: String,
+    /// The line of the CSV, from 1 (the header).
     pub line: usize,
+    /// What is wrong with it.
     pub reason: String,
 }
 
