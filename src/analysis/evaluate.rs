@@ -9,7 +9,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 use futures::future::join_all;
-use jiff::{SignedDuration, Timestamp};
+use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 use tokio::sync::OnceCell;
 
@@ -17,8 +17,9 @@ use crate::analysis::judge::{
     self, Counts, Observation, QueryName, QuerySide, SentQuery, Verdict, Window,
 };
 use crate::analysis::rules::{Absolute, Check, Compare, ErrorRate, Logs, Rule, RuleSet};
-use crate::analysis::source::{LogCounts, LogQuery, MetricSource, SourceError, unix_seconds};
+use crate::analysis::source::{LogCounts, LogQuery, MetricSource, SourceError};
 use crate::analysis::template::{Bindings, Template};
+use crate::analysis::time::{self, Millis};
 
 /// The rollout being judged: a Deployment, its new ReplicaSet and the old ones that still count.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -166,7 +167,7 @@ impl<S: MetricSource> Ask<'_, S> {
     async fn error_rate(&self, c: &ErrorRate, sent: &mut Vec<SentQuery>) -> Observation {
         let (source, at) = (self.source, self.at);
         // One point per interval: the first covers the window's first interval.
-        let start = from_unix(self.window.start + c.interval.as_secs_f64());
+        let start = time::to_timestamp(self.window.start + time::span(c.interval.as_std()));
         let paired = self.target.paired_old();
         let mut sides = Vec::new();
         for (side, rs) in [
@@ -217,7 +218,7 @@ impl<S: MetricSource> Ask<'_, S> {
         // With history, the old version is read over its history span, and the
         // generation that served before the analysis counts after its pods left.
         let (old_rs, old_from) = if c.history {
-            let span = c.history_span.as_secs_f64() + window.warmup;
+            let span = time::span(c.history_span.as_std()) + window.warmup;
             (
                 self.target.paired_old(),
                 window.query_start.min(window.at - span),
@@ -274,7 +275,7 @@ impl<S: MetricSource> Ask<'_, S> {
             replicaset: rs.to_string(),
             container: c.container.clone(),
             new,
-            start: from_unix(self.window.start),
+            start: time::to_timestamp(self.window.start),
             end: self.at,
         };
         let new_q = query(&target.new_replicaset, true);
@@ -319,14 +320,14 @@ impl<S: MetricSource> Ask<'_, S> {
 /// The window a rule looks at when evaluated at `at`.
 pub fn window_of(rule: &Rule, at: Timestamp) -> Window {
     let (warmup, step) = match &rule.check {
-        Check::ErrorRate(_) | Check::Logs(_) => (0.0, 0.0),
-        Check::Compare(c) => (c.warmup.as_secs_f64(), c.step.as_secs_f64()),
-        Check::Absolute(c) => (c.warmup.as_secs_f64(), c.step.as_secs_f64()),
+        Check::ErrorRate(_) | Check::Logs(_) => (0, 0),
+        Check::Compare(c) => (time::span(c.warmup.as_std()), time::span(c.step.as_std())),
+        Check::Absolute(c) => (time::span(c.warmup.as_std()), time::span(c.step.as_std())),
     };
-    let at_s = unix_seconds(at);
-    let start = at_s - rule.window.as_secs_f64();
+    let at = time::from_timestamp(at);
+    let start = at - time::span(rule.window.as_std());
     Window {
-        at: at_s,
+        at,
         start,
         query_start: start - warmup,
         warmup,
@@ -357,16 +358,16 @@ async fn series_pair<S: MetricSource>(
     new_q: &str,
     old_q: Option<&str>,
     window: &Window,
-    (new_from, old_from): (f64, f64),
+    (new_from, old_from): (Millis, Millis),
     step: crate::analysis::duration::PromDuration,
     source: &S,
 ) -> Observation {
-    let end = from_unix(window.at);
-    let new_f = source.range(new_q, from_unix(new_from), end, step);
+    let end = time::to_timestamp(window.at);
+    let new_f = source.range(new_q, time::to_timestamp(new_from), end, step);
     let old_f = async {
         match &old_q {
             Some(q) => source
-                .range(q, from_unix(old_from), end, step)
+                .range(q, time::to_timestamp(old_from), end, step)
                 .await
                 .map(Some),
             None => Ok(None),
@@ -376,19 +377,6 @@ async fn series_pair<S: MetricSource>(
         (Ok(new), Ok(old)) => Observation::Series { new, old },
         (Err(e), _) | (_, Err(e)) => Observation::Failed(e),
     }
-}
-
-/// A unix time as a timestamp; times outside jiff's range (a window reaching back past year
-/// -9999) are clamped rather than panicking, and the query then finds nothing.
-fn from_unix(seconds: f64) -> Timestamp {
-    let millis = (seconds * 1000.0).round();
-    Timestamp::UNIX_EPOCH
-        .checked_add(SignedDuration::from_millis(millis as i64))
-        .unwrap_or(if millis < 0.0 {
-            Timestamp::MIN
-        } else {
-            Timestamp::MAX
-        })
 }
 
 #[cfg(test)]

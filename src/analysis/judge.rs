@@ -15,6 +15,7 @@ use crate::analysis::rules::{
 };
 use crate::analysis::source::{LogCounts, Series, SourceError, SourceErrorKind};
 use crate::analysis::stats;
+use crate::analysis::time::{self, Millis};
 
 /// What a rule concluded.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -78,21 +79,21 @@ pub enum Observation {
     Failed(SourceError),
 }
 
-/// The window an observation covers, in unix seconds, and the warm-up to drop.
+/// The window an observation covers and the warm-up to drop, in [`Millis`].
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct Window {
     /// Evaluation time: the end of the window.
-    pub at: f64,
+    pub at: Millis,
     /// Start of the window (`at − window`).
-    pub start: f64,
+    pub start: Millis,
     /// Where the range query began (`start − warmup`); a series whose first point comes later
     /// belongs to a pod that started inside the query range.
-    pub query_start: f64,
-    /// How long after its first sample a pod that started inside the query range is left out, in
-    /// seconds (0 for error-rate and logs rules).
-    pub warmup: f64,
-    /// The query's step in seconds (0 for error-rate and logs rules).
-    pub step: f64,
+    pub query_start: Millis,
+    /// How long after its first sample a pod that started inside the query range is left out
+    /// (0 for error-rate and logs rules).
+    pub warmup: Millis,
+    /// The query's step (0 for error-rate and logs rules).
+    pub step: Millis,
 }
 
 /// One rule's conclusion and everything a person needs to see why.
@@ -642,23 +643,21 @@ fn samples(series: &[Series], w: &Window) -> Samples {
             continue;
         };
         // A series that begins after the query start belongs to a pod that started then.
-        let started_inside = first.t > w.query_start + w.step / 2.0;
-        let warm_from = if started_inside {
-            first.t + w.warmup
-        } else {
-            f64::NEG_INFINITY
-        };
+        let first_t = time::from_seconds(first.t);
+        let started_inside = first_t > w.query_start + w.step / 2;
+        let warm_from = started_inside.then_some(first_t + w.warmup);
         let before = out.values.len();
         for p in &s.points {
-            if p.t < w.start || p.t > w.at || !p.v.is_finite() {
+            let t = time::from_seconds(p.t);
+            if t < w.start || t > w.at || !p.v.is_finite() {
                 continue;
             }
-            if p.t < warm_from {
+            if warm_from.is_some_and(|from| t < from) {
                 out.warmup_dropped += 1;
                 continue;
             }
             out.values.push(p.v);
-            out.times.push((p.t * 1000.0).round() as i64);
+            out.times.push(t);
             out.pod.push(out.pods);
         }
         if out.values.len() > before {
@@ -679,7 +678,7 @@ fn summary(s: &Samples) -> SampleSummary {
         warmup_dropped: s.warmup_dropped,
         steps: medians_by_time(s)
             .into_iter()
-            .map(|(ms, v)| [ms as f64 / 1000.0, v])
+            .map(|(ms, v)| [time::to_seconds(ms), v])
             .collect(),
     }
 }

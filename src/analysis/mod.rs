@@ -16,3 +16,4 @@ pub mod rules;
 pub mod source;
 pub mod stats;
 pub mod template;
+pub mod time;

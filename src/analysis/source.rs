@@ -290,7 +290,7 @@ impl<M: MetricSource, L: LogSource> MetricSource for WithLogs<M, L> {
     }
 }
 
-/// Unix seconds of a timestamp, as sample times are kept.
+/// Unix seconds of a timestamp, as sources report sample times.
 pub fn unix_seconds(t: Timestamp) -> f64 {
-    t.as_millisecond() as f64 / 1000.0
+    crate::analysis::time::to_seconds(crate::analysis::time::from_timestamp(t))
 }

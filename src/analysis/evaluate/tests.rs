@@ -3,7 +3,7 @@ use std::sync::Mutex;
 use super::*;
 use crate::analysis::judge::Outcome;
 use crate::analysis::rules::RuleSet;
-use crate::analysis::source::{Point, Series};
+use crate::analysis::source::{Point, Series, unix_seconds};
 
 /// Answers from a function of the query, and remembers every call.
 struct Fake<F> {

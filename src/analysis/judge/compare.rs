@@ -22,6 +22,7 @@ use super::{
 use crate::analysis::rules::{Compare, Direction};
 use crate::analysis::source::Series;
 use crate::analysis::stats::{self, Tail};
+use crate::analysis::time;
 
 /// The effect floor of a compare check on the median ratio (`None`: infinite): worse at all,
 /// and by at least `min_ratio`.
@@ -117,7 +118,7 @@ fn failed_while_both_served(
 
 /// The rule's window widened back to `history_span`.
 fn history_window(rule: &Compare, w: &Window) -> Window {
-    let span = rule.history_span.as_secs_f64();
+    let span = time::span(rule.history_span.as_std());
     Window {
         start: w.at - span,
         query_start: w.at - span - w.warmup,
@@ -499,10 +500,6 @@ impl OldLevel {
     }
 }
 
-fn timestamp(ms: i64) -> jiff::Timestamp {
-    jiff::Timestamp::from_millisecond(ms).unwrap_or(jiff::Timestamp::UNIX_EPOCH)
-}
-
 /// The middle of a set of moments.
 fn middle(times: &[i64]) -> i64 {
     times.get(times.len() / 2).copied().unwrap_or_default()
@@ -519,7 +516,7 @@ fn against_history(
 ) -> Result<Judged, String> {
     enough(n.values.len(), "new", rule.min_samples)?;
     let level = level.as_ref().map_err(Clone::clone)?;
-    let window_ms = ((w.at - w.start) * 1000.0).round() as i64;
+    let window_ms = w.at - w.start;
     let old = OldBefore::read(level, window_ms)?;
     let new = NewLevel::read(rule, w, n)?;
     if old.level <= 0.0 || new.level <= 0.0 {
@@ -623,7 +620,7 @@ impl NewLevel {
         let times: Vec<i64> = by_time.keys().copied().collect();
         let values: Vec<f64> = by_time.values().copied().collect();
         let level = stats::median(&values).map_err(|_| "no finite samples".to_string())?;
-        let step_ms = ((w.step * 1000.0).round() as i64).max(1);
+        let step_ms = w.step.max(1);
         let len = (times.last().copied().unwrap_or_default()
             - times.first().copied().unwrap_or_default())
             + step_ms;
@@ -632,7 +629,7 @@ impl NewLevel {
             times,
             level,
             len,
-            incident_ms: (rule.incident_span.as_secs_f64() * 1000.0).round() as i64,
+            incident_ms: time::span(rule.incident_span.as_std()),
         })
     }
 
@@ -713,18 +710,20 @@ impl HistoryJudged {
                 pods_worse: self.worse_pods,
                 pods_judged: self.pods_judged,
                 history: Some(Box::new(CompareHistory {
-                    before_from: timestamp(before_times.first().copied().unwrap_or(level.last)),
-                    before_to: timestamp(level.last),
+                    before_from: time::to_timestamp(
+                        before_times.first().copied().unwrap_or(level.last),
+                    ),
+                    before_to: time::to_timestamp(level.last),
                     before: self.before,
                     after: self.after,
                     ratio: self.ratio,
-                    gap_seconds: self.gap as f64 / 1000.0,
+                    gap_seconds: time::to_seconds(self.gap),
                     largest_drift: largest,
                     drift_pairs: pairs,
                     needed: self.needed,
                     pod_bar: self.drift.pod_bar,
                     while_both: self.both.as_ref().map(|b| b.ratio),
-                    history_from: timestamp(level.first),
+                    history_from: time::to_timestamp(level.first),
                 })),
             }),
         }

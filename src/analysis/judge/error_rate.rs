@@ -23,12 +23,7 @@ use crate::analysis::rules::{ErrorRate, ProportionTest};
 use crate::analysis::source::Series;
 use crate::analysis::stats::{self, KnownRate, Stratum};
 
-/// An interval end, in milliseconds (the range query's grid).
-type Millis = i64;
-
-fn millis(t: f64) -> Millis {
-    (t * 1000.0).round() as Millis
-}
+use crate::analysis::time::{self, Millis, from_seconds as millis};
 
 fn usable(v: f64) -> bool {
     v.is_finite() && v >= 0.0
@@ -368,7 +363,7 @@ fn later(rule: &ErrorRate, new: &Side, old: &Side) -> Option<Later> {
         return None;
     }
     let bound = stats::rate_upper_bound(old.totals.errors, old.totals.requests, rule.alpha).ok()?;
-    let time = |t: Millis| jiff::Timestamp::from_millisecond(t).unwrap_or_default();
+    let stamp = time::to_timestamp;
     let (errors, requests) = after.iter().fold((0.0, 0.0), |a, i| (a.0 + i.1, a.1 + i.2));
     Some(Later {
         times: after.iter().map(|i| i.0).collect(),
@@ -382,8 +377,8 @@ fn later(rule: &ErrorRate, new: &Side, old: &Side) -> Option<Later> {
         evidence: HistoryEvidence {
             old_errors: old.totals.errors,
             old_requests: old.totals.requests,
-            from: time(first_old),
-            to: time(last_old),
+            from: stamp(first_old),
+            to: stamp(last_old),
             rate_bound: bound,
             intervals: after.len(),
             errors,
@@ -497,7 +492,7 @@ fn incident(
     whole: Option<f64>,
     dispersion: f64,
 ) -> Option<(Millis, Millis, f64, f64)> {
-    let span = rule.incident_span.as_std().as_millis() as Millis;
+    let span = time::span(rule.incident_span.as_std());
     let excess = |(e, r): &(f64, f64)| e - r * later.rate;
     let stretch = |i: usize| {
         let start = later.times[i];
@@ -620,7 +615,7 @@ fn intervals(new: &Side, old: &Side) -> Vec<IntervalCounts> {
     times
         .iter()
         .map(|t| IntervalCounts {
-            t: *t as f64 / 1000.0,
+            t: time::to_seconds(*t),
             new: cell(new, t),
             old: cell(old, t),
         })
@@ -681,7 +676,7 @@ fn decide(
             why.push(format!(
                 "carried by one burst ({} errors from {pod} in the interval ending {}; p={} without it)",
                 fmt_num(*errors),
-                time(*t),
+                moment(*t),
                 fmt_p(*p)
             ));
         }
@@ -689,8 +684,8 @@ fn decide(
             why.push(format!(
                 "carried by one stretch after the old pods left, as a shared incident would be ({} errors in the intervals ending {} to {}; p={} without it)",
                 fmt_num(*errors),
-                time(*from),
-                time(*to),
+                moment(*from),
+                moment(*to),
                 fmt_p(*p)
             ));
         }
@@ -706,7 +701,7 @@ fn decide(
 }
 
 /// An interval end as a person reads it.
-fn time(t: Millis) -> String {
+fn moment(t: Millis) -> String {
     jiff::Timestamp::from_millisecond(t).map_or_else(|_| t.to_string(), |ts| ts.to_string())
 }
 

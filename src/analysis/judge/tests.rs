@@ -107,11 +107,11 @@ fn sides_that_never_overlap_are_missing_data() {
 
 pub(super) fn window() -> Window {
     Window {
-        at: 1000.0,
-        start: 700.0,
-        query_start: 580.0,
-        warmup: 120.0,
-        step: 30.0,
+        at: 1_000_000,
+        start: 700_000,
+        query_start: 580_000,
+        warmup: 120_000,
+        step: 30_000,
     }
 }
 
@@ -407,7 +407,7 @@ fn warm_up_of_young_pods_is_left_out() {
     assert_eq!(v.outcome, Outcome::Pass, "{}", v.reason);
     // Without the warm-up allowance the spikes count.
     let mut w = window();
-    w.warmup = 0.0;
+    w.warmup = 0;
     let v = judge(
         &r,
         &w,
@@ -647,7 +647,7 @@ fn one_burst_in_one_pod_is_not_a_regression() {
         )
     };
     let mut w = window();
-    w.start = 400.0;
+    w.start = 400_000;
     let old = cells("old", 0.0);
     // One new pod throws 30 errors in one minute; every other minute and pod looks like the old.
     let new = cells("new", 30.0);

@@ -5,6 +5,7 @@ use super::super::tests::rule;
 use super::super::{Baseline, Evidence, Observation, Outcome, Verdict, Window, judge};
 use crate::analysis::rules::Rule;
 use crate::analysis::source::Series;
+use crate::analysis::time;
 
 /// The last old pod leaves at this second; the new pods all start 20 s before (a fast rollout).
 const LEFT: f64 = 36_000.0;
@@ -18,11 +19,11 @@ fn cpu_rule(extra: &str) -> Rule {
 
 fn window_at(at: f64) -> Window {
     Window {
-        at,
-        start: at - 600.0,
-        query_start: at - 720.0,
-        warmup: 120.0,
-        step: STEP,
+        at: time::from_seconds(at),
+        start: time::from_seconds(at - 600.0),
+        query_start: time::from_seconds(at - 720.0),
+        warmup: 120_000,
+        step: time::from_seconds(STEP),
     }
 }
 

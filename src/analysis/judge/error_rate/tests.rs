@@ -28,11 +28,11 @@ fn times() -> Vec<f64> {
 
 fn window() -> Window {
     Window {
-        at: AT,
-        start: AT - 3600.0,
-        query_start: AT - 3600.0,
-        warmup: 0.0,
-        step: 0.0,
+        at: time::from_seconds(AT),
+        start: time::from_seconds(AT - 3600.0),
+        query_start: time::from_seconds(AT - 3600.0),
+        warmup: 0,
+        step: 0,
     }
 }
 
