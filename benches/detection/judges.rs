@@ -49,7 +49,7 @@ pub async fn ours<S: MetricSource>(
     let r0 = h.scenario.rollout_start();
     for t in times(&h.scenario) {
         let eval = evaluate(rules, &h.target_at(t), ts(t), source).await;
-        let d = streaks.update(rules, &eval.verdicts);
+        let d = streaks.update(&eval.verdicts);
         if let Some(mode) = trace {
             eprintln!("{mode} t+{:.0}s {:?}", t - r0, d.action);
             for v in &eval.verdicts {

@@ -175,7 +175,7 @@ pub async fn replay<S: MetricSource>(
     let mut conclusive: BTreeSet<String> = BTreeSet::new();
     for (i, at) in times.iter().enumerate() {
         let evaluation = evaluate(rules, &replay.target, *at, source).await;
-        let decision: Decision = streaks.update(rules, &evaluation.verdicts);
+        let decision: Decision = streaks.update(&evaluation.verdicts);
         for v in &evaluation.verdicts {
             if v.outcome != Outcome::Inconclusive {
                 conclusive.insert(v.rule.clone());

@@ -14,7 +14,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 use crate::analysis::judge::{Outcome, Verdict};
-use crate::analysis::rules::{Action, RuleSet};
+use crate::analysis::rules::Action;
 
 /// The outcome of a whole evaluation: fail if any rule failed, else inconclusive if any was,
 /// else pass.
@@ -46,11 +46,11 @@ pub struct Decision {
 
 impl Streaks {
     /// Folds one evaluation's verdicts in and says what they call for.
-    pub fn update(&mut self, rules: &RuleSet, verdicts: &[Verdict]) -> Decision {
+    pub fn update(&mut self, verdicts: &[Verdict]) -> Decision {
         for v in verdicts {
             // A failure the judge let only warn (no baseline to rule out a shared cause) is not
             // evidence for the rule's own action: it holds the streak like an inconclusive one.
-            let full = rules.get(&v.rule).is_none_or(|r| r.action == v.action);
+            let full = !v.warn_only;
             let streak = self.0.entry(v.rule.clone()).or_insert(0);
             match v.outcome {
                 Outcome::Fail if full => *streak += 1,
@@ -61,14 +61,12 @@ impl Streaks {
             }
         }
         let mut best: Option<(Action, &Verdict, u32)> = None;
-        for rule in &rules.rules {
-            let Some(v) = verdicts.iter().find(|v| v.rule == rule.name) else {
-                continue;
-            };
-            let streak = self.0.get(&rule.name).copied().unwrap_or(0);
+        // In the order of the rules (the verdicts'), the first of the strongest actions.
+        for v in verdicts {
+            let streak = self.0.get(&v.rule).copied().unwrap_or(0);
             // The verdict's action: the rule's, unless the judge allowed only a warning.
             if v.outcome == Outcome::Fail
-                && streak >= rule.consecutive
+                && streak >= v.consecutive
                 && best.is_none_or(|(a, _, _)| v.action > a)
             {
                 best = Some((v.action, v, streak));
@@ -94,7 +92,7 @@ impl Streaks {
                             "{} ({}/{})",
                             v.rule,
                             self.0.get(&v.rule).copied().unwrap_or(0),
-                            consecutive(rules, &v.rule)
+                            v.consecutive
                         )
                     })
                     .collect();
@@ -114,16 +112,15 @@ impl Streaks {
     }
 }
 
-fn consecutive(rules: &RuleSet, name: &str) -> u32 {
-    rules.get(name).map_or(1, |r| r.consecutive)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::analysis::rules::RuleSet;
 
+    /// A verdict of one of the default rules (its `consecutive`; a warning where it asks for
+    /// more is warn-only).
     fn v(rule: &str, outcome: Outcome, action: Action) -> Verdict {
+        let r = rules().get(rule).cloned();
         Verdict {
             rule: rule.into(),
             outcome,
@@ -134,6 +131,8 @@ mod tests {
             error: None,
             error_kind: None,
             building: false,
+            warn_only: r.as_ref().is_some_and(|r| r.action != action),
+            consecutive: r.map_or(1, |r| r.consecutive),
         }
     }
 
@@ -144,11 +143,10 @@ mod tests {
 
     #[test]
     fn acts_only_after_consecutive_failures() {
-        let rules = rules();
         let mut s = Streaks::default();
         let fail = v("php-error-rate", Outcome::Fail, Action::Rollback);
-        assert_eq!(s.update(&rules, std::slice::from_ref(&fail)).action, None);
-        let d = s.update(&rules, &[fail]);
+        assert_eq!(s.update(std::slice::from_ref(&fail)).action, None);
+        let d = s.update(&[fail]);
         assert_eq!(d.action, Some(Action::Rollback));
         assert_eq!(d.rule.as_deref(), Some("php-error-rate"));
         assert!(
@@ -160,45 +158,42 @@ mod tests {
 
     #[test]
     fn pass_resets_inconclusive_holds() {
-        let rules = rules();
         let mut s = Streaks::default();
         let name = "php-error-rate";
-        s.update(&rules, &[v(name, Outcome::Fail, Action::Rollback)]);
-        s.update(&rules, &[v(name, Outcome::Inconclusive, Action::Rollback)]);
+        s.update(&[v(name, Outcome::Fail, Action::Rollback)]);
+        s.update(&[v(name, Outcome::Inconclusive, Action::Rollback)]);
         assert_eq!(s.0[name], 1);
         // An inconclusive evaluation never acts, even with a streak behind it.
-        let d = s.update(&rules, &[v(name, Outcome::Inconclusive, Action::Rollback)]);
+        let d = s.update(&[v(name, Outcome::Inconclusive, Action::Rollback)]);
         assert_eq!(d.action, None);
-        s.update(&rules, &[v(name, Outcome::Pass, Action::Rollback)]);
+        s.update(&[v(name, Outcome::Pass, Action::Rollback)]);
         assert_eq!(s.0[name], 0);
-        let d = s.update(&rules, &[v(name, Outcome::Fail, Action::Rollback)]);
+        let d = s.update(&[v(name, Outcome::Fail, Action::Rollback)]);
         assert_eq!(d.action, None, "a pass in between starts the count again");
     }
 
     #[test]
     fn a_pass_on_building_evidence_keeps_the_streak() {
-        let rules = rules();
         let mut s = Streaks::default();
         let name = "php-error-rate";
-        s.update(&rules, &[v(name, Outcome::Fail, Action::Rollback)]);
+        s.update(&[v(name, Outcome::Fail, Action::Rollback)]);
         // One new pod's burst carried the excess this time: held back, but not clean.
         let mut held = v(name, Outcome::Pass, Action::Rollback);
         held.building = true;
-        let d = s.update(&rules, &[held]);
+        let d = s.update(&[held]);
         assert_eq!((d.action, s.0[name]), (None, 1));
-        let d = s.update(&rules, &[v(name, Outcome::Fail, Action::Rollback)]);
+        let d = s.update(&[v(name, Outcome::Fail, Action::Rollback)]);
         assert_eq!(d.action, Some(Action::Rollback), "{}", d.reason);
     }
 
     #[test]
     fn warn_only_failures_do_not_build_a_rollback_streak() {
-        let rules = rules();
         let mut s = Streaks::default();
         let warn = v("cpu-saturation", Outcome::Fail, Action::Warn);
         let full = v("cpu-saturation", Outcome::Fail, Action::Rollback);
-        s.update(&rules, std::slice::from_ref(&warn));
-        s.update(&rules, std::slice::from_ref(&warn));
-        let d = s.update(&rules, std::slice::from_ref(&full));
+        s.update(std::slice::from_ref(&warn));
+        s.update(std::slice::from_ref(&warn));
+        let d = s.update(std::slice::from_ref(&full));
         assert_eq!(
             d.action, None,
             "one real failure after two warnings: {}",
@@ -209,16 +204,15 @@ mod tests {
 
     #[test]
     fn most_severe_action_wins() {
-        let rules = rules();
         let mut s = Streaks::default();
         let both = [
             v("cpu-throttling", Outcome::Fail, Action::Pause),
             v("php-error-rate", Outcome::Fail, Action::Rollback),
         ];
         for _ in 0..2 {
-            s.update(&rules, &both);
+            s.update(&both);
         }
-        let d = s.update(&rules, &both);
+        let d = s.update(&both);
         assert_eq!(d.action, Some(Action::Rollback));
         assert_eq!(overall(&both), Outcome::Fail);
         assert_eq!(overall(&[]), Outcome::Inconclusive);

@@ -125,6 +125,23 @@ pub struct Verdict {
     /// keeps the rule's streak of failures rather than resetting it.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub building: bool,
+    /// The judge let a failure only warn where the rule asks for more (no baseline to rule out
+    /// a shared cause): not evidence for the rule's own action, so it neither counts towards
+    /// nor resets the streak. What the decision needs of the rule travels with its verdict.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub warn_only: bool,
+    /// How many failing evaluations in a row the rule needs before its action (its
+    /// `consecutive`, recorded when more than one).
+    #[serde(default = "one", skip_serializing_if = "is_one")]
+    pub consecutive: u32,
+}
+
+fn one() -> u32 {
+    1
+}
+
+fn is_one(n: &u32) -> bool {
+    *n == 1
 }
 
 /// Which pods a query asked about.
@@ -528,6 +545,7 @@ pub fn judge(rule: &Rule, window: &Window, observation: &Observation) -> Verdict
             v.building = building && !fail;
             if warn_only {
                 v.action = Action::Warn;
+                v.warn_only = true;
             }
             v
         }
@@ -582,6 +600,8 @@ fn verdict(rule: &Rule, outcome: Outcome, reason: String) -> Verdict {
         error: None,
         error_kind: None,
         building: false,
+        warn_only: false,
+        consecutive: rule.consecutive,
     }
 }
 

@@ -475,11 +475,11 @@ async fn decide<S: MetricSource>(
         ),
         (None, _) => (None, None),
     };
-    let (rules, verdicts) = match &reused {
-        Some(u) => (&u.rules, Some(u.verdicts.as_slice())),
-        None => (&resolved.rules, evaluated.as_deref()),
+    let verdicts = match &reused {
+        Some(u) => Some(u.verdicts.as_slice()),
+        None => evaluated.as_deref(),
     };
-    let plan = step.finish(verdicts.map(|v| (&**rules, v)));
+    let plan = step.finish(verdicts);
     Decided {
         wanted,
         reused,

@@ -17,7 +17,7 @@ use serde::{Deserialize, Serialize};
 use crate::analysis::decision::{Decision, Streaks, overall};
 use crate::analysis::evaluate::Target;
 use crate::analysis::judge::{Outcome, Verdict};
-use crate::analysis::rules::{Action, RuleSet};
+use crate::analysis::rules::Action;
 use crate::policy::rollout::{Generation, Phase, RolloutView};
 
 mod acting;
@@ -210,7 +210,7 @@ impl Step<'_> {
 
     /// The plan, on the verdicts of evaluating [`Step::target`] (with the rules they were
     /// evaluated with), or on none.
-    pub fn finish(self, evaluation: Option<(&RuleSet, &[Verdict])>) -> Plan {
+    pub fn finish(self, evaluation: Option<&[Verdict]>) -> Plan {
         planned(
             self.view,
             self.memory,
@@ -359,12 +359,13 @@ fn serving_before<'a>(view: &'a RolloutView, memory: &Memory) -> Option<&'a Gene
 }
 
 /// Decides the next step for one Deployment. `evaluation` is the result of evaluating the
-/// target [`wants_evaluation`] returned (with the rules it was evaluated with), if any.
+/// target [`wants_evaluation`] returned, if any: its verdicts carry what the decision needs of
+/// their rules.
 pub fn plan(
     view: &RolloutView,
     memory: &Memory,
     settings: &Settings,
-    evaluation: Option<(&RuleSet, &[Verdict])>,
+    evaluation: Option<&[Verdict]>,
     now: Timestamp,
 ) -> Plan {
     planned(view, memory, settings, evaluation, now, None)
@@ -375,7 +376,7 @@ fn planned(
     view: &RolloutView,
     memory: &Memory,
     settings: &Settings,
-    evaluation: Option<(&RuleSet, &[Verdict])>,
+    evaluation: Option<&[Verdict]>,
     now: Timestamp,
     started: Option<RevisionState>,
 ) -> Plan {
@@ -446,7 +447,7 @@ struct Planner<'a> {
 }
 
 impl Planner<'_> {
-    fn step(&mut self, evaluation: Option<(&RuleSet, &[Verdict])>) -> Duration {
+    fn step(&mut self, evaluation: Option<&[Verdict]>) -> Duration {
         if let Some(requeue) = self.held_replaced() {
             return requeue;
         }
@@ -489,8 +490,8 @@ impl Planner<'_> {
                 }
             }
         }
-        if let Some((rules, verdicts)) = evaluation {
-            self.fold(rules, verdicts);
+        if let Some(verdicts) = evaluation {
+            self.fold(verdicts);
         }
         let stage = self.state().stage.clone();
         if !stage.is_final() && self.view.phase == Phase::Stalled && !self.state().stalled {
@@ -536,10 +537,10 @@ impl Planner<'_> {
     }
 
     /// Folds an evaluation into the streaks and keeps its one-line summary.
-    fn fold(&mut self, rules: &RuleSet, verdicts: &[Verdict]) {
+    fn fold(&mut self, verdicts: &[Verdict]) {
         let now = self.now;
         let state = self.state();
-        let decision = state.streaks.update(rules, verdicts);
+        let decision = state.streaks.update(verdicts);
         state.evaluations += 1;
         for v in verdicts {
             if v.outcome == Outcome::Inconclusive {

@@ -122,6 +122,8 @@ fn a_query_text_repeated_at_every_evaluation_is_kept_once() {
         error: None,
         error_kind: None,
         building: false,
+        warn_only: false,
+        consecutive: 1,
     }];
     let line = serde_json::to_string(&r).unwrap();
     let (records, unreadable) = parse(format!("{line}\n{line}\n"));

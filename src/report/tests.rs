@@ -102,6 +102,8 @@ fn verdict(rule: &str, outcome: Outcome, evidence: Option<Evidence>) -> Verdict 
         error: None,
         error_kind: None,
         building: false,
+        warn_only: false,
+        consecutive: 1,
     }
 }
 

@@ -42,7 +42,10 @@ fn complete() -> RolloutView {
     }
 }
 
+/// A verdict of one of the default rules (its `consecutive`; a warning where it asks for more
+/// is warn-only).
 fn verdict(rule: &str, outcome: Outcome, action: Action) -> Verdict {
+    let r = rules().get(rule).cloned();
     Verdict {
         rule: rule.into(),
         outcome,
@@ -53,11 +56,13 @@ fn verdict(rule: &str, outcome: Outcome, action: Action) -> Verdict {
         error: None,
         error_kind: None,
         building: false,
+        warn_only: r.as_ref().is_some_and(|r| r.action != action),
+        consecutive: r.map_or(1, |r| r.consecutive),
     }
 }
 
-fn rules() -> RuleSet {
-    RuleSet::defaults()
+fn rules() -> crate::analysis::rules::RuleSet {
+    crate::analysis::rules::RuleSet::defaults()
 }
 
 /// Every default rule with the given outcome, except `failing`, which fails.
@@ -80,13 +85,12 @@ fn verdicts(outcome: Outcome, failing: Option<&str>) -> Vec<Verdict> {
 /// halves taken apart (`wants_evaluation`, `plan`) and the one pass (`begin`, `finish`) must
 /// agree, on every step of every test that runs one.
 fn step(view: &RolloutView, memory: &Memory, settings: &Settings, v: &[Verdict], t: i64) -> Plan {
-    let rules = rules();
     let wants = wants_evaluation(view, memory, settings, at(t));
-    let evaluation = wants.as_ref().map(|_| (&rules, v));
+    let evaluation = wants.as_ref().map(|_| v);
     let apart = plan(view, memory, settings, evaluation, at(t));
     let one = begin(view, memory, settings, at(t));
     assert_eq!(one.target(), wants.as_ref());
-    let evaluation = one.target().map(|_| (&rules, v));
+    let evaluation = one.target().map(|_| v);
     assert_eq!(one.finish(evaluation), apart);
     apart
 }
