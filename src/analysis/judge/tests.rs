@@ -1,5 +1,6 @@
 use super::compare::median_ratio_reached;
 use super::*;
+use crate::analysis::rules::ProportionTest;
 use crate::analysis::rules::RuleSet;
 use std::path::PathBuf;
 

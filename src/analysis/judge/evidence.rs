@@ -1,0 +1,306 @@
+//! The numbers behind a verdict, as records keep them: one evidence type per check kind, each
+//! side's counts or samples, and what the new pods were compared with.
+//!
+//! Owns the shape of the evidence (its serde form is the records schema); the judges fill it
+//! in. Plain data: no judging here.
+
+use serde::{Deserialize, Serialize};
+
+use super::LogsEvidence;
+use crate::analysis::rules::{Direction, ProportionTest, Unit};
+
+/// The numbers behind a verdict.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "check", rename_all = "snake_case")]
+pub enum Evidence {
+    /// From an `error_rate` check.
+    ErrorRate(ErrorRateEvidence),
+    /// From a `compare` check.
+    Compare(CompareEvidence),
+    /// From an `absolute` check.
+    Absolute(AbsoluteEvidence),
+    /// From a `logs` check.
+    Logs(LogsEvidence),
+}
+
+impl Evidence {
+    /// The kind of check that produced it, as written in rule files (`Check::kind`).
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Evidence::ErrorRate(_) => "error_rate",
+            Evidence::Compare(_) => "compare",
+            Evidence::Absolute(_) => "absolute",
+            Evidence::Logs(_) => "logs",
+        }
+    }
+}
+
+/// One side's errors and requests, summed over the window.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct SideCounts {
+    /// Errors counted, each interval's at most its requests.
+    pub errors: f64,
+    /// Requests served.
+    pub requests: f64,
+    /// errors / requests.
+    pub rate: f64,
+}
+
+/// The numbers behind an `error_rate` verdict: both sides' counts, the test, and the rule's
+/// thresholds.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ErrorRateEvidence {
+    /// The new pods' totals over the window.
+    pub new: SideCounts,
+    /// The old pods' totals over the window.
+    pub old: SideCounts,
+    /// Intervals in which both sides served requests: the strata of the test.
+    pub strata: usize,
+    /// New errors in those intervals.
+    pub observed_errors: f64,
+    /// New errors the old pods' rate in each interval predicts for the new pods' traffic.
+    pub expected_errors: f64,
+    /// observed / expected (`null` for infinity: errors where the old side had none).
+    pub ratio: Option<f64>,
+    /// (observed − expected) / the new pods' requests in those intervals.
+    pub rate_increase: f64,
+    /// How much more than Poisson the counts scatter between intervals (≥ 1); the test's
+    /// variance is widened by it.
+    pub dispersion: f64,
+    /// Which test computed `p_value` (the rule's `test`).
+    pub test: ProportionTest,
+    /// The test's one-sided p-value against new rate ≤ `tolerance` × old rate (with
+    /// `sequential`, valid over every look, and already combined with `window_bound`'s).
+    pub p_value: f64,
+    /// The rule's `alpha`: significant below it.
+    pub alpha: f64,
+    /// The rule's `tolerance`: the null hypothesis is new rate ≤ tolerance × old rate.
+    pub tolerance: f64,
+    /// The rule's `min_ratio`: the floor for `ratio`.
+    pub min_ratio: f64,
+    /// The rule's `min_rate_increase`: the floor for `rate_increase`, in errors per request.
+    pub min_rate_increase: f64,
+    /// The rule's `min_errors`: the floor for `observed_errors`.
+    pub min_errors: f64,
+    /// Side-intervals left out because a point was damaged (NaN, ±Inf, negative) or an error
+    /// series had a gap: never read as zero.
+    #[serde(default)]
+    pub intervals_left_out: usize,
+    /// What the new pods were compared with.
+    #[serde(default)]
+    pub baseline: Baseline,
+    /// The intervals after the old pods left, judged against the old version's history.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub history: Option<Box<HistoryEvidence>>,
+    /// Every new interval, beside the old pods and after them, against the upper bound of the
+    /// old version's rate over the window: counted when the comparison beside the old pods
+    /// points the same way (the verdict's p is then the smaller of the two tests', doubled).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub window_bound: Option<WindowBound>,
+    /// Each interval of the window as the judge read it, oldest first: kept with a failing
+    /// verdict or one building towards it (what a report plots), empty otherwise.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub intervals: Vec<IntervalCounts>,
+}
+
+/// One interval of an error-rate window: each side's errors and requests, absent where that
+/// side served no requests or the interval was left out as damaged.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct IntervalCounts {
+    /// The interval's end, in unix seconds.
+    pub t: f64,
+    /// The new pods' `[errors, requests]`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub new: Option<[f64; 2]>,
+    /// The old pods' `[errors, requests]`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub old: Option<[f64; 2]>,
+}
+
+/// What an error-rate verdict compared the new pods with.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Baseline {
+    /// The old pods in the same intervals, only.
+    #[default]
+    Concurrent,
+    /// The old version's history, only (its pods were gone before the new pods served).
+    History,
+    /// Both: the old pods in the same intervals while they served, and the old version's
+    /// history over the window (after they left, or from the first new interval when the
+    /// comparison beside them points the same way).
+    Both,
+}
+
+impl Baseline {
+    /// How a person reads it.
+    pub fn describe(self) -> &'static str {
+        match self {
+            Baseline::Concurrent => "the old pods in the same intervals",
+            Baseline::History => "the old version's history",
+            Baseline::Both => {
+                "the old pods in the same intervals and the old version's history over the window"
+            }
+        }
+    }
+}
+
+/// The new pods' intervals against the old version's rate over the whole window.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+pub struct WindowBound {
+    /// The upper end of the old rate's 1 − alpha confidence interval over the window.
+    pub rate_bound: f64,
+    /// The sequential test's p-value against it.
+    pub p_value: f64,
+}
+
+/// The comparison of the new pods, after the old pods left, with the old version's history.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct HistoryEvidence {
+    /// The old version's errors over the window: the history.
+    pub old_errors: f64,
+    /// The old version's requests over the window.
+    pub old_requests: f64,
+    /// The span of the history: its first interval end.
+    pub from: jiff::Timestamp,
+    /// The span of the history: its last interval end.
+    pub to: jiff::Timestamp,
+    /// The upper end of the old rate's 1 − alpha confidence interval: the rate the new pods
+    /// are held to.
+    pub rate_bound: f64,
+    /// Intervals after the old pods left.
+    pub intervals: usize,
+    /// The new pods' errors in those intervals.
+    pub errors: f64,
+    /// The new pods' requests in those intervals.
+    pub requests: f64,
+    /// The errors the old version's rate (not its bound) predicts for those requests.
+    pub expected: f64,
+}
+
+/// Summary of one side's samples.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct SampleSummary {
+    /// Samples judged (inside the window, after warm-up).
+    pub samples: usize,
+    /// Pods with samples judged.
+    pub pods: usize,
+    /// The median of the samples, in the series' unit.
+    pub median: f64,
+    /// The 90th percentile of the samples.
+    pub p90: f64,
+    /// The largest sample.
+    pub max: f64,
+    /// Samples left out as pod warm-up.
+    pub warmup_dropped: usize,
+    /// The side's median across its pods at each step of the window, `[unix seconds, value]`:
+    /// the series the report plots at the query's step.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub steps: Vec<[f64; 2]>,
+}
+
+/// The numbers behind a `compare` verdict: both sides' samples, the test, and the rule's
+/// thresholds.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct CompareEvidence {
+    /// The new pods' samples.
+    pub new: SampleSummary,
+    /// The old pods' samples.
+    pub old: SampleSummary,
+    /// Whether higher or lower values are worse (the rule's `direction`).
+    pub direction: Direction,
+    /// Median of the worse-oriented side's time-aligned ratios over the other's (> 1 is worse).
+    pub median_ratio: Option<f64>,
+    /// Hodges-Lehmann shift of the time-aligned differences, in the series' unit (> 0 is worse).
+    pub shift: f64,
+    /// U of the new side's time-aligned samples.
+    pub u_statistic: f64,
+    /// The Mann-Whitney test's one-sided p-value that the new side is worse (against the
+    /// history: the share of the old version's own drifts at least as large).
+    pub p_value: f64,
+    /// The rule's `alpha`: significant below it.
+    pub alpha: f64,
+    /// The rule's `min_ratio`: the floor for `median_ratio`.
+    pub min_ratio: f64,
+    /// The rule's `min_shift`: the floor for `shift`, in the series' unit.
+    pub min_shift: f64,
+    /// What the query's number is (the rule's `unit`).
+    #[serde(default, skip_serializing_if = "Unit::is_number")]
+    pub unit: Unit,
+    /// What the new pods were compared with: the old pods at the same moments, or (too few
+    /// such moments) the old version's level before its pods left.
+    #[serde(default)]
+    pub baseline: Baseline,
+    /// New pods that are each worse by the effect floor and beyond every old pod's own level;
+    /// more than half of the new pods must be, so that one pod on a noisy node does not fail
+    /// a release.
+    #[serde(default)]
+    pub pods_worse: usize,
+    /// The new pods with samples.
+    #[serde(default)]
+    pub pods_judged: usize,
+    /// The comparison with the old version's level before its pods left.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub history: Option<Box<CompareHistory>>,
+}
+
+/// A compare check judged against the old version's level before its pods left, and the drift
+/// the old version showed by itself over the same gap.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct CompareHistory {
+    /// The start of the stretch of the old version's level: the `window` before its last
+    /// sample.
+    pub before_from: jiff::Timestamp,
+    /// The end of that stretch: the old version's last sample.
+    pub before_to: jiff::Timestamp,
+    /// The median of the old version's per-moment medians over that stretch.
+    pub before: f64,
+    /// The median of the new pods' per-moment medians (after warm-up) over the window.
+    pub after: f64,
+    /// after / before, oriented so that > 1 is worse.
+    pub ratio: f64,
+    /// From the middle of the old stretch to the middle of the new one.
+    pub gap_seconds: f64,
+    /// The largest worse-ward change of the old version's own level between two stretches
+    /// that far apart within `history_span`, as a ratio (1 when it never moved worse-ward).
+    pub largest_drift: f64,
+    /// How many pairs of stretches `largest_drift` was measured on.
+    pub drift_pairs: usize,
+    /// The ratio a regression must reach: the larger of min_ratio and largest_drift.
+    pub needed: f64,
+    /// The most one old pod rose above the whole old version over the same gap: each new pod
+    /// counted as worse is beyond it and `needed`.
+    #[serde(default)]
+    pub pod_bar: f64,
+    /// The new pods' median ratio to the old pods at the moments both served (after warm-up),
+    /// over the history span, when there were enough: a regression must show there too.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub while_both: Option<f64>,
+    /// Where the old version's series began.
+    pub history_from: jiff::Timestamp,
+}
+
+/// The numbers behind an `absolute` verdict: the new pods' quantile against the threshold, and the
+/// old pods' at the same moments.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct AbsoluteEvidence {
+    /// The new pods' samples (those at moments of shared pressure left out).
+    pub new: SampleSummary,
+    /// The old pods' samples at the moments judged; `None` when there were none to compare with.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub old: Option<SampleSummary>,
+    /// The rule's `quantile` of the samples that is compared with the threshold.
+    pub quantile: f64,
+    /// The new side's quantile.
+    pub value: f64,
+    /// The old pods' same quantile at the same moments; `None` without old samples.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub old_value: Option<f64>,
+    /// The rule's `threshold`, in the series' unit.
+    pub threshold: f64,
+    /// Whether higher or lower values are worse (the rule's `direction`).
+    pub direction: Direction,
+    /// What the query's number is (the rule's `unit`).
+    #[serde(default, skip_serializing_if = "Unit::is_number")]
+    pub unit: Unit,
+}
