@@ -165,7 +165,9 @@ fn what_uses_the_simulation_is_compiled_only_with_the_sim_feature() {
         let lines: Vec<&str> = text.lines().map(str::trim).collect();
         let gated = lines.windows(2).any(|w| {
             w[0] == "#[cfg(feature = \"sim\")]"
-                && (w[1] == format!("mod {name};") || w[1] == format!("pub mod {name};"))
+                && ["", "pub ", "pub(crate) "]
+                    .iter()
+                    .any(|vis| w[1] == format!("{vis}mod {name};"))
         });
         assert!(
             gated,

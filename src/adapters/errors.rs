@@ -6,7 +6,7 @@
 //! every link of the chain repeats the same cause.
 
 /// `e` and its causes, joined with `: `, leaving out a cause whose text is already said.
-pub fn chain(e: &dyn std::error::Error) -> String {
+pub(crate) fn chain(e: &dyn std::error::Error) -> String {
     let mut s = e.to_string();
     let mut cur = e.source();
     while let Some(c) = cur {

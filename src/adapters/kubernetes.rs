@@ -14,7 +14,7 @@ use k8s_openapi::api::core::v1::PodTemplateSpec;
 
 use crate::policy::rollout::{Generation, Phase, RolloutView};
 
-pub mod revisions;
+pub(crate) mod revisions;
 
 /// The annotation the Deployment controller numbers ReplicaSets (and the Deployment) with.
 pub const REVISION: &str = "deployment.kubernetes.io/revision";

@@ -7,7 +7,7 @@
 //! Owns transport, limits and the translation of answers into the analysis' samples. Must not
 //! judge anything nor decide what to do with a Deployment.
 
-pub mod errors;
+pub(crate) mod errors;
 pub mod kubernetes;
 pub mod notify;
 pub mod podlogs;

@@ -11,7 +11,7 @@ pub mod duration;
 pub mod evaluate;
 pub mod judge;
 pub mod phplog;
-pub mod preflight;
+pub(crate) mod preflight;
 pub mod rules;
 pub mod source;
 pub mod stats;

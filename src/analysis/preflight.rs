@@ -16,7 +16,7 @@ use super::template::{Bindings, Template};
 
 /// Where the rules are checked: a Deployment and the ReplicaSet whose pods serve now.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Subject {
+pub(crate) struct Subject {
     /// The Deployment's namespace.
     pub namespace: String,
     /// The Deployment's name.
@@ -27,7 +27,7 @@ pub struct Subject {
 
 /// What one query answered.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Answer {
+pub(crate) struct Answer {
     /// Which of the rule's queries it was.
     pub name: QueryName,
     /// The query as sent, placeholders filled in.
@@ -38,7 +38,7 @@ pub struct Answer {
 
 /// Whether a rule can be evaluated, and why not.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Readiness {
+pub(crate) enum Readiness {
     /// Every query has series for the pods.
     Ready,
     /// The error query has no series yet, which is read as no errors until the first
@@ -55,14 +55,14 @@ pub enum Readiness {
 
 impl Readiness {
     /// Whether the rule will stay inconclusive as things are.
-    pub fn blocks(&self) -> bool {
+    pub(crate) fn blocks(&self) -> bool {
         matches!(self, Readiness::NoSeries(_) | Readiness::Failed(..))
     }
 }
 
 /// One rule's check.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct RuleCheck {
+pub(crate) struct RuleCheck {
     /// The rule's name.
     pub rule: String,
     /// Whether it can be evaluated, and why not.
@@ -73,7 +73,7 @@ pub struct RuleCheck {
 
 impl RuleCheck {
     /// One line for people.
-    pub fn describe(&self, subject: &Subject) -> String {
+    pub(crate) fn describe(&self, subject: &Subject) -> String {
         let pods = format!("any pod of {}", subject.replicaset);
         match &self.readiness {
             Readiness::Ready => format!("{}: can be evaluated", self.rule),
@@ -153,7 +153,7 @@ fn readiness(rule: &Rule, answers: &[Answer]) -> Readiness {
 }
 
 /// Checks every rule of `rules` for `subject` at `at`.
-pub async fn check<S: MetricSource>(
+pub(crate) async fn check<S: MetricSource>(
     rules: &RuleSet,
     subject: &Subject,
     at: Timestamp,

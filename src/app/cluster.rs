@@ -11,7 +11,10 @@ use kube::config::{KubeConfigOptions, Kubeconfig};
 
 /// A client from the kubeconfig (a file, a context) or the environment, and its default
 /// namespace.
-pub async fn client(kubeconfig: Option<&Path>, context: Option<&str>) -> Result<(Client, String)> {
+pub(crate) async fn client(
+    kubeconfig: Option<&Path>,
+    context: Option<&str>,
+) -> Result<(Client, String)> {
     let options = KubeConfigOptions {
         context: context.map(str::to_string),
         ..KubeConfigOptions::default()

@@ -33,23 +33,21 @@ use crate::sim::simulate::live::{DilatedClock, KubePods, LiveSource, Profile};
 use crate::sim::simulate::service;
 
 /// Simulated seconds per wall-clock second.
-pub const SPEED: f64 = 60.0;
+pub(crate) const SPEED: f64 = 60.0;
 const NAMESPACE: &str = "shop";
 
 /// How the demo runs.
 #[derive(Clone, Debug)]
-pub struct DemoOptions {
+pub(crate) struct DemoOptions {
     /// Where the decision records (and report) are written.
     pub output: PathBuf,
 }
 
 /// What the demo showed, for its test.
 #[derive(Clone, Debug, Default)]
-pub struct Outcome {
+pub(crate) struct Outcome {
     /// (deployment, version it ended on, stage of the analysis) per act.
     pub acts: Vec<(String, String, String)>,
-    /// The decision-record file written (`records.jsonl` in the output folder).
-    pub records: PathBuf,
     /// The HTML report written per act (`report-<deployment>.html`).
     pub reports: Vec<PathBuf>,
 }
@@ -84,7 +82,7 @@ const ACTS: [Act; 3] = [
 ];
 
 /// Plays the story, printing its timeline to `out`.
-pub async fn run(opts: &DemoOptions, out: &mut (dyn Write + Send)) -> Result<Outcome> {
+pub(crate) async fn run(opts: &DemoOptions, out: &mut (dyn Write + Send)) -> Result<Outcome> {
     std::fs::create_dir_all(&opts.output)
         .with_context(|| format!("creating {}", opts.output.display()))?;
     let records_path = opts.output.join("records.jsonl");
@@ -116,10 +114,7 @@ pub async fn run(opts: &DemoOptions, out: &mut (dyn Write + Send)) -> Result<Out
     let (stop, stop_rx) = watch::channel(false);
     let daemon = spawn_controller(client.clone(), config, source, clock, stop_rx);
 
-    let mut outcome = Outcome {
-        records: records_path.clone(),
-        ..Outcome::default()
-    };
+    let mut outcome = Outcome::default();
     let mut story = Story {
         api: &api,
         clock,

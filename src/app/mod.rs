@@ -7,8 +7,8 @@
 //! of its own: it composes the other layers.
 
 pub mod cli;
-pub mod cluster;
+pub(crate) mod cluster;
 pub mod config;
 pub mod daemon;
 #[cfg(feature = "sim")]
-pub mod demo;
+pub(crate) mod demo;

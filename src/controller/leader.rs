@@ -48,7 +48,7 @@ impl Default for LeaderElection {
 }
 
 /// Leadership, and the task that keeps the Lease.
-pub struct Leadership {
+pub(crate) struct Leadership {
     /// True while this replica holds the Lease and may act.
     pub is_leader: watch::Receiver<bool>,
     stop: Option<oneshot::Sender<()>>,
@@ -60,7 +60,7 @@ pub struct Leadership {
 /// Leader election could not start: the Lease manager failed.
 #[derive(Debug, thiserror::Error)]
 #[error("leader election on Lease {namespace}/{name}: {source}")]
-pub struct LeaderError {
+pub(crate) struct LeaderError {
     namespace: String,
     name: String,
     source: kube_lease_manager::LeaseManagerError,
@@ -68,7 +68,7 @@ pub struct LeaderError {
 
 impl Leadership {
     /// Always the leader (a single replica, or election turned off).
-    pub fn always() -> Leadership {
+    pub(crate) fn always() -> Leadership {
         let (tx, rx) = watch::channel(true);
         Leadership {
             is_leader: rx,
@@ -79,7 +79,10 @@ impl Leadership {
     }
 
     /// Starts contending for the Lease.
-    pub async fn elect(client: Client, cfg: &LeaderElection) -> Result<Leadership, LeaderError> {
+    pub(crate) async fn elect(
+        client: Client,
+        cfg: &LeaderElection,
+    ) -> Result<Leadership, LeaderError> {
         if !cfg.enabled {
             return Ok(Leadership::always());
         }
@@ -148,7 +151,7 @@ impl Leadership {
 
     /// Stops leading and gives the Lease up, so another replica takes over at once rather
     /// than after it expires.
-    pub async fn release(mut self) {
+    pub(crate) async fn release(mut self) {
         if let Some(stop) = self.stop.take() {
             let _ = stop.send(());
         }

@@ -14,8 +14,8 @@
 
 pub mod actions;
 mod after_write;
-pub mod leader;
-pub mod preflight;
+pub(crate) mod leader;
+pub(crate) mod preflight;
 mod store;
 mod tell;
 

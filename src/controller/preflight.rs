@@ -24,7 +24,7 @@ use crate::policy::rollout::RolloutView;
 /// The ReplicaSet the rules are checked against when an analysis starts: the old one whose
 /// pods serve (the new pods have barely started, and may not be scraped yet), else the new
 /// one if it has pods; `None` when no pods serve.
-pub fn subject(view: &RolloutView) -> Option<Subject> {
+pub(crate) fn subject(view: &RolloutView) -> Option<Subject> {
     let serving = view
         .old_with_pods()
         .max_by_key(|g| g.pods)
@@ -37,7 +37,7 @@ pub fn subject(view: &RolloutView) -> Option<Subject> {
 }
 
 /// The note for the rules that cannot be evaluated, if any.
-pub fn note(checks: &[RuleCheck], subject: &Subject) -> Option<Note> {
+pub(crate) fn note(checks: &[RuleCheck], subject: &Subject) -> Option<Note> {
     let blocked: Vec<String> = checks
         .iter()
         .filter(|c| c.readiness.blocks())

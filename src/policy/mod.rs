@@ -8,5 +8,5 @@
 
 pub mod annotations;
 pub mod guard;
-pub mod rollout;
-pub mod status;
+pub(crate) mod rollout;
+pub(crate) mod status;

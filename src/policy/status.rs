@@ -14,7 +14,7 @@ use crate::policy::rollout::{Generation, RolloutView};
 /// Where a release stands, as a pipeline needs to know it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
-pub enum State {
+pub(crate) enum State {
     /// Analysed to the end; no rule acted, and every rule reached a verdict.
     Passed,
     /// Rolled back by the controller: the release is not what runs.
@@ -33,7 +33,7 @@ pub enum State {
 
 impl State {
     /// The command's exit code (2 is left for usage and connection errors).
-    pub fn exit_code(self) -> u8 {
+    pub(crate) fn exit_code(self) -> u8 {
         match self {
             State::Passed => 0,
             State::RolledBack => 3,
@@ -45,12 +45,12 @@ impl State {
     }
 
     /// Whether waiting longer could change it.
-    pub fn is_settled(self) -> bool {
+    pub(crate) fn is_settled(self) -> bool {
         self != State::Analysing
     }
 
     /// A short name for people (`rolled back`, `not guarded`, …).
-    pub fn name(self) -> &'static str {
+    pub(crate) fn name(self) -> &'static str {
         match self {
             State::Passed => "passed",
             State::RolledBack => "rolled back",
@@ -63,12 +63,9 @@ impl State {
     }
 }
 
-/// The exit codes, for `--help` and the README.
-pub const EXIT_CODES: &str = "0 passed, 2 usage or connection error, 3 rolled back, 4 held or paused, 5 still analysing (or --wait timed out), 6 inconclusive, 7 not guarded";
-
 /// What the Deployment says about its guarding, read from its annotations.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Guarding {
+pub(crate) enum Guarding {
     /// Not opted in by annotation and no state written: not (or not yet) guarded.
     Off,
     /// Opted in, in this mode.
@@ -77,7 +74,7 @@ pub enum Guarding {
 
 /// The status of one release of a Deployment.
 #[derive(Clone, Debug, PartialEq, Serialize)]
-pub struct Status {
+pub(crate) struct Status {
     /// The Deployment's namespace.
     pub namespace: String,
     /// The Deployment's name.
@@ -107,7 +104,7 @@ pub struct Status {
 
 /// Which release to tell about: a revision number, or the latest (the one the Deployment runs,
 /// or the one the controller rolled back from it).
-pub fn assess(
+pub(crate) fn assess(
     view: &RolloutView,
     guarding: Guarding,
     memory: Option<&Memory>,
@@ -332,7 +329,7 @@ fn from_stage(stage: &Stage, last: Option<&String>) -> (State, Option<String>, S
 }
 
 /// One line: `web/shop revision 7 (shop-7d4f9c8b6f): rolled back — ...`.
-pub fn text(s: &Status) -> String {
+pub(crate) fn text(s: &Status) -> String {
     let what = match (&s.revision, &s.replicaset) {
         (Some(r), Some(rs)) => format!(" revision {r} ({rs})"),
         (Some(r), None) => format!(" revision {r}"),

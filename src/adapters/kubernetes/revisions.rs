@@ -19,11 +19,11 @@ use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet};
 use super::{REVISION, owned, revision_of};
 
 /// The annotation in which a re-used ReplicaSet keeps the revisions it held before.
-pub const REVISION_HISTORY: &str = "deployment.kubernetes.io/revision-history";
+pub(crate) const REVISION_HISTORY: &str = "deployment.kubernetes.io/revision-history";
 
 /// A ReplicaSet as far as its revisions go.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Revisioned {
+pub(crate) struct Revisioned {
     /// Its name.
     pub name: String,
     /// The revision it holds now.
@@ -36,12 +36,12 @@ pub struct Revisioned {
 
 impl Revisioned {
     /// Whether it rolled out revision `n`, now or before.
-    pub fn holds(&self, n: u64) -> bool {
+    pub(crate) fn holds(&self, n: u64) -> bool {
         self.revision == n || self.earlier.contains(&n)
     }
 
     /// The revision it was created for: its lowest.
-    pub fn first(&self) -> u64 {
+    pub(crate) fn first(&self) -> u64 {
         self.earlier
             .iter()
             .copied()
@@ -52,7 +52,7 @@ impl Revisioned {
 }
 
 /// Reads a ReplicaSet's revisions and creation time.
-pub fn revisioned(rs: &ReplicaSet) -> Revisioned {
+pub(crate) fn revisioned(rs: &ReplicaSet) -> Revisioned {
     let earlier = rs
         .metadata
         .annotations
@@ -69,7 +69,7 @@ pub fn revisioned(rs: &ReplicaSet) -> Revisioned {
 }
 
 /// The ReplicaSets the Deployment owns that carry a revision.
-pub fn history(d: &Deployment, replicasets: &[ReplicaSet]) -> Vec<Revisioned> {
+pub(crate) fn history(d: &Deployment, replicasets: &[ReplicaSet]) -> Vec<Revisioned> {
     owned(d, replicasets)
         .into_iter()
         .filter(|rs| {
@@ -85,7 +85,7 @@ pub fn history(d: &Deployment, replicasets: &[ReplicaSet]) -> Vec<Revisioned> {
 
 /// One rollout: the revision it introduced, the ReplicaSet that ran it and the one it replaced.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Rollout {
+pub(crate) struct Rollout {
     /// The revision it introduced.
     pub revision: u64,
     /// The ReplicaSet that ran it: it holds that revision now, or held it before a rollback.
@@ -98,7 +98,7 @@ pub struct Rollout {
 
 /// When a rollout began, as far as its ReplicaSet tells.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Start {
+pub(crate) enum Start {
     /// The new ReplicaSet was created for this revision, at this time.
     Created(Timestamp),
     /// A rollback re-used a ReplicaSet created for an earlier revision (`created_for`, when
@@ -113,7 +113,7 @@ pub enum Start {
 
 /// What the rollout replaced.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Before {
+pub(crate) enum Before {
     /// The ReplicaSet of the previous revision, `revision`.
     Found {
         /// The ReplicaSet that held it.
@@ -132,7 +132,7 @@ pub enum Before {
 
 /// Why no rollout can be chosen.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
-pub enum ChoiceError {
+pub(crate) enum ChoiceError {
     /// None of the Deployment's ReplicaSets carries a revision annotation.
     #[error("it has no ReplicaSet with a {REVISION} annotation")]
     NoRevisions,
@@ -154,7 +154,10 @@ fn list(revisions: &[u64]) -> String {
 /// The rollout that introduced `revision`, or the latest one: the new ReplicaSet holds that
 /// revision (now, or before a rollback re-used it for a later one); the old one holds the
 /// revision before it.
-pub fn choose(replicasets: &[Revisioned], revision: Option<u64>) -> Result<Rollout, ChoiceError> {
+pub(crate) fn choose(
+    replicasets: &[Revisioned],
+    revision: Option<u64>,
+) -> Result<Rollout, ChoiceError> {
     let n = match revision {
         Some(n) => n,
         None => replicasets
