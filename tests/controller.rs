@@ -197,15 +197,17 @@ rules:
     ];
     let daemon = c.daemon(config).await;
     c.release("shop", "v2", None).await;
-    let deadline = std::time::Instant::now() + LONG;
-    let said = loop {
-        let said: Vec<(String, i32)> = c
-            .published("shop")
-            .await
+    // The RulesCannotEvaluate Events' notes and how often each was published.
+    let cannot_evaluate = |events: Vec<(String, String, i32)>| -> Vec<(String, i32)> {
+        events
             .into_iter()
             .filter(|(reason, _, _)| reason == "RulesCannotEvaluate")
             .map(|(_, note, times)| (note, times))
-            .collect();
+            .collect()
+    };
+    let deadline = std::time::Instant::now() + LONG;
+    let said = loop {
+        let said = cannot_evaluate(c.published("shop").await);
         if !said.is_empty() || std::time::Instant::now() > deadline {
             break said;
         }
@@ -217,13 +219,7 @@ rules:
         rolled_out(d) && stage(d).is_some_and(|s| s != "analysing")
     })
     .await;
-    let said: Vec<(String, i32)> = c
-        .published("shop")
-        .await
-        .into_iter()
-        .filter(|(reason, _, _)| reason == "RulesCannotEvaluate")
-        .map(|(_, note, times)| (note, times))
-        .collect();
+    let said = cannot_evaluate(c.published("shop").await);
     assert_eq!(said.len(), 1, "one Event: {said:?}");
     let (note, times) = &said[0];
     assert_eq!(*times, 1, "said once: {note}");

@@ -27,7 +27,7 @@ pub const HASH_LABEL: &str = "pod-template-hash";
 const NOT_COPIED_ON_ROLLBACK: [&str; 7] = [
     "kubectl.kubernetes.io/last-applied-configuration",
     REVISION,
-    "deployment.kubernetes.io/revision-history",
+    revisions::REVISION_HISTORY,
     "deployment.kubernetes.io/desired-replicas",
     "deployment.kubernetes.io/max-replicas",
     "deprecated.deployment.rollback.to",

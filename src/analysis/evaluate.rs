@@ -157,6 +157,17 @@ impl<S: MetricSource> Ask<'_, S> {
         }
     }
 
+    /// A compare or absolute check's `query` for one side's ReplicaSets, recorded as sent.
+    fn query(
+        &self,
+        sent: &mut Vec<SentQuery>,
+        side: QuerySide,
+        query: &Template,
+        replicasets: &[String],
+    ) -> String {
+        record(sent, side, QueryName::Query, query, &self.bind(replicasets))
+    }
+
     /// The new ReplicaSet, as the one name a query binds.
     fn new_rs(&self) -> &[String] {
         std::slice::from_ref(&self.target.new_replicaset)
@@ -208,13 +219,7 @@ impl<S: MetricSource> Ask<'_, S> {
     /// A compare check's series, new and old; with history, over the old version's history.
     async fn compare(&self, c: &Compare, sent: &mut Vec<SentQuery>) -> Observation {
         let window = &self.window;
-        let new_q = record(
-            sent,
-            QuerySide::New,
-            QueryName::Query,
-            &c.query,
-            &self.bind(self.new_rs()),
-        );
+        let new_q = self.query(sent, QuerySide::New, &c.query, self.new_rs());
         // With history, the old version is read over its history span, and the
         // generation that served before the analysis counts after its pods left.
         let (old_rs, old_from) = if c.history {
@@ -226,19 +231,19 @@ impl<S: MetricSource> Ask<'_, S> {
         } else {
             (self.target.old_replicasets.clone(), window.query_start)
         };
-        let old_q = (!old_rs.is_empty()).then(|| {
-            record(
-                sent,
-                QuerySide::Old,
-                QueryName::Query,
-                &c.query,
-                &self.bind(&old_rs),
-            )
-        });
+        let old_q =
+            (!old_rs.is_empty()).then(|| self.query(sent, QuerySide::Old, &c.query, &old_rs));
         // The new side over the same span: the moments both versions served, all of
         // them, tell a regression from a load change after the old pods left.
-        let from = (old_from, old_from);
-        series_pair(&new_q, old_q.as_deref(), window, from, c.step, self.source).await
+        series_pair(
+            &new_q,
+            old_q.as_deref(),
+            window,
+            old_from,
+            c.step,
+            self.source,
+        )
+        .await
     }
 
     /// An absolute check's series: the new side, and the old side when the check forgives
@@ -246,23 +251,12 @@ impl<S: MetricSource> Ask<'_, S> {
     async fn absolute(&self, c: &Absolute, sent: &mut Vec<SentQuery>) -> Observation {
         let window = &self.window;
         let has_old = !self.target.old_replicasets.is_empty();
-        let new_q = record(
-            sent,
-            QuerySide::New,
-            QueryName::Query,
-            &c.query,
-            &self.bind(self.new_rs()),
-        );
+        let new_q = self.query(sent, QuerySide::New, &c.query, self.new_rs());
         let old_q = (has_old && c.unless_old_too).then(|| {
-            record(
-                sent,
-                QuerySide::Old,
-                QueryName::Query,
-                &c.query,
-                &self.bind(&self.target.old_replicasets),
-            )
+            let old = &self.target.old_replicasets;
+            self.query(sent, QuerySide::Old, &c.query, old)
         });
-        let from = (window.query_start, window.query_start);
+        let from = window.query_start;
         series_pair(&new_q, old_q.as_deref(), window, from, c.step, self.source).await
     }
 
@@ -351,23 +345,23 @@ fn record(
     promql
 }
 
-/// Runs the new side's range query and the old side's, if there is one, to the window's end,
-/// from `(new, old)` in unix seconds (the window's query start, or earlier where the old
-/// version's history counts).
+/// Runs the new side's range query and the old side's, if there is one, from `from` (the
+/// window's query start, or earlier where the old version's history counts) to the window's
+/// end.
 async fn series_pair<S: MetricSource>(
     new_q: &str,
     old_q: Option<&str>,
     window: &Window,
-    (new_from, old_from): (Millis, Millis),
+    from: Millis,
     step: crate::analysis::duration::PromDuration,
     source: &S,
 ) -> Observation {
     let end = time::to_timestamp(window.at);
-    let new_f = source.range(new_q, time::to_timestamp(new_from), end, step);
+    let new_f = source.range(new_q, time::to_timestamp(from), end, step);
     let old_f = async {
         match &old_q {
             Some(q) => source
-                .range(q, time::to_timestamp(old_from), end, step)
+                .range(q, time::to_timestamp(from), end, step)
                 .await
                 .map(Some),
             None => Ok(None),

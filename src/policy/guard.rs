@@ -152,7 +152,9 @@ pub struct Plan {
 }
 
 /// What the controller should evaluate now, if anything: the new ReplicaSet against the old
-/// ones with pods (or alone, once none remain).
+/// ones with pods (or alone, once none remain). The first half of [`begin`] taken apart, kept
+/// for the tests to check the one pass against (the controller uses [`begin`]).
+#[cfg(test)]
 pub fn wants_evaluation(
     view: &RolloutView,
     memory: &Memory,
@@ -164,8 +166,8 @@ pub fn wants_evaluation(
 
 /// One pass through the policy, begun at `now`: what it wants evaluated ([`Step::target`]),
 /// and the state a revision seen for the first time starts in, computed once and carried into
-/// [`Step::finish`], which plans on the evaluation's verdicts. [`wants_evaluation`] and
-/// [`plan`] are the two halves taken apart.
+/// [`Step::finish`], which plans on the evaluation's verdicts. The tests check it against the
+/// two halves taken apart (`wants_evaluation`, `plan`).
 pub struct Step<'a> {
     view: &'a RolloutView,
     memory: &'a Memory,
@@ -360,7 +362,9 @@ fn serving_before<'a>(view: &'a RolloutView, memory: &Memory) -> Option<&'a Gene
 
 /// Decides the next step for one Deployment. `evaluation` is the result of evaluating the
 /// target [`wants_evaluation`] returned, if any: its verdicts carry what the decision needs of
-/// their rules.
+/// their rules. The second half of the one pass taken apart, kept for the tests to check
+/// [`Step::finish`] against.
+#[cfg(test)]
 pub fn plan(
     view: &RolloutView,
     memory: &Memory,

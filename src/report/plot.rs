@@ -12,6 +12,7 @@ use super::model::Mark;
 use super::series::{Line, SeriesSet, Side};
 use super::{hms, num};
 use crate::analysis::source::unix_seconds;
+use crate::analysis::time;
 
 /// The size of every plot, in CSS pixels (without the progress lane).
 pub const SIZE: (u32, u32) = (720, 280);
@@ -142,7 +143,7 @@ fn draw(
 /// The axes, their labels (time in UTC along x, `y_label` along y) and the grid.
 fn draw_mesh(chart: &mut Chart<'_, '_>, y_label: &str) -> Result<(), Box<dyn std::error::Error>> {
     let time_label = |t: &f64| {
-        jiff::Timestamp::from_millisecond((t * 1000.0).round() as i64)
+        jiff::Timestamp::from_millisecond(time::from_seconds(*t))
             .map(hms)
             .unwrap_or_default()
     };

@@ -8,6 +8,7 @@ use jiff::Timestamp;
 use super::model::Shown;
 use crate::analysis::judge::{Evidence, IntervalCounts, LogsEvidence, SampleSummary, SignatureRow};
 use crate::analysis::rules::Unit;
+use crate::analysis::time;
 use crate::records::Record;
 
 /// Which pods a line is about.
@@ -69,7 +70,7 @@ impl SeriesSet {
 fn per_interval(intervals: &[IntervalCounts], which: &str) -> Option<SeriesSet> {
     let times: Vec<Timestamp> = intervals
         .iter()
-        .map(|i| Timestamp::from_millisecond((i.t * 1000.0).round() as i64))
+        .map(|i| Timestamp::from_millisecond(time::from_seconds(i.t)))
         .collect::<Result<_, _>>()
         .ok()?;
     if times.is_empty() {
@@ -115,7 +116,7 @@ fn per_step(
     let mut ms: Vec<i64> = sides
         .iter()
         .flatten()
-        .flat_map(|s| s.steps.iter().map(|[t, _]| (t * 1000.0).round() as i64))
+        .flat_map(|s| s.steps.iter().map(|[t, _]| time::from_seconds(*t)))
         .collect();
     ms.sort_unstable();
     ms.dedup();
@@ -132,7 +133,7 @@ fn per_step(
             .map(|s| {
                 s.steps
                     .iter()
-                    .map(|[t, v]| ((t * 1000.0).round() as i64, unit.shown(*v)))
+                    .map(|[t, v]| (time::from_seconds(*t), unit.shown(*v)))
                     .collect()
             })
             .unwrap_or_default();

@@ -70,14 +70,9 @@ pub(crate) fn revisioned(rs: &ReplicaSet) -> Revisioned {
 
 /// The ReplicaSets the Deployment owns that carry a revision.
 pub(crate) fn history(d: &Deployment, replicasets: &[ReplicaSet]) -> Vec<Revisioned> {
+    // A ReplicaSet without the revision annotation reads as revision 0.
     owned(d, replicasets)
         .into_iter()
-        .filter(|rs| {
-            rs.metadata
-                .annotations
-                .as_ref()
-                .is_some_and(|a| a.contains_key(REVISION))
-        })
         .map(revisioned)
         .filter(|r| r.revision > 0)
         .collect()

@@ -259,16 +259,34 @@ fn p_value(
     whole: Option<f64>,
     dispersion: f64,
 ) -> Result<f64, stats::StatsError> {
+    tested(rule, strata, known, whole, dispersion).map(|(p, _)| p)
+}
+
+/// [`p_value`], with the window bound's own test when it was counted (for the evidence).
+fn tested(
+    rule: &ErrorRate,
+    strata: &[Stratum],
+    known: Option<&KnownRate>,
+    whole: Option<f64>,
+    dispersion: f64,
+) -> Result<(f64, Option<WindowBound>), stats::StatsError> {
     match rule.test {
-        ProportionTest::Binomial => {
-            stats::poisson_rate_greater_stratified(strata, rule.tolerance, dispersion)
-        }
+        ProportionTest::Binomial => Ok((
+            stats::poisson_rate_greater_stratified(strata, rule.tolerance, dispersion)?,
+            None,
+        )),
         ProportionTest::Sequential => {
             let p = stats::rate_ratio_sequential_p(strata, known, rule.tolerance, dispersion)?;
-            let Some(bound) = whole else { return Ok(p) };
-            let p_whole = against_window_bound(strata, known, bound, rule, dispersion)?;
+            let Some(rate_bound) = whole else {
+                return Ok((p, None));
+            };
+            let p_whole = against_window_bound(strata, known, rate_bound, rule, dispersion)?;
             // Two always-valid p-values, each at level α/2: the smaller, doubled (a union bound).
-            Ok((2.0 * p.min(p_whole)).min(1.0))
+            let bound = WindowBound {
+                rate_bound,
+                p_value: p_whole,
+            };
+            Ok(((2.0 * p.min(p_whole)).min(1.0), Some(bound)))
         }
         ProportionTest::Fisher => {
             let sum = |f: fn(&Stratum) -> f64| strata.iter().map(f).sum::<f64>();
@@ -277,6 +295,7 @@ fn p_value(
                 row(sum(|s| s.errors_new), sum(|s| s.requests_new)),
                 row(sum(|s| s.errors_old), sum(|s| s.requests_old)),
             ])
+            .map(|p| (p, None))
         }
     }
 }
@@ -288,18 +307,29 @@ fn p_value(
 /// Mantel-Haenszel ratio of `min_ratio` or more). Errors a shared incident or a drift of the
 /// error rate produce, the old version makes too, beside the new pods or in its hour; then the
 /// old pods beside the new ones are the baseline, and their history is not.
-fn window_bound(rule: &ErrorRate, strata: &[Stratum], old: &Side) -> Option<f64> {
-    if !rule.history
-        || rule.test != ProportionTest::Sequential
-        || strata.is_empty()
-        || old.totals.errors >= rule.min_errors
-    {
+fn window_bound(
+    rule: &ErrorRate,
+    strata: &[Stratum],
+    old: &Side,
+    bound: Option<f64>,
+) -> Option<f64> {
+    let bound = bound?;
+    if strata.is_empty() || old.totals.errors >= rule.min_errors {
         return None;
     }
     let (num, den) = stats::mantel_haenszel_rate_ratio(strata).ok()?;
     let agrees = num > 0.0 && (den <= 0.0 || num / den >= rule.min_ratio);
-    agrees
-        .then(|| stats::rate_upper_bound(old.totals.errors, old.totals.requests, rule.alpha).ok())?
+    agrees.then_some(bound)
+}
+
+/// The upper end of the old version's rate over the window (its 1 − alpha confidence
+/// interval), which the new pods are held to where the rule judges against history: the
+/// sequential test with `history` only, since only it may keep looking as evidence accrues.
+fn history_bound(rule: &ErrorRate, old: &Side) -> Option<f64> {
+    if !rule.history || rule.test != ProportionTest::Sequential {
+        return None;
+    }
+    stats::rate_upper_bound(old.totals.errors, old.totals.requests, rule.alpha).ok()
 }
 
 /// Every interval of the new pods — beside the old pods and after them — held to the upper
@@ -339,13 +369,10 @@ struct Later {
     evidence: HistoryEvidence,
 }
 
-/// The intervals after the old side's last one (served or damaged), if the rule judges them
-/// against history and there are any: the sequential test only, since only it may keep
-/// looking as they accrue.
-fn later(rule: &ErrorRate, new: &Side, old: &Side) -> Option<Later> {
-    if !rule.history || rule.test != ProportionTest::Sequential {
-        return None;
-    }
+/// The intervals after the old side's last one (served or damaged), held to the history's
+/// `bound` (see [`history_bound`]), if the rule judges them against history and there are any.
+fn later(rule: &ErrorRate, new: &Side, old: &Side, bound: Option<f64>) -> Option<Later> {
+    let bound = bound?;
     let served = old
         .requests
         .iter()
@@ -362,7 +389,6 @@ fn later(rule: &ErrorRate, new: &Side, old: &Side) -> Option<Later> {
     if after.is_empty() {
         return None;
     }
-    let bound = stats::rate_upper_bound(old.totals.errors, old.totals.requests, rule.alpha).ok()?;
     let stamp = time::to_timestamp;
     let (errors, requests) = after.iter().fold((0.0, 0.0), |a, i| (a.0 + i.1, a.1 + i.2));
     Some(Later {
@@ -530,8 +556,9 @@ pub(super) fn error_rate(rule: &ErrorRate, new: &Counts, old: Option<&Counts>) -
     };
     let timed = strata(&new_side, &old_side);
     let strata: Vec<Stratum> = timed.iter().map(|(_, s)| *s).collect();
-    let later = later(rule, &new_side, &old_side);
-    let whole = window_bound(rule, &strata, &old_side);
+    let bound = history_bound(rule, &old_side);
+    let later = later(rule, &new_side, &old_side, bound);
+    let whole = window_bound(rule, &strata, &old_side, bound);
     let baseline = match (strata.is_empty(), &later) {
         (true, None) => {
             return Judged::Missing(
@@ -555,8 +582,8 @@ pub(super) fn error_rate(rule: &ErrorRate, new: &Counts, old: Option<&Counts>) -
         stats::dispersion(&[&pairs(&new_cells), &pairs(&cells(old, &old_side.skipped))]);
     let known = later.as_ref().map(|l| &l.known);
     let computed = effect(&strata, later.as_ref())
-        .and_then(|effect| Ok((effect, p_value(rule, &strata, known, whole, dispersion)?)));
-    let ((observed, ratio, expected), p_value) = match computed {
+        .and_then(|effect| Ok((effect, tested(rule, &strata, known, whole, dispersion)?)));
+    let ((observed, ratio, expected), (p_value, window_bound)) = match computed {
         Ok(c) => c,
         Err(e) => return Judged::Missing(format!("the test could not be computed: {e}")),
     };
@@ -586,13 +613,7 @@ pub(super) fn error_rate(rule: &ErrorRate, new: &Counts, old: Option<&Counts>) -
         min_errors: rule.min_errors,
         intervals_left_out: new_side.skipped.len() + old_side.skipped.len(),
         baseline,
-        window_bound: whole.and_then(|rate_bound| {
-            let p = against_window_bound(&strata, known, rate_bound, rule, dispersion).ok()?;
-            Some(WindowBound {
-                rate_bound,
-                p_value: p,
-            })
-        }),
+        window_bound,
         history: later.map(|l| Box::new(l.evidence)),
         intervals: Vec::new(),
         new: new_side.totals.clone(),

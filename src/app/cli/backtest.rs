@@ -17,10 +17,7 @@ use std::process::ExitCode;
 use anyhow::{Context, Result, anyhow, bail};
 use clap::Args;
 use jiff::{SignedDuration, Timestamp};
-use k8s_openapi::api::apps::v1::Deployment;
-use kube::{Api, Client};
 
-use super::status::client;
 use super::{Output, PrometheusArgs, load_rules, moment, print_stdout};
 use crate::adapters::kubernetes::revisions::{self, Before, Rollout, Start};
 use crate::adapters::prometheus::PrometheusSource;
@@ -28,6 +25,7 @@ use crate::analysis::backtest::{Replay, replay};
 use crate::analysis::duration::PromDuration;
 use crate::analysis::evaluate::Target;
 use crate::analysis::source::{MetricSource, SourceError};
+use crate::app::cluster::client;
 
 /// How long a replay lasts when `--to` is not given (unless it would end after now).
 pub(super) const DEFAULT_SPAN: SignedDuration = SignedDuration::from_secs(3600);
@@ -221,7 +219,7 @@ async fn find(args: &BacktestArgs, source: &impl MetricSource) -> Result<Replay>
         .await
         .with_context(|| no_cluster(args, args.namespace.as_deref()))?;
     let ns = args.namespace.clone().unwrap_or(default_ns);
-    let (d, replicasets) = read(&client, &ns, name)
+    let (d, replicasets) = super::status::read_deployment(&client, &ns, name)
         .await
         .with_context(|| no_cluster(args, Some(&ns)))?
         .ok_or_else(|| FindError::NoDeployment {
@@ -364,26 +362,6 @@ fn target(ns: String, name: &str, new: String, old: Vec<String>) -> Target {
     }
 }
 
-/// The Deployment and the ReplicaSets of its selector; `None` when there is no such Deployment.
-async fn read(
-    client: &Client,
-    ns: &str,
-    name: &str,
-) -> Result<Option<(Deployment, Vec<k8s_openapi::api::apps::v1::ReplicaSet>)>> {
-    let api: Api<Deployment> = Api::namespaced(client.clone(), ns);
-    let Some(d) = api
-        .get_opt(name)
-        .await
-        .with_context(|| format!("reading Deployment {ns}/{name}"))?
-    else {
-        return Ok(None);
-    };
-    let replicasets = crate::controller::list_replicasets(client, &d)
-        .await
-        .with_context(|| format!("listing the ReplicaSets of {ns}/{name}"))?;
-    Ok(Some((d, replicasets)))
-}
-
 /// When the rollout began, if its new ReplicaSet says; why not, as the error to give when
 /// `--from` is not given either.
 fn started(rollout: &Rollout, ns: &str, name: &str) -> Started {
@@ -483,17 +461,15 @@ async fn with_pods(
 
 /// kube-state-metrics' ReplicaSets of a Deployment that have pods.
 fn with_pods_query(ns: &str, name: &str) -> String {
-    let (ns, name) = (label_value(ns), label_value(name));
+    let (ns, name) = (
+        crate::analysis::template::escape_string(ns),
+        crate::analysis::template::escape_string(name),
+    );
     let replicas = format!("kube_replicaset_status_replicas{{namespace=\"{ns}\"}} > 0");
     let owner = format!(
         "kube_replicaset_owner{{namespace=\"{ns}\", owner_kind=\"Deployment\", owner_name=\"{name}\"}}"
     );
     format!("{replicas} and on(namespace, replicaset) {owner}")
-}
-
-/// A label value as written between double quotes in PromQL.
-fn label_value(s: &str) -> String {
-    s.replace('\\', "\\\\").replace('"', "\\\"")
 }
 
 /// The span replayed and where each end came from.

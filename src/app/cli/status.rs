@@ -7,7 +7,7 @@ use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, anyhow};
-use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet};
 use k8s_openapi::api::events::v1::Event;
 use kube::api::ListParams;
 use kube::{Api, Client, ResourceExt};
@@ -83,17 +83,32 @@ pub(super) async fn deployment(
     ns: &str,
     name: &str,
 ) -> Result<(Deployment, RolloutView)> {
+    let (d, replicasets) = read_deployment(client, ns, name)
+        .await?
+        .ok_or_else(|| anyhow!("there is no Deployment {name} in namespace {ns}"))?;
+    let view = crate::adapters::kubernetes::view(&d, &replicasets);
+    Ok((d, view))
+}
+
+/// The Deployment `ns`/`name` and the ReplicaSets of its selector; `None` when there is no
+/// such Deployment.
+pub(super) async fn read_deployment(
+    client: &Client,
+    ns: &str,
+    name: &str,
+) -> Result<Option<(Deployment, Vec<ReplicaSet>)>> {
     let api: Api<Deployment> = Api::namespaced(client.clone(), ns);
-    let d = api
+    let Some(d) = api
         .get_opt(name)
         .await
         .with_context(|| format!("reading Deployment {ns}/{name}"))?
-        .ok_or_else(|| anyhow!("there is no Deployment {name} in namespace {ns}"))?;
+    else {
+        return Ok(None);
+    };
     let replicasets = crate::controller::list_replicasets(client, &d)
         .await
         .with_context(|| format!("listing the ReplicaSets of {ns}/{name}"))?;
-    let view = crate::adapters::kubernetes::view(&d, &replicasets);
-    Ok((d, view))
+    Ok(Some((d, replicasets)))
 }
 
 /// Runs `f` on a runtime of its own (the read-only commands are short and sequential).
