@@ -328,5 +328,27 @@ pub fn corpus() -> Vec<Case> {
     };
     original(&mut b);
     world(&mut b);
+    harder(&mut b);
     b.cases
+}
+
+/// Added after the rest, so the scenarios before them stay what they were: where a judge's
+/// own mechanisms are weakest.
+fn harder(b: &mut Builder) {
+    b.add(
+        "healthy: mild shared incident in the bake",
+        false,
+        40,
+        TRAFFIC,
+        &|rng, c| {
+            // An incident that only doubles to quadruples the error rate, for 2 to 5 minutes
+            // starting 0 to 5 minutes after the last old pod left: too mild to stand far above
+            // the rest of the bake, as a regression's excess would not either.
+            let base = c.scenario.base_error_rate;
+            let mut i = incident(rng, |rng| rng.random_range(0.0..300.0));
+            i.extra_error_rate = base * rng.random_range(1.0..3.0);
+            i.cpu_multiplier = 1.0;
+            c.bake_incident = Some(i);
+        },
+    );
 }
