@@ -565,7 +565,9 @@ const INCIDENT_APART: f64 = 0.1;
 /// regression raises it everywhere the new pods served, in proportion to their requests (a
 /// stretch of heavy traffic holds most of its excess, but not a higher ratio). The rest is
 /// the intervals after the old pods left outside the stretch, held to the history's rate,
-/// and the intervals beside the old pods, held to theirs.
+/// and the intervals beside the old pods, held to theirs. `None` where the history's rate is
+/// zero (errors the old version never made are no shared incident); 0 where the rest expects
+/// no errors at all (nothing to tell the stretch from an incident by).
 fn stands_apart(
     strata: &[Stratum],
     later: &Later,
@@ -586,8 +588,13 @@ fn stands_apart(
         o_out += s.errors_new;
         e_out += s.errors_old / s.requests_old * s.requests_new;
     }
-    if e_in <= 0.0 || e_out <= 0.0 {
+    if e_in <= 0.0 {
+        // The old version made none of these errors in the window: no incident it shared.
         return None;
+    }
+    if e_out <= 0.0 {
+        // Nothing outside the stretch to set it against: it cannot be told from an incident.
+        return Some(0.0);
     }
     let split = Stratum {
         errors_new: o_in,

@@ -178,6 +178,19 @@ fn a_regression_whose_excess_sits_in_a_traffic_peak_is_not_taken_for_a_shared_in
     assert_eq!(v.outcome, Outcome::Fail, "{}", v.reason);
 }
 
+#[test]
+fn errors_the_old_version_never_made_are_no_shared_incident_however_short() {
+    // A class the new release lost, reached only by a job that ran for four minutes of the
+    // bake: all its errors sit in one stretch, but the old version never printed one in its
+    // hour, so no incident it shared can explain them.
+    let old = served("old", 0, OLD_GONE, 10.0, |_| 0.0);
+    let new = served("new", MIXED_FROM, 60, 10.0, |m| {
+        if (53..57).contains(&m) { 0.005 } else { 0.0 }
+    });
+    let v = judge_rule(&bundled("class-loading-errors"), new, old);
+    assert_eq!(v.outcome, Outcome::Fail, "{}", v.reason);
+}
+
 /// A canary: one new pod's last four minutes beside three old pods, which serve five times its
 /// requests.
 fn canary(new_rate: f64, old_rate: impl Fn(usize) -> f64) -> (Counts, Counts) {
