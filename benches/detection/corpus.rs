@@ -5,8 +5,10 @@
 //! for its range. The first set is the corpus as it was (one pod at a time, healthy noise
 //! only); the second adds what users meet (issue 12): 25% batches, low traffic, per-pod CPU
 //! levels, shared incidents in the bake, background class errors, fast rollouts, damaged
-//! answers. Every rollout has an hour of history before it (the old version's own baseline),
-//! and every pod is scraped at its own offset, as Prometheus spreads its targets.
+//! answers; the third, drawn last so that the others stay as they were, where the judge's own
+//! mechanisms are weakest (shared incidents in the bake too mild to stand far above the rest).
+//! Every rollout has an hour of history before it (the old version's own baseline), and every
+//! pod is scraped at its own offset, as Prometheus spreads its targets.
 
 use rand::rngs::StdRng;
 use rand::{RngExt, SeedableRng};
