@@ -520,7 +520,7 @@ fn incident(
     later: &Later,
     whole: Option<f64>,
     dispersion: f64,
-) -> Option<(Millis, Millis, f64, f64)> {
+) -> Option<Incident> {
     let span = time::span(rule.incident_span.as_std());
     let excess = |(e, r): &(f64, f64)| e - r * later.rate;
     let stretch = |i: usize| {
@@ -549,8 +549,31 @@ fn incident(
     let last = *inside.last()?;
     let errors = inside.iter().map(|j| later.known.intervals[*j].0).sum();
     let apart = stands_apart(strata, later, &inside, dispersion)?;
-    (p >= rule.alpha.sqrt() && apart < INCIDENT_APART)
-        .then(|| (later.times[worst], later.times[last], errors, p))
+    (p >= rule.alpha.sqrt() && apart.p_value < INCIDENT_APART).then(|| Incident {
+        from: later.times[worst],
+        to: later.times[last],
+        errors,
+        p_without: p,
+        apart,
+    })
+}
+
+/// A stretch after the old pods left taken for a shared incident: its first and last interval
+/// ends, its errors, the p-value without it, and how far its rate stands above the rest's.
+struct Incident {
+    from: Millis,
+    to: Millis,
+    errors: f64,
+    p_without: f64,
+    apart: Apart,
+}
+
+/// How far a stretch's errors per request stand above the rest's: the ratio of their ratios to
+/// the errors expected (`None`: infinite, the rest expecting or making none), and the one-sided
+/// p-value of [`stands_apart`].
+struct Apart {
+    ratio: Option<f64>,
+    p_value: f64,
 }
 
 /// How clearly the stretch's rate must stand above the rest's for the excess to be taken for a
@@ -573,7 +596,7 @@ fn stands_apart(
     later: &Later,
     inside: &BTreeSet<usize>,
     dispersion: f64,
-) -> Option<f64> {
+) -> Option<Apart> {
     let (mut o_in, mut e_in, mut o_out, mut e_out) = (0.0, 0.0, 0.0, 0.0);
     for (j, (e, r)) in later.known.intervals.iter().enumerate() {
         let (o, x) = if inside.contains(&j) {
@@ -594,7 +617,10 @@ fn stands_apart(
     }
     if e_out <= 0.0 {
         // Nothing outside the stretch to set it against: it cannot be told from an incident.
-        return Some(0.0);
+        return Some(Apart {
+            ratio: None,
+            p_value: 0.0,
+        });
     }
     let split = Stratum {
         errors_new: o_in,
@@ -602,7 +628,10 @@ fn stands_apart(
         errors_old: o_out,
         requests_old: e_out,
     };
-    stats::poisson_rate_greater_stratified(&[split], 1.0, dispersion).ok()
+    let ratio = rate_ratio(o_in / e_in, o_out / e_out);
+    // A test that cannot be computed cannot tell the stretch from an incident either.
+    let p_value = stats::poisson_rate_greater_stratified(&[split], 1.0, dispersion).unwrap_or(0.0);
+    Some(Apart { ratio, p_value })
 }
 
 pub(super) fn error_rate(rule: &ErrorRate, new: &Counts, old: Option<&Counts>) -> Judged {
@@ -703,7 +732,7 @@ fn intervals(new: &Side, old: &Side) -> Vec<IntervalCounts> {
 /// What can keep a significant excess from failing the rule.
 struct Guards {
     burst: Option<(String, Millis, f64, f64)>,
-    incident: Option<(Millis, Millis, f64, f64)>,
+    incident: Option<Incident>,
 }
 
 /// The verdict on the evidence: every condition of the rule must hold, and no burst or
@@ -758,13 +787,15 @@ fn decide(
                 fmt_p(*p)
             ));
         }
-        if let Some((from, to, errors, p)) = &guards.incident {
+        if let Some(i) = &guards.incident {
             why.push(format!(
-                "carried by one stretch after the old pods left, as a shared incident would be ({} errors in the intervals ending {} to {}; p={} without it)",
-                fmt_num(*errors),
-                moment(*from),
-                moment(*to),
-                fmt_p(*p)
+                "carried by one stretch after the old pods left, as a shared incident would be ({} errors in the intervals ending {} to {}, ×{} the rest's errors per request, p={}; p={} without it)",
+                fmt_num(i.errors),
+                moment(i.from),
+                moment(i.to),
+                i.apart.ratio.map_or("∞".to_string(), |r| format!("{r:.2}")),
+                fmt_p(i.apart.p_value),
+                fmt_p(i.p_without)
             ));
         }
         let _ = write!(reason, "; significant but {}", why.join(", "));

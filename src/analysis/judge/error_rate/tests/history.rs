@@ -128,6 +128,11 @@ fn a_shared_incident_after_the_old_pods_left_is_not_blamed_on_the_release() {
         v.reason
     );
     assert!(
+        v.reason.contains("the rest's errors per request"),
+        "the verdict says how far the stretch stood apart: {}",
+        v.reason
+    );
+    assert!(
         !v.building,
         "a shared incident is no evidence against the release"
     );
