@@ -548,7 +548,7 @@ fn incident(
     let p = p_value(rule, strata, Some(&known), whole, dispersion).ok()?;
     let last = *inside.last()?;
     let errors = inside.iter().map(|j| later.known.intervals[*j].0).sum();
-    let apart = stands_apart(strata, later, &inside, dispersion)?;
+    let apart = stands_apart(strata, later, &inside, dispersion);
     (p >= rule.alpha.sqrt() && apart.p_value < INCIDENT_APART).then(|| Incident {
         from: later.times[worst],
         to: later.times[last],
@@ -568,59 +568,80 @@ struct Incident {
     apart: Apart,
 }
 
-/// How far a stretch's errors per request stand above the rest's: the ratio of their ratios to
-/// the errors expected (`None`: infinite, the rest expecting or making none), and the one-sided
-/// p-value of [`stands_apart`].
+/// The new pods' errors beside the old pods, and the errors the old pods beside them predict:
+/// the observed errors over the Mantel-Haenszel rate ratio, which weighs each interval by the
+/// old pods' share of its requests (a draining old pod's few error-free requests count for
+/// little), and so follows an incident the old pods shared there. With no new errors, the old
+/// pods' rate interval by interval; with no old errors beside them, the history's `rate`.
+fn expected_beside(strata: &[Stratum], rate: f64) -> (f64, f64) {
+    let observed: f64 = strata.iter().map(|s| s.errors_new).sum();
+    let requests: f64 = strata.iter().map(|s| s.requests_new).sum();
+    let (num, den) = stats::mantel_haenszel_rate_ratio(strata).unwrap_or((0.0, 0.0));
+    let expected = if num > 0.0 && den > 0.0 {
+        observed * den / num
+    } else if den > 0.0 {
+        strata
+            .iter()
+            .filter(|s| s.requests_old > 0.0)
+            .map(|s| s.errors_old / s.requests_old * s.requests_new)
+            .sum()
+    } else {
+        requests * rate
+    };
+    (observed, expected)
+}
+
+/// How far the stretch's errors per request stand above the rest's: the ratio of the two rates
+/// (infinite when the rest made no errors; `None` when there is no rest to set the stretch
+/// against, or no history rate), and the one-sided p-value of [`stands_apart`].
 struct Apart {
     ratio: Option<f64>,
     p_value: f64,
 }
 
 /// How clearly the stretch's rate must stand above the rest's for the excess to be taken for a
-/// shared incident (the one-sided level of [`stands_apart`]). A loose level: where the rest is
-/// too short to tell, the excess is still excused, as a guard that rolls back a healthy release
-/// is worse than none. Measured at α, √α, 0.1 and 0.2 (BENCHMARKS.md, detection): 0.1 caught
-/// nearly as many regressions as √α without pausing a healthy release in a mild incident.
+/// shared incident (the one-sided level of [`stands_apart`]). A loose level, so that some sign
+/// of a higher rate in the stretch is enough for the excuse: a guard that rolls back a healthy
+/// release is worse than none. A rest too short to show any sign is no excuse, so a strict level
+/// rolled back an incident that covered nearly all of a small rollout's bake. Measured at α,
+/// √α, 0.1, 0.2 and 0.3 (BENCHMARKS.md, detection): 0.1 is the strictest that paused no
+/// healthy release in a mild incident.
 const INCIDENT_APART: f64 = 0.1;
 
-/// Whether the stretch's errors per expected error stand above the rest's (a one-sided
-/// test, widened for bursts): an incident raises the rate in its stretch only, while a
-/// regression raises it everywhere the new pods served, in proportion to their requests (a
-/// stretch of heavy traffic holds most of its excess, but not a higher ratio). The rest is
-/// the intervals after the old pods left outside the stretch, held to the history's rate,
-/// and the intervals beside the old pods, held to theirs. `None` where the history's rate is
-/// zero (errors the old version never made are no shared incident); 0 where the rest expects
-/// no errors at all (nothing to tell the stretch from an incident by).
+/// Whether the new pods' errors per request in the stretch stand above theirs in the rest (a
+/// one-sided test, widened for bursts): an incident raises the rate in its stretch only, while
+/// a regression raises it everywhere the new pods served, in proportion to their requests (a
+/// stretch of heavy traffic holds most of its excess, but not a higher rate). The rest is the
+/// new pods' intervals after the old pods left outside the stretch, held like the stretch to
+/// the history's rate, and those beside the old pods, held to what the old pods beside them
+/// predict ([`expected_beside`]); each side's expected errors are its exposure. Where the
+/// history's rate is zero, or nothing is outside the stretch, or the test cannot be computed,
+/// nothing tells the stretch from an incident: p = 0, the excuse stands.
 fn stands_apart(
     strata: &[Stratum],
     later: &Later,
     inside: &BTreeSet<usize>,
     dispersion: f64,
-) -> Option<Apart> {
-    let (mut o_in, mut e_in, mut o_out, mut e_out) = (0.0, 0.0, 0.0, 0.0);
+) -> Apart {
+    let (mut o_in, mut r_in, mut o_out, mut r_out) = (0.0, 0.0, 0.0, 0.0);
     for (j, (e, r)) in later.known.intervals.iter().enumerate() {
         let (o, x) = if inside.contains(&j) {
-            (&mut o_in, &mut e_in)
+            (&mut o_in, &mut r_in)
         } else {
-            (&mut o_out, &mut e_out)
+            (&mut o_out, &mut r_out)
         };
         *o += e;
-        *x += r * later.rate;
+        *x += r;
     }
-    for s in strata.iter().filter(|s| s.requests_old > 0.0) {
-        o_out += s.errors_new;
-        e_out += s.errors_old / s.requests_old * s.requests_new;
-    }
-    if e_in <= 0.0 {
-        // The old version made none of these errors in the window: no incident it shared.
-        return None;
-    }
-    if e_out <= 0.0 {
-        // Nothing outside the stretch to set it against: it cannot be told from an incident.
-        return Some(Apart {
+    let (e_in, mut e_out) = (r_in * later.rate, r_out * later.rate);
+    let (o_beside, e_beside) = expected_beside(strata, later.rate);
+    o_out += o_beside;
+    e_out += e_beside;
+    if !(e_in > 0.0 && e_out > 0.0) {
+        return Apart {
             ratio: None,
             p_value: 0.0,
-        });
+        };
     }
     let split = Stratum {
         errors_new: o_in,
@@ -628,10 +649,10 @@ fn stands_apart(
         errors_old: o_out,
         requests_old: e_out,
     };
-    let ratio = rate_ratio(o_in / e_in, o_out / e_out);
-    // A test that cannot be computed cannot tell the stretch from an incident either.
-    let p_value = stats::poisson_rate_greater_stratified(&[split], 1.0, dispersion).unwrap_or(0.0);
-    Some(Apart { ratio, p_value })
+    Apart {
+        ratio: Some(rate_ratio(o_in / e_in, o_out / e_out).unwrap_or(f64::INFINITY)),
+        p_value: stats::poisson_rate_greater_stratified(&[split], 1.0, dispersion).unwrap_or(0.0),
+    }
 }
 
 pub(super) fn error_rate(rule: &ErrorRate, new: &Counts, old: Option<&Counts>) -> Judged {
@@ -788,13 +809,19 @@ fn decide(
             ));
         }
         if let Some(i) = &guards.incident {
+            let apart = match i.apart.ratio {
+                Some(r) if r.is_finite() => format!(
+                    "×{r:.2} the rest's errors per request, p={}",
+                    fmt_p(i.apart.p_value)
+                ),
+                Some(_) => format!("none in the rest's requests, p={}", fmt_p(i.apart.p_value)),
+                None => "nothing to set it against".to_string(),
+            };
             why.push(format!(
-                "carried by one stretch after the old pods left, as a shared incident would be ({} errors in the intervals ending {} to {}, ×{} the rest's errors per request, p={}; p={} without it)",
+                "carried by one stretch after the old pods left, as a shared incident would be ({} errors in the intervals ending {} to {}, {apart}; p={} without it)",
                 fmt_num(i.errors),
                 moment(i.from),
                 moment(i.to),
-                i.apart.ratio.map_or("∞".to_string(), |r| format!("{r:.2}")),
-                fmt_p(i.apart.p_value),
                 fmt_p(i.p_without)
             ));
         }
