@@ -434,23 +434,11 @@ fn effect(
     strata: &[Stratum],
     later: Option<&Later>,
 ) -> Result<(f64, Option<f64>, f64), stats::StatsError> {
-    let observed_c: f64 = strata.iter().map(|s| s.errors_new).sum();
-    let (ratio_c, expected_c) = if strata.is_empty() {
-        (None, 0.0)
+    let (observed_c, ratio_c, expected_c) = if strata.is_empty() {
+        (0.0, None, 0.0)
     } else {
-        let (num, den) = stats::mantel_haenszel_rate_ratio(strata)?;
-        if den > 0.0 && num > 0.0 {
-            (Some(num / den), observed_c * den / num)
-        } else if den > 0.0 {
-            // No new errors: nothing to scale; the old pods' rate applied interval by interval.
-            let expected = strata
-                .iter()
-                .map(|s| s.errors_old / s.requests_old * s.requests_new)
-                .sum();
-            (Some(0.0), expected)
-        } else {
-            (rate_ratio(observed_c, 0.0), 0.0)
-        }
+        let b = beside(strata)?;
+        (b.observed, b.ratio, b.expected.unwrap_or(0.0))
     };
     let Some(l) = later else {
         return Ok((observed_c, ratio_c, expected_c));
@@ -548,8 +536,11 @@ fn incident(
     let p = p_value(rule, strata, Some(&known), whole, dispersion).ok()?;
     let last = *inside.last()?;
     let errors = inside.iter().map(|j| later.known.intervals[*j].0).sum();
+    if p < rule.alpha.sqrt() {
+        return None;
+    }
     let apart = stands_apart(strata, later, &inside, dispersion);
-    (p >= rule.alpha.sqrt() && apart.p_value < INCIDENT_APART).then(|| Incident {
+    (apart.p_value < INCIDENT_APART).then(|| Incident {
         from: later.times[worst],
         to: later.times[last],
         errors,
@@ -568,27 +559,52 @@ struct Incident {
     apart: Apart,
 }
 
-/// The new pods' errors beside the old pods, and the errors the old pods beside them predict:
-/// the observed errors over the Mantel-Haenszel rate ratio, which weighs each interval by the
-/// old pods' share of its requests (a draining old pod's few error-free requests count for
-/// little), and so follows an incident the old pods shared there. With no new errors, the old
-/// pods' rate interval by interval; with no old errors beside them, the history's `rate`.
-fn expected_beside(strata: &[Stratum], rate: f64) -> (f64, f64) {
+/// The new pods' errors beside the old pods, and what the old pods beside them say of them.
+struct Beside {
+    observed: f64,
+    /// The Mantel-Haenszel rate ratio (infinite, `None`, when the old pods made no error).
+    ratio: Option<f64>,
+    /// The errors the old pods predict: the observed errors over the Mantel-Haenszel ratio,
+    /// which weighs each interval by the old pods' share of its requests (a draining old
+    /// pod's few error-free requests count for little); with no new errors, the old pods' rate
+    /// interval by interval; `None` when the old pods made no error beside them.
+    expected: Option<f64>,
+}
+
+/// [`Beside`] of non-empty strata.
+fn beside(strata: &[Stratum]) -> Result<Beside, stats::StatsError> {
     let observed: f64 = strata.iter().map(|s| s.errors_new).sum();
-    let requests: f64 = strata.iter().map(|s| s.requests_new).sum();
-    let (num, den) = stats::mantel_haenszel_rate_ratio(strata).unwrap_or((0.0, 0.0));
-    let expected = if num > 0.0 && den > 0.0 {
-        observed * den / num
+    let (num, den) = stats::mantel_haenszel_rate_ratio(strata)?;
+    let (ratio, expected) = if den > 0.0 && num > 0.0 {
+        (Some(num / den), Some(observed * den / num))
     } else if den > 0.0 {
-        strata
+        // No new errors: nothing to scale; the old pods' rate applied interval by interval.
+        let expected = strata
             .iter()
-            .filter(|s| s.requests_old > 0.0)
             .map(|s| s.errors_old / s.requests_old * s.requests_new)
-            .sum()
+            .sum();
+        (Some(0.0), Some(expected))
     } else {
-        requests * rate
+        (rate_ratio(observed, 0.0), None)
     };
-    (observed, expected)
+    Ok(Beside {
+        observed,
+        ratio,
+        expected,
+    })
+}
+
+/// The new pods' errors beside the old pods and the errors expected of them, for the rest of
+/// an incident's test: what the old pods beside them predict ([`Beside`]), so the rest follows
+/// an incident they shared there; the history's `rate` where they made no error.
+fn expected_beside(strata: &[Stratum], rate: f64) -> (f64, f64) {
+    if strata.is_empty() {
+        return (0.0, 0.0);
+    }
+    let requests: f64 = strata.iter().map(|s| s.requests_new).sum();
+    let observed: f64 = strata.iter().map(|s| s.errors_new).sum();
+    let expected = beside(strata).ok().and_then(|b| b.expected);
+    (observed, expected.unwrap_or(requests * rate))
 }
 
 /// How far the stretch's errors per request stand above the rest's: the ratio of the two rates

@@ -48,12 +48,7 @@ impl Rule {
 
     /// The check's `alpha` must be in (0, 0.5].
     fn check_alpha(&self, p: &mut Vec<String>, alpha: f64) {
-        if !(alpha > 0.0 && alpha <= 0.5) {
-            p.push(format!(
-                "check.{}.alpha must be in (0, 0.5], got {alpha}",
-                self.check.kind()
-            ));
-        }
+        level(p, &format!("{}.alpha", self.check.kind()), alpha);
     }
 
     /// An error-rate check's settings, its interval against the window included.
@@ -89,12 +84,7 @@ impl Rule {
     /// A compare check's settings, its step and history span against the window included.
     fn check_compare(&self, p: &mut Vec<String>, c: &Compare) {
         self.check_alpha(p, c.alpha);
-        if !(c.pod_alpha > 0.0 && c.pod_alpha <= 0.5) {
-            p.push(format!(
-                "check.compare.pod_alpha must be in (0, 0.5], got {}",
-                c.pod_alpha
-            ));
-        }
+        level(p, "compare.pod_alpha", c.pod_alpha);
         at_least(p, "compare.min_ratio", c.min_ratio, 1.0);
         at_least(p, "compare.min_shift", c.min_shift, 0.0);
         if c.min_drift_pairs < 2 {
@@ -215,6 +205,13 @@ const MAX_POINTS: f64 = 11_000.0;
 fn divides(part: PromDuration, whole: PromDuration) -> bool {
     let (part, whole) = (part.as_std().as_millis(), whole.as_std().as_millis());
     part > 0 && whole % part == 0
+}
+
+/// A test's level: in (0, 0.5].
+fn level(p: &mut Vec<String>, what: &str, v: f64) {
+    if !(v > 0.0 && v <= 0.5) {
+        p.push(format!("check.{what} must be in (0, 0.5], got {v}"));
+    }
 }
 
 fn positive(p: &mut Vec<String>, what: &str, v: f64) {

@@ -249,14 +249,7 @@ impl Sync<'_> {
         annotations.insert(DESIRED_REPLICAS.into(), replicas.to_string());
         annotations.insert(MAX_REPLICAS.into(), (replicas + surge).to_string());
         let rev = revision(&rs.metadata);
-        if rs != self.rss[i] {
-            self.rss[i] = parse(write(
-                self.store,
-                FakeResource::ReplicaSets,
-                &rs,
-                &WriteOpts::main(CONTROLLER_MANAGER),
-            )?)?;
-        }
+        self.write_rs(i, rs)?;
         self.set_deployment_revision(rev);
         let no_progress_yet = self
             .d
@@ -294,6 +287,19 @@ impl Sync<'_> {
                     self.now,
                 ),
             );
+        }
+        Ok(())
+    }
+
+    /// Writes ReplicaSet `i` as the Deployment controller would, if `rs` changed it.
+    fn write_rs(&mut self, i: usize, rs: ReplicaSet) -> Result<(), ApiError> {
+        if rs != self.rss[i] {
+            self.rss[i] = parse(write(
+                self.store,
+                FakeResource::ReplicaSets,
+                &rs,
+                &WriteOpts::main(CONTROLLER_MANAGER),
+            )?)?;
         }
         Ok(())
     }
@@ -405,15 +411,7 @@ impl Sync<'_> {
             MAX_REPLICAS.into(),
             (self.replicas() + self.max_surge()).to_string(),
         );
-        if rs != self.rss[i] {
-            self.rss[i] = parse(write(
-                self.store,
-                FakeResource::ReplicaSets,
-                &rs,
-                &WriteOpts::main(CONTROLLER_MANAGER),
-            )?)?;
-        }
-        Ok(())
+        self.write_rs(i, rs)
     }
 
     fn rollout_rolling(&mut self) -> Result<(), ApiError> {
