@@ -56,6 +56,9 @@ fn base(rng: &mut StdRng, name: String, seed: u64, traffic: (f64, f64)) -> Scena
     // would look back on; every pod scraped at its own offset (no sample on a range's edge).
     s.before = 3600.0;
     s.scrape_offsets = true;
+    // Room for the controller's bake extension: a streak under way at the bake's end goes on
+    // for up to its rule's `consecutive` evaluations (3 of 30 s in the defaults).
+    s.tail = 120.0;
     s
 }
 

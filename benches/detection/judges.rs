@@ -38,7 +38,9 @@ fn ts(t: f64) -> Timestamp {
     Timestamp::from_second(t as i64).expect("valid time")
 }
 
-/// rollout-guard: when it acted, and the rule that did.
+/// rollout-guard: when it acted, and the rule that did. As the controller, it goes on past the
+/// bake's end while a streak is under way (`Decision::open_for`); the scenario's tail holds
+/// those evaluations.
 pub async fn ours<S: MetricSource>(
     rules: &RuleSet,
     h: &History,
@@ -46,8 +48,12 @@ pub async fn ours<S: MetricSource>(
     trace: Option<&str>,
 ) -> (Outcome, Option<String>) {
     let mut streaks = Streaks::default();
-    let r0 = h.scenario.rollout_start();
-    for t in times(&h.scenario) {
+    let s = &h.scenario;
+    let r0 = s.rollout_start();
+    // The bake's end as the evaluations meet it.
+    let last = times(s).last().copied().unwrap_or(r0);
+    let mut t = r0 + STEP;
+    loop {
         let eval = evaluate(rules, &h.target_at(t), ts(t), source).await;
         let d = streaks.update(&eval.verdicts);
         if let Some(mode) = trace {
@@ -59,8 +65,19 @@ pub async fn ours<S: MetricSource>(
         if matches!(d.action, Some(Action::Pause | Action::Rollback)) {
             return (Some(t - r0), d.rule);
         }
+        let next = t + STEP;
+        let baking = next <= last + 1e-6;
+        let extended = t + 1e-6 < last + STEP * f64::from(d.open_for());
+        if !(baking || extended) {
+            return (None, None);
+        }
+        assert!(
+            next <= s.history_end() + 1e-6,
+            "the scenario's tail ({} s) is shorter than the bake's extension",
+            s.tail
+        );
+        t = next;
     }
-    (None, None)
 }
 
 fn selector(rs: &str) -> String {

@@ -42,6 +42,49 @@ pub struct Decision {
     pub reason: String,
     /// Every rule's streak after this evaluation.
     pub streaks: BTreeMap<String, u32>,
+    /// The rules failing toward a pause or rollback that have not reached it yet, when none
+    /// acted: evidence still open, which an analysis should not end on (see
+    /// [`Decision::open_for`]).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub open: Vec<OpenStreak>,
+}
+
+/// A rule failing toward its action, not there yet.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OpenStreak {
+    /// The rule.
+    pub rule: String,
+    /// Its failing evaluations in a row so far.
+    pub streak: u32,
+    /// How many it acts after (the rule's `consecutive`).
+    pub consecutive: u32,
+    /// Its test holds its level over any number of looks, so an analysis may go on looking
+    /// while the streak is under way (see [`Decision::open_for`]).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub valid_over_looks: bool,
+}
+
+impl std::fmt::Display for OpenStreak {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} ({}/{})", self.rule, self.streak, self.consecutive)
+    }
+}
+
+impl Decision {
+    /// How many more evaluations an analysis whose time is up goes on for, so that a streak
+    /// under way completes or breaks rather than being dropped: the largest `consecutive` among
+    /// the open streaks of rules whose test is valid over any number of looks (0 when none).
+    /// Other tests pay for every look in false alarms, and their `consecutive` was set for
+    /// the looks the analysis' time holds: measured with them, the bake's extension paused
+    /// three more healthy releases of 618 (BENCHMARKS.md, detection).
+    pub fn open_for(&self) -> u32 {
+        self.extending().map(|o| o.consecutive).max().unwrap_or(0)
+    }
+
+    /// The open streaks an analysis whose time is up goes on for.
+    pub fn extending(&self) -> impl Iterator<Item = &OpenStreak> {
+        self.open.iter().filter(|o| o.valid_over_looks)
+    }
 }
 
 impl Streaks {
@@ -82,6 +125,7 @@ impl Streaks {
                     v.rule, v.reason
                 ),
                 streaks,
+                open: Vec::new(),
             },
             None => {
                 let failing: Vec<String> = verdicts
@@ -106,9 +150,28 @@ impl Streaks {
                     rule: None,
                     reason,
                     streaks,
+                    open: self.open(verdicts),
                 }
             }
         }
+    }
+
+    /// The rules of `verdicts` with a pause or rollback whose streak has begun and not reached
+    /// their `consecutive`.
+    fn open(&self, verdicts: &[Verdict]) -> Vec<OpenStreak> {
+        verdicts
+            .iter()
+            .filter(|v| matches!(v.action, Action::Pause | Action::Rollback) && !v.warn_only)
+            .filter_map(|v| {
+                let streak = self.0.get(&v.rule).copied().unwrap_or(0);
+                (streak > 0 && streak < v.consecutive).then(|| OpenStreak {
+                    rule: v.rule.clone(),
+                    streak,
+                    consecutive: v.consecutive,
+                    valid_over_looks: v.valid_over_looks,
+                })
+            })
+            .collect()
     }
 }
 
@@ -132,7 +195,8 @@ mod tests {
             error_kind: None,
             building: false,
             warn_only: r.as_ref().is_some_and(|r| r.action != action),
-            consecutive: r.map_or(1, |r| r.consecutive),
+            consecutive: r.as_ref().map_or(1, |r| r.consecutive),
+            valid_over_looks: r.is_some_and(|r| r.check.valid_over_looks()),
         }
     }
 
@@ -184,6 +248,39 @@ mod tests {
         assert_eq!((d.action, s.0[name]), (None, 1));
         let d = s.update(&[v(name, Outcome::Fail, Action::Rollback)]);
         assert_eq!(d.action, Some(Action::Rollback), "{}", d.reason);
+    }
+
+    #[test]
+    fn a_streak_under_way_is_open_until_it_acts_or_breaks() {
+        let mut s = Streaks::default();
+        let name = "php-error-rate"; // rollback after 2, a sequential test
+        let fail = v(name, Outcome::Fail, Action::Rollback);
+        let d = s.update(&[v(name, Outcome::Pass, Action::Rollback)]);
+        assert_eq!((d.open.len(), d.open_for()), (0, 0));
+        let d = s.update(std::slice::from_ref(&fail));
+        assert_eq!(d.open_for(), 2);
+        assert_eq!(d.open[0].to_string(), "php-error-rate (1/2)");
+        // Held by building evidence or a missing answer: still open.
+        let mut held = v(name, Outcome::Pass, Action::Rollback);
+        held.building = true;
+        assert_eq!(s.update(&[held]).open[0].streak, 1);
+        let d = s.update(&[v(name, Outcome::Inconclusive, Action::Rollback)]);
+        assert_eq!(d.open_for(), 2);
+        let d = s.update(std::slice::from_ref(&fail));
+        assert_eq!(
+            (d.action, d.open.len()),
+            (Some(Action::Rollback), 0),
+            "acted: closed"
+        );
+        let d = s.update(&[v(name, Outcome::Pass, Action::Rollback)]);
+        assert!(d.open.is_empty(), "a clean pass breaks it");
+        // A test that pays for every look is open, but does not extend an analysis.
+        let d = s.update(&[v("cpu-per-request", Outcome::Fail, Action::Pause)]);
+        assert_eq!(d.open[0].to_string(), "cpu-per-request (1/3)");
+        assert_eq!((d.open_for(), d.extending().count()), (0, 0));
+        // A failure that could only warn opens nothing: it builds no streak toward an action.
+        let d = s.update(&[v("cpu-saturation", Outcome::Fail, Action::Warn)]);
+        assert!(d.open.is_empty());
     }
 
     #[test]

@@ -132,6 +132,10 @@ pub struct Verdict {
     /// `consecutive`, recorded when more than one).
     #[serde(default = "one", skip_serializing_if = "is_one")]
     pub consecutive: u32,
+    /// The rule's test holds its level over any number of looks (`Check::valid_over_looks`):
+    /// an analysis may go on looking while its streak is under way.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub valid_over_looks: bool,
 }
 
 fn one() -> u32 {
@@ -304,6 +308,7 @@ fn verdict(rule: &Rule, outcome: Outcome, reason: String) -> Verdict {
         building: false,
         warn_only: false,
         consecutive: rule.consecutive,
+        valid_over_looks: rule.check.valid_over_looks(),
     }
 }
 

@@ -420,6 +420,12 @@ impl Check {
         !matches!(self, Check::Absolute(_))
     }
 
+    /// True for checks whose test holds its level over any number of looks (`error_rate` with
+    /// `test: sequential`): looking longer costs them no false alarms.
+    pub fn valid_over_looks(&self) -> bool {
+        matches!(self, Check::ErrorRate(e) if e.test == ProportionTest::Sequential)
+    }
+
     /// The check's kind as written in rule files.
     pub fn kind(&self) -> &'static str {
         match self {

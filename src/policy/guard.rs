@@ -14,7 +14,7 @@ use std::time::Duration;
 use jiff::{SignedDuration, Timestamp};
 use serde::{Deserialize, Serialize};
 
-use crate::analysis::decision::{Decision, Streaks, overall};
+use crate::analysis::decision::{Decision, OpenStreak, Streaks, overall};
 use crate::analysis::evaluate::Target;
 use crate::analysis::judge::{Outcome, Verdict};
 use crate::analysis::rules::Action;
@@ -343,6 +343,7 @@ fn start_state(
         judged: BTreeSet::new(),
         unjudged: BTreeMap::new(),
         overdue_step: None,
+        bake_extended: false,
     })
 }
 
@@ -608,11 +609,43 @@ impl Planner<'_> {
             return self.settings.interval;
         }
         self.warn_on_decision();
-        if self.now >= after(since, self.settings.bake) {
-            self.end_without_action(new.revision);
-            return IDLE_REQUEUE;
+        let end = after(since, self.settings.bake);
+        if self.now < end {
+            return self.settings.interval;
         }
-        self.settings.interval
+        if self.extend_bake(end, new.revision) {
+            return self.settings.interval;
+        }
+        self.end_without_action(new.revision);
+        IDLE_REQUEUE
+    }
+
+    /// The bake time is over: whether it goes on because a rule fails toward its action and
+    /// has not reached it (an analysis must not pass on a streak under way), for at most the
+    /// largest such rule's `consecutive` evaluations after the bake's end, so that a streak
+    /// held by missing data cannot keep it going for ever. Says so once.
+    fn extend_bake(&mut self, end: Timestamp, revision: u64) -> bool {
+        let Some(decision) = &self.decision else {
+            return false;
+        };
+        let looks = decision.open_for();
+        let open = list(decision.extending());
+        let until = after(end, self.settings.interval.saturating_mul(looks));
+        if looks == 0 || self.now >= until {
+            return false;
+        }
+        if !self.state().bake_extended {
+            self.state().bake_extended = true;
+            self.write = true;
+            self.note(
+                EventReason::BakeExtended,
+                format!(
+                    "revision {revision}: the bake time is over while {open} fails toward its action; checking up to {looks} more evaluation(s) before passing it"
+                ),
+                false,
+            );
+        }
+        true
     }
 
     /// The end of an analysis that asked for nothing: passed when every rule reached a
@@ -626,9 +659,18 @@ impl Planner<'_> {
         self.write = true;
         if evaluations > 0 && unjudged.is_empty() {
             self.state().stage = Stage::Passed { at: now };
+            // A streak still open once the bake's extension ran out: said, for whoever reads
+            // the Event after an incident.
+            let open = self
+                .decision
+                .as_ref()
+                .filter(|d| !d.open.is_empty())
+                .map_or(String::new(), |d| {
+                    format!("; still failing when the bake ended: {}", list(&d.open))
+                });
             self.note(
                 EventReason::AnalysisPassed,
-                format!("revision {revision} passed: {evaluations} evaluation(s), no action"),
+                format!("revision {revision} passed: {evaluations} evaluation(s), no action{open}"),
                 false,
             );
             return;
@@ -654,6 +696,14 @@ impl Planner<'_> {
             true,
         );
     }
+}
+
+/// Open streaks for people: `cpu-per-request (1/3), php-error-rate (1/2)`.
+fn list<'a>(open: impl IntoIterator<Item = &'a OpenStreak>) -> String {
+    open.into_iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 fn names<'a>(gens: impl Iterator<Item = &'a Generation>) -> String {

@@ -124,6 +124,7 @@ fn a_query_text_repeated_at_every_evaluation_is_kept_once() {
         building: false,
         warn_only: false,
         consecutive: 1,
+        valid_over_looks: false,
     }];
     let line = serde_json::to_string(&r).unwrap();
     let (records, unreadable) = parse(format!("{line}\n{line}\n"));

@@ -104,6 +104,7 @@ fn verdict(rule: &str, outcome: Outcome, evidence: Option<Evidence>) -> Verdict 
         building: false,
         warn_only: false,
         consecutive: 1,
+        valid_over_looks: false,
     }
 }
 
@@ -116,6 +117,7 @@ fn decision(action: Option<Action>, rule: Option<&str>, streaks: &[(&str, u32)])
             .iter()
             .map(|(k, v)| (k.to_string(), *v))
             .collect::<BTreeMap<_, _>>(),
+        open: Vec::new(),
     }
 }
 

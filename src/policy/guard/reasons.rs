@@ -28,6 +28,9 @@ pub enum EventReason {
     AnalysisPassed,
     /// An analysis of a new revision began.
     AnalysisStarted,
+    /// The bake time is over while a rule fails toward its action: the bake goes on until
+    /// that streak completes or breaks (at most the rule's `consecutive` more evaluations).
+    BakeExtended,
     /// A gate step overdue with rules that cannot judge: the rollout stays paused.
     GateInconclusive,
     /// A gate step reached: the controller paused the rollout to analyse it.
@@ -71,11 +74,12 @@ pub enum EventReason {
 
 impl EventReason {
     /// Every reason the controller gives.
-    pub const ALL: [EventReason; 22] = [
+    pub const ALL: [EventReason; 23] = [
         EventReason::AnalysisInconclusive,
         EventReason::AnalysisOverridden,
         EventReason::AnalysisPassed,
         EventReason::AnalysisStarted,
+        EventReason::BakeExtended,
         EventReason::GateInconclusive,
         EventReason::GatePaused,
         EventReason::GateResumed,
@@ -103,6 +107,7 @@ impl EventReason {
             EventReason::AnalysisOverridden => "AnalysisOverridden",
             EventReason::AnalysisPassed => "AnalysisPassed",
             EventReason::AnalysisStarted => "AnalysisStarted",
+            EventReason::BakeExtended => "BakeExtended",
             EventReason::GateInconclusive => "GateInconclusive",
             EventReason::GatePaused => "GatePaused",
             EventReason::GateResumed => "GateResumed",

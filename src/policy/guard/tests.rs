@@ -57,7 +57,8 @@ fn verdict(rule: &str, outcome: Outcome, action: Action) -> Verdict {
         error_kind: None,
         building: false,
         warn_only: r.as_ref().is_some_and(|r| r.action != action),
-        consecutive: r.map_or(1, |r| r.consecutive),
+        consecutive: r.as_ref().map_or(1, |r| r.consecutive),
+        valid_over_looks: r.is_some_and(|r| r.check.valid_over_looks()),
     }
 }
 
@@ -675,6 +676,97 @@ fn a_completed_rollout_bakes_then_passes() {
         wants_evaluation(&complete(), &p.memory, &s, at(done + 30)),
         None
     );
+}
+
+/// A rollout that completed at 30 s and passed every evaluation until its bake's last.
+fn baked_to_the_end(s: &Settings) -> (Memory, i64) {
+    let pass = verdicts(Outcome::Pass, None);
+    let p = step(&rolling(3), &Memory::default(), s, &pass, 0);
+    let mut memory = step(&complete(), &p.memory, s, &pass, 30).memory;
+    let done = 30 + s.bake.as_secs() as i64;
+    let mut t = 60;
+    while t < done {
+        memory = step(&complete(), &memory, s, &pass, t).memory;
+        t += 30;
+    }
+    (memory, done)
+}
+
+/// The step passed the analysis, saying which streak was still under way.
+fn passed_still_failing(p: &Plan, open: &str) {
+    assert_eq!(reasons(p), ["AnalysisPassed"]);
+    let message = &p.notes[0].message;
+    let tail = format!("still failing when the bake ended: {open}");
+    assert!(message.ends_with(&tail), "{message}");
+}
+
+#[test]
+fn a_bake_that_ends_on_a_streak_under_way_goes_on_until_the_streak_acts() {
+    let s = Settings::default();
+    let (memory, done) = baked_to_the_end(&s);
+    // php-error-rate rolls back after 2 failing evaluations; the first comes at the bake's end.
+    let fail = verdicts(Outcome::Pass, Some("php-error-rate"));
+    let p = step(&complete(), &memory, &s, &fail, done);
+    assert_eq!(reasons(&p), ["BakeExtended"]);
+    assert!(
+        p.notes[0].message.contains("php-error-rate (1/2)"),
+        "{}",
+        p.notes[0].message
+    );
+    assert!(matches!(stage(&p), Stage::Baking { .. }) && p.acts.is_empty());
+    let p = step(&complete(), &p.memory, &s, &fail, done + 30);
+    assert!(
+        matches!(&p.acts[..], [Act::Rollback { to_hash, .. }] if to_hash == "old11"),
+        "{:?}",
+        p.notes
+    );
+}
+
+#[test]
+fn a_bake_extension_is_bounded_and_its_pass_says_what_was_still_failing() {
+    let s = Settings::default();
+    let (memory, done) = baked_to_the_end(&s);
+    let fail = verdicts(Outcome::Pass, Some("php-error-rate"));
+    let mut held = verdicts(Outcome::Pass, None);
+    for v in held.iter_mut().filter(|v| v.rule == "php-error-rate") {
+        v.outcome = Outcome::Inconclusive; // Prometheus down: the streak holds
+    }
+    let p = step(&complete(), &memory, &s, &fail, done);
+    assert_eq!(reasons(&p), ["BakeExtended"]);
+    let p = step(&complete(), &p.memory, &s, &held, done + 30);
+    assert!(p.notes.is_empty(), "said once: {:?}", p.notes);
+    assert!(matches!(stage(&p), Stage::Baking { .. }));
+    // At most the rule's 2 evaluations after the bake's end: then it passes, and says so.
+    let p = step(&complete(), &p.memory, &s, &held, done + 60);
+    passed_still_failing(&p, "php-error-rate (1/2)");
+    assert!(matches!(stage(&p), Stage::Passed { .. }) && p.acts.is_empty());
+}
+
+#[test]
+fn a_bake_that_ends_on_a_streak_of_a_test_paying_for_every_look_passes_and_says_so() {
+    let s = Settings::default();
+    let (memory, done) = baked_to_the_end(&s);
+    let cpu = verdicts(Outcome::Pass, Some("cpu-per-request"));
+    let p = step(&complete(), &memory, &s, &cpu, done);
+    passed_still_failing(&p, "cpu-per-request (1/3)");
+}
+
+#[test]
+fn a_bake_that_ends_on_a_clean_pass_is_not_extended() {
+    let s = Settings::default();
+    let (memory, done) = baked_to_the_end(&s);
+    // A streak broken by a clean pass at the end is closed: nothing is under way.
+    let fail = verdicts(Outcome::Pass, Some("php-error-rate"));
+    let p = step(&complete(), &memory, &s, &fail, done - 30);
+    let p = step(
+        &complete(),
+        &p.memory,
+        &s,
+        &verdicts(Outcome::Pass, None),
+        done,
+    );
+    assert_eq!(reasons(&p), ["AnalysisPassed"]);
+    assert!(!p.notes[0].message.contains("still failing"));
 }
 
 #[test]

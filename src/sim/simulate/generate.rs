@@ -57,7 +57,9 @@ pub fn generate(scenario: &Scenario, noise: &Noise) -> History {
     let mut rng = StdRng::seed_from_u64(s.seed);
     let (old_rs, new_rs) = s.replicasets();
     let end = s.end();
-    let ticks_total = ((end - s.start) / SCRAPE).floor() as usize + 1;
+    let ticks_total = ((s.history_end() - s.start) / SCRAPE).floor() as usize + 1;
+    // The segments as without a tail, which stays within their 5 minutes past the bake's end
+    // (see `Scenario::tail`).
     let trace_len = ((end - s.start) / nab::TRACE_STEP).ceil() as usize + 2;
 
     // Shared load pattern from the request-count trace, shared CPU pattern from a CPU trace.
@@ -131,7 +133,7 @@ fn plans(
     (old_rs, new_rs): (&str, &str),
 ) -> Vec<Plan> {
     let timetable = s.timetable();
-    let end = s.end();
+    let end = s.history_end();
     let pod_factor = LogNormal::new(0.0, s.pod_level_sigma).expect("valid lognormal");
     let steady: Vec<Trace> = noise
         .cpu

@@ -120,6 +120,14 @@ pub struct Scenario {
     pub before: f64,
     /// Seconds of history after the last old pod is gone.
     pub bake: f64,
+    /// Seconds of history generated after the bake, for a judge that goes on looking while a
+    /// rule's streak is under way at the bake's end (the controller's bake extension): the
+    /// new pods, the fault and the noise carry on. The NAB segments are drawn as without it
+    /// (they reach 5 minutes past the bake's end, which a tail stays within), and the tail's
+    /// scrapes are drawn after all others, so a tail changes no other draw. Everything
+    /// measured "at the end of the bake" ends before it.
+    #[serde(default)]
+    pub tail: f64,
     /// The Deployment's replicas: the old pods before the rollout, the new ones after.
     pub replicas: usize,
     /// Seconds from a new pod's start to its readiness: the time between the rolling update's
@@ -186,6 +194,7 @@ impl Scenario {
             start: 1_795_168_800.0, // 2026-11-20T10:00:00Z
             before: 600.0,
             bake: 600.0,
+            tail: 0.0,
             replicas: 6,
             pod_interval: 60.0,
             max_surge: 1,
@@ -239,9 +248,14 @@ impl Scenario {
         self.timetable().rollout_end()
     }
 
-    /// Unix seconds where the history ends.
+    /// Unix seconds where the bake ends.
     pub fn end(&self) -> f64 {
         self.rollout_end() + self.bake
+    }
+
+    /// Unix seconds where the history ends: the bake's end and the [`Scenario::tail`].
+    pub fn history_end(&self) -> f64 {
+        self.end() + self.tail
     }
 
     /// The old and new ReplicaSet names (derived from the seed, like a pod-template-hash).

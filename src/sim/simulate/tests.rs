@@ -10,6 +10,34 @@ fn noise() -> Noise {
 }
 
 #[test]
+fn a_tail_after_the_bake_extends_the_new_pods_and_changes_no_earlier_sample() {
+    let noise = noise();
+    let s = Scenario::healthy("h", 11);
+    let tailed = Scenario {
+        tail: 120.0,
+        ..s.clone()
+    };
+    let (a, b) = (generate(&s, &noise), generate(&tailed, &noise));
+    for (p, q) in a.pods.iter().zip(&b.pods) {
+        assert_eq!((&p.name, p.start), (&q.name, q.start));
+        let n = p.requests.len();
+        assert_eq!(p.requests[..], q.requests[..n]);
+        assert_eq!(p.errors, q.errors[..n]);
+        assert_eq!(p.cpu_seconds[..], q.cpu_seconds[..n]);
+        if p.new {
+            assert!(
+                (q.end() - tailed.history_end()).abs() < SCRAPE,
+                "{}",
+                q.end()
+            );
+            assert_eq!(q.requests.len(), n + 8, "two minutes more of 15-s scrapes");
+        } else {
+            assert_eq!(q.requests.len(), n, "old pods are gone before the bake");
+        }
+    }
+}
+
+#[test]
 fn generation_is_deterministic_and_follows_the_rolling_update() {
     let noise = noise();
     let s = Scenario::healthy("h", 7);
