@@ -39,8 +39,10 @@ fn ts(t: f64) -> Timestamp {
 }
 
 /// rollout-guard: when it acted, and the rule that did. As the controller, it goes on past the
-/// bake's end while a streak is under way (`Decision::open_for`); the scenario's tail holds
-/// those evaluations.
+/// bake's end while a streak is under way, for at most `Decision::open_for` evaluations after
+/// its last look in the bake (the controller's first look at or past the bake's end: the
+/// bench's bake, here as before, ends at its last look at or before it, one look short of
+/// the controller's when the end falls between two); the scenario's tail holds them.
 pub async fn ours<S: MetricSource>(
     rules: &RuleSet,
     h: &History,
@@ -53,6 +55,8 @@ pub async fn ours<S: MetricSource>(
     // The bake's end as the evaluations meet it.
     let last = times(s).last().copied().unwrap_or(r0);
     let mut t = r0 + STEP;
+    // Evaluations the extension has left, once it began (`Planner::extend_bake`).
+    let mut extension: Option<u32> = None;
     loop {
         let eval = evaluate(rules, &h.target_at(t), ts(t), source).await;
         let d = streaks.update(&eval.verdicts);
@@ -66,10 +70,12 @@ pub async fn ours<S: MetricSource>(
             return (Some(t - r0), d.rule);
         }
         let next = t + STEP;
-        let baking = next <= last + 1e-6;
-        let extended = t + 1e-6 < last + STEP * f64::from(d.open_for());
-        if !(baking || extended) {
-            return (None, None);
+        if next > last + 1e-6 {
+            let left = extension.unwrap_or(d.open_for());
+            if d.open_for() == 0 || left == 0 {
+                return (None, None);
+            }
+            extension = Some(left - 1);
         }
         assert!(
             next <= s.history_end() + 1e-6,

@@ -116,6 +116,11 @@ impl Streaks {
             }
         }
         let streaks = self.0.clone();
+        // A warning takes nothing away from the streaks under way toward a pause or rollback.
+        let open = match best {
+            Some((Action::Pause | Action::Rollback, _, _)) => Vec::new(),
+            _ => self.open(verdicts),
+        };
         match best {
             Some((action, v, streak)) => Decision {
                 action: Some(action),
@@ -125,7 +130,7 @@ impl Streaks {
                     v.rule, v.reason
                 ),
                 streaks,
-                open: Vec::new(),
+                open,
             },
             None => {
                 let failing: Vec<String> = verdicts
@@ -150,7 +155,7 @@ impl Streaks {
                     rule: None,
                     reason,
                     streaks,
-                    open: self.open(verdicts),
+                    open,
                 }
             }
         }
@@ -281,6 +286,18 @@ mod tests {
         // A failure that could only warn opens nothing: it builds no streak toward an action.
         let d = s.update(&[v("cpu-saturation", Outcome::Fail, Action::Warn)]);
         assert!(d.open.is_empty());
+    }
+
+    #[test]
+    fn a_warning_leaves_the_streaks_under_way_open() {
+        let mut s = Streaks::default();
+        let rollback = v("php-error-rate", Outcome::Fail, Action::Rollback);
+        let mut warn = v("php-error-rate", Outcome::Fail, Action::Warn);
+        (warn.rule, warn.warn_only, warn.consecutive) = ("a-warning-rule".into(), false, 1);
+        let d = s.update(&[warn, rollback]);
+        assert_eq!(d.action, Some(Action::Warn));
+        assert_eq!(d.open[0].to_string(), "php-error-rate (1/2)");
+        assert_eq!(d.open_for(), 2);
     }
 
     #[test]

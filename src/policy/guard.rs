@@ -343,7 +343,7 @@ fn start_state(
         judged: BTreeSet::new(),
         unjudged: BTreeMap::new(),
         overdue_step: None,
-        bake_extended: false,
+        bake_extension: None,
     })
 }
 
@@ -609,11 +609,13 @@ impl Planner<'_> {
             return self.settings.interval;
         }
         self.warn_on_decision();
-        let end = after(since, self.settings.bake);
-        if self.now < end {
+        if self.now < after(since, self.settings.bake) {
             return self.settings.interval;
         }
-        if self.extend_bake(end, new.revision) {
+        // The bake time is over. Only an evaluation ends it: a wake-up between two (the
+        // controller's own annotation write, a watch event) waits for the next, which knows
+        // whether a streak is under way.
+        if self.decision.is_none() || self.extend_bake(new.revision) {
             return self.settings.interval;
         }
         self.end_without_action(new.revision);
@@ -621,22 +623,25 @@ impl Planner<'_> {
     }
 
     /// The bake time is over: whether it goes on because a rule fails toward its action and
-    /// has not reached it (an analysis must not pass on a streak under way), for at most the
-    /// largest such rule's `consecutive` evaluations after the bake's end, so that a streak
-    /// held by missing data cannot keep it going for ever. Says so once.
-    fn extend_bake(&mut self, end: Timestamp, revision: u64) -> bool {
+    /// has not reached it (an analysis must not pass on a streak under way), counted in
+    /// evaluations: at most the largest such rule's `consecutive` after the first evaluation
+    /// past the bake's end, so that a streak held by missing data cannot keep it going for
+    /// ever, and a late evaluation (a restart, a new leader) costs none of them. Says so once.
+    fn extend_bake(&mut self, revision: u64) -> bool {
         let Some(decision) = &self.decision else {
             return false;
         };
         let looks = decision.open_for();
         let open = list(decision.extending());
-        let until = after(end, self.settings.interval.saturating_mul(looks));
-        if looks == 0 || self.now >= until {
+        let state = self.state();
+        let first = state.bake_extension.is_none();
+        let left = state.bake_extension.unwrap_or(looks);
+        if looks == 0 || left == 0 {
             return false;
         }
-        if !self.state().bake_extended {
-            self.state().bake_extended = true;
-            self.write = true;
+        state.bake_extension = Some(left - 1);
+        self.write = true;
+        if first {
             self.note(
                 EventReason::BakeExtended,
                 format!(

@@ -115,10 +115,10 @@ pub struct RevisionState {
     /// The rules that have not yet, with the latest reason why (cut to a line).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub unjudged: BTreeMap<String, String>,
-    /// Whether the bake time ran out while a rule's streak was open and the bake went on
-    /// (`BakeExtended` is published once).
-    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
-    pub bake_extended: bool,
+    /// Once the bake time ran out while a rule's streak was under way: how many more
+    /// evaluations the bake may go on for (`BakeExtended` is published when it is set).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bake_extension: Option<u32>,
     /// The gate step whose bake time ran out without a pass, once said (`GateInconclusive`
     /// is published once per hold, not at every evaluation while it holds).
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -714,6 +714,11 @@ fn a_bake_that_ends_on_a_streak_under_way_goes_on_until_the_streak_acts() {
         p.notes[0].message
     );
     assert!(matches!(stage(&p), Stage::Baking { .. }) && p.acts.is_empty());
+    // The annotation write wakes the controller half a second later, between evaluations:
+    // that wake-up waits for the next evaluation, it does not end the bake.
+    let p = step(&complete(), &p.memory, &s, &fail, done + 1);
+    assert!(p.decision.is_none() && p.notes.is_empty(), "{:?}", p.notes);
+    assert!(matches!(stage(&p), Stage::Baking { .. }));
     let p = step(&complete(), &p.memory, &s, &fail, done + 30);
     assert!(
         matches!(&p.acts[..], [Act::Rollback { to_hash, .. }] if to_hash == "old11"),
@@ -731,13 +736,16 @@ fn a_bake_extension_is_bounded_and_its_pass_says_what_was_still_failing() {
     for v in held.iter_mut().filter(|v| v.rule == "php-error-rate") {
         v.outcome = Outcome::Inconclusive; // Prometheus down: the streak holds
     }
-    let p = step(&complete(), &memory, &s, &fail, done);
+    // The first evaluation past the bake's end comes late (a restart, a new leader): the
+    // extension counts evaluations, not time, so none of it is lost.
+    let late = done + 90;
+    let p = step(&complete(), &memory, &s, &fail, late);
     assert_eq!(reasons(&p), ["BakeExtended"]);
-    let p = step(&complete(), &p.memory, &s, &held, done + 30);
+    let p = step(&complete(), &p.memory, &s, &held, late + 30);
     assert!(p.notes.is_empty(), "said once: {:?}", p.notes);
     assert!(matches!(stage(&p), Stage::Baking { .. }));
-    // At most the rule's 2 evaluations after the bake's end: then it passes, and says so.
-    let p = step(&complete(), &p.memory, &s, &held, done + 60);
+    // At most the rule's 2 evaluations after that: then it passes, and says so.
+    let p = step(&complete(), &p.memory, &s, &held, late + 60);
     passed_still_failing(&p, "php-error-rate (1/2)");
     assert!(matches!(stage(&p), Stage::Passed { .. }) && p.acts.is_empty());
 }

@@ -62,7 +62,7 @@ fn memory(hash: &str, revision: u64, stage: Stage) -> Memory {
             judged: Default::default(),
             unjudged: Default::default(),
             overdue_step: None,
-            bake_extended: false,
+            bake_extension: None,
         }),
         history: Vec::new(),
         known_bad: Vec::new(),
