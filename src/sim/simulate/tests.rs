@@ -12,18 +12,29 @@ fn noise() -> Noise {
 #[test]
 fn a_tail_after_the_bake_extends_the_new_pods_and_changes_no_earlier_sample() {
     let noise = noise();
-    let s = Scenario::healthy("h", 11);
+    // A bad release with class errors, a warm-up, offset scrapes: every kind of draw.
+    let s = Scenario {
+        scrape_offsets: true,
+        fault: Fault::ClassErrors { fraction: 0.01 },
+        warmup: Some(Warmup {
+            seconds: 60.0,
+            cpu_multiplier: 2.0,
+        }),
+        ..Scenario::healthy("h", 11)
+    };
     let tailed = Scenario {
         tail: 120.0,
         ..s.clone()
     };
     let (a, b) = (generate(&s, &noise), generate(&tailed, &noise));
+    assert_eq!(a.first_fault_error, b.first_fault_error);
     for (p, q) in a.pods.iter().zip(&b.pods) {
         assert_eq!((&p.name, p.start), (&q.name, q.start));
         let n = p.requests.len();
         assert_eq!(p.requests[..], q.requests[..n]);
         assert_eq!(p.errors, q.errors[..n]);
         assert_eq!(p.cpu_seconds[..], q.cpu_seconds[..n]);
+        assert_eq!(p.cfs_throttled[..], q.cfs_throttled[..n]);
         if p.new {
             assert!(
                 (q.end() - tailed.history_end()).abs() < SCRAPE,
