@@ -83,8 +83,10 @@ async fn class_loading_errors_in_the_new_replicaset_roll_back_within_minutes() {
     let decided = report.decided_at.expect("a decision time");
     assert_eq!(Some(decided), report.timeline.last().map(|s| s.at), "{why}");
     let after = decided.duration_since(spec.from);
+    // Possibly at the first look: a new pod's first sample holds what it counted since it
+    // started serving, and the rule counts a counter from zero where it had no series before.
     assert!(
-        after > SignedDuration::ZERO && after <= SignedDuration::from_mins(5),
+        after >= SignedDuration::ZERO && after <= SignedDuration::from_mins(5),
         "decided {after} after the first new pod, expected within 5 minutes:\n{why}"
     );
     let last = report.timeline.last().unwrap();

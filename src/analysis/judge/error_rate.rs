@@ -509,7 +509,9 @@ fn incident(
     whole: Option<f64>,
     dispersion: f64,
 ) -> Option<Incident> {
-    let span = time::span(rule.incident_span.as_std());
+    // An incident of `incident_span` that does not begin on an interval's edge touches one
+    // interval more than the span holds.
+    let span = time::span(rule.incident_span.as_std()) + time::span(rule.interval.as_std());
     let excess = |(e, r): &(f64, f64)| e - r * later.rate;
     let stretch = |i: usize| {
         let start = later.times[i];

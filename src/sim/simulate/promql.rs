@@ -103,6 +103,25 @@ pub(super) fn extrapolated(s: Samples<'_>, at: f64, range: f64, per_second: bool
     })
 }
 
+/// How far back an instant selector looks for a series' latest sample (Prometheus'
+/// `--query.lookback-delta`, 5 minutes by default).
+const LOOKBACK: f64 = 300.0;
+
+/// The series as an instant selector reads it at `at`: its latest sample at or before `at`, if
+/// that is within the lookback (a sample exactly [`LOOKBACK`] old still counts, as in
+/// Prometheus 2.x); `None` before the series began or once its last sample is older. (A live
+/// Prometheus also ends a series at the scrape after its target went away, with a staleness
+/// marker; a history written in blocks, as the integration tests write it, has none.)
+pub(super) fn instant(s: Samples<'_>, at: f64) -> Option<f64> {
+    let at_ms = ms(at);
+    let i = (at_ms - ms(s.t0)).div_euclid(Samples::scrape_ms());
+    if i < 0 || s.values.is_empty() {
+        return None;
+    }
+    let i = (i as usize).min(s.values.len() - 1);
+    (s.time_ms(i) >= at_ms - ms(LOOKBACK)).then(|| s.values[i])
+}
+
 /// The true increase of the counter over `(at − range, at]`: 0 before the series began, its
 /// last value after it ended; `None` if the series has no sample inside the range (it ended
 /// before, or begins after). Not what Prometheus answers: the reference the extrapolation is
@@ -193,6 +212,22 @@ mod tests {
     fn a_reset_adds_the_value_before_it() {
         let v = [5.0, 8.0, 2.0, 4.0, 6.0];
         assert_eq!(at(&v, 0.0, 60.0, 60.0), Some(6.0 - 5.0 + 8.0));
+    }
+
+    #[test]
+    fn an_instant_selector_reads_the_latest_sample_within_the_lookback() {
+        let s = Samples {
+            t0: 100.0,
+            values: &[1.0, 2.0, 4.0],
+        };
+        let read = |t: f64| instant(s, t);
+        assert_eq!(read(99.0), None, "before the series began");
+        assert_eq!(
+            (read(100.0), read(114.9), read(115.0)),
+            (Some(1.0), Some(1.0), Some(2.0))
+        );
+        // The last sample, at 130 s, is read for five minutes, the edge included.
+        assert_eq!((read(430.0), read(430.001)), (Some(4.0), None));
     }
 
     #[test]

@@ -4,8 +4,11 @@
 //! It recognises each default query by the metrics it names, selects pods with the query's own
 //! `pod=~"..."` regex (and error types with its `type=~"..."`), and computes what Prometheus
 //! would: `increase()` and `rate()` per series with Prometheus' extrapolation
-//! ([`super::promql`]), error counters existing from their pod's first error of that type, each
-//! `type` series on its own, then summed. `tests/prometheus_sim.rs` checks the answers against
+//! ([`super::promql`]), or, for a query with an `offset`, a pod's counters against themselves
+//! that long before (`sum by (pod) (x) - (sum by (pod) (x offset d) or sum by (pod) (x) * 0)`,
+//! the default error-rate rules' counts, read with Prometheus' 5-minute lookback); error
+//! counters existing from their pod's first error of that type, each `type` series on its own,
+//! then summed. `tests/prometheus_sim.rs` checks the answers against
 //! a real Prometheus serving the same history. It does not match labels: a ratio whose two
 //! sides Prometheus could not match (no `sum by (pod)`) is answered all the same.
 //! [`SimSource::exact`] answers `increase()` with the true counts instead, to measure what
@@ -171,6 +174,25 @@ fn range_of(query: &str) -> Result<f64, SourceError> {
     Ok(d.as_secs_f64())
 }
 
+/// The duration of the query's first `offset`, if it has one: a count as the difference of a
+/// counter and itself that long before (see [`SimSource::delta_at`]).
+fn offset_of(query: &str) -> Result<Option<f64>, SourceError> {
+    let Some(at) = query.find(" offset ") else {
+        return Ok(None);
+    };
+    let rest = &query[at + " offset ".len()..];
+    let end = rest
+        .find(|c: char| !c.is_ascii_alphanumeric())
+        .unwrap_or(rest.len());
+    let d: PromDuration =
+        rest[..end]
+            .parse()
+            .map_err(|e: crate::analysis::duration::DurationError| {
+                SourceError::BadQuery(e.to_string())
+            })?;
+    Ok(Some(d.as_secs_f64()))
+}
+
 /// One stored series of a pod: its first sample's time and its values.
 struct Stored<'h> {
     t0: f64,
@@ -232,6 +254,20 @@ impl SimSource<'_> {
             .fold(None, |acc, v| Some(acc.unwrap_or(0.0) + v))
     }
 
+    /// `sum(x) - (sum(x offset range) or sum(x) * 0)` over one pod's series at `t`: the
+    /// counters' growth since `t − range`, the whole of any series born since (a counter
+    /// created at its first error counts that error); `None` when no series has a value at
+    /// `t`. No extrapolation, in either mode.
+    fn delta_at<'s>(series: &[&'s Stored<'s>], t: f64, range: f64) -> Option<f64> {
+        let sum = |at: f64| {
+            series
+                .iter()
+                .filter_map(|s| promql::instant(s.samples(), at))
+                .fold(None, |acc, v| Some(acc.unwrap_or(0.0) + v))
+        };
+        Some(sum(t)? - sum(t - range).unwrap_or(0.0))
+    }
+
     /// `rate(series[range])` of one of a pod's counters at `t`, as Prometheus computes it in
     /// either mode (the exact mode is about counts).
     fn rate(&self, pod: &PodHistory, values: &[f64], t: f64, range: f64) -> Option<f64> {
@@ -265,13 +301,23 @@ impl SimSource<'_> {
         by_pod: bool,
     ) -> Result<Vec<Series>, SourceError> {
         let pods = selected(self.history, query)?;
-        let range = range_of(query)?;
+        let offset = offset_of(query)?;
+        if offset.is_some() && !by_pod {
+            return Err(bad("an offset difference without by (pod)", query));
+        }
+        let range = match offset {
+            Some(o) => o,
+            None => range_of(query)?,
+        };
         let per_pod = count_series(kind, &pods, query)?;
         let points = |series: &[&Stored]| -> Vec<(f64, f64)> {
             grid.iter()
                 .filter_map(|&t| {
-                    self.sum_at(series.iter().copied(), t, range)
-                        .map(|v| (t, v))
+                    let v = match offset {
+                        Some(_) => Self::delta_at(series, t, range),
+                        None => self.sum_at(series.iter().copied(), t, range),
+                    };
+                    v.map(|v| (t, v))
                 })
                 .collect()
         };
