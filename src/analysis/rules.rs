@@ -195,7 +195,8 @@ pub struct ErrorRate {
     pub history: bool,
     /// The longest shared incident (a database outage during the bake) that the comparison
     /// with history must not blame on the release: evidence that hangs on one stretch of this
-    /// length after the old pods left does not fail the rule.
+    /// length after the old pods left does not fail the rule (the stretch takes one interval
+    /// more, as an incident need not begin on an interval's edge).
     #[serde(default = "defaults::incident_span")]
     pub incident_span: PromDuration,
     /// After the old pods left, each interval is set against its own stretch of the old

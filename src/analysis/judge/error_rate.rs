@@ -94,8 +94,9 @@ struct Side {
     skipped: BTreeSet<Millis>,
 }
 
-/// The errors of the interval ending at `t`, at most its `requests`: `increase()` extrapolates
-/// both counters separately, and errors never exceed requests.
+/// The errors of the interval ending at `t`, at most its `requests`: errors never exceed
+/// requests, but `increase()` extrapolates the two counters separately, and counts from
+/// different scrape targets can go stale apart.
 fn capped(errors: &BTreeMap<Millis, f64>, t: &Millis, requests: f64) -> f64 {
     errors.get(t).copied().unwrap_or(0.0).min(requests)
 }

@@ -103,23 +103,13 @@ pub(super) fn extrapolated(s: Samples<'_>, at: f64, range: f64, per_second: bool
     })
 }
 
-/// How far back an instant selector looks for a series' latest sample (Prometheus'
-/// `--query.lookback-delta`, 5 minutes by default).
-const LOOKBACK: f64 = 300.0;
-
-/// The series as an instant selector reads it at `at`: its latest sample at or before `at`, if
-/// that is within the lookback (a sample exactly [`LOOKBACK`] old still counts, as in
-/// Prometheus 2.x); `None` before the series began or once its last sample is older. (A live
-/// Prometheus also ends a series at the scrape after its target went away, with a staleness
-/// marker; a history written in blocks, as the integration tests write it, has none.)
-pub(super) fn instant(s: Samples<'_>, at: f64) -> Option<f64> {
-    let at_ms = ms(at);
-    let i = (at_ms - ms(s.t0)).div_euclid(Samples::scrape_ms());
-    if i < 0 || s.values.is_empty() {
-        return None;
-    }
-    let i = (i as usize).min(s.values.len() - 1);
-    (s.time_ms(i) >= at_ms - ms(LOOKBACK)).then(|| s.values[i])
+/// `last_over_time(series[range])` at `at`: the latest sample inside `[at − range, at]` (both
+/// ends included, as Prometheus 2.x selects a range), `None` if there is none. A range skips
+/// the staleness markers a live Prometheus writes when a scrape fails or a target goes away,
+/// so a failed scrape does not hide the sample before it.
+pub(super) fn last_over_time(s: Samples<'_>, at: f64, range: f64) -> Option<f64> {
+    let (_, hi) = s.inside(ms(at) - ms(range), ms(at))?;
+    Some(s.values[hi])
 }
 
 /// The true increase of the counter over `(at − range, at]`: 0 before the series began, its
@@ -215,19 +205,21 @@ mod tests {
     }
 
     #[test]
-    fn an_instant_selector_reads_the_latest_sample_within_the_lookback() {
+    fn last_over_time_reads_the_latest_sample_inside_the_range() {
         let s = Samples {
             t0: 100.0,
             values: &[1.0, 2.0, 4.0],
         };
-        let read = |t: f64| instant(s, t);
-        assert_eq!(read(99.0), None, "before the series began");
+        let read = |t: f64, range: f64| last_over_time(s, t, range);
+        assert_eq!(read(99.0, 60.0), None, "before the series began");
         assert_eq!(
-            (read(100.0), read(114.9), read(115.0)),
-            (Some(1.0), Some(1.0), Some(2.0))
+            (read(100.0, 60.0), read(114.9, 60.0)),
+            (Some(1.0), Some(1.0))
         );
-        // The last sample, at 130 s, is read for five minutes, the edge included.
-        assert_eq!((read(430.0), read(430.001)), (Some(4.0), None));
+        assert_eq!(read(115.0, 60.0), Some(2.0));
+        // The last sample, at 130 s, is in ranges that reach back to it, the edge included.
+        assert_eq!((read(190.0, 60.0), read(190.001, 60.0)), (Some(4.0), None));
+        assert_eq!(read(430.0, 300.0), Some(4.0));
     }
 
     #[test]

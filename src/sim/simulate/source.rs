@@ -4,9 +4,10 @@
 //! It recognises each default query by the metrics it names, selects pods with the query's own
 //! `pod=~"..."` regex (and error types with its `type=~"..."`), and computes what Prometheus
 //! would: `increase()` and `rate()` per series with Prometheus' extrapolation
-//! ([`super::promql`]), or, for a query with an `offset`, a pod's counters against themselves
-//! that long before (`sum by (pod) (x) - (sum by (pod) (x offset d) or sum by (pod) (x) * 0)`,
-//! the default error-rate rules' counts, read with Prometheus' 5-minute lookback); error
+//! ([`super::promql`]), or, for a query with an `offset`, a pod's counters against their
+//! latest samples that long before (`sum by (pod) (last_over_time(x[i])) - (sum by (pod)
+//! (last_over_time(x[5m] offset i)) or sum by (pod) (last_over_time(x[i])) * 0)`, the
+//! default error-rate rules' counts); error
 //! counters existing from their pod's first error of that type, each `type` series on its own,
 //! then summed. `tests/prometheus_sim.rs` checks the answers against
 //! a real Prometheus serving the same history. It does not match labels: a ratio whose two
@@ -168,29 +169,49 @@ fn range_of(query: &str) -> Result<f64, SourceError> {
     let close = query[open..]
         .find(']')
         .ok_or_else(|| bad("unclosed range", query))?;
-    let d: PromDuration = query[open + 1..open + close].parse().map_err(
-        |e: crate::analysis::duration::DurationError| SourceError::BadQuery(e.to_string()),
-    )?;
-    Ok(d.as_secs_f64())
+    duration(&query[open + 1..open + close])
 }
 
-/// The duration of the query's first `offset`, if it has one: a count as the difference of a
-/// counter and itself that long before (see [`SimSource::delta_at`]).
-fn offset_of(query: &str) -> Result<Option<f64>, SourceError> {
+/// A count as the difference of a pod's counters and themselves an interval before (the
+/// default error-rate rules', see [`SimSource::difference_at`]): the `offset` (the interval),
+/// and the ranges of the two `last_over_time`, now and before.
+#[derive(Clone, Copy, Debug)]
+struct Difference {
+    offset: f64,
+    now: f64,
+    before: f64,
+}
+
+/// The query's [`Difference`], if it is one: `last_over_time(x[now])` less
+/// `last_over_time(x[before] offset d)`.
+fn difference_of(query: &str) -> Result<Option<Difference>, SourceError> {
     let Some(at) = query.find(" offset ") else {
         return Ok(None);
     };
+    if !query.contains("last_over_time(") {
+        return Err(bad("an offset outside last_over_time", query));
+    }
     let rest = &query[at + " offset ".len()..];
     let end = rest
         .find(|c: char| !c.is_ascii_alphanumeric())
         .unwrap_or(rest.len());
-    let d: PromDuration =
-        rest[..end]
-            .parse()
-            .map_err(|e: crate::analysis::duration::DurationError| {
-                SourceError::BadQuery(e.to_string())
-            })?;
-    Ok(Some(d.as_secs_f64()))
+    let offset = duration(&rest[..end])?;
+    let now = range_of(query)?;
+    let before = range_of(&query[query.find("}[").map_or(0, |i| i + 2)..])?;
+    Ok(Some(Difference {
+        offset,
+        now,
+        before,
+    }))
+}
+
+fn duration(text: &str) -> Result<f64, SourceError> {
+    let d: PromDuration = text
+        .parse()
+        .map_err(|e: crate::analysis::duration::DurationError| {
+            SourceError::BadQuery(e.to_string())
+        })?;
+    Ok(d.as_secs_f64())
 }
 
 /// One stored series of a pod: its first sample's time and its values.
@@ -254,18 +275,19 @@ impl SimSource<'_> {
             .fold(None, |acc, v| Some(acc.unwrap_or(0.0) + v))
     }
 
-    /// `sum(x) - (sum(x offset range) or sum(x) * 0)` over one pod's series at `t`: the
-    /// counters' growth since `t − range`, the whole of any series born since (a counter
-    /// created at its first error counts that error); `None` when no series has a value at
-    /// `t`. No extrapolation, in either mode.
-    fn delta_at<'s>(series: &[&'s Stored<'s>], t: f64, range: f64) -> Option<f64> {
-        let sum = |at: f64| {
+    /// `sum(last_over_time(x[now])) - (sum(last_over_time(x[before] offset d)) or
+    /// sum(last_over_time(x[now])) * 0)` over one pod's series at `t`: the counters' growth
+    /// since their latest samples an interval before, the whole of any series with none then
+    /// (a counter created at its first error counts that error); `None` when no series has a
+    /// sample in the range now. No extrapolation, in either mode.
+    fn difference_at<'s>(series: &[&'s Stored<'s>], t: f64, d: Difference) -> Option<f64> {
+        let sum = |at: f64, range: f64| {
             series
                 .iter()
-                .filter_map(|s| promql::instant(s.samples(), at))
+                .filter_map(|s| promql::last_over_time(s.samples(), at, range))
                 .fold(None, |acc, v| Some(acc.unwrap_or(0.0) + v))
         };
-        Some(sum(t)? - sum(t - range).unwrap_or(0.0))
+        Some(sum(t, d.now)? - sum(t - d.offset, d.before).unwrap_or(0.0))
     }
 
     /// `rate(series[range])` of one of a pod's counters at `t`, as Prometheus computes it in
@@ -301,20 +323,20 @@ impl SimSource<'_> {
         by_pod: bool,
     ) -> Result<Vec<Series>, SourceError> {
         let pods = selected(self.history, query)?;
-        let offset = offset_of(query)?;
-        if offset.is_some() && !by_pod {
-            return Err(bad("an offset difference without by (pod)", query));
+        let difference = difference_of(query)?;
+        if difference.is_some() && !by_pod {
+            return Err(bad("a counter difference without by (pod)", query));
         }
-        let range = match offset {
-            Some(o) => o,
+        let range = match difference {
+            Some(d) => d.offset,
             None => range_of(query)?,
         };
         let per_pod = count_series(kind, &pods, query)?;
         let points = |series: &[&Stored]| -> Vec<(f64, f64)> {
             grid.iter()
                 .filter_map(|&t| {
-                    let v = match offset {
-                        Some(_) => Self::delta_at(series, t, range),
+                    let v = match difference {
+                        Some(d) => Self::difference_at(series, t, d),
                         None => self.sum_at(series.iter().copied(), t, range),
                     };
                     v.map(|v| (t, v))
