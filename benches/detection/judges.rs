@@ -71,11 +71,10 @@ pub async fn ours<S: MetricSource>(
         }
         let next = t + STEP;
         if next > last + 1e-6 {
-            let left = extension.unwrap_or(d.open_for());
-            if d.open_for() == 0 || left == 0 {
+            let Some(left) = d.extension_after(extension) else {
                 return (None, None);
-            }
-            extension = Some(left - 1);
+            };
+            extension = Some(left);
         }
         assert!(
             next <= s.history_end() + 1e-6,

@@ -85,6 +85,18 @@ impl Decision {
     pub fn extending(&self) -> impl Iterator<Item = &OpenStreak> {
         self.open.iter().filter(|o| o.valid_over_looks)
     }
+
+    /// At an evaluation once an analysis' time is up: the evaluations its extension has left
+    /// after this one, or `None` when it ends here. `left` is what it had before this one
+    /// (`None` at the first evaluation past the end, when it may begin with
+    /// [`Decision::open_for`]). Counted in evaluations, not time, so that a late evaluation (a
+    /// restart, a new leader) costs none, and bounded, so that a streak held by missing data
+    /// cannot keep an analysis going for ever.
+    pub fn extension_after(&self, left: Option<u32>) -> Option<u32> {
+        let looks = self.open_for();
+        let left = left.unwrap_or(looks);
+        (looks > 0 && left > 0).then(|| left - 1)
+    }
 }
 
 impl Streaks {

@@ -615,7 +615,10 @@ impl Planner<'_> {
         // The bake time is over. Only an evaluation ends it: a wake-up between two (the
         // controller's own annotation write, a watch event) waits for the next, which knows
         // whether a streak is under way.
-        if self.decision.is_none() || self.extend_bake(new.revision) {
+        let Some(decision) = self.decision.clone() else {
+            return self.settings.interval;
+        };
+        if self.extend_bake(&decision, new.revision) {
             return self.settings.interval;
         }
         self.end_without_action(new.revision);
@@ -623,29 +626,23 @@ impl Planner<'_> {
     }
 
     /// The bake time is over: whether it goes on because a rule fails toward its action and
-    /// has not reached it (an analysis must not pass on a streak under way), counted in
-    /// evaluations: at most the largest such rule's `consecutive` after the first evaluation
-    /// past the bake's end, so that a streak held by missing data cannot keep it going for
-    /// ever, and a late evaluation (a restart, a new leader) costs none of them. Says so once.
-    fn extend_bake(&mut self, revision: u64) -> bool {
-        let Some(decision) = &self.decision else {
-            return false;
-        };
-        let looks = decision.open_for();
-        let open = list(decision.extending());
+    /// has not reached it (an analysis must not pass on a streak under way; see
+    /// [`Decision::extension_after`]). Says so once.
+    fn extend_bake(&mut self, decision: &Decision, revision: u64) -> bool {
         let state = self.state();
         let first = state.bake_extension.is_none();
-        let left = state.bake_extension.unwrap_or(looks);
-        if looks == 0 || left == 0 {
+        let Some(left) = decision.extension_after(state.bake_extension) else {
             return false;
-        }
-        state.bake_extension = Some(left - 1);
+        };
+        state.bake_extension = Some(left);
         self.write = true;
         if first {
             self.note(
                 EventReason::BakeExtended,
                 format!(
-                    "revision {revision}: the bake time is over while {open} fails toward its action; checking up to {looks} more evaluation(s) before passing it"
+                    "revision {revision}: the bake time is over while {} fails toward its action; checking up to {} more evaluation(s) before passing it",
+                    list(decision.extending()),
+                    decision.open_for()
                 ),
                 false,
             );

@@ -678,8 +678,11 @@ fn a_completed_rollout_bakes_then_passes() {
     );
 }
 
-/// A rollout that completed at 30 s and passed every evaluation until its bake's last.
-fn baked_to_the_end(s: &Settings) -> (Memory, i64) {
+/// A rollout, with the default settings, that completed at 30 s and passed every evaluation
+/// until its bake's last.
+fn baked_to_the_end() -> (Settings, Memory, i64) {
+    let settings = Settings::default();
+    let s = &settings;
     let pass = verdicts(Outcome::Pass, None);
     let p = step(&rolling(3), &Memory::default(), s, &pass, 0);
     let mut memory = step(&complete(), &p.memory, s, &pass, 30).memory;
@@ -689,7 +692,12 @@ fn baked_to_the_end(s: &Settings) -> (Memory, i64) {
         memory = step(&complete(), &memory, s, &pass, t).memory;
         t += 30;
     }
-    (memory, done)
+    (settings, memory, done)
+}
+
+/// Every default rule passing but php-error-rate (a sequential test), which fails.
+fn php_failing() -> Vec<Verdict> {
+    verdicts(Outcome::Pass, Some("php-error-rate"))
 }
 
 /// The step passed the analysis, saying which streak was still under way.
@@ -702,10 +710,9 @@ fn passed_still_failing(p: &Plan, open: &str) {
 
 #[test]
 fn a_bake_that_ends_on_a_streak_under_way_goes_on_until_the_streak_acts() {
-    let s = Settings::default();
-    let (memory, done) = baked_to_the_end(&s);
+    let (s, memory, done) = baked_to_the_end();
     // php-error-rate rolls back after 2 failing evaluations; the first comes at the bake's end.
-    let fail = verdicts(Outcome::Pass, Some("php-error-rate"));
+    let fail = php_failing();
     let p = step(&complete(), &memory, &s, &fail, done);
     assert_eq!(reasons(&p), ["BakeExtended"]);
     assert!(
@@ -729,9 +736,8 @@ fn a_bake_that_ends_on_a_streak_under_way_goes_on_until_the_streak_acts() {
 
 #[test]
 fn a_bake_extension_is_bounded_and_its_pass_says_what_was_still_failing() {
-    let s = Settings::default();
-    let (memory, done) = baked_to_the_end(&s);
-    let fail = verdicts(Outcome::Pass, Some("php-error-rate"));
+    let (s, memory, done) = baked_to_the_end();
+    let fail = php_failing();
     let mut held = verdicts(Outcome::Pass, None);
     for v in held.iter_mut().filter(|v| v.rule == "php-error-rate") {
         v.outcome = Outcome::Inconclusive; // Prometheus down: the streak holds
@@ -752,8 +758,7 @@ fn a_bake_extension_is_bounded_and_its_pass_says_what_was_still_failing() {
 
 #[test]
 fn a_bake_that_ends_on_a_streak_of_a_test_paying_for_every_look_passes_and_says_so() {
-    let s = Settings::default();
-    let (memory, done) = baked_to_the_end(&s);
+    let (s, memory, done) = baked_to_the_end();
     let cpu = verdicts(Outcome::Pass, Some("cpu-per-request"));
     let p = step(&complete(), &memory, &s, &cpu, done);
     passed_still_failing(&p, "cpu-per-request (1/3)");
@@ -761,10 +766,9 @@ fn a_bake_that_ends_on_a_streak_of_a_test_paying_for_every_look_passes_and_says_
 
 #[test]
 fn a_bake_that_ends_on_a_clean_pass_is_not_extended() {
-    let s = Settings::default();
-    let (memory, done) = baked_to_the_end(&s);
+    let (s, memory, done) = baked_to_the_end();
     // A streak broken by a clean pass at the end is closed: nothing is under way.
-    let fail = verdicts(Outcome::Pass, Some("php-error-rate"));
+    let fail = php_failing();
     let p = step(&complete(), &memory, &s, &fail, done - 30);
     let p = step(
         &complete(),

@@ -6,10 +6,9 @@
 //! would: `increase()` and `rate()` per series with Prometheus' extrapolation
 //! ([`super::promql`]), or, for a query with an `offset`, a pod's counters against their
 //! latest samples that long before (`sum by (pod) (last_over_time(x[i])) - (sum by (pod)
-//! (last_over_time(x[5m] offset i)) or sum by (pod) (last_over_time(x[i])) * 0)`, the
-//! default error-rate rules' counts); error
-//! counters existing from their pod's first error of that type, each `type` series on its own,
-//! then summed. `tests/prometheus_sim.rs` checks the answers against
+//! (last_over_time(x[5m] offset i)) or sum by (pod) (last_over_time(x[i])) * 0)`, the default
+//! error-rate rules' counts); error counters existing from their pod's first error of that
+//! type, each `type` series on its own, then summed. `tests/prometheus_sim.rs` checks the answers against
 //! a real Prometheus serving the same history. It does not match labels: a ratio whose two
 //! sides Prometheus could not match (no `sum by (pod)`) is answered all the same.
 //! [`SimSource::exact`] answers `increase()` with the true counts instead, to measure what
@@ -182,6 +181,13 @@ struct Difference {
     before: f64,
 }
 
+/// How a count query counts: `increase()` over a range (seconds), or a [`Difference`].
+#[derive(Clone, Copy, Debug)]
+enum Counting {
+    Increase(f64),
+    Difference(Difference),
+}
+
 /// The query's [`Difference`], if it is one: `last_over_time(x[now])` less
 /// `last_over_time(x[before] offset d)`.
 fn difference_of(query: &str) -> Result<Option<Difference>, SourceError> {
@@ -196,8 +202,10 @@ fn difference_of(query: &str) -> Result<Option<Difference>, SourceError> {
         .find(|c: char| !c.is_ascii_alphanumeric())
         .unwrap_or(rest.len());
     let offset = duration(&rest[..end])?;
+    // The first range is the current value's, the next the one before's.
     let now = range_of(query)?;
-    let before = range_of(&query[query.find("}[").map_or(0, |i| i + 2)..])?;
+    let after_first = query.find("}[").map_or(0, |i| i + 2);
+    let before = range_of(&query[after_first..])?;
     Ok(Some(Difference {
         offset,
         now,
@@ -323,21 +331,18 @@ impl SimSource<'_> {
         by_pod: bool,
     ) -> Result<Vec<Series>, SourceError> {
         let pods = selected(self.history, query)?;
-        let difference = difference_of(query)?;
-        if difference.is_some() && !by_pod {
-            return Err(bad("a counter difference without by (pod)", query));
-        }
-        let range = match difference {
-            Some(d) => d.offset,
-            None => range_of(query)?,
+        let counting = match difference_of(query)? {
+            Some(_) if !by_pod => return Err(bad("a counter difference without by (pod)", query)),
+            Some(d) => Counting::Difference(d),
+            None => Counting::Increase(range_of(query)?),
         };
         let per_pod = count_series(kind, &pods, query)?;
         let points = |series: &[&Stored]| -> Vec<(f64, f64)> {
             grid.iter()
                 .filter_map(|&t| {
-                    let v = match difference {
-                        Some(d) => Self::difference_at(series, t, d),
-                        None => self.sum_at(series.iter().copied(), t, range),
+                    let v = match counting {
+                        Counting::Difference(d) => Self::difference_at(series, t, d),
+                        Counting::Increase(range) => self.sum_at(series.iter().copied(), t, range),
                     };
                     v.map(|v| (t, v))
                 })
