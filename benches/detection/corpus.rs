@@ -57,8 +57,9 @@ fn base(rng: &mut StdRng, name: String, seed: u64, traffic: (f64, f64)) -> Scena
     s.before = 3600.0;
     s.scrape_offsets = true;
     // Room for the controller's bake extension: a streak under way at the bake's end goes on
-    // for up to its rule's `consecutive` evaluations (3 of 30 s in the defaults).
-    s.tail = 120.0;
+    // for up to its rule's `consecutive` evaluations (2 of 30 s in the defaults), a pass not
+    // settled for up to `incident_span` (5 minutes in the defaults).
+    s.tail = 300.0;
     s
 }
 

@@ -6,6 +6,7 @@
 //! it acted, in seconds after the first new pod.
 
 use std::collections::BTreeMap;
+use std::time::Duration;
 
 use jiff::Timestamp;
 use rollout_guard::analysis::decision::Streaks;
@@ -71,7 +72,7 @@ pub async fn ours<S: MetricSource>(
         }
         let next = t + STEP;
         if next > last + 1e-6 {
-            let Some(left) = d.extension_after(extension) else {
+            let Some(left) = d.extension_after(extension, Duration::from_secs_f64(STEP)) else {
                 return (None, None);
             };
             extension = Some(left);

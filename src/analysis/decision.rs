@@ -7,9 +7,12 @@
 //! a row; a clean pass resets its count; a pass on evidence still building (significant but
 //! held back by the rule's other conditions, or nearly significant) and an inconclusive
 //! evaluation (Prometheus down, too little data) neither add nor reset, so neither an outage
-//! nor one new pod's thin evidence can wipe out evidence already seen. Pure state, no I/O.
+//! nor one new pod's thin evidence can wipe out evidence already seen. Also what an analysis
+//! whose time is up still waits for: streaks under way and passes not settled yet. Pure state,
+//! no I/O.
 
 use std::collections::BTreeMap;
+use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
@@ -47,6 +50,25 @@ pub struct Decision {
     /// [`Decision::open_for`]).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub open: Vec<OpenStreak>,
+    /// The rules toward a pause or rollback whose pass the evidence cannot settle yet (see
+    /// [`Verdict::settles_in`]), when none acted: an analysis should not end on them either.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub unsettled: Vec<Unsettled>,
+}
+
+/// A rule whose pass the evidence cannot settle yet, and how long until it can.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Unsettled {
+    /// The rule.
+    pub rule: String,
+    /// Seconds until the evidence can settle it.
+    pub seconds: u64,
+}
+
+impl std::fmt::Display for Unsettled {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} (unsettled for {} s more)", self.rule, self.seconds)
+    }
 }
 
 /// A rule failing toward its action, not there yet.
@@ -71,14 +93,25 @@ impl std::fmt::Display for OpenStreak {
 }
 
 impl Decision {
-    /// How many more evaluations an analysis whose time is up goes on for, so that a streak
-    /// under way completes or breaks rather than being dropped: the largest `consecutive` among
-    /// the open streaks of rules whose test is valid over any number of looks (0 when none).
-    /// Other tests pay for every look in false alarms, and their `consecutive` was set for
-    /// the looks the analysis' time holds: measured with them, the bake's extension paused
-    /// three more healthy releases of 618 (BENCHMARKS.md, detection).
-    pub fn open_for(&self) -> u32 {
-        self.extending().map(|o| o.consecutive).max().unwrap_or(0)
+    /// How many more evaluations, `every` apart, an analysis whose time is up goes on for, so
+    /// that evidence under way settles rather than being dropped (0 when none is):
+    /// - a streak: the largest `consecutive` among the open streaks of rules whose test is
+    ///   valid over any number of looks. Other tests pay for every look in false alarms, and
+    ///   their `consecutive` was set for the looks the analysis' time holds: measured with
+    ///   them, the bake's extension paused three more healthy releases of 618 (BENCHMARKS.md,
+    ///   detection);
+    /// - an unsettled pass: the evaluations its time to settle spans (the last of them sees it
+    ///   settled).
+    pub fn open_for(&self, every: Duration) -> u32 {
+        let streaks = self.extending().map(|o| o.consecutive).max().unwrap_or(0);
+        let every = every.as_secs().max(1);
+        let settling = self
+            .unsettled
+            .iter()
+            .map(|u| u32::try_from(u.seconds.div_ceil(every)).unwrap_or(u32::MAX))
+            .max()
+            .unwrap_or(0);
+        streaks.max(settling)
     }
 
     /// The open streaks an analysis whose time is up goes on for.
@@ -89,11 +122,12 @@ impl Decision {
     /// At an evaluation once an analysis' time is up: the evaluations its extension has left
     /// after this one, or `None` when it ends here. `left` is what it had before this one
     /// (`None` at the first evaluation past the end, when it may begin with
-    /// [`Decision::open_for`]). Counted in evaluations, not time, so that a late evaluation (a
-    /// restart, a new leader) costs none, and bounded, so that a streak held by missing data
-    /// cannot keep an analysis going for ever.
-    pub fn extension_after(&self, left: Option<u32>) -> Option<u32> {
-        let looks = self.open_for();
+    /// [`Decision::open_for`]); `every` is the time between evaluations. Counted in
+    /// evaluations, not time, so that a late evaluation (a restart, a new leader) costs none,
+    /// and bounded by the first count, so that a streak held by missing data, or one
+    /// unsettled pass after another, cannot keep an analysis going for ever.
+    pub fn extension_after(&self, left: Option<u32>, every: Duration) -> Option<u32> {
+        let looks = self.open_for(every);
         let left = left.unwrap_or(looks);
         (looks > 0 && left > 0).then(|| left - 1)
     }
@@ -129,9 +163,9 @@ impl Streaks {
         }
         let streaks = self.0.clone();
         // A warning takes nothing away from the streaks under way toward a pause or rollback.
-        let open = match best {
-            Some((Action::Pause | Action::Rollback, _, _)) => Vec::new(),
-            _ => self.open(verdicts),
+        let (open, unsettled) = match best {
+            Some((Action::Pause | Action::Rollback, _, _)) => (Vec::new(), Vec::new()),
+            _ => (self.open(verdicts), unsettled(verdicts)),
         };
         match best {
             Some((action, v, streak)) => Decision {
@@ -143,6 +177,7 @@ impl Streaks {
                 ),
                 streaks,
                 open,
+                unsettled,
             },
             None => {
                 let failing: Vec<String> = verdicts
@@ -168,6 +203,7 @@ impl Streaks {
                     reason,
                     streaks,
                     open,
+                    unsettled,
                 }
             }
         }
@@ -192,10 +228,27 @@ impl Streaks {
     }
 }
 
+/// The rules of `verdicts` with a pause or rollback whose pass is unsettled.
+fn unsettled(verdicts: &[Verdict]) -> Vec<Unsettled> {
+    verdicts
+        .iter()
+        .filter(|v| matches!(v.action, Action::Pause | Action::Rollback) && !v.warn_only)
+        .filter_map(|v| {
+            v.settles_in.map(|seconds| Unsettled {
+                rule: v.rule.clone(),
+                seconds,
+            })
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::analysis::rules::RuleSet;
+
+    /// The time between evaluations.
+    const EVERY: Duration = Duration::from_secs(30);
 
     /// A verdict of one of the default rules (its `consecutive`; a warning where it asks for
     /// more is warn-only).
@@ -211,6 +264,7 @@ mod tests {
             error: None,
             error_kind: None,
             building: false,
+            settles_in: None,
             warn_only: r.as_ref().is_some_and(|r| r.action != action),
             consecutive: r.as_ref().map_or(1, |r| r.consecutive),
             valid_over_looks: r.is_some_and(|r| r.check.valid_over_looks()),
@@ -273,16 +327,16 @@ mod tests {
         let name = "php-error-rate"; // rollback after 2, a sequential test
         let fail = v(name, Outcome::Fail, Action::Rollback);
         let d = s.update(&[v(name, Outcome::Pass, Action::Rollback)]);
-        assert_eq!((d.open.len(), d.open_for()), (0, 0));
+        assert_eq!((d.open.len(), d.open_for(EVERY)), (0, 0));
         let d = s.update(std::slice::from_ref(&fail));
-        assert_eq!(d.open_for(), 2);
+        assert_eq!(d.open_for(EVERY), 2);
         assert_eq!(d.open[0].to_string(), "php-error-rate (1/2)");
         // Held by building evidence or a missing answer: still open.
         let mut held = v(name, Outcome::Pass, Action::Rollback);
         held.building = true;
         assert_eq!(s.update(&[held]).open[0].streak, 1);
         let d = s.update(&[v(name, Outcome::Inconclusive, Action::Rollback)]);
-        assert_eq!(d.open_for(), 2);
+        assert_eq!(d.open_for(EVERY), 2);
         let d = s.update(std::slice::from_ref(&fail));
         assert_eq!(
             (d.action, d.open.len()),
@@ -294,10 +348,44 @@ mod tests {
         // A test that pays for every look is open, but does not extend an analysis.
         let d = s.update(&[v("cpu-per-request", Outcome::Fail, Action::Pause)]);
         assert_eq!(d.open[0].to_string(), "cpu-per-request (1/3)");
-        assert_eq!((d.open_for(), d.extending().count()), (0, 0));
+        assert_eq!((d.open_for(EVERY), d.extending().count()), (0, 0));
         // A failure that could only warn opens nothing: it builds no streak toward an action.
         let d = s.update(&[v("cpu-saturation", Outcome::Fail, Action::Warn)]);
         assert!(d.open.is_empty());
+    }
+
+    #[test]
+    fn an_unsettled_pass_holds_an_analysis_for_the_evaluations_until_it_settles() {
+        let mut s = Streaks::default();
+        let mut unsettled = v("php-error-rate", Outcome::Pass, Action::Rollback);
+        unsettled.settles_in = Some(70);
+        let d = s.update(std::slice::from_ref(&unsettled));
+        assert_eq!(
+            d.unsettled[0].to_string(),
+            "php-error-rate (unsettled for 70 s more)"
+        );
+        // 70 s at 30 s apart: the third evaluation is past it; at 10 s apart, the seventh.
+        assert_eq!(
+            (d.open_for(EVERY), d.open_for(Duration::from_secs(10))),
+            (3, 7)
+        );
+        assert_eq!(d.extension_after(None, EVERY), Some(2));
+        // It resets the streak like the clean pass it is (a shared incident is no evidence
+        // against the release), and settled, it holds nothing.
+        assert!(d.open.is_empty() && s.0["php-error-rate"] == 0);
+        let d = s.update(&[v("php-error-rate", Outcome::Pass, Action::Rollback)]);
+        assert_eq!(
+            (d.open_for(EVERY), d.extension_after(Some(2), EVERY)),
+            (0, None)
+        );
+        // Unsettled again later: the extension's first count bounds it.
+        let d = s.update(&[unsettled.clone()]);
+        assert_eq!(d.extension_after(Some(1), EVERY), Some(0));
+        assert_eq!(d.extension_after(Some(0), EVERY), None);
+        // A rule that could only warn holds nothing.
+        let mut warn = unsettled;
+        (warn.action, warn.warn_only) = (Action::Warn, true);
+        assert!(s.update(&[warn]).unsettled.is_empty());
     }
 
     #[test]
@@ -309,7 +397,7 @@ mod tests {
         let d = s.update(&[warn, rollback]);
         assert_eq!(d.action, Some(Action::Warn));
         assert_eq!(d.open[0].to_string(), "php-error-rate (1/2)");
-        assert_eq!(d.open_for(), 2);
+        assert_eq!(d.open_for(EVERY), 2);
     }
 
     #[test]

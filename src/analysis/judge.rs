@@ -123,6 +123,13 @@ pub struct Verdict {
     /// keeps the rule's streak of failures rather than resetting it.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub building: bool,
+    /// A pass that the evidence so far cannot settle, and the seconds until it can: a
+    /// significant excess set aside as a shared incident that ended too recently for the
+    /// minutes after it to show whether it lasts, as a regression's would. An analysis whose
+    /// time is up goes on until they can (see
+    /// [`crate::analysis::decision::Decision::open_for`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub settles_in: Option<u64>,
     /// The judge let a failure only warn where the rule asks for more (no baseline to rule out
     /// a shared cause): not evidence for the rule's own action, so it neither counts towards
     /// nor resets the streak. What the decision needs of the rule travels with its verdict.
@@ -244,11 +251,13 @@ pub fn judge(rule: &Rule, window: &Window, observation: &Observation) -> Verdict
             evidence,
             warn_only,
             building,
+            unsettled,
         } => {
             let outcome = if fail { Outcome::Fail } else { Outcome::Pass };
             let mut v = verdict(rule, outcome, reason);
             v.evidence = Some(evidence);
             v.building = building && !fail;
+            v.settles_in = unsettled.filter(|_| !fail).map(time::to_seconds_ceil);
             if warn_only {
                 v.action = Action::Warn;
                 v.warn_only = true;
@@ -306,6 +315,7 @@ fn verdict(rule: &Rule, outcome: Outcome, reason: String) -> Verdict {
         error: None,
         error_kind: None,
         building: false,
+        settles_in: None,
         warn_only: false,
         consecutive: rule.consecutive,
         valid_over_looks: rule.check.valid_over_looks(),
@@ -324,6 +334,9 @@ enum Judged {
         warn_only: bool,
         /// A pass on evidence building towards a failure (see [`Verdict::building`]).
         building: bool,
+        /// A pass the evidence so far cannot settle, and the time until it can (see
+        /// [`Verdict::settles_in`]).
+        unsettled: Option<Millis>,
     },
     /// Missing or insufficient data: what is missing.
     Missing(String),

@@ -20,6 +20,12 @@ pub fn to_seconds(t: Millis) -> f64 {
     t as f64 / 1000.0
 }
 
+/// A span in whole seconds, rounded up (a span of a part of a second is a second); a
+/// negative span is none.
+pub fn to_seconds_ceil(t: Millis) -> u64 {
+    u64::try_from(t.max(0)).unwrap_or_default().div_ceil(1000)
+}
+
 /// A timestamp's milliseconds.
 pub fn from_timestamp(t: Timestamp) -> Millis {
     t.as_millisecond()
@@ -51,6 +57,14 @@ mod tests {
         assert_eq!(from_seconds(1_700_000_000.123_4), 1_700_000_000_123);
         assert_eq!(to_seconds(1_700_000_000_123), 1_700_000_000.123);
         assert_eq!(from_seconds(-1.5), -1500);
+        assert_eq!(
+            (
+                to_seconds_ceil(1),
+                to_seconds_ceil(60_000),
+                to_seconds_ceil(-5)
+            ),
+            (1, 60, 0)
+        );
     }
 
     #[test]

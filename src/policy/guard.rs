@@ -14,7 +14,7 @@ use std::time::Duration;
 use jiff::{SignedDuration, Timestamp};
 use serde::{Deserialize, Serialize};
 
-use crate::analysis::decision::{Decision, OpenStreak, Streaks, overall};
+use crate::analysis::decision::{Decision, Streaks, overall};
 use crate::analysis::evaluate::Target;
 use crate::analysis::judge::{Outcome, Verdict};
 use crate::analysis::rules::Action;
@@ -626,12 +626,13 @@ impl Planner<'_> {
     }
 
     /// The bake time is over: whether it goes on because a rule fails toward its action and
-    /// has not reached it (an analysis must not pass on a streak under way; see
-    /// [`Decision::extension_after`]). Says so once.
+    /// has not reached it, or its pass is not settled yet (an analysis must not pass on
+    /// evidence under way; see [`Decision::extension_after`]). Says so once.
     fn extend_bake(&mut self, decision: &Decision, revision: u64) -> bool {
+        let every = self.settings.interval;
         let state = self.state();
         let first = state.bake_extension.is_none();
-        let Some(left) = decision.extension_after(state.bake_extension) else {
+        let Some(left) = decision.extension_after(state.bake_extension, every) else {
             return false;
         };
         state.bake_extension = Some(left);
@@ -640,9 +641,9 @@ impl Planner<'_> {
             self.note(
                 EventReason::BakeExtended,
                 format!(
-                    "revision {revision}: the bake time is over while {} fails toward its action; checking up to {} more evaluation(s) before passing it",
-                    list(decision.extending()),
-                    decision.open_for()
+                    "revision {revision}: the bake time is over while {}; checking up to {} more evaluation(s) before passing it",
+                    under_way(decision),
+                    decision.open_for(every)
                 ),
                 false,
             );
@@ -661,15 +662,9 @@ impl Planner<'_> {
         self.write = true;
         if evaluations > 0 && unjudged.is_empty() {
             self.state().stage = Stage::Passed { at: now };
-            // A streak still open once the bake's extension ran out: said, for whoever reads
-            // the Event after an incident.
-            let open = self
-                .decision
-                .as_ref()
-                .filter(|d| !d.open.is_empty())
-                .map_or(String::new(), |d| {
-                    format!("; still failing when the bake ended: {}", list(&d.open))
-                });
+            // A streak still open or a pass not settled once the bake's extension ran out:
+            // said, for whoever reads the Event after an incident.
+            let open = self.decision.as_ref().map_or(String::new(), still_open);
             self.note(
                 EventReason::AnalysisPassed,
                 format!("revision {revision} passed: {evaluations} evaluation(s), no action{open}"),
@@ -700,12 +695,49 @@ impl Planner<'_> {
     }
 }
 
-/// Open streaks for people: `cpu-per-request (1/3), php-error-rate (1/2)`.
-fn list<'a>(open: impl IntoIterator<Item = &'a OpenStreak>) -> String {
-    open.into_iter()
-        .map(ToString::to_string)
+/// Open streaks or unsettled passes for people: `cpu-per-request (1/3), php-error-rate (1/2)`.
+fn list<T: ToString>(items: impl IntoIterator<Item = T>) -> String {
+    items
+        .into_iter()
+        .map(|i| i.to_string())
         .collect::<Vec<_>>()
         .join(", ")
+}
+
+/// What keeps an analysis whose time is up going, for its Event.
+fn under_way(decision: &Decision) -> String {
+    let mut parts = Vec::new();
+    if decision.extending().next().is_some() {
+        parts.push(format!(
+            "{} fails toward its action",
+            list(decision.extending())
+        ));
+    }
+    if !decision.unsettled.is_empty() {
+        parts.push(format!(
+            "the pass of {} is not settled: its excess hangs on a stretch that ended too recently to tell a shared incident from a lasting regression",
+            list(&decision.unsettled)
+        ));
+    }
+    parts.join("; and ")
+}
+
+/// What was still under way when an analysis ended without acting ("" when nothing was).
+fn still_open(decision: &Decision) -> String {
+    let mut s = String::new();
+    if !decision.open.is_empty() {
+        s.push_str(&format!(
+            "; still failing when the bake ended: {}",
+            list(&decision.open)
+        ));
+    }
+    if !decision.unsettled.is_empty() {
+        s.push_str(&format!(
+            "; still unsettled when the bake ended: {}",
+            list(&decision.unsettled)
+        ));
+    }
+    s
 }
 
 fn names<'a>(gens: impl Iterator<Item = &'a Generation>) -> String {

@@ -122,6 +122,7 @@ fn a_query_text_repeated_at_every_evaluation_is_kept_once() {
         error: None,
         error_kind: None,
         building: false,
+        settles_in: None,
         warn_only: false,
         consecutive: 1,
         valid_over_looks: false,

@@ -102,6 +102,7 @@ fn verdict(rule: &str, outcome: Outcome, evidence: Option<Evidence>) -> Verdict 
         error: None,
         error_kind: None,
         building: false,
+        settles_in: None,
         warn_only: false,
         consecutive: 1,
         valid_over_looks: false,
@@ -118,6 +119,7 @@ fn decision(action: Option<Action>, rule: Option<&str>, streaks: &[(&str, u32)])
             .map(|(k, v)| (k.to_string(), *v))
             .collect::<BTreeMap<_, _>>(),
         open: Vec::new(),
+        unsettled: Vec::new(),
     }
 }
 

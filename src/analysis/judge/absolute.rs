@@ -62,6 +62,7 @@ pub(super) fn absolute(
         fail,
         reason,
         building: false,
+        unsettled: None,
         warn_only,
         evidence: Evidence::Absolute(AbsoluteEvidence {
             new: new_summary,

@@ -102,6 +102,7 @@ fn failed_while_both_served(
             evidence,
             warn_only,
             building,
+            unsettled,
         } => Some(Judged::Decided {
             fail: true,
             reason: format!(
@@ -111,6 +112,7 @@ fn failed_while_both_served(
             evidence,
             warn_only,
             building,
+            unsettled,
         }),
         _ => None,
     }
@@ -275,6 +277,7 @@ fn at_same_moments(rule: &Compare, n: &Samples, o: &Samples, na: &Aligned, oa: &
         fail,
         reason,
         building: false,
+        unsettled: None,
         warn_only: false,
         evidence: Evidence::Compare(CompareEvidence {
             new: new_summary,

@@ -549,7 +549,16 @@ fn incident(
         errors,
         p_without: p,
         apart,
+        settles_in: settles_in(rule, later, later.times[last]),
     })
+}
+
+/// How long until the intervals after a stretch ending at `to` span `incident_span`, when they
+/// do not yet.
+fn settles_in(rule: &ErrorRate, later: &Later, to: Millis) -> Option<Millis> {
+    let after = later.times.last().map_or(0, |t| t - to);
+    let needed = time::span(rule.incident_span.as_std());
+    (after < needed).then_some(needed - after)
 }
 
 /// A stretch after the old pods left taken for a shared incident: its first and last interval
@@ -560,6 +569,10 @@ struct Incident {
     errors: f64,
     p_without: f64,
     apart: Apart,
+    /// How long until `incident_span` of the new pods' intervals follow the stretch, when
+    /// fewer do: until then they are too few to show whether the excess lasts beyond it, as a
+    /// regression's would.
+    settles_in: Option<Millis>,
 }
 
 /// The new pods' errors beside the old pods, and what the old pods beside them say of them.
@@ -798,6 +811,8 @@ fn decide(
     // not the cause).
     let near = e.p_value < rule.alpha.sqrt();
     let building = !fail && large && material && (significant || near) && guards.incident.is_none();
+    // An incident that ended too recently to know whether the excess lasts beyond it.
+    let unsettled = guards.incident.as_ref().and_then(|i| i.settles_in);
     if fail || building {
         e.intervals = window();
     }
@@ -836,8 +851,15 @@ fn decide(
                 Some(_) => format!("none in the rest's requests, p={}", fmt_p(i.apart.p_value)),
                 None => "nothing to set it against".to_string(),
             };
+            let unsettled = i.settles_in.map_or(String::new(), |ms| {
+                format!(
+                    "; too recent to tell from a regression that lasts: settled in {} s, once {} follows it",
+                    time::to_seconds_ceil(ms),
+                    rule.incident_span
+                )
+            });
             why.push(format!(
-                "carried by one stretch after the old pods left, as a shared incident would be ({} errors in the intervals ending {} to {}, {apart}; p={} without it)",
+                "carried by one stretch after the old pods left, as a shared incident would be ({} errors in the intervals ending {} to {}, {apart}; p={} without it{unsettled})",
                 fmt_num(i.errors),
                 moment(i.from),
                 moment(i.to),
@@ -851,6 +873,7 @@ fn decide(
         reason,
         warn_only: false,
         building,
+        unsettled,
         evidence: Evidence::ErrorRate(e),
     }
 }

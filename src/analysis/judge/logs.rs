@@ -153,6 +153,7 @@ pub(super) fn judge_logs(rule: &Logs, new: &LogCounts, old: Option<&LogCounts>) 
         fail,
         reason,
         building: false,
+        unsettled: None,
         evidence: Evidence::Logs(test.evidence(new, old, rows, total)),
         warn_only: false,
     }

@@ -115,7 +115,7 @@ pub struct RevisionState {
     /// The rules that have not yet, with the latest reason why (cut to a line).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub unjudged: BTreeMap<String, String>,
-    /// Once the bake time ran out while a rule's streak was under way: how many more
+    /// Once the bake time ran out while a rule's streak was under way or its pass unsettled: how many more
     /// evaluations the bake may go on for (`BakeExtended` is published when it is set).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub bake_extension: Option<u32>,

@@ -28,8 +28,9 @@ pub enum EventReason {
     AnalysisPassed,
     /// An analysis of a new revision began.
     AnalysisStarted,
-    /// The bake time is over while a rule fails toward its action: the bake goes on until
-    /// that streak completes or breaks (at most the rule's `consecutive` more evaluations).
+    /// The bake time is over while a rule fails toward its action, or its pass is not settled:
+    /// the bake goes on until that streak completes or breaks (at most the rule's
+    /// `consecutive` more evaluations), or the pass settles.
     BakeExtended,
     /// A gate step overdue with rules that cannot judge: the rollout stays paused.
     GateInconclusive,

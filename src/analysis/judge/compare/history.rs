@@ -310,6 +310,7 @@ impl HistoryJudged {
             fail,
             reason,
             building: false,
+            unsettled: None,
             warn_only: false,
             evidence: Evidence::Compare(CompareEvidence {
                 new: new_summary,

@@ -141,6 +141,32 @@ fn a_shared_incident_after_the_old_pods_left_is_not_blamed_on_the_release() {
         !v.building,
         "a shared incident is no evidence against the release"
     );
+    // The stretch (the six intervals that most hold the excess) ends a minute before the
+    // look's: too recently for the minutes after it to show whether the excess lasts, so the
+    // pass is not settled for the four minutes more that make incident_span (5m).
+    assert_eq!(v.settles_in, Some(240), "{}", v.reason);
+    assert!(
+        v.reason.contains("settled in 240 s, once 5m follows it"),
+        "{}",
+        v.reason
+    );
+}
+
+#[test]
+fn a_shared_incident_with_incident_span_after_it_is_settled() {
+    // The old pods gone at minute 40, an outage from minute 42 to 45, then fourteen clean
+    // minutes: what followed the stretch shows the excess did not last.
+    let incident = |m: usize| if (42..46).contains(&m) { 0.032 } else { 0.002 };
+    let old = served("old", 0, 40, 10.0, incident);
+    let new = served("new", 35, 60, 10.0, incident);
+    let v = judge_rule(&bundled("php-error-rate"), new, old);
+    assert_verdict(
+        &v,
+        Outcome::Pass,
+        &["carried by one stretch after the old pods left"],
+    );
+    assert_eq!(v.settles_in, None, "{}", v.reason);
+    assert!(!v.reason.contains("too recent"), "{}", v.reason);
 }
 
 #[test]
