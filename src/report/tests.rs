@@ -80,6 +80,7 @@ fn error_rate(new: (f64, f64), old: (f64, f64)) -> Evidence {
         min_rate_increase: 0.0001,
         min_errors: 3.0,
         intervals_left_out: 0,
+        pod_intervals_left_out: 0,
         baseline: Baseline::Concurrent,
         window_bound: None,
         history: None,

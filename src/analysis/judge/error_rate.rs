@@ -3,9 +3,10 @@
 //!
 //! Owns reading one side's counts (which intervals can be counted at all), the strata, the
 //! effect (Mantel-Haenszel rate ratio), the test, the burst guard and the reason text. Damaged
-//! data never counts as zero: an interval where a point is NaN, infinite or negative, or where a
-//! pod's error series has a gap (or points at other times than its requests), is left out of
-//! the comparison on that side, and the verdict says how many were.
+//! data never counts as zero: an interval where a point is NaN or infinite, or where a pod's
+//! error series has a gap (or points at other times than its requests), is left out of the
+//! comparison on that side; a pod's negative count (its counter reset) leaves out that pod's
+//! errors and requests in that interval, the other pods' kept. The verdict says how many were.
 //!
 //! Once the old pods are gone, the new pods' later intervals are held, with the sequential test,
 //! to the old version's own rate over the window (its history: before the rollout and while it
@@ -38,20 +39,52 @@ fn series_key(s: &Series) -> String {
         .unwrap_or_else(|| format!("{:?}", s.labels))
 }
 
-/// The intervals of one side that cannot be counted: a damaged point (NaN, ±Inf, negative) in
-/// any series, or a gap in an error series. An error series is born at its pod's first error
-/// (no points before: zero errors then, as `absent_errors_are_zero` says); from its first point
-/// on, every interval its pod served must have a point, else that interval's errors are
-/// unknown. Error series without a matching pod (other labels) are held against all requests.
-fn left_out(c: &Counts) -> BTreeSet<Millis> {
-    let mut out: BTreeSet<Millis> = c
-        .requests
+/// What of one side cannot be counted, never read as zero.
+#[derive(Default)]
+struct Skip {
+    /// Intervals left out for every pod: a NaN or infinite point in any series, a gap in an
+    /// error series, or a negative point that cannot be told apart by pod.
+    intervals: BTreeSet<Millis>,
+    /// One pod's intervals left out, its errors and requests alike, the other pods' kept: a
+    /// negative point in a series of that pod. With the default queries (a counter against its
+    /// value an interval before) that is its counter reset, its container restarted; a
+    /// crashing release's pods restart, and the rest of the interval is still evidence.
+    pods: BTreeSet<(String, Millis)>,
+}
+
+impl Skip {
+    fn skips(&self, pod: &str, t: Millis) -> bool {
+        self.intervals.contains(&t) || self.pods.contains(&(pod.to_string(), t))
+    }
+}
+
+/// Whether every error series of a side belongs to a pod with a request series: its counts can
+/// be told apart by pod (`sum by (pod)` on both queries).
+fn by_pod(c: &Counts) -> bool {
+    let request_pods: BTreeSet<String> = c.requests.iter().map(series_key).collect();
+    c.errors
         .iter()
-        .chain(&c.errors)
-        .flat_map(|s| &s.points)
-        .filter(|p| !usable(p.v))
-        .map(|p| millis(p.t))
-        .collect();
+        .all(|e| request_pods.contains(&series_key(e)))
+}
+
+/// What of one side cannot be counted (see [`Skip`]). An error series is born at its pod's
+/// first error (no points before: zero errors then, as `absent_errors_are_zero` says); from
+/// its first point on, every interval its pod served must have a point, else that interval's
+/// errors are unknown. Error series without a matching pod (other labels) are held against all
+/// requests.
+fn left_out(c: &Counts) -> Skip {
+    let per_pod = by_pod(c);
+    let mut skip = Skip::default();
+    for s in c.requests.iter().chain(&c.errors) {
+        for p in s.points.iter().filter(|p| !usable(p.v)) {
+            let t = millis(p.t);
+            if per_pod && p.v < 0.0 {
+                skip.pods.insert((series_key(s), t));
+            } else {
+                skip.intervals.insert(t);
+            }
+        }
+    }
     let request_times = |key: Option<&String>| -> BTreeSet<Millis> {
         c.requests
             .iter()
@@ -67,18 +100,20 @@ fn left_out(c: &Counts) -> BTreeSet<Millis> {
             continue;
         };
         let served = request_times(request_keys.contains(&key).then_some(&key));
-        out.extend(served.range(born..).filter(|t| !times.contains(t)));
+        skip.intervals
+            .extend(served.range(born..).filter(|t| !times.contains(t)));
     }
-    out
+    skip
 }
 
-/// Counts by interval end: usable values of all series summed, leaving out `skip`.
-fn by_time(series: &[Series], skip: &BTreeSet<Millis>) -> BTreeMap<Millis, f64> {
+/// Counts by interval end: usable values of all series summed, leaving out what `skip` says.
+fn by_time(series: &[Series], skip: &Skip) -> BTreeMap<Millis, f64> {
     let mut out = BTreeMap::new();
     for s in series {
+        let pod = series_key(s);
         for p in s.points.iter().filter(|p| usable(p.v)) {
             let t = millis(p.t);
-            if !skip.contains(&t) {
+            if !skip.skips(&pod, t) {
                 *out.entry(t).or_insert(0.0) += p.v;
             }
         }
@@ -91,7 +126,7 @@ struct Side {
     errors: BTreeMap<Millis, f64>,
     requests: BTreeMap<Millis, f64>,
     totals: SideCounts,
-    skipped: BTreeSet<Millis>,
+    skipped: Skip,
 }
 
 /// The errors of the interval ending at `t`, at most its `requests`: errors never exceed
@@ -106,12 +141,13 @@ fn side(name: &str, c: &Counts, rule: &ErrorRate) -> Result<Side, String> {
     let skipped = left_out(c);
     let requests = by_time(&c.requests, &skipped);
     if requests.is_empty() {
-        return Err(if skipped.is_empty() {
+        return Err(if skipped.intervals.is_empty() && skipped.pods.is_empty() {
             format!("no request counts for the {name} pods")
         } else {
             format!(
-                "no request counts for the {name} pods: all {} interval(s) damaged (NaN, ±Inf, negative values or gaps)",
-                skipped.len()
+                "no request counts for the {name} pods: all {} interval(s) damaged (NaN, ±Inf, negative values or gaps) and {} pod-interval(s) with a negative count",
+                skipped.intervals.len(),
+                skipped.pods.len()
             )
         });
     }
@@ -155,13 +191,8 @@ struct Cell {
 /// (`sum by (pod)`) and every error series belongs to a pod that has a request series; per
 /// interval (all pods together) otherwise. Errors are matched to requests by pod; a pod without
 /// an error series had none. Intervals in `skip` are left out.
-fn cells(c: &Counts, skip: &BTreeSet<Millis>) -> Vec<Cell> {
-    let request_pods: BTreeSet<String> = c.requests.iter().map(series_key).collect();
-    let by_pod = c
-        .errors
-        .iter()
-        .all(|e| request_pods.contains(&series_key(e)));
-    if !by_pod {
+fn cells(c: &Counts, skip: &Skip) -> Vec<Cell> {
+    if !by_pod(c) {
         let errors = by_time(&c.errors, skip);
         return by_time(&c.requests, skip)
             .into_iter()
@@ -185,7 +216,7 @@ fn cells(c: &Counts, skip: &BTreeSet<Millis>) -> Vec<Cell> {
         let pod = series_key(s);
         for p in s.points.iter().filter(|p| usable(p.v) && p.v > 0.0) {
             let t = millis(p.t);
-            if skip.contains(&t) {
+            if skip.skips(&pod, t) {
                 continue;
             }
             let e = errors.get(&(pod.clone(), t)).copied().unwrap_or(0.0);
@@ -380,7 +411,7 @@ fn later(rule: &ErrorRate, new: &Side, old: &Side, bound: Option<f64>) -> Option
         .iter()
         .filter(|(_, r)| **r > 0.0)
         .map(|(t, _)| *t);
-    let last_old = served.chain(old.skipped.iter().copied()).max()?;
+    let last_old = served.chain(old.skipped.intervals.iter().copied()).max()?;
     let first_old = *old.requests.keys().next()?;
     let after: Vec<(Millis, f64, f64)> = new
         .requests
@@ -750,7 +781,8 @@ pub(super) fn error_rate(rule: &ErrorRate, new: &Counts, old: Option<&Counts>) -
         min_ratio: rule.min_ratio,
         min_rate_increase: rule.min_rate_increase,
         min_errors: rule.min_errors,
-        intervals_left_out: new_side.skipped.len() + old_side.skipped.len(),
+        intervals_left_out: new_side.skipped.intervals.len() + old_side.skipped.intervals.len(),
+        pod_intervals_left_out: new_side.skipped.pods.len() + old_side.skipped.pods.len(),
         baseline,
         window_bound,
         history: later.map(|l| Box::new(l.evidence)),
@@ -956,6 +988,13 @@ fn headline(e: &ErrorRateEvidence, significant: bool) -> String {
             reason,
             " ({} side-interval(s) left out: damaged points or gaps in the answers)",
             e.intervals_left_out
+        );
+    }
+    if e.pod_intervals_left_out > 0 {
+        let _ = write!(
+            reason,
+            " ({} pod-interval(s) left out, errors and requests alike: a count went negative, a counter reset when its container restarted)",
+            e.pod_intervals_left_out
         );
     }
     reason

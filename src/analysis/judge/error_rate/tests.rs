@@ -99,8 +99,45 @@ fn damaged_old_error_points_are_left_out_not_zero() {
         let Some(Evidence::ErrorRate(e)) = &v.evidence else {
             panic!("{value}: {}", v.reason)
         };
-        assert_eq!(e.intervals_left_out, 40, "{value}");
+        // A negative count is its pod's alone (a counter reset): every pod's was damaged here.
+        let (intervals, pod_intervals) = if value < 0.0 { (0, 3 * 40) } else { (40, 0) };
+        assert_eq!(
+            (e.intervals_left_out, e.pod_intervals_left_out),
+            (intervals, pod_intervals),
+            "{value}"
+        );
     }
+}
+
+#[test]
+fn a_pods_counter_reset_leaves_out_that_pod_alone_and_the_regression_still_fails() {
+    // A release that quintuples the errors and whose first pod's container restarts every ten
+    // minutes: each restart makes that pod's counts one interval back larger than now, so both
+    // its differences go negative there. Only that pod's interval is left out, errors and
+    // requests alike; the other two pods' counts in it are kept.
+    let mut new = side("new", 5.0);
+    let restarts = |i: usize| i % 10 == 5;
+    for s in new.errors.iter_mut().chain(new.requests.iter_mut()) {
+        if s.labels.get("pod").is_some_and(|p| p == "new-a") {
+            for (i, p) in s.points.iter_mut().enumerate() {
+                if restarts(i) {
+                    p.v = -p.v.max(1.0) * 40.0;
+                }
+            }
+        }
+    }
+    let v = judge_php(new, side("old", 1.0));
+    assert_eq!(v.outcome, Outcome::Fail, "{}", v.reason);
+    assert!(
+        v.reason.contains("6 pod-interval(s) left out") && !v.reason.contains("side-interval"),
+        "{}",
+        v.reason
+    );
+    let Some(Evidence::ErrorRate(e)) = &v.evidence else {
+        panic!("{}", v.reason)
+    };
+    assert_eq!(e.new.requests, 700.0 * (3.0 * 60.0 - 6.0));
+    assert_eq!((e.intervals_left_out, e.pod_intervals_left_out), (0, 6));
 }
 
 #[test]
