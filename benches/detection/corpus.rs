@@ -58,8 +58,9 @@ fn base(rng: &mut StdRng, name: String, seed: u64, traffic: (f64, f64)) -> Scena
     s.scrape_offsets = true;
     // Room for the controller's bake extension: a streak under way at the bake's end goes on
     // for up to its rule's `consecutive` evaluations (2 of 30 s in the defaults), a pass not
-    // settled for up to `incident_span` (5 minutes in the defaults).
-    s.tail = 300.0;
+    // settled for up to twice `incident_span` and the rule's `consecutive` less one (630 s in
+    // the defaults). Past 5 minutes the NAB segments hold their last value (`Scenario::tail`).
+    s.tail = 630.0;
     s
 }
 

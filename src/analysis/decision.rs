@@ -63,6 +63,13 @@ pub struct Unsettled {
     pub rule: String,
     /// Seconds until the evidence can settle it.
     pub seconds: u64,
+    /// How many failing evaluations in a row the rule acts after (its `consecutive`).
+    #[serde(default = "one")]
+    pub consecutive: u32,
+}
+
+fn one() -> u32 {
+    1
 }
 
 impl std::fmt::Display for Unsettled {
@@ -101,14 +108,18 @@ impl Decision {
     ///   them, the bake's extension paused three more healthy releases of 618 (BENCHMARKS.md,
     ///   detection);
     /// - an unsettled pass: the evaluations its time to settle spans (the last of them sees it
-    ///   settled).
+    ///   settled), and the rule's `consecutive` less one more, so that a failure first seen
+    ///   then can still complete its streak.
     pub fn open_for(&self, every: Duration) -> u32 {
         let streaks = self.extending().map(|o| o.consecutive).max().unwrap_or(0);
         let every = every.as_secs().max(1);
         let settling = self
             .unsettled
             .iter()
-            .map(|u| u32::try_from(u.seconds.div_ceil(every)).unwrap_or(u32::MAX))
+            .map(|u| {
+                let looks = u.seconds.div_ceil(every) + u64::from(u.consecutive.saturating_sub(1));
+                u32::try_from(looks).unwrap_or(u32::MAX)
+            })
             .max()
             .unwrap_or(0);
         streaks.max(settling)
@@ -237,6 +248,7 @@ fn unsettled(verdicts: &[Verdict]) -> Vec<Unsettled> {
             v.settles_in.map(|seconds| Unsettled {
                 rule: v.rule.clone(),
                 seconds,
+                consecutive: v.consecutive,
             })
         })
         .collect()
@@ -364,12 +376,13 @@ mod tests {
             d.unsettled[0].to_string(),
             "php-error-rate (unsettled for 70 s more)"
         );
-        // 70 s at 30 s apart: the third evaluation is past it; at 10 s apart, the seventh.
+        // 70 s at 30 s apart: the third evaluation is past it; at 10 s apart, the seventh. And
+        // one more, for a failure first seen then to make the rule's streak of two.
         assert_eq!(
             (d.open_for(EVERY), d.open_for(Duration::from_secs(10))),
-            (3, 7)
+            (4, 8)
         );
-        assert_eq!(d.extension_after(None, EVERY), Some(2));
+        assert_eq!(d.extension_after(None, EVERY), Some(3));
         // It resets the streak like the clean pass it is (a shared incident is no evidence
         // against the release), and settled, it holds nothing.
         assert!(d.open.is_empty() && s.0["php-error-rate"] == 0);

@@ -580,16 +580,21 @@ fn incident(
         errors,
         p_without: p,
         apart,
-        settles_in: settles_in(rule, later, later.times[last]),
+        settles_in: settles_in(rule, later, later.times[worst], later.times[last]),
     })
 }
 
-/// How long until the intervals after a stretch ending at `to` span `incident_span`, when they
-/// do not yet.
-fn settles_in(rule: &ErrorRate, later: &Later, to: Millis) -> Option<Millis> {
-    let after = later.times.last().map_or(0, |t| t - to);
+/// How long until `incident_span` of intervals follow the stretch that begins at `from` and
+/// ends at `to`, when fewer do. A stretch cut short by the newest interval is taken at its
+/// full length (`incident_span` past its first interval end, as [`incident`] takes it): an
+/// incident that began there may go on that long, and only the minutes after it can show
+/// whether the excess lasts. At most twice `incident_span`, for a stretch that begins at the
+/// newest interval.
+fn settles_in(rule: &ErrorRate, later: &Later, from: Millis, to: Millis) -> Option<Millis> {
     let needed = time::span(rule.incident_span.as_std());
-    (after < needed).then_some(needed - after)
+    let last = later.times.last().copied().unwrap_or(to);
+    let settled_at = to.max(from + needed) + needed;
+    (last < settled_at).then_some(settled_at - last)
 }
 
 /// A stretch after the old pods left taken for a shared incident: its first and last interval
@@ -843,8 +848,11 @@ fn decide(
     // not the cause).
     let near = e.p_value < rule.alpha.sqrt();
     let building = !fail && large && material && (significant || near) && guards.incident.is_none();
-    // An incident that ended too recently to know whether the excess lasts beyond it.
-    let unsettled = guards.incident.as_ref().and_then(|i| i.settles_in);
+    // An excess that only an incident too recent to tell from a lasting regression keeps from
+    // failing the rule.
+    let unsettled = (significant && large && material && enough && guards.burst.is_none())
+        .then(|| guards.incident.as_ref().and_then(|i| i.settles_in))
+        .flatten();
     if fail || building {
         e.intervals = window();
     }

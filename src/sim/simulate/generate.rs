@@ -58,8 +58,8 @@ pub fn generate(scenario: &Scenario, noise: &Noise) -> History {
     let (old_rs, new_rs) = s.replicasets();
     let end = s.end();
     let ticks_total = ((s.history_end() - s.start) / SCRAPE).floor() as usize + 1;
-    // The segments as without a tail, which stays within their 5 minutes past the bake's end
-    // (see `Scenario::tail`).
+    // The segments as without a tail: they reach 5 minutes past the bake's end, and a longer
+    // tail reads their last value (see `Scenario::tail`).
     let trace_len = ((end - s.start) / nab::TRACE_STEP).ceil() as usize + 2;
 
     // Shared load pattern from the request-count trace, shared CPU pattern from a CPU trace.

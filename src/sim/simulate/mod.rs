@@ -121,11 +121,12 @@ pub struct Scenario {
     /// Seconds of history after the last old pod is gone.
     pub bake: f64,
     /// Seconds of history generated after the bake, for a judge that goes on looking while a
-    /// rule's streak is under way at the bake's end (the controller's bake extension): the
-    /// new pods, the fault and the noise carry on. The NAB segments are drawn as without it
-    /// (they reach 5 minutes past the bake's end, which a tail stays within), and the tail's
-    /// scrapes are drawn after all others, so a tail changes no other draw. Everything
-    /// measured "at the end of the bake" ends before it.
+    /// rule's streak is under way or its pass not settled at the bake's end (the controller's
+    /// bake extension): the new pods, the fault and the noise carry on. The NAB segments are
+    /// drawn as without it (they reach 5 minutes past the bake's end and hold their last value
+    /// after that: load and CPU flat for the rest of a longer tail), and the tail's scrapes are
+    /// drawn after all others, so a tail changes no other draw. Everything measured "at the
+    /// end of the bake" ends before it.
     #[serde(default)]
     pub tail: f64,
     /// The Deployment's replicas: the old pods before the rollout, the new ones after.

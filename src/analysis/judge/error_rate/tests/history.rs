@@ -153,6 +153,25 @@ fn a_shared_incident_after_the_old_pods_left_is_not_blamed_on_the_release() {
 }
 
 #[test]
+fn a_shared_incident_in_the_newest_minutes_waits_for_its_whole_span_and_as_long_after() {
+    // An outage in the last two minutes before the look: it may go on for incident_span (5m),
+    // and only the 5 minutes after that show whether the excess lasts. The stretch that holds
+    // it begins at 07:56 and is cut short by the newest interval (08:00): it is taken at its
+    // full length, to 08:01, and settles 5 minutes after that, 360 s from now (a stretch taken
+    // to end at the newest interval would have said 300 s, too soon for an outage that goes on).
+    let v = php_errors_on_every_pod(10.0, |m| if m >= 58 { 0.032 } else { 0.002 });
+    assert_verdict(
+        &v,
+        Outcome::Pass,
+        &[
+            "in the intervals ending 2027-01-15T07:56:00Z to 2027-01-15T08:00:00Z",
+            "settled in 360 s",
+        ],
+    );
+    assert_eq!(v.settles_in, Some(360), "{}", v.reason);
+}
+
+#[test]
 fn a_shared_incident_with_incident_span_after_it_is_settled() {
     // The old pods gone at minute 40, an outage from minute 42 to 45, then fourteen clean
     // minutes: what followed the stretch shows the excess did not last.
