@@ -3,10 +3,11 @@
 //!
 //! Owns reading one side's counts (which intervals can be counted at all), the strata, the
 //! effect (Mantel-Haenszel rate ratio), the test, the burst guard and the reason text. Damaged
-//! data never counts as zero: an interval where a point is NaN or infinite, or where a pod's
-//! error series has a gap (or points at other times than its requests), is left out of the
-//! comparison on that side; a pod's negative count (its counter reset) leaves out that pod's
-//! errors and requests in that interval, the other pods' kept. The verdict says how many were.
+//! data never counts as zero: an interval where a point is NaN, infinite or negative, or where
+//! a pod's error series has a gap (or points at other times than its requests), is left out of
+//! the comparison on that side. A pod's counter reset (its container restarted) leaves out
+//! that pod alone, from the reset until its error counter is back, the other pods' counts in
+//! those intervals kept. The verdict says how many were left out.
 //!
 //! Once the old pods are gone, the new pods' later intervals are held, with the sequential test,
 //! to the old version's own rate over the window (its history: before the rollout and while it
@@ -42,19 +43,26 @@ fn series_key(s: &Series) -> String {
 /// What of one side cannot be counted, never read as zero.
 #[derive(Default)]
 struct Skip {
-    /// Intervals left out for every pod: a NaN or infinite point in any series, a gap in an
-    /// error series, or a negative point that cannot be told apart by pod.
+    /// Intervals left out for every pod: a NaN or infinite point in any series, a negative
+    /// point or a gap in an error series that no reset of its pod explains.
     intervals: BTreeSet<Millis>,
-    /// One pod's intervals left out, its errors and requests alike, the other pods' kept: a
-    /// negative point in a series of that pod. With the default queries (a counter against its
-    /// value an interval before) that is its counter reset, its container restarted; a
-    /// crashing release's pods restart, and the rest of the interval is still evidence.
+    /// One pod's intervals left out, its errors and requests alike, the other pods' kept: from
+    /// the pod's counter reset (see [`resets`]) to its error series' first point after it (see
+    /// [`after_reset`]).
     pods: BTreeSet<(String, Millis)>,
 }
 
 impl Skip {
     fn skips(&self, pod: &str, t: Millis) -> bool {
         self.intervals.contains(&t) || self.pods.contains(&(pod.to_string(), t))
+    }
+
+    /// Every interval end left out, for any pod or for all.
+    fn times(&self) -> impl Iterator<Item = Millis> + '_ {
+        self.intervals
+            .iter()
+            .copied()
+            .chain(self.pods.iter().map(|(_, t)| *t))
     }
 }
 
@@ -71,16 +79,24 @@ fn by_pod(c: &Counts) -> bool {
 /// first error (no points before: zero errors then, as `absent_errors_are_zero` says); from
 /// its first point on, every interval its pod served must have a point, else that interval's
 /// errors are unknown. Error series without a matching pod (other labels) are held against all
-/// requests.
+/// requests. What is unknown is left out for the whole side, never for one pod only: only
+/// pods with an error series can have a gap or a negative error count, and leaving out their
+/// intervals alone would keep the intervals of the pods that made no error and lower the
+/// side's rate. The one exception is a pod's counter reset, whose stretch is set by the
+/// restart and the pod's next error, not by which pods made errors.
 fn left_out(c: &Counts) -> Skip {
-    let per_pod = by_pod(c);
     let mut skip = Skip::default();
+    if by_pod(c) {
+        for (pod, r) in resets(c) {
+            skip.pods
+                .extend(after_reset(c, &pod, r).map(|t| (pod.clone(), t)));
+        }
+    }
     for s in c.requests.iter().chain(&c.errors) {
+        let pod = series_key(s);
         for p in s.points.iter().filter(|p| !usable(p.v)) {
             let t = millis(p.t);
-            if per_pod && p.v < 0.0 {
-                skip.pods.insert((series_key(s), t));
-            } else {
+            if !(p.v < 0.0 && skip.pods.contains(&(pod.clone(), t))) {
                 skip.intervals.insert(t);
             }
         }
@@ -100,10 +116,63 @@ fn left_out(c: &Counts) -> Skip {
             continue;
         };
         let served = request_times(request_keys.contains(&key).then_some(&key));
-        skip.intervals
-            .extend(served.range(born..).filter(|t| !times.contains(t)));
+        let gaps = served.range(born..).filter(|t| !times.contains(t));
+        let unexplained: Vec<Millis> = gaps
+            .filter(|t| !skip.pods.contains(&(key.clone(), **t)))
+            .copied()
+            .collect();
+        skip.intervals.extend(unexplained);
     }
     skip
+}
+
+/// The pods' counter resets: where a pod's request count is negative (with the default
+/// queries, the counter against its value an interval before: its container restarted and
+/// started it again).
+fn resets(c: &Counts) -> BTreeSet<(String, Millis)> {
+    c.requests
+        .iter()
+        .flat_map(|s| {
+            let pod = series_key(s);
+            s.points
+                .iter()
+                .filter(|p| p.v < 0.0)
+                .map(move |p| (pod.clone(), millis(p.t)))
+        })
+        .collect()
+}
+
+/// The intervals of `pod` a reset at `r` leaves out: its own, and where the pod's error series
+/// was born before it, every one up to and including the first point of that series after it
+/// (to the end of the window when there is none). A restarted container's error counter,
+/// created at its first error, is gone until the pod's next error, and the interval it comes
+/// back in is held against its value before the restart. Ending the stretch at that error,
+/// whenever it comes, leaves as many errors out as the stretch's requests would make at the
+/// pod's rate, on average: its intervals are not chosen for holding few errors or many.
+fn after_reset(c: &Counts, pod: &str, r: Millis) -> impl Iterator<Item = Millis> {
+    let of_pod = |s: &&Series| series_key(s) == pod;
+    let error_times: BTreeSet<Millis> = c
+        .errors
+        .iter()
+        .filter(of_pod)
+        .flat_map(|s| s.points.iter().map(|p| millis(p.t)))
+        .collect();
+    let end = match error_times.first() {
+        Some(&born) if born <= r => error_times
+            .range(r + 1..)
+            .next()
+            .copied()
+            .unwrap_or(Millis::MAX),
+        _ => r,
+    };
+    let served: BTreeSet<Millis> = c
+        .requests
+        .iter()
+        .filter(of_pod)
+        .flat_map(|s| s.points.iter().map(|p| millis(p.t)))
+        .filter(|t| (r..=end).contains(t))
+        .collect();
+    served.into_iter()
 }
 
 /// Counts by interval end: usable values of all series summed, leaving out what `skip` says.
@@ -144,10 +213,13 @@ fn side(name: &str, c: &Counts, rule: &ErrorRate) -> Result<Side, String> {
         return Err(if skipped.intervals.is_empty() && skipped.pods.is_empty() {
             format!("no request counts for the {name} pods")
         } else {
+            let resets = match skipped.pods.len() {
+                0 => String::new(),
+                n => format!(", and {n} pod-interval(s) after counter resets"),
+            };
             format!(
-                "no request counts for the {name} pods: all {} interval(s) damaged (NaN, ±Inf, negative values or gaps) and {} pod-interval(s) with a negative count",
+                "no request counts for the {name} pods: all {} interval(s) damaged (NaN, ±Inf, negative values or gaps){resets}",
                 skipped.intervals.len(),
-                skipped.pods.len()
             )
         });
     }
@@ -411,7 +483,7 @@ fn later(rule: &ErrorRate, new: &Side, old: &Side, bound: Option<f64>) -> Option
         .iter()
         .filter(|(_, r)| **r > 0.0)
         .map(|(t, _)| *t);
-    let last_old = served.chain(old.skipped.intervals.iter().copied()).max()?;
+    let last_old = served.chain(old.skipped.times()).max()?;
     let first_old = *old.requests.keys().next()?;
     let after: Vec<(Millis, f64, f64)> = new
         .requests
@@ -1001,7 +1073,7 @@ fn headline(e: &ErrorRateEvidence, significant: bool) -> String {
     if e.pod_intervals_left_out > 0 {
         let _ = write!(
             reason,
-            " ({} pod-interval(s) left out, errors and requests alike: a count went negative, a counter reset when its container restarted)",
+            " ({} pod-interval(s) left out, errors and requests alike: a pod's counters reset when its container restarted, until its error counter came back)",
             e.pod_intervals_left_out
         );
     }

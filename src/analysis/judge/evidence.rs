@@ -86,12 +86,12 @@ pub struct ErrorRateEvidence {
     pub min_rate_increase: f64,
     /// The rule's `min_errors`: the floor for `observed_errors`.
     pub min_errors: f64,
-    /// Side-intervals left out because a point was damaged (NaN, ±Inf; negative where the
-    /// counts cannot be told apart by pod) or an error series had a gap: never read as zero.
+    /// Side-intervals left out because a point was damaged (NaN, ±Inf, negative) or an error
+    /// series had a gap, that no pod's counter reset explains: never read as zero.
     #[serde(default)]
     pub intervals_left_out: usize,
-    /// One pod's intervals left out, errors and requests alike, because one of its counts was
-    /// negative (a counter reset: its container restarted); the other pods' counts kept.
+    /// One pod's intervals left out, errors and requests alike, after its counters reset (its
+    /// container restarted) until its error counter came back; the other pods' counts kept.
     #[serde(default, skip_serializing_if = "is_zero")]
     pub pod_intervals_left_out: usize,
     /// What the new pods were compared with.

@@ -1,0 +1,173 @@
+//! A container that restarts inside its pod starts its counters again: what the default
+//! error-rate queries make of that in a real Prometheus, and what the judge makes of them.
+//!
+//! Three old and three new pods serve side by side for an hour, scraped every 15 s, with the
+//! PHP client's counters: requests from the first scrape, each error type's counter created at
+//! its first error. One pod restarts its container in the middle: its request counter starts
+//! again from zero, and its error counter is gone until that pod's next error. The judge must
+//! leave out that pod from the restart until its error counter is back, keep every other
+//! pod's counts, and still fail a release whose pods make five times the errors and all
+//! restart. (Before, a restart left those minutes out for every pod.)
+
+mod support;
+
+use jiff::Timestamp;
+use rollout_guard::analysis::evaluate::{Target, evaluate};
+use rollout_guard::analysis::judge::{Evidence, Outcome, Verdict};
+use rollout_guard::analysis::rules::RuleSet;
+use rollout_guard::sim::simulate::OpenMetrics;
+use support::prometheus::Prometheus;
+use support::rollout::{source, ts};
+
+/// The history's start, in unix seconds, on a minute's edge.
+const START: i64 = 1_790_000_040;
+/// Scrapes in the hour.
+const SCRAPES: i64 = 240;
+const NAMESPACE: &str = "shop";
+
+/// One pod's PHP counters over the hour: 10 requests a second, an error every
+/// `every_requests` requests, and the scrapes (indices) at which its container restarted.
+/// After a restart it makes no error for 16 scrapes (4 minutes).
+struct Pod {
+    name: &'static str,
+    every_requests: f64,
+    restarts: &'static [i64],
+}
+
+/// Scrapes without an error after a restart.
+const QUIET: i64 = 16;
+
+impl Pod {
+    /// Adds the pod's samples, as its PHP client exposes them: each counter from zero after a
+    /// restart, the error counter only from its first error since.
+    fn write(&self, om: &mut OpenMetrics) {
+        let labels = [("namespace", NAMESPACE), ("pod", self.name)];
+        let error_labels = [
+            ("namespace", NAMESPACE),
+            ("pod", self.name),
+            ("type", "fatal"),
+        ];
+        let (mut requests, mut errors, mut owed) = (0.0, 0.0, 0.0);
+        for k in 0..SCRAPES {
+            if self.restarts.contains(&k) {
+                (requests, errors, owed) = (0.0, 0.0, 0.0);
+            }
+            // A few seconds into the interval, as Prometheus spreads its targets.
+            let t = START + k * 15 + 7;
+            requests += 150.0;
+            let quiet = self.restarts.iter().any(|r| (*r..*r + QUIET).contains(&k));
+            if !quiet {
+                owed += 150.0 / self.every_requests;
+            }
+            let made = owed.floor();
+            owed -= made;
+            errors += made;
+            om.sample("php_requests_total", &labels, t, requests);
+            if errors > 0.0 {
+                om.sample("php_errors_total", &error_labels, t, errors);
+            }
+        }
+    }
+}
+
+fn target() -> Target {
+    Target {
+        namespace: NAMESPACE.into(),
+        deployment: "web".into(),
+        new_replicaset: "web-new22".into(),
+        old_replicasets: vec!["web-old11".into()],
+        departed: Vec::new(),
+    }
+}
+
+/// php-error-rate's verdict at the end of the hour, with `new` the new pods.
+async fn judge(new: &[Pod]) -> Verdict {
+    let old = ["web-old11-aaaaa", "web-old11-bbbbb", "web-old11-ccccc"].map(|name| Pod {
+        name,
+        every_requests: 600.0,
+        restarts: &[],
+    });
+    let mut om = OpenMetrics::new();
+    for pod in old.iter().chain(new) {
+        pod.write(&mut om);
+    }
+    let prometheus = Prometheus::start(&om).expect("start Prometheus");
+    let at: Timestamp = ts((START + SCRAPES * 15) as f64);
+    let rules = RuleSet::defaults();
+    let eval = evaluate(&rules, &target(), at, &source(&prometheus.url())).await;
+    eval.verdicts
+        .into_iter()
+        .find(|v| v.rule == "php-error-rate")
+        .expect("php-error-rate judged")
+}
+
+fn counts(v: &Verdict) -> (f64, usize, usize) {
+    match &v.evidence {
+        Some(Evidence::ErrorRate(e)) => (
+            e.new.requests,
+            e.intervals_left_out,
+            e.pod_intervals_left_out,
+        ),
+        _ => panic!("no error-rate evidence: {}", v.reason),
+    }
+}
+
+#[tokio::test]
+async fn a_restart_leaves_out_that_pod_until_its_error_counter_is_back_and_no_other() {
+    // The old pods' rate; the first new pod restarts 30 minutes in, and its first error after
+    // that comes over 4 minutes later: its error counter is gone for that long.
+    let new = [
+        Pod {
+            name: "web-new22-aaaaa",
+            every_requests: 600.0,
+            restarts: &[120],
+        },
+        Pod {
+            name: "web-new22-bbbbb",
+            every_requests: 600.0,
+            restarts: &[],
+        },
+        Pod {
+            name: "web-new22-ccccc",
+            every_requests: 600.0,
+            restarts: &[],
+        },
+    ];
+    let v = judge(&new).await;
+    assert_eq!(v.outcome, Outcome::Pass, "{}", v.reason);
+    let (requests, intervals, pod_intervals) = counts(&v);
+    // Nothing of the other pods is left out, and of the restarted one five minutes: the one
+    // in which its request counter went back, the three without an error counter, and the one
+    // in which it came back (held against its last value before the restart, still inside the
+    // query's 5-minute look back). What is left has the old pods' rate exactly.
+    assert_eq!((intervals, pod_intervals), (0, 5), "{}", v.reason);
+    assert_eq!(requests, (3.0 * 60.0 - 5.0) * 600.0, "{}", v.reason);
+    assert!(v.reason.starts_with("new 0.1667% "), "{}", v.reason);
+}
+
+#[tokio::test]
+async fn a_release_with_five_times_the_errors_whose_pods_restart_still_fails() {
+    // Every new pod's container restarts twice (a crashing release), at different moments.
+    let new = [
+        Pod {
+            name: "web-new22-aaaaa",
+            every_requests: 120.0,
+            restarts: &[60, 150],
+        },
+        Pod {
+            name: "web-new22-bbbbb",
+            every_requests: 120.0,
+            restarts: &[90, 180],
+        },
+        Pod {
+            name: "web-new22-ccccc",
+            every_requests: 120.0,
+            restarts: &[100, 200],
+        },
+    ];
+    let v = judge(&new).await;
+    assert_eq!(v.outcome, Outcome::Fail, "{}", v.reason);
+    let (_, intervals, pod_intervals) = counts(&v);
+    assert_eq!(intervals, 0, "{}", v.reason);
+    assert!(pod_intervals >= 6, "{}", v.reason);
+}
