@@ -32,6 +32,10 @@ struct Pod {
     name: &'static str,
     every_requests: f64,
     restarts: &'static [i64],
+    /// A second error type, made at a tenth of the rate until the first restart only: its
+    /// value from before the restart is still read an interval back for 5 minutes after it.
+    /// The first type then comes back after 4 scrapes without an error, not 16.
+    second_type: bool,
 }
 
 /// Scrapes without an error after a restart.
@@ -47,6 +51,13 @@ impl Pod {
             ("pod", self.name),
             ("type", "fatal"),
         ];
+        let second = [
+            ("namespace", NAMESPACE),
+            ("pod", self.name),
+            ("type", "deprecated"),
+        ];
+        let first_restart = self.restarts.first().copied().unwrap_or(SCRAPES);
+        let (mut other, mut other_owed) = (0.0, 0.0);
         let (mut requests, mut errors, mut owed) = (0.0, 0.0, 0.0);
         for k in 0..SCRAPES {
             if self.restarts.contains(&k) {
@@ -55,7 +66,11 @@ impl Pod {
             // A few seconds into the interval, as Prometheus spreads its targets.
             let t = START + k * 15 + 7;
             requests += 150.0;
-            let quiet = self.restarts.iter().any(|r| (*r..*r + QUIET).contains(&k));
+            let quiet_for = if self.second_type { 4 } else { QUIET };
+            let quiet = self
+                .restarts
+                .iter()
+                .any(|r| (*r..*r + quiet_for).contains(&k));
             if !quiet {
                 owed += 150.0 / self.every_requests;
             }
@@ -63,6 +78,14 @@ impl Pod {
             owed -= made;
             errors += made;
             om.sample("php_requests_total", &labels, t, requests);
+            if self.second_type && k < first_restart {
+                other_owed += 15.0 / self.every_requests;
+                other += other_owed.floor();
+                other_owed -= other_owed.floor();
+                if other > 0.0 {
+                    om.sample("php_errors_total", &second, t, other);
+                }
+            }
             if errors > 0.0 {
                 om.sample("php_errors_total", &error_labels, t, errors);
             }
@@ -86,6 +109,7 @@ async fn judge(new: &[Pod]) -> Verdict {
         name,
         every_requests: 600.0,
         restarts: &[],
+        second_type: false,
     });
     let mut om = OpenMetrics::new();
     for pod in old.iter().chain(new) {
@@ -121,16 +145,19 @@ async fn a_restart_leaves_out_that_pod_until_its_error_counter_is_back_and_no_ot
             name: "web-new22-aaaaa",
             every_requests: 600.0,
             restarts: &[120],
+            second_type: false,
         },
         Pod {
             name: "web-new22-bbbbb",
             every_requests: 600.0,
             restarts: &[],
+            second_type: false,
         },
         Pod {
             name: "web-new22-ccccc",
             every_requests: 600.0,
             restarts: &[],
+            second_type: false,
         },
     ];
     let v = judge(&new).await;
@@ -146,6 +173,32 @@ async fn a_restart_leaves_out_that_pod_until_its_error_counter_is_back_and_no_ot
 }
 
 #[tokio::test]
+async fn a_second_error_type_read_from_before_the_restart_is_left_out_with_it() {
+    // As above, but the restarted pod also printed a second kind of error before its restart,
+    // and none after, and its first kind comes back two minutes after the restart: the second
+    // counter's value from before is still read an interval back for 5 minutes, making the
+    // pod's summed count negative after the first came back. Those minutes are the restart's
+    // too, that pod's alone, not damage to the whole side.
+    let pod = |name, restarts, second_type| Pod {
+        name,
+        every_requests: 600.0,
+        restarts,
+        second_type,
+    };
+    let new = [
+        pod("web-new22-aaaaa", &[120], true),
+        pod("web-new22-bbbbb", &[], false),
+        pod("web-new22-ccccc", &[], false),
+    ];
+    let v = judge(&new).await;
+    assert_eq!(v.outcome, Outcome::Pass, "{}", v.reason);
+    let (_, intervals, pod_intervals) = counts(&v);
+    // The reset's minute, the minute the first kind came back (held against both counters'
+    // values before the restart), and three minutes of the second kind's value still read back.
+    assert_eq!((intervals, pod_intervals), (0, 5), "{}", v.reason);
+}
+
+#[tokio::test]
 async fn a_release_with_five_times_the_errors_whose_pods_restart_still_fails() {
     // Every new pod's container restarts twice (a crashing release), at different moments.
     let new = [
@@ -153,16 +206,19 @@ async fn a_release_with_five_times_the_errors_whose_pods_restart_still_fails() {
             name: "web-new22-aaaaa",
             every_requests: 120.0,
             restarts: &[60, 150],
+            second_type: false,
         },
         Pod {
             name: "web-new22-bbbbb",
             every_requests: 120.0,
             restarts: &[90, 180],
+            second_type: false,
         },
         Pod {
             name: "web-new22-ccccc",
             every_requests: 120.0,
             restarts: &[100, 200],
+            second_type: false,
         },
     ];
     let v = judge(&new).await;

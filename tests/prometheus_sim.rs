@@ -20,7 +20,7 @@ use rollout_guard::analysis::evaluate::evaluate;
 use rollout_guard::analysis::rules::RuleSet;
 use rollout_guard::analysis::source::{MetricSource, Series, SourceError};
 use rollout_guard::analysis::template::pods_regex;
-use rollout_guard::sim::simulate::{Fault, History, Scenario, SimSource};
+use rollout_guard::sim::simulate::{Fault, History, Restart, Scenario, SimSource};
 use support::prometheus::Prometheus;
 use support::rollout::{history, openmetrics, source, ts};
 
@@ -256,6 +256,30 @@ async fn sim_source_answers_as_prometheus_with_offset_scrapes() {
         .filter(|p| p.errors.last().is_some_and(|e| e[0] > 0.0))
         .count();
     assert!(born_late > 0, "no class_not_found counter born late");
+    same_answers(&h).await;
+}
+
+#[tokio::test]
+async fn sim_source_answers_as_prometheus_across_container_restarts() {
+    // Old and new pods restarting their containers (an old pod before the rollout, new pods
+    // during it and in the bake): counters from zero again, error counters gone until their
+    // next error, and the counter differences going negative.
+    let mut s = world_like();
+    s.restarts = [
+        (false, 1, 300.0),
+        (true, 0, 200.0),
+        (true, 3, 400.0),
+        (true, 0, 700.0),
+    ]
+    .map(|(new, pod, after)| Restart { new, pod, after })
+    .to_vec();
+    let h = history(&s);
+    let gone = h
+        .pods
+        .iter()
+        .filter(|p| p.errors.windows(2).any(|w| w[0][0] > 0.0 && w[1][0] == 0.0))
+        .count();
+    assert!(gone > 0, "no error counter gone after a restart");
     same_answers(&h).await;
 }
 

@@ -12,7 +12,7 @@
 
 use rand::rngs::StdRng;
 use rand::{RngExt, SeedableRng};
-use rollout_guard::sim::simulate::{Fault, Incident, Scenario, Warmup};
+use rollout_guard::sim::simulate::{Fault, Incident, Restart, Scenario, Warmup};
 
 use crate::damage::Damage;
 
@@ -356,6 +356,54 @@ fn harder(b: &mut Builder) {
             i.extra_error_rate = base * rng.random_range(1.0..3.0);
             i.cpu_multiplier = 1.0;
             c.bake_incident = Some(i);
+        },
+    );
+    b.add(
+        "healthy: container restarts",
+        false,
+        40,
+        TRAFFIC,
+        &|rng, c| {
+            // One to four containers restart inside their pods (an OOM kill, a crash): old
+            // pods any time in their hour or during the rollout, new pods in their first 20
+            // minutes. Each starts its counters again, its error counters gone until its next
+            // error: what the judge must not read as the release's doing.
+            let n = rng.random_range(1..=4);
+            let replicas = c.scenario.replicas;
+            c.scenario.restarts = (0..n)
+                .map(|_| {
+                    let new = rng.random::<bool>();
+                    let last = if new { 1200.0 } else { 4000.0 };
+                    Restart {
+                        new,
+                        pod: rng.random_range(0..replicas),
+                        after: rng.random_range(60.0..last),
+                    }
+                })
+                .collect();
+        },
+    );
+    b.add(
+        "bad: crashing release, error rate ×3",
+        true,
+        14,
+        TRAFFIC,
+        &|rng, c| {
+            // A release that triples the errors and whose containers crash every 3 to 8
+            // minutes: every new pod restarts again and again, its counters from zero each time.
+            c.scenario.fault = Fault::ErrorRate { multiplier: 3.0 };
+            let period = rng.random_range(180.0..480.0);
+            let replicas = c.scenario.replicas;
+            c.scenario.restarts = (0..replicas)
+                .flat_map(|pod| {
+                    let first = rng.random_range(60.0..period);
+                    (0..8).map(move |n| Restart {
+                        new: true,
+                        pod,
+                        after: first + n as f64 * period,
+                    })
+                })
+                .collect();
         },
     );
 }

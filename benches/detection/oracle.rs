@@ -46,8 +46,15 @@ fn new_pods(h: &History, until: f64) -> NewPods {
                     0 => (0.0, [0.0; ERROR_TYPES.len()]),
                     _ => (pod.requests[i - 1], pod.errors[i - 1]),
                 };
-                out.requests.push(pod.requests[i] - r0);
-                let e: Vec<f64> = pod.errors[i].iter().zip(e0).map(|(a, b)| a - b).collect();
+                // A counter below its value a scrape before started again from zero (a
+                // container restart): its value is what it counted since.
+                let inc = |a: f64, b: f64| if a < b { a } else { a - b };
+                out.requests.push(inc(pod.requests[i], r0));
+                let e: Vec<f64> = pod.errors[i]
+                    .iter()
+                    .zip(e0)
+                    .map(|(a, b)| inc(*a, b))
+                    .collect();
                 out.class_errors += e[..4].iter().sum::<f64>();
                 out.other_errors += e[4..].iter().sum::<f64>();
             }

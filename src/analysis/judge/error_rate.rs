@@ -84,12 +84,12 @@ fn by_pod(c: &Counts) -> bool {
 /// intervals alone would keep the intervals of the pods that made no error and lower the
 /// side's rate. The one exception is a pod's counter reset, whose stretch is set by the
 /// restart and the pod's next error, not by which pods made errors.
-fn left_out(c: &Counts) -> Skip {
+fn left_out(c: &Counts, linger: Millis) -> Skip {
     let mut skip = Skip::default();
     if by_pod(c) {
         for (pod, r) in resets(c) {
             skip.pods
-                .extend(after_reset(c, &pod, r).map(|t| (pod.clone(), t)));
+                .extend(after_reset(c, &pod, r, linger).map(|t| (pod.clone(), t)));
         }
     }
     for s in c.requests.iter().chain(&c.errors) {
@@ -144,25 +144,37 @@ fn resets(c: &Counts) -> BTreeSet<(String, Millis)> {
 
 /// The intervals of `pod` a reset at `r` leaves out: its own, and where the pod's error series
 /// was born before it, every one up to and including the first point of that series after it
-/// (to the end of the window when there is none). A restarted container's error counter,
-/// created at its first error, is gone until the pod's next error, and the interval it comes
-/// back in is held against its value before the restart. Ending the stretch at that error,
-/// whenever it comes, leaves as many errors out as the stretch's requests would make at the
-/// pod's rate, on average: its intervals are not chosen for holding few errors or many.
-fn after_reset(c: &Counts, pod: &str, r: Millis) -> impl Iterator<Item = Millis> {
+/// (to the end of the window when there is none), and to the last negative point of that series
+/// within `linger` of the reset. A restarted container's error counter, created at its first
+/// error, is gone until the pod's next error, and the interval it comes back in is held
+/// against its value before the restart. With several error types summed by pod, one type
+/// coming back is not all: another's value before the restart is still read an interval back
+/// (the default queries look up to 5 minutes back), and makes the pod's count negative until
+/// it ages out: `linger`, that look back and an interval. Ending the stretch at the pod's next
+/// error, whenever it comes, leaves as many errors out as the stretch's requests would make at
+/// the pod's rate, on average: its intervals are not chosen for holding few errors or many.
+fn after_reset(c: &Counts, pod: &str, r: Millis, linger: Millis) -> impl Iterator<Item = Millis> {
     let of_pod = |s: &&Series| series_key(s) == pod;
-    let error_times: BTreeSet<Millis> = c
+    let error_points: BTreeMap<Millis, f64> = c
         .errors
         .iter()
         .filter(of_pod)
-        .flat_map(|s| s.points.iter().map(|p| millis(p.t)))
+        .flat_map(|s| s.points.iter().map(|p| (millis(p.t), p.v)))
         .collect();
-    let end = match error_times.first() {
-        Some(&born) if born <= r => error_times
-            .range(r + 1..)
-            .next()
-            .copied()
-            .unwrap_or(Millis::MAX),
+    let end = match error_points.keys().next() {
+        Some(&born) if born <= r => {
+            let back = error_points
+                .range(r + 1..)
+                .next()
+                .map_or(Millis::MAX, |(t, _)| *t);
+            let lingering = error_points
+                .range(r..=r.saturating_add(linger))
+                .filter(|(_, v)| **v < 0.0)
+                .map(|(t, _)| *t)
+                .next_back()
+                .unwrap_or(r);
+            back.max(lingering)
+        }
         _ => r,
     };
     let served: BTreeSet<Millis> = c
@@ -173,6 +185,13 @@ fn after_reset(c: &Counts, pod: &str, r: Millis) -> impl Iterator<Item = Millis>
         .filter(|t| (r..=end).contains(t))
         .collect();
     served.into_iter()
+}
+
+/// How long after a reset a pod's error count may still be negative for it (see
+/// [`after_reset`]): the default queries' look back for the value an interval before, 5
+/// minutes, and the interval.
+fn reset_linger(rule: &ErrorRate) -> Millis {
+    time::span(std::time::Duration::from_secs(300)) + time::span(rule.interval.as_std())
 }
 
 /// Counts by interval end: usable values of all series summed, leaving out what `skip` says.
@@ -207,7 +226,7 @@ fn capped(errors: &BTreeMap<Millis, f64>, t: &Millis, requests: f64) -> f64 {
 
 /// One side's counts by interval, or what is missing.
 fn side(name: &str, c: &Counts, rule: &ErrorRate) -> Result<Side, String> {
-    let skipped = left_out(c);
+    let skipped = left_out(c, reset_linger(rule));
     let requests = by_time(&c.requests, &skipped);
     if requests.is_empty() {
         return Err(if skipped.intervals.is_empty() && skipped.pods.is_empty() {

@@ -11,7 +11,9 @@ use rand::rngs::StdRng;
 use rand::{RngExt, SeedableRng};
 use rand_distr::{Distribution, Gamma, LogNormal, Poisson};
 
-use super::{ERROR_TYPES, Fault, History, Incident, Noise, PodHistory, SCRAPE, Scenario, nab};
+use super::{
+    ERROR_TYPES, Fault, History, Incident, Noise, PodHistory, Restart, SCRAPE, Scenario, nab,
+};
 use super::{Trace, suffix};
 
 /// One pod as planned before its samples are drawn.
@@ -114,6 +116,9 @@ pub fn generate(scenario: &Scenario, noise: &Noise) -> History {
                 first_fault_error = Some(first_fault_error.map_or(stamp, |f: f64| f.min(stamp)));
             }
         }
+    }
+    for r in &s.restarts {
+        restart(&mut pods, r);
     }
     History {
         scenario: s.clone(),
@@ -285,6 +290,34 @@ fn push(pod: &mut PodHistory, d: &Draw) {
     pod.cfs_periods.push(last(&pod.cfs_periods) + PERIODS);
     pod.cfs_throttled
         .push(last(&pod.cfs_throttled) + d.throttled);
+}
+
+/// A container restart (see [`Restart`]): every counter of the pod, from the restart's scrape
+/// on, less its value at the scrape before, so it counts from zero again.
+fn restart(pods: &mut [PodHistory], r: &Restart) {
+    let side: Vec<usize> = (0..pods.len()).filter(|&i| pods[i].new == r.new).collect();
+    let Some(&i) = side.get(r.pod % side.len().max(1)) else {
+        return;
+    };
+    let pod = &mut pods[i];
+    let k = (r.after / SCRAPE).ceil().max(1.0) as usize;
+    if k >= pod.requests.len() {
+        return;
+    }
+    let from_zero = |v: &mut Vec<f64>| {
+        let base = v[k - 1];
+        v[k..].iter_mut().for_each(|x| *x -= base);
+    };
+    from_zero(&mut pod.requests);
+    from_zero(&mut pod.cpu_seconds);
+    from_zero(&mut pod.cfs_periods);
+    from_zero(&mut pod.cfs_throttled);
+    let base = pod.errors[k - 1];
+    for e in &mut pod.errors[k..] {
+        for (x, b) in e.iter_mut().zip(base) {
+            *x -= b;
+        }
+    }
 }
 
 /// Rounds a pod's start up to the next scrape of the history's clock.

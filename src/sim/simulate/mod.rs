@@ -64,6 +64,19 @@ pub enum Fault {
     },
 }
 
+/// A container restarting inside its pod (an OOM kill, a crash): the pod's counters start again
+/// from zero at its first scrape `after` seconds past its own first; a restart past the pod's
+/// last scrape does nothing.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Restart {
+    /// A new pod's restart, or an old pod's.
+    pub new: bool,
+    /// Which of that side's pods, in order of their start (wrapping around).
+    pub pod: usize,
+    /// Seconds after the pod's first scrape.
+    pub after: f64,
+}
+
 /// New pods burning extra CPU while they warm up (opcache priming).
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Warmup {
@@ -129,6 +142,11 @@ pub struct Scenario {
     /// end of the bake" ends before it.
     #[serde(default)]
     pub tail: f64,
+    /// Containers restarting inside their pods: each starts its counters again from zero, and
+    /// an error counter created at its first error is absent until the pod's next error (see
+    /// [`Restart`]). Applied after every draw, so restarts change no other sample.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub restarts: Vec<Restart>,
     /// The Deployment's replicas: the old pods before the rollout, the new ones after.
     pub replicas: usize,
     /// Seconds from a new pod's start to its readiness: the time between the rolling update's
@@ -196,6 +214,7 @@ impl Scenario {
             before: 600.0,
             bake: 600.0,
             tail: 0.0,
+            restarts: Vec::new(),
             replicas: 6,
             pod_interval: 60.0,
             max_surge: 1,

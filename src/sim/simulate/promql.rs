@@ -20,7 +20,8 @@
 
 use super::SCRAPE;
 
-/// One stored counter series: a sample every [`SCRAPE`] seconds from `t0`.
+/// One stored counter series: a sample every [`SCRAPE`] seconds from `t0`; `NaN` where the
+/// series had no sample (an error counter gone after its container restarted).
 #[derive(Clone, Copy, Debug)]
 pub(super) struct Samples<'a> {
     /// Unix seconds of the first sample.
@@ -62,7 +63,16 @@ impl Samples<'_> {
     fn value_at(&self, t_ms: i64) -> f64 {
         match (t_ms - ms(self.t0)).div_euclid(Self::scrape_ms()) {
             i if i < 0 => 0.0,
-            i => self.values[(i as usize).min(self.values.len() - 1)],
+            i => {
+                let i = (i as usize).min(self.values.len() - 1);
+                // Where the series has no sample, its last one before (none: zero).
+                self.values[..=i]
+                    .iter()
+                    .rev()
+                    .find(|v| !v.is_nan())
+                    .copied()
+                    .unwrap_or(0.0)
+            }
         }
     }
 }
@@ -73,10 +83,13 @@ pub(super) fn extrapolated(s: Samples<'_>, at: f64, range: f64, per_second: bool
     let (end_ms, range_ms) = (ms(at), ms(range));
     let start_ms = end_ms - range_ms;
     let (lo, hi) = s.inside(start_ms, end_ms)?;
+    // The samples there are (a series with holes has none in them).
+    let present: Vec<usize> = (lo..=hi).filter(|&i| !s.values[i].is_nan()).collect();
+    let (&lo, &hi) = (present.first()?, present.last()?);
     if hi == lo {
         return None;
     }
-    let v = &s.values[lo..=hi];
+    let v: Vec<f64> = present.iter().map(|&i| s.values[i]).collect();
     let mut result = v[v.len() - 1] - v[0];
     for w in v.windows(2) {
         if w[1] < w[0] {
@@ -108,11 +121,16 @@ pub(super) fn extrapolated(s: Samples<'_>, at: f64, range: f64, per_second: bool
 /// the staleness markers a live Prometheus writes when a scrape fails or a target goes away,
 /// so a failed scrape does not hide the sample before it.
 pub(super) fn last_over_time(s: Samples<'_>, at: f64, range: f64) -> Option<f64> {
-    let (_, hi) = s.inside(ms(at) - ms(range), ms(at))?;
-    Some(s.values[hi])
+    let (lo, hi) = s.inside(ms(at) - ms(range), ms(at))?;
+    s.values[lo..=hi]
+        .iter()
+        .rev()
+        .find(|v| !v.is_nan())
+        .copied()
 }
 
-/// The true increase of the counter over `(at − range, at]`: 0 before the series began, its
+/// The true increase of the counter over `(at − range, at]` (not across a restart: the value
+/// difference, as the counter-difference queries read it): 0 before the series began, its
 /// last value after it ended; `None` if the series has no sample inside the range (it ended
 /// before, or begins after). Not what Prometheus answers: the reference the extrapolation is
 /// measured against.

@@ -238,12 +238,19 @@ impl Stored<'_> {
 }
 
 /// A pod's error counter of one type as Prometheus stores it: from the scrape that first saw
-/// an error of that type (none before), `None` if it never did.
+/// an error of that type (none before), `None` if it never did. After a container restart the
+/// counter is gone again until its next error: those scrapes hold no sample (`NaN` here, which
+/// the PromQL functions skip as Prometheus' ranges skip what is not there).
 fn error_series(pod: &PodHistory, k: usize) -> Option<Stored<'static>> {
     let first = pod.errors.iter().position(|e| e[k] > 0.0)?;
     Some(Stored {
         t0: pod.start + first as f64 * SCRAPE,
-        values: Cow::Owned(pod.errors[first..].iter().map(|e| e[k]).collect()),
+        values: Cow::Owned(
+            pod.errors[first..]
+                .iter()
+                .map(|e| if e[k] > 0.0 { e[k] } else { f64::NAN })
+                .collect(),
+        ),
     })
 }
 

@@ -10,6 +10,44 @@ fn noise() -> Noise {
 }
 
 #[test]
+fn a_restart_starts_its_pods_counters_again_and_changes_nothing_else() {
+    let noise = noise();
+    let s = Scenario {
+        scrape_offsets: true,
+        ..Scenario::healthy("h", 12)
+    };
+    let restarted = Scenario {
+        restarts: vec![Restart {
+            new: true,
+            pod: 1,
+            after: 150.0,
+        }],
+        ..s.clone()
+    };
+    let (a, b) = (generate(&s, &noise), generate(&restarted, &noise));
+    let k = 10; // the first scrape at or after 150 s
+    let mut changed = 0;
+    for (p, q) in a.pods.iter().zip(&b.pods) {
+        if p.requests == q.requests {
+            assert_eq!((&p.errors, &p.cpu_seconds), (&q.errors, &q.cpu_seconds));
+            continue;
+        }
+        changed += 1;
+        assert!(p.new, "{}", p.name);
+        // Before the restart the same; from it on, less the count before it.
+        assert_eq!(p.requests[..k], q.requests[..k]);
+        for j in k..p.requests.len() {
+            assert!((q.requests[j] - (p.requests[j] - p.requests[k - 1])).abs() < 1e-9);
+            for t in 0..ERROR_TYPES.len() {
+                let expected = p.errors[j][t] - p.errors[k - 1][t];
+                assert!((q.errors[j][t] - expected).abs() < 1e-9);
+            }
+        }
+    }
+    assert_eq!(changed, 1, "exactly one pod restarted");
+}
+
+#[test]
 fn a_tail_after_the_bake_extends_the_new_pods_and_changes_no_earlier_sample() {
     let noise = noise();
     // A bad release with class errors, a warm-up, offset scrapes: every kind of draw.
