@@ -163,12 +163,13 @@ async fn a_restart_leaves_out_that_pod_until_its_error_counter_is_back_and_no_ot
     let v = judge(&new).await;
     assert_eq!(v.outcome, Outcome::Pass, "{}", v.reason);
     let (requests, intervals, pod_intervals) = counts(&v);
-    // Nothing of the other pods is left out, and of the restarted one five minutes: the one
-    // in which its request counter went back, the three without an error counter, and the one
-    // in which it came back (held against its last value before the restart, still inside the
-    // query's 5-minute look back). What is left has the old pods' rate exactly.
-    assert_eq!((intervals, pod_intervals), (0, 5), "{}", v.reason);
-    assert_eq!(requests, (3.0 * 60.0 - 5.0) * 600.0, "{}", v.reason);
+    // Nothing of the other pods is left out, and of the restarted one seven minutes: the one
+    // in which its request counter went back and the six after (the four without an error
+    // counter, the one in which it came back, held against its value before the restart, and
+    // up to the query's 5-minute look back and an interval). What is left has the old pods'
+    // rate exactly.
+    assert_eq!((intervals, pod_intervals), (0, 7), "{}", v.reason);
+    assert_eq!(requests, (3.0 * 60.0 - 7.0) * 600.0, "{}", v.reason);
     assert!(v.reason.starts_with("new 0.1667% "), "{}", v.reason);
 }
 
@@ -192,10 +193,11 @@ async fn a_second_error_type_read_from_before_the_restart_is_left_out_with_it() 
     ];
     let v = judge(&new).await;
     assert_eq!(v.outcome, Outcome::Pass, "{}", v.reason);
-    let (_, intervals, pod_intervals) = counts(&v);
-    // The reset's minute, the minute the first kind came back (held against both counters'
-    // values before the restart), and three minutes of the second kind's value still read back.
-    assert_eq!((intervals, pod_intervals), (0, 5), "{}", v.reason);
+    let (requests, intervals, pod_intervals) = counts(&v);
+    // The reset's minute and the six after it, whatever the sign of the count in them: the
+    // second kind's value from before is read back in them, negative or merely too low.
+    assert_eq!((intervals, pod_intervals), (0, 7), "{}", v.reason);
+    assert_eq!(requests, (3.0 * 60.0 - 7.0) * 600.0, "{}", v.reason);
 }
 
 #[tokio::test]

@@ -46,9 +46,10 @@ fn new_pods(h: &History, until: f64) -> NewPods {
                     0 => (0.0, [0.0; ERROR_TYPES.len()]),
                     _ => (pod.requests[i - 1], pod.errors[i - 1]),
                 };
-                // A counter below its value a scrape before started again from zero (a
-                // container restart): its value is what it counted since.
-                let inc = |a: f64, b: f64| if a < b { a } else { a - b };
+                // At a container restart the counters started again from zero: their value
+                // is what they counted since.
+                let restarted = pod.restarts.contains(&i);
+                let inc = |a: f64, b: f64| if restarted { a } else { a - b };
                 out.requests.push(inc(pod.requests[i], r0));
                 let e: Vec<f64> = pod.errors[i]
                     .iter()

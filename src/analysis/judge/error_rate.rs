@@ -144,15 +144,17 @@ fn resets(c: &Counts) -> BTreeSet<(String, Millis)> {
 
 /// The intervals of `pod` a reset at `r` leaves out: its own, and where the pod's error series
 /// was born before it, every one up to and including the first point of that series after it
-/// (to the end of the window when there is none), and to the last negative point of that series
-/// within `linger` of the reset. A restarted container's error counter, created at its first
-/// error, is gone until the pod's next error, and the interval it comes back in is held
-/// against its value before the restart. With several error types summed by pod, one type
-/// coming back is not all: another's value before the restart is still read an interval back
-/// (the default queries look up to 5 minutes back), and makes the pod's count negative until
-/// it ages out: `linger`, that look back and an interval. Ending the stretch at the pod's next
-/// error, whenever it comes, leaves as many errors out as the stretch's requests would make at
-/// the pod's rate, on average: its intervals are not chosen for holding few errors or many.
+/// (to the end of the window when there is none), and at least `linger` after the reset. A
+/// restarted container's error counter, created at its first error, is gone until the pod's
+/// next error, and the interval it comes back in is held against its value before the
+/// restart. With several error types summed by pod, one type coming back is not all:
+/// another's value before the restart is still read an interval back (the default queries
+/// look up to 5 minutes back), and makes the pod's count too low, negative or not, until it
+/// ages out: `linger`, that look back and an interval. The stretch's length is set by the
+/// restart and by the pod's next error, whenever it comes, so it leaves as many errors out as
+/// its requests would make at the pod's rate, on average: its intervals are not chosen for
+/// holding few errors or many (ending it at the last negative count would be: the minutes
+/// after, too low but not negative, would stay).
 fn after_reset(c: &Counts, pod: &str, r: Millis, linger: Millis) -> impl Iterator<Item = Millis> {
     let of_pod = |s: &&Series| series_key(s) == pod;
     let error_points: BTreeMap<Millis, f64> = c
@@ -167,13 +169,7 @@ fn after_reset(c: &Counts, pod: &str, r: Millis, linger: Millis) -> impl Iterato
                 .range(r + 1..)
                 .next()
                 .map_or(Millis::MAX, |(t, _)| *t);
-            let lingering = error_points
-                .range(r..=r.saturating_add(linger))
-                .filter(|(_, v)| **v < 0.0)
-                .map(|(t, _)| *t)
-                .next_back()
-                .unwrap_or(r);
-            back.max(lingering)
+            back.max(r.saturating_add(linger))
         }
         _ => r,
     };

@@ -89,6 +89,7 @@ pub fn generate(scenario: &Scenario, noise: &Noise) -> History {
             cfs_periods: Vec::new(),
             cfs_throttled: Vec::new(),
             cpu_limit: s.cpu_limit,
+            restarts: Vec::new(),
         })
         .collect();
 
@@ -118,7 +119,10 @@ pub fn generate(scenario: &Scenario, noise: &Noise) -> History {
         }
     }
     for r in &s.restarts {
-        restart(&mut pods, r);
+        place(&mut pods, r);
+    }
+    for pod in &mut pods {
+        restart(pod);
     }
     History {
         scenario: s.clone(),
@@ -292,30 +296,51 @@ fn push(pod: &mut PodHistory, d: &Draw) {
         .push(last(&pod.cfs_throttled) + d.throttled);
 }
 
-/// A container restart (see [`Restart`]): every counter of the pod, from the restart's scrape
-/// on, less its value at the scrape before, so it counts from zero again.
-fn restart(pods: &mut [PodHistory], r: &Restart) {
+/// Notes a container restart (see [`Restart`]) on its pod: the first scrape at or after it
+/// (not the first, nor past the pod's last), each scrape once, in order.
+fn place(pods: &mut [PodHistory], r: &Restart) {
     let side: Vec<usize> = (0..pods.len()).filter(|&i| pods[i].new == r.new).collect();
     let Some(&i) = side.get(r.pod % side.len().max(1)) else {
         return;
     };
     let pod = &mut pods[i];
     let k = (r.after / SCRAPE).ceil().max(1.0) as usize;
-    if k >= pod.requests.len() {
+    if k < pod.requests.len() && !pod.restarts.contains(&k) {
+        pod.restarts.push(k);
+        pod.restarts.sort_unstable();
+    }
+}
+
+/// Every counter of the pod from each of its restarts on (see [`place`]), less its value at the
+/// scrape before that restart, so that it counts from zero again until the next.
+fn restart(pod: &mut PodHistory) {
+    if pod.restarts.is_empty() {
         return;
     }
+    let ks = pod.restarts.clone();
+    let stretches: Vec<(usize, usize)> = ks
+        .iter()
+        .enumerate()
+        .map(|(m, &k)| (k, ks.get(m + 1).copied().unwrap_or(pod.requests.len())))
+        .collect();
     let from_zero = |v: &mut Vec<f64>| {
-        let base = v[k - 1];
-        v[k..].iter_mut().for_each(|x| *x -= base);
+        let o = v.clone();
+        for &(k, end) in &stretches {
+            for j in k..end {
+                v[j] = o[j] - o[k - 1];
+            }
+        }
     };
     from_zero(&mut pod.requests);
     from_zero(&mut pod.cpu_seconds);
     from_zero(&mut pod.cfs_periods);
     from_zero(&mut pod.cfs_throttled);
-    let base = pod.errors[k - 1];
-    for e in &mut pod.errors[k..] {
-        for (x, b) in e.iter_mut().zip(base) {
-            *x -= b;
+    let o = pod.errors.clone();
+    for &(k, end) in &stretches {
+        for j in k..end {
+            for ((e, now), before) in pod.errors[j].iter_mut().zip(o[j]).zip(o[k - 1]) {
+                *e = now - before;
+            }
         }
     }
 }

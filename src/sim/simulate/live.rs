@@ -207,6 +207,7 @@ impl<L: PodLister> LiveSource<L> {
             cfs_periods: Vec::with_capacity(n),
             cfs_throttled: Vec::with_capacity(n),
             cpu_limit: p.cpu_limit,
+            restarts: Vec::new(),
         };
         let (mut req, mut errs, mut cpu, mut periods, mut throttled) =
             (0.0, [0.0; ERROR_TYPES.len()], 0.0, 0.0, 0.0);

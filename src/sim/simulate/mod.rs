@@ -320,6 +320,9 @@ pub struct PodHistory {
     pub cfs_throttled: Vec<f64>,
     /// The pod's CPU limit, in cores.
     pub cpu_limit: f64,
+    /// The samples at which its container had restarted, its counters counting from zero
+    /// again (see [`Restart`]), in order.
+    pub restarts: Vec<usize>,
 }
 
 impl PodHistory {

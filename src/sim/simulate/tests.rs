@@ -45,6 +45,35 @@ fn a_restart_starts_its_pods_counters_again_and_changes_nothing_else() {
         }
     }
     assert_eq!(changed, 1, "exactly one pod restarted");
+    // Two restarts of one pod, listed out of order, and one twice: each counts from zero until
+    // the next, never below.
+    let twice = Scenario {
+        restarts: [300.0, 150.0, 150.0]
+            .map(|after| Restart {
+                new: true,
+                pod: 1,
+                after,
+            })
+            .to_vec(),
+        ..s.clone()
+    };
+    let c = generate(&twice, &noise);
+    let (p, q) = a
+        .pods
+        .iter()
+        .zip(&c.pods)
+        .find(|(p, q)| p.requests != q.requests)
+        .expect("a pod restarted");
+    assert_eq!(q.restarts, [10, 20]);
+    for j in 0..p.requests.len() {
+        let base = match j {
+            0..10 => 0.0,
+            10..20 => p.requests[9],
+            _ => p.requests[19],
+        };
+        assert!((q.requests[j] - (p.requests[j] - base)).abs() < 1e-9, "{j}");
+        assert!(q.errors[j].iter().all(|e| *e >= 0.0), "{j}");
+    }
 }
 
 #[test]
