@@ -49,12 +49,17 @@ struct Skip {
     /// One pod's intervals left out, its errors and requests alike, the other pods' kept: from
     /// the pod's counter reset (see [`resets`]) to its error series' first point after it (see
     /// [`after_reset`]).
-    pods: BTreeSet<(String, Millis)>,
+    pods: BTreeMap<String, BTreeSet<Millis>>,
 }
 
 impl Skip {
+    /// Whether `pod`'s interval ending at `t` is left out, for it alone.
+    fn skips_pod(&self, pod: &str, t: Millis) -> bool {
+        self.pods.get(pod).is_some_and(|ts| ts.contains(&t))
+    }
+
     fn skips(&self, pod: &str, t: Millis) -> bool {
-        self.intervals.contains(&t) || self.pods.contains(&(pod.to_string(), t))
+        self.intervals.contains(&t) || self.skips_pod(pod, t)
     }
 
     /// Every interval end left out, for any pod or for all.
@@ -62,7 +67,12 @@ impl Skip {
         self.intervals
             .iter()
             .copied()
-            .chain(self.pods.iter().map(|(_, t)| *t))
+            .chain(self.pods.values().flatten().copied())
+    }
+
+    /// How many pod-intervals are left out for their pod alone.
+    fn pod_intervals(&self) -> usize {
+        self.pods.values().map(BTreeSet::len).sum()
     }
 }
 
@@ -88,15 +98,15 @@ fn left_out(c: &Counts, linger: Millis) -> Skip {
     let mut skip = Skip::default();
     if by_pod(c) {
         for (pod, r) in resets(c) {
-            skip.pods
-                .extend(after_reset(c, &pod, r, linger).map(|t| (pod.clone(), t)));
+            let stretch = after_reset(c, &pod, r, linger);
+            skip.pods.entry(pod).or_default().extend(stretch);
         }
     }
     for s in c.requests.iter().chain(&c.errors) {
         let pod = series_key(s);
         for p in s.points.iter().filter(|p| !usable(p.v)) {
             let t = millis(p.t);
-            if !(p.v < 0.0 && skip.pods.contains(&(pod.clone(), t))) {
+            if !(p.v < 0.0 && skip.skips_pod(&pod, t)) {
                 skip.intervals.insert(t);
             }
         }
@@ -116,11 +126,10 @@ fn left_out(c: &Counts, linger: Millis) -> Skip {
             continue;
         };
         let served = request_times(request_keys.contains(&key).then_some(&key));
-        let gaps = served.range(born..).filter(|t| !times.contains(t));
-        let unexplained: Vec<Millis> = gaps
-            .filter(|t| !skip.pods.contains(&(key.clone(), **t)))
-            .copied()
-            .collect();
+        let reset = skip.pods.get(&key);
+        let unexplained = served
+            .range(born..)
+            .filter(|t| !times.contains(t) && !reset.is_some_and(|ts| ts.contains(t)));
         skip.intervals.extend(unexplained);
     }
     skip
@@ -155,7 +164,7 @@ fn resets(c: &Counts) -> BTreeSet<(String, Millis)> {
 /// its requests would make at the pod's rate, on average: its intervals are not chosen for
 /// holding few errors or many (ending it at the last negative count would be: the minutes
 /// after, too low but not negative, would stay).
-fn after_reset(c: &Counts, pod: &str, r: Millis, linger: Millis) -> impl Iterator<Item = Millis> {
+fn after_reset(c: &Counts, pod: &str, r: Millis, linger: Millis) -> BTreeSet<Millis> {
     let of_pod = |s: &&Series| series_key(s) == pod;
     let error_points: BTreeMap<Millis, f64> = c
         .errors
@@ -173,14 +182,12 @@ fn after_reset(c: &Counts, pod: &str, r: Millis, linger: Millis) -> impl Iterato
         }
         _ => r,
     };
-    let served: BTreeSet<Millis> = c
-        .requests
+    c.requests
         .iter()
         .filter(of_pod)
         .flat_map(|s| s.points.iter().map(|p| millis(p.t)))
         .filter(|t| (r..=end).contains(t))
-        .collect();
-    served.into_iter()
+        .collect()
 }
 
 /// How long after a reset a pod's error count may still be negative for it (see
@@ -228,7 +235,7 @@ fn side(name: &str, c: &Counts, rule: &ErrorRate) -> Result<Side, String> {
         return Err(if skipped.intervals.is_empty() && skipped.pods.is_empty() {
             format!("no request counts for the {name} pods")
         } else {
-            let resets = match skipped.pods.len() {
+            let resets = match skipped.pod_intervals() {
                 0 => String::new(),
                 n => format!(", and {n} pod-interval(s) after counter resets"),
             };
@@ -874,7 +881,7 @@ pub(super) fn error_rate(rule: &ErrorRate, new: &Counts, old: Option<&Counts>) -
         min_rate_increase: rule.min_rate_increase,
         min_errors: rule.min_errors,
         intervals_left_out: new_side.skipped.intervals.len() + old_side.skipped.intervals.len(),
-        pod_intervals_left_out: new_side.skipped.pods.len() + old_side.skipped.pods.len(),
+        pod_intervals_left_out: new_side.skipped.pod_intervals() + old_side.skipped.pod_intervals(),
         baseline,
         window_bound,
         history: later.map(|l| Box::new(l.evidence)),
@@ -926,8 +933,9 @@ fn decide(
     let large = ratio_reached(e.ratio, e.observed_errors, rule.min_ratio);
     let material = e.rate_increase >= rule.min_rate_increase;
     let enough = e.observed_errors >= rule.min_errors;
-    let guarded = guards.burst.is_some() || guards.incident.is_some();
-    let fail = significant && large && material && enough && !guarded;
+    // Every condition of the rule met, and no burst carrying it: only an incident can hold it.
+    let but_for_an_incident = significant && large && material && enough && guards.burst.is_none();
+    let fail = but_for_an_incident && guards.incident.is_none();
     // Evidence building: an excess large enough to matter that is significant but held back
     // (one burst, too few errors yet), or nearly significant (p below the square root of
     // alpha). Such a pass keeps the streak; a clean pass resets it, and so does an excess
@@ -937,9 +945,11 @@ fn decide(
     let building = !fail && large && material && (significant || near) && guards.incident.is_none();
     // An excess that only an incident too recent to tell from a lasting regression keeps from
     // failing the rule.
-    let unsettled = (significant && large && material && enough && guards.burst.is_none())
-        .then(|| guards.incident.as_ref().and_then(|i| i.settles_in))
-        .flatten();
+    let unsettled = guards
+        .incident
+        .as_ref()
+        .filter(|_| but_for_an_incident)
+        .and_then(|i| i.settles_in);
     if fail || building {
         e.intervals = window();
     }
