@@ -534,3 +534,68 @@ async fn logs_rules_are_listed_as_not_replayable_and_do_not_blur_the_decision() 
     );
     assert!(why.contains("not replayed: php-log-class-errors"), "{why}");
 }
+
+/// A replay that ends while a streak is under way goes on past its end, as the controller goes on
+/// past the bake's end, and acts where the controller would; without the extension, or cut short
+/// where the data ends, it passes and says what was left open.
+#[tokio::test]
+async fn a_streak_under_way_at_the_end_goes_on_past_it_as_the_controller_does() {
+    let mut s = gated("error-rate-extension", 1);
+    s.fault = Fault::ErrorRate { multiplier: 5.0 };
+    let h = history(&s);
+    let prometheus = start(&h);
+    let url = prometheus.url();
+    let full = gate_replay(&h);
+    let acted = replay_library(&url, &full).await;
+    let why = text(&acted, &full);
+    assert_eq!(acted.decision, FinalDecision::Rollback, "{why}");
+    assert_eq!(acted.rule.as_deref(), Some("php-error-rate"), "{why}");
+    let decided = acted.decided_at.expect("decided");
+
+    // Ending one evaluation before the rollback: the rule's streak of two is half way there.
+    let mut short = full.clone();
+    short.to = decided - SignedDuration::from_secs(30);
+    let stopped = replay_library(&url, &short).await;
+    let why = text(&stopped, &short);
+    assert_no_action(&stopped, &short, &why);
+    assert_eq!(stopped.extension, None, "{why}");
+    assert!(
+        stopped
+            .left_open
+            .contains("still failing when the replay ended: php-error-rate (1/2)"),
+        "{why}"
+    );
+    assert!(why.contains("php-error-rate (1/2)"), "{why}");
+
+    // With the extension, the replay meets the rollback one evaluation past its end.
+    let mut extended = short.clone();
+    extended.extend_until = Some(full.to);
+    let report = replay_library(&url, &extended).await;
+    let why = text(&report, &extended);
+    assert_eq!(report.decision, FinalDecision::Rollback, "{why}");
+    assert_eq!(report.decided_at, Some(decided), "{why}");
+    let ext = report.extension.as_ref().expect("an extension");
+    assert_eq!(ext.evaluations, 1, "{why}");
+    assert!(!ext.cut_short, "{why}");
+    assert!(
+        ext.because
+            .contains("php-error-rate (1/2) fails toward its action"),
+        "{why}"
+    );
+    assert!(why.contains("went on for 1 evaluation(s) past"), "{why}");
+    // The binary goes on up to now, which is long past this history: the same report.
+    let mut binary = extended.clone();
+    binary.extend_until = Some(jiff::Timestamp::now());
+    same_report(&backtest_json(&url, &binary), &report);
+
+    // Where the data ends before the extension could look again: no action, and it says so.
+    let mut cut = short.clone();
+    cut.extend_until = Some(short.to);
+    let report = replay_library(&url, &cut).await;
+    let why = text(&report, &cut);
+    assert_no_action(&report, &cut, &why);
+    let ext = report.extension.as_ref().expect("an extension");
+    assert!(ext.cut_short, "{why}");
+    assert_eq!(ext.evaluations, 0, "{why}");
+    assert!(why.contains("a later replay may decide otherwise"), "{why}");
+}

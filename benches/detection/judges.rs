@@ -6,13 +6,11 @@
 //! it acted, in seconds after the first new pod.
 
 use std::collections::BTreeMap;
-use std::time::Duration;
 
 use jiff::Timestamp;
-use rollout_guard::analysis::decision::Streaks;
+use rollout_guard::analysis::backtest::{Replay, replay_with};
 use rollout_guard::analysis::duration::PromDuration;
-use rollout_guard::analysis::evaluate::evaluate;
-use rollout_guard::analysis::rules::{Action, RuleSet};
+use rollout_guard::analysis::rules::RuleSet;
 use rollout_guard::analysis::source::{MetricSource, Series};
 use rollout_guard::analysis::stats::{self, Tail};
 use rollout_guard::analysis::template::pods_regex;
@@ -39,51 +37,55 @@ fn ts(t: f64) -> Timestamp {
     Timestamp::from_second(t as i64).expect("valid time")
 }
 
-/// rollout-guard: when it acted, and the rule that did. As the controller, it goes on past the
-/// bake's end while a streak is under way, for at most `Decision::open_for` evaluations after
-/// its last look in the bake (the controller's first look at or past the bake's end: the
-/// bench's bake, here as before, ends at its last look at or before it, one look short of
-/// the controller's when the end falls between two); the scenario's tail holds them.
+/// rollout-guard: when it acted, and the rule that did, replayed as `backtest` replays (one
+/// shared loop), with the target the controller's: its old ReplicaSet departed once the old
+/// pods are gone. As the controller, it goes on past the bake's end while evidence is under
+/// way (the bench's bake, here as before, ends at its last look at or before it, one look short
+/// of the controller's when the end falls between two); the scenario's tail holds that.
 pub async fn ours<S: MetricSource>(
     rules: &RuleSet,
     h: &History,
     source: &S,
     trace: Option<&str>,
 ) -> (Outcome, Option<String>) {
-    let mut streaks = Streaks::default();
     let s = &h.scenario;
     let r0 = s.rollout_start();
-    // The bake's end as the evaluations meet it.
     let last = times(s).last().copied().unwrap_or(r0);
-    let mut t = r0 + STEP;
-    // Evaluations the extension has left, once it began (`Planner::extend_bake`).
-    let mut extension: Option<u32> = None;
-    loop {
-        let eval = evaluate(rules, &h.target_at(t), ts(t), source).await;
-        let d = streaks.update(&eval.verdicts);
-        if let Some(mode) = trace {
-            eprintln!("{mode} t+{:.0}s {:?}", t - r0, d.action);
-            for v in &eval.verdicts {
+    let plan = Replay {
+        target: h.target_at(r0),
+        from: ts(r0 + STEP),
+        to: ts(last.max(r0 + STEP)),
+        step: PromDuration::from_secs(STEP as u64),
+        extend_until: Some(ts(s.history_end())),
+    };
+    let at_seconds = |t: Timestamp| t.as_millisecond() as f64 / 1000.0;
+    let report = replay_with(
+        rules,
+        &plan,
+        |t| h.target_at(at_seconds(t)),
+        source,
+        |_, _| {},
+    )
+    .await
+    .expect("a valid replay");
+    if let Some(mode) = trace {
+        for step in &report.timeline {
+            eprintln!(
+                "{mode} t+{:.0}s {:?}",
+                at_seconds(step.at) - r0,
+                step.action
+            );
+            for v in &step.verdicts {
                 eprintln!("{mode}     {} {}: {}", v.rule, v.outcome, v.reason);
             }
         }
-        if matches!(d.action, Some(Action::Pause | Action::Rollback)) {
-            return (Some(t - r0), d.rule);
-        }
-        let next = t + STEP;
-        if next > last + 1e-6 {
-            let Some(left) = d.extension_after(extension, Duration::from_secs_f64(STEP)) else {
-                return (None, None);
-            };
-            extension = Some(left);
-        }
-        assert!(
-            next <= s.history_end() + 1e-6,
-            "the scenario's tail ({} s) is shorter than the bake's extension",
-            s.tail
-        );
-        t = next;
     }
+    assert!(
+        !report.extension.as_ref().is_some_and(|e| e.cut_short),
+        "the scenario's tail ({} s) is shorter than the bake's extension",
+        s.tail
+    );
+    (report.decided_at.map(|t| at_seconds(t) - r0), report.rule)
 }
 
 fn selector(rs: &str) -> String {

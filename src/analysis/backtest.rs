@@ -4,7 +4,9 @@
 //! Owns the replay loop and its report (the JSON shape is a stable contract, see the README).
 //! Each step evaluates at its own time through [`crate::analysis::evaluate`], so it sees only the data
 //! that existed then, and folds the verdicts into the same [`Streaks`] the controller keeps.
-//! It stops at the first pause or rollback, as the controller would. No I/O beyond the metric
+//! It stops at the first pause or rollback, as the controller would, and past its end it goes on
+//! as the controller goes on past the bake's end while evidence is under way
+//! ([`Decision::extension_after`]), up to the moment the data ends. No I/O beyond the metric
 //! source it is given; printing is the caller's.
 
 use std::collections::BTreeSet;
@@ -31,6 +33,11 @@ pub struct Replay {
     pub to: Timestamp,
     /// The time between two evaluations.
     pub step: PromDuration,
+    /// Past `to`, the replay goes on as the controller goes on past the bake's end while a
+    /// streak is under way or a pass is not settled ([`Decision::extension_after`]), but not
+    /// past this moment (where the data ends: now, for a replay of Prometheus' data). `None`:
+    /// it ends at `to`.
+    pub extend_until: Option<Timestamp>,
 }
 
 /// A replay that cannot run.
@@ -104,6 +111,26 @@ pub struct Report {
     /// it inconclusive.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub not_replayable: Vec<NotReplayable>,
+    /// The evaluations made past `to`, as the controller's past the bake's end; absent when
+    /// nothing was under way at `to`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub extension: Option<Extension>,
+    /// What was still under way when a replay ended without acting (streaks failing toward
+    /// their action, passes not settled), for people; empty when nothing was.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub left_open: String,
+}
+
+/// A replay that went on past its end, as the controller goes on past the bake's end.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Extension {
+    /// What was under way at the replay's end, in one line.
+    pub because: String,
+    /// The evaluations made past the end.
+    pub evaluations: u32,
+    /// It stopped where the data ends, before the controller would have: a later replay may
+    /// decide otherwise.
+    pub cut_short: bool,
 }
 
 /// A rule left out of a replay.
@@ -156,6 +183,19 @@ pub async fn replay<S: MetricSource>(
     rules: &RuleSet,
     replay: &Replay,
     source: &S,
+    progress: impl FnMut(usize, usize),
+) -> Result<Report, ReplayError> {
+    replay_with(rules, replay, |_| replay.target.clone(), source, progress).await
+}
+
+/// [`replay`], with the target each evaluation is made for given by `target_at`, as the
+/// controller's changes when the old pods leave (the old ReplicaSets become `departed`): the
+/// detection benchmark replays so, a replay of a past rollout has only its fixed target.
+pub async fn replay_with<S: MetricSource>(
+    rules: &RuleSet,
+    replay: &Replay,
+    target_at: impl Fn(Timestamp) -> Target,
+    source: &S,
     mut progress: impl FnMut(usize, usize),
 ) -> Result<Report, ReplayError> {
     let times = replay.times()?;
@@ -170,53 +210,135 @@ pub async fn replay<S: MetricSource>(
         ..rules.clone()
     };
     let rules = &replayable;
-    let mut streaks = Streaks::default();
-    let mut timeline = Vec::with_capacity(times.len());
-    let mut conclusive: BTreeSet<String> = BTreeSet::new();
-    for (i, at) in times.iter().enumerate() {
-        let evaluation = evaluate(rules, &replay.target, *at, source).await;
-        let decision: Decision = streaks.update(&evaluation.verdicts);
+    let mut run = Run {
+        streaks: Streaks::default(),
+        timeline: Vec::with_capacity(times.len()),
+        conclusive: BTreeSet::new(),
+    };
+    let every = replay.step.as_std();
+    let total = times.len();
+    let mut extension: Option<Extension> = None;
+    // The evaluations the extension has left, once it began.
+    let mut left: Option<u32> = None;
+    let mut at = times[0];
+    loop {
+        let decision = run.step(rules, &target_at(at), at, source).await;
+        progress(run.timeline.len(), total.max(run.timeline.len()));
+        if matches!(decision.action, Some(Action::Pause | Action::Rollback)) {
+            return Ok(run.acted(decision, left_out, extension));
+        }
+        if let Some(next) = times.get(run.timeline.len()) {
+            at = *next;
+            continue;
+        }
+        // Past the end: on, as the controller past the bake's end, while evidence is under way.
+        let next = at + SignedDuration::from_millis(every.as_millis() as i64);
+        let Some(until) = replay.extend_until else {
+            return Ok(run.ended(rules, &decision, left_out, extension));
+        };
+        let Some(n) = decision.extension_after(left, every) else {
+            return Ok(run.ended(rules, &decision, left_out, extension));
+        };
+        let ext = extension.get_or_insert_with(|| Extension {
+            because: decision.under_way(),
+            evaluations: 0,
+            cut_short: false,
+        });
+        if next > until {
+            ext.cut_short = true;
+            return Ok(run.ended(rules, &decision, left_out, extension));
+        }
+        ext.evaluations += 1;
+        left = Some(n);
+        at = next;
+    }
+}
+
+/// A replay under way: the streaks, the timeline so far, and the rules that reached a verdict.
+struct Run {
+    streaks: Streaks,
+    timeline: Vec<Step>,
+    conclusive: BTreeSet<String>,
+}
+
+impl Run {
+    /// Evaluates at `at` and folds the verdicts in.
+    async fn step<S: MetricSource>(
+        &mut self,
+        rules: &RuleSet,
+        target: &Target,
+        at: Timestamp,
+        source: &S,
+    ) -> Decision {
+        let evaluation = evaluate(rules, target, at, source).await;
+        let decision = self.streaks.update(&evaluation.verdicts);
         for v in &evaluation.verdicts {
             if v.outcome != Outcome::Inconclusive {
-                conclusive.insert(v.rule.clone());
+                self.conclusive.insert(v.rule.clone());
             }
         }
-        let acted = matches!(decision.action, Some(Action::Pause | Action::Rollback));
-        timeline.push(Step {
-            at: *at,
+        self.timeline.push(Step {
+            at,
             outcome: overall(&evaluation.verdicts),
             action: decision.action,
-            reason: decision.reason,
+            reason: decision.reason.clone(),
             verdicts: evaluation.verdicts,
         });
-        progress(i + 1, times.len());
-        if acted {
-            let final_decision = match decision.action {
+        decision
+    }
+
+    /// The report of a replay whose last step paused or rolled back.
+    fn acted(
+        self,
+        decision: Decision,
+        not_replayable: Vec<NotReplayable>,
+        extension: Option<Extension>,
+    ) -> Report {
+        Report {
+            decision: match decision.action {
                 Some(Action::Rollback) => FinalDecision::Rollback,
                 _ => FinalDecision::Pause,
-            };
-            return Ok(Report {
-                decision: final_decision,
-                decided_at: Some(*at),
-                rule: decision.rule,
-                timeline,
-                not_replayable: left_out,
-            });
+            },
+            decided_at: self.timeline.last().map(|s| s.at),
+            rule: decision.rule,
+            timeline: self.timeline,
+            not_replayable,
+            extension,
+            left_open: String::new(),
         }
     }
-    let all_conclusive =
-        !rules.rules.is_empty() && rules.rules.iter().all(|r| conclusive.contains(&r.name));
-    Ok(Report {
-        decision: if all_conclusive {
-            FinalDecision::Pass
-        } else {
-            FinalDecision::Inconclusive
-        },
-        decided_at: None,
-        rule: None,
-        timeline,
-        not_replayable: left_out,
-    })
+
+    /// The report of a replay that ended without acting, `last` its last decision.
+    fn ended(
+        self,
+        rules: &RuleSet,
+        last: &Decision,
+        not_replayable: Vec<NotReplayable>,
+        extension: Option<Extension>,
+    ) -> Report {
+        let all_conclusive = !rules.rules.is_empty()
+            && rules
+                .rules
+                .iter()
+                .all(|r| self.conclusive.contains(&r.name));
+        let left_open = last
+            .left_open("when the replay ended")
+            .trim_start_matches("; ")
+            .to_string();
+        Report {
+            decision: if all_conclusive {
+                FinalDecision::Pass
+            } else {
+                FinalDecision::Inconclusive
+            },
+            decided_at: None,
+            rule: None,
+            timeline: self.timeline,
+            not_replayable,
+            extension,
+            left_open,
+        }
+    }
 }
 
 impl Report {
@@ -278,6 +400,20 @@ impl Report {
         for n in &self.not_replayable {
             let _ = writeln!(out, "not replayed: {} ({})", n.rule, n.why);
         }
+        if let Some(e) = &self.extension {
+            let _ = writeln!(
+                out,
+                "went on for {} evaluation(s) past {}, as the controller goes on past the bake's end, while {}{}",
+                e.evaluations,
+                replay.to,
+                e.because,
+                if e.cut_short {
+                    "; stopped where the data ends, before the controller would have: a later replay may decide otherwise"
+                } else {
+                    ""
+                }
+            );
+        }
         match (&self.decided_at, &self.rule) {
             (Some(at), Some(rule)) => {
                 let reason = self
@@ -292,9 +428,14 @@ impl Report {
                 );
             }
             _ => {
+                let open = if self.left_open.is_empty() {
+                    String::new()
+                } else {
+                    format!("\n  {}", self.left_open)
+                };
                 let _ = writeln!(
                     out,
-                    "decision: {} (no action in {} evaluations)",
+                    "decision: {} (no action in {} evaluations){open}",
                     decision_word(self.decision),
                     self.timeline.len()
                 );
@@ -329,6 +470,7 @@ mod tests {
             from: from.parse().unwrap(),
             to: to.parse().unwrap(),
             step: PromDuration::from_secs(step),
+            extend_until: None,
         }
     }
 

@@ -142,6 +142,49 @@ impl Decision {
         let left = left.unwrap_or(looks);
         (looks > 0 && left > 0).then(|| left - 1)
     }
+    /// What keeps an analysis whose time is up going, for people: the streaks failing toward
+    /// their action, and the passes not settled yet.
+    pub fn under_way(&self) -> String {
+        let mut parts = Vec::new();
+        if self.extending().next().is_some() {
+            parts.push(format!(
+                "{} fails toward its action",
+                list(self.extending())
+            ));
+        }
+        if !self.unsettled.is_empty() {
+            parts.push(format!(
+                "the pass of {} is not settled: its excess hangs on a stretch that ended too recently to tell a shared incident from a lasting regression",
+                list(&self.unsettled)
+            ));
+        }
+        parts.join("; and ")
+    }
+
+    /// What was still under way when an analysis ended without acting, `when` it ended
+    /// ("when the bake ended"), to be appended to what says it passed ("" when nothing was).
+    pub fn left_open(&self, when: &str) -> String {
+        let mut s = String::new();
+        if !self.open.is_empty() {
+            s.push_str(&format!("; still failing {when}: {}", list(&self.open)));
+        }
+        if !self.unsettled.is_empty() {
+            s.push_str(&format!(
+                "; still unsettled {when}: {}",
+                list(&self.unsettled)
+            ));
+        }
+        s
+    }
+}
+
+/// Open streaks or unsettled passes for people: `cpu-per-request (1/3), php-error-rate (1/2)`.
+fn list<T: ToString>(items: impl IntoIterator<Item = T>) -> String {
+    items
+        .into_iter()
+        .map(|i| i.to_string())
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 impl Streaks {

@@ -642,7 +642,7 @@ impl Planner<'_> {
                 EventReason::BakeExtended,
                 format!(
                     "revision {revision}: the bake time is over while {}; checking up to {} more evaluation(s) before passing it",
-                    under_way(decision),
+                    decision.under_way(),
                     decision.open_for(every)
                 ),
                 false,
@@ -664,7 +664,10 @@ impl Planner<'_> {
             self.state().stage = Stage::Passed { at: now };
             // A streak still open or a pass not settled once the bake's extension ran out:
             // said, for whoever reads the Event after an incident.
-            let open = self.decision.as_ref().map_or(String::new(), still_open);
+            let open = self
+                .decision
+                .as_ref()
+                .map_or(String::new(), |d| d.left_open("when the bake ended"));
             self.note(
                 EventReason::AnalysisPassed,
                 format!("revision {revision} passed: {evaluations} evaluation(s), no action{open}"),
@@ -693,51 +696,6 @@ impl Planner<'_> {
             true,
         );
     }
-}
-
-/// Open streaks or unsettled passes for people: `cpu-per-request (1/3), php-error-rate (1/2)`.
-fn list<T: ToString>(items: impl IntoIterator<Item = T>) -> String {
-    items
-        .into_iter()
-        .map(|i| i.to_string())
-        .collect::<Vec<_>>()
-        .join(", ")
-}
-
-/// What keeps an analysis whose time is up going, for its Event.
-fn under_way(decision: &Decision) -> String {
-    let mut parts = Vec::new();
-    if decision.extending().next().is_some() {
-        parts.push(format!(
-            "{} fails toward its action",
-            list(decision.extending())
-        ));
-    }
-    if !decision.unsettled.is_empty() {
-        parts.push(format!(
-            "the pass of {} is not settled: its excess hangs on a stretch that ended too recently to tell a shared incident from a lasting regression",
-            list(&decision.unsettled)
-        ));
-    }
-    parts.join("; and ")
-}
-
-/// What was still under way when an analysis ended without acting ("" when nothing was).
-fn still_open(decision: &Decision) -> String {
-    let mut s = String::new();
-    if !decision.open.is_empty() {
-        s.push_str(&format!(
-            "; still failing when the bake ended: {}",
-            list(&decision.open)
-        ));
-    }
-    if !decision.unsettled.is_empty() {
-        s.push_str(&format!(
-            "; still unsettled when the bake ended: {}",
-            list(&decision.unsettled)
-        ));
-    }
-    s
 }
 
 fn names<'a>(gens: impl Iterator<Item = &'a Generation>) -> String {

@@ -93,6 +93,7 @@ pub fn gate_replay(history: &History) -> Replay {
         from: ts(history.scenario.rollout_start()),
         to: ts(history.scenario.gate_end()),
         step: PromDuration::from_secs(30),
+        extend_until: None,
     }
 }
 
@@ -156,6 +157,10 @@ pub fn backtest_args(url: &str, spec: &Replay, output: &str) -> Vec<String> {
         "--output".into(),
         output.into(),
     ]);
+    // The binary goes on past --to up to now; a replay that does not is asked for.
+    if spec.extend_until.is_none() {
+        args.push("--no-extension".into());
+    }
     args
 }
 
@@ -207,11 +212,32 @@ pub fn assert_report_shape(json: &Value) {
         k
     };
     let is_time = |v: &Value| v.as_str().is_some_and(|s| s.parse::<Timestamp>().is_ok());
+    // Always there, and the ones there only when they say something.
+    let mut always = keys(json);
+    always.retain(|k| !["extension", "left_open", "not_replayable"].contains(&k.as_str()));
     assert_eq!(
-        keys(json),
+        always,
         ["decided_at", "decision", "rule", "timeline"],
         "top-level keys"
     );
+    if let Some(e) = json.get("extension") {
+        assert_eq!(
+            keys(e),
+            ["because", "cut_short", "evaluations"],
+            "extension keys"
+        );
+        assert!(
+            e["because"].is_string() && e["cut_short"].is_boolean(),
+            "{e}"
+        );
+        assert!(e["evaluations"].is_u64(), "{e}");
+    }
+    if let Some(open) = json.get("left_open") {
+        assert!(
+            open.as_str().is_some_and(|s| !s.is_empty()),
+            "left_open {open}"
+        );
+    }
     let decision = json["decision"].as_str().unwrap_or_default();
     assert!(
         ["rollback", "pause", "pass", "inconclusive"].contains(&decision),
@@ -262,7 +288,7 @@ pub fn same_report(json: &Value, report: &Report) {
         &serde_json::to_string(report).expect("serialise the library's report"),
     )
     .expect("parse the library's report");
-    for key in ["decision", "decided_at", "rule"] {
+    for key in ["decision", "decided_at", "rule", "extension", "left_open"] {
         assert_eq!(
             json[key], expected[key],
             "binary and library differ in {key}"

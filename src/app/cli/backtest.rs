@@ -62,6 +62,11 @@ pub struct BacktestArgs {
     /// Time between evaluations; match the controller's interval.
     #[arg(long, default_value = "30s")]
     pub step: PromDuration,
+    /// End at --to even when a rule's streak is under way or its pass is not settled there.
+    /// By default the replay goes on past --to as the controller goes on past the bake's end
+    /// (give --to at the bake's end to replay what the controller did), up to now.
+    #[arg(long)]
+    pub no_extension: bool,
     /// Rule files or folders; the bundled default rules when left out.
     #[arg(long = "rules")]
     pub rules: Vec<PathBuf>,
@@ -262,6 +267,7 @@ async fn find(args: &BacktestArgs, source: &impl MetricSource) -> Result<Replay>
         from: window.from,
         to: window.to,
         step: args.step,
+        extend_until: extend_until(args),
     })
 }
 
@@ -299,7 +305,13 @@ async fn given(args: &BacktestArgs) -> Result<Option<Replay>> {
         from,
         to,
         step: args.step,
+        extend_until: extend_until(args),
     }))
+}
+
+/// How far past `--to` a replay may go on: up to now, where the data ends.
+fn extend_until(args: &BacktestArgs) -> Option<Timestamp> {
+    (!args.no_extension).then(Timestamp::now)
 }
 
 /// What to say when the Deployment (in `ns`, when known) cannot be read from the cluster: the
