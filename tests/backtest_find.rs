@@ -450,3 +450,82 @@ fn without_a_cluster_the_error_names_the_flags_to_give() {
     ]);
     says(&out, 2, &["--revision picks the rollout to find"]);
 }
+
+/// Without --to, the replay ends where the controller's analysis ended: when kube-state-metrics
+/// last counted a replica of the old ReplicaSet, plus the bake (the Deployment's
+/// `rollout-guard.io/bake-time`, or `--bake`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_to_the_replay_ends_at_the_completion_plus_the_bake() {
+    let c = Cluster::fake("backtest-bake", Duration::from_millis(100)).await;
+    c.deploy("shop", 2, &[("rollout-guard.io/bake-time", "2m")])
+        .await;
+    release(&c, "v2").await;
+    let (a, b) = (rs_of(&c, "v1").await, rs_of(&c, "v2").await);
+    let kubeconfig = c.kubeconfig();
+    let ns = c.namespace.clone();
+    // A rollout three hours ago: the old ReplicaSet's last replica gone a minute after it began.
+    let from = Timestamp::from_second(Timestamp::now().as_second() / 30 * 30 - 3 * 3600).unwrap();
+    let completed = from + SignedDuration::from_mins(1);
+    let prometheus = Prometheus::start(&kube_state_metrics(&ns, &a.name, &b.name, from))
+        .expect("start Prometheus with kube-state-metrics series");
+    let url = prometheus.url();
+    let from_arg = from.to_string();
+    let base = [
+        "--prometheus-url",
+        url.as_str(),
+        "--from",
+        &from_arg,
+        "-o",
+        "json",
+    ];
+
+    let out = backtest(&kubeconfig, &ns, &base).await;
+    let end = completed + SignedDuration::from_mins(2);
+    says(
+        &out,
+        0,
+        &[&format!(
+            "from {from} (given) to {end} (the rollout completed at {completed} by \
+             kube-state-metrics, plus the bake of 2m)"
+        )],
+    );
+    let json: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let steps = json["timeline"].as_array().unwrap();
+    let last: Timestamp = steps.last().unwrap()["at"]
+        .as_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(last <= end, "the replay went past {end} to {last}");
+
+    // --bake wins over the annotation.
+    let out = backtest(&kubeconfig, &ns, &[&base[..], &["--bake", "3m"]].concat()).await;
+    let end = completed + SignedDuration::from_mins(3);
+    says(
+        &out,
+        0,
+        &[&format!("to {end} (the rollout completed at {completed}")],
+    );
+
+    // A Prometheus without kube-state-metrics: an hour, and the flag to give.
+    let empty = Prometheus::start_empty().expect("start Prometheus");
+    let empty_url = empty.url();
+    let out = backtest(
+        &kubeconfig,
+        &ns,
+        &["--prometheus-url", &empty_url, "--from", &from_arg],
+    )
+    .await;
+    says(
+        &out,
+        0,
+        &[
+            &format!("does not show {} scaled to 0", a.name),
+            "give --to (the rollout's completion plus the bake)",
+            &format!(
+                "to {} (an hour after --from)",
+                from + SignedDuration::from_hours(1)
+            ),
+        ],
+    );
+}

@@ -178,6 +178,11 @@ fn interval(v: &str) -> Result<Duration, String> {
     }
 }
 
+/// The bake a Deployment's `rollout-guard.io/bake-time` asks for, when it has a valid one.
+pub fn bake_time_of(annotations: &BTreeMap<String, String>) -> Option<Duration> {
+    annotations.get(BAKE_TIME).and_then(|v| bake_time(v).ok())
+}
+
 /// The bake-time annotation's value, at most [`MAX_BAKE`]; `Err` is the problem to report.
 fn bake_time(v: &str) -> Result<Duration, String> {
     match duration(v) {

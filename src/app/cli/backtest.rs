@@ -3,8 +3,9 @@
 //! With only `-n NS -d NAME` it reads the Deployment and its ReplicaSets (read only, with the
 //! user's kubeconfig) and replays its latest rollout, or the one `--revision` names: which
 //! ReplicaSets is [`crate::adapters::kubernetes::revisions::choose`]'s business, the window
-//! ([`window`]) starts one `--step` before the new ReplicaSet was created and lasts an hour (or
-//! until now). When the old ReplicaSet is gone from the API, kube-state-metrics in Prometheus
+//! ([`window`]) starts one `--step` before the new ReplicaSet was created and ends where the
+//! controller's analysis ended, at the rollout's completion by kube-state-metrics plus the bake
+//! ([`completed`]; an hour, or until now, without those series). When the old ReplicaSet is gone from the API, kube-state-metrics in Prometheus
 //! may still say which ReplicaSets had pods then. Flags given by hand override what is found;
 //! with all of them the cluster is not read at all. It says on stderr what it chose.
 //!
@@ -62,6 +63,12 @@ pub struct BacktestArgs {
     /// Time between evaluations; match the controller's interval.
     #[arg(long, default_value = "30s")]
     pub step: PromDuration,
+    /// The bake after the rollout's completion, when --to is not given: the replay ends where
+    /// the controller's analysis ended, at the completion (the old ReplicaSets' last replica
+    /// gone, by kube-state-metrics) plus this. Default: the Deployment's
+    /// `rollout-guard.io/bake-time`, else the controller's default (10m).
+    #[arg(long)]
+    pub bake: Option<PromDuration>,
     /// End at --to even when a rule's streak is under way or its pass is not settled there.
     /// By default the replay goes on past --to as the controller goes on past the bake's end
     /// (give --to at the bake's end to replay what the controller did), up to now.
@@ -261,6 +268,28 @@ async fn find(args: &BacktestArgs, source: &impl MetricSource) -> Result<Replay>
         new_why(args, &rollout),
         old.join(", ")
     );
+    let window = if args.to.is_none() {
+        let bake = bake(args, &d);
+        match completed(source, &ns, &old, &window, args.step).await {
+            Ok(Some(done)) => window.ending_at_bake(done, bake),
+            Ok(None) => {
+                eprintln!(
+                    "backtest: kube-state-metrics in Prometheus does not show {} scaled to 0 by {}; give --to (the rollout's completion plus the bake) to replay what the controller did",
+                    old.join(", "),
+                    window.to
+                );
+                window
+            }
+            Err(e) => {
+                eprintln!(
+                    "backtest: asking kube-state-metrics in Prometheus when the rollout completed failed ({e}); give --to (the rollout's completion plus the bake) to replay what the controller did"
+                );
+                window
+            }
+        }
+    } else {
+        window
+    };
     eprintln!("backtest: {}", window.describe(&rollout.new.name));
     Ok(Replay {
         target: target(ns, name, new, old),
@@ -484,6 +513,46 @@ fn with_pods_query(ns: &str, name: &str) -> String {
     format!("{replicas} and on(namespace, replicaset) {owner}")
 }
 
+/// The bake the controller would have kept after the rollout: `--bake`, else the Deployment's
+/// `rollout-guard.io/bake-time` (when valid), else the controller's default.
+fn bake(args: &BacktestArgs, d: &k8s_openapi::api::apps::v1::Deployment) -> SignedDuration {
+    let chosen = args.bake.map(|b| b.as_std()).unwrap_or_else(|| {
+        let annotations = d.metadata.annotations.clone().unwrap_or_default();
+        crate::policy::annotations::bake_time_of(&annotations)
+            .unwrap_or(crate::policy::guard::Settings::default().bake)
+    });
+    SignedDuration::try_from(chosen).unwrap_or(SignedDuration::MAX)
+}
+
+/// When the rollout completed: the first moment in the window, on the `step` grid, at which
+/// kube-state-metrics counts no replica of the old ReplicaSets after counting some. `None`
+/// when it never does in the window (or has no such series).
+async fn completed(
+    source: &impl MetricSource,
+    ns: &str,
+    old: &[String],
+    window: &Window,
+    step: PromDuration,
+) -> Result<Option<Timestamp>, SourceError> {
+    let query = format!(
+        "sum(kube_replicaset_status_replicas{{namespace=\"{}\", replicaset=~\"{}\"}})",
+        crate::analysis::template::escape_string(ns),
+        crate::analysis::template::escape_string(&crate::analysis::template::replicaset_regex(old))
+    );
+    let series = source.range(&query, window.from, window.to, step).await?;
+    let points = series
+        .first()
+        .map(|s| s.points.as_slice())
+        .unwrap_or_default();
+    let first_served = points.iter().position(|p| p.v > 0.0);
+    Ok(first_served.and_then(|i| {
+        points[i..]
+            .iter()
+            .find(|p| p.v == 0.0)
+            .and_then(|p| Timestamp::from_millisecond((p.t * 1000.0).round() as i64).ok())
+    }))
+}
+
 /// The span replayed and where each end came from.
 #[derive(Debug, PartialEq, Eq)]
 struct Window {
@@ -501,6 +570,11 @@ enum ToWhy {
     Span,
     /// Now, which came before an hour after the start.
     Now,
+    /// The rollout's completion plus the bake, as the controller's analysis ended.
+    Bake {
+        completed: Timestamp,
+        bake: SignedDuration,
+    },
 }
 
 impl Window {
@@ -511,11 +585,28 @@ impl Window {
             format!("one --step before {new} was created")
         };
         let to = match self.to_why {
-            ToWhy::Given => "given",
-            ToWhy::Span => "an hour after --from",
-            ToWhy::Now => "now",
+            ToWhy::Given => "given".to_string(),
+            ToWhy::Span => "an hour after --from".to_string(),
+            ToWhy::Now => "now".to_string(),
+            ToWhy::Bake { completed, bake } => format!(
+                "the rollout completed at {completed} by kube-state-metrics, plus the bake of {}",
+                PromDuration::from_secs(bake.as_secs().max(0).unsigned_abs())
+            ),
         };
         format!("from {} ({from}) to {} ({to})", self.from, self.to)
+    }
+
+    /// Ends where the controller's analysis ended: at the rollout's completion plus the bake,
+    /// unless that is later than where the window ended (an hour, or now).
+    fn ending_at_bake(self, completed: Timestamp, bake: SignedDuration) -> Window {
+        match completed.checked_add(bake) {
+            Ok(end) if end < self.to && end > self.from => Window {
+                to: end,
+                to_why: ToWhy::Bake { completed, bake },
+                ..self
+            },
+            _ => self,
+        }
     }
 }
 
@@ -592,6 +683,60 @@ mod tests {
             w.describe("shop-b"),
             "from 2026-11-20T09:59:30Z (one --step before shop-b was created) to 2026-11-20T10:10:00Z (now)"
         );
+    }
+
+    #[test]
+    fn an_end_at_the_completion_plus_the_bake_only_shortens_the_window() {
+        let created = at("2026-11-20T10:00:00Z");
+        let later = at("2026-11-21T00:00:00Z");
+        let w = window(Started::At(created), None, None, STEP, later).unwrap();
+        let done = at("2026-11-20T10:05:00Z");
+        let bake = SignedDuration::from_mins(10);
+        let baked = w.ending_at_bake(done, bake);
+        assert_eq!(baked.to, at("2026-11-20T10:15:00Z"));
+        assert_eq!(
+            baked.describe("shop-b"),
+            "from 2026-11-20T09:59:30Z (one --step before shop-b was created) to 2026-11-20T10:15:00Z (the rollout completed at 2026-11-20T10:05:00Z by kube-state-metrics, plus the bake of 10m)"
+        );
+        // Past the hour (or now): the window as it was.
+        let w = window(Started::At(created), None, None, STEP, later).unwrap();
+        let late = w.ending_at_bake(at("2026-11-20T10:55:00Z"), bake);
+        assert_eq!(
+            (late.to, late.to_why),
+            (at("2026-11-20T10:59:30Z"), ToWhy::Span)
+        );
+    }
+
+    #[test]
+    fn the_bake_is_the_flag_else_the_annotation_else_the_controllers_default() {
+        let args = |bake: Option<&str>| {
+            let mut v = vec![
+                "rollout-guard",
+                "backtest",
+                "-d",
+                "shop",
+                "--prometheus-url",
+                "http://127.0.0.1:9",
+            ];
+            if let Some(b) = bake {
+                v.extend(["--bake", b]);
+            }
+            let cli = <crate::app::cli::Cli as clap::Parser>::try_parse_from(v).unwrap();
+            match cli.command {
+                crate::app::cli::Command::Backtest(a) => *a,
+                _ => unreachable!(),
+            }
+        };
+        let mut d = k8s_openapi::api::apps::v1::Deployment::default();
+        assert_eq!(bake(&args(None), &d), SignedDuration::from_mins(10));
+        d.metadata.annotations =
+            Some([("rollout-guard.io/bake-time".to_string(), "2m".to_string())].into());
+        assert_eq!(bake(&args(None), &d), SignedDuration::from_mins(2));
+        assert_eq!(bake(&args(Some("3m")), &d), SignedDuration::from_mins(3));
+        // An annotation the controller would refuse is not taken.
+        d.metadata.annotations =
+            Some([("rollout-guard.io/bake-time".to_string(), "soon".to_string())].into());
+        assert_eq!(bake(&args(None), &d), SignedDuration::from_mins(10));
     }
 
     #[test]
