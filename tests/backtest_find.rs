@@ -451,9 +451,9 @@ fn without_a_cluster_the_error_names_the_flags_to_give() {
     says(&out, 2, &["--revision picks the rollout to find"]);
 }
 
-/// Without --to, the replay ends where the controller's analysis ended: when kube-state-metrics
-/// last counted a replica of the old ReplicaSet, plus the bake (the Deployment's
-/// `rollout-guard.io/bake-time`, or `--bake`).
+/// Without --to, the replay ends where the controller's analysis ended: at the first moment
+/// kube-state-metrics counts no replica of the old ReplicaSet (the rollout's completion), plus
+/// the bake (the Deployment's `rollout-guard.io/bake-time`, or `--bake`).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn without_to_the_replay_ends_at_the_completion_plus_the_bake() {
     let c = Cluster::fake("backtest-bake", Duration::from_millis(100)).await;
@@ -496,7 +496,26 @@ async fn without_to_the_replay_ends_at_the_completion_plus_the_bake() {
         .unwrap()
         .parse()
         .unwrap();
-    assert!(last <= end, "the replay went past {end} to {last}");
+    // Nothing judged (no PHP series), so no extension: the last evaluation is the end.
+    assert_eq!(last, end);
+    assert!(json.get("extension").is_none(), "{json}");
+    // From the completion on, the old ReplicaSet is departed, as the controller moves it: an
+    // absolute check no longer asks for the old pods' side.
+    for step in steps {
+        let at: Timestamp = step["at"].as_str().unwrap().parse().unwrap();
+        let saturation = step["verdicts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|v| v["rule"] == "cpu-saturation")
+            .expect("cpu-saturation judged");
+        let asks_old = saturation["queries"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|q| q["side"] == "old");
+        assert_eq!(asks_old, at < completed, "at {at}: {saturation}");
+    }
 
     // --bake wins over the annotation.
     let out = backtest(&kubeconfig, &ns, &[&base[..], &["--bake", "3m"]].concat()).await;
@@ -520,7 +539,7 @@ async fn without_to_the_replay_ends_at_the_completion_plus_the_bake() {
         &out,
         0,
         &[
-            &format!("does not show {} scaled to 0", a.name),
+            &format!("does not show {} going from some replicas to 0", a.name),
             "give --to (the rollout's completion plus the bake)",
             &format!(
                 "to {} (an hour after --from)",

@@ -8,7 +8,7 @@
 use std::collections::BTreeMap;
 
 use jiff::Timestamp;
-use rollout_guard::analysis::backtest::{Replay, replay_with};
+use rollout_guard::analysis::backtest::{Replay, replay};
 use rollout_guard::analysis::duration::PromDuration;
 use rollout_guard::analysis::rules::RuleSet;
 use rollout_guard::analysis::source::{MetricSource, Series};
@@ -37,9 +37,8 @@ fn ts(t: f64) -> Timestamp {
     Timestamp::from_second(t as i64).expect("valid time")
 }
 
-/// rollout-guard: when it acted, and the rule that did, replayed as `backtest` replays (one
-/// shared loop), with the target the controller's: its old ReplicaSet departed once the old
-/// pods are gone. As the controller, it goes on past the bake's end while evidence is under
+/// rollout-guard: when it acted, and the rule that did, replayed by `backtest`'s own loop, with
+/// the target the controller's: its old ReplicaSet departed once the old pods are gone. As the controller, it goes on past the bake's end while evidence is under
 /// way (the bench's bake, here as before, ends at its last look at or before it, one look short
 /// of the controller's when the end falls between two); the scenario's tail holds that.
 pub async fn ours<S: MetricSource>(
@@ -51,23 +50,27 @@ pub async fn ours<S: MetricSource>(
     let s = &h.scenario;
     let r0 = s.rollout_start();
     let last = times(s).last().copied().unwrap_or(r0);
+    assert!(
+        last > r0 + STEP,
+        "a scenario's bake holds more than one evaluation"
+    );
+    // `DETECTION_FIXED_TARGET=1`: the fixed target of a `backtest` replay without
+    // kube-state-metrics (the old ReplicaSet never departed), to measure what that changes.
+    let fixed = std::env::var_os("DETECTION_FIXED_TARGET").is_some();
+    let gone = Timestamp::from_millisecond((s.rollout_end() * 1000.0).ceil() as i64)
+        .expect("a valid time");
     let plan = Replay {
         target: h.target_at(r0),
         from: ts(r0 + STEP),
-        to: ts(last.max(r0 + STEP)),
+        to: ts(last),
         step: PromDuration::from_secs(STEP as u64),
         extend_until: Some(ts(s.history_end())),
+        departed_at: (!fixed).then_some(gone),
     };
     let at_seconds = |t: Timestamp| t.as_millisecond() as f64 / 1000.0;
-    let report = replay_with(
-        rules,
-        &plan,
-        |t| h.target_at(at_seconds(t)),
-        source,
-        |_, _| {},
-    )
-    .await
-    .expect("a valid replay");
+    let report = replay(rules, &plan, source, |_, _| {})
+        .await
+        .expect("a valid replay");
     if let Some(mode) = trace {
         for step in &report.timeline {
             eprintln!(

@@ -38,6 +38,11 @@ pub struct Replay {
     /// past this moment (where the data ends: now, for a replay of Prometheus' data). `None`:
     /// it ends at `to`.
     pub extend_until: Option<Timestamp>,
+    /// When the old ReplicaSets had no replica left (the rollout's completion), if known: from
+    /// then on they are `departed`, as the controller moves them once the Deployment is
+    /// complete. `None`: they stay `old_replicasets` throughout (the judges then see from the
+    /// data that their pods stopped).
+    pub departed_at: Option<Timestamp>,
 }
 
 /// A replay that cannot run.
@@ -152,6 +157,20 @@ fn not_replayable(rule: &crate::analysis::rules::Rule) -> Option<NotReplayable> 
 }
 
 impl Replay {
+    /// What the controller would have judged at `at`: the old ReplicaSets `departed` from
+    /// [`Replay::departed_at`] on.
+    pub fn target_at(&self, at: Timestamp) -> Target {
+        match self.departed_at {
+            Some(gone) if at >= gone => {
+                let mut t = self.target.clone();
+                let old = std::mem::take(&mut t.old_replicasets);
+                t.departed.extend(old);
+                t
+            }
+            _ => self.target.clone(),
+        }
+    }
+
     /// The evaluation times: `from`, `from + step`, … up to and including `to`.
     pub fn times(&self) -> Result<Vec<Timestamp>, ReplayError> {
         if self.step.is_zero() {
@@ -178,23 +197,11 @@ impl Replay {
     }
 }
 
-/// Replays the rollout. `progress(done, total)` is called after every step.
+/// Replays the rollout. `progress(done, total)` is called after every step up to `to` (not
+/// for the extension's, whose number is not known in advance).
 pub async fn replay<S: MetricSource>(
     rules: &RuleSet,
     replay: &Replay,
-    source: &S,
-    progress: impl FnMut(usize, usize),
-) -> Result<Report, ReplayError> {
-    replay_with(rules, replay, |_| replay.target.clone(), source, progress).await
-}
-
-/// [`replay`], with the target each evaluation is made for given by `target_at`, as the
-/// controller's changes when the old pods leave (the old ReplicaSets become `departed`): the
-/// detection benchmark replays so, a replay of a past rollout has only its fixed target.
-pub async fn replay_with<S: MetricSource>(
-    rules: &RuleSet,
-    replay: &Replay,
-    target_at: impl Fn(Timestamp) -> Target,
     source: &S,
     mut progress: impl FnMut(usize, usize),
 ) -> Result<Report, ReplayError> {
@@ -222,8 +229,10 @@ pub async fn replay_with<S: MetricSource>(
     let mut left: Option<u32> = None;
     let mut at = times[0];
     loop {
-        let decision = run.step(rules, &target_at(at), at, source).await;
-        progress(run.timeline.len(), total.max(run.timeline.len()));
+        let decision = run.step(rules, &replay.target_at(at), at, source).await;
+        if run.timeline.len() <= total {
+            progress(run.timeline.len(), total);
+        }
         if matches!(decision.action, Some(Action::Pause | Action::Rollback)) {
             return Ok(run.acted(decision, left_out, extension));
         }
@@ -232,7 +241,6 @@ pub async fn replay_with<S: MetricSource>(
             continue;
         }
         // Past the end: on, as the controller past the bake's end, while evidence is under way.
-        let next = at + SignedDuration::from_millis(every.as_millis() as i64);
         let Some(until) = replay.extend_until else {
             return Ok(run.ended(rules, &decision, left_out, extension));
         };
@@ -244,10 +252,15 @@ pub async fn replay_with<S: MetricSource>(
             evaluations: 0,
             cut_short: false,
         });
-        if next > until {
+        // A step past the last representable moment is past the data's end too.
+        let next = SignedDuration::try_from(every)
+            .ok()
+            .and_then(|step| at.checked_add(step).ok())
+            .filter(|next| *next <= until);
+        let Some(next) = next else {
             ext.cut_short = true;
             return Ok(run.ended(rules, &decision, left_out, extension));
-        }
+        };
         ext.evaluations += 1;
         left = Some(n);
         at = next;
@@ -403,12 +416,13 @@ impl Report {
         if let Some(e) = &self.extension {
             let _ = writeln!(
                 out,
-                "went on for {} evaluation(s) past {}, as the controller goes on past the bake's end, while {}{}",
+                "went on for {} evaluation(s) past {} while {} (as the controller goes on past the bake's end, when {} is the bake's end){}",
                 e.evaluations,
                 replay.to,
                 e.because,
+                replay.to,
                 if e.cut_short {
-                    "; stopped where the data ends, before the controller would have: a later replay may decide otherwise"
+                    "; stopped where the data ends (now), before the controller would have: a later replay may decide otherwise"
                 } else {
                     ""
                 }
@@ -471,7 +485,120 @@ mod tests {
             to: to.parse().unwrap(),
             step: PromDuration::from_secs(step),
             extend_until: None,
+            departed_at: None,
         }
+    }
+
+    /// A release ten times worse than the old one until `until`; after it, Prometheus is down.
+    struct WorseUntil(Timestamp);
+
+    impl MetricSource for WorseUntil {
+        async fn instant(
+            &self,
+            _: &str,
+            _: Timestamp,
+        ) -> Result<Vec<crate::analysis::source::Series>, crate::analysis::source::SourceError>
+        {
+            Ok(Vec::new())
+        }
+
+        async fn range(
+            &self,
+            query: &str,
+            start: Timestamp,
+            end: Timestamp,
+            step: PromDuration,
+        ) -> Result<Vec<crate::analysis::source::Series>, crate::analysis::source::SourceError>
+        {
+            if end > self.0 {
+                return Err(crate::analysis::source::SourceError::Unreachable(
+                    "down".into(),
+                ));
+            }
+            let new = query.contains("d-2-");
+            let per_interval = match (new, query.starts_with("increase(e")) {
+                (true, true) => 20.0,
+                (false, true) => 2.0,
+                (_, false) => 1000.0,
+            };
+            let (from, to) = (start.as_second() as f64, end.as_second() as f64);
+            let every = step.as_std().as_secs_f64();
+            let points = (0..)
+                .map(|i| from + every * f64::from(i))
+                .take_while(|t| *t <= to)
+                .map(|t| (t, per_interval));
+            let pod = if new { "d-2-abcde" } else { "d-1-abcde" };
+            Ok(vec![crate::analysis::source::Series::for_pod(pod, points)])
+        }
+    }
+
+    fn failing_rules() -> RuleSet {
+        let text = "version: 1\nrules:\n  - name: errs\n    action: rollback\n    consecutive: 3\n    check:\n      error_rate:\n        errors: 'increase(e{pod=~\"{{ pods }}\"}[{{ interval }}])'\n        requests: 'increase(r{pod=~\"{{ pods }}\"}[{{ interval }}])'\n        test: sequential\n";
+        RuleSet::from_sources(&[(std::path::PathBuf::from("t.yaml"), text.to_string())]).unwrap()
+    }
+
+    /// Ends after two failing looks of a rule that acts on three: its streak is under way.
+    fn under_way(until: Timestamp) -> (Replay, WorseUntil) {
+        let mut r = replay("2026-11-20T10:00:00Z", "2026-11-20T10:00:30Z", 30);
+        r.extend_until = Some("2026-11-20T12:00:00Z".parse().unwrap());
+        (r, WorseUntil(until))
+    }
+
+    #[tokio::test]
+    async fn an_extension_lasts_the_controllers_count_and_says_what_it_left_open() {
+        // Prometheus down from the first look past the end: the streak neither grows nor
+        // breaks, and the extension runs its count (the rule's consecutive, 3), no more.
+        let (r, source) = under_way("2026-11-20T10:00:30Z".parse().unwrap());
+        let report = super::replay(&failing_rules(), &r, &source, |_, _| {})
+            .await
+            .unwrap();
+        assert_eq!(report.decision, FinalDecision::Pass, "{report:?}");
+        assert_eq!(report.timeline.len(), 2 + 3);
+        let ext = report.extension.as_ref().unwrap();
+        assert_eq!((ext.evaluations, ext.cut_short), (3, false));
+        assert!(ext.because.contains("errs (2/3)"), "{}", ext.because);
+        assert_eq!(
+            report.left_open,
+            "still failing when the replay ended: errs (2/3)"
+        );
+        // Data one look past the end: the streak completes there, as the controller's would.
+        let (r, source) = under_way("2026-11-20T10:01:00Z".parse().unwrap());
+        let report = super::replay(&failing_rules(), &r, &source, |_, _| {})
+            .await
+            .unwrap();
+        assert_eq!(report.decision, FinalDecision::Rollback, "{report:?}");
+        assert_eq!(
+            report.decided_at,
+            Some("2026-11-20T10:01:00Z".parse().unwrap())
+        );
+        assert_eq!(report.extension.as_ref().map(|e| e.evaluations), Some(1));
+        // Without an extension: it ends at its end, and says what was left open.
+        let (mut r, source) = under_way("2026-11-20T10:01:00Z".parse().unwrap());
+        r.extend_until = None;
+        let report = super::replay(&failing_rules(), &r, &source, |_, _| {})
+            .await
+            .unwrap();
+        assert_eq!(report.timeline.len(), 2);
+        assert_eq!(report.extension, None);
+        assert_eq!(
+            report.left_open,
+            "still failing when the replay ended: errs (2/3)"
+        );
+    }
+
+    #[tokio::test]
+    async fn an_extension_near_the_end_of_time_ends_where_the_data_ends() {
+        let mut r = replay("2026-11-20T10:00:00Z", "2026-11-20T10:00:30Z", 30);
+        r.from = Timestamp::MAX - SignedDuration::from_secs(60);
+        r.to = Timestamp::MAX - SignedDuration::from_secs(30);
+        r.extend_until = Some(Timestamp::MAX);
+        // Down past the end, so the streak stays open until the calendar runs out.
+        let source = WorseUntil(r.to);
+        let report = super::replay(&failing_rules(), &r, &source, |_, _| {})
+            .await
+            .unwrap();
+        let ext = report.extension.as_ref().unwrap();
+        assert!(ext.cut_short, "{report:?}");
     }
 
     #[test]

@@ -94,6 +94,7 @@ pub fn gate_replay(history: &History) -> Replay {
         to: ts(history.scenario.gate_end()),
         step: PromDuration::from_secs(30),
         extend_until: None,
+        departed_at: None,
     }
 }
 

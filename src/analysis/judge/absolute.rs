@@ -22,7 +22,14 @@ pub(super) fn absolute(
         return Judged::Missing(e);
     }
     let near = near_threshold(rule);
-    let old_samples = old.filter(|_| rule.unless_old_too).map(|o| samples(o, w));
+    // Old pods not measured at the new pods' latest moment have left (a replay's fixed target
+    // still names their ReplicaSet): nothing rules out a shared cause then, as when the
+    // controller no longer lists them. Their earlier moments would judge the new pods by the
+    // minutes both served only, and act on a breach the old pods might have shared since.
+    let old_samples = old
+        .filter(|_| rule.unless_old_too)
+        .map(|o| samples(o, w))
+        .filter(|o| o.times.iter().max() >= all_new.times.iter().max());
     let Aligned {
         new: n,
         old: old_aligned,

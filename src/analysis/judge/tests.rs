@@ -592,6 +592,60 @@ fn absolute_compares_the_old_pods_at_the_same_moments() {
     assert!(v.reason.contains("only warns"), "{}", v.reason);
 }
 
+/// Old pods whose series stop before the new pods' latest moment have left (a replay's fixed
+/// target still names their ReplicaSet): a breach judged by the minutes both served, when
+/// the old pods were calm, could have been shared since; it only warns, as when the controller
+/// no longer lists them.
+#[test]
+fn old_pods_no_longer_measured_are_gone_for_an_absolute_check() {
+    let r = saturation_rule("");
+    let new: Vec<Series> = (0..3)
+        .map(|p| {
+            Series::for_pod(
+                &format!("new-{p}"),
+                (0..=14).map(|i| (580.0 + 30.0 * i as f64, 0.97)),
+            )
+        })
+        .collect();
+    let old = |last: usize| -> Vec<Series> {
+        (0..3)
+            .map(|p| {
+                Series::for_pod(
+                    &format!("old-{p}"),
+                    (0..=last).map(|i| (580.0 + 30.0 * i as f64, 0.4)),
+                )
+            })
+            .collect()
+    };
+    let judged = |old: Vec<Series>| {
+        judge(
+            &r,
+            &window(),
+            &Observation::Series {
+                new: new.clone(),
+                old: Some(old),
+            },
+        )
+    };
+    // Measured to the end: the old pods were calm where the new ones breached.
+    let v = judged(old(14));
+    assert_eq!(
+        (v.outcome, v.action),
+        (Outcome::Fail, Action::Rollback),
+        "{}",
+        v.reason
+    );
+    // Gone three moments before: nothing rules out a shared cause now.
+    let v = judged(old(11));
+    assert_eq!(
+        (v.outcome, v.action),
+        (Outcome::Fail, Action::Warn),
+        "{}",
+        v.reason
+    );
+    assert!(v.reason.contains("only warns"), "{}", v.reason);
+}
+
 /// Per-pod counts: (pod, time, errors, requests).
 fn by_pod(cells: &[(&str, f64, f64, f64)]) -> Counts {
     let mut pods: Vec<&str> = Vec::new();

@@ -5,9 +5,10 @@
 //! ReplicaSets is [`crate::adapters::kubernetes::revisions::choose`]'s business, the window
 //! ([`window`]) starts one `--step` before the new ReplicaSet was created and ends where the
 //! controller's analysis ended, at the rollout's completion by kube-state-metrics plus the bake
-//! ([`completed`]; an hour, or until now, without those series). When the old ReplicaSet is gone from the API, kube-state-metrics in Prometheus
-//! may still say which ReplicaSets had pods then. Flags given by hand override what is found;
-//! with all of them the cluster is not read at all. It says on stderr what it chose.
+//! ([`completed`]; an hour, or until now, without those series). When the old ReplicaSet is
+//! gone from the API, kube-state-metrics in Prometheus may still say which ReplicaSets had pods
+//! then. Flags given by hand override what is found; with all of them the cluster is not read
+//! at all. It says on stderr what it chose.
 //!
 //! Owns the command's flags, its messages and the order of its reads. Must not judge anything
 //! (that is [`crate::analysis::backtest`]'s), nor write to the cluster.
@@ -66,8 +67,9 @@ pub struct BacktestArgs {
     /// The bake after the rollout's completion, when --to is not given: the replay ends where
     /// the controller's analysis ended, at the completion (the old ReplicaSets' last replica
     /// gone, by kube-state-metrics) plus this. Default: the Deployment's
-    /// `rollout-guard.io/bake-time`, else the controller's default (10m).
-    #[arg(long)]
+    /// `rollout-guard.io/bake-time` as it is now, else the controller's built-in default
+    /// (10m; give --bake if its configuration sets another).
+    #[arg(long, conflicts_with = "to")]
     pub bake: Option<PromDuration>,
     /// End at --to even when a rule's streak is under way or its pass is not settled there.
     /// By default the replay goes on past --to as the controller goes on past the bake's end
@@ -268,27 +270,36 @@ async fn find(args: &BacktestArgs, source: &impl MetricSource) -> Result<Replay>
         new_why(args, &rollout),
         old.join(", ")
     );
-    let window = if args.to.is_none() {
-        let bake = bake(args, &d);
-        match completed(source, &ns, &old, &window, args.step).await {
-            Ok(Some(done)) => window.ending_at_bake(done, bake),
-            Ok(None) => {
-                eprintln!(
-                    "backtest: kube-state-metrics in Prometheus does not show {} scaled to 0 by {}; give --to (the rollout's completion plus the bake) to replay what the controller did",
-                    old.join(", "),
-                    window.to
-                );
-                window
-            }
-            Err(e) => {
-                eprintln!(
-                    "backtest: asking kube-state-metrics in Prometheus when the rollout completed failed ({e}); give --to (the rollout's completion plus the bake) to replay what the controller did"
-                );
-                window
-            }
+    // When the old ReplicaSets had no replica left: the controller's view of the rollout's
+    // completion, from which they are departed and its bake runs.
+    let done = match completed(source, &ns, &old, &window, args.step).await {
+        Ok(Some(done)) => Some(done),
+        Ok(None) => {
+            eprintln!(
+                "backtest: kube-state-metrics in Prometheus does not show {} going from some replicas to 0 between {} and {} (no such series, a series that vanished, or a rollout not complete by then){}",
+                old.join(", "),
+                window.from,
+                window.to,
+                if args.to.is_none() {
+                    "; give --to (the rollout's completion plus the bake) to replay what the controller did"
+                } else {
+                    ""
+                }
+            );
+            None
         }
-    } else {
-        window
+        Err(e) => {
+            eprintln!(
+                "backtest: asking kube-state-metrics in Prometheus when the rollout completed failed ({e})"
+            );
+            None
+        }
+    };
+    let window = match done {
+        Some(done) if args.to.is_none() => {
+            window.ending_at_bake(done, bake(args, &d), args.step, Timestamp::now())
+        }
+        _ => window,
     };
     eprintln!("backtest: {}", window.describe(&rollout.new.name));
     Ok(Replay {
@@ -297,6 +308,7 @@ async fn find(args: &BacktestArgs, source: &impl MetricSource) -> Result<Replay>
         to: window.to,
         step: args.step,
         extend_until: extend_until(args),
+        departed_at: done,
     })
 }
 
@@ -335,6 +347,7 @@ async fn given(args: &BacktestArgs) -> Result<Option<Replay>> {
         to,
         step: args.step,
         extend_until: extend_until(args),
+        departed_at: None,
     }))
 }
 
@@ -513,6 +526,11 @@ fn with_pods_query(ns: &str, name: &str) -> String {
     format!("{replicas} and on(namespace, replicaset) {owner}")
 }
 
+/// A signed duration as the rules write one (`10m`), zero when negative.
+fn duration(d: SignedDuration) -> PromDuration {
+    PromDuration::from_secs(d.as_secs().max(0).unsigned_abs())
+}
+
 /// The bake the controller would have kept after the rollout: `--bake`, else the Deployment's
 /// `rollout-guard.io/bake-time` (when valid), else the controller's default.
 fn bake(args: &BacktestArgs, d: &k8s_openapi::api::apps::v1::Deployment) -> SignedDuration {
@@ -570,8 +588,14 @@ enum ToWhy {
     Span,
     /// Now, which came before an hour after the start.
     Now,
-    /// The rollout's completion plus the bake, as the controller's analysis ended.
+    /// The rollout's completion plus the bake, as the controller's analysis ended (on the
+    /// step grid: the controller's bake ends at its first evaluation at or past it).
     Bake {
+        completed: Timestamp,
+        bake: SignedDuration,
+    },
+    /// Now, which came before the rollout's completion plus the bake.
+    NowInBake {
         completed: Timestamp,
         bake: SignedDuration,
     },
@@ -590,22 +614,45 @@ impl Window {
             ToWhy::Now => "now".to_string(),
             ToWhy::Bake { completed, bake } => format!(
                 "the rollout completed at {completed} by kube-state-metrics, plus the bake of {}",
-                PromDuration::from_secs(bake.as_secs().max(0).unsigned_abs())
+                duration(bake)
+            ),
+            ToWhy::NowInBake { completed, bake } => format!(
+                "now: the rollout completed at {completed} by kube-state-metrics, and its bake of {} is not over",
+                duration(bake)
             ),
         };
         format!("from {} ({from}) to {} ({to})", self.from, self.to)
     }
 
-    /// Ends where the controller's analysis ended: at the rollout's completion plus the bake,
-    /// unless that is later than where the window ended (an hour, or now).
-    fn ending_at_bake(self, completed: Timestamp, bake: SignedDuration) -> Window {
-        match completed.checked_add(bake) {
-            Ok(end) if end < self.to && end > self.from => Window {
+    /// Ends where the controller's analysis ended: at its first evaluation (on the `step` grid
+    /// from `from`) at or past the rollout's completion plus the bake, or now if that is later.
+    fn ending_at_bake(
+        self,
+        completed: Timestamp,
+        bake: SignedDuration,
+        step: PromDuration,
+        now: Timestamp,
+    ) -> Window {
+        let step_ms = (step.as_std().as_millis() as i64).max(1);
+        let end = completed.checked_add(bake).ok().and_then(|end| {
+            let after = end.duration_since(self.from).as_millis() as i64;
+            let steps = after.div_euclid(step_ms) + i64::from(after.rem_euclid(step_ms) > 0);
+            self.from
+                .checked_add(SignedDuration::from_millis(steps.checked_mul(step_ms)?))
+                .ok()
+        });
+        match end {
+            Some(end) if end <= self.from => self,
+            Some(end) if end <= now => Window {
                 to: end,
                 to_why: ToWhy::Bake { completed, bake },
                 ..self
             },
-            _ => self,
+            _ => Window {
+                to: now,
+                to_why: ToWhy::NowInBake { completed, bake },
+                ..self
+            },
         }
     }
 }
@@ -686,25 +733,33 @@ mod tests {
     }
 
     #[test]
-    fn an_end_at_the_completion_plus_the_bake_only_shortens_the_window() {
+    fn the_end_is_the_completion_plus_the_bake_on_the_step_grid_or_now() {
         let created = at("2026-11-20T10:00:00Z");
         let later = at("2026-11-21T00:00:00Z");
-        let w = window(Started::At(created), None, None, STEP, later).unwrap();
-        let done = at("2026-11-20T10:05:00Z");
+        let w = || window(Started::At(created), None, None, STEP, later).unwrap();
         let bake = SignedDuration::from_mins(10);
-        let baked = w.ending_at_bake(done, bake);
+        let baked = w().ending_at_bake(at("2026-11-20T10:05:00Z"), bake, STEP, later);
         assert_eq!(baked.to, at("2026-11-20T10:15:00Z"));
         assert_eq!(
             baked.describe("shop-b"),
             "from 2026-11-20T09:59:30Z (one --step before shop-b was created) to 2026-11-20T10:15:00Z (the rollout completed at 2026-11-20T10:05:00Z by kube-state-metrics, plus the bake of 10m)"
         );
-        // Past the hour (or now): the window as it was.
-        let w = window(Started::At(created), None, None, STEP, later).unwrap();
-        let late = w.ending_at_bake(at("2026-11-20T10:55:00Z"), bake);
-        assert_eq!(
-            (late.to, late.to_why),
-            (at("2026-11-20T10:59:30Z"), ToWhy::Span)
-        );
+        // Off the grid: the controller's first evaluation at or past the bake's end.
+        let off = w().ending_at_bake(at("2026-11-20T10:05:10Z"), bake, STEP, later);
+        assert_eq!(off.to, at("2026-11-20T10:15:30Z"));
+        // Past the hour: the controller's analysis, not the hour.
+        let long = w().ending_at_bake(at("2026-11-20T10:55:00Z"), bake, STEP, later);
+        assert_eq!(long.to, at("2026-11-20T11:05:00Z"));
+        // Not over yet: now, and it says so.
+        let soon = at("2026-11-20T10:12:00Z");
+        let open = w().ending_at_bake(at("2026-11-20T10:05:00Z"), bake, STEP, soon);
+        assert_eq!(open.to, soon);
+        assert!(open.describe("shop-b").ends_with(
+            "to 2026-11-20T10:12:00Z (now: the rollout completed at 2026-11-20T10:05:00Z by kube-state-metrics, and its bake of 10m is not over)"
+        ));
+        // A bake that overflows the calendar: now.
+        let huge = w().ending_at_bake(created, SignedDuration::MAX, STEP, later);
+        assert_eq!(huge.to, later);
     }
 
     #[test]
