@@ -14,7 +14,7 @@ use statrs::stats_tests::fisher::fishers_exact;
 mod sequential;
 pub use sequential::{
     HISTORY_PAIRING, KnownRate, MIXTURE_RATIOS, rate_ratio_log_evalue, rate_ratio_sequential_p,
-    rate_upper_bound,
+    rate_ratio_universal_log_evalue, rate_upper_bound,
 };
 
 /// A statistical computation that could not be made.

@@ -383,7 +383,7 @@ fn p_value(
     rule: &ErrorRate,
     strata: &[Stratum],
     known: Option<&KnownRate>,
-    whole: Option<f64>,
+    whole: Option<Whole>,
     dispersion: f64,
 ) -> Result<f64, stats::StatsError> {
     tested(rule, strata, known, whole, dispersion).map(|(p, _)| p)
@@ -394,7 +394,7 @@ fn tested(
     rule: &ErrorRate,
     strata: &[Stratum],
     known: Option<&KnownRate>,
-    whole: Option<f64>,
+    whole: Option<Whole>,
     dispersion: f64,
 ) -> Result<(f64, Option<WindowBound>), stats::StatsError> {
     match rule.test {
@@ -404,13 +404,26 @@ fn tested(
         )),
         ProportionTest::Sequential => {
             let p = stats::rate_ratio_sequential_p(strata, known, rule.tolerance, dispersion)?;
-            let Some(rate_bound) = whole else {
+            let Some(Whole {
+                bound: rate_bound,
+                old,
+            }) = whole
+            else {
                 return Ok((p, None));
             };
-            let p_whole = against_window_bound(strata, known, rate_bound, rule, dispersion)?;
+            let new = strata
+                .iter()
+                .map(|s| (s.errors_new, s.requests_new))
+                .chain(known.into_iter().flat_map(|k| k.intervals.iter().copied()))
+                .fold((0.0, 0.0), |a, i| (a.0 + i.0, a.1 + i.1));
+            let log_e =
+                stats::rate_ratio_universal_log_evalue(new, old, rule.tolerance, dispersion)?;
+            let p_whole = (-log_e).exp().clamp(0.0, 1.0);
             // Two always-valid p-values, each at level α/2: the smaller, doubled (a union bound).
             let bound = WindowBound {
                 rate_bound,
+                old_errors: old.0,
+                old_requests: old.1,
                 p_value: p_whole,
             };
             Ok(((2.0 * p.min(p_whole)).min(1.0), Some(bound)))
@@ -427,9 +440,9 @@ fn tested(
     }
 }
 
-/// The old version's rate bound over the window, when the new pods' intervals beside the old
-/// pods may also be held to it: the sequential test with `history`, errors the old version
-/// (nearly) never made in the window (fewer than `min_errors`: a class it still shipped, a
+/// The old version over the window, when every new interval, beside the old pods too, may be
+/// tested against it (the universal test of [`tested`]): the sequential test with `history`,
+/// errors the old version (nearly) never made in the window (fewer than `min_errors`: a class it still shipped, a
 /// file it still had), and a comparison at the same moments that points the same way (a
 /// Mantel-Haenszel ratio of `min_ratio` or more). Errors a shared incident or a drift of the
 /// error rate produce, the old version makes too, beside the new pods or in its hour; then the
@@ -439,14 +452,25 @@ fn window_bound(
     strata: &[Stratum],
     old: &Side,
     bound: Option<f64>,
-) -> Option<f64> {
+) -> Option<Whole> {
     let bound = bound?;
     if strata.is_empty() || old.totals.errors >= rule.min_errors {
         return None;
     }
     let (num, den) = stats::mantel_haenszel_rate_ratio(strata).ok()?;
     let agrees = num > 0.0 && (den <= 0.0 || num / den >= rule.min_ratio);
-    agrees.then_some(bound)
+    agrees.then_some(Whole {
+        bound,
+        old: (old.totals.errors, old.totals.requests),
+    })
+}
+
+/// The old version over the window, for the test of every new interval against it: its rate
+/// bound and its totals, (errors, requests).
+#[derive(Clone, Copy, Debug)]
+struct Whole {
+    bound: f64,
+    old: (f64, f64),
 }
 
 /// The upper end of the old version's rate over the window (its 1 − alpha confidence
@@ -457,32 +481,6 @@ fn history_bound(rule: &ErrorRate, old: &Side) -> Option<f64> {
         return None;
     }
     stats::rate_upper_bound(old.totals.errors, old.totals.requests, rule.alpha).ok()
-}
-
-/// Every interval of the new pods — beside the old pods and after them — held to the upper
-/// bound of the old version's rate over the window (the sequential test's Poisson mixture):
-/// the old version's hour of history counts from the first new interval, not only once its
-/// pods are gone, so a canary pod's handful of errors of a kind the old version never printed
-/// is evidence at once.
-fn against_window_bound(
-    strata: &[Stratum],
-    known: Option<&KnownRate>,
-    bound: f64,
-    rule: &ErrorRate,
-    dispersion: f64,
-) -> Result<f64, stats::StatsError> {
-    let intervals = strata
-        .iter()
-        .map(|s| (s.errors_new, s.requests_new))
-        .chain(known.into_iter().flat_map(|k| k.intervals.iter().copied()))
-        .collect();
-    let all = KnownRate {
-        rate: bound,
-        intervals,
-        history: Vec::new(),
-        pairing: rule.history_pairing,
-    };
-    stats::rate_ratio_sequential_p(&[], Some(&all), rule.tolerance, dispersion)
 }
 
 /// The new pods' intervals after the old pods' last, held to the old version's history.
@@ -582,7 +580,7 @@ fn burst(
     new_cells: &[Cell],
     timed: &[(Millis, Stratum)],
     later: Option<&Later>,
-    whole: Option<f64>,
+    whole: Option<Whole>,
     dispersion: f64,
 ) -> Option<(String, Millis, f64, f64)> {
     let cell = largest_excess(new_cells, &old_rates(timed, later), rule.burst_share)?;
@@ -632,7 +630,7 @@ fn incident(
     rule: &ErrorRate,
     strata: &[Stratum],
     later: &Later,
-    whole: Option<f64>,
+    whole: Option<Whole>,
     dispersion: f64,
 ) -> Option<Incident> {
     // An incident of `incident_span` that does not begin on an interval's edge touches one
@@ -1076,8 +1074,9 @@ fn headline(e: &ErrorRateEvidence, significant: bool) -> String {
     if let Some(w) = &e.window_bound {
         let _ = write!(
             reason,
-            " (the smaller p, doubled, of that and every new interval held to the old version's rate over the window, at most {}: p={})",
-            fmt_pct(w.rate_bound),
+            " (the smaller p, doubled, of that and every new interval against the old version's {} errors in {} requests over the window, its rate unknown (universal inference): p={})",
+            fmt_num(w.old_errors),
+            fmt_num(w.old_requests),
             fmt_p(w.p_value)
         );
     }

@@ -100,9 +100,9 @@ pub struct ErrorRateEvidence {
     /// The intervals after the old pods left, judged against the old version's history.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub history: Option<Box<HistoryEvidence>>,
-    /// Every new interval, beside the old pods and after them, against the upper bound of the
-    /// old version's rate over the window: counted when the comparison beside the old pods
-    /// points the same way (the verdict's p is then the smaller of the two tests', doubled).
+    /// Every new interval, beside the old pods and after them, against the old version over the
+    /// window (its rate unknown): counted when the comparison beside the old pods points the
+    /// same way (the verdict's p is then the smaller of the two tests', doubled).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub window_bound: Option<WindowBound>,
     /// Each interval of the window as the judge read it, oldest first: kept with a failing
@@ -153,12 +153,21 @@ impl Baseline {
     }
 }
 
-/// The new pods' intervals against the old version's rate over the whole window.
+/// The new pods' intervals, all of them, against the old version over the whole window, its
+/// rate unknown: a universal-inference test of the two totals
+/// ([`stats::rate_ratio_universal_log_evalue`](crate::analysis::stats::rate_ratio_universal_log_evalue)).
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
 pub struct WindowBound {
-    /// The upper end of the old rate's 1 − alpha confidence interval over the window.
+    /// The upper end of the old rate's 1 − alpha confidence interval over the window (what the
+    /// intervals after the old pods left are held to; before stop 24, this test's too).
     pub rate_bound: f64,
-    /// The sequential test's p-value against it.
+    /// The old version's errors over the window.
+    #[serde(default)]
+    pub old_errors: f64,
+    /// The old version's requests over the window.
+    #[serde(default)]
+    pub old_requests: f64,
+    /// The always-valid p-value of the test.
     pub p_value: f64,
 }
 
