@@ -161,10 +161,10 @@ pub struct WindowBound {
     /// The upper end of the old rate's 1 − alpha confidence interval over the window (what the
     /// intervals after the old pods left are held to; before stop 24, this test's too).
     pub rate_bound: f64,
-    /// The old version's errors over the window.
+    /// The old version's errors over the window (0 in verdicts recorded before stop 24).
     #[serde(default)]
     pub old_errors: f64,
-    /// The old version's requests over the window.
+    /// The old version's requests over the window (0 in verdicts recorded before stop 24).
     #[serde(default)]
     pub old_requests: f64,
     /// The always-valid p-value of the test.

@@ -215,15 +215,21 @@ fn mixture(log_lr: &[f64; MIXTURE_RATIOS.len()], phi: f64) -> Result<f64, StatsE
 /// side's, both seen as totals (`new` and `old`, each `(errors, requests)`), with the old rate
 /// unknown: the natural logarithm of a universal-inference e-value (Wasserman, Ramdas and
 /// Balakrishnan, 2020). Its numerator is a mixture likelihood: the old rate λ drawn from
-/// Gamma(½, old requests) (a Jeffreys-like prior scaled by the history's exposure, fixed
-/// before the new side's data), the new rate θ·tolerance·λ with θ over [`MIXTURE_RATIOS`]
+/// Gamma(½, old requests) (a Jeffreys-like prior scaled by the history's exposure), the new
+/// rate θ·tolerance·λ with θ over [`MIXTURE_RATIOS`]
 /// with equal weights. Its denominator is the likelihood maximised under the null hypothesis
 /// (new rate at most tolerance × old). For the true null rates the numerator over the true
 /// likelihood is a non-negative martingale as the new side's data grow, and the maximised
 /// likelihood is at least the true one, so by Ville's inequality the e-value reaches 1/α with
-/// chance at most α, at any look. Unlike a bound on the old rate, it pays nothing for the old
-/// rate's uncertainty beyond what the data show: with no old error in 70,000 requests, 6 new
-/// ones in 9,000 give an e-value near 10⁴. `dispersion` tempers the log-ratio by 1/φ.
+/// chance at most α, at any look, for an old side fixed in advance. A judge's old side is a
+/// sliding window, partly served beside the new pods, so there the guarantee is approximate
+/// (simulated: no more crossings than with a fixed history). It holds on average over the old
+/// side's counts, not given them: an old side that by chance printed none makes the new side's
+/// few errors weigh more than they would with the truth known. Unlike a bound on the old rate,
+/// it pays nothing for the old rate's uncertainty beyond what the data show: with no old error
+/// in 70,000 requests, 6 new ones in 9,000 give an e-value near 16,000 (against a 99.9% bound,
+/// about 310). `dispersion` tempers the log-ratio by 1/φ (a quasi-likelihood heuristic for
+/// counts more variable than Poisson; for φ ≥ 1 it only weakens the evidence).
 pub fn rate_ratio_universal_log_evalue(
     new: (f64, f64),
     old: (f64, f64),
@@ -449,42 +455,116 @@ mod tests {
             let e = rate_ratio_universal_log_evalue(new, (70.0, 70000.0), 1.0, 1.0).unwrap();
             assert!(e <= 0.0, "{new:?}: {e}");
         }
-        // Within the tolerance: none either.
-        let e = rate_ratio_universal_log_evalue((18.0, 9000.0), (70.0, 70000.0), 2.0, 1.0).unwrap();
-        assert!(e <= 0.0, "{e}");
+        // ×14 the old rate: strong evidence against "no worse", none against "at most ×20".
+        let worse = |t| rate_ratio_universal_log_evalue((18.0, 9000.0), (10.0, 70000.0), t, 1.0);
+        assert!(worse(1.0).unwrap() > 1000f64.ln(), "{:?}", worse(1.0));
+        assert!(worse(20.0).unwrap() <= 0.0, "{:?}", worse(20.0));
         assert!(rate_ratio_universal_log_evalue((1.0, 0.0), (0.0, 1.0), 1.0, 1.0).is_err());
         assert!(rate_ratio_universal_log_evalue((f64::NAN, 1.0), (0.0, 1.0), 1.0, 1.0).is_err());
         assert!(rate_ratio_universal_log_evalue((-1.0, 1.0), (0.0, 1.0), 1.0, 1.0).is_err());
+    }
+
+    /// ln of the same e-value by brute force: each θ's marginal likelihood integrated over the
+    /// old rate on a fine log grid, the null's likelihood maximised over a grid, and the
+    /// factorials left in (they cancel).
+    fn universal_by_brute_force(new: (f64, f64), old: (f64, f64), tolerance: f64) -> f64 {
+        use statrs::function::gamma::ln_gamma;
+        let ((k_n, n_n), (k_o, n_o)) = (new, old);
+        let ln_pois = |k: f64, mu: f64| {
+            if mu <= 0.0 {
+                if k == 0.0 { 0.0 } else { f64::NEG_INFINITY }
+            } else {
+                k * mu.ln() - mu - ln_gamma(k + 1.0)
+            }
+        };
+        let (a, b) = (0.5, n_o);
+        let ln_prior = |l: f64| a * b.ln() - ln_gamma(a) + (a - 1.0) * l.ln() - b * l;
+        // λ from 1e-12 to 1 on a log grid: ∫ f(λ) dλ = ∫ f(e^u) e^u du.
+        let grid: Vec<f64> = (0..=200_000)
+            .map(|i| (-12.0 + 12.0 * f64::from(i) / 200_000.0) * std::f64::consts::LN_10)
+            .collect();
+        let du = grid[1] - grid[0];
+        let mean_m: f64 = MIXTURE_RATIOS
+            .iter()
+            .map(|theta| {
+                grid.iter()
+                    .map(|u| {
+                        let l = u.exp();
+                        (ln_pois(k_o, l * n_o)
+                            + ln_pois(k_n, theta * tolerance * l * n_n)
+                            + ln_prior(l)
+                            + u)
+                            .exp()
+                            * du
+                    })
+                    .sum::<f64>()
+            })
+            .sum::<f64>()
+            / MIXTURE_RATIOS.len() as f64;
+        // The null: new rate ≤ tolerance × old, maximised over both rates on a grid.
+        let rates: Vec<f64> = (0..=2000)
+            .map(|i| 10f64.powf(-9.0 + 8.0 * f64::from(i) / 2000.0))
+            .collect();
+        let mut l0 = f64::NEG_INFINITY;
+        for &lo in &rates {
+            let best_new = (k_n / n_n).min(tolerance * lo);
+            l0 = l0.max(ln_pois(k_o, lo * n_o) + ln_pois(k_n, best_new * n_n));
+        }
+        mean_m.ln() - l0
+    }
+
+    #[test]
+    fn the_universal_test_matches_brute_force() {
+        for (new, old, t) in [
+            ((6.0, 9000.0), (0.0, 70000.0), 1.0),
+            ((3.4, 1200.5), (0.7, 800.2), 1.0),
+            ((0.0, 5000.0), (4.0, 60000.0), 1.0),
+            ((12.0, 20000.0), (3.0, 50000.0), 2.0),
+            ((5.0, 3000.0), (9.0, 90000.0), 0.5),
+        ] {
+            let closed = rate_ratio_universal_log_evalue(new, old, t, 1.0).unwrap();
+            let brute = universal_by_brute_force(new, old, t);
+            assert!(
+                (closed - brute).abs() < 2e-3,
+                "{new:?} {old:?} ×{t}: {closed} vs {brute}"
+            );
+        }
     }
 
     #[test]
     fn the_universal_test_holds_its_level_over_every_look() {
         // The old side's hour at a rate that gives it 0.6 errors on average (most hours none) or
         // 6, the new side at the same rate, looked at after each of 60 minutes of 1,000 requests:
-        // the chance that the e-value ever reaches 1/α = 100 must stay within α = 1%.
+        // the chance that the e-value ever reaches 1/α must stay within α.
         use rand::SeedableRng;
         use rand_distr::{Distribution, Poisson};
         let mut rng = rand::rngs::StdRng::seed_from_u64(11);
-        for rate in [1e-5, 1e-4] {
-            let crossed = (0..400)
-                .filter(|_| {
-                    let old = (
-                        Poisson::new(rate * 60_000.0).unwrap().sample(&mut rng),
-                        60_000.0,
-                    );
-                    let mut new = (0.0, 0.0);
-                    poisson_intervals(&mut rng, 60, rate, 1000.0)
-                        .into_iter()
-                        .any(|(k, n)| {
-                            new = (new.0 + k, new.1 + n);
-                            rate_ratio_universal_log_evalue(new, old, 1.0, 1.0).unwrap()
-                                >= 100f64.ln()
-                        })
-                })
-                .count();
+        // With a tolerance of 2, the new side at twice the old rate (the null's edge); and
+        // at e ≥ 10 (α = 10%) too, where a test that paid less than it claims would show.
+        for (rate, tolerance) in [(1e-5, 1.0), (1e-4, 1.0), (1e-4, 2.0)] {
+            let (mut at_1, mut at_10) = (0, 0);
+            for _ in 0..400 {
+                let old = (
+                    Poisson::new(rate * 60_000.0).unwrap().sample(&mut rng),
+                    60_000.0,
+                );
+                let mut new = (0.0, 0.0);
+                let mut most = f64::NEG_INFINITY;
+                for (k, n) in poisson_intervals(&mut rng, 60, rate * tolerance, 1000.0) {
+                    new = (new.0 + k, new.1 + n);
+                    let e = rate_ratio_universal_log_evalue(new, old, tolerance, 1.0).unwrap();
+                    most = most.max(e);
+                }
+                at_1 += usize::from(most >= 100f64.ln());
+                at_10 += usize::from(most >= 10f64.ln());
+            }
             assert!(
-                crossed <= 4,
-                "rate {rate}: {crossed} of 400 runs crossed α = 0.01"
+                at_1 <= 4,
+                "rate {rate} ×{tolerance}: {at_1} of 400 runs crossed α = 0.01"
+            );
+            assert!(
+                at_10 <= 40,
+                "rate {rate} ×{tolerance}: {at_10} of 400 crossed α = 0.1"
             );
         }
     }
