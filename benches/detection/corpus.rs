@@ -6,7 +6,8 @@
 //! only); the second adds what users meet (issue 12): 25% batches, low traffic, per-pod CPU
 //! levels, shared incidents in the bake, background class errors, fast rollouts, damaged
 //! answers; the third, drawn last so that the others stay as they were, where the judge's own
-//! mechanisms are weakest (shared incidents in the bake too mild to stand far above the rest).
+//! mechanisms are weakest (shared incidents in the bake too mild to stand far above the rest),
+//! then container restarts and new pods' start-up errors, each drawn after the rest.
 //! Every rollout has an hour of history before it (the old version's own baseline), and every
 //! pod is scraped at its own offset, as Prometheus spreads its targets.
 
@@ -50,6 +51,7 @@ fn base(rng: &mut StdRng, name: String, seed: u64, traffic: (f64, f64)) -> Scena
         s.warmup = Some(Warmup {
             seconds: rng.random_range(30.0..90.0),
             cpu_multiplier: rng.random_range(1.5..2.5),
+            error_rate: 0.0,
         });
     }
     // An hour of the old version before the rollout, as a judge with a history baseline
@@ -120,6 +122,7 @@ fn original(b: &mut Builder) {
             c.scenario.warmup = Some(Warmup {
                 seconds: rng.random_range(60.0..180.0),
                 cpu_multiplier: rng.random_range(2.0..4.0),
+                error_rate: 0.0,
             });
         },
     );
@@ -406,4 +409,14 @@ fn harder(b: &mut Builder) {
                 .collect();
         },
     );
+    b.add("healthy: start-up errors", false, 40, TRAFFIC, &|rng, c| {
+        // Every new pod fails 0.5% to 5% of its requests more in its first 30 to 90 s
+        // (cold caches, connection pools still filling), as every release's pods do: the
+        // old pods did too, more than an hour before. Ordinary errors, no class-loading ones.
+        c.scenario.warmup = Some(Warmup {
+            seconds: rng.random_range(30.0..90.0),
+            cpu_multiplier: rng.random_range(1.0..2.0),
+            error_rate: log_uniform(rng, 0.005, 0.05),
+        });
+    });
 }

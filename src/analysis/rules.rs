@@ -208,6 +208,13 @@ pub struct ErrorRate {
     /// one pod's interval carries at least this share of it and the rest is not significant.
     #[serde(default = "defaults::burst_share")]
     pub burst_share: f64,
+    /// Each pod's first stretch of this length, from its first interval, left out on both
+    /// sides, its errors and requests alike, for pods that began inside the window (pods that
+    /// served from before it are long past it): start-up errors (cold caches, connection
+    /// pools still filling) are every release's, and the old pods' are an hour and more
+    /// behind them. `0s` (the default) keeps every interval.
+    #[serde(default)]
+    pub warmup: PromDuration,
 }
 
 /// A continuous per-pod series (CPU, latency), new against old, with Mann-Whitney U.

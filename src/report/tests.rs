@@ -81,6 +81,7 @@ fn error_rate(new: (f64, f64), old: (f64, f64)) -> Evidence {
         min_errors: 3.0,
         intervals_left_out: 0,
         pod_intervals_left_out: 0,
+        pod_intervals_warming: 0,
         baseline: Baseline::Concurrent,
         window_bound: None,
         history: None,

@@ -50,12 +50,17 @@ struct Skip {
     /// the pod's counter reset (see [`resets`]) to its error series' first point after it (see
     /// [`after_reset`]).
     pods: BTreeMap<String, BTreeSet<Millis>>,
+    /// One pod's first intervals left out, its errors and requests alike: a pod that began
+    /// inside the window, in its rule's `warmup` (see [`warming`]).
+    warming: BTreeMap<String, BTreeSet<Millis>>,
 }
 
 impl Skip {
     /// Whether `pod`'s interval ending at `t` is left out, for it alone.
     fn skips_pod(&self, pod: &str, t: Millis) -> bool {
-        self.pods.get(pod).is_some_and(|ts| ts.contains(&t))
+        [&self.pods, &self.warming]
+            .iter()
+            .any(|m| m.get(pod).is_some_and(|ts| ts.contains(&t)))
     }
 
     fn skips(&self, pod: &str, t: Millis) -> bool {
@@ -68,12 +73,52 @@ impl Skip {
             .iter()
             .copied()
             .chain(self.pods.values().flatten().copied())
+            .chain(self.warming.values().flatten().copied())
     }
 
-    /// How many pod-intervals are left out for their pod alone.
+    /// How many pod-intervals are left out for their pod alone after a counter reset.
     fn pod_intervals(&self) -> usize {
         self.pods.values().map(BTreeSet::len).sum()
     }
+
+    /// How many pod-intervals are left out for their pod alone in its warm-up.
+    fn warming_intervals(&self) -> usize {
+        self.warming.values().map(BTreeSet::len).sum()
+    }
+}
+
+/// The pods of a side that began inside the window (their first request point after `start`,
+/// the earliest point of either side, where pods that served from before the window begin),
+/// each with its intervals in the first `warmup` from its first: what [`Skip::warming`] leaves
+/// out. Nothing when the counts cannot be told apart by pod.
+fn warming(c: &Counts, start: Millis, warmup: Millis) -> BTreeMap<String, BTreeSet<Millis>> {
+    if warmup == 0 || !by_pod(c) {
+        return BTreeMap::new();
+    }
+    c.requests
+        .iter()
+        .filter_map(|s| {
+            let times: BTreeSet<Millis> = s.points.iter().map(|p| millis(p.t)).collect();
+            let first = *times.first()?;
+            (first > start).then(|| {
+                (
+                    series_key(s),
+                    times.range(first..first + warmup).copied().collect(),
+                )
+            })
+        })
+        .collect()
+}
+
+/// The earliest point of either side's request series: where the window's pods that served
+/// from before it begin.
+fn earliest(new: &Counts, old: &Counts) -> Option<Millis> {
+    new.requests
+        .iter()
+        .chain(&old.requests)
+        .filter_map(|s| s.points.first())
+        .map(|p| millis(p.t))
+        .min()
 }
 
 /// Whether every error series of a side belongs to a pod with a request series: its counts can
@@ -94,8 +139,11 @@ fn by_pod(c: &Counts) -> bool {
 /// intervals alone would keep the intervals of the pods that made no error and lower the
 /// side's rate. The one exception is a pod's counter reset, whose stretch is set by the
 /// restart and the pod's next error, not by which pods made errors.
-fn left_out(c: &Counts, linger: Millis) -> Skip {
-    let mut skip = Skip::default();
+fn left_out(c: &Counts, linger: Millis, warm: BTreeMap<String, BTreeSet<Millis>>) -> Skip {
+    let mut skip = Skip {
+        warming: warm,
+        ..Skip::default()
+    };
     if by_pod(c) {
         for (pod, r) in resets(c) {
             let stretch = after_reset(c, &pod, r, linger);
@@ -228,12 +276,25 @@ fn capped(errors: &BTreeMap<Millis, f64>, t: &Millis, requests: f64) -> f64 {
 }
 
 /// One side's counts by interval, or what is missing.
-fn side(name: &str, c: &Counts, rule: &ErrorRate) -> Result<Side, String> {
-    let skipped = left_out(c, reset_linger(rule));
+fn side(
+    name: &str,
+    c: &Counts,
+    rule: &ErrorRate,
+    warm: Option<(Millis, Millis)>,
+) -> Result<Side, String> {
+    let warm = warm.map_or_else(BTreeMap::new, |(start, warmup)| warming(c, start, warmup));
+    let skipped = left_out(c, reset_linger(rule), warm);
     let requests = by_time(&c.requests, &skipped);
     if requests.is_empty() {
         return Err(if skipped.intervals.is_empty() && skipped.pods.is_empty() {
-            format!("no request counts for the {name} pods")
+            if skipped.warming.is_empty() {
+                format!("no request counts for the {name} pods")
+            } else {
+                format!(
+                    "no request counts for the {name} pods past their first {} (warmup)",
+                    rule.warmup
+                )
+            }
         } else {
             let resets = match skipped.pod_intervals() {
                 0 => String::new(),
@@ -815,9 +876,61 @@ fn stands_apart(
     }
 }
 
+/// The rule on the two sides' counts. With a `warmup`, a failure must also hold without the
+/// first `warmup` of the pods that began inside the window: an excess that hangs on those
+/// minutes is start-up errors, which every release's pods print (the old pods theirs an hour
+/// and more before), and the verdict is then the one without them, a pass on evidence that
+/// may still be building. Only a failure is judged again: leaving those minutes out
+/// everywhere would also leave out most of what the new pods served beside the old ones in a
+/// fast rollout, and with it what tells a shared incident in the bake from the release.
 pub(super) fn error_rate(rule: &ErrorRate, new: &Counts, old: Option<&Counts>) -> Judged {
     let Some(old) = old else { return no_baseline() };
-    let (new_side, old_side) = match (side("new", new, rule), side("old", old, rule)) {
+    let judged = judge_counts(rule, new, old, None);
+    let warmup = time::span(rule.warmup.as_std());
+    if warmup == 0 || !matches!(judged, Judged::Decided { fail: true, .. }) {
+        return judged;
+    }
+    let start = earliest(new, old).unwrap_or(0);
+    match judge_counts(rule, new, old, Some((start, warmup))) {
+        Judged::Decided {
+            fail: false,
+            reason,
+            evidence,
+            unsettled,
+            ..
+        } => Judged::Decided {
+            fail: false,
+            reason: format!(
+                "significant only with the first {} of the pods that began in the window, as start-up errors are (every release's pods print them); without them: {reason}",
+                rule.warmup
+            ),
+            evidence,
+            warn_only: false,
+            building: true,
+            unsettled,
+        },
+        // Without them there is too little to judge yet: nothing tells the excess from
+        // start-up errors, so the failure waits (the streak neither grows nor breaks).
+        Judged::Missing(why) | Judged::NoBaseline(why) => Judged::Missing(format!(
+            "significant only with the first {} of the pods that began in the window, which start-up errors could explain; without them: {why}",
+            rule.warmup
+        )),
+        Judged::Decided { fail: true, .. } => judged,
+    }
+}
+
+/// [`error_rate`] on the counts, with each pod's intervals in `warming` (the window's start
+/// and the warm-up's length) left out for pods that began after that start.
+fn judge_counts(
+    rule: &ErrorRate,
+    new: &Counts,
+    old: &Counts,
+    warming: Option<(Millis, Millis)>,
+) -> Judged {
+    let (new_side, old_side) = match (
+        side("new", new, rule, warming),
+        side("old", old, rule, warming),
+    ) {
         (Ok(n), Ok(o)) => (n, o),
         (Err(e), _) | (_, Err(e)) => return Judged::Missing(e),
     };
@@ -880,6 +993,8 @@ pub(super) fn error_rate(rule: &ErrorRate, new: &Counts, old: Option<&Counts>) -
         min_errors: rule.min_errors,
         intervals_left_out: new_side.skipped.intervals.len() + old_side.skipped.intervals.len(),
         pod_intervals_left_out: new_side.skipped.pod_intervals() + old_side.skipped.pod_intervals(),
+        pod_intervals_warming: new_side.skipped.warming_intervals()
+            + old_side.skipped.warming_intervals(),
         baseline,
         window_bound,
         history: later.map(|l| Box::new(l.evidence)),
@@ -1099,6 +1214,13 @@ fn headline(e: &ErrorRateEvidence, significant: bool) -> String {
             reason,
             " ({} pod-interval(s) left out, errors and requests alike: a pod's counters reset when its container restarted, until its error counter came back)",
             e.pod_intervals_left_out
+        );
+    }
+    if e.pod_intervals_warming > 0 {
+        let _ = write!(
+            reason,
+            " ({} pod-interval(s) of pods in their warm-up left out, errors and requests alike)",
+            e.pod_intervals_warming
         );
     }
     reason

@@ -94,6 +94,10 @@ pub struct ErrorRateEvidence {
     /// container restarted) until its error counter came back; the other pods' counts kept.
     #[serde(default, skip_serializing_if = "is_zero")]
     pub pod_intervals_left_out: usize,
+    /// One pod's intervals left out, errors and requests alike, in its first `warmup` (a pod
+    /// that began inside the window).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub pod_intervals_warming: usize,
     /// What the new pods were compared with.
     #[serde(default)]
     pub baseline: Baseline,

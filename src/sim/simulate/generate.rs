@@ -195,7 +195,7 @@ impl World<'_> {
         let s = self.s;
         let incident = self.incident(t);
         let requests = poisson(rng, rps * SCRAPE);
-        let (errors, fault_errors) = self.errors(rng, plan, requests, incident);
+        let (errors, fault_errors) = self.errors(rng, plan, t, requests, incident);
         let demand = self.demand(plan, t, rps, incident);
         Draw {
             requests,
@@ -210,6 +210,7 @@ impl World<'_> {
         &self,
         rng: &mut StdRng,
         plan: &Plan,
+        t: f64,
         requests: f64,
         incident: Option<Incident>,
     ) -> ([f64; ERROR_TYPES.len()], f64) {
@@ -223,6 +224,14 @@ impl World<'_> {
         rate *= self.burst.sample(rng);
         if let Some(inc) = incident {
             rate += inc.extra_error_rate;
+        }
+        // Start-up errors: added only where a warm-up asks for them, so no other draw moves.
+        if plan.new
+            && let Some(w) = s.warmup
+            && w.error_rate > 0.0
+            && t - plan.start < w.seconds
+        {
+            rate += w.error_rate;
         }
         let mut errs = [0.0; ERROR_TYPES.len()];
         let base = poisson(rng, requests * rate.min(1.0));

@@ -77,13 +77,18 @@ pub struct Restart {
     pub after: f64,
 }
 
-/// New pods burning extra CPU while they warm up (opcache priming).
+/// New pods burning extra CPU while they warm up (opcache priming), and perhaps failing some
+/// requests meanwhile (cold caches, connection pools still filling).
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Warmup {
     /// How long it lasts from each new pod's start, in seconds.
     pub seconds: f64,
     /// The factor on the pod's CPU demand meanwhile.
     pub cpu_multiplier: f64,
+    /// Errors per request added meanwhile, of the ordinary kinds (warnings and errors, no
+    /// class-loading ones): every release's pods do it, so it is no regression.
+    #[serde(default)]
+    pub error_rate: f64,
 }
 
 /// Something that hits old and new pods alike (a database outage, a traffic surge).

@@ -86,6 +86,7 @@ fn a_tail_after_the_bake_extends_the_new_pods_and_changes_no_earlier_sample() {
         warmup: Some(Warmup {
             seconds: 60.0,
             cpu_multiplier: 2.0,
+            error_rate: 0.0,
         }),
         ..Scenario::healthy("h", 11)
     };

@@ -347,3 +347,45 @@ fn errors_the_old_version_makes_too_are_not_held_to_its_hour_even_when_the_canar
     assert_eq!(v.outcome, Outcome::Pass, "{}", v.reason);
     assert!(evidence(&v).window_bound.is_none(), "{}", v.reason);
 }
+
+/// php-error-rate as shipped, with its `warmup` set.
+fn with_warmup(secs: u64) -> Rule {
+    let mut r = bundled("php-error-rate");
+    let crate::analysis::rules::Check::ErrorRate(c) = &mut r.check else {
+        panic!()
+    };
+    c.warmup = crate::analysis::duration::PromDuration::from_secs(secs);
+    r
+}
+
+#[test]
+fn start_up_errors_of_new_pods_are_not_the_release() {
+    // Three new pods from minute 50, failing 5% of their requests in their first two minutes
+    // (cold caches), then at the old pods' 0.2%.
+    let old = served("old", 0, 60, 10.0, |_| 0.002);
+    let start_up = |m: usize| if m < 52 { 0.05 } else { 0.002 };
+    let new = served("new", 50, 60, 10.0, start_up);
+    let v = judge_rule(&with_warmup(0), new.clone(), old.clone());
+    assert_verdict(&v, Outcome::Fail, &[]);
+    let v = judge_rule(&with_warmup(120), new, old.clone());
+    assert_verdict(&v, Outcome::Pass, &["significant only with the first 2m"]);
+    assert!(v.building, "the streak is kept: {}", v.reason);
+    assert!(
+        v.reason
+            .contains("pod-interval(s) of pods in their warm-up left out"),
+        "{}",
+        v.reason
+    );
+    // A release five times worse throughout fails with the warm-up left out too.
+    let worse = served("new", 50, 60, 10.0, |m| 5.0 * start_up(m).max(0.002));
+    let v = judge_rule(&with_warmup(120), worse, old.clone());
+    assert_verdict(&v, Outcome::Fail, &[]);
+    // Two minutes in, all of it warm-up: nothing tells the excess from start-up errors yet.
+    let early = served("new", 58, 60, 10.0, |_| 0.05);
+    let v = judge_rule(&with_warmup(120), early, old);
+    assert_verdict(
+        &v,
+        Outcome::Inconclusive,
+        &["which start-up errors could explain", "past their first 2m"],
+    );
+}
