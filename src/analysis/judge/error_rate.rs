@@ -92,7 +92,8 @@ impl Skip {
 /// each with its intervals in the first `warmup` from its first: what [`Skip::warming`] leaves
 /// out. Nothing when the counts cannot be told apart by pod.
 fn warming(c: &Counts, start: Millis, warmup: Millis) -> BTreeMap<String, BTreeSet<Millis>> {
-    if warmup == 0 || !by_pod(c) {
+    let per_pod = c.requests.iter().all(|s| s.labels.contains_key("pod"));
+    if warmup == 0 || !per_pod || !by_pod(c) {
         return BTreeMap::new();
     }
     c.requests
@@ -100,14 +101,32 @@ fn warming(c: &Counts, start: Millis, warmup: Millis) -> BTreeMap<String, BTreeS
         .filter_map(|s| {
             let times: BTreeSet<Millis> = s.points.iter().map(|p| millis(p.t)).collect();
             let first = *times.first()?;
-            (first > start).then(|| {
-                (
-                    series_key(s),
-                    times.range(first..first + warmup).copied().collect(),
-                )
-            })
+            // The first point covers part of an interval (the pod began inside it), so the
+            // warm-up reaches the point `warmup` after it, included.
+            let end = first.saturating_add(warmup);
+            (first > start).then(|| (series_key(s), times.range(first..=end).copied().collect()))
         })
         .collect()
+}
+
+/// Whether every new pod is still in its warm-up: its first point no more than `warmup` and an
+/// interval before the newest point of the new side.
+fn all_young(new: &Counts, warmup: Millis, interval: Millis) -> bool {
+    let firsts: Vec<Millis> = new
+        .requests
+        .iter()
+        .filter_map(|s| s.points.first().map(|p| millis(p.t)))
+        .collect();
+    let newest = new
+        .requests
+        .iter()
+        .filter_map(|s| s.points.last().map(|p| millis(p.t)))
+        .max();
+    newest.is_some_and(|n| {
+        firsts
+            .iter()
+            .all(|f| n - f <= warmup.saturating_add(interval))
+    })
 }
 
 /// The earliest point of either side's request series: where the window's pods that served
@@ -879,8 +898,10 @@ fn stands_apart(
 /// The rule on the two sides' counts. With a `warmup`, a failure must also hold without the
 /// first `warmup` of the pods that began inside the window: an excess that hangs on those
 /// minutes is start-up errors, which every release's pods print (the old pods theirs an hour
-/// and more before), and the verdict is then the one without them, a pass on evidence that
-/// may still be building. Only a failure is judged again: leaving those minutes out
+/// and more before), and the verdict is then the one without them. While every new pod is
+/// still in its warm-up, too little without them leaves the rule inconclusive; later, too
+/// little without them (restarts, a fast rollout) lets the failure stand. Only a failure is
+/// judged again: leaving those minutes out
 /// everywhere would also leave out most of what the new pods served beside the old ones in a
 /// fast rollout, and with it what tells a shared incident in the bake from the release.
 pub(super) fn error_rate(rule: &ErrorRate, new: &Counts, old: Option<&Counts>) -> Judged {
@@ -891,12 +912,14 @@ pub(super) fn error_rate(rule: &ErrorRate, new: &Counts, old: Option<&Counts>) -
         return judged;
     }
     let start = earliest(new, old).unwrap_or(0);
+    let young = all_young(new, warmup, time::span(rule.interval.as_std()));
     match judge_counts(rule, new, old, Some((start, warmup))) {
         Judged::Decided {
             fail: false,
             reason,
             evidence,
             unsettled,
+            building,
             ..
         } => Judged::Decided {
             fail: false,
@@ -906,16 +929,17 @@ pub(super) fn error_rate(rule: &ErrorRate, new: &Counts, old: Option<&Counts>) -
             ),
             evidence,
             warn_only: false,
-            building: true,
+            building,
             unsettled,
         },
-        // Without them there is too little to judge yet: nothing tells the excess from
-        // start-up errors, so the failure waits (the streak neither grows nor breaks).
-        Judged::Missing(why) | Judged::NoBaseline(why) => Judged::Missing(format!(
+        // Every new pod still in its warm-up: nothing tells the excess from start-up errors
+        // yet, so the failure waits (the streak neither grows nor breaks). Older pods with too
+        // little left without those minutes (restarts, a fast rollout) are judged on the whole.
+        Judged::Missing(why) | Judged::NoBaseline(why) if young => Judged::Missing(format!(
             "significant only with the first {} of the pods that began in the window, which start-up errors could explain; without them: {why}",
             rule.warmup
         )),
-        Judged::Decided { fail: true, .. } => judged,
+        Judged::Missing(_) | Judged::NoBaseline(_) | Judged::Decided { fail: true, .. } => judged,
     }
 }
 

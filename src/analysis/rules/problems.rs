@@ -76,6 +76,12 @@ impl Rule {
                 self.window, c.interval
             ));
         }
+        if c.warmup >= self.window || (!c.interval.is_zero() && !divides(c.interval, c.warmup)) {
+            p.push(format!(
+                "check.error_rate.warmup must be a multiple of the interval ({}) shorter than the window ({}), got {}",
+                c.interval, self.window, c.warmup
+            ));
+        }
         if c.min_rate_increase > 1.0 {
             p.push("check.error_rate.min_rate_increase is a fraction of requests and must be at most 1".into());
         }

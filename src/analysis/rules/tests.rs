@@ -406,3 +406,22 @@ fn queries_must_be_instant_vectors() {
         "{e}"
     );
 }
+
+#[test]
+fn an_error_rate_warm_up_must_be_whole_intervals_inside_the_window() {
+    let rule = |warmup: &str| {
+        format!(
+            "version: 1\nrules:\n  - name: e\n    action: rollback\n    window: 10m\n    check:\n      error_rate:\n        errors: 'increase(e{{pod=~\"{{{{ pods }}}}\"}}[{{{{ interval }}}}])'\n        requests: 'increase(r{{pod=~\"{{{{ pods }}}}\"}}[{{{{ interval }}}}])'\n        warmup: {warmup}\n"
+        )
+    };
+    if let Err(e) = parse(&rule("2m")) {
+        panic!("{e}");
+    }
+    for bad in ["90s", "10m", "20000y"] {
+        let e = parse(&rule(bad)).unwrap_err().to_string();
+        assert!(
+            e.contains("error_rate.warmup must be a multiple"),
+            "{bad}: {e}"
+        );
+    }
+}
