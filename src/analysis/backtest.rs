@@ -334,10 +334,7 @@ impl Run {
                 .rules
                 .iter()
                 .all(|r| self.conclusive.contains(&r.name));
-        let left_open = last
-            .left_open("when the replay ended")
-            .trim_start_matches("; ")
-            .to_string();
+        let left_open = last.left_open("when the replay ended");
         Report {
             decision: if all_conclusive {
                 FinalDecision::Pass
@@ -489,16 +486,13 @@ mod tests {
         }
     }
 
+    use crate::analysis::source::{Series, SourceError};
+
     /// A release ten times worse than the old one until `until`; after it, Prometheus is down.
     struct WorseUntil(Timestamp);
 
     impl MetricSource for WorseUntil {
-        async fn instant(
-            &self,
-            _: &str,
-            _: Timestamp,
-        ) -> Result<Vec<crate::analysis::source::Series>, crate::analysis::source::SourceError>
-        {
+        async fn instant(&self, _: &str, _: Timestamp) -> Result<Vec<Series>, SourceError> {
             Ok(Vec::new())
         }
 
@@ -508,12 +502,9 @@ mod tests {
             start: Timestamp,
             end: Timestamp,
             step: PromDuration,
-        ) -> Result<Vec<crate::analysis::source::Series>, crate::analysis::source::SourceError>
-        {
+        ) -> Result<Vec<Series>, SourceError> {
             if end > self.0 {
-                return Err(crate::analysis::source::SourceError::Unreachable(
-                    "down".into(),
-                ));
+                return Err(SourceError::Unreachable("down".into()));
             }
             let new = query.contains("d-2-");
             let per_interval = match (new, query.starts_with("increase(e")) {
@@ -528,7 +519,7 @@ mod tests {
                 .take_while(|t| *t <= to)
                 .map(|t| (t, per_interval));
             let pod = if new { "d-2-abcde" } else { "d-1-abcde" };
-            Ok(vec![crate::analysis::source::Series::for_pod(pod, points)])
+            Ok(vec![Series::for_pod(pod, points)])
         }
     }
 

@@ -162,19 +162,17 @@ impl Decision {
     }
 
     /// What was still under way when an analysis ended without acting, `when` it ended
-    /// ("when the bake ended"), to be appended to what says it passed ("" when nothing was).
+    /// ("when the bake ended"), the streaks then the passes not settled, `; `-separated ("" when
+    /// nothing was).
     pub fn left_open(&self, when: &str) -> String {
-        let mut s = String::new();
+        let mut parts = Vec::new();
         if !self.open.is_empty() {
-            s.push_str(&format!("; still failing {when}: {}", list(&self.open)));
+            parts.push(format!("still failing {when}: {}", list(&self.open)));
         }
         if !self.unsettled.is_empty() {
-            s.push_str(&format!(
-                "; still unsettled {when}: {}",
-                list(&self.unsettled)
-            ));
+            parts.push(format!("still unsettled {when}: {}", list(&self.unsettled)));
         }
-        s
+        parts.join("; ")
     }
 }
 

@@ -667,7 +667,9 @@ impl Planner<'_> {
             let open = self
                 .decision
                 .as_ref()
-                .map_or(String::new(), |d| d.left_open("when the bake ended"));
+                .map(|d| d.left_open("when the bake ended"))
+                .filter(|o| !o.is_empty())
+                .map_or(String::new(), |o| format!("; {o}"));
             self.note(
                 EventReason::AnalysisPassed,
                 format!("revision {revision} passed: {evaluations} evaluation(s), no action{open}"),

@@ -522,8 +522,8 @@ fn tested(
 
 /// The old version over the window, when every new interval, beside the old pods too, may be
 /// tested against it (the universal test of [`tested`]): the sequential test with `history`,
-/// errors the old version (nearly) never made in the window (fewer than `min_errors`: a class it still shipped, a
-/// file it still had), and a comparison at the same moments that points the same way (a
+/// errors the old version (nearly) never made in the window (fewer than `min_errors`: a class
+/// it still shipped, a file it still had), and a comparison at the same moments that points the same way (a
 /// Mantel-Haenszel ratio of `min_ratio` or more). Errors a shared incident or a drift of the
 /// error rate produce, the old version makes too, beside the new pods or in its hour; then the
 /// old pods beside the new ones are the baseline, and their history is not.
@@ -901,9 +901,9 @@ fn stands_apart(
 /// and more before), and the verdict is then the one without them. While every new pod is
 /// still in its warm-up, too little without them leaves the rule inconclusive; later, too
 /// little without them (restarts, a fast rollout) lets the failure stand. Only a failure is
-/// judged again: leaving those minutes out
-/// everywhere would also leave out most of what the new pods served beside the old ones in a
-/// fast rollout, and with it what tells a shared incident in the bake from the release.
+/// judged again: leaving those minutes out everywhere would also leave out most of what the new
+/// pods served beside the old ones in a fast rollout, and with it what tells a shared incident
+/// in the bake from the release.
 pub(super) fn error_rate(rule: &ErrorRate, new: &Counts, old: Option<&Counts>) -> Judged {
     let Some(old) = old else { return no_baseline() };
     let judged = judge_counts(rule, new, old, None);
@@ -912,7 +912,7 @@ pub(super) fn error_rate(rule: &ErrorRate, new: &Counts, old: Option<&Counts>) -
         return judged;
     }
     let start = earliest(new, old).unwrap_or(0);
-    let young = all_young(new, warmup, time::span(rule.interval.as_std()));
+    let young = || all_young(new, warmup, time::span(rule.interval.as_std()));
     match judge_counts(rule, new, old, Some((start, warmup))) {
         Judged::Decided {
             fail: false,
@@ -935,7 +935,7 @@ pub(super) fn error_rate(rule: &ErrorRate, new: &Counts, old: Option<&Counts>) -
         // Every new pod still in its warm-up: nothing tells the excess from start-up errors
         // yet, so the failure waits (the streak neither grows nor breaks). Older pods with too
         // little left without those minutes (restarts, a fast rollout) are judged on the whole.
-        Judged::Missing(why) | Judged::NoBaseline(why) if young => Judged::Missing(format!(
+        Judged::Missing(why) | Judged::NoBaseline(why) if young() => Judged::Missing(format!(
             "significant only with the first {} of the pods that began in the window, which start-up errors could explain; without them: {why}",
             rule.warmup
         )),

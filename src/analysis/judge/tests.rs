@@ -567,14 +567,7 @@ fn absolute_compares_the_old_pods_at_the_same_moments() {
     assert!(v.reason.contains("shared"), "{}", v.reason);
     // Had the old pods left before the new ones came, there would be nothing to compare with:
     // the breach only warns.
-    let gone: Vec<Series> = (0..3)
-        .map(|p| {
-            Series::for_pod(
-                &format!("old-{p}"),
-                (0..=5).map(|i| (580.0 + 30.0 * i as f64, 0.3)),
-            )
-        })
-        .collect();
+    let gone = flat_pods("old", 5, 0.3);
     let v = judge(
         &r,
         &window(),
@@ -592,6 +585,18 @@ fn absolute_compares_the_old_pods_at_the_same_moments() {
     assert!(v.reason.contains("only warns"), "{}", v.reason);
 }
 
+/// Three pods `{prefix}-0..2`, each at `value` every 30 s from 580 s through step `last`.
+fn flat_pods(prefix: &str, last: usize, value: f64) -> Vec<Series> {
+    (0..3)
+        .map(|p| {
+            Series::for_pod(
+                &format!("{prefix}-{p}"),
+                (0..=last).map(|i| (580.0 + 30.0 * i as f64, value)),
+            )
+        })
+        .collect()
+}
+
 /// Old pods whose series stop before the new pods' latest moment have left (a replay's fixed
 /// target still names their ReplicaSet): a breach judged by the minutes both served, when
 /// the old pods were calm, could have been shared since; it only warns, as when the controller
@@ -599,24 +604,8 @@ fn absolute_compares_the_old_pods_at_the_same_moments() {
 #[test]
 fn old_pods_no_longer_measured_are_gone_for_an_absolute_check() {
     let r = saturation_rule("");
-    let new: Vec<Series> = (0..3)
-        .map(|p| {
-            Series::for_pod(
-                &format!("new-{p}"),
-                (0..=14).map(|i| (580.0 + 30.0 * i as f64, 0.97)),
-            )
-        })
-        .collect();
-    let old = |last: usize| -> Vec<Series> {
-        (0..3)
-            .map(|p| {
-                Series::for_pod(
-                    &format!("old-{p}"),
-                    (0..=last).map(|i| (580.0 + 30.0 * i as f64, 0.4)),
-                )
-            })
-            .collect()
-    };
+    let new = flat_pods("new", 14, 0.97);
+    let old = |last: usize| flat_pods("old", last, 0.4);
     let judged = |old: Vec<Series>| {
         judge(
             &r,

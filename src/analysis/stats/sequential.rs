@@ -202,13 +202,18 @@ fn add_known(
 /// ln( mean_θ exp(log_lr_θ / φ) ), computed without overflow.
 fn mixture(log_lr: &[f64; MIXTURE_RATIOS.len()], phi: f64) -> Result<f64, StatsError> {
     let tempered: Vec<f64> = log_lr.iter().map(|l| l / phi).collect();
-    let max = tempered.iter().copied().fold(f64::NEG_INFINITY, f64::max);
-    let sum: f64 = tempered.iter().map(|l| (l - max).exp()).sum();
-    let log_e = max + (sum / MIXTURE_RATIOS.len() as f64).ln();
-    if log_e.is_nan() {
+    log_mean_exp(&tempered)
+}
+
+/// ln( mean exp(values) ), computed without overflow; NaN is an error.
+fn log_mean_exp(values: &[f64]) -> Result<f64, StatsError> {
+    let max = values.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+    let sum: f64 = values.iter().map(|l| (l - max).exp()).sum();
+    let log_mean = max + (sum / values.len() as f64).ln();
+    if log_mean.is_nan() {
         return Err(StatsError::NotFinite);
     }
-    Ok(log_e)
+    Ok(log_mean)
 }
 
 /// Always-valid evidence that the new side's event rate exceeds `tolerance` times the old
@@ -270,9 +275,7 @@ pub fn rate_ratio_universal_log_evalue(
                 - total * (b + n_o + theta * e_n).ln()
         })
         .collect();
-    let max = log_m.iter().copied().fold(f64::NEG_INFINITY, f64::max);
-    let mean = max + (log_m.iter().map(|l| (l - max).exp()).sum::<f64>() / log_m.len() as f64).ln();
-    let log_e = (mean - log_l0) / phi(dispersion);
+    let log_e = (log_mean_exp(&log_m)? - log_l0) / phi(dispersion);
     if log_e.is_nan() {
         return Err(StatsError::NotFinite);
     }

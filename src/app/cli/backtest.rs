@@ -526,20 +526,15 @@ fn with_pods_query(ns: &str, name: &str) -> String {
     format!("{replicas} and on(namespace, replicaset) {owner}")
 }
 
-/// A signed duration as the rules write one (`10m`), zero when negative.
-fn duration(d: SignedDuration) -> PromDuration {
-    PromDuration::from_secs(d.as_secs().max(0).unsigned_abs())
-}
-
 /// The bake the controller would have kept after the rollout: `--bake`, else the Deployment's
 /// `rollout-guard.io/bake-time` (when valid), else the controller's default.
-fn bake(args: &BacktestArgs, d: &k8s_openapi::api::apps::v1::Deployment) -> SignedDuration {
-    let chosen = args.bake.map(|b| b.as_std()).unwrap_or_else(|| {
+fn bake(args: &BacktestArgs, d: &k8s_openapi::api::apps::v1::Deployment) -> PromDuration {
+    args.bake.unwrap_or_else(|| {
         let annotations = d.metadata.annotations.clone().unwrap_or_default();
         crate::policy::annotations::bake_time_of(&annotations)
             .unwrap_or(crate::policy::guard::Settings::default().bake)
-    });
-    SignedDuration::try_from(chosen).unwrap_or(SignedDuration::MAX)
+            .into()
+    })
 }
 
 /// When the rollout completed: the first moment in the window, on the `step` grid, at which
@@ -592,12 +587,12 @@ enum ToWhy {
     /// step grid: the controller's bake ends at its first evaluation at or past it).
     Bake {
         completed: Timestamp,
-        bake: SignedDuration,
+        bake: PromDuration,
     },
     /// Now, which came before the rollout's completion plus the bake.
     NowInBake {
         completed: Timestamp,
-        bake: SignedDuration,
+        bake: PromDuration,
     },
 }
 
@@ -613,12 +608,10 @@ impl Window {
             ToWhy::Span => "an hour after --from".to_string(),
             ToWhy::Now => "now".to_string(),
             ToWhy::Bake { completed, bake } => format!(
-                "the rollout completed at {completed} by kube-state-metrics, plus the bake of {}",
-                duration(bake)
+                "the rollout completed at {completed} by kube-state-metrics, plus the bake of {bake}"
             ),
             ToWhy::NowInBake { completed, bake } => format!(
-                "now: the rollout completed at {completed} by kube-state-metrics, and its bake of {} is not over",
-                duration(bake)
+                "now: the rollout completed at {completed} by kube-state-metrics, and its bake of {bake} is not over"
             ),
         };
         format!("from {} ({from}) to {} ({to})", self.from, self.to)
@@ -629,18 +622,21 @@ impl Window {
     fn ending_at_bake(
         self,
         completed: Timestamp,
-        bake: SignedDuration,
+        bake: PromDuration,
         step: PromDuration,
         now: Timestamp,
     ) -> Window {
         let step_ms = (step.as_std().as_millis() as i64).max(1);
-        let end = completed.checked_add(bake).ok().and_then(|end| {
-            let after = end.duration_since(self.from).as_millis() as i64;
-            let steps = after.div_euclid(step_ms) + i64::from(after.rem_euclid(step_ms) > 0);
-            self.from
-                .checked_add(SignedDuration::from_millis(steps.checked_mul(step_ms)?))
-                .ok()
-        });
+        let bake_span = SignedDuration::try_from(bake.as_std()).ok();
+        let end = bake_span
+            .and_then(|b| completed.checked_add(b).ok())
+            .and_then(|end| {
+                let after = end.duration_since(self.from).as_millis() as i64;
+                let steps = after.div_euclid(step_ms) + i64::from(after.rem_euclid(step_ms) > 0);
+                self.from
+                    .checked_add(SignedDuration::from_millis(steps.checked_mul(step_ms)?))
+                    .ok()
+            });
         match end {
             Some(end) if end <= self.from => self,
             Some(end) if end <= now => Window {
@@ -737,7 +733,7 @@ mod tests {
         let created = at("2026-11-20T10:00:00Z");
         let later = at("2026-11-21T00:00:00Z");
         let w = || window(Started::At(created), None, None, STEP, later).unwrap();
-        let bake = SignedDuration::from_mins(10);
+        let bake = PromDuration::from_secs(600);
         let baked = w().ending_at_bake(at("2026-11-20T10:05:00Z"), bake, STEP, later);
         assert_eq!(baked.to, at("2026-11-20T10:15:00Z"));
         assert_eq!(
@@ -758,7 +754,7 @@ mod tests {
             "to 2026-11-20T10:12:00Z (now: the rollout completed at 2026-11-20T10:05:00Z by kube-state-metrics, and its bake of 10m is not over)"
         ));
         // A bake that overflows the calendar: now.
-        let huge = w().ending_at_bake(created, SignedDuration::MAX, STEP, later);
+        let huge = w().ending_at_bake(created, PromDuration::from_secs(u64::MAX), STEP, later);
         assert_eq!(huge.to, later);
     }
 
@@ -783,15 +779,15 @@ mod tests {
             }
         };
         let mut d = k8s_openapi::api::apps::v1::Deployment::default();
-        assert_eq!(bake(&args(None), &d), SignedDuration::from_mins(10));
+        assert_eq!(bake(&args(None), &d), PromDuration::from_secs(600));
         d.metadata.annotations =
             Some([("rollout-guard.io/bake-time".to_string(), "2m".to_string())].into());
-        assert_eq!(bake(&args(None), &d), SignedDuration::from_mins(2));
-        assert_eq!(bake(&args(Some("3m")), &d), SignedDuration::from_mins(3));
+        assert_eq!(bake(&args(None), &d), PromDuration::from_secs(120));
+        assert_eq!(bake(&args(Some("3m")), &d), PromDuration::from_secs(180));
         // An annotation the controller would refuse is not taken.
         d.metadata.annotations =
             Some([("rollout-guard.io/bake-time".to_string(), "soon".to_string())].into());
-        assert_eq!(bake(&args(None), &d), SignedDuration::from_mins(10));
+        assert_eq!(bake(&args(None), &d), PromDuration::from_secs(600));
     }
 
     #[test]
