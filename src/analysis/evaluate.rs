@@ -235,15 +235,57 @@ impl<S: MetricSource> Ask<'_, S> {
             (!old_rs.is_empty()).then(|| self.query(sent, QuerySide::Old, &c.query, &old_rs));
         // The new side over the same span: the moments both versions served, all of
         // them, tell a regression from a load change after the old pods left.
-        series_pair(
+        let observed = series_pair(
             &new_q,
             old_q.as_deref(),
             window,
             old_from,
             c.step,
             self.source,
-        )
-        .await
+        );
+        let Some(load) = &c.load else {
+            return observed.await;
+        };
+        let new_l = record(
+            sent,
+            QuerySide::New,
+            QueryName::Load,
+            load,
+            &self.bind(self.new_rs()),
+        );
+        let old_l = (!old_rs.is_empty()).then(|| {
+            record(
+                sent,
+                QuerySide::Old,
+                QueryName::Load,
+                load,
+                &self.bind(&old_rs),
+            )
+        });
+        let loads = series_pair(
+            &new_l,
+            old_l.as_deref(),
+            window,
+            old_from,
+            c.step,
+            self.source,
+        );
+        match futures::join!(observed, loads) {
+            (
+                Observation::Series { new, old },
+                Observation::Series {
+                    new: new_load,
+                    old: old_load,
+                },
+            ) => Observation::SeriesAtLoad {
+                new,
+                old,
+                new_load,
+                old_load,
+            },
+            (Observation::Failed(e), _) | (_, Observation::Failed(e)) => Observation::Failed(e),
+            (other, _) => other,
+        }
     }
 
     /// An absolute check's series: the new side, and the old side when the check forgives

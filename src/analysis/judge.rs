@@ -66,6 +66,19 @@ pub enum Observation {
         /// The old ReplicaSets' series (`None` also when an absolute check does not look at them).
         old: Option<Vec<Series>>,
     },
+    /// A `compare` check's answer with the load each pod carried at each moment (its `load`
+    /// query), one series per pod on both: judged at the old version's load (the old version's
+    /// cost modelled as a fixed part and a part per unit of load).
+    SeriesAtLoad {
+        /// The new ReplicaSet's series.
+        new: Vec<Series>,
+        /// The old ReplicaSets' series.
+        old: Option<Vec<Series>>,
+        /// The new ReplicaSet's pods' loads.
+        new_load: Vec<Series>,
+        /// The old ReplicaSets' pods' loads.
+        old_load: Option<Vec<Series>>,
+    },
     /// PHP errors from pod logs.
     Logs {
         /// The new ReplicaSet's pods' errors.
@@ -173,6 +186,8 @@ pub enum QueryName {
     Requests,
     /// A `compare` or `absolute` check's query.
     Query,
+    /// A `compare` check's load query.
+    Load,
     /// A `logs` rule's read of the pods' logs (its text says which).
     Logs,
 }
@@ -194,6 +209,7 @@ impl QueryName {
             QueryName::Errors => "errors",
             QueryName::Requests => "requests",
             QueryName::Query => "query",
+            QueryName::Load => "load",
             QueryName::Logs => "logs",
         }
     }
@@ -235,6 +251,20 @@ pub fn judge(rule: &Rule, window: &Window, observation: &Observation) -> Verdict
         (Check::Compare(c), Observation::Series { new, old }) => {
             compare::compare(c, window, new, old.as_deref())
         }
+        (
+            Check::Compare(c),
+            Observation::SeriesAtLoad {
+                new,
+                old,
+                new_load,
+                old_load,
+            },
+        ) => compare::compare_at_load(
+            c,
+            window,
+            (new, new_load),
+            old.as_deref().zip(old_load.as_deref()),
+        ),
         (Check::Absolute(c), Observation::Series { new, old }) => {
             absolute::absolute(c, window, new, old.as_deref())
         }
@@ -292,6 +322,16 @@ fn duplicate_pod(obs: &Observation) -> Option<String> {
             g
         }
         Observation::Series { new, old } => std::iter::once(new).chain(old.as_ref()).collect(),
+        Observation::SeriesAtLoad {
+            new,
+            old,
+            new_load,
+            old_load,
+        } => [new, new_load]
+            .into_iter()
+            .chain(old.as_ref())
+            .chain(old_load.as_ref())
+            .collect(),
         Observation::Failed(_) | Observation::Logs { .. } => Vec::new(),
     };
     groups.into_iter().find_map(|series| {
@@ -342,6 +382,28 @@ enum Judged {
     Missing(String),
     /// A comparison with nothing to compare against; never turned into a failure.
     NoBaseline(String),
+}
+
+impl Judged {
+    /// The judgement with its reason, or what is missing, rewritten by `f`; its outcome and
+    /// evidence as they were.
+    fn map_reason(mut self, f: impl FnOnce(String) -> String) -> Judged {
+        match &mut self {
+            Judged::Decided { reason, .. } | Judged::Missing(reason) => {
+                *reason = f(std::mem::take(reason));
+            }
+            Judged::NoBaseline(_) => {}
+        }
+        self
+    }
+
+    /// The evidence, when there is some, for `f` to add to.
+    fn with_evidence(mut self, f: impl FnOnce(&mut Evidence)) -> Judged {
+        if let Judged::Decided { evidence, .. } = &mut self {
+            f(evidence);
+        }
+        self
+    }
 }
 
 fn no_baseline() -> Judged {

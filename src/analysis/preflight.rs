@@ -123,7 +123,9 @@ fn queries(rule: &Rule, subject: &Subject) -> Vec<(QueryName, String)> {
             render(QueryName::Errors, &c.errors),
             render(QueryName::Requests, &c.requests),
         ],
-        Check::Compare(c) => vec![render(QueryName::Query, &c.query)],
+        Check::Compare(c) => std::iter::once(render(QueryName::Query, &c.query))
+            .chain(c.load.as_ref().map(|l| render(QueryName::Load, l)))
+            .collect(),
         Check::Absolute(c) => vec![render(QueryName::Query, &c.query)],
         Check::Logs(_) => Vec::new(),
     }

@@ -223,6 +223,16 @@ pub struct ErrorRate {
 pub struct Compare {
     /// Range query: one series per pod of one ReplicaSet.
     pub query: Template,
+    /// Range query: the load each pod carried (requests per second), one series per pod, when
+    /// `query` is a cost per unit of that load (CPU seconds per request). Both sides are then
+    /// judged at the old version's load: each sample against what the old version's own cost
+    /// (a fixed part and a part per request, fitted on the old samples the rule reads: over
+    /// `history_span` with `history`) would have been at that sample's load, so a load that
+    /// moves after the old pods left (and with it the share of the fixed part in each
+    /// request) does not read as a regression or hide one. Without it, the series is judged
+    /// as it is.
+    #[serde(default)]
+    pub load: Option<Template>,
     /// Resolution of the range query.
     #[serde(default = "defaults::step")]
     pub step: PromDuration,

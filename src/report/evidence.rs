@@ -245,8 +245,25 @@ fn direction(d: Direction) -> String {
 }
 
 fn compare(x: &CompareEvidence) -> Vec<Table> {
+    let mut samples = samples_table(&x.new, Some(&x.old));
+    if let Some(m) = &x.at_load {
+        samples.title = format!(
+            "Samples over the window, at the old version's load (each against its cost modelled as {} + {} × load, fitted on {} old samples at loads {} to {}, shown at its median load {})",
+            num(m.fixed),
+            num(m.per_unit),
+            m.samples,
+            num(m.low),
+            num(m.high),
+            num(m.reference_load)
+        );
+        samples.rows.push(row([
+            "left out, no load at their moment".into(),
+            m.without_load.to_string(),
+            String::new(),
+        ]));
+    }
     vec![
-        samples_table(&x.new, Some(&x.old)),
+        samples,
         Table {
             title: format!(
                 "The test (Mann-Whitney U on time-aligned samples, one-sided, {}; fails only when every condition is met)",

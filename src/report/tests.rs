@@ -782,6 +782,7 @@ fn compare_absolute_and_logs_series() {
                         pods_worse: 2,
                         pods_judged: 2,
                         history: None,
+                        at_load: None,
                     })),
                 ),
                 verdict(
@@ -873,6 +874,7 @@ fn a_verdict_with_its_steps_is_plotted_at_the_querys_step() {
             pods_worse: 0,
             pods_judged: 3,
             history: None,
+            at_load: None,
         })),
     )];
     r.stage = Some(StageName::Passed);

@@ -95,27 +95,15 @@ fn failed_while_both_served(
     if na.ratio.len() < rule.min_samples || oa.ratio.len() < rule.min_samples {
         return None;
     }
-    match at_same_moments(rule, &n, o, &na, &oa) {
-        Judged::Decided {
-            fail: true,
-            reason,
-            evidence,
-            warn_only,
-            building,
-            unsettled,
-        } => Some(Judged::Decided {
-            fail: true,
-            reason: format!(
+    let judged = at_same_moments(rule, &n, o, &na, &oa);
+    matches!(judged, Judged::Decided { fail: true, .. }).then(|| {
+        judged.map_reason(|reason| {
+            format!(
                 "the old pods are gone; at the moments both served (inside the last {}): {reason}",
                 rule.history_span
-            ),
-            evidence,
-            warn_only,
-            building,
-            unsettled,
-        }),
-        _ => None,
-    }
+            )
+        })
+    })
 }
 
 /// The rule's window widened back to `history_span`.
@@ -295,6 +283,7 @@ fn at_same_moments(rule: &Compare, n: &Samples, o: &Samples, na: &Aligned, oa: &
             pods_worse: worse_pods,
             pods_judged: new_levels.len(),
             history: None,
+            at_load: None,
         }),
     }
 }
@@ -387,6 +376,8 @@ impl Moments {
 
 mod history;
 use history::{OldLevel, against_history};
+mod load;
+pub(super) use load::compare_at_load;
 
 #[cfg(test)]
 mod tests;

@@ -263,6 +263,33 @@ pub struct CompareEvidence {
     /// The comparison with the old version's level before its pods left.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub history: Option<Box<CompareHistory>>,
+    /// With a `load` query: the old version's cost model both sides were judged at (every
+    /// number above is then at the old version's load, not as measured).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub at_load: Option<AtLoad>,
+}
+
+/// The old version's cost model a compare check with `load` judged both sides at: cost =
+/// `fixed` + `per_unit` × load, fitted on `samples` of the old version at loads `low` to `high`
+/// (its 5th to 95th percentile, beyond which it is held at the edge); the samples are shown at
+/// its median load `reference_load`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct AtLoad {
+    /// The cost at no load.
+    pub fixed: f64,
+    /// The cost of one more unit of load.
+    pub per_unit: f64,
+    /// The old version's median load.
+    pub reference_load: f64,
+    /// The old version's 5th percentile of load.
+    pub low: f64,
+    /// Its 95th percentile.
+    pub high: f64,
+    /// The old samples the model was fitted on.
+    pub samples: usize,
+    /// Samples of either side left out for want of a load at their moment.
+    #[serde(default)]
+    pub without_load: usize,
 }
 
 /// A compare check judged against the old version's level before its pods left, and the drift

@@ -180,7 +180,9 @@ impl Rule {
     fn check_queries(&self, p: &mut Vec<String>) {
         let queries: Vec<(&str, &Template)> = match &self.check {
             Check::ErrorRate(c) => vec![("errors", &c.errors), ("requests", &c.requests)],
-            Check::Compare(c) => vec![("query", &c.query)],
+            Check::Compare(c) => std::iter::once(("query", &c.query))
+                .chain(c.load.as_ref().map(|l| ("load", l)))
+                .collect(),
             Check::Absolute(c) => vec![("query", &c.query)],
             Check::Logs(_) => Vec::new(),
         };

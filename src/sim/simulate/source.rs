@@ -181,10 +181,13 @@ struct Difference {
     before: f64,
 }
 
-/// How a count query counts: `increase()` over a range (seconds), or a [`Difference`].
+/// How a count query counts: `increase()` or `rate()` over a range (seconds), or a
+/// [`Difference`].
 #[derive(Clone, Copy, Debug)]
 enum Counting {
     Increase(f64),
+    /// `rate()`: the increase over the range, per second of it.
+    Rate(f64),
     Difference(Difference),
 }
 
@@ -341,6 +344,9 @@ impl SimSource<'_> {
         let counting = match difference_of(query)? {
             Some(_) if !by_pod => return Err(bad("a counter difference without by (pod)", query)),
             Some(d) => Counting::Difference(d),
+            None if query.contains("rate(") && !query.contains("increase(") => {
+                Counting::Rate(range_of(query)?)
+            }
             None => Counting::Increase(range_of(query)?),
         };
         let per_pod = count_series(kind, &pods, query)?;
@@ -350,6 +356,9 @@ impl SimSource<'_> {
                     let v = match counting {
                         Counting::Difference(d) => Self::difference_at(series, t, d),
                         Counting::Increase(range) => self.sum_at(series.iter().copied(), t, range),
+                        Counting::Rate(range) => self
+                            .sum_at(series.iter().copied(), t, range)
+                            .map(|v| v / range),
                     };
                     v.map(|v| (t, v))
                 })

@@ -348,6 +348,7 @@ impl HistoryJudged {
                     while_both: self.both.as_ref().map(|b| b.ratio),
                     history_from: time::to_timestamp(level.first),
                 })),
+                at_load: None,
             }),
         }
     }

@@ -380,3 +380,188 @@ fn new_pods_seen_at_few_moments_are_set_against_the_old_pods_at_those_moments() 
     let v = judged(&r, at, new, old);
     assert_eq!(v.outcome, Outcome::Pass, "{}", v.reason);
 }
+
+/// Old pods whose loads differ from moment to moment and pod to pod (4 to 10 requests/s), each
+/// costing `fixed + per_request × load` CPU: their CPU per request, and their loads.
+fn old_pods_with_load(n: usize, fixed: f64, per_request: f64) -> (Vec<Series>, Vec<Series>) {
+    let load = |i: usize, p: usize| 4.0 + 6.0 * ((i * 7 + p * 3) % 13) as f64 / 12.0;
+    let times = |i: usize| LEFT - 64.0 * STEP + STEP * i as f64;
+    (0..n)
+        .map(|p| {
+            let values = (0..=64).map(|i| {
+                let l = load(i, p);
+                (
+                    times(i),
+                    (fixed + per_request * l) / l * (1.0 + (wobble(i, p) - 1.0) * 0.2),
+                )
+            });
+            let loads = (0..=64).map(|i| (times(i), load(i, p)));
+            (
+                Series::for_pod(&format!("old-{p}"), values),
+                Series::for_pod(&format!("old-{p}"), loads),
+            )
+        })
+        .unzip()
+}
+
+/// New pods from 20 s before `LEFT` until `at`, each at `load` requests/s and costing `factor`
+/// times what the old version would at that load.
+fn new_pods_with_load(
+    pods: usize,
+    load: f64,
+    cost: impl Fn(f64) -> f64,
+    factor: f64,
+    at: f64,
+) -> (Vec<Series>, Vec<Series>) {
+    (0..pods)
+        .map(|p| {
+            let times: Vec<f64> = (0..)
+                .map(|i| LEFT - 20.0 + STEP * i as f64)
+                .take_while(|t| *t <= at)
+                .collect();
+            let values = times.iter().enumerate().map(|(i, t)| {
+                (
+                    *t,
+                    factor * cost(load) / load * (1.0 + (wobble(i, p + 5) - 1.0) * 0.2),
+                )
+            });
+            let loads = times.iter().map(|t| (*t, load));
+            (
+                Series::for_pod(&format!("new-{p}"), values),
+                Series::for_pod(&format!("new-{p}"), loads.collect::<Vec<_>>()),
+            )
+        })
+        .unzip()
+}
+
+#[test]
+fn cpu_per_request_is_judged_at_the_old_versions_load() {
+    let r = cpu_rule("");
+    let at = LEFT + 480.0;
+    let (fixed, per_request) = (0.1, 0.01);
+    let cost = |l: f64| fixed + per_request * l;
+    let (old, old_load) = old_pods_with_load(4, fixed, per_request);
+    // After the old pods left, the load fell to 4.5 requests/s (within what the old version
+    // carried): the fixed part weighs more on each request, a third more CPU per request than
+    // the old version's usual, with no change in the code.
+    let (new, new_load) = new_pods_with_load(3, 4.5, cost, 1.0, at);
+    let as_measured = judged(&r, at, new.clone(), old.clone());
+    assert_eq!(as_measured.outcome, Outcome::Fail, "{}", as_measured.reason);
+    let at_load = |new: Vec<Series>, new_load: Vec<Series>| {
+        judge(
+            &r,
+            &window_at(at),
+            &Observation::SeriesAtLoad {
+                new,
+                old: Some(old.clone()),
+                new_load,
+                old_load: Some(old_load.clone()),
+            },
+        )
+    };
+    let v = at_load(new, new_load);
+    assert_eq!(v.outcome, Outcome::Pass, "{}", v.reason);
+    assert!(
+        v.reason
+            .starts_with("at the old version's load (its cost modelled as 0.0999")
+            && v.reason
+                .contains(" + 0.01001 × load, fitted on 260 samples at loads 4 to 10"),
+        "{}",
+        v.reason
+    );
+    let model = evidence(&v)
+        .at_load
+        .clone()
+        .expect("the model is in the evidence");
+    assert_eq!((model.samples, model.without_load), (260, 0), "{model:?}");
+    // A release that costs half as much again at that load fails.
+    let (new, new_load) = new_pods_with_load(3, 4.5, cost, 1.5, at);
+    let v = at_load(new.clone(), new_load);
+    assert_eq!(v.outcome, Outcome::Fail, "{}", v.reason);
+    assert!(
+        evidence(&v).history.as_ref().is_some_and(|h| h.ratio > 1.4),
+        "{}",
+        v.reason
+    );
+    // With no load for the new pods there is nothing to judge at the old version's load.
+    let v = at_load(new, Vec::new());
+    assert_eq!(v.outcome, Outcome::Inconclusive, "{}", v.reason);
+    assert!(
+        v.reason.contains("the new pods' samples have no load"),
+        "{}",
+        v.reason
+    );
+}
+
+#[test]
+fn the_load_model_is_fitted_on_the_old_side_and_never_extrapolated() {
+    use super::load::LoadModel;
+    let cost = |l: f64| 0.05 + 0.02 * l;
+    let pairs: Vec<(f64, f64)> = (0..40)
+        .map(|i| {
+            let l = 2.0 + i as f64 * 0.2;
+            (l, cost(l) / l)
+        })
+        .collect();
+    let m = LoadModel::fit(&pairs, 10).expect("fits");
+    assert!(
+        (m.fixed - 0.05).abs() < 1e-9 && (m.per_unit - 0.02).abs() < 1e-9,
+        "{m:?}"
+    );
+    assert!(m.loads.0 > 2.0 && m.loads.1 < 9.8, "{m:?}");
+    // The old version's own samples at any load come out at its cost per request at its
+    // median load; a release at 1.5 times the cost, at 1.5 times that.
+    let reference = m.reference_cost();
+    let series = |factor: f64, load: f64| {
+        (
+            vec![Series::for_pod("p", [(60.0, factor * cost(load) / load)])],
+            vec![Series::for_pod("p", [(60.0, load)])],
+        )
+    };
+    for load in [3.0, 5.0, 9.0] {
+        for factor in [1.0, 1.5] {
+            let (v, l) = series(factor, load);
+            let got = m.rescale(&v, &l)[0].points[0].v;
+            assert!(
+                (got / reference - factor).abs() < 1e-9,
+                "{load} {factor}: {got}"
+            );
+        }
+    }
+    // Beyond the loads the old version carried, the cost per request is held at the edge's.
+    let (v, l) = series(1.0, 0.5);
+    let edge = cost(m.loads.0) / m.loads.0;
+    let got = m.rescale(&v, &l)[0].points[0].v;
+    assert!(
+        (got / reference - (cost(0.5) / 0.5) / edge).abs() < 1e-9,
+        "{got}"
+    );
+    // A sample with no load at its moment, or none of its pod, is left out.
+    let v = vec![Series::for_pod("p", [(60.0, 0.1), (120.0, 0.1)])];
+    let l = vec![
+        Series::for_pod("p", [(60.0, 3.0)]),
+        Series::for_pod("q", [(120.0, 3.0)]),
+    ];
+    assert_eq!(m.rescale(&v, &l)[0].points.len(), 1);
+
+    // A cost that grows faster than the load (a negative fixed part) is fitted through zero.
+    let steep: Vec<(f64, f64)> = (1..=20).map(|l| (l as f64, 0.01 * l as f64)).collect();
+    let m = LoadModel::fit(&steep, 10).expect("fits");
+    assert_eq!(m.fixed, 0.0, "{m:?}");
+    // A cost the load explains none of (a slope below zero) is all fixed: continuous with a
+    // slope that shrinks to zero, not a switch to a plain cost per unit.
+    let flat: Vec<(f64, f64)> = (1..=20)
+        .map(|l| (l as f64, (0.5 - 0.001 * l as f64) / l as f64))
+        .collect();
+    let m = LoadModel::fit(&flat, 10).expect("fits");
+    assert_eq!(m.per_unit, 0.0, "{m:?}");
+    assert!((m.fixed - (0.5 - 0.001 * 10.5)).abs() < 1e-9, "{m:?}");
+    // Too few usable pairs (NaN, no load) fit nothing.
+    let few = [
+        (f64::NAN, 0.1),
+        (0.0, 0.1),
+        (3.0, f64::INFINITY),
+        (3.0, 0.1),
+    ];
+    assert!(LoadModel::fit(&few, 2).is_none());
+}

@@ -1,0 +1,255 @@
+//! A compare check's series at the old version's load: a cost per unit of load (CPU seconds
+//! per request) measured against what the old version's own cost model predicts at the load
+//! each sample carried.
+//!
+//! Owns the model and the rescaling. A pod's CPU is a fixed part (the runtime, idle workers,
+//! background work) and a part per request (the utilisation law, U = U₀ + D·X), so CPU per
+//! request falls as the load rises and climbs when it falls: at 0.5 requests/s the fixed part
+//! is most of it, and a load that doubles after the old pods left reads as a release that
+//! halved its cost. Fitted on the old version's samples (the baseline, never the new pods'), the
+//! model says what the old version would have cost at each sample's load; the ratio of the
+//! actual cost to it, times the old version's cost per request at its median load, is the
+//! series the compare check judges: in the metric's unit, the old version's samples near its
+//! level whatever the load did, a release's per-request or fixed regression as its factor.
+//! Pure: series in, a judgement out; it never queries, and the judgement itself is the compare
+//! check's, unchanged (this module only rescales what it is given and says so). The least
+//! squares fit of a line with both coefficients held at or above zero is written here: the
+//! crates in the tree (statrs) fit no regression.
+
+use std::collections::BTreeMap;
+
+use super::{Evidence, Judged, Window, compare, fmt_num};
+use crate::analysis::judge::AtLoad;
+use crate::analysis::rules::Compare;
+use crate::analysis::source::{Point, Series};
+use crate::analysis::stats;
+use crate::analysis::time;
+
+/// The fewest old samples with their load the model is fitted on; with fewer, the series are
+/// judged as they were measured.
+const MIN_FIT: usize = 10;
+
+/// A compare check with loads: both sides at the old version's load when its samples fit a
+/// model, as measured otherwise; the reason and the evidence say which, and the model.
+pub(in crate::analysis::judge) fn compare_at_load(
+    rule: &Compare,
+    w: &Window,
+    (new, new_load): (&[Series], &[Series]),
+    old: Option<(&[Series], &[Series])>,
+) -> Judged {
+    let Some((old, old_load)) = old else {
+        return compare(rule, w, new, None);
+    };
+    let Some(model) = LoadModel::fit(&pairs(old, old_load), MIN_FIT) else {
+        return compare(rule, w, new, Some(old)).map_reason(|r| {
+            format!("{r} (as measured: too few old samples with a load, at least {MIN_FIT} and not all of no cost, to model the old version's cost on)")
+        });
+    };
+    let (new_at, old_at) = (model.rescale(new, new_load), model.rescale(old, old_load));
+    let without_load = (points(new) - points(&new_at)) + (points(old) - points(&old_at));
+    if points(&new_at) == 0 && points(new) > 0 {
+        return Judged::Missing(format!(
+            "the new pods' samples have no load at their moments (the load query answered none for them): nothing to judge at the old version's load ({})",
+            model.describe()
+        ));
+    }
+    let left_out = match without_load {
+        0 => String::new(),
+        n => format!("; {n} samples without a load at their moment left out"),
+    };
+    compare(rule, w, &new_at, Some(&old_at))
+        .map_reason(|r| {
+            format!(
+                "at the old version's load ({}{left_out}): {r}",
+                model.describe()
+            )
+        })
+        .with_evidence(|e| {
+            if let Evidence::Compare(c) = e {
+                c.at_load = Some(model.evidence(without_load));
+            }
+        })
+}
+
+/// The samples of a side.
+fn points(series: &[Series]) -> usize {
+    series.iter().map(|s| s.points.len()).sum()
+}
+
+/// The old version's cost model: cost = `fixed` + `per_unit` × load.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub(super) struct LoadModel {
+    /// The cost at no load (CPU cores).
+    pub(super) fixed: f64,
+    /// The cost of one more unit of load (CPU seconds per request).
+    pub(super) per_unit: f64,
+    /// The old version's median load, where the series are expressed.
+    pub(super) reference_load: f64,
+    /// The range of loads the old version carried (its 5th to 95th percentile): the model is
+    /// not extrapolated beyond it.
+    pub(super) loads: (f64, f64),
+    /// Samples it was fitted on.
+    pub(super) samples: usize,
+}
+
+impl LoadModel {
+    /// The cost predicted at `load`.
+    fn predict(&self, load: f64) -> f64 {
+        self.fixed + self.per_unit * load
+    }
+
+    /// The cost per unit predicted at `load`, held at the edge of the loads the old version
+    /// carried beyond them (the model is not extrapolated).
+    fn predict_per_unit(&self, load: f64) -> f64 {
+        let load = load.clamp(self.loads.0, self.loads.1);
+        self.predict(load) / load
+    }
+
+    /// The model for people: `0.03 + 0.012 × load, fitted on 240 samples at loads 3.1 to
+    /// 5.2; each sample against it at its own load, shown at the median load 4.0`.
+    pub(super) fn describe(&self) -> String {
+        format!(
+            "its cost modelled as {} + {} × load, fitted on {} samples at loads {} to {}; each sample against that at its own load, shown at its median load {}",
+            fmt_num(self.fixed),
+            fmt_num(self.per_unit),
+            self.samples,
+            fmt_num(self.loads.0),
+            fmt_num(self.loads.1),
+            fmt_num(self.reference_load)
+        )
+    }
+
+    /// The model for the evidence, with the samples left out for want of a load.
+    fn evidence(&self, without_load: usize) -> AtLoad {
+        AtLoad {
+            fixed: self.fixed,
+            per_unit: self.per_unit,
+            reference_load: self.reference_load,
+            low: self.loads.0,
+            high: self.loads.1,
+            samples: self.samples,
+            without_load,
+        }
+    }
+
+    /// The cost per unit of load at the reference load.
+    pub(super) fn reference_cost(&self) -> f64 {
+        self.predict(self.reference_load) / self.reference_load
+    }
+
+    /// Fits the model on pairs of (load, cost per unit of load) by least squares on the total
+    /// cost; `None` with fewer than `min` usable pairs. A negative fixed part (noise, or a
+    /// cost that grows faster than the load) is refitted through zero, a plain cost per unit;
+    /// a load that never moved gives the same.
+    pub(super) fn fit(pairs: &[(f64, f64)], min: usize) -> Option<LoadModel> {
+        let pts: Vec<(f64, f64)> = pairs
+            .iter()
+            .filter(|(l, v)| l.is_finite() && v.is_finite() && *l > 0.0 && *v >= 0.0)
+            .map(|(l, v)| (*l, l * v))
+            .collect();
+        if pts.len() < min.max(2) {
+            return None;
+        }
+        let n = pts.len() as f64;
+        let (mx, my) = (
+            pts.iter().map(|p| p.0).sum::<f64>() / n,
+            pts.iter().map(|p| p.1).sum::<f64>() / n,
+        );
+        let sxx: f64 = pts.iter().map(|p| (p.0 - mx).powi(2)).sum();
+        let sxy: f64 = pts.iter().map(|p| (p.0 - mx) * (p.1 - my)).sum();
+        let loads: Vec<f64> = pts.iter().map(|p| p.0).collect();
+        let reference_load = stats::median(&loads).ok()?;
+        let range = (
+            stats::quantile(&loads, 0.05).ok()?,
+            stats::quantile(&loads, 0.95).ok()?,
+        );
+        let through_zero = || {
+            let sx2: f64 = pts.iter().map(|p| p.0 * p.0).sum();
+            let sxy0: f64 = pts.iter().map(|p| p.0 * p.1).sum();
+            (0.0, sxy0 / sx2)
+        };
+        // Least squares within fixed ≥ 0 and per_unit ≥ 0, continuous at both edges: a
+        // negative fixed part (a cost that grows faster than the load) is refitted through
+        // zero, a plain cost per unit; a negative slope (the load explains none of the cost)
+        // leaves all of it fixed. A load that never moved says nothing of the split: a cost
+        // per unit, as measured.
+        let (fixed, per_unit) = if sxx > 0.0 {
+            let b = sxy / sxx;
+            let a = my - b * mx;
+            if b <= 0.0 {
+                (my, 0.0)
+            } else if a < 0.0 {
+                through_zero()
+            } else {
+                (a, b)
+            }
+        } else {
+            through_zero()
+        };
+        let model = LoadModel {
+            fixed,
+            per_unit,
+            reference_load,
+            loads: range,
+            samples: pts.len(),
+        };
+        (model.predict(reference_load) > 0.0 && model.reference_cost().is_finite()).then_some(model)
+    }
+
+    /// One side's series at the reference load: each sample's cost against the model's at the
+    /// load the same pod carried at the same moment, times the reference cost. Samples without
+    /// a positive load at their moment are left out.
+    pub(super) fn rescale(&self, values: &[Series], loads: &[Series]) -> Vec<Series> {
+        let by_pod = loads_by_pod(loads);
+        let reference = self.reference_cost();
+        values
+            .iter()
+            .map(|s| {
+                let pod_loads = s.labels.get("pod").and_then(|p| by_pod.get(p.as_str()));
+                let points = s
+                    .points
+                    .iter()
+                    .filter_map(|p| {
+                        let load = *pod_loads?.get(&time::from_seconds(p.t))?;
+                        let predicted = self.predict_per_unit(load);
+                        (load > 0.0 && predicted > 0.0).then(|| Point {
+                            t: p.t,
+                            v: p.v / predicted * reference,
+                        })
+                    })
+                    .collect();
+                Series {
+                    labels: s.labels.clone(),
+                    points,
+                }
+            })
+            .collect()
+    }
+}
+
+/// Pairs of (load, value) of the same pod at the same moment.
+pub(super) fn pairs(values: &[Series], loads: &[Series]) -> Vec<(f64, f64)> {
+    let by_pod = loads_by_pod(loads);
+    values
+        .iter()
+        .filter_map(|s| Some((s, by_pod.get(s.labels.get("pod")?.as_str())?)))
+        .flat_map(|(s, l)| {
+            s.points
+                .iter()
+                .filter_map(|p| Some((*l.get(&time::from_seconds(p.t))?, p.v)))
+        })
+        .collect()
+}
+
+fn loads_by_pod(loads: &[Series]) -> BTreeMap<&str, BTreeMap<i64, f64>> {
+    let mut by_pod: BTreeMap<&str, BTreeMap<i64, f64>> = BTreeMap::new();
+    for s in loads {
+        if let Some(pod) = s.labels.get("pod") {
+            let m = by_pod.entry(pod.as_str()).or_default();
+            for p in &s.points {
+                m.insert(time::from_seconds(p.t), p.v);
+            }
+        }
+    }
+    by_pod
+}
