@@ -18,7 +18,7 @@ fn text(b: &[u8]) -> String {
 fn lint_accepts_the_bundled_rules() {
     let out = run(&["rules", "lint", "rules"]);
     assert!(out.status.success(), "{}", text(&out.stderr));
-    assert_eq!(text(&out.stdout).trim(), "7 rule(s) in 2 file(s): ok");
+    assert_eq!(text(&out.stdout).trim(), "8 rule(s) in 2 file(s): ok");
 }
 
 /// `rules lint` on one file, `team.yaml`, holding `yaml` with exactly one problem: it exits 1

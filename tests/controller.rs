@@ -223,7 +223,7 @@ rules:
     assert_eq!(said.len(), 1, "one Event: {said:?}");
     let (note, times) = &said[0];
     assert_eq!(*times, 1, "said once: {note}");
-    assert!(note.starts_with("1 of 6 rule(s)"), "{note}");
+    assert!(note.starts_with("1 of 7 rule(s)"), "{note}");
     assert!(note.contains("latency-p99"), "{note}");
     assert!(note.contains("will stay inconclusive"), "{note}");
     let text = daemon.metrics().await;
@@ -709,9 +709,12 @@ async fn evaluations_are_bounded_in_number_and_paced_by_the_interval() {
     for n in names {
         c.release(n, "v2", None).await;
     }
+    // The analysis ends without acting: passed, or, on a machine so loaded that few
+    // evaluations fit in the simulated rollout and bake, inconclusive (a rule that needs
+    // minutes of samples never judged, and the analysis says so). Its pace is what is tested.
     for n in names {
-        c.wait(n, "the analysis to pass", LONG, |d| {
-            stage(d).as_deref() == Some("passed")
+        c.wait(n, "the analysis to end without acting", LONG, |d| {
+            matches!(stage(d).as_deref(), Some("passed" | "inconclusive"))
         })
         .await;
     }

@@ -24,6 +24,7 @@ fn bundled_defaults_load_and_cover_the_documented_rules() {
         [
             "class-loading-errors",
             "php-error-rate",
+            "crash-looping",
             "cpu-saturation",
             "cpu-throttling",
             "cpu-per-request"

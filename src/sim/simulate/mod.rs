@@ -336,6 +336,12 @@ impl PodHistory {
         self.start + (self.requests.len().saturating_sub(1)) as f64 * SCRAPE
     }
 
+    /// How many times its container had restarted by sample `i` (kube-state-metrics'
+    /// `kube_pod_container_status_restarts_total`).
+    pub fn restarts_until(&self, i: usize) -> usize {
+        self.restarts.iter().filter(|&&k| k <= i).count()
+    }
+
     /// Index of the last sample at or before `t`, if the pod was there.
     pub fn index_at(&self, t: f64) -> Option<usize> {
         if t + 1e-6 < self.start || self.requests.is_empty() {
@@ -431,6 +437,12 @@ impl History {
                     &limit,
                     t,
                     pod.cpu_limit,
+                );
+                f(
+                    "kube_pod_container_status_restarts_total",
+                    &container,
+                    t,
+                    pod.restarts_until(i) as f64,
                 );
             }
         }

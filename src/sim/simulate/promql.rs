@@ -129,6 +129,18 @@ pub(super) fn last_over_time(s: Samples<'_>, at: f64, range: f64) -> Option<f64>
         .copied()
 }
 
+/// `changes(series[range])` at `at`: how many times the value changed from one sample to the
+/// next inside `[at − range, at]`, `None` if there is no sample there.
+pub(super) fn changes(s: Samples<'_>, at: f64, range: f64) -> Option<f64> {
+    let (lo, hi) = s.inside(ms(at) - ms(range), ms(at))?;
+    let values: Vec<f64> = s.values[lo..=hi]
+        .iter()
+        .copied()
+        .filter(|v| !v.is_nan())
+        .collect();
+    (!values.is_empty()).then(|| values.windows(2).filter(|w| w[0] != w[1]).count() as f64)
+}
+
 /// The true increase of the counter over `(at − range, at]` (not across a restart: the value
 /// difference, as the counter-difference queries read it): 0 before the series began, its
 /// last value after it ended; `None` if the series has no sample inside the range (it ended

@@ -69,11 +69,15 @@ enum Kind {
     Utilisation,
     Throttling,
     CpuPerRequest,
+    /// `changes()` of a pod's container restarts (kube-state-metrics).
+    Restarts,
 }
 
 fn kind(query: &str) -> Result<Kind, SourceError> {
     let has = |m: &str| query.contains(m);
-    Ok(if has("kube_pod_container_resource_limits") {
+    Ok(if has("kube_pod_container_status_restarts_total") {
+        Kind::Restarts
+    } else if has("kube_pod_container_resource_limits") {
         Kind::Utilisation
     } else if has("container_cpu_cfs_throttled_periods_total") {
         Kind::Throttling
@@ -329,6 +333,19 @@ impl SimSource<'_> {
             Kind::CpuPerRequest => rate(&pod.cpu_seconds)
                 .zip(rate(&pod.requests))
                 .map(|(a, b)| a / b),
+            Kind::Restarts => {
+                let counts: Vec<f64> = (0..pod.requests.len())
+                    .map(|i| pod.restarts_until(i) as f64)
+                    .collect();
+                promql::changes(
+                    Samples {
+                        t0: pod.start,
+                        values: &counts,
+                    },
+                    t,
+                    range,
+                )
+            }
             Kind::Errors | Kind::Requests => None,
         }
     }
