@@ -58,7 +58,7 @@ pub struct PrometheusConfig {
     /// The most answer bytes held at once by all the queries being read together (the
     /// controller runs several evaluations at once, each with its queries in parallel); an
     /// answer that would go beyond makes its rule inconclusive. With `max_answer_bytes`
-    /// alone, 14 queries × 8 evaluations of 16 MiB could take 1.8 GB.
+    /// alone, 18 queries × 8 evaluations of 16 MiB could take 2.3 GB.
     #[serde(default = "default_max_bytes_in_flight")]
     pub max_bytes_in_flight: usize,
 }

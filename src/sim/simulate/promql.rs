@@ -45,17 +45,7 @@ impl Samples<'_> {
 
     /// Indices of the first and last samples inside `[from, to]`, if any.
     fn inside(&self, from_ms: i64, to_ms: i64) -> Option<(usize, usize)> {
-        if self.values.is_empty() || to_ms < from_ms {
-            return None;
-        }
-        let (t0, step) = (ms(self.t0), Self::scrape_ms());
-        let lo = ((from_ms - t0).max(0) as u64).div_ceil(step as u64) as usize;
-        let hi = (to_ms - t0).div_euclid(step);
-        if hi < 0 {
-            return None;
-        }
-        let hi = (hi as usize).min(self.values.len() - 1);
-        (lo <= hi).then_some((lo, hi))
+        inside(self.t0, self.values.len(), from_ms, to_ms)
     }
 
     /// The counter at `t`: the last sample at or before it, 0 before the series began, the
@@ -75,6 +65,22 @@ impl Samples<'_> {
             }
         }
     }
+}
+
+/// Indices of the first and last of `len` samples every [`SCRAPE`] from `t0` inside
+/// `[from, to]`, if any.
+fn inside(t0: f64, len: usize, from_ms: i64, to_ms: i64) -> Option<(usize, usize)> {
+    if len == 0 || to_ms < from_ms {
+        return None;
+    }
+    let (t0, step) = (ms(t0), Samples::scrape_ms());
+    let lo = ((from_ms - t0).max(0) as u64).div_ceil(step as u64) as usize;
+    let hi = (to_ms - t0).div_euclid(step);
+    if hi < 0 {
+        return None;
+    }
+    let hi = (hi as usize).min(len - 1);
+    (lo <= hi).then_some((lo, hi))
 }
 
 /// `increase(series[range])` (or `rate`, with `per_second`) evaluated at `at`, as Prometheus
@@ -129,16 +135,20 @@ pub(super) fn last_over_time(s: Samples<'_>, at: f64, range: f64) -> Option<f64>
         .copied()
 }
 
-/// `changes(series[range])` at `at`: how many times the value changed from one sample to the
-/// next inside `[at − range, at]`, `None` if there is no sample there.
-pub(super) fn changes(s: Samples<'_>, at: f64, range: f64) -> Option<f64> {
-    let (lo, hi) = s.inside(ms(at) - ms(range), ms(at))?;
-    let values: Vec<f64> = s.values[lo..=hi]
-        .iter()
-        .copied()
-        .filter(|v| !v.is_nan())
-        .collect();
-    (!values.is_empty()).then(|| values.windows(2).filter(|w| w[0] != w[1]).count() as f64)
+/// `changes(series[range])` at `at` of a counter of `len` samples every [`SCRAPE`] from `t0`
+/// that steps up by one at each of the sorted sample indices `steps` (a container's restarts):
+/// how many times its value changed from one sample to the next inside `[at − range, at]`,
+/// `None` if there is no sample there.
+pub(super) fn changes_of_steps(
+    t0: f64,
+    len: usize,
+    steps: &[usize],
+    at: f64,
+    range: f64,
+) -> Option<f64> {
+    let (lo, hi) = inside(t0, len, ms(at) - ms(range), ms(at))?;
+    let upto = |i: usize| steps.partition_point(|&k| k <= i);
+    Some((upto(hi) - upto(lo)) as f64)
 }
 
 /// The true increase of the counter over `(at − range, at]` (not across a restart: the value

@@ -76,6 +76,9 @@ enum Kind {
 fn kind(query: &str) -> Result<Kind, SourceError> {
     let has = |m: &str| query.contains(m);
     Ok(if has("kube_pod_container_status_restarts_total") {
+        if !has("changes(") {
+            return Err(bad("restarts are answered only as changes()", query));
+        }
         Kind::Restarts
     } else if has("kube_pod_container_resource_limits") {
         Kind::Utilisation
@@ -334,17 +337,7 @@ impl SimSource<'_> {
                 .zip(rate(&pod.requests))
                 .map(|(a, b)| a / b),
             Kind::Restarts => {
-                let counts: Vec<f64> = (0..pod.requests.len())
-                    .map(|i| pod.restarts_until(i) as f64)
-                    .collect();
-                promql::changes(
-                    Samples {
-                        t0: pod.start,
-                        values: &counts,
-                    },
-                    t,
-                    range,
-                )
+                promql::changes_of_steps(pod.start, pod.requests.len(), &pod.restarts, t, range)
             }
             Kind::Errors | Kind::Requests => None,
         }
