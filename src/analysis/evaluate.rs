@@ -219,7 +219,6 @@ impl<S: MetricSource> Ask<'_, S> {
     /// A compare check's series, new and old; with history, over the old version's history.
     async fn compare(&self, c: &Compare, sent: &mut Vec<SentQuery>) -> Observation {
         let window = &self.window;
-        let new_q = self.query(sent, QuerySide::New, &c.query, self.new_rs());
         // With history, the old version is read over its history span, and the
         // generation that served before the analysis counts after its pods left.
         let (old_rs, old_from) = if c.history {
@@ -231,10 +230,21 @@ impl<S: MetricSource> Ask<'_, S> {
         } else {
             (self.target.old_replicasets.clone(), window.query_start)
         };
-        let old_q =
-            (!old_rs.is_empty()).then(|| self.query(sent, QuerySide::Old, &c.query, &old_rs));
         // The new side over the same span: the moments both versions served, all of
         // them, tell a regression from a load change after the old pods left.
+        let mut both_sides = |name, template| {
+            let new_q = record(
+                sent,
+                QuerySide::New,
+                name,
+                template,
+                &self.bind(self.new_rs()),
+            );
+            let old_q = (!old_rs.is_empty())
+                .then(|| record(sent, QuerySide::Old, name, template, &self.bind(&old_rs)));
+            (new_q, old_q)
+        };
+        let (new_q, old_q) = both_sides(QueryName::Query, &c.query);
         let observed = series_pair(
             &new_q,
             old_q.as_deref(),
@@ -246,22 +256,7 @@ impl<S: MetricSource> Ask<'_, S> {
         let Some(load) = &c.load else {
             return observed.await;
         };
-        let new_l = record(
-            sent,
-            QuerySide::New,
-            QueryName::Load,
-            load,
-            &self.bind(self.new_rs()),
-        );
-        let old_l = (!old_rs.is_empty()).then(|| {
-            record(
-                sent,
-                QuerySide::Old,
-                QueryName::Load,
-                load,
-                &self.bind(&old_rs),
-            )
-        });
+        let (new_l, old_l) = both_sides(QueryName::Load, load);
         let loads = series_pair(
             &new_l,
             old_l.as_deref(),

@@ -339,7 +339,7 @@ impl PodHistory {
     /// How many times its container had restarted by sample `i` (kube-state-metrics'
     /// `kube_pod_container_status_restarts_total`).
     pub fn restarts_until(&self, i: usize) -> usize {
-        self.restarts.iter().filter(|&&k| k <= i).count()
+        self.restarts.partition_point(|&k| k <= i)
     }
 
     /// Index of the last sample at or before `t`, if the pod was there.

@@ -40,12 +40,13 @@ pub(in crate::analysis::judge) fn compare_at_load(
     let Some((old, old_load)) = old else {
         return compare(rule, w, new, None);
     };
-    let Some(model) = LoadModel::fit(&pairs(old, old_load), MIN_FIT) else {
+    let (new_load, old_load) = (Loads::of(new_load), Loads::of(old_load));
+    let Some(model) = LoadModel::fit(&old_load.pairs(old), MIN_FIT) else {
         return compare(rule, w, new, Some(old)).map_reason(|r| {
             format!("{r} (as measured: too few old samples with a load, at least {MIN_FIT} and not all of no cost, to model the old version's cost on)")
         });
     };
-    let (new_at, old_at) = (model.rescale(new, new_load), model.rescale(old, old_load));
+    let (new_at, old_at) = (model.rescale(new, &new_load), model.rescale(old, &old_load));
     let without_load = (points(new) - points(&new_at)) + (points(old) - points(&old_at));
     if points(&new_at) == 0 && points(new) > 0 {
         return Judged::Missing(format!(
@@ -199,18 +200,16 @@ impl LoadModel {
     /// One side's series at the reference load: each sample's cost against the model's at the
     /// load the same pod carried at the same moment, times the reference cost. Samples without
     /// a positive load at their moment are left out.
-    pub(super) fn rescale(&self, values: &[Series], loads: &[Series]) -> Vec<Series> {
-        let by_pod = loads_by_pod(loads);
+    pub(super) fn rescale(&self, values: &[Series], loads: &Loads<'_>) -> Vec<Series> {
         let reference = self.reference_cost();
         values
             .iter()
             .map(|s| {
-                let pod_loads = s.labels.get("pod").and_then(|p| by_pod.get(p.as_str()));
                 let points = s
                     .points
                     .iter()
                     .filter_map(|p| {
-                        let load = *pod_loads?.get(&time::from_seconds(p.t))?;
+                        let load = loads.at(s, p.t)?;
                         let predicted = self.predict_per_unit(load);
                         (load > 0.0 && predicted > 0.0).then(|| Point {
                             t: p.t,
@@ -227,29 +226,41 @@ impl LoadModel {
     }
 }
 
-/// Pairs of (load, value) of the same pod at the same moment.
-pub(super) fn pairs(values: &[Series], loads: &[Series]) -> Vec<(f64, f64)> {
-    let by_pod = loads_by_pod(loads);
-    values
-        .iter()
-        .filter_map(|s| Some((s, by_pod.get(s.labels.get("pod")?.as_str())?)))
-        .flat_map(|(s, l)| {
-            s.points
-                .iter()
-                .filter_map(|p| Some((*l.get(&time::from_seconds(p.t))?, p.v)))
-        })
-        .collect()
-}
+/// One side's loads, by pod and moment: read once per side, for the fit and the rescaling.
+pub(super) struct Loads<'a>(BTreeMap<&'a str, BTreeMap<i64, f64>>);
 
-fn loads_by_pod(loads: &[Series]) -> BTreeMap<&str, BTreeMap<i64, f64>> {
-    let mut by_pod: BTreeMap<&str, BTreeMap<i64, f64>> = BTreeMap::new();
-    for s in loads {
-        if let Some(pod) = s.labels.get("pod") {
-            let m = by_pod.entry(pod.as_str()).or_default();
-            for p in &s.points {
-                m.insert(time::from_seconds(p.t), p.v);
+impl<'a> Loads<'a> {
+    pub(super) fn of(loads: &'a [Series]) -> Loads<'a> {
+        let mut by_pod: BTreeMap<&str, BTreeMap<i64, f64>> = BTreeMap::new();
+        for s in loads {
+            if let Some(pod) = s.labels.get("pod") {
+                let m = by_pod.entry(pod.as_str()).or_default();
+                for p in &s.points {
+                    m.insert(time::from_seconds(p.t), p.v);
+                }
             }
         }
+        Loads(by_pod)
     }
-    by_pod
+
+    /// The load the pod of `series` carried at `t`, if it was measured then.
+    fn at(&self, series: &Series, t: f64) -> Option<f64> {
+        let pod = series.labels.get("pod")?;
+        self.0
+            .get(pod.as_str())?
+            .get(&time::from_seconds(t))
+            .copied()
+    }
+
+    /// Pairs of (load, value) of the same pod at the same moment.
+    fn pairs(&self, values: &[Series]) -> Vec<(f64, f64)> {
+        values
+            .iter()
+            .flat_map(|s| {
+                s.points
+                    .iter()
+                    .filter_map(|p| Some((self.at(s, p.t)?, p.v)))
+            })
+            .collect()
+    }
 }

@@ -495,7 +495,7 @@ fn cpu_per_request_is_judged_at_the_old_versions_load() {
 
 #[test]
 fn the_load_model_is_fitted_on_the_old_side_and_never_extrapolated() {
-    use super::load::LoadModel;
+    use super::load::{LoadModel, Loads};
     let cost = |l: f64| 0.05 + 0.02 * l;
     let pairs: Vec<(f64, f64)> = (0..40)
         .map(|i| {
@@ -521,7 +521,7 @@ fn the_load_model_is_fitted_on_the_old_side_and_never_extrapolated() {
     for load in [3.0, 5.0, 9.0] {
         for factor in [1.0, 1.5] {
             let (v, l) = series(factor, load);
-            let got = m.rescale(&v, &l)[0].points[0].v;
+            let got = m.rescale(&v, &Loads::of(&l))[0].points[0].v;
             assert!(
                 (got / reference - factor).abs() < 1e-9,
                 "{load} {factor}: {got}"
@@ -531,7 +531,7 @@ fn the_load_model_is_fitted_on_the_old_side_and_never_extrapolated() {
     // Beyond the loads the old version carried, the cost per request is held at the edge's.
     let (v, l) = series(1.0, 0.5);
     let edge = cost(m.loads.0) / m.loads.0;
-    let got = m.rescale(&v, &l)[0].points[0].v;
+    let got = m.rescale(&v, &Loads::of(&l))[0].points[0].v;
     assert!(
         (got / reference - (cost(0.5) / 0.5) / edge).abs() < 1e-9,
         "{got}"
@@ -542,7 +542,7 @@ fn the_load_model_is_fitted_on_the_old_side_and_never_extrapolated() {
         Series::for_pod("p", [(60.0, 3.0)]),
         Series::for_pod("q", [(120.0, 3.0)]),
     ];
-    assert_eq!(m.rescale(&v, &l)[0].points.len(), 1);
+    assert_eq!(m.rescale(&v, &Loads::of(&l))[0].points.len(), 1);
 
     // A cost that grows faster than the load (a negative fixed part) is fitted through zero.
     let steep: Vec<(f64, f64)> = (1..=20).map(|l| (l as f64, 0.01 * l as f64)).collect();
