@@ -316,8 +316,9 @@ pub struct CompareHistory {
     pub drift_pairs: usize,
     /// The ratio a regression must reach: the larger of min_ratio and largest_drift.
     pub needed: f64,
-    /// The most one old pod rose above the whole old version over the same gap: each new pod
-    /// counted as worse is beyond it and `needed`.
+    /// What one old pod rose above the whole old version over the same gap, in 95% of its
+    /// stretches (its rarest excursions left out): each new pod counted as worse is beyond it
+    /// and `needed`.
     #[serde(default)]
     pub pod_bar: f64,
     /// The new pods' median ratio to the old pods at the moments both served (after warm-up),

@@ -132,6 +132,39 @@ fn the_old_versions_own_drift_raises_the_bar() {
 }
 
 #[test]
+fn one_old_pods_rarest_excursion_does_not_set_the_bar_for_every_new_pod() {
+    let r = cpu_rule("");
+    let at = LEFT + 480.0;
+    // One old pod of four spent 6 minutes of its hour at twice the others' level (a noisy
+    // neighbour on its node came and went). That is not what a new pod must beat: the new pods
+    // all at ×1.5 of the old version's level are a regression.
+    let mut old = old_pods(4, |_| 1.0);
+    let noisy = LEFT - 40.0 * STEP;
+    for point in &mut old[3].points {
+        if (noisy..noisy + 6.0 * STEP).contains(&point.t) {
+            point.v *= 2.0;
+        }
+    }
+    let v = judged(&r, at, new_pods(&[1.5, 1.45, 1.55], at), old.clone());
+    let h = evidence(&v).history.clone().unwrap();
+    assert!(h.pod_bar < 1.3, "{h:?}");
+    assert_eq!((evidence(&v).pods_worse, evidence(&v).pods_judged), (3, 3));
+    assert_eq!(v.outcome, Outcome::Fail, "{}", v.reason);
+
+    // An old pod that sits at ×1.6 all hour (its node is always busy) does raise the bar: one
+    // new pod beside such a node is no regression, and new pods at ×1.5 are within what one
+    // old pod shows.
+    let mut old = old_pods(4, |_| 1.0);
+    for point in &mut old[3].points {
+        point.v *= 1.6;
+    }
+    let v = judged(&r, at, new_pods(&[1.5, 1.45, 1.55], at), old);
+    let h = evidence(&v).history.clone().unwrap();
+    assert!(h.pod_bar > 1.5, "{h:?}");
+    assert_eq!(v.outcome, Outcome::Pass, "{}", v.reason);
+}
+
+#[test]
 fn a_regression_beyond_the_drift_and_the_floor_fails_without_their_product() {
     let r = cpu_rule("");
     let at = LEFT + 480.0;
