@@ -7,14 +7,18 @@
 //! again from zero, and its error counter is gone until that pod's next error. The judge must
 //! leave out that pod from the restart until its error counter is back, keep every other
 //! pod's counts, and still fail a release whose pods make five times the errors and all
-//! restart. (Before, a restart left those minutes out for every pod.)
+//! restart. (Before, a restart left those minutes out for every pod.) The bundled rules
+//! difference each error series on its own, so no other type's value from before the restart
+//! is read back after that; a rule that sums by pod before differencing leaves the pod out for
+//! the query's look back as well (`reset_linger`'s default).
 
 mod support;
 
 use jiff::Timestamp;
 use rollout_guard::analysis::evaluate::{Target, evaluate};
 use rollout_guard::analysis::judge::{Evidence, Outcome, Verdict};
-use rollout_guard::analysis::rules::RuleSet;
+use rollout_guard::analysis::rules::{Check, RuleSet};
+use rollout_guard::analysis::template::Template;
 use rollout_guard::sim::simulate::OpenMetrics;
 use support::prometheus::Prometheus;
 use support::rollout::{source, ts};
@@ -105,6 +109,31 @@ fn target() -> Target {
 
 /// php-error-rate's verdict at the end of the hour, with `new` the new pods.
 async fn judge(new: &[Pod]) -> Verdict {
+    judge_with(new, RuleSet::defaults()).await
+}
+
+/// The same with php-error-rate's errors summed by pod before they are differenced, and
+/// `reset_linger` at its default: the rule as the bundled one was before stop 26.
+async fn judge_summed_by_pod(new: &[Pod]) -> Verdict {
+    let mut rules = RuleSet::defaults();
+    let rule = rules
+        .rules
+        .iter_mut()
+        .find(|r| r.name == "php-error-rate")
+        .expect("bundled php-error-rate");
+    let Check::ErrorRate(check) = &mut rule.check else {
+        panic!("php-error-rate is an error_rate check");
+    };
+    let x = r#"php_errors_total{namespace="{{ namespace }}", pod=~"{{ pods }}"}"#;
+    check.errors = Template::parse(&format!(
+        "sum by (pod) (last_over_time({x}[{{{{ interval }}}}])) - (sum by (pod) (last_over_time({x}[5m] offset {{{{ interval }}}})) or sum by (pod) (last_over_time({x}[{{{{ interval }}}}])) * 0)"
+    ))
+    .expect("a valid template");
+    check.reset_linger = None;
+    judge_with(new, rules).await
+}
+
+async fn judge_with(new: &[Pod], rules: RuleSet) -> Verdict {
     let old = ["web-old11-aaaaa", "web-old11-bbbbb", "web-old11-ccccc"].map(|name| Pod {
         name,
         every_requests: 600.0,
@@ -117,7 +146,6 @@ async fn judge(new: &[Pod]) -> Verdict {
     }
     let prometheus = Prometheus::start(&om).expect("start Prometheus");
     let at: Timestamp = ts((START + SCRAPES * 15) as f64);
-    let rules = RuleSet::defaults();
     let eval = evaluate(&rules, &target(), at, &source(&prometheus.url())).await;
     eval.verdicts
         .into_iter()
@@ -132,6 +160,13 @@ fn counts(v: &Verdict) -> (f64, usize, usize) {
             e.intervals_left_out,
             e.pod_intervals_left_out,
         ),
+        _ => panic!("no error-rate evidence: {}", v.reason),
+    }
+}
+
+fn new_errors(v: &Verdict) -> f64 {
+    match &v.evidence {
+        Some(Evidence::ErrorRate(e)) => e.new.errors,
         _ => panic!("no error-rate evidence: {}", v.reason),
     }
 }
@@ -163,23 +198,31 @@ async fn a_restart_leaves_out_that_pod_until_its_error_counter_is_back_and_no_ot
     let v = judge(&new).await;
     assert_eq!(v.outcome, Outcome::Pass, "{}", v.reason);
     let (requests, intervals, pod_intervals) = counts(&v);
-    // Nothing of the other pods is left out, and of the restarted one seven minutes: the one
-    // in which its request counter went back and the six after (the four without an error
-    // counter, the one in which it came back, held against its value before the restart, and
-    // up to the query's 5-minute look back and an interval). What is left has the old pods'
-    // rate exactly.
+    // Nothing of the other pods is left out, and of the restarted one five minutes: the one
+    // in which its request counter went back and the four without an error counter. The one
+    // in which it came back counts its errors since the restart. What is left has the old
+    // pods' rate exactly.
+    assert_eq!((intervals, pod_intervals), (0, 5), "{}", v.reason);
+    assert_eq!(requests, (3.0 * 60.0 - 5.0) * 600.0, "{}", v.reason);
+    assert!(v.reason.starts_with("new 0.1667% "), "{}", v.reason);
+
+    // Summed by pod before differencing, the interval the counter came back in is held
+    // against its value before the restart: seven minutes left out, up to the query's
+    // 5-minute look back and an interval, and what is left has the old pods' rate exactly too.
+    let v = judge_summed_by_pod(&new).await;
+    assert_eq!(v.outcome, Outcome::Pass, "{}", v.reason);
+    let (requests, intervals, pod_intervals) = counts(&v);
     assert_eq!((intervals, pod_intervals), (0, 7), "{}", v.reason);
     assert_eq!(requests, (3.0 * 60.0 - 7.0) * 600.0, "{}", v.reason);
     assert!(v.reason.starts_with("new 0.1667% "), "{}", v.reason);
 }
 
 #[tokio::test]
-async fn a_second_error_type_read_from_before_the_restart_is_left_out_with_it() {
+async fn a_second_error_type_from_before_the_restart_is_not_read_back() {
     // As above, but the restarted pod also printed a second kind of error before its restart,
-    // and none after, and its first kind comes back two minutes after the restart: the second
-    // counter's value from before is still read an interval back for 5 minutes, making the
-    // pod's summed count negative after the first came back. Those minutes are the restart's
-    // too, that pod's alone, not damage to the whole side.
+    // and none after, and its first kind comes back a minute after the restart. Differenced
+    // series by series, the second counter's value from before is not read back: the pod
+    // counts again from the minute its first counter came back, every error counted.
     let pod = |name, restarts, second_type| Pod {
         name,
         every_requests: 600.0,
@@ -194,8 +237,19 @@ async fn a_second_error_type_read_from_before_the_restart_is_left_out_with_it() 
     let v = judge(&new).await;
     assert_eq!(v.outcome, Outcome::Pass, "{}", v.reason);
     let (requests, intervals, pod_intervals) = counts(&v);
-    // The reset's minute and the six after it, whatever the sign of the count in them: the
-    // second kind's value from before is read back in them, negative or merely too low.
+    // The reset's minute and the one without an error counter.
+    assert_eq!((intervals, pod_intervals), (0, 2), "{}", v.reason);
+    assert_eq!(requests, (3.0 * 60.0 - 2.0) * 600.0, "{}", v.reason);
+    // One error of the first kind in every minute counted, and the second kind's three before
+    // the restart (a tenth of the rate for 30 minutes).
+    assert_eq!(new_errors(&v), 3.0 * 60.0 - 2.0 + 3.0, "{}", v.reason);
+
+    // Summed by pod before differencing: the reset's minute and the six after it, whatever
+    // the sign of the count in them (the second kind's value from before is read back in
+    // them, negative or merely too low), that pod's alone, not damage to the whole side.
+    let v = judge_summed_by_pod(&new).await;
+    assert_eq!(v.outcome, Outcome::Pass, "{}", v.reason);
+    let (requests, intervals, pod_intervals) = counts(&v);
     assert_eq!((intervals, pod_intervals), (0, 7), "{}", v.reason);
     assert_eq!(requests, (3.0 * 60.0 - 7.0) * 600.0, "{}", v.reason);
 }

@@ -186,7 +186,7 @@ fn the_report_of_a_real_rollback_names_the_rule_and_the_revisions() {
         "## Rules that failed",
         "### class-loading-errors (decided)",
         "**Queries as sent**",
-        "```promql\nsum by (pod) (last_over_time(php_errors_total{namespace=",
+        "```promql\nsum by (pod) (( last_over_time(php_errors_total{namespace=",
         "## Timeline",
         "| action |",
         "RollbackComplete: ",

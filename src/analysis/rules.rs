@@ -215,6 +215,16 @@ pub struct ErrorRate {
     /// behind them. `0s` (the default) keeps every interval.
     #[serde(default)]
     pub warmup: PromDuration,
+    /// How long after a pod's counter reset (its request count negative: its container
+    /// restarted) its error count may still read values from before the restart, once its
+    /// error counter is back: that pod's intervals are left out that long at least. Errors
+    /// summed by pod and then differenced read another error type's value from before the
+    /// restart back for the query's look back, so by default 5 minutes and the `interval`;
+    /// errors differenced series by series (`sum by (pod) ((a - b) >= 0 or a)`, as the
+    /// bundled rules count them) read none back, `0s`, provided the requests counter is one
+    /// series per pod (one split by a label and created lazily would read an old series back).
+    #[serde(default)]
+    pub reset_linger: Option<PromDuration>,
 }
 
 /// A continuous per-pod series (CPU, latency), new against old, with Mann-Whitney U.

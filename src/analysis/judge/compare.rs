@@ -10,7 +10,8 @@
 //! own level showed over the same gap within `history_span`: the metric's own drift (load,
 //! request mix, time of day) is measured, not assumed. Either way the pod is the unit that
 //! must agree: more than half of the new pods must each be worse by the effect floor and
-//! beyond every old pod's own level, so one pod on a noisy node never fails a release. Pure:
+//! beyond every old pod's own level (against history: beyond the 95th percentile of the old
+//! pods' own rises above the whole), so one pod on a noisy node never fails a release. Pure:
 //! series in, a judgement out; no queries, no clock.
 
 use std::collections::{BTreeMap, BTreeSet};

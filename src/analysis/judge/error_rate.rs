@@ -223,10 +223,12 @@ fn resets(c: &Counts) -> BTreeSet<(String, Millis)> {
 /// (to the end of the window when there is none), and at least `linger` after the reset. A
 /// restarted container's error counter, created at its first error, is gone until the pod's
 /// next error, and the interval it comes back in is held against its value before the
-/// restart. With several error types summed by pod, one type coming back is not all:
-/// another's value before the restart is still read an interval back (the default queries
-/// look up to 5 minutes back), and makes the pod's count too low, negative or not, until it
-/// ages out: `linger`, that look back and an interval. The stretch's length is set by the
+/// restart (or, differenced series by series, counted from zero: left out all the same).
+/// With several error types summed by pod and then differenced, one type coming back is not
+/// all: another's value before the restart is still read an interval back (such queries look
+/// up to 5 minutes back), and makes the pod's count too low, negative or not, until it ages
+/// out: `linger` (the rule's `reset_linger`), by default that look back and an interval; the
+/// bundled rules difference each series on its own and need none. The stretch's length is set by the
 /// restart and by the pod's next error, whenever it comes, so it leaves as many errors out as
 /// its requests would make at the pod's rate, on average: its intervals are not chosen for
 /// holding few errors or many (ending it at the last negative count would be: the minutes
@@ -257,11 +259,16 @@ fn after_reset(c: &Counts, pod: &str, r: Millis, linger: Millis) -> BTreeSet<Mil
         .collect()
 }
 
-/// How long after a reset a pod's error count may still be negative for it (see
-/// [`after_reset`]): the default queries' look back for the value an interval before, 5
-/// minutes, and the interval.
+/// How long after a reset a pod's error count may still be too low for it (see
+/// [`after_reset`]): the rule's `reset_linger`, by default a pod-summed difference's look back
+/// for the value an interval before, 5 minutes, and the interval.
 fn reset_linger(rule: &ErrorRate) -> Millis {
-    time::span(std::time::Duration::from_secs(300)) + time::span(rule.interval.as_std())
+    match rule.reset_linger {
+        Some(linger) => time::span(linger.as_std()),
+        None => {
+            time::span(std::time::Duration::from_secs(300)) + time::span(rule.interval.as_std())
+        }
+    }
 }
 
 /// Counts by interval end: usable values of all series summed, leaving out what `skip` says.

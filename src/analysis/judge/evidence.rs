@@ -252,9 +252,10 @@ pub struct CompareEvidence {
     /// such moments) the old version's level before its pods left.
     #[serde(default)]
     pub baseline: Baseline,
-    /// New pods that are each worse by the effect floor and beyond every old pod's own level;
-    /// more than half of the new pods must be, so that one pod on a noisy node does not fail
-    /// a release.
+    /// New pods that are each worse by the effect floor and beyond every old pod's own level
+    /// (once the old pods are gone: beyond the 95th percentile of their rises, see
+    /// [`CompareHistory::pod_bar`]); more than half of the new pods must be, so that one pod on
+    /// a noisy node does not fail a release.
     #[serde(default)]
     pub pods_worse: usize,
     /// The new pods with samples.
@@ -316,9 +317,9 @@ pub struct CompareHistory {
     pub drift_pairs: usize,
     /// The ratio a regression must reach: the larger of min_ratio and largest_drift.
     pub needed: f64,
-    /// What one old pod rose above the whole old version over the same gap, in 95% of its
-    /// stretches (its rarest excursions left out): each new pod counted as worse is beyond it
-    /// and `needed`.
+    /// The 95th percentile of the old pods' rises above the whole old version over the same
+    /// gap (every old pod at every pair of stretches, pooled): each new pod counted as worse
+    /// is beyond it and `needed`.
     #[serde(default)]
     pub pod_bar: f64,
     /// The new pods' median ratio to the old pods at the moments both served (after warm-up),

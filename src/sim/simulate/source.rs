@@ -7,8 +7,10 @@
 //! ([`super::promql`]), or, for a query with an `offset`, a pod's counters against their
 //! latest samples that long before (`sum by (pod) (last_over_time(x[i])) - (sum by (pod)
 //! (last_over_time(x[5m] offset i)) or sum by (pod) (last_over_time(x[i])) * 0)`, the default
-//! error-rate rules' counts); error counters existing from their pod's first error of that
-//! type, each `type` series on its own, then summed. `tests/prometheus_sim.rs` checks the answers against
+//! error-rate rules' requests), or each series against itself before the sum (`sum by (pod)
+//! ((last_over_time(x[i]) - last_over_time(x[5m] offset i)) >= 0 or last_over_time(x[i]))`,
+//! their errors: a series that went down counting from zero); error counters existing from
+//! their pod's first error of that type, each `type` series on its own, then summed. `tests/prometheus_sim.rs` checks the answers against
 //! a real Prometheus serving the same history. It does not match labels: a ratio whose two
 //! sides Prometheus could not match (no `sum by (pod)`) is answered all the same.
 //! [`SimSource::exact`] answers `increase()` with the true counts instead, to measure what
@@ -186,6 +188,10 @@ struct Difference {
     offset: f64,
     now: f64,
     before: f64,
+    /// Each series against itself before the pod's sum (`sum by (pod) ((a - b) >= 0 or a)`,
+    /// the default error-rate rules' errors): a series that went down (its container
+    /// restarted) counting from zero, another's value from before the restart not read back.
+    per_series: bool,
 }
 
 /// How a count query counts: `increase()` or `rate()` over a range (seconds), or a
@@ -220,6 +226,7 @@ fn difference_of(query: &str) -> Result<Option<Difference>, SourceError> {
         offset,
         now,
         before,
+        per_series: query.contains(">= 0"),
     }))
 }
 
@@ -306,6 +313,9 @@ impl SimSource<'_> {
     /// (a counter created at its first error counts that error); `None` when no series has a
     /// sample in the range now. No extrapolation, in either mode.
     fn difference_at<'s>(series: &[&'s Stored<'s>], t: f64, d: Difference) -> Option<f64> {
+        if d.per_series {
+            return Self::per_series_difference_at(series, t, d);
+        }
         let sum = |at: f64, range: f64| {
             series
                 .iter()
@@ -313,6 +323,28 @@ impl SimSource<'_> {
                 .fold(None, |acc, v| Some(acc.unwrap_or(0.0) + v))
         };
         Some(sum(t, d.now)? - sum(t - d.offset, d.before).unwrap_or(0.0))
+    }
+
+    /// `sum((last_over_time(x[now]) - last_over_time(x[before] offset d)) >= 0 or
+    /// last_over_time(x[now]))` over one pod's series at `t`: each counter's growth since its
+    /// latest sample an interval before, its whole value when it has none then or went down
+    /// since (a restart counts from zero); `None` when no series has a sample in the range now.
+    fn per_series_difference_at<'s>(
+        series: &[&'s Stored<'s>],
+        t: f64,
+        d: Difference,
+    ) -> Option<f64> {
+        series
+            .iter()
+            .filter_map(|s| {
+                let now = promql::last_over_time(s.samples(), t, d.now)?;
+                let before = promql::last_over_time(s.samples(), t - d.offset, d.before);
+                Some(match before {
+                    Some(b) if now >= b => now - b,
+                    _ => now,
+                })
+            })
+            .fold(None, |acc, v| Some(acc.unwrap_or(0.0) + v))
     }
 
     /// `rate(series[range])` of one of a pod's counters at `t`, as Prometheus computes it in

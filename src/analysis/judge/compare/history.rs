@@ -16,12 +16,13 @@ pub(super) struct OldLevel {
     pub(super) last: i64,
 }
 
-/// The share of one old pod's excursions above the whole old version (over the same gap) that a
-/// new pod must beat to count as worse: its 95th percentile, not its largest. A new pod is one
-/// draw beside the old pods' hundreds of stretches (every pod at every pair); the largest of
-/// those is one old pod's rarest minutes on its noisiest node, which a release's every pod
-/// rarely beats (BENCHMARKS.md, "One old pod's excursions"). With most new pods required beyond
-/// it, a healthy release passes the bar by chance about as rarely as a pod-level test at 1%.
+/// What a new pod must beat to count as worse, of the old pods' rises above the whole old
+/// version over the same gap (every old pod at every pair of stretches, pooled): their 95th
+/// percentile, not their largest. The largest of those hundreds of heavily overlapping values
+/// is one old pod's rarest minutes on its noisiest node, which a release's pods rarely beat
+/// (BENCHMARKS.md, "One old pod's excursions"). Pooled, an old pod that sits high all hour
+/// raises the bar only while it is more than about one in twenty of the old pods; one pod on
+/// a noisy node is kept from failing a release by most new pods being required beyond the bar.
 const POD_BAR_QUANTILE: f64 = 0.95;
 
 /// How much the old version moved by itself over the gap: as a whole, and one pod against the
@@ -30,9 +31,9 @@ struct Drift {
     /// The largest worse-ward ratio of the level over a later stretch to that of an earlier
     /// one (1 when it never moved worse-ward).
     largest: f64,
-    /// The [`POD_BAR_QUANTILE`] of the worse-ward ratios of one old pod's level over a later
-    /// stretch to the whole version's over the earlier one (at least 1): what one new pod must
-    /// beat to count as worse.
+    /// The [`POD_BAR_QUANTILE`] of the worse-ward ratios of an old pod's level over a later
+    /// stretch to the whole version's over the earlier one, every pod at every pair pooled (at
+    /// least 1): what one new pod must beat to count as worse.
     pod_bar: f64,
     pairs: usize,
 }
@@ -368,7 +369,7 @@ impl HistoryJudged {
 
     fn reason(&self, rule: &Compare, new_summary: &SampleSummary) -> String {
         let mut reason = format!(
-            "the old pods are gone, so against the old version's history: median new {} ({} samples from {} pods) vs the old version's {} in the {} before its last sample: ratio {:.2}; over the last {} the old version's own level moved at most ×{:.2} between stretches {} apart ({} pairs), so a regression needs ×{:.2} (the larger of min_ratio {} and that drift); {} of {} new pods each beyond ×{:.2} (that, or what one old pod rose above the whole in 95% of stretches)",
+            "the old pods are gone, so against the old version's history: median new {} ({} samples from {} pods) vs the old version's {} in the {} before its last sample: ratio {:.2}; over the last {} the old version's own level moved at most ×{:.2} between stretches {} apart ({} pairs), so a regression needs ×{:.2} (the larger of min_ratio {} and that drift); {} of {} new pods each beyond ×{:.2} (that, or the 95th percentile of the old pods' rises above the whole, every old pod at every pair of stretches)",
             fmt_num(self.after),
             new_summary.samples,
             new_summary.pods,

@@ -6,7 +6,7 @@
 use super::super::tests::judge_counts_in;
 use super::super::{Outcome, Verdict, Window};
 use super::*;
-use crate::analysis::rules::{Rule, RuleSet};
+use crate::analysis::rules::{Check, Rule, RuleSet};
 
 /// A bundled rule, as shipped.
 fn bundled(name: &str) -> Rule {
@@ -203,10 +203,21 @@ fn a_crashing_release_whose_pods_restart_still_fails() {
             restart(&mut new, pod, at, Some(at + 2));
         }
     }
-    let v = judge_php(new, side("old", 1.0));
+    let v = judge_php(new.clone(), side("old", 1.0));
     assert_eq!(v.outcome, Outcome::Fail, "{}", v.reason);
     assert_eq!(left_out(&v).0, 0, "{}", v.reason);
-    // Each restart: its minute and the six after it (the query's look back and an interval).
+    // Each restart: its minute and the two until its error counter is back (the bundled
+    // rule differences each error series on its own: `reset_linger: 0s`).
+    assert_eq!(left_out(&v).1, 3 * 4 * 3, "{}", v.reason);
+    // With errors summed by pod before they are differenced, the default linger: its minute
+    // and the six after it (the query's look back and an interval).
+    let mut summed = bundled("php-error-rate");
+    let Check::ErrorRate(check) = &mut summed.check else {
+        panic!("php-error-rate is an error_rate check")
+    };
+    check.reset_linger = None;
+    let v = judge_counts_in(&summed, &window(), new, side("old", 1.0));
+    assert_eq!(v.outcome, Outcome::Fail, "{}", v.reason);
     assert_eq!(left_out(&v).1, 3 * 4 * 7, "{}", v.reason);
 }
 
