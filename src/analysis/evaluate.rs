@@ -244,27 +244,15 @@ impl<S: MetricSource> Ask<'_, S> {
                 .then(|| record(sent, QuerySide::Old, name, template, &self.bind(&old_rs)));
             (new_q, old_q)
         };
-        let (new_q, old_q) = both_sides(QueryName::Query, &c.query);
-        let observed = series_pair(
-            &new_q,
-            old_q.as_deref(),
-            window,
-            old_from,
-            c.step,
-            self.source,
-        );
+        let source = self.source;
+        let read = |(new, old): (String, Option<String>)| async move {
+            series_pair(&new, old.as_deref(), window, old_from, c.step, source).await
+        };
+        let observed = read(both_sides(QueryName::Query, &c.query));
         let Some(load) = &c.load else {
             return observed.await;
         };
-        let (new_l, old_l) = both_sides(QueryName::Load, load);
-        let loads = series_pair(
-            &new_l,
-            old_l.as_deref(),
-            window,
-            old_from,
-            c.step,
-            self.source,
-        );
+        let loads = read(both_sides(QueryName::Load, load));
         match futures::join!(observed, loads) {
             (
                 Observation::Series { new, old },

@@ -136,19 +136,18 @@ pub(super) fn last_over_time(s: Samples<'_>, at: f64, range: f64) -> Option<f64>
 }
 
 /// `changes(series[range])` at `at` of a counter of `len` samples every [`SCRAPE`] from `t0`
-/// that steps up by one at each of the sorted sample indices `steps` (a container's restarts):
-/// how many times its value changed from one sample to the next inside `[at − range, at]`,
-/// `None` if there is no sample there.
+/// whose value at sample `i` is `until(i)`, a count that only steps up (a container's
+/// restarts): how many times its value changed from one sample to the next inside
+/// `[at − range, at]`, `None` if there is no sample there.
 pub(super) fn changes_of_steps(
     t0: f64,
     len: usize,
-    steps: &[usize],
+    until: impl Fn(usize) -> usize,
     at: f64,
     range: f64,
 ) -> Option<f64> {
     let (lo, hi) = inside(t0, len, ms(at) - ms(range), ms(at))?;
-    let upto = |i: usize| steps.partition_point(|&k| k <= i);
-    Some((upto(hi) - upto(lo)) as f64)
+    Some((until(hi) - until(lo)) as f64)
 }
 
 /// The true increase of the counter over `(at − range, at]` (not across a restart: the value

@@ -239,6 +239,12 @@ fn duration(text: &str) -> Result<f64, SourceError> {
     Ok(d.as_secs_f64())
 }
 
+/// The sum of the values there are, as PromQL's `sum` of the series that answered: `None` when
+/// none did.
+fn sum_present(values: impl Iterator<Item = f64>) -> Option<f64> {
+    values.fold(None, |acc, v| Some(acc.unwrap_or(0.0) + v))
+}
+
 /// One stored series of a pod: its first sample's time and its values.
 struct Stored<'h> {
     t0: f64,
@@ -301,10 +307,11 @@ impl SimSource<'_> {
         t: f64,
         range: f64,
     ) -> Option<f64> {
-        series
-            .into_iter()
-            .filter_map(|s| self.increase(s.samples(), t, range))
-            .fold(None, |acc, v| Some(acc.unwrap_or(0.0) + v))
+        sum_present(
+            series
+                .into_iter()
+                .filter_map(|s| self.increase(s.samples(), t, range)),
+        )
     }
 
     /// `sum(last_over_time(x[now])) - (sum(last_over_time(x[before] offset d)) or
@@ -317,10 +324,11 @@ impl SimSource<'_> {
             return Self::per_series_difference_at(series, t, d);
         }
         let sum = |at: f64, range: f64| {
-            series
-                .iter()
-                .filter_map(|s| promql::last_over_time(s.samples(), at, range))
-                .fold(None, |acc, v| Some(acc.unwrap_or(0.0) + v))
+            sum_present(
+                series
+                    .iter()
+                    .filter_map(|s| promql::last_over_time(s.samples(), at, range)),
+            )
         };
         Some(sum(t, d.now)? - sum(t - d.offset, d.before).unwrap_or(0.0))
     }
@@ -334,17 +342,14 @@ impl SimSource<'_> {
         t: f64,
         d: Difference,
     ) -> Option<f64> {
-        series
-            .iter()
-            .filter_map(|s| {
-                let now = promql::last_over_time(s.samples(), t, d.now)?;
-                let before = promql::last_over_time(s.samples(), t - d.offset, d.before);
-                Some(match before {
-                    Some(b) if now >= b => now - b,
-                    _ => now,
-                })
+        sum_present(series.iter().filter_map(|s| {
+            let now = promql::last_over_time(s.samples(), t, d.now)?;
+            let before = promql::last_over_time(s.samples(), t - d.offset, d.before);
+            Some(match before {
+                Some(b) if now >= b => now - b,
+                _ => now,
             })
-            .fold(None, |acc, v| Some(acc.unwrap_or(0.0) + v))
+        }))
     }
 
     /// `rate(series[range])` of one of a pod's counters at `t`, as Prometheus computes it in
@@ -368,9 +373,13 @@ impl SimSource<'_> {
             Kind::CpuPerRequest => rate(&pod.cpu_seconds)
                 .zip(rate(&pod.requests))
                 .map(|(a, b)| a / b),
-            Kind::Restarts => {
-                promql::changes_of_steps(pod.start, pod.requests.len(), &pod.restarts, t, range)
-            }
+            Kind::Restarts => promql::changes_of_steps(
+                pod.start,
+                pod.requests.len(),
+                |i| pod.restarts_until(i),
+                t,
+                range,
+            ),
             Kind::Errors | Kind::Requests => None,
         }
     }
