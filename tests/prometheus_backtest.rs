@@ -267,6 +267,7 @@ async fn shared_incident_on_old_and_new_pods_is_not_blamed_on_the_release() {
         seconds: 240.0,
         extra_error_rate: 0.03,
         cpu_multiplier: 1.0,
+        recovery_seconds: 0.0,
     });
     let h = history(&s);
     let prometheus = start(&h);

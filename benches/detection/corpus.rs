@@ -7,7 +7,8 @@
 //! levels, shared incidents in the bake, background class errors, fast rollouts, damaged
 //! answers; the third, drawn last so that the others stay as they were, where the judge's own
 //! mechanisms are weakest (shared incidents in the bake too mild to stand far above the rest),
-//! then container restarts and new pods' start-up errors, each drawn after the rest.
+//! then container restarts, new pods' start-up errors and shared incidents in the bake that
+//! fade slowly, each drawn after the rest.
 //! Every rollout has an hour of history before it (the old version's own baseline), and every
 //! pod is scraped at its own offset, as Prometheus spreads its targets.
 
@@ -177,6 +178,7 @@ fn incident(rng: &mut StdRng, starts: impl FnOnce(&mut StdRng) -> f64) -> Incide
         } else {
             rng.random_range(1.5..2.5)
         },
+        recovery_seconds: 0.0,
     }
 }
 
@@ -419,4 +421,25 @@ fn harder(b: &mut Builder) {
             error_rate: log_uniform(rng, 0.005, 0.05),
         });
     });
+    b.add(
+        "healthy: shared incident in the bake, slow recovery",
+        false,
+        40,
+        TRAFFIC,
+        &|rng, c| {
+            // An incident that does not end at once: 1 to 3 minutes at full strength, then
+            // fading over 2 to 5 minutes (a connection pool refilling, a cache warming again),
+            // starting 0 to 5 minutes after the last old pod left. Half of them errors (the
+            // rest CPU, as [`incident`] draws them), of those half strong and half mild as
+            // above: the tail raises the rest of the bake a little, as a regression would.
+            let base = c.scenario.base_error_rate;
+            let mut i = incident(rng, |rng| rng.random_range(0.0..300.0));
+            i.seconds = rng.random_range(60.0..180.0);
+            i.recovery_seconds = rng.random_range(120.0..300.0);
+            if rng.random::<bool>() && i.extra_error_rate > 0.0 {
+                i.extra_error_rate = base * rng.random_range(1.0..3.0);
+            }
+            c.bake_incident = Some(i);
+        },
+    );
 }

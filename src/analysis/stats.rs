@@ -208,6 +208,50 @@ fn comparable(strata: &[Stratum], tolerance: f64) -> Result<Vec<&Stratum>, Stats
 }
 
 /// The dispersion a test uses: φ ≥ 1 (under-dispersion is not credited), 1 when unknown.
+/// How much better a step explains Poisson counts than one common ratio does: the log-likelihood
+/// ratio of the two fits. Counts are `(observed, expected)`, in a `part` and in the `rest`. The
+/// step lets the part have any rate of its own (its mean is what it observed) and holds the
+/// rest to at most `rest_cap` (no rise outside the part beyond what the expected count may be
+/// off by: a shared incident); the common ratio puts one ratio to expected over both (a
+/// regression). Positive where the step fits better, negative where one ratio does. Where the
+/// rest observed no more than its cap, the step fits both cells as well as anything can, and
+/// the ratio is never negative. Divided by `dispersion` (φ ≥ 1, see [`dispersion`]), as
+/// quasi-Poisson likelihoods are for counts that come in bursts; that never changes its sign.
+pub fn step_against_common_ratio(
+    part: (f64, f64),
+    rest: (f64, f64),
+    rest_cap: f64,
+    dispersion: f64,
+) -> Result<f64, StatsError> {
+    let values = [part.0, part.1, rest.0, rest.1, rest_cap];
+    if values.iter().any(|v| !v.is_finite()) {
+        return Err(StatsError::NotFinite);
+    }
+    if values.iter().any(|v| *v < 0.0) || part.1 <= 0.0 || rest.1 <= 0.0 || rest_cap <= 0.0 {
+        return Err(StatsError::Invalid(
+            "counts must not be negative, expected counts and the cap positive".into(),
+        ));
+    }
+    // Each cell's Poisson log-likelihood at the step's mean less that at the common mean
+    // (o·ln(μ₁/μ₂) − μ₁ + μ₂; the terms both share, ln o!, cancel), taken cell by cell so that
+    // large counts are not subtracted from each other.
+    let ratio = (part.0 + rest.0) / (part.1 + rest.1);
+    let cell = |o: f64, step: f64, common: f64| {
+        let log = if o > 0.0 {
+            o * (step / common).ln()
+        } else {
+            0.0
+        };
+        log - step + common
+    };
+    let rest_mean = rest.0.min(rest_cap);
+    let lr = cell(part.0, part.0, ratio * part.1) + cell(rest.0, rest_mean, ratio * rest.1);
+    if !lr.is_finite() {
+        return Err(StatsError::NotFinite);
+    }
+    Ok(lr / phi(dispersion))
+}
+
 fn phi(dispersion: f64) -> f64 {
     if dispersion.is_finite() {
         dispersion.max(1.0)

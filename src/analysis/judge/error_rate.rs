@@ -13,7 +13,8 @@
 //! to the old version's own rate over the window (its history: before the rollout and while it
 //! served), at the upper end of its confidence interval; evidence that hangs on one stretch of
 //! `incident_span` after the old pods left, where the errors per request stand above the
-//! rest's (a shared incident), does not fail the rule. Pure.
+//! rest's and an incident explains the new pods' errors at least as well as one ratio over all
+//! (a shared incident), does not fail the rule. Pure.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
@@ -709,10 +710,14 @@ fn burst(
 /// A significant excess that hangs on one stretch of `incident_span` after the old pods left
 /// (what a shared incident during the bake looks like, with no old pods left to share it): the
 /// stretch with the largest excess over the history's rate, if without it the rest is not even
-/// nearly significant, p ≥ √α as for building evidence, and the stretch's rate stands above the
-/// rest's (see [`stands_apart`]): its first and last interval ends, its errors, the p-value
-/// without it. A regression that lasts shows outside the stretch too, at the same rate: a
-/// stretch of heavy traffic holds most of a regression's excess, but not a higher ratio.
+/// nearly significant, p ≥ √α as for building evidence, the stretch's rate stands above the
+/// rest's (see [`stands_apart`]), and an incident explains the new pods' errors at least as well
+/// as a regression does ([`Apart::fit`]): its first and last interval ends, its errors, the
+/// p-value without it. A regression that lasts shows outside the stretch too, at the same rate:
+/// a stretch of heavy traffic holds most of a regression's excess, but not a higher ratio; and a
+/// mild regression whose stretch stands a little above its rest (a busier minute, a burst)
+/// still leaves the rest above what it is held to, which one ratio over both explains better
+/// than an incident that leaves the rest where it was.
 fn incident(
     rule: &ErrorRate,
     strata: &[Stratum],
@@ -753,7 +758,7 @@ fn incident(
         return None;
     }
     let apart = stands_apart(strata, later, &inside, dispersion);
-    (apart.p_value < INCIDENT_APART).then(|| Incident {
+    apart.excuses().then(|| Incident {
         from: later.times[worst],
         to: later.times[last],
         errors,
@@ -840,10 +845,26 @@ fn expected_beside(strata: &[Stratum], rate: f64) -> (f64, f64) {
 
 /// How far the stretch's errors per request stand above the rest's: the ratio of the two rates
 /// (infinite when the rest made no errors; `None` when there is no rest to set the stretch
-/// against, or no history rate), and the one-sided p-value of [`stands_apart`].
+/// against, or no history rate), the one-sided p-value of [`stands_apart`], and how much
+/// better an incident explains the new pods' errors than a regression does.
 struct Apart {
     ratio: Option<f64>,
     p_value: f64,
+    /// The log-likelihood ratio of an incident (the stretch at a rate of its own, the rest at
+    /// most at what it is held to: after the old pods left, the history's bound; beside them,
+    /// what they predict) against a regression (one ratio over the stretch and the rest),
+    /// widened for bursts ([`stats::step_against_common_ratio`]): negative where one ratio fits
+    /// better. Infinite where nothing tells the two apart, as for `p_value`, or where it cannot
+    /// be computed: the guard errs on the side of the release.
+    fit: f64,
+}
+
+impl Apart {
+    /// Whether the stretch is taken for a shared incident: it stands above the rest, and an
+    /// incident explains the new pods' errors at least as well as a regression does.
+    fn excuses(&self) -> bool {
+        self.p_value < INCIDENT_APART && self.fit >= INCIDENT_FIT
+    }
 }
 
 /// How clearly the stretch's rate must stand above the rest's for the excess to be taken for a
@@ -855,6 +876,14 @@ struct Apart {
 /// healthy release in a mild incident.
 const INCIDENT_APART: f64 = 0.1;
 
+/// How well an incident must explain the new pods' errors, against one ratio over all of them,
+/// for the excuse ([`Apart::fit`]): at least as well, each model with one free rate where the
+/// rest is at its cap. A mild regression whose busiest minutes stand a little above the rest
+/// leaves the rest above where an incident would; an incident leaves it at most at its cap,
+/// where the ratio is never negative. Measured at 0, −2 and −5 (BENCHMARKS.md, detection): 0
+/// caught the most and paused no more healthy releases.
+const INCIDENT_FIT: f64 = 0.0;
+
 /// Whether the new pods' errors per request in the stretch stand above theirs in the rest (a
 /// one-sided test, widened for bursts): an incident raises the rate in its stretch only, while
 /// a regression raises it everywhere the new pods served, in proportion to their requests (a
@@ -863,7 +892,8 @@ const INCIDENT_APART: f64 = 0.1;
 /// the history's rate, and those beside the old pods, held to what the old pods beside them
 /// predict ([`expected_beside`]); each side's expected errors are its exposure. Where the
 /// history's rate is zero, or nothing is outside the stretch, or the test cannot be computed,
-/// nothing tells the stretch from an incident: p = 0, the excuse stands.
+/// nothing tells the stretch from an incident: p = 0, the excuse stands. On the same two sides,
+/// how much better an incident fits than a regression ([`Apart::fit`]).
 fn stands_apart(
     strata: &[Stratum],
     later: &Later,
@@ -881,13 +911,18 @@ fn stands_apart(
         *x += r;
     }
     let (e_in, mut e_out) = (r_in * later.rate, r_out * later.rate);
+    // An incident leaves the rest where the old version would have it: after the old pods
+    // left, at most the history's bound, as the test holds it (the point rate is an estimate).
+    let mut cap = r_out * later.known.rate;
     let (o_beside, e_beside) = expected_beside(strata, later.rate);
     o_out += o_beside;
     e_out += e_beside;
+    cap += e_beside;
     if !(e_in > 0.0 && e_out > 0.0) {
         return Apart {
             ratio: None,
             p_value: 0.0,
+            fit: f64::INFINITY,
         };
     }
     let split = Stratum {
@@ -899,6 +934,8 @@ fn stands_apart(
     Apart {
         ratio: Some(rate_ratio(o_in / e_in, o_out / e_out).unwrap_or(f64::INFINITY)),
         p_value: stats::poisson_rate_greater_stratified(&[split], 1.0, dispersion).unwrap_or(0.0),
+        fit: stats::step_against_common_ratio((o_in, e_in), (o_out, e_out), cap, dispersion)
+            .unwrap_or(f64::INFINITY),
     }
 }
 
@@ -1126,8 +1163,9 @@ fn decide(
         if let Some(i) = &guards.incident {
             let apart = match i.apart.ratio {
                 Some(r) if r.is_finite() => format!(
-                    "×{r:.2} the rest's errors per request, p={}",
-                    fmt_p(i.apart.p_value)
+                    "×{r:.2} the rest's errors per request, p={}; an incident fits the new pods' errors at least as well as one ratio over all, log-likelihood ratio {:.1}",
+                    fmt_p(i.apart.p_value),
+                    i.apart.fit
                 ),
                 Some(_) => format!("none in the rest's requests, p={}", fmt_p(i.apart.p_value)),
                 None => "nothing to set it against".to_string(),

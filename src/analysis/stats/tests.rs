@@ -366,3 +366,57 @@ fn refuses_empty_and_non_finite_samples() {
     assert_eq!(hodges_lehmann(&[1.0], &[]), Err(StatsError::Empty));
     assert!(binomial_greater(5, 3, 0.5).is_err());
 }
+
+/// The Poisson log-likelihood of counts `observed` at means `mu`, from statrs' own pmf.
+fn poisson_log_likelihood(observed: &[u64], mu: &[f64]) -> f64 {
+    use statrs::distribution::Poisson;
+    observed
+        .iter()
+        .zip(mu)
+        .map(|(o, m)| Poisson::new(*m).unwrap().ln_pmf(*o))
+        .sum()
+}
+
+#[test]
+fn a_step_against_one_ratio_is_the_likelihood_ratio_of_the_two_fits() {
+    let lr = |part, rest, cap, phi| step_against_common_ratio(part, rest, cap, phi).unwrap();
+    // 30 errors where 10 were expected in the part, 18 where 20 were in the rest: the step
+    // fits the part at 30 and the rest at 18 (below its cap); one ratio, 48/30, fits 16 and 32.
+    let got = lr((30.0, 10.0), (18.0, 20.0), 20.0, 1.0);
+    let want = poisson_log_likelihood(&[30, 18], &[30.0, 18.0])
+        - poisson_log_likelihood(&[30, 18], &[16.0, 32.0]);
+    assert!((got - want).abs() < 1e-9, "{got} vs {want}");
+    assert!(got > 0.0);
+    // The rest above its cap: the step holds it there (20), one ratio fits both exactly.
+    let got = lr((15.0, 10.0), (30.0, 20.0), 20.0, 1.0);
+    let want = poisson_log_likelihood(&[15, 30], &[15.0, 20.0])
+        - poisson_log_likelihood(&[15, 30], &[15.0, 30.0]);
+    assert!((got - want).abs() < 1e-9, "{got} vs {want}");
+    assert!(got < 0.0);
+    // A cap with room for what the rest observed: the step fits both cells as they are, one
+    // ratio (2) neither.
+    assert!(lr((30.0, 10.0), (30.0, 20.0), 30.0, 1.0) > 0.0);
+    // Bursts widen it: the same counts, half the weight.
+    let widened = lr((15.0, 10.0), (30.0, 20.0), 20.0, 2.0);
+    assert!((widened - got / 2.0).abs() < 1e-12);
+    // A cell without errors: its likelihood is e^-μ in each fit.
+    let got = lr((10.0, 5.0), (0.0, 20.0), 20.0, 1.0);
+    let want = poisson_log_likelihood(&[10, 0], &[10.0, f64::MIN_POSITIVE])
+        - poisson_log_likelihood(&[10, 0], &[2.0, 8.0]);
+    assert!((got - want).abs() < 1e-9, "{got} vs {want}");
+    // No errors anywhere: nothing to choose between.
+    assert_eq!(lr((0.0, 10.0), (0.0, 20.0), 20.0, 1.0), 0.0);
+    // Whatever the counts, a rest at most at its cap never favours one ratio.
+    for (part, rest) in [((1.0, 10.0), (3.0, 20.0)), ((50.0, 10.0), (20.0, 20.0))] {
+        assert!(lr(part, rest, rest.1, 1.0) >= 0.0, "{part:?} {rest:?}");
+    }
+    let invalid = [
+        ((1.0, 0.0), (1.0, 1.0), 1.0),
+        ((f64::NAN, 1.0), (1.0, 1.0), 1.0),
+        ((1.0, 1.0), (-1.0, 1.0), 1.0),
+        ((1.0, 1.0), (1.0, 1.0), 0.0),
+    ];
+    for (part, rest, cap) in invalid {
+        assert!(step_against_common_ratio(part, rest, cap, 1.0).is_err());
+    }
+}

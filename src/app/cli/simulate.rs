@@ -68,6 +68,7 @@ pub(super) fn story(story: Story, seed: u64) -> Scenario {
                 seconds: 240.0,
                 extra_error_rate: 0.03,
                 cpu_multiplier: 1.0,
+                recovery_seconds: 0.0,
             })
         }
         Story::LowTraffic => s.rps_per_pod = 0.5,

@@ -182,12 +182,11 @@ fn plans(
 }
 
 impl World<'_> {
-    /// The incident under way at `t`, if any.
-    fn incident(&self, t: f64) -> Option<Incident> {
-        let r0 = self.s.rollout_start();
-        self.s
-            .incident
-            .filter(|i| t >= r0 + i.starts_after && t < r0 + i.starts_after + i.seconds)
+    /// The incident under way at `t`, if any, and how much of it (see [`Incident::strength`]).
+    fn incident(&self, t: f64) -> Option<(Incident, f64)> {
+        let i = self.s.incident?;
+        let strength = i.strength(t, self.s.rollout_start());
+        (strength > 0.0).then_some((i, strength))
     }
 
     /// One pod's requests, errors and CPU over the scrape interval ending at `t`.
@@ -212,7 +211,7 @@ impl World<'_> {
         plan: &Plan,
         t: f64,
         requests: f64,
-        incident: Option<Incident>,
+        incident: Option<(Incident, f64)>,
     ) -> ([f64; ERROR_TYPES.len()], f64) {
         let s = self.s;
         let mut rate = s.base_error_rate;
@@ -222,8 +221,8 @@ impl World<'_> {
             rate *= multiplier;
         }
         rate *= self.burst.sample(rng);
-        if let Some(inc) = incident {
-            rate += inc.extra_error_rate;
+        if let Some((inc, strength)) = incident {
+            rate += inc.extra_error_rate * strength;
         }
         // Start-up errors: added only where a warm-up asks for them, so no other draw moves.
         if plan.new
@@ -258,7 +257,7 @@ impl World<'_> {
     }
 
     /// CPU cores the pod would use at `t`, before the limit.
-    fn demand(&self, plan: &Plan, t: f64, rps: f64, incident: Option<Incident>) -> f64 {
+    fn demand(&self, plan: &Plan, t: f64, rps: f64, incident: Option<(Incident, f64)>) -> f64 {
         let s = self.s;
         let age = t - plan.start;
         let x = (t - s.start) / nab::TRACE_STEP;
@@ -278,8 +277,8 @@ impl World<'_> {
                 demand *= w.cpu_multiplier;
             }
         }
-        if let Some(inc) = incident {
-            demand *= inc.cpu_multiplier;
+        if let Some((inc, strength)) = incident {
+            demand *= inc.cpu_multiplier_at(strength);
         }
         demand
     }

@@ -102,6 +102,36 @@ pub struct Incident {
     pub extra_error_rate: f64,
     /// CPU demand multiplier on every pod.
     pub cpu_multiplier: f64,
+    /// Seconds after `seconds` over which the incident fades, its added errors and CPU
+    /// falling linearly to none (a connection pool refilling, a cache warming again); 0 for
+    /// one that ends at once.
+    #[serde(default)]
+    pub recovery_seconds: f64,
+}
+
+impl Incident {
+    /// How much of the incident is under way at `t`, for a rollout that started at `r0`: 1
+    /// while it lasts, falling linearly to 0 over its recovery, 0 before and after.
+    pub fn strength(&self, t: f64, r0: f64) -> f64 {
+        let begin = r0 + self.starts_after;
+        let end = begin + self.seconds;
+        if t < begin || t >= end + self.recovery_seconds {
+            0.0
+        } else if t < end {
+            1.0
+        } else {
+            1.0 - (t - end) / self.recovery_seconds
+        }
+    }
+
+    /// The CPU demand multiplier at `strength`: the whole of it at full strength.
+    pub fn cpu_multiplier_at(&self, strength: f64) -> f64 {
+        if strength >= 1.0 {
+            self.cpu_multiplier
+        } else {
+            1.0 + (self.cpu_multiplier - 1.0) * strength
+        }
+    }
 }
 
 /// A canary gate: the rollout stops after its first new pods for an analysis, then goes on.

@@ -404,3 +404,44 @@ fn a_failure_stands_when_pods_past_their_warm_up_leave_too_little_without_it() {
     let v = judge_rule(&rule, new, old);
     assert_verdict(&v, Outcome::Fail, &[]);
 }
+
+/// php-error-rate on old pods at 0.1% and new pods at `rate(minute)`, 50 requests/s each.
+fn busy(rate: impl Fn(usize) -> f64) -> Verdict {
+    let old = served("old", 0, OLD_GONE, 50.0, |_| 0.001);
+    let new = served("new", MIXED_FROM, 60, 50.0, rate);
+    judge_rule(&bundled("php-error-rate"), new, old)
+}
+
+#[test]
+fn a_mild_regression_whose_busiest_minutes_stand_a_little_apart_is_not_taken_for_an_incident() {
+    // 1.4 times the old rate on every new pod, and 1.4 times that for four minutes of the
+    // bake (a burst of one error type): the stretch holds most of the excess and stands a
+    // little above the rest (p < 0.1), and without it the rest is not nearly significant. But
+    // the rest is still 1.4 times the history's rate, above its bound, where an incident would
+    // have left it: one ratio over all fits the new pods' errors better than an incident does.
+    let stretch = |m: usize| if (52..56).contains(&m) { 1.4 } else { 1.0 };
+    let v = busy(|m| 0.0014 * stretch(m));
+    assert_eq!(v.outcome, Outcome::Fail, "{}", v.reason);
+    // An outage in the same four minutes over a rest at the old rate: excused.
+    let v = busy(|m| if stretch(m) > 1.0 { 0.0035 } else { 0.001 });
+    assert_verdict(&v, Outcome::Pass, &["as a shared incident would be"]);
+}
+
+#[test]
+fn a_shared_incident_that_fades_slowly_is_not_blamed_on_the_release() {
+    // A database outage during the bake for three minutes, fading over four more (a connection
+    // pool refilling): longer than the stretch, so the rest holds its tail. Strong (+2%), and
+    // mild (+0.2%, doubling the rate), where the tail is a real share of the rest's errors.
+    let fading = [1.0, 1.0, 1.0, 0.8, 0.6, 0.4, 0.2];
+    let extra = |m: usize| {
+        m.checked_sub(52)
+            .and_then(|k| fading.get(k))
+            .unwrap_or(&0.0)
+    };
+    for outage in [0.02, 0.002] {
+        let old = served("old", 0, OLD_GONE, 10.0, |_| 0.002);
+        let new = served("new", MIXED_FROM, 60, 10.0, |m| 0.002 + outage * extra(m));
+        let v = judge_rule(&bundled("php-error-rate"), new, old);
+        assert_eq!(v.outcome, Outcome::Pass, "{outage}: {}", v.reason);
+    }
+}
