@@ -2,12 +2,12 @@
 //! as one line for the summary. Both renderers draw these same tables.
 
 use crate::analysis::judge::{
-    AbsoluteEvidence, CompareEvidence, ErrorRateEvidence, Evidence, LogsEvidence, SampleSummary,
-    SignatureRow,
+    AbsoluteEvidence, Baseline, CompareEvidence, CompareHistory, ErrorRateEvidence, Evidence,
+    HistoryEvidence, LogsEvidence, SampleSummary, SignatureRow, WindowBound,
 };
 use crate::analysis::rules::Direction;
 
-use super::{num, pct, pval};
+use super::{hms, num, pct, pval};
 
 /// A table of the report.
 #[derive(Clone, Debug, PartialEq)]
@@ -48,7 +48,7 @@ fn ratio(r: Option<f64>, any: bool) -> String {
 pub(super) fn numbers(e: &Evidence) -> String {
     match e {
         Evidence::ErrorRate(x) => format!(
-            "new {} ({}/{}) vs old {} ({}/{}), {} errors where the old pods' rate predicts {} ({}), p={} {} α={}",
+            "new {} ({}/{}) vs old {} ({}/{}), {} errors where the old rate predicts {} ({}), p={} {} α={}; against {}{}",
             pct(x.new.rate),
             num(x.new.errors),
             num(x.new.requests),
@@ -60,20 +60,36 @@ pub(super) fn numbers(e: &Evidence) -> String {
             ratio(x.ratio, x.observed_errors > 0.0),
             pval(x.p_value),
             if x.p_value < x.alpha { "<" } else { "≥" },
-            num(x.alpha)
+            num(x.alpha),
+            x.baseline.describe(),
+            x.history.as_deref().map_or(String::new(), history_span),
         ),
-        Evidence::Compare(x) => format!(
-            "new median {} vs old {} (p90 {} vs {}), {} against the old pods at the same moments, shift {}, p={} {} α={}",
-            num(x.new.median),
-            num(x.old.median),
-            num(x.new.p90),
-            num(x.old.p90),
-            ratio(x.median_ratio, true),
-            num(x.shift),
-            pval(x.p_value),
-            if x.p_value < x.alpha { "<" } else { "≥" },
-            num(x.alpha)
-        ),
+        Evidence::Compare(x) => match &x.history {
+            Some(h) => format!(
+                "the old pods gone: new level {} vs the old version's {} before its pods left ({} to {}), {}, needs ×{} (its own largest drift ×{}), {} of {} new pods beyond",
+                num(h.after),
+                num(h.before),
+                hms(h.before_from),
+                hms(h.before_to),
+                ratio(Some(h.ratio), true),
+                num(h.needed),
+                num(h.largest_drift),
+                x.pods_worse,
+                x.pods_judged
+            ),
+            None => format!(
+                "new median {} vs old {} (p90 {} vs {}), {} against the old pods at the same moments, shift {}, p={} {} α={}",
+                num(x.new.median),
+                num(x.old.median),
+                num(x.new.p90),
+                num(x.old.p90),
+                ratio(x.median_ratio, true),
+                num(x.shift),
+                pval(x.p_value),
+                if x.p_value < x.alpha { "<" } else { "≥" },
+                num(x.alpha)
+            ),
+        },
         Evidence::Absolute(x) => {
             let mut s = format!(
                 "new pods' p{} {} {} threshold {}",
@@ -107,6 +123,19 @@ pub(super) fn numbers(e: &Evidence) -> String {
             )
         }
     }
+}
+
+/// The history an error-rate verdict held the new pods to after the old pods left, in a few
+/// words: its span and its numbers.
+fn history_span(h: &HistoryEvidence) -> String {
+    format!(
+        " (history {} to {}: {} errors in {} requests, held to at most {})",
+        hms(h.from),
+        hms(h.to),
+        num(h.old_errors),
+        num(h.old_requests),
+        pct(h.rate_bound)
+    )
 }
 
 fn per_minute(k: u64, minutes: f64) -> String {
@@ -181,7 +210,7 @@ fn error_rate(x: &ErrorRateEvidence) -> Vec<Table> {
                     met(x.rate_increase >= x.min_rate_increase),
                 ]),
                 row([
-                    "errors the old pods' rate predicts".into(),
+                    "errors the old rate predicts (see the baseline)".into(),
                     num(x.expected_errors),
                     String::new(),
                     String::new(),
@@ -206,7 +235,75 @@ fn error_rate(x: &ErrorRateEvidence) -> Vec<Table> {
                 ]),
             ],
         },
+        error_rate_baseline(x),
     ]
+}
+
+/// What an error-rate verdict held the new pods to: the old pods beside them, the old
+/// version's history after they left, the old version over the whole window; each with its
+/// span and numbers.
+fn error_rate_baseline(x: &ErrorRateEvidence) -> Table {
+    let mut rows = vec![row(["compared with".into(), x.baseline.describe().into()])];
+    if x.baseline != Baseline::History {
+        rows.push(row([
+            "beside the old pods".into(),
+            format!(
+                "{} interval(s) in which both versions served, each against the old pods' rate in it",
+                x.strata
+            ),
+        ]));
+    }
+    if let Some(h) = &x.history {
+        rows.extend(history_rows(h));
+    }
+    if let Some(w) = &x.window_bound {
+        rows.push(window_row(w));
+    }
+    Table {
+        title: "The baseline".into(),
+        header: vec!["".into(), "".into()],
+        rows,
+    }
+}
+
+fn history_rows(h: &HistoryEvidence) -> Vec<Vec<Cell>> {
+    vec![
+        row([
+            "the old version's history".into(),
+            format!(
+                "{} errors in {} requests, {} to {} ({}); held to at most {}, the upper end of its confidence interval",
+                num(h.old_errors),
+                num(h.old_requests),
+                hms(h.from),
+                hms(h.to),
+                pct(h.old_errors / h.old_requests.max(1.0)),
+                pct(h.rate_bound)
+            ),
+        ]),
+        row([
+            "after the old pods left".into(),
+            format!(
+                "{} interval(s): the new pods made {} errors in {} requests, where the history's rate predicts {}",
+                h.intervals,
+                num(h.errors),
+                num(h.requests),
+                num(h.expected)
+            ),
+        ]),
+    ]
+}
+
+fn window_row(w: &WindowBound) -> Vec<Cell> {
+    row([
+        "the old version over the window".into(),
+        format!(
+            "{} errors in {} requests, held to at most {}: every new interval against it, p={}",
+            num(w.old_errors),
+            num(w.old_requests),
+            pct(w.rate_bound),
+            pval(w.p_value)
+        ),
+    ])
 }
 
 fn samples_table(new: &SampleSummary, old: Option<&SampleSummary>) -> Table {
@@ -262,11 +359,14 @@ fn compare(x: &CompareEvidence) -> Vec<Table> {
             String::new(),
         ]));
     }
+    if let Some(h) = &x.history {
+        return vec![samples, compare_history(x, h)];
+    }
     vec![
         samples,
         Table {
             title: format!(
-                "The test (Mann-Whitney U on time-aligned samples, one-sided, {}; fails only when every condition is met)",
+                "The test against the old pods at the same moments (Mann-Whitney U on time-aligned samples, one-sided, {}; fails only when every condition is met)",
                 direction(x.direction)
             ),
             header: vec!["".into(), "value".into(), "to fail".into(), "met".into()],
@@ -292,6 +392,72 @@ fn compare(x: &CompareEvidence) -> Vec<Table> {
             ],
         },
     ]
+}
+
+/// A compare verdict judged once the old pods were gone: the new pods' level against the old
+/// version's before its pods left, beyond the old version's own drift over the same gap.
+fn compare_history(x: &CompareEvidence, h: &CompareHistory) -> Table {
+    let most = 2 * x.pods_worse > x.pods_judged;
+    let mut rows = vec![
+        row([
+            "the old version's level before its pods left".into(),
+            num(h.before),
+            format!("{} to {}", hms(h.before_from), hms(h.before_to)),
+            String::new(),
+        ]),
+        row([
+            "the new pods' level after warm-up".into(),
+            num(h.after),
+            String::new(),
+            String::new(),
+        ]),
+        row([
+            "ratio, new to old".into(),
+            ratio(Some(h.ratio), true),
+            format!(
+                "≥ ×{}: the larger of min_ratio ×{} and the old version's own largest drift ×{} over {} s ({} pairs of stretches since {})",
+                num(h.needed),
+                num(x.min_ratio),
+                num(h.largest_drift),
+                num(h.gap_seconds),
+                h.drift_pairs,
+                hms(h.history_from)
+            ),
+            met(h.ratio >= h.needed),
+        ]),
+        row([
+            "new pods each beyond the bar".into(),
+            format!("{} of {}", x.pods_worse, x.pods_judged),
+            format!(
+                "more than half, each beyond ×{}: the larger of that and the 95th percentile of the old pods' own rises above the whole (×{})",
+                num(h.needed.max(h.pod_bar)),
+                num(h.pod_bar)
+            ),
+            met(most),
+        ]),
+        row([
+            "shift".into(),
+            num(x.shift),
+            format!("≥ {}", num(x.min_shift)),
+            met(x.shift >= x.min_shift),
+        ]),
+    ];
+    if let Some(b) = h.while_both {
+        rows.push(row([
+            "while both served, ratio to the old pods".into(),
+            ratio(Some(b), true),
+            format!("≥ ×{}: a regression shows there too", num(x.min_ratio)),
+            met(b >= x.min_ratio),
+        ]));
+    }
+    Table {
+        title: format!(
+            "Against the old version's history (its pods gone; {}; fails only when every condition is met)",
+            direction(x.direction)
+        ),
+        header: vec!["".into(), "value".into(), "to fail".into(), "met".into()],
+        rows,
+    }
 }
 
 fn absolute(x: &AbsoluteEvidence) -> Vec<Table> {

@@ -9,8 +9,9 @@ use jiff::Timestamp;
 use super::*;
 use crate::analysis::decision::Decision;
 use crate::analysis::judge::{
-    AbsoluteEvidence, Baseline, CompareEvidence, ErrorRateEvidence, Evidence, LogsEvidence,
-    Outcome, SampleSummary, SentQuery, SideCounts, SignatureRow, Verdict,
+    AbsoluteEvidence, Baseline, CompareEvidence, CompareHistory, ErrorRateEvidence, Evidence,
+    HistoryEvidence, LogsEvidence, Outcome, SampleSummary, SentQuery, SideCounts, SignatureRow,
+    Verdict,
 };
 use crate::analysis::phplog::ErrorKind;
 use crate::analysis::rules::{Action, Direction, ProportionTest, Unit};
@@ -216,7 +217,7 @@ fn the_summary_of_a_rollback_names_the_rule_the_revisions_and_the_numbers() {
         r.ending,
         Ending::RolledBack { to_revision: 6, .. }
     ));
-    let want = "Revision 7 (shop-7d4f9c8b6f) of web/shop was rolled back to revision 6 (shop-5c6d7e8f90) at 10:14:03 UTC by class-loading-errors after 2 failing evaluations in a row: new 1.3% (13/1000) vs old 0% (0/9000), 13 errors where the old pods' rate predicts 0 (×∞), p=1.5e-8 < α=0.001.";
+    let want = "Revision 7 (shop-7d4f9c8b6f) of web/shop was rolled back to revision 6 (shop-5c6d7e8f90) at 10:14:03 UTC by class-loading-errors after 2 failing evaluations in a row: new 1.3% (13/1000) vs old 0% (0/9000), 13 errors where the old rate predicts 0 (×∞), p=1.5e-8 < α=0.001; against the old pods in the same intervals.";
     // First in words, then in numbers.
     let lead = "The release of web/shop was rolled back at 10:14:03 UTC (30s after its analysis began): its new pods did worse than the previous release's on class-loading-errors. ";
     assert!(r.summary.starts_with(lead), "{}", r.summary);
@@ -1150,5 +1151,125 @@ fn a_plot_has_a_lane_with_the_rollouts_progress_when_the_records_have_it() {
     assert!(
         svg.contains(&format!("#{:02X}{:02X}{:02X}", grey.0, grey.1, grey.2)),
         "no progress lane in {svg}"
+    );
+}
+
+/// Every cell of the tables, as text, one table per string (its title first).
+fn tables_text(e: &Evidence) -> Vec<String> {
+    super::evidence::tables(e)
+        .iter()
+        .map(|t| {
+            let cells = t.rows.iter().flatten().map(|c| match c {
+                super::evidence::Cell::Text(s) | super::evidence::Cell::Code(s) => s.as_str(),
+            });
+            std::iter::once(t.title.as_str())
+                .chain(cells)
+                .collect::<Vec<_>>()
+                .join(" | ")
+        })
+        .collect()
+}
+
+#[test]
+fn an_error_rate_verdict_names_its_baseline_with_the_historys_span_and_numbers() {
+    let mut e = error_rate((60.0, 20_000.0), (500.0, 100_000.0));
+    let Evidence::ErrorRate(x) = &mut e else {
+        unreachable!()
+    };
+    x.baseline = Baseline::Both;
+    x.history = Some(Box::new(HistoryEvidence {
+        old_errors: 500.0,
+        old_requests: 100_000.0,
+        from: at(0),
+        to: at(3000),
+        rate_bound: 0.0055,
+        intervals: 8,
+        errors: 40.0,
+        requests: 12_000.0,
+        expected: 60.0,
+    }));
+    let line = super::evidence::numbers(&e);
+    assert!(
+        line.ends_with(&format!(
+            "; against the old pods in the same intervals and the old version's history over the window (history {} to {}: 500 errors in 100000 requests, held to at most 0.55%)",
+            hms(at(0)),
+            hms(at(3000))
+        )),
+        "{line}"
+    );
+    let tables = tables_text(&e);
+    let baseline = tables
+        .iter()
+        .find(|t| t.starts_with("The baseline"))
+        .expect("a table of the baseline");
+    for says in [
+        "10 interval(s) in which both versions served",
+        "500 errors in 100000 requests",
+        "held to at most 0.55%",
+        "8 interval(s): the new pods made 40 errors in 12000 requests, where the history's rate predicts 60",
+    ] {
+        assert!(baseline.contains(says), "no {says:?} in {baseline}");
+    }
+}
+
+#[test]
+fn a_compare_verdict_against_history_is_shown_as_such_not_as_a_mann_whitney_test() {
+    let e = Evidence::Compare(CompareEvidence {
+        new: summary(0.03, 0.05),
+        old: summary(0.02, 0.03),
+        direction: Direction::HigherIsWorse,
+        median_ratio: Some(1.5),
+        shift: 0.01,
+        u_statistic: 0.0,
+        p_value: 1.0 / 40.0,
+        alpha: 0.001,
+        min_ratio: 1.15,
+        min_shift: 0.0,
+        unit: Default::default(),
+        baseline: Baseline::History,
+        pods_worse: 3,
+        pods_judged: 4,
+        history: Some(Box::new(CompareHistory {
+            before_from: at(2400),
+            before_to: at(3000),
+            before: 0.02,
+            after: 0.03,
+            ratio: 1.5,
+            gap_seconds: 420.0,
+            largest_drift: 1.3,
+            drift_pairs: 39,
+            needed: 1.3,
+            pod_bar: 1.4,
+            while_both: None,
+            history_from: at(0),
+        })),
+        at_load: None,
+    });
+    let tables = tables_text(&e);
+    assert!(
+        tables.iter().all(|t| !t.contains("Mann-Whitney")),
+        "{tables:#?}"
+    );
+    let history = tables
+        .iter()
+        .find(|t| t.starts_with("Against the old version's history"))
+        .expect("a table of the history comparison");
+    for says in [
+        "×1.5 | ≥ ×1.3: the larger of min_ratio ×1.15 and the old version's own largest drift ×1.3 over 420 s (39 pairs",
+        "3 of 4 | more than half, each beyond ×1.4",
+        &format!("{} to {}", hms(at(2400)), hms(at(3000))),
+    ] {
+        assert!(history.contains(says), "no {says:?} in {history}");
+    }
+    let line = super::evidence::numbers(&e);
+    assert!(
+        line.starts_with(
+            "the old pods gone: new level 0.03 vs the old version's 0.02 before its pods left"
+        ),
+        "{line}"
+    );
+    assert!(
+        line.contains("needs ×1.3 (its own largest drift ×1.3), 3 of 4 new pods beyond"),
+        "{line}"
     );
 }
