@@ -243,6 +243,33 @@ fn one_pod_on_a_busy_node_does_not_fail_a_release_but_most_pods_do() {
 }
 
 #[test]
+fn a_pass_held_back_only_by_the_pods_not_agreeing_yet_keeps_the_streak() {
+    let r = cpu_rule("");
+    let at = LEFT;
+    let new = |levels: &[f64]| -> Vec<Series> {
+        levels
+            .iter()
+            .enumerate()
+            .map(|(p, level)| {
+                let points =
+                    (0..=12).map(|i| (at - 720.0 + STEP * i as f64, level * wobble(i, p + 5)));
+                Series::for_pod(&format!("new-{p}"), points)
+            })
+            .collect()
+    };
+    // Two of four new pods at twice the CPU: significant and large, but not on most pods (a
+    // pod joining a regression's first pods looks like this): a pass that keeps the streak.
+    let v = judged(&r, at, new(&[2.0, 2.0, 1.0, 1.0]), old_pods(6, |_| 1.0));
+    assert_eq!((evidence(&v).pods_worse, evidence(&v).pods_judged), (2, 4));
+    assert_eq!(v.outcome, Outcome::Pass, "{}", v.reason);
+    assert!(v.building, "{}", v.reason);
+    // The same levels as the old pods: a clean pass, which resets it.
+    let v = judged(&r, at, new(&[1.0, 1.0, 1.0, 1.0]), old_pods(6, |_| 1.0));
+    assert_eq!(v.outcome, Outcome::Pass, "{}", v.reason);
+    assert!(!v.building, "{}", v.reason);
+}
+
+#[test]
 fn one_new_pod_is_judged_against_how_much_the_old_pods_differ_from_each_other() {
     let r = cpu_rule("");
     let at = LEFT;
