@@ -211,25 +211,25 @@ fn without_history_a_rollout_that_left_no_common_moments_is_missing_data() {
     assert_eq!(v.outcome, Outcome::Inconclusive, "{}", v.reason);
 }
 
+/// New pods at `levels` of the old pods' CPU over the 12 minutes before `at`, long past warm-up.
+fn serving_beside(levels: &[f64], at: f64) -> Vec<Series> {
+    levels
+        .iter()
+        .enumerate()
+        .map(|(p, level)| {
+            let points = (0..=12).map(|i| (at - 720.0 + STEP * i as f64, level * wobble(i, p + 5)));
+            Series::for_pod(&format!("new-{p}"), points)
+        })
+        .collect()
+}
+
 #[test]
 fn one_pod_on_a_busy_node_does_not_fail_a_release_but_most_pods_do() {
     let r = cpu_rule("");
     // Both versions serve the whole window: old pods from before, new pods since long enough
     // to be past warm-up. One new pod of three runs at twice the CPU (its node is busy).
     let at = LEFT;
-    let new = |levels: &[f64]| -> Vec<Series> {
-        levels
-            .iter()
-            .enumerate()
-            .map(|(p, level)| {
-                let points = (0..=12).map(|i| {
-                    let t = at - 720.0 + STEP * i as f64;
-                    (t, level * wobble(i, p + 5))
-                });
-                Series::for_pod(&format!("new-{p}"), points)
-            })
-            .collect()
-    };
+    let new = |levels: &[f64]| serving_beside(levels, at);
     let v = judged(&r, at, new(&[2.0, 1.0, 1.0]), old_pods(6, |_| 1.0));
     let e = evidence(&v);
     assert_eq!(e.baseline, Baseline::Concurrent);
@@ -246,17 +246,7 @@ fn one_pod_on_a_busy_node_does_not_fail_a_release_but_most_pods_do() {
 fn a_pass_held_back_only_by_the_pods_not_agreeing_yet_keeps_the_streak() {
     let r = cpu_rule("");
     let at = LEFT;
-    let new = |levels: &[f64]| -> Vec<Series> {
-        levels
-            .iter()
-            .enumerate()
-            .map(|(p, level)| {
-                let points =
-                    (0..=12).map(|i| (at - 720.0 + STEP * i as f64, level * wobble(i, p + 5)));
-                Series::for_pod(&format!("new-{p}"), points)
-            })
-            .collect()
-    };
+    let new = |levels: &[f64]| serving_beside(levels, at);
     // Two of four new pods at twice the CPU: significant and large, but not on most pods (a
     // pod joining a regression's first pods looks like this): a pass that keeps the streak.
     let v = judged(&r, at, new(&[2.0, 2.0, 1.0, 1.0]), old_pods(6, |_| 1.0));
