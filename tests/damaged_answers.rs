@@ -4,19 +4,25 @@
 //! a real Prometheus behind a hostile proxy (`support::hostile`) that damages the answers to the
 //! old pods' error queries, one kind of damage per test. Each of these made `backtest` roll the
 //! release back when damaged points counted as zero errors and warnings were ignored; now the
-//! damaged intervals are left out or the rule is inconclusive, and the reason says why.
+//! damaged intervals are left out or the rule is inconclusive, and the reason says why. The
+//! last test replays a natural rolling update through its bake with every kind of damage in
+//! turn: once the old pods are gone, their damaged answers are the history the new pods are
+//! held to.
 
 mod support;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use rollout_guard::analysis::backtest::{FinalDecision, Report, replay};
+use rollout_guard::analysis::backtest::{FinalDecision, Replay, Report, replay};
+use rollout_guard::analysis::duration::PromDuration;
 use rollout_guard::analysis::rules::RuleSet;
-use rollout_guard::sim::simulate::{Gate, History};
+use rollout_guard::sim::simulate::{Gate, History, Scenario};
 use support::hostile::{Damage, Hostile};
 use support::prometheus::Prometheus;
-use support::rollout::{gate_replay, gated, history, openmetrics, source, text, verdicts};
+use support::rollout::{
+    gate_replay, gated, history, openmetrics, source, target, text, ts, verdicts,
+};
 
 /// The error-rate rules of the default set.
 const ERROR_RATE_RULES: [&str; 2] = ["class-loading-errors", "php-error-rate"];
@@ -34,10 +40,41 @@ fn healthy() -> History {
     history(&s)
 }
 
+/// A healthy natural rolling update of six pods, one at a time, at 60 requests/s a pod, both
+/// versions making 0.2% errors, with an hour of the old version before it.
+fn healthy_rolling_update() -> History {
+    let mut s = Scenario::healthy("damaged-answers-guard", 22);
+    s.rps_per_pod = 60.0;
+    s.before = 3600.0;
+    history(&s)
+}
+
+/// The rolling update every 30 s from its first new pod to the end of its bake, the old
+/// ReplicaSet departed once its last pod left, as the controller has it.
+fn guard_replay(h: &History) -> Replay {
+    let s = &h.scenario;
+    Replay {
+        target: target(h),
+        from: ts(s.rollout_start()),
+        to: ts(s.end()),
+        step: PromDuration::from_secs(30),
+        extend_until: None,
+        departed_at: Some(ts(s.rollout_end())),
+    }
+}
+
 /// Replays the gate through a proxy that damages the old pods' error answers; returns the
-/// report and how many answers were damaged.
+/// report and the replay's text.
 async fn replay_damaged(damage: Damage) -> (Report, String) {
     let h = healthy();
+    let spec = gate_replay(&h);
+    replay_through(&h, &spec, damage).await
+}
+
+/// Replays `spec` of `h` through a proxy that damages the old pods' error answers (the old
+/// ReplicaSet's, by name: its history too, once its pods are gone); returns the report and the
+/// replay's text.
+async fn replay_through(h: &History, spec: &Replay, damage: Damage) -> (Report, String) {
     let prometheus = Prometheus::start(&openmetrics(&h)).expect("start Prometheus");
     let old = h.old_replicaset.clone();
     let damaged = Arc::new(AtomicUsize::new(0));
@@ -50,20 +87,14 @@ async fn replay_damaged(damage: Damage) -> (Report, String) {
         hit
     });
     let proxy = Hostile::start(prometheus.url(), damage, hits).await;
-    let spec = gate_replay(&h);
-    let report = replay(
-        &RuleSet::defaults(),
-        &spec,
-        &source(&proxy.url()),
-        |_, _| {},
-    )
-    .await
-    .expect("a valid replay");
+    let report = replay(&RuleSet::defaults(), spec, &source(&proxy.url()), |_, _| {})
+        .await
+        .expect("a valid replay");
     assert!(
         damaged.load(Ordering::Relaxed) > 0,
         "{damage:?}: no answer was damaged; the proxy's selector matches no query"
     );
-    let why = text(&report, &spec);
+    let why = text(&report, spec);
     (report, why)
 }
 
@@ -148,5 +179,51 @@ async fn a_vector_or_scalar_answer_to_a_range_query_is_inconclusive() {
         let (report, why) = replay_damaged(damage).await;
         assert_no_action(&report, damage, &why);
         assert_error_rates_say(&report, "where the query asks for a matrix");
+    }
+}
+
+#[tokio::test]
+async fn in_a_rolling_update_damaged_answers_of_the_old_version_never_act_also_after_it_left() {
+    let h = healthy_rolling_update();
+    let spec = guard_replay(&h);
+    // Undamaged, the release passes: what follows tests the damage, not the release.
+    let prometheus = Prometheus::start(&openmetrics(&h)).expect("start Prometheus");
+    let clean = replay(
+        &RuleSet::defaults(),
+        &spec,
+        &source(&prometheus.url()),
+        |_, _| {},
+    )
+    .await
+    .expect("a valid replay");
+    assert_eq!(
+        clean.decision,
+        FinalDecision::Pass,
+        "{}",
+        text(&clean, &spec)
+    );
+    let damages = [
+        Damage::Values("NaN"),
+        Damage::Values("+Inf"),
+        Damage::Values("-3"),
+        Damage::Gaps,
+        Damage::Shift(7.0),
+        Damage::PartialWithWarning,
+        Damage::EmptyWithWarning,
+        Damage::Vector,
+        Damage::Scalar,
+    ];
+    for damage in damages {
+        let (report, why) = replay_through(&h, &spec, damage).await;
+        assert_no_action(&report, damage, &why);
+        // The evaluations after the old pods left were judged against their history, or said
+        // why they could not be.
+        let after = verdicts(&report)
+            .filter(|(at, v)| *at > ts(h.scenario.rollout_end()) && v.rule == "php-error-rate")
+            .count();
+        assert!(
+            after > 0,
+            "{damage:?}: no verdict after the old pods left:\n{why}"
+        );
     }
 }

@@ -152,8 +152,8 @@ fn by_pod(c: &Counts) -> bool {
 
 /// What of one side cannot be counted (see [`Skip`]). An error series is born at its pod's
 /// first error (no points before: zero errors then, as `absent_errors_are_zero` says); from
-/// its first point on, every interval its pod served must have a point, else that interval's
-/// errors are unknown. Error series without a matching pod (other labels) are held against all
+/// the interval of its first point on (the last request point at or before it), every
+/// interval its pod served must have a point, else that interval's errors are unknown. Error series without a matching pod (other labels) are held against all
 /// requests. What is unknown is left out for the whole side, never for one pod only: only
 /// pods with an error series can have a gap or a negative error count, and leaving out their
 /// intervals alone would keep the intervals of the pods that made no error and lower the
@@ -190,10 +190,14 @@ fn left_out(c: &Counts, linger: Millis, warm: BTreeMap<String, BTreeSet<Millis>>
     for e in &c.errors {
         let key = series_key(e);
         let times: BTreeSet<Millis> = e.points.iter().map(|p| millis(p.t)).collect();
-        let Some(&born) = times.first() else {
+        let Some(&first) = times.first() else {
             continue;
         };
         let served = request_times(request_keys.contains(&key).then_some(&key));
+        // Born by the interval its first point falls in: a first point off the request grid
+        // (error points computed at other times than the requests) tells nothing of that
+        // interval's errors, which are then unknown, not zero.
+        let born = served.range(..=first).next_back().copied().unwrap_or(first);
         let reset = skip.pods.get(&key);
         let unexplained = served
             .range(born..)

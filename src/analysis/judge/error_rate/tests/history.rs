@@ -445,3 +445,20 @@ fn a_shared_incident_that_fades_slowly_is_not_blamed_on_the_release() {
         assert_eq!(v.outcome, Outcome::Pass, "{outage}: {}", v.reason);
     }
 }
+
+#[test]
+fn old_error_points_off_the_request_grid_are_never_a_clean_history() {
+    // A query frontend computing the old pods' error points 7 s after their request points:
+    // no interval of the old version's hour can be counted, its first one (before the error
+    // series' first point) no more than the others. Counted as zero errors, it made a history
+    // without a single error that held the healthy new pods at 0.2% to a rollback.
+    let mut old = served("old", 0, OLD_GONE, 10.0, |_| 0.002);
+    for s in &mut old.errors {
+        for p in &mut s.points {
+            p.t += 7.0;
+        }
+    }
+    let new = served("new", MIXED_FROM, 60, 10.0, |_| 0.002);
+    let v = judge_rule(&bundled("php-error-rate"), new, old);
+    assert_eq!(v.outcome, Outcome::Inconclusive, "{}", v.reason);
+}
