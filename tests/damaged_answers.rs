@@ -75,7 +75,7 @@ async fn replay_damaged(damage: Damage) -> (Report, String) {
 /// ReplicaSet's, by name: its history too, once its pods are gone); returns the report and the
 /// replay's text.
 async fn replay_through(h: &History, spec: &Replay, damage: Damage) -> (Report, String) {
-    let prometheus = Prometheus::start(&openmetrics(&h)).expect("start Prometheus");
+    let prometheus = Prometheus::start(&openmetrics(h)).expect("start Prometheus");
     let old = h.old_replicaset.clone();
     let damaged = Arc::new(AtomicUsize::new(0));
     let counter = Arc::clone(&damaged);
