@@ -15,13 +15,12 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use rollout_guard::analysis::backtest::{FinalDecision, Replay, Report, replay};
-use rollout_guard::analysis::duration::PromDuration;
 use rollout_guard::analysis::rules::RuleSet;
 use rollout_guard::sim::simulate::{Gate, History, Scenario};
 use support::hostile::{Damage, Hostile};
 use support::prometheus::Prometheus;
 use support::rollout::{
-    gate_replay, gated, history, openmetrics, source, target, text, ts, verdicts,
+    gate_replay, gated, guard_replay, history, openmetrics, source, text, ts, verdicts,
 };
 
 /// The error-rate rules of the default set.
@@ -47,20 +46,6 @@ fn healthy_rolling_update() -> History {
     s.rps_per_pod = 60.0;
     s.before = 3600.0;
     history(&s)
-}
-
-/// The rolling update every 30 s from its first new pod to the end of its bake, the old
-/// ReplicaSet departed once its last pod left, as the controller has it.
-fn guard_replay(h: &History) -> Replay {
-    let s = &h.scenario;
-    Replay {
-        target: target(h),
-        from: ts(s.rollout_start()),
-        to: ts(s.end()),
-        step: PromDuration::from_secs(30),
-        extend_until: None,
-        departed_at: Some(ts(s.rollout_end())),
-    }
 }
 
 /// Replays the gate through a proxy that damages the old pods' error answers; returns the

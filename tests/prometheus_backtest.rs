@@ -13,13 +13,13 @@ use rollout_guard::analysis::backtest::{FinalDecision, Replay, Report};
 use rollout_guard::analysis::evaluate::evaluate;
 use rollout_guard::analysis::judge::{Evidence, Outcome};
 use rollout_guard::analysis::rules::{Action, RuleSet};
-use rollout_guard::sim::simulate::{Fault, History, Incident};
+use rollout_guard::sim::simulate::{Fault, History, Incident, Scenario};
 use serde_json::Value;
 use support::prometheus::{Prometheus, dead_url};
 use support::rollout::{
     assert_no_failure, assert_reason, backtest_args, backtest_json, backtest_text,
-    decisive_verdict, gate_replay, gated, history, openmetrics, openmetrics_with, replay_library,
-    run_binary, same_report, source, text, verdicts,
+    decisive_verdict, gate_replay, gated, guard_replay, history, openmetrics, openmetrics_with,
+    replay_library, run_binary, same_report, source, text, ts, verdicts,
 };
 
 /// The error-rate rules of the default set.
@@ -599,4 +599,45 @@ async fn a_streak_under_way_at_the_end_goes_on_past_it_as_the_controller_does() 
     assert!(ext.cut_short, "{why}");
     assert_eq!(ext.evaluations, 0, "{why}");
     assert!(why.contains("a later replay may decide otherwise"), "{why}");
+}
+
+/// Issue 12's goal (a) on a real Prometheus: class-loading errors in 0.5% of the new pods'
+/// requests, their counters born at the first error, are acted on within 2 evaluation
+/// intervals of the first errors being visible (the first scrape at which a new pod had
+/// counted one), in the median over five rollouts in each mode, a canary gate and a natural
+/// rolling update. Every rollout is rolled back by class-loading-errors.
+#[tokio::test]
+async fn half_a_percent_of_class_errors_is_acted_on_within_two_intervals_of_showing() {
+    let mut delays = Vec::new();
+    for seed in 31..36 {
+        for gate in [true, false] {
+            let mut s = if gate {
+                gated("class-errors-half-percent", seed)
+            } else {
+                Scenario::healthy("class-errors-half-percent", seed)
+            };
+            s.fault = Fault::ClassErrors { fraction: 0.005 };
+            let h = history(&s);
+            let prometheus = start(&h);
+            let spec = if gate {
+                gate_replay(&h)
+            } else {
+                guard_replay(&h)
+            };
+            let report = replay_library(&prometheus.url(), &spec).await;
+            let why = text(&report, &spec);
+            assert_eq!(report.decision, FinalDecision::Rollback, "{why}");
+            assert_eq!(
+                report.rule.as_deref(),
+                Some("class-loading-errors"),
+                "{why}"
+            );
+            let shown = ts(h.first_fault_error.expect("the fault's errors showed"));
+            let decided = report.decided_at.expect("a decision time");
+            delays.push(decided.duration_since(shown).as_secs_f64() / 30.0);
+        }
+    }
+    delays.sort_by(f64::total_cmp);
+    let median = (delays[4] + delays[5]) / 2.0;
+    assert!(median <= 2.0, "median {median} intervals: {delays:?}");
 }

@@ -98,6 +98,20 @@ pub fn gate_replay(history: &History) -> Replay {
     }
 }
 
+/// A natural rolling update every 30 s from its first new pod to the end of its bake, the old
+/// ReplicaSet departed once its last pod left, as the controller has it.
+pub fn guard_replay(history: &History) -> Replay {
+    let s = &history.scenario;
+    Replay {
+        target: target(history),
+        from: ts(s.rollout_start()),
+        to: ts(s.end()),
+        step: PromDuration::from_secs(30),
+        extend_until: None,
+        departed_at: Some(ts(s.rollout_end())),
+    }
+}
+
 /// A Prometheus source with nothing but a URL.
 pub fn source(url: &str) -> PrometheusSource {
     PrometheusSource::new(&PrometheusConfig::new(url)).expect("valid Prometheus settings")
