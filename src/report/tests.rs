@@ -1273,3 +1273,44 @@ fn a_compare_verdict_against_history_is_shown_as_such_not_as_a_mann_whitney_test
         "{line}"
     );
 }
+
+#[test]
+fn an_analysis_in_which_a_rule_never_judged_is_reported_as_inconclusive_naming_it() {
+    // Three evaluations, the class errors passing, CPU saturation never judged; the analysis
+    // ended with the stage and the Event the controller writes for it, on an action record.
+    let mut recs = vec![
+        evaluation(30, Outcome::Pass, (0.0, 700.0), 0),
+        evaluation(60, Outcome::Pass, (0.0, 1000.0), 0),
+        evaluation(90, Outcome::Pass, (0.0, 1300.0), 0),
+    ];
+    let mut ended = recs[2].clone();
+    ended.kind = Kind::Action;
+    ended.verdicts.clear();
+    ended.stage = Some(StageName::Inconclusive);
+    ended.notes = vec![Note {
+        reason: EventReason::AnalysisInconclusive,
+        message: "revision 7: no action, but not everything was judged in 3 evaluation(s): cpu-saturation: 0 usable samples from the new pods, fewer than min_samples 3".into(),
+        warning: true,
+    }];
+    recs.push(ended);
+    let r = report_of(&recs, &Selection::default());
+    assert!(
+        matches!(&r.ending, Ending::Inconclusive { why: Some(w) } if w.contains("cpu-saturation")),
+        "{:?}",
+        r.ending
+    );
+    assert_eq!(r.ending.headline(), "inconclusive");
+    assert!(
+        r.summary.contains("was not fully judged"),
+        "the lead says so: {}",
+        r.summary
+    );
+    assert!(
+        r.summary.contains(
+            "and no rule acted, but the analysis was inconclusive: revision 7: no action, but not everything was judged in 3 evaluation(s): cpu-saturation: 0 usable samples from the new pods"
+        ),
+        "{}",
+        r.summary
+    );
+    assert!(!r.summary.contains("passed its analysis"), "{}", r.summary);
+}
