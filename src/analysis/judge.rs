@@ -158,6 +158,18 @@ pub struct Verdict {
     pub valid_over_looks: bool,
 }
 
+impl Verdict {
+    /// What the verdict compared the new pods with, for the checks that choose (error rates,
+    /// compare checks); `None` for the others and where there was no evidence.
+    pub fn baseline(&self) -> Option<Baseline> {
+        match self.evidence.as_ref()? {
+            Evidence::ErrorRate(e) => Some(e.baseline),
+            Evidence::Compare(e) => Some(e.baseline),
+            Evidence::Absolute(_) | Evidence::Logs(_) => None,
+        }
+    }
+}
+
 fn one() -> u32 {
     1
 }

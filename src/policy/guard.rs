@@ -16,7 +16,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::analysis::decision::{Decision, Streaks, overall};
 use crate::analysis::evaluate::Target;
-use crate::analysis::judge::{Outcome, Verdict};
+use crate::analysis::judge::{Baseline, Outcome, Verdict};
 use crate::analysis::rules::Action;
 use crate::policy::rollout::{Generation, Phase, RolloutView};
 
@@ -342,6 +342,7 @@ fn start_state(
         stalled: false,
         judged: BTreeSet::new(),
         unjudged: BTreeMap::new(),
+        baselines: BTreeMap::new(),
         overdue_step: None,
         bake_extension: None,
     })
@@ -557,6 +558,11 @@ impl Planner<'_> {
             } else if state.judged.insert(v.rule.clone()) {
                 state.unjudged.remove(&v.rule);
             }
+            if v.outcome != Outcome::Inconclusive
+                && let Some(b) = v.baseline()
+            {
+                state.baselines.insert(v.rule.clone(), b);
+            }
         }
         let outcome = overall(verdicts);
         let changed = state.last.as_ref().is_none_or(|l| l.outcome != outcome);
@@ -670,9 +676,12 @@ impl Planner<'_> {
                 .map(|d| d.left_open("when the bake ended"))
                 .filter(|o| !o.is_empty())
                 .map_or(String::new(), |o| format!("; {o}"));
+            let against = compared_with(&self.state().baselines);
             self.note(
                 EventReason::AnalysisPassed,
-                format!("revision {revision} passed: {evaluations} evaluation(s), no action{open}"),
+                format!(
+                    "revision {revision} passed: {evaluations} evaluation(s), no action{against}{open}"
+                ),
                 false,
             );
             return;
@@ -690,14 +699,28 @@ impl Planner<'_> {
             at: now,
             rules: unjudged.into_keys().collect(),
         };
+        let against = compared_with(&self.state().baselines);
         self.note(
             EventReason::AnalysisInconclusive,
             format!(
-                "revision {revision}: no action, but not everything was judged in {evaluations} evaluation(s): {why}"
+                "revision {revision}: no action, but not everything was judged in {evaluations} evaluation(s): {why}{against}"
             ),
             true,
         );
     }
+}
+
+/// What the rules that choose their baseline compared the new pods with at their latest
+/// verdict, rules with the same baseline together: `"; compared with the old version's history:
+/// cpu-per-request"`, or nothing when no such rule judged.
+fn compared_with(baselines: &BTreeMap<String, Baseline>) -> String {
+    let mut by: BTreeMap<Baseline, Vec<&str>> = BTreeMap::new();
+    for (rule, b) in baselines {
+        by.entry(*b).or_default().push(rule);
+    }
+    by.iter()
+        .map(|(b, rules)| format!("; compared with {}: {}", b.describe(), rules.join(", ")))
+        .collect()
 }
 
 fn names<'a>(gens: impl Iterator<Item = &'a Generation>) -> String {

@@ -129,8 +129,8 @@ pub struct IntervalCounts {
     pub old: Option<[f64; 2]>,
 }
 
-/// What an error-rate verdict compared the new pods with.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+/// What a verdict (an error rate's, a compare check's) compared the new pods with.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Baseline {
     /// The old pods in the same intervals, only.

@@ -115,6 +115,10 @@ pub struct RevisionState {
     /// The rules that have not yet, with the latest reason why (cut to a line).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub unjudged: BTreeMap<String, String>,
+    /// What each rule that chooses its baseline (error rates, compare checks) compared the new
+    /// pods with at its latest verdict, said when the analysis ends.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub baselines: BTreeMap<String, Baseline>,
     /// Once the bake time ran out while a rule's streak was under way or its pass unsettled: how many more
     /// evaluations the bake may go on for (`BakeExtended` is published when it is set).
     #[serde(default, skip_serializing_if = "Option::is_none")]

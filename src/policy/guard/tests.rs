@@ -1101,3 +1101,79 @@ fn a_stalled_rollout_is_said_once() {
     let p = step(&stuck, &p.memory, &s, &pass, 60);
     assert!(p.notes.is_empty());
 }
+
+/// `v` carrying a compare check's evidence against `baseline`.
+fn against(mut v: Verdict, baseline: crate::analysis::judge::Baseline) -> Verdict {
+    use crate::analysis::judge::{CompareEvidence, Evidence, SampleSummary};
+    let summary = SampleSummary {
+        samples: 10,
+        pods: 3,
+        median: 0.01,
+        p90: 0.02,
+        max: 0.03,
+        warmup_dropped: 0,
+        steps: Vec::new(),
+    };
+    v.evidence = Some(Evidence::Compare(CompareEvidence {
+        new: summary.clone(),
+        old: summary,
+        direction: crate::analysis::rules::Direction::HigherIsWorse,
+        median_ratio: Some(1.0),
+        shift: 0.0,
+        u_statistic: 0.0,
+        p_value: 1.0,
+        alpha: 0.001,
+        min_ratio: 1.15,
+        min_shift: 0.0,
+        unit: Default::default(),
+        baseline,
+        pods_worse: 0,
+        pods_judged: 3,
+        history: None,
+        at_load: None,
+    }));
+    v
+}
+
+#[test]
+fn the_end_of_an_analysis_says_what_each_rule_compared_the_new_pods_with() {
+    use crate::analysis::judge::Baseline;
+    let s = Settings::default();
+    // cpu-per-request beside the old pods while they serve, against the old version's history
+    // once they are gone: the end says the latest.
+    let with = |baseline| -> Vec<Verdict> {
+        verdicts(Outcome::Pass, None)
+            .into_iter()
+            .map(|v| {
+                if v.rule == "cpu-per-request" {
+                    against(v, baseline)
+                } else {
+                    v
+                }
+            })
+            .collect()
+    };
+    let p = step(
+        &rolling(3),
+        &Memory::default(),
+        &s,
+        &with(Baseline::Concurrent),
+        0,
+    );
+    let mut memory = step(&complete(), &p.memory, &s, &with(Baseline::Concurrent), 30).memory;
+    let done = 30 + s.bake.as_secs() as i64;
+    let mut t = 60;
+    while t < done {
+        memory = step(&complete(), &memory, &s, &with(Baseline::History), t).memory;
+        t += 30;
+    }
+    let p = step(&complete(), &memory, &s, &with(Baseline::History), done);
+    assert_eq!(reasons(&p), ["AnalysisPassed"]);
+    assert!(
+        p.notes[0]
+            .message
+            .ends_with("no action; compared with the old version's history: cpu-per-request"),
+        "{}",
+        p.notes[0].message
+    );
+}

@@ -61,6 +61,7 @@ fn memory(hash: &str, revision: u64, stage: Stage) -> Memory {
             stalled: false,
             judged: Default::default(),
             unjudged: Default::default(),
+            baselines: Default::default(),
             overdue_step: None,
             bake_extension: None,
         }),
