@@ -98,6 +98,20 @@ impl LogsEvidence {
 /// Signatures kept in the evidence (the rest are summed in `total`).
 pub const MAX_ROWS: usize = 20;
 
+/// What the new pods' logs were held to: the old pods' logs read, and how many of those pods
+/// are gone since (their counts kept, the old version's errors after its pods left).
+fn baseline(old: &LogCounts) -> String {
+    let gone = match old.pods_departed {
+        0 => String::new(),
+        n => format!(", {n} of them gone since, their counts kept"),
+    };
+    format!(
+        "against the old pods' logs: {} pod(s) read{gone}, {} pod-minute(s)",
+        old.pods_read,
+        fmt_num(old.pod_minutes)
+    )
+}
+
 /// Judges a `logs` rule on what the new and the old pods printed.
 pub(super) fn judge_logs(rule: &Logs, new: &LogCounts, old: Option<&LogCounts>) -> Judged {
     let Some(old) = old else { return no_baseline() };
@@ -147,7 +161,11 @@ pub(super) fn judge_logs(rule: &Logs, new: &LogCounts, old: Option<&LogCounts>) 
     });
     let deciding = rows.first().filter(|r| test.fails(r));
     let fail = deciding.is_some() || test.fails(&total);
-    let reason = test.reason(deciding, fail, rows.first(), &total);
+    let reason = format!(
+        "{}; {}",
+        test.reason(deciding, fail, rows.first(), &total),
+        baseline(old)
+    );
     rows.truncate(MAX_ROWS);
     Judged::Decided {
         fail,
@@ -399,6 +417,27 @@ mod tests {
         assert_eq!(v.outcome, Outcome::Fail, "{}", v.reason);
         assert!(
             v.reason.contains("12 errors of the counted kinds"),
+            "{}",
+            v.reason
+        );
+        assert!(
+            v.reason
+                .ends_with("; against the old pods' logs: 4 pod(s) read, 40 pod-minute(s)"),
+            "{}",
+            v.reason
+        );
+    }
+
+    #[test]
+    fn the_reason_says_the_old_pods_gone_whose_counts_still_count() {
+        let new = counts(2, 20.0, &[(ErrorKind::ClassNotFound, MISSING, 9)]);
+        let mut old = counts(4, 40.0, &[]);
+        old.pods_departed = 3;
+        let v = run(new, Some(old));
+        assert!(
+            v.reason.ends_with(
+                "; against the old pods' logs: 4 pod(s) read, 3 of them gone since, their counts kept, 40 pod-minute(s)"
+            ),
             "{}",
             v.reason
         );
