@@ -140,6 +140,38 @@ async fn a_class_missing_only_in_the_new_pods_logs_is_rolled_back() {
     daemon.stop().await;
 }
 
+/// The fast rollout: four pods replaced one at a time in about 20 s (each ready some
+/// 5 simulated seconds after it starts), with only the `logs` rules loaded. The old pods are
+/// gone almost at once; their counts, read while they served, stay the baseline, and the
+/// missing class only the new pods print is rolled back, not passed unjudged.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_fast_rollouts_missing_class_is_rolled_back_on_the_old_pods_counts_kept() {
+    let c = Cluster::fake("logs-fast", Duration::from_millis(80)).await;
+    c.deploy("shop", 4, &ann(&guarded("guard"))).await;
+    let daemon = c.daemon_with(logs_config(&c), c.source_with_logs()).await;
+    // The old pods print for three simulated minutes first, as pods that served before a
+    // release have: their log must hold the 2 pod-minutes a logs rule needs of each side.
+    let d = tokio::select! {
+        _ = printing(&c, true) => unreachable!(),
+        d = async {
+            tokio::time::sleep(Duration::from_secs(3)).await;
+            c.release("shop", "v2", Some("class-errors")).await;
+            c.wait_rolled_back("shop").await
+        } => d,
+    };
+    assert_eq!(rollbacks(&d), 1);
+    let m = support::cluster::memory(&d).unwrap();
+    assert_eq!(
+        m.history.last().unwrap().rule.as_deref(),
+        Some("php-log-class-errors")
+    );
+    let reason = m.current.unwrap().last.unwrap().reason;
+    assert!(reason.contains("LegacyTaxCalculator"), "{reason}");
+    // Judged on the old pods' counts kept after they were gone, as the reason says.
+    assert!(reason.contains("gone since, their counts kept"), "{reason}");
+    daemon.stop().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_error_old_and_new_pods_print_alike_is_no_reason_to_act() {
     let c = Cluster::fake("logs-shared", Duration::from_millis(1000)).await;
