@@ -680,7 +680,7 @@ impl Planner<'_> {
             self.note(
                 EventReason::AnalysisPassed,
                 format!(
-                    "revision {revision} passed: {evaluations} evaluation(s), no action{against}{open}"
+                    "revision {revision} passed: {evaluations} evaluation(s), no action{open}{against}"
                 ),
                 false,
             );

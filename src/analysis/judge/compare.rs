@@ -207,6 +207,15 @@ fn pods_stand_out(new_levels: &[f64], old_levels: &[f64]) -> Option<f64> {
     stats::stands_out_greater(&n, &o).ok().map(|(_, p)| p)
 }
 
+/// How many pods have fewer than `min_samples` samples (each sample's pod in `pod`).
+fn young_pods(pod: &[usize], min_samples: usize) -> usize {
+    let mut by: BTreeMap<usize, usize> = BTreeMap::new();
+    for p in pod {
+        *by.entry(*p).or_default() += 1;
+    }
+    by.values().filter(|n| **n < min_samples).count()
+}
+
 /// More than half of `judged` pods.
 fn most(worse: usize, judged: usize) -> bool {
     judged > 0 && 2 * worse > judged
@@ -258,6 +267,7 @@ fn at_same_moments(rule: &Compare, n: &Samples, o: &Samples, na: &Aligned, oa: &
         p_value,
         worse_pods,
         judged: new_levels.len(),
+        young: young_pods(&na.pod, rule.min_samples),
         pod_p,
     };
     let fail = m.fails(rule);
@@ -300,6 +310,9 @@ struct Moments {
     p_value: f64,
     worse_pods: usize,
     judged: usize,
+    /// New pods with fewer than `min_samples` samples at these moments: too young yet to
+    /// agree with the others or not.
+    young: usize,
     /// How far the new pods' levels stand out from the old pods' spread.
     pod_p: Option<f64>,
 }
@@ -330,12 +343,14 @@ impl Moments {
 
     /// A pass on evidence building towards a failure: large, and significant or nearly (p <
     /// √α, as for error rates), but held back by the rule's other conditions (most new pods,
-    /// apart from the old pods' spread: a young pod with a few samples joining the judged ones
-    /// is enough): it neither adds to the streak nor resets it. Measured (BENCHMARKS.md,
-    /// detection): guard's CPU decisions a minute sooner, no other figure moved; the same for
-    /// a history comparison held back cost a false action and was not kept.
+    /// apart from the old pods' spread) while some new pod is too young to count (fewer than
+    /// `min_samples` samples): it neither adds to the streak nor resets it. Only while a pod is
+    /// young, so that one pod on a busy node beside pods that disagree with it cannot hold a
+    /// streak open for good. Measured (BENCHMARKS.md, detection): guard's CPU decisions a
+    /// minute sooner, no other figure moved; the same for a history comparison held back cost
+    /// a false action and was not kept.
     fn building(&self, rule: &Compare) -> bool {
-        !self.fails(rule) && self.large(rule) && self.p_value < rule.alpha.sqrt()
+        self.young > 0 && !self.fails(rule) && self.large(rule) && self.p_value < rule.alpha.sqrt()
     }
 
     fn reason(&self, rule: &Compare) -> String {

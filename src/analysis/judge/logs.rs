@@ -103,11 +103,11 @@ pub const MAX_ROWS: usize = 20;
 fn baseline(old: &LogCounts) -> String {
     let gone = match old.pods_departed {
         0 => String::new(),
-        n => format!(" and {n} gone since, their counts kept"),
+        n => format!(", {n} of them gone since, their counts kept"),
     };
     format!(
         "against the old pods' logs: {} pod(s) read{gone}, {} pod-minute(s)",
-        old.pods_read,
+        old.pods_read + old.pods_departed,
         fmt_num(old.pod_minutes)
     )
 }
@@ -436,7 +436,7 @@ mod tests {
         let v = run(new, Some(old));
         assert!(
             v.reason.ends_with(
-                "; against the old pods' logs: 4 pod(s) read and 3 gone since, their counts kept, 40 pod-minute(s)"
+                "; against the old pods' logs: 7 pod(s) read, 3 of them gone since, their counts kept, 40 pod-minute(s)"
             ),
             "{}",
             v.reason

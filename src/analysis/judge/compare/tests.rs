@@ -246,15 +246,28 @@ fn one_pod_on_a_busy_node_does_not_fail_a_release_but_most_pods_do() {
 fn a_pass_held_back_only_by_the_pods_not_agreeing_yet_keeps_the_streak() {
     let r = cpu_rule("");
     let at = LEFT;
-    let new = |levels: &[f64]| serving_beside(levels, at);
-    // Two of four new pods at twice the CPU: significant and large, but not on most pods (a
-    // pod joining a regression's first pods looks like this): a pass that keeps the streak.
-    let v = judged(&r, at, new(&[2.0, 2.0, 1.0, 1.0]), old_pods(6, |_| 1.0));
+    // Two of three new pods at twice the CPU, and a fourth just past its warm-up with two
+    // samples at the old level: significant and large, but not on most pods yet (a pod
+    // joining a regression's first pods looks like this): a pass that keeps the streak.
+    let mut new = serving_beside(&[2.0, 2.0, 1.0], at);
+    let young = (0..5).map(|i| (at - 240.0 + STEP * i as f64, wobble(i, 9)));
+    new.push(Series::for_pod("new-young", young));
+    let v = judged(&r, at, new, old_pods(6, |_| 1.0));
     assert_eq!((evidence(&v).pods_worse, evidence(&v).pods_judged), (2, 4));
     assert_eq!(v.outcome, Outcome::Pass, "{}", v.reason);
     assert!(v.building, "{}", v.reason);
-    // The same levels as the old pods: a clean pass, which resets it.
-    let v = judged(&r, at, new(&[1.0, 1.0, 1.0, 1.0]), old_pods(6, |_| 1.0));
+    // The same without a young pod, two pods disagreeing for good (one on a busy node, say):
+    // nothing building, a pass that resets the streak.
+    let v = judged(
+        &r,
+        at,
+        serving_beside(&[2.0, 2.0, 1.0, 1.0], at),
+        old_pods(6, |_| 1.0),
+    );
+    assert_eq!(v.outcome, Outcome::Pass, "{}", v.reason);
+    assert!(!v.building, "{}", v.reason);
+    // The same levels as the old pods: a clean pass.
+    let v = judged(&r, at, serving_beside(&[1.0; 4], at), old_pods(6, |_| 1.0));
     assert_eq!(v.outcome, Outcome::Pass, "{}", v.reason);
     assert!(!v.building, "{}", v.reason);
 }
