@@ -112,6 +112,20 @@ async fn printing(c: &Cluster, shared_fatal: bool) {
     }
 }
 
+/// Asserts that the Deployment was rolled back once, by php-log-class-errors on the new
+/// release's missing class; returns the deciding reason.
+fn rolled_back_on_the_missing_class(d: &k8s_openapi::api::apps::v1::Deployment) -> String {
+    assert_eq!(rollbacks(d), 1);
+    let m = support::cluster::memory(d).unwrap();
+    assert_eq!(
+        m.history.last().unwrap().rule.as_deref(),
+        Some("php-log-class-errors")
+    );
+    let reason = m.current.unwrap().last.unwrap().reason;
+    assert!(reason.contains("LegacyTaxCalculator"), "{reason}");
+    reason
+}
+
 fn logs_config(c: &Cluster) -> rollout_guard::app::config::Config {
     let mut cfg = c.config();
     cfg.rules = vec![concat!(env!("CARGO_MANIFEST_DIR"), "/rules/php-logs.yaml").into()];
@@ -128,14 +142,7 @@ async fn a_class_missing_only_in_the_new_pods_logs_is_rolled_back() {
         _ = printing(&c, true) => unreachable!(),
         d = c.wait_rolled_back("shop") => d,
     };
-    assert_eq!(rollbacks(&d), 1);
-    let m = support::cluster::memory(&d).unwrap();
-    assert_eq!(
-        m.history.last().unwrap().rule.as_deref(),
-        Some("php-log-class-errors")
-    );
-    let reason = m.current.unwrap().last.unwrap().reason;
-    assert!(reason.contains("LegacyTaxCalculator"), "{reason}");
+    let reason = rolled_back_on_the_missing_class(&d);
     assert!(!reason.contains("App\\Legacy\\Reports"), "{reason}");
     daemon.stop().await;
 }
@@ -159,14 +166,7 @@ async fn a_fast_rollouts_missing_class_is_rolled_back_on_the_old_pods_counts_kep
             c.wait_rolled_back("shop").await
         } => d,
     };
-    assert_eq!(rollbacks(&d), 1);
-    let m = support::cluster::memory(&d).unwrap();
-    assert_eq!(
-        m.history.last().unwrap().rule.as_deref(),
-        Some("php-log-class-errors")
-    );
-    let reason = m.current.unwrap().last.unwrap().reason;
-    assert!(reason.contains("LegacyTaxCalculator"), "{reason}");
+    let reason = rolled_back_on_the_missing_class(&d);
     // Judged on the old pods' counts kept after they were gone, as the reason says.
     assert!(reason.contains("gone since, their counts kept"), "{reason}");
     daemon.stop().await;

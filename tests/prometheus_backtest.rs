@@ -39,6 +39,17 @@ fn class_errors() -> History {
     history(&s)
 }
 
+/// Asserts that the replay rolled back on class-loading-errors; returns when it decided.
+fn rolled_back_by_class_errors(report: &Report, why: &str) -> jiff::Timestamp {
+    assert_eq!(report.decision, FinalDecision::Rollback, "{why}");
+    assert_eq!(
+        report.rule.as_deref(),
+        Some("class-loading-errors"),
+        "{why}"
+    );
+    report.decided_at.expect("a decision time")
+}
+
 /// No action: the replay ran to its end without pausing or rolling back.
 fn assert_no_action(report: &Report, spec: &Replay, why: &str) {
     assert!(
@@ -74,13 +85,7 @@ async fn class_loading_errors_in_the_new_replicaset_roll_back_within_minutes() {
     let report = replay_library(&prometheus.url(), &spec).await;
     let why = text(&report, &spec);
 
-    assert_eq!(report.decision, FinalDecision::Rollback, "{why}");
-    assert_eq!(
-        report.rule.as_deref(),
-        Some("class-loading-errors"),
-        "{why}"
-    );
-    let decided = report.decided_at.expect("a decision time");
+    let decided = rolled_back_by_class_errors(&report, &why);
     assert_eq!(Some(decided), report.timeline.last().map(|s| s.at), "{why}");
     let after = decided.duration_since(spec.from);
     // Possibly at the first look: a new pod's first sample holds what it counted since it
@@ -626,14 +631,8 @@ async fn half_a_percent_of_class_errors_is_acted_on_within_two_intervals_of_show
             };
             let report = replay_library(&prometheus.url(), &spec).await;
             let why = text(&report, &spec);
-            assert_eq!(report.decision, FinalDecision::Rollback, "{why}");
-            assert_eq!(
-                report.rule.as_deref(),
-                Some("class-loading-errors"),
-                "{why}"
-            );
             let shown = ts(h.first_fault_error.expect("the fault's errors showed"));
-            let decided = report.decided_at.expect("a decision time");
+            let decided = rolled_back_by_class_errors(&report, &why);
             delays.push(decided.duration_since(shown).as_secs_f64() / 30.0);
         }
     }

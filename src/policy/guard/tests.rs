@@ -682,15 +682,21 @@ fn a_completed_rollout_bakes_then_passes() {
 /// A rollout, with the default settings, that completed at 30 s and passed every evaluation
 /// until its bake's last.
 fn baked_to_the_end() -> (Settings, Memory, i64) {
+    let pass = verdicts(Outcome::Pass, None);
+    baked_with(&pass, &pass)
+}
+
+/// [`baked_to_the_end`] with `rolling`'s verdicts until the rollout completed and `baking`'s
+/// after.
+fn baked_with(rolling_: &[Verdict], baking: &[Verdict]) -> (Settings, Memory, i64) {
     let settings = Settings::default();
     let s = &settings;
-    let pass = verdicts(Outcome::Pass, None);
-    let p = step(&rolling(3), &Memory::default(), s, &pass, 0);
-    let mut memory = step(&complete(), &p.memory, s, &pass, 30).memory;
+    let p = step(&rolling(3), &Memory::default(), s, rolling_, 0);
+    let mut memory = step(&complete(), &p.memory, s, rolling_, 30).memory;
     let done = 30 + s.bake.as_secs() as i64;
     let mut t = 60;
     while t < done {
-        memory = step(&complete(), &memory, s, &pass, t).memory;
+        memory = step(&complete(), &memory, s, baking, t).memory;
         t += 30;
     }
     (settings, memory, done)
@@ -1138,7 +1144,6 @@ fn against(mut v: Verdict, baseline: crate::analysis::judge::Baseline) -> Verdic
 #[test]
 fn the_end_of_an_analysis_says_what_each_rule_compared_the_new_pods_with() {
     use crate::analysis::judge::Baseline;
-    let s = Settings::default();
     // cpu-per-request beside the old pods while they serve, against the old version's history
     // once they are gone: the end says the latest.
     let with = |baseline| -> Vec<Verdict> {
@@ -1153,20 +1158,7 @@ fn the_end_of_an_analysis_says_what_each_rule_compared_the_new_pods_with() {
             })
             .collect()
     };
-    let p = step(
-        &rolling(3),
-        &Memory::default(),
-        &s,
-        &with(Baseline::Concurrent),
-        0,
-    );
-    let mut memory = step(&complete(), &p.memory, &s, &with(Baseline::Concurrent), 30).memory;
-    let done = 30 + s.bake.as_secs() as i64;
-    let mut t = 60;
-    while t < done {
-        memory = step(&complete(), &memory, &s, &with(Baseline::History), t).memory;
-        t += 30;
-    }
+    let (s, memory, done) = baked_with(&with(Baseline::Concurrent), &with(Baseline::History));
     let p = step(&complete(), &memory, &s, &with(Baseline::History), done);
     assert_eq!(reasons(&p), ["AnalysisPassed"]);
     assert!(
