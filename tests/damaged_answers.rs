@@ -4,10 +4,12 @@
 //! a real Prometheus behind a hostile proxy (`support::hostile`) that damages the answers to the
 //! old pods' error queries, one kind of damage per test. Each of these made `backtest` roll the
 //! release back when damaged points counted as zero errors and warnings were ignored; now the
-//! damaged intervals are left out or the rule is inconclusive, and the reason says why. The
-//! last test replays a natural rolling update through its bake with every kind of damage in
-//! turn: once the old pods are gone, their damaged answers are the history the new pods are
-//! held to.
+//! damaged intervals are left out or the rule is inconclusive, and the reason says why. A
+//! natural rolling update is replayed through its bake with every kind of damage in turn: once
+//! the old pods are gone, their damaged answers are the history the new pods are held to. The
+//! last tests damage every other answer a rule divides or compares by (request counts, either
+//! side's errors, either side's CPU), each with every kind of damage, in the gate and in the
+//! rolling update.
 
 mod support;
 
@@ -48,24 +50,73 @@ fn healthy_rolling_update() -> History {
     history(&s)
 }
 
+/// Every kind of damage the proxy does.
+const DAMAGES: [Damage; 10] = [
+    Damage::Values("NaN"),
+    Damage::Values("+Inf"),
+    Damage::Values("-Inf"),
+    Damage::Values("-3"),
+    Damage::Gaps,
+    Damage::Shift(7.0),
+    Damage::PartialWithWarning,
+    Damage::EmptyWithWarning,
+    Damage::Vector,
+    Damage::Scalar,
+];
+
+/// Which answers the proxy damages: one metric of one side, picked out of the PromQL by the
+/// metric's name and the side's ReplicaSet name (its history too, once its pods are gone).
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Answers {
+    OldErrors,
+    /// The old pods' request counts: every error rate, CPU per request and its load divide
+    /// or weigh by them.
+    OldRequests,
+    NewErrors,
+    NewRequests,
+    /// The old pods' CPU usage and CFS periods (CPU per request, saturation, throttling).
+    OldCpu,
+    NewCpu,
+}
+
+impl Answers {
+    /// Whether `query` asks for these answers, of the ReplicaSets named `old` and `new`.
+    fn selects(self, query: &str, old: &str, new: &str) -> bool {
+        let (metric, replicaset) = match self {
+            Answers::OldErrors => ("php_errors_total", old),
+            Answers::OldRequests => ("php_requests_total", old),
+            Answers::NewErrors => ("php_errors_total", new),
+            Answers::NewRequests => ("php_requests_total", new),
+            Answers::OldCpu => ("container_cpu_", old),
+            Answers::NewCpu => ("container_cpu_", new),
+        };
+        query.contains(metric) && query.contains(replicaset)
+    }
+}
+
 /// Replays the gate through a proxy that damages the old pods' error answers; returns the
 /// report and the replay's text.
 async fn replay_damaged(damage: Damage) -> (Report, String) {
     let h = healthy();
     let spec = gate_replay(&h);
-    replay_through(&h, &spec, damage).await
+    let prometheus = Prometheus::start(&openmetrics(&h)).expect("start Prometheus");
+    replay_through(&prometheus, &h, &spec, damage, Answers::OldErrors).await
 }
 
-/// Replays `spec` of `h` through a proxy that damages the old pods' error answers (the old
-/// ReplicaSet's, by name: its history too, once its pods are gone); returns the report and the
-/// replay's text.
-async fn replay_through(h: &History, spec: &Replay, damage: Damage) -> (Report, String) {
-    let prometheus = Prometheus::start(&openmetrics(h)).expect("start Prometheus");
-    let old = h.old_replicaset.clone();
+/// Replays `spec` of `h` from `prometheus` through a proxy that damages the `answers`; returns
+/// the report and the replay's text.
+async fn replay_through(
+    prometheus: &Prometheus,
+    h: &History,
+    spec: &Replay,
+    damage: Damage,
+    answers: Answers,
+) -> (Report, String) {
     let damaged = Arc::new(AtomicUsize::new(0));
     let counter = Arc::clone(&damaged);
+    let (old, new) = (h.old_replicaset.clone(), h.new_replicaset.clone());
     let hits = Arc::new(move |q: &str| {
-        let hit = q.contains("php_errors_total") && q.contains(&old);
+        let hit = answers.selects(q, &old, &new);
         if hit {
             counter.fetch_add(1, Ordering::Relaxed);
         }
@@ -77,10 +128,64 @@ async fn replay_through(h: &History, spec: &Replay, damage: Damage) -> (Report, 
         .expect("a valid replay");
     assert!(
         damaged.load(Ordering::Relaxed) > 0,
-        "{damage:?}: no answer was damaged; the proxy's selector matches no query"
+        "{answers:?} {damage:?}: no answer was damaged; the proxy's selector matches no query"
     );
     let why = text(&report, spec);
     (report, why)
+}
+
+/// Replays `spec` of `h` undamaged and asserts that it passes: what follows tests the damage,
+/// not the release. Returns the Prometheus serving `h`.
+async fn passes_undamaged(h: &History, spec: &Replay) -> Prometheus {
+    let prometheus = Prometheus::start(&openmetrics(h)).expect("start Prometheus");
+    let clean = replay(
+        &RuleSet::defaults(),
+        spec,
+        &source(&prometheus.url()),
+        |_, _| {},
+    )
+    .await
+    .expect("a valid replay");
+    assert_eq!(
+        clean.decision,
+        FinalDecision::Pass,
+        "{}",
+        text(&clean, spec)
+    );
+    prometheus
+}
+
+/// Every kind of damage to `answers`, in the healthy gate and in the healthy rolling update
+/// through its bake: none may end in an action. Every case is run before failing, so that
+/// the message lists them all.
+async fn no_damage_to_them_acts(answers: Answers) {
+    let mut acted = Vec::new();
+    for (mode, h, to_spec) in [
+        ("gate", healthy(), gate_replay as fn(&History) -> Replay),
+        ("rolling update", healthy_rolling_update(), guard_replay),
+    ] {
+        let spec = to_spec(&h);
+        let prometheus = passes_undamaged(&h, &spec).await;
+        for damage in DAMAGES {
+            let (report, why) = replay_through(&prometheus, &h, &spec, damage, answers).await;
+            if !matches!(
+                report.decision,
+                FinalDecision::Pass | FinalDecision::Inconclusive
+            ) {
+                acted.push(format!(
+                    "{mode}, {answers:?} {damage:?}: {:?}\n{why}",
+                    report.decision
+                ));
+            }
+        }
+    }
+    assert!(
+        acted.is_empty(),
+        "{} of {} damaged replays acted:\n{}",
+        acted.len(),
+        2 * DAMAGES.len(),
+        acted.join("\n\n")
+    );
 }
 
 #[track_caller]
@@ -171,35 +276,10 @@ async fn a_vector_or_scalar_answer_to_a_range_query_is_inconclusive() {
 async fn in_a_rolling_update_damaged_answers_of_the_old_version_never_act_also_after_it_left() {
     let h = healthy_rolling_update();
     let spec = guard_replay(&h);
-    // Undamaged, the release passes: what follows tests the damage, not the release.
-    let prometheus = Prometheus::start(&openmetrics(&h)).expect("start Prometheus");
-    let clean = replay(
-        &RuleSet::defaults(),
-        &spec,
-        &source(&prometheus.url()),
-        |_, _| {},
-    )
-    .await
-    .expect("a valid replay");
-    assert_eq!(
-        clean.decision,
-        FinalDecision::Pass,
-        "{}",
-        text(&clean, &spec)
-    );
-    let damages = [
-        Damage::Values("NaN"),
-        Damage::Values("+Inf"),
-        Damage::Values("-3"),
-        Damage::Gaps,
-        Damage::Shift(7.0),
-        Damage::PartialWithWarning,
-        Damage::EmptyWithWarning,
-        Damage::Vector,
-        Damage::Scalar,
-    ];
-    for damage in damages {
-        let (report, why) = replay_through(&h, &spec, damage).await;
+    let prometheus = passes_undamaged(&h, &spec).await;
+    for damage in DAMAGES {
+        let (report, why) =
+            replay_through(&prometheus, &h, &spec, damage, Answers::OldErrors).await;
         assert_no_action(&report, damage, &why);
         // The evaluations after the old pods left were judged against their history, or said
         // why they could not be.
@@ -211,4 +291,29 @@ async fn in_a_rolling_update_damaged_answers_of_the_old_version_never_act_also_a
             "{damage:?}: no verdict after the old pods left:\n{why}"
         );
     }
+}
+
+#[tokio::test]
+async fn damaged_request_counts_of_the_old_pods_never_act() {
+    no_damage_to_them_acts(Answers::OldRequests).await;
+}
+
+#[tokio::test]
+async fn damaged_error_counts_of_the_new_pods_never_act() {
+    no_damage_to_them_acts(Answers::NewErrors).await;
+}
+
+#[tokio::test]
+async fn damaged_request_counts_of_the_new_pods_never_act() {
+    no_damage_to_them_acts(Answers::NewRequests).await;
+}
+
+#[tokio::test]
+async fn damaged_cpu_of_the_old_pods_never_acts() {
+    no_damage_to_them_acts(Answers::OldCpu).await;
+}
+
+#[tokio::test]
+async fn damaged_cpu_of_the_new_pods_never_acts() {
+    no_damage_to_them_acts(Answers::NewCpu).await;
 }

@@ -153,11 +153,13 @@ fn by_pod(c: &Counts) -> bool {
 /// What of one side cannot be counted (see [`Skip`]). An error series is born at its pod's
 /// first error (no points before: zero errors then, as `absent_errors_are_zero` says); from
 /// the interval of its first point on (the last request point at or before it), every
-/// interval its pod served must have a point, else that interval's errors are unknown. Error series without a matching pod (other labels) are held against all
-/// requests. What is unknown is left out for the whole side, never for one pod only: only
-/// pods with an error series can have a gap or a negative error count, and leaving out their
-/// intervals alone would keep the intervals of the pods that made no error and lower the
-/// side's rate. The one exception is a pod's counter reset, whose stretch is set by the
+/// interval its pod served must have a point, else that interval's errors are unknown; and an
+/// error point where its pod's request series has none (a gap in the requests) leaves that
+/// interval's requests unknown. Error series without a matching pod (other labels) are held
+/// against all requests. What is unknown is left out for the whole side, never for one pod
+/// only: only pods with an error series can have a gap or a negative error count, and leaving
+/// out their intervals alone would keep the intervals of the pods that made no error and lower
+/// the side's rate. The one exception is a pod's counter reset, whose stretch is set by the
 /// restart and the pod's next error, not by which pods made errors.
 fn left_out(c: &Counts, linger: Millis, warm: BTreeMap<String, BTreeSet<Millis>>) -> Skip {
     let mut skip = Skip {
@@ -187,6 +189,7 @@ fn left_out(c: &Counts, linger: Millis, warm: BTreeMap<String, BTreeSet<Millis>>
             .collect()
     };
     let request_keys: BTreeSet<String> = c.requests.iter().map(series_key).collect();
+    let side_times = request_times(None);
     for e in &c.errors {
         let key = series_key(e);
         let times: BTreeSet<Millis> = e.points.iter().map(|p| millis(p.t)).collect();
@@ -203,6 +206,15 @@ fn left_out(c: &Counts, linger: Millis, warm: BTreeMap<String, BTreeSet<Millis>>
             .range(born..)
             .filter(|t| !times.contains(t) && !reset.is_some_and(|ts| ts.contains(t)));
         skip.intervals.extend(unexplained);
+        // An error count where its pod's request count is missing (a gap, a partial answer):
+        // that interval's requests are unknown, and its errors must not be held against the
+        // other pods' requests alone.
+        if request_keys.contains(&key) {
+            let unpaired = times
+                .iter()
+                .filter(|t| !served.contains(t) && side_times.contains(t));
+            skip.intervals.extend(unpaired);
+        }
     }
     skip
 }

@@ -234,6 +234,28 @@ fn damaged_old_request_points_leave_the_interval_out() {
 }
 
 #[test]
+fn a_gap_in_a_request_series_leaves_its_errors_out_too() {
+    // An answer that lost points of the new pods' request series (a partial response without
+    // a warning) while their error series are whole: those minutes' errors must not be held
+    // against the requests of the pods whose points survived. Two pods of three lose two
+    // minutes in three.
+    let mut new = side("new", 1.0);
+    for s in new.requests.iter_mut().take(2) {
+        let mut i = 0;
+        s.points.retain(|_| {
+            i += 1;
+            i % 3 == 1
+        });
+    }
+    let v = judge_php(new, side("old", 1.0));
+    assert_not_acted(&v, "new request series with gaps");
+    let Some(Evidence::ErrorRate(e)) = &v.evidence else {
+        panic!("{}", v.reason)
+    };
+    assert_eq!(e.intervals_left_out, 40, "{}", v.reason);
+}
+
+#[test]
 fn a_gap_in_an_old_error_series_is_not_zero_errors() {
     // An answer that lost points (a partial response without a warning): the old pods' error
     // series stop having points for 40 of the 60 minutes while their requests go on.
