@@ -7,8 +7,8 @@
 //! levels, shared incidents in the bake, background class errors, fast rollouts, damaged
 //! answers; the third, drawn last so that the others stay as they were, where the judge's own
 //! mechanisms are weakest (shared incidents in the bake too mild to stand far above the rest),
-//! then container restarts, new pods' start-up errors and shared incidents in the bake that
-//! fade slowly, each drawn after the rest.
+//! then container restarts, new pods' start-up errors, shared incidents in the bake that fade
+//! slowly and points lost without a warning, each drawn after the rest.
 //! Every rollout has an hour of history before it (the old version's own baseline), and every
 //! pod is scraped at its own offset, as Prometheus spreads its targets.
 
@@ -440,6 +440,20 @@ fn harder(b: &mut Builder) {
                 i.extra_error_rate = base * rng.random_range(1.0..3.0);
             }
             c.bake_incident = Some(i);
+        },
+    );
+    b.add(
+        "healthy: points lost without a warning",
+        false,
+        24,
+        TRAFFIC,
+        &|rng, c| {
+            // A store that lost a block or a remote read that gave up quietly: about half of
+            // the series of every answer, either side's requests, errors and CPU, without
+            // points for 2 to 10 minutes in the first 10, with no warning to say so. Seen in a test against a
+            // real Prometheus: a gap in the new pods' request series rolled back a healthy
+            // release, its errors held against the other pods' requests.
+            c.damage = Some(Damage::lost_points(rng, c.scenario.seed));
         },
     );
 }

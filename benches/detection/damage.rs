@@ -35,6 +35,11 @@ pub enum Kind {
     /// The error points are not on the request points' times (a query frontend aligning the
     /// step its own way): computed 20 s earlier.
     Misaligned,
+    /// Points missing with no warning (a store that lost a block, a remote read that gave up
+    /// quietly): every point inside the episode of about half of the series of every answer,
+    /// requests, errors and CPU of either side. Drawn only for a category of its own
+    /// ([`Damage::lost_points`]).
+    LostPoints,
 }
 
 const KINDS: [Kind; 6] = [
@@ -73,6 +78,14 @@ impl Damage {
         }
     }
 
+    /// Points lost without a warning, the episode at random.
+    pub fn lost_points(rng: &mut StdRng, seed: u64) -> Damage {
+        Damage {
+            kind: Kind::LostPoints,
+            ..Damage::draw(rng, seed)
+        }
+    }
+
     pub fn name(&self) -> &'static str {
         match self.kind {
             Kind::NanPoints => "NaN points",
@@ -81,6 +94,7 @@ impl Damage {
             Kind::OldErrorsEmpty => "old errors empty",
             Kind::OldErrorsPartial => "old errors partial",
             Kind::Misaligned => "misaligned error points",
+            Kind::LostPoints => "points lost without a warning",
         }
     }
 }
@@ -141,6 +155,7 @@ impl<'a, S: MetricSource> Damaged<'a, S> {
             Kind::OldErrorsPartial if self.is_old_errors(query) && self.during(at) => {
                 self.partial(query, &mut series)
             }
+            Kind::LostPoints => self.lose(query, &mut series),
             _ => {}
         }
         series
@@ -162,6 +177,16 @@ impl<'a, S: MetricSource> Damaged<'a, S> {
                     _ => -p.v.max(1.0),
                 };
             }
+        }
+    }
+
+    /// Drops every point inside the episode of about half of the series.
+    fn lose(&self, query: &str, series: &mut [Series]) {
+        for s in series
+            .iter_mut()
+            .filter(|s| self.uniform((query, s.name(), "lost")) < 0.5)
+        {
+            s.points.retain(|p| !self.during(p.t));
         }
     }
 
