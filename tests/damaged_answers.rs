@@ -7,9 +7,12 @@
 //! damaged intervals are left out or the rule is inconclusive, and the reason says why. A
 //! natural rolling update is replayed through its bake with every kind of damage in turn: once
 //! the old pods are gone, their damaged answers are the history the new pods are held to. The
-//! last tests damage every other answer a rule divides or compares by (request counts, either
-//! side's errors, either side's CPU), each with every kind of damage, in the gate and in the
-//! rolling update.
+//! next tests damage the other counts the error rates and CPU rules divide or compare by (the
+//! old pods' request counts, the new pods' errors and requests, either side's CPU usage and
+//! throttling, whole answers of the ratio queries that hold them), each with every kind of
+//! damage, in the gate and in the rolling update; the crash-looping rule's restart counts are
+//! not damaged here. The last test loses some of the new pods' request points or series in a
+//! bad rolling update: what is left must still roll it back.
 
 mod support;
 
@@ -18,7 +21,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use rollout_guard::analysis::backtest::{FinalDecision, Replay, Report, replay};
 use rollout_guard::analysis::rules::RuleSet;
-use rollout_guard::sim::simulate::{Gate, History, Scenario};
+use rollout_guard::sim::simulate::{Fault, Gate, History, Scenario};
 use support::hostile::{Damage, Hostile};
 use support::prometheus::Prometheus;
 use support::rollout::{
@@ -50,13 +53,25 @@ fn healthy_rolling_update() -> History {
     history(&s)
 }
 
+/// The same rolling update, its new pods making three times the old pods' errors (no
+/// class-loading ones, which act on far less evidence).
+fn bad_rolling_update() -> History {
+    let mut s = Scenario::healthy("damaged-answers-bad", 22);
+    s.rps_per_pod = 60.0;
+    s.before = 3600.0;
+    s.fault = Fault::ErrorRate { multiplier: 3.0 };
+    history(&s)
+}
+
 /// Every kind of damage the proxy does.
-const DAMAGES: [Damage; 10] = [
+const DAMAGES: [Damage; 12] = [
     Damage::Values("NaN"),
     Damage::Values("+Inf"),
     Damage::Values("-Inf"),
     Damage::Values("-3"),
     Damage::Gaps,
+    Damage::StaggeredGaps,
+    Damage::LostSeries,
     Damage::Shift(7.0),
     Damage::PartialWithWarning,
     Damage::EmptyWithWarning,
@@ -316,4 +331,30 @@ async fn damaged_cpu_of_the_old_pods_never_acts() {
 #[tokio::test]
 async fn damaged_cpu_of_the_new_pods_never_acts() {
     no_damage_to_them_acts(Answers::NewCpu).await;
+}
+
+#[tokio::test]
+async fn new_pods_request_answers_that_lost_points_or_series_do_not_hide_a_regression() {
+    // What is left of the new pods' counts after such losses still tells: the pods whose
+    // points survived are judged, the others are absent where their requests are unknown.
+    // (Error series lost whole, with no warning, are not here: a pod's error counter that is
+    // missing reads as one not born yet, no errors, and that can hide a regression; nothing in
+    // the answer tells the two apart.)
+    let h = bad_rolling_update();
+    let spec = guard_replay(&h);
+    let prometheus = Prometheus::start(&openmetrics(&h)).expect("start Prometheus");
+    let mut missed = Vec::new();
+    for (answers, damage) in [
+        (Answers::NewRequests, Damage::StaggeredGaps),
+        (Answers::NewRequests, Damage::LostSeries),
+    ] {
+        let (report, why) = replay_through(&prometheus, &h, &spec, damage, answers).await;
+        if report.decision != FinalDecision::Rollback {
+            missed.push(format!(
+                "{answers:?} {damage:?}: {:?}\n{why}",
+                report.decision
+            ));
+        }
+    }
+    assert!(missed.is_empty(), "{}", missed.join("\n\n"));
 }

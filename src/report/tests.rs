@@ -83,6 +83,7 @@ fn error_rate(new: (f64, f64), old: (f64, f64)) -> Evidence {
         intervals_left_out: 0,
         pod_intervals_left_out: 0,
         pod_intervals_warming: 0,
+        pod_intervals_unpaired: 0,
         baseline: Baseline::Concurrent,
         window_bound: None,
         history: None,

@@ -26,6 +26,11 @@ pub enum Damage {
     Gaps,
     /// Every timestamp moved by this many seconds (a proxy that re-aligns, a clock skew).
     Shift(f64),
+    /// Each series loses two points in three, every series at other moments (a store that
+    /// lost blocks, one series here and another there), with no warning.
+    StaggeredGaps,
+    /// Every other series dropped whole, with no warning.
+    LostSeries,
     /// Two series in three dropped, and a warning saying the answer is partial (Thanos'
     /// `partial_response`, Mimir's store-gateway failures).
     PartialWithWarning,
@@ -127,6 +132,24 @@ pub fn apply(damage: Damage, body: &mut Value) {
                     values.truncate(1);
                 }
             }
+        }
+        Damage::StaggeredGaps => {
+            for (k, s) in result.iter_mut().enumerate() {
+                if let Some(values) = s["values"].as_array_mut() {
+                    let mut i = 0;
+                    values.retain(|_| {
+                        i += 1;
+                        (i - 1 + k) % 3 == 0
+                    });
+                }
+            }
+        }
+        Damage::LostSeries => {
+            let mut i = 0;
+            result.retain(|_| {
+                i += 1;
+                i % 2 == 1
+            });
         }
         Damage::Shift(seconds) => each_point(result, |_, p| {
             p[0] = json!(p[0].as_f64().unwrap_or_default() + seconds);

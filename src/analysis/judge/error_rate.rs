@@ -54,12 +54,19 @@ struct Skip {
     /// One pod's first intervals left out, its errors and requests alike: a pod that began
     /// inside the window, in its rule's `warmup` (see [`warming`]).
     warming: BTreeMap<String, BTreeSet<Millis>>,
+    /// One pod's error points where its own request series has none (a gap in it, or the
+    /// whole series lost: see [`orphans`]): its requests there are unknown, so its errors are
+    /// left out with them, and the pod counts as absent at those moments, the other pods kept.
+    /// Which pods lose request points does not depend on their errors, so this leaves no bias;
+    /// leaving the moment out for the whole side would let request points lost a few at a time
+    /// from different pods leave out every interval.
+    unpaired: BTreeMap<String, BTreeSet<Millis>>,
 }
 
 impl Skip {
     /// Whether `pod`'s interval ending at `t` is left out, for it alone.
     fn skips_pod(&self, pod: &str, t: Millis) -> bool {
-        [&self.pods, &self.warming]
+        [&self.pods, &self.warming, &self.unpaired]
             .iter()
             .any(|m| m.get(pod).is_some_and(|ts| ts.contains(&t)))
     }
@@ -85,6 +92,11 @@ impl Skip {
     /// How many pod-intervals are left out for their pod alone in its warm-up.
     fn warming_intervals(&self) -> usize {
         self.warming.values().map(BTreeSet::len).sum()
+    }
+
+    /// How many of a pod's error points are left out for want of its request points.
+    fn unpaired_intervals(&self) -> usize {
+        self.unpaired.values().map(BTreeSet::len).sum()
     }
 }
 
@@ -141,26 +153,47 @@ fn earliest(new: &Counts, old: &Counts) -> Option<Millis> {
         .min()
 }
 
-/// Whether every error series of a side belongs to a pod with a request series: its counts can
-/// be told apart by pod (`sum by (pod)` on both queries).
+/// Whether a side's counts can be told apart by pod (`sum by (pod)` on both queries): every
+/// error series belongs to a pod with a request series, or is one of the [`orphans`].
 fn by_pod(c: &Counts) -> bool {
+    let request_pods: BTreeSet<String> = c.requests.iter().map(series_key).collect();
+    let orphans = orphans(c);
+    c.errors.iter().all(|e| {
+        let key = series_key(e);
+        request_pods.contains(&key) || orphans.contains(&key)
+    })
+}
+
+/// The pods of a side with an error series and no request series, where every request series
+/// names its pod: a pod whose request series was lost from the answer (a partial answer with
+/// no warning), its requests unknown. Its errors are left out (see [`Skip::unpaired`]), never
+/// held against the other pods' requests; with the bundled queries a pod's two series come
+/// from one scrape and exist at the same moments.
+fn orphans(c: &Counts) -> BTreeSet<String> {
+    let named = |s: &Series| s.labels.contains_key("pod");
+    if c.requests.is_empty() || !c.requests.iter().all(named) {
+        return BTreeSet::new();
+    }
     let request_pods: BTreeSet<String> = c.requests.iter().map(series_key).collect();
     c.errors
         .iter()
-        .all(|e| request_pods.contains(&series_key(e)))
+        .filter(|e| named(e))
+        .map(series_key)
+        .filter(|k| !request_pods.contains(k))
+        .collect()
 }
 
 /// What of one side cannot be counted (see [`Skip`]). An error series is born at its pod's
 /// first error (no points before: zero errors then, as `absent_errors_are_zero` says); from
 /// the interval of its first point on (the last request point at or before it), every
-/// interval its pod served must have a point, else that interval's errors are unknown; and an
-/// error point where its pod's request series has none (a gap in the requests) leaves that
-/// interval's requests unknown. Error series without a matching pod (other labels) are held
-/// against all requests. What is unknown is left out for the whole side, never for one pod
-/// only: only pods with an error series can have a gap or a negative error count, and leaving
-/// out their intervals alone would keep the intervals of the pods that made no error and lower
-/// the side's rate. The one exception is a pod's counter reset, whose stretch is set by the
-/// restart and the pod's next error, not by which pods made errors.
+/// interval its pod served must have a point, else that interval's errors are unknown. Error
+/// series without a matching pod (other labels) are held against all requests. Unknown errors
+/// are left out for the whole side, never for one pod only: only pods with an error series can
+/// have a gap or a negative error count, and leaving out their intervals alone would keep the
+/// intervals of the pods that made no error and lower the side's rate. The exceptions are set
+/// by something other than which pods made errors: a pod's counter reset (by the restart and
+/// the pod's next error), and unknown requests (a pod's error points where its request series
+/// has none, or has no series at all: [`Skip::unpaired`]), for which the pod is absent.
 fn left_out(c: &Counts, linger: Millis, warm: BTreeMap<String, BTreeSet<Millis>>) -> Skip {
     let mut skip = Skip {
         warming: warm,
@@ -172,8 +205,12 @@ fn left_out(c: &Counts, linger: Millis, warm: BTreeMap<String, BTreeSet<Millis>>
             skip.pods.entry(pod).or_default().extend(stretch);
         }
     }
+    let orphans = orphans(c);
     for s in c.requests.iter().chain(&c.errors) {
         let pod = series_key(s);
+        if orphans.contains(&pod) {
+            continue;
+        }
         for p in s.points.iter().filter(|p| !usable(p.v)) {
             let t = millis(p.t);
             if !(p.v < 0.0 && skip.skips_pod(&pod, t)) {
@@ -189,10 +226,13 @@ fn left_out(c: &Counts, linger: Millis, warm: BTreeMap<String, BTreeSet<Millis>>
             .collect()
     };
     let request_keys: BTreeSet<String> = c.requests.iter().map(series_key).collect();
-    let side_times = request_times(None);
     for e in &c.errors {
         let key = series_key(e);
         let times: BTreeSet<Millis> = e.points.iter().map(|p| millis(p.t)).collect();
+        if orphans.contains(&key) {
+            skip.unpaired.entry(key).or_default().extend(times);
+            continue;
+        }
         let Some(&first) = times.first() else {
             continue;
         };
@@ -202,18 +242,26 @@ fn left_out(c: &Counts, linger: Millis, warm: BTreeMap<String, BTreeSet<Millis>>
         // interval's errors, which are then unknown, not zero.
         let born = served.range(..=first).next_back().copied().unwrap_or(first);
         let reset = skip.pods.get(&key);
-        let unexplained = served
+        let unexplained: Vec<Millis> = served
             .range(born..)
-            .filter(|t| !times.contains(t) && !reset.is_some_and(|ts| ts.contains(t)));
+            .filter(|t| !times.contains(t) && !reset.is_some_and(|ts| ts.contains(t)))
+            .copied()
+            .collect();
+        // A series with holes no reset explains is damaged, and its first point is then no
+        // proof of its birth (the points before it may be lost too): the intervals before it
+        // are unknown as well, never zero. A counter born at its first error has no holes.
+        if !unexplained.is_empty() {
+            skip.intervals.extend(served.range(..born).copied());
+        }
         skip.intervals.extend(unexplained);
         // An error count where its pod's request count is missing (a gap, a partial answer):
-        // that interval's requests are unknown, and its errors must not be held against the
+        // that pod's requests there are unknown, and its errors must not be held against the
         // other pods' requests alone.
         if request_keys.contains(&key) {
-            let unpaired = times
-                .iter()
-                .filter(|t| !served.contains(t) && side_times.contains(t));
-            skip.intervals.extend(unpaired);
+            let unpaired: BTreeSet<Millis> = times.difference(&served).copied().collect();
+            if !unpaired.is_empty() {
+                skip.unpaired.entry(key).or_default().extend(unpaired);
+            }
         }
     }
     skip
@@ -1079,6 +1127,8 @@ fn judge_counts(
         pod_intervals_left_out: new_side.skipped.pod_intervals() + old_side.skipped.pod_intervals(),
         pod_intervals_warming: new_side.skipped.warming_intervals()
             + old_side.skipped.warming_intervals(),
+        pod_intervals_unpaired: new_side.skipped.unpaired_intervals()
+            + old_side.skipped.unpaired_intervals(),
         baseline,
         window_bound,
         history: later.map(|l| Box::new(l.evidence)),
@@ -1306,6 +1356,13 @@ fn headline(e: &ErrorRateEvidence, significant: bool) -> String {
             reason,
             " ({} pod-interval(s) of pods in their warm-up left out, errors and requests alike)",
             e.pod_intervals_warming
+        );
+    }
+    if e.pod_intervals_unpaired > 0 {
+        let _ = write!(
+            reason,
+            " ({} pod-interval(s) left out: a pod's error count where its request count was missing, the pod absent there)",
+            e.pod_intervals_unpaired
         );
     }
     reason

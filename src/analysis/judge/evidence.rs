@@ -98,6 +98,10 @@ pub struct ErrorRateEvidence {
     /// that began inside the window).
     #[serde(default, skip_serializing_if = "is_zero")]
     pub pod_intervals_warming: usize,
+    /// One pod's error points left out where its request series had no point, or where it had
+    /// no request series at all (a partial answer with no warning): its requests unknown there.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub pod_intervals_unpaired: usize,
     /// What the new pods were compared with.
     #[serde(default)]
     pub baseline: Baseline,

@@ -233,26 +233,94 @@ fn damaged_old_request_points_leave_the_interval_out() {
     assert_not_acted(&v, "old requests NaN");
 }
 
-#[test]
-fn a_gap_in_a_request_series_leaves_its_errors_out_too() {
-    // An answer that lost points of the new pods' request series (a partial response without
-    // a warning) while their error series are whole: those minutes' errors must not be held
-    // against the requests of the pods whose points survived. Two pods of three lose two
-    // minutes in three.
-    let mut new = side("new", 1.0);
-    for s in new.requests.iter_mut().take(2) {
+/// `c` with the request points of pod `k` (0, 1, 2) kept only where `keep(k, minute)` says.
+fn request_gaps(mut c: Counts, keep: impl Fn(usize, usize) -> bool) -> Counts {
+    for (k, s) in c.requests.iter_mut().enumerate() {
         let mut i = 0;
         s.points.retain(|_| {
             i += 1;
-            i % 3 == 1
+            keep(k, i - 1)
         });
     }
-    let v = judge_php(new, side("old", 1.0));
-    assert_not_acted(&v, "new request series with gaps");
+    c
+}
+
+fn unpaired(v: &Verdict) -> (usize, usize) {
     let Some(Evidence::ErrorRate(e)) = &v.evidence else {
         panic!("{}", v.reason)
     };
-    assert_eq!(e.intervals_left_out, 40, "{}", v.reason);
+    (e.intervals_left_out, e.pod_intervals_unpaired)
+}
+
+#[test]
+fn a_gap_in_a_request_series_leaves_that_pods_errors_out_there() {
+    // An answer that lost points of the new pods' request series (a partial response without
+    // a warning) while their error series are whole: those minutes' errors must not be held
+    // against the requests of the pods whose points survived. Two pods of three lose two
+    // minutes in three; without this, ×2.01 and a rollback.
+    let new = request_gaps(side("new", 1.0), |k, i| k == 2 || i % 3 == 0);
+    let v = judge_php(new, side("old", 1.0));
+    assert_eq!(v.outcome, Outcome::Pass, "{}", v.reason);
+    assert_eq!(unpaired(&v), (0, 80), "{}", v.reason);
+    assert!(
+        v.reason.contains("80 pod-interval(s) left out"),
+        "{}",
+        v.reason
+    );
+}
+
+#[test]
+fn request_points_lost_a_few_at_a_time_from_every_pod_do_not_hide_a_regression() {
+    // Each pod loses a different third of its request points: every minute lacks one pod's,
+    // and leaving those minutes out for the whole side would leave nothing to judge. The pod is
+    // absent where its requests are; the others still count.
+    let lossy = |c: Counts| request_gaps(c, |k, i| i % 3 != k);
+    let bad = judge_php(lossy(side("new", 3.0)), side("old", 1.0));
+    assert_eq!(bad.outcome, Outcome::Fail, "{}", bad.reason);
+    assert_eq!(unpaired(&bad), (0, 60), "{}", bad.reason);
+    let healthy = judge_php(lossy(side("new", 1.0)), side("old", 1.0));
+    assert_eq!(healthy.outcome, Outcome::Pass, "{}", healthy.reason);
+}
+
+#[test]
+fn a_pod_whose_request_series_is_lost_is_absent_not_held_against_the_others() {
+    // The answer lost one pod's request series whole: its errors have no requests of their
+    // own, and held against the other two pods' requests they would make a healthy release
+    // ×1.5 worse. They are left out; the other pods are still judged by pod, a regression too.
+    let lose_one = |mut c: Counts| {
+        c.requests.remove(0);
+        c
+    };
+    let v = judge_php(lose_one(side("new", 1.0)), side("old", 1.0));
+    assert_eq!(v.outcome, Outcome::Pass, "{}", v.reason);
+    assert_eq!(unpaired(&v), (0, 60), "{}", v.reason);
+    let bad = judge_php(lose_one(side("new", 3.0)), side("old", 1.0));
+    assert_eq!(bad.outcome, Outcome::Fail, "{}", bad.reason);
+}
+
+#[test]
+fn a_series_with_holes_is_no_proof_of_its_birth_at_its_first_point() {
+    // Each old error series loses two points in three, each at other minutes, its first one or
+    // two among them: read as counters born at their first point, the minutes before would
+    // count as zero errors, and kept (the other series had no point yet either) they made a
+    // history of a third of the true rate, against which a healthy release was rolled back
+    // (a rolling update replayed through a real Prometheus). A series with holes says nothing
+    // of the minutes before its first point.
+    let mut old = side("old", 1.0);
+    for (k, s) in old.errors.iter_mut().enumerate() {
+        let mut i = 0;
+        s.points.retain(|_| {
+            i += 1;
+            (i - 1 + k) % 3 == 0
+        });
+    }
+    let skip = super::left_out(&old, 0, BTreeMap::new());
+    assert_eq!(skip.intervals.len(), 60);
+    // A counter born at its first error, whole from there on: the minutes before had none.
+    let mut born_later = side("old", 1.0);
+    born_later.errors[0].points.drain(..20);
+    let skip = super::left_out(&born_later, 0, BTreeMap::new());
+    assert!(skip.intervals.is_empty(), "{:?}", skip.intervals);
 }
 
 #[test]
