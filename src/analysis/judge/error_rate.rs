@@ -206,6 +206,35 @@ fn left_out(c: &Counts, linger: Millis, warm: BTreeMap<String, BTreeSet<Millis>>
         }
     }
     let orphans = orphans(c);
+    damaged_points(c, &orphans, &mut skip);
+    let served = served_by_pod(c);
+    let side_times: BTreeSet<Millis> = served.values().flatten().copied().collect();
+    for e in &c.errors {
+        let key = series_key(e);
+        let times: BTreeSet<Millis> = e.points.iter().map(|p| millis(p.t)).collect();
+        if orphans.contains(&key) {
+            skip.unpaired.entry(key).or_default().extend(times);
+            continue;
+        }
+        let own = served.get(&key);
+        let unknown = unknown_errors(&skip, &key, &times, own.unwrap_or(&side_times));
+        skip.intervals.extend(unknown);
+        // An error count where its pod's request count is missing (a gap, a partial answer):
+        // that pod's requests there are unknown, and its errors must not be held against the
+        // other pods' requests alone.
+        if let Some(own) = own {
+            let unpaired: BTreeSet<Millis> = times.difference(own).copied().collect();
+            if !unpaired.is_empty() {
+                skip.unpaired.entry(key).or_default().extend(unpaired);
+            }
+        }
+    }
+    skip
+}
+
+/// Puts into `skip` the intervals of a NaN, infinite or negative point of any series of the
+/// side but the [`orphans`]' (a negative one in a stretch its pod's reset explains excepted).
+fn damaged_points(c: &Counts, orphans: &BTreeSet<String>, skip: &mut Skip) {
     for s in c.requests.iter().chain(&c.errors) {
         let pod = series_key(s);
         if orphans.contains(&pod) {
@@ -218,53 +247,50 @@ fn left_out(c: &Counts, linger: Millis, warm: BTreeMap<String, BTreeSet<Millis>>
             }
         }
     }
-    let request_times = |key: Option<&String>| -> BTreeSet<Millis> {
-        c.requests
-            .iter()
-            .filter(|s| key.is_none_or(|k| &series_key(s) == k))
-            .flat_map(|s| s.points.iter().map(|p| millis(p.t)))
-            .collect()
-    };
-    let request_keys: BTreeSet<String> = c.requests.iter().map(series_key).collect();
-    for e in &c.errors {
-        let key = series_key(e);
-        let times: BTreeSet<Millis> = e.points.iter().map(|p| millis(p.t)).collect();
-        if orphans.contains(&key) {
-            skip.unpaired.entry(key).or_default().extend(times);
-            continue;
-        }
-        let Some(&first) = times.first() else {
-            continue;
-        };
-        let served = request_times(request_keys.contains(&key).then_some(&key));
-        // Born by the interval its first point falls in: a first point off the request grid
-        // (error points computed at other times than the requests) tells nothing of that
-        // interval's errors, which are then unknown, not zero.
-        let born = served.range(..=first).next_back().copied().unwrap_or(first);
-        let reset = skip.pods.get(&key);
-        let unexplained: Vec<Millis> = served
-            .range(born..)
-            .filter(|t| !times.contains(t) && !reset.is_some_and(|ts| ts.contains(t)))
-            .copied()
-            .collect();
-        // A series with holes no reset explains is damaged, and its first point is then no
-        // proof of its birth (the points before it may be lost too): the intervals before it
-        // are unknown as well, never zero. A counter born at its first error has no holes.
-        if !unexplained.is_empty() {
-            skip.intervals.extend(served.range(..born).copied());
-        }
-        skip.intervals.extend(unexplained);
-        // An error count where its pod's request count is missing (a gap, a partial answer):
-        // that pod's requests there are unknown, and its errors must not be held against the
-        // other pods' requests alone.
-        if request_keys.contains(&key) {
-            let unpaired: BTreeSet<Millis> = times.difference(&served).copied().collect();
-            if !unpaired.is_empty() {
-                skip.unpaired.entry(key).or_default().extend(unpaired);
-            }
-        }
+}
+
+/// Each pod's request points' times, by [`series_key`].
+fn served_by_pod(c: &Counts) -> BTreeMap<String, BTreeSet<Millis>> {
+    let mut served: BTreeMap<String, BTreeSet<Millis>> = BTreeMap::new();
+    for s in &c.requests {
+        served
+            .entry(series_key(s))
+            .or_default()
+            .extend(s.points.iter().map(|p| millis(p.t)));
     }
-    skip
+    served
+}
+
+/// The intervals of `served` (its pod's request times, or the side's for an error series of no
+/// pod) whose errors the error series of `key` with points at `times` leaves unknown: from the
+/// interval its first point falls in, every one it has no point for that no reset of its pod
+/// explains; and when there is any such gap, the intervals before its first point as well.
+fn unknown_errors(
+    skip: &Skip,
+    key: &str,
+    times: &BTreeSet<Millis>,
+    served: &BTreeSet<Millis>,
+) -> Vec<Millis> {
+    let Some(&first) = times.first() else {
+        return Vec::new();
+    };
+    // Born by the interval its first point falls in: a first point off the request grid
+    // (error points computed at other times than the requests) tells nothing of that
+    // interval's errors, which are then unknown, not zero.
+    let born = served.range(..=first).next_back().copied().unwrap_or(first);
+    let reset = skip.pods.get(key);
+    let mut unknown: Vec<Millis> = served
+        .range(born..)
+        .filter(|t| !times.contains(t) && !reset.is_some_and(|ts| ts.contains(t)))
+        .copied()
+        .collect();
+    // A series with holes no reset explains is damaged, and its first point is then no proof
+    // of its birth (the points before it may be lost too): the intervals before it are unknown
+    // as well, never zero. A counter born at its first error has no holes.
+    if !unknown.is_empty() {
+        unknown.extend(served.range(..born).copied());
+    }
+    unknown
 }
 
 /// The pods' counter resets: where a pod's request count is negative (with the default
