@@ -265,6 +265,15 @@ async fn error_points_off_the_request_grid_are_not_zero_errors() {
 }
 
 #[tokio::test]
+async fn old_error_answers_that_lost_points_or_series_without_a_warning_never_act() {
+    // In a gate the old pods stay, so the same series are lost at every look.
+    for damage in [Damage::StaggeredGaps, Damage::LostSeries] {
+        let (report, why) = replay_damaged(damage).await;
+        assert_no_action(&report, damage, &why);
+    }
+}
+
+#[tokio::test]
 async fn a_partial_answer_with_a_warning_is_inconclusive() {
     let (report, why) = replay_damaged(Damage::PartialWithWarning).await;
     assert_no_action(&report, Damage::PartialWithWarning, &why);

@@ -324,6 +324,20 @@ fn a_series_with_holes_is_no_proof_of_its_birth_at_its_first_point() {
 }
 
 #[test]
+fn a_late_counter_with_one_hole_leaves_out_one_minute_before_its_first_point_not_all() {
+    // Born at its first error in minute 20, one point lost in minute 40: the answer that lost
+    // one point may have lost the one before the first too, but not the twenty error-free
+    // minutes before it, which would raise the side's rate if left out.
+    let mut old = side("old", 1.0);
+    let e = &mut old.errors[0];
+    e.points.drain(..20);
+    e.points.remove(20);
+    let skip = super::left_out(&old, 0, BTreeMap::new());
+    let expected: BTreeSet<Millis> = [19, 40].map(|i| millis(times()[i])).into();
+    assert_eq!(skip.intervals, expected);
+}
+
+#[test]
 fn a_gap_in_an_old_error_series_is_not_zero_errors() {
     // An answer that lost points (a partial response without a warning): the old pods' error
     // series stop having points for 40 of the 60 minutes while their requests go on.
