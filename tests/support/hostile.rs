@@ -144,22 +144,12 @@ pub fn apply(damage: Damage, body: &mut Value) {
                 }
             }
         }
-        Damage::LostSeries => {
-            let mut i = 0;
-            result.retain(|_| {
-                i += 1;
-                i % 2 == 1
-            });
-        }
+        Damage::LostSeries => keep_one_in(result, 2),
         Damage::Shift(seconds) => each_point(result, |_, p| {
             p[0] = json!(p[0].as_f64().unwrap_or_default() + seconds);
         }),
         Damage::PartialWithWarning => {
-            let mut i = 0;
-            result.retain(|_| {
-                i += 1;
-                i % 3 == 1
-            });
+            keep_one_in(result, 3);
             body["warnings"] = json!([PARTIAL]);
         }
         Damage::EmptyWithWarning => {
@@ -177,6 +167,15 @@ pub fn apply(damage: Damage, body: &mut Value) {
             body["data"] = json!({"resultType": "scalar", "result": [0, "0"]});
         }
     }
+}
+
+/// Keeps the first series of every `n`, drops the rest.
+fn keep_one_in(result: &mut Vec<Value>, n: usize) {
+    let mut i = 0;
+    result.retain(|_| {
+        i += 1;
+        i % n == 1 % n
+    });
 }
 
 fn each_point(result: &mut [Value], mut f: impl FnMut(usize, &mut Value)) {

@@ -265,8 +265,12 @@ fn served_by_pod(c: &Counts) -> BTreeMap<String, BTreeSet<Millis>> {
 /// The intervals of `served` (its pod's request times, or the side's for an error series of no
 /// pod) whose errors the error series of `key` with points at `times` leaves unknown: from the
 /// interval its first point falls in, every one it has no point for that no reset of its pod
-/// explains; and when there are such gaps, as many intervals before its first point as the
-/// longest run of them (see [`before_birth`]).
+/// explains (its gaps); and as many intervals just before its first point as its longest run
+/// of consecutive gaps. A series with gaps is damaged, and its first point is then no proof of
+/// its birth: the answer that lost k points in a row elsewhere may have lost the k before its
+/// first one, and those are unknown, never zero. Going back further would leave out the pod's
+/// minutes without errors, which are the ones before a late first error, and raise the side's
+/// rate. A counter born at its first error has no gaps, and nothing before it is left out.
 fn unknown_errors(
     skip: &Skip,
     key: &str,
@@ -281,31 +285,19 @@ fn unknown_errors(
     // interval's errors, which are then unknown, not zero.
     let born = served.range(..=first).next_back().copied().unwrap_or(first);
     let reset = skip.pods.get(key);
-    let mut unknown: Vec<Millis> = served
-        .range(born..)
-        .filter(|t| !times.contains(t) && !reset.is_some_and(|ts| ts.contains(t)))
-        .copied()
-        .collect();
-    let before = before_birth(served, born, &unknown);
-    unknown.extend(before);
-    unknown
-}
-
-/// The intervals of `served` just before `born` that a series with the gaps `unknown` (in
-/// `served` order) may have lost too: as many as its longest run of consecutive gaps. A series
-/// with holes no reset explains is damaged, and its first point is then no proof of its birth;
-/// the answer that lost k points in a row elsewhere may have lost the k before its first one,
-/// and those are unknown, never zero. Going back further would leave out the pod's minutes
-/// without errors, which are the ones before a late first error, and raise the side's rate. A
-/// counter born at its first error has no holes, and nothing before it is left out.
-fn before_birth(served: &BTreeSet<Millis>, born: Millis, unknown: &[Millis]) -> Vec<Millis> {
-    let gaps: BTreeSet<Millis> = unknown.iter().copied().collect();
+    let mut unknown = Vec::new();
     let (mut longest, mut run) = (0, 0);
-    for t in served.range(born..) {
-        run = if gaps.contains(t) { run + 1 } else { 0 };
-        longest = longest.max(run);
+    for &t in served.range(born..) {
+        if times.contains(&t) || reset.is_some_and(|ts| ts.contains(&t)) {
+            run = 0;
+        } else {
+            unknown.push(t);
+            run += 1;
+            longest = longest.max(run);
+        }
     }
-    served.range(..born).rev().take(longest).copied().collect()
+    unknown.extend(served.range(..born).rev().take(longest));
+    unknown
 }
 
 /// The pods' counter resets: where a pod's request count is negative (with the default
