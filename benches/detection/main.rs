@@ -24,7 +24,9 @@
 //! `DETECTION_CATEGORY=<text>` keeps the categories whose name contains it,
 //! `DETECTION_RULES=<path>` measures other rules, `DETECTION_TRACE=<seed>` prints every
 //! evaluation of one rollout, `DETECTION_EXACT=1` answers with the true counts instead of
-//! Prometheus' extrapolated ones, `DETECTION_DELAYS=1` prints each goal rollout's delay.
+//! Prometheus' extrapolated ones, `DETECTION_DELAYS=1` prints each goal rollout's delay,
+//! `DETECTION_DRAW=<n>` replays another draw of the same categories from other seeds (a
+//! held-out corpus: the rules were tuned on draw 0).
 
 mod corpus;
 mod damage;
@@ -109,6 +111,8 @@ struct Options {
     category: Option<String>,
     exact: bool,
     delays: bool,
+    /// DETECTION_DRAW=<n>: another draw of the corpus (see [`corpus::corpus`]).
+    draw: u64,
 }
 
 impl Options {
@@ -121,6 +125,10 @@ impl Options {
             category: std::env::var("DETECTION_CATEGORY").ok(),
             exact: std::env::var_os("DETECTION_EXACT").is_some(),
             delays: std::env::var_os("DETECTION_DELAYS").is_some(),
+            draw: std::env::var("DETECTION_DRAW")
+                .ok()
+                .map(|s| s.parse().expect("DETECTION_DRAW: a whole number"))
+                .unwrap_or(0),
         }
     }
 
@@ -308,8 +316,8 @@ fn main() {
         Some(path) => RuleSet::load(&[path.into()]).expect("valid rules"),
         None => RuleSet::defaults(),
     };
-    let cases = corpus::corpus();
     let opts = Options::from_env();
+    let cases = corpus::corpus(opts.draw);
     let started = std::time::Instant::now();
     // One thread per mode (the machine has two cores).
     let results: Vec<(Mode, Results)> = std::thread::scope(|scope| {
@@ -329,7 +337,11 @@ fn main() {
     let categories: std::collections::BTreeSet<&str> =
         cases.iter().map(|c| c.category.as_str()).collect();
     println!(
-        "Corpus: {} rollouts ({} bad, {} healthy) in {} categories, each replayed in both modes every {STEP} s; {:.1} s in all.",
+        "Corpus{}: {} rollouts ({} bad, {} healthy) in {} categories, each replayed in both modes every {STEP} s; {:.1} s in all.",
+        match opts.draw {
+            0 => String::new(),
+            n => format!(" (draw {n}, held out)"),
+        },
         cases.len(),
         bad,
         cases.len() - bad,
