@@ -122,6 +122,64 @@ async fn a_class_loading_regression_is_rolled_back_to_the_previous_template() {
     daemon.stop().await;
 }
 
+/// The controller was not running (or not the leader) while a bad release rolled out whole,
+/// as a 20-s rollout fits inside a leader handover: it bakes the release against the history
+/// of the generation before, and rolls it back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bad_release_that_rolled_out_while_no_controller_ran_is_baked_and_rolled_back() {
+    let c = Cluster::start("unseen", Duration::from_millis(1500)).await;
+    // A bake of 30 simulated minutes, 30 s of wall time: the daemon starts inside it however
+    // slow the machine.
+    let mut opted = guarded("guard");
+    opted.retain(|(k, _)| *k != annotations::BAKE_TIME);
+    opted.push((annotations::BAKE_TIME, "30m".into()));
+    c.deploy("shop", 4, &ann(&opted)).await;
+    // Prometheus scrapes whether or not the controller runs: the source sees every pod.
+    let source = c.source();
+    c.release("shop", "v2", Some("class-errors")).await;
+    let deadline = tokio::time::Instant::now() + LONG;
+    loop {
+        source
+            .instant(
+                r#"sum by (pod) (rate(php_requests_total{pod=~"shop-.*"}[1m]))"#,
+                jiff::Timestamp::now(),
+            )
+            .await
+            .expect("the simulated source answers");
+        let d = c.deployments().get("shop").await.expect("the Deployment");
+        if version(&d) == "v2" && rolled_out(&d) {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "v2 never rolled out"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let daemon = c.daemon_with(c.config(), source).await;
+    c.wait("shop", "the rollback to v1", LONG, |d| {
+        version(d) == "v1" && rolled_out(d) && stage(d).as_deref() == Some("rolled_back")
+    })
+    .await;
+    let events = c.events("shop").await;
+    let started = events
+        .iter()
+        .find(|(reason, _)| reason == "AnalysisStarted")
+        .expect("an AnalysisStarted Event");
+    assert!(
+        started.1.contains("before the controller saw it"),
+        "{}",
+        started.1
+    );
+    let (recs, _) = records::read(&c.records_path()).unwrap();
+    let class = deciding_verdicts(&recs)
+        .into_iter()
+        .find(|v| v.rule == "class-loading-errors")
+        .expect("the deciding evaluation's class-loading verdict");
+    assert_eq!(class.outcome, Outcome::Fail, "{}", class.reason);
+    daemon.stop().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cpu_saturation_rolls_back_and_a_pause_rule_pauses() {
     let c = Cluster::start("cpu", Duration::from_millis(2500)).await;

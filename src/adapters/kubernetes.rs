@@ -143,6 +143,7 @@ pub fn generation(rs: &ReplicaSet) -> Generation {
         ready: status.and_then(|s| s.ready_replicas).unwrap_or(0),
         available: status.and_then(|s| s.available_replicas).unwrap_or(0),
         images: images(rs),
+        created: rs.metadata.creation_timestamp.as_ref().map(|t| t.0),
     }
 }
 
@@ -193,7 +194,37 @@ pub fn view(d: &Deployment, replicasets: &[ReplicaSet]) -> RolloutView {
         phase,
         new,
         old,
+        completed_at: completed_at(d, phase),
     }
+}
+
+/// When a complete rollout completed (see [`progress_completed`]).
+fn completed_at(d: &Deployment, phase: Phase) -> Option<jiff::Timestamp> {
+    if phase != Phase::Complete {
+        return None;
+    }
+    progress_completed(d)
+}
+
+/// When the Deployment controller last found a rollout complete: the `Progressing` condition's
+/// `lastUpdateTime` (else its `lastTransitionTime`) while its reason is
+/// `NewReplicaSetAvailable`.
+pub fn progress_completed(d: &Deployment) -> Option<jiff::Timestamp> {
+    let c = d
+        .status
+        .as_ref()?
+        .conditions
+        .as_ref()?
+        .iter()
+        .find(|c| c.type_ == "Progressing")?;
+    (c.reason.as_deref() == Some("NewReplicaSetAvailable"))
+        .then(|| {
+            c.last_update_time
+                .as_ref()
+                .or(c.last_transition_time.as_ref())
+        })
+        .flatten()
+        .map(|t| t.0)
 }
 
 fn phase(

@@ -205,6 +205,26 @@ impl<S> Context<S> {
         d.div_f64(self.speed)
     }
 
+    /// A time the API server stamped (on the wall clock), on the controller's clock: as long
+    /// before its now, in simulated time, as it is before the wall clock's now. The same time
+    /// in `run`, where the two clocks are one.
+    fn on_clock(&self, t: Timestamp) -> Timestamp {
+        if self.speed == 1.0 {
+            return t;
+        }
+        let ago = Timestamp::now().duration_since(t).mul_f64(self.speed);
+        (self.clock)().checked_sub(ago).unwrap_or(t)
+    }
+
+    /// `view` with its API times on the controller's clock (see [`Context::on_clock`]).
+    fn view_on_clock(&self, mut view: RolloutView) -> RolloutView {
+        view.completed_at = view.completed_at.map(|t| self.on_clock(t));
+        for g in view.new.iter_mut().chain(view.old.iter_mut()) {
+            g.created = g.created.map(|t| self.on_clock(t));
+        }
+        view
+    }
+
     fn kept(&self, key: &ObjectRef<Deployment>) -> Option<Kept> {
         self.memories
             .lock()
@@ -299,7 +319,7 @@ async fn reconcile_at<S: MetricSource + Send + Sync + 'static>(
     let replicasets = list_replicasets(&ctx.client, &d)
         .await
         .map_err(|e| ReconcileError::List(name.clone(), e))?;
-    let view = kubernetes::view(&d, &replicasets);
+    let view = ctx.view_on_clock(kubernetes::view(&d, &replicasets));
     let now = (ctx.clock)();
     let began = Instant::now();
     let decided = decide(&ctx, &view, &mut kept, &resolved, attempt, now).await;
@@ -383,7 +403,7 @@ fn start<S>(ctx: &Context<S>, d: &Deployment) -> Result<Started, Action> {
     let at_rest = kubernetes::rolled_out(d);
     // An evaluation whose plan met a conflict is pending too: a rollout that finished while
     // its first plan could not be written is still analysed.
-    if at_rest && !pending(&kept) {
+    if at_rest && !pending(&kept) && !completed_unseen(ctx, d, &kept, &resolved) {
         ctx.keep(key, kept);
         return Err(Action::requeue(ctx.wall(guard::IDLE_REQUEUE)));
     }
@@ -588,6 +608,22 @@ fn recall<S>(
         kept.memory = m;
     }
     Ok(kept)
+}
+
+/// Whether `d` completed a rollout of a revision the controller has not seen, inside the bake
+/// time before now: the policy decides whether it still gets a bake (see `guard::begin`),
+/// from its ReplicaSets, which the quick exit does not read.
+fn completed_unseen<S>(ctx: &Context<S>, d: &Deployment, kept: &Kept, resolved: &Resolved) -> bool {
+    let Some(done) = kubernetes::progress_completed(d) else {
+        return false;
+    };
+    let revision = kubernetes::revision_of(&d.metadata);
+    let seen = kept
+        .memory
+        .current
+        .as_ref()
+        .is_some_and(|s| s.revision == revision);
+    !seen && (ctx.clock)() < guard::after(ctx.on_clock(done), resolved.settings.bake)
 }
 
 /// Whether the controller has something pending on a Deployment at rest: an analysis not

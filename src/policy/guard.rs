@@ -315,6 +315,10 @@ fn start_state(
             rule: bad.rule,
             repauses: 0,
         }
+    } else if let Some(done) = finished_unseen(view, memory, settings, now) {
+        // Judged alone, against the generation that served before, for what is left of the
+        // bake it would have had.
+        Stage::Baking { since: done }
     } else if !view.is_rolling() || view.old_with_pods().next().is_none() {
         return None;
     } else if settings.mode == Mode::Gate && settings.gate_steps.is_empty() {
@@ -346,6 +350,61 @@ fn start_state(
         overdue_step: None,
         bake_extension: None,
     })
+}
+
+/// What an `AnalysisStarted` Event says: against which pods, or, for a rollout that completed
+/// before the controller saw it ([`finished_unseen`]), against which generation and until when.
+fn start_message(
+    view: &RolloutView,
+    new: &Generation,
+    state: &RevisionState,
+    settings: &Settings,
+) -> String {
+    let Stage::Baking { since } = state.stage else {
+        return format!(
+            "analysing revision {} ({}) against {} in {} mode",
+            new.revision,
+            new.name,
+            names(view.old_with_pods()),
+            settings.mode
+        );
+    };
+    let before = state
+        .baseline
+        .as_deref()
+        .and_then(|hash| view.old_by_hash(hash))
+        .map_or("the generation before".to_string(), |g| {
+            format!("revision {} ({})", g.revision, g.name)
+        });
+    format!(
+        "revision {} ({}) completed its rollout at {since} before the controller saw it (it was not running, or not the leader); checking it alone against the history of {before} until {}",
+        new.revision,
+        new.name,
+        after(since, settings.bake)
+    )
+}
+
+/// How far back a release may have begun for [`finished_unseen`] to bake it: the default rules'
+/// window, over which the judge still sees its first pods and the old version's history.
+const UNSEEN_REACH: Duration = Duration::from_secs(3600);
+
+/// When the rollout completed, for a release the controller never saw rolling out (it was not
+/// running, or not the leader: a 20-s rollout fits inside a leader handover), if it is still
+/// worth a bake: complete for less than the bake time, its ReplicaSet created less than
+/// [`UNSEEN_REACH`] before that (a template rolled back to, or a scale-up of one that has served
+/// for long, is no release), and a generation served before it, to be held against.
+fn finished_unseen(
+    view: &RolloutView,
+    memory: &Memory,
+    settings: &Settings,
+    now: Timestamp,
+) -> Option<Timestamp> {
+    let new = view.new.as_ref()?;
+    let (done, created) = (view.completed_at?, new.created?);
+    let recent = done <= now && now < after(done, settings.bake);
+    let released = created <= done && done < after(created, UNSEEN_REACH);
+    let before = serving_before(view, memory).is_some_and(|g| g.hash != new.hash);
+    (view.phase == Phase::Complete && recent && released && before).then_some(done)
 }
 
 /// The generation that served before this rollout ([`RolloutView::serving_before`]), among
@@ -483,13 +542,7 @@ impl Planner<'_> {
             match started {
                 None => return IDLE_REQUEUE,
                 Some(state) => {
-                    let msg = format!(
-                        "analysing revision {} ({}) against {} in {} mode",
-                        new.revision,
-                        new.name,
-                        names(self.view.old_with_pods()),
-                        self.settings.mode
-                    );
+                    let msg = start_message(self.view, &new, &state, self.settings);
                     self.note(EventReason::AnalysisStarted, msg, false);
                     self.memory.current = Some(state);
                     self.write = true;

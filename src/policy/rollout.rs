@@ -8,6 +8,7 @@
 
 use std::collections::BTreeMap;
 
+use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 
 /// One ReplicaSet of a Deployment: a generation of its pod template.
@@ -32,6 +33,10 @@ pub struct Generation {
     /// changed, for records and reports. Empty when unknown.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub images: BTreeMap<String, String>,
+    /// When the ReplicaSet was created (`metadata.creationTimestamp`): when its release began,
+    /// unless a rollback went back to it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub created: Option<Timestamp>,
 }
 
 /// The stage of a rollout, as `kubectl rollout status` would tell it.
@@ -81,6 +86,11 @@ pub struct RolloutView {
     /// Every other owned ReplicaSet, highest revision first (including those scaled to zero:
     /// they are the rollback targets).
     pub old: Vec<Generation>,
+    /// When the rollout last completed: the `Progressing` condition's `lastUpdateTime` once
+    /// its reason is `NewReplicaSetAvailable` (the Deployment controller sets it then, and
+    /// leaves it until the next rollout). `None` while rolling, or when the API does not say.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub completed_at: Option<Timestamp>,
 }
 
 impl RolloutView {

@@ -262,6 +262,7 @@ fn unnamed(hash: &str, revision: u64) -> Generation {
         ready: 0,
         available: 0,
         images: Default::default(),
+        created: None,
     }
 }
 

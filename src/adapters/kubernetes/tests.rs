@@ -246,3 +246,31 @@ fn missing_and_unreadable_fields_have_safe_defaults() {
     let v = view(&d, &[r]);
     assert_eq!((v.desired, v.paused, v.phase), (1, false, Phase::Pending));
 }
+
+#[test]
+fn a_complete_rollout_says_when_it_completed_and_its_replicasets_when_they_were_created() {
+    let at = |s| Time(jiff::Timestamp::from_second(s).unwrap());
+    let mut d = deployment("shop:v2", 4);
+    let progressing = |reason: &str| DeploymentCondition {
+        type_: "Progressing".into(),
+        status: "True".into(),
+        reason: Some(reason.into()),
+        last_update_time: Some(at(1_800_000_300)),
+        last_transition_time: Some(at(1_800_000_000)),
+        ..Default::default()
+    };
+    d.status.as_mut().unwrap().conditions = Some(vec![progressing("NewReplicaSetAvailable")]);
+    let mut new = rs("ccccc", "shop:v2", 3, 4, 4);
+    new.metadata.creation_timestamp = Some(at(1_800_000_100));
+    let rss = [rs("bbbbb", "shop:v1", 2, 0, 0), new];
+    let v = view(&d, &rss);
+    assert_eq!(v.completed_at, Some(at(1_800_000_300).0));
+    assert_eq!(v.new.as_ref().unwrap().created, Some(at(1_800_000_100).0));
+    assert_eq!(v.old[0].created, Some(at(1_700_000_002).0));
+    // Not while the condition tells of a rollout under way, nor while old pods serve.
+    d.status.as_mut().unwrap().conditions = Some(vec![progressing("ReplicaSetUpdated")]);
+    assert_eq!(view(&d, &rss).completed_at, None);
+    d.status.as_mut().unwrap().conditions = Some(vec![progressing("NewReplicaSetAvailable")]);
+    let rolling = [rs("bbbbb", "shop:v1", 2, 1, 1), rss[1].clone()];
+    assert_eq!(view(&d, &rolling).completed_at, None);
+}

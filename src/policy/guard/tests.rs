@@ -17,6 +17,7 @@ fn gen_(hash: &str, revision: u64, desired: i32, available: i32) -> Generation {
         ready: available,
         available,
         images: Default::default(),
+        created: None,
     }
 }
 
@@ -30,6 +31,7 @@ fn rolling(new_pods: i32) -> RolloutView {
         phase: Phase::Progressing,
         new: Some(gen_("new22", 2, new_pods.max(1), new_pods)),
         old: vec![gen_("old11", 1, 4 - new_pods, 4 - new_pods)],
+        completed_at: None,
     }
 }
 
@@ -1168,4 +1170,85 @@ fn the_end_of_an_analysis_says_what_each_rule_compared_the_new_pods_with() {
         "{}",
         p.notes[0].message
     );
+}
+
+/// [`complete`], its rollout completed at `done` s, its ReplicaSet created at `created` s.
+fn completed_unseen(done: i64, created: i64) -> RolloutView {
+    let mut view = complete();
+    view.completed_at = Some(at(done));
+    if let Some(new) = &mut view.new {
+        new.created = Some(at(created));
+    }
+    view
+}
+
+#[test]
+fn a_rollout_completed_unseen_is_baked_against_the_generation_before_for_the_rest_of_its_bake() {
+    let s = Settings::default();
+    let pass = verdicts(Outcome::Pass, None);
+    // Released at -300 s, complete at -120 s, while the controller was down.
+    let view = completed_unseen(-120, -300);
+    let p = step(&view, &Memory::default(), &s, &pass, 0);
+    assert_eq!(reasons(&p), ["AnalysisStarted"]);
+    let message = &p.notes[0].message;
+    assert!(
+        message.contains("before the controller saw it")
+            && message.contains("against the history of revision 1 (shop-old11)"),
+        "{message}"
+    );
+    assert!(matches!(stage(&p), Stage::Baking { since } if *since == at(-120)));
+    let t = wants_evaluation(&view, &p.memory, &s, at(30)).unwrap();
+    assert!(t.old_replicasets.is_empty());
+    assert_eq!(t.departed, ["shop-old11"]);
+    // The bake ends when it would have ended, had the controller seen the rollout.
+    let done = -120 + s.bake.as_secs() as i64;
+    let p = step(&view, &p.memory, &s, &pass, done - 30);
+    assert!(p.notes.is_empty());
+    let p = step(&view, &p.memory, &s, &pass, done);
+    assert_eq!(reasons(&p), ["AnalysisPassed"]);
+}
+
+#[test]
+fn a_bad_release_completed_unseen_is_rolled_back_to_the_generation_before() {
+    let s = Settings::default();
+    let (p, _) = fail_until_act(&completed_unseen(-60, -200), &s, Memory::default());
+    assert_eq!(
+        p.acts,
+        [Act::Rollback {
+            to_hash: "old11".into(),
+            to_revision: 1
+        }]
+    );
+}
+
+#[test]
+fn a_deployment_at_rest_is_not_taken_for_a_rollout_completed_unseen() {
+    let s = Settings::default();
+    let bake = s.bake.as_secs() as i64;
+    let pass = verdicts(Outcome::Pass, None);
+    let mut first_release = completed_unseen(-60, -200);
+    first_release.old.clear();
+    let mut unknown = complete();
+    unknown.completed_at = Some(at(-60));
+    for (why, view) in [
+        (
+            "complete for longer than the bake",
+            completed_unseen(-bake, -bake - 60),
+        ),
+        // `kubectl rollout undo` to a template of long ago, or a scale-up completed.
+        (
+            "a ReplicaSet of long ago",
+            completed_unseen(-60, -60 - 3600),
+        ),
+        ("no generation before it", first_release),
+        ("no creation time", unknown),
+        ("no completion time", complete()),
+    ] {
+        let p = step(&view, &Memory::default(), &s, &pass, 0);
+        assert!(
+            p.notes.is_empty() && p.memory.current.is_none() && !p.write,
+            "{why}: {:?}",
+            reasons(&p)
+        );
+    }
 }

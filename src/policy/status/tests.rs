@@ -18,6 +18,7 @@ fn gen_(hash: &str, revision: u64, pods: i32) -> Generation {
         ready: pods,
         available: pods,
         images: Default::default(),
+        created: None,
     }
 }
 
@@ -31,6 +32,7 @@ fn rolling() -> RolloutView {
         phase: Phase::Progressing,
         new: Some(gen_("new22", 2, 1)),
         old: vec![gen_("old11", 1, 3)],
+        completed_at: None,
     }
 }
 
