@@ -556,6 +556,27 @@ pub fn quantile(values: &[f64], q: f64) -> Result<f64, StatsError> {
     Ok(v[lo] + (h - lo as f64) * (v[hi] - v[lo]))
 }
 
+/// The `q` quantile of one more draw from the population `y` was drawn from, a normal one of
+/// unknown mean and spread: `mean + t(n−1, q) · s · √(1 + 1/n)` (the prediction bound).
+pub fn prediction_upper(y: &[f64], q: f64) -> Result<f64, StatsError> {
+    if y.len() < 2 {
+        return Err(StatsError::Invalid(format!(
+            "needs two values, got {}",
+            y.len()
+        )));
+    }
+    if y.iter().any(|v| !v.is_finite()) {
+        return Err(StatsError::NotFinite);
+    }
+    let n = y.len() as f64;
+    let mean = y.iter().sum::<f64>() / n;
+    let sd = (y.iter().map(|a| (a - mean).powi(2)).sum::<f64>() / (n - 1.0)).sqrt();
+    let t = StudentsT::new(0.0, 1.0, n - 1.0)
+        .map_err(|e| StatsError::Invalid(e.to_string()))?
+        .inverse_cdf(q);
+    Ok(mean + t * sd * (1.0 + 1.0 / n).sqrt())
+}
+
 /// One-sided t-test that the mean of `x` exceeds the mean of the population `y` is drawn from,
 /// with the spread estimated from `y` alone (df = |y| − 1): "do these values stand out from
 /// how much `y`'s members differ from each other?". With one value in `x` it is the prediction

@@ -429,9 +429,11 @@ fn compare_history(x: &CompareEvidence, h: &CompareHistory) -> Table {
             "new pods each beyond the bar".into(),
             format!("{} of {}", x.pods_worse, x.pods_judged),
             format!(
-                "more than half, each beyond ×{}: the larger of that and the 95th percentile of the old pods' own rises above the whole (×{})",
-                num(h.needed.max(h.pod_bar)),
-                num(h.pod_bar)
+                "more than half, each beyond ×{}: the largest of that, the 95th percentile of the old pods' own rises above the whole (×{}) and where one more old pod would fall by their spread ({})",
+                num(h.needed.max(h.pod_bar).max(h.spread_bar.unwrap_or(1.0))),
+                num(h.pod_bar),
+                h.spread_bar
+                    .map_or("fewer than two old pods".into(), |b| format!("×{}", num(b)))
             ),
             met(most),
         ]),

@@ -1241,6 +1241,7 @@ fn a_compare_verdict_against_history_is_shown_as_such_not_as_a_mann_whitney_test
             drift_pairs: 39,
             needed: 1.3,
             pod_bar: 1.4,
+            spread_bar: Some(1.2),
             while_both: None,
             history_from: at(0),
         })),

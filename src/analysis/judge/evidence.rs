@@ -326,6 +326,11 @@ pub struct CompareHistory {
     /// is beyond it and `needed`.
     #[serde(default)]
     pub pod_bar: f64,
+    /// Where one more old pod's level would fall, by the spread of the old pods' levels in the
+    /// window before they left (the 95% prediction bound): each new pod counted as worse is
+    /// beyond it too. `None` with fewer than two old pods there.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub spread_bar: Option<f64>,
     /// The new pods' median ratio to the old pods at the moments both served (after warm-up),
     /// over the history span, when there were enough: a regression must show there too.
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -420,3 +420,17 @@ fn a_step_against_one_ratio_is_the_likelihood_ratio_of_the_two_fits() {
         assert!(step_against_common_ratio(part, rest, cap, 1.0).is_err());
     }
 }
+
+#[test]
+fn the_prediction_bound_is_the_t_quantile_of_one_more_draw() {
+    // mean 1, s = 1, n = 3: 1 + t(2, 0.95) · √(4/3), t(2, 0.95) = 2.919986 (tables).
+    let b = prediction_upper(&[0.0, 1.0, 2.0], 0.95).unwrap();
+    assert!(
+        (b - (1.0 + 2.919_986 * (4.0f64 / 3.0).sqrt())).abs() < 1e-5,
+        "{b}"
+    );
+    // No spread, no room above the mean; one value is no spread to speak of.
+    assert_eq!(prediction_upper(&[2.0, 2.0], 0.95).unwrap(), 2.0);
+    assert!(prediction_upper(&[2.0], 0.95).is_err());
+    assert!(prediction_upper(&[2.0, f64::NAN], 0.95).is_err());
+}

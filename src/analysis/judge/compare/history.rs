@@ -4,6 +4,10 @@
 
 use super::*;
 
+/// The share of one more old pod's levels the spread bar leaves below it (see
+/// [`OldBefore::spread_bar`]).
+const SPREAD_QUANTILE: f64 = 0.95;
+
 /// The old version's level over time, read over `history_span`, and where its last window is.
 pub(super) struct OldLevel {
     /// The old version's median at each moment (ms → value).
@@ -195,6 +199,8 @@ pub(super) fn against_history(
         .map(|v| worse_ward(v / old.level, rule.direction))
         .collect();
     let pod_needed = needed.max(drift.pod_bar);
+    let spread_bar = old.spread_bar(level, rule.direction);
+    let pod_needed = pod_needed.max(spread_bar.unwrap_or(1.0));
     let both = while_both_served(rule, new_over_span, level);
     let judged = HistoryJudged {
         before: old.level,
@@ -207,6 +213,7 @@ pub(super) fn against_history(
         gap,
         needed,
         pod_needed,
+        spread_bar,
         worse_pods: new_levels.iter().filter(|l| **l >= pod_needed).count(),
         pods_judged: new_levels.len(),
         // Where both versions served long enough to compare (after warm-up), a regression
@@ -237,6 +244,40 @@ impl OldBefore {
         let values = level.stretch(level.last, window_ms);
         let level = stats::median(&values).map_err(|_| "no finite samples".to_string())?;
         Ok(OldBefore { times, level })
+    }
+
+    /// How high a new pod's level may stand above the old version's by the spread of the old
+    /// pods' own levels alone: the 95th percentile of where one more pod of the old version
+    /// would fall (a prediction bound, on logarithms, from the old pods' levels over these
+    /// moments). Pods of one version differ by their nodes, and a new pod is one more draw:
+    /// with three old pods, the highest of them is beaten by a quarter of new pods, not 5%.
+    /// `None` with fewer than two old pods.
+    fn spread_bar(&self, level: &OldLevel, direction: Direction) -> Option<f64> {
+        let logs: Vec<f64> = self
+            .pod_levels(level, direction)
+            .iter()
+            .map(|l| l.ln())
+            .collect();
+        stats::prediction_upper(&logs, SPREAD_QUANTILE)
+            .ok()
+            .map(f64::exp)
+    }
+
+    /// Each old pod's level over these moments, against the whole's (worse-ward).
+    fn pod_levels(&self, level: &OldLevel, direction: Direction) -> Vec<f64> {
+        let (Some(&from), Some(&to)) = (self.times.first(), self.times.last()) else {
+            return Vec::new();
+        };
+        level
+            .by_pod
+            .iter()
+            .filter_map(|pod| {
+                let values: Vec<f64> = pod.range(from..=to).map(|(_, v)| *v).collect();
+                stats::median(&values).ok()
+            })
+            .filter(|m| *m > 0.0 && self.level > 0.0)
+            .map(|m| worse_ward(m / self.level, direction))
+            .collect()
     }
 }
 
@@ -298,6 +339,7 @@ struct HistoryJudged {
     gap: i64,
     needed: f64,
     pod_needed: f64,
+    spread_bar: Option<f64>,
     worse_pods: usize,
     pods_judged: usize,
     consistent: bool,
@@ -359,6 +401,7 @@ impl HistoryJudged {
                     drift_pairs: pairs,
                     needed: self.needed,
                     pod_bar: self.drift.pod_bar,
+                    spread_bar: self.spread_bar,
                     while_both: self.both.as_ref().map(|b| b.ratio),
                     history_from: time::to_timestamp(level.first),
                 })),
@@ -369,7 +412,7 @@ impl HistoryJudged {
 
     fn reason(&self, rule: &Compare, new_summary: &SampleSummary) -> String {
         let mut reason = format!(
-            "the old pods are gone, so against the old version's history: median new {} ({} samples from {} pods) vs the old version's {} in the {} before its last sample: ratio {:.2}; over the last {} the old version's own level moved at most ×{:.2} between stretches {} apart ({} pairs), so a regression needs ×{:.2} (the larger of min_ratio {} and that drift); {} of {} new pods each beyond ×{:.2} (that, or the 95th percentile of the old pods' rises above the whole, every old pod at every pair of stretches)",
+            "the old pods are gone, so against the old version's history: median new {} ({} samples from {} pods) vs the old version's {} in the {} before its last sample: ratio {:.2}; over the last {} the old version's own level moved at most ×{:.2} between stretches {} apart ({} pairs), so a regression needs ×{:.2} (the larger of min_ratio {} and that drift); {} of {} new pods each beyond ×{:.2} (the largest of that, the 95th percentile of the old pods' rises above the whole, every old pod at every pair of stretches, and where one more old pod would fall by their spread{})",
             fmt_num(self.after),
             new_summary.samples,
             new_summary.pods,
@@ -385,6 +428,8 @@ impl HistoryJudged {
             self.worse_pods,
             self.pods_judged,
             self.pod_needed,
+            self.spread_bar
+                .map_or(String::new(), |b| format!(", ×{b:.2}")),
         );
         if let Some(b) = &self.both {
             reason.push_str(&format!(

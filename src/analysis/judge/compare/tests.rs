@@ -164,6 +164,58 @@ fn one_old_pods_rarest_excursion_does_not_set_the_bar_for_every_new_pod() {
     assert_eq!(v.outcome, Outcome::Pass, "{}", v.reason);
 }
 
+/// `n` old pods as [`old_pods`], pod `p` at `levels[p]` all hour (each on its own node).
+fn old_pods_at(levels: &[f64]) -> Vec<Series> {
+    let mut old = old_pods(levels.len(), |_| 1.0);
+    for (pod, level) in old.iter_mut().zip(levels) {
+        for point in &mut pod.points {
+            point.v *= level;
+        }
+    }
+    old
+}
+
+#[test]
+fn new_pods_are_held_to_where_one_more_old_pod_would_fall_not_to_the_highest_old_pod() {
+    let r = cpu_rule("");
+    let at = LEFT + 480.0;
+    // Three old pods whose nodes set them at ×0.8, ×1 and ×1.25 of each other: two new pods
+    // landing above the highest of them is what one in five healthy releases does, when the
+    // new pods' nodes are as varied.
+    let spread = [0.8, 1.0, 1.25];
+    let v = judged(
+        &r,
+        at,
+        new_pods(&[1.4, 1.35, 0.9], at),
+        old_pods_at(&spread),
+    );
+    assert_eq!(v.outcome, Outcome::Pass, "{}", v.reason);
+    let h = evidence(&v).history.clone().unwrap();
+    let bar = h.spread_bar.expect("three old pods");
+    assert!(bar > 1.5 && bar < 3.0, "{h:?}");
+    assert!(
+        h.pod_bar < 1.4,
+        "the pods' rises alone would not hold it back: {h:?}"
+    );
+    assert!(
+        v.reason.contains("where one more old pod would fall"),
+        "{}",
+        v.reason
+    );
+    // Every new pod beyond it is a regression.
+    let v = judged(&r, at, new_pods(&[3.2, 3.0, 3.4], at), old_pods_at(&spread));
+    assert_eq!(v.outcome, Outcome::Fail, "{}", v.reason);
+    // Old pods alike leave the bar near their own wobble: a ×1.5 release still fails.
+    let v = judged(
+        &r,
+        at,
+        new_pods(&[1.5, 1.45, 1.55], at),
+        old_pods_at(&[1.0, 1.02, 0.98]),
+    );
+    assert_eq!(v.outcome, Outcome::Fail, "{}", v.reason);
+    assert!(evidence(&v).history.as_ref().unwrap().spread_bar.unwrap() < 1.2);
+}
+
 #[test]
 fn a_regression_beyond_the_drift_and_the_floor_fails_without_their_product() {
     let r = cpu_rule("");
