@@ -9,7 +9,7 @@
 //! ([`Decision::extension_after`]), up to the moment the data ends. No I/O beyond the metric
 //! source it is given; printing is the caller's.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
 
 use jiff::{SignedDuration, Timestamp};
@@ -124,6 +124,10 @@ pub struct Report {
     /// their action, passes not settled), for people; empty when nothing was.
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub left_open: String,
+    /// The rules that never reached a verdict in a replay that ended without acting, each with
+    /// the reason it gave at its latest evaluation: what made the replay `inconclusive`.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub unjudged: BTreeMap<String, String>,
 }
 
 /// A replay that went on past its end, as the controller goes on past the bake's end.
@@ -318,6 +322,7 @@ impl Run {
             not_replayable,
             extension,
             left_open: String::new(),
+            unjudged: BTreeMap::new(),
         }
     }
 
@@ -335,6 +340,7 @@ impl Run {
                 .iter()
                 .all(|r| self.conclusive.contains(&r.name));
         let left_open = last.left_open("when the replay ended");
+        let unjudged = self.unjudged(rules);
         Report {
             decision: if all_conclusive {
                 FinalDecision::Pass
@@ -347,7 +353,26 @@ impl Run {
             not_replayable,
             extension,
             left_open,
+            unjudged,
         }
+    }
+
+    /// The rules that never reached a verdict, with their latest reason.
+    fn unjudged(&self, rules: &RuleSet) -> BTreeMap<String, String> {
+        rules
+            .rules
+            .iter()
+            .filter(|r| !self.conclusive.contains(&r.name))
+            .map(|r| {
+                let latest = self
+                    .timeline
+                    .iter()
+                    .rev()
+                    .find_map(|s| s.verdicts.iter().find(|v| v.rule == r.name))
+                    .map_or("never evaluated".to_string(), |v| v.reason.clone());
+                (r.name.clone(), latest)
+            })
+            .collect()
     }
 }
 
@@ -450,6 +475,9 @@ impl Report {
                     decision_word(self.decision),
                     self.timeline.len()
                 );
+                for (rule, why) in &self.unjudged {
+                    let _ = writeln!(out, "  never judged: {rule}: {why}");
+                }
             }
         }
         out
@@ -590,6 +618,29 @@ mod tests {
             .unwrap();
         let ext = report.extension.as_ref().unwrap();
         assert!(ext.cut_short, "{report:?}");
+    }
+
+    #[tokio::test]
+    async fn a_replay_that_judged_nothing_names_the_rules_and_why() {
+        // Prometheus down from the start: inconclusive, with the rule and its latest reason.
+        let r = replay("2026-11-20T10:00:00Z", "2026-11-20T10:01:00Z", 30);
+        let source = WorseUntil("2026-11-20T09:00:00Z".parse().unwrap());
+        let report = super::replay(&failing_rules(), &r, &source, |_, _| {})
+            .await
+            .unwrap();
+        assert_eq!(report.decision, FinalDecision::Inconclusive, "{report:?}");
+        let why = &report.unjudged["errs"];
+        assert!(why.contains("down"), "{why}");
+        let text = report.to_text(&r, &failing_rules());
+        assert!(text.contains("never judged: errs: "), "{text}");
+        let json = serde_json::to_value(&report).unwrap();
+        assert!(json["unjudged"]["errs"].is_string(), "{json}");
+        // A replay that judged every rule lists none.
+        let (r, source) = under_way("2026-11-20T10:00:30Z".parse().unwrap());
+        let report = super::replay(&failing_rules(), &r, &source, |_, _| {})
+            .await
+            .unwrap();
+        assert!(report.unjudged.is_empty(), "{report:?}");
     }
 
     #[test]

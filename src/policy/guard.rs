@@ -750,7 +750,8 @@ impl Planner<'_> {
         };
         self.state().stage = Stage::Inconclusive {
             at: now,
-            rules: unjudged.into_keys().collect(),
+            rules: unjudged.keys().cloned().collect(),
+            why: unjudged,
         };
         let against = compared_with(&self.state().baselines);
         self.note(

@@ -278,12 +278,19 @@ fn from_stage(stage: &Stage, last: Option<&String>) -> (State, Option<String>, S
             format!("stage {}{last}", stage.name()),
         ),
         Stage::Passed { at } => (State::Passed, None, format!("passed at {at}{last}")),
-        Stage::Inconclusive { at, rules } => (
+        Stage::Inconclusive { at, rules, why } => (
             State::Inconclusive,
             None,
             format!(
                 "no action, but not judged by {} (ended {at})",
-                rules.join(", ")
+                rules
+                    .iter()
+                    .map(|r| match why.get(r) {
+                        Some(reason) => format!("{r} ({reason})"),
+                        None => r.clone(),
+                    })
+                    .collect::<Vec<_>>()
+                    .join(", ")
             ),
         ),
         Stage::Paused { at, rule } => (

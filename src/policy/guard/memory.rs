@@ -167,6 +167,10 @@ pub enum Stage {
         at: Timestamp,
         /// The rules that never reached a verdict.
         rules: Vec<String>,
+        /// Why each of them did not, at its latest evaluation (one line, shortened); empty in
+        /// what a controller before it wrote.
+        #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+        why: BTreeMap<String, String>,
     },
     /// Paused by the controller on a failing rule; a person decides what comes next.
     Paused {

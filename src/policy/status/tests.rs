@@ -166,6 +166,7 @@ fn each_stage_has_its_state_and_exit_code() {
             Stage::Inconclusive {
                 at: at(600),
                 rules: vec!["cpu-per-request".into()],
+                why: Default::default(),
             },
             State::Inconclusive,
             6,
@@ -212,11 +213,21 @@ fn each_stage_has_its_state_and_exit_code() {
             Stage::Inconclusive {
                 at: at(600),
                 rules: vec!["cpu-per-request".into()],
+                why: [(
+                    "cpu-per-request".to_string(),
+                    "missing data: 1 usable samples from the new pods".to_string(),
+                )]
+                .into(),
             },
         )),
         None,
     );
-    assert!(s.why.contains("cpu-per-request"), "{}", s.why);
+    assert!(
+        s.why
+            .contains("cpu-per-request (missing data: 1 usable samples from the new pods)"),
+        "{}",
+        s.why
+    );
 }
 
 #[test]
