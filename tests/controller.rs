@@ -167,7 +167,7 @@ async fn a_bad_release_that_rolled_out_while_no_controller_ran_is_baked_and_roll
         .find(|(reason, _)| reason == "AnalysisStarted")
         .expect("an AnalysisStarted Event");
     assert!(
-        started.1.contains("before the controller saw it"),
+        started.1.contains("before the controller analysed it"),
         "{}",
         started.1
     );

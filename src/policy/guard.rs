@@ -353,7 +353,7 @@ fn start_state(
 }
 
 /// What an `AnalysisStarted` Event says: against which pods, or, for a rollout that completed
-/// before the controller saw it ([`finished_unseen`]), against which generation and until when.
+/// before the controller analysed it ([`finished_unseen`]), against which generation and until when.
 fn start_message(
     view: &RolloutView,
     new: &Generation,
@@ -377,7 +377,7 @@ fn start_message(
             format!("revision {} ({})", g.revision, g.name)
         });
     format!(
-        "revision {} ({}) completed its rollout at {since} before the controller saw it (it was not running, or not the leader); checking it alone against the history of {before} until {}",
+        "revision {} ({}) completed its rollout at {since} before the controller analysed it (it was not running, or not the leader, or no old pod served beside the new ones); checking it alone against the history of {before} until {}",
         new.revision,
         new.name,
         after(since, settings.bake)
@@ -388,11 +388,12 @@ fn start_message(
 /// window, over which the judge still sees its first pods and the old version's history.
 const UNSEEN_REACH: Duration = Duration::from_secs(3600);
 
-/// When the rollout completed, for a release the controller never saw rolling out (it was not
-/// running, or not the leader: a 20-s rollout fits inside a leader handover), if it is still
-/// worth a bake: complete for less than the bake time, its ReplicaSet created less than
-/// [`UNSEEN_REACH`] before that (a template rolled back to, or a scale-up of one that has served
-/// for long, is no release), and a generation served before it, to be held against.
+/// When the rollout completed, for a release the controller never analysed rolling out (it was
+/// not running, or not the leader: a 20-s rollout fits inside a leader handover; or no old pod
+/// served beside the new ones, as with the `Recreate` strategy), if it is still worth a bake:
+/// pods asked for, complete for less than the bake time, its ReplicaSet created less than
+/// [`UNSEEN_REACH`] before that (a template of long ago rolled back to is no release), and a
+/// generation that served for a bake before it, to be held against.
 fn finished_unseen(
     view: &RolloutView,
     memory: &Memory,
@@ -400,11 +401,18 @@ fn finished_unseen(
     now: Timestamp,
 ) -> Option<Timestamp> {
     let new = view.new.as_ref()?;
-    let (done, created) = (view.completed_at?, new.created?);
-    let recent = done <= now && now < after(done, settings.bake);
+    // An API server's clock a little ahead of ours must not lose the bake.
+    let (done, created) = (view.completed_at?.min(now), new.created?);
+    let recent = now < after(done, settings.bake);
     let released = created <= done && done < after(created, UNSEEN_REACH);
-    let before = serving_before(view, memory).is_some_and(|g| g.hash != new.hash);
-    (view.phase == Phase::Complete && recent && released && before).then_some(done)
+    // The generation before must have served for a bake before this one began: after a
+    // rollout interrupted by the next, both complete unseen, the interrupted one is the newest
+    // old ReplicaSet, with minutes of history, and likely the release that was replaced.
+    let before = serving_before(view, memory).is_some_and(|g| {
+        g.hash != new.hash && g.created.is_none_or(|c| after(c, settings.bake) <= created)
+    });
+    let pods = view.desired > 0;
+    (view.phase == Phase::Complete && recent && released && before && pods).then_some(done)
 }
 
 /// The generation that served before this rollout ([`RolloutView::serving_before`]), among

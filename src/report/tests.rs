@@ -1241,7 +1241,7 @@ fn a_compare_verdict_against_history_is_shown_as_such_not_as_a_mann_whitney_test
             drift_pairs: 39,
             needed: 1.3,
             pod_bar: 1.4,
-            spread_bar: Some(1.2),
+            spread_bar: Some(1.6),
             while_both: None,
             history_from: at(0),
         })),
@@ -1258,7 +1258,7 @@ fn a_compare_verdict_against_history_is_shown_as_such_not_as_a_mann_whitney_test
         .expect("a table of the history comparison");
     for says in [
         "×1.5 | ≥ ×1.3: the larger of min_ratio ×1.15 and the old version's own largest drift ×1.3 over 420 s (39 pairs",
-        "3 of 4 | more than half, each beyond ×1.4",
+        "3 of 4 | more than half, each beyond ×1.6: the largest of that, the 95th percentile of the old pods' own rises above the whole (×1.4) and where one more old pod would fall by their spread (×1.6)",
         &format!("{} to {}", hms(at(2400)), hms(at(3000))),
     ] {
         assert!(history.contains(says), "no {says:?} in {history}");

@@ -229,7 +229,9 @@ pub fn assert_report_shape(json: &Value) {
     let is_time = |v: &Value| v.as_str().is_some_and(|s| s.parse::<Timestamp>().is_ok());
     // Always there, and the ones there only when they say something.
     let mut always = keys(json);
-    always.retain(|k| !["extension", "left_open", "not_replayable"].contains(&k.as_str()));
+    always.retain(|k| {
+        !["extension", "left_open", "not_replayable", "unjudged"].contains(&k.as_str())
+    });
     assert_eq!(
         always,
         ["decided_at", "decision", "rule", "timeline"],
@@ -246,6 +248,16 @@ pub fn assert_report_shape(json: &Value) {
             "{e}"
         );
         assert!(e["evaluations"].is_u64(), "{e}");
+    }
+    if let Some(unjudged) = json.get("unjudged") {
+        assert!(
+            json["decision"] == "inconclusive"
+                && unjudged
+                    .as_object()
+                    .is_some_and(|m| !m.is_empty() && m.values().all(|w| w.is_string())),
+            "unjudged {unjudged} with decision {}",
+            json["decision"]
+        );
     }
     if let Some(open) = json.get("left_open") {
         assert!(

@@ -1185,13 +1185,15 @@ fn completed_unseen(done: i64, created: i64) -> RolloutView {
 fn a_rollout_completed_unseen_is_baked_against_the_generation_before_for_the_rest_of_its_bake() {
     let s = Settings::default();
     let pass = verdicts(Outcome::Pass, None);
-    // Released at -300 s, complete at -120 s, while the controller was down.
-    let view = completed_unseen(-120, -300);
+    // Released at -300 s, complete at -120 s, while the controller was down; revision 1
+    // served for long before.
+    let mut view = completed_unseen(-120, -300);
+    view.old[0].created = Some(at(-86_400));
     let p = step(&view, &Memory::default(), &s, &pass, 0);
     assert_eq!(reasons(&p), ["AnalysisStarted"]);
     let message = &p.notes[0].message;
     assert!(
-        message.contains("before the controller saw it")
+        message.contains("before the controller analysed it")
             && message.contains("against the history of revision 1 (shop-old11)"),
         "{message}"
     );
@@ -1229,7 +1231,17 @@ fn a_deployment_at_rest_is_not_taken_for_a_rollout_completed_unseen() {
     first_release.old.clear();
     let mut unknown = complete();
     unknown.completed_at = Some(at(-60));
+    // v2 interrupted by this one 3 minutes into its rollout, both complete unseen: v2 is the
+    // newest old ReplicaSet, with minutes of history, and no baseline to hold this one to.
+    let mut interrupted = completed_unseen(-60, -200);
+    interrupted.old.insert(0, gen_("mid33", 2, 0, 0));
+    interrupted.old[0].created = Some(at(-380));
+    interrupted.new.as_mut().unwrap().revision = 3;
+    let mut scaled_to_zero = completed_unseen(-60, -200);
+    scaled_to_zero.desired = 0;
     for (why, view) in [
+        ("a rollout interrupted by this one", interrupted),
+        ("no pods asked for", scaled_to_zero),
         (
             "complete for longer than the bake",
             completed_unseen(-bake, -bake - 60),

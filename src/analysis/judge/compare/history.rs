@@ -8,6 +8,9 @@ use super::*;
 /// [`OldBefore::spread_bar`]).
 const SPREAD_QUANTILE: f64 = 0.95;
 
+/// The fewest old pods whose spread sets the bar.
+const MIN_SPREAD_PODS: usize = 3;
+
 /// The old version's level over time, read over `history_span`, and where its last window is.
 pub(super) struct OldLevel {
     /// The old version's median at each moment (ms → value).
@@ -251,29 +254,38 @@ impl OldBefore {
     /// would fall (a prediction bound, on logarithms, from the old pods' levels over these
     /// moments). Pods of one version differ by their nodes, and a new pod is one more draw:
     /// with three old pods, the highest of them is beaten by a quarter of new pods, not 5%.
-    /// `None` with fewer than two old pods.
+    /// `None` with fewer than three old pods there (from two, the t quantile alone is ×6: a
+    /// bar no regression could clear).
     fn spread_bar(&self, level: &OldLevel, direction: Direction) -> Option<f64> {
         let logs: Vec<f64> = self
             .pod_levels(level, direction)
             .iter()
             .map(|l| l.ln())
             .collect();
+        if logs.len() < MIN_SPREAD_PODS {
+            return None;
+        }
         stats::prediction_upper(&logs, SPREAD_QUANTILE)
             .ok()
             .map(f64::exp)
     }
 
-    /// Each old pod's level over these moments, against the whole's (worse-ward).
+    /// Each old pod's level over these moments, against the whole's (worse-ward), for the pods
+    /// sampled at half of them or more (a pod that left early, or began late, is read on a few
+    /// samples that may be its start or its end).
     fn pod_levels(&self, level: &OldLevel, direction: Direction) -> Vec<f64> {
         let (Some(&from), Some(&to)) = (self.times.first(), self.times.last()) else {
             return Vec::new();
         };
+        let need = self.times.len().div_ceil(2).max(2);
         level
             .by_pod
             .iter()
             .filter_map(|pod| {
                 let values: Vec<f64> = pod.range(from..=to).map(|(_, v)| *v).collect();
-                stats::median(&values).ok()
+                (values.len() >= need)
+                    .then(|| stats::median(&values).ok())
+                    .flatten()
             })
             .filter(|m| *m > 0.0 && self.level > 0.0)
             .map(|m| worse_ward(m / self.level, direction))

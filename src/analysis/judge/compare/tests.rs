@@ -186,16 +186,18 @@ fn new_pods_are_held_to_where_one_more_old_pod_would_fall_not_to_the_highest_old
     let v = judged(
         &r,
         at,
-        new_pods(&[1.4, 1.35, 0.9], at),
+        new_pods(&[1.45, 1.4, 0.9], at),
         old_pods_at(&spread),
     );
     assert_eq!(v.outcome, Outcome::Pass, "{}", v.reason);
     let h = evidence(&v).history.clone().unwrap();
     let bar = h.spread_bar.expect("three old pods");
     assert!(bar > 1.5 && bar < 3.0, "{h:?}");
+    // Without it, two new pods of three would be beyond the bar: the ratio, the drift and the
+    // old pods' rises all stay below ×1.4.
     assert!(
-        h.pod_bar < 1.4,
-        "the pods' rises alone would not hold it back: {h:?}"
+        h.ratio >= h.needed && h.needed < 1.4 && h.pod_bar < 1.4,
+        "the rest would not hold it back: {h:?}"
     );
     assert!(
         v.reason.contains("where one more old pod would fall"),
@@ -214,6 +216,15 @@ fn new_pods_are_held_to_where_one_more_old_pod_would_fall_not_to_the_highest_old
     );
     assert_eq!(v.outcome, Outcome::Fail, "{}", v.reason);
     assert!(evidence(&v).history.as_ref().unwrap().spread_bar.unwrap() < 1.2);
+    // Two old pods set no bar: from two, the t quantile alone would put it beyond ×3.
+    let v = judged(
+        &r,
+        at,
+        new_pods(&[1.5, 1.45, 1.55], at),
+        old_pods_at(&[0.9, 1.1]),
+    );
+    assert_eq!(evidence(&v).history.as_ref().unwrap().spread_bar, None);
+    assert_eq!(v.outcome, Outcome::Fail, "{}", v.reason);
 }
 
 #[test]
