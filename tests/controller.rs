@@ -134,6 +134,9 @@ async fn a_bad_release_that_rolled_out_while_no_controller_ran_is_baked_and_roll
     opted.retain(|(k, _)| *k != annotations::BAKE_TIME);
     opted.push((annotations::BAKE_TIME, "30m".into()));
     c.deploy("shop", 4, &ann(&opted)).await;
+    // v1 serves for more than 10 simulated minutes: the generation a release is held against
+    // must have begun well before it (not a rollout it interrupted).
+    tokio::time::sleep(Duration::from_secs(11)).await;
     // Prometheus scrapes whether or not the controller runs: the source sees every pod.
     let source = c.source();
     c.release("shop", "v2", Some("class-errors")).await;
@@ -705,16 +708,21 @@ struct Seen {
 }
 
 impl<S: MetricSource> Watching<S> {
-    fn begin(&self, query: &str, at: jiff::Timestamp) -> Option<&'static str> {
+    /// A query begins; `evaluation`: it is one of an evaluation's (range queries), not of the
+    /// preflight at an analysis's start (instant queries), which runs after the start is
+    /// written: seconds after the first evaluation when that write met a conflict.
+    fn begin(&self, query: &str, at: jiff::Timestamp, evaluation: bool) -> Option<&'static str> {
         let name = *self.names.iter().find(|n| query.contains(*n))?;
         let mut s = self.seen.lock().unwrap();
         *s.in_flight.entry(name).or_default() += 1;
         let busy = s.in_flight.values().filter(|n| **n > 0).count();
         s.most_rollouts_at_once = s.most_rollouts_at_once.max(busy);
-        s.evaluated_at
-            .entry(name)
-            .or_default()
-            .insert(at.as_millisecond());
+        if evaluation {
+            s.evaluated_at
+                .entry(name)
+                .or_default()
+                .insert(at.as_millisecond());
+        }
         Some(name)
     }
 
@@ -728,7 +736,7 @@ impl<S: MetricSource> Watching<S> {
 
 impl<S: MetricSource + Send + Sync> MetricSource for Watching<S> {
     async fn instant(&self, query: &str, at: jiff::Timestamp) -> Result<Vec<Series>, SourceError> {
-        let name = self.begin(query, at);
+        let name = self.begin(query, at, false);
         let out = self.inner.instant(query, at).await;
         self.end(name).await;
         out
@@ -741,7 +749,7 @@ impl<S: MetricSource + Send + Sync> MetricSource for Watching<S> {
         end: jiff::Timestamp,
         step: PromDuration,
     ) -> Result<Vec<Series>, SourceError> {
-        let name = self.begin(query, end);
+        let name = self.begin(query, end, true);
         let out = self.inner.range(query, start, end, step).await;
         self.end(name).await;
         out
@@ -795,6 +803,50 @@ async fn evaluations_are_bounded_in_number_and_paced_by_the_interval() {
         let closest = *gaps.iter().min().unwrap();
         assert!(closest >= 28_500, "{n}: evaluations {gaps:?} ms apart");
     }
+}
+
+/// A rollout whose first plan meets write conflicts (status updates during a rollout make
+/// them): the analysis starts once, and its evaluations stay an interval apart. (Before the
+/// preflight's queries were told from evaluations', `evaluations_are_bounded_…` failed now and
+/// then on this: they came at the start's successful write, seconds after the evaluation.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_first_plan_that_meets_conflicts_while_the_rollout_completes_starts_one_analysis() {
+    let c = Cluster::fake("conflict-fast", Duration::from_millis(300)).await;
+    c.deploy("shop", 2, &ann(&guarded("guard"))).await;
+    // v1 serves for more than 10 simulated minutes before v2, as a release unseen needs.
+    tokio::time::sleep(Duration::from_secs(11)).await;
+    let seen = std::sync::Arc::default();
+    let source = Watching {
+        inner: c.source(),
+        names: vec!["shop"],
+        seen: std::sync::Arc::clone(&seen),
+    };
+    let daemon = c.daemon_with(c.config(), source).await;
+    c.release("shop", "v2", None).await;
+    c.fake
+        .as_ref()
+        .unwrap()
+        .inject_conflicts::<k8s_openapi::api::apps::v1::Deployment>(&c.namespace, "shop", 6)
+        .unwrap();
+    c.wait("shop", "the analysis to end without acting", LONG, |d| {
+        matches!(stage(d).as_deref(), Some("passed" | "inconclusive"))
+    })
+    .await;
+    daemon.stop().await;
+    let events = c.events("shop").await;
+    let started: Vec<&String> = events
+        .iter()
+        .filter(|(reason, _)| reason == "AnalysisStarted")
+        .map(|(_, note)| note)
+        .collect();
+    assert_eq!(started.len(), 1, "{started:#?}");
+    let seen = seen.lock().unwrap();
+    let at: Vec<i64> = seen.evaluated_at["shop"].iter().copied().collect();
+    let gaps: Vec<i64> = at.windows(2).map(|w| w[1] - w[0]).collect();
+    assert!(
+        gaps.iter().all(|g| *g >= 28_500),
+        "evaluations {gaps:?} ms apart"
+    );
 }
 
 /// A plan with these acts and a memory at `seq`, to write with the actuator directly.

@@ -388,12 +388,16 @@ fn start_message(
 /// window, over which the judge still sees its first pods and the old version's history.
 const UNSEEN_REACH: Duration = Duration::from_secs(3600);
 
+/// How long before a release unseen the generation it is held against must have begun for
+/// [`finished_unseen`] to bake it: a rollout interrupted by the next one is, within minutes.
+const UNSEEN_BEFORE: Duration = Duration::from_secs(600);
+
 /// When the rollout completed, for a release the controller never analysed rolling out (it was
 /// not running, or not the leader: a 20-s rollout fits inside a leader handover; or no old pod
 /// served beside the new ones, as with the `Recreate` strategy), if it is still worth a bake:
 /// pods asked for, complete for less than the bake time, its ReplicaSet created less than
 /// [`UNSEEN_REACH`] before that (a template of long ago rolled back to is no release), and a
-/// generation that served for a bake before it, to be held against.
+/// generation begun [`UNSEEN_BEFORE`] before it, to be held against.
 fn finished_unseen(
     view: &RolloutView,
     memory: &Memory,
@@ -405,11 +409,11 @@ fn finished_unseen(
     let (done, created) = (view.completed_at?.min(now), new.created?);
     let recent = now < after(done, settings.bake);
     let released = created <= done && done < after(created, UNSEEN_REACH);
-    // The generation before must have served for a bake before this one began: after a
-    // rollout interrupted by the next, both complete unseen, the interrupted one is the newest
-    // old ReplicaSet, with minutes of history, and likely the release that was replaced.
+    // The generation before must have begun well before this one: after a rollout
+    // interrupted by the next, both complete unseen, the interrupted one is the newest old
+    // ReplicaSet, with minutes of history, and likely the release that was replaced.
     let before = serving_before(view, memory).is_some_and(|g| {
-        g.hash != new.hash && g.created.is_none_or(|c| after(c, settings.bake) <= created)
+        g.hash != new.hash && g.created.is_none_or(|c| after(c, UNSEEN_BEFORE) <= created)
     });
     let pods = view.desired > 0;
     (view.phase == Phase::Complete && recent && released && before && pods).then_some(done)
