@@ -194,16 +194,8 @@ pub fn view(d: &Deployment, replicasets: &[ReplicaSet]) -> RolloutView {
         phase,
         new,
         old,
-        completed_at: completed_at(d, phase),
+        completed_at: progress_completed(d).filter(|_| phase == Phase::Complete),
     }
-}
-
-/// When a complete rollout completed (see [`progress_completed`]).
-fn completed_at(d: &Deployment, phase: Phase) -> Option<jiff::Timestamp> {
-    if phase != Phase::Complete {
-        return None;
-    }
-    progress_completed(d)
 }
 
 /// When the Deployment controller last found a rollout complete: the `Progressing` condition's

@@ -569,12 +569,25 @@ pub fn prediction_upper(y: &[f64], q: f64) -> Result<f64, StatsError> {
         return Err(StatsError::NotFinite);
     }
     let n = y.len() as f64;
-    let mean = y.iter().sum::<f64>() / n;
-    let sd = (y.iter().map(|a| (a - mean).powi(2)).sum::<f64>() / (n - 1.0)).sqrt();
-    let t = StudentsT::new(0.0, 1.0, n - 1.0)
-        .map_err(|e| StatsError::Invalid(e.to_string()))?
-        .inverse_cdf(q);
+    let mean = mean(y);
+    let sd = sample_variance(y, mean).sqrt();
+    let t = student_t(n - 1.0)?.inverse_cdf(q);
     Ok(mean + t * sd * (1.0 + 1.0 / n).sqrt())
+}
+
+/// The arithmetic mean of `v` (not empty).
+fn mean(v: &[f64]) -> f64 {
+    v.iter().sum::<f64>() / v.len() as f64
+}
+
+/// The sample variance of `v` (two values or more) around its `mean`.
+fn sample_variance(v: &[f64], mean: f64) -> f64 {
+    v.iter().map(|a| (a - mean).powi(2)).sum::<f64>() / (v.len() as f64 - 1.0)
+}
+
+/// Student's t with `df` degrees of freedom.
+fn student_t(df: f64) -> Result<StudentsT, StatsError> {
+    StudentsT::new(0.0, 1.0, df).map_err(|e| StatsError::Invalid(e.to_string()))
 }
 
 /// One-sided t-test that the mean of `x` exceeds the mean of the population `y` is drawn from,
@@ -595,10 +608,9 @@ pub fn stands_out_greater(x: &[f64], y: &[f64]) -> Result<(f64, f64), StatsError
     if x.iter().chain(y).any(|v| !v.is_finite()) {
         return Err(StatsError::NotFinite);
     }
-    let mean = |v: &[f64]| v.iter().sum::<f64>() / v.len() as f64;
     let (mx, my) = (mean(x), mean(y));
     let (nx, ny) = (x.len() as f64, y.len() as f64);
-    let var_y = y.iter().map(|a| (a - my).powi(2)).sum::<f64>() / (ny - 1.0);
+    let var_y = sample_variance(y, my);
     let scale = (var_y * (1.0 / nx + 1.0 / ny)).sqrt();
     if scale == 0.0 {
         return Ok(if mx > my {
@@ -608,9 +620,7 @@ pub fn stands_out_greater(x: &[f64], y: &[f64]) -> Result<(f64, f64), StatsError
         });
     }
     let t = (mx - my) / scale;
-    let dist =
-        StudentsT::new(0.0, 1.0, ny - 1.0).map_err(|e| StatsError::Invalid(e.to_string()))?;
-    Ok((t, dist.sf(t)))
+    Ok((t, student_t(ny - 1.0)?.sf(t)))
 }
 
 #[cfg(test)]

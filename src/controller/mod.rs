@@ -611,19 +611,17 @@ fn recall<S>(
 }
 
 /// Whether `d` completed a rollout of a revision the controller has not seen, inside the bake
-/// time before now: the policy decides whether it still gets a bake (see `guard::begin`),
-/// from its ReplicaSets, which the quick exit does not read.
+/// time before now (see [`guard::completed_unseen`]).
 fn completed_unseen<S>(ctx: &Context<S>, d: &Deployment, kept: &Kept, resolved: &Resolved) -> bool {
-    let Some(done) = kubernetes::progress_completed(d) else {
-        return false;
-    };
-    let revision = kubernetes::revision_of(&d.metadata);
-    let seen = kept
-        .memory
-        .current
-        .as_ref()
-        .is_some_and(|s| s.revision == revision);
-    !seen && (ctx.clock)() < guard::after(ctx.on_clock(done), resolved.settings.bake)
+    kubernetes::progress_completed(d).is_some_and(|done| {
+        guard::completed_unseen(
+            &kept.memory,
+            kubernetes::revision_of(&d.metadata),
+            ctx.on_clock(done),
+            &resolved.settings,
+            (ctx.clock)(),
+        )
+    })
 }
 
 /// Whether the controller has something pending on a Deployment at rest: an analysis not

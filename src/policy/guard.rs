@@ -384,6 +384,29 @@ fn start_message(
     )
 }
 
+/// Whether a rollout that completed at `done` is still inside the bake it would have had.
+fn within_bake(done: Timestamp, settings: &Settings, now: Timestamp) -> bool {
+    now < after(done, settings.bake)
+}
+
+/// Whether a Deployment at rest, its rollout of `revision` completed at `done`, may still need
+/// a look at its ReplicaSets: a revision not in `memory`, complete for less than the bake time
+/// ([`finished_unseen`] decides, from the ReplicaSets, whether it gets a bake). For the
+/// controller's quick exit, which reads only the Deployment.
+pub fn completed_unseen(
+    memory: &Memory,
+    revision: u64,
+    done: Timestamp,
+    settings: &Settings,
+    now: Timestamp,
+) -> bool {
+    let seen = memory
+        .current
+        .as_ref()
+        .is_some_and(|s| s.revision == revision);
+    !seen && within_bake(done, settings, now)
+}
+
 /// How far back a release may have begun for [`finished_unseen`] to bake it: the default rules'
 /// window, over which the judge still sees its first pods and the old version's history.
 const UNSEEN_REACH: Duration = Duration::from_secs(3600);
@@ -407,7 +430,7 @@ fn finished_unseen(
     let new = view.new.as_ref()?;
     // An API server's clock a little ahead of ours must not lose the bake.
     let (done, created) = (view.completed_at?.min(now), new.created?);
-    let recent = now < after(done, settings.bake);
+    let recent = within_bake(done, settings, now);
     let released = created <= done && done < after(created, UNSEEN_REACH);
     // The generation before must have begun well before this one: after a rollout
     // interrupted by the next, both complete unseen, the interrupted one is the newest old
