@@ -53,6 +53,7 @@ fn base(rng: &mut StdRng, name: String, seed: u64, traffic: (f64, f64)) -> Scena
             seconds: rng.random_range(30.0..90.0),
             cpu_multiplier: rng.random_range(1.5..2.5),
             error_rate: 0.0,
+            decay_seconds: 0.0,
         });
     }
     // An hour of the old version before the rollout, as a judge with a history baseline
@@ -119,13 +120,7 @@ fn original(b: &mut Builder) {
         false,
         60,
         TRAFFIC,
-        &|rng, c| {
-            c.scenario.warmup = Some(Warmup {
-                seconds: rng.random_range(60.0..180.0),
-                cpu_multiplier: rng.random_range(2.0..4.0),
-                error_rate: 0.0,
-            });
-        },
+        &|rng, c| c.scenario.warmup = Some(start_up_cpu(rng, false)),
     );
     b.add("healthy: shared incident", false, 60, TRAFFIC, &|rng, c| {
         let s = &mut c.scenario;
@@ -424,6 +419,7 @@ fn harder(b: &mut Builder) {
             seconds: rng.random_range(30.0..90.0),
             cpu_multiplier: rng.random_range(1.0..2.0),
             error_rate: log_uniform(rng, 0.005, 0.05),
+            decay_seconds: 0.0,
         });
     });
     b.add(
@@ -461,4 +457,47 @@ fn harder(b: &mut Builder) {
             c.damage = Some(Damage::lost_points(rng, c.scenario.seed));
         },
     );
+    b.add(
+        "healthy: warm-up CPU falling slowly",
+        false,
+        40,
+        TRAFFIC,
+        &|rng, c| c.scenario.warmup = Some(start_up_cpu(rng, true)),
+    );
+    b.add(
+        "bad: CPU +50% with a warm-up",
+        true,
+        14,
+        TRAFFIC,
+        &|rng, c| {
+            // A regression whose pods warm up too, as every release's do: what a judge that
+            // waits out the warm-up pays for it.
+            c.scenario.fault = Fault::Cpu { multiplier: 1.5 };
+            let falling = rng.random::<bool>();
+            c.scenario.warmup = Some(start_up_cpu(rng, falling));
+        },
+    );
+}
+
+/// New pods' start-up CPU: two to four times the demand, for 1 to 3 minutes at once, or
+/// falling by e every 20 to 60 s (caches filling ever more slowly: up to ×1.4 two minutes in,
+/// what no fixed warm-up fits).
+fn start_up_cpu(rng: &mut StdRng, falling: bool) -> Warmup {
+    if falling {
+        let cpu_multiplier = rng.random_range(2.0..4.0);
+        let decay_seconds = rng.random_range(20.0..60.0);
+        Warmup {
+            seconds: 6.0 * decay_seconds,
+            cpu_multiplier,
+            decay_seconds,
+            error_rate: 0.0,
+        }
+    } else {
+        Warmup {
+            seconds: rng.random_range(60.0..180.0),
+            cpu_multiplier: rng.random_range(2.0..4.0),
+            decay_seconds: 0.0,
+            error_rate: 0.0,
+        }
+    }
 }

@@ -80,6 +80,17 @@ pub async fn ours<S: MetricSource>(
             );
             for v in &step.verdicts {
                 eprintln!("{mode}     {} {}: {}", v.rule, v.outcome, v.reason);
+                if std::env::var_os("DETECTION_TRACE_STEPS").is_some()
+                    && let Some(rollout_guard::analysis::judge::Evidence::Compare(e)) = &v.evidence
+                {
+                    let steps: Vec<String> = e
+                        .new
+                        .steps
+                        .iter()
+                        .map(|[t, v]| format!("{:.0}:{v:.4}", t - r0))
+                        .collect();
+                    eprintln!("{mode}       new medians by time: {}", steps.join(" "));
+                }
             }
         }
     }

@@ -23,8 +23,9 @@
 //! Options, from the environment: `DETECTION_OURS_ONLY=1` skips the baselines,
 //! `DETECTION_CATEGORY=<text>` keeps the categories whose name contains it,
 //! `DETECTION_RULES=<path>` measures other rules, `DETECTION_TRACE=<seed>` prints every
-//! evaluation of one rollout, `DETECTION_EXACT=1` answers with the true counts instead of
-//! Prometheus' extrapolated ones, `DETECTION_DELAYS=1` prints each goal rollout's delay,
+//! evaluation of one rollout (`DETECTION_TRACE_STEPS=1`: and the compare rules' new medians by
+//! time), `DETECTION_EXACT=1` answers with the true counts instead of Prometheus' extrapolated
+//! ones, `DETECTION_DELAYS=1` prints each goal rollout's delay,
 //! `DETECTION_DRAW=<n>` replays another draw of the same categories from other seeds (a
 //! held-out corpus: the rules were tuned on draw 0).
 

@@ -222,7 +222,7 @@ impl<S: MetricSource> Ask<'_, S> {
         // With history, the old version is read over its history span, and the
         // generation that served before the analysis counts after its pods left.
         let (old_rs, old_from) = if c.history {
-            let span = time::span(c.history_span.as_std()) + window.warmup;
+            let span = time::span(c.history_span.as_std()) + window.reach();
             (
                 self.target.paired_old(),
                 window.query_start.min(window.at - span),
@@ -345,13 +345,15 @@ pub fn window_of(rule: &Rule, at: Timestamp) -> Window {
     };
     let at = time::from_timestamp(at);
     let start = at - time::span(rule.window.as_std());
-    Window {
+    let mut window = Window {
         at,
         start,
-        query_start: start - warmup,
+        query_start: start,
         warmup,
         step,
-    }
+    };
+    window.query_start = start - window.reach();
+    window
 }
 
 fn record(

@@ -97,14 +97,23 @@ pub struct Window {
     pub at: Millis,
     /// Start of the window (`at − window`).
     pub start: Millis,
-    /// Where the range query began (`start − warmup`); a series whose first point comes later
-    /// belongs to a pod that started inside the query range.
+    /// Where the range query began (`start` less the warm-up's reach, [`Window::reach`]); a
+    /// series whose first point comes later belongs to a pod that started inside the query
+    /// range.
     pub query_start: Millis,
     /// How long after its first sample a pod that started inside the query range is left out
     /// (0 for error-rate and logs rules).
     pub warmup: Millis,
     /// The query's step (0 for error-rate and logs rules).
     pub step: Millis,
+}
+
+impl Window {
+    /// How far past a pod's first point its warm-up may reach: the fixed `warmup`, and as
+    /// long again for what is still settling ([`settle`]).
+    pub fn reach(&self) -> Millis {
+        self.warmup * settle::REACH
+    }
 }
 
 /// One rule's conclusion and everything a person needs to see why.
@@ -453,24 +462,12 @@ fn samples(series: &[Series], w: &Window) -> Samples {
         warmup_dropped: 0,
     };
     for s in series {
-        let Some(first) = s.points.iter().find(|p| p.v.is_finite()) else {
-            continue;
-        };
-        // A series that begins after the query start belongs to a pod that started then.
-        let first_t = time::from_seconds(first.t);
-        let started_inside = first_t > w.query_start + w.step / 2;
-        let warm_from = started_inside.then_some(first_t + w.warmup);
+        let points = pod_points(s, w);
+        let in_window = |t: &Millis| *t >= w.start;
+        out.warmup_dropped += points.warming.iter().filter(|(t, _)| in_window(t)).count();
         let before = out.values.len();
-        for p in &s.points {
-            let t = time::from_seconds(p.t);
-            if t < w.start || t > w.at || !p.v.is_finite() {
-                continue;
-            }
-            if warm_from.is_some_and(|from| t < from) {
-                out.warmup_dropped += 1;
-                continue;
-            }
-            out.values.push(p.v);
+        for (t, v) in points.counted.into_iter().filter(|(t, _)| in_window(t)) {
+            out.values.push(v);
             out.times.push(t);
             out.pod.push(out.pods);
         }
@@ -479,6 +476,49 @@ fn samples(series: &[Series], w: &Window) -> Samples {
         }
     }
     out
+}
+
+/// One pod's finite points up to the window's end, split into those of its warm-up and those
+/// that count.
+struct PodPoints {
+    warming: Vec<(Millis, f64)>,
+    counted: Vec<(Millis, f64)>,
+}
+
+/// A series that begins after the query start belongs to a pod that started then: its first
+/// `warmup` is left out, and past that what [`settle`] finds still settling.
+fn pod_points(s: &Series, w: &Window) -> PodPoints {
+    let mut counted: Vec<(Millis, f64)> = s
+        .points
+        .iter()
+        .filter(|p| p.v.is_finite())
+        .map(|p| (time::from_seconds(p.t), p.v))
+        .filter(|(t, _)| *t <= w.at)
+        .collect();
+    let started_inside = counted
+        .first()
+        .is_some_and(|(first, _)| *first > w.query_start + w.step / 2);
+    if !started_inside || w.warmup == 0 {
+        return PodPoints {
+            warming: Vec::new(),
+            counted,
+        };
+    }
+    let first = counted[0].0;
+    let fixed = counted
+        .iter()
+        .take_while(|(t, _)| *t < first + w.warmup)
+        .count();
+    let rest = counted.split_off(fixed);
+    let settling = settle::unsettled(&rest, first + settle::REACH * w.warmup);
+    let mut warming = counted;
+    let mut rest = rest;
+    let settled = rest.split_off(settling);
+    warming.extend(rest);
+    PodPoints {
+        warming,
+        counted: settled,
+    }
 }
 
 fn summary(s: &Samples) -> SampleSummary {
@@ -613,6 +653,7 @@ mod error_rate;
 mod evidence;
 pub use evidence::*;
 mod logs;
+mod settle;
 pub use logs::{LogsEvidence, MAX_ROWS as MAX_LOG_ROWS, SignatureRow};
 
 #[cfg(test)]

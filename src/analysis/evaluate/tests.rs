@@ -211,7 +211,11 @@ async fn range_queries_reach_back_over_the_warm_up() {
     let eval = evaluate(&rules, &target(&["web-old"]), at(), &fake).await;
     let (start, end) = seen.lock().unwrap().unwrap();
     assert_eq!(end, unix_seconds(at()));
-    assert_eq!(end - start, 300.0 + 120.0, "5m window plus 2m warm-up");
+    assert_eq!(
+        end - start,
+        300.0 + 2.0 * 120.0,
+        "5m window plus the 2m warm-up's reach (twice it)"
+    );
     assert_eq!(eval.verdicts[0].outcome, Outcome::Inconclusive);
     assert!(
         fake.calls
@@ -289,13 +293,13 @@ async fn a_compare_check_reads_the_old_version_over_its_history_span() {
     let (_, start, end) = *seen.iter().find(|(old, ..)| *old).expect("an old query");
     assert_eq!(
         end - start,
-        3600.0 + 120.0,
-        "an hour of history plus the warm-up"
+        3600.0 + 2.0 * 120.0,
+        "an hour of history plus the warm-up's reach"
     );
     let (_, start, end) = *seen.iter().find(|(old, ..)| !*old).expect("a new query");
     assert_eq!(
         end - start,
-        3600.0 + 120.0,
+        3600.0 + 2.0 * 120.0,
         "the same span: all the moments both versions served"
     );
 }

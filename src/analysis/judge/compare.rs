@@ -112,7 +112,7 @@ fn history_window(rule: &Compare, w: &Window) -> Window {
     let span = time::span(rule.history_span.as_std());
     Window {
         start: w.at - span,
-        query_start: w.at - span - w.warmup,
+        query_start: w.at - span - w.reach(),
         ..*w
     }
 }

@@ -216,7 +216,8 @@ pub struct SampleSummary {
     pub p90: f64,
     /// The largest sample.
     pub max: f64,
-    /// Samples left out as pod warm-up.
+    /// Samples left out as pod warm-up: each pod's first `warmup`, and past it the points still
+    /// above what the same pod did later, up to twice `warmup` from its start.
     pub warmup_dropped: usize,
     /// The side's median across its pods at each step of the window, `[unix seconds, value]`:
     /// the series the report plots at the query's step.

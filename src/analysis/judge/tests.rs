@@ -427,6 +427,45 @@ fn warm_up_of_young_pods_is_left_out() {
 }
 
 #[test]
+fn a_warm_up_longer_than_the_rules_ends_where_each_pods_own_level_stops_falling() {
+    let r = cpu_rule("");
+    let old: Vec<Series> = noisy_pods("old", 4, 1.0, 0);
+    // New pods started at t = 640: the rule's warm-up (2m) ends at 760, its reach at 880.
+    let pods = |excess_until: f64, level: f64| -> Vec<Series> {
+        ["new-a", "new-b", "new-c"]
+            .iter()
+            .map(|name| {
+                Series::for_pod(
+                    name,
+                    (0..=12).map(|i| {
+                        let t = 640.0 + 30.0 * i as f64;
+                        let v = if t < excess_until { 3.0 } else { level };
+                        (t, v + 0.001 * i as f64)
+                    }),
+                )
+            })
+            .collect()
+    };
+    // Three minutes of start-up excess: the points at 760 and 790 are above what each pod
+    // does later, and are left out with the first two minutes'.
+    let v = judge_series(&r, pods(820.0, 1.0), Some(old.clone()));
+    let Some(Evidence::Compare(e)) = &v.evidence else {
+        panic!("{}", v.reason)
+    };
+    assert_eq!((e.new.warmup_dropped, e.new.samples), (12, 21), "{e:?}");
+    assert!(e.new.max < 1.1, "{e:?}");
+    assert_eq!(v.outcome, Outcome::Pass, "{}", v.reason);
+    // A regression holds its level: each pod's point at 760 is confirmed by the next, and
+    // every point past the rule's warm-up counts.
+    let v = judge_series(&r, pods(760.0, 1.6), Some(old));
+    let Some(Evidence::Compare(e)) = &v.evidence else {
+        panic!("{}", v.reason)
+    };
+    assert_eq!((e.new.warmup_dropped, e.new.samples), (6, 27), "{e:?}");
+    assert_eq!(v.outcome, Outcome::Fail, "{}", v.reason);
+}
+
+#[test]
 fn compare_needs_enough_samples_and_drops_nan() {
     let r = cpu_rule("        min_samples: 10\n");
     let old: Vec<Series> = noisy_pods("old", 4, 1.0, 0);

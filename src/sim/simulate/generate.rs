@@ -271,10 +271,8 @@ impl World<'_> {
             if let Fault::Cpu { multiplier } = s.fault {
                 demand *= multiplier;
             }
-            if let Some(w) = s.warmup
-                && age < w.seconds
-            {
-                demand *= w.cpu_multiplier;
+            if let Some(w) = s.warmup {
+                demand *= w.cpu_factor(age);
             }
         }
         if let Some((inc, strength)) = incident {

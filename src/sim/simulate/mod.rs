@@ -83,12 +83,30 @@ pub struct Restart {
 pub struct Warmup {
     /// How long it lasts from each new pod's start, in seconds.
     pub seconds: f64,
-    /// The factor on the pod's CPU demand meanwhile.
+    /// The factor on the pod's CPU demand meanwhile: all of it for `seconds` when
+    /// `decay_seconds` is 0, else at the pod's start, its excess falling by e every
+    /// `decay_seconds` (caches filling ever more slowly).
     pub cpu_multiplier: f64,
+    /// The time constant of the excess' fall, in seconds; 0 for one that holds until its end.
+    #[serde(default)]
+    pub decay_seconds: f64,
     /// Errors per request added meanwhile, of the ordinary kinds (warnings and errors, no
     /// class-loading ones): every release's pods do it, so it is no regression.
     #[serde(default)]
     pub error_rate: f64,
+}
+
+impl Warmup {
+    /// The factor on a pod's CPU demand at `age` seconds.
+    pub fn cpu_factor(&self, age: f64) -> f64 {
+        if age >= self.seconds {
+            1.0
+        } else if self.decay_seconds > 0.0 {
+            1.0 + (self.cpu_multiplier - 1.0) * (-age / self.decay_seconds).exp()
+        } else {
+            self.cpu_multiplier
+        }
+    }
 }
 
 /// Something that hits old and new pods alike (a database outage, a traffic surge).

@@ -87,6 +87,7 @@ fn a_tail_after_the_bake_extends_the_new_pods_and_changes_no_earlier_sample() {
             seconds: 60.0,
             cpu_multiplier: 2.0,
             error_rate: 0.0,
+            decay_seconds: 0.0,
         }),
         ..Scenario::healthy("h", 11)
     };
@@ -381,4 +382,30 @@ fn new_features_leave_the_other_draws_alone_and_show_where_asked() {
         spread(&generate(&wide, &noise)) > spread(&a),
         "wider levels, wider spread"
     );
+}
+
+#[test]
+fn a_warm_up_holds_its_factor_or_lets_it_fall() {
+    let step = Warmup {
+        seconds: 120.0,
+        cpu_multiplier: 3.0,
+        decay_seconds: 0.0,
+        error_rate: 0.0,
+    };
+    assert_eq!(
+        [0.0, 119.0, 120.0].map(|a| step.cpu_factor(a)),
+        [3.0, 3.0, 1.0]
+    );
+    let falling = Warmup {
+        decay_seconds: 40.0,
+        ..step
+    };
+    let f = [0.0, 40.0, 80.0, 120.0].map(|a| falling.cpu_factor(a));
+    assert_eq!(f[0], 3.0);
+    assert!(
+        (f[1] - (1.0 + 2.0 / std::f64::consts::E)).abs() < 1e-12,
+        "{f:?}"
+    );
+    assert!(f[2] < f[1] && f[2] > 1.0, "{f:?}");
+    assert_eq!(f[3], 1.0, "ends at `seconds`");
 }
