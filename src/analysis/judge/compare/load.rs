@@ -138,10 +138,10 @@ impl LoadModel {
         self.predict(self.reference_load) / self.reference_load
     }
 
-    /// Fits the model on pairs of (load, cost per unit of load) by least squares on the total
-    /// cost; `None` with fewer than `min` usable pairs. A negative fixed part (noise, or a
-    /// cost that grows faster than the load) is refitted through zero, a plain cost per unit;
-    /// a load that never moved gives the same.
+    /// Fits the model on pairs of (load, cost per unit of load): a robust line through the
+    /// total cost's medians by tenths of the loads; `None` with fewer than `min` usable pairs.
+    /// A negative fixed part (noise, or a cost that grows faster than the load) is refitted
+    /// through zero, a plain cost per unit; a load that never moved gives the same.
     pub(super) fn fit(pairs: &[(f64, f64)], min: usize) -> Option<LoadModel> {
         let pts: Vec<(f64, f64)> = pairs
             .iter()
@@ -151,41 +151,37 @@ impl LoadModel {
         if pts.len() < min.max(2) {
             return None;
         }
-        let n = pts.len() as f64;
-        let (mx, my) = (
-            pts.iter().map(|p| p.0).sum::<f64>() / n,
-            pts.iter().map(|p| p.1).sum::<f64>() / n,
-        );
-        let sxx: f64 = pts.iter().map(|p| (p.0 - mx).powi(2)).sum();
-        let sxy: f64 = pts.iter().map(|p| (p.0 - mx) * (p.1 - my)).sum();
+        // A line through the medians of equal tenths of the loads, its slope the median of
+        // theirs two by two (Theil-Sen), not least squares on every sample: a few minutes of a
+        // traffic spike, far from the other loads, whose cost was capped at the CPU limit or
+        // happened to be low or high for other reasons (a busy node, the request mix), would
+        // tilt a least-squares line and with it every sample's cost at another load.
+        let fitted = tenths(&pts);
         let loads: Vec<f64> = pts.iter().map(|p| p.0).collect();
         let reference_load = stats::median(&loads).ok()?;
         let range = (
             stats::quantile(&loads, 0.05).ok()?,
             stats::quantile(&loads, 0.95).ok()?,
         );
-        let through_zero = || {
-            let sx2: f64 = pts.iter().map(|p| p.0 * p.0).sum();
-            let sxy0: f64 = pts.iter().map(|p| p.0 * p.1).sum();
-            (0.0, sxy0 / sx2)
-        };
-        // Least squares within fixed ≥ 0 and per_unit ≥ 0, continuous at both edges: a
-        // negative fixed part (a cost that grows faster than the load) is refitted through
-        // zero, a plain cost per unit; a negative slope (the load explains none of the cost)
-        // leaves all of it fixed. A load that never moved says nothing of the split: a cost
-        // per unit, as measured.
-        let (fixed, per_unit) = if sxx > 0.0 {
-            let b = sxy / sxx;
-            let a = my - b * mx;
-            if b <= 0.0 {
-                (my, 0.0)
-            } else if a < 0.0 {
-                through_zero()
-            } else {
-                (a, b)
-            }
-        } else {
-            through_zero()
+        let median = |v: Vec<f64>| stats::median(&v).ok();
+        let through_zero = || Some((0.0, median(fitted.iter().map(|p| p.1 / p.0).collect())?));
+        // Within fixed ≥ 0 and per_unit ≥ 0: a negative fixed part (a cost that grows faster
+        // than the load) is refitted through zero, a plain cost per unit; a negative slope (the load explains none of the cost) leaves all of it fixed. A
+        // load that never moved says nothing of the split: a cost per unit, as measured.
+        let slopes: Vec<f64> = fitted
+            .iter()
+            .enumerate()
+            .flat_map(|(i, p)| fitted[i + 1..].iter().map(move |q| (p, q)))
+            .filter(|(p, q)| q.0 > p.0)
+            .map(|(p, q)| (q.1 - p.1) / (q.0 - p.0))
+            .collect();
+        let (fixed, per_unit) = match median(slopes) {
+            None => through_zero()?,
+            Some(b) if b <= 0.0 => (median(fitted.iter().map(|p| p.1).collect())?, 0.0),
+            Some(b) => match median(fitted.iter().map(|p| p.1 - b * p.0).collect())? {
+                a if a < 0.0 => through_zero()?,
+                a => (a, b),
+            },
         };
         let model = LoadModel {
             fixed,
@@ -224,6 +220,26 @@ impl LoadModel {
             })
             .collect()
     }
+}
+
+/// The (median load, median cost) of each tenth of `pts` by load (fewer parts under 100
+/// points, each of 10 or more; all of them alone under 20).
+fn tenths(pts: &[(f64, f64)]) -> Vec<(f64, f64)> {
+    let parts = (pts.len() / 10).clamp(1, 10);
+    if parts < 2 {
+        return pts.to_vec();
+    }
+    let mut sorted = pts.to_vec();
+    sorted.sort_by(|a, b| a.0.total_cmp(&b.0));
+    let size = sorted.len().div_ceil(parts);
+    sorted
+        .chunks(size)
+        .filter_map(|part| {
+            let loads: Vec<f64> = part.iter().map(|p| p.0).collect();
+            let costs: Vec<f64> = part.iter().map(|p| p.1).collect();
+            Some((stats::median(&loads).ok()?, stats::median(&costs).ok()?))
+        })
+        .collect()
 }
 
 /// One side's loads, by pod and moment: read once per side, for the fit and the rescaling.

@@ -589,9 +589,9 @@ fn cpu_per_request_is_judged_at_the_old_versions_load() {
     assert_eq!(v.outcome, Outcome::Pass, "{}", v.reason);
     assert!(
         v.reason
-            .starts_with("at the old version's load (its cost modelled as 0.0999")
+            .starts_with("at the old version's load (its cost modelled as 0.1015")
             && v.reason
-                .contains(" + 0.01001 × load, fitted on 260 samples at loads 4 to 10"),
+                .contains(" + 0.009773 × load, fitted on 260 samples at loads 4 to 10"),
         "{}",
         v.reason
     );
@@ -682,6 +682,24 @@ fn the_load_model_is_fitted_on_the_old_side_and_never_extrapolated() {
     let m = LoadModel::fit(&flat, 10).expect("fits");
     assert_eq!(m.per_unit, 0.0, "{m:?}");
     assert!((m.fixed - (0.5 - 0.001 * 10.5)).abs() < 1e-9, "{m:?}");
+    // A traffic spike whose cost was capped at the CPU limit (a tenth of the samples, at
+    // five times the usual load) does not tilt the line the rest follow.
+    let true_cost = |l: f64| 0.02 + 0.024 * l;
+    let capped: Vec<(f64, f64)> = (0..100)
+        .map(|i| {
+            let l = if i % 10 == 9 {
+                40.0 + i as f64 / 5.0
+            } else {
+                4.0 + (i % 9) as f64
+            };
+            (l, true_cost(l).min(0.5) / l)
+        })
+        .collect();
+    let m = LoadModel::fit(&capped, 10).expect("fits");
+    assert!(
+        (m.per_unit - 0.024).abs() < 1e-9 && (m.fixed - 0.02).abs() < 1e-9,
+        "{m:?}"
+    );
     // Too few usable pairs (NaN, no load) fit nothing.
     let few = [
         (f64::NAN, 0.1),
