@@ -295,7 +295,7 @@ pub fn judge(rule: &Rule, window: &Window, observation: &Observation) -> Verdict
             check.kind()
         )),
     };
-    match judged {
+    let mut v = match judged {
         Judged::Decided {
             fail,
             reason,
@@ -328,7 +328,42 @@ pub fn judge(rule: &Rule, window: &Window, observation: &Observation) -> Verdict
                 format!("missing data: {what} → {consequence}"),
             )
         }
+    };
+    if let Some(note) = unusable_note(observation, window) {
+        v.reason.push_str(&note);
     }
+    v
+}
+
+/// What a series observation held that is no number (NaN, ±Inf: a division by zero, a
+/// damaged answer) inside the window: left out, never read as zero, and said.
+fn unusable_note(observation: &Observation, w: &Window) -> Option<String> {
+    let count = |series: &[Series]| -> usize {
+        series
+            .iter()
+            .flat_map(|s| &s.points)
+            .filter(|p| {
+                let t = time::from_seconds(p.t);
+                t >= w.start && t <= w.at && !p.v.is_finite()
+            })
+            .count()
+    };
+    let (new, old) = match observation {
+        Observation::Series { new, old } => (count(new), old.as_deref().map_or(0, count)),
+        Observation::SeriesAtLoad {
+            new,
+            old,
+            new_load,
+            old_load,
+        } => (
+            count(new) + count(new_load),
+            old.as_deref().map_or(0, count) + old_load.as_deref().map_or(0, count),
+        ),
+        _ => return None,
+    };
+    (new + old > 0).then(|| {
+        format!("; left out as no number (NaN or infinite): {new} new and {old} old point(s)")
+    })
 }
 
 /// A pod that two series of the same query belong to (a pod scraped by two jobs, a query that

@@ -477,6 +477,20 @@ fn compare_needs_enough_samples_and_drops_nan() {
         "{}",
         v.reason
     );
+    // Said, not read as zero: the points inside the window (700 to 1000) that are no number.
+    assert!(
+        v.reason
+            .ends_with("; left out as no number (NaN or infinite): 6 new and 0 old point(s)"),
+        "{}",
+        v.reason
+    );
+    // A clean answer says nothing of it.
+    let v = judge_series(
+        &r,
+        noisy_pods("new", 2, 1.0, 3),
+        Some(noisy_pods("old", 4, 1.0, 0)),
+    );
+    assert!(!v.reason.contains("no number"), "{}", v.reason);
 }
 
 fn saturation_rule(extra: &str) -> Rule {
