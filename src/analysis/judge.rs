@@ -102,7 +102,7 @@ pub struct Window {
     /// range.
     pub query_start: Millis,
     /// How long after its first sample a pod that started inside the query range is left out
-    /// (0 for error-rate and logs rules).
+    /// at least (0 for error-rate and logs rules); up to twice it, see [`Window::reach`].
     pub warmup: Millis,
     /// The query's step (0 for error-rate and logs rules).
     pub step: Millis,
@@ -336,7 +336,8 @@ pub fn judge(rule: &Rule, window: &Window, observation: &Observation) -> Verdict
 }
 
 /// What a series observation held that is no number (NaN, ±Inf: a division by zero, a
-/// damaged answer) inside the window: left out, never read as zero, and said.
+/// damaged answer) inside the rule's window (not over a history span before it): left out,
+/// never read as zero, and said.
 fn unusable_note(observation: &Observation, w: &Window) -> Option<String> {
     let count = |series: &[Series]| -> usize {
         series
@@ -350,19 +351,14 @@ fn unusable_note(observation: &Observation, w: &Window) -> Option<String> {
     };
     let (new, old) = match observation {
         Observation::Series { new, old } => (count(new), old.as_deref().map_or(0, count)),
-        Observation::SeriesAtLoad {
-            new,
-            old,
-            new_load,
-            old_load,
-        } => (
-            count(new) + count(new_load),
-            old.as_deref().map_or(0, count) + old_load.as_deref().map_or(0, count),
-        ),
+        // A load that is no number is said as a sample without a load ([`compare`]).
+        Observation::SeriesAtLoad { new, old, .. } => (count(new), old.as_deref().map_or(0, count)),
         _ => return None,
     };
     (new + old > 0).then(|| {
-        format!("; left out as no number (NaN or infinite): {new} new and {old} old point(s)")
+        format!(
+            "; inside the window, left out as no number (NaN or infinite): {new} new and {old} old point(s)"
+        )
     })
 }
 
@@ -488,7 +484,7 @@ struct Samples {
     warmup_dropped: usize,
 }
 
-fn samples(series: &[Series], w: &Window) -> Samples {
+fn samples(series: &[Series], w: &Window, direction: Direction) -> Samples {
     let mut out = Samples {
         values: Vec::new(),
         times: Vec::new(),
@@ -497,7 +493,7 @@ fn samples(series: &[Series], w: &Window) -> Samples {
         warmup_dropped: 0,
     };
     for s in series {
-        let points = pod_points(s, w);
+        let points = pod_points(s, w, direction);
         let in_window = |t: &Millis| *t >= w.start;
         out.warmup_dropped += points.warming.iter().filter(|(t, _)| in_window(t)).count();
         let before = out.values.len();
@@ -521,8 +517,9 @@ struct PodPoints {
 }
 
 /// A series that begins after the query start belongs to a pod that started then: its first
-/// `warmup` is left out, and past that what [`settle`] finds still settling.
-fn pod_points(s: &Series, w: &Window) -> PodPoints {
+/// `warmup` is left out, and past that, where higher is worse, what [`settle`] finds still
+/// above the pod's later level (a start-up that costs less is no excess to wait out).
+fn pod_points(s: &Series, w: &Window, direction: Direction) -> PodPoints {
     let mut counted: Vec<(Millis, f64)> = s
         .points
         .iter()
@@ -545,7 +542,10 @@ fn pod_points(s: &Series, w: &Window) -> PodPoints {
         .take_while(|(t, _)| *t < first + w.warmup)
         .count();
     let rest = counted.split_off(fixed);
-    let settling = settle::unsettled(&rest, first + settle::REACH * w.warmup);
+    let settling = match direction {
+        Direction::HigherIsWorse => settle::unsettled(&rest, first + w.reach()),
+        Direction::LowerIsWorse => 0,
+    };
     let mut warming = counted;
     let mut rest = rest;
     let settled = rest.split_off(settling);

@@ -250,7 +250,8 @@ pub struct Compare {
     /// `cpu_seconds_per_request`; `number` by default).
     #[serde(default)]
     pub unit: Unit,
-    /// Samples of a pod younger than this are left out (opcache priming, JIT warm-up).
+    /// Samples of a pod younger than this are left out (opcache priming, JIT warm-up); up to
+    /// twice this, where higher is worse, those before the pod's level has fallen too.
     #[serde(default)]
     pub warmup: PromDuration,
     /// Which way is worse (higher by default).
@@ -309,7 +310,8 @@ pub struct Absolute {
     /// What the query's number is, for the report (as for compare checks).
     #[serde(default)]
     pub unit: Unit,
-    /// Samples of a pod younger than this are left out (opcache priming, JIT warm-up).
+    /// Samples of a pod younger than this are left out (opcache priming, JIT warm-up); up to
+    /// twice this, where higher is worse, those before the pod's level has fallen too.
     #[serde(default)]
     pub warmup: PromDuration,
     /// Which quantile of the new side's samples is compared (0.5 = median).

@@ -17,7 +17,7 @@ pub(super) fn absolute(
     new: &[Series],
     old: Option<&[Series]>,
 ) -> Judged {
-    let all_new = samples(new, w);
+    let all_new = samples(new, w, rule.direction);
     if let Err(e) = enough(all_new.values.len(), "new", rule.min_samples) {
         return Judged::Missing(e);
     }
@@ -28,7 +28,7 @@ pub(super) fn absolute(
     // minutes both served only, and act on a breach the old pods might have shared since.
     let old_samples = old
         .filter(|_| rule.unless_old_too)
-        .map(|o| samples(o, w))
+        .map(|o| samples(o, w, rule.direction))
         .filter(|o| o.times.iter().max() >= all_new.times.iter().max());
     let Aligned {
         new: n,

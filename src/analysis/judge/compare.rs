@@ -40,8 +40,8 @@ pub(super) fn compare(
     old: Option<&[Series]>,
 ) -> Judged {
     let Some(old) = old else { return no_baseline() };
-    let n = samples(new, w);
-    let o = samples(old, w);
+    let n = samples(new, w, rule.direction);
+    let o = samples(old, w, rule.direction);
     let baseline = medians_by_time(&o);
     let na = align(&n, &baseline);
     let oa = align(&o, &baseline);
@@ -57,7 +57,7 @@ pub(super) fn compare(
     if rule.history && stopped {
         // Both sides over the history span, read once for the comparisons below.
         let level = OldLevel::read(rule, w, old);
-        let new_over_span = samples(new, &history_window(rule, w));
+        let new_over_span = samples(new, &history_window(rule, w), rule.direction);
         let history = against_history(rule, w, &n, &new_over_span, &level);
         if !matches!(history, Ok(Judged::Decided { fail: true, .. }))
             && let Ok(level) = &level

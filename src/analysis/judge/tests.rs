@@ -457,12 +457,20 @@ fn a_warm_up_longer_than_the_rules_ends_where_each_pods_own_level_stops_falling(
     assert_eq!(v.outcome, Outcome::Pass, "{}", v.reason);
     // A regression holds its level: each pod's point at 760 is confirmed by the next, and
     // every point past the rule's warm-up counts.
-    let v = judge_series(&r, pods(760.0, 1.6), Some(old));
+    let v = judge_series(&r, pods(760.0, 1.6), Some(old.clone()));
     let Some(Evidence::Compare(e)) = &v.evidence else {
         panic!("{}", v.reason)
     };
     assert_eq!((e.new.warmup_dropped, e.new.samples), (6, 27), "{e:?}");
     assert_eq!(v.outcome, Outcome::Fail, "{}", v.reason);
+    // Where lower is worse, a start-up that costs more is no excess to wait out: only the
+    // rule's own warm-up is left out.
+    let lower = cpu_rule("        direction: lower_is_worse\n");
+    let v = judge_series(&lower, pods(820.0, 1.0), Some(old));
+    let Some(Evidence::Compare(e)) = &v.evidence else {
+        panic!("{}", v.reason)
+    };
+    assert_eq!((e.new.warmup_dropped, e.new.samples), (6, 27), "{e:?}");
 }
 
 #[test]
@@ -479,8 +487,9 @@ fn compare_needs_enough_samples_and_drops_nan() {
     );
     // Said, not read as zero: the points inside the window (700 to 1000) that are no number.
     assert!(
-        v.reason
-            .ends_with("; left out as no number (NaN or infinite): 6 new and 0 old point(s)"),
+        v.reason.ends_with(
+            "; inside the window, left out as no number (NaN or infinite): 6 new and 0 old point(s)"
+        ),
         "{}",
         v.reason
     );

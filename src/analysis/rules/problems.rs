@@ -158,14 +158,16 @@ impl Rule {
             ));
         }
         // The longest range a range query of this rule spans: the window, or for a compare
-        // check with history the old version's history.
+        // check with history the old version's history, and before it the warm-up's reach
+        // (twice `warmup`: a pod that began that long before still has its warm-up read).
         let span = match &self.check {
             Check::Compare(c) if c.history => c.history_span.max(self.window),
             _ => self.window,
         };
-        if !step.is_zero() && span.as_secs_f64() / step.as_secs_f64() > MAX_POINTS {
+        let queried = span.as_secs_f64() + 2.0 * warmup.as_secs_f64();
+        if !step.is_zero() && queried / step.as_secs_f64() > MAX_POINTS {
             p.push(format!(
-                "check.{kind}.step {step} over {span} asks for more than {MAX_POINTS} points per series, which Prometheus refuses"
+                "check.{kind}.step {step} over {span} and twice the warmup ({warmup}) asks for more than {MAX_POINTS} points per series, which Prometheus refuses"
             ));
         }
         if warmup > MAX_WINDOW || !divides(step, warmup) {

@@ -283,6 +283,24 @@ fn empty_sets_huge_windows_and_uneven_steps_are_refused() {
     .unwrap_err()
     .to_string();
     assert!(e.contains("more than 11000 points per series"), "{e}");
+    // The range queries also reach back over twice the warmup: 10,000 points over the window
+    // are served, 12,000 with a minute's warmup are not.
+    let stepped = |extra: &str| {
+        parse(
+            &MINIMAL
+                .replace("action: pause", "action: pause\n    window: 10m")
+                .replace(
+                    "threshold: 0.9",
+                    &format!("threshold: 0.9\n        step: 60ms{extra}"),
+                ),
+        )
+    };
+    assert!(stepped("").is_ok());
+    let e = stepped("\n        warmup: 1m").unwrap_err().to_string();
+    assert!(
+        e.contains("over 10m and twice the warmup (1m) asks for more than 11000 points"),
+        "{e}"
+    );
     // Both problems of one rule are reported, not only the first.
     let e = parse(
         &MINIMAL

@@ -47,7 +47,7 @@ struct Drift {
 
 impl OldLevel {
     pub(super) fn read(rule: &Compare, w: &Window, old: &[Series]) -> Result<OldLevel, String> {
-        let samples = samples(old, &history_window(rule, w));
+        let samples = samples(old, &history_window(rule, w), rule.direction);
         let by_time = medians_by_time(&samples);
         let mut by_pod: Vec<BTreeMap<i64, f64>> = vec![BTreeMap::new(); samples.pods];
         for ((v, t), pod) in samples.values.iter().zip(&samples.times).zip(&samples.pod) {

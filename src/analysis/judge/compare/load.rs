@@ -12,9 +12,9 @@
 //! series the compare check judges: in the metric's unit, the old version's samples near its
 //! level whatever the load did, a release's per-request or fixed regression as its factor.
 //! Pure: series in, a judgement out; it never queries, and the judgement itself is the compare
-//! check's, unchanged (this module only rescales what it is given and says so). The least
-//! squares fit of a line with both coefficients held at or above zero is written here: the
-//! crates in the tree (statrs) fit no regression.
+//! check's, unchanged (this module only rescales what it is given and says so). The robust
+//! line (Theil-Sen through the medians of tenths of the load), with both coefficients held at
+//! or above zero, is written here: the crates in the tree (statrs) fit no regression.
 
 use std::collections::BTreeMap;
 
@@ -222,19 +222,19 @@ impl LoadModel {
     }
 }
 
-/// The (median load, median cost) of each tenth of `pts` by load (fewer parts under 100
-/// points, each of 10 or more; all of them alone under 20).
+/// The (median load, median cost) of each tenth of `pts` by load: as many parts as tens of
+/// points, up to ten, as even as can be (each point alone under 20 points).
 fn tenths(pts: &[(f64, f64)]) -> Vec<(f64, f64)> {
-    let parts = (pts.len() / 10).clamp(1, 10);
-    if parts < 2 {
-        return pts.to_vec();
-    }
     let mut sorted = pts.to_vec();
     sorted.sort_by(|a, b| a.0.total_cmp(&b.0));
-    let size = sorted.len().div_ceil(parts);
-    sorted
-        .chunks(size)
-        .filter_map(|part| {
+    let parts = (sorted.len() / 10).min(10);
+    if parts < 2 {
+        return sorted;
+    }
+    let n = sorted.len();
+    (0..parts)
+        .filter_map(|i| {
+            let part = &sorted[i * n / parts..(i + 1) * n / parts];
             let loads: Vec<f64> = part.iter().map(|p| p.0).collect();
             let costs: Vec<f64> = part.iter().map(|p| p.1).collect();
             Some((stats::median(&loads).ok()?, stats::median(&costs).ok()?))
