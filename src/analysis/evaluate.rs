@@ -345,15 +345,7 @@ pub fn window_of(rule: &Rule, at: Timestamp) -> Window {
     };
     let at = time::from_timestamp(at);
     let start = at - time::span(rule.window.as_std());
-    let mut window = Window {
-        at,
-        start,
-        query_start: start,
-        warmup,
-        step,
-    };
-    window.query_start = start - window.reach();
-    window
+    Window::new(at, start, warmup, step)
 }
 
 fn record(

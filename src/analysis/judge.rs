@@ -109,6 +109,18 @@ pub struct Window {
 }
 
 impl Window {
+    /// The window from `start` to `at`, its range queries reaching back over the warm-up's
+    /// reach.
+    pub fn new(at: Millis, start: Millis, warmup: Millis, step: Millis) -> Window {
+        Window {
+            at,
+            start,
+            query_start: start - warmup * settle::REACH,
+            warmup,
+            step,
+        }
+    }
+
     /// How far past a pod's first point its warm-up may reach: the fixed `warmup`, and as
     /// long again for what is still settling ([`settle`]).
     pub fn reach(&self) -> Millis {
@@ -520,39 +532,37 @@ struct PodPoints {
 /// `warmup` is left out, and past that, where higher is worse, what [`settle`] finds still
 /// above the pod's later level (a start-up that costs less is no excess to wait out).
 fn pod_points(s: &Series, w: &Window, direction: Direction) -> PodPoints {
-    let mut counted: Vec<(Millis, f64)> = s
+    let mut points: Vec<(Millis, f64)> = s
         .points
         .iter()
         .filter(|p| p.v.is_finite())
         .map(|p| (time::from_seconds(p.t), p.v))
         .filter(|(t, _)| *t <= w.at)
         .collect();
-    let started_inside = counted
+    let started_inside = points
         .first()
         .is_some_and(|(first, _)| *first > w.query_start + w.step / 2);
     if !started_inside || w.warmup == 0 {
         return PodPoints {
             warming: Vec::new(),
-            counted,
+            counted: points,
         };
     }
-    let first = counted[0].0;
-    let fixed = counted
+    let first = points[0].0;
+    let fixed = points
         .iter()
         .take_while(|(t, _)| *t < first + w.warmup)
         .count();
-    let rest = counted.split_off(fixed);
+    let mut rest = points.split_off(fixed);
     let settling = match direction {
         Direction::HigherIsWorse => settle::unsettled(&rest, first + w.reach()),
         Direction::LowerIsWorse => 0,
     };
-    let mut warming = counted;
-    let mut rest = rest;
-    let settled = rest.split_off(settling);
-    warming.extend(rest);
+    let counted = rest.split_off(settling);
+    points.extend(rest);
     PodPoints {
-        warming,
-        counted: settled,
+        warming: points,
+        counted,
     }
 }
 

@@ -5,10 +5,10 @@
 //! connection pools opening), for a time no rule can know in advance. A fixed warm-up long
 //! enough for the slowest start blinds a CPU rule for the whole of a fast rollout; one as short
 //! as most starts lets the slow ones through as a regression. So the fixed warm-up is the
-//! least, and each pod's own points say where its excess ended: a point in the reach (from
-//! `warmup` to twice it) counts once a later point of the same pod confirms it, no more than
-//! [`SETTLED`] below it. A regression, which does not fall, is confirmed by the pod's next
-//! point; a start-up excess is not, until it has passed.
+//! least, and each pod's own points say where its excess ended: in the reach (from `warmup`
+//! to twice it), the pod's points count from the first that its later points confirm (it is
+//! at most [`SETTLED`] times their median). A regression, which does not fall, is confirmed by
+//! the pod's next point; a start-up excess is not, until it has passed.
 //!
 //! Owns only that choice, over one pod's points; which points are in the window and which pod
 //! started inside it is the caller's.

@@ -166,16 +166,10 @@ impl LoadModel {
         let median = |v: Vec<f64>| stats::median(&v).ok();
         let through_zero = || Some((0.0, median(fitted.iter().map(|p| p.1 / p.0).collect())?));
         // Within fixed ≥ 0 and per_unit ≥ 0: a negative fixed part (a cost that grows faster
-        // than the load) is refitted through zero, a plain cost per unit; a negative slope (the load explains none of the cost) leaves all of it fixed. A
-        // load that never moved says nothing of the split: a cost per unit, as measured.
-        let slopes: Vec<f64> = fitted
-            .iter()
-            .enumerate()
-            .flat_map(|(i, p)| fitted[i + 1..].iter().map(move |q| (p, q)))
-            .filter(|(p, q)| q.0 > p.0)
-            .map(|(p, q)| (q.1 - p.1) / (q.0 - p.0))
-            .collect();
-        let (fixed, per_unit) = match median(slopes) {
+        // than the load) is refitted through zero, a plain cost per unit; a negative slope (the
+        // load explains none of the cost) leaves all of it fixed. A load that never moved says
+        // nothing of the split: a cost per unit, as measured.
+        let (fixed, per_unit) = match median_slope(&fitted) {
             None => through_zero()?,
             Some(b) if b <= 0.0 => (median(fitted.iter().map(|p| p.1).collect())?, 0.0),
             Some(b) => match median(fitted.iter().map(|p| p.1 - b * p.0).collect())? {
@@ -220,6 +214,19 @@ impl LoadModel {
             })
             .collect()
     }
+}
+
+/// The median of the slopes between every two of `points` (sorted by load) at different
+/// loads: Theil-Sen's; `None` when every load is the same.
+fn median_slope(points: &[(f64, f64)]) -> Option<f64> {
+    let slopes: Vec<f64> = points
+        .iter()
+        .enumerate()
+        .flat_map(|(i, p)| points[i + 1..].iter().map(move |q| (p, q)))
+        .filter(|(p, q)| q.0 > p.0)
+        .map(|(p, q)| (q.1 - p.1) / (q.0 - p.0))
+        .collect();
+    stats::median(&slopes).ok()
 }
 
 /// The (median load, median cost) of each tenth of `pts` by load: as many parts as tens of
