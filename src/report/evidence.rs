@@ -430,7 +430,7 @@ fn compare_history(x: &CompareEvidence, h: &CompareHistory) -> Table {
             format!("{} of {}", x.pods_worse, x.pods_judged),
             format!(
                 "more than half, each beyond ×{}: the largest of that, the 95th percentile of the old pods' own rises above the whole (×{}) and where one more old pod would fall by their spread ({})",
-                num(h.needed.max(h.pod_bar).max(h.spread_bar.unwrap_or(1.0))),
+                num(h.pod_needed()),
                 num(h.pod_bar),
                 h.spread_bar.map_or(
                     "not set: fewer than three old pods sampled over the window".into(),

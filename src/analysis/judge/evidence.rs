@@ -340,6 +340,19 @@ pub struct CompareHistory {
     pub history_from: jiff::Timestamp,
 }
 
+impl CompareHistory {
+    /// The bar each new pod's level had to beat: the largest of the regression's (`needed`),
+    /// the old pods' own rises (`pod_bar`) and their spread (`spread_bar`).
+    pub fn pod_needed(&self) -> f64 {
+        pod_needed(self.needed, self.pod_bar, self.spread_bar)
+    }
+}
+
+/// The largest of the three bars a new pod's level must beat after the old pods left.
+pub(super) fn pod_needed(needed: f64, pod_bar: f64, spread_bar: Option<f64>) -> f64 {
+    needed.max(pod_bar).max(spread_bar.unwrap_or(1.0))
+}
+
 /// The numbers behind an `absolute` verdict: the new pods' quantile against the threshold, and the
 /// old pods' at the same moments.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]

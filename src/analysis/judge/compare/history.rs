@@ -201,9 +201,8 @@ pub(super) fn against_history(
         .into_iter()
         .map(|v| worse_ward(v / old.level, rule.direction))
         .collect();
-    let pod_needed = needed.max(drift.pod_bar);
     let spread_bar = old.spread_bar(level, rule.direction);
-    let pod_needed = pod_needed.max(spread_bar.unwrap_or(1.0));
+    let pod_needed = super::super::evidence::pod_needed(needed, drift.pod_bar, spread_bar);
     let both = while_both_served(rule, new_over_span, level);
     let judged = HistoryJudged {
         before: old.level,
