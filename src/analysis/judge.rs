@@ -189,6 +189,11 @@ impl Verdict {
             Evidence::Absolute(_) | Evidence::Logs(_) => None,
         }
     }
+
+    /// That baseline's span and numbers in one line ([`Evidence::baseline_line`]).
+    pub fn baseline_line(&self) -> Option<String> {
+        self.evidence.as_ref()?.baseline_line()
+    }
 }
 
 fn one() -> u32 {

@@ -347,6 +347,7 @@ fn start_state(
         judged: BTreeSet::new(),
         unjudged: BTreeMap::new(),
         baselines: BTreeMap::new(),
+        baseline_lines: BTreeMap::new(),
         overdue_step: None,
         bake_extension: None,
     })
@@ -650,6 +651,11 @@ impl Planner<'_> {
                 && let Some(b) = v.baseline()
             {
                 state.baselines.insert(v.rule.clone(), b);
+                if let Some(line) = v.baseline_line() {
+                    state
+                        .baseline_lines
+                        .insert(v.rule.clone(), one_line(&line, BASELINE_LINE));
+                }
             }
         }
         let outcome = overall(verdicts);
@@ -764,7 +770,7 @@ impl Planner<'_> {
                 .map(|d| d.left_open("when the bake ended"))
                 .filter(|o| !o.is_empty())
                 .map_or(String::new(), |o| format!("; {o}"));
-            let against = compared_with(&self.state().baselines);
+            let against = compared_with(self.state());
             self.note(
                 EventReason::AnalysisPassed,
                 format!(
@@ -788,7 +794,7 @@ impl Planner<'_> {
             rules: unjudged.keys().cloned().collect(),
             why: unjudged,
         };
-        let against = compared_with(&self.state().baselines);
+        let against = compared_with(self.state());
         self.note(
             EventReason::AnalysisInconclusive,
             format!(
@@ -800,16 +806,26 @@ impl Planner<'_> {
 }
 
 /// What the rules that choose their baseline compared the new pods with at their latest
-/// verdict, rules with the same baseline together: `"; compared with the old version's history:
-/// cpu-per-request"`, or nothing when no such rule judged.
-fn compared_with(baselines: &BTreeMap<String, Baseline>) -> String {
-    let mut by: BTreeMap<Baseline, Vec<&str>> = BTreeMap::new();
-    for (rule, b) in baselines {
-        by.entry(*b).or_default().push(rule);
+/// verdict, with its span and numbers: `"; compared with: cpu-per-request, the old version's
+/// level 0.021 over 11:30:00–12:00:00 UTC (…)"`, or nothing when no such rule judged. State
+/// written before the numbers were kept names the kind, rules with the same kind together.
+fn compared_with(state: &RevisionState) -> String {
+    let mut kinds: BTreeMap<Baseline, Vec<&str>> = BTreeMap::new();
+    let mut lines = Vec::new();
+    for (rule, b) in &state.baselines {
+        match state.baseline_lines.get(rule) {
+            Some(line) => lines.push(format!("{rule}, {line}")),
+            None => kinds.entry(*b).or_default().push(rule),
+        }
     }
-    by.iter()
+    let mut out: String = kinds
+        .iter()
         .map(|(b, rules)| format!("; compared with {}: {}", b.describe(), rules.join(", ")))
-        .collect()
+        .collect();
+    if !lines.is_empty() {
+        out.push_str(&format!("; compared with: {}", lines.join("; ")));
+    }
+    out
 }
 
 fn names<'a>(gens: impl Iterator<Item = &'a Generation>) -> String {
@@ -829,6 +845,8 @@ pub fn after(t: Timestamp, d: Duration) -> Timestamp {
 
 /// How much of a rule's latest reason is kept for a rule that has not yet judged.
 const UNJUDGED_REASON: usize = 200;
+/// How much of a rule's baseline line is kept for the Event that ends the analysis.
+const BASELINE_LINE: usize = 220;
 /// How much of the decision's reason is kept for a rolled-back revision.
 const KNOWN_BAD_REASON: usize = 300;
 

@@ -1,12 +1,13 @@
 //! The numbers behind a verdict, as records keep them: one evidence type per check kind, each
 //! side's counts or samples, and what the new pods were compared with.
 //!
-//! Owns the shape of the evidence (its serde form is the records schema); the judges fill it
-//! in. Plain data: no judging here.
+//! Owns the shape of the evidence (its serde form is the records schema) and the one line that
+//! says what the new pods were compared with (`Evidence::baseline_line`, for Events); the judges
+//! fill it in. Plain data: no judging here.
 
 use serde::{Deserialize, Serialize};
 
-use super::LogsEvidence;
+use super::{LogsEvidence, fmt_num, fmt_pct};
 use crate::analysis::rules::{Direction, ProportionTest, Unit};
 
 fn is_zero(n: &usize) -> bool {
@@ -36,6 +37,98 @@ impl Evidence {
             Evidence::Absolute(_) => "absolute",
             Evidence::Logs(_) => "logs",
         }
+    }
+
+    /// What the new pods were compared with, its span and its numbers, in one line, for the
+    /// checks that choose their baseline (error rates, compare checks); `None` for the others.
+    /// The verdict's reason and the report say more; this is what an Event has room for.
+    pub fn baseline_line(&self) -> Option<String> {
+        match self {
+            Evidence::ErrorRate(x) => Some(x.baseline_line()),
+            Evidence::Compare(x) => Some(x.baseline_line()),
+            Evidence::Absolute(_) | Evidence::Logs(_) => None,
+        }
+    }
+}
+
+/// `errors/requests errors, rate`.
+fn counts(errors: f64, requests: f64) -> String {
+    format!(
+        "{}/{} errors, {}",
+        fmt_num(errors),
+        fmt_num(requests),
+        fmt_pct(errors / requests.max(1.0))
+    )
+}
+
+/// `HH:MM:SS–HH:MM:SS UTC`.
+fn span(from: jiff::Timestamp, to: jiff::Timestamp) -> String {
+    format!(
+        "{}–{} UTC",
+        from.strftime("%H:%M:%S"),
+        to.strftime("%H:%M:%S")
+    )
+}
+
+impl ErrorRateEvidence {
+    /// `the old pods in 12 interval(s) (3/4000 errors, 0.075%) and the old version's history
+    /// 11:02:00–12:01:00 UTC (…, held to at most 0.09%)`.
+    fn baseline_line(&self) -> String {
+        let mut parts = Vec::new();
+        if self.baseline != Baseline::History {
+            parts.push(format!(
+                "the old pods in {} interval(s) ({})",
+                self.strata,
+                counts(self.old.errors, self.old.requests)
+            ));
+        }
+        if let Some(h) = &self.history {
+            parts.push(format!(
+                "the old version's history {} ({}, held to at most {})",
+                span(h.from, h.to),
+                counts(h.old_errors, h.old_requests),
+                fmt_pct(h.rate_bound)
+            ));
+        } else if let Some(w) = &self.window_bound {
+            parts.push(format!(
+                "the old version over the window ({}, held to at most {})",
+                counts(w.old_errors, w.old_requests),
+                fmt_pct(w.rate_bound)
+            ));
+        }
+        parts.join(" and ")
+    }
+}
+
+impl CompareEvidence {
+    /// `the old pods at the same moments (3 pod(s), 120 samples, median 0.21)`, or `the old
+    /// version's level 0.021 over 11:30:00–12:00:00 UTC (a regression needs ×1.15)`.
+    fn baseline_line(&self) -> String {
+        let at_load = self.at_load.as_ref().map_or(String::new(), |m| {
+            format!(", at the old version's load {}", fmt_num(m.reference_load))
+        });
+        let Some(h) = &self.history else {
+            return format!(
+                "the old pods at the same moments ({} pod(s), {} samples, median {}{at_load})",
+                self.old.pods,
+                self.old.samples,
+                fmt_num(self.old.median)
+            );
+        };
+        let beside = h.while_both.map_or(String::new(), |r| {
+            format!(
+                ", and ×{} against the old pods while both served",
+                fmt_num(r)
+            )
+        });
+        format!(
+            "the old version's level {} over {} (new {}, ×{}; a regression needs ×{}{beside})",
+            fmt_num(h.before),
+            span(h.before_from, h.before_to),
+            fmt_num(h.after),
+            fmt_num(h.ratio),
+            fmt_num(h.needed)
+        )
     }
 }
 

@@ -119,6 +119,10 @@ pub struct RevisionState {
     /// pods with at its latest verdict, said when the analysis ends.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub baselines: BTreeMap<String, Baseline>,
+    /// The same baselines' spans and numbers at that verdict, in one line each (empty in state
+    /// written before stop 31: the Event then names the kind only).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub baseline_lines: BTreeMap<String, String>,
     /// Once the bake time ran out while a rule's streak was under way or its pass unsettled: how many more
     /// evaluations the bake may go on for (`BakeExtended` is published when it is set).
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -1136,7 +1136,23 @@ fn against(mut v: Verdict, baseline: crate::analysis::judge::Baseline) -> Verdic
         baseline,
         pods_worse: 0,
         pods_judged: 3,
-        history: None,
+        history: (baseline == crate::analysis::judge::Baseline::History).then(|| {
+            Box::new(crate::analysis::judge::CompareHistory {
+                before_from: "2026-01-01T11:30:00Z".parse().unwrap(),
+                before_to: "2026-01-01T12:00:00Z".parse().unwrap(),
+                before: 0.01,
+                after: 0.0105,
+                ratio: 1.05,
+                gap_seconds: 600.0,
+                largest_drift: 1.1,
+                drift_pairs: 20,
+                needed: 1.15,
+                pod_bar: 1.2,
+                spread_bar: None,
+                while_both: None,
+                history_from: "2026-01-01T11:00:00Z".parse().unwrap(),
+            })
+        }),
         at_load: None,
     }));
     v
@@ -1159,13 +1175,44 @@ fn the_end_of_an_analysis_says_what_each_rule_compared_the_new_pods_with() {
             })
             .collect()
     };
-    let (s, memory, done) = baked_with(&with(Baseline::Concurrent), &with(Baseline::History));
-    let p = step(&complete(), &memory, &s, &with(Baseline::History), done);
+    let (s, history, done) = baked_with(&with(Baseline::Concurrent), &with(Baseline::History));
+    let p = step(&complete(), &history, &s, &with(Baseline::History), done);
     assert_eq!(reasons(&p), ["AnalysisPassed"]);
+    assert!(
+        p.notes[0].message.ends_with(
+            "no action; compared with: cpu-per-request, the old version's level 0.01 over \
+             11:30:00–12:00:00 UTC (new 0.0105, ×1.05; a regression needs ×1.15)"
+        ),
+        "{}",
+        p.notes[0].message
+    );
+    // Beside the old pods: their pods, samples and level.
+    let (s, memory, done) = baked_with(&with(Baseline::History), &with(Baseline::Concurrent));
+    let p = step(&complete(), &memory, &s, &with(Baseline::Concurrent), done);
+    assert!(
+        p.notes[0].message.ends_with(
+            "; compared with: cpu-per-request, the old pods at the same moments \
+             (3 pod(s), 10 samples, median 0.01)"
+        ),
+        "{}",
+        p.notes[0].message
+    );
+    // State written before the numbers were kept: the kind, named as before.
+    let mut old_state = history;
+    if let Some(r) = old_state.current.as_mut() {
+        r.baseline_lines.clear();
+    }
+    let p = step(
+        &complete(),
+        &old_state,
+        &s,
+        &verdicts(Outcome::Pass, None),
+        done,
+    );
     assert!(
         p.notes[0]
             .message
-            .ends_with("no action; compared with the old version's history: cpu-per-request"),
+            .ends_with("; compared with the old version's history: cpu-per-request"),
         "{}",
         p.notes[0].message
     );

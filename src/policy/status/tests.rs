@@ -64,6 +64,7 @@ fn memory(hash: &str, revision: u64, stage: Stage) -> Memory {
             judged: Default::default(),
             unjudged: Default::default(),
             baselines: Default::default(),
+            baseline_lines: Default::default(),
             overdue_step: None,
             bake_extension: None,
         }),

@@ -83,6 +83,11 @@ fn class_errors_after_the_old_pods_left_fail_against_their_history() {
     assert_eq!(h.intervals, 10);
     assert_eq!(h.old_errors, 0.0);
     assert_verdict(&v, Outcome::Fail, &["10 interval(s) after they left"]);
+    // What an Event says of it: both baselines, with their spans and numbers.
+    let line = v.baseline_line().unwrap();
+    assert!(line.starts_with("the old pods in "), "{line}");
+    assert!(line.contains(" and the old version's history "), "{line}");
+    assert!(line.contains(" UTC (0/"), "{line}");
 }
 
 #[test]
@@ -97,6 +102,12 @@ fn without_history_only_the_shared_minutes_count() {
     let v = judge_rule(&rule, new, old);
     assert_eq!(v.outcome, Outcome::Pass, "{}", v.reason);
     assert_eq!(evidence(&v).baseline, Baseline::Concurrent);
+    let line = v.baseline_line().unwrap();
+    assert!(
+        line.starts_with("the old pods in 5 interval(s) (0/"),
+        "{line}"
+    );
+    assert!(!line.contains("history"), "{line}");
 }
 
 #[test]
@@ -312,6 +323,11 @@ fn a_canary_pods_first_errors_of_a_kind_the_old_version_never_printed_count_agai
     let w = e.window_bound.expect("held to the window's bound");
     assert!(w.p_value < 1e-4, "{}", v.reason);
     assert!(v.reason.contains("over the window"), "{}", v.reason);
+    let line = v.baseline_line().unwrap();
+    assert!(
+        line.contains(" and the old version over the window (0/"),
+        "{line}"
+    );
 
     let mut concurrent_only = bundled("class-loading-errors");
     let crate::analysis::rules::Check::ErrorRate(c) = &mut concurrent_only.check else {
