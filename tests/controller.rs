@@ -11,7 +11,7 @@ use kube::ResourceExt;
 use kube::api::{Patch, PatchParams};
 use rollout_guard::adapters::prometheus::{PrometheusConfig, PrometheusSource};
 use rollout_guard::analysis::duration::PromDuration;
-use rollout_guard::analysis::judge::{Outcome, Verdict};
+use rollout_guard::analysis::judge::{Baseline, Outcome, Verdict};
 use rollout_guard::analysis::source::{MetricSource, Series, SourceError};
 use rollout_guard::policy::annotations;
 use rollout_guard::records::{self, Kind, Record};
@@ -180,6 +180,90 @@ async fn a_bad_release_that_rolled_out_while_no_controller_ran_is_baked_and_roll
         .find(|v| v.rule == "class-loading-errors")
         .expect("the deciding evaluation's class-loading verdict");
     assert_eq!(class.outcome, Outcome::Fail, "{}", class.reason);
+    daemon.stop().await;
+}
+
+/// The fast rollout of a CPU regression: v1 serves `served` wall seconds (simulated
+/// minutes), then v2 needs 1.8 times the CPU per request, under the limit (so saturation says
+/// nothing), and replaces every pod one at a time within about a simulated minute, inside the
+/// rules' two-minute warm-up: no new pod's CPU counts while an old pod serves.
+async fn fast_cpu_regression(c: &Cluster, served: u64, bake: &str) -> support::cluster::Daemon {
+    let mut opted = guarded("guard");
+    opted.retain(|(k, _)| *k != annotations::BAKE_TIME);
+    opted.push((annotations::BAKE_TIME, bake.into()));
+    c.deploy("shop", 4, &ann(&opted)).await;
+    tokio::time::sleep(Duration::from_secs(served)).await;
+    let daemon = c.daemon(c.config()).await;
+    c.release("shop", "v2", Some("cpu-regression")).await;
+    daemon
+}
+
+/// Before stop 26 every CPU rule stayed inconclusive in [`fast_cpu_regression`] and the release
+/// passed. Now cpu-per-request holds the new pods to the old version's history after its pods
+/// left, and pauses the release (its action) during the bake. v1 serves 40 simulated minutes:
+/// the rule measures how much v1's level moved by itself between 10-minute stretches as far
+/// apart as the old and the new pods' (about 10 minutes), and wants 10 such pairs.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cpu_regression_rolled_out_inside_the_warm_up_is_judged_against_the_history() {
+    let c = Cluster::start("fast-cpu", Duration::from_millis(100)).await;
+    let daemon = fast_cpu_regression(&c, 40, "30m").await;
+    let d = c
+        .wait("shop", "the pause", LONG, |d| {
+            d.spec.as_ref().unwrap().paused == Some(true) && stage(d).as_deref() == Some("paused")
+        })
+        .await;
+    assert_eq!(version(&d), "v2", "paused, not rolled back");
+    assert_eq!(
+        memory(&d).unwrap().history.last().unwrap().rule.as_deref(),
+        Some("cpu-per-request")
+    );
+    let (recs, _) = records::read(&c.records_path()).unwrap();
+    let deciding = recs
+        .iter()
+        .rev()
+        .find(|r| r.kind == Kind::Evaluation && !r.acts.is_empty())
+        .expect("the deciding evaluation");
+    assert!(
+        deciding.old_replicasets.is_empty(),
+        "the old pods were gone when it decided: {:?}",
+        deciding.old_replicasets
+    );
+    let cpu = deciding_verdicts(&recs)
+        .into_iter()
+        .find(|v| v.rule == "cpu-per-request")
+        .expect("the deciding evaluation's cpu-per-request verdict");
+    assert_eq!(cpu.outcome, Outcome::Fail, "{}", cpu.reason);
+    assert_eq!(cpu.baseline(), Some(Baseline::History), "{}", cpu.reason);
+    daemon.stop().await;
+}
+
+/// [`fast_cpu_regression`] after a v1 that served only 5 simulated minutes: too little history
+/// to know how much its level moves by itself, all through a 15-minute bake. Not passed: the
+/// analysis ends inconclusive and its Event names cpu-per-request and why.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cpu_regression_after_a_short_lived_version_ends_inconclusive_not_passed() {
+    let c = Cluster::start("fast-cpu-short", Duration::from_millis(100)).await;
+    let daemon = fast_cpu_regression(&c, 5, "15m").await;
+    c.wait("shop", "the analysis to end inconclusive", LONG, |d| {
+        stage(d).as_deref() == Some("inconclusive")
+    })
+    .await;
+    let events = c.events("shop").await;
+    assert!(
+        !events.iter().any(|(reason, _)| reason == "AnalysisPassed"),
+        "{events:?}"
+    );
+    let (_, message) = events
+        .iter()
+        .find(|(reason, _)| reason == "AnalysisInconclusive")
+        .expect("an AnalysisInconclusive Event");
+    // What the rule was missing comes first, not cut off by the cost model that follows it.
+    assert!(
+        message.contains(
+            "cpu-per-request: missing data: the old pods are gone; against the old version's history: "
+        ) && message.contains("fewer than min_drift_pairs 10"),
+        "{message}"
+    );
     daemon.stop().await;
 }
 

@@ -844,7 +844,7 @@ pub fn after(t: Timestamp, d: Duration) -> Timestamp {
 }
 
 /// How much of a rule's latest reason is kept for a rule that has not yet judged.
-const UNJUDGED_REASON: usize = 200;
+const UNJUDGED_REASON: usize = 260;
 /// How much of a rule's baseline line is kept for the Event that ends the analysis.
 const BASELINE_LINE: usize = 220;
 /// How much of the decision's reason is kept for a rolled-back revision.

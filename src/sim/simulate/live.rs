@@ -4,7 +4,7 @@
 //!
 //! Owns the per-pod generator (Poisson requests and errors, CPU with saturation and CFS
 //! throttling) and the time dilation. Which pods misbehave is read from their
-//! `sim.rollout-guard.io/fault` annotation (`class-errors`, `cpu-saturation`), which they
+//! `sim.rollout-guard.io/fault` annotation (`class-errors`, `cpu-saturation`, `cpu-regression`), which they
 //! inherit from the Deployment's pod template, so "releasing a bad version" is a template
 //! change like any other. Queries are answered by [`SimSource`] over the histories built so
 //! far; a pod that disappears keeps its past samples, as in Prometheus. Needs a pod lister and
@@ -38,6 +38,9 @@ pub enum LiveFault {
     ClassErrors,
     /// Three times the CPU per request, up against the limit.
     CpuSaturation,
+    /// 1.8 times the CPU per request, still under the limit (0.77 of it by default): only the
+    /// cost per request shows it.
+    CpuRegression,
 }
 
 impl LiveFault {
@@ -46,6 +49,7 @@ impl LiveFault {
         match v.map(str::trim) {
             Some("class-errors") => LiveFault::ClassErrors,
             Some("cpu-saturation") => LiveFault::CpuSaturation,
+            Some("cpu-regression") => LiveFault::CpuRegression,
             _ => LiveFault::None,
         }
     }
@@ -221,10 +225,10 @@ impl<L: PodLister> LiveSource<L> {
                 if pod.fault == LiveFault::ClassErrors {
                     errs[0] += poisson(&mut rng, r * p.class_error_rate);
                 }
-                let factor = if pod.fault == LiveFault::CpuSaturation {
-                    3.0
-                } else {
-                    1.0
+                let factor = match pod.fault {
+                    LiveFault::CpuSaturation => 3.0,
+                    LiveFault::CpuRegression => 1.8,
+                    LiveFault::None | LiveFault::ClassErrors => 1.0,
                 };
                 let demand = p.idle_cpu + r / SCRAPE * p.cpu_per_request * factor;
                 let used = demand.min(p.cpu_limit);
@@ -340,6 +344,18 @@ mod tests {
             outcome(&cpu, "class-loading-errors"),
             Outcome::Pass,
             "{cpu:?}"
+        );
+        // More CPU per request, under the limit: the cost per request shows it, saturation not.
+        let costly = judge_with(LiveFault::CpuRegression).await;
+        assert_eq!(
+            outcome(&costly, "cpu-per-request"),
+            Outcome::Fail,
+            "{costly:?}"
+        );
+        assert_ne!(
+            outcome(&costly, "cpu-saturation"),
+            Outcome::Fail,
+            "{costly:?}"
         );
     }
 

@@ -59,9 +59,11 @@ pub(in crate::analysis::judge) fn compare_at_load(
         n => format!("; {n} samples without a load at their moment left out"),
     };
     compare(rule, w, &new_at, Some(&old_at))
+        // The verdict's own reason first: cut to a line (an Event, a state annotation), what
+        // decided is kept, the model is what goes.
         .map_reason(|r| {
             format!(
-                "at the old version's load ({}{left_out}): {r}",
+                "{r}; both sides at the old version's load ({}{left_out})",
                 model.describe()
             )
         })

@@ -589,7 +589,7 @@ fn cpu_per_request_is_judged_at_the_old_versions_load() {
     assert_eq!(v.outcome, Outcome::Pass, "{}", v.reason);
     assert!(
         v.reason
-            .starts_with("at the old version's load (its cost modelled as 0.1015")
+            .contains("; both sides at the old version's load (its cost modelled as 0.1015")
             && v.reason
                 .contains(" + 0.009773 × load, fitted on 260 samples at loads 4 to 10"),
         "{}",
