@@ -11,7 +11,7 @@ use kube::ResourceExt;
 use kube::api::{Patch, PatchParams};
 use rollout_guard::adapters::prometheus::{PrometheusConfig, PrometheusSource};
 use rollout_guard::analysis::duration::PromDuration;
-use rollout_guard::analysis::judge::{Baseline, Outcome, Verdict};
+use rollout_guard::analysis::judge::{Baseline, CompareHistory, Evidence, Outcome, Verdict};
 use rollout_guard::analysis::source::{MetricSource, Series, SourceError};
 use rollout_guard::policy::annotations;
 use rollout_guard::records::{self, Kind, Record};
@@ -184,10 +184,13 @@ async fn a_bad_release_that_rolled_out_while_no_controller_ran_is_baked_and_roll
 }
 
 /// The fast rollout of a CPU regression: v1 serves `served` wall seconds (simulated
-/// minutes), then v2 needs 1.8 times the CPU per request, under the limit (so saturation says
+/// minutes), then v2 needs twice the CPU per request, under the limit (so saturation says
 /// nothing), and replaces every pod one at a time within about a simulated minute, inside the
-/// rules' two-minute warm-up: no new pod's CPU counts while an old pod serves.
-async fn fast_cpu_regression(c: &Cluster, served: u64, bake: &str) -> support::cluster::Daemon {
+/// rules' two-minute warm-up: no new pod's CPU counts while an old pod serves. Waits for the
+/// pause (cpu-per-request's action) and returns the deciding cpu-per-request verdict, which
+/// came after the old pods were gone.
+async fn fast_cpu_regression_paused(served: u64, bake: &str) -> Verdict {
+    let c = Cluster::start(&format!("fast-cpu-{served}"), Duration::from_millis(100)).await;
     let mut opted = guarded("guard");
     opted.retain(|(k, _)| *k != annotations::BAKE_TIME);
     opted.push((annotations::BAKE_TIME, bake.into()));
@@ -195,18 +198,6 @@ async fn fast_cpu_regression(c: &Cluster, served: u64, bake: &str) -> support::c
     tokio::time::sleep(Duration::from_secs(served)).await;
     let daemon = c.daemon(c.config()).await;
     c.release("shop", "v2", Some("cpu-regression")).await;
-    daemon
-}
-
-/// Before stop 26 every CPU rule stayed inconclusive in [`fast_cpu_regression`] and the release
-/// passed. Now cpu-per-request holds the new pods to the old version's history after its pods
-/// left, and pauses the release (its action) during the bake. v1 serves 40 simulated minutes:
-/// the rule measures how much v1's level moved by itself between 10-minute stretches as far
-/// apart as the old and the new pods' (about 10 minutes), and wants 10 such pairs.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_cpu_regression_rolled_out_inside_the_warm_up_is_judged_against_the_history() {
-    let c = Cluster::start("fast-cpu", Duration::from_millis(100)).await;
-    let daemon = fast_cpu_regression(&c, 40, "30m").await;
     let d = c
         .wait("shop", "the pause", LONG, |d| {
             d.spec.as_ref().unwrap().paused == Some(true) && stage(d).as_deref() == Some("paused")
@@ -235,36 +226,45 @@ async fn a_cpu_regression_rolled_out_inside_the_warm_up_is_judged_against_the_hi
     assert_eq!(cpu.outcome, Outcome::Fail, "{}", cpu.reason);
     assert_eq!(cpu.baseline(), Some(Baseline::History), "{}", cpu.reason);
     daemon.stop().await;
+    cpu
 }
 
-/// [`fast_cpu_regression`] after a v1 that served only 5 simulated minutes: too little history
-/// to know how much its level moves by itself, all through a 15-minute bake. Not passed: the
-/// analysis ends inconclusive and its Event names cpu-per-request and why.
+/// What a compare verdict held the new pods to after the old pods left.
+fn history(v: &Verdict) -> CompareHistory {
+    match &v.evidence {
+        Some(Evidence::Compare(e)) => *e.history.clone().expect("judged against the history"),
+        _ => panic!("no compare evidence: {}", v.reason),
+    }
+}
+
+/// Before stop 26 every CPU rule stayed inconclusive in such a rollout and the release passed.
+/// Now cpu-per-request holds the new pods to the old version's history after its pods left.
+/// v1 serves 40 simulated minutes: the rule measures how much v1's level moved by itself
+/// between 10-minute stretches as far apart as the old and the new pods' (about 10 minutes),
+/// from 10 such pairs or more.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_cpu_regression_after_a_short_lived_version_ends_inconclusive_not_passed() {
-    let c = Cluster::start("fast-cpu-short", Duration::from_millis(100)).await;
-    let daemon = fast_cpu_regression(&c, 5, "15m").await;
-    c.wait("shop", "the analysis to end inconclusive", LONG, |d| {
-        stage(d).as_deref() == Some("inconclusive")
-    })
-    .await;
-    let events = c.events("shop").await;
+async fn a_cpu_regression_rolled_out_inside_the_warm_up_is_judged_against_the_history() {
+    let cpu = fast_cpu_regression_paused(40, "30m").await;
+    let h = history(&cpu);
+    assert!(h.drift_pairs >= 10 && h.unknown_drift.is_none(), "{h:?}");
+}
+
+/// After a v1 that served only 5 simulated minutes (a hotfix, or a test that deploys v1 and
+/// then v2), its history is too short to measure how much its level moves by itself: the new
+/// pods are held to the drift the rule assumes then (`unknown_drift`, 1.75), which twice the
+/// cost per request clears.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cpu_regression_after_a_short_lived_version_is_held_to_the_drift_assumed() {
+    let cpu = fast_cpu_regression_paused(5, "15m").await;
+    let h = history(&cpu);
+    assert!(h.drift_pairs < 10, "{h:?}");
+    assert_eq!(h.unknown_drift, Some(1.75), "{}", cpu.reason);
     assert!(
-        !events.iter().any(|(reason, _)| reason == "AnalysisPassed"),
-        "{events:?}"
+        cpu.reason
+            .contains("too short a history to measure how much it moves by itself"),
+        "{}",
+        cpu.reason
     );
-    let (_, message) = events
-        .iter()
-        .find(|(reason, _)| reason == "AnalysisInconclusive")
-        .expect("an AnalysisInconclusive Event");
-    // What the rule was missing comes first, not cut off by the cost model that follows it.
-    assert!(
-        message.contains(
-            "cpu-per-request: missing data: the old pods are gone; against the old version's history: "
-        ) && message.contains("fewer than min_drift_pairs 10"),
-        "{message}"
-    );
-    daemon.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

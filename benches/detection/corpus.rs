@@ -8,9 +8,10 @@
 //! answers; the third, drawn last so that the others stay as they were, where the judge's own
 //! mechanisms are weakest (shared incidents in the bake too mild to stand far above the rest),
 //! then container restarts, new pods' start-up errors, shared incidents in the bake that fade
-//! slowly and points lost without a warning, each drawn after the rest.
-//! Every rollout has an hour of history before it (the old version's own baseline), and every
-//! pod is scraped at its own offset, as Prometheus spreads its targets.
+//! slowly and points lost without a warning, warm-ups, and releases that follow a short-lived
+//! version, each drawn after the rest.
+//! Every rollout but those has an hour of history before it (the old version's own baseline),
+//! and every pod is scraped at its own offset, as Prometheus spreads its targets.
 
 use rand::rngs::StdRng;
 use rand::{RngExt, SeedableRng};
@@ -477,6 +478,35 @@ fn harder(b: &mut Builder) {
             c.scenario.warmup = Some(start_up_cpu(rng, falling));
         },
     );
+    b.add(
+        "healthy: after a short-lived version",
+        false,
+        40,
+        TRAFFIC,
+        &|rng, c| short_lived(rng, &mut c.scenario),
+    );
+    b.add(
+        "bad: after a short-lived version, CPU +50-200%",
+        true,
+        14,
+        TRAFFIC,
+        &|rng, c| {
+            short_lived(rng, &mut c.scenario);
+            c.scenario.fault = Fault::Cpu {
+                multiplier: log_uniform(rng, 1.5, 3.0),
+            };
+        },
+    );
+}
+
+/// A release that follows the last one by 5 to 25 minutes (a hotfix, or a test that deploys
+/// v1 and then v2): the old version's history is that short. Half of them roll out within two
+/// minutes, as a hotfix is hurried.
+fn short_lived(rng: &mut StdRng, s: &mut Scenario) {
+    s.before = rng.random_range(300.0..1500.0_f64).round();
+    if rng.random::<bool>() {
+        fast_rollout(rng, s);
+    }
 }
 
 /// New pods' start-up CPU: two to four times the demand, for 1 to 3 minutes at once, or

@@ -287,9 +287,17 @@ pub struct Compare {
     #[serde(default = "defaults::history_span")]
     pub history_span: PromDuration,
     /// The fewest pairs of old-version stretches the drift is measured on; with fewer, the
-    /// history says too little about how much the metric moves by itself (inconclusive).
+    /// history says too little about how much the metric moves by itself: inconclusive, or
+    /// held to `unknown_drift` when it is set.
     #[serde(default = "defaults::min_drift_pairs")]
     pub min_drift_pairs: usize,
+    /// The ratio a regression must reach when the old version's history is too short to
+    /// measure its own drift (fewer than `min_drift_pairs` pairs: a version that served less
+    /// than about half an hour before the release, a hotfix after a release): the drift a
+    /// healthy version may show, assumed rather than measured, and said so in the verdict.
+    /// Unset: such a comparison stays inconclusive.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unknown_drift: Option<f64>,
     /// The longest shared incident the comparison with history must not blame on the
     /// release: the new level is judged once it spans longer than this, without its worst
     /// stretch of this length.

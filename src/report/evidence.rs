@@ -66,14 +66,17 @@ pub(super) fn numbers(e: &Evidence) -> String {
         ),
         Evidence::Compare(x) => match &x.history {
             Some(h) => format!(
-                "the old pods gone: new level {} vs the old version's {} before its pods left ({} to {}), {}, needs ×{} (its own largest drift ×{}), {} of {} new pods beyond",
+                "the old pods gone: new level {} vs the old version's {} before its pods left ({} to {}), {}, needs ×{} ({}), {} of {} new pods beyond",
                 num(h.after),
                 num(h.before),
                 hms(h.before_from),
                 hms(h.before_to),
                 ratio(Some(h.ratio), true),
                 num(h.needed),
-                num(h.largest_drift),
+                match h.unknown_drift {
+                    None => format!("its own largest drift ×{}", num(h.largest_drift)),
+                    Some(u) => format!("its history too short for its drift: ×{} assumed", num(u)),
+                },
                 x.pods_worse,
                 x.pods_judged
             ),
@@ -415,13 +418,17 @@ fn compare_history(x: &CompareEvidence, h: &CompareHistory) -> Table {
             "ratio, new to old".into(),
             ratio(Some(h.ratio), true),
             format!(
-                "≥ ×{}: the larger of min_ratio ×{} and the old version's own largest drift ×{} over {} s ({} pairs of stretches since {})",
+                "≥ ×{}: the larger of min_ratio ×{} and the old version's own largest drift ×{} over {} s ({} pairs of stretches since {}){}",
                 num(h.needed),
                 num(x.min_ratio),
                 num(h.largest_drift),
                 num(h.gap_seconds),
                 h.drift_pairs,
-                hms(h.history_from)
+                hms(h.history_from),
+                h.unknown_drift.map_or(String::new(), |u| format!(
+                    ", and ×{}: the drift the rule assumes (unknown_drift) where the history is too short to measure it",
+                    num(u)
+                ))
             ),
             met(h.ratio >= h.needed),
         ]),

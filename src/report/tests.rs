@@ -1240,6 +1240,7 @@ fn a_compare_verdict_against_history_is_shown_as_such_not_as_a_mann_whitney_test
             largest_drift: 1.3,
             drift_pairs: 39,
             needed: 1.3,
+            unknown_drift: None,
             pod_bar: 1.4,
             spread_bar: Some(1.6),
             while_both: None,

@@ -121,8 +121,13 @@ impl CompareEvidence {
                 fmt_num(r)
             )
         });
+        let assumed = if h.unknown_drift.is_some() {
+            ", its drift assumed: too short a history to measure it"
+        } else {
+            ""
+        };
         format!(
-            "the old version's level {} over {} (new {}, ×{}; a regression needs ×{}{beside})",
+            "the old version's level {} over {} (new {}, ×{}; a regression needs ×{}{assumed}{beside})",
             fmt_num(h.before),
             span(h.before_from, h.before_to),
             fmt_num(h.after),
@@ -413,8 +418,13 @@ pub struct CompareHistory {
     pub largest_drift: f64,
     /// How many pairs of stretches `largest_drift` was measured on.
     pub drift_pairs: usize,
-    /// The ratio a regression must reach: the larger of min_ratio and largest_drift.
+    /// The ratio a regression must reach: the larger of min_ratio and largest_drift (and
+    /// `unknown_drift` when set).
     pub needed: f64,
+    /// The rule's `unknown_drift`, when the history held fewer than `min_drift_pairs` pairs
+    /// (`drift_pairs`): the drift assumed because it could not be measured.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unknown_drift: Option<f64>,
     /// The 95th percentile of the old pods' rises above the whole old version over the same
     /// gap (every old pod at every pair of stretches, pooled): each new pod counted as worse
     /// is beyond it and `needed`.

@@ -96,6 +96,9 @@ impl Rule {
         if c.min_drift_pairs < 2 {
             p.push("check.compare.min_drift_pairs must be at least 2".into());
         }
+        if let Some(u) = c.unknown_drift {
+            at_least(p, "compare.unknown_drift", u, 1.0);
+        }
         self.check_step(p, c.step, c.warmup);
         if c.min_samples < 2 {
             p.push("check.compare.min_samples must be at least 2".into());

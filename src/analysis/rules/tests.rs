@@ -112,6 +112,7 @@ rules:
         alpha: 2
         min_ratio: 0.5
         min_drift_pairs: 1
+        unknown_drift: 0.9
   - name: ok
     action: warn
     check:
@@ -135,6 +136,7 @@ rules:
         "burst_share must be above 0 and at most 1 (got 1.5)",
         "history_pairing",
         "min_drift_pairs must be at least 2",
+        "compare.unknown_drift must be a number of at least 1, got 0.9",
     ] {
         assert!(joined.contains(needle), "missing {needle} in\n{joined}");
     }

@@ -1147,6 +1147,7 @@ fn against(mut v: Verdict, baseline: crate::analysis::judge::Baseline) -> Verdic
                 largest_drift: 1.1,
                 drift_pairs: 20,
                 needed: 1.15,
+                unknown_drift: None,
                 pod_bar: 1.2,
                 spread_bar: None,
                 while_both: None,

@@ -38,8 +38,8 @@ pub enum LiveFault {
     ClassErrors,
     /// Three times the CPU per request, up against the limit.
     CpuSaturation,
-    /// 1.8 times the CPU per request, still under the limit (0.77 of it by default): only the
-    /// cost per request shows it.
+    /// Twice the CPU per request, still under the limit (0.85 of it by default): only the cost
+    /// per request shows it.
     CpuRegression,
 }
 
@@ -227,7 +227,7 @@ impl<L: PodLister> LiveSource<L> {
                 }
                 let factor = match pod.fault {
                     LiveFault::CpuSaturation => 3.0,
-                    LiveFault::CpuRegression => 1.8,
+                    LiveFault::CpuRegression => 2.0,
                     LiveFault::None | LiveFault::ClassErrors => 1.0,
                 };
                 let demand = p.idle_cpu + r / SCRAPE * p.cpu_per_request * factor;

@@ -182,7 +182,13 @@ pub(super) fn against_history(
         ),
         rule.direction,
     );
-    if drift.pairs < rule.min_drift_pairs {
+    // Too short a history to measure the drift (a version that served minutes): the drift the
+    // rule assumes then, or inconclusive.
+    let assumed = if drift.pairs >= rule.min_drift_pairs {
+        None
+    } else if let Some(u) = rule.unknown_drift {
+        Some(u)
+    } else {
         return Err(format!(
             "its series over the last {} holds {} pairs of stretches {} apart, fewer than min_drift_pairs {}: too little to know how much the metric moves by itself",
             rule.history_span,
@@ -190,11 +196,14 @@ pub(super) fn against_history(
             fmt_minutes(gap),
             rule.min_drift_pairs
         ));
-    }
-    // Beyond both the effect floor and the metric's own drift. Not their product: on top of
-    // the largest of ~40 drifts that floor held back a third of the +50% regressions
-    // (BENCHMARKS.md, detection).
-    let needed = rule.min_ratio.max(drift.largest);
+    };
+    // Beyond both the effect floor and the metric's own drift (or the drift assumed, and
+    // what little of it was measured). Not their product: on top of the largest of ~40 drifts
+    // that floor held back a third of the +50% regressions (BENCHMARKS.md, detection).
+    let needed = rule
+        .min_ratio
+        .max(drift.largest)
+        .max(assumed.unwrap_or(1.0));
     // The pods: each new pod's level must beat the regression's bar and what one old pod rose
     // above the whole old version over the same gap (but for its rarest excursions).
     let new_levels: Vec<f64> = pod_medians(&n.values, &n.pod)
@@ -214,6 +223,7 @@ pub(super) fn against_history(
         },
         gap,
         needed,
+        assumed,
         pod_needed,
         spread_bar,
         worse_pods: new_levels.iter().filter(|l| **l >= pod_needed).count(),
@@ -349,6 +359,8 @@ struct HistoryJudged {
     shift: f64,
     gap: i64,
     needed: f64,
+    /// The rule's `unknown_drift`, where the history was too short to measure the drift.
+    assumed: Option<f64>,
     pod_needed: f64,
     spread_bar: Option<f64>,
     worse_pods: usize,
@@ -411,6 +423,7 @@ impl HistoryJudged {
                     largest_drift: largest,
                     drift_pairs: pairs,
                     needed: self.needed,
+                    unknown_drift: self.assumed,
                     pod_bar: self.drift.pod_bar,
                     spread_bar: self.spread_bar,
                     while_both: self.both.as_ref().map(|b| b.ratio),
@@ -423,19 +436,14 @@ impl HistoryJudged {
 
     fn reason(&self, rule: &Compare, new_summary: &SampleSummary) -> String {
         let mut reason = format!(
-            "the old pods are gone, so against the old version's history: median new {} ({} samples from {} pods) vs the old version's {} in the {} before its last sample: ratio {:.2}; over the last {} the old version's own level moved at most ×{:.2} between stretches {} apart ({} pairs), so a regression needs ×{:.2} (the larger of min_ratio {} and that drift); {} of {} new pods each beyond ×{:.2} (the largest of that, the 95th percentile of the old pods' rises above the whole, every old pod at every pair of stretches, and where one more old pod would fall by their spread{})",
+            "the old pods are gone, so against the old version's history: median new {} ({} samples from {} pods) vs the old version's {} in the {} before its last sample: ratio {:.2}; {}; {} of {} new pods each beyond ×{:.2} (the largest of that, the 95th percentile of the old pods' rises above the whole, every old pod at every pair of stretches, and where one more old pod would fall by their spread{})",
             fmt_num(self.after),
             new_summary.samples,
             new_summary.pods,
             fmt_num(self.before),
             fmt_minutes(self.window_ms),
             self.ratio,
-            rule.history_span,
-            self.drift.largest,
-            fmt_minutes(self.gap),
-            self.drift.pairs,
-            self.needed,
-            rule.min_ratio,
+            self.drift_clause(rule),
             self.worse_pods,
             self.pods_judged,
             self.pod_needed,
@@ -455,6 +463,34 @@ impl HistoryJudged {
             ));
         }
         reason
+    }
+}
+
+impl HistoryJudged {
+    /// How much the old version moved by itself, and so what a regression needs.
+    fn drift_clause(&self, rule: &Compare) -> String {
+        match self.assumed {
+            None => format!(
+                "over the last {} the old version's own level moved at most ×{:.2} between stretches {} apart ({} pairs), so a regression needs ×{:.2} (the larger of min_ratio {} and that drift)",
+                rule.history_span,
+                self.drift.largest,
+                fmt_minutes(self.gap),
+                self.drift.pairs,
+                self.needed,
+                rule.min_ratio
+            ),
+            Some(u) => format!(
+                "the old version's series over the last {} holds {} pairs of stretches {} apart, fewer than min_drift_pairs {}: too short a history to measure how much it moves by itself, so a regression needs ×{:.2} (the largest of min_ratio {}, the drift the rule assumes then, unknown_drift {}, and the ×{:.2} measured)",
+                rule.history_span,
+                self.drift.pairs,
+                fmt_minutes(self.gap),
+                rule.min_drift_pairs,
+                self.needed,
+                rule.min_ratio,
+                u,
+                self.drift.largest
+            ),
+        }
     }
 }
 

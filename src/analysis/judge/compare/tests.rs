@@ -254,16 +254,63 @@ fn too_short_a_history_is_missing_data() {
     let r = cpu_rule("");
     let at = LEFT + 480.0;
     // Only 12 minutes of the old version: no way to know how it drifts by itself.
-    let old: Vec<Series> = old_pods(3, |_| 1.0)
-        .into_iter()
-        .map(|mut s| {
-            s.points.retain(|p| p.t > LEFT - 720.0);
-            s
-        })
-        .collect();
-    let v = judged(&r, at, new_pods(&[2.0, 2.0, 2.0], at), old);
+    let v = judged(
+        &r,
+        at,
+        new_pods(&[2.0, 2.0, 2.0], at),
+        short_lived(3, 720.0),
+    );
     assert_eq!(v.outcome, Outcome::Inconclusive, "{}", v.reason);
     assert!(v.reason.contains("too little to know"), "{}", v.reason);
+}
+
+/// The old version's series since `from` seconds before `LEFT` only (a short-lived version).
+fn short_lived(n: usize, from: f64) -> Vec<Series> {
+    old_pods(n, |_| 1.0)
+        .into_iter()
+        .map(|mut s| {
+            s.points.retain(|p| p.t > LEFT - from);
+            s
+        })
+        .collect()
+}
+
+#[test]
+fn too_short_a_history_holds_a_regression_to_the_drift_the_rule_assumes() {
+    let r = cpu_rule("        unknown_drift: 1.75\n");
+    let at = LEFT + 480.0;
+    // Twice the old level on every new pod: beyond the drift assumed.
+    let v = judged(
+        &r,
+        at,
+        new_pods(&[2.0, 1.9, 2.1], at),
+        short_lived(3, 720.0),
+    );
+    assert_eq!(v.outcome, Outcome::Fail, "{}", v.reason);
+    let e = evidence(&v);
+    assert_eq!(e.baseline, Baseline::History);
+    let h = e.history.as_ref().unwrap();
+    assert_eq!(h.unknown_drift, Some(1.75));
+    assert!(h.drift_pairs < 10 && h.needed == 1.75, "{h:?}");
+    assert!(
+        v.reason.contains("too short a history to measure how much it moves by itself, so a regression needs ×1.75"),
+        "{}",
+        v.reason
+    );
+    assert!(v.baseline_line().unwrap().contains("its drift assumed"));
+    // +50%: beyond min_ratio and what little drift was measured, but not beyond the drift
+    // assumed: passes.
+    let v = judged(
+        &r,
+        at,
+        new_pods(&[1.5, 1.5, 1.5], at),
+        short_lived(3, 720.0),
+    );
+    assert_eq!(v.outcome, Outcome::Pass, "{}", v.reason);
+    // A history long enough to measure the drift: the measured drift, not the assumed one.
+    let v = judged(&r, at, new_pods(&[1.5, 1.5, 1.5], at), old_pods(3, |_| 1.0));
+    assert_eq!(v.outcome, Outcome::Fail, "{}", v.reason);
+    assert_eq!(evidence(&v).history.as_ref().unwrap().unknown_drift, None);
 }
 
 #[test]
