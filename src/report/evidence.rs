@@ -417,19 +417,32 @@ fn compare_history(x: &CompareEvidence, h: &CompareHistory) -> Table {
         row([
             "ratio, new to old".into(),
             ratio(Some(h.ratio), true),
-            format!(
-                "≥ ×{}: the larger of min_ratio ×{} and the old version's own largest drift ×{} over {} s ({} pairs of stretches since {}){}",
-                num(h.needed),
-                num(x.min_ratio),
-                num(h.largest_drift),
-                num(h.gap_seconds),
-                h.drift_pairs,
-                hms(h.history_from),
-                h.unknown_drift.map_or(String::new(), |u| format!(
-                    ", and ×{}: the drift the rule assumes (unknown_drift) where the history is too short to measure it",
-                    num(u)
-                ))
-            ),
+            match h.unknown_drift {
+                None => format!(
+                    "≥ ×{}: the larger of min_ratio ×{} and the old version's own largest drift ×{} over {} s ({} pairs of stretches since {})",
+                    num(h.needed),
+                    num(x.min_ratio),
+                    num(h.largest_drift),
+                    num(h.gap_seconds),
+                    h.drift_pairs,
+                    hms(h.history_from)
+                ),
+                Some(u) => format!(
+                    "≥ ×{}: the largest of min_ratio ×{}, the drift the rule assumes where the old version's history (since {}) is too short to measure it over {} s (unknown_drift ×{}), and {}",
+                    num(h.needed),
+                    num(x.min_ratio),
+                    hms(h.history_from),
+                    num(h.gap_seconds),
+                    num(u),
+                    match h.drift_pairs {
+                        0 => "no drift measured (0 pairs of stretches)".to_string(),
+                        n => format!(
+                            "the largest drift measured, ×{} ({n} pairs of stretches)",
+                            num(h.largest_drift)
+                        ),
+                    }
+                ),
+            },
             met(h.ratio >= h.needed),
         ]),
         row([

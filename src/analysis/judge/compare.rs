@@ -8,7 +8,8 @@
 //! after the rollout — the new pods are set against the old version's level in the window
 //! before its pods left, and a regression must exceed the largest change the old version's
 //! own level showed over the same gap within `history_span`: the metric's own drift (load,
-//! request mix, time of day) is measured, not assumed. Either way the pod is the unit that
+//! request mix, time of day) is measured (assumed, as the rule's `unknown_drift`, only where
+//! the old version served too briefly to measure it). Either way the pod is the unit that
 //! must agree: more than half of the new pods must each be worse by the effect floor and
 //! beyond every old pod's own level (against history: beyond the 95th percentile of the old
 //! pods' own rises above the whole), so one pod on a noisy node never fails a release. Pure:

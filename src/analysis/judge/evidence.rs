@@ -127,7 +127,7 @@ impl CompareEvidence {
             ""
         };
         format!(
-            "the old version's level {} over {} (new {}, ×{}; a regression needs ×{}{assumed}{beside})",
+            "the old version's level {} over {} (new {}, ×{}{at_load}; a regression needs ×{}{assumed}{beside})",
             fmt_num(h.before),
             span(h.before_from, h.before_to),
             fmt_num(h.after),

@@ -97,7 +97,12 @@ impl Rule {
             p.push("check.compare.min_drift_pairs must be at least 2".into());
         }
         if let Some(u) = c.unknown_drift {
-            at_least(p, "compare.unknown_drift", u, 1.0);
+            // Below min_ratio it would change nothing: an unmeasured drift held as low as the
+            // floor, as if nothing could move by itself.
+            at_least(p, "compare.unknown_drift", u, c.min_ratio.max(1.0));
+            if !c.history {
+                p.push("check.compare.unknown_drift applies to the comparison with the old version's history, which history: false turns off".into());
+            }
         }
         self.check_step(p, c.step, c.warmup);
         if c.min_samples < 2 {

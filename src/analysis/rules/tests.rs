@@ -113,6 +113,14 @@ rules:
         min_ratio: 0.5
         min_drift_pairs: 1
         unknown_drift: 0.9
+  - name: no-history
+    action: pause
+    check:
+      compare:
+        query: 'x{pod=~"{{ pods }}"}'
+        history: false
+        min_ratio: 1.2
+        unknown_drift: 1.1
   - name: ok
     action: warn
     check:
@@ -137,6 +145,8 @@ rules:
         "history_pairing",
         "min_drift_pairs must be at least 2",
         "compare.unknown_drift must be a number of at least 1, got 0.9",
+        "compare.unknown_drift must be a number of at least 1.2, got 1.1",
+        "unknown_drift applies to the comparison with the old version's history, which history: false turns off",
     ] {
         assert!(joined.contains(needle), "missing {needle} in\n{joined}");
     }

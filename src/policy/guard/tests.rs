@@ -895,6 +895,19 @@ fn an_analysis_in_which_a_rule_never_judged_ends_inconclusive_naming_it() {
         "{}",
         p.notes[0].message
     );
+    // A reason as long as the judge's after a long-lived version's pods left long ago: what
+    // was missing is kept whole, the cost model after it is what the line gives up.
+    let why = "missing data: the old pods are gone; against the old version's history: its series over the last 1h holds 0 pairs of stretches 31m apart, fewer than min_drift_pairs 10: too little to know how much the metric moves by itself";
+    let mut long = first.clone();
+    for v in long.iter_mut().filter(|v| v.rule == "cpu-per-request") {
+        v.reason = format!(
+            "{why}; both sides at the old version's load (its cost modelled as 0.01102 + 0.01034 × load, fitted on 183 samples at loads 6.864 to 24.65; each sample against that at its own load, shown at its median load 15.16) → inconclusive"
+        );
+    }
+    let q = step(&rolling(3), &Memory::default(), &s, &long, 0);
+    let q = step(&complete(), &q.memory, &s, &long, 30);
+    let q = step(&complete(), &q.memory, &s, &long, done);
+    assert!(q.notes[0].message.contains(why), "{}", q.notes[0].message);
     assert!(!p.notes[0].message.contains("php-error-rate"));
     assert!(matches!(stage(&p), Stage::Inconclusive { rules, why, .. }
             if rules == &["cpu-per-request"] && why["cpu-per-request"].contains("too few moments")));

@@ -115,7 +115,8 @@ pub struct Profile {
     pub base_error_rate: f64,
     /// `class_not_found` errors per request on a pod with [`LiveFault::ClassErrors`].
     pub class_error_rate: f64,
-    /// CPU seconds one request takes (three times as many with [`LiveFault::CpuSaturation`]).
+    /// CPU seconds one request takes (three times as many with [`LiveFault::CpuSaturation`],
+    /// twice with [`LiveFault::CpuRegression`]).
     pub cpu_per_request: f64,
     /// CPU cores a pod uses with no requests.
     pub idle_cpu: f64,

@@ -143,6 +143,45 @@ impl OldLevel {
     }
 }
 
+/// The drift a regression is held to when too few pairs of stretches measured it: the rule's
+/// `unknown_drift`, where the old version's series began inside `history_span` (a version
+/// that served less than the span: its own life, not a long gap since its pods left, is what
+/// is short) and its level before its pods left rests on `min_samples` moments or more;
+/// inconclusive otherwise.
+fn assume_drift(
+    rule: &Compare,
+    w: &Window,
+    level: &OldLevel,
+    old: &OldBefore,
+    drift: &Drift,
+    gap: i64,
+) -> Result<f64, String> {
+    let too_few = format!(
+        "its series over the last {} holds {} pairs of stretches {} apart, fewer than min_drift_pairs {}: too little to know how much the metric moves by itself",
+        rule.history_span,
+        drift.pairs,
+        fmt_minutes(gap),
+        rule.min_drift_pairs
+    );
+    let Some(u) = rule.unknown_drift else {
+        return Err(too_few);
+    };
+    let span_start = w.at - time::span(rule.history_span.as_std());
+    if level.first <= span_start + w.step {
+        // The series covers the span: the gap since the old pods left has grown too long to
+        // measure, not the version's life too short.
+        return Err(too_few);
+    }
+    if old.times.len() < rule.min_samples {
+        return Err(format!(
+            "{too_few}; the old version's level before its pods left rests on {} moment(s), fewer than min_samples {}: too little to hold the new pods to an assumed drift",
+            old.times.len(),
+            rule.min_samples
+        ));
+    }
+    Ok(u)
+}
+
 /// The middle of a set of moments.
 fn middle(times: &[i64]) -> i64 {
     times.get(times.len() / 2).copied().unwrap_or_default()
@@ -182,20 +221,10 @@ pub(super) fn against_history(
         ),
         rule.direction,
     );
-    // Too short a history to measure the drift (a version that served minutes): the drift the
-    // rule assumes then, or inconclusive.
     let assumed = if drift.pairs >= rule.min_drift_pairs {
         None
-    } else if let Some(u) = rule.unknown_drift {
-        Some(u)
     } else {
-        return Err(format!(
-            "its series over the last {} holds {} pairs of stretches {} apart, fewer than min_drift_pairs {}: too little to know how much the metric moves by itself",
-            rule.history_span,
-            drift.pairs,
-            fmt_minutes(gap),
-            rule.min_drift_pairs
-        ));
+        Some(assume_drift(rule, w, level, &old, &drift, gap)?)
     };
     // Beyond both the effect floor and the metric's own drift (or the drift assumed, and
     // what little of it was measured). Not their product: on top of the largest of ~40 drifts
@@ -224,6 +253,7 @@ pub(super) fn against_history(
         gap,
         needed,
         assumed,
+        served: level.last - level.first,
         pod_needed,
         spread_bar,
         worse_pods: new_levels.iter().filter(|l| **l >= pod_needed).count(),
@@ -361,6 +391,8 @@ struct HistoryJudged {
     needed: f64,
     /// The rule's `unknown_drift`, where the history was too short to measure the drift.
     assumed: Option<f64>,
+    /// From the old version's first sample in the span to its last.
+    served: i64,
     pod_needed: f64,
     spread_bar: Option<f64>,
     worse_pods: usize,
@@ -480,15 +512,18 @@ impl HistoryJudged {
                 rule.min_ratio
             ),
             Some(u) => format!(
-                "the old version's series over the last {} holds {} pairs of stretches {} apart, fewer than min_drift_pairs {}: too short a history to measure how much it moves by itself, so a regression needs ×{:.2} (the largest of min_ratio {}, the drift the rule assumes then, unknown_drift {}, and the ×{:.2} measured)",
-                rule.history_span,
+                "the old version served {} before its pods left: its series holds {} pairs of stretches {} apart, fewer than min_drift_pairs {}, too short a history to measure how much it moves by itself, so a regression needs ×{:.2} (the largest of min_ratio {}, the drift the rule assumes then, unknown_drift {}, and {})",
+                fmt_minutes(self.served),
                 self.drift.pairs,
                 fmt_minutes(self.gap),
                 rule.min_drift_pairs,
                 self.needed,
                 rule.min_ratio,
                 u,
-                self.drift.largest
+                match self.drift.pairs {
+                    0 => "no drift measured".to_string(),
+                    _ => format!("×{:.2} measured", self.drift.largest),
+                }
             ),
         }
     }

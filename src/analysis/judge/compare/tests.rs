@@ -314,6 +314,40 @@ fn too_short_a_history_holds_a_regression_to_the_drift_the_rule_assumes() {
 }
 
 #[test]
+fn a_long_lived_versions_history_is_never_held_to_an_assumed_drift() {
+    let r = cpu_rule("        unknown_drift: 1.75\n");
+    // Half an hour into a long bake, the old version (over an hour old) left 30 minutes ago:
+    // its stretches 30 minutes apart no longer fit in the span. That is a long gap, not a
+    // short-lived version: inconclusive, as without unknown_drift.
+    let at = LEFT + 1800.0;
+    let v = judged(&r, at, new_pods(&[2.0, 2.0, 2.0], at), old_pods(3, |_| 1.0));
+    assert_eq!(v.outcome, Outcome::Inconclusive, "{}", v.reason);
+    assert!(v.reason.contains("too little to know"), "{}", v.reason);
+}
+
+#[test]
+fn an_old_level_of_too_few_moments_is_not_held_to_an_assumed_drift() {
+    let r = cpu_rule("        unknown_drift: 1.75\n");
+    let at = LEFT + 480.0;
+    // The old version served five minutes, its first two a warm-up: its level rests on too
+    // few moments to hold anything to it.
+    let v = judged(
+        &r,
+        at,
+        new_pods(&[2.0, 2.0, 2.0], at),
+        short_lived(3, 200.0),
+    );
+    assert_eq!(v.outcome, Outcome::Inconclusive, "{}", v.reason);
+    assert!(
+        v.reason.contains(
+            "rests on 2 moment(s), fewer than min_samples 10: too little to hold the new pods to an assumed drift"
+        ),
+        "{}",
+        v.reason
+    );
+}
+
+#[test]
 fn without_history_a_rollout_that_left_no_common_moments_is_missing_data() {
     let r = cpu_rule("        history: false\n");
     let at = LEFT + 480.0;
@@ -634,6 +668,13 @@ fn cpu_per_request_is_judged_at_the_old_versions_load() {
     };
     let v = at_load(new, new_load);
     assert_eq!(v.outcome, Outcome::Pass, "{}", v.reason);
+    // The verdict's own reason first, the model after: a line cut short keeps what decided.
+    assert!(
+        v.reason
+            .starts_with("the old pods are gone, so against the old version's history"),
+        "{}",
+        v.reason
+    );
     assert!(
         v.reason
             .contains("; both sides at the old version's load (its cost modelled as 0.1015")
