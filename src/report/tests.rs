@@ -1275,6 +1275,30 @@ fn a_compare_verdict_against_history_is_shown_as_such_not_as_a_mann_whitney_test
         line.contains("needs ×1.3 (its own largest drift ×1.3), 3 of 4 new pods beyond"),
         "{line}"
     );
+
+    // After a short-lived version: no drift measured, the rule's assumed one, said as such.
+    let mut short = e.clone();
+    if let Evidence::Compare(c) = &mut short
+        && let Some(h) = c.history.as_mut()
+    {
+        (h.largest_drift, h.drift_pairs, h.needed, h.unknown_drift) = (1.0, 0, 1.75, Some(1.75));
+    }
+    let tables = tables_text(&short);
+    let history = tables
+        .iter()
+        .find(|t| t.starts_with("Against the old version's history"))
+        .expect("a table of the history comparison");
+    let says = "≥ ×1.75: the largest of min_ratio ×1.15, the drift the rule assumes where the old version's history (since";
+    assert!(history.contains(says), "no {says:?} in {history}");
+    assert!(
+        history.contains("(unknown_drift ×1.75), and no drift measured (0 pairs of stretches)"),
+        "{history}"
+    );
+    let line = super::evidence::numbers(&short);
+    assert!(
+        line.contains("needs ×1.75 (its history too short for its drift: ×1.75 assumed)"),
+        "{line}"
+    );
 }
 
 #[test]
