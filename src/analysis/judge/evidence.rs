@@ -96,6 +96,9 @@ impl ErrorRateEvidence {
                 fmt_pct(w.rate_bound)
             ));
         }
+        if parts.is_empty() {
+            return self.baseline.describe().to_string();
+        }
         parts.join(" and ")
     }
 }

@@ -466,6 +466,35 @@ impl HistoryJudged {
         }
     }
 
+    /// How much the old version moved by itself, and so what a regression needs.
+    fn drift_clause(&self, rule: &Compare) -> String {
+        match self.assumed {
+            None => format!(
+                "over the last {} the old version's own level moved at most ×{:.2} between stretches {} apart ({} pairs), so a regression needs ×{:.2} (the larger of min_ratio {} and that drift)",
+                rule.history_span,
+                self.drift.largest,
+                fmt_minutes(self.gap),
+                self.drift.pairs,
+                self.needed,
+                rule.min_ratio
+            ),
+            Some(u) => format!(
+                "the old version served {} before its pods left: its series holds {} pairs of stretches {} apart, fewer than min_drift_pairs {}, too short a history to measure how much it moves by itself, so a regression needs ×{:.2} (the largest of min_ratio {}, the drift the rule assumes then, unknown_drift {}, and {})",
+                fmt_minutes(self.served),
+                self.drift.pairs,
+                fmt_minutes(self.gap),
+                rule.min_drift_pairs,
+                self.needed,
+                rule.min_ratio,
+                u,
+                match self.drift.pairs {
+                    0 => "no drift measured".to_string(),
+                    _ => format!("×{:.2} measured", self.drift.largest),
+                }
+            ),
+        }
+    }
+
     fn reason(&self, rule: &Compare, new_summary: &SampleSummary) -> String {
         let mut reason = format!(
             "the old pods are gone, so against the old version's history: median new {} ({} samples from {} pods) vs the old version's {} in the {} before its last sample: ratio {:.2}; {}; {} of {} new pods each beyond ×{:.2} (the largest of that, the 95th percentile of the old pods' rises above the whole, every old pod at every pair of stretches, and where one more old pod would fall by their spread{})",
@@ -495,37 +524,6 @@ impl HistoryJudged {
             ));
         }
         reason
-    }
-}
-
-impl HistoryJudged {
-    /// How much the old version moved by itself, and so what a regression needs.
-    fn drift_clause(&self, rule: &Compare) -> String {
-        match self.assumed {
-            None => format!(
-                "over the last {} the old version's own level moved at most ×{:.2} between stretches {} apart ({} pairs), so a regression needs ×{:.2} (the larger of min_ratio {} and that drift)",
-                rule.history_span,
-                self.drift.largest,
-                fmt_minutes(self.gap),
-                self.drift.pairs,
-                self.needed,
-                rule.min_ratio
-            ),
-            Some(u) => format!(
-                "the old version served {} before its pods left: its series holds {} pairs of stretches {} apart, fewer than min_drift_pairs {}, too short a history to measure how much it moves by itself, so a regression needs ×{:.2} (the largest of min_ratio {}, the drift the rule assumes then, unknown_drift {}, and {})",
-                fmt_minutes(self.served),
-                self.drift.pairs,
-                fmt_minutes(self.gap),
-                rule.min_drift_pairs,
-                self.needed,
-                rule.min_ratio,
-                u,
-                match self.drift.pairs {
-                    0 => "no drift measured".to_string(),
-                    _ => format!("×{:.2} measured", self.drift.largest),
-                }
-            ),
-        }
     }
 }
 
