@@ -27,15 +27,18 @@ use support::cluster::{
 /// different (the assertions are on what happened and in what order, in simulated time).
 const LONG: Duration = Duration::from_secs(90);
 
+/// The evaluation that asked for the last action.
+fn deciding(recs: &[Record]) -> &Record {
+    recs.iter()
+        .rev()
+        .find(|r| r.kind == Kind::Evaluation && !r.acts.is_empty())
+        .expect("the deciding evaluation")
+}
+
 /// The verdicts that decided the last action asked for: those of the evaluation that asked, or,
 /// when it decided again after a write conflict, those of the evaluation it names.
 fn deciding_verdicts(recs: &[Record]) -> Vec<Verdict> {
-    let deciding = recs
-        .iter()
-        .rev()
-        .find(|r| r.kind == Kind::Evaluation && !r.acts.is_empty())
-        .expect("the deciding evaluation");
-    deciding.verdicts_source(recs).verdicts.clone()
+    deciding(recs).verdicts_source(recs).verdicts.clone()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -209,15 +212,10 @@ async fn fast_cpu_regression_paused(served: u64, bake: &str) -> Verdict {
         Some("cpu-per-request")
     );
     let (recs, _) = records::read(&c.records_path()).unwrap();
-    let deciding = recs
-        .iter()
-        .rev()
-        .find(|r| r.kind == Kind::Evaluation && !r.acts.is_empty())
-        .expect("the deciding evaluation");
+    let old = &deciding(&recs).old_replicasets;
     assert!(
-        deciding.old_replicasets.is_empty(),
-        "the old pods were gone when it decided: {:?}",
-        deciding.old_replicasets
+        old.is_empty(),
+        "the old pods were gone when it decided: {old:?}"
     );
     let cpu = deciding_verdicts(&recs)
         .into_iter()

@@ -319,9 +319,7 @@ fn world_bad(b: &mut Builder) {
         TRAFFIC,
         &|rng, c| {
             fast_rollout(rng, &mut c.scenario);
-            c.scenario.fault = Fault::Cpu {
-                multiplier: log_uniform(rng, 1.5, 3.0),
-            };
+            c.scenario.fault = cpu_50_to_200(rng);
         },
     );
 }
@@ -492,11 +490,16 @@ fn harder(b: &mut Builder) {
         TRAFFIC,
         &|rng, c| {
             short_lived(rng, &mut c.scenario);
-            c.scenario.fault = Fault::Cpu {
-                multiplier: log_uniform(rng, 1.5, 3.0),
-            };
+            c.scenario.fault = cpu_50_to_200(rng);
         },
     );
+}
+
+/// A CPU regression of +50% to +200%, log-uniform.
+fn cpu_50_to_200(rng: &mut StdRng) -> Fault {
+    Fault::Cpu {
+        multiplier: log_uniform(rng, 1.5, 3.0),
+    }
 }
 
 /// A release that follows the last one by 5 to 25 minutes (a hotfix, or a test that deploys

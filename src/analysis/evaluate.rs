@@ -222,10 +222,10 @@ impl<S: MetricSource> Ask<'_, S> {
         // With history, the old version is read over its history span, and the
         // generation that served before the analysis counts after its pods left.
         let (old_rs, old_from) = if c.history {
-            let span = time::span(c.history_span.as_std()) + window.reach();
+            let history = window.widened_to(c.history_span.as_std());
             (
                 self.target.paired_old(),
-                window.query_start.min(window.at - span),
+                window.query_start.min(history.query_start),
             )
         } else {
             (self.target.old_replicasets.clone(), window.query_start)

@@ -10,7 +10,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use crate::analysis::rules::{Absolute, Action, Check, Direction, OnMissing, Rule};
+use crate::analysis::rules::{Absolute, Action, Check, Direction, OnMissing, Rule, WARMUP_REACH};
 use crate::analysis::source::{LogCounts, Series, SourceError, SourceErrorKind};
 use crate::analysis::stats;
 use crate::analysis::time::{self, Millis};
@@ -115,7 +115,7 @@ impl Window {
         Window {
             at,
             start,
-            query_start: start - warmup * settle::REACH,
+            query_start: start - warmup * WARMUP_REACH,
             warmup,
             step,
         }
@@ -124,7 +124,12 @@ impl Window {
     /// How far past a pod's first point its warm-up may reach: the fixed `warmup`, and as
     /// long again for what is still settling ([`settle`]).
     pub fn reach(&self) -> Millis {
-        self.warmup * settle::REACH
+        self.warmup * WARMUP_REACH
+    }
+
+    /// The same window widened back to `span` before its end (a compare check's history).
+    pub fn widened_to(&self, span: std::time::Duration) -> Window {
+        Window::new(self.at, self.at - time::span(span), self.warmup, self.step)
     }
 }
 
@@ -366,12 +371,13 @@ fn unusable_note(observation: &Observation, w: &Window) -> Option<String> {
             })
             .count()
     };
-    let (new, old) = match observation {
-        Observation::Series { new, old } => (count(new), old.as_deref().map_or(0, count)),
-        // A load that is no number is said as a sample without a load ([`compare`]).
-        Observation::SeriesAtLoad { new, old, .. } => (count(new), old.as_deref().map_or(0, count)),
-        _ => return None,
+    // A load that is no number is said as a sample without a load ([`compare`]).
+    let (Observation::Series { new, old } | Observation::SeriesAtLoad { new, old, .. }) =
+        observation
+    else {
+        return None;
     };
+    let (new, old) = (count(new), old.as_deref().map_or(0, count));
     (new + old > 0).then(|| {
         format!(
             "; inside the window, left out as no number (NaN or infinite): {new} new and {old} old point(s)"
@@ -681,6 +687,11 @@ pub fn fmt_num(v: f64) -> String {
     } else {
         format!("{v:.3e}")
     }
+}
+
+/// A moment for people: `HH:MM:SS` in UTC.
+pub fn fmt_hms(t: jiff::Timestamp) -> String {
+    t.strftime("%H:%M:%S").to_string()
 }
 
 /// A rate (a fraction) as a percentage.

@@ -251,7 +251,8 @@ pub struct Compare {
     #[serde(default)]
     pub unit: Unit,
     /// Samples of a pod younger than this are left out (opcache priming, JIT warm-up); up to
-    /// twice this, where higher is worse, those before the pod's level has fallen too.
+    /// [`WARMUP_REACH`] times this, where higher is worse, those before the pod's level has
+    /// fallen too.
     #[serde(default)]
     pub warmup: PromDuration,
     /// Which way is worse (higher by default).
@@ -690,6 +691,10 @@ impl Rule {
 pub const MAX_WINDOW: PromDuration = PromDuration::from_secs(24 * 3600);
 /// The most failing evaluations in a row a rule may wait for (at 30 s, 50 minutes).
 pub const MAX_CONSECUTIVE: u32 = 100;
+/// How far past a pod's first point a compare or absolute rule's warm-up may reach, as a
+/// multiple of its `warmup`: the fixed part, and as long again for a start-up still settling.
+/// Range queries reach back that far before the window.
+pub const WARMUP_REACH: i64 = 2;
 
 fn file_error(path: &Path, message: String) -> RuleError {
     RuleError {

@@ -43,7 +43,7 @@ pub fn build(
 
 /// `HH:MM:SS` in UTC.
 pub fn hms(t: Timestamp) -> String {
-    t.strftime("%H:%M:%S").to_string()
+    crate::analysis::judge::fmt_hms(t)
 }
 
 /// A date and time in UTC, to the second.

@@ -110,8 +110,7 @@ fn failed_while_both_served(
 
 /// The rule's window widened back to `history_span`.
 fn history_window(rule: &Compare, w: &Window) -> Window {
-    let span = time::span(rule.history_span.as_std());
-    Window::new(w.at, w.at - span, w.warmup, w.step)
+    w.widened_to(rule.history_span.as_std())
 }
 
 /// Samples expressed against the old pods' median at the same moment, both as a ratio and as a

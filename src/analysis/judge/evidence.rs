@@ -7,7 +7,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::{LogsEvidence, fmt_num, fmt_pct};
+use super::{LogsEvidence, fmt_hms, fmt_num, fmt_pct};
 use crate::analysis::rules::{Direction, ProportionTest, Unit};
 
 fn is_zero(n: &usize) -> bool {
@@ -63,11 +63,7 @@ fn counts(errors: f64, requests: f64) -> String {
 
 /// `HH:MM:SS–HH:MM:SS UTC`.
 fn span(from: jiff::Timestamp, to: jiff::Timestamp) -> String {
-    format!(
-        "{}–{} UTC",
-        from.strftime("%H:%M:%S"),
-        to.strftime("%H:%M:%S")
-    )
+    format!("{}–{} UTC", fmt_hms(from), fmt_hms(to))
 }
 
 impl ErrorRateEvidence {

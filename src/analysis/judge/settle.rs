@@ -10,8 +10,8 @@
 //! at most [`SETTLED`] times their median). A regression, which does not fall, is confirmed by
 //! the pod's next point; a start-up excess is not, until it has passed.
 //!
-//! Owns only that choice, over one pod's points; which points are in the window and which pod
-//! started inside it is the caller's.
+//! Owns only that choice, over one pod's points; which points are in the window, which pod
+//! started inside it and how far the reach goes (`rules::WARMUP_REACH`) are the caller's.
 
 use crate::analysis::stats;
 use crate::analysis::time::Millis;
@@ -19,10 +19,6 @@ use crate::analysis::time::Millis;
 /// A point counts once it is at most this much above the median of the same pod's later
 /// points.
 pub(super) const SETTLED: f64 = 1.25;
-
-/// How far past its first point a pod's warm-up may reach, as a multiple of the rule's
-/// `warmup`.
-pub(super) const REACH: i64 = 2;
 
 /// The number of leading points of `points` (one pod's, in time order, none before its fixed
 /// warm-up's end) that are still its start-up excess: those before `reach_end` up to the first

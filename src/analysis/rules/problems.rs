@@ -172,7 +172,7 @@ impl Rule {
             Check::Compare(c) if c.history => c.history_span.max(self.window),
             _ => self.window,
         };
-        let queried = span.as_secs_f64() + 2.0 * warmup.as_secs_f64();
+        let queried = span.as_secs_f64() + WARMUP_REACH as f64 * warmup.as_secs_f64();
         if !step.is_zero() && queried / step.as_secs_f64() > MAX_POINTS {
             p.push(format!(
                 "check.{kind}.step {step} over {span} and twice the warmup ({warmup}) asks for more than {MAX_POINTS} points per series, which Prometheus refuses"
