@@ -188,16 +188,23 @@ async fn a_bad_release_that_rolled_out_while_no_controller_ran_is_baked_and_roll
 
 /// The fast rollout of a CPU regression: v1 serves `served` wall seconds (simulated
 /// minutes), then v2 needs twice the CPU per request, under the limit (so saturation says
-/// nothing), and replaces every pod one at a time within about a simulated minute, inside the
-/// rules' two-minute warm-up: no new pod's CPU counts while an old pod serves. Waits for the
-/// pause (cpu-per-request's action) and returns the deciding cpu-per-request verdict, which
-/// came after the old pods were gone.
+/// nothing), and replaces every pod at once (maxSurge 100%): the old pods leave a few simulated
+/// seconds after the new ones start, well inside the rules' two-minute warm-up, so no new
+/// pod's CPU counts while an old pod serves. (One pod at a time took about a simulated minute
+/// on an idle machine but over two on a loaded one, and then the old pods were still there to
+/// compare with.) Waits for the pause (cpu-per-request's action) and returns the deciding
+/// cpu-per-request verdict, which came after the old pods were gone.
 async fn fast_cpu_regression_paused(served: u64, bake: &str) -> Verdict {
     let c = Cluster::start(&format!("fast-cpu-{served}"), Duration::from_millis(100)).await;
     let mut opted = guarded("guard");
     opted.retain(|(k, _)| *k != annotations::BAKE_TIME);
     opted.push((annotations::BAKE_TIME, bake.into()));
     c.deploy("shop", 4, &ann(&opted)).await;
+    let all_at_once = json!({"spec": {"strategy": {"rollingUpdate": {"maxSurge": "100%"}}}});
+    c.deployments()
+        .patch("shop", &PatchParams::default(), &Patch::Merge(all_at_once))
+        .await
+        .expect("replacing every pod at once");
     tokio::time::sleep(Duration::from_secs(served)).await;
     let daemon = c.daemon(c.config()).await;
     c.release("shop", "v2", Some("cpu-regression")).await;
