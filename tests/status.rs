@@ -106,6 +106,12 @@ async fn a_pipeline_learns_that_its_release_was_rolled_back_or_passed() {
     let (out, v) = waited(&kubeconfig, &ns).await;
     assert_eq!(out.status.code(), Some(0), "{v}");
     assert_eq!(v["state"], "passed");
+    // What the error rate was held to, with its numbers, for the pipeline's log.
+    let errors = v["compared_with"]["php-error-rate"].as_str().unwrap_or("");
+    assert!(
+        errors.starts_with("the old ") && errors.contains("errors"),
+        "{v}"
+    );
     // The rolled-back revision, asked by number, is still told.
     let out = status(&kubeconfig, &ns, &["-d", "shop", "--revision", "2"]).await;
     assert_eq!(

@@ -6,9 +6,11 @@
 //! annotation) into one [`Status`], and the exit codes. Pure: the command fetches the objects
 //! and waits; this module must not call Kubernetes or the clock.
 
+use std::collections::BTreeMap;
+
 use serde::Serialize;
 
-use crate::policy::guard::{Memory, Mode, Stage};
+use crate::policy::guard::{Memory, Mode, RevisionState, Stage};
 use crate::policy::rollout::{Generation, RolloutView};
 
 /// Where a release stands, as a pipeline needs to know it.
@@ -98,6 +100,11 @@ pub(crate) struct Status {
     pub rule: Option<String>,
     /// One line for people: what happened and why.
     pub why: String,
+    /// What each rule that chooses its baseline (error rates, compare checks) compared the
+    /// release's pods with at its latest verdict: the baseline's span and numbers, or its kind
+    /// alone in state written before they were kept.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub compared_with: BTreeMap<String, String>,
     /// The exit code `state` maps to.
     pub exit_code: u8,
 }
@@ -111,6 +118,12 @@ pub(crate) fn assess(
     revision: Option<u64>,
 ) -> Status {
     let (state, target, stage, rule, why) = judge(view, guarding, memory, revision);
+    let compared_with = match (&target, memory.and_then(|m| m.current.as_ref())) {
+        (Some(t), Some(current)) if current.hash == t.hash && state != State::NotGuarded => {
+            baselines(current)
+        }
+        _ => BTreeMap::new(),
+    };
     Status {
         namespace: view.namespace.clone(),
         deployment: view.name.clone(),
@@ -124,8 +137,24 @@ pub(crate) fn assess(
         stage,
         rule,
         why,
+        compared_with,
         exit_code: state.exit_code(),
     }
+}
+
+/// Each rule's baseline at its latest verdict: its line, or its kind where no line was kept.
+fn baselines(state: &RevisionState) -> BTreeMap<String, String> {
+    state
+        .baselines
+        .iter()
+        .map(|(rule, b)| {
+            let line = state.baseline_lines.get(rule).cloned();
+            (
+                rule.clone(),
+                line.unwrap_or_else(|| b.describe().to_string()),
+            )
+        })
+        .collect()
 }
 
 type Judged = (
@@ -354,6 +383,15 @@ pub(crate) fn text(s: &Status) -> String {
         s.state.name(),
         s.why
     )
+}
+
+/// One indented line per rule's baseline, after [`text`]'s: `  cpu-per-request compared
+/// with the old version's level 0.021 over …`.
+pub(crate) fn compared_lines(s: &Status) -> Vec<String> {
+    s.compared_with
+        .iter()
+        .map(|(rule, line)| format!("  {rule} compared with {line}"))
+        .collect()
 }
 
 #[cfg(test)]

@@ -18,7 +18,7 @@ use crate::controller::actions::FIELD_MANAGER;
 use crate::policy::annotations;
 use crate::policy::guard::Mode;
 use crate::policy::rollout::RolloutView;
-use crate::policy::status::{Guarding, Status, assess, text};
+use crate::policy::status::{Guarding, Status, assess, compared_lines, text};
 
 /// Time between reads while waiting.
 const POLL: Duration = Duration::from_secs(2);
@@ -179,6 +179,9 @@ fn print(shown: &Shown, format: StatusFormat) -> Result<()> {
         StatusFormat::Json => println!("{}", serde_json::to_string_pretty(shown)?),
         StatusFormat::Text => {
             println!("{}", text(&shown.status));
+            for line in compared_lines(&shown.status) {
+                println!("{line}");
+            }
             for e in &shown.events {
                 let times = if e.count > 1 {
                     format!(" (×{})", e.count)

@@ -1,6 +1,7 @@
 use jiff::Timestamp;
 
 use super::*;
+use crate::analysis::judge::Baseline;
 use crate::policy::guard::{Act, ActionRecord, KnownBad, RevisionState};
 use crate::policy::rollout::Phase;
 
@@ -284,4 +285,41 @@ fn the_json_names_the_state_in_snake_case_with_its_exit_code() {
     assert_eq!(v["state"], "rolled_back");
     assert_eq!(v["exit_code"], 3);
     assert_eq!(v["revision"], 2);
+}
+
+#[test]
+fn a_passed_release_says_what_each_rule_compared_it_with() {
+    let view = RolloutView {
+        phase: Phase::Complete,
+        new: Some(gen_("new22", 2, 4)),
+        old: vec![gen_("old11", 1, 0)],
+        ..rolling()
+    };
+    let mut m = memory("new22", 2, Stage::Passed { at: at(600) });
+    let state = m.current.as_mut().unwrap();
+    let cpu = "the old version's level 0.021 over 11:30:00–11:40:00 UTC (new 0.022, ×1.05)";
+    state
+        .baselines
+        .insert("cpu-per-request".into(), Baseline::History);
+    state
+        .baseline_lines
+        .insert("cpu-per-request".into(), cpu.into());
+    // State written before the lines were kept: the kind alone.
+    state
+        .baselines
+        .insert("php-error-rate".into(), Baseline::Concurrent);
+    let s = assess(&view, ON, Some(&m), None);
+    assert_eq!(s.state, State::Passed);
+    assert_eq!(
+        compared_lines(&s),
+        vec![
+            format!("  cpu-per-request compared with {cpu}"),
+            "  php-error-rate compared with the old pods in the same intervals".to_string(),
+        ]
+    );
+    let json = serde_json::to_value(&s).unwrap();
+    assert_eq!(json["compared_with"]["cpu-per-request"], cpu);
+    // Another release's baselines are not this one's.
+    let s = assess(&view, ON, Some(&m), Some(1));
+    assert!(s.compared_with.is_empty(), "{:?}", s.compared_with);
 }
