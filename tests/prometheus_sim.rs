@@ -44,6 +44,20 @@ struct Both<'a> {
     /// Answers to the default error-rate rules' counts: a counter against itself an
     /// interval before (`offset`), which has nothing to extrapolate.
     offsets: Mutex<usize>,
+    /// Points Prometheus answered to the CPU rules' queries (a minute's rate, or two
+    /// minutes' at slow scrapes).
+    cpu_points: Mutex<usize>,
+}
+
+impl Both<'_> {
+    fn count_cpu(&self, query: &str, real: &Result<Vec<Series>, SourceError>) {
+        if query.contains("container_cpu_usage_seconds_total")
+            && let Ok(series) = real
+        {
+            *self.cpu_points.lock().unwrap() +=
+                series.iter().map(|s| s.points.len()).sum::<usize>();
+        }
+    }
 }
 
 fn close(a: f64, b: f64) -> bool {
@@ -144,6 +158,7 @@ impl MetricSource for Both<'_> {
         let sim = self.sim.instant(query, at).await;
         let exact = self.exact.instant(query, at).await;
         self.compare(&format!("{query} at {at}"), &real, &sim, &exact);
+        self.count_cpu(query, &real);
         real
     }
 
@@ -159,6 +174,7 @@ impl MetricSource for Both<'_> {
         let exact = self.exact.range(query, start, end, step).await;
         let what = format!("{query} from {start} to {end}");
         self.compare(&what, &real, &sim, &exact);
+        self.count_cpu(query, &real);
         real
     }
 }
@@ -180,8 +196,8 @@ fn baseline_queries(rs: &str) -> Vec<String> {
 }
 
 /// Replays the default rules and the baselines' queries through both sources; panics listing
-/// the differences, if any.
-async fn same_answers(h: &History) {
+/// the differences, if any. Returns how many points Prometheus answered to the CPU queries.
+async fn same_answers(h: &History) -> usize {
     let prometheus = Prometheus::start(&openmetrics(h)).expect("start Prometheus");
     let both = Both {
         real: source(&prometheus.url()),
@@ -192,6 +208,7 @@ async fn same_answers(h: &History) {
         increases: Mutex::new(0),
         exact_differences: Mutex::new(0),
         offsets: Mutex::new(0),
+        cpu_points: Mutex::new(0),
     };
     let rules = RuleSet::defaults();
     let s = &h.scenario;
@@ -224,6 +241,7 @@ async fn same_answers(h: &History) {
         exact * 4 > increases,
         "the true counts differ from Prometheus' increase() in only {exact} of {increases} answers"
     );
+    both.cpu_points.into_inner().unwrap()
 }
 
 /// A rollout as the benchmark's new categories have them: 25% batches, pods scraped at their
@@ -292,4 +310,26 @@ async fn sim_source_answers_as_prometheus_with_samples_on_the_range_edges() {
     s.max_surge = 1;
     s.max_unavailable = 0;
     same_answers(&history(&s)).await;
+}
+
+#[tokio::test]
+async fn sim_source_answers_as_prometheus_with_30_and_60_second_scrapes() {
+    // The benchmark's slower scrapes: the Prometheus Operator's 30 s and Prometheus' own
+    // default of a minute, where a one-minute rate() holds two samples or one (and then has
+    // no answer), on samples at their own offsets and on the range edges.
+    for (every, offsets) in [(2, true), (4, true), (4, false)] {
+        let mut s = world_like();
+        s.scrape_offsets = offsets;
+        let h = history(&s).scraped_every(every);
+        let kept = h.pods[0].requests.iter().filter(|v| !v.is_nan()).count();
+        assert!(
+            kept * every <= h.pods[0].requests.len() + every,
+            "one scrape in {every} kept: {kept} of {}",
+            h.pods[0].requests.len()
+        );
+        let cpu = same_answers(&h).await;
+        // Not vacuous: the CPU rules' queries have answers (a minute's rate alone has almost
+        // none at a one-minute scrape).
+        assert!(cpu > 1000, "{cpu} points of CPU at one scrape in {every}");
+    }
 }

@@ -30,6 +30,9 @@ pub struct Case {
     pub bake_incident: Option<Incident>,
     /// How the metric source damages its answers, if it does.
     pub damage: Option<Damage>,
+    /// Prometheus scrapes every `scrape_every`-th of the simulation's 15-s samples (1: all;
+    /// 2: every 30 s).
+    pub scrape_every: usize,
 }
 
 fn log_uniform(rng: &mut StdRng, lo: f64, hi: f64) -> f64 {
@@ -102,6 +105,7 @@ impl Builder {
                 category: category.to_string(),
                 bake_incident: None,
                 damage: None,
+                scrape_every: 1,
             };
             f(&mut self.rng, &mut case);
             self.cases.push(case);
@@ -340,7 +344,81 @@ pub fn corpus(draw: u64) -> Vec<Case> {
     original(&mut b);
     world(&mut b);
     harder(&mut b);
+    slower_scrapes(&mut b);
     b.cases
+}
+
+/// Services scraped every 30 s, the Prometheus Operator's default, and every minute,
+/// Prometheus' own (the rest of the corpus is scraped every 15 s): a one-minute `rate()` then
+/// holds two samples, or one and has no answer, and an interval's counts one or two, or none.
+/// Added last, so every scenario before them stays what it was.
+fn slower_scrapes(b: &mut Builder) {
+    b.add("healthy: 30-s scrapes", false, 40, TRAFFIC, &|_, c| {
+        every_30s(c)
+    });
+    b.add(
+        "bad: 30-s scrapes, class errors 0.5%",
+        true,
+        14,
+        TRAFFIC,
+        &|_, c| {
+            every_30s(c);
+            c.scenario.fault = Fault::ClassErrors { fraction: 0.005 };
+        },
+    );
+    b.add(
+        "bad: 30-s scrapes, error rate ×3",
+        true,
+        14,
+        TRAFFIC,
+        &|_, c| {
+            every_30s(c);
+            c.scenario.fault = Fault::ErrorRate { multiplier: 3.0 };
+        },
+    );
+    b.add(
+        "bad: 30-s scrapes, CPU +50-200%",
+        true,
+        14,
+        TRAFFIC,
+        &|rng, c| {
+            every_30s(c);
+            c.scenario.fault = cpu_50_to_200(rng);
+        },
+    );
+    b.add("healthy: 1-min scrapes", false, 40, TRAFFIC, &|_, c| {
+        every_minute(c)
+    });
+    b.add(
+        "bad: 1-min scrapes, class errors 0.5%",
+        true,
+        14,
+        TRAFFIC,
+        &|_, c| {
+            every_minute(c);
+            c.scenario.fault = Fault::ClassErrors { fraction: 0.005 };
+        },
+    );
+    b.add(
+        "bad: 1-min scrapes, error rate ×3",
+        true,
+        14,
+        TRAFFIC,
+        &|_, c| {
+            every_minute(c);
+            c.scenario.fault = Fault::ErrorRate { multiplier: 3.0 };
+        },
+    );
+    b.add(
+        "bad: 1-min scrapes, CPU +50-200%",
+        true,
+        14,
+        TRAFFIC,
+        &|rng, c| {
+            every_minute(c);
+            c.scenario.fault = cpu_50_to_200(rng);
+        },
+    );
 }
 
 /// Added after the rest, so the scenarios before them stay what they were: where a judge's
@@ -533,4 +611,14 @@ fn start_up_cpu(rng: &mut StdRng, falling: bool) -> Warmup {
             error_rate: 0.0,
         }
     }
+}
+
+/// Scraped every 30 s.
+fn every_30s(c: &mut Case) {
+    c.scrape_every = 2;
+}
+
+/// Scraped every minute.
+fn every_minute(c: &mut Case) {
+    c.scrape_every = 4;
 }

@@ -178,10 +178,13 @@ async fn judge_case(
     opts: &Options,
     mode: Mode,
 ) -> Judged {
+    // What Prometheus stored of it: every scrape, or one in `scrape_every`; the judges see
+    // the rollout's pods and times alike.
+    let stored = h.scraped_every(case.scrape_every);
     let sim = if opts.exact {
-        SimSource::exact(h)
+        SimSource::exact(&stored)
     } else {
-        SimSource::new(h)
+        SimSource::new(&stored)
     };
     // As the controller reads Prometheus: an answer that lost series it had is partial.
     match case.damage {

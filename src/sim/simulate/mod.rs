@@ -433,9 +433,43 @@ impl History {
         }
     }
 
+    /// The same history scraped every `n`-th [`SCRAPE`] only (`n` = 2: every 30 s, the
+    /// Prometheus Operator's default; 4: every minute, Prometheus' own): each pod keeps its
+    /// first sample and every `n`-th after it, the scrapes between hold no sample (`NaN`, which
+    /// the PromQL functions skip as Prometheus' ranges skip what is not there). The counters
+    /// themselves are unchanged, so what happened (the oracle's counts) is the same.
+    pub fn scraped_every(&self, n: usize) -> History {
+        let mut h = self.clone();
+        if n <= 1 {
+            return h;
+        }
+        for pod in &mut h.pods {
+            let skipped = |i: usize| !i.is_multiple_of(n);
+            for series in [
+                &mut pod.requests,
+                &mut pod.cpu_seconds,
+                &mut pod.cfs_periods,
+                &mut pod.cfs_throttled,
+            ] {
+                for (i, v) in series.iter_mut().enumerate() {
+                    if skipped(i) {
+                        *v = f64::NAN;
+                    }
+                }
+            }
+            for (i, e) in pod.errors.iter_mut().enumerate() {
+                if skipped(i) {
+                    *e = [f64::NAN; ERROR_TYPES.len()];
+                }
+            }
+        }
+        h
+    }
+
     /// Every sample as Prometheus would scrape it: metric name, labels, unix seconds, value.
     /// An error counter of a type appears from its pod's first error of that type on, as real
-    /// counters with a `type` label do.
+    /// counters with a `type` label do. A scrape that did not happen ([`History::scraped_every`])
+    /// has no sample of any series.
     pub fn for_each_sample(&self, mut f: impl FnMut(&str, &[(&str, &str)], f64, f64)) {
         let ns = self.scenario.namespace.as_str();
         for pod in &self.pods {
@@ -450,6 +484,9 @@ impl History {
                 ("unit", "core"),
             ];
             for i in 0..pod.requests.len() {
+                if pod.requests[i].is_nan() {
+                    continue;
+                }
                 let t = pod.start + i as f64 * SCRAPE;
                 f("php_requests_total", &pod_labels, t, pod.requests[i]);
                 for (k, ty) in ERROR_TYPES.iter().enumerate() {

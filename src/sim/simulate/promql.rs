@@ -122,6 +122,13 @@ pub(super) fn extrapolated(s: Samples<'_>, at: f64, range: f64, per_second: bool
     })
 }
 
+/// `count_over_time(series[range])` at `at`: the samples inside `[at − range, at]`.
+pub(super) fn count_over_time(s: Samples<'_>, at: f64, range: f64) -> usize {
+    s.inside(ms(at) - ms(range), ms(at)).map_or(0, |(lo, hi)| {
+        s.values[lo..=hi].iter().filter(|v| !v.is_nan()).count()
+    })
+}
+
 /// `last_over_time(series[range])` at `at`: the latest sample inside `[at − range, at]` (both
 /// ends included, as Prometheus 2.x selects a range), `None` if there is none. A range skips
 /// the staleness markers a live Prometheus writes when a scrape fails or a target goes away,

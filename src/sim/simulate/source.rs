@@ -180,6 +180,47 @@ fn range_of(query: &str) -> Result<f64, SourceError> {
     duration(&query[open + 1..open + close])
 }
 
+/// The ranges of a `rate()`, and the fallback of the default rules for slow scrapes:
+/// `rate(x[1m]) or (rate(x[2m]) and count_over_time(x[2m]) <= 3 and count_over_time(x[1m]) >
+/// 0)`, a minute's rate, or two minutes' where a minute holds fewer than two samples but one,
+/// and two minutes at most three (a series scraped every 30 s or less often, not one scraped
+/// every 15 s that has ended, nor one that ended a minute ago).
+fn rate_ranges(query: &str) -> Result<Ranges, SourceError> {
+    let mut ranges: Vec<f64> = Vec::new();
+    let mut rest = query;
+    while let Some(i) = rest.find("}[") {
+        let r = range_of(&rest[i..])?;
+        if !ranges.contains(&r) {
+            ranges.push(r);
+        }
+        rest = &rest[i + 2..];
+    }
+    let Some((&first, more)) = ranges.split_first() else {
+        return Err(bad("no range", query));
+    };
+    let fallback = match (more, query.find("count_over_time(")) {
+        ([], None) => None,
+        ([range], Some(_)) => {
+            let cap = query
+                .split_once(") <= ")
+                .and_then(|(_, n)| {
+                    let end = n.find(|c: char| !c.is_ascii_digit()).unwrap_or(n.len());
+                    n[..end].parse::<usize>().ok()
+                })
+                .ok_or_else(|| bad("a fallback without `count_over_time(...) <= n`", query))?;
+            if !query.contains(&format!("[{}]) > 0", fmt_range(first))) {
+                return Err(bad(
+                    "a fallback without `count_over_time(...[first range]) > 0`",
+                    query,
+                ));
+            }
+            Some((*range, cap))
+        }
+        _ => return Err(bad("ranges other than a rate and its fallback", query)),
+    };
+    Ok(Ranges { first, fallback })
+}
+
 /// A count as the difference of a pod's counters and themselves an interval before (the
 /// default error-rate rules', see [`SimSource::difference_at`]): the `offset` (the interval),
 /// and the ranges of the two `last_over_time`, now and before.
@@ -194,13 +235,38 @@ struct Difference {
     per_series: bool,
 }
 
+/// The range of a `rate()`, and the longer one it falls back to, each series on its own, where
+/// that holds at most so many samples (see [`rate_ranges`]).
+#[derive(Clone, Copy, Debug)]
+struct Ranges {
+    first: f64,
+    fallback: Option<(f64, usize)>,
+}
+
+impl Ranges {
+    /// `rate(s[first]) or (rate(s[fallback]) and count_over_time(s[fallback]) <= cap and
+    /// count_over_time(s[first]) > 0)` at `t`, as increases per second: `increase` gives a
+    /// range's increase.
+    fn rate(&self, s: Samples<'_>, t: f64, increase: impl Fn(f64) -> Option<f64>) -> Option<f64> {
+        increase(self.first).map(|v| v / self.first).or_else(|| {
+            let (range, cap) = self.fallback?;
+            if promql::count_over_time(s, t, range) > cap
+                || promql::count_over_time(s, t, self.first) == 0
+            {
+                return None;
+            }
+            increase(range).map(|v| v / range)
+        })
+    }
+}
+
 /// How a count query counts: `increase()` or `rate()` over a range (seconds), or a
 /// [`Difference`].
 #[derive(Clone, Copy, Debug)]
 enum Counting {
     Increase(f64),
-    /// `rate()`: the increase over the range, per second of it.
-    Rate(f64),
+    /// `rate()`: the increase over the first range with an answer, per second of it.
+    Rate(Ranges),
     Difference(Difference),
 }
 
@@ -228,6 +294,15 @@ fn difference_of(query: &str) -> Result<Option<Difference>, SourceError> {
         before,
         per_series: query.contains(">= 0"),
     }))
+}
+
+/// A range in seconds as the default rules write it (`1m`, `90s`).
+fn fmt_range(seconds: f64) -> String {
+    if seconds % 60.0 == 0.0 {
+        format!("{}m", seconds / 60.0)
+    } else {
+        format!("{seconds}s")
+    }
 }
 
 fn duration(text: &str) -> Result<f64, SourceError> {
@@ -352,19 +427,20 @@ impl SimSource<'_> {
         }))
     }
 
-    /// `rate(series[range])` of one of a pod's counters at `t`, as Prometheus computes it in
-    /// either mode (the exact mode is about counts).
-    fn rate(&self, pod: &PodHistory, values: &[f64], t: f64, range: f64) -> Option<f64> {
+    /// `rate(series[range])` of one of a pod's counters at `t` (or its fallback), as
+    /// Prometheus computes it in either mode (the exact mode is about counts).
+    fn rate(&self, pod: &PodHistory, values: &[f64], t: f64, ranges: &Ranges) -> Option<f64> {
         let s = Samples {
             t0: pod.start,
             values,
         };
-        promql::extrapolated(s, t, range, true)
+        ranges.rate(s, t, |range| promql::extrapolated(s, t, range, false))
     }
 
-    /// The value of a per-pod ratio at `t`.
-    fn per_pod_at(&self, kind: Kind, pod: &PodHistory, t: f64, range: f64) -> Option<f64> {
-        let rate = |values: &[f64]| self.rate(pod, values, t, range);
+    /// The value of a per-pod ratio at `t`; `changes()` over the first range.
+    fn per_pod_at(&self, kind: Kind, pod: &PodHistory, t: f64, ranges: &Ranges) -> Option<f64> {
+        let rate = |values: &[f64]| self.rate(pod, values, t, ranges);
+        let range = ranges.first;
         match kind {
             Kind::Utilisation => rate(&pod.cpu_seconds).map(|r| r / pod.cpu_limit),
             Kind::Throttling => rate(&pod.cfs_throttled)
@@ -396,7 +472,7 @@ impl SimSource<'_> {
             Some(_) if !by_pod => return Err(bad("a counter difference without by (pod)", query)),
             Some(d) => Counting::Difference(d),
             None if query.contains("rate(") && !query.contains("increase(") => {
-                Counting::Rate(range_of(query)?)
+                Counting::Rate(rate_ranges(query)?)
             }
             None => Counting::Increase(range_of(query)?),
         };
@@ -407,9 +483,10 @@ impl SimSource<'_> {
                     let v = match counting {
                         Counting::Difference(d) => Self::difference_at(series, t, d),
                         Counting::Increase(range) => self.sum_at(series.iter().copied(), t, range),
-                        Counting::Rate(range) => self
-                            .sum_at(series.iter().copied(), t, range)
-                            .map(|v| v / range),
+                        Counting::Rate(ranges) => sum_present(series.iter().filter_map(|s| {
+                            ranges
+                                .rate(s.samples(), t, |range| self.increase(s.samples(), t, range))
+                        })),
                     };
                     v.map(|v| (t, v))
                 })
@@ -438,13 +515,13 @@ impl SimSource<'_> {
 
     fn ratios(&self, query: &str, kind: Kind, grid: &[f64]) -> Result<Vec<Series>, SourceError> {
         let pods = selected(self.history, query)?;
-        let range = range_of(query)?;
+        let ranges = rate_ranges(query)?;
         Ok(pods
             .iter()
             .filter_map(|pod| {
                 let points: Vec<(f64, f64)> = grid
                     .iter()
-                    .filter_map(|&t| self.per_pod_at(kind, pod, t, range).map(|v| (t, v)))
+                    .filter_map(|&t| self.per_pod_at(kind, pod, t, &ranges).map(|v| (t, v)))
                     .collect();
                 (!points.is_empty()).then(|| Series::for_pod(&pod.name, points))
             })

@@ -251,6 +251,35 @@ async fn unknown_queries_are_refused_not_guessed() {
     ));
 }
 
+#[tokio::test]
+async fn a_rate_falls_back_only_as_the_default_rules_write_it() {
+    let noise = noise();
+    let h = generate(&Scenario::healthy("x", 1), &noise);
+    let source = SimSource::new(&h);
+    let t = at(h.scenario.end());
+    let y = r#"php_requests_total{pod=~".+"}"#;
+    let query =
+        |fallback: &str| format!("sum by (pod) (rate({y}[1m]){})", fallback.replace('X', y));
+    // A fallback the simulation does not know is refused, not answered as another.
+    for partial in [
+        " or rate(X[2m])",
+        " or (rate(X[2m]) and count_over_time(X[2m]) <= 3)",
+        " or (rate(X[2m]) and count_over_time(X[1m]) > 0)",
+    ] {
+        let e = source.instant(&query(partial), t).await.unwrap_err();
+        assert!(
+            matches!(e, crate::analysis::source::SourceError::BadQuery(_)),
+            "{partial}: {e:?}"
+        );
+    }
+    // The default rules' one changes nothing at 15-s scrapes.
+    let whole = " or (rate(X[2m]) and count_over_time(X[2m]) <= 3 and count_over_time(X[1m]) > 0)";
+    let fell_back = source.instant(&query(whole), t).await.unwrap();
+    let plain = source.instant(&query(""), t).await.unwrap();
+    assert!(!plain.is_empty());
+    assert_eq!(fell_back, plain);
+}
+
 /// The first value of an instant query's answer.
 async fn value(source: SimSource<'_>, q: &str, t: f64) -> Option<f64> {
     source
