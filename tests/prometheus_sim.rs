@@ -320,6 +320,10 @@ async fn sim_source_answers_as_prometheus_with_30_and_60_second_scrapes() {
     for (every, offsets) in [(2, true), (4, true), (4, false)] {
         let mut s = world_like();
         s.scrape_offsets = offsets;
+        // Restarts too: `changes()` sees only the scrapes that happened.
+        s.restarts = [(false, 1, 300.0), (true, 0, 200.0), (true, 3, 400.0)]
+            .map(|(new, pod, after)| Restart { new, pod, after })
+            .to_vec();
         let h = history(&s).scraped_every(every);
         let kept = h.pods[0].requests.iter().filter(|v| !v.is_nan()).count();
         assert!(

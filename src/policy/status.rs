@@ -118,8 +118,15 @@ pub(crate) fn assess(
     revision: Option<u64>,
 ) -> Status {
     let (state, target, stage, rule, why) = judge(view, guarding, memory, revision);
+    // The analysis the memory holds, if it is this release's: not one that was rolled back
+    // when its template is being analysed again (deployed again, `Analysing`).
     let compared_with = match (&target, memory.and_then(|m| m.current.as_ref())) {
-        (Some(t), Some(current)) if current.hash == t.hash && state != State::NotGuarded => {
+        (Some(t), Some(current))
+            if current.hash == t.hash
+                && state != State::NotGuarded
+                && (state == State::RolledBack
+                    || !matches!(current.stage, Stage::RolledBack { .. })) =>
+        {
             baselines(current)
         }
         _ => BTreeMap::new(),

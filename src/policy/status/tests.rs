@@ -322,4 +322,19 @@ fn a_passed_release_says_what_each_rule_compared_it_with() {
     // Another release's baselines are not this one's.
     let s = assess(&view, ON, Some(&m), Some(1));
     assert!(s.compared_with.is_empty(), "{:?}", s.compared_with);
+    // Nor those of an attempt that was rolled back, once its template is deployed again.
+    let state = m.current.as_mut().unwrap();
+    state.stage = Stage::RolledBack {
+        at: at(700),
+        to_hash: "old11".into(),
+        to_revision: 3,
+        verified: Some(true),
+    };
+    let again = assess(&view, ON, Some(&m), None);
+    assert_eq!(again.state, State::Analysing, "{}", again.why);
+    assert!(again.compared_with.is_empty(), "{:?}", again.compared_with);
+    // While it is what was rolled back, they are what it was judged on.
+    let back = assess(&rolled_back_view(), ON, Some(&m), None);
+    assert_eq!(back.state, State::RolledBack, "{}", back.why);
+    assert_eq!(back.compared_with.len(), 2, "{:?}", back.compared_with);
 }

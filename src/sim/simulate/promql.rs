@@ -142,19 +142,21 @@ pub(super) fn last_over_time(s: Samples<'_>, at: f64, range: f64) -> Option<f64>
         .copied()
 }
 
-/// `changes(series[range])` at `at` of a counter of `len` samples every [`SCRAPE`] from `t0`
-/// whose value at sample `i` is `until(i)`, a count that only steps up (a container's
-/// restarts): how many times its value changed from one sample to the next inside
-/// `[at − range, at]`, `None` if there is no sample there.
+/// `changes(series[range])` at `at` of a counter of `len` scrapes every [`SCRAPE`] from `t0`,
+/// of which those with `scraped(i)` hold a sample, whose value at scrape `i` is `until(i)`, a
+/// count that only steps up (a container's restarts): how many times its value changed from
+/// one sample to the next inside `[at − range, at]`, `None` if there is no sample there.
 pub(super) fn changes_of_steps(
-    t0: f64,
-    len: usize,
+    (t0, len): (f64, usize),
+    scraped: impl Fn(usize) -> bool,
     until: impl Fn(usize) -> usize,
     at: f64,
     range: f64,
 ) -> Option<f64> {
     let (lo, hi) = inside(t0, len, ms(at) - ms(range), ms(at))?;
-    Some((until(hi) - until(lo)) as f64)
+    let first = (lo..=hi).find(|&i| scraped(i))?;
+    let last = (lo..=hi).rev().find(|&i| scraped(i))?;
+    Some((until(last) - until(first)) as f64)
 }
 
 /// The true increase of the counter over `(at − range, at]` (not across a restart: the value

@@ -181,10 +181,10 @@ fn range_of(query: &str) -> Result<f64, SourceError> {
 }
 
 /// The ranges of a `rate()`, and the fallback of the default rules for slow scrapes:
-/// `rate(x[1m]) or (rate(x[2m]) and count_over_time(x[2m]) <= 3 and count_over_time(x[1m]) >
+/// `rate(x[1m]) or (rate(x[2m]) and count_over_time(x[2m]) <= 2 and count_over_time(x[1m]) >
 /// 0)`, a minute's rate, or two minutes' where a minute holds fewer than two samples but one,
-/// and two minutes at most three (a series scraped every 30 s or less often, not one scraped
-/// every 15 s that has ended, nor one that ended a minute ago).
+/// and two minutes at most two (a series scraped every minute or less often, not one scraped
+/// every 15 or 30 s that has ended, nor one that ended a minute ago).
 fn rate_ranges(query: &str) -> Result<Ranges, SourceError> {
     let mut ranges: Vec<f64> = Vec::new();
     let mut rest = query;
@@ -450,8 +450,9 @@ impl SimSource<'_> {
                 .zip(rate(&pod.requests))
                 .map(|(a, b)| a / b),
             Kind::Restarts => promql::changes_of_steps(
-                pod.start,
-                pod.requests.len(),
+                (pod.start, pod.requests.len()),
+                // A scrape that did not happen (`History::scraped_every`) saw no restart.
+                |i| !pod.requests[i].is_nan(),
                 |i| pod.restarts_until(i),
                 t,
                 range,

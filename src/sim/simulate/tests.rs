@@ -263,7 +263,7 @@ async fn a_rate_falls_back_only_as_the_default_rules_write_it() {
     // A fallback the simulation does not know is refused, not answered as another.
     for partial in [
         " or rate(X[2m])",
-        " or (rate(X[2m]) and count_over_time(X[2m]) <= 3)",
+        " or (rate(X[2m]) and count_over_time(X[2m]) <= 2)",
         " or (rate(X[2m]) and count_over_time(X[1m]) > 0)",
     ] {
         let e = source.instant(&query(partial), t).await.unwrap_err();
@@ -273,7 +273,7 @@ async fn a_rate_falls_back_only_as_the_default_rules_write_it() {
         );
     }
     // The default rules' one changes nothing at 15-s scrapes.
-    let whole = " or (rate(X[2m]) and count_over_time(X[2m]) <= 3 and count_over_time(X[1m]) > 0)";
+    let whole = " or (rate(X[2m]) and count_over_time(X[2m]) <= 2 and count_over_time(X[1m]) > 0)";
     let fell_back = source.instant(&query(whole), t).await.unwrap();
     let plain = source.instant(&query(""), t).await.unwrap();
     assert!(!plain.is_empty());
