@@ -350,7 +350,8 @@ fn suffix(rng: &mut StdRng, n: usize) -> String {
         .collect()
 }
 
-/// One pod's counters, one sample per [`SCRAPE`] from `start`.
+/// One pod's counters, one sample per [`SCRAPE`] from `start` (`NaN` at the scrapes a slower
+/// scrape skips, see [`History::scraped_every`]).
 #[derive(Clone, Debug, PartialEq)]
 pub struct PodHistory {
     /// The pod's name.
