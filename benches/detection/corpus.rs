@@ -353,72 +353,36 @@ pub fn corpus(draw: u64) -> Vec<Case> {
 /// holds two samples, or one and has no answer, and an interval's counts one or two, or none.
 /// Added last, so every scenario before them stays what it was.
 fn slower_scrapes(b: &mut Builder) {
-    b.add("healthy: 30-s scrapes", false, 40, TRAFFIC, &|_, c| {
-        every_30s(c)
-    });
-    b.add(
-        "bad: 30-s scrapes, class errors 0.5%",
-        true,
-        14,
-        TRAFFIC,
-        &|_, c| {
-            every_30s(c);
-            c.scenario.fault = Fault::ClassErrors { fraction: 0.005 };
-        },
-    );
-    b.add(
-        "bad: 30-s scrapes, error rate ×3",
-        true,
-        14,
-        TRAFFIC,
-        &|_, c| {
-            every_30s(c);
-            c.scenario.fault = Fault::ErrorRate { multiplier: 3.0 };
-        },
-    );
-    b.add(
-        "bad: 30-s scrapes, CPU +50-200%",
-        true,
-        14,
-        TRAFFIC,
-        &|rng, c| {
-            every_30s(c);
-            c.scenario.fault = cpu_50_to_200(rng);
-        },
-    );
-    b.add("healthy: 1-min scrapes", false, 40, TRAFFIC, &|_, c| {
-        every_minute(c)
-    });
-    b.add(
-        "bad: 1-min scrapes, class errors 0.5%",
-        true,
-        14,
-        TRAFFIC,
-        &|_, c| {
-            every_minute(c);
-            c.scenario.fault = Fault::ClassErrors { fraction: 0.005 };
-        },
-    );
-    b.add(
-        "bad: 1-min scrapes, error rate ×3",
-        true,
-        14,
-        TRAFFIC,
-        &|_, c| {
-            every_minute(c);
-            c.scenario.fault = Fault::ErrorRate { multiplier: 3.0 };
-        },
-    );
-    b.add(
-        "bad: 1-min scrapes, CPU +50-200%",
-        true,
-        14,
-        TRAFFIC,
-        &|rng, c| {
-            every_minute(c);
-            c.scenario.fault = cpu_50_to_200(rng);
-        },
-    );
+    for (every, scrape_every) in [("30-s", 2), ("1-min", 4)] {
+        let name = |what: &str| format!("{what}: {every} scrapes");
+        let scraped = move |c: &mut Case| c.scrape_every = scrape_every;
+        b.add(&name("healthy"), false, 40, TRAFFIC, &move |_, c| {
+            scraped(c)
+        });
+        let faults: [(&str, &Shape); 3] = [
+            ("class errors 0.5%", &|_, c| {
+                c.scenario.fault = Fault::ClassErrors { fraction: 0.005 }
+            }),
+            ("error rate ×3", &|_, c| {
+                c.scenario.fault = Fault::ErrorRate { multiplier: 3.0 }
+            }),
+            ("CPU +50-200%", &|rng, c| {
+                c.scenario.fault = cpu_50_to_200(rng)
+            }),
+        ];
+        for (fault, shape) in faults {
+            b.add(
+                &format!("{}, {fault}", name("bad")),
+                true,
+                14,
+                TRAFFIC,
+                &move |rng, c| {
+                    scraped(c);
+                    shape(rng, c);
+                },
+            );
+        }
+    }
 }
 
 /// Added after the rest, so the scenarios before them stay what they were: where a judge's
@@ -611,14 +575,4 @@ fn start_up_cpu(rng: &mut StdRng, falling: bool) -> Warmup {
             error_rate: 0.0,
         }
     }
-}
-
-/// Scraped every 30 s.
-fn every_30s(c: &mut Case) {
-    c.scrape_every = 2;
-}
-
-/// Scraped every minute.
-fn every_minute(c: &mut Case) {
-    c.scrape_every = 4;
 }

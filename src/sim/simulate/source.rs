@@ -208,7 +208,7 @@ fn rate_ranges(query: &str) -> Result<Ranges, SourceError> {
                     n[..end].parse::<usize>().ok()
                 })
                 .ok_or_else(|| bad("a fallback without `count_over_time(...) <= n`", query))?;
-            if !query.contains(&format!("[{}]) > 0", fmt_range(first))) {
+            if !query.contains(&format!("[{}]) > 0", PromDuration::from_secs(first as u64))) {
                 return Err(bad(
                     "a fallback without `count_over_time(...[first range]) > 0`",
                     query,
@@ -294,15 +294,6 @@ fn difference_of(query: &str) -> Result<Option<Difference>, SourceError> {
         before,
         per_series: query.contains(">= 0"),
     }))
-}
-
-/// A range in seconds as the default rules write it (`1m`, `90s`).
-fn fmt_range(seconds: f64) -> String {
-    if seconds % 60.0 == 0.0 {
-        format!("{}m", seconds / 60.0)
-    } else {
-        format!("{seconds}s")
-    }
 }
 
 fn duration(text: &str) -> Result<f64, SourceError> {
