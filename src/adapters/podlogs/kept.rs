@@ -203,3 +203,121 @@ impl KubeLogs {
         Ok(taken)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key() -> (String, String, String) {
+        ("shop".into(), "web-abc-1".into(), "php".into())
+    }
+
+    /// A gone pod with an error of signature 1 in each of `minutes` minutes (signature 0 and 2
+    /// unused), its example `example`.
+    fn pod(minutes: i64, example: &str) -> PodState {
+        let mut s = PodState {
+            gone: true,
+            signatures: vec![
+                (ErrorKind::Warning, "unused".into(), "w".into()),
+                (
+                    ErrorKind::ClassNotFound,
+                    "Class \"App\\Foo\" not found".into(),
+                    example.into(),
+                ),
+                (ErrorKind::Notice, "unused too".into(), "n".into()),
+            ],
+            ..PodState::default()
+        };
+        for m in 0..minutes {
+            s.minutes.entry(m).or_default().insert(1, 2);
+        }
+        s.lost.insert(-5);
+        s
+    }
+
+    #[test]
+    fn a_pod_keeps_its_newest_minutes_and_the_rest_reads_as_lost() {
+        let read_to = Timestamp::from_second(200 * 60).unwrap();
+        let kept = KeptPod::of(&key(), &pod(150, "x"), read_to);
+        assert_eq!(kept.minutes.len(), KEPT_MINUTES);
+        assert_eq!(kept.minutes[0].0, 30, "the oldest 30 minutes left out");
+        assert_eq!(kept.lost.len(), 31, "those and the minute already lost");
+        assert!(kept.lost.contains(&-5) && kept.lost.contains(&29));
+        // Only the signature counted, indexed anew.
+        assert_eq!(kept.signatures.len(), 1);
+        assert_eq!(kept.minutes[0].1, vec![(0, 2)]);
+
+        let back = kept.state(read_to).unwrap();
+        assert!(back.gone);
+        assert_eq!(back.read_to, Some(read_to));
+        assert_eq!(back.minutes.len(), KEPT_MINUTES);
+        let counts = back.counts_in(0, 200);
+        assert_eq!(counts.errors.len(), 1);
+        assert_eq!(counts.errors[0].count, 2 * KEPT_MINUTES as u64);
+        assert!(
+            counts.truncated,
+            "a window over the minutes left out is incomplete"
+        );
+        assert!(!back.counts_in(100, 149).truncated);
+    }
+
+    #[test]
+    fn an_example_is_cut_on_a_character_boundary() {
+        let long = "é".repeat(1000);
+        let kept = KeptPod::of(&key(), &pod(1, &long), Timestamp::UNIX_EPOCH);
+        assert_eq!(kept.signatures[0].2.chars().count(), EXAMPLE_CHARS);
+    }
+
+    #[test]
+    fn a_text_with_an_index_out_of_range_gives_no_state() {
+        let mut kept = KeptPod::of(&key(), &pod(3, "x"), Timestamp::UNIX_EPOCH);
+        kept.minutes[1].1.push((7, 1));
+        assert!(kept.state(Timestamp::UNIX_EPOCH).is_none());
+    }
+
+    #[tokio::test]
+    async fn many_gone_pods_are_kept_within_the_limit_the_latest_read_first() {
+        let config = kube::Config::new("http://127.0.0.1:9".parse().unwrap());
+        let logs = KubeLogs::new(
+            kube::Client::try_from(config).unwrap(),
+            super::super::LogLimits::default(),
+        );
+        {
+            let mut pods = logs.pods.lock().unwrap();
+            for i in 0..200 {
+                let mut s = pod(KEPT_MINUTES as i64, &"x".repeat(EXAMPLE_CHARS));
+                s.read_to = Some(Timestamp::from_second(i * 60).unwrap());
+                pods.insert(("shop".into(), format!("web-abc-{i}"), "php".into()), s);
+            }
+            // Another ReplicaSet's gone pod, and one of this one still serving.
+            pods.insert(
+                ("shop".into(), "web-def-1".into(), "php".into()),
+                pod(1, "x"),
+            );
+            let mut serving = pod(1, "x");
+            serving.gone = false;
+            pods.insert(
+                ("shop".into(), "web-abc-serving".into(), "php".into()),
+                serving,
+            );
+        }
+        let text = logs
+            .keep_departed("shop", &["web-abc".to_string()])
+            .unwrap();
+        assert!(text.len() <= KEPT_LIMIT, "{}", text.len());
+        let kept: Kept = serde_json::from_str(&text).unwrap();
+        assert!(
+            kept.pods.len() > 1 && kept.pods.len() < 200,
+            "{}",
+            kept.pods.len()
+        );
+        assert_eq!(kept.pods[0].pod, "web-abc-199", "the latest read first");
+        assert!(
+            kept.pods
+                .iter()
+                .all(|p| p.pod.starts_with("web-abc-") && p.pod != "web-abc-serving")
+        );
+        assert_eq!(logs.keep_departed("shop", &["web-xyz".to_string()]), None);
+        assert_eq!(logs.keep_departed("other", &["web-abc".to_string()]), None);
+    }
+}
