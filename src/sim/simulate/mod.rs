@@ -435,17 +435,22 @@ impl History {
     }
 
     /// The same history scraped every `n`-th [`SCRAPE`] only (`n` = 2: every 30 s, the
-    /// Prometheus Operator's default; 4: every minute, Prometheus' own): each pod keeps its
-    /// first sample and every `n`-th after it, the scrapes between hold no sample (`NaN`, which
-    /// the PromQL functions skip as Prometheus' ranges skip what is not there). The counters
-    /// themselves are unchanged, so what happened (the oracle's counts) is the same.
+    /// Prometheus Operator's default; 4: every minute, Prometheus' own): each pod keeps every
+    /// `n`-th sample from a phase of its own (a hash of its name), so a new pod's first sample
+    /// comes up to `n` − 1 scrapes after it began, as a target's first scrape falls anywhere in
+    /// its first interval; the scrapes between hold no sample (`NaN`, which the PromQL
+    /// functions skip as Prometheus' ranges skip what is not there). The counters themselves
+    /// are unchanged, so what happened (the oracle's counts) is the same.
     pub fn scraped_every(&self, n: usize) -> History {
         let mut h = self.clone();
         if n <= 1 {
             return h;
         }
         for pod in &mut h.pods {
-            let skipped = |i: usize| !i.is_multiple_of(n);
+            let phase = pod.name.bytes().fold(0usize, |a, b| {
+                a.wrapping_mul(31).wrapping_add(usize::from(b))
+            }) % n;
+            let skipped = |i: usize| !(i + phase).is_multiple_of(n);
             for series in [
                 &mut pod.requests,
                 &mut pod.cpu_seconds,
