@@ -982,7 +982,6 @@ async fn a_plan_is_written_over_status_updates_but_never_over_another_writer() {
             &read,
             &c.replicasets("shop").await,
             &plan_of(vec![Act::Pause], 1),
-            None,
         )
         .await
         .expect("a status update does not refuse the write")
@@ -1002,7 +1001,6 @@ async fn a_plan_is_written_over_status_updates_but_never_over_another_writer() {
             &read,
             &c.replicasets("shop").await,
             &plan_of(vec![Act::Resume], 2),
-            None,
         )
         .await;
     assert!(matches!(refused, Err(ActError::Conflict(_))), "{refused:?}");
@@ -1028,7 +1026,6 @@ async fn a_plan_is_written_over_status_updates_but_never_over_another_writer() {
             &read,
             &c.replicasets("shop").await,
             &plan_of(vec![Act::Resume], 2),
-            None,
         )
         .await;
     assert!(matches!(refused, Err(ActError::Conflict(_))), "{refused:?}");

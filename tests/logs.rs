@@ -172,79 +172,6 @@ async fn a_fast_rollouts_missing_class_is_rolled_back_on_the_old_pods_counts_kep
     daemon.stop().await;
 }
 
-/// A controller restarted in the bake of a fast rollout (its old pods gone, their logs with
-/// them) still compares with what the previous process counted of them: that process wrote
-/// the counts on the Deployment (`kept-logs`), the new one takes them back. Without them, its
-/// logs verdicts could only say that nothing of the old version is left to compare with.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_restarted_controller_compares_with_the_gone_pods_counts_the_last_one_kept() {
-    let c = Cluster::fake("logs-restart", Duration::from_millis(80)).await;
-    // A bake of twenty simulated minutes (20 s here), time for a restart inside it however
-    // loaded the machine, and the bundled logs rules with an hour's window, which reaches
-    // the old pods' minutes to its end.
-    let mut settings = guarded("guard");
-    settings.retain(|(k, _)| *k != annotations::BAKE_TIME);
-    settings.push((annotations::BAKE_TIME, "20m".into()));
-    c.deploy("shop", 4, &ann(&settings)).await;
-    let bundled = std::fs::read_to_string(logs_config(&c).rules[0].clone()).unwrap();
-    let hour = c.dir.path().join("php-logs-hour.yaml");
-    std::fs::write(&hour, bundled.replace("window: 10m", "window: 60m")).unwrap();
-    let mut cfg = logs_config(&c);
-    cfg.rules = vec![hour];
-    let first = c.daemon_with(cfg.clone(), c.source_with_logs()).await;
-    let restarted_at = tokio::select! {
-        _ = printing(&c, true) => unreachable!(),
-        at = async {
-            tokio::time::sleep(Duration::from_secs(3)).await;
-            c.release("shop", "v2", None).await;
-            c.wait("shop", "the old pods to go and their counts to be kept", LONG, |d| {
-                rolled_out(d)
-                    && d.annotations()
-                        .get(annotations::KEPT_LOGS)
-                        .is_some_and(|k| k.contains("class_not_found"))
-            })
-            .await;
-            first.stop().await;
-            c.clock.now()
-        } => at,
-    };
-    let second = c.daemon_with(cfg, c.source_with_logs()).await;
-    let d = tokio::select! {
-        _ = printing(&c, true) => unreachable!(),
-        d = c.wait("shop", "the release to pass", LONG, |d| {
-            stage(d).as_deref() == Some("passed")
-        }) => d,
-    };
-    second.stop().await;
-    assert_eq!((version(&d), rollbacks(&d)), ("v2".to_string(), 0));
-    let (records, _) = rollout_guard::records::read(&c.records_path()).unwrap();
-    let after: Vec<_> = records
-        .iter()
-        .filter(|r| r.at > restarted_at)
-        .flat_map(|r| &r.verdicts)
-        .filter(|v| v.rule == "php-log-class-errors")
-        .collect();
-    assert!(!after.is_empty(), "no logs verdict after the restart");
-    let unlike: Vec<_> = after
-        .iter()
-        .filter(|v| {
-            v.outcome.to_string() != "pass" || !v.reason.contains("gone since, their counts kept")
-        })
-        .map(|v| (v.outcome.to_string(), &v.reason))
-        .collect();
-    assert!(unlike.is_empty(), "after the restart: {unlike:#?}");
-    // The analysis over, the counts are no longer kept on the Deployment (emptied with the
-    // write that says it passed).
-    assert_eq!(
-        d.annotations()
-            .get(annotations::KEPT_LOGS)
-            .map(String::as_str),
-        Some(""),
-        "{:?}",
-        d.annotations()
-    );
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_error_old_and_new_pods_print_alike_is_no_reason_to_act() {
     let c = Cluster::fake("logs-shared", Duration::from_millis(1000)).await;
@@ -565,29 +492,6 @@ async fn a_gone_pods_errors_still_count_until_no_window_reaches_them() {
         "what was counted of the old pods still counts: {kept:?}"
     );
     assert!(kept.pod_minutes > 0.0, "{kept:?}");
-
-    // What a restarted controller gets back: the same counts, from the text kept of them.
-    let text = logs
-        .kept_departed(&c.namespace, std::slice::from_ref(&rs))
-        .expect("the gone pods are kept");
-    assert!(text.len() <= rollout_guard::adapters::podlogs::KEPT_LIMIT);
-    let fresh = KubeLogs::new(c.client.clone(), LogLimits::default());
-    assert_eq!(fresh.restore_departed("elsewhere", &text, start), Ok(0));
-    assert_eq!(fresh.restore_departed(&c.namespace, &text, start), Ok(2));
-    let back = fresh.logs(&q).await.unwrap();
-    assert_eq!(
-        (back.pods_departed, count(&back), back.errors.clone()),
-        (2, 6, kept.errors.clone())
-    );
-    assert!(
-        (back.pod_minutes - kept.pod_minutes).abs() < 1e-9,
-        "{back:?}"
-    );
-    assert!(
-        fresh
-            .restore_departed(&c.namespace, "{not json", start)
-            .is_err()
-    );
 
     // A window that no longer reaches them: forgotten, memory freed.
     let later = start + jiff::SignedDuration::from_hours(30);

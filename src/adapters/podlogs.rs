@@ -29,9 +29,7 @@ use crate::analysis::rules::MAX_WINDOW;
 use crate::analysis::source::{LogCounts, LogQuery, LogSource, SignatureCount, SourceError};
 
 mod container;
-mod kept;
 pub use container::{DEFAULT_CONTAINER_ANNOTATION, KNOWN_SIDECARS};
-pub use kept::{KEPT_LIMIT, KEPT_MINUTES};
 
 /// The bounds of log reading.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -498,19 +496,6 @@ impl LogSource for KubeLogs {
         let mut counts = self.read_all(&api, chosen, total, q).await;
         counts.merge(self.departed(q));
         Ok(counts)
-    }
-
-    fn kept_departed(&self, namespace: &str, replicasets: &[String]) -> Option<String> {
-        self.keep_departed(namespace, replicasets)
-    }
-
-    fn restore_departed(
-        &self,
-        namespace: &str,
-        kept: &str,
-        now: Timestamp,
-    ) -> Result<usize, String> {
-        self.restore_kept(namespace, kept, now)
     }
 }
 

@@ -157,23 +157,6 @@ pub trait MetricSource: Sync {
             ))
         }
     }
-
-    /// See [`LogSource::kept_departed`]; sources without logs keep nothing.
-    fn kept_departed(&self, namespace: &str, replicasets: &[String]) -> Option<String> {
-        let _ = (namespace, replicasets);
-        None
-    }
-
-    /// See [`LogSource::restore_departed`]; sources without logs take nothing.
-    fn restore_departed(
-        &self,
-        namespace: &str,
-        kept: &str,
-        now: Timestamp,
-    ) -> Result<usize, String> {
-        let _ = (namespace, kept, now);
-        Ok(0)
-    }
 }
 
 /// What a `logs` rule asks of one ReplicaSet: the PHP errors its pods printed in a window.
@@ -270,28 +253,6 @@ pub trait LogSource: Sync {
     /// signature.
     fn logs(&self, query: &LogQuery)
     -> impl Future<Output = Result<LogCounts, SourceError>> + Send;
-
-    /// What was counted of the gone pods of `replicasets` (in `namespace`), as text to keep
-    /// outside the process (the controller writes it on the Deployment), so a restarted
-    /// controller still holds the old version's counts once its pods have left. `None` when
-    /// nothing is kept of any: no log source, or no pod of them gone.
-    fn kept_departed(&self, namespace: &str, replicasets: &[String]) -> Option<String> {
-        let _ = (namespace, replicasets);
-        None
-    }
-
-    /// Takes back what [`LogSource::kept_departed`] gave for `namespace`, at `now` (pods this
-    /// process already knows, and pods of other namespaces, are left as they are); how many
-    /// pods were taken, or why none was.
-    fn restore_departed(
-        &self,
-        namespace: &str,
-        kept: &str,
-        now: Timestamp,
-    ) -> Result<usize, String> {
-        let _ = (namespace, kept, now);
-        Ok(0)
-    }
 }
 
 /// A metric source with a log source beside it, for rule sets with `logs` rules.
@@ -326,19 +287,6 @@ impl<M: MetricSource, L: LogSource> MetricSource for WithLogs<M, L> {
         query: &LogQuery,
     ) -> impl Future<Output = Result<LogCounts, SourceError>> + Send {
         self.logs.logs(query)
-    }
-
-    fn kept_departed(&self, namespace: &str, replicasets: &[String]) -> Option<String> {
-        self.logs.kept_departed(namespace, replicasets)
-    }
-
-    fn restore_departed(
-        &self,
-        namespace: &str,
-        kept: &str,
-        now: Timestamp,
-    ) -> Result<usize, String> {
-        self.logs.restore_departed(namespace, kept, now)
     }
 }
 

@@ -27,7 +27,7 @@ use serde_json::json;
 
 use crate::adapters::kubernetes::{HASH_LABEL, annotations_for_rollback, owned, without_hash};
 use crate::adapters::telemetry::ActionResult;
-use crate::policy::annotations::{ALLOW_REVISION, KEPT_LOGS, LAST_VERDICT, STATE};
+use crate::policy::annotations::{ALLOW_REVISION, LAST_VERDICT, STATE};
 use crate::policy::guard::{Act, Memory, Note, Plan};
 
 /// The field manager of every write.
@@ -107,25 +107,20 @@ impl Actuator {
 
     /// Writes the plan's acts and memory to `d` (as read when the plan was made), in one patch.
     /// `replicasets` are those the plan was made from (the rollback target is among them).
-    /// `kept_logs`, when it changed, is written with them (and is news enough for a write of
-    /// its own). Returns the Deployment as written, or `None` when there was nothing to write.
+    /// Returns the Deployment as written, or `None` when there was nothing to write.
     pub async fn write(
         &self,
         d: &Deployment,
         replicasets: &[ReplicaSet],
         plan: &Plan,
-        kept_logs: Option<&str>,
     ) -> Result<Option<Deployment>, ActError> {
-        if plan.acts.is_empty() && !plan.write && kept_logs.is_none() {
+        if plan.acts.is_empty() && !plan.write {
             return Ok(None);
         }
         let ns = d.namespace().unwrap_or_default();
         let api: Api<Deployment> = Api::namespaced(self.client.clone(), &ns);
         let mut ops = preconditions(d)?;
-        let mut ours = our_annotations(&plan.memory)?;
-        if let Some(k) = kept_logs {
-            ours.insert(KEPT_LOGS.into(), k.into());
-        }
+        let ours = our_annotations(&plan.memory)?;
         match plan.acts.iter().find_map(|a| match a {
             Act::Rollback { to_hash, .. } => Some(to_hash),
             _ => None,

@@ -14,7 +14,6 @@
 
 pub mod actions;
 mod after_write;
-mod kept_logs;
 pub(crate) mod leader;
 pub(crate) mod preflight;
 mod store;
@@ -105,9 +104,6 @@ struct Kept {
     /// Deployment and decides again on these verdicts rather than querying again (the
     /// metrics did not change because someone wrote to the Deployment).
     unwritten: Option<Unwritten>,
-    /// The `kept-logs` annotation as this process last wrote or read it; `None` until it was
-    /// looked at (see [`kept_logs`]).
-    logs: Option<String>,
 }
 
 /// Our last write to a Deployment: the memory's sequence number, the resourceVersion it was
@@ -326,7 +322,6 @@ async fn reconcile_at<S: MetricSource + Send + Sync + 'static>(
     let view = ctx.view_on_clock(kubernetes::view(&d, &replicasets));
     let now = (ctx.clock)();
     let began = Instant::now();
-    kept_logs::restore(&ctx, &d, &mut kept, now).await;
     let decided = decide(&ctx, &view, &mut kept, &resolved, attempt, now).await;
     let plan = &decided.plan;
     log_step(
@@ -352,29 +347,7 @@ async fn reconcile_at<S: MetricSource + Send + Sync + 'static>(
         return Ok(Action::requeue(NOT_LEADER));
     }
     let requeue = next_look(&ctx, plan, &kept, now, began);
-    let analysing = plan
-        .memory
-        .current
-        .as_ref()
-        .is_some_and(|s| !s.stage.is_final());
-    let logs = kept_logs::changed(
-        &ctx,
-        analysing,
-        decided
-            .evaluated
-            .is_some()
-            .then_some(())
-            .and(decided.wanted.as_ref()),
-        &kept,
-        resolved.settings.dry_run(),
-    );
-    let outcome = ctx
-        .actuator
-        .write(&d, &replicasets, plan, logs.as_deref())
-        .await;
-    if let (Ok(_), Some(written)) = (&outcome, logs) {
-        kept.logs = Some(written);
-    }
+    let outcome = ctx.actuator.write(&d, &replicasets, plan).await;
     record_write(&ctx.records, &recording, &outcome);
     let after = AfterWrite {
         ctx,

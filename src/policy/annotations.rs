@@ -37,9 +37,6 @@ pub const ALLOW_REVISION: &str = crate::policy::guard::ALLOW_REVISION_ANNOTATION
 pub const STATE: &str = "rollout-guard.io/state";
 /// Written by the controller: the latest verdict in one line.
 pub const LAST_VERDICT: &str = "rollout-guard.io/last-verdict";
-/// Written by the controller while it analyses a rollout: what `logs` rules counted of the old
-/// pods that are gone (JSON, bounded), so a restarted controller still compares with them.
-pub const KEPT_LOGS: &str = "rollout-guard.io/kept-logs";
 
 /// Every annotation a person may set, for `--help` and the README.
 pub const USER_SET: [(&str, &str); 8] = [
