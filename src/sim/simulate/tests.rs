@@ -438,3 +438,23 @@ fn a_warm_up_holds_its_factor_or_lets_it_fall() {
     assert!(f[2] < f[1] && f[2] > 1.0, "{f:?}");
     assert_eq!(f[3], 1.0, "ends at `seconds`");
 }
+
+#[test]
+fn slower_scrapes_fall_at_each_pods_own_phase() {
+    let h = generate(&Scenario::healthy("x", 1), &noise());
+    let every_minute = h.scraped_every(4);
+    let mut phases = std::collections::BTreeSet::new();
+    for (full, slow) in h.pods.iter().zip(&every_minute.pods) {
+        let kept: Vec<usize> = (0..slow.requests.len())
+            .filter(|&i| !slow.requests[i].is_nan())
+            .collect();
+        // One scrape in four, at a fixed phase, each the full history's own sample.
+        assert!(kept.windows(2).all(|w| w[1] - w[0] == 4), "{}", slow.name);
+        assert!(kept.iter().all(|&i| slow.requests[i] == full.requests[i]));
+        assert!(kept.first().is_some_and(|&i| i < 4), "{}", slow.name);
+        phases.insert(kept[0]);
+    }
+    assert!(phases.len() > 1, "every pod at the same phase: {phases:?}");
+    // Every 15 s is the history itself.
+    assert_eq!(h.scraped_every(1).pods[0].requests, h.pods[0].requests);
+}
