@@ -118,17 +118,8 @@ pub(crate) fn assess(
     revision: Option<u64>,
 ) -> Status {
     let (state, target, stage, rule, why) = judge(view, guarding, memory, revision);
-    // The analysis the memory holds, if it is this release's: not one that was rolled back
-    // when its template is being analysed again (deployed again, `Analysing`).
     let compared_with = match (&target, memory.and_then(|m| m.current.as_ref())) {
-        (Some(t), Some(current))
-            if current.hash == t.hash
-                && state != State::NotGuarded
-                && (state == State::RolledBack
-                    || !matches!(current.stage, Stage::RolledBack { .. })) =>
-        {
-            baselines(current)
-        }
+        (Some(t), Some(current)) if describes(current, t, state) => baselines(current),
         _ => BTreeMap::new(),
     };
     Status {
@@ -147,6 +138,16 @@ pub(crate) fn assess(
         compared_with,
         exit_code: state.exit_code(),
     }
+}
+
+/// Whether the analysis the memory holds is that of `target`, the release told about in
+/// `state`: the same template, guarded, and not an attempt that was rolled back while its
+/// template is being analysed again (deployed again, `Analysing`).
+fn describes(current: &RevisionState, target: &Generation, state: State) -> bool {
+    let rolled_back = matches!(current.stage, Stage::RolledBack { .. });
+    current.hash == target.hash
+        && state != State::NotGuarded
+        && (state == State::RolledBack || !rolled_back)
 }
 
 /// Each rule's baseline at its latest verdict: its line, or its kind where no line was kept.
