@@ -7,11 +7,12 @@ mod support;
 
 use std::time::Duration;
 
-use k8s_openapi::api::core::v1::Pod;
+use k8s_openapi::api::core::v1::{ConfigMap, Pod};
 use kube::ResourceExt;
 use kube::api::{Api, ListParams};
 use rollout_guard::adapters::podlogs::{KubeLogs, LogLimits};
 use rollout_guard::analysis::source::{LogCounts, LogQuery, LogSource};
+use rollout_guard::controller::kept_logs;
 use rollout_guard::policy::annotations;
 use rollout_guard::sim::simulate::live::FAULT_ANNOTATION;
 use support::cluster::{Cluster, ann, guarded, rollbacks, rolled_out, stage, version};
@@ -170,6 +171,92 @@ async fn a_fast_rollouts_missing_class_is_rolled_back_on_the_old_pods_counts_kep
     // Judged on the old pods' counts kept after they were gone, as the reason says.
     assert!(reason.contains("gone since, their counts kept"), "{reason}");
     daemon.stop().await;
+}
+
+/// The text kept of the old pods' logs for the Deployment `shop`, when there is any.
+async fn kept_text(c: &Cluster) -> Option<(ConfigMap, String)> {
+    let api: Api<ConfigMap> = Api::namespaced(c.client.clone(), &c.namespace);
+    let cm = api
+        .get_opt(&kept_logs::config_map_name("shop"))
+        .await
+        .unwrap()?;
+    let text = cm.data.as_ref()?.get(kept_logs::DATA_KEY)?.clone();
+    Some((cm, text))
+}
+
+/// A controller restarted in the bake of a fast rollout (its old pods gone, their logs with
+/// them) still compares with what the previous process counted of them: that process kept the
+/// counts in a ConfigMap owned by the Deployment, the new one takes them back. Without them,
+/// its logs verdicts could only say that nothing of the old version is left to compare with,
+/// and a missing class both versions print would have nothing to be told apart from.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restarted_controller_compares_with_the_old_pods_counts_the_last_one_kept() {
+    let c = Cluster::fake("logs-restart", Duration::from_millis(80)).await;
+    // A bake of twenty simulated minutes (20 s here), time for a restart inside it however
+    // loaded the machine, and the bundled logs rules with an hour's window, which reaches
+    // the old pods' minutes to its end.
+    let mut settings = guarded("guard");
+    settings.retain(|(k, _)| *k != annotations::BAKE_TIME);
+    settings.push((annotations::BAKE_TIME, "20m".into()));
+    c.deploy("shop", 4, &ann(&settings)).await;
+    let bundled = std::fs::read_to_string(logs_config(&c).rules[0].clone()).unwrap();
+    let hour = c.dir.path().join("php-logs-hour.yaml");
+    std::fs::write(&hour, bundled.replace("window: 10m", "window: 60m")).unwrap();
+    let mut cfg = logs_config(&c);
+    cfg.rules = vec![hour];
+    let first = c.daemon_with(cfg.clone(), c.source_with_logs()).await;
+    let restarted_at = tokio::select! {
+        _ = printing(&c, true) => unreachable!(),
+        at = async {
+            tokio::time::sleep(Duration::from_secs(3)).await;
+            c.release("shop", "v2", None).await;
+            let d = c.wait("shop", "the old pods to go", LONG, rolled_out).await;
+            // Kept once more after the last old pod left (writes are a simulated minute apart).
+            let left = c.clock.now();
+            loop {
+                let kept = kept_text(&c).await;
+                if kept.as_ref().is_some_and(|(_, text)| {
+                    text.contains("class_not_found") && c.clock.now() > left + 2 * MINUTE
+                }) {
+                    let (cm, _) = kept.unwrap();
+                    // Owned by the Deployment: deleted with it.
+                    let owner = &cm.owner_references()[0];
+                    assert_eq!((owner.kind.as_str(), Some(&owner.uid)), ("Deployment", d.metadata.uid.as_ref()));
+                    break;
+                }
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            first.stop().await;
+            c.clock.now()
+        } => at,
+    };
+    let second = c.daemon_with(cfg, c.source_with_logs()).await;
+    let d = tokio::select! {
+        _ = printing(&c, true) => unreachable!(),
+        d = c.wait("shop", "the release to pass", LONG, |d| {
+            stage(d).as_deref() == Some("passed")
+        }) => d,
+    };
+    second.stop().await;
+    assert_eq!((version(&d), rollbacks(&d)), ("v2".to_string(), 0));
+    let (records, _) = rollout_guard::records::read(&c.records_path()).unwrap();
+    let after: Vec<_> = records
+        .iter()
+        .filter(|r| r.at > restarted_at)
+        .flat_map(|r| &r.verdicts)
+        .filter(|v| v.rule == "php-log-class-errors")
+        .collect();
+    assert!(!after.is_empty(), "no logs verdict after the restart");
+    let unlike: Vec<_> = after
+        .iter()
+        .filter(|v| {
+            v.outcome.to_string() != "pass" || !v.reason.contains("gone since, their counts kept")
+        })
+        .map(|v| (v.outcome.to_string(), &v.reason))
+        .collect();
+    assert!(unlike.is_empty(), "after the restart: {unlike:#?}");
+    // The analysis over, nothing is kept any more.
+    assert!(kept_text(&c).await.is_none());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

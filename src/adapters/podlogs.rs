@@ -29,7 +29,9 @@ use crate::analysis::rules::MAX_WINDOW;
 use crate::analysis::source::{LogCounts, LogQuery, LogSource, SignatureCount, SourceError};
 
 mod container;
+mod kept;
 pub use container::{DEFAULT_CONTAINER_ANNOTATION, KNOWN_SIDECARS};
+pub use kept::{KEPT_LIMIT, KEPT_MINUTES};
 
 /// The bounds of log reading.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -496,6 +498,19 @@ impl LogSource for KubeLogs {
         let mut counts = self.read_all(&api, chosen, total, q).await;
         counts.merge(self.departed(q));
         Ok(counts)
+    }
+    fn kept_logs(&self, namespace: &str, replicasets: &[String]) -> Option<String> {
+        self.keep(namespace, replicasets)
+    }
+
+    fn take_back_logs(
+        &self,
+        namespace: &str,
+        replicasets: &[String],
+        kept: &str,
+        now: Timestamp,
+    ) -> Result<usize, String> {
+        self.take_back(namespace, replicasets, kept, now)
     }
 }
 

@@ -14,6 +14,7 @@
 
 pub mod actions;
 mod after_write;
+pub mod kept_logs;
 pub(crate) mod leader;
 pub(crate) mod preflight;
 mod store;
@@ -104,6 +105,8 @@ struct Kept {
     /// Deployment and decides again on these verdicts rather than querying again (the
     /// metrics did not change because someone wrote to the Deployment).
     unwritten: Option<Unwritten>,
+    /// What this process knows of the ConfigMap keeping the old pods' log counts.
+    logs: kept_logs::LogsKept,
 }
 
 /// Our last write to a Deployment: the memory's sequence number, the resourceVersion it was
@@ -322,6 +325,9 @@ async fn reconcile_at<S: MetricSource + Send + Sync + 'static>(
     let view = ctx.view_on_clock(kubernetes::view(&d, &replicasets));
     let now = (ctx.clock)();
     let began = Instant::now();
+    let analysing = |m: &Memory| m.current.as_ref().is_some_and(|s| !s.stage.is_final());
+    let was_analysing = analysing(&kept.memory);
+    kept_logs::take_back(&ctx, &d, &view, &mut kept.logs, was_analysing, now).await;
     let decided = decide(&ctx, &view, &mut kept, &resolved, attempt, now).await;
     let plan = &decided.plan;
     log_step(
@@ -349,6 +355,19 @@ async fn reconcile_at<S: MetricSource + Send + Sync + 'static>(
     let requeue = next_look(&ctx, plan, &kept, now, began);
     let outcome = ctx.actuator.write(&d, &replicasets, plan).await;
     record_write(&ctx.records, &recording, &outcome);
+    let evaluated = decided.evaluated.as_ref().and(decided.wanted.as_ref());
+    if outcome.is_ok()
+        && let Some(change) = kept_logs::change(
+            &ctx,
+            analysing(&plan.memory),
+            evaluated,
+            &kept.logs,
+            resolved.settings.dry_run(),
+            now,
+        )
+    {
+        kept_logs::apply(&ctx, &d, &mut kept.logs, change, now).await;
+    }
     let after = AfterWrite {
         ctx,
         d,

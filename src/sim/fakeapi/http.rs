@@ -416,10 +416,7 @@ mod tests {
             parse_path("/apis/coordination.k8s.io/v1/namespaces/a/leases/l/status"),
             Route::Unknown
         );
-        assert_eq!(
-            parse_path("/api/v1/namespaces/a/configmaps"),
-            Route::Unknown
-        );
+        assert_eq!(parse_path("/api/v1/namespaces/a/secrets"), Route::Unknown);
         assert_eq!(
             parse_path("/apis/apps/v2/namespaces/a/deployments"),
             Route::Unknown

@@ -25,7 +25,8 @@
 //!
 //! Namespaced, and across all namespaces for list and watch: `apps/v1` `deployments` and
 //! `replicasets` (each with `status`), core `v1` `pods` (with `status` and `log`) and
-//! `events`, `events.k8s.io/v1` `events`, `coordination.k8s.io/v1` `leases`; plus `/version`,
+//! `events` and `configmaps`, `events.k8s.io/v1` `events`, `coordination.k8s.io/v1` `leases`;
+//! plus `/version`,
 //! `/api`, `/apis`, `/api/v1` and `/apis/<group>/v1` discovery documents. Verbs: list (label
 //! and field selectors, `limit` and `continue`), watch, get, create (`generateName`), update,
 //! patch (JSON, merge, strategic merge, server-side apply), delete (with preconditions),
@@ -39,15 +40,16 @@
 //!   TLS, HTTP/2, protobuf or CBOR (JSON only; apply bodies may be YAML). Of the other
 //!   representations, metadata only (`Accept: ...;as=PartialObjectMetadata[List]`, what kube's
 //!   `Api<PartialObjectMeta<K>>` asks for) is served on get, list and watch; `as=Table` is not.
-//! - Only the six kinds above. Namespaces are not objects: any namespace name works and
+//! - Only the seven kinds above. Namespaces are not objects: any namespace name works and
 //!   none can be listed or deleted. Core `v1` events and `events.k8s.io/v1` events are two
 //!   separate collections, not two views of one.
 //! - Defaulting covers the fields the simulation and the controller read (Deployment
 //!   replicas, strategy 25%/25%, revisionHistoryLimit 10, progressDeadlineSeconds 600;
 //!   ReplicaSet replicas; a few pod-spec fields such as `restartPolicy`, `imagePullPolicy`,
 //!   port protocol). Validation covers names, selectors matching template labels, immutable
-//!   selectors, containers with a name and an image, and the Deployment deadline and
-//!   rolling-update limits; everything else is accepted.
+//!   selectors, containers with a name and an image, the Deployment deadline and
+//!   rolling-update limits, and a ConfigMap's `data` keys and 1 MiB size (`binaryData` and
+//!   `immutable` are not checked); everything else is accepted.
 //! - A write through the `status` subresource keeps everything but `status` and
 //!   `metadata.annotations` (the real strategies differ slightly per kind).
 //! - `resourceVersion` and `resourceVersionMatch` on get and list are ignored: reads always

@@ -20,23 +20,26 @@ pub enum FakeResource {
     Events,
     /// `coordination.k8s.io/v1` `leases`, which leader election uses.
     Leases,
+    /// core `v1` `configmaps`, where the controller keeps the old pods' log counts.
+    ConfigMaps,
 }
 
 impl FakeResource {
     /// Every served kind, in a fixed order (discovery lists them in this order).
-    pub const ALL: [FakeResource; 6] = [
+    pub const ALL: [FakeResource; 7] = [
         FakeResource::Pods,
         FakeResource::CoreEvents,
         FakeResource::Deployments,
         FakeResource::ReplicaSets,
         FakeResource::Events,
         FakeResource::Leases,
+        FakeResource::ConfigMaps,
     ];
 
     /// The API group (`""` for the core group).
     pub fn group(self) -> &'static str {
         match self {
-            FakeResource::Pods | FakeResource::CoreEvents => "",
+            FakeResource::Pods | FakeResource::CoreEvents | FakeResource::ConfigMaps => "",
             FakeResource::Deployments | FakeResource::ReplicaSets => "apps",
             FakeResource::Events => "events.k8s.io",
             FakeResource::Leases => "coordination.k8s.io",
@@ -51,6 +54,7 @@ impl FakeResource {
             FakeResource::Deployments => "deployments",
             FakeResource::ReplicaSets => "replicasets",
             FakeResource::Leases => "leases",
+            FakeResource::ConfigMaps => "configmaps",
         }
     }
 
@@ -62,6 +66,7 @@ impl FakeResource {
             FakeResource::Deployments => "Deployment",
             FakeResource::ReplicaSets => "ReplicaSet",
             FakeResource::Leases => "Lease",
+            FakeResource::ConfigMaps => "ConfigMap",
         }
     }
 
@@ -153,7 +158,7 @@ impl FakeResource {
                 "type",
             ],
             FakeResource::ReplicaSets => &["status.replicas"],
-            FakeResource::Deployments | FakeResource::Leases => &[],
+            FakeResource::Deployments | FakeResource::Leases | FakeResource::ConfigMaps => &[],
         }
     }
 }
@@ -189,7 +194,11 @@ mod tests {
             FakeResource::of::<coordination::v1::Lease>(),
             Some(FakeResource::Leases)
         );
-        assert_eq!(FakeResource::of::<core::v1::ConfigMap>(), None);
+        assert_eq!(
+            FakeResource::of::<core::v1::ConfigMap>(),
+            Some(FakeResource::ConfigMaps)
+        );
+        assert_eq!(FakeResource::of::<core::v1::Secret>(), None);
         for r in FakeResource::ALL {
             assert_eq!(
                 r.api_version(),

@@ -115,7 +115,11 @@ fn collect_garbage(store: &Store) {
         let inner = store.lock();
         let uids = inner.uids();
         let mut doomed = Vec::new();
-        for resource in [FakeResource::ReplicaSets, FakeResource::Pods] {
+        for resource in [
+            FakeResource::ReplicaSets,
+            FakeResource::Pods,
+            FakeResource::ConfigMaps,
+        ] {
             for obj in inner.list(resource, None) {
                 let Some(owners) = obj
                     .pointer("/metadata/ownerReferences")

@@ -150,7 +150,45 @@ pub(crate) fn validate(
         FakeResource::Pods => {
             validate_pod_spec(obj.get("spec")).map_err(|w| invalid(format!("spec.{w}")))?;
         }
+        FakeResource::ConfigMaps => validate_config_map(obj).map_err(invalid)?,
         FakeResource::CoreEvents | FakeResource::Events | FakeResource::Leases => {}
+    }
+    Ok(())
+}
+
+/// The most a ConfigMap's data may hold, keys and values together (the real server's
+/// `MaxSecretSize`, which ConfigMaps share).
+const CONFIG_MAP_LIMIT: usize = 1024 * 1024;
+
+/// A ConfigMap's `data`: string values under keys of `[-._a-zA-Z0-9]+`, within
+/// [`CONFIG_MAP_LIMIT`] in all.
+fn validate_config_map(obj: &Value) -> Result<(), String> {
+    let Some(data) = obj.get("data").filter(|d| !d.is_null()) else {
+        return Ok(());
+    };
+    let Some(data) = data.as_object() else {
+        return Err("data: Invalid value: must be a map of strings".into());
+    };
+    let mut size = 0;
+    for (k, v) in data {
+        let key_ok = !k.is_empty()
+            && k.len() <= 253
+            && k.chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
+        if !key_ok {
+            return Err(format!(
+                "data[{k}]: Invalid value: {k:?}: a valid config key must consist of alphanumeric characters, '-', '_' or '.'"
+            ));
+        }
+        let Some(v) = v.as_str() else {
+            return Err(format!("data[{k}]: Invalid value: must be a string"));
+        };
+        size += k.len() + v.len();
+    }
+    if size > CONFIG_MAP_LIMIT {
+        return Err(format!(
+            "[]: Too long: must have at most {CONFIG_MAP_LIMIT} bytes"
+        ));
     }
     Ok(())
 }
@@ -257,7 +295,10 @@ fn default(resource: FakeResource, obj: &mut Value) {
                 default_pod_spec(pod);
             }
         }
-        FakeResource::CoreEvents | FakeResource::Events | FakeResource::Leases => {}
+        FakeResource::CoreEvents
+        | FakeResource::Events
+        | FakeResource::Leases
+        | FakeResource::ConfigMaps => {}
     }
 }
 
