@@ -159,6 +159,14 @@ async fn main() {
             took.as_secs_f64() * 1e3
         );
     }
+    // What a restarted controller is given back of the old pods read (the ConfigMap's text).
+    let kept = logs
+        .kept_logs(NS, std::slice::from_ref(&old_rs))
+        .unwrap_or_default();
+    println!(
+        "\nKept for a restart (the ConfigMap `rollout-guard-logs-<deployment>`): {:.1} kB for the old pods read",
+        kept.len() as f64 / 1e3
+    );
     fake.shutdown().await;
 }
 

@@ -14,7 +14,9 @@ use rollout_guard::adapters::podlogs::{KubeLogs, LogLimits};
 use rollout_guard::analysis::source::{LogCounts, LogQuery, LogSource};
 use rollout_guard::controller::kept_logs;
 use rollout_guard::policy::annotations;
+use rollout_guard::sim::fakeapi::FakeResource;
 use rollout_guard::sim::simulate::live::FAULT_ANNOTATION;
+use serde_json::Value;
 use support::cluster::{Cluster, ann, guarded, rollbacks, rolled_out, stage, version};
 
 /// How long a test waits for the controller to reach a state before failing with what it
@@ -127,6 +129,25 @@ fn rolled_back_on_the_missing_class(d: &k8s_openapi::api::apps::v1::Deployment) 
     reason
 }
 
+/// The service `shop` (4 pods, guarded, only the `logs` rules loaded) released as `v2`, whose
+/// pods print a missing class, in a fast rollout; the Deployment once rolled back. The old
+/// pods print for three simulated minutes first, as pods that served before a release have:
+/// their log must hold the 2 pod-minutes a logs rule needs of each side.
+async fn fast_rollout_of_a_missing_class(c: &Cluster) -> k8s_openapi::api::apps::v1::Deployment {
+    c.deploy("shop", 4, &ann(&guarded("guard"))).await;
+    let daemon = c.daemon_with(logs_config(c), c.source_with_logs()).await;
+    let d = tokio::select! {
+        _ = printing(c, true) => unreachable!(),
+        d = async {
+            tokio::time::sleep(Duration::from_secs(3)).await;
+            c.release("shop", "v2", Some("class-errors")).await;
+            c.wait_rolled_back("shop").await
+        } => d,
+    };
+    daemon.stop().await;
+    d
+}
+
 fn logs_config(c: &Cluster) -> rollout_guard::app::config::Config {
     let mut cfg = c.config();
     cfg.rules = vec![concat!(env!("CARGO_MANIFEST_DIR"), "/rules/php-logs.yaml").into()];
@@ -155,22 +176,56 @@ async fn a_class_missing_only_in_the_new_pods_logs_is_rolled_back() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_fast_rollouts_missing_class_is_rolled_back_on_the_old_pods_counts_kept() {
     let c = Cluster::fake("logs-fast", Duration::from_millis(80)).await;
-    c.deploy("shop", 4, &ann(&guarded("guard"))).await;
-    let daemon = c.daemon_with(logs_config(&c), c.source_with_logs()).await;
-    // The old pods print for three simulated minutes first, as pods that served before a
-    // release have: their log must hold the 2 pod-minutes a logs rule needs of each side.
-    let d = tokio::select! {
-        _ = printing(&c, true) => unreachable!(),
-        d = async {
-            tokio::time::sleep(Duration::from_secs(3)).await;
-            c.release("shop", "v2", Some("class-errors")).await;
-            c.wait_rolled_back("shop").await
-        } => d,
-    };
+    let d = fast_rollout_of_a_missing_class(&c).await;
     let reason = rolled_back_on_the_missing_class(&d);
     // Judged on the old pods' counts kept after they were gone, as the reason says.
     assert!(reason.contains("gone since, their counts kept"), "{reason}");
-    daemon.stop().await;
+}
+
+/// Where the ConfigMap keeping the old pods' counts is refused (RBAC without it, a quota, an
+/// API server failing), nothing else changes: the counts stay in memory, and the fast rollout's
+/// missing class is rolled back as it is with the ConfigMap.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_config_map_changes_no_decision() {
+    let c = Cluster::fake("logs-cm-refused", Duration::from_millis(80)).await;
+    let fake = c.fake.as_ref().expect("fake API server");
+    fake.inject_failures(
+        &format!("/api/v1/namespaces/{}/configmaps", c.namespace),
+        403,
+        10_000,
+    );
+    let d = fast_rollout_of_a_missing_class(&c).await;
+    let reason = rolled_back_on_the_missing_class(&d);
+    assert!(reason.contains("gone since, their counts kept"), "{reason}");
+    let requests = fake.requests();
+    let tried = ["get", "patch"]
+        .map(|verb| requests.counter(verb, "configmaps").requests)
+        .iter()
+        .sum::<u64>();
+    assert!(tried > 0, "the controller tried to keep the counts");
+    assert_eq!(fake.objects(FakeResource::ConfigMaps), Vec::<Value>::new());
+}
+
+/// A ConfigMap that happens to have the name the counts would be kept under, but is not the
+/// Deployment's, is neither read, written, taken over nor deleted; the decision is the same.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn someone_elses_config_map_of_that_name_is_left_as_it_is() {
+    let c = Cluster::fake("logs-cm-foreign", Duration::from_millis(80)).await;
+    let api: Api<ConfigMap> = Api::namespaced(c.client.clone(), &c.namespace);
+    let theirs: ConfigMap = serde_json::from_value(serde_json::json!({
+        "metadata": {"name": kept_logs::config_map_name("shop")},
+        "data": {"note": "not rollout-guard's"},
+    }))
+    .unwrap();
+    api.create(&Default::default(), &theirs).await.unwrap();
+    let d = fast_rollout_of_a_missing_class(&c).await;
+    rolled_back_on_the_missing_class(&d);
+    let after = api
+        .get(&kept_logs::config_map_name("shop"))
+        .await
+        .expect("still there");
+    assert_eq!(after.data, theirs.data);
+    assert!(after.owner_references().is_empty(), "{after:?}");
 }
 
 /// The text kept of the old pods' logs for the Deployment `shop`, when there is any.
@@ -211,21 +266,28 @@ async fn a_restarted_controller_compares_with_the_old_pods_counts_the_last_one_k
             tokio::time::sleep(Duration::from_secs(3)).await;
             c.release("shop", "v2", None).await;
             let d = c.wait("shop", "the old pods to go", LONG, rolled_out).await;
-            // Kept once more after the last old pod left (writes are a simulated minute apart).
+            // Two simulated minutes on, the controller has read the old side again (finding
+            // its pods gone) and written the counts since (writes are a minute apart).
             let left = c.clock.now();
-            loop {
-                let kept = kept_text(&c).await;
-                if kept.as_ref().is_some_and(|(_, text)| {
-                    text.contains("class_not_found") && c.clock.now() > left + 2 * MINUTE
-                }) {
-                    let (cm, _) = kept.unwrap();
-                    // Owned by the Deployment: deleted with it.
-                    let owner = &cm.owner_references()[0];
-                    assert_eq!((owner.kind.as_str(), Some(&owner.uid)), ("Deployment", d.metadata.uid.as_ref()));
-                    break;
+            let kept = tokio::time::timeout(LONG, async {
+                loop {
+                    let kept = kept_text(&c).await;
+                    if c.clock.now() > left + 2 * MINUTE
+                        && kept.as_ref().is_some_and(|(_, t)| t.contains("class_not_found"))
+                    {
+                        return kept.unwrap();
+                    }
+                    tokio::time::sleep(Duration::from_millis(100)).await;
                 }
-                tokio::time::sleep(Duration::from_millis(100)).await;
-            }
+            })
+            .await
+            .expect("the old pods' counts kept in the ConfigMap");
+            // Owned by the Deployment: deleted with it.
+            let owner = &kept.0.owner_references()[0];
+            assert_eq!(
+                (owner.kind.as_str(), Some(&owner.uid)),
+                ("Deployment", d.metadata.uid.as_ref())
+            );
             first.stop().await;
             c.clock.now()
         } => at,

@@ -31,7 +31,7 @@ use crate::analysis::source::{LogCounts, LogQuery, LogSource, SignatureCount, So
 mod container;
 mod kept;
 pub use container::{DEFAULT_CONTAINER_ANNOTATION, KNOWN_SIDECARS};
-pub use kept::{KEPT_LIMIT, KEPT_MINUTES};
+pub use kept::KEPT_LIMIT;
 
 /// The bounds of log reading.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]

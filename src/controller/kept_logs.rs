@@ -6,12 +6,16 @@
 //! ConfigMap is deleted once the analysis is over.
 //!
 //! Not an annotation: the Deployment controller copies a Deployment's annotations into every
-//! new ReplicaSet (and a write would bump nothing but a ConfigMap's own version here). Owns
-//! when the ConfigMap is read, when it is worth a write (its text changed, at most once per
-//! [`MIN_GAP`]) and when it is deleted, and its name and owner. What the text holds, and what
-//! of it is believed, is the log source's. A ConfigMap that cannot be read or written is
-//! logged and left: the logs rules then judge without the old pods the process did not read
-//! itself, as they would have without it (inconclusive once none is left to compare with).
+//! new ReplicaSet. Owns when the ConfigMap is read (before this process writes it), when it is
+//! worth a write (its text changed, at most once per [`MIN_GAP`], failed writes included) and
+//! when it is deleted (only if the Deployment owns it), and its name and owner. What the text
+//! holds, and what of it is believed, is the log source's. A ConfigMap that cannot be read or
+//! written is logged and left: the logs rules then judge without the old pods the process did
+//! not read itself, as they would have without it (inconclusive once none is left to compare
+//! with). One the process meets only after the analysis ended (a crash between the last write
+//! and the delete) stays until the Deployment is deleted or its next analysis replaces it;
+//! nothing reads it in between but a restarted process analysing that next rollout, which
+//! takes back only pods of ReplicaSets still old, and no window reaches a day-old read.
 
 use std::collections::BTreeMap;
 
@@ -41,12 +45,16 @@ pub const MIN_GAP: SignedDuration = SignedDuration::from_secs(60);
 /// What this process knows of one Deployment's ConfigMap.
 #[derive(Clone, Debug, Default)]
 pub(super) struct LogsKept {
-    /// Whether it was looked for (once per process and Deployment under analysis).
+    /// Whether it was looked for (once per process and Deployment, if it was under analysis
+    /// then), so that nothing is written over it before it was taken back.
     looked: bool,
     /// The text as last written or read; `None` when there is none (or it was deleted).
     text: Option<String>,
     /// When it was last written.
     written_at: Option<Timestamp>,
+    /// A ConfigMap of that name is not the Deployment's: it is neither read, written nor
+    /// deleted.
+    foreign: bool,
 }
 
 /// What to do with the ConfigMap after a reconciliation.
@@ -84,8 +92,17 @@ fn has_logs_rules<S>(ctx: &Context<S>) -> bool {
         .any(|r| matches!(r.check, Check::Logs(_)))
 }
 
+impl LogsKept {
+    /// Whether the ConfigMap is known to exist and the analysis is over: a Deployment at rest
+    /// is reconciled once more for its delete.
+    pub(super) fn to_delete(&self, analysing: bool) -> bool {
+        !analysing && self.text.is_some()
+    }
+}
+
 /// Gives the log source what the ConfigMap kept, the first time this process reconciles `d`
-/// while it is `analysing`; the pods of `view`'s old ReplicaSets only.
+/// while it is `analysing`; the pods of `view`'s old ReplicaSets only. Met first at rest, or
+/// without logs rules, there is nothing to take back.
 pub(super) async fn take_back<S: MetricSource>(
     ctx: &Context<S>,
     d: &Deployment,
@@ -94,7 +111,11 @@ pub(super) async fn take_back<S: MetricSource>(
     analysing: bool,
     now: Timestamp,
 ) {
-    if kept.looked || !analysing || !has_logs_rules(ctx) {
+    if kept.looked {
+        return;
+    }
+    if !analysing || !has_logs_rules(ctx) {
+        kept.looked = true;
         return;
     }
     let Some(ns) = d.metadata.namespace.as_deref() else {
@@ -115,7 +136,8 @@ pub(super) async fn take_back<S: MetricSource>(
     kept.looked = true;
     let Some(cm) = found else { return };
     if !owned_by(&cm, d) {
-        tracing::warn!(deployment = %d.name_any(), config_map = %name, "a ConfigMap of that name is not this Deployment's; left as it is, and not read");
+        kept.foreign = true;
+        tracing::warn!(deployment = %d.name_any(), config_map = %name, "a ConfigMap of that name is not this Deployment's; left as it is, and the old pods' log counts are not kept");
         return;
     }
     let Some(text) = cm.data.as_ref().and_then(|m| m.get(DATA_KEY)) else {
@@ -145,8 +167,8 @@ fn owned_by(cm: &ConfigMap, d: &Deployment) -> bool {
 
 /// What the ConfigMap needs: while a rollout is `analysing` and the old side of the `evaluated`
 /// target was read, its new text when it changed and [`MIN_GAP`] has passed since the last
-/// write; once it is not, deleting it if this process knows of it. `None` when nothing is to be
-/// done (also in a dry run, which writes nothing).
+/// write (once it was looked for); once it is not, deleting it if this process knows of it.
+/// `None` when nothing is to be done (also in a dry run, which writes nothing).
 pub(super) fn change<S: MetricSource>(
     ctx: &Context<S>,
     analysing: bool,
@@ -161,6 +183,9 @@ pub(super) fn change<S: MetricSource>(
     if !analysing {
         return kept.text.is_some().then_some(Change::Delete);
     }
+    if !kept.looked || kept.foreign {
+        return None;
+    }
     let t = evaluated?;
     let text = ctx.source.kept_logs(&t.namespace, &t.paired_old())?;
     let due = kept
@@ -170,7 +195,7 @@ pub(super) fn change<S: MetricSource>(
 }
 
 /// Carries out `change` on `d`'s ConfigMap; what was done is remembered in `kept`, a failure
-/// logged (the next change tries again).
+/// logged (a write is tried again [`MIN_GAP`] later, a delete at the next reconciliation).
 pub(super) async fn apply<S>(
     ctx: &Context<S>,
     d: &Deployment,
@@ -178,56 +203,106 @@ pub(super) async fn apply<S>(
     change: Change,
     now: Timestamp,
 ) {
-    let Some(ns) = d.metadata.namespace.as_deref() else {
+    // A Deployment read from the API server has both.
+    let (Some(ns), Some(uid)) = (d.metadata.namespace.as_deref(), d.metadata.uid.as_deref()) else {
         return;
     };
     let api: Api<ConfigMap> = Api::namespaced(ctx.client.clone(), ns);
     let name = config_map_name(&d.name_any());
     match change {
         Change::Write(text) => {
-            let Some(cm) = config_map(d, &name, &text) else {
-                return;
-            };
-            let params = PatchParams::apply(FIELD_MANAGER).force();
-            match api.patch(&name, &params, &Patch::Apply(&cm)).await {
-                Ok(_) => {
-                    kept.text = Some(text);
-                    kept.written_at = Some(now);
+            kept.written_at = Some(now);
+            let cm = config_map(d, uid, &name, &text);
+            match write(&api, &cm, d, kept.text.is_none()).await {
+                Ok(Written::Ours) => kept.text = Some(text),
+                Ok(Written::Foreign) => {
+                    kept.foreign = true;
+                    tracing::warn!(deployment = %d.name_any(), config_map = %name, "a ConfigMap of that name is not this Deployment's; left as it is, and the old pods' log counts are not kept");
                 }
                 Err(e) => {
                     tracing::warn!(deployment = %d.name_any(), config_map = %name, error = %e, "could not keep the old pods' log counts; a restarted controller would judge without them");
                 }
             }
         }
-        Change::Delete => match api.delete(&name, &DeleteParams::default()).await {
-            Ok(_) => kept.text = None,
-            Err(kube::Error::Api(s)) if s.code == 404 => kept.text = None,
+        Change::Delete => match delete_owned(&api, &name, d).await {
+            Ok(()) => kept.text = None,
             Err(e) => {
-                tracing::warn!(deployment = %d.name_any(), config_map = %name, error = %e, "could not delete the kept log counts; they go with the Deployment");
+                tracing::warn!(deployment = %d.name_any(), config_map = %name, error = %e, "could not delete the kept log counts; tried again at the next reconciliation");
             }
         },
     }
 }
 
-/// The ConfigMap holding `text` for `d`, owned by it (garbage-collected with it); `None` when
-/// `d` has no uid yet.
-fn config_map(d: &Deployment, name: &str, text: &str) -> Option<ConfigMap> {
-    let uid = d.metadata.uid.clone()?;
+/// What became of a write.
+enum Written {
+    Ours,
+    /// A ConfigMap of that name is someone else's: not written.
+    Foreign,
+}
+
+/// Writes `cm`, `d`'s ConfigMap (server-side apply); `first`, this process's first write of
+/// it, looks whether one of that name is someone else's before.
+async fn write(
+    api: &Api<ConfigMap>,
+    cm: &ConfigMap,
+    d: &Deployment,
+    first: bool,
+) -> Result<Written, kube::Error> {
+    let name = cm.metadata.name.as_deref().unwrap_or_default();
+    if first
+        && api
+            .get_opt(name)
+            .await?
+            .is_some_and(|found| !owned_by(&found, d))
+    {
+        return Ok(Written::Foreign);
+    }
+    // Not forced: a field someone else wrote since is refused (409), not taken over.
+    api.patch(name, &PatchParams::apply(FIELD_MANAGER), &Patch::Apply(cm))
+        .await?;
+    Ok(Written::Ours)
+}
+
+/// Deletes the ConfigMap `name` if `d` owns it (its uid as a precondition); one that is gone,
+/// or not `d`'s, is left.
+async fn delete_owned(api: &Api<ConfigMap>, name: &str, d: &Deployment) -> Result<(), kube::Error> {
+    let Some(cm) = api.get_opt(name).await? else {
+        return Ok(());
+    };
+    if !owned_by(&cm, d) {
+        return Ok(());
+    }
+    let params = DeleteParams {
+        preconditions: cm.metadata.uid.map(|uid| kube::api::Preconditions {
+            uid: Some(uid),
+            resource_version: None,
+        }),
+        ..DeleteParams::default()
+    };
+    match api.delete(name, &params).await {
+        Ok(_) => Ok(()),
+        Err(kube::Error::Api(s)) if s.code == 404 => Ok(()),
+        Err(e) => Err(e),
+    }
+}
+
+/// The ConfigMap `name` holding `text` for `d` (whose uid is `uid`), owned by it
+/// (garbage-collected with it).
+fn config_map(d: &Deployment, uid: &str, name: &str, text: &str) -> ConfigMap {
     let owner = OwnerReference {
         api_version: Deployment::api_version(&()).into_owned(),
         kind: Deployment::kind(&()).into_owned(),
         name: d.name_any(),
-        uid,
+        uid: uid.into(),
         ..OwnerReference::default()
     };
-    let labels = BTreeMap::from([
-        (
-            "app.kubernetes.io/managed-by".to_string(),
-            FIELD_MANAGER.to_string(),
-        ),
-        ("rollout-guard.io/deployment".to_string(), d.name_any()),
-    ]);
-    Some(ConfigMap {
+    // The Deployment is named by the owner reference (a label value could not hold a name
+    // longer than 63 characters).
+    let labels = BTreeMap::from([(
+        "app.kubernetes.io/managed-by".to_string(),
+        FIELD_MANAGER.to_string(),
+    )]);
+    ConfigMap {
         metadata: ObjectMeta {
             name: Some(name.into()),
             namespace: d.metadata.namespace.clone(),
@@ -237,7 +312,7 @@ fn config_map(d: &Deployment, name: &str, text: &str) -> Option<ConfigMap> {
         },
         data: Some(BTreeMap::from([(DATA_KEY.to_string(), text.to_string())])),
         ..ConfigMap::default()
-    })
+    }
 }
 
 #[cfg(test)]

@@ -325,7 +325,6 @@ async fn reconcile_at<S: MetricSource + Send + Sync + 'static>(
     let view = ctx.view_on_clock(kubernetes::view(&d, &replicasets));
     let now = (ctx.clock)();
     let began = Instant::now();
-    let analysing = |m: &Memory| m.current.as_ref().is_some_and(|s| !s.stage.is_final());
     let was_analysing = analysing(&kept.memory);
     kept_logs::take_back(&ctx, &d, &view, &mut kept.logs, was_analysing, now).await;
     let decided = decide(&ctx, &view, &mut kept, &resolved, attempt, now).await;
@@ -387,6 +386,11 @@ async fn reconcile_at<S: MetricSource + Send + Sync + 'static>(
     }
 }
 
+/// Whether `m` says a revision is under analysis.
+fn analysing(m: &Memory) -> bool {
+    m.current.as_ref().is_some_and(|s| !s.stage.is_final())
+}
+
 /// A reconciliation started: the Deployment's key and name, what this process knows of it, and
 /// its settings and rules after its annotations.
 struct Started {
@@ -422,7 +426,11 @@ fn start<S>(ctx: &Context<S>, d: &Deployment) -> Result<Started, Action> {
     let at_rest = kubernetes::rolled_out(d);
     // An evaluation whose plan met a conflict is pending too: a rollout that finished while
     // its first plan could not be written is still analysed.
-    if at_rest && !pending(&kept) && !completed_unseen(ctx, d, &kept, &resolved) {
+    if at_rest
+        && !pending(&kept)
+        && !completed_unseen(ctx, d, &kept, &resolved)
+        && !kept.logs.to_delete(analysing(&kept.memory))
+    {
         ctx.keep(key, kept);
         return Err(Action::requeue(ctx.wall(guard::IDLE_REQUEUE)));
     }

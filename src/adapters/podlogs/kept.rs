@@ -4,19 +4,22 @@
 //! version's counts still count once its pods have left (a fast rollout, the bake).
 //!
 //! Owns that text's format and its bounds: signatures (normalised messages), never log lines;
-//! at most [`KEPT_MINUTES`] minutes per pod and [`KEPT_LIMIT`] bytes in all, the pods read
-//! longest ago left out first. A pod left out is as if it had not been sampled: its errors and
-//! its minutes of exposure go together, so what is taken back is a smaller sample of the old
-//! version, never one that reads cleaner than it was; minutes whose errors were not all
-//! counted stay marked lost. Reading and counting logs is the parent's; where the text is kept
-//! is the controller's.
+//! each pod whole, with every minute a window can still reach, within [`KEPT_LIMIT`] bytes in
+//! all: the pods still running (whose logs a new process can read again) are left out first,
+//! then those read longest ago. A pod is kept whole or not at all, never some of its minutes:
+//! its errors and its minutes of exposure go together, so what is taken back is a smaller
+//! sample of the old version, never one that reads cleaner than it was; minutes whose errors
+//! were not all counted stay marked lost. Reading and counting logs is the parent's; where the
+//! text is kept is the controller's.
 //!
-//! The text comes back from an object that anyone allowed to write it can change. It is
-//! checked, and what does not fit is refused, never trusted: only pods of the ReplicaSets the
-//! caller names (a Deployment's old ones, never the release's own), read no later than now,
-//! with minutes inside what a window can still reach.
+//! The text comes back from an object that those allowed to write ConfigMaps in the namespace
+//! can change (as, with most roles, they can change the Deployment itself). It is checked, and
+//! a text with anything that does not fit is refused whole, never partly trusted: only pods of
+//! the ReplicaSets the caller names (a Deployment's old ones, never the release's own), read
+//! no later than now (a minute's leeway for two replicas' clocks), with at most as many
+//! signatures as a pod counts and counts a pod could print.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, HashMap};
 
 use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
@@ -26,12 +29,15 @@ use crate::analysis::phplog::ErrorKind;
 
 /// The most the kept text may weigh (a ConfigMap holds at most 1 MiB).
 pub const KEPT_LIMIT: usize = 256 * 1024;
-/// Minutes with errors kept per pod, the newest: as long as any `logs` rule's window can be.
-pub const KEPT_MINUTES: usize = 120;
 /// The most pods taken back from one text.
 const MAX_PODS: usize = 1000;
 /// The longest signature taken back, in bytes.
 const MAX_SIGNATURE: usize = 2048;
+/// The most errors of one signature in one minute taken back (ten million lines a minute is
+/// more than `limit_bytes` lets a read count).
+const MAX_COUNT: u64 = 10_000_000;
+/// The most minutes taken back per pod: a day's, as long as any window.
+const MAX_MINUTES: usize = 24 * 60 + 1;
 /// How far ahead of this process's clock the process that kept a text may have been (two
 /// replicas on two nodes).
 const CLOCK_SKEW: jiff::SignedDuration = jiff::SignedDuration::from_secs(60);
@@ -63,22 +69,18 @@ struct KeptPod {
     signatures: Vec<(ErrorKind, String)>,
     /// (unix minute, [(signature index, count)]).
     minutes: Vec<(i64, Vec<(usize, u64)>)>,
-    /// Minutes whose errors were not all counted (or were left out here).
+    /// Minutes whose errors were not all counted.
     lost: Vec<i64>,
 }
 
 impl KeptPod {
-    /// What is kept of one pod: its newest [`KEPT_MINUTES`] minutes with errors (older ones
-    /// marked lost) and the signatures they use.
+    /// What is kept of one pod: its minutes with errors and the signatures they use.
     fn of(key: &PodKey, s: &PodState, read_to: Timestamp) -> KeptPod {
         let (namespace, pod, container) = key.clone();
-        let mut lost: BTreeSet<i64> = s.lost.clone();
-        let skip = s.minutes.len().saturating_sub(KEPT_MINUTES);
-        lost.extend(s.minutes.keys().take(skip));
         let mut index: BTreeMap<usize, usize> = BTreeMap::new();
         let mut signatures = Vec::new();
         let mut minutes = Vec::new();
-        for (m, counts) in s.minutes.iter().skip(skip) {
+        for (m, counts) in &s.minutes {
             let mut row: Vec<(usize, u64)> = Vec::new();
             for (i, n) in counts {
                 let Some((kind, signature, _example)) = s.signatures.get(*i) else {
@@ -105,7 +107,7 @@ impl KeptPod {
             behind: s.behind,
             signatures,
             minutes,
-            lost: lost.into_iter().collect(),
+            lost: s.lost.iter().copied().collect(),
         }
     }
 
@@ -130,31 +132,31 @@ impl KeptPod {
             || self.signatures.iter().any(|(_, s)| s.len() > MAX_SIGNATURE)
         {
             "more or longer signatures than are counted"
-        } else if self.minutes.len() > KEPT_MINUTES {
-            "more minutes than are kept"
+        } else if self.minutes.len() > MAX_MINUTES || self.lost.len() > MAX_MINUTES {
+            "more minutes than a window reaches"
+        } else if self.minutes.iter().any(|(_, row)| {
+            row.iter()
+                .any(|(i, n)| *i >= self.signatures.len() || *n > MAX_COUNT)
+        }) {
+            "a count out of range, or of no signature"
         } else {
             return None;
         };
         Some(format!("{}: {why}", self.pod))
     }
 
-    /// The pod's state again, asked for at `now`, without the minutes no window ending at `now`
-    /// can reach; `None` when an index is out of range.
-    fn state(self, now: Timestamp) -> Option<PodState> {
+    /// The pod's state again (checked by [`KeptPod::refused`]), asked for at `now`, without
+    /// the minutes no window ending at `now` can reach.
+    fn state(self, now: Timestamp) -> PodState {
         let oldest = minute(horizon(now));
-        let newest = minute(self.read_to);
         let mut minutes: BTreeMap<i64, HashMap<usize, u64>> = BTreeMap::new();
-        for (m, row) in self.minutes {
+        for (m, row) in self.minutes.into_iter().filter(|(m, _)| *m >= oldest) {
             for (i, n) in row {
-                if i >= self.signatures.len() {
-                    return None;
-                }
-                if (oldest..=newest).contains(&m) {
-                    *minutes.entry(m).or_default().entry(i).or_default() += n;
-                }
+                let count = minutes.entry(m).or_default().entry(i).or_default();
+                *count = count.saturating_add(n);
             }
         }
-        Some(PodState {
+        PodState {
             cursor: self.cursor,
             restarts: self.restarts,
             minutes,
@@ -169,14 +171,14 @@ impl KeptPod {
             started: self.started,
             read_to: Some(self.read_to),
             gone: self.gone,
-        })
+        }
     }
 }
 
 impl KubeLogs {
-    /// The pods of `replicasets` in `namespace` read so far, serving and gone, as text (see the
-    /// module), the most recently read first while the text stays within [`KEPT_LIMIT`];
-    /// `None` when none was read.
+    /// The pods of `replicasets` in `namespace` read so far, gone and serving, as text (see the
+    /// module): within [`KEPT_LIMIT`], the gone ones first (nothing can read them again), the
+    /// most recently read first among them; `None` when none was read.
     pub(super) fn keep(&self, namespace: &str, replicasets: &[String]) -> Option<String> {
         let prefixes = prefixes(replicasets);
         let mut pods: Vec<KeptPod> = {
@@ -190,7 +192,12 @@ impl KubeLogs {
                 .collect()
         };
         pods.sort_by(|a, b| {
-            (b.read_to, &a.pod, &a.container).cmp(&(a.read_to, &b.pod, &b.container))
+            (b.gone, b.read_to, &a.pod, &a.container).cmp(&(
+                a.gone,
+                a.read_to,
+                &b.pod,
+                &b.container,
+            ))
         });
         let envelope = r#"{"version":1,"pods":[]}"#.len();
         let mut size = envelope;
@@ -222,8 +229,8 @@ impl KubeLogs {
     }
 
     /// Takes back the pods of `replicasets` in `namespace` that `text` kept (see
-    /// [`KubeLogs::keep`]), as of `now`; pods already known here stay as they are. How many
-    /// were taken, or why none was.
+    /// [`KubeLogs::keep`]), as of `now`, all of them or, when any does not fit, none; pods
+    /// already known here stay as they are. How many were taken, or why none was.
     pub(super) fn take_back(
         &self,
         namespace: &str,
@@ -245,33 +252,27 @@ impl KubeLogs {
             ));
         }
         let prefixes = prefixes(replicasets);
-        let mut refused = Vec::new();
+        let max = self.limits.max_signatures_per_pod;
+        let refused: Vec<String> = kept
+            .pods
+            .iter()
+            .filter_map(|pod| pod.refused(namespace, &prefixes, now, max))
+            .collect();
+        if !refused.is_empty() {
+            return Err(format!("refused whole: {}", refused.join("; ")));
+        }
         let mut taken = 0;
         let mut states = self.pods.lock().unwrap_or_else(|p| p.into_inner());
         for pod in kept.pods {
-            let max = self.limits.max_signatures_per_pod;
-            if let Some(why) = pod.refused(namespace, &prefixes, now, max) {
-                refused.push(why);
-                continue;
-            }
             let key = (
                 pod.namespace.clone(),
                 pod.pod.clone(),
                 pod.container.clone(),
             );
-            if states.contains_key(&key) {
-                continue;
+            if let std::collections::hash_map::Entry::Vacant(slot) = states.entry(key) {
+                slot.insert(pod.state(now));
+                taken += 1;
             }
-            match pod.state(now) {
-                Some(state) => {
-                    states.insert(key, state);
-                    taken += 1;
-                }
-                None => refused.push(format!("{}: a minute names no signature", key.1)),
-            }
-        }
-        if !refused.is_empty() {
-            tracing::warn!(namespace, ?refused, "kept log counts not taken back");
         }
         Ok(taken)
     }

@@ -49,12 +49,10 @@ fn rs(names: &[&str]) -> Vec<String> {
 }
 
 #[test]
-fn a_pod_keeps_its_newest_minutes_and_the_rest_reads_as_lost() {
+fn a_pod_is_kept_whole_without_its_example_lines() {
     let kept = KeptPod::of(&key("web-abc-1"), &pod(150, "x"), at(200));
-    assert_eq!(kept.minutes.len(), KEPT_MINUTES);
-    assert_eq!(kept.minutes[0].0, 80, "the oldest 30 minutes left out");
-    assert_eq!(kept.lost.len(), 31, "those and the minute already lost");
-    assert!(kept.lost.contains(&195) && kept.lost.contains(&79));
+    assert_eq!(kept.minutes.len(), 150);
+    assert_eq!(kept.lost, vec![195]);
     // Only the signature counted, indexed anew, without its example line.
     assert_eq!(
         kept.signatures,
@@ -65,7 +63,7 @@ fn a_pod_keeps_its_newest_minutes_and_the_rest_reads_as_lost() {
     );
     assert_eq!(kept.minutes[0].1, vec![(0, 2)]);
 
-    let back = kept.state(at(200)).unwrap();
+    let back = kept.state(at(200));
     assert!(back.gone);
     assert_eq!(
         (back.read_to, back.cursor, back.restarts, back.started),
@@ -73,11 +71,11 @@ fn a_pod_keeps_its_newest_minutes_and_the_rest_reads_as_lost() {
     );
     let counts = back.counts_in(0, 200);
     assert_eq!(counts.errors.len(), 1);
-    assert_eq!(counts.errors[0].count, 2 * KEPT_MINUTES as u64);
+    assert_eq!(counts.errors[0].count, 2 * 150);
     assert_eq!(counts.errors[0].example, "");
     assert!(
         counts.truncated,
-        "a window over the minutes left out is incomplete"
+        "a window over the lost minute is incomplete"
     );
     assert!(!back.counts_in(100, 149).truncated);
 }
@@ -92,20 +90,31 @@ fn no_log_line_is_kept() {
 
 #[test]
 fn minutes_no_window_can_reach_are_not_taken_back() {
-    // Taken back two hours and a half after the last read: only what the longest window
-    // reaches is left.
+    // Taken back a day after the last read: only what the longest window reaches is left.
     let kept = KeptPod::of(&key("web-abc-1"), &pod(100, "x"), at(200));
-    let back = kept.state(at(350)).unwrap();
-    let oldest = minute(horizon(at(350)));
+    let now = at(200 + 24 * 60 - 20);
+    let back = kept.state(now);
+    let oldest = minute(horizon(now));
+    assert_eq!(back.minutes.len(), 20);
     assert!(back.minutes.keys().all(|m| *m >= oldest), "{oldest}");
     assert!(back.lost.iter().all(|m| *m >= oldest));
 }
 
 #[test]
-fn a_text_with_an_index_out_of_range_gives_no_state() {
-    let mut kept = KeptPod::of(&key("web-abc-1"), &pod(3, "x"), at(200));
-    kept.minutes[1].1.push((7, 1));
-    assert!(kept.state(at(200)).is_none());
+fn a_count_out_of_range_or_of_no_signature_is_refused() {
+    let prefixes = prefixes(&rs(&["web-abc"]));
+    let fits = KeptPod::of(&key("web-abc-1"), &pod(3, "x"), at(200));
+    assert_eq!(fits.refused("shop", &prefixes, at(200), 100), None);
+    let mut no_signature = KeptPod::of(&key("web-abc-1"), &pod(3, "x"), at(200));
+    no_signature.minutes[1].1.push((7, 1));
+    assert!(
+        no_signature
+            .refused("shop", &prefixes, at(200), 100)
+            .is_some()
+    );
+    let mut huge = KeptPod::of(&key("web-abc-1"), &pod(3, "x"), at(200));
+    huge.minutes[1].1[0].1 = u64::MAX;
+    assert!(huge.refused("shop", &prefixes, at(200), 100).is_some());
 }
 
 #[tokio::test]
@@ -114,7 +123,7 @@ async fn many_pods_are_kept_within_the_limit_the_latest_read_first() {
     {
         let mut pods = logs.pods.lock().unwrap();
         for i in 0..2000 {
-            let mut s = pod(KEPT_MINUTES as i64, "x");
+            let mut s = pod(120, "x");
             s.read_to = Some(at(i));
             pods.insert(key(&format!("web-abc-{i}")), s);
         }
@@ -133,12 +142,17 @@ async fn many_pods_are_kept_within_the_limit_the_latest_read_first() {
         "{}",
         kept.pods.len()
     );
-    assert_eq!(
-        (kept.pods[0].pod.as_str(), kept.pods[0].gone),
-        ("web-abc-serving", false),
-        "the latest read first, serving or not"
+    // The gone pods first, which nothing can read again, the latest read first; the one still
+    // serving (read last of all) after them, where room is left (a new process can read it
+    // again).
+    assert_eq!(kept.pods[0].pod, "web-abc-1999");
+    let serving = kept.pods.iter().position(|p| !p.gone);
+    assert!(
+        serving.is_none_or(|i| i == kept.pods.len() - 1),
+        "{serving:?}"
     );
-    assert_eq!(kept.pods[1].pod, "web-abc-1999");
+    let gone = &kept.pods[..serving.unwrap_or(kept.pods.len())];
+    assert!(gone.windows(2).all(|w| w[0].read_to >= w[1].read_to));
     assert!(kept.pods.iter().all(|p| p.pod.starts_with("web-abc-")));
     assert_eq!(logs.keep("shop", &rs(&["web-xyz"])), None);
     assert_eq!(logs.keep("other", &rs(&["web-abc"])), None);
@@ -157,18 +171,14 @@ async fn what_is_taken_back_is_checked() {
     let fresh = logs();
     // Another namespace, a ReplicaSet that is not an old one of this Deployment, a text read
     // in the future, a text that is not one.
-    assert_eq!(
-        fresh.take_back("other", &rs(&["web-abc"]), &text, at(200)),
-        Ok(0)
-    );
-    assert_eq!(
-        fresh.take_back("shop", &rs(&["web-def"]), &text, at(200)),
-        Ok(0)
-    );
-    assert_eq!(
-        fresh.take_back("shop", &rs(&["web-abc"]), &text, at(150)),
-        Ok(0)
-    );
+    for (ns, of, now) in [
+        ("other", "web-abc", at(200)),
+        ("shop", "web-def", at(200)),
+        ("shop", "web-abc", at(150)),
+    ] {
+        let refused = fresh.take_back(ns, &rs(&[of]), &text, now);
+        assert!(refused.is_err(), "{ns} {of}: {refused:?}");
+    }
     assert!(
         fresh
             .take_back("shop", &rs(&["web-abc"]), "{", at(200))
@@ -213,8 +223,27 @@ async fn more_signatures_than_are_counted_are_refused() {
     source.pods.lock().unwrap().insert(key("web-abc-1"), many);
     let text = source.keep("shop", &rs(&["web-abc"])).unwrap();
     let fresh = logs();
-    assert_eq!(
-        fresh.take_back("shop", &rs(&["web-abc"]), &text, at(200)),
-        Ok(0)
+    let refused = fresh.take_back("shop", &rs(&["web-abc"]), &text, at(200));
+    assert!(refused.is_err(), "{refused:?}");
+    assert_eq!(fresh.pods_tracked(), 0);
+}
+
+#[tokio::test]
+async fn one_pod_that_does_not_fit_refuses_the_whole_text() {
+    // A pod of the release's own ReplicaSet slipped in beside a true old pod: nothing is
+    // taken, the true one neither.
+    let source = logs();
+    {
+        let mut pods = source.pods.lock().unwrap();
+        pods.insert(key("web-abc-1"), pod(10, "x"));
+        pods.insert(key("web-new-1"), pod(10, "x"));
+    }
+    let text = source.keep("shop", &rs(&["web-abc", "web-new"])).unwrap();
+    let fresh = logs();
+    let refused = fresh.take_back("shop", &rs(&["web-abc"]), &text, at(200));
+    assert!(
+        refused.as_ref().is_err_and(|e| e.contains("web-new-1")),
+        "{refused:?}"
     );
+    assert_eq!(fresh.pods_tracked(), 0);
 }
