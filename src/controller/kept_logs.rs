@@ -52,9 +52,26 @@ pub(super) struct LogsKept {
     text: Option<String>,
     /// When it was last written.
     written_at: Option<Timestamp>,
+    /// Why this process keeps nothing for the Deployment, if it does not.
+    off: Option<Off>,
+}
+
+/// Why the old pods' counts are not kept for a Deployment.
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Off {
     /// A ConfigMap of that name is not the Deployment's: it is neither read, written nor
     /// deleted.
-    foreign: bool,
+    Foreign,
+    /// The API server refused (403): RBAC without it (the chart grants it with
+    /// `rbac.podLogs`). Not asked again by this process.
+    Forbidden,
+}
+
+impl Off {
+    /// `Forbidden` for a 403, else `None` (tried again).
+    fn of(e: &kube::Error) -> Option<Off> {
+        matches!(e, kube::Error::Api(s) if s.code == 403).then_some(Off::Forbidden)
+    }
 }
 
 /// What to do with the ConfigMap after a reconciliation.
@@ -93,10 +110,11 @@ fn has_logs_rules<S>(ctx: &Context<S>) -> bool {
 }
 
 impl LogsKept {
-    /// Whether the ConfigMap is known to exist and the analysis is over: a Deployment at rest
-    /// is reconciled once more for its delete.
-    pub(super) fn to_delete(&self, analysing: bool) -> bool {
-        !analysing && self.text.is_some()
+    /// Whether the ConfigMap is known to exist and the analysis is over, outside a dry run
+    /// (which deletes nothing either): a Deployment at rest is reconciled once more for its
+    /// delete.
+    pub(super) fn to_delete(&self, analysing: bool, dry_run: bool) -> bool {
+        !analysing && !dry_run && self.text.is_some()
     }
 }
 
@@ -126,9 +144,9 @@ pub(super) async fn take_back<S: MetricSource>(
     let found = match api.get_opt(&name).await {
         Ok(found) => found,
         Err(e) => {
-            // Forbidden (the chart's rbac.podLogs grants it) is not tried again; anything
-            // else is, at the next reconciliation.
-            kept.looked = matches!(&e, kube::Error::Api(s) if s.code == 403);
+            // Forbidden is not tried again; anything else is, at the next reconciliation.
+            kept.off = Off::of(&e);
+            kept.looked = kept.off.is_some();
             tracing::warn!(deployment = %d.name_any(), config_map = %name, error = %e, "could not read the kept log counts; logs rules judge without the old pods this process did not read");
             return;
         }
@@ -136,7 +154,7 @@ pub(super) async fn take_back<S: MetricSource>(
     kept.looked = true;
     let Some(cm) = found else { return };
     if !owned_by(&cm, d) {
-        kept.foreign = true;
+        kept.off = Some(Off::Foreign);
         tracing::warn!(deployment = %d.name_any(), config_map = %name, "a ConfigMap of that name is not this Deployment's; left as it is, and the old pods' log counts are not kept");
         return;
     }
@@ -183,7 +201,7 @@ pub(super) fn change<S: MetricSource>(
     if !analysing {
         return kept.text.is_some().then_some(Change::Delete);
     }
-    if !kept.looked || kept.foreign {
+    if !kept.looked || kept.off.is_some() {
         return None;
     }
     let t = evaluated?;
@@ -216,10 +234,11 @@ pub(super) async fn apply<S>(
             match write(&api, &cm, d, kept.text.is_none()).await {
                 Ok(Written::Ours) => kept.text = Some(text),
                 Ok(Written::Foreign) => {
-                    kept.foreign = true;
+                    kept.off = Some(Off::Foreign);
                     tracing::warn!(deployment = %d.name_any(), config_map = %name, "a ConfigMap of that name is not this Deployment's; left as it is, and the old pods' log counts are not kept");
                 }
                 Err(e) => {
+                    kept.off = Off::of(&e);
                     tracing::warn!(deployment = %d.name_any(), config_map = %name, error = %e, "could not keep the old pods' log counts; a restarted controller would judge without them");
                 }
             }

@@ -429,7 +429,9 @@ fn start<S>(ctx: &Context<S>, d: &Deployment) -> Result<Started, Action> {
     if at_rest
         && !pending(&kept)
         && !completed_unseen(ctx, d, &kept, &resolved)
-        && !kept.logs.to_delete(analysing(&kept.memory))
+        && !kept
+            .logs
+            .to_delete(analysing(&kept.memory), resolved.settings.dry_run())
     {
         ctx.keep(key, kept);
         return Err(Action::requeue(ctx.wall(guard::IDLE_REQUEUE)));

@@ -6,7 +6,7 @@
 //! Owns that text's format and its bounds: signatures (normalised messages), never log lines;
 //! each pod whole, with every minute a window can still reach, within [`KEPT_LIMIT`] bytes in
 //! all: the pods still running (whose logs a new process can read again) are left out first,
-//! then those read longest ago. A pod is kept whole or not at all, never some of its minutes:
+//! then those read longest ago, whatever they printed. A pod is kept whole or not at all, never some of its minutes:
 //! its errors and its minutes of exposure go together, so what is taken back is a smaller
 //! sample of the old version, never one that reads cleaner than it was; minutes whose errors
 //! were not all counted stay marked lost. Reading and counting logs is the parent's; where the
@@ -205,16 +205,19 @@ impl KubeLogs {
             version: VERSION,
             pods: Vec::new(),
         };
-        let mut left_out = 0;
+        // The first pod that does not fit ends the text: which pods are left out must not
+        // depend on how much they printed (the noisiest would be, and the old side read
+        // cleaner than it was).
+        let total = pods.len();
         for pod in pods {
             let weight = serde_json::to_string(&pod).map_or(usize::MAX, |t| t.len() + 1);
-            if size.saturating_add(weight) <= KEPT_LIMIT {
-                size += weight;
-                kept.pods.push(pod);
-            } else {
-                left_out += 1;
+            if size.saturating_add(weight) > KEPT_LIMIT {
+                break;
             }
+            size += weight;
+            kept.pods.push(pod);
         }
+        let left_out = total - kept.pods.len();
         if left_out > 0 {
             tracing::warn!(
                 namespace,

@@ -247,3 +247,34 @@ async fn one_pod_that_does_not_fit_refuses_the_whole_text() {
     );
     assert_eq!(fresh.pods_tracked(), 0);
 }
+
+#[tokio::test]
+async fn which_pods_are_left_out_does_not_depend_on_what_they_printed() {
+    // The pod read second to last printed more than the text may hold: it, and every pod read
+    // before it, are left out, however little those printed.
+    let logs = logs();
+    {
+        let mut pods = logs.pods.lock().unwrap();
+        let mut noisy = pod(1, "x");
+        for i in 0..100 {
+            noisy.signatures.push((
+                ErrorKind::Warning,
+                format!("{i:04}{}", "w".repeat(MAX_SIGNATURE - 8)),
+                String::new(),
+            ));
+            for m in 0..120 {
+                noisy.minutes.entry(m).or_default().insert(3 + i, 1);
+            }
+        }
+        noisy.read_to = Some(at(300));
+        let mut latest = pod(1, "x");
+        latest.read_to = Some(at(400));
+        pods.insert(key("web-abc-latest"), latest);
+        pods.insert(key("web-abc-noisy"), noisy);
+        pods.insert(key("web-abc-quiet"), pod(1, "x"));
+    }
+    let text = logs.keep("shop", &rs(&["web-abc"])).unwrap();
+    let kept: Kept = serde_json::from_str(&text).unwrap();
+    let names: Vec<&str> = kept.pods.iter().map(|p| p.pod.as_str()).collect();
+    assert_eq!(names, ["web-abc-latest"]);
+}
