@@ -386,7 +386,7 @@ async fn injected_conflicts_and_failures_and_request_counts() {
     assert!(stats.counter("patch", "apps/deployments").bytes_received > 0);
     assert!(
         server
-            .inject_conflicts::<k8s_openapi::api::core::v1::ConfigMap>("default", "x", 1)
+            .inject_conflicts::<k8s_openapi::api::core::v1::Secret>("default", "x", 1)
             .is_err()
     );
 }
@@ -542,4 +542,45 @@ async fn server_side_apply_conflicts_between_managers() {
             .unwrap();
     let err = server.client().request_text(request).await.unwrap_err();
     assert_eq!(api_error(err), (400, "BadRequest".into()));
+}
+
+/// ConfigMaps, where the controller keeps the old pods' log counts: their data keys and size
+/// are checked as the real server checks them, and applied without force a field another
+/// manager owns is refused.
+#[tokio::test]
+async fn config_maps_are_checked_and_applied_with_field_ownership() {
+    use k8s_openapi::api::core::v1::ConfigMap;
+    let server = api_server().await;
+    let maps: Api<ConfigMap> = Api::default_namespaced(server.client());
+    let map = |name: &str, data: serde_json::Value| -> ConfigMap {
+        serde_json::from_value(json!({"metadata": {"name": name}, "data": data})).unwrap()
+    };
+    let pp = PostParams::default();
+    let bad_key = maps.create(&pp, &map("a", json!({"no/slash": "x"}))).await;
+    assert_eq!(api_error(bad_key.unwrap_err()).0, 422);
+    let too_big = "x".repeat(1024 * 1024 + 1);
+    let bad_size = maps.create(&pp, &map("b", json!({ "k": too_big }))).await;
+    assert_eq!(api_error(bad_size.unwrap_err()).0, 422);
+
+    maps.create(&pp, &map("c", json!({"k": "theirs"})))
+        .await
+        .unwrap();
+    let ours = PatchParams::apply("rollout-guard");
+    let taken = maps
+        .patch("c", &ours, &Patch::Apply(map("c", json!({"k": "ours"}))))
+        .await;
+    assert_eq!(api_error(taken.unwrap_err()).0, 409);
+    let beside = maps
+        .patch(
+            "c",
+            &ours,
+            &Patch::Apply(map("c", json!({"counts.json": "{}"}))),
+        )
+        .await
+        .unwrap();
+    let data = beside.data.unwrap();
+    assert_eq!(
+        (data["k"].as_str(), data["counts.json"].as_str()),
+        ("theirs", "{}")
+    );
 }

@@ -6,7 +6,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet};
-use k8s_openapi::api::core::v1::Pod;
+use k8s_openapi::api::core::v1::{ConfigMap, Pod};
 use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams};
 use kube::{Client, ResourceExt};
 use regex::Regex;
@@ -415,12 +415,30 @@ async fn deleting_a_deployment_collects_its_replicasets_and_pods() {
     let server = sim_server().await;
     let api = apis(server.client());
     api.create_and_roll_out(deployment("web", "php:1", 2)).await;
+    // A ConfigMap the Deployment owns (as the controller's kept log counts) goes with it.
+    let d = api.deployments.get("web").await.unwrap();
+    let maps: Api<ConfigMap> = Api::default_namespaced(server.client());
+    let owned: ConfigMap = serde_json::from_value(json!({
+        "metadata": {"name": "kept", "ownerReferences": [{
+            "apiVersion": "apps/v1", "kind": "Deployment", "name": "web",
+            "uid": d.metadata.uid.clone().unwrap(),
+        }]},
+        "data": {"k": "v"},
+    }))
+    .unwrap();
+    maps.create(&PostParams::default(), &owned).await.unwrap();
     api.deployments
         .delete("web", &DeleteParams::default())
         .await
         .unwrap();
-    eventually("the ReplicaSet and pods to be collected", || async {
-        (api.replicasets("web").await.is_empty() && api.pods("web").await.is_empty()).then_some(())
-    })
+    eventually(
+        "the ReplicaSet, pods and owned ConfigMap to be collected",
+        || async {
+            (api.replicasets("web").await.is_empty()
+                && api.pods("web").await.is_empty()
+                && maps.get_opt("kept").await.unwrap().is_none())
+            .then_some(())
+        },
+    )
     .await;
 }
