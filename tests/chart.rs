@@ -109,6 +109,13 @@ fn pod_logs_rules() -> Value {
     json!([
         {"apiGroups": [""], "resources": ["pods"], "verbs": ["get", "list"]},
         {"apiGroups": [""], "resources": ["pods/log"], "verbs": ["get"]},
+    ])
+}
+
+/// The rules of the pod-log-counts ClusterRole (or Roles): the ConfigMaps where the old pods'
+/// counts are kept over a restart, with `rbac.podLogs` unless `rbac.podLogCounts` is false.
+fn pod_log_counts_rules() -> Value {
+    json!([
         {"apiGroups": [""], "resources": ["configmaps"], "verbs": ["get", "create", "patch", "delete"]},
     ])
 }
@@ -139,6 +146,8 @@ fn rbac_rules_are_exactly_the_documented_ones() {
     assert_eq!(workload, workload_rules());
     let pod_logs = literal_block("pod-logs-rbac.yaml", "rules");
     assert_eq!(pod_logs, pod_logs_rules());
+    let pod_log_counts = literal_block("pod-log-counts-rbac.yaml", "rules");
+    assert_eq!(pod_log_counts, pod_log_counts_rules());
     let status_reader = literal_block("status-reader-rbac.yaml", "rules");
     assert_eq!(status_reader, status_reader_rules());
     let lease = literal_blocks(
@@ -148,7 +157,13 @@ fn rbac_rules_are_exactly_the_documented_ones() {
     );
     assert_eq!(lease.len(), 1);
     assert_eq!(lease[0].1, lease_rules("FULLNAME"));
-    for rules in [&workload, &pod_logs, &status_reader, &lease[0].1] {
+    for rules in [
+        &workload,
+        &pod_logs,
+        &pod_log_counts,
+        &status_reader,
+        &lease[0].1,
+    ] {
         let text = rules.to_string().to_lowercase();
         assert!(!text.contains('*'), "no wildcards: {rules}");
         assert!(!text.contains("secret"), "no access to Secrets: {rules}");
@@ -572,6 +587,46 @@ fn pods_and_their_logs_are_granted_only_for_logs_rules() {
             })
             .unwrap_or_else(|| panic!("no Role {pod_logs} in {namespace}"));
         assert_eq!(role["rules"], pod_logs_rules());
+    }
+}
+
+#[test]
+fn the_config_maps_of_the_old_pods_counts_are_granted_with_pod_logs_unless_refused() {
+    let counts = format!("{FULLNAME}-pod-log-counts");
+    let named = |docs: &[Value]| {
+        docs.iter()
+            .filter(|d| d["metadata"]["name"] == counts.as_str())
+            .count()
+    };
+    assert_eq!(
+        named(rendered("defaults")),
+        0,
+        "granted without rbac.podLogs"
+    );
+    assert_eq!(named(rendered("pod-logs-without-counts")), 0);
+    let docs = rendered("pod-logs");
+    assert_eq!(
+        find(docs, "ClusterRole", &counts)["rules"],
+        pod_log_counts_rules()
+    );
+    let binding = find(docs, "ClusterRoleBinding", &counts);
+    assert_eq!(
+        binding["roleRef"],
+        json!({"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": counts})
+    );
+    assert_eq!(
+        binding["subjects"],
+        json!([{"kind": "ServiceAccount", "name": FULLNAME, "namespace": NAMESPACE}])
+    );
+    // With watched namespaces: a Role and its binding in each, nothing cluster-wide.
+    let docs = rendered("namespaced-pod-logs");
+    for namespace in ["shop", "billing"] {
+        for kind in ["Role", "RoleBinding"] {
+            let found = of_kind(docs, kind).into_iter().any(|d| {
+                d["metadata"]["name"] == counts.as_str() && d["metadata"]["namespace"] == namespace
+            });
+            assert!(found, "no {kind} {counts} in {namespace}");
+        }
     }
 }
 

@@ -248,6 +248,10 @@ pub fn cases() -> Vec<(&'static str, Value)> {
             json!({"rules": {"defaults": false, "extra": {"shop.yml": EXTRA_RULES}}}),
         ),
         ("pod-logs", json!({"rbac": {"podLogs": true}})),
+        (
+            "pod-logs-without-counts",
+            json!({"rbac": {"podLogs": true, "podLogCounts": false}}),
+        ),
         ("status-reader", json!({"rbac": {"statusReader": true}})),
         (
             "namespaced-pod-logs",
