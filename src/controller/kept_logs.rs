@@ -63,7 +63,7 @@ enum Off {
     /// deleted.
     Foreign,
     /// The API server refused (403): RBAC without it (the chart grants it with
-    /// `rbac.podLogs`). Not asked again by this process.
+    /// `rbac.podLogs`, unless `rbac.podLogCounts` is false). Not asked again by this process.
     Forbidden,
 }
 
@@ -93,7 +93,8 @@ pub fn config_map_name(deployment: &str) -> String {
         (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
     });
     let tail = format!("-{hash:016x}");
-    let mut cut = whole[..MAX - tail.len()].to_string();
+    // Names are ASCII (DNS subdomains); cut by characters all the same.
+    let mut cut: String = whole.chars().take(MAX - tail.len()).collect();
     while cut.ends_with(['-', '.']) {
         cut.pop();
     }
@@ -205,11 +206,14 @@ pub(super) fn change<S: MetricSource>(
         return None;
     }
     let t = evaluated?;
-    let text = ctx.source.kept_logs(&t.namespace, &t.paired_old())?;
     let due = kept
         .written_at
         .is_none_or(|w| now.duration_since(w) >= MIN_GAP);
-    (due && kept.text.as_deref() != Some(text.as_str())).then_some(Change::Write(text))
+    // The text is made only when a write is due.
+    let text = due
+        .then(|| ctx.source.kept_logs(&t.namespace, &t.paired_old()))
+        .flatten()?;
+    (kept.text.as_deref() != Some(text.as_str())).then_some(Change::Write(text))
 }
 
 /// Carries out `change` on `d`'s ConfigMap; what was done is remembered in `kept`, a failure
