@@ -14,7 +14,7 @@ use k8s_openapi::api::core::v1::Pod;
 use kube::ResourceExt;
 use kube::api::{Api, ListParams, Patch, PatchParams, PostParams};
 use rollout_guard::adapters::podlogs::{KubeLogs, LogLimits};
-use rollout_guard::analysis::source::{LogQuery, LogSource};
+use rollout_guard::analysis::source::{KeptLogs, LogQuery, LogSource};
 use rollout_guard::sim::fakeapi::{FakeApiServer, FakeOptions, NEVER_READY_ANNOTATION};
 use serde_json::json;
 
@@ -161,7 +161,7 @@ async fn main() {
     }
     // What a restarted controller is given back of the old pods read (the ConfigMap's text).
     let kept = logs
-        .kept_logs(NS, std::slice::from_ref(&old_rs))
+        .keep(NS, std::slice::from_ref(&old_rs))
         .unwrap_or_default();
     println!(
         "\nKept for a restart (the ConfigMap `rollout-guard-logs-<deployment>`): {:.1} kB for the old pods read",

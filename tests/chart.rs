@@ -104,6 +104,21 @@ fn workload_rules() -> Value {
     ])
 }
 
+/// Asserts that `docs` hold the ClusterRole `name` with `rules`, bound by the ClusterRoleBinding
+/// of the same name to the controller's service account.
+fn cluster_role_bound(docs: &[Value], name: &str, rules: Value) {
+    assert_eq!(find(docs, "ClusterRole", name)["rules"], rules);
+    let binding = find(docs, "ClusterRoleBinding", name);
+    assert_eq!(
+        binding["roleRef"],
+        json!({"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": name})
+    );
+    assert_eq!(
+        binding["subjects"],
+        json!([{"kind": "ServiceAccount", "name": FULLNAME, "namespace": NAMESPACE}])
+    );
+}
+
 /// The rules of the pod-logs ClusterRole (or Roles), granted with `rbac.podLogs` only.
 fn pod_logs_rules() -> Value {
     json!([
@@ -498,23 +513,12 @@ fn default_resources_and_their_rbac() {
             assert_eq!(*namespace, NAMESPACE, "{}", doc["kind"]);
         }
     }
-    assert_eq!(
-        find(docs, "ClusterRole", FULLNAME)["rules"],
-        workload_rules()
-    );
+    cluster_role_bound(docs, FULLNAME, workload_rules());
     assert_eq!(
         find(docs, "Role", &lease_role)["rules"],
         lease_rules(FULLNAME)
     );
     let subject = json!([{"kind": "ServiceAccount", "name": FULLNAME, "namespace": NAMESPACE}]);
-    assert_eq!(
-        find(docs, "ClusterRoleBinding", FULLNAME)["subjects"],
-        subject
-    );
-    assert_eq!(
-        find(docs, "ClusterRoleBinding", FULLNAME)["roleRef"],
-        json!({"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": FULLNAME})
-    );
     assert_eq!(find(docs, "RoleBinding", &lease_role)["subjects"], subject);
     assert_eq!(
         find(docs, "PodDisruptionBudget", FULLNAME)["spec"]["minAvailable"],
@@ -561,20 +565,7 @@ fn pods_and_their_logs_are_granted_only_for_logs_rules() {
             .any(|d| d["metadata"]["name"] == pod_logs.as_str()),
         "granted without rbac.podLogs"
     );
-    let docs = rendered("pod-logs");
-    assert_eq!(
-        find(docs, "ClusterRole", &pod_logs)["rules"],
-        pod_logs_rules()
-    );
-    let binding = find(docs, "ClusterRoleBinding", &pod_logs);
-    assert_eq!(
-        binding["roleRef"],
-        json!({"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": pod_logs})
-    );
-    assert_eq!(
-        binding["subjects"],
-        json!([{"kind": "ServiceAccount", "name": FULLNAME, "namespace": NAMESPACE}])
-    );
+    cluster_role_bound(rendered("pod-logs"), &pod_logs, pod_logs_rules());
     // With watched namespaces: a Role in each, nothing cluster-wide.
     let docs = rendered("namespaced-pod-logs");
     assert!(of_kind(docs, "ClusterRole").is_empty());
@@ -604,20 +595,7 @@ fn the_config_maps_of_the_old_pods_counts_are_granted_with_pod_logs_unless_refus
         "granted without rbac.podLogs"
     );
     assert_eq!(named(rendered("pod-logs-without-counts")), 0);
-    let docs = rendered("pod-logs");
-    assert_eq!(
-        find(docs, "ClusterRole", &counts)["rules"],
-        pod_log_counts_rules()
-    );
-    let binding = find(docs, "ClusterRoleBinding", &counts);
-    assert_eq!(
-        binding["roleRef"],
-        json!({"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": counts})
-    );
-    assert_eq!(
-        binding["subjects"],
-        json!([{"kind": "ServiceAccount", "name": FULLNAME, "namespace": NAMESPACE}])
-    );
+    cluster_role_bound(rendered("pod-logs"), &counts, pod_log_counts_rules());
     // With watched namespaces: a Role and its binding in each, nothing cluster-wide.
     let docs = rendered("namespaced-pod-logs");
     for namespace in ["shop", "billing"] {

@@ -17,7 +17,8 @@ use rollout_guard::policy::annotations;
 use rollout_guard::records::{self, Kind, Record};
 use serde_json::json;
 use support::cluster::{
-    Cluster, ann, guarded, memory, metric, rollbacks, rolled_out, stage, version, write_config,
+    Cluster, ann, guarded, guarded_baking, memory, metric, rollbacks, rolled_out, stage, version,
+    write_config,
 };
 
 /// How long a test waits for the controller to reach a state before failing with what it
@@ -133,9 +134,7 @@ async fn a_bad_release_that_rolled_out_while_no_controller_ran_is_baked_and_roll
     let c = Cluster::start("unseen", Duration::from_millis(1500)).await;
     // A bake of 30 simulated minutes, 30 s of wall time: the daemon starts inside it however
     // slow the machine.
-    let mut opted = guarded("guard");
-    opted.retain(|(k, _)| *k != annotations::BAKE_TIME);
-    opted.push((annotations::BAKE_TIME, "30m".into()));
+    let opted = guarded_baking("guard", "30m");
     c.deploy("shop", 4, &ann(&opted)).await;
     // v1 serves for more than 10 simulated minutes: the generation a release is held against
     // must have begun well before it (not a rollout it interrupted).
@@ -196,9 +195,7 @@ async fn a_bad_release_that_rolled_out_while_no_controller_ran_is_baked_and_roll
 /// cpu-per-request verdict, which came after the old pods were gone.
 async fn fast_cpu_regression_paused(served: u64, bake: &str) -> Verdict {
     let c = Cluster::start(&format!("fast-cpu-{served}"), Duration::from_millis(100)).await;
-    let mut opted = guarded("guard");
-    opted.retain(|(k, _)| *k != annotations::BAKE_TIME);
-    opted.push((annotations::BAKE_TIME, bake.into()));
+    let opted = guarded_baking("guard", bake);
     c.deploy("shop", 4, &ann(&opted)).await;
     let all_at_once = json!({"spec": {"strategy": {"rollingUpdate": {"maxSurge": "100%"}}}});
     c.deployments()

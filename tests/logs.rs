@@ -16,7 +16,9 @@ use rollout_guard::controller::kept_logs;
 use rollout_guard::policy::annotations;
 use rollout_guard::sim::simulate::live::FAULT_ANNOTATION;
 use serde_json::Value;
-use support::cluster::{Cluster, ann, guarded, rollbacks, rolled_out, stage, version};
+use support::cluster::{
+    Cluster, ann, guarded, guarded_baking, rollbacks, rolled_out, stage, version,
+};
 
 /// How long a test waits for the controller to reach a state before failing with what it
 /// saw. A guard against hanging, not a measurement: on an idle machine these states come in
@@ -252,10 +254,8 @@ async fn a_restarted_controller_compares_with_the_old_pods_counts_the_last_one_k
     // A bake of 45 simulated minutes (45 s here), time for a restart inside it however
     // loaded the machine, and the bundled logs rules with an hour's window, which reaches
     // the old pods' minutes to its end.
-    let mut settings = guarded("guard");
-    settings.retain(|(k, _)| *k != annotations::BAKE_TIME);
-    settings.push((annotations::BAKE_TIME, "45m".into()));
-    c.deploy("shop", 4, &ann(&settings)).await;
+    c.deploy("shop", 4, &ann(&guarded_baking("guard", "45m")))
+        .await;
     let bundled = std::fs::read_to_string(logs_config(&c).rules[0].clone()).unwrap();
     let hour = c.dir.path().join("php-logs-hour.yaml");
     std::fs::write(&hour, bundled.replace("window: 10m", "window: 60m")).unwrap();

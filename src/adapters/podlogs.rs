@@ -26,7 +26,9 @@ use tokio::sync::Semaphore;
 use crate::adapters::kubernetes::HASH_LABEL;
 use crate::analysis::phplog::{ErrorKind, LogParser, ParserLimits, PhpError, kubelet_time};
 use crate::analysis::rules::MAX_WINDOW;
-use crate::analysis::source::{LogCounts, LogQuery, LogSource, SignatureCount, SourceError};
+use crate::analysis::source::{
+    KeptLogs, LogCounts, LogQuery, LogSource, SignatureCount, SourceError,
+};
 
 mod container;
 mod kept;
@@ -499,18 +501,8 @@ impl LogSource for KubeLogs {
         counts.merge(self.departed(q));
         Ok(counts)
     }
-    fn kept_logs(&self, namespace: &str, replicasets: &[String]) -> Option<String> {
-        self.keep(namespace, replicasets)
-    }
-
-    fn take_back_logs(
-        &self,
-        namespace: &str,
-        replicasets: &[String],
-        kept: &str,
-        now: Timestamp,
-    ) -> Result<usize, String> {
-        self.take_back(namespace, replicasets, kept, now)
+    fn kept_logs(&self) -> Option<&dyn KeptLogs> {
+        Some(self)
     }
 }
 

@@ -531,6 +531,11 @@ pub struct RuleSet {
 pub const DEFAULT_RULES: &str = include_str!("../../rules/default.yaml");
 
 impl RuleSet {
+    /// Whether any rule reads pod logs (`logs` rules).
+    pub fn reads_pod_logs(&self) -> bool {
+        self.rules.iter().any(|r| matches!(r.check, Check::Logs(_)))
+    }
+
     /// The bundled default rules.
     pub fn defaults() -> RuleSet {
         RuleSet::from_sources(&[(

@@ -157,27 +157,11 @@ pub trait MetricSource: Sync {
             ))
         }
     }
-    /// What was counted of the pods of `replicasets` (in `namespace`), as text to keep outside
-    /// the process (the controller stores it beside the Deployment), so a restarted controller
-    /// still holds the old version's counts once its pods have left. `None` when nothing is
-    /// kept of any: no log source, or no pod of them read.
-    fn kept_logs(&self, namespace: &str, replicasets: &[String]) -> Option<String> {
-        let _ = (namespace, replicasets);
-        None
-    }
 
-    /// Takes back what [`MetricSource::kept_logs`] gave, for the pods of `replicasets` in
-    /// `namespace` only, as of `now` (pods this process already knows are left as they are);
-    /// how many pods were taken, or why none was.
-    fn take_back_logs(
-        &self,
-        namespace: &str,
-        replicasets: &[String],
-        kept: &str,
-        now: Timestamp,
-    ) -> Result<usize, String> {
-        let _ = (namespace, replicasets, kept, now);
-        Ok(0)
+    /// What is kept of the pod-log source's old pods over a restart (see [`KeptLogs`]);
+    /// `None` for sources without pod logs.
+    fn kept_logs(&self) -> Option<&dyn KeptLogs> {
+        None
     }
 }
 
@@ -275,28 +259,31 @@ pub trait LogSource: Sync {
     /// signature.
     fn logs(&self, query: &LogQuery)
     -> impl Future<Output = Result<LogCounts, SourceError>> + Send;
-    /// What was counted of the pods of `replicasets` (in `namespace`), as text to keep outside
-    /// the process (the controller stores it beside the Deployment), so a restarted controller
-    /// still holds the old version's counts once its pods have left. `None` when nothing is
-    /// kept of any: no log source, or no pod of them read.
-    fn kept_logs(&self, namespace: &str, replicasets: &[String]) -> Option<String> {
-        let _ = (namespace, replicasets);
+
+    /// What is kept of its old pods over a restart (see [`KeptLogs`]); `None` when nothing is.
+    fn kept_logs(&self) -> Option<&dyn KeptLogs> {
         None
     }
+}
 
-    /// Takes back what [`LogSource::kept_logs`] gave, for the pods of `replicasets` in
-    /// `namespace` only, as of `now` (pods this process already knows are left as they are);
-    /// how many pods were taken, or why none was.
-    fn take_back_logs(
+/// What a pod-log source counted of a Deployment's old pods, as text kept outside the process
+/// (the controller stores it beside the Deployment), so a restarted controller still holds the
+/// old version's counts once its pods have left.
+pub trait KeptLogs: Sync {
+    /// What was counted of the pods of `replicasets` (in `namespace`); `None` when no pod of
+    /// them was read.
+    fn keep(&self, namespace: &str, replicasets: &[String]) -> Option<String>;
+
+    /// Takes back what [`KeptLogs::keep`] gave, for the pods of `replicasets` in `namespace`
+    /// only, as of `now` (pods this process already knows are left as they are); how many pods
+    /// were taken, or why none was.
+    fn take_back(
         &self,
         namespace: &str,
         replicasets: &[String],
         kept: &str,
         now: Timestamp,
-    ) -> Result<usize, String> {
-        let _ = (namespace, replicasets, kept, now);
-        Ok(0)
-    }
+    ) -> Result<usize, String>;
 }
 
 /// A metric source with a log source beside it, for rule sets with `logs` rules.
@@ -332,18 +319,9 @@ impl<M: MetricSource, L: LogSource> MetricSource for WithLogs<M, L> {
     ) -> impl Future<Output = Result<LogCounts, SourceError>> + Send {
         self.logs.logs(query)
     }
-    fn kept_logs(&self, namespace: &str, replicasets: &[String]) -> Option<String> {
-        self.logs.kept_logs(namespace, replicasets)
-    }
 
-    fn take_back_logs(
-        &self,
-        namespace: &str,
-        replicasets: &[String],
-        kept: &str,
-        now: Timestamp,
-    ) -> Result<usize, String> {
-        self.logs.take_back_logs(namespace, replicasets, kept, now)
+    fn kept_logs(&self) -> Option<&dyn KeptLogs> {
+        self.logs.kept_logs()
     }
 }
 

@@ -28,7 +28,6 @@ use kube::{Resource, ResourceExt};
 
 use super::Context;
 use crate::analysis::evaluate::Target;
-use crate::analysis::rules::Check;
 use crate::analysis::source::MetricSource;
 use crate::controller::actions::FIELD_MANAGER;
 use crate::policy::rollout::RolloutView;
@@ -101,15 +100,6 @@ pub fn config_map_name(deployment: &str) -> String {
     cut + &tail
 }
 
-/// Whether any loaded rule reads pod logs.
-fn has_logs_rules<S>(ctx: &Context<S>) -> bool {
-    ctx.rules
-        .borrow()
-        .rules
-        .iter()
-        .any(|r| matches!(r.check, Check::Logs(_)))
-}
-
 impl LogsKept {
     /// Whether the ConfigMap is known to exist and the analysis is over, outside a dry run
     /// (which deletes nothing either): a Deployment at rest is reconciled once more for its
@@ -121,7 +111,7 @@ impl LogsKept {
 
 /// Gives the log source what the ConfigMap kept, the first time this process reconciles `d`
 /// while it is `analysing`; the pods of `view`'s old ReplicaSets only. Met first at rest, or
-/// without logs rules, there is nothing to take back.
+/// without logs rules or a pod-log source, there is nothing to take back.
 pub(super) async fn take_back<S: MetricSource>(
     ctx: &Context<S>,
     d: &Deployment,
@@ -133,10 +123,14 @@ pub(super) async fn take_back<S: MetricSource>(
     if kept.looked {
         return;
     }
-    if !analysing || !has_logs_rules(ctx) {
+    let keeper = ctx
+        .source
+        .kept_logs()
+        .filter(|_| analysing && ctx.rules.borrow().reads_pod_logs());
+    let Some(logs) = keeper else {
         kept.looked = true;
         return;
-    }
+    };
     let Some(ns) = d.metadata.namespace.as_deref() else {
         return;
     };
@@ -164,7 +158,7 @@ pub(super) async fn take_back<S: MetricSource>(
     };
     kept.text = Some(text.clone());
     let old: Vec<String> = view.old.iter().map(|g| g.name.clone()).collect();
-    match ctx.source.take_back_logs(ns, &old, text, now) {
+    match logs.take_back(ns, &old, text, now) {
         Ok(pods) => {
             tracing::info!(deployment = %d.name_any(), pods, "took back the old pods' log counts kept before a restart");
         }
@@ -211,7 +205,7 @@ pub(super) fn change<S: MetricSource>(
         .is_none_or(|w| now.duration_since(w) >= MIN_GAP);
     // The text is made only when a write is due.
     let text = due
-        .then(|| ctx.source.kept_logs(&t.namespace, &t.paired_old()))
+        .then(|| ctx.source.kept_logs()?.keep(&t.namespace, &t.paired_old()))
         .flatten()?;
     (kept.text.as_deref() != Some(text.as_str())).then_some(Change::Write(text))
 }

@@ -476,3 +476,11 @@ pub fn guarded(mode: &str) -> Vec<(&'static str, String)> {
         (annotations::BAKE_TIME, "3m".into()),
     ]
 }
+
+/// [`guarded`] with a bake of `bake` (a duration as the annotation takes it) instead of 3m.
+pub fn guarded_baking(mode: &str, bake: &str) -> Vec<(&'static str, String)> {
+    let mut settings = guarded(mode);
+    settings.retain(|(k, _)| *k != annotations::BAKE_TIME);
+    settings.push((annotations::BAKE_TIME, bake.into()));
+    settings
+}

@@ -26,6 +26,7 @@ use serde::{Deserialize, Serialize};
 
 use super::{KubeLogs, PodKey, PodState, horizon, minute};
 use crate::analysis::phplog::ErrorKind;
+use crate::analysis::source::KeptLogs;
 
 /// The most the kept text may weigh (a ConfigMap holds at most 1 MiB).
 pub const KEPT_LIMIT: usize = 256 * 1024;
@@ -175,11 +176,11 @@ impl KeptPod {
     }
 }
 
-impl KubeLogs {
+impl KeptLogs for KubeLogs {
     /// The pods of `replicasets` in `namespace` read so far, gone and serving, as text (see the
     /// module): within [`KEPT_LIMIT`], the gone ones first (nothing can read them again), the
     /// most recently read first among them; `None` when none was read.
-    pub(super) fn keep(&self, namespace: &str, replicasets: &[String]) -> Option<String> {
+    fn keep(&self, namespace: &str, replicasets: &[String]) -> Option<String> {
         let prefixes = prefixes(replicasets);
         let mut pods: Vec<KeptPod> = {
             let states = self.pods.lock().unwrap_or_else(|p| p.into_inner());
@@ -232,9 +233,9 @@ impl KubeLogs {
     }
 
     /// Takes back the pods of `replicasets` in `namespace` that `text` kept (see
-    /// [`KubeLogs::keep`]), as of `now`, all of them or, when any does not fit, none; pods
+    /// [`KeptLogs::keep`]), as of `now`, all of them or, when any does not fit, none; pods
     /// already known here stay as they are. How many were taken, or why none was.
-    pub(super) fn take_back(
+    fn take_back(
         &self,
         namespace: &str,
         replicasets: &[String],

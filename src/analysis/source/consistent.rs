@@ -173,18 +173,8 @@ impl<S: MetricSource + Send> MetricSource for Consistent<S> {
     async fn logs(&self, query: &LogQuery) -> Result<LogCounts, SourceError> {
         self.inner.logs(query).await
     }
-    fn kept_logs(&self, namespace: &str, replicasets: &[String]) -> Option<String> {
-        self.inner.kept_logs(namespace, replicasets)
-    }
-
-    fn take_back_logs(
-        &self,
-        namespace: &str,
-        replicasets: &[String],
-        kept: &str,
-        now: Timestamp,
-    ) -> Result<usize, String> {
-        self.inner.take_back_logs(namespace, replicasets, kept, now)
+    fn kept_logs(&self) -> Option<&dyn super::KeptLogs> {
+        self.inner.kept_logs()
     }
 }
 
